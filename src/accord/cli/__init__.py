@@ -1,0 +1,1 @@
+"""The ``accord`` command line: one module per command, registered in ``main``."""

@@ -1,0 +1,80 @@
+"""Shared CLI helpers: console, error handling, JSON output, common options."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from accord.errors import AccordError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+DEFAULT_HUB = Path("accord-hub.duckdb")
+
+HubOption = Annotated[
+    Path,
+    typer.Option(
+        "--hub",
+        help="Hub store file (DuckDB). Defaults to $ACCORD_HUB or ./accord-hub.duckdb.",
+        envvar="ACCORD_HUB",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("ACCORD_DEBUG", "") not in ("", "0")
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def fail(err: AccordError) -> None:
+    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False)
+    if err.hint:
+        err_console.print(f"[yellow]what to do:[/] {err.hint}", highlight=False)
+    raise typer.Exit(code=err.exit_code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn AccordError into a clear message and an exit code (traceback only with --debug)."""
+    try:
+        yield
+    except AccordError as err:
+        if debug_enabled():
+            raise
+        fail(err)
+
+
+def make_progress(transient: bool = False) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=transient,
+        disable=not err_console.is_terminal and os.environ.get("ACCORD_PROGRESS") != "1",
+    )
