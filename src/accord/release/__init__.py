@@ -1,0 +1,1 @@
+"""Releases: disclosure-controlled tables, differentially private statistics and synthetic data."""
