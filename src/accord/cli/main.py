@@ -47,6 +47,9 @@ def _register() -> None:
     app.add_typer(keys_cmd.app, name="keys")
     app.command("ingest")(ingest_cmd.ingest)
     app.add_typer(hub_cmd.app, name="hub")
+    from accord.cli import synthesize_cmd
+
+    app.command("synthesize")(synthesize_cmd.synthesize)
 
 
 _register()

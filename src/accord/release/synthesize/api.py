@@ -85,7 +85,8 @@ def write_outputs(result: Synthesis, out_csv: Path, reports: Mapping[str, Any],
                   sep: str = ",") -> dict[str, str]:
     """Write the synthetic CSV and, beside it, the reports (JSON, Markdown table, SVG chart)."""
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(result.table(), out_csv, pacsv.WriteOptions(delimiter=sep))
+    pacsv.write_csv(result.table(), out_csv,
+                    pacsv.WriteOptions(delimiter=sep, quoting_style="needed"))
     stem = out_csv.with_suffix("")
     paths = {
         "synthetic": str(out_csv),
