@@ -41,9 +41,11 @@ def _root(
 
 def _register() -> None:
     # Commands are registered here, one module each; keep this list sorted by pipeline stage.
-    from accord.cli import standard_cmd
+    from accord.cli import simulate_cmd, standard_cmd
 
     app.add_typer(standard_cmd.app, name="standard")
+    app.command("simulate", help="Simulate partner exports with mapping files and ground truth.")(
+        simulate_cmd.simulate)
 
 
 _register()
