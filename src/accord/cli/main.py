@@ -41,12 +41,14 @@ def _root(
 
 def _register() -> None:
     # Commands are registered here, one module each; keep this list sorted by pipeline stage.
-    from accord.cli import hub_cmd, ingest_cmd, keys_cmd, standard_cmd
+    from accord.cli import hub_cmd, ingest_cmd, keys_cmd, report_cmd, standard_cmd, stats_cmd
 
     app.add_typer(standard_cmd.app, name="standard")
     app.add_typer(keys_cmd.app, name="keys")
     app.command("ingest")(ingest_cmd.ingest)
     app.add_typer(hub_cmd.app, name="hub")
+    app.command("stats")(stats_cmd.stats)
+    app.command("report")(report_cmd.report)
 
 
 _register()
