@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +44,8 @@ LINKED = "linked"
 
 # One linear identity of the table: the cells in ``parts`` add up to the cell ``total``.
 Equation = tuple[tuple[int, ...], int]
+# Chooses complementary cells given the values and the cells hidden so far.
+Complements = Callable[[np.ndarray, np.ndarray], list[int]]
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,20 @@ class TableSuppression:
                 f"(threshold {self.rules.threshold}, primary and complementary).")
 
 
-def _line_cost(values: np.ndarray, is_total: np.ndarray, cell: int) -> tuple[int, int, int]:
-    # Inner cells before totals, then the smallest value, then a stable order.
-    return (int(is_total[cell]), int(values[cell]), cell)
+def _line_cost(values: np.ndarray, is_total: np.ndarray, mask: np.ndarray,
+               lines_of: dict[int, list[tuple[int, ...]]], cell: int) -> tuple[int, int, int, int]:
+    # Inner cells before totals; then cells whose other equations already hold a suppressed cell
+    # (hiding them closes a cycle instead of starting a new chain); then the smallest value.
+    closes = any(sum(1 for x in line if mask[x]) >= 1 for line in lines_of[cell])
+    return (int(is_total[cell]), 0 if closes else 1, int(values[cell]), cell)
+
+
+def _index_lines(lines: Sequence[tuple[int, ...]]) -> dict[int, list[tuple[int, ...]]]:
+    out: dict[int, list[tuple[int, ...]]] = {}
+    for line in lines:
+        for c in line:
+            out.setdefault(c, []).append(line)
+    return out
 
 
 def _candidates(values: np.ndarray, mask: np.ndarray, cells: Sequence[int]) -> list[int]:
@@ -134,7 +147,8 @@ def _candidates(values: np.ndarray, mask: np.ndarray, cells: Sequence[int]) -> l
 
 
 def _complete_lines(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarray,
-                    reasons: list[str], is_total: np.ndarray) -> None:
+                    reasons: list[str], is_total: np.ndarray,
+                    lines_of: dict[int, list[tuple[int, ...]]]) -> None:
     changed = True
     while changed:
         changed = False
@@ -144,7 +158,9 @@ def _complete_lines(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: 
             cands = _candidates(values, mask, line)
             if not cands:  # only zeros left: the lone suppressed cell is then 0, impossible
                 continue
-            pick = min(cands, key=lambda c: _line_cost(values, is_total, c))
+            # the current line's own suppressed cell must not count as "closing"
+            others = {c: [x for x in lines_of[c] if x != line] for c in cands}
+            pick = min(cands, key=lambda c: _line_cost(values, is_total, mask, others, c))
             mask[pick] = True
             reasons[pick] = SECONDARY
             changed = True
@@ -199,7 +215,8 @@ def _too_narrow(reason: str, interval: tuple[float, float], rules: SuppressionRu
 
 
 def _widen(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarray,
-           reasons: list[str], is_total: np.ndarray, cell: int) -> bool:
+           reasons: list[str], is_total: np.ndarray, lines_of: dict[int, list[tuple[int, ...]]],
+           cell: int) -> bool:
     """Suppress one more cell near ``cell``; False when nothing is left to suppress."""
     near = [c for line in lines if cell in line for c in line]
     cands = _candidates(values, mask, near)
@@ -210,7 +227,7 @@ def _widen(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarra
         cands = _candidates(values, mask, range(len(values)))
     if not cands:
         return False
-    pick = min(cands, key=lambda c: _line_cost(values, is_total, c))
+    pick = min(cands, key=lambda c: _line_cost(values, is_total, mask, lines_of, c))
     mask[pick] = True
     reasons[pick] = SECONDARY
     return True
@@ -219,11 +236,14 @@ def _widen(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarra
 def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equation],
                    rules: SuppressionRules | None = None,
                    forced: Sequence[bool] | np.ndarray | None = None,
-                   is_total: Sequence[bool] | np.ndarray | None = None) -> CellSuppression:
+                   is_total: Sequence[bool] | np.ndarray | None = None,
+                   complements: Complements | None = None) -> CellSuppression:
     """Suppress cells tied by ``equations`` so that no small cell can be recovered.
 
     ``forced`` marks cells that must be hidden because a linked table hides them (reason
     "linked"); ``is_total`` marks margins, which are chosen as complements only as a last resort.
+    ``complements`` may pick complementary cells first with knowledge of the table's shape
+    (hypercubes for N-D tables); line completion and the audit then do the rest.
     """
     rules = rules or SuppressionRules()
     vals = np.asarray(values, dtype=np.int64)
@@ -240,9 +260,15 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             reasons[i] = LINKED
     mask = np.array([r != "" for r in reasons], dtype=bool)
     lines = [(*parts, total) for parts, total in equations]
+    lines_of = _index_lines(lines)
+    if complements is not None:
+        for c in complements(vals, mask.copy()):
+            if not mask[c] and vals[c] > 0:
+                mask[c] = True
+                reasons[c] = SECONDARY
     intervals: dict[int, tuple[float, float]] = {}
     while True:
-        _complete_lines(vals, lines, mask, reasons, totals)
+        _complete_lines(vals, lines, mask, reasons, totals, lines_of)
         intervals = feasible_intervals(vals, equations, mask)
         weak = [c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules)]
         if not weak:
@@ -254,11 +280,52 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             # fixes its neighbours too, and this keeps complementary suppression small.
             if c in touched:
                 continue
-            grew = _widen(vals, lines, mask, reasons, totals, c) or grew
+            grew = _widen(vals, lines, mask, reasons, totals, lines_of, c) or grew
             touched.update(x for line in lines if c in line for x in line)
         if not grew:
             break
     return CellSuppression(vals, mask, tuple(reasons), intervals)
+
+
+def hypercube_complements(shape: Sequence[int]) -> Complements:
+    """Complements for an N-D table with margins: for each hidden cell, the cheapest hypercube.
+
+    The corners of a box through a hidden cell (one other position per axis, inner or total)
+    can all move together without changing any published sum, so hiding them protects the
+    cell. This is the idea of tau-Argus's hypercube method; corners must be non-zero (zeros are
+    never hidden), and totals are used only when no box of inner cells exists.
+    """
+    ext = tuple(n + 1 for n in shape)
+
+    def corners(cell: tuple[int, ...], alt: tuple[int, ...]) -> list[tuple[int, ...]]:
+        return [tuple(int(i) for i in c) for c in itertools.product(*zip(cell, alt, strict=True))]
+
+    def is_margin(c: tuple[int, ...]) -> bool:
+        return any(i == n for i, n in zip(c, shape, strict=True))
+
+    def choose(values: np.ndarray, mask: np.ndarray) -> list[int]:
+        grid = values.reshape(ext)
+        hidden = mask.reshape(ext).copy()
+        penalty = int(values.max()) + 1
+        picked: list[int] = []
+        for flat in np.flatnonzero(mask):
+            cell = tuple(int(i) for i in np.unravel_index(int(flat), ext))
+            best: tuple[int, list[tuple[int, ...]]] | None = None
+            alts = [[a for a in range(e) if a != cell[k]] for k, e in enumerate(ext)]
+            for alt in itertools.product(*alts):
+                box = corners(cell, alt)
+                if any(grid[c] == 0 for c in box):
+                    continue
+                new = [c for c in box if not hidden[c]]
+                cost = sum(int(grid[c]) + (penalty if is_margin(c) else 0) for c in new)
+                if best is None or cost < best[0]:
+                    best = (cost, new)
+            for c in best[1] if best else []:
+                hidden[c] = True
+                picked.append(int(np.ravel_multi_index(c, ext)))
+        return picked
+
+    return choose
 
 
 def table_equations(shape: Sequence[int]) -> list[Equation]:
@@ -302,6 +369,7 @@ def suppress_table(inner: np.ndarray | Sequence[object], rules: SuppressionRules
         ext.ravel(), table_equations(arr.shape), rules,
         forced=None if forced is None else np.asarray(forced, bool).ravel(),
         is_total=is_total.ravel(),
+        complements=hypercube_complements(arr.shape),
     )
     reasons = np.array(result.reasons, dtype=object).reshape(ext.shape)
     intervals = {tuple(int(i) for i in np.unravel_index(c, ext.shape)): iv
