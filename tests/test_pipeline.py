@@ -7,6 +7,7 @@ contributions. None may be there.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -70,10 +71,8 @@ def _identifiers(root: Path) -> dict[str, set[str]]:
             if field == "date_of_birth":
                 for v in values:
                     found[bucket].add(v)
-                    try:
+                    with contextlib.suppress(ValueError):
                         found[bucket].add(datetime.strptime(v, fm.date_format or "%Y-%m-%d").date().isoformat())
-                    except ValueError:
-                        pass
             elif field == "phone":
                 found[bucket].update(values)
                 found[bucket].update(p for p in normalise_phones(pa.array(values)).to_pylist() if len(p) >= 7)
