@@ -52,11 +52,25 @@ class _Column:
     year_only: np.ndarray | None = None
 
 
+def _bulk_dates(uniques: pa.Array, date_format: str | None) -> list[object]:
+    """Dates that parse with the declared format, in C++; None where Python must look closer."""
+    fmt = date_format or "%Y-%m-%d"
+    text = pc.utf8_trim_whitespace(uniques)
+    parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+    # Arrow rolls impossible dates over (31/02 becomes 03/03); keep only those that format back
+    # to exactly what was written, and let the strict Python parser judge the rest.
+    exact = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), text), False)
+    return pc.cast(pc.if_else(exact, parsed, pa.scalar(None, parsed.type)), pa.date32()).to_pylist()
+
+
 def _apply_unique(raw: pa.ChunkedArray, parse: Parser, missing: frozenset[str],
-                  out_type: pa.DataType) -> _Column:
+                  out_type: pa.DataType, date_format: str | None = None) -> _Column:
     encoded = pc.dictionary_encode(raw).combine_chunks()
     uniques = encoded.dictionary.to_pylist()
-    parsed = [MISSING if u.strip() in missing else parse(u) for u in uniques]
+    fast: list[object] = (_bulk_dates(encoded.dictionary, date_format) if pa.types.is_date32(out_type)
+                          else [None] * len(uniques))
+    parsed = [MISSING if u.strip() in missing else (Parsed(f) if f is not None else parse(u))
+              for u, f in zip(uniques, fast, strict=True)]
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     values = pc.take(pa.array([p.value for p in parsed], type=out_type), encoded.indices)
     kinds = np.array([p.kind for p in parsed] + [None], dtype=object)[:-1]
@@ -111,7 +125,7 @@ def _apply_field(raw: RawTable, field: Field, fm: FieldMapping, mapping: Mapping
         return _Column(pa.array([parsed.value] * n, type=out_type),
                        np.full(n, parsed.kind, dtype=object), np.full(n, parsed.detail, dtype=object))
     assert fm.column is not None
-    return _apply_unique(raw.table[fm.column], parse, missing, out_type)
+    return _apply_unique(raw.table[fm.column], parse, missing, out_type, fm.date_format)
 
 
 def _age_from_dates(dob: pa.Array, reg: pa.Array) -> np.ndarray:
