@@ -1,1 +1,1 @@
-"""Releases: disclosure-controlled tables, differentially private statistics and synthetic data."""
+"""Disclosure-controlled releases: tables (suppression), later microdata and synthetic data."""
