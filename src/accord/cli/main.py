@@ -58,15 +58,12 @@ def _register() -> None:
     app.add_typer(keys_cmd.app, name="keys")
     app.command("ingest")(ingest_cmd.ingest)
     app.add_typer(hub_cmd.app, name="hub")
-<<<<<<< HEAD
-    from accord.cli import synthesize_cmd
-
-    app.command("synthesize")(synthesize_cmd.synthesize)
-=======
     app.command("stats")(stats_cmd.stats)
     app.command("report")(report_cmd.report)
     app.command("demo")(demo_cmd.demo)
->>>>>>> main
+    from accord.cli import synthesize_cmd
+
+    app.command("synthesize")(synthesize_cmd.synthesize)
 
 
 _register()
