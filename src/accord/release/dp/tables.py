@@ -27,6 +27,7 @@ from accord.release.dp.mechanism import Mechanism, NoiseSpec, add_noise, calibra
 
 MISSING = "(missing)"
 TOTAL = "Total"
+DENSE_CELLS = 800
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def _fit(table: NoisyTable) -> tuple[np.ndarray, np.ndarray | None]:
     a_all = sparse.vstack(blocks).tocsr()
     y = np.concatenate(targets)
     cov = None
-    if n <= 3000:  # dense algebra is cheap up to a few thousand cells
+    if n <= DENSE_CELLS:  # dense algebra is cheap for small tables
         dense = a_all.toarray()
         x, _ = nnls(dense, y, maxiter=50 * n)
         cov = np.linalg.inv(dense.T @ dense)
