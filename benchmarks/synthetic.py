@@ -62,7 +62,7 @@ def simulated_people(n: int, seed: int = 7) -> dict[str, np.ndarray]:
     majority = std.derived_field("majority_status")
 
     def codes(field: str, idx: np.ndarray) -> np.ndarray:
-        values = np.asarray(std.field(field).code_values + ("",), dtype=object)
+        values = np.asarray((*std.field(field).code_values, ""), dtype=object)
         return values[np.where(idx < 0, -1, idx)]
 
     def mask_lists(field: str, mask: np.ndarray) -> list[list[str]]:
