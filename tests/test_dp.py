@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 from scipy import stats
+from typer.testing import CliRunner
 
+from accord.cli.main import app
+from accord.errors import ReleaseRefused
 from accord.release.dp.mechanism import (
     calibrate,
     epsilon_from_rho,
@@ -24,6 +33,9 @@ from accord.release.dp.tables import (
     postprocess,
     round_preserving_total,
 )
+from accord.standard import load_standard
+from accord.standard.arrow import record_schema
+from accord.store import open_store
 
 LEVELS = {
     "sex": ["female", "male", MISSING],
@@ -170,3 +182,119 @@ def test_rounding_keeps_the_total() -> None:
     x = np.array([0.4, 0.4, 0.4, 2.6, 0.0])
     r = round_preserving_total(x)
     assert r.sum() == round(x.sum()) and (np.abs(r - x) < 1).all() and (r >= 0).all()
+
+
+# ---------------------------------------------------------------- the hub: ledger and releases
+
+def _hub(path: Path, n: int = 400, seed: int = 0) -> Path:
+    """A hub with ``n`` records of ``n - 20`` people (20 people registered twice)."""
+    std = load_standard()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        person = i if i < n - 20 else i - (n - 20)  # the last 20 repeat the first 20 people
+        age = int(rng.integers(0, 80))
+        date = dt.date(2020 + int(rng.integers(0, 4)), 1 + int(rng.integers(0, 12)), 1)
+
+        def band(name: str, age: int = age) -> str | None:
+            return std.derived_field(name).band_of(age)
+
+        rows.append({
+            "batch_id": "b0", "partner": "ngo_a", "record_key": f"r{i}",
+            "person_pseudonym": f"p{person}",
+            "case_type": str(rng.choice(["trafficking_victim", "gbv_survivor"])),
+            "registration_date": date, "country_of_registration": "TH",
+            "area_of_registration": None, "sex": str(rng.choice(["female", "male"])), "age": age,
+            "dob_quality": "exact", "citizenship": [str(rng.choice(["VN", "KH"]))],
+            "migration_status": "irregular", "unaccompanied_separated": None, "disability": "no",
+            "country_of_exploitation": "TH",
+            "type_of_exploitation": [str(rng.choice(["forced_labour", "sexual_exploitation"]))],
+            "forced_labour_industry": None, "type_of_sexual_exploitation": [],
+            "means_of_control": [], "recruiter_relationship": None, "gbv_incident_type": [],
+            "rh_needs": [], "rh_services_received": [], "age_group": band("age_group"),
+            "age_band_ctdc": band("age_band_ctdc"), "majority_status": band("majority_status"),
+            "registration_year": date.year,
+        })
+    store = open_store(path)
+    store.write_table("records", pa.Table.from_pylist(rows, schema=record_schema(std)),
+                      mode="replace")
+    store.ensure_meta()
+    store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  ["b0", "ngo_a", std.version, n, n, 0, 0, 0, "sha0", "k",
+                   "2026-01-01T00:00:00", "2026-01-02T00:00:00"])
+    store.close()
+    return path
+
+
+def test_release_tables_cli_spends_and_records(tmp_path: Path) -> None:
+    hub = _hub(tmp_path / "hub.duckdb")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["release", "tables", "--epsilon", "1", "--hub", str(hub),
+                                   "--tables", "sex_by_age_band,case_type_by_sex", "--hxl",
+                                   "--out", str(out), "--actor", "tester", "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    assert payload["parameters"]["unit"] == "partner-scoped pseudonyms"
+    rows = payload["tables"]["sex_by_age_band"]
+    grand = next(r for r in rows if r["sex"] == TOTAL and r["age_band_ctdc"] == TOTAL)
+    assert abs(grand["count"] - 380) <= 3 * grand["moe95"]  # 380 people, not 400 records
+    assert (out / "sex_by_age_band.csv").exists() and (out / "case_type_by_sex.hxl.csv").exists()
+    hxl_lines = (out / "sex_by_age_band.hxl.csv").read_text().splitlines()
+    assert hxl_lines[1].startswith("#gender")
+    budget = CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"])
+    ledger = json.loads(budget.output)
+    assert ledger["budget"]["spent_rho"] == pytest.approx(payload["parameters"]["rho"])
+    assert ledger["spends"][0]["actor"] == "tester"
+    assert ledger["spends"][0]["release_id"] == payload["release_id"]
+    with open_store(hub) as store:
+        rel = store.query("SELECT kind, parameters FROM releases").to_pylist()
+    assert rel[0]["kind"] == "dp_tables" and '"epsilon": 1' in rel[0]["parameters"]
+
+
+def test_budget_cannot_be_overspent_or_lowered(tmp_path: Path) -> None:
+    hub = _hub(tmp_path / "hub.duckdb")
+    # Under zCDP two releases at epsilon 1 cost less than one at epsilon 2; set the total in rho.
+    total = epsilon_from_rho(1.5 * rho_from_epsilon_delta(1.0, 1e-9), 1e-9)
+    r = CliRunner().invoke(app, ["budget", "set", "--epsilon", str(total), "--delta", "1e-9",
+                                 "--hub", str(hub)])
+    assert r.exit_code == 0, r.output
+    first = CliRunner().invoke(app, ["release", "tables", "--epsilon", "1", "--hub", str(hub),
+                                     "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    second = CliRunner().invoke(app, ["release", "tables", "--epsilon", "1", "--hub", str(hub),
+                                      "--out", str(tmp_path / "b")])
+    assert second.exit_code == ReleaseRefused.exit_code and "budget" in second.output
+    assert not (tmp_path / "b").exists()
+    lower = CliRunner().invoke(app, ["budget", "set", "--epsilon", "0.5", "--delta", "1e-9",
+                                     "--hub", str(hub)])
+    assert lower.exit_code != 0
+    with open_store(hub) as store:
+        kinds = store.query("SELECT kind FROM releases").column(0).to_pylist()
+    assert kinds == ["dp_tables"]  # the refused release left no record
+
+
+@pytest.mark.slow
+def test_concurrent_releases_never_overspend(tmp_path: Path) -> None:
+    # Four processes race for a budget that pays for exactly two releases.
+    hub = _hub(tmp_path / "hub.duckdb", n=120)
+    one = rho_from_epsilon_delta(0.5, 1e-9)
+    two = epsilon_from_rho(2.5 * one, 1e-9)
+    assert CliRunner().invoke(app, ["budget", "set", "--epsilon", str(two), "--delta", "1e-9",
+                                    "--hub", str(hub)]).exit_code == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    cmd = [sys.executable, "-m", "accord.cli.main", "release", "tables", "--epsilon", "0.5",
+           "--tables", "case_type_by_sex", "--hub", str(hub), "--wait", "120"]
+    procs = [subprocess.Popen([*cmd, "--out", str(tmp_path / f"o{i}")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(4)]
+    codes = [p.wait(timeout=300) for p in procs]
+    for p in procs:
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(codes) == [0, 0, 3, 3]
+    with open_store(hub) as store:
+        budget = store.query("SELECT total_rho, spent_rho FROM dp_budget").to_pylist()[0]
+        n_spends = store.scalar("SELECT count(*) FROM dp_spends")
+        n_releases = store.scalar("SELECT count(*) FROM releases WHERE kind = 'dp_tables'")
+    assert n_spends == n_releases == 2
+    assert budget["spent_rho"] <= budget["total_rho"]

@@ -61,9 +61,11 @@ def _register() -> None:
     app.command("stats")(stats_cmd.stats)
     app.command("report")(report_cmd.report)
     app.command("demo")(demo_cmd.demo)
-    from accord.cli import synthesize_cmd
+    from accord.cli import budget_cmd, release_dp_cmd, synthesize_cmd
 
     app.command("synthesize")(synthesize_cmd.synthesize)
+    app.add_typer(release_dp_cmd.app, name="release")
+    app.add_typer(budget_cmd.app, name="budget")
 
 
 _register()

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from accord.errors import ReleaseRefused
 from accord.release.dp.mechanism import epsilon_from_rho, rho_from_epsilon_delta
@@ -85,8 +84,7 @@ def write_outputs(result: Synthesis, out_csv: Path, reports: Mapping[str, Any],
                   sep: str = ",") -> dict[str, str]:
     """Write the synthetic CSV and, beside it, the reports (JSON, Markdown table, SVG chart)."""
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(result.table(), out_csv,
-                    pacsv.WriteOptions(delimiter=sep, quoting_style="needed"))
+    data_mod.write_csv(result.table(), out_csv, sep)
     stem = out_csv.with_suffix("")
     paths = {
         "synthetic": str(out_csv),

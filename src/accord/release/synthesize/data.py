@@ -10,6 +10,7 @@ bound into the last, and the synthetic column holds the interval label such as `
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 from collections.abc import Mapping
@@ -111,3 +112,12 @@ def decode(columns: tuple[str, ...], levels: tuple[tuple[str, ...], ...],
            codes: np.ndarray) -> pa.Table:
     return pa.table({name: pa.array(np.asarray(levels[j], dtype=object)[codes[:, j]], pa.string())
                      for j, name in enumerate(columns)})
+
+
+def write_csv(table: pa.Table, path: Path, sep: str = ",") -> None:
+    """Plain CSV: quotes only where a value needs them (pyarrow quotes every string)."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, delimiter=sep, lineterminator="\n")
+        writer.writerow(table.column_names)
+        columns = [table.column(c).to_pylist() for c in table.column_names]
+        writer.writerows(zip(*columns, strict=True))
