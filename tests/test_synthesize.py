@@ -130,3 +130,26 @@ def test_simplex_projection(values: list[float], total: float) -> None:
     shift = v[x > 0] - x[x > 0]
     assert np.ptp(shift) < 1e-7
     assert (v[x == 0] <= shift[0] + 1e-7).all()
+
+
+def test_release_synthetic_from_the_hub(tmp_path: Path) -> None:
+    from tests.test_dp import _hub
+
+    hub = _hub(tmp_path / "hub.duckdb", n=600)
+    out = tmp_path / "syn"
+    res = CliRunner().invoke(app, ["release", "synthetic", "--epsilon", "2", "--rows", "300",
+                                   "--out", str(out), "--hub", str(hub), "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    measured = [sorted(m) for m in payload["privacy"]["measured_marginals"]]
+    assert sorted(["sex", "age_group", "case_type"]) in measured
+    assert sorted(["sex", "age_group", "type_of_exploitation"]) in measured
+    synth = data.read_csv(out / "synthetic.csv")
+    assert synth.num_rows == 300
+    assert set(synth.column("sex").to_pylist()) <= {"female", "male", "transgender_female",
+                                                     "transgender_male", "non_conforming",
+                                                     "unknown", "(missing)"}
+    assert (out / "synthetic.utility.svg").exists() and (out / "release.json").exists()
+    ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
+    assert ledger["spends"][0]["kind"] == "dp_synthetic"
+    assert 0 < ledger["budget"]["spent_rho"] <= rho_from_epsilon_delta(2.0, 1e-9) + 1e-12
