@@ -182,6 +182,23 @@ def measure(tables: Sequence[ExactTable], mechanism: Mechanism, budget: float,
     return NoisyRelease(mechanism, tuple(out), rho, eps if mechanism == "laplace" else None)
 
 
+def project_to_simplex(v: np.ndarray, total: float) -> np.ndarray:
+    """Euclidean projection of ``v`` onto {x >= 0, sum(x) = total}.
+
+    Hand-written (Held, Wolfe & Crowder 1974; Duchi et al. 2008): a sort and a cumulative sum;
+    numpy and scipy have no routine for it.
+    """
+    flat = np.asarray(v, dtype=float).ravel()
+    if total <= 0 or flat.size == 0:
+        return np.zeros_like(flat).reshape(np.shape(v))
+    u = np.sort(flat)[::-1]
+    css = np.cumsum(u) - total
+    ind = np.arange(1, flat.size + 1)
+    k = int(np.nonzero(u - css / ind > 0)[0][-1]) + 1
+    theta = css[k - 1] / k
+    return np.clip(flat - theta, 0.0, None).reshape(np.shape(v))
+
+
 def _group_matrix(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
     """For each finest cell, the index of the group cell it adds into."""
     n = int(np.prod(shape))
@@ -194,7 +211,8 @@ def _group_matrix(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
 def _fit(table: NoisyTable) -> tuple[np.ndarray, np.ndarray | None]:
     """Non-negative weighted least squares for the finest cells, and the unconstrained covariance."""
     from scipy import sparse
-    from scipy.optimize import lsq_linear, nnls
+    from scipy.optimize import nnls
+    from scipy.sparse.linalg import lsqr
 
     shape = tuple(len(x) for x in table.levels)
     n = int(np.prod(shape))
@@ -209,12 +227,16 @@ def _fit(table: NoisyTable) -> tuple[np.ndarray, np.ndarray | None]:
     a_all = sparse.vstack(blocks).tocsr()
     y = np.concatenate(targets)
     cov = None
-    if n <= DENSE_CELLS:  # dense algebra is cheap for small tables
+    if n <= DENSE_CELLS:  # dense algebra is cheap for small tables: exact NNLS and covariance
         dense = a_all.toarray()
         x, _ = nnls(dense, y, maxiter=50 * n)
         cov = np.linalg.inv(dense.T @ dense)
-    else:  # above, an iterative bounded solver; margins of error fall back to the raw noise
-        x = lsq_linear(a_all, y, bounds=(0.0, np.inf), lsmr_tol="auto", tol=1e-10).x
+    else:
+        # Large tables (all countries x sex): unconstrained weighted least squares, then the
+        # Euclidean projection onto the non-negative tables with the fitted total. Margins of
+        # error then fall back to the raw noise (conservative for the least-squares estimate).
+        x_ls = lsqr(a_all, y, atol=1e-10, btol=1e-10)[0]
+        x = project_to_simplex(x_ls, max(float(x_ls.sum()), 0.0))
     x = np.clip(x, 0.0, None)
     return x.reshape(shape), cov
 
@@ -251,17 +273,21 @@ def _publish(table: NoisyTable, mechanism: Mechanism) -> PublishedTable:
         drop = tuple(i for i in range(k) if i not in keep)
         summed = cells.sum(axis=drop) if drop else cells
         member = _group_matrix(shape, keep)
-        for flat_i, value in enumerate(np.atleast_1d(summed).ravel()):
+        values = np.atleast_1d(summed).ravel()
+        if cov is not None:
+            indicator = np.zeros((len(values), member.size))
+            indicator[member, np.arange(member.size)] = 1.0
+            var = ((indicator @ cov) * indicator).sum(axis=1)
+            moes = np.ceil(1.959963984540054 * np.sqrt(np.clip(var, 0.0, None)))
+        else:
+            cells_in = np.prod([shape[i] for i in drop]) if drop else 1
+            moes = np.full(len(values), raw_moe * float(np.sqrt(cells_in)))
+        for flat_i, value in enumerate(values):
             sub = np.unravel_index(flat_i, tuple(shape[i] for i in keep)) if keep else ()
             labels = [TOTAL] * k
             for pos, axis in enumerate(keep):
                 labels[axis] = table.levels[axis][int(sub[pos])]
-            if cov is not None:
-                s = (member == flat_i).astype(float)
-                moe = float(np.ceil(1.959963984540054 * np.sqrt(max(s @ cov @ s, 0.0))))
-            else:
-                moe = raw_moe * float(np.sqrt(np.prod([shape[i] for i in drop]) if drop else 1))
-            rows.append((*labels, int(value), moe))
+            rows.append((*labels, int(value), float(moes[flat_i])))
     order = sorted(range(len(rows)), key=lambda i: tuple(str(v) == TOTAL for v in rows[i][:k]))
     columns = (*table.spec.dims, "count", "moe95")
     return PublishedTable(table.spec, columns, tuple(rows[i] for i in order))

@@ -24,26 +24,12 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from accord.release.dp.tables import project_to_simplex
 from accord.release.synthesize.mst import Measured, Measurement
 
+__all__ = ["Model", "fit", "project_to_simplex", "sample"]
+
 RAKE_ITERATIONS = 20
-
-
-def project_to_simplex(v: np.ndarray, total: float) -> np.ndarray:
-    """Euclidean projection of ``v`` onto {x >= 0, sum(x) = total}.
-
-    Hand-written (Held, Wolfe & Crowder 1974; Duchi et al. 2008): a sort and a cumulative sum;
-    numpy and scipy have no routine for it.
-    """
-    flat = np.asarray(v, dtype=float).ravel()
-    if total <= 0 or flat.size == 0:
-        return np.zeros_like(flat).reshape(np.shape(v))
-    u = np.sort(flat)[::-1]
-    css = np.cumsum(u) - total
-    ind = np.arange(1, flat.size + 1)
-    k = int(np.nonzero(u - css / ind > 0)[0][-1]) + 1
-    theta = css[k - 1] / k
-    return np.clip(flat - theta, 0.0, None).reshape(np.shape(v))
 
 
 @dataclass(frozen=True)
