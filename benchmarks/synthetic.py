@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from accord.release.dp.mechanism import rho_from_epsilon_delta
 from accord.release.dp.standard_tables import levels_for, standard_tables
-from accord.release.dp.tables import count_table, measure, postprocess
+from accord.release.dp.tables import Cache, count_table, measure, postprocess
 from accord.release.synthesize import api, data
 from accord.release.synthesize.mst import Encoded
 from accord.release.synthesize.report import utility
@@ -163,7 +163,8 @@ def bench_tables(n: int, eps: float) -> dict[str, float]:
                        for k, v in cols.items()})
     tables = standard_tables()
     t0 = time.perf_counter()
-    exact = [count_table(people, t.spec, {c: levels_for(std, c) for c in t.spec.dims})
+    cache: Cache = {}
+    exact = [count_table(people, t.spec, {c: levels_for(std, c) for c in t.spec.dims}, 2, cache)
              for t in tables]
     t1 = time.perf_counter()
     noisy = measure(exact, "gaussian", rho_from_epsilon_delta(eps, DELTA))

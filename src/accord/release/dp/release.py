@@ -19,7 +19,7 @@ from accord.errors import ReleaseRefused
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
 from accord.release.dp.standard_tables import levels_for, load_people, select_tables
-from accord.release.dp.tables import PublishedTable, count_table, measure, postprocess
+from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
 from accord.release.synthesize.data import write_csv
 from accord.standard import Standard, load_standard
 from accord.store import Store
@@ -56,8 +56,9 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
     spend_delta = None if mechanism == "laplace" else delta
     with store.transaction():
         people, unit = load_people(store, columns)
+        cache: Cache = {}
         exact = [count_table(people, t.spec, {c: levels_for(standard, c, years) for c in t.spec.dims},
-                             MAX_VALUES) for t in chosen]
+                             MAX_VALUES, cache) for t in chosen]
         noisy = measure(exact, mechanism, budget, test_seed=test_seed)
         del exact, people  # from here on only the noisy measurements exist
         published = postprocess(noisy)

@@ -99,45 +99,55 @@ def _encode(values: pa.ChunkedArray | pa.Array, levels: Sequence[str]) -> np.nda
     return np.asarray(pc.fill_null(index, missing).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+Cache = dict[tuple[str, tuple[str, ...], int], tuple[np.ndarray, np.ndarray | None]]
+
+
+def _column_codes(data: pa.Table, column: str, levels: tuple[str, ...], max_values: int,
+                  cache: Cache) -> tuple[np.ndarray, np.ndarray | None]:
+    """Level codes of a column; for a list column also the row each code belongs to."""
+    key = (column, levels, max_values)
+    if key in cache:
+        return cache[key]
+    ftype = data.schema.field(column).type
+    if not (pa.types.is_list(ftype) or pa.types.is_large_list(ftype)):
+        cache[key] = (_encode(data.column(column), levels), None)
+        return cache[key]
+    col = data.column(column).combine_chunks()
+    parents = np.asarray(pc.list_parent_indices(col).to_numpy(), dtype=np.int64)
+    enc = _encode(pc.list_flatten(col), levels)
+    miss = levels.index(MISSING) if MISSING in levels else -1
+    keep = enc != miss
+    # A person x level presence matrix de-duplicates and orders by code-list position; keep
+    # the first max_values levels of each person.
+    present = np.zeros((data.num_rows, len(levels)), dtype=bool)
+    present[parents[keep], enc[keep]] = True
+    present &= np.cumsum(present, axis=1, dtype=np.int16) <= max_values
+    rows, enc = np.nonzero(present)
+    empty = np.flatnonzero(~present.any(axis=1))
+    cache[key] = (np.concatenate([enc, np.full(len(empty), miss, dtype=np.int64)]),
+                  np.concatenate([rows, empty]))
+    return cache[key]
+
+
 def count_table(data: pa.Table, spec: TableSpec, levels: Mapping[str, Sequence[str]],
-                max_values: int = 2) -> ExactTable:
+                max_values: int = 2, cache: Cache | None = None) -> ExactTable:
     """Count one row per person (the caller bounds persons) into ``spec``'s cells.
 
     A list-valued column (several exploitation types) may appear in one dimension; each person
     then counts in at most ``max_values`` of its levels, first in code-list order, so one person
     moves at most ``max_values`` cells. An empty or missing list counts as the missing level.
+    Pass the same ``cache`` when counting several tables of the same data.
     """
+    cache = {} if cache is None else cache
     lv = tuple(tuple(levels[d]) for d in spec.dims)
-    multi = [i for i, d in enumerate(spec.dims) if pa.types.is_list(data.schema.field(d).type)
-             or pa.types.is_large_list(data.schema.field(d).type)]
+    coded = [_column_codes(data, d, lv[i], max_values, cache) for i, d in enumerate(spec.dims)]
+    multi = [i for i, (_, rows) in enumerate(coded) if rows is not None]
     if len(multi) > 1:
         raise ReleaseRefused(f"table {spec.name} crosses two multi-valued columns",
                              hint="keep at most one list-valued column per table")
-    row_index = np.arange(data.num_rows)
-    codes: list[np.ndarray] = []
-    if multi:
-        m = multi[0]
-        col = data.column(spec.dims[m]).combine_chunks()
-        flat = pc.list_flatten(col)
-        parents = np.asarray(pc.list_parent_indices(col).to_numpy(), dtype=np.int64)
-        enc = _encode(flat, lv[m])
-        miss = lv[m].index(MISSING) if MISSING in lv[m] else -1
-        keep = enc != miss
-        parents, enc = parents[keep], enc[keep]
-        # A person x level presence matrix de-duplicates and orders by code-list position; keep
-        # the first max_values levels of each person.
-        present = np.zeros((data.num_rows, len(lv[m])), dtype=bool)
-        present[parents, enc] = True
-        present &= np.cumsum(present, axis=1) <= max_values
-        parents, enc = np.nonzero(present)
-        empty = np.flatnonzero(~present.any(axis=1))
-        row_index = np.concatenate([parents, empty])
-        multi_codes = np.concatenate([enc, np.full(len(empty), miss, dtype=np.int64)])
-    for i, d in enumerate(spec.dims):
-        if multi and i == multi[0]:
-            codes.append(multi_codes)
-        else:
-            codes.append(_encode(data.column(d), lv[i])[row_index])
+    row_index = coded[multi[0]][1] if multi else None
+    codes = [c if (rows is not None or row_index is None) else c[row_index]
+             for c, rows in coded]
     shape = tuple(len(x) for x in lv)
     flat_index = np.ravel_multi_index(tuple(codes), shape) if codes else np.zeros(0, np.int64)
     counts = np.bincount(flat_index, minlength=int(np.prod(shape))).reshape(shape)
