@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.errors import ReleaseRefused
+from accord.release.dp.ledger import dp_summary
 from accord.release.dp.mechanism import (
     calibrate,
     epsilon_from_rho,
@@ -249,6 +250,11 @@ def test_release_tables_cli_spends_and_records(tmp_path: Path) -> None:
     with open_store(hub) as store:
         rel = store.query("SELECT kind, parameters FROM releases").to_pylist()
     assert rel[0]["kind"] == "dp_tables" and '"epsilon": 1' in rel[0]["parameters"]
+    with open_store(hub) as store:
+        summary = dp_summary(store)
+    assert summary["latest_tables"]["release_id"] == payload["release_id"]
+    assert summary["latest_tables"]["results"]["sex_by_age_band"]["rows"] == [
+        [r[c] for c in ("sex", "age_band_ctdc", "count", "moe95")] for r in rows]
 
 
 def test_budget_cannot_be_overspent_or_lowered(tmp_path: Path) -> None:

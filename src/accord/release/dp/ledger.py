@@ -136,3 +136,17 @@ def spends(store: Store) -> list[dict[str, Any]]:
     return store.query("SELECT spend_id, data_version, release_id, kind, actor, purpose, "
                        "mechanism, epsilon, delta, rho, spent_at FROM dp_spends "
                        "ORDER BY spent_at, spend_id").to_pylist()
+
+
+def dp_summary(store: Store) -> dict[str, Any]:
+    """For the report: the current budget, every spend, and the latest DP tables release."""
+    ensure_ledger(store)
+    latest = None
+    if store.table_exists("releases"):
+        rows = store.query("SELECT release_id, created_at, actor, parameters, results FROM releases "
+                           "WHERE kind = 'dp_tables' ORDER BY created_at DESC LIMIT 1").to_pylist()
+        if rows:
+            latest = {**rows[0], "parameters": json.loads(rows[0]["parameters"]),
+                      "results": json.loads(rows[0]["results"])}
+    return {"budget": current_budget(store).to_dict(), "spends": spends(store),
+            "latest_tables": latest}

@@ -73,7 +73,10 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
                    "excludes the +-1 of rounding and the non-negativity projection)",
             "tables": [t.spec.name for t in chosen],
         }
-        results = {p.spec.name: {"cells": len(p.rows), "total": _grand_total(p)} for p in published}
+        # The published cells are public: keeping them in the record lets the report show the
+        # tables with their margins of error without recomputing (and re-spending) anything.
+        results = {p.spec.name: {"total": _grand_total(p), "columns": list(p.columns),
+                                 "rows": [list(r) for r in p.rows]} for p in published}
         release_id = store.record_release("dp_tables", params, results, actor)
         after = ledger.spend(store, noisy.rho, kind="dp_tables", actor=actor, purpose=purpose,
                              mechanism=mechanism, epsilon=epsilon,
