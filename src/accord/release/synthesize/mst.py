@@ -31,6 +31,7 @@ from accord.release.dp.mechanism import NoiseSpec, add_noise, calibrate
 dp.enable_features("contrib")
 
 MAX_CLIQUE_CELLS = 2_000_000
+MAX_LEVELS = 10_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,11 @@ def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
     d = len(data.columns)
     if d == 0 or data.codes.shape[0] == 0:
         raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
+    wide = [c for c, n in zip(data.columns, data.sizes, strict=True) if n > MAX_LEVELS]
+    if wide:
+        raise ReleaseRefused(f"column(s) with more than {MAX_LEVELS} distinct values: "
+                             f"{', '.join(wide)}",
+                             hint="drop identifier-like columns, or bin numeric ones with --bin")
     name_to_idx = {c: i for i, c in enumerate(data.columns)}
     req = [tuple(sorted(name_to_idx[c] for c in clique)) for clique in required]
     seeds = iter(range(10**6)) if test_seed is None else iter(range(test_seed * 1000, 10**9))
