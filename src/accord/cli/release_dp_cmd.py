@@ -68,7 +68,7 @@ def tables(
         for col in pub.columns:
             view.add_column(col, justify="right" if col in ("count", "moe95") else "left")
         for row in pub.rows[:40]:
-            view.add_row(*(f"±{v:g}" if i == len(row) - 1 else str(v) for i, v in enumerate(row)))
+            view.add_row(*(f"±{v}" if i == len(row) - 1 else str(v) for i, v in enumerate(row)))
         console.print(view)
         if len(pub.rows) > 40:
             console.print(f"  ... {len(pub.rows) - 40} more rows in {out / (pub.spec.name + '.csv')}")

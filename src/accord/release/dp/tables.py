@@ -291,13 +291,13 @@ def _publish(table: NoisyTable, mechanism: Mechanism) -> PublishedTable:
             moes = np.ceil(1.959963984540054 * np.sqrt(np.clip(var, 0.0, None)))
         else:
             cells_in = np.prod([shape[i] for i in drop]) if drop else 1
-            moes = np.full(len(values), raw_moe * float(np.sqrt(cells_in)))
+            moes = np.full(len(values), np.ceil(raw_moe * float(np.sqrt(cells_in))))
         for flat_i, value in enumerate(values):
             sub = np.unravel_index(flat_i, tuple(shape[i] for i in keep)) if keep else ()
             labels = [TOTAL] * k
             for pos, axis in enumerate(keep):
                 labels[axis] = table.levels[axis][int(sub[pos])]
-            rows.append((*labels, int(value), float(moes[flat_i])))
+            rows.append((*labels, int(value), int(moes[flat_i])))
     order = sorted(range(len(rows)), key=lambda i: tuple(str(v) == TOTAL for v in rows[i][:k]))
     columns = (*table.spec.dims, "count", "moe95")
     return PublishedTable(table.spec, columns, tuple(rows[i] for i in order))
