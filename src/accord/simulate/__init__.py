@@ -192,6 +192,12 @@ def _write_partner(p: int, view: RecordView, rng: np.random.Generator, config: S
             write_csv(cols, export, tick=tick)
         mapping = kobo_mapping(view, "kobo_json" if fmt == "json" else fmt,
                                SHEET if fmt == "xlsx" else None)
+        if fmt == "json":
+            # Kobo leaves unanswered questions out of the JSON; a question nobody answered in a
+            # small export has no key at all, and a mapping may only name columns that exist.
+            answered = {k for k, v in cols.items() if v.null_count < len(v)}
+            mapping["fields"] = {f: spec for f, spec in mapping["fields"].items()
+                                 if spec.get("column", "_uuid") in answered}
     else:
         case_style = CASE_B if style == "case_b" else CASE_D
         cols = case_columns(view, rng, case_style)

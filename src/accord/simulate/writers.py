@@ -14,9 +14,9 @@ import json
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 BATCH = 100_000
@@ -97,19 +97,33 @@ def _as_date(value: str | None) -> dt.date | str | None:
         return value
 
 
-def write_kobo_json(cols: dict[str, pa.Array], path: Path, tick: Tick | None = None) -> None:
-    """A JSON list of submission objects, keys as Kobo's API gives them (group paths)."""
+def write_kobo_json(cols: dict[str, pa.Array], path: Path,
+                    numeric: tuple[str, ...] = ("_id", "_index"),
+                    tick: Tick | None = None) -> None:
+    """A JSON list of submission objects as Kobo's API gives them: group paths as keys, text
+    answers, unanswered questions left out, ``_id`` a number and list-valued metadata.
+
+    The JSON text of each object is assembled column-wise with pyarrow (json.dumps per row runs
+    at a tenth of the speed); values are escaped for ``"`` and ``\\``, and the simulator
+    produces no control characters. The first column must never be empty."""
     names = list(cols)
     n = len(next(iter(cols.values()))) if cols else 0
+    tail = ', "_attachments": [], "_geolocation": [null, null], "_tags": [], "_notes": []}'
     with path.open("w", encoding="utf-8") as out:
         out.write("[")
-        first = True
         for start in range(0, n, BATCH):
-            columns = [cols[name].slice(start, BATCH).to_pylist() for name in names]
-            for row in zip(*columns, strict=True):
-                obj: dict[str, Any] = dict(zip(names, row, strict=True))
-                out.write(("\n" if first else ",\n") + json.dumps(obj, ensure_ascii=False))
-                first = False
+            parts: list[pa.Array | pa.Scalar] = [pa.scalar("{")]
+            for i, name in enumerate(names):
+                col = cols[name].slice(start, BATCH)
+                text = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"),
+                                            '"', '\\"')
+                quote = "" if name in numeric else '"'
+                key = ("" if i == 0 else ", ") + json.dumps(name) + ": " + quote
+                parts.append(pc.fill_null(pc.binary_join_element_wise(
+                    pa.scalar(key), text, pa.scalar(quote), ""), ""))
+            parts.append(pa.scalar(tail))
+            objects = pc.binary_join_element_wise(*parts, "").to_pylist()
+            out.write(("\n" if start == 0 else ",\n") + ",\n".join(objects))
             if tick:
-                tick(len(columns[0]) if columns else 0)
+                tick(len(objects))
         out.write("\n]\n")
