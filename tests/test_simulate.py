@@ -149,6 +149,17 @@ def test_bad_rows_injected_and_visible(four: sim.SimulationResult) -> None:
     old = [r for r, t in zip(rows, truth, strict=True) if t["defect"] == "age_out_of_range"]
     assert all(int(r["AgeAtReg"]) > STD.field("age").max for r in old)  # type: ignore[operator]
     assert four.bad_rows == sum(sum(p.bad_rows.values()) for p in four.partners)
+    for p in four.partners:  # a bad date stays unparseable in every format, XLSX included
+        mapping = yaml.safe_load(p.mapping.read_text(encoding="utf-8"))
+        spec = mapping["fields"]["registration_date"]
+        _, rows = read_export(p.export, mapping)
+        bad = [r[spec["column"]] for r, t in zip(rows, _partner_truth(four, p.partner),
+                                                   strict=True) if t["defect"] == "bad_date"]
+        assert bad
+        for value in bad:
+            assert isinstance(value, str)
+            with pytest.raises(ValueError):
+                datetime.strptime(value, spec["date_format"])
 
 
 def test_partner_b_is_cp1252_semicolon_with_export_mess(four: sim.SimulationResult) -> None:
@@ -251,3 +262,28 @@ def test_config_is_checked() -> None:
         SimulationConfig(people=0).check()
     with pytest.raises(SimulationError):
         SimulationConfig(people=10, format_a="ods").check()
+
+
+def _has_command(name: str) -> bool:
+    commands = {c.name for c in app.registered_commands}
+    groups = {g.name for g in app.registered_groups}
+    return name in commands | groups
+
+
+@pytest.mark.skipif(not (_has_command("ingest") and _has_command("keys")),
+                    reason="accord ingest / keys are not registered in this build")
+def test_every_export_ingests_and_only_bad_rows_are_quarantined(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "sim"
+    result = simulate(SimulationConfig(people=800, partners=3, seed=21, out=out))
+    key = tmp_path / "partner.key"
+    res = runner.invoke(app, ["keys", "init", "--key-file", str(key)])
+    assert res.exit_code == 0, res.output
+    for p in result.partners:
+        res = runner.invoke(app, ["ingest", str(p.export), "--mapping", str(p.mapping),
+                                  "--partner", p.partner, "--out", str(tmp_path / p.partner),
+                                  "--key-file", str(key), "--json"])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.output)
+        assert summary["rows_in"] == p.rows
+        assert summary["quarantined"] == sum(p.bad_rows.values()), (p.partner, summary)

@@ -32,7 +32,8 @@ from accord.simulate.columns import RecordView
 from accord.simulate.kobo import kobo_columns, kobo_mapping
 from accord.simulate.population import make_population
 from accord.simulate.records import DEFECTS, ERROR_KINDS, make_records
-from accord.simulate.writers import write_csv, write_kobo_json, write_xlsx
+from accord.simulate.writers import write_csv, write_kobo_json
+from accord.simulate.xlsx import write_xlsx
 from accord.standard import Standard, load_standard
 
 Progress = Callable[[str, int, int], None]

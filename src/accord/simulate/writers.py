@@ -1,14 +1,12 @@
-"""Writing exports the way partners' tools write them (CSV in several dialects, XLSX, Kobo JSON).
+"""Writing exports the way partners' tools write them: CSV in several dialects, Kobo JSON.
 
 CSV goes through pyarrow's writer in batches (fast, bounded memory); encodings other than UTF-8 are
-produced by re-encoding each batch. XLSX uses openpyxl's write-only mode, which is slow, so large
-exports are written as CSV instead (the caller decides and says so).
+produced by re-encoding each batch. XLSX is in ``xlsx.py``.
 """
 
 from __future__ import annotations
 
 import codecs
-import datetime as dt
 import io
 import json
 import unicodedata
@@ -57,44 +55,6 @@ def write_csv(cols: dict[str, pa.Array], path: Path, delimiter: str = ",",
                 tick(chunk.num_rows)
         # Spreadsheet round trips leave rows of empty cells at the end of many real exports.
         out.write((delimiter * (len(cols) - 1) + "\n").encode("ascii") * blank_rows)
-
-
-def write_xlsx(cols: dict[str, pa.Array], path: Path, sheet: str,
-               date_columns: tuple[str, ...] = (), int_columns: tuple[str, ...] = (),
-               tick: Tick | None = None) -> None:
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(sheet)
-    names = list(cols)
-    ws.append(names)
-    n = len(next(iter(cols.values()))) if cols else 0
-    for start in range(0, n, BATCH):
-        values = []
-        for name in names:
-            col = cols[name].slice(start, BATCH).to_pylist()
-            if name in date_columns:
-                col = [_as_date(v) for v in col]
-            elif name in int_columns:
-                col = [int(v) if v is not None and v.lstrip("-").isdigit() else v for v in col]
-            values.append(col)
-        for row in zip(*values, strict=True):
-            ws.append(list(row))
-        if tick:
-            tick(len(values[0]) if values else 0)
-    for _ in range(2):
-        ws.append([None] * len(names))
-    wb.save(path)
-
-
-def _as_date(value: str | None) -> dt.date | str | None:
-    # Real Kobo XLSX exports hold dates as Excel dates; a value that is not a date stays text.
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return value
 
 
 def write_kobo_json(cols: dict[str, pa.Array], path: Path,
