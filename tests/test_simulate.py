@@ -8,6 +8,7 @@ import io
 import json
 from collections import Counter
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,18 @@ from accord.standard import load_standard
 STD = load_standard()
 
 
+@lru_cache(maxsize=16)
+def _read_cached(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    mapping = yaml.safe_load(path.with_suffix("").with_suffix(".mapping.yaml").read_text("utf-8"))
+    return _read(path, mapping)
+
+
 def read_export(path: Path, mapping: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """Header and rows of an export, read the way its mapping says (blank rows dropped)."""
+    return _read_cached(path)
+
+
+def _read(path: Path, mapping: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     src = mapping["source"]
     if path.suffix == ".json":
         rows = json.loads(path.read_text(encoding="utf-8"))
@@ -51,11 +62,16 @@ def read_export(path: Path, mapping: dict[str, Any]) -> tuple[list[str], list[di
 @pytest.fixture(scope="module")
 def four(tmp_path_factory: pytest.TempPathFactory) -> sim.SimulationResult:
     out = tmp_path_factory.mktemp("sim4")
-    return simulate(SimulationConfig(people=3000, partners=4, overlap=0.15, seed=11, out=out))
+    return simulate(SimulationConfig(people=2000, partners=4, overlap=0.15, seed=11, out=out))
 
 
 def _truth(result: sim.SimulationResult) -> list[dict[str, str]]:
-    with result.truth.open(encoding="utf-8") as f:
+    return _truth_of(result.truth)
+
+
+@lru_cache(maxsize=8)
+def _truth_of(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
