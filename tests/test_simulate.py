@@ -303,3 +303,31 @@ def test_every_export_ingests_and_only_bad_rows_are_quarantined(tmp_path: Path) 
         summary = json.loads(res.output)
         assert summary["rows_in"] == p.rows
         assert summary["quarantined"] == sum(p.bad_rows.values()), (p.partner, summary)
+
+
+def test_xlsx_writer_round_trips_across_batches(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    from openpyxl import load_workbook
+
+    from accord.simulate import xlsx
+
+    monkeypatch.setattr(xlsx, "BATCH", 7)
+    n = 20
+    text = [None if i % 5 == 0 else f"<a & b> {i % 3}" for i in range(n)]
+    dates = ["2020-02-29" if i % 2 else "2019-02-30" for i in range(n)]
+    ints = [str(i) if i % 4 else "n/a" for i in range(n)]
+    path = tmp_path / "t.xlsx"
+    xlsx.write_xlsx({"text": pa.array(text, pa.string()), "date": pa.array(dates),
+                     "int": pa.array(ints)}, path, "S h&eet",
+                    date_columns=("date",), int_columns=("int",))
+    wb = load_workbook(path, read_only=True)
+    rows = list(wb["S h&eet"].iter_rows(values_only=True))
+    wb.close()
+    assert rows[0] == ("text", "date", "int")
+    body = [r for r in rows[1:] if any(v is not None for v in r)]
+    assert len(body) == n
+    for i, (t, d, v) in enumerate(body):
+        assert t == text[i]
+        assert d == (datetime(2020, 2, 29) if i % 2 else "2019-02-30")
+        assert v == (i if i % 4 else "n/a")

@@ -168,7 +168,7 @@ def write_xlsx(cols: dict[str, pa.Array], path: Path, sheet: str,
                     kind = "date" if name in date_columns else "int" if name in int_columns \
                         else "text"
                     parts.append(_cells(cols[name].slice(start, BATCH), ref, kind,
-                                        indices.slice(offset + start, BATCH)))
+                                        indices.slice(offset + start, min(BATCH, n - start))))
                 parts.append(pa.scalar("</row>"))
                 xml = pc.binary_join_element_wise(*parts, "")
                 out.write("".join(xml.to_pylist()).encode("utf-8"))
