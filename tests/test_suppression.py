@@ -154,6 +154,28 @@ def test_general_equations_overlap_shape() -> None:
     assert all(hi - lo >= 1 for lo, hi in res.intervals.values())
 
 
+def test_known_cells_are_never_complements_and_failures_are_reported() -> None:
+    # two partners: with both partner totals and the grand total known, the overlap follows
+    values = [40, 30, 3, 43, 33, 73]
+    eqs = [((0, 2), 3), ((1, 2), 4), ((0, 1, 2), 5)]
+    known = [False, False, False, True, True, True]
+    res = suppress_cells(values, eqs, is_total=known, known=known)
+    assert res.mask[2]
+    assert not res.mask[3:].any()
+    assert 2 in res.unprotected
+    # three partners: the small triple overlap can hide among the pairwise cells
+    combos = ["a", "b", "c", "ab", "ac", "bc", "abc"]
+    cells = [50, 40, 30, 20, 15, 12, 4]
+    totals = [sum(v for k, v in zip(combos, cells, strict=True) if p in k) for p in "abc"]
+    values = [*cells, *totals, sum(cells)]
+    eqs = [(tuple(i for i, k in enumerate(combos) if p in k), 7 + j) for j, p in enumerate("abc")]
+    eqs.append((tuple(range(7)), 10))
+    known = [False] * 7 + [True] * 4
+    res = suppress_cells(values, eqs, is_total=known, known=known)
+    assert res.mask[6] and not res.unprotected
+    assert not res.mask[7:].any()
+
+
 def test_rules_validate_and_describe() -> None:
     with pytest.raises(ValueError):
         SuppressionRules(threshold=0)

@@ -92,6 +92,7 @@ class CellSuppression:
     mask: np.ndarray
     reasons: tuple[str, ...]
     intervals: dict[int, tuple[float, float]] = field(default_factory=dict)
+    unprotected: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,12 @@ def _index_lines(lines: Sequence[tuple[int, ...]]) -> dict[int, list[tuple[int, 
     return out
 
 
-def _candidates(values: np.ndarray, mask: np.ndarray, cells: Sequence[int]) -> list[int]:
-    return [c for c in cells if not mask[c] and values[c] > 0]
+def _candidates(eligible: np.ndarray, mask: np.ndarray, cells: Sequence[int]) -> list[int]:
+    return [c for c in cells if not mask[c] and eligible[c]]
 
 
-def _complete_lines(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarray,
-                    reasons: list[str], is_total: np.ndarray,
+def _complete_lines(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tuple[int, ...]],
+                    mask: np.ndarray, reasons: list[str], is_total: np.ndarray,
                     lines_of: dict[int, list[tuple[int, ...]]]) -> None:
     changed = True
     while changed:
@@ -155,7 +156,7 @@ def _complete_lines(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: 
         for line in lines:
             if sum(1 for c in line if mask[c]) != 1:
                 continue
-            cands = _candidates(values, mask, line)
+            cands = _candidates(eligible, mask, line)
             if not cands:  # only zeros left: the lone suppressed cell is then 0, impossible
                 continue
             # the current line's own suppressed cell must not count as "closing"
@@ -214,17 +215,18 @@ def _too_narrow(reason: str, interval: tuple[float, float], rules: SuppressionRu
     return width < need - 1e-6
 
 
-def _widen(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarray,
+def _widen(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tuple[int, ...]],
+           mask: np.ndarray,
            reasons: list[str], is_total: np.ndarray, lines_of: dict[int, list[tuple[int, ...]]],
            cell: int) -> bool:
     """Suppress one more cell near ``cell``; False when nothing is left to suppress."""
     near = [c for line in lines if cell in line for c in line]
-    cands = _candidates(values, mask, near)
+    cands = _candidates(eligible, mask, near)
     if not cands:
         touching = [c for line in lines if any(mask[x] for x in line) for c in line]
-        cands = _candidates(values, mask, touching)
+        cands = _candidates(eligible, mask, touching)
     if not cands:
-        cands = _candidates(values, mask, range(len(values)))
+        cands = _candidates(eligible, mask, range(len(values)))
     if not cands:
         return False
     pick = min(cands, key=lambda c: _line_cost(values, is_total, mask, lines_of, c))
@@ -237,13 +239,16 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
                    rules: SuppressionRules | None = None,
                    forced: Sequence[bool] | np.ndarray | None = None,
                    is_total: Sequence[bool] | np.ndarray | None = None,
-                   complements: Complements | None = None) -> CellSuppression:
+                   complements: Complements | None = None,
+                   known: Sequence[bool] | np.ndarray | None = None) -> CellSuppression:
     """Suppress cells tied by ``equations`` so that no small cell can be recovered.
 
     ``forced`` marks cells that must be hidden because a linked table hides them (reason
     "linked"); ``is_total`` marks margins, which are chosen as complements only as a last resort.
     ``complements`` may pick complementary cells first with knowledge of the table's shape
     (hypercubes for N-D tables); line completion and the audit then do the rest.
+    ``known`` marks cells the attacker knows from elsewhere: they are never chosen as
+    complements. Then protection can fail; such cells are listed in ``unprotected``.
     """
     rules = rules or SuppressionRules()
     vals = np.asarray(values, dtype=np.int64)
@@ -261,15 +266,21 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
     mask = np.array([r != "" for r in reasons], dtype=bool)
     lines = [(*parts, total) for parts, total in equations]
     lines_of = _index_lines(lines)
+    eligible = vals > 0
+    # cells known from elsewhere count as published in the audit, whatever this table shows
+    eligible_or_unknown = np.ones(len(vals), dtype=bool)
+    if known is not None:
+        eligible &= ~np.asarray(known, dtype=bool)
+        eligible_or_unknown = ~np.asarray(known, dtype=bool)
     if complements is not None:
         for c in complements(vals, mask.copy()):
-            if not mask[c] and vals[c] > 0:
+            if not mask[c] and eligible[c]:
                 mask[c] = True
                 reasons[c] = SECONDARY
     intervals: dict[int, tuple[float, float]] = {}
     while True:
-        _complete_lines(vals, lines, mask, reasons, totals, lines_of)
-        intervals = feasible_intervals(vals, equations, mask)
+        _complete_lines(vals, eligible, lines, mask, reasons, totals, lines_of)
+        intervals = feasible_intervals(vals, equations, mask & eligible_or_unknown)
         weak = [c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules)]
         if not weak:
             break
@@ -280,11 +291,12 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             # fixes its neighbours too, and this keeps complementary suppression small.
             if c in touched:
                 continue
-            grew = _widen(vals, lines, mask, reasons, totals, lines_of, c) or grew
+            grew = _widen(vals, eligible, lines, mask, reasons, totals, lines_of, c) or grew
             touched.update(x for line in lines if c in line for x in line)
         if not grew:
             break
-    return CellSuppression(vals, mask, tuple(reasons), intervals)
+    unprotected = tuple(c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules))
+    return CellSuppression(vals, mask, tuple(reasons), intervals, unprotected)
 
 
 def hypercube_complements(shape: Sequence[int]) -> Complements:
