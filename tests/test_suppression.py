@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linprog
 
+from accord.release.hypercube import Boxes
 from accord.release.suppression import (
     LINKED,
     PRIMARY,
@@ -94,6 +95,33 @@ def test_3d_tables_protected(inner: np.ndarray) -> None:
 @given(arrays(np.int64, st.integers(1, 8), elements=counts))
 def test_1d_tables_protected(inner: np.ndarray) -> None:
     check_protected(inner, 10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 2)),
+              elements=counts),
+       arrays(bool, (4, 5, 3), elements=st.booleans()))
+def test_box_proof_never_claims_more_than_the_lp(inner: np.ndarray, hide: np.ndarray) -> None:
+    ext = with_margins(inner)
+    mask = hide[: ext.shape[0], : ext.shape[1], : ext.shape[2]] & (ext > 0)
+    boxes = Boxes(inner.shape)
+    for idx, (lo, hi) in attacker_bounds(ext, mask).items():
+        down, up = boxes.proven_range(ext, mask, tuple(int(i) for i in idx))
+        assert ext[idx] - down >= lo - 1e-6
+        assert ext[idx] + up <= hi + 1e-6
+
+
+def test_box_proof_of_a_rectangle_matches_the_lp() -> None:
+    ext = with_margins(np.array([[3, 20], [15, 30]]))
+    mask = np.zeros(ext.shape, dtype=bool)
+    mask[:2, :2] = True
+    assert Boxes((2, 2)).proven_range(ext, mask, (0, 0)) == (2.0, 14.0)
+    assert attacker_bounds(ext, mask)[(0, 0)] == pytest.approx((1.0, 17.0))
+    # a box through a total: hide row 0 and its total with row 1 -> cell (0,0) moves with (0,2)
+    mask = np.zeros(ext.shape, dtype=bool)
+    mask[0, 0] = mask[0, 2] = mask[1, 0] = mask[1, 2] = True
+    down, up = Boxes((2, 2)).proven_range(ext, mask, (0, 0))
+    assert (down, up) == (2.0, 14.0)
 
 
 def test_single_small_cell_hides_a_rectangle() -> None:

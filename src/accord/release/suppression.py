@@ -38,14 +38,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog
 
+from accord.release.hypercube import Boxes
+
 PRIMARY = "primary"
 SECONDARY = "secondary"
 LINKED = "linked"
 
 # One linear identity of the table: the cells in ``parts`` add up to the cell ``total``.
 Equation = tuple[tuple[int, ...], int]
-# Chooses complementary cells given the values and the cells hidden so far.
-Complements = Callable[[np.ndarray, np.ndarray], list[int]]
+# Chooses complementary cells given the values, the cells hidden so far and those allowed.
+Complements = Callable[[np.ndarray, np.ndarray, np.ndarray], list[int]]
+# How far a hidden cell can provably move down and up (a cheap sufficient check before the LP).
+Proof = Callable[[np.ndarray, np.ndarray, int], tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,7 @@ def _widen(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tuple[int, 
            reasons: list[str], is_total: np.ndarray, lines_of: dict[int, list[tuple[int, ...]]],
            cell: int) -> bool:
     """Suppress one more cell near ``cell``; False when nothing is left to suppress."""
-    near = [c for line in lines if cell in line for c in line]
+    near = [c for line in lines_of[cell] for c in line]
     cands = _candidates(eligible, mask, near)
     if not cands:
         touching = [c for line in lines if any(mask[x] for x in line) for c in line]
@@ -240,7 +244,8 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
                    forced: Sequence[bool] | np.ndarray | None = None,
                    is_total: Sequence[bool] | np.ndarray | None = None,
                    complements: Complements | None = None,
-                   known: Sequence[bool] | np.ndarray | None = None) -> CellSuppression:
+                   known: Sequence[bool] | np.ndarray | None = None,
+                   proof: Proof | None = None) -> CellSuppression:
     """Suppress cells tied by ``equations`` so that no small cell can be recovered.
 
     ``forced`` marks cells that must be hidden because a linked table hides them (reason
@@ -273,15 +278,26 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
         eligible &= ~np.asarray(known, dtype=bool)
         eligible_or_unknown = ~np.asarray(known, dtype=bool)
     if complements is not None:
-        for c in complements(vals, mask.copy()):
+        for c in complements(vals, mask.copy(), eligible):
             if not mask[c] and eligible[c]:
                 mask[c] = True
                 reasons[c] = SECONDARY
     intervals: dict[int, tuple[float, float]] = {}
     while True:
         _complete_lines(vals, eligible, lines, mask, reasons, totals, lines_of)
-        intervals = feasible_intervals(vals, equations, mask & eligible_or_unknown)
-        weak = [c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules)]
+        audited = mask & eligible_or_unknown
+        # Hiding more only widens every interval, so a cell that passed stays passed: audit
+        # only cells that are new or failed last time (the stored interval is then a lower
+        # bound of the final one).
+        todo = [int(c) for c in np.flatnonzero(audited)
+                if int(c) not in intervals or _too_narrow(reasons[c], intervals[int(c)], rules)]
+        if proof is not None:
+            for c in todo:
+                down, up = proof(vals, audited, c)
+                intervals[c] = (float(vals[c]) - down, float(vals[c]) + up)
+            todo = [c for c in todo if _too_narrow(reasons[c], intervals[c], rules)]
+        intervals.update(feasible_intervals(vals, equations, audited, cells=todo))
+        weak = [c for c in todo if _too_narrow(reasons[c], intervals[c], rules)]
         if not weak:
             break
         grew = False
@@ -292,52 +308,42 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             if c in touched:
                 continue
             grew = _widen(vals, eligible, lines, mask, reasons, totals, lines_of, c) or grew
-            touched.update(x for line in lines if c in line for x in line)
+            touched.update(x for line in lines_of[c] for x in line)
         if not grew:
             break
+    intervals = {c: iv for c, iv in intervals.items() if audited[c]}
     unprotected = tuple(c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules))
     return CellSuppression(vals, mask, tuple(reasons), intervals, unprotected)
 
 
 def hypercube_complements(shape: Sequence[int]) -> Complements:
-    """Complements for an N-D table with margins: for each hidden cell, the cheapest hypercube.
+    """For each hidden cell, hide the corners of its cheapest box of non-zero cells."""
+    boxes = Boxes(shape)
 
-    The corners of a box through a hidden cell (one other position per axis, inner or total)
-    can all move together without changing any published sum, so hiding them protects the
-    cell. This is the idea of tau-Argus's hypercube method; corners must be non-zero (zeros are
-    never hidden), and totals are used only when no box of inner cells exists.
-    """
-    ext = tuple(n + 1 for n in shape)
-
-    def corners(cell: tuple[int, ...], alt: tuple[int, ...]) -> list[tuple[int, ...]]:
-        return [tuple(int(i) for i in c) for c in itertools.product(*zip(cell, alt, strict=True))]
-
-    def is_margin(c: tuple[int, ...]) -> bool:
-        return any(i == n for i, n in zip(c, shape, strict=True))
-
-    def choose(values: np.ndarray, mask: np.ndarray) -> list[int]:
-        grid = values.reshape(ext)
-        hidden = mask.reshape(ext).copy()
-        penalty = int(values.max()) + 1
+    def choose(values: np.ndarray, mask: np.ndarray, eligible: np.ndarray) -> list[int]:
+        grid = values.reshape(boxes.ext)
+        hidden = mask.reshape(boxes.ext).copy()
+        ok = eligible.reshape(boxes.ext)
         picked: list[int] = []
         for flat in np.flatnonzero(mask):
-            cell = tuple(int(i) for i in np.unravel_index(int(flat), ext))
-            best: tuple[int, list[tuple[int, ...]]] | None = None
-            alts = [[a for a in range(e) if a != cell[k]] for k, e in enumerate(ext)]
-            for alt in itertools.product(*alts):
-                box = corners(cell, alt)
-                if any(grid[c] == 0 for c in box):
-                    continue
-                new = [c for c in box if not hidden[c]]
-                cost = sum(int(grid[c]) + (penalty if is_margin(c) else 0) for c in new)
-                if best is None or cost < best[0]:
-                    best = (cost, new)
-            for c in best[1] if best else []:
+            cell = tuple(int(i) for i in np.unravel_index(int(flat), boxes.ext))
+            for c in boxes.cheapest(grid, hidden, ok, cell) or []:
                 hidden[c] = True
-                picked.append(int(np.ravel_multi_index(c, ext)))
+                picked.append(int(np.ravel_multi_index(c, boxes.ext)))
         return picked
 
     return choose
+
+
+def hypercube_proof(shape: Sequence[int]) -> Proof:
+    """Proves a hidden cell's range from a fully hidden box, so most cells need no LP."""
+    boxes = Boxes(shape)
+
+    def prove(values: np.ndarray, hidden: np.ndarray, cell: int) -> tuple[float, float]:
+        idx = tuple(int(i) for i in np.unravel_index(cell, boxes.ext))
+        return boxes.proven_range(values.reshape(boxes.ext), hidden.reshape(boxes.ext), idx)
+
+    return prove
 
 
 def table_equations(shape: Sequence[int]) -> list[Equation]:
@@ -382,6 +388,7 @@ def suppress_table(inner: np.ndarray | Sequence[object], rules: SuppressionRules
         forced=None if forced is None else np.asarray(forced, bool).ravel(),
         is_total=is_total.ravel(),
         complements=hypercube_complements(arr.shape),
+        proof=hypercube_proof(arr.shape),
     )
     reasons = np.array(result.reasons, dtype=object).reshape(ext.shape)
     intervals = {tuple(int(i) for i in np.unravel_index(c, ext.shape)): iv
