@@ -173,11 +173,14 @@ def _complete_lines(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tu
 
 def feasible_intervals(values: np.ndarray, equations: Sequence[Equation], mask: np.ndarray,
                        cells: Sequence[int] | None = None,
-                       lower: float = 1.0) -> dict[int, tuple[float, float]]:
+                       lower: float = 1.0,
+                       enough: dict[int, float] | None = None) -> dict[int, tuple[float, float]]:
     """For each suppressed cell, the [min, max] an attacker can derive by linear programming.
 
     The attacker knows every published cell, every equation and that suppressed cells are at
-    least ``lower``. ``inf`` means unbounded above.
+    least ``lower``. ``inf`` means unbounded above. With ``enough`` (cell -> width needed), the
+    maximum is solved first and the minimum skipped when the maximum alone shows the width;
+    the interval is then reported as (value, max), which the true one contains.
     """
     hidden = [int(c) for c in np.flatnonzero(mask)]
     col = {c: j for j, c in enumerate(hidden)}
@@ -205,18 +208,23 @@ def feasible_intervals(values: np.ndarray, equations: Sequence[Equation], mask: 
     for c in hidden if cells is None else cells:
         obj = np.zeros(len(hidden))
         obj[col[c]] = 1.0
-        lo = linprog(obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
         hi = linprog(-obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-        low = float(lo.fun) if lo.status == 0 else lower
         high = float(-hi.fun) if hi.status == 0 else math.inf
+        if enough is not None and high - float(values[c]) >= enough.get(c, math.inf) - 1e-9:
+            out[c] = (float(values[c]), high)
+            continue
+        lo = linprog(obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        low = float(lo.fun) if lo.status == 0 else lower
         out[c] = (low, high)
     return out
 
 
+def _need(reason: str, rules: SuppressionRules) -> float:
+    return float(rules.required_width if reason == PRIMARY else 1)
+
+
 def _too_narrow(reason: str, interval: tuple[float, float], rules: SuppressionRules) -> bool:
-    width = interval[1] - interval[0]
-    need = rules.required_width if reason == PRIMARY else 1
-    return width < need - 1e-6
+    return interval[1] - interval[0] < _need(reason, rules) - 1e-6
 
 
 def _widen(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tuple[int, ...]],
@@ -245,7 +253,8 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
                    is_total: Sequence[bool] | np.ndarray | None = None,
                    complements: Complements | None = None,
                    known: Sequence[bool] | np.ndarray | None = None,
-                   proof: Proof | None = None) -> CellSuppression:
+                   proof: Proof | None = None,
+                   previous: CellSuppression | None = None) -> CellSuppression:
     """Suppress cells tied by ``equations`` so that no small cell can be recovered.
 
     ``forced`` marks cells that must be hidden because a linked table hides them (reason
@@ -254,6 +263,8 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
     (hypercubes for N-D tables); line completion and the audit then do the rest.
     ``known`` marks cells the attacker knows from elsewhere: they are never chosen as
     complements. Then protection can fail; such cells are listed in ``unprotected``.
+    ``previous`` is an earlier result for the same values: hiding can only add to it, so its
+    hidden cells and audited intervals are kept (used when linked tables force more cells).
     """
     rules = rules or SuppressionRules()
     vals = np.asarray(values, dtype=np.int64)
@@ -268,6 +279,8 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             reasons[i] = PRIMARY
         elif forced is not None and forced[i] and v > 0:
             reasons[i] = LINKED
+    if previous is not None:
+        reasons = [r or p for r, p in zip(reasons, previous.reasons, strict=True)]
     mask = np.array([r != "" for r in reasons], dtype=bool)
     lines = [(*parts, total) for parts, total in equations]
     lines_of = _index_lines(lines)
@@ -282,7 +295,7 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             if not mask[c] and eligible[c]:
                 mask[c] = True
                 reasons[c] = SECONDARY
-    intervals: dict[int, tuple[float, float]] = {}
+    intervals: dict[int, tuple[float, float]] = dict(previous.intervals) if previous else {}
     while True:
         _complete_lines(vals, eligible, lines, mask, reasons, totals, lines_of)
         audited = mask & eligible_or_unknown
@@ -296,7 +309,8 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
                 down, up = proof(vals, audited, c)
                 intervals[c] = (float(vals[c]) - down, float(vals[c]) + up)
             todo = [c for c in todo if _too_narrow(reasons[c], intervals[c], rules)]
-        intervals.update(feasible_intervals(vals, equations, audited, cells=todo))
+        need = {c: _need(reasons[c], rules) for c in todo}
+        intervals.update(feasible_intervals(vals, equations, audited, cells=todo, enough=need))
         weak = [c for c in todo if _too_narrow(reasons[c], intervals[c], rules)]
         if not weak:
             break
@@ -368,11 +382,20 @@ def with_margins(inner: np.ndarray) -> np.ndarray:
     return out
 
 
+def _flat(res: TableSuppression) -> CellSuppression:
+    shape = res.values.shape
+    return CellSuppression(
+        res.values.ravel(), res.mask.ravel(), tuple(str(r) for r in res.reasons.ravel()),
+        {int(np.ravel_multi_index(k, shape)): iv for k, iv in res.intervals.items()})
+
+
 def suppress_table(inner: np.ndarray | Sequence[object], rules: SuppressionRules | None = None,
-                   forced: np.ndarray | None = None) -> TableSuppression:
+                   forced: np.ndarray | None = None,
+                   previous: TableSuppression | None = None) -> TableSuppression:
     """Protect a 1-, 2- or 3-D count table and all its margins.
 
-    ``forced`` (same shape as the extended table) marks cells hidden in a linked table.
+    ``forced`` (same shape as the extended table) marks cells hidden in a linked table;
+    ``previous`` is an earlier result for the same table to build on.
     """
     rules = rules or SuppressionRules()
     arr = np.asarray(inner, dtype=np.int64)
@@ -389,6 +412,7 @@ def suppress_table(inner: np.ndarray | Sequence[object], rules: SuppressionRules
         is_total=is_total.ravel(),
         complements=hypercube_complements(arr.shape),
         proof=hypercube_proof(arr.shape),
+        previous=None if previous is None else _flat(previous),
     )
     reasons = np.array(result.reasons, dtype=object).reshape(ext.shape)
     intervals = {tuple(int(i) for i in np.unravel_index(c, ext.shape)): iv

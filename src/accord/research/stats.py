@@ -229,7 +229,7 @@ def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules) -> list[TableS
         if not changed:
             return results
         for t in changed:
-            results[t] = suppress_table(raws[t].counts, rules, forced[t])
+            results[t] = suppress_table(raws[t].counts, rules, forced[t], previous=results[t])
 
 
 def _publish(raw: _Raw, res: TableSuppression, unit: Unit) -> StatTable:
