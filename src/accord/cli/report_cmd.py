@@ -11,6 +11,7 @@ from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
 from accord.cli.stats_cmd import (
     ActorOption,
     ThresholdOption,
+    Unit,
     UnitOption,
     parse_unit,
     release_summary,
@@ -28,7 +29,7 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
     hub: HubOption = DEFAULT_HUB,
     threshold: ThresholdOption = 10,
-    unit: UnitOption = "auto",
+    unit: UnitOption = Unit.AUTO,
     actor: ActorOption = "hub-steward",
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""

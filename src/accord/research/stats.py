@@ -215,18 +215,21 @@ def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules) -> list[TableS
     """
     keys = [_margin_keys(r) for r in raws]
     forced = [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws]
+    results = [suppress_table(r.counts, rules) for r in raws]
     while True:
-        results = [suppress_table(r.counts, rules, f) for r, f in zip(raws, forced, strict=True)]
         hidden = {k[idx] for k, res in zip(keys, results, strict=True)
                   for idx in k if res.mask[idx]}
-        changed = False
-        for k, res, f in zip(keys, results, forced, strict=True):
+        changed: list[int] = []
+        for t, (k, res, f) in enumerate(zip(keys, results, forced, strict=True)):
             for idx, key in k.items():
                 if key in hidden and not res.mask[idx] and res.values[idx] > 0:
                     f[idx] = True
-                    changed = True
+                    if not changed or changed[-1] != t:
+                        changed.append(t)
         if not changed:
             return results
+        for t in changed:
+            results[t] = suppress_table(raws[t].counts, rules, forced[t], previous=results[t])
 
 
 def _publish(raw: _Raw, res: TableSuppression, unit: Unit) -> StatTable:
