@@ -1,0 +1,1 @@
+"""Research on the linked hub data: indicators, reports, estimates."""
