@@ -29,7 +29,7 @@ from accord.research.estimate.design import design, mle_exists, pairs
 
 Method = Literal["main", "stepwise", "aic", "bic"]
 METHODS: tuple[str, ...] = ("main", "stepwise", "aic", "bic")
-TINY_CELL = 1e-5  # a fitted cell this small may mean the estimate does not exist: run the LP
+DIVERGING_STEP = 0.05  # a Newton step this large after convergence: check existence by LP
 
 
 @dataclass
@@ -79,8 +79,9 @@ def _validate(
 ) -> BoolArray:
     x = design(n_lists)
     ok = np.ones(y.shape[0], dtype=bool)
-    tiny = np.where(cells, fit.mu, np.inf).min(axis=1) < TINY_CELL
-    suspect = tiny | ~fit.converged | ~np.isfinite(fit.beta).all(axis=1)
+    suspect = (
+        ~(fit.last_step < DIVERGING_STEP) | ~fit.converged | ~np.isfinite(fit.beta).all(axis=1)
+    )
     for b in range(y.shape[0]):
         key = np.packbits(np.concatenate([cells[b], params[b]])).tobytes()
         rank = cache.rank_ok.get(key)
@@ -100,6 +101,38 @@ def _validate(
             cache.exists[skey] = ex
         ok[b] = ex
     return ok
+
+
+@dataclass(frozen=True)
+class _Children:
+    models: BoolArray
+    fit: BatchFit
+    valid: BoolArray
+    crit: FloatArray
+
+
+@dataclass
+class _State:
+    """Current model and fit per table during the search (mutated in place)."""
+
+    models: BoolArray
+    beta: FloatArray
+    mu: FloatArray
+    dev: FloatArray
+    conv: BoolArray
+    last: FloatArray
+    valid: BoolArray
+    crit: FloatArray
+
+    def adopt(self, rows: npt.NDArray[np.intp], ch: _Children, idx: npt.NDArray[np.intp]) -> None:
+        self.models[rows] = ch.models[idx]
+        self.beta[rows] = ch.fit.beta[idx]
+        self.mu[rows] = ch.fit.mu[idx]
+        self.dev[rows] = ch.fit.deviance[idx]
+        self.conv[rows] = ch.fit.converged[idx]
+        self.last[rows] = ch.fit.last_step[idx]
+        self.valid[rows] = True
+        self.crit[rows] = ch.crit[idx]
 
 
 def _penalty(method: str, y: FloatArray) -> FloatArray:
@@ -141,48 +174,70 @@ def select(
     fit = fit_batch(x, yy, cells, params)
     valid = _validate(n_lists, yy, cells, params, fit, cache, exact)
     pen = _penalty(method, yy)
-    crit = np.where(valid, fit.deviance + pen * _n_params(n_lists, models), np.inf)
+    st = _State(
+        models=models, beta=fit.beta.copy(), mu=fit.mu.copy(), dev=fit.deviance.copy(),
+        conv=fit.converged.copy(), last=fit.last_step.copy(), valid=valid,
+        crit=np.where(valid, fit.deviance + pen * _n_params(n_lists, models), np.inf),
+    )
     trace: list[tuple[int, float]] = []
     alive = np.ones(b, dtype=bool) if method != "main" and fixed is None else np.zeros(b, bool)
-    beta, mu, dev, conv = fit.beta.copy(), fit.mu.copy(), fit.deviance.copy(), fit.converged.copy()
-    while alive.any():
-        rows, ks = np.nonzero(alive[:, None] & ~models)
-        if rows.size == 0:
-            break
-        child = models[rows].copy()
+
+    def children(rows: npt.NDArray[np.intp], ks: npt.NDArray[np.intp]) -> _Children:
+        child = st.models[rows].copy()
         child[np.arange(rows.size), ks] = True
         c_cells, c_params = _masks(n_lists, child, empty[rows])
-        c_fit = fit_batch(x, yy[rows], c_cells, c_params, beta0=beta[rows])
+        c_fit = fit_batch(x, yy[rows], c_cells, c_params, beta0=st.beta[rows])
         c_valid = _validate(n_lists, yy[rows], c_cells, c_params, c_fit, cache, exact)
+        crit = c_fit.deviance + pen[rows] * _n_params(n_lists, child)
+        return _Children(child, c_fit, c_valid, crit)
+
+    while alive.any():
+        rows, ks = np.nonzero(alive[:, None] & ~st.models)
         score = np.full((b, k_pairs), np.inf)
         if method == "stepwise":
-            pstar = (mu[rows] * pair_cells[:, ks].T).sum(axis=1)
+            # p-values come from the current fit; only the best pair is fitted (to check that
+            # its estimate exists), falling back to the next best when it does not.
+            pstar = (st.mu[rows] * pair_cells[:, ks].T).sum(axis=1)
             nstar = overlap[rows, ks]
-            pval = np.minimum(stats.poisson.cdf(nstar, pstar), stats.poisson.sf(nstar - 1, pstar))
-            score[rows, ks] = np.where(c_valid, pval, np.inf)
-            threshold = np.full(b, pthresh)
+            score[rows, ks] = np.minimum(
+                stats.poisson.cdf(nstar, pstar), stats.poisson.sf(nstar - 1, pstar)
+            )
+            accept = np.zeros(b, dtype=bool)
+            pending = alive.copy()
+            while pending.any():
+                best = np.argmin(score, axis=1)
+                best_p = score[np.arange(b), best]
+                pending &= best_p < pthresh
+                try_rows = np.nonzero(pending)[0]
+                if try_rows.size == 0:
+                    break
+                ch = children(try_rows, best[try_rows])
+                good = try_rows[ch.valid]
+                st.adopt(good, ch, np.nonzero(ch.valid)[0])
+                accept[good] = True
+                pending[good] = False
+                score[try_rows[~ch.valid], best[try_rows[~ch.valid]]] = np.inf
+                if good.size and good[0] == 0:
+                    trace.append((int(best[0]), float(best_p[0])))
         else:
-            c_crit = c_fit.deviance + pen[rows] * _n_params(n_lists, child)
-            score[rows, ks] = np.where(c_valid, c_crit, np.inf)
-            threshold = crit - 1e-9
-        best = np.argmin(score, axis=1)
-        best_score = score[np.arange(b), best]
-        accept = alive & (best_score < threshold)
-        if accept[0]:
-            trace.append((int(best[0]), float(best_score[0])))
-        index = {(int(r), int(k)): i for i, (r, k) in enumerate(zip(rows, ks, strict=True))}
-        for r in np.nonzero(accept)[0]:
-            i = index[(int(r), int(best[r]))]
-            models[r] = child[i]
-            beta[r], mu[r], dev[r], conv[r] = (
-                c_fit.beta[i], c_fit.mu[i], c_fit.deviance[i], c_fit.converged[i]
-            )
-            valid[r] = True
-            crit[r] = (
-                c_fit.deviance[i] + pen[r] * _n_params(n_lists, child[i : i + 1])[0]
-            )
+            if rows.size == 0:
+                break
+            ch = children(rows, ks)
+            score[rows, ks] = np.where(ch.valid, ch.crit, np.inf)
+            best = np.argmin(score, axis=1)
+            best_score = score[np.arange(b), best]
+            accept = alive & (best_score < st.crit - 1e-9)
+            index = np.full((b, k_pairs), -1)
+            index[rows, ks] = np.arange(rows.size)
+            acc = np.nonzero(accept)[0]
+            st.adopt(acc, ch, index[acc, best[acc]])
+            if accept[0]:
+                trace.append((int(best[0]), float(best_score[0])))
         alive = accept
-    return Selection(models, empty, BatchFit(beta, mu, dev, conv), valid, crit, trace)
+    return Selection(
+        st.models, empty, BatchFit(st.beta, st.mu, st.dev, st.conv, st.last), st.valid, st.crit,
+        trace,
+    )
 
 
 def select_with_progress(
@@ -192,6 +247,7 @@ def select_with_progress(
     pthresh: float,
     chunk: int = 250,
     progress: Callable[[int, int], None] | None = None,
+    fixed: tuple[int, ...] | None = None,
 ) -> tuple[BoolArray, FloatArray, BoolArray]:
     """Run :func:`select` over many tables in chunks; return models, dark figures, validity."""
     cache = ValidityCache()
@@ -200,7 +256,12 @@ def select_with_progress(
     dark = np.full(n, np.nan)
     valid = np.zeros(n, dtype=bool)
     for start in range(0, n, chunk):
-        sel = select(n_lists, y[start : start + chunk], method, pthresh, cache=cache)
+        part = y[start : start + chunk]
+        fix = None
+        if fixed is not None:
+            fix = np.zeros((part.shape[0], models.shape[1]), dtype=bool)
+            fix[:, list(fixed)] = True
+        sel = select(n_lists, part, method, pthresh, cache=cache, fixed=fix)
         stop = start + sel.models.shape[0]
         models[start:stop], dark[start:stop], valid[start:stop] = sel.models, sel.dark, sel.valid
         if progress:
