@@ -1,1 +1,1 @@
-"""Research on the linked hub data: indicators, reports, estimates."""
+"""Research outputs: disaggregated tables, indicators and reports over the hub store."""
