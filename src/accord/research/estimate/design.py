@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import cache
 
 import numpy as np
@@ -77,7 +77,7 @@ def parse_model(lists: tuple[str, ...], spec: str) -> Model:
     return tuple(sorted(set(out)))
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     NOT_EXIST = "does not exist"
     NOT_IDENTIFIABLE = "not identifiable"

@@ -29,6 +29,7 @@ class ModelFit:
     fitted: npt.NDArray[np.float64]  # expected count per cell (0 on dropped cells)
     cell_mask: npt.NDArray[np.bool_]
     param_mask: npt.NDArray[np.bool_]
+    params: npt.NDArray[np.float64]  # fitted parameters (active ones, intercept first)
 
 
 def _glm(
@@ -61,15 +62,19 @@ def fit_model(table: CaptureTable, model: Model) -> ModelFit:
         fitted=fitted,
         cell_mask=lay.cell_mask,
         param_mask=lay.param_mask,
+        params=np.asarray(res.params, dtype=np.float64),
     )
 
 
-def _profile_deviance(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64], b0: float) -> float:
-    """Deviance with the intercept (log dark figure) held at ``b0``."""
+def _profile_deviance(
+    y: npt.NDArray[np.float64], x: npt.NDArray[np.float64], b0: float,
+    start: npt.NDArray[np.float64],
+) -> tuple[float, npt.NDArray[np.float64]]:
+    """Deviance with the intercept (log dark figure) held at ``b0``, warm-started."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = _glm(y, x[:, 1:], offset=b0).fit(tol=1e-10, maxiter=200)
-    return float(res.deviance)
+        res = _glm(y, x[:, 1:], offset=b0).fit(start_params=start, tol=1e-9, maxiter=200)
+    return float(res.deviance), np.asarray(res.params, dtype=np.float64)
 
 
 def profile_interval(
@@ -85,25 +90,29 @@ def profile_interval(
     y = table.counts[mf.cell_mask].astype(np.float64)
     b_hat = math.log(mf.dark)
     crit = float(stats.chi2.ppf(level, 1))
+    start = [mf.params[1:]]  # last solution, to warm-start the next nearby fit
 
     def excess(b0: float) -> float:
-        return _profile_deviance(y, x, b0) - mf.deviance - crit
+        dev, start[0] = _profile_deviance(y, x, b0, start[0])
+        return dev - mf.deviance - crit
 
-    step = max(mf.log_dark_se, 0.05)
+    # first bracket just beyond the Wald end (z = 1.96 at 95 %), widened if not far enough
+    step = 1.25 * float(stats.norm.ppf(0.5 + level / 2)) * max(mf.log_dark_se, 0.01)
     ends = []
     for sign in (-1.0, 1.0):
+        start[0] = mf.params[1:]
         lo_b, hi_b = b_hat, b_hat + sign * step
         while excess(hi_b) < 0:
             lo_b, hi_b = hi_b, hi_b + sign * step
-            step *= 1.6
+            step *= 1.5
             if abs(hi_b - b_hat) > MAX_LOG_RATIO:
                 hi_b = math.nan
                 break
         if math.isnan(hi_b):
             ends.append(math.inf * sign)
         else:
-            ends.append(optimize.brentq(excess, lo_b, hi_b, xtol=1e-6))
-        step = max(mf.log_dark_se, 0.05)
+            ends.append(optimize.brentq(excess, lo_b, hi_b, xtol=1e-4))
+        step = 1.25 * float(stats.norm.ppf(0.5 + level / 2)) * max(mf.log_dark_se, 0.01)
     n = table.observed
     low = n + (0.0 if math.isinf(ends[0]) else math.exp(ends[0]))
     high = math.inf if math.isinf(ends[1]) else n + math.exp(ends[1])

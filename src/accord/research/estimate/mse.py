@@ -185,8 +185,8 @@ def estimate(
             notes.append(f"list '{n}' has fewer than {opts.min_list_size} people: treat with care")
     for n in _isolated_lists(table):
         notes.append(
-            f"list '{n}' shares nobody with any other list: its dependence with them cannot be "
-            "estimated, and a model assuming independence gives an estimate that does not exist"
+            f"list '{n}' shares nobody with any other list: its dependence with the others "
+            "cannot be estimated from the data, so the estimate rests on the model's assumption"
         )
     k_pairs = len(pairs(table.n_lists))
     fixed = None
@@ -222,7 +222,7 @@ def estimate(
     boot = None
     if opts.bootstrap > 0:
         boot = bootstrap(
-            table, opts.method, opts.bootstrap, opts.seed, opts.resample, mf.fitted,
+            table, opts.method, table.observed + mf.dark, opts.bootstrap, opts.seed, opts.resample, mf.fitted,
             opts.pthresh, opts.level, progress, fixed=opts.model,
         )
         if boot.failed:
