@@ -43,6 +43,7 @@ def _register() -> None:
     # Commands are registered here, one module each, in pipeline order.
     from accord.cli import (
         demo_cmd,
+        estimate_cmd,
         hub_cmd,
         ingest_cmd,
         keys_cmd,
@@ -60,6 +61,7 @@ def _register() -> None:
     app.add_typer(hub_cmd.app, name="hub")
     app.command("stats")(stats_cmd.stats)
     app.command("report")(report_cmd.report)
+    app.add_typer(estimate_cmd.app, name="estimate")
     app.command("demo")(demo_cmd.demo)
 
 
