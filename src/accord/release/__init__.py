@@ -1,0 +1,1 @@
+"""Release stage: disclosure risk, anonymised microdata (and, from other work, tables)."""
