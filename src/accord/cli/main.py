@@ -41,9 +41,11 @@ def _root(
 
 def _register() -> None:
     # Commands are registered here, one module each; keep this list sorted by pipeline stage.
-    from accord.cli import standard_cmd
+    from accord.cli import anonymise_cmd, risk_cmd, standard_cmd
 
     app.add_typer(standard_cmd.app, name="standard")
+    app.command("risk")(risk_cmd.risk_command)
+    app.command("anonymise")(anonymise_cmd.anonymise_command)
 
 
 _register()
