@@ -119,7 +119,7 @@ def equivalence_classes(table: pa.Table, qi: Sequence[str]
     return inv.astype(np.int64).reshape(-1), first.astype(np.int64), dicts, codes_all
 
 
-def individual_risk(fk: FloatArray, Fk: FloatArray | None = None,  # noqa: N803
+def individual_risk(fk: FloatArray, Fk: FloatArray | None = None,
                     sdcmicro_offset: float = 0.0) -> FloatArray:
     """Per-record re-identification risk from sample (f_k) and population (F_k) frequencies."""
     fk = np.asarray(fk, dtype=float)
@@ -170,13 +170,13 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     n_classes = len(first)
     sizes = np.bincount(cls, minlength=n_classes).astype(np.int64)
     fk = sizes[cls].astype(float)
-    Fk = None  # noqa: N806
+    Fk: FloatArray | None = None
     if weight:
         w = pc.cast(table.column(weight), pa.float64()).to_numpy(zero_copy_only=False)
         if np.isnan(w).any() or (w <= 0).any():
             raise RiskInputError(f"weight column '{weight}' has missing or non-positive values",
                                  hint="Sampling weights must be positive numbers.")
-        Fk = np.bincount(cls, weights=w, minlength=n_classes)[cls]  # noqa: N806
+        Fk = np.asarray(np.bincount(cls, weights=w, minlength=n_classes)[cls], dtype=float)
     risk = individual_risk(fk, Fk, sdcmicro_offset)
     er = float(risk.sum())
     violations = {k: int(sizes[sizes < k].sum()) for k in K_LEVELS}

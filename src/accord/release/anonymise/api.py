@@ -84,7 +84,7 @@ def _l_ceiling(table: pa.Table, sensitive: Sequence[str], kind: LKind) -> int:
             best = min(best, len(counts))
         else:
             p = counts / counts.sum()
-            best = min(best, int(math.floor(math.exp(float(-(p * np.log(p)).sum())) + 1e-9)))
+            best = min(best, math.floor(math.exp(float(-(p * np.log(p)).sum())) + 1e-9))
     return best if sensitive else 1
 
 

@@ -19,7 +19,7 @@ How it stays optimal while skipping most nodes:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,7 +162,8 @@ def optimal_search(problem: Problem, model: PrivacyModel, metric: Metric = "entr
     order = np.lexsort((np.arange(lattice.size), levels.sum(axis=1), bound))
     stats = SearchStats(nodes=lattice.size)
     flash = _Flash(problem, model, metric, lattice, levels, bound, stats)
-    best_idx, best_key = -1, (math.inf, 0, ())
+    best_idx = -1
+    best_key: tuple[float, int, tuple[int, ...]] = (math.inf, 0, ())
     tol = 1e-9 * max(1.0, float(bound.max(initial=0.0)))
     for pos, raw in enumerate(order):
         idx = int(raw)
@@ -176,11 +177,9 @@ def optimal_search(problem: Problem, model: PrivacyModel, metric: Metric = "entr
                 flash.resolve(idx)
             if flash.status[idx] == _NOT:
                 continue
-            if model.max_suppression == 0:
-                # Anonymous with nothing suppressed: its loss is exactly the bound.
-                loss = float(bound[idx])
-            else:
-                loss = flash.evaluate(idx)[2]
+            # Anonymous with nothing suppressed: its loss is exactly the bound.
+            loss = (float(bound[idx]) if model.max_suppression == 0
+                    else flash.evaluate(idx)[2])
         else:
             anonymous, _, loss = flash.evaluate(idx)
             if not anonymous:
@@ -211,12 +210,3 @@ def exhaustive_search(problem: Problem, model: PrivacyModel, metric: Metric = "e
         if progress is not None and i % 64 == 0:
             progress(i, lattice.size)
     return SearchResult(best=best, stats=stats)
-
-
-def node_losses(problem: Problem, levels: Sequence[int], model: PrivacyModel) -> dict[str, float]:
-    """Both cell metrics of one node (for reporting)."""
-    out = {}
-    for metric in ("entropy", "loss"):
-        totals = problem.level_totals(metric)  # type: ignore[arg-type]
-        out[metric] = evaluate(problem, levels, model, metric, totals).loss  # type: ignore[arg-type]
-    return out
