@@ -1,1 +1,1 @@
-"""Release stage: disclosure risk, anonymised microdata (and, from other work, tables)."""
+"""Disclosure-controlled releases: tables (suppression), later microdata and synthetic data."""
