@@ -42,12 +42,14 @@ def _root(
 def _register() -> None:
     # Commands are registered here, one module each, in pipeline order.
     from accord.cli import (
+        anonymise_cmd,
         demo_cmd,
         estimate_cmd,
         hub_cmd,
         ingest_cmd,
         keys_cmd,
         report_cmd,
+        risk_cmd,
         simulate_cmd,
         standard_cmd,
         stats_cmd,
@@ -60,6 +62,8 @@ def _register() -> None:
     app.command("ingest")(ingest_cmd.ingest)
     app.add_typer(hub_cmd.app, name="hub")
     app.command("stats")(stats_cmd.stats)
+    app.command("risk")(risk_cmd.risk_command)
+    app.command("anonymise")(anonymise_cmd.anonymise_command)
     app.command("report")(report_cmd.report)
     app.add_typer(estimate_cmd.app, name="estimate")
     app.command("demo")(demo_cmd.demo)
