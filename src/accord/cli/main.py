@@ -67,6 +67,11 @@ def _register() -> None:
     app.command("report")(report_cmd.report)
     app.add_typer(estimate_cmd.app, name="estimate")
     app.command("demo")(demo_cmd.demo)
+    from accord.cli import budget_cmd, release_dp_cmd, synthesize_cmd
+
+    app.command("synthesize")(synthesize_cmd.synthesize)
+    app.add_typer(release_dp_cmd.app, name="release")
+    app.add_typer(budget_cmd.app, name="budget")
 
 
 _register()
