@@ -41,9 +41,11 @@ def _root(
 
 def _register() -> None:
     # Commands are registered here, one module each; keep this list sorted by pipeline stage.
-    from accord.cli import standard_cmd
+    from accord.cli import encode_cmd, match_cmd, standard_cmd
 
     app.add_typer(standard_cmd.app, name="standard")
+    app.command("encode")(encode_cmd.encode)
+    app.command("match")(match_cmd.match)
 
 
 _register()

@@ -34,7 +34,8 @@ class PairScores:
                 "false_negatives": self.false_negatives}
 
 
-def pair_scores(predicted: Iterable[tuple[str, str]], truth: Iterable[tuple[str, str]]) -> PairScores:
+def pair_scores(predicted: Iterable[tuple[str, str]],
+                truth: Iterable[tuple[str, str]]) -> PairScores:
     """Compare unordered pairs (order inside a pair does not matter)."""
     pred = {tuple(sorted(p)) for p in predicted}
     true = {tuple(sorted(p)) for p in truth}

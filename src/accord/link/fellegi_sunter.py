@@ -68,7 +68,7 @@ def distinct_patterns(gamma: np.ndarray, n_levels: list[int]) -> tuple[np.ndarra
     code = np.zeros(len(gamma), dtype=np.int64)
     for j, k in enumerate(n_levels):
         code = code * k + gamma[:, j]
-    uniq, first, counts = np.unique(code, return_index=True, return_counts=True)
+    _, first, counts = np.unique(code, return_index=True, return_counts=True)
     return gamma[first], counts
 
 
@@ -91,29 +91,43 @@ def score(gamma: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
     return s
 
 
-def fit_em(gamma: np.ndarray, u: list[np.ndarray], n_levels: list[int], *,
-           prior: float = 0.1, max_iter: int = 60, tol: float = 1e-5,
+def _normalised(s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    s = s.astype(np.float64)
+    s[0] = 0.0
+    tot = s.sum()
+    return s / tot if tot > 0 else fallback
+
+
+def fit_em(gamma: np.ndarray, u: list[np.ndarray], n_levels: list[int], *, update_u: bool = True,
+           prior: float = 0.1, max_prior: float = 0.5, max_iter: int = 60, tol: float = 1e-5,
            labels: list[tuple[str, ...]] | None = None) -> FSModel:
+    """EM for m and the match share; ``max_prior`` bounds the share (in one-to-one linkage at
+    most min(|A|, |B|) of the candidate pairs can be matches): without the bound EM can drift to
+    the degenerate solution that calls every candidate a match."""
     m = _initial_m(n_levels)
-    lam = min(max(prior, 1e-6), 0.5)
+    hi = min(max(max_prior, 1e-6), 1 - 1e-9)
+    lam = min(max(prior, 1e-6), hi)
     it, converged = 0, False
     # EM on distinct comparison vectors with their counts: the same result, far less work.
     patterns, counts = distinct_patterns(gamma, n_levels)
-    for it in range(1, max_iter + 1):  # noqa: B007
+    for it in range(1, max_iter + 1):
         model = FSModel(m, u, lam, it, False)
         w = score(patterns, model.weights()) + np.log2(lam / (1 - lam))
         p = 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60)))
         pc = p * counts
-        new_m = []
+        new_m, new_u = [], []
+        qc = (1.0 - p) * counts
         for j, k in enumerate(n_levels):
-            s = np.bincount(patterns[:, j], weights=pc, minlength=k)
-            s[0] = 0.0
-            tot = s.sum()
-            new_m.append(s / tot if tot > 0 else m[j])
+            new_m.append(_normalised(np.bincount(patterns[:, j], weights=pc, minlength=k), m[j]))
+            if update_u:
+                new_u.append(_normalised(np.bincount(patterns[:, j], weights=qc, minlength=k),
+                                         u[j]))
+        if update_u:
+            u = new_u
         new_lam = float(pc.sum() / counts.sum())
         delta = max(float(np.abs(a - b).max()) for a, b in zip(new_m, m, strict=True))
         delta = max(delta, abs(new_lam - lam))
-        m, lam = new_m, min(max(new_lam, 1e-9), 1 - 1e-9)
+        m, lam = new_m, min(max(new_lam, 1e-9), hi)
         if delta < tol:
             converged = True
             break

@@ -25,7 +25,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class MatchConfig:
     threshold: float | None = None  # on the match probability; None = automatic
-    blocking: BlockingConfig = BlockingConfig()
+    blocking: BlockingConfig = field(default_factory=BlockingConfig)
     random_pairs: int = 200_000  # for the u-probabilities
     frequency_adjust: bool = True
     exhaustive_below: int = 2_000_000  # compare every pair when |A| x |B| is at most this
@@ -69,8 +69,9 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
     ra, rb = _random_pairs(len(a), len(b), config.random_pairs, config.seed)
     u = estimate_u(comparison_levels(a, b, ra, rb), n_levels)
     gamma = comparison_levels(a, b, ia, ib)
-    prior = min(0.5, max(1e-6, min(len(a), len(b)) / max(len(ia), 1)))
-    model = fit_em(gamma, u, n_levels, prior=prior, labels=[c.labels for c in comps])
+    bound = min(0.5, max(1e-6, min(len(a), len(b)) / max(len(ia), 1)))
+    model = fit_em(gamma, u, n_levels, prior=bound / 2, max_prior=bound,
+                   labels=[c.labels for c in comps])
     weight = score(gamma, model.weights())
     if config.frequency_adjust:
         for j, (spec, comp) in enumerate(zip(a.info.schema.fields, comps, strict=True)):

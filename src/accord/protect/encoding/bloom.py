@@ -62,7 +62,8 @@ def date_tokens(d: ParsedDate) -> set[str]:
     lo, hi = sorted((d.month, d.day))
     return {
         f"Y{d.year}", f"M{d.month}", f"D{d.day}", f"YM{d.year}-{d.month}",
-        f"MD{d.month}-{d.day}", f"P{lo}-{hi}", f"F{d.year}-{d.month}-{d.day}",
+        f"MD{d.month}-{d.day}", f"P{lo}-{hi}", f"YP{d.year}-{lo}-{hi}",
+        f"F{d.year}-{d.month}-{d.day}",
     }
 
 

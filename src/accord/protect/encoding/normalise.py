@@ -85,6 +85,8 @@ def parse_date(text: str | dt.date | None) -> ParsedDate:
     """
     if text is None:
         return UNKNOWN_DATE
+    m: int | None
+    d: int | None
     if isinstance(text, dt.date):
         y, m, d = text.year, text.month, text.day
     else:

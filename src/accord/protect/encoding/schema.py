@@ -49,7 +49,7 @@ _KIND_DEFAULTS: dict[FieldKind, tuple[int, int, tuple[float, ...]]] = {
 
 
 class FieldSpec(BaseModel):
-    """One encoded field. ``name`` is the column in the encoding file; ``column`` the input column."""
+    """One encoded field: ``name`` is its column in the encoding file, ``column`` the input's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -76,7 +76,8 @@ class FieldSpec(BaseModel):
             not self.levels or list(self.levels) != sorted(self.levels, reverse=True)
             or not all(0 < t <= 1 for t in self.levels)
         ):
-            raise ValueError(f"field {self.name}: levels must be Dice thresholds in (0, 1], best first")
+            raise ValueError(
+                f"field {self.name}: levels must be Dice thresholds in (0, 1], best first")
         return self
 
     @property
@@ -123,7 +124,7 @@ class Hardening(BaseModel):
 class EncodingSchema(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format: Literal["accord-linkage-schema"] = SCHEMA_FORMAT
+    format: Literal["accord-linkage-schema"] = "accord-linkage-schema"
     format_version: int = SCHEMA_FORMAT_VERSION
     name: str = "custom"
     version: str = "1"

@@ -38,7 +38,8 @@ class LinkageSecret:
 
     def domain_key(self, domain: str) -> bytes:
         """A separate key per hash domain, so filters of different fields are unrelated."""
-        return hmac.new(self.secret, b"accord-linkage/domain/" + domain.encode(), hashlib.sha256).digest()
+        msg = b"accord-linkage/domain/" + domain.encode("utf-8")
+        return hmac.new(self.secret, msg, hashlib.sha256).digest()
 
     def check_value(self, fingerprint: str) -> str:
         """Keyed check value of (secret, schema): equal iff both were the same (w.h.p.)."""
@@ -47,11 +48,12 @@ class LinkageSecret:
 
 
 def new_linkage_secret(path: Path, *, force: bool = False) -> LinkageSecret:
-    """Create a linkage secret file (owner-only permissions). Used by `accord keys init --linkage`."""
+    """Create a linkage secret file (owner-only). What `accord keys init --linkage` calls."""
     if path.exists() and not force:
         raise KeyMissingError(
             f"a linkage secret already exists at {path}",
-            hint="keep using it (a new secret makes old encodings unlinkable); pass --force to replace",
+            hint="keep using it (a new secret makes old encodings unlinkable); "
+                 "pass --force to replace it",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = LinkageSecret(secret=_secrets.token_bytes(SECRET_BYTES),
