@@ -72,6 +72,11 @@ def _register() -> None:
     app.command("synthesize")(synthesize_cmd.synthesize)
     app.add_typer(release_dp_cmd.app, name="release")
     app.add_typer(budget_cmd.app, name="budget")
+    # Commands are registered here, one module each; keep this list sorted by pipeline stage.
+    from accord.cli import encode_cmd, match_cmd, standard_cmd
+
+    app.command("encode")(encode_cmd.encode)
+    app.command("match")(match_cmd.match)
 
 
 _register()
