@@ -21,7 +21,7 @@ from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.report import render_report
 from accord.research.report.render import context_from
-from accord.research.stats import compute_tables
+from accord.research.stats import compute_tables, remember_published
 from accord.store import open_store
 
 
@@ -41,6 +41,7 @@ def report(
             release_id = store.record_release(
                 "report", {"rules": rules.as_dict(), "unit": stats.unit, "out": out.name},
                 release_summary(stats), actor)
+            remember_published(store, stats, release_id)
             html = render_report(context_from(stats, store, release_id=release_id))
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

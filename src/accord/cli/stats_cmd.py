@@ -13,7 +13,7 @@ from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print
 from accord.errors import StoreError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
-from accord.research.stats import StatsResult, StatTable, compute_tables
+from accord.research.stats import StatsResult, StatTable, compute_tables, remember_published
 from accord.store import open_store
 
 ThresholdOption = Annotated[
@@ -61,8 +61,9 @@ def make_tables(hub: Path, threshold: int, unit: Unit, actor: str, kind: str) ->
     rules = SuppressionRules(threshold=threshold)
     with open_store(hub) as store:
         result = compute_tables(store, rules, unit=parse_unit(unit))
-        store.record_release(kind, {"rules": rules.as_dict(), "unit": result.unit},
-                             release_summary(result), actor)
+        release_id = store.record_release(kind, {"rules": rules.as_dict(), "unit": result.unit},
+                                          release_summary(result), actor)
+        remember_published(store, result, release_id)
     return result
 
 
