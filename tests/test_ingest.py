@@ -263,3 +263,12 @@ def test_chunked_reading_gives_the_same_contribution(case_export: tuple[Path, Pa
     assert sorted((f.line, f.kind) for f in chunked.findings) == sorted((f.line, f.kind) for f in whole.findings)
     assert {f.line for f in chunked.findings} == {3002, 3003}
     assert pq.read_table(tmp_path / "chunked" / "records.parquet").num_rows == 3000
+
+
+def test_header_only_export_is_rejected(case_export: tuple[Path, Path], partner_key: PartnerKey,
+                                        tmp_path: Path) -> None:
+    _, mapping = case_export
+    export = write_case_export(tmp_path / "e.csv", [], trailer="")
+    with pytest.raises(InputFileError, match="no data rows"):
+        ingest_export(export, mapping, "p", tmp_path / "o", partner_key)
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))

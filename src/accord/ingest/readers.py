@@ -171,25 +171,17 @@ def read_csv_header(path: Path, encoding: str = "auto", delimiter: str | None = 
 
 
 def read_csv(path: Path, encoding: str = "auto", delimiter: str | None = None) -> RawTable:
-    enc = _detect_encoding(path, encoding)
-    header, delim = _header_and_delimiter(path, enc, delimiter)
-    columns = check_header(header, path.name)
-    source = path if enc in ("utf-8", "utf-8-sig") else _utf8_copy(path, enc)
-    try:
-        # Fast path on all cores; line numbers of bad rows are only known to the serial reader,
-        # so a file with ragged rows is read a second time, serially.
-        table, bad = _arrow_read(source, columns, delim, threads=True)
-        if bad:
-            table, bad = _arrow_read(source, columns, delim, threads=False)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path.name} cannot be read as a table: {str(exc).splitlines()[0][:200]}",
-                             hint="check the delimiter and quoting; set source.delimiter in the mapping") from None
-    finally:
-        if source != path:
-            os.unlink(source)
-    lines = _line_numbers(table.num_rows, [b.line for b in bad if b.line is not None])
-    table, lines, blanks = _drop_blank_rows(table, lines)
-    return RawTable(columns, table, lines, bad, blanks, encoding=enc, delimiter=delim)
+    """The whole CSV as one table (the pipeline streams it with `iter_csv` instead)."""
+    chunks = list(iter_csv(path, encoding, delimiter))
+    if not chunks:  # a header and nothing else
+        columns = read_csv_header(path, encoding, delimiter)
+        return RawTable(columns, pa.table({c: pa.array([], pa.string()) for c in columns}),
+                        np.zeros(0, dtype=np.int64))
+    first = chunks[0]
+    return RawTable(first.columns, pa.concat_tables([c.table for c in chunks]),
+                    np.concatenate([c.line_numbers for c in chunks]),
+                    [e for c in chunks for e in c.structural_errors], sum(c.blank_rows for c in chunks),
+                    encoding=first.encoding, delimiter=first.delimiter)
 
 
 CHUNK_BYTES = 64 << 20
@@ -250,33 +242,6 @@ def iter_csv(path: Path, encoding: str = "auto", delimiter: str | None = None,
     finally:
         if source != path:
             os.unlink(source)
-
-
-def _arrow_read(source: Path, columns: list[str], delim: str,
-                threads: bool) -> tuple[pa.Table, list[StructuralError]]:
-    bad: list[StructuralError] = []
-
-    def on_invalid(row: Any) -> str:
-        bad.append(StructuralError(
-            line=row.number,
-            reason=f"row has {row.actual_columns} cells, the header has {row.expected_columns}",
-            text=row.text,
-        ))
-        return "skip"
-
-    table = pacsv.read_csv(
-        source,
-        read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, use_threads=threads,
-                                       block_size=16 << 20),
-        parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid,
-                                         newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in columns},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    return table, bad
 
 
 def _line_numbers(n: int, skipped_lines: list[int], start: int = 2) -> np.ndarray:
