@@ -92,8 +92,12 @@ def case_columns(view: RecordView, rng: np.random.Generator,
     cols["Category"] = code_column(view.person(pop.case_type), relabel(CASE_TYPES, CASE))
     cols["CountryCode"] = country_column(view.person(pop.reg_country), pop.countries, True)
     cols["Province"] = area_column(view, rng)
-    cols["Surname"] = recs.family
-    cols["FirstName"] = recs.given
+    # Staff habits the normalisation must absorb: surnames in capitals, stray trailing spaces.
+    upper = pa.array(rng.random(n) < 0.4)
+    cols["Surname"] = pc.if_else(upper, pc.utf8_upper(recs.family), recs.family)
+    padded = pa.array(rng.random(n) < 0.03)
+    cols["FirstName"] = pc.if_else(padded, pc.binary_join_element_wise(recs.given, " ", ""),
+                                   recs.given)
     cols["Gender"] = code_column(view.person(pop.sex), relabel(codes("sex"), SEX))
     cols["DOB"] = date_column(recs.dob, style.date_format)
     cols["AgeAtReg"] = int_column(recs.age)
