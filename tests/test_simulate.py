@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import accord.simulate as sim
@@ -331,3 +333,25 @@ def test_xlsx_writer_round_trips_across_batches(tmp_path: Path,
         assert t == text[i]
         assert d == (datetime(2020, 2, 29) if i % 2 else "2019-02-30")
         assert v == (i if i % 4 else "n/a")
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(people=st.integers(1, 60), partners=st.integers(1, 5),
+       overlap=st.floats(0.0, 1.0), seed=st.integers(0, 2**31))
+def test_any_small_config_gives_consistent_truth(tmp_path: Path, people: int, partners: int,
+                                                 overlap: float, seed: int) -> None:
+    overlap = overlap if partners > 1 else 0.0
+    out = tmp_path / f"h{people}_{partners}_{seed}"
+    result = simulate(SimulationConfig(people=people, partners=partners, overlap=overlap,
+                                       seed=seed, out=out, format_a="csv"))
+    truth = _truth_of(result.truth)
+    assert len(truth) == result.records == sum(p.rows for p in result.partners)
+    assert {t["person_id"] for t in truth} == {f"P{i:08d}" for i in range(people)}
+    seen = Counter((t["person_id"], t["partner"]) for t in truth)
+    assert max(seen.values()) == 1  # never twice at the same partner
+    by_person = Counter(t["person_id"] for t in truth)
+    assert all(int(t["n_partners"]) == by_person[t["person_id"]] for t in truth)
+    assert result.overlap_people == sum(1 for v in by_person.values() if v > 1)
+    if overlap == 0.0:
+        assert result.overlap_people == 0
