@@ -54,7 +54,7 @@ def _read(path: Path, mapping: dict[str, Any]) -> tuple[list[str], list[dict[str
         header = [str(h) for h in next(it)]
         out = [dict(zip(header, r, strict=False)) for r in it]
         return header, [r for r in out if any(v not in (None, "") for v in r.values())]
-    enc = {"utf-8": "utf-8-sig"}.get(src["encoding"], src["encoding"])
+    enc = {"utf-8": "utf-8-sig", "auto": "utf-8-sig"}.get(src["encoding"], src["encoding"])
     text = path.read_bytes().decode(enc)
     reader = csv.DictReader(io.StringIO(text), delimiter=src["delimiter"])
     rows = [r for r in reader if any(v for v in r.values())]
@@ -293,7 +293,7 @@ def _has_command(name: str) -> bool:
 def test_every_export_ingests_and_only_bad_rows_are_quarantined(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "sim"
-    result = simulate(SimulationConfig(people=800, partners=3, seed=21, out=out))
+    result = simulate(SimulationConfig(people=800, partners=4, seed=21, out=out))
     key = tmp_path / "partner.key"
     res = runner.invoke(app, ["keys", "init", "--key-file", str(key)])
     assert res.exit_code == 0, res.output
@@ -355,3 +355,23 @@ def test_any_small_config_gives_consistent_truth(tmp_path: Path, people: int, pa
     assert result.overlap_people == sum(1 for v in by_person.values() if v > 1)
     if overlap == 0.0:
         assert result.overlap_people == 0
+
+
+def test_exports_written_in_pieces_are_whole(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sim, "CHUNK", 37)
+    result = simulate(SimulationConfig(people=400, partners=4, seed=3, out=tmp_path,
+                                       format_a="csv"))
+    truth = _truth_of(result.truth)
+    for p in result.partners:
+        mapping = yaml.safe_load(p.mapping.read_text(encoding="utf-8"))
+        header, rows = _read(p.export, mapping)
+        assert len(rows) == p.rows > 37
+        id_col = mapping["fields"]["case_id"]["column"]
+        assert [str(r[id_col]) for r in rows] == [t["case_id"] for t in truth
+                                                   if t["partner"] == p.partner]
+        if p.export.suffix == ".csv":
+            encoding = {"utf-8": "utf-8-sig", "auto": "utf-8-sig"}.get(
+                mapping["source"]["encoding"], mapping["source"]["encoding"])
+            text = p.export.read_bytes().decode(encoding)
+            assert text.count(header[0]) == 1  # one header line, not one per piece

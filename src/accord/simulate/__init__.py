@@ -30,9 +30,9 @@ from accord.errors import AccordError
 from accord.simulate.casemgmt import CaseStyle, case_columns, case_mapping
 from accord.simulate.columns import RecordView
 from accord.simulate.kobo import kobo_columns, kobo_mapping
-from accord.simulate.population import make_population
-from accord.simulate.records import DEFECTS, ERROR_KINDS, make_records
-from accord.simulate.writers import write_csv, write_kobo_json
+from accord.simulate.population import Population, make_population
+from accord.simulate.records import DEFECTS, ERROR_KINDS, Records, make_records
+from accord.simulate.writers import CsvSink, KoboJsonSink
 from accord.simulate.xlsx import write_xlsx
 from accord.standard import Standard, load_standard
 
@@ -40,6 +40,7 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances; the CLI draws it as a bar."""
 
 XLSX_MAX_ROWS = 100_000
+CHUNK = 200_000  # records per piece when writing an export
 SHEET = "Protection intake v3"
 STYLES = ("kobo", "case_b", "kobo_json", "case_d")
 CASE_B = CaseStyle()
@@ -136,9 +137,7 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
     case_ids: list[pa.Array] = []
     for p in range(config.partners):
         rows = np.flatnonzero(recs.partner == p)
-        view = RecordView(std, pop, _subset(recs, rows))
-        rng = np.random.default_rng([config.seed, 10 + p])
-        files, ids, note = _write_partner(p, view, rng, config, tell)
+        files, ids, note = _write_partner(p, std, pop, recs, rows, config, tell)
         written.append(files)
         case_ids.append(ids)
         if note:
@@ -153,18 +152,22 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
         notes=tuple(notes))
 
 
-def _subset(recs: Any, rows: np.ndarray) -> Any:
-    idx = pa.array(rows)
+def _subset(recs: Records, rows: np.ndarray) -> Records:
+    idx = pa.array(rows, type=pa.int64())
     values = {k: (v.take(idx) if isinstance(v, pa.Array) else v[rows])
               for k, v in recs.__dict__.items()}
-    return type(recs)(**values)
+    return Records(**values)
 
 
-def _write_partner(p: int, view: RecordView, rng: np.random.Generator, config: SimulationConfig,
-                   tell: Progress) -> tuple[PartnerFiles, pa.Array, str | None]:
+def _write_partner(p: int, std: Standard, pop: Population, recs: Records, rows: np.ndarray,
+                   config: SimulationConfig, tell: Progress
+                   ) -> tuple[PartnerFiles, pa.Array, str | None]:
+    """Write one partner's export piece by piece (CHUNK records at a time, to bound memory)
+    and its mapping; return the files, the case ids in export order and a note, if any."""
     name = partner_name(p)
     style = STYLES[p % len(STYLES)]
-    n = view.recs.size
+    rng = np.random.default_rng([config.seed, 10 + p])
+    n = len(rows)
     done = [0]
 
     def tick(k: int) -> None:
@@ -173,53 +176,61 @@ def _write_partner(p: int, view: RecordView, rng: np.random.Generator, config: S
 
     tell(f"writing {name}", 0, n)
     note = None
-    mapping: dict[str, Any]
-    if style in ("kobo", "kobo_json"):
-        cols = kobo_columns(view, rng)
-        ids = cols["_uuid"]
-        fmt = "json" if style == "kobo_json" else config.format_a if p == 0 else "csv"
-        if fmt == "xlsx" and n > XLSX_MAX_ROWS:
-            fmt = "csv"
-            note = (f"{name}: {n:,} rows is more than {XLSX_MAX_ROWS:,}; written as CSV "
-                    "instead of XLSX (openpyxl would take minutes)")
-        export = config.out / f"{name}.{fmt}"
-        if fmt == "xlsx":
+    kobo = style in ("kobo", "kobo_json")
+    case_style = CASE_B if style == "case_b" else CASE_D
+    fmt = ("json" if style == "kobo_json" else config.format_a if p == 0 else "csv") if kobo \
+        else "csv"
+    if fmt == "xlsx" and n > XLSX_MAX_ROWS:
+        fmt = "csv"
+        note = (f"{name}: {n:,} rows is more than {XLSX_MAX_ROWS:,}; written as CSV "
+                "instead of XLSX")
+    export = config.out / f"{name}.{fmt}"
+    sink: CsvSink | KoboJsonSink | None = None
+    if fmt == "json":
+        sink = KoboJsonSink(export)
+    elif fmt == "csv":
+        sink = CsvSink(export, case_style.delimiter, case_style.encoding) if not kobo \
+            else CsvSink(export)
+    ids: list[pa.Array] = []
+    answered: set[str] = set()
+    header: list[str] = []
+    # XLSX is at most XLSX_MAX_ROWS < CHUNK rows, so it is always written in one piece.
+    for start in range(0, max(n, 1), CHUNK):
+        view = RecordView(std, pop, _subset(recs, rows[start:start + CHUNK]))
+        cols = kobo_columns(view, rng) if kobo else case_columns(view, rng, case_style)
+        ids.append(cols["_uuid" if kobo else "CaseNo"])
+        answered |= {k for k, v in cols.items() if v.null_count < len(v)}
+        header = list(cols)
+        if sink is not None:
+            sink.write(cols, tick=tick)
+        else:
             write_xlsx(cols, export, SHEET,
                        date_columns=("grp_intake/registration_date", "grp_person/dob"),
                        int_columns=("grp_person/age", "_id", "_index"), tick=tick)
-        elif fmt == "json":
-            write_kobo_json(cols, export, tick=tick)
-        else:
-            write_csv(cols, export, tick=tick)
-        mapping = kobo_mapping(view, "kobo_json" if fmt == "json" else fmt,
-                               SHEET if fmt == "xlsx" else None)
-        if fmt == "json":
-            # Kobo leaves unanswered questions out of the JSON; a question nobody answered in a
-            # small export has no key at all, and a mapping may only name columns that exist.
-            answered = {k for k, v in cols.items() if v.null_count < len(v)}
-            mapping["fields"] = {f: spec for f, spec in mapping["fields"].items()
-                                 if spec.get("column", "_uuid") in answered}
-    else:
-        case_style = CASE_B if style == "case_b" else CASE_D
-        cols = case_columns(view, rng, case_style)
-        ids = cols["CaseNo"]
-        export = config.out / f"{name}.csv"
-        write_csv(cols, export, delimiter=case_style.delimiter, encoding=case_style.encoding,
-                  tick=tick)
-        mapping = case_mapping(view, case_style)
-    missing_columns = _columns_in(mapping) - set(cols)
+        del cols, view
+    if sink is not None:
+        sink.close()
+    mapping = (kobo_mapping(std, "kobo_json" if fmt == "json" else fmt,
+                            SHEET if fmt == "xlsx" else None) if kobo
+               else case_mapping(std, case_style))
+    if fmt == "json":
+        # Kobo leaves unanswered questions out of the JSON; a question nobody answered in a
+        # small export has no key at all, and a mapping may only name columns that exist.
+        mapping["fields"] = {f: spec for f, spec in mapping["fields"].items()
+                             if spec.get("column", "_uuid") in answered}
+    missing_columns = _columns_in(mapping) - set(header)
     if missing_columns:  # a programming error, not a user's: the mapping must fit the export
         raise AssertionError(f"mapping of {name} names absent columns {sorted(missing_columns)}")
     mapping_path = config.out / f"{name}.mapping.yaml"
-    header = (f"# Mapping for {export.name} (simulated partner, style {style}).\n"
-              "# Format: docs/mapping.md. Generated by `accord simulate`.\n")
-    mapping_path.write_text(header + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True),
+    comment = (f"# Mapping for {export.name} (simulated partner, style {style}).\n"
+               "# Format: docs/mapping.md. Generated by `accord simulate`.\n")
+    mapping_path.write_text(comment + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True),
                             encoding="utf-8")
-    defect = view.recs.defect
+    defect = recs.defect[rows]
     bad = {k: int((defect == i).sum()) for i, k in enumerate(DEFECTS)}
     files = PartnerFiles(partner=name, style=style, export=export, mapping=mapping_path, rows=n,
                          bad_rows=bad)
-    return files, ids, note
+    return files, pa.concat_arrays(ids) if ids else pa.array([], pa.string()), note
 
 
 def _columns_in(mapping: dict[str, Any]) -> set[str]:

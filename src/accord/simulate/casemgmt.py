@@ -29,6 +29,7 @@ from accord.simulate.columns import (
     reverse,
 )
 from accord.simulate.population import CASE_TYPES
+from accord.standard import Standard
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ NOTES = ("", "", "", "", "", "", "follow-up next week", "referred to shelter",
          "@hotline referral", "interpreter needed")
 
 
-def control_flag_columns(view: RecordView) -> dict[str, str]:
+def control_flag_columns(std: Standard) -> dict[str, str]:
     """Standard means-of-control code -> the CTDC-style 0/1 column that holds it."""
-    field = view.std.field("means_of_control")
+    field = std.field("means_of_control")
     out = {}
     for code in field.codes or ():
         out[code.code] = code.ctdc or f"meansOfControl_{code.code}"
@@ -118,7 +119,7 @@ def case_columns(view: RecordView, rng: np.random.Generator,
     cols["RecruiterRel"] = code_column(view.person(pop.recruiter),
                                        relabel(codes("recruiter_relationship"), RECRUITER))
     control = view.person(pop.control)
-    for i, column in enumerate(control_flag_columns(view).values()):
+    for i, column in enumerate(control_flag_columns(view.std).values()):
         cols[column] = pa.array(np.where((control >> i) & 1, "1", "0"))
     cols["GBVType"] = mask_column(view.person(pop.gbv),
                                   relabel(codes("gbv_incident_type"), GBV), ",")
@@ -154,13 +155,17 @@ def _defects(cols: dict[str, pa.Array], defect: np.ndarray, registration: np.nda
     return cols
 
 
-def case_mapping(view: RecordView, style: CaseStyle) -> dict[str, Any]:
-    codes = view.codes
+def case_mapping(std: Standard, style: CaseStyle) -> dict[str, Any]:
+    def codes(field: str) -> tuple[str, ...]:
+        return std.field(field).code_values
+
     fmt = style.date_format
     return {
         "mapping_version": 1,
         "description": f"Partner using a {style.system}",
-        "source": {"format": "csv", "delimiter": style.delimiter, "encoding": style.encoding},
+        # "auto" is the mapping format's way to say UTF-8 with a byte-order mark.
+        "source": {"format": "csv", "delimiter": style.delimiter,
+                   "encoding": "auto" if style.encoding == "utf-8-sig" else style.encoding},
         "missing_values": ["", style.missing],
         "fields": {
             "case_id": {"column": "CaseNo"},
@@ -191,7 +196,7 @@ def case_mapping(view: RecordView, style: CaseStyle) -> dict[str, Any]:
                 "column": "RecruiterRel",
                 "codes": reverse(codes("recruiter_relationship"), RECRUITER)},
             "means_of_control": {
-                "flags": {col: code for code, col in control_flag_columns(view).items()}},
+                "flags": {col: code for code, col in control_flag_columns(std).items()}},
             "gbv_incident_type": {"column": "GBVType", "split": ",",
                                   "codes": reverse(codes("gbv_incident_type"), GBV)},
             "rh_needs": {"column": "RH_Needs", "split": ",",
