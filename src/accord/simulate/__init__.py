@@ -40,7 +40,7 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances; the CLI draws it as a bar."""
 
 XLSX_MAX_ROWS = 100_000
-CHUNK = 200_000  # records per piece when writing an export
+CHUNK = 100_000  # records per piece when writing an export (XLSX_MAX_ROWS fit in one)
 SHEET = "Protection intake v3"
 STYLES = ("kobo", "case_b", "kobo_json", "case_d")
 CASE_B = CaseStyle()

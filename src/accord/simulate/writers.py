@@ -13,11 +13,13 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 BATCH = 100_000
+JSON_BATCH = 25_000  # objects assembled at once (each ~1 KB of text, in several copies)
 Tick = Callable[[int], None]
 
 
@@ -85,16 +87,22 @@ class KoboJsonSink:
     def __init__(self, path: Path, numeric: tuple[str, ...] = ("_id", "_index")) -> None:
         self.numeric = numeric
         self.first = True
-        self.out = path.open("w", encoding="utf-8")
-        self.out.write("[")
+        self.out = path.open("wb")
+        self.out.write(b"[")
 
     def write(self, cols: dict[str, pa.Array], tick: Tick | None = None) -> None:
         names = list(cols)
         n = len(cols[names[0]]) if names else 0
-        for start in range(0, n, BATCH):
-            parts: list[pa.Array | pa.Scalar] = [pa.scalar("{")]
+        for start in range(0, n, JSON_BATCH):
+            m = min(JSON_BATCH, n - start)
+            # Each object starts with its separator, so the text can be written as one buffer.
+            sep = np.full(m, ",\n", dtype=object)
+            if self.first:
+                sep[0] = "\n"
+                self.first = False
+            parts: list[pa.Array | pa.Scalar] = [pa.array(sep, pa.string()), pa.scalar("{")]
             for i, name in enumerate(names):
-                col = cols[name].slice(start, BATCH)
+                col = cols[name].slice(start, m)
                 text = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"),
                                             '"', '\\"')
                 quote = "" if name in self.numeric else '"'
@@ -102,12 +110,19 @@ class KoboJsonSink:
                 parts.append(pc.fill_null(pc.binary_join_element_wise(
                     pa.scalar(key), text, pa.scalar(quote), ""), ""))
             parts.append(pa.scalar(self.TAIL))
-            objects = pc.binary_join_element_wise(*parts, "").to_pylist()
-            self.out.write(("\n" if self.first else ",\n") + ",\n".join(objects))
-            self.first = False
+            objects = pc.binary_join_element_wise(*parts, "")
+            self.out.write(_string_bytes(objects))
             if tick:
-                tick(len(objects))
+                tick(m)
 
     def close(self) -> None:
-        self.out.write("\n]\n")
+        self.out.write(b"\n]\n")
         self.out.close()
+
+
+def _string_bytes(arr: pa.Array) -> memoryview:
+    """The concatenated UTF-8 text of a string array, straight from its data buffer (no copy)."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)
+    begin, end = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
+    data = arr.buffers()[2]
+    return memoryview(b"") if data is None else memoryview(data)[begin:end]
