@@ -375,3 +375,26 @@ def test_exports_written_in_pieces_are_whole(tmp_path: Path,
                 mapping["source"]["encoding"], mapping["source"]["encoding"])
             text = p.export.read_bytes().decode(encoding)
             assert text.count(header[0]) == 1  # one header line, not one per piece
+
+
+def test_reopened_cases_keep_identifiers(tmp_path: Path) -> None:
+    result = simulate(SimulationConfig(people=500, partners=2, overlap=0.1, seed=8, out=tmp_path,
+                                       format_a="csv", reopened=0.1, bad_share=0.0))
+    truth = _truth_of(result.truth)
+    assert len(truth) == result.records
+    again = Counter((t["person_id"], t["partner"]) for t in truth)
+    twice = {k for k, v in again.items() if v == 2}
+    assert 25 < len(twice) < 80 and max(again.values()) == 2
+    b = result.partners[1]
+    mapping = yaml.safe_load(b.mapping.read_text(encoding="utf-8"))
+    _, rows = _read(b.export, mapping)
+    by_person: dict[str, list[tuple[str, str, str]]] = {}
+    for r, t in zip(rows, [t for t in truth if t["partner"] == b.partner], strict=True):
+        if (t["person_id"], t["partner"]) in twice:
+            by_person.setdefault(t["person_id"], []).append(
+                (r["Surname"].strip().upper(), r["FirstName"].strip(), r["DOB"]))
+            assert t["errors"] == "" and int(t["n_records"]) > int(t["n_partners"])
+    assert by_person and all(len(set(v)) == 1 for v in by_person.values())
+    people_at_two = sum(1 for p in {t["person_id"] for t in truth}
+                        if len({t2["partner"] for t2 in truth if t2["person_id"] == p}) > 1)
+    assert result.overlap_people == people_at_two

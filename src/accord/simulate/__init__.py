@@ -61,6 +61,7 @@ class SimulationConfig:
     out: Path = Path("accord-sim")
     format_a: str = "xlsx"
     bad_share: float = 0.005
+    reopened: float = 0.0  # share of people with a second case at the same partner
 
     def check(self) -> None:
         if self.people < 1:
@@ -74,6 +75,8 @@ class SimulationConfig:
                                   hint="use --partners 2 or more, or --overlap 0")
         if self.format_a not in ("xlsx", "csv"):
             raise SimulationError("--format-a must be xlsx or csv")
+        if not 0.0 <= self.reopened <= 1.0:
+            raise SimulationError("--reopened is a share between 0 and 1", hint="e.g. 0.01")
         if not 0.0 <= self.bad_share < 0.5:
             raise SimulationError("the share of bad rows must be between 0 and 0.5")
 
@@ -129,7 +132,8 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
     tell("people", 0, 3)
     pop = make_population(config.people, config.seed, std)
     tell("people", 1, 3)
-    recs = make_records(pop, config.partners, config.overlap, config.seed, config.bad_share)
+    recs = make_records(pop, config.partners, config.overlap, config.seed, config.bad_share,
+                        config.reopened)
     tell("people", 3, 3)
     config.out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -145,10 +149,10 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
     truth = config.out / "truth.csv"
     _write_truth(truth, recs, case_ids, config.partners)
     (config.out / "README.txt").write_text(_readme(written), encoding="utf-8")
-    counts = np.bincount(recs.person, minlength=config.people)
+    partners_per_person = _partners_per_person(recs, config.people)
     return SimulationResult(
         out=config.out, people=config.people, records=recs.size,
-        overlap_people=int((counts > 1).sum()), partners=tuple(written), truth=truth,
+        overlap_people=int((partners_per_person > 1).sum()), partners=tuple(written), truth=truth,
         notes=tuple(notes))
 
 
@@ -242,8 +246,15 @@ def _columns_in(mapping: dict[str, Any]) -> set[str]:
     return out
 
 
-def _write_truth(path: Path, recs: Any, case_ids: list[pa.Array], partners: int) -> None:
-    n_partners = np.bincount(recs.person)[recs.person]
+def _partners_per_person(recs: Records, people: int) -> np.ndarray:
+    first = ~recs.reopened  # a reopened case adds a record, not a partner
+    return np.bincount(recs.person[first], minlength=people)
+
+
+def _write_truth(path: Path, recs: Records, case_ids: list[pa.Array], partners: int) -> None:
+    n_partners = _partners_per_person(recs, int(recs.person.max()) + 1 if recs.size else 0)[
+        recs.person]
+    n_records = np.bincount(recs.person)[recs.person]
     uniq, inverse = np.unique(recs.errors, return_inverse=True)
     labels = [";".join(k for i, k in enumerate(ERROR_KINDS) if int(u) >> i & 1) for u in uniq]
     errors = pa.array(labels, pa.string()).take(pa.array(inverse.ravel()))
@@ -258,7 +269,8 @@ def _write_truth(path: Path, recs: Any, case_ids: list[pa.Array], partners: int)
     person = pc.binary_join_element_wise(
         pa.scalar("P"), pc.utf8_lpad(pc.cast(pa.array(recs.person), pa.string()), 8, "0"), "")
     table = pa.table({"partner": partner_names, "case_id": case_id, "person_id": person,
-                      "n_partners": pa.array(n_partners), "errors": errors,
+                      "n_partners": pa.array(n_partners), "n_records": pa.array(n_records),
+                      "errors": errors,
                       "defect": defects})
     pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
 
@@ -275,7 +287,8 @@ def _readme(files: list[PartnerFiles]) -> str:
     lines += [
         "",
         "truth.csv: the ground truth for linkage evaluation (partner, case_id, person_id,",
-        "n_partners, errors introduced at re-registration, deliberately bad row kind).",
+        "n_partners, n_records, errors introduced at re-registration, deliberately bad row",
+        "kind).",
         "The truth NEVER goes to the hub or into a contribution: it exists only to measure",
         "linkage (accord link --evaluate truth.csv).",
     ]
