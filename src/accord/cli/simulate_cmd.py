@@ -29,16 +29,11 @@ def simulate(
     bad_share: Annotated[
         float, typer.Option("--bad-share", help="Share of deliberately bad rows per export.")
     ] = 0.005,
-    reopened: Annotated[
-        float, typer.Option("--reopened",
-                            help="Share of people with a second case at the same partner.")
-    ] = 0.0,
     json_out: JsonOption = False,
 ) -> None:
     """Simulate partner exports (Kobo XLSX/JSON, case-management CSV) with mappings and truth."""
     config = SimulationConfig(people=people, partners=partners, overlap=overlap, seed=seed,
-                              out=out, format_a=format_a.lower(), bad_share=bad_share,
-                              reopened=reopened)
+                              out=out, format_a=format_a.lower(), bad_share=bad_share)
     with user_errors(), make_progress(transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 

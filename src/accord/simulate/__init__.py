@@ -76,7 +76,8 @@ class SimulationConfig:
         if self.format_a not in ("xlsx", "csv"):
             raise SimulationError("--format-a must be xlsx or csv")
         if not 0.0 <= self.reopened <= 1.0:
-            raise SimulationError("--reopened is a share between 0 and 1", hint="e.g. 0.01")
+            raise SimulationError("the share of reopened cases is between 0 and 1",
+                                  hint="e.g. 0.01")
         if not 0.0 <= self.bad_share < 0.5:
             raise SimulationError("the share of bad rows must be between 0 and 0.5")
 
@@ -295,4 +296,5 @@ def _readme(files: list[PartnerFiles]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["PartnerFiles", "SimulationConfig", "SimulationError", "SimulationResult", "simulate"]
+__all__ = ["DEFECTS", "ERROR_KINDS", "PartnerFiles", "SimulationConfig", "SimulationError",
+           "SimulationResult", "simulate"]
