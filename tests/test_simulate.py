@@ -398,3 +398,24 @@ def test_reopened_cases_keep_identifiers(tmp_path: Path) -> None:
     people_at_two = sum(1 for p in {t["person_id"] for t in truth}
                         if len({t2["partner"] for t2 in truth if t2["person_id"] == p}) > 1)
     assert result.overlap_people == people_at_two
+
+
+def _shared_data() -> Path | None:
+    import os
+
+    candidates = [Path(os.environ["ACCORD_SHARED_DATA"])] if "ACCORD_SHARED_DATA" in os.environ \
+        else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
+                   Path("/work/shared/data")]
+    return next((c for c in candidates if (c / "ctdc" / "ctdc_2020_derived.csv").is_file()), None)
+
+
+@pytest.mark.skipif(_shared_data() is None,
+                    reason="CTDC 2020 data not available (set ACCORD_SHARED_DATA)")
+def test_packaged_marginals_reproduce_from_ctdc() -> None:
+    from accord.simulate.derive_marginals import derive
+    from accord.simulate.population import load_marginals
+
+    data = _shared_data()
+    assert data is not None
+    assert derive(data / "ctdc" / "ctdc_2020_derived.csv") == load_marginals()
