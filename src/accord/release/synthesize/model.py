@@ -115,9 +115,15 @@ def fit(measured: Measured) -> Model:
         order.extend(nx.dfs_preorder_nodes(tree, root))
     within = []
     for j, g in enumerate(measured.groups):
-        w = np.clip(measured.one_way[j].noisy.astype(float), 0.0, None) + 1e-12
-        group_sum = np.bincount(g, weights=w)
-        within.append(w / group_sum[g])
+        # Projecting the noisy one-way counts (rather than clipping them) zeroes the levels that
+        # noise alone lifted, so a merged bucket of many rare levels is not spread uniformly.
+        noisy = measured.one_way[j].noisy.astype(float)
+        w = project_to_simplex(noisy, max(float(noisy.sum()), 1.0))
+        group_sum = np.bincount(g, weights=w, minlength=int(g.max()) + 1)
+        members = np.bincount(g)
+        uniform = 1.0 / members[g]
+        within.append(np.where(group_sum[g] > 0, w / np.where(group_sum[g] > 0, group_sum[g], 1.0),
+                               uniform))
     return Model(measured.columns, measured.levels, measured.groups, tuple(within), tuple(order),
                  tuple(fitted[c] / fitted[c].sum() for c in order), total)
 
