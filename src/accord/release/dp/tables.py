@@ -28,6 +28,7 @@ from accord.release.dp.mechanism import Mechanism, NoiseSpec, add_noise, calibra
 MISSING = "(missing)"
 TOTAL = "Total"
 DENSE_CELLS = 800
+RAKE_ITERATIONS = 30
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,22 @@ def _fit(table: NoisyTable) -> tuple[np.ndarray, np.ndarray | None]:
         # Euclidean projection onto the non-negative tables with the fitted total. Margins of
         # error then fall back to the raw noise (conservative for the least-squares estimate).
         x_ls = lsqr(a_all, y, atol=1e-10, btol=1e-10)[0]
-        x = project_to_simplex(x_ls, max(float(x_ls.sum()), 0.0))
+        total = max(float(x_ls.sum()), 0.0)
+        x = project_to_simplex(x_ls, total).reshape(shape)
+        # One global projection leaves noise mass in sparse rows (a rare sex across 250
+        # countries); raking to the least-squares one-way margins, themselves made non-negative,
+        # puts each row back to its measured size.
+        margins = {axis: project_to_simplex(
+            x_ls.reshape(shape).sum(axis=tuple(a for a in range(len(shape)) if a != axis)), total)
+            for axis in range(len(shape))}
+        for _ in range(RAKE_ITERATIONS):
+            for axis, target in margins.items():
+                others = tuple(a for a in range(len(shape)) if a != axis)
+                current = x.sum(axis=others, keepdims=True)
+                ratio = np.divide(target.reshape(current.shape), current,
+                                  out=np.zeros_like(current), where=current > 0)
+                x = x * ratio
+        x = x.ravel()
     x = np.clip(x, 0.0, None)
     return x.reshape(shape), cov
 
@@ -274,6 +290,7 @@ def _publish(table: NoisyTable, mechanism: Mechanism) -> PublishedTable:
     cells = round_preserving_total(x)
     finest = table.groups[-1]
     raw_moe = finest.noise.moe95()
+    direct = {g.axes: g.noise.moe95() for g in table.groups}
     rows: list[tuple[object, ...]] = []
     k = len(shape)
     # Publish every combination of "a level or Total" per dimension: all margins and sub-totals,
@@ -289,6 +306,8 @@ def _publish(table: NoisyTable, mechanism: Mechanism) -> PublishedTable:
             indicator[member, np.arange(member.size)] = 1.0
             var = ((indicator @ cov) * indicator).sum(axis=1)
             moes = np.ceil(1.959963984540054 * np.sqrt(np.clip(var, 0.0, None)))
+        elif keep in direct:  # measured directly: least squares does at least as well
+            moes = np.full(len(values), np.ceil(direct[keep]))
         else:
             cells_in = np.prod([shape[i] for i in drop]) if drop else 1
             moes = np.full(len(values), np.ceil(raw_moe * float(np.sqrt(cells_in))))
