@@ -145,6 +145,22 @@ def test_margins_of_error_cover_the_truth() -> None:
     assert 0.92 <= hits / total <= 0.995
 
 
+def test_large_tables_do_not_pile_noise_into_sparse_rows() -> None:
+    # 300 countries x 3 sexes (900 cells, the large-table path): nobody has sex "x", yet 300
+    # cells of noise must not add up to a sizeable published total for it.
+    rng = np.random.default_rng(2)
+    countries = [f"c{i:03d}" for i in range(300)]
+    people = pa.table({"country": rng.choice(countries[:40], 5000).tolist(),
+                       "sex": rng.choice(["f", "m"], 5000).tolist()})
+    levels = {"country": [*countries, MISSING], "sex": ["f", "m", "x"]}
+    exact = count_table(people, TableSpec("c_by_sex", ("country", "sex")), levels)
+    (pub,) = postprocess(measure([exact], "gaussian", 0.05, test_seed=4))
+    totals = {r[1]: (r[2], r[3]) for r in pub.rows if r[0] == TOTAL}
+    count, moe = totals["x"]
+    assert count <= moe  # within its margin of error of the true 0
+    assert abs(totals["f"][0] - int((people.column("sex").to_numpy() == "f").sum())) <= 2 * totals["f"][1]
+
+
 def test_seed_only_in_tests_reproduces_and_default_noise_is_fresh() -> None:
     exact = count_table(_people(200), TableSpec("sex_age", ("sex", "age_group")), LEVELS)
     a = postprocess(measure([exact], "gaussian", 0.01, test_seed=7))
