@@ -260,7 +260,7 @@ def test_bootstrap_interval_coverage_close_to_nominal() -> None:
     covered = 0
     for i, y in enumerate(tables):
         res = estimate(from_rows(["A", "B", "C", "D"], cells, y),
-                       EstimateOptions(method="aic", bootstrap=150, seed=i))
+                       EstimateOptions(method="stepwise", bootstrap=150, seed=i))
         assert res.ok and res.boot is not None
         covered += res.boot.interval[0] <= total <= res.boot.interval[1]
     # 95 % nominal; with 120 simulations the binomial s.d. is 2 points
