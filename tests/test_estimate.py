@@ -327,6 +327,9 @@ def test_hub_estimate_by_stratum(tmp_path: Path) -> None:
     assert strata[("male", "child")]["seen"] is None  # 1 person: suppressed
     assert strata[("male", "child")]["withheld"]
     assert strata[("female", "adult")]["estimate"]["total"] > strata[("female", "adult")]["seen"]
+    shown = {r["lists"]: r["people"] for r in d["capture_histories"]["rows"]}
+    assert shown["tiny only"] is None  # 1 person: suppressed under the small-cell rule
+    assert all(v is None or v == 0 or v >= 10 for v in shown.values())
     with open_store(hub) as store:
         assert [r["kind"] for r in store.releases()] == ["estimate"]
         sec = estimate_section(store, PipelineOptions(by=("sex",)))

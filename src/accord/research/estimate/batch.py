@@ -38,8 +38,8 @@ def poisson_deviance(y: FloatArray, mu: FloatArray) -> FloatArray:
     return np.asarray(2.0 * (term - (y - mu)).sum(axis=-1), dtype=np.float64)
 
 
-def _outer(x: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Newton step and score for every fit (the score is used for the Newton decrement)."""
+def _outer(x: FloatArray) -> FloatArray:
+    """Products of every pair of design columns, per cell: (C, P*P)."""
     p = x.shape[1]
     return np.asarray((x[:, :, None] * x[:, None, :]).reshape(x.shape[0], p * p))
 

@@ -21,6 +21,7 @@ from accord.errors import AccordError
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
 from accord.research.estimate.table import CaptureTableError, from_memberships
+from accord.research.overlap import overlap_table
 from accord.store import Store
 
 MISSING_STRATUM = "missing"
@@ -167,9 +168,21 @@ def estimate_hub(
     for i, k in enumerate(keys):
         res, why = one(strata[k], shown[i])
         by_stratum.append(StratumEstimate(dict(zip(opts.by, k, strict=True)), shown[i], res, why))
+    # The capture histories as shown to users: the hub's overlap table, under the same
+    # small-cell rules (primary, complementary, audited) as every other published table.
+    histories = overlap_table(store, opts.rules)
     return {
         "partners": partners,
         "parameters": opts.parameters(),
+        "capture_histories": {
+            "rows": [
+                {"lists": label, "people": value}
+                for label, value in zip(histories.dims[0].labels, histories.published, strict=False)
+            ],
+            "total": histories.published[-1],
+            "suppressed_cells": histories.suppressed,
+            "notes": list(histories.notes),
+        },
         "overall": overall.to_dict(),
         "strata": [s.to_dict() for s in by_stratum],
         "suppression": {"cells": len(seen), "suppressed": int(sup.mask.sum())},
