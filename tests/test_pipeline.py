@@ -103,7 +103,7 @@ def test_no_identifier_leaks_into_hub_or_contributions(pipeline: Path) -> None:
             texts[str(f)] = (str(pq.read_table(f).to_pylist()) if f.suffix == ".parquet"
                              else f.read_text(encoding="utf-8"))
     def words_of(text: str) -> set[str]:
-        return set(re.findall(r"[^\W\d_][\w'-]*", text))  # whole words, case-sensitive
+        return set(re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*", text))  # whole words, case-sensitive
 
     planted = sorted(n for n in ids["names"] if " " not in n)[0]  # the checker must be able to fail
     assert planted in words_of(f"{{'x': '{planted}'}}")

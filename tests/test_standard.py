@@ -76,3 +76,28 @@ def test_validate_cli_rejects_bad_file(runner: CliRunner, tmp_path: Path) -> Non
     result = runner.invoke(app, ["standard", "validate", str(bad)])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_xlsform_and_its_mapping_round_trip(runner: CliRunner, tmp_path: Path) -> None:
+    """The generated form passes pyxform, and an export of it ingests with the generated mapping."""
+    from openpyxl import load_workbook
+
+    from accord.ingest import ingest_export
+    from accord.protect.keys import create_partner_key
+
+    form, mapping = tmp_path / "form.xlsx", tmp_path / "form.mapping.yaml"
+    result = runner.invoke(app, ["standard", "xlsform", "--out", str(form), "--mapping-out", str(mapping)])
+    assert result.exit_code == 0, result.output
+    survey = load_workbook(form)["survey"]
+    names = [row[1] for row in survey.iter_rows(min_row=2, values_only=True)]
+    assert "type_of_exploitation" in names and "rh_needs" in names
+    columns = [c["column"] for c in yaml.safe_load(mapping.read_text())["fields"].values()]
+    row = {c: "" for c in columns}
+    row.update({"grp_person/case_id": "k1", "grp_person/sex": "female", "grp_person/citizenship": "VN KH",
+                "grp_case/case_type": "trafficking_victim", "grp_case/registration_date": "2024-05-01",
+                "grp_case/country_of_registration": "TH", "grp_person/age": "17",
+                "grp_exploitation/type_of_exploitation": "forced_labour forced_criminality"})
+    export = tmp_path / "export.csv"
+    export.write_text(",".join(columns) + "\n" + ",".join(row[c] for c in columns) + "\n", encoding="utf-8")
+    out = ingest_export(export, mapping, "p", tmp_path / "c", create_partner_key(tmp_path / "k"))
+    assert out.manifest.accepted == 1, out.findings

@@ -239,13 +239,17 @@ def _line_numbers(n: int, skipped_lines: list[int]) -> np.ndarray:
 
 
 def _drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.ndarray, int]:
+    """Rows whose every cell is empty (Excel's trailing rows) are not records; they are counted apart.
+
+    A row of whitespace-only cells is kept: it becomes a quarantined row (required fields
+    missing), so it is still accounted for.
+    """
     if table.num_rows == 0:
         return table, lines, 0
-    blank = None
+    total = np.zeros(table.num_rows, dtype=np.int64)
     for col in table.columns:
-        is_empty = pc.equal(pc.utf8_trim_whitespace(col), "")
-        blank = is_empty if blank is None else pc.and_(blank, is_empty)
-    mask = np.asarray(blank)
+        total += np.asarray(pc.binary_length(col), dtype=np.int64)
+    mask = total == 0
     n_blank = int(mask.sum())
     if n_blank == 0:
         return table, lines, 0

@@ -32,7 +32,8 @@ from accord.simulate.columns import RecordView
 from accord.simulate.kobo import kobo_columns, kobo_mapping
 from accord.simulate.population import make_population
 from accord.simulate.records import DEFECTS, ERROR_KINDS, make_records
-from accord.simulate.writers import write_csv, write_kobo_json, write_xlsx
+from accord.simulate.writers import write_csv, write_kobo_json
+from accord.simulate.xlsx import write_xlsx
 from accord.standard import Standard, load_standard
 
 Progress = Callable[[str, int, int], None]
@@ -192,6 +193,12 @@ def _write_partner(p: int, view: RecordView, rng: np.random.Generator, config: S
             write_csv(cols, export, tick=tick)
         mapping = kobo_mapping(view, "kobo_json" if fmt == "json" else fmt,
                                SHEET if fmt == "xlsx" else None)
+        if fmt == "json":
+            # Kobo leaves unanswered questions out of the JSON; a question nobody answered in a
+            # small export has no key at all, and a mapping may only name columns that exist.
+            answered = {k for k, v in cols.items() if v.null_count < len(v)}
+            mapping["fields"] = {f: spec for f, spec in mapping["fields"].items()
+                                 if spec.get("column", "_uuid") in answered}
     else:
         case_style = CASE_B if style == "case_b" else CASE_D
         cols = case_columns(view, rng, case_style)

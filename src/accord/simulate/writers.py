@@ -1,22 +1,20 @@
-"""Writing exports the way partners' tools write them (CSV in several dialects, XLSX, Kobo JSON).
+"""Writing exports the way partners' tools write them: CSV in several dialects, Kobo JSON.
 
 CSV goes through pyarrow's writer in batches (fast, bounded memory); encodings other than UTF-8 are
-produced by re-encoding each batch. XLSX uses openpyxl's write-only mode, which is slow, so large
-exports are written as CSV instead (the caller decides and says so).
+produced by re-encoding each batch. XLSX is in ``xlsx.py``.
 """
 
 from __future__ import annotations
 
 import codecs
-import datetime as dt
 import io
 import json
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 BATCH = 100_000
@@ -59,57 +57,33 @@ def write_csv(cols: dict[str, pa.Array], path: Path, delimiter: str = ",",
         out.write((delimiter * (len(cols) - 1) + "\n").encode("ascii") * blank_rows)
 
 
-def write_xlsx(cols: dict[str, pa.Array], path: Path, sheet: str,
-               date_columns: tuple[str, ...] = (), int_columns: tuple[str, ...] = (),
-               tick: Tick | None = None) -> None:
-    from openpyxl import Workbook
+def write_kobo_json(cols: dict[str, pa.Array], path: Path,
+                    numeric: tuple[str, ...] = ("_id", "_index"),
+                    tick: Tick | None = None) -> None:
+    """A JSON list of submission objects as Kobo's API gives them: group paths as keys, text
+    answers, unanswered questions left out, ``_id`` a number and list-valued metadata.
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(sheet)
-    names = list(cols)
-    ws.append(names)
-    n = len(next(iter(cols.values()))) if cols else 0
-    for start in range(0, n, BATCH):
-        values = []
-        for name in names:
-            col = cols[name].slice(start, BATCH).to_pylist()
-            if name in date_columns:
-                col = [_as_date(v) for v in col]
-            elif name in int_columns:
-                col = [int(v) if v is not None and v.lstrip("-").isdigit() else v for v in col]
-            values.append(col)
-        for row in zip(*values, strict=True):
-            ws.append(list(row))
-        if tick:
-            tick(len(values[0]) if values else 0)
-    for _ in range(2):
-        ws.append([None] * len(names))
-    wb.save(path)
-
-
-def _as_date(value: str | None) -> dt.date | str | None:
-    # Real Kobo XLSX exports hold dates as Excel dates; a value that is not a date stays text.
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return value
-
-
-def write_kobo_json(cols: dict[str, pa.Array], path: Path, tick: Tick | None = None) -> None:
-    """A JSON list of submission objects, keys as Kobo's API gives them (group paths)."""
+    The JSON text of each object is assembled column-wise with pyarrow (json.dumps per row runs
+    at a tenth of the speed); values are escaped for ``"`` and ``\\``, and the simulator
+    produces no control characters. The first column must never be empty."""
     names = list(cols)
     n = len(next(iter(cols.values()))) if cols else 0
+    tail = ', "_attachments": [], "_geolocation": [null, null], "_tags": [], "_notes": []}'
     with path.open("w", encoding="utf-8") as out:
         out.write("[")
-        first = True
         for start in range(0, n, BATCH):
-            columns = [cols[name].slice(start, BATCH).to_pylist() for name in names]
-            for row in zip(*columns, strict=True):
-                obj: dict[str, Any] = dict(zip(names, row, strict=True))
-                out.write(("\n" if first else ",\n") + json.dumps(obj, ensure_ascii=False))
-                first = False
+            parts: list[pa.Array | pa.Scalar] = [pa.scalar("{")]
+            for i, name in enumerate(names):
+                col = cols[name].slice(start, BATCH)
+                text = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"),
+                                            '"', '\\"')
+                quote = "" if name in numeric else '"'
+                key = ("" if i == 0 else ", ") + json.dumps(name) + ": " + quote
+                parts.append(pc.fill_null(pc.binary_join_element_wise(
+                    pa.scalar(key), text, pa.scalar(quote), ""), ""))
+            parts.append(pa.scalar(tail))
+            objects = pc.binary_join_element_wise(*parts, "").to_pylist()
+            out.write(("\n" if start == 0 else ",\n") + ",\n".join(objects))
             if tick:
-                tick(len(columns[0]) if columns else 0)
+                tick(len(objects))
         out.write("\n]\n")
