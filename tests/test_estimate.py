@@ -311,7 +311,11 @@ def _hub(tmp_path: Path, with_persons: bool = True) -> Path:
 
 
 def test_hub_estimate_by_stratum(tmp_path: Path) -> None:
-    from accord.research.estimate.pipeline import PipelineOptions, estimate_section
+    from accord.research.estimate.pipeline import (
+        PipelineOptions,
+        estimate_section,
+        report_section,
+    )
     from accord.store import open_store
 
     hub = _hub(tmp_path)
@@ -333,7 +337,10 @@ def test_hub_estimate_by_stratum(tmp_path: Path) -> None:
     with open_store(hub) as store:
         assert [r["kind"] for r in store.releases()] == ["estimate"]
         sec = estimate_section(store, PipelineOptions(by=("sex",)))
+        rs = report_section(store)
     assert "Estimated total" in sec["title"] and "Closed population" in str(sec["html"])
+    assert sec["summary"]["strata"][0]["stratum"]["sex"] in ("female", "male")
+    assert "Estimated total, seen and unseen" in str(rs.render(None))  # type: ignore[arg-type]
 
 
 def test_hub_without_linkage_says_run_link(tmp_path: Path) -> None:
@@ -341,6 +348,12 @@ def test_hub_without_linkage_says_run_link(tmp_path: Path) -> None:
     out = runner.invoke(app, ["estimate", "--hub", str(hub)])
     assert out.exit_code == 2
     assert "accord link" in out.output
+    from accord.research.estimate.pipeline import estimate_section
+    from accord.store import open_store
+
+    with open_store(hub) as store:
+        sec = estimate_section(store)
+    assert sec["summary"] is None and "accord link" in str(sec["html"])
 
 
 def test_hub_bad_stratum_column(tmp_path: Path) -> None:

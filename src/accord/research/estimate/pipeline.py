@@ -22,6 +22,7 @@ from accord.release.suppression import Equation, SuppressionRules, suppress_cell
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
 from accord.research.estimate.table import CaptureTableError, from_memberships
 from accord.research.overlap import overlap_table
+from accord.research.report.sections import ReportSection
 from accord.store import Store
 
 MISSING_STRATUM = "missing"
@@ -261,3 +262,10 @@ def estimate_section(store: Store, opts: PipelineOptions | None = None) -> dict[
         return {"id": "estimate", "title": "Estimated total", "summary": None, "html": body}
     return {"id": "estimate", "title": "Estimated total", "summary": summary,
             "html": section_html(summary)}
+
+
+def report_section(store: Store, opts: PipelineOptions | None = None) -> ReportSection:
+    """The "estimated total" section, ready to append to ``default_sections()``."""
+    d = estimate_section(store, opts)
+    body: Markup = d["html"]
+    return ReportSection(d["id"], d["title"], lambda _ctx: body)
