@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -134,7 +134,7 @@ def _estimate_one(
 ) -> tuple[MSEResult | None, str | None]:
     if len(people) < opts.min_stratum:
         return None, f"fewer than {opts.min_stratum} people seen: too few to estimate"
-    eopts = EstimateOptions(**{**opts.estimate.__dict__, "min_list_size": opts.min_list_size})
+    eopts = replace(opts.estimate, min_list_size=opts.min_list_size)
     try:
         result = estimate(from_memberships(partners, people), eopts, progress)
     except CaptureTableError as err:

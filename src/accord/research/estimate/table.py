@@ -208,18 +208,3 @@ def merge_small_lists(
     merged = from_rows(names, pats, table.counts)
     still = (merged_name,) if merged.list_sizes()[merged_name] < min_size else ()
     return merged, ListMerge(tuple(small), merged_name, still)
-
-
-def suppressed_rows(table: CaptureTable, threshold: int = 10) -> list[dict[str, int | str]]:
-    """Rows for display with counts 1..threshold-1 replaced by ``"<threshold"``.
-
-    Zero cells are shown (a structural fact of the lists, not a person); totals are not
-    recomputed from shown cells, so suppression cannot be undone by subtraction per row.
-    """
-    out: list[dict[str, int | str]] = []
-    for row in table.rows(include_zero=False):
-        shown: dict[str, int | str] = dict(row)
-        if 0 < row["count"] < threshold:
-            shown["count"] = f"<{threshold}"
-        out.append(shown)
-    return out
