@@ -226,6 +226,26 @@ def test_cli_mse_bad_input(tmp_path: Path, content: str, message: str) -> None:
     assert "what to do" in out.output
 
 
+def test_cli_mse_unreadable_file(tmp_path: Path) -> None:
+    f = tmp_path / "bad.csv"
+    f.write_bytes(b"A,B,n\n1,0,\xff\xfe\n")
+    out = runner.invoke(app, ["estimate", "mse", str(f)])
+    assert out.exit_code == 2 and "UTF-8" in out.output
+    out = runner.invoke(app, ["estimate", "mse", str(tmp_path / "missing.csv")])
+    assert out.exit_code == 2 and "no such file" in out.output
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=7, max_size=7).filter(lambda c: sum(c[3:]) > 0))
+def test_batched_main_effects_match_statsmodels_on_random_tables(counts: list[int]) -> None:
+    table = from_rows(["A", "B", "C"], histories(3), counts)
+    sel = select(3, table.counts[None].astype(float), "main", exact=True)
+    status = check_all_models(table)[()]
+    assert sel.valid[0] == (status is Status.OK)
+    if status is Status.OK:
+        assert sel.dark[0] == pytest.approx(fit_model(table, ()).dark, rel=1e-5)
+
+
 def test_cli_mse_bad_method(mse_dir: Path) -> None:
     out = runner.invoke(app, ["estimate", "mse", str(mse_dir / "UKdat.csv"), "--method", "x"])
     assert out.exit_code != 0
