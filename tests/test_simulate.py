@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import accord.simulate as sim
@@ -52,7 +54,7 @@ def _read(path: Path, mapping: dict[str, Any]) -> tuple[list[str], list[dict[str
         header = [str(h) for h in next(it)]
         out = [dict(zip(header, r, strict=False)) for r in it]
         return header, [r for r in out if any(v not in (None, "") for v in r.values())]
-    enc = {"utf-8": "utf-8-sig"}.get(src["encoding"], src["encoding"])
+    enc = {"utf-8": "utf-8-sig", "auto": "utf-8-sig"}.get(src["encoding"], src["encoding"])
     text = path.read_bytes().decode(enc)
     reader = csv.DictReader(io.StringIO(text), delimiter=src["delimiter"])
     rows = [r for r in reader if any(v for v in r.values())]
@@ -291,7 +293,7 @@ def _has_command(name: str) -> bool:
 def test_every_export_ingests_and_only_bad_rows_are_quarantined(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "sim"
-    result = simulate(SimulationConfig(people=800, partners=3, seed=21, out=out))
+    result = simulate(SimulationConfig(people=800, partners=4, seed=21, out=out))
     key = tmp_path / "partner.key"
     res = runner.invoke(app, ["keys", "init", "--key-file", str(key)])
     assert res.exit_code == 0, res.output
@@ -331,3 +333,89 @@ def test_xlsx_writer_round_trips_across_batches(tmp_path: Path,
         assert t == text[i]
         assert d == (datetime(2020, 2, 29) if i % 2 else "2019-02-30")
         assert v == (i if i % 4 else "n/a")
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(people=st.integers(1, 60), partners=st.integers(1, 5),
+       overlap=st.floats(0.0, 1.0), seed=st.integers(0, 2**31))
+def test_any_small_config_gives_consistent_truth(tmp_path: Path, people: int, partners: int,
+                                                 overlap: float, seed: int) -> None:
+    overlap = overlap if partners > 1 else 0.0
+    out = tmp_path / f"h{people}_{partners}_{seed}"
+    result = simulate(SimulationConfig(people=people, partners=partners, overlap=overlap,
+                                       seed=seed, out=out, format_a="csv"))
+    truth = _truth_of(result.truth)
+    assert len(truth) == result.records == sum(p.rows for p in result.partners)
+    assert {t["person_id"] for t in truth} == {f"P{i:08d}" for i in range(people)}
+    seen = Counter((t["person_id"], t["partner"]) for t in truth)
+    assert max(seen.values()) == 1  # never twice at the same partner
+    by_person = Counter(t["person_id"] for t in truth)
+    assert all(int(t["n_partners"]) == by_person[t["person_id"]] for t in truth)
+    assert result.overlap_people == sum(1 for v in by_person.values() if v > 1)
+    if overlap == 0.0:
+        assert result.overlap_people == 0
+
+
+def test_exports_written_in_pieces_are_whole(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sim, "CHUNK", 37)
+    result = simulate(SimulationConfig(people=400, partners=4, seed=3, out=tmp_path,
+                                       format_a="csv"))
+    truth = _truth_of(result.truth)
+    for p in result.partners:
+        mapping = yaml.safe_load(p.mapping.read_text(encoding="utf-8"))
+        header, rows = _read(p.export, mapping)
+        assert len(rows) == p.rows > 37
+        id_col = mapping["fields"]["case_id"]["column"]
+        assert [str(r[id_col]) for r in rows] == [t["case_id"] for t in truth
+                                                   if t["partner"] == p.partner]
+        if p.export.suffix == ".csv":
+            encoding = {"utf-8": "utf-8-sig", "auto": "utf-8-sig"}.get(
+                mapping["source"]["encoding"], mapping["source"]["encoding"])
+            text = p.export.read_bytes().decode(encoding)
+            assert text.count(header[0]) == 1  # one header line, not one per piece
+
+
+def test_reopened_cases_keep_identifiers(tmp_path: Path) -> None:
+    result = simulate(SimulationConfig(people=500, partners=2, overlap=0.1, seed=8, out=tmp_path,
+                                       format_a="csv", reopened=0.1, bad_share=0.0))
+    truth = _truth_of(result.truth)
+    assert len(truth) == result.records
+    again = Counter((t["person_id"], t["partner"]) for t in truth)
+    twice = {k for k, v in again.items() if v == 2}
+    assert 25 < len(twice) < 80 and max(again.values()) == 2
+    b = result.partners[1]
+    mapping = yaml.safe_load(b.mapping.read_text(encoding="utf-8"))
+    _, rows = _read(b.export, mapping)
+    by_person: dict[str, list[tuple[str, str, str]]] = {}
+    for r, t in zip(rows, [t for t in truth if t["partner"] == b.partner], strict=True):
+        if (t["person_id"], t["partner"]) in twice:
+            by_person.setdefault(t["person_id"], []).append(
+                (r["Surname"].strip().upper(), r["FirstName"].strip(), r["DOB"]))
+            assert t["errors"] == "" and int(t["n_records"]) > int(t["n_partners"])
+    assert by_person and all(len(set(v)) == 1 for v in by_person.values())
+    people_at_two = sum(1 for p in {t["person_id"] for t in truth}
+                        if len({t2["partner"] for t2 in truth if t2["person_id"] == p}) > 1)
+    assert result.overlap_people == people_at_two
+
+
+def _shared_data() -> Path | None:
+    import os
+
+    candidates = [Path(os.environ["ACCORD_SHARED_DATA"])] if "ACCORD_SHARED_DATA" in os.environ \
+        else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
+                   Path("/work/shared/data")]
+    return next((c for c in candidates if (c / "ctdc" / "ctdc_2020_derived.csv").is_file()), None)
+
+
+@pytest.mark.skipif(_shared_data() is None,
+                    reason="CTDC 2020 data not available (set ACCORD_SHARED_DATA)")
+def test_packaged_marginals_reproduce_from_ctdc() -> None:
+    from accord.simulate.derive_marginals import derive
+    from accord.simulate.population import load_marginals
+
+    data = _shared_data()
+    assert data is not None
+    assert derive(data / "ctdc" / "ctdc_2020_derived.csv") == load_marginals()
