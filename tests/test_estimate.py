@@ -376,6 +376,24 @@ def test_hub_without_linkage_says_run_link(tmp_path: Path) -> None:
     assert sec["summary"] is None and "accord link" in str(sec["html"])
 
 
+def test_hub_without_overlap_gives_no_number(tmp_path: Path) -> None:
+    from accord.store import open_store
+
+    rows = [{"batch_id": "b", "partner": f"p{i % 3}", "record_key": f"k{i}", "sex": "female"}
+            for i in range(300)]
+    persons = [{"person_id": i, "batch_id": "b", "partner": f"p{i % 3}", "record_key": f"k{i}",
+                "match_score": None} for i in range(300)]
+    hub = tmp_path / "hub.duckdb"
+    with open_store(hub) as store:
+        store.write_table("records", pa.Table.from_pylist(rows), mode="replace")
+        store.write_table("persons", pa.Table.from_pylist(persons), mode="replace")
+    out = runner.invoke(app, ["estimate", "--hub", str(hub), "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    assert d["overall"]["seen"] == 300 and "estimate" not in d["overall"]
+    assert "more than one partner" in d["overall"]["withheld"]
+
+
 def test_hub_bad_stratum_column(tmp_path: Path) -> None:
     hub = _hub(tmp_path)
     out = runner.invoke(app, ["estimate", "--hub", str(hub), "--by", "person_pseudonym"])

@@ -200,6 +200,8 @@ def _print_hub(summary: dict[str, Any]) -> None:
     else:
         console.print(f"people seen: {_num(ov['seen'])}; no estimate: {ov['withheld']}",
                       highlight=False)
+        if est:
+            console.print(f"[dim]reason: {est['reason']}[/]", highlight=False)
     if summary["strata"]:
         by = summary["parameters"]["by"]
         t = Table(title="By stratum", title_justify="left")

@@ -134,13 +134,17 @@ def _estimate_one(
 ) -> tuple[MSEResult | None, str | None]:
     if len(people) < opts.min_stratum:
         return None, f"fewer than {opts.min_stratum} people seen: too few to estimate"
+    if not any(len(p) > 1 for p in people):
+        return None, ("nobody was seen by more than one partner, so the overlaps say nothing "
+                      "about the people nobody saw")
     eopts = replace(opts.estimate, min_list_size=opts.min_list_size)
     try:
         result = estimate(from_memberships(partners, people), eopts, progress)
     except CaptureTableError as err:
         return None, err.message
     if not result.ok:
-        return result, f"no estimate: {result.reason}"
+        return result, (f"the estimate {result.status}: the overlaps between partners are too "
+                        "sparse for any model (details under 'reason')")
     return result, None
 
 
