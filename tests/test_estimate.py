@@ -226,6 +226,26 @@ def test_cli_mse_bad_input(tmp_path: Path, content: str, message: str) -> None:
     assert "what to do" in out.output
 
 
+def test_cli_mse_unreadable_file(tmp_path: Path) -> None:
+    f = tmp_path / "bad.csv"
+    f.write_bytes(b"A,B,n\n1,0,\xff\xfe\n")
+    out = runner.invoke(app, ["estimate", "mse", str(f)])
+    assert out.exit_code == 2 and "UTF-8" in out.output
+    out = runner.invoke(app, ["estimate", "mse", str(tmp_path / "missing.csv")])
+    assert out.exit_code == 2 and "no such file" in out.output
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=7, max_size=7).filter(lambda c: sum(c[3:]) > 0))
+def test_batched_main_effects_match_statsmodels_on_random_tables(counts: list[int]) -> None:
+    table = from_rows(["A", "B", "C"], histories(3), counts)
+    sel = select(3, table.counts[None].astype(float), "main", exact=True)
+    status = check_all_models(table)[()]
+    assert sel.valid[0] == (status is Status.OK)
+    if status is Status.OK:
+        assert sel.dark[0] == pytest.approx(fit_model(table, ()).dark, rel=1e-5)
+
+
 def test_cli_mse_bad_method(mse_dir: Path) -> None:
     out = runner.invoke(app, ["estimate", "mse", str(mse_dir / "UKdat.csv"), "--method", "x"])
     assert out.exit_code != 0
@@ -260,7 +280,7 @@ def test_bootstrap_interval_coverage_close_to_nominal() -> None:
     covered = 0
     for i, y in enumerate(tables):
         res = estimate(from_rows(["A", "B", "C", "D"], cells, y),
-                       EstimateOptions(method="aic", bootstrap=150, seed=i))
+                       EstimateOptions(method="stepwise", bootstrap=150, seed=i))
         assert res.ok and res.boot is not None
         covered += res.boot.interval[0] <= total <= res.boot.interval[1]
     # 95 % nominal; with 120 simulations the binomial s.d. is 2 points
@@ -311,7 +331,11 @@ def _hub(tmp_path: Path, with_persons: bool = True) -> Path:
 
 
 def test_hub_estimate_by_stratum(tmp_path: Path) -> None:
-    from accord.research.estimate.pipeline import PipelineOptions, estimate_section
+    from accord.research.estimate.pipeline import (
+        PipelineOptions,
+        estimate_section,
+        report_section,
+    )
     from accord.store import open_store
 
     hub = _hub(tmp_path)
@@ -327,10 +351,16 @@ def test_hub_estimate_by_stratum(tmp_path: Path) -> None:
     assert strata[("male", "child")]["seen"] is None  # 1 person: suppressed
     assert strata[("male", "child")]["withheld"]
     assert strata[("female", "adult")]["estimate"]["total"] > strata[("female", "adult")]["seen"]
+    shown = {r["lists"]: r["people"] for r in d["capture_histories"]["rows"]}
+    assert shown["tiny only"] is None  # 1 person: suppressed under the small-cell rule
+    assert all(v is None or v == 0 or v >= 10 for v in shown.values())
     with open_store(hub) as store:
         assert [r["kind"] for r in store.releases()] == ["estimate"]
         sec = estimate_section(store, PipelineOptions(by=("sex",)))
+        rs = report_section(store)
     assert "Estimated total" in sec["title"] and "Closed population" in str(sec["html"])
+    assert sec["summary"]["strata"][0]["stratum"]["sex"] in ("female", "male")
+    assert "Estimated total, seen and unseen" in str(rs.render(None))  # type: ignore[arg-type]
 
 
 def test_hub_without_linkage_says_run_link(tmp_path: Path) -> None:
@@ -338,6 +368,30 @@ def test_hub_without_linkage_says_run_link(tmp_path: Path) -> None:
     out = runner.invoke(app, ["estimate", "--hub", str(hub)])
     assert out.exit_code == 2
     assert "accord link" in out.output
+    from accord.research.estimate.pipeline import estimate_section
+    from accord.store import open_store
+
+    with open_store(hub) as store:
+        sec = estimate_section(store)
+    assert sec["summary"] is None and "accord link" in str(sec["html"])
+
+
+def test_hub_without_overlap_gives_no_number(tmp_path: Path) -> None:
+    from accord.store import open_store
+
+    rows = [{"batch_id": "b", "partner": f"p{i % 3}", "record_key": f"k{i}", "sex": "female"}
+            for i in range(300)]
+    persons = [{"person_id": i, "batch_id": "b", "partner": f"p{i % 3}", "record_key": f"k{i}",
+                "match_score": None} for i in range(300)]
+    hub = tmp_path / "hub.duckdb"
+    with open_store(hub) as store:
+        store.write_table("records", pa.Table.from_pylist(rows), mode="replace")
+        store.write_table("persons", pa.Table.from_pylist(persons), mode="replace")
+    out = runner.invoke(app, ["estimate", "--hub", str(hub), "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    assert d["overall"]["seen"] == 300 and "estimate" not in d["overall"]
+    assert "more than one partner" in d["overall"]["withheld"]
 
 
 def test_hub_bad_stratum_column(tmp_path: Path) -> None:

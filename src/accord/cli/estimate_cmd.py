@@ -177,6 +177,17 @@ def mse(
 def _print_hub(summary: dict[str, Any]) -> None:
     ov = summary["overall"]
     console.print(f"partners (lists): {', '.join(summary['partners'])}", highlight=False)
+    ch = summary["capture_histories"]
+    t = Table(title="People by the partners that saw them (capture histories)",
+              title_justify="left")
+    t.add_column("partners")
+    t.add_column("people", justify="right")
+    for row in ch["rows"]:
+        t.add_row(row["lists"], _num(row["people"]) if row["people"] is not None else "<hidden>")
+    t.add_row("total", _num(ch["total"]) if ch["total"] is not None else "<hidden>")
+    console.print(t)
+    for note in ch["notes"]:
+        console.print(f"[dim]{note}[/]", highlight=False)
     est = ov.get("estimate")
     if est and est.get("total") is not None and not ov["withheld"]:
         lo, hi = est["interval"]
@@ -189,6 +200,8 @@ def _print_hub(summary: dict[str, Any]) -> None:
     else:
         console.print(f"people seen: {_num(ov['seen'])}; no estimate: {ov['withheld']}",
                       highlight=False)
+        if est:
+            console.print(f"[dim]reason: {est['reason']}[/]", highlight=False)
     if summary["strata"]:
         by = summary["parameters"]["by"]
         t = Table(title="By stratum", title_justify="left")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +21,8 @@ from accord.errors import AccordError
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
 from accord.research.estimate.table import CaptureTableError, from_memberships
+from accord.research.overlap import overlap_table
+from accord.research.report.sections import ReportSection
 from accord.store import Store
 
 MISSING_STRATUM = "missing"
@@ -132,13 +134,17 @@ def _estimate_one(
 ) -> tuple[MSEResult | None, str | None]:
     if len(people) < opts.min_stratum:
         return None, f"fewer than {opts.min_stratum} people seen: too few to estimate"
-    eopts = EstimateOptions(**{**opts.estimate.__dict__, "min_list_size": opts.min_list_size})
+    if not any(len(p) > 1 for p in people):
+        return None, ("nobody was seen by more than one partner, so the overlaps say nothing "
+                      "about the people nobody saw")
+    eopts = replace(opts.estimate, min_list_size=opts.min_list_size)
     try:
         result = estimate(from_memberships(partners, people), eopts, progress)
     except CaptureTableError as err:
         return None, err.message
     if not result.ok:
-        return result, f"no estimate: {result.reason}"
+        return result, (f"the estimate {result.status}: the overlaps between partners are too "
+                        "sparse for any model (details under 'reason')")
     return result, None
 
 
@@ -167,9 +173,21 @@ def estimate_hub(
     for i, k in enumerate(keys):
         res, why = one(strata[k], shown[i])
         by_stratum.append(StratumEstimate(dict(zip(opts.by, k, strict=True)), shown[i], res, why))
+    # The capture histories as shown to users: the hub's overlap table, under the same
+    # small-cell rules (primary, complementary, audited) as every other published table.
+    histories = overlap_table(store, opts.rules)
     return {
         "partners": partners,
         "parameters": opts.parameters(),
+        "capture_histories": {
+            "rows": [
+                {"lists": label, "people": value}
+                for label, value in zip(histories.dims[0].labels, histories.published, strict=False)
+            ],
+            "total": histories.published[-1],
+            "suppressed_cells": histories.suppressed,
+            "notes": list(histories.notes),
+        },
         "overall": overall.to_dict(),
         "strata": [s.to_dict() for s in by_stratum],
         "suppression": {"cells": len(seen), "suppressed": int(sup.mask.sum())},
@@ -248,3 +266,10 @@ def estimate_section(store: Store, opts: PipelineOptions | None = None) -> dict[
         return {"id": "estimate", "title": "Estimated total", "summary": None, "html": body}
     return {"id": "estimate", "title": "Estimated total", "summary": summary,
             "html": section_html(summary)}
+
+
+def report_section(store: Store, opts: PipelineOptions | None = None) -> ReportSection:
+    """The "estimated total" section, ready to append to ``default_sections()``."""
+    d = estimate_section(store, opts)
+    body: Markup = d["html"]
+    return ReportSection(d["id"], d["title"], lambda _ctx: body)

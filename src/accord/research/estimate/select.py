@@ -252,7 +252,12 @@ def select_with_progress(
     """Run :func:`select` over many tables in chunks; return models, dark figures, validity."""
     cache = ValidityCache()
     n = y.shape[0]
-    models = np.zeros((n, len(pairs(n_lists))), dtype=bool)
+    k_pairs = len(pairs(n_lists))
+    p = design(n_lists).shape[1]
+    # every table in a chunk fits up to k_pairs children, each with a P x P Hessian: keep the
+    # chunk's Hessians near 250 MB whatever the number of lists
+    chunk = max(4, min(chunk, int(2.5e8 / (8 * p * p * max(k_pairs, 1)))))
+    models = np.zeros((n, k_pairs), dtype=bool)
     dark = np.full(n, np.nan)
     valid = np.zeros(n, dtype=bool)
     for start in range(0, n, chunk):

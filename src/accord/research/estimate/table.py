@@ -129,13 +129,19 @@ def read_counts_csv(path: Path) -> CaptureTable:
     """Read a CSV whose columns are 0/1 per list and whose last column is the count."""
     if not path.is_file():
         raise CaptureTableError(f"no such file: {path.name}", hint="check the path")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header:
-            raise CaptureTableError(f"{path.name} is empty", hint="supply a header row and data")
-        header = [h.strip() for h in header]
-        data = [row for row in reader if any(cell.strip() for cell in row)]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            data = [row for row in reader if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error):
+        raise CaptureTableError(
+            f"{path.name} is not a readable UTF-8 CSV file",
+            hint="save the table as CSV (UTF-8) with a header row",
+        ) from None
+    if not header:
+        raise CaptureTableError(f"{path.name} is empty", hint="supply a header row and data")
+    header = [h.strip() for h in header]
     if len(header) < MIN_LISTS + 1:
         raise CaptureTableError(
             f"{path.name} has {len(header) - 1} list column(s); at least {MIN_LISTS} are needed",
@@ -208,18 +214,3 @@ def merge_small_lists(
     merged = from_rows(names, pats, table.counts)
     still = (merged_name,) if merged.list_sizes()[merged_name] < min_size else ()
     return merged, ListMerge(tuple(small), merged_name, still)
-
-
-def suppressed_rows(table: CaptureTable, threshold: int = 10) -> list[dict[str, int | str]]:
-    """Rows for display with counts 1..threshold-1 replaced by ``"<threshold"``.
-
-    Zero cells are shown (a structural fact of the lists, not a person); totals are not
-    recomputed from shown cells, so suppression cannot be undone by subtraction per row.
-    """
-    out: list[dict[str, int | str]] = []
-    for row in table.rows(include_zero=False):
-        shown: dict[str, int | str] = dict(row)
-        if 0 < row["count"] < threshold:
-            shown["count"] = f"<{threshold}"
-        out.append(shown)
-    return out
