@@ -40,15 +40,27 @@ def _root(
 
 
 def _register() -> None:
-    # Commands are registered here, one module each; keep this list sorted by pipeline stage.
-    from accord.cli import hub_cmd, ingest_cmd, keys_cmd, report_cmd, standard_cmd, stats_cmd
+    # Commands are registered here, one module each, in pipeline order.
+    from accord.cli import (
+        demo_cmd,
+        hub_cmd,
+        ingest_cmd,
+        keys_cmd,
+        report_cmd,
+        simulate_cmd,
+        standard_cmd,
+        stats_cmd,
+    )
 
     app.add_typer(standard_cmd.app, name="standard")
+    app.command("simulate", help="Simulate partner exports with mapping files and ground truth.")(
+        simulate_cmd.simulate)
     app.add_typer(keys_cmd.app, name="keys")
     app.command("ingest")(ingest_cmd.ingest)
     app.add_typer(hub_cmd.app, name="hub")
     app.command("stats")(stats_cmd.stats)
     app.command("report")(report_cmd.report)
+    app.command("demo")(demo_cmd.demo)
 
 
 _register()

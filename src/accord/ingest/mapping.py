@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from accord.errors import MappingError
 from accord.standard import FieldType, Standard
+from accord.yamlio import load_yaml
 
 
 class SourceOptions(BaseModel):
@@ -156,7 +157,7 @@ def check_against_header(mapping: Mapping, columns: list[str], source: str) -> N
 
 def load_mapping(path: Path, standard: Standard) -> Mapping:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MappingError(f"cannot read mapping {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:

@@ -6,18 +6,21 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from accord.errors import InputFileError
 from accord.ingest.findings import Finding, FindingKind
 from accord.ingest.mapping import check_against_header, load_mapping
 from accord.ingest.readers import detect_format, read_header, read_table
-from accord.ingest.transform import transform
+from accord.ingest.transform import FINDINGS_SCHEMA, transform
 from accord.protect.contribution import Manifest, write_contribution
 from accord.protect.keys import PartnerKey
 from accord.protect.pseudonym import LinkageEncoder, protect_records
-from accord.safe_csv import write_csv
+from accord.safe_csv import write_arrow_csv
 from accord.standard import Standard, load_standard
 
 Progress = Callable[[str], None]
@@ -28,23 +31,30 @@ class IngestResult:
     manifest: Manifest
     contribution: Path
     quarantine_report: Path
-    findings: list[Finding]
-    reasons: Counter[str] = field(default_factory=Counter)
+    findings_table: pa.Table  # line, field, reason, detail, value (raw: partner side only)
 
     @property
     def rows_in(self) -> int:
         return self.manifest.rows_in
+
+    @property
+    def reasons(self) -> Counter[str]:
+        counts = pc.value_counts(self.findings_table["reason"]).to_pylist() if self.findings_table.num_rows else []
+        return Counter({c["values"]: c["counts"] for c in counts})
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [Finding(r["line"], r["field"], FindingKind(r["reason"]), r["detail"], r["value"])
+                for r in self.findings_table.to_pylist()]
 
 
 def _quarantine_path(out: Path) -> Path:
     return out.with_name(out.name + ".quarantine.csv")
 
 
-def write_quarantine(path: Path, findings: list[Finding]) -> None:
+def write_quarantine(path: Path, findings: pa.Table) -> None:
     """The partner-side report: row, field, reason and the raw value. Never part of a contribution."""
-    rows = sorted(findings, key=lambda f: (f.line or 0, f.field))
-    write_csv(path, ["line", "field", "reason", "detail", "value"],
-              ([f.line, f.field, str(f.kind), f.detail, f.value] for f in rows))
+    write_arrow_csv(path, findings.sort_by([("line", "ascending"), ("field", "ascending")]))
 
 
 def ingest_export(
@@ -75,8 +85,13 @@ def ingest_export(
                      mapping.source.sheet)
     say("mapping and validating")
     batch = transform(raw, mapping, standard)
-    findings = [Finding(e.line, "(row)", FindingKind.STRUCTURE, e.reason, e.text)
-                for e in raw.structural_errors] + batch.findings
+    structural = pa.table(
+        [pa.array([e.line for e in raw.structural_errors], pa.int64()),
+         pa.array(["(row)"] * len(raw.structural_errors), pa.string()),
+         pa.array([str(FindingKind.STRUCTURE)] * len(raw.structural_errors), pa.string()),
+         pa.array([e.reason for e in raw.structural_errors], pa.string()),
+         pa.array([e.text for e in raw.structural_errors], pa.string())], schema=FINDINGS_SCHEMA)
+    findings = pa.concat_tables([structural, batch.findings])
     rows_in = raw.num_rows + len(raw.structural_errors)
     quarantined = int(batch.quarantined.sum()) + len(raw.structural_errors)
     if raw.num_rows == 0 and not raw.structural_errors:
@@ -97,5 +112,4 @@ def ingest_export(
         linkage_meta=linkage_meta,
     )
     write_quarantine(q_path, findings)
-    reasons: Counter[str] = Counter(str(f.kind) for f in findings)
-    return IngestResult(manifest, out, q_path, findings, reasons)
+    return IngestResult(manifest, out, q_path, findings)

@@ -175,6 +175,25 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str | None = None) -
     header, delim = _header_and_delimiter(path, enc, delimiter)
     columns = check_header(header, path.name)
     source = path if enc in ("utf-8", "utf-8-sig") else _utf8_copy(path, enc)
+    try:
+        # Fast path on all cores; line numbers of bad rows are only known to the serial reader,
+        # so a file with ragged rows is read a second time, serially.
+        table, bad = _arrow_read(source, columns, delim, threads=True)
+        if bad:
+            table, bad = _arrow_read(source, columns, delim, threads=False)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path.name} cannot be read as a table: {str(exc).splitlines()[0][:200]}",
+                             hint="check the delimiter and quoting; set source.delimiter in the mapping") from None
+    finally:
+        if source != path:
+            os.unlink(source)
+    lines = _line_numbers(table.num_rows, [b.line for b in bad if b.line is not None])
+    table, lines, blanks = _drop_blank_rows(table, lines)
+    return RawTable(columns, table, lines, bad, blanks, encoding=enc, delimiter=delim)
+
+
+def _arrow_read(source: Path, columns: list[str], delim: str,
+                threads: bool) -> tuple[pa.Table, list[StructuralError]]:
     bad: list[StructuralError] = []
 
     def on_invalid(row: Any) -> str:
@@ -185,29 +204,19 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str | None = None) -
         ))
         return "skip"
 
-    try:
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(
-                column_names=columns, skip_rows=1, use_threads=False, block_size=16 << 20
-            ),
-            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid,
-                                             newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path.name} cannot be read as a table: {str(exc).splitlines()[0][:200]}",
-                             hint="check the delimiter and quoting; set source.delimiter in the mapping") from None
-    finally:
-        if source != path:
-            os.unlink(source)
-    lines = _line_numbers(table.num_rows, [b.line for b in bad if b.line is not None])
-    table, lines, blanks = _drop_blank_rows(table, lines)
-    return RawTable(columns, table, lines, bad, blanks, encoding=enc, delimiter=delim)
+    table = pacsv.read_csv(
+        source,
+        read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, use_threads=threads,
+                                       block_size=16 << 20),
+        parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid,
+                                         newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return table, bad
 
 
 def _line_numbers(n: int, skipped_lines: list[int]) -> np.ndarray:
@@ -230,13 +239,17 @@ def _line_numbers(n: int, skipped_lines: list[int]) -> np.ndarray:
 
 
 def _drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.ndarray, int]:
+    """Rows whose every cell is empty (Excel's trailing rows) are not records; they are counted apart.
+
+    A row of whitespace-only cells is kept: it becomes a quarantined row (required fields
+    missing), so it is still accounted for.
+    """
     if table.num_rows == 0:
         return table, lines, 0
-    blank = None
+    total = np.zeros(table.num_rows, dtype=np.int64)
     for col in table.columns:
-        is_empty = pc.equal(pc.utf8_trim_whitespace(col), "")
-        blank = is_empty if blank is None else pc.and_(blank, is_empty)
-    mask = np.asarray(blank)
+        total += np.asarray(pc.binary_length(col), dtype=np.int64)
+    mask = total == 0
     n_blank = int(mask.sum())
     if n_blank == 0:
         return table, lines, 0

@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accord.ingest.findings import Finding, FindingKind
+from accord.ingest.findings import FindingKind
 from accord.ingest.mapping import FieldMapping, Mapping
 from accord.ingest.readers import RawTable
 from accord.ingest.values import MISSING, Parsed, Parser, parser_for
-from accord.standard import Field, Standard
+from accord.standard import Field, FieldType, Standard
 from accord.standard.arrow import arrow_type, derived_arrow_type
 
 TRUE_FLAGS = frozenset({"1", "true", "yes", "y"})
@@ -26,13 +26,17 @@ class Recorder(Protocol):
                  detail_arr: np.ndarray | str, source_col: str | None) -> None: ...
 
 
+FINDINGS_SCHEMA = pa.schema([("line", pa.int64()), ("field", pa.string()), ("reason", pa.string()),
+                             ("detail", pa.string()), ("value", pa.string())])
+
+
 @dataclass
 class StandardisedBatch:
     """Rows in the standard's shape (identifiers still present), with what was wrong with them."""
 
-    table: pa.Table  # one column per mapped standard field + derived columns
+    table: pa.Table  # one column per standard field + derived columns
     lines: np.ndarray  # source line per row
-    findings: list[Finding]
+    findings: pa.Table  # FINDINGS_SCHEMA; `value` is the raw cell (partner side only)
     quarantined: np.ndarray  # bool per row
 
     @property
@@ -48,11 +52,25 @@ class _Column:
     year_only: np.ndarray | None = None
 
 
+def _bulk_dates(uniques: pa.Array, date_format: str | None) -> list[object]:
+    """Dates that parse with the declared format, in C++; None where Python must look closer."""
+    fmt = date_format or "%Y-%m-%d"
+    text = pc.utf8_trim_whitespace(uniques)
+    parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+    # Arrow rolls impossible dates over (31/02 becomes 03/03); keep only those that format back
+    # to exactly what was written, and let the strict Python parser judge the rest.
+    exact = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), text), False)
+    return pc.cast(pc.if_else(exact, parsed, pa.scalar(None, parsed.type)), pa.date32()).to_pylist()
+
+
 def _apply_unique(raw: pa.ChunkedArray, parse: Parser, missing: frozenset[str],
-                  out_type: pa.DataType) -> _Column:
+                  out_type: pa.DataType, date_format: str | None = None) -> _Column:
     encoded = pc.dictionary_encode(raw).combine_chunks()
     uniques = encoded.dictionary.to_pylist()
-    parsed = [MISSING if u.strip() in missing else parse(u) for u in uniques]
+    fast: list[object] = (_bulk_dates(encoded.dictionary, date_format) if pa.types.is_date32(out_type)
+                          else [None] * len(uniques))
+    parsed = [MISSING if u.strip() in missing else (Parsed(f) if f is not None else parse(u))
+              for u, f in zip(uniques, fast, strict=True)]
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     values = pc.take(pa.array([p.value for p in parsed], type=out_type), encoded.indices)
     kinds = np.array([p.kind for p in parsed] + [None], dtype=object)[:-1]
@@ -93,6 +111,13 @@ def _apply_field(raw: RawTable, field: Field, fm: FieldMapping, mapping: Mapping
     out_type = arrow_type(field.type)
     if fm.flags is not None:
         return _apply_flags(raw, fm, missing)
+    if field.type == FieldType.STRING and fm.column is not None:
+        # Free text and identifiers are mostly distinct per row: trim and blank out in C++.
+        text = pc.utf8_trim_whitespace(raw.table[fm.column])
+        absent = pc.is_in(text, pa.array(sorted(missing), pa.string()))
+        values = pc.if_else(absent, pa.scalar(None, pa.string()), text).combine_chunks()
+        n = raw.num_rows
+        return _Column(values, np.full(n, None, dtype=object), np.full(n, "", dtype=object))
     parse = parser_for(field, fm, missing)
     if fm.value is not None:
         parsed: Parsed = parse(fm.value)
@@ -100,7 +125,7 @@ def _apply_field(raw: RawTable, field: Field, fm: FieldMapping, mapping: Mapping
         return _Column(pa.array([parsed.value] * n, type=out_type),
                        np.full(n, parsed.kind, dtype=object), np.full(n, parsed.detail, dtype=object))
     assert fm.column is not None
-    return _apply_unique(raw.table[fm.column], parse, missing, out_type)
+    return _apply_unique(raw.table[fm.column], parse, missing, out_type, fm.date_format)
 
 
 def _age_from_dates(dob: pa.Array, reg: pa.Array) -> np.ndarray:
@@ -131,7 +156,7 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
     n = raw.num_rows
     today = today or date.today()
     columns: dict[str, pa.Array] = {}
-    findings: list[Finding] = []
+    findings: list[pa.Table] = []
     quarantined = np.zeros(n, dtype=bool)
     year_only = np.zeros(n, dtype=bool)
     field_bad: dict[str, np.ndarray] = {}
@@ -141,12 +166,12 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
         rows = np.nonzero(mask)[0]
         if not len(rows):
             return
-        raw_values = (raw.table[source_col].take(pa.array(rows)).to_pylist()
-                      if source_col else [""] * len(rows))
-        for k, row in enumerate(rows):
-            kind = kind_arr if isinstance(kind_arr, FindingKind) else kind_arr[row]
-            detail = detail_arr if isinstance(detail_arr, str) else detail_arr[row]
-            findings.append(Finding(int(raw.line_numbers[row]), field, kind, detail, raw_values[k]))
+        m = len(rows)
+        kinds = [str(kind_arr)] * m if isinstance(kind_arr, FindingKind) else [str(k) for k in kind_arr[rows]]
+        details = [detail_arr] * m if isinstance(detail_arr, str) else list(detail_arr[rows])
+        values = raw.table[source_col].take(pa.array(rows)) if source_col else pa.array([""] * m)
+        findings.append(pa.table([pa.array(raw.line_numbers[rows]), pa.array([field] * m), pa.array(kinds),
+                                  pa.array(details, pa.string()), values], schema=FINDINGS_SCHEMA))
         quarantined[rows] = True
 
     for field in standard.fields:
@@ -179,7 +204,8 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
     _flag_duplicate_cases(columns, raw, record, mapping)
 
     table = pa.table({name: columns[name] for name in columns})
-    return StandardisedBatch(table, raw.line_numbers, findings, quarantined)
+    all_findings = pa.concat_tables(findings) if findings else FINDINGS_SCHEMA.empty_table()
+    return StandardisedBatch(table, raw.line_numbers, all_findings, quarantined)
 
 
 def _derive(columns: dict[str, pa.Array], standard: Standard, year_only: np.ndarray,

@@ -15,12 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accord.protect.keys import PartnerKey
-from accord.protect.normalise import (
-    normalise_code,
-    normalise_column,
-    normalise_name,
-    normalise_phone,
-)
+from accord.protect.normalise import normalise_codes, normalise_names, normalise_phones, on_distinct
 from accord.standard import FieldRole, Standard
 from accord.standard.arrow import record_schema
 
@@ -65,15 +60,15 @@ def normalised_identifiers(table: pa.Table) -> pa.Table:
     """The identifier columns, normalised the same way at every partner."""
     dob = table["date_of_birth"]
     return pa.table({
-        "case_id": normalise_column(table["case_id"], normalise_code),
-        "given_name": normalise_column(table["given_name"], normalise_name),
-        "family_name": normalise_column(table["family_name"], normalise_name),
+        "case_id": normalise_codes(table["case_id"]),
+        "given_name": pc.fill_null(on_distinct(normalise_names, table["given_name"]), ""),
+        "family_name": pc.fill_null(on_distinct(normalise_names, table["family_name"]), ""),
         "date_of_birth": dob,
         "dob_quality": table["dob_quality"],
         "sex": table["sex"],
         "citizenship": table["citizenship"],
-        "phone": normalise_column(table["phone"], normalise_phone),
-        "document_number": normalise_column(table["document_number"], normalise_code),
+        "phone": normalise_phones(table["phone"]),
+        "document_number": normalise_codes(table["document_number"]),
     })
 
 
