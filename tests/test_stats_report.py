@@ -162,6 +162,23 @@ def test_margin_hidden_as_complement_is_hidden_everywhere(tmp_path: Path) -> Non
     assert result.table("registrations_by_year").value(None) is None
 
 
+def test_rare_sex_codes_merge_along_the_ctdc_crosswalk(tmp_path: Path) -> None:
+    rows = [record(i, sex="female") for i in range(40)] + [record(50 + i, sex="male")
+                                                          for i in range(30)]
+    rows += [record(100 + i, sex="transgender_female") for i in range(3)]
+    rows += [record(110 + i, sex="non_conforming") for i in range(8)]
+    with make_store(tmp_path / "h.duckdb", rows) as store:
+        result = compute_tables(store)
+        bigger = compute_tables(store, SuppressionRules(threshold=3))
+    case = result.table("case_type_by_sex")
+    assert case.dims[1].codes == ("female", "male", "transgender_female+non_conforming")
+    assert case.dims[1].labels[2] == "Transgender / Non-Conforming"
+    assert case.value("trafficking_victim", "transgender_female+non_conforming") == 11
+    # with threshold 3 no member is rare: the codes stay apart
+    assert bigger.table("case_type_by_sex").dims[1].codes == (
+        "female", "male", "transgender_female", "non_conforming")
+
+
 def test_persons_and_overlap(tmp_path: Path) -> None:
     rows = [record(i, "ngo_a", sex="female") for i in range(40)]
     rows += [record(i, "agency_b", sex="female") for i in range(30)]
@@ -226,13 +243,15 @@ def test_cli_stats_json_and_threshold(hub: Path) -> None:
     table = next(t for t in payload["tables"] if t["id"] == "sex_by_age_band")
     male = table["dims"][0]["codes"].index("male")
     assert table["values"][male][0] == 3  # 3 is publishable at threshold 2
-    res = runner.invoke(app, ["stats", "--hub", str(hub)])
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--protection", "1"])
     assert res.exit_code == 0 and "People by sex and age band" in res.stdout
     with open_store(hub) as store:
-        kinds = [r["kind"] for r in store.releases()]
-        params = json.loads(store.releases()[0]["parameters"])
+        store_releases = store.releases()
+    kinds = [r["kind"] for r in store_releases]
+    params = json.loads(store_releases[0]["parameters"])
     assert kinds == ["tables", "tables", "tables"]
     assert params["rules"]["threshold"] == 10
+    assert [json.loads(r["parameters"])["rules"]["protection"] for r in store_releases] == [5, 1, 1]
 
 
 def test_cli_report(hub: Path, tmp_path: Path) -> None:

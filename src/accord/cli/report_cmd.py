@@ -10,6 +10,7 @@ import typer
 from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
 from accord.cli.stats_cmd import (
     ActorOption,
+    ProtectionOption,
     ThresholdOption,
     Unit,
     UnitOption,
@@ -29,13 +30,14 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
     hub: HubOption = DEFAULT_HUB,
     threshold: ThresholdOption = 10,
+    protection: ProtectionOption = None,
     unit: UnitOption = Unit.AUTO,
     actor: ActorOption = "hub-steward",
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""
     with user_errors():
         require_hub(hub)
-        rules = SuppressionRules(threshold=threshold)
+        rules = SuppressionRules(threshold=threshold, protection=protection)
         with open_store(hub) as store:
             stats = compute_tables(store, rules, unit=parse_unit(unit))
             release_id = store.record_release(

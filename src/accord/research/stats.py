@@ -20,12 +20,14 @@ import numpy as np
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules, TableSuppression, suppress_table
 from accord.research.specs import (
+    GROUP_SEP,
     MISSING,
     OTHER,
     Dim,
     DimKind,
     DimSpec,
     TableSpec,
+    crosswalk_groups,
     default_specs,
     known_codes,
     label_of,
@@ -147,8 +149,22 @@ def _count(store: Store, spec: TableSpec, unit: Unit, allowed: set[str]) -> dict
     return out
 
 
+def _group_rare(standard: Standard, spec: DimSpec, totals: dict[str, int], threshold: int,
+                mapping: dict[str, str], codes: list[str]) -> list[str]:
+    for group in crosswalk_groups(standard, spec.column):
+        present = [c for c in group if totals.get(c, 0)]
+        if len(present) > 1 and any(totals[c] < threshold for c in present):
+            merged = GROUP_SEP.join(present)
+            for c in present:
+                mapping[c] = merged
+            at = codes.index(present[0])
+            codes = [c for c in codes if c not in present]
+            codes.insert(at, merged)
+    return codes
+
+
 def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple[str, ...], int],
-                top_n: int) -> tuple[tuple[str, ...], dict[str, str]]:
+                top_n: int, threshold: int) -> tuple[tuple[str, ...], dict[str, str]]:
     """Codes to publish on one axis, and how each observed code maps onto them."""
     totals: dict[str, int] = {}
     for key, n in counts.items():
@@ -172,6 +188,8 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
         # Bands keep every band (gaps matter in a pyramid); code lists drop unused codes.
         keep = known if spec.kind == DimKind.BAND else [c for c in known if totals.get(c, 0)]
         codes = list(keep)
+        if spec.group_rare_by_crosswalk:
+            codes = _group_rare(standard, spec, totals, threshold, mapping, codes)
         if any(v == OTHER for v in mapping.values()):
             codes.append(OTHER)
     if MISSING in observed:
@@ -180,9 +198,10 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
 
 
 def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, allowed: set[str],
-               top_n: int) -> _Raw:
+               top_n: int, threshold: int) -> _Raw:
     counts = _count(store, spec, unit, allowed)
-    axes = [_categories(standard, d, i, counts, top_n) for i, d in enumerate(spec.dims)]
+    axes = [_categories(standard, d, i, counts, top_n, threshold)
+            for i, d in enumerate(spec.dims)]
     arr = np.zeros(tuple(len(codes) for codes, _ in axes), dtype=np.int64)
     for key, n in counts.items():
         idx = tuple(codes.index(mapping[k]) for k, (codes, mapping) in zip(key, axes, strict=True))
@@ -253,7 +272,7 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
                          hint="add a contribution with `accord hub add`")
     chosen = resolve_unit(store, unit)
     allowed = set(standard.field_names) | {d.name for d in standard.derived}
-    raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships)
+    raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships, rules.threshold)
             for s in (specs or default_specs(standard))]
     results = protect_linked(raws, rules)
     tables = [_publish(r, res, chosen) for r, res in zip(raws, results, strict=True)]
