@@ -325,3 +325,27 @@ def test_pipeline_csv_to_report(tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert "ngo_a" in html and "<svg" in html
     assert "Zyxname" not in html and "Family1" not in html and "C10" not in html
+
+
+def test_cells_that_moved_a_little_since_the_last_release_are_hidden(hub: Path) -> None:
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    assert res.exit_code == 0, res.output
+    first = {t["id"]: t for t in json.loads(res.stdout)["tables"]}["case_type_by_sex"]
+    assert first["values"][-1][-1] == 148
+    with open_store(hub) as store:  # three more women, in a new batch (a new data version)
+        new = [record(900 + i, "ngo_a", sex="female") for i in range(3)]
+        store.write_table("records", pa.Table.from_pylist(new, schema=record_schema(STANDARD)))
+        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      ["b9", "ngo_a", STANDARD.version, 3, 3, 0, 0, 0, "sha9", "k",
+                       "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
+        plain = compute_tables(store, history=False).table("case_type_by_sex")
+    assert plain.value("trafficking_victim", "female") == 83
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    second = {t["id"]: t for t in json.loads(res.stdout)["tables"]}
+    case = second["case_type_by_sex"]
+    female = case["dims"][1]["codes"].index("female")
+    assert case["values"][0][female] is None  # 80 -> 83: the three newcomers would show
+    assert case["values"][-1][-1] is None  # 148 -> 151
+    assert any("changed by less than the threshold" in n for n in case["notes"])
+    # cells that did not move stay published
+    assert case["values"][1][female] == 25

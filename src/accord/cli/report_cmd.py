@@ -15,14 +15,13 @@ from accord.cli.stats_cmd import (
     Unit,
     UnitOption,
     parse_unit,
-    release_summary,
     require_hub,
 )
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.report import render_report
 from accord.research.report.render import context_from
-from accord.research.stats import compute_tables
+from accord.research.stats import compute_tables, record_tables_release
 from accord.store import open_store
 
 
@@ -40,9 +39,7 @@ def report(
         rules = SuppressionRules(threshold=threshold, protection=protection)
         with open_store(hub) as store:
             stats = compute_tables(store, rules, unit=parse_unit(unit))
-            release_id = store.record_release(
-                "report", {"rules": rules.as_dict(), "unit": stats.unit, "out": out.name},
-                release_summary(stats), actor)
+            release_id = record_tables_release(store, stats, "report", actor, {"out": out.name})
             html = render_report(context_from(stats, store, release_id=release_id))
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

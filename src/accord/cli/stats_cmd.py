@@ -13,7 +13,12 @@ from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print
 from accord.errors import StoreError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
-from accord.research.stats import StatsResult, StatTable, compute_tables
+from accord.research.stats import (
+    StatsResult,
+    StatTable,
+    compute_tables,
+    record_tables_release,
+)
 from accord.store import open_store
 
 ThresholdOption = Annotated[
@@ -53,21 +58,13 @@ def parse_unit(unit: Unit) -> Literal["auto", "records", "persons"]:
     return "auto"
 
 
-def release_summary(result: StatsResult) -> dict[str, object]:
-    """What the release log keeps: per table how many cells were hidden (no values)."""
-    return {"unit": result.unit,
-            "tables": {t.id: {"cells": t.cells, "suppressed": t.suppressed}
-                       for t in result.tables}}
-
-
 def make_tables(hub: Path, rules: SuppressionRules, unit: Unit, actor: str,
                 kind: str) -> StatsResult:
     """Open the hub, compute the protected tables and put the release on record."""
     require_hub(hub)
     with open_store(hub) as store:
         result = compute_tables(store, rules, unit=parse_unit(unit))
-        store.record_release(kind, {"rules": rules.as_dict(), "unit": result.unit},
-                             release_summary(result), actor)
+        record_tables_release(store, result, kind, actor)
     return result
 
 

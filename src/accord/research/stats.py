@@ -18,7 +18,13 @@ from typing import Any, Literal
 import numpy as np
 
 from accord.errors import AccordError
-from accord.release.suppression import SuppressionRules, TableSuppression, suppress_table
+from accord.release.suppression import (
+    SuppressionRules,
+    TableSuppression,
+    suppress_table,
+    with_margins,
+)
+from accord.research.history import moved_cells, remember
 from accord.research.specs import (
     GROUP_SEP,
     MISSING,
@@ -226,15 +232,17 @@ def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
     return keys
 
 
-def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules) -> list[TableSuppression]:
+def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules,
+                   initial: Sequence[np.ndarray] | None = None) -> list[TableSuppression]:
     """Suppress each table, then hide in every table any margin another table hides; repeat.
 
     Without this, a sex total suppressed as a complement in one table could be read off another
     table that publishes the same total, and the protection would be undone.
     """
     keys = [_margin_keys(r) for r in raws]
-    forced = [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws]
-    results = [suppress_table(r.counts, rules) for r in raws]
+    forced = ([m.copy() for m in initial] if initial is not None else
+              [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws])
+    results = [suppress_table(r.counts, rules, f) for r, f in zip(raws, forced, strict=True)]
     while True:
         hidden = {k[idx] for k, res in zip(keys, results, strict=True)
                   for idx in k if res.mask[idx]}
@@ -251,10 +259,15 @@ def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules) -> list[TableS
             results[t] = suppress_table(raws[t].counts, rules, forced[t], previous=results[t])
 
 
-def _publish(raw: _Raw, res: TableSuppression, unit: Unit) -> StatTable:
+def _publish(raw: _Raw, res: TableSuppression, unit: Unit, moved: tuple[int, int]) -> StatTable:
     unit_note = ("Counts are people (linked across partners)." if unit == "persons"
                  else "Counts are records; a person registered by two partners counts twice.")
-    notes = tuple(n for n in (raw.spec.note, unit_note, res.note) if n)
+    hidden, zeros = moved
+    history_note = (f"{hidden} cell(s) hidden because they changed by less than the threshold "
+                    "since an earlier release." if hidden else "")
+    zero_note = (f"{zeros} cell(s) fell to 0 from a small earlier value; a zero cannot be "
+                 "hidden, so comparing releases shows those records left." if zeros else "")
+    notes = tuple(n for n in (raw.spec.note, unit_note, res.note, history_note, zero_note) if n)
     return StatTable(raw.spec.id, raw.spec.title, raw.dims, unit, res.published,
                      int(res.mask.sum()), int(res.mask.size), notes)
 
@@ -263,8 +276,12 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
                    standard: Standard | None = None,
                    specs: Sequence[TableSpec] | None = None,
                    unit: Literal["auto", "records", "persons"] = "auto",
-                   top_citizenships: int = 10) -> StatsResult:
-    """Count, protect and return every table. Raises StatsError on a hub without records."""
+                   top_citizenships: int = 10, history: bool = True) -> StatsResult:
+    """Count, protect and return every table. Raises StatsError on a hub without records.
+
+    With ``history``, cells that moved by less than the threshold since a release of an earlier
+    data version are hidden too (see ``accord.research.history``).
+    """
     rules = rules or SuppressionRules()
     standard = standard or load_standard()
     if not store.table_exists("records"):
@@ -274,11 +291,30 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
     allowed = set(standard.field_names) | {d.name for d in standard.derived}
     raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships, rules.threshold)
             for s in (specs or default_specs(standard))]
-    results = protect_linked(raws, rules)
-    tables = [_publish(r, res, chosen) for r, res in zip(raws, results, strict=True)]
+    version = store.data_version()
+    moved = [moved_cells(store, r.spec.id, r.dims, with_margins(r.counts), version,
+                         rules.threshold) if history else
+             (np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool), 0) for r in raws]
+    results = protect_linked(raws, rules, [m for m, _ in moved])
+    tables = [_publish(r, res, chosen, (int(m.sum()), z))
+              for r, res, (m, z) in zip(raws, results, moved, strict=True)]
     if chosen == "persons":
         from accord.research.overlap import overlap_table
 
         tables.append(overlap_table(store, rules))
-    return StatsResult(tuple(tables), rules, chosen, store.data_version(),
-                       tuple(rules.describe()))
+    return StatsResult(tuple(tables), rules, chosen, version, tuple(rules.describe()))
+
+
+def record_tables_release(store: Store, result: StatsResult, kind: str, actor: str,
+                          parameters: dict[str, Any] | None = None) -> str:
+    """Put a release of these tables on record: parameters, hidden-cell counts (no values), and
+    the published cells for the differencing check of later releases."""
+    params = {"rules": result.rules.as_dict(), "unit": result.unit, **(parameters or {})}
+    summary = {"unit": result.unit,
+               "tables": {t.id: {"cells": t.cells, "suppressed": t.suppressed}
+                          for t in result.tables}}
+    with store.transaction():
+        release_id = store.record_release(kind, params, summary, actor)
+        remember(store, release_id, result.data_version,
+                 [(t.id, t.dims, t.published) for t in result.tables])
+    return release_id
