@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markupsafe import Markup
 from typer.testing import CliRunner
 
@@ -349,3 +351,86 @@ def test_cells_that_moved_a_little_since_the_last_release_are_hidden(hub: Path) 
     assert any("changed by less than the threshold" in n for n in case["notes"])
     # cells that did not move stay published
     assert case["values"][1][female] == 25
+
+
+def joint_bounds(raws: list[Any], results: list[Any]) -> list[tuple[str, float, float, int]]:
+    """Attacker over all tables at once: a margin that several tables share is one unknown.
+    Returns (table id, low, high, required width) for every primary cell."""
+    from scipy.optimize import linprog
+
+    from accord.release.suppression import table_equations
+    from accord.research.stats import _margin_keys
+
+    names: dict[tuple[Any, ...], int] = {}
+    rows: list[tuple[dict[int, float], float]] = []
+    for t, (raw, res) in enumerate(zip(raws, results, strict=True)):
+        keys = _margin_keys(raw)
+        shape, flat_v, flat_m = res.values.shape, res.values.ravel(), res.mask.ravel()
+
+        def name(c: int, keys: Any = keys, shape: Any = shape, t: int = t) -> int:
+            idx = tuple(int(i) for i in np.unravel_index(c, shape))
+            key = ("m", *keys[idx]) if idx in keys else ("c", t, c)
+            return names.setdefault(key, len(names))
+
+        for parts, total in table_equations(raw.counts.shape):
+            coef: dict[int, float] = {}
+            b = 0.0
+            for p in parts:
+                if flat_m[p]:
+                    coef[name(p)] = coef.get(name(p), 0.0) + 1.0
+                else:
+                    b -= float(flat_v[p])
+            if flat_m[total]:
+                coef[name(total)] = coef.get(name(total), 0.0) - 1.0
+            else:
+                b += float(flat_v[total])
+            if coef:
+                rows.append((coef, b))
+    a = np.zeros((len(rows), len(names)))
+    for i, (coef, _) in enumerate(rows):
+        for j, v in coef.items():
+            a[i, j] = v
+    rhs = np.array([b for _, b in rows])
+    out = []
+    for t, (raw, res) in enumerate(zip(raws, results, strict=True)):
+        keys = _margin_keys(raw)
+        for idx in zip(*np.nonzero(res.reasons == "primary"), strict=True):
+            idx = tuple(int(i) for i in idx)
+            flat = int(np.ravel_multi_index(idx, res.values.shape))
+            j = names[("m", *keys[idx]) if idx in keys else ("c", t, flat)]
+            c = np.zeros(len(names))
+            c[j] = 1.0
+            bounds = [(1.0, None)] * len(names)
+            lo = linprog(c, A_eq=a, b_eq=rhs, bounds=bounds, method="highs")
+            hi = linprog(-c, A_eq=a, b_eq=rhs, bounds=bounds, method="highs")
+            assert lo.status == 0
+            high = -hi.fun if hi.status == 0 else np.inf
+            out.append((raw.spec.id, lo.fun, high, res.rules.required_width))
+    return out
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**31))
+def test_linked_tables_hold_up_to_a_joint_attack(tmp_path: Path, seed: int) -> None:
+    from accord.research.specs import default_specs
+    from accord.research.stats import _raw_table, protect_linked
+
+    rng = np.random.default_rng(seed)
+    sexes = ["female"] * 6 + ["male"] * 3 + ["transgender_female", "unknown"]
+    statuses = [c.code for c in STANDARD.field("migration_status").codes or ()]
+    rows = [record(i, sex=str(rng.choice(sexes)), age=int(rng.integers(0, 70)),
+                   case_type=str(rng.choice(["trafficking_victim", "gbv_survivor"])),
+                   migration_status=str(rng.choice(statuses[:4])),
+                   citizenship=[str(rng.choice(["VN", "KH", "MM", "LA", "TH"]))])
+            for i in range(int(rng.integers(15, 90)))]
+    path = tmp_path / f"h{seed}.duckdb"
+    rules = SuppressionRules()
+    with make_store(path, rows) as store:
+        allowed = set(STANDARD.field_names) | {d.name for d in STANDARD.derived}
+        specs = [s for s in default_specs(STANDARD) if not any(d.kind == "multi" for d in s.dims)]
+        raws = [_raw_table(store, STANDARD, s, "records", allowed, 10, 10) for s in specs]
+    results = protect_linked(raws, rules)
+    for table_id, lo, hi, need in joint_bounds(raws, results):
+        assert hi - lo >= need - 1e-6, table_id

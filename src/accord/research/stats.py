@@ -25,6 +25,7 @@ from accord.release.suppression import (
     with_margins,
 )
 from accord.research.history import moved_cells, remember
+from accord.research.linked import complement_for, joint_weak_cells
 from accord.research.specs import (
     GROUP_SEP,
     MISSING,
@@ -234,7 +235,8 @@ def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
 
 def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules,
                    initial: Sequence[np.ndarray] | None = None) -> list[TableSuppression]:
-    """Suppress each table, then hide in every table any margin another table hides; repeat.
+    """Suppress each table, then hide in every table any margin another table hides; repeat;
+    then audit all tables jointly and add complements where the joint system says too much.
 
     Without this, a sex total suppressed as a complement in one table could be read off another
     table that publishes the same total, and the protection would be undone.
@@ -246,16 +248,21 @@ def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules,
     while True:
         hidden = {k[idx] for k, res in zip(keys, results, strict=True)
                   for idx in k if res.mask[idx]}
-        changed: list[int] = []
+        changed: set[int] = set()
         for t, (k, res, f) in enumerate(zip(keys, results, forced, strict=True)):
             for idx, key in k.items():
                 if key in hidden and not res.mask[idx] and res.values[idx] > 0:
                     f[idx] = True
-                    if not changed or changed[-1] != t:
-                        changed.append(t)
+                    changed.add(t)
+        if not changed:
+            for t, cell in joint_weak_cells(results, keys, rules):
+                pick = complement_for(results[t], cell)
+                if pick is not None and not forced[t][pick]:
+                    forced[t][pick] = True
+                    changed.add(t)
         if not changed:
             return results
-        for t in changed:
+        for t in sorted(changed):
             results[t] = suppress_table(raws[t].counts, rules, forced[t], previous=results[t])
 
 
