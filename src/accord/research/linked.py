@@ -28,6 +28,22 @@ MarginKeys = dict[tuple[int, ...], tuple[object, ...]]
 def joint_weak_cells(results: Sequence[TableSuppression], keys: Sequence[MarginKeys],
                      rules: SuppressionRules) -> list[tuple[int, tuple[int, ...]]]:
     """(table, cell) of every primary cell the joint system narrows below the required width."""
+    # Tables that share no hidden margin with another are separate blocks of the joint system,
+    # already audited on their own: only the others are put together.
+    seen: dict[tuple[object, ...], set[int]] = {}
+    for t, (res, k) in enumerate(zip(results, keys, strict=True)):
+        for idx, key in k.items():
+            if res.mask[idx]:
+                seen.setdefault(key, set()).add(t)
+    linked = sorted({t for tables in seen.values() if len(tables) > 1 for t in tables})
+    if len(linked) < 2:
+        return []
+    weak = _joint_weak([results[t] for t in linked], [keys[t] for t in linked], rules)
+    return [(linked[t], idx) for t, idx in weak]
+
+
+def _joint_weak(results: Sequence[TableSuppression], keys: Sequence[MarginKeys],
+                rules: SuppressionRules) -> list[tuple[int, tuple[int, ...]]]:
     offsets = np.cumsum([0] + [r.values.size for r in results])
     values = np.concatenate([r.values.ravel() for r in results])
     mask = np.concatenate([r.mask.ravel() for r in results])
