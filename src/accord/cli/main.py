@@ -42,11 +42,14 @@ def _root(
 def _register() -> None:
     # Commands are registered here, one module each, in pipeline order.
     from accord.cli import (
+        anonymise_cmd,
         demo_cmd,
+        estimate_cmd,
         hub_cmd,
         ingest_cmd,
         keys_cmd,
         report_cmd,
+        risk_cmd,
         simulate_cmd,
         standard_cmd,
         stats_cmd,
@@ -59,8 +62,21 @@ def _register() -> None:
     app.command("ingest")(ingest_cmd.ingest)
     app.add_typer(hub_cmd.app, name="hub")
     app.command("stats")(stats_cmd.stats)
+    app.command("risk")(risk_cmd.risk_command)
+    app.command("anonymise")(anonymise_cmd.anonymise_command)
     app.command("report")(report_cmd.report)
+    app.add_typer(estimate_cmd.app, name="estimate")
     app.command("demo")(demo_cmd.demo)
+    from accord.cli import budget_cmd, release_dp_cmd, synthesize_cmd
+
+    app.command("synthesize")(synthesize_cmd.synthesize)
+    app.add_typer(release_dp_cmd.app, name="release")
+    app.add_typer(budget_cmd.app, name="budget")
+    # Commands are registered here, one module each; keep this list sorted by pipeline stage.
+    from accord.cli import encode_cmd, match_cmd, standard_cmd
+
+    app.command("encode")(encode_cmd.encode)
+    app.command("match")(match_cmd.match)
 
 
 _register()

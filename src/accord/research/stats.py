@@ -299,8 +299,8 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
     raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships, rules.threshold)
             for s in (specs or default_specs(standard))]
     version = store.data_version()
-    moved = [moved_cells(store, r.spec.id, r.dims, with_margins(r.counts), version,
-                         rules.threshold) if history else
+    moved = [moved_cells(store, _history_id(r.spec.id, chosen), r.dims, with_margins(r.counts),
+                         version, rules.threshold) if history else
              (np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool), 0) for r in raws]
     results = protect_linked(raws, rules, [m for m, _ in moved])
     tables = [_publish(r, res, chosen, (int(m.sum()), z))
@@ -309,7 +309,21 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
         from accord.research.overlap import overlap_table
 
         tables.append(overlap_table(store, rules))
-    return StatsResult(tuple(tables), rules, chosen, version, tuple(rules.describe()))
+    notes = (*rules.describe(),
+             "Cells that moved by 1 to threshold-1 since an earlier release of the same table "
+             "(other data version) are hidden, so that releases cannot be differenced.")
+    return StatsResult(tuple(tables), rules, chosen, version, notes)
+
+
+def _history_id(table_id: str, unit: str) -> str:
+    # records and persons versions of a table are different counts: remembered apart
+    return f"{table_id}:{unit}"
+
+
+def remember_published(store: Store, result: StatsResult, release_id: str) -> None:
+    """Keep what a release showed, so that the next release cannot be differenced against it."""
+    remember(store, release_id, result.data_version,
+             [(_history_id(t.id, result.unit), t.dims, t.published) for t in result.tables])
 
 
 def record_tables_release(store: Store, result: StatsResult, kind: str, actor: str,
@@ -322,6 +336,5 @@ def record_tables_release(store: Store, result: StatsResult, kind: str, actor: s
                           for t in result.tables}}
     with store.transaction():
         release_id = store.record_release(kind, params, summary, actor)
-        remember(store, release_id, result.data_version,
-                 [(t.id, t.dims, t.published) for t in result.tables])
+        remember_published(store, result, release_id)
     return release_id

@@ -1,0 +1,106 @@
+"""``accord risk``: disclosure risk of the hub's records (or of any CSV)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import typer
+from rich.table import Table
+
+from accord.cli.common import HubOption, JsonOption, console, print_json, user_errors
+from accord.errors import StoreError
+from accord.release.risk import RiskReport, assess_risk
+from accord.standard import load_standard
+from accord.standard.model import FieldRole
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def standard_fields(role: FieldRole, available: list[str]) -> list[str]:
+    """The standard's fields with a role, in standard order, that the table actually has."""
+    return [f.name for f in load_standard().fields if f.role == role and f.name in available]
+
+
+def read_hub_records(hub: Path) -> pa.Table:
+    """All records of the hub store (the store holds no identifiers)."""
+    if not hub.exists():
+        raise StoreError(f"hub store {hub} does not exist",
+                         hint="Pass --hub FILE or set ACCORD_HUB; or assess a file with --data.")
+    from accord.store import open_store  # the store stage comes before release
+
+    store = open_store(hub)
+    try:
+        if not store.table_exists("records"):
+            raise StoreError("the hub has no records yet", hint="Add contributions first.")
+        return store.query("SELECT * FROM records")
+    finally:
+        store.close()
+
+
+def _print(report: RiskReport) -> None:
+    s = report.summary()
+    t = Table(title=f"Disclosure risk of {report.records} records "
+              f"({', '.join(report.qi)})")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("equivalence classes", str(report.classes))
+    t.add_row("smallest class", str(report.smallest_class))
+    for k, v in report.k_violations.items():
+        t.add_row(f"records violating {k}-anonymity", f"{v} ({v / report.records:.1%})")
+    t.add_row("model", "sample (sdcMicro, weighted)" if report.weighted else "1 / class size")
+    t.add_row("highest individual risk", f"{s['individual_risk']['max']:.4f}")
+    t.add_row("records with risk > 0.1", str(s["individual_risk"]["records_above_0.1"]))
+    t.add_row("expected re-identifications", f"{report.expected_reidentifications:.2f}")
+    t.add_row("global risk", f"{report.global_risk:.2%}")
+    for ld in report.l_diversity:
+        t.add_row(f"l-diversity of {ld.field} (distinct / entropy)",
+                  f"{ld.distinct_min} / {ld.entropy_min:.2f}")
+    console.print(t)
+    r = Table(title="Riskiest combinations")
+    for q in report.qi:
+        r.add_column(q)
+    r.add_column("records", justify="right")
+    r.add_column("risk", justify="right")
+    for c in report.riskiest:
+        r.add_row(*[c.values[q] for q in report.qi], str(c.size), f"{c.risk:.3f}")
+    console.print(r)
+
+
+def risk_command(
+    hub: HubOption = Path("accord-hub.duckdb"),
+    qi: Annotated[str | None, typer.Option(
+        "--qi", help="Quasi-identifiers, comma-separated (default: the standard's).")] = None,
+    sensitive: Annotated[str | None, typer.Option(
+        "--sensitive", help="Sensitive fields for l-diversity (default: the standard's).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Assess a CSV file instead of the hub.", exists=True, dir_okay=False)
+    ] = None,
+    sep: Annotated[str, typer.Option("--sep", help="Separator of --data.")] = ",",
+    weight: Annotated[str | None, typer.Option(
+        "--weight", help="Sampling-weight column: use sdcMicro's sample risk model.")] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="Riskiest combinations to list.")
+                   ] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Equivalence classes, k-anonymity, l-diversity, individual and global re-identification
+    risk."""
+    with user_errors():
+        if data is not None:
+            from accord.cli.anonymise_cmd import read_csv_as_strings
+
+            table = read_csv_as_strings(data, sep)
+        else:
+            table = read_hub_records(hub)
+        qi_cols = _split(qi) or standard_fields(FieldRole.QUASI_IDENTIFIER, table.column_names)
+        sens_cols = (_split(sensitive) if sensitive is not None or data is not None
+                     else standard_fields(FieldRole.SENSITIVE, table.column_names))
+        report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top)
+    if as_json:
+        print_json(report.summary())
+    else:
+        _print(report)

@@ -1,0 +1,98 @@
+"""Independent k-anonymity / l-diversity check of a released table.
+
+Deliberately shares no code with the search: it reads the released values as strings and groups
+them with DuckDB SQL, so a bug in the engine's encoding or group-by cannot hide itself here.
+
+Rows whose quasi-identifiers are all ``*`` (suppressed records) carry no quasi-identifying
+information and are exempt from k, as in ARX; their sensitive values must still be l-diverse as a
+group of at least k rows, or be suppressed (``*``) themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+SUPPRESSED = "*"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    k: int  # size of the smallest class of non-suppressed rows (0 if there is none)
+    l_distinct: int  # least number of distinct sensitive values in a class (all fields)
+    l_entropy: float  # least exp(entropy) of a class (all fields)
+    classes: int
+    suppressed_rows: int
+    suppressed_group_ok: bool
+
+    def satisfies(self, k: int, l: int = 1, l_kind: str = "distinct") -> bool:  # noqa: E741
+        if self.classes and self.k < k:
+            return False
+        if l > 1 and self.classes:
+            achieved = self.l_distinct if l_kind == "distinct" else self.l_entropy
+            if achieved < l - 1e-9:
+                return False
+        return self.suppressed_group_ok
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_release(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
+                  k: int = 1, l: int = 1, l_kind: str = "distinct") -> CheckResult:  # noqa: E741
+    """Measure the k and l a released table actually has."""
+    con = duckdb.connect()
+    try:
+        cast = ", ".join(f"coalesce(CAST({_ident(c)} AS VARCHAR), '') AS {_ident(c)}"
+                         for c in [*qi, *sensitive])
+        con.register("released_raw", table)
+        con.execute(f"CREATE TEMP TABLE released AS SELECT {cast} FROM released_raw")
+        all_star = " AND ".join(f"{_ident(c)} = '{SUPPRESSED}'" for c in qi) or "FALSE"
+        keys = ", ".join(_ident(c) for c in qi)
+        con.execute(f"CREATE TEMP VIEW kept AS SELECT * FROM released WHERE NOT ({all_star})")
+        row = con.execute(
+            f"SELECT count(*), coalesce(min(n), 0) FROM "
+            f"(SELECT count(*) AS n FROM kept GROUP BY {keys})").fetchall()[0]
+        classes, min_k = int(row[0]), int(row[1])
+        suppressed = int(con.execute(
+            f"SELECT count(*) FROM released WHERE {all_star}").fetchall()[0][0])
+        l_distinct, l_entropy = 10**9, math.inf
+        group_ok = suppressed == 0 or suppressed >= k
+        for s in sensitive:
+            sc = _ident(s)
+            dist, ent = con.execute(
+                f"SELECT min(d), min(e) FROM (SELECT count(*) AS d, "
+                f"exp(-sum(p * ln(p))) AS e FROM (SELECT {keys}, {sc}, count(*) * 1.0 / "
+                f"sum(count(*)) OVER (PARTITION BY {keys}) AS p FROM kept "
+                f"GROUP BY {keys}, {sc}) GROUP BY {keys})").fetchall()[0]
+            if dist is not None:
+                l_distinct, l_entropy = min(l_distinct, int(dist)), min(l_entropy, float(ent))
+            if suppressed and l > 1:
+                sd, se, hidden = con.execute(
+                    f"SELECT count(DISTINCT {sc}), exp(-sum(p * ln(p))), "
+                    f"bool_and({sc} = '{SUPPRESSED}') FROM (SELECT {sc}, count(*) * 1.0 / "
+                    f"sum(count(*)) OVER () AS p FROM released WHERE {all_star} "
+                    f"GROUP BY {sc})").fetchall()[0]
+                diverse = (sd if l_kind == "distinct" else se) >= l - 1e-9
+                group_ok = group_ok and (bool(diverse) or bool(hidden))
+        if suppressed and 0 < suppressed < k and sensitive:
+            # Too few suppressed rows to hide among: acceptable only if nothing sensitive shows.
+            hidden_all = all(bool(con.execute(
+                f"SELECT bool_and({_ident(s)} = '{SUPPRESSED}') FROM released "
+                f"WHERE {all_star}").fetchall()[0][0]) for s in sensitive)
+            group_ok = hidden_all
+        elif suppressed and 0 < suppressed < k:
+            group_ok = True
+        if not sensitive:
+            l_distinct, l_entropy = 1, 1.0
+        elif classes == 0:
+            l_distinct, l_entropy = 0, 0.0
+        return CheckResult(k=min_k, l_distinct=l_distinct, l_entropy=l_entropy, classes=classes,
+                           suppressed_rows=suppressed, suppressed_group_ok=group_ok)
+    finally:
+        con.close()

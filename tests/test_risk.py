@@ -1,0 +1,114 @@
+"""Disclosure-risk measures, checked against sdcMicro's own test expectations."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pytest
+from typer.testing import CliRunner
+
+from accord.cli.main import app
+from accord.release.risk import RiskInputError, assess_risk, individual_risk
+
+
+def shared_data() -> Path:
+    env = os.environ.get("ACCORD_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
+                   Path("/work/shared/data")]
+    return next((c for c in candidates if c.is_dir()), candidates[-1])
+
+
+SDC = shared_data() / "sdcmicro"
+needs_sdc = pytest.mark.skipif(not (SDC / "testdata.csv").is_file(),
+                               reason="sdcMicro example data not found (set ACCORD_SHARED_DATA)")
+
+# sdcMicro tests/testthat/test_indivRisk.R: the 8-record example with weights.
+SDC_SAMPLE = pa.table({
+    "A": [2, 3, 2, 2, 3, 3, 1, 2], "B": [3, 3, 3, 3, 3, 3, 4, 3], "C": [1, 3, 1, 2, 1, 1, 1, 1],
+    "weight": [18.0, 45.5, 39.0, 17.0, 92.0, 8.0, 123.5, 51.0]})
+SDC_APPROX_RK = [0.01369863, 0.08579129, 0.01369863, 0.17707583, 0.01877883, 0.01877883,
+                 0.03931625, 0.01369863]
+
+
+def test_weighted_individual_risk_matches_sdcmicro() -> None:
+    rep = assess_risk(SDC_SAMPLE, ["A", "B", "C"], weight="weight")
+    np.testing.assert_allclose(rep.individual_risk, SDC_APPROX_RK, atol=5e-9)
+    assert rep.expected_reidentifications == pytest.approx(sum(SDC_APPROX_RK), abs=1e-7)
+    assert rep.global_risk == pytest.approx(sum(SDC_APPROX_RK) / 8, abs=1e-8)
+
+
+def test_unweighted_risk_is_inverse_class_size() -> None:
+    rep = assess_risk(SDC_SAMPLE, ["A", "B", "C"])
+    np.testing.assert_allclose(np.round(rep.individual_risk, 5),
+                               [0.33333, 1, 0.33333, 1, 0.5, 0.5, 1, 0.33333])
+    assert rep.classes == 5 and rep.smallest_class == 1
+    assert rep.k_violations == {2: 3, 3: 5, 5: 8, 10: 8}
+    assert rep.expected_reidentifications == pytest.approx(5.0)
+
+
+def test_sdcmicro_offset_lowers_the_risk_slightly() -> None:
+    plain = individual_risk(np.array([1.0, 2.0, 3.0]), np.array([40.0, 80.0, 90.0]))
+    offset = individual_risk(np.array([1.0, 2.0, 3.0]), np.array([40.0, 80.0, 90.0]), 1e-4)
+    assert np.all(offset < plain) and np.allclose(offset, plain, rtol=0.02)
+
+
+def test_weights_equal_to_one_mean_a_census() -> None:
+    rep = assess_risk(SDC_SAMPLE.set_column(3, "weight", pa.array([1.0] * 8)),
+                      ["A", "B", "C"], weight="weight")
+    np.testing.assert_allclose(rep.individual_risk, assess_risk(SDC_SAMPLE,
+                                                                ["A", "B", "C"]).individual_risk)
+
+
+def test_l_diversity_and_lists() -> None:
+    table = pa.table({
+        "sex": ["f", "f", "f", "m", "m"],
+        "needs": pa.array([["a", "b"], ["b", "a"], ["c"], None, ["a"]],
+                          type=pa.list_(pa.string())),
+        "diag": ["x", "x", "y", "x", "x"]})
+    rep = assess_risk(table, ["sex", "needs"], ["diag"])
+    # ["a","b"] and ["b","a"] are the same set: one class of two.
+    assert rep.classes == 4
+    ld = assess_risk(table, ["sex"], ["diag"]).l_diversity[0]
+    assert ld.distinct_min == 1 and ld.records_below_2 == 2
+    assert ld.entropy_min == pytest.approx(1.0)
+
+
+def test_riskiest_combinations_come_first() -> None:
+    rep = assess_risk(SDC_SAMPLE, ["A", "B", "C"], top=2)
+    assert [c.size for c in rep.riskiest] == [1, 1]
+    assert rep.riskiest[0].risk == 1.0
+
+
+def test_unknown_field_is_a_user_error() -> None:
+    with pytest.raises(RiskInputError):
+        assess_risk(SDC_SAMPLE, ["A", "nope"])
+
+
+@needs_sdc
+def test_cli_risk_on_sdcmicro_testdata() -> None:
+    res = CliRunner().invoke(app, ["risk", "--data", str(SDC / "testdata.csv"),
+                                   "--qi", "urbrur,water,sex,age",
+                                   "--weight", "sampling_weight", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["records"] == 4580 and out["weighted"]
+    table = pcsv.read_csv(SDC / "testdata.csv")
+    rep = assess_risk(table, ["urbrur", "water", "sex", "age"], weight="sampling_weight")
+    assert out["expected_reidentifications"] == pytest.approx(rep.expected_reidentifications)
+    assert out["global_risk"] == pytest.approx(rep.expected_reidentifications / 4580)
+    assert 0 < out["global_risk"] < 0.05
+
+
+@needs_sdc
+def test_francdat_classes() -> None:
+    table = pcsv.read_csv(SDC / "francdat.csv")
+    rep = assess_risk(table, ["Key1", "Key2", "Key3", "Key4"], weight="w")
+    # Key combinations of the textbook example: records 1 and 8 share one, 2 and 3 another.
+    assert rep.classes == 6
+    assert rep.k_violations[2] == 4
