@@ -432,5 +432,8 @@ def test_linked_tables_hold_up_to_a_joint_attack(tmp_path: Path, seed: int) -> N
         specs = [s for s in default_specs(STANDARD) if not any(d.kind == "multi" for d in s.dims)]
         raws = [_raw_table(store, STANDARD, s, "records", allowed, 10, 10) for s in specs]
     results = protect_linked(raws, rules)
+    for res in results:
+        small = (res.values >= 1) & (res.values < rules.threshold)
+        assert not (small & ~res.mask).any()
     for table_id, lo, hi, need in joint_bounds(raws, results):
         assert hi - lo >= need - 1e-6, table_id
