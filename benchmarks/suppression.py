@@ -178,7 +178,8 @@ def run(csv: Path, every: int) -> None:
         allowed = set(standard.field_names) | {d.name for d in standard.derived}
         specs = {s.id: s for s in bench_specs()}
         for table in result.tables:
-            raw = _raw_table(store, standard, specs[table.id], "records", allowed, TOP).counts
+            raw = _raw_table(store, standard, specs[table.id], "records", allowed, TOP,
+                             THRESHOLD).counts
             ext = with_margins(raw)
             mask = np.array(table.published, dtype=object) == None  # noqa: E711
             small = int(((ext >= 1) & (ext < THRESHOLD)).sum())

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markupsafe import Markup
 from typer.testing import CliRunner
 
@@ -142,19 +144,41 @@ def test_multi_valued_and_grouped_dimensions(hub: Path) -> None:
     assert years.published == [128, 0, 20, 148]
 
 
-def test_linked_margins_hidden_in_every_table(hub: Path) -> None:
-    with open_store(hub) as store:
+def test_margin_hidden_as_complement_is_hidden_everywhere(tmp_path: Path) -> None:
+    # case type x sex: trafficking F 5 / M 2, GBV F 0 / M 15. The male total (17) is hidden there
+    # as a complement; sex x age band would publish it (all are 30-38) and give the cells away.
+    rows = [record(i, sex="female") for i in range(5)]
+    rows += [record(10 + i, sex="male") for i in range(2)]
+    rows += [record(20 + i, sex="male", case_type="gbv_survivor") for i in range(15)]
+    with make_store(tmp_path / "h.duckdb", rows) as store:
         result = compute_tables(store)
-    by_sex = {}
-    for tid in ("sex_by_age_band", "case_type_by_sex", "migration_status_by_sex",
-                "citizenship_by_sex"):
+    case = result.table("case_type_by_sex")
+    assert case.value(None, "male") is None and case.value(None, None) is None
+    for tid in ("sex_by_age_band", "migration_status_by_sex", "citizenship_by_sex"):
         t = result.table(tid)
-        codes = [None] * len(t.dims)
         sex_axis = [d.name for d in t.dims].index("sex")
-        for sex in ("female", "male"):
-            codes[sex_axis] = sex
-            by_sex.setdefault(sex, set()).add(t.value(*codes))
-    assert all(len(v) == 1 for v in by_sex.values()), by_sex
+        codes: list[str | None] = [None, None]
+        codes[sex_axis] = "male"
+        assert t.value(*codes) is None, tid
+        assert t.value(None, None) is None, tid
+    assert result.table("registrations_by_year").value(None) is None
+
+
+def test_rare_sex_codes_merge_along_the_ctdc_crosswalk(tmp_path: Path) -> None:
+    rows = [record(i, sex="female") for i in range(40)] + [record(50 + i, sex="male")
+                                                          for i in range(30)]
+    rows += [record(100 + i, sex="transgender_female") for i in range(3)]
+    rows += [record(110 + i, sex="non_conforming") for i in range(8)]
+    with make_store(tmp_path / "h.duckdb", rows) as store:
+        result = compute_tables(store)
+        bigger = compute_tables(store, SuppressionRules(threshold=3))
+    case = result.table("case_type_by_sex")
+    assert case.dims[1].codes == ("female", "male", "transgender_female+non_conforming")
+    assert case.dims[1].labels[2] == "Transgender / Non-Conforming"
+    assert case.value("trafficking_victim", "transgender_female+non_conforming") == 11
+    # with threshold 3 no member is rare: the codes stay apart
+    assert bigger.table("case_type_by_sex").dims[1].codes == (
+        "female", "male", "transgender_female", "non_conforming")
 
 
 def test_persons_and_overlap(tmp_path: Path) -> None:
@@ -221,13 +245,15 @@ def test_cli_stats_json_and_threshold(hub: Path) -> None:
     table = next(t for t in payload["tables"] if t["id"] == "sex_by_age_band")
     male = table["dims"][0]["codes"].index("male")
     assert table["values"][male][0] == 3  # 3 is publishable at threshold 2
-    res = runner.invoke(app, ["stats", "--hub", str(hub)])
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--protection", "1"])
     assert res.exit_code == 0 and "People by sex and age band" in res.stdout
     with open_store(hub) as store:
-        kinds = [r["kind"] for r in store.releases()]
-        params = json.loads(store.releases()[0]["parameters"])
+        store_releases = store.releases()
+    kinds = [r["kind"] for r in store_releases]
+    params = json.loads(store_releases[0]["parameters"])
     assert kinds == ["tables", "tables", "tables"]
     assert params["rules"]["threshold"] == 10
+    assert [json.loads(r["parameters"])["rules"]["protection"] for r in store_releases] == [5, 1, 1]
 
 
 def test_cli_report(hub: Path, tmp_path: Path) -> None:
@@ -301,3 +327,113 @@ def test_pipeline_csv_to_report(tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert "ngo_a" in html and "<svg" in html
     assert "Zyxname" not in html and "Family1" not in html and "C10" not in html
+
+
+def test_cells_that_moved_a_little_since_the_last_release_are_hidden(hub: Path) -> None:
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    assert res.exit_code == 0, res.output
+    first = {t["id"]: t for t in json.loads(res.stdout)["tables"]}["case_type_by_sex"]
+    assert first["values"][-1][-1] == 148
+    with open_store(hub) as store:  # three more women, in a new batch (a new data version)
+        new = [record(900 + i, "ngo_a", sex="female") for i in range(3)]
+        store.write_table("records", pa.Table.from_pylist(new, schema=record_schema(STANDARD)))
+        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      ["b9", "ngo_a", STANDARD.version, 3, 3, 0, 0, 0, "sha9", "k",
+                       "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
+        plain = compute_tables(store, history=False).table("case_type_by_sex")
+    assert plain.value("trafficking_victim", "female") == 83
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    second = {t["id"]: t for t in json.loads(res.stdout)["tables"]}
+    case = second["case_type_by_sex"]
+    female = case["dims"][1]["codes"].index("female")
+    assert case["values"][0][female] is None  # 80 -> 83: the three newcomers would show
+    assert case["values"][-1][-1] is None  # 148 -> 151
+    assert any("changed by less than the threshold" in n for n in case["notes"])
+    # cells that did not move stay published
+    assert case["values"][1][female] == 25
+
+
+def joint_bounds(raws: list[Any], results: list[Any]) -> list[tuple[str, float, float, int]]:
+    """Attacker over all tables at once: a margin that several tables share is one unknown.
+    Returns (table id, low, high, required width) for every primary cell."""
+    from scipy.optimize import linprog
+
+    from accord.release.suppression import table_equations
+    from accord.research.stats import _margin_keys
+
+    names: dict[tuple[Any, ...], int] = {}
+    rows: list[tuple[dict[int, float], float]] = []
+    for t, (raw, res) in enumerate(zip(raws, results, strict=True)):
+        keys = _margin_keys(raw)
+        shape, flat_v, flat_m = res.values.shape, res.values.ravel(), res.mask.ravel()
+
+        def name(c: int, keys: Any = keys, shape: Any = shape, t: int = t) -> int:
+            idx = tuple(int(i) for i in np.unravel_index(c, shape))
+            key = ("m", *keys[idx]) if idx in keys else ("c", t, c)
+            return names.setdefault(key, len(names))
+
+        for parts, total in table_equations(raw.counts.shape):
+            coef: dict[int, float] = {}
+            b = 0.0
+            for p in parts:
+                if flat_m[p]:
+                    coef[name(p)] = coef.get(name(p), 0.0) + 1.0
+                else:
+                    b -= float(flat_v[p])
+            if flat_m[total]:
+                coef[name(total)] = coef.get(name(total), 0.0) - 1.0
+            else:
+                b += float(flat_v[total])
+            if coef:
+                rows.append((coef, b))
+    a = np.zeros((len(rows), len(names)))
+    for i, (coef, _) in enumerate(rows):
+        for j, v in coef.items():
+            a[i, j] = v
+    rhs = np.array([b for _, b in rows])
+    out = []
+    for t, (raw, res) in enumerate(zip(raws, results, strict=True)):
+        keys = _margin_keys(raw)
+        for idx in zip(*np.nonzero(res.reasons == "primary"), strict=True):
+            idx = tuple(int(i) for i in idx)
+            flat = int(np.ravel_multi_index(idx, res.values.shape))
+            j = names[("m", *keys[idx]) if idx in keys else ("c", t, flat)]
+            c = np.zeros(len(names))
+            c[j] = 1.0
+            bounds = [(1.0, None)] * len(names)
+            lo = linprog(c, A_eq=a, b_eq=rhs, bounds=bounds, method="highs")
+            hi = linprog(-c, A_eq=a, b_eq=rhs, bounds=bounds, method="highs")
+            assert lo.status == 0
+            high = -hi.fun if hi.status == 0 else np.inf
+            out.append((raw.spec.id, lo.fun, high, res.rules.required_width))
+    return out
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**31))
+def test_linked_tables_hold_up_to_a_joint_attack(tmp_path: Path, seed: int) -> None:
+    from accord.research.specs import default_specs
+    from accord.research.stats import _raw_table, protect_linked
+
+    rng = np.random.default_rng(seed)
+    sexes = ["female"] * 6 + ["male"] * 3 + ["transgender_female", "unknown"]
+    statuses = [c.code for c in STANDARD.field("migration_status").codes or ()]
+    rows = [record(i, sex=str(rng.choice(sexes)), age=int(rng.integers(0, 70)),
+                   case_type=str(rng.choice(["trafficking_victim", "gbv_survivor"])),
+                   migration_status=str(rng.choice(statuses[:4])),
+                   citizenship=[str(rng.choice(["VN", "KH", "MM", "LA", "TH"]))])
+            for i in range(int(rng.integers(15, 90)))]
+    path = tmp_path / f"h{seed}.duckdb"
+    rules = SuppressionRules()
+    with make_store(path, rows) as store:
+        allowed = set(STANDARD.field_names) | {d.name for d in STANDARD.derived}
+        specs = [s for s in default_specs(STANDARD) if not any(d.kind == "multi" for d in s.dims)]
+        raws = [_raw_table(store, STANDARD, s, "records", allowed, 10, 10) for s in specs]
+    results = protect_linked(raws, rules)
+    for res in results:
+        small = (res.values >= 1) & (res.values < rules.threshold)
+        assert not (small & ~res.mask).any()
+    for table_id, lo, hi, need in joint_bounds(raws, results):
+        assert hi - lo >= need - 1e-6, table_id

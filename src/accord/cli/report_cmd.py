@@ -10,18 +10,18 @@ import typer
 from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
 from accord.cli.stats_cmd import (
     ActorOption,
+    ProtectionOption,
     ThresholdOption,
     Unit,
     UnitOption,
     parse_unit,
-    release_summary,
     require_hub,
 )
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.report import render_report
 from accord.research.report.render import context_from
-from accord.research.stats import compute_tables, remember_published
+from accord.research.stats import compute_tables, record_tables_release
 from accord.store import open_store
 
 
@@ -29,19 +29,17 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
     hub: HubOption = DEFAULT_HUB,
     threshold: ThresholdOption = 10,
+    protection: ProtectionOption = None,
     unit: UnitOption = Unit.AUTO,
     actor: ActorOption = "hub-steward",
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""
     with user_errors():
         require_hub(hub)
-        rules = SuppressionRules(threshold=threshold)
+        rules = SuppressionRules(threshold=threshold, protection=protection)
         with open_store(hub) as store:
             stats = compute_tables(store, rules, unit=parse_unit(unit))
-            release_id = store.record_release(
-                "report", {"rules": rules.as_dict(), "unit": stats.unit, "out": out.name},
-                release_summary(stats), actor)
-            remember_published(store, stats, release_id)
+            release_id = record_tables_release(store, stats, "report", actor, {"out": out.name})
             html = render_report(context_from(stats, store, release_id=release_id))
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,12 @@ from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print
 from accord.errors import StoreError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
-from accord.research.stats import StatsResult, StatTable, compute_tables, remember_published
+from accord.research.stats import (
+    StatsResult,
+    StatTable,
+    compute_tables,
+    record_tables_release,
+)
 from accord.store import open_store
 
 ThresholdOption = Annotated[
@@ -26,6 +31,11 @@ class Unit(StrEnum):
     PERSONS = "persons"
 
 
+ProtectionOption = Annotated[
+    int | None, typer.Option(
+        "--protection", min=1,
+        help="Width a hidden small cell's feasible range must keep (default: half the threshold).")
+]
 UnitOption = Annotated[
     Unit, typer.Option("--unit", help="Count records, persons (needs linkage) or auto.")
 ]
@@ -37,7 +47,7 @@ ActorOption = Annotated[
 def require_hub(hub: Path) -> None:
     if not hub.exists():
         raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
-                         hint="or point --hub (or $ACCORD_HUB) at an existing hub file")
+                         hint="to read another hub, point --hub (or $ACCORD_HUB) at its file")
 
 
 def parse_unit(unit: Unit) -> Literal["auto", "records", "persons"]:
@@ -48,22 +58,13 @@ def parse_unit(unit: Unit) -> Literal["auto", "records", "persons"]:
     return "auto"
 
 
-def release_summary(result: StatsResult) -> dict[str, object]:
-    """What the release log keeps: per table how many cells were hidden (no values)."""
-    return {"unit": result.unit,
-            "tables": {t.id: {"cells": t.cells, "suppressed": t.suppressed}
-                       for t in result.tables}}
-
-
-def make_tables(hub: Path, threshold: int, unit: Unit, actor: str, kind: str) -> StatsResult:
+def make_tables(hub: Path, rules: SuppressionRules, unit: Unit, actor: str,
+                kind: str) -> StatsResult:
     """Open the hub, compute the protected tables and put the release on record."""
     require_hub(hub)
-    rules = SuppressionRules(threshold=threshold)
     with open_store(hub) as store:
         result = compute_tables(store, rules, unit=parse_unit(unit))
-        release_id = store.record_release(kind, {"rules": rules.as_dict(), "unit": result.unit},
-                                          release_summary(result), actor)
-        remember_published(store, result, release_id)
+        record_tables_release(store, result, kind, actor)
     return result
 
 
@@ -86,13 +87,15 @@ def _print_table(table: StatTable) -> None:
 def stats(
     hub: HubOption = DEFAULT_HUB,
     threshold: ThresholdOption = 10,
+    protection: ProtectionOption = None,
     unit: UnitOption = Unit.AUTO,
     actor: ActorOption = "hub-steward",
     as_json: JsonOption = False,
 ) -> None:
     """Print the disaggregated tables, with small cells suppressed."""
     with user_errors():
-        result = make_tables(hub, threshold, unit, actor, kind="tables")
+        rules = SuppressionRules(threshold=threshold, protection=protection)
+        result = make_tables(hub, rules, unit, actor, kind="tables")
     if as_json:
         print_json(result.to_dict())
         return

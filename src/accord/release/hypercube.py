@@ -19,7 +19,7 @@ cell, each with 8 corners).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -104,3 +104,32 @@ class Boxes:
         best = np.unravel_index(int(np.argmax(width)), self.ext)
         return (float(down[best]), float(up[best]))
 
+
+def hypercube_complements(shape: Sequence[int]) -> Callable[[np.ndarray, np.ndarray, np.ndarray], list[int]]:
+    """For each hidden cell, hide the corners of its cheapest box of non-zero cells."""
+    boxes = Boxes(shape)
+
+    def choose(values: np.ndarray, mask: np.ndarray, eligible: np.ndarray) -> list[int]:
+        grid = values.reshape(boxes.ext)
+        hidden = mask.reshape(boxes.ext).copy()
+        ok = eligible.reshape(boxes.ext)
+        picked: list[int] = []
+        for flat in np.flatnonzero(mask):
+            cell = tuple(int(i) for i in np.unravel_index(int(flat), boxes.ext))
+            for c in boxes.cheapest(grid, hidden, ok, cell) or []:
+                hidden[c] = True
+                picked.append(int(np.ravel_multi_index(c, boxes.ext)))
+        return picked
+
+    return choose
+
+
+def hypercube_proof(shape: Sequence[int]) -> Callable[[np.ndarray, np.ndarray, int], tuple[float, float]]:
+    """Proves a hidden cell's range from a fully hidden box, so most cells need no LP."""
+    boxes = Boxes(shape)
+
+    def prove(values: np.ndarray, hidden: np.ndarray, cell: int) -> tuple[float, float]:
+        idx = tuple(int(i) for i in np.unravel_index(cell, boxes.ext))
+        return boxes.proven_range(values.reshape(boxes.ext), hidden.reshape(boxes.ext), idx)
+
+    return prove

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog
 
-from accord.release.hypercube import Boxes
+from accord.release.hypercube import hypercube_complements, hypercube_proof
 
 PRIMARY = "primary"
 SECONDARY = "secondary"
@@ -328,36 +328,6 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
     intervals = {c: iv for c, iv in intervals.items() if audited[c]}
     unprotected = tuple(c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules))
     return CellSuppression(vals, mask, tuple(reasons), intervals, unprotected)
-
-
-def hypercube_complements(shape: Sequence[int]) -> Complements:
-    """For each hidden cell, hide the corners of its cheapest box of non-zero cells."""
-    boxes = Boxes(shape)
-
-    def choose(values: np.ndarray, mask: np.ndarray, eligible: np.ndarray) -> list[int]:
-        grid = values.reshape(boxes.ext)
-        hidden = mask.reshape(boxes.ext).copy()
-        ok = eligible.reshape(boxes.ext)
-        picked: list[int] = []
-        for flat in np.flatnonzero(mask):
-            cell = tuple(int(i) for i in np.unravel_index(int(flat), boxes.ext))
-            for c in boxes.cheapest(grid, hidden, ok, cell) or []:
-                hidden[c] = True
-                picked.append(int(np.ravel_multi_index(c, boxes.ext)))
-        return picked
-
-    return choose
-
-
-def hypercube_proof(shape: Sequence[int]) -> Proof:
-    """Proves a hidden cell's range from a fully hidden box, so most cells need no LP."""
-    boxes = Boxes(shape)
-
-    def prove(values: np.ndarray, hidden: np.ndarray, cell: int) -> tuple[float, float]:
-        idx = tuple(int(i) for i in np.unravel_index(cell, boxes.ext))
-        return boxes.proven_range(values.reshape(boxes.ext), hidden.reshape(boxes.ext), idx)
-
-    return prove
 
 
 def table_equations(shape: Sequence[int]) -> list[Equation]:

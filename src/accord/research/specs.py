@@ -6,6 +6,7 @@ them is a fixed template over column names, never over values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -16,6 +17,7 @@ from accord.standard import Standard
 MISSING = "_missing"
 OTHER = "_other"
 MISSING_LABEL = "Not recorded"
+GROUP_SEP = "+"  # a merged category's code joins its members' codes
 OTHER_LABEL = "Other"
 
 _MAJORITY_LABELS = {"minor": "Minor (under 18)", "adult": "Adult (18 and over)"}
@@ -34,6 +36,9 @@ class DimSpec:
     column: str
     kind: DimKind
     title: str
+    # Merge codes that share a CTDC crosswalk value when one of them is rare (below the
+    # threshold): sex then reads Female / Male / Transgender or non-conforming, as CTDC publishes.
+    group_rare_by_crosswalk: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def default_specs(standard: Standard) -> tuple[TableSpec, ...]:
     def multi(col: str) -> DimSpec:
         return DimSpec(col, DimKind.MULTI, standard.field(col).label)
 
-    sex = code("sex")
+    sex = DimSpec("sex", DimKind.CODE, standard.field("sex").label, group_rare_by_crosswalk=True)
     return (
         TableSpec("sex_by_age_band", "People by sex and age band (CTDC bands)",
                   (sex, band("age_band_ctdc", "Age band"))),
@@ -113,7 +118,28 @@ def country_label(code: str) -> str:
     return str(country.name) if country is not None else code
 
 
+def crosswalk_groups(standard: Standard, column: str) -> list[tuple[str, ...]]:
+    """Codes of a field that share one CTDC value (groups of two or more, in code-list order)."""
+    by_value: dict[str, list[str]] = {}
+    for c in standard.field(column).codes or ():
+        if c.ctdc:
+            by_value.setdefault(c.ctdc, []).append(c.code)
+    return [tuple(g) for g in by_value.values() if len(g) > 1]
+
+
+def group_label(standard: Standard, column: str, members: list[str]) -> str:
+    """Label of merged codes: their shared CTDC value made readable ("Transgender /
+    Non-Conforming"), else the members' labels joined."""
+    field = standard.field(column)
+    values = {c.ctdc for c in field.codes or () if c.code in members}
+    if len(values) == 1 and (value := values.pop()):
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", "-", value).replace("/", " / ")
+    return " / ".join(field.label_of(c) for c in members)
+
+
 def label_of(standard: Standard, spec: DimSpec, code: str) -> str:
+    if GROUP_SEP in code and spec.kind == DimKind.CODE:
+        return group_label(standard, spec.column, code.split(GROUP_SEP))
     if code == MISSING:
         return MISSING_LABEL
     if code == OTHER:

@@ -18,15 +18,23 @@ from typing import Any, Literal
 import numpy as np
 
 from accord.errors import AccordError
-from accord.release.differencing import cells_at_risk, earlier_values, record_published
-from accord.release.suppression import SuppressionRules, TableSuppression, suppress_table, with_margins
+from accord.release.suppression import (
+    SuppressionRules,
+    TableSuppression,
+    suppress_table,
+    with_margins,
+)
+from accord.research.history import moved_cells, remember
+from accord.research.linked import complement_for, joint_weak_cells
 from accord.research.specs import (
+    GROUP_SEP,
     MISSING,
     OTHER,
     Dim,
     DimKind,
     DimSpec,
     TableSpec,
+    crosswalk_groups,
     default_specs,
     known_codes,
     label_of,
@@ -148,8 +156,22 @@ def _count(store: Store, spec: TableSpec, unit: Unit, allowed: set[str]) -> dict
     return out
 
 
+def _group_rare(standard: Standard, spec: DimSpec, totals: dict[str, int], threshold: int,
+                mapping: dict[str, str], codes: list[str]) -> list[str]:
+    for group in crosswalk_groups(standard, spec.column):
+        present = [c for c in group if totals.get(c, 0)]
+        if len(present) > 1 and any(totals[c] < threshold for c in present):
+            merged = GROUP_SEP.join(present)
+            for c in present:
+                mapping[c] = merged
+            at = codes.index(present[0])
+            codes = [c for c in codes if c not in present]
+            codes.insert(at, merged)
+    return codes
+
+
 def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple[str, ...], int],
-                top_n: int) -> tuple[tuple[str, ...], dict[str, str]]:
+                top_n: int, threshold: int) -> tuple[tuple[str, ...], dict[str, str]]:
     """Codes to publish on one axis, and how each observed code maps onto them."""
     totals: dict[str, int] = {}
     for key, n in counts.items():
@@ -173,6 +195,8 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
         # Bands keep every band (gaps matter in a pyramid); code lists drop unused codes.
         keep = known if spec.kind == DimKind.BAND else [c for c in known if totals.get(c, 0)]
         codes = list(keep)
+        if spec.group_rare_by_crosswalk:
+            codes = _group_rare(standard, spec, totals, threshold, mapping, codes)
         if any(v == OTHER for v in mapping.values()):
             codes.append(OTHER)
     if MISSING in observed:
@@ -181,9 +205,10 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
 
 
 def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, allowed: set[str],
-               top_n: int) -> _Raw:
+               top_n: int, threshold: int) -> _Raw:
     counts = _count(store, spec, unit, allowed)
-    axes = [_categories(standard, d, i, counts, top_n) for i, d in enumerate(spec.dims)]
+    axes = [_categories(standard, d, i, counts, top_n, threshold)
+            for i, d in enumerate(spec.dims)]
     arr = np.zeros(tuple(len(codes) for codes, _ in axes), dtype=np.int64)
     for key, n in counts.items():
         idx = tuple(codes.index(mapping[k]) for k, (codes, mapping) in zip(key, axes, strict=True))
@@ -209,36 +234,47 @@ def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
 
 
 def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules,
-                   seeds: Sequence[np.ndarray] | None = None) -> list[TableSuppression]:
-    """Suppress each table, then hide in every table any margin another table hides; repeat.
+                   initial: Sequence[np.ndarray] | None = None) -> list[TableSuppression]:
+    """Suppress each table, then hide in every table any margin another table hides; repeat;
+    then audit all tables jointly and add complements where the joint system says too much.
 
     Without this, a sex total suppressed as a complement in one table could be read off another
     table that publishes the same total, and the protection would be undone.
     """
     keys = [_margin_keys(r) for r in raws]
-    forced = ([s.copy() for s in seeds] if seeds is not None
-              else [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws])
-    results = [suppress_table(r.counts, rules, f if f.any() else None) for r, f in zip(raws, forced, strict=True)]
+    forced = ([m.copy() for m in initial] if initial is not None else
+              [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws])
+    results = [suppress_table(r.counts, rules, f) for r, f in zip(raws, forced, strict=True)]
     while True:
         hidden = {k[idx] for k, res in zip(keys, results, strict=True)
                   for idx in k if res.mask[idx]}
-        changed: list[int] = []
+        changed: set[int] = set()
         for t, (k, res, f) in enumerate(zip(keys, results, forced, strict=True)):
             for idx, key in k.items():
                 if key in hidden and not res.mask[idx] and res.values[idx] > 0:
                     f[idx] = True
-                    if not changed or changed[-1] != t:
-                        changed.append(t)
+                    changed.add(t)
+        if not changed:
+            for t, cell in joint_weak_cells(results, keys, rules):
+                pick = complement_for(results[t], cell)
+                if pick is not None and not forced[t][pick]:
+                    forced[t][pick] = True
+                    changed.add(t)
         if not changed:
             return results
-        for t in changed:
+        for t in sorted(changed):
             results[t] = suppress_table(raws[t].counts, rules, forced[t], previous=results[t])
 
 
-def _publish(raw: _Raw, res: TableSuppression, unit: Unit) -> StatTable:
+def _publish(raw: _Raw, res: TableSuppression, unit: Unit, moved: tuple[int, int]) -> StatTable:
     unit_note = ("Counts are people (linked across partners)." if unit == "persons"
                  else "Counts are records; a person registered by two partners counts twice.")
-    notes = tuple(n for n in (raw.spec.note, unit_note, res.note) if n)
+    hidden, zeros = moved
+    history_note = (f"{hidden} cell(s) hidden because they changed by less than the threshold "
+                    "since an earlier release." if hidden else "")
+    zero_note = (f"{zeros} cell(s) fell to 0 from a small earlier value; a zero cannot be "
+                 "hidden, so comparing releases shows those records left." if zeros else "")
+    notes = tuple(n for n in (raw.spec.note, unit_note, res.note, history_note, zero_note) if n)
     return StatTable(raw.spec.id, raw.spec.title, raw.dims, unit, res.published,
                      int(res.mask.sum()), int(res.mask.size), notes)
 
@@ -247,8 +283,12 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
                    standard: Standard | None = None,
                    specs: Sequence[TableSpec] | None = None,
                    unit: Literal["auto", "records", "persons"] = "auto",
-                   top_citizenships: int = 10) -> StatsResult:
-    """Count, protect and return every table. Raises StatsError on a hub without records."""
+                   top_citizenships: int = 10, history: bool = True) -> StatsResult:
+    """Count, protect and return every table. Raises StatsError on a hub without records.
+
+    With ``history``, cells that moved by less than the threshold since a release of an earlier
+    data version are hidden too (see ``accord.research.history``).
+    """
     rules = rules or SuppressionRules()
     standard = standard or load_standard()
     if not store.table_exists("records"):
@@ -256,49 +296,45 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
                          hint="add a contribution with `accord hub add`")
     chosen = resolve_unit(store, unit)
     allowed = set(standard.field_names) | {d.name for d in standard.derived}
-    raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships)
+    raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships, rules.threshold)
             for s in (specs or default_specs(standard))]
     version = store.data_version()
-    results = protect_linked(raws, rules, _differencing_seeds(store, raws, chosen, version, rules))
-    tables = [_publish(r, res, chosen) for r, res in zip(raws, results, strict=True)]
+    moved = [moved_cells(store, _history_id(r.spec.id, chosen), r.dims, with_margins(r.counts),
+                         version, rules.threshold) if history else
+             (np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool), 0) for r in raws]
+    results = protect_linked(raws, rules, [m for m, _ in moved])
+    tables = [_publish(r, res, chosen, (int(m.sum()), z))
+              for r, res, (m, z) in zip(raws, results, moved, strict=True)]
     if chosen == "persons":
         from accord.research.overlap import overlap_table
 
         tables.append(overlap_table(store, rules))
-    notes = (*rules.describe(), "Cells that moved by 1 to threshold-1 since an earlier release of the same "
-             "table (other data version) are hidden, so that releases cannot be differenced.")
+    notes = (*rules.describe(),
+             "Cells that moved by 1 to threshold-1 since an earlier release of the same table "
+             "(other data version) are hidden, so that releases cannot be differenced.")
     return StatsResult(tuple(tables), rules, chosen, version, notes)
 
 
-def _cell_keys(dims: Sequence[Dim]) -> dict[tuple[int, ...], str]:
-    """A stable name for every cell of the table with margins ("female|18--20", "female|*")."""
-    shape = tuple(len(d.codes) + 1 for d in dims)
-    return {tuple(int(i) for i in idx): "|".join(
-        "*" if i == len(d.codes) else str(d.codes[i]) for i, d in zip(idx, dims, strict=True))
-        for idx in np.ndindex(*shape)}
-
-
-def _differencing_seeds(store: Store, raws: Sequence[_Raw], unit: Unit, version: str,
-                        rules: SuppressionRules) -> list[np.ndarray]:
-    seeds = []
-    for raw in raws:
-        ext = with_margins(raw.counts)
-        keys = _cell_keys(raw.dims)
-        earlier = earlier_values(store, f"{raw.spec.id}:{unit}", version)
-        risky = cells_at_risk({keys[idx]: int(ext[idx]) for idx in keys}, earlier, rules.threshold)
-        seed = np.zeros(ext.shape, dtype=bool)
-        for idx, key in keys.items():
-            seed[idx] = key in risky
-        seeds.append(seed)
-    return seeds
+def _history_id(table_id: str, unit: str) -> str:
+    # records and persons versions of a table are different counts: remembered apart
+    return f"{table_id}:{unit}"
 
 
 def remember_published(store: Store, result: StatsResult, release_id: str) -> None:
     """Keep what a release showed, so that the next release cannot be differenced against it."""
-    for table in result.tables:
-        keys = _cell_keys(table.dims)
-        values = np.asarray(table.published, dtype=object)
-        if values.shape != tuple(len(d.codes) + 1 for d in table.dims):
-            continue  # tables with extra rows (overlap) are not differenced cell by cell
-        flat: dict[str, int | None] = {key: values[idx] for idx, key in keys.items()}
-        record_published(store, release_id, result.data_version, f"{table.id}:{result.unit}", flat)
+    remember(store, release_id, result.data_version,
+             [(_history_id(t.id, result.unit), t.dims, t.published) for t in result.tables])
+
+
+def record_tables_release(store: Store, result: StatsResult, kind: str, actor: str,
+                          parameters: dict[str, Any] | None = None) -> str:
+    """Put a release of these tables on record: parameters, hidden-cell counts (no values), and
+    the published cells for the differencing check of later releases."""
+    params = {"rules": result.rules.as_dict(), "unit": result.unit, **(parameters or {})}
+    summary = {"unit": result.unit,
+               "tables": {t.id: {"cells": t.cells, "suppressed": t.suppressed}
+                          for t in result.tables}}
+    with store.transaction():
+        release_id = store.record_release(kind, params, summary, actor)
+        remember_published(store, result, release_id)
+    return release_id
