@@ -47,6 +47,7 @@ def _register() -> None:
         hub_cmd,
         ingest_cmd,
         keys_cmd,
+        release_microdata_cmd,
         report_cmd,
         risk_cmd,
         simulate_cmd,
@@ -63,6 +64,7 @@ def _register() -> None:
     app.command("stats")(stats_cmd.stats)
     app.command("risk")(risk_cmd.risk_command)
     app.command("anonymise")(anonymise_cmd.anonymise_command)
+    app.add_typer(release_microdata_cmd.app, name="release")
     app.command("report")(report_cmd.report)
     app.command("demo")(demo_cmd.demo)
 
