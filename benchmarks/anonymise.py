@@ -92,7 +92,7 @@ def optimality(table: pa.Table, arx: Path) -> list[str]:
         for k in ks:
             fail = sizes < k
             supp_n = int(problem.weight[fail].sum())
-            loss = base_loss + float(problem.weight[fail] @ extra_cell[fail])
+            loss = base_loss + float((problem.weight[fail] * extra_cell[fail]).sum())
             for s in supps:
                 if supp_n <= limit[s]:
                     best = ref.get((k, s))
