@@ -223,3 +223,18 @@ def test_adult_k5_is_optimal_and_passes_the_check() -> None:
     assert res.suppressed_share <= 0.02
     stars = Counter(all(r[q] == "*" for q in qi) for r in res.table.to_pylist())
     assert stars[True] == res.suppressed_records
+
+
+def test_cli_neutralises_formula_cells(tmp_path: Path) -> None:
+    table = random_table(9, 60).drop_columns(["diag"]).append_column(
+        "diag", pa.array(["=cmd()", "@x"] * 30))
+    data = tmp_path / "in.csv"
+    pcsv.write_csv(table, data)
+    _write_hierarchies(tmp_path / "h")
+    out = tmp_path / "o.csv"
+    res = CliRunner().invoke(app, ["anonymise", str(data), "--qi", "age,sex,region",
+                                   "--sensitive", "diag", "--hierarchies", str(tmp_path / "h"),
+                                   "--k", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    assert "'=cmd()" in text and '"=cmd()"' not in text
