@@ -123,6 +123,9 @@ def test_release_microdata_writes_checks_and_records(hub: Path, tmp_path: Path) 
         results = json.loads(rel[0]["results"])
         assert params["k"] == 11 and params["max_suppression"] == 0.05
         assert results["k"] == summary["k"] and "utility" in results
+        # Without weights the expected re-identifications are the number of distinct QI rows.
+        distinct = len({tuple(r[q] for q in qi) for r in released.select(qi).to_pylist()})
+        assert results["risk_after"]["expected_reidentifications"] == pytest.approx(distinct)
         assert rel[0]["data_version"] == store.data_version()
 
 

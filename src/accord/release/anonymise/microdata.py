@@ -24,6 +24,7 @@ from accord.release.anonymise.engine import LKind, Metric
 from accord.release.anonymise.hierarchy import SUPPRESSED, Hierarchy
 from accord.release.anonymise.search import ProgressFn
 from accord.release.anonymise.standard_hierarchies import as_strings, hierarchy_for
+from accord.release.risk import assess_risk
 from accord.safe_csv import write_csv
 from accord.standard.model import FieldRole, Standard
 from accord.store.base import Store
@@ -156,7 +157,11 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
                       "quasi_identifiers": qi, "sensitive": sensitive,
                       "multi_valued_sensitive": "0/1 flag columns; l-diversity on the set",
                       "hxl": settings.hxl, "standard": f"{standard.name} {standard.version}"}
+        after = assess_risk(result.table, qi, top=0)
         results = {**result.summary(), "data_version": data_version,
+                   "risk_after": {"global_risk": after.global_risk,
+                                  "expected_reidentifications": after.expected_reidentifications,
+                                  "max_individual_risk": float(after.individual_risk.max())},
                    "files": {k: {"name": p.name, "sha256": _sha256(p)} for k, p in files.items()}}
         release_id = store.record_release("microdata", parameters, results, actor)
     except BaseException:
