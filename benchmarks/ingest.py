@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import run_measured  # noqa: E402
-
-from accord.simulate import SimulationConfig, simulate  # noqa: E402
+from _measure import run_measured
+from accord.simulate import SimulationConfig, simulate
 
 WORK = Path(__file__).resolve().parent / ".work" / "ingest"
 

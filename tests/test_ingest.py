@@ -244,3 +244,31 @@ def test_every_row_is_accounted_for(rows: list[list[str]], partner_key: PartnerK
     assert m.rows_in == m.accepted + m.quarantined
     non_blank = sum(1 for r in rows if any(c.strip() for c in r))
     assert m.rows_in + m.blank_rows >= non_blank  # quoted newlines can merge lines, never lose rows
+
+
+def test_chunked_reading_gives_the_same_contribution(case_export: tuple[Path, Path], partner_key: PartnerKey,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large exports are read in chunks: counts, duplicates across chunks and line numbers stay exact."""
+    from accord.ingest import readers
+
+    _, mapping = case_export
+    rows = [f"N{i};Ana;Ruiz;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;" for i in range(3000)]
+    rows += ["N5;Dup;Dup;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;", "N7;ragged;row"]
+    export = write_case_export(tmp_path / "e.csv", rows)
+    whole = ingest_export(export, mapping, "p", tmp_path / "whole", partner_key)
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 4096)
+    chunked = ingest_export(export, mapping, "p", tmp_path / "chunked", partner_key)
+    for result in (whole, chunked):
+        assert (result.manifest.rows_in, result.manifest.accepted, result.manifest.quarantined) == (3002, 3000, 2)
+    assert sorted((f.line, f.kind) for f in chunked.findings) == sorted((f.line, f.kind) for f in whole.findings)
+    assert {f.line for f in chunked.findings} == {3002, 3003}
+    assert pq.read_table(tmp_path / "chunked" / "records.parquet").num_rows == 3000
+
+
+def test_header_only_export_is_rejected(case_export: tuple[Path, Path], partner_key: PartnerKey,
+                                        tmp_path: Path) -> None:
+    _, mapping = case_export
+    export = write_case_export(tmp_path / "e.csv", [], trailer="")
+    with pytest.raises(InputFileError, match="no data rows"):
+        ingest_export(export, mapping, "p", tmp_path / "o", partner_key)
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))

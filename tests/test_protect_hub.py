@@ -209,3 +209,16 @@ def test_killed_ingest_leaves_no_contribution(tmp_path: Path, case_export: tuple
         assert m["rows_in"] == 200_000
     else:
         assert not any(p.name == "contrib" for p in tmp_path.iterdir())
+
+
+def test_audit_and_releases_cli(tmp_path: Path, case_export: tuple[Path, Path], partner_key: PartnerKey,
+                                runner: CliRunner) -> None:
+    hub = tmp_path / "hub.duckdb"
+    with open_store(hub) as store:
+        add_contribution(store, _contribution(tmp_path, case_export, partner_key), actor="steward-1")
+        store.record_release("test", {"k": 11}, {"ok": True}, "analyst-2")
+    audit = json.loads(runner.invoke(app, ["hub", "audit", "--hub", str(hub), "--json"]).stdout)
+    assert [(a["actor"], a["action"]) for a in audit] == [("steward-1", "hub.add")]
+    releases = json.loads(runner.invoke(app, ["hub", "releases", "--hub", str(hub), "--json"]).stdout)
+    assert releases[0]["parameters"] == {"k": 11} and releases[0]["actor"] == "analyst-2"
+    assert runner.invoke(app, ["hub", "audit", "--hub", str(tmp_path / "none.duckdb")]).exit_code == 2

@@ -248,3 +248,56 @@ def test_cli_missing_hub(tmp_path: Path) -> None:
         assert res.exit_code == 2
         assert "no hub at" in res.output and "accord hub add" in res.output
     assert not missing.exists()
+
+
+def test_pipeline_csv_to_report(tmp_path: Path) -> None:
+    """Through the real ingest, protect and hub add: the report counts what was accepted and
+    shows no identifier."""
+    rng = np.random.default_rng(7)
+    names = [f"Zyxname{i:03d}" for i in range(150)]
+    lines = ["case,given,family,dob,sex,ctype,reg,expl"]
+    for i, name in enumerate(names):
+        sex = "F" if i % 3 else "M"
+        year = 1980 + int(rng.integers(0, 25))
+        expl = "forced_labour" if i % 2 else "forced_labour sexual_exploitation"
+        lines.append(f"C{i},{name},Family{i},{year}-05-0{1 + i % 9},{sex},trafficking_victim,"
+                     f"2024-0{1 + i % 9}-15,{expl}")
+    lines.append("C999,Bad,Row,2000-01-01,Q,trafficking_victim,2024-01-01,forced_labour")
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(
+        "mapping_version: 1\n"
+        "fields:\n"
+        "  case_id: {column: case}\n"
+        "  given_name: {column: given}\n"
+        "  family_name: {column: family}\n"
+        "  date_of_birth: {column: dob}\n"
+        "  sex: {column: sex, codes: {F: female, M: male}}\n"
+        "  case_type: {column: ctype}\n"
+        "  registration_date: {column: reg}\n"
+        "  country_of_registration: {value: TH}\n"
+        "  type_of_exploitation: {column: expl, split: ' '}\n", encoding="utf-8")
+    key = tmp_path / "partner.key"
+    hub = tmp_path / "hub.duckdb"
+    for args in (["keys", "init", "--key-file", str(key)],
+                 ["ingest", str(export), "--mapping", str(mapping), "--partner", "ngo_a",
+                  "--out", str(tmp_path / "contrib"), "--key-file", str(key)],
+                 ["hub", "add", str(tmp_path / "contrib"), "--hub", str(hub)]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, (args[0], res.output)
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    assert res.exit_code == 0, res.output
+    tables = {t["id"]: t for t in json.loads(res.stdout)["tables"]}
+    case = tables["case_type_by_sex"]
+    assert case["values"][-1][-1] == 150  # the bad row stayed in quarantine
+    assert case["dims"][1]["labels"] == ["Female", "Male"]
+    assert case["values"][0] == [100, 50, 150]
+    expl = tables["exploitation_by_sex_by_majority"]
+    assert expl["dims"][0]["codes"] == ["forced_labour", "sexual_exploitation"]
+    out = tmp_path / "report.html"
+    res = runner.invoke(app, ["report", "--hub", str(hub), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    html = out.read_text(encoding="utf-8")
+    assert "ngo_a" in html and "<svg" in html
+    assert "Zyxname" not in html and "Family1" not in html and "C10" not in html

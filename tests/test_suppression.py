@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linprog
 
+from accord.release.hypercube import Boxes
 from accord.release.suppression import (
     LINKED,
     PRIMARY,
@@ -96,6 +97,33 @@ def test_1d_tables_protected(inner: np.ndarray) -> None:
     check_protected(inner, 10)
 
 
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 2)),
+              elements=counts),
+       arrays(bool, (4, 5, 3), elements=st.booleans()))
+def test_box_proof_never_claims_more_than_the_lp(inner: np.ndarray, hide: np.ndarray) -> None:
+    ext = with_margins(inner)
+    mask = hide[: ext.shape[0], : ext.shape[1], : ext.shape[2]] & (ext > 0)
+    boxes = Boxes(inner.shape)
+    for idx, (lo, hi) in attacker_bounds(ext, mask).items():
+        down, up = boxes.proven_range(ext, mask, tuple(int(i) for i in idx))
+        assert ext[idx] - down >= lo - 1e-6
+        assert ext[idx] + up <= hi + 1e-6
+
+
+def test_box_proof_of_a_rectangle_matches_the_lp() -> None:
+    ext = with_margins(np.array([[3, 20], [15, 30]]))
+    mask = np.zeros(ext.shape, dtype=bool)
+    mask[:2, :2] = True
+    assert Boxes((2, 2)).proven_range(ext, mask, (0, 0)) == (2.0, 14.0)
+    assert attacker_bounds(ext, mask)[(0, 0)] == pytest.approx((1.0, 17.0))
+    # a box through a total: hide row 0 and its total with row 1 -> cell (0,0) moves with (0,2)
+    mask = np.zeros(ext.shape, dtype=bool)
+    mask[0, 0] = mask[0, 2] = mask[1, 0] = mask[1, 2] = True
+    down, up = Boxes((2, 2)).proven_range(ext, mask, (0, 0))
+    assert (down, up) == (2.0, 14.0)
+
+
 def test_single_small_cell_hides_a_rectangle() -> None:
     res = suppress_table(np.array([[3, 20], [15, 30]]))
     assert res.mask[:2, :2].all()
@@ -152,6 +180,28 @@ def test_general_equations_overlap_shape() -> None:
     assert res.mask[1]
     assert res.mask.sum() >= 3
     assert all(hi - lo >= 1 for lo, hi in res.intervals.values())
+
+
+def test_known_cells_are_never_complements_and_failures_are_reported() -> None:
+    # two partners: with both partner totals and the grand total known, the overlap follows
+    values = [40, 30, 3, 43, 33, 73]
+    eqs = [((0, 2), 3), ((1, 2), 4), ((0, 1, 2), 5)]
+    known = [False, False, False, True, True, True]
+    res = suppress_cells(values, eqs, is_total=known, known=known)
+    assert res.mask[2]
+    assert not res.mask[3:].any()
+    assert 2 in res.unprotected
+    # three partners: the small triple overlap can hide among the pairwise cells
+    combos = ["a", "b", "c", "ab", "ac", "bc", "abc"]
+    cells = [50, 40, 30, 20, 15, 12, 4]
+    totals = [sum(v for k, v in zip(combos, cells, strict=True) if p in k) for p in "abc"]
+    values = [*cells, *totals, sum(cells)]
+    eqs = [(tuple(i for i, k in enumerate(combos) if p in k), 7 + j) for j, p in enumerate("abc")]
+    eqs.append((tuple(range(7)), 10))
+    known = [False] * 7 + [True] * 4
+    res = suppress_cells(values, eqs, is_total=known, known=known)
+    assert res.mask[6] and not res.unprotected
+    assert not res.mask[7:].any()
 
 
 def test_rules_validate_and_describe() -> None:

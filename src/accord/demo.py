@@ -16,7 +16,7 @@ from accord.protect.keys import create_partner_key
 from accord.release.suppression import SuppressionRules
 from accord.research.report import render_report
 from accord.research.report.render import context_from
-from accord.research.stats import compute_tables
+from accord.research.stats import compute_tables, remember_published
 from accord.simulate import SimulationConfig, simulate
 from accord.store import add_contribution, open_store
 
@@ -81,6 +81,7 @@ def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSu
         release_id = store.record_release("report", {"rules": rules.as_dict(), "unit": stats.unit,
                                                      "out": summary.report.name}, {"tables": len(stats.tables)},
                                           "demo")
+        remember_published(store, stats, release_id)
         html = render_report(context_from(stats, store, release_id=release_id))
         summary.report.write_text(html, encoding="utf-8")
         summary.lines.append(("statistics", f"{len(stats.tables)} tables, cells below {config.threshold} "

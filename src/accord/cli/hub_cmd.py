@@ -44,10 +44,7 @@ def add(
 def status(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List the batches in the hub and the data version."""
     with user_errors():
-        if not hub.exists():
-            from accord.errors import StoreError
-
-            raise StoreError(f"no hub at {hub}", hint="add a contribution with `accord hub add`")
+        _require(hub)
         with open_store(hub, read_only=True) as store:
             batches = store.batches()
             version = store.data_version()
@@ -61,3 +58,51 @@ def status(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
         t.add_row(b["partner"], b["batch_id"][:12], f"{b['rows_in']:,}", f"{b['accepted']:,}",
                   f"{b['quarantined']:,}", f"{b['replaced']:,}", b["added_at"])
     console.print(t)
+
+
+@app.command("releases")
+def releases(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
+    """List every release made from this hub: kind, parameters, data version, who made it."""
+    import json
+
+    with user_errors():
+        _require(hub)
+        with open_store(hub, read_only=True) as store:
+            rows = store.releases()
+    if as_json:
+        print_json([{**r, "parameters": json.loads(r["parameters"]), "results": json.loads(r["results"])}
+                    for r in rows])
+        return
+    t = Table(title=f"releases from {hub}")
+    for col in ("release", "kind", "created", "by", "data version", "parameters"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["release_id"], r["kind"], r["created_at"], r["actor"], r["data_version"],
+                  r["parameters"][:80])
+    console.print(t)
+
+
+@app.command("audit")
+def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
+    """Show the audit trail: who did what to the hub, when."""
+    with user_errors():
+        _require(hub)
+        with open_store(hub, read_only=True) as store:
+            rows = store.query("SELECT * FROM audit ORDER BY occurred_at").to_pylist() \
+                if store.table_exists("audit") else []
+    if as_json:
+        print_json(rows)
+        return
+    t = Table(title=f"audit trail of {hub}")
+    for col in ("when", "who", "action", "detail"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["occurred_at"], r["actor"], r["action"], r["detail"])
+    console.print(t)
+
+
+def _require(hub: Path) -> None:
+    if not hub.exists():
+        from accord.errors import StoreError
+
+        raise StoreError(f"no hub at {hub}", hint="add a contribution with `accord hub add`, or pass --hub")

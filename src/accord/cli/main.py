@@ -44,6 +44,7 @@ def _register() -> None:
     from accord.cli import (
         anonymise_cmd,
         demo_cmd,
+        estimate_cmd,
         hub_cmd,
         ingest_cmd,
         keys_cmd,
@@ -64,9 +65,20 @@ def _register() -> None:
     app.command("stats")(stats_cmd.stats)
     app.command("risk")(risk_cmd.risk_command)
     app.command("anonymise")(anonymise_cmd.anonymise_command)
-    app.add_typer(release_microdata_cmd.app, name="release")
     app.command("report")(report_cmd.report)
+    app.add_typer(estimate_cmd.app, name="estimate")
     app.command("demo")(demo_cmd.demo)
+    from accord.cli import budget_cmd, release_dp_cmd, synthesize_cmd
+
+    app.command("synthesize")(synthesize_cmd.synthesize)
+    release_dp_cmd.app.command("microdata")(release_microdata_cmd.microdata)
+    app.add_typer(release_dp_cmd.app, name="release")
+    app.add_typer(budget_cmd.app, name="budget")
+    # Commands are registered here, one module each; keep this list sorted by pipeline stage.
+    from accord.cli import encode_cmd, match_cmd, standard_cmd
+
+    app.command("encode")(encode_cmd.encode)
+    app.command("match")(match_cmd.match)
 
 
 _register()

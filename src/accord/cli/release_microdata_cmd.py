@@ -1,4 +1,7 @@
-"""``accord release microdata``: k-anonymous, l-diverse microdata from the hub, on record."""
+"""``accord release microdata``: k-anonymous, l-diverse microdata from the hub, on record.
+
+Registered in ``cli/main.py`` on the ``release`` group: ``release_dp_cmd.app.command("microdata")``.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +16,11 @@ from accord.errors import StoreError
 from accord.release.anonymise.microdata import MicrodataSettings, release_microdata
 from accord.standard import load_standard
 
-app = typer.Typer(help="Disclosure-controlled releases from the hub.", no_args_is_help=True)
-
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
-@app.command("microdata")
 def microdata(
     out: Annotated[Path, typer.Option("--out", help="Directory for the released files.")],
     hub: HubOption = Path("accord-hub.duckdb"),

@@ -11,6 +11,7 @@ from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
 from accord.cli.stats_cmd import (
     ActorOption,
     ThresholdOption,
+    Unit,
     UnitOption,
     parse_unit,
     release_summary,
@@ -20,7 +21,7 @@ from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.report import render_report
 from accord.research.report.render import context_from
-from accord.research.stats import compute_tables
+from accord.research.stats import compute_tables, remember_published
 from accord.store import open_store
 
 
@@ -28,7 +29,7 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
     hub: HubOption = DEFAULT_HUB,
     threshold: ThresholdOption = 10,
-    unit: UnitOption = "auto",
+    unit: UnitOption = Unit.AUTO,
     actor: ActorOption = "hub-steward",
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""
@@ -40,6 +41,7 @@ def report(
             release_id = store.record_release(
                 "report", {"rules": rules.as_dict(), "unit": stats.unit, "out": out.name},
                 release_summary(stats), actor)
+            remember_published(store, stats, release_id)
             html = render_report(context_from(stats, store, release_id=release_id))
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

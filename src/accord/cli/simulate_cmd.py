@@ -47,10 +47,11 @@ def simulate(
         print_json(result.as_dict())
         return
     table = Table(title=f"Simulated {result.people:,} people, {result.records:,} records")
-    for col in ("partner", "style", "export", "mapping", "rows", "bad rows"):
-        table.add_column(col, justify="right" if col in ("rows", "bad rows") else "left")
+    for col in ("partner", "export", "mapping", "rows", "bad rows"):
+        table.add_column(col, justify="right" if col in ("rows", "bad rows") else "left",
+                         no_wrap=True)
     for p in result.partners:
-        table.add_row(p.partner, p.style, p.export.name, p.mapping.name, f"{p.rows:,}",
+        table.add_row(p.partner, p.export.name, p.mapping.name, f"{p.rows:,}",
                       str(sum(p.bad_rows.values())))
     console.print(table)
     console.print(f"people seen by more than one partner: {result.overlap_people:,} "

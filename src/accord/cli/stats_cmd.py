@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,15 +13,21 @@ from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print
 from accord.errors import StoreError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
-from accord.research.stats import StatsResult, StatTable, compute_tables
+from accord.research.stats import StatsResult, StatTable, compute_tables, remember_published
 from accord.store import open_store
 
 ThresholdOption = Annotated[
     int, typer.Option("--threshold", min=2,
                       help="Smallest count published; cells from 1 to threshold-1 are suppressed.")
 ]
+class Unit(StrEnum):
+    AUTO = "auto"
+    RECORDS = "records"
+    PERSONS = "persons"
+
+
 UnitOption = Annotated[
-    str, typer.Option("--unit", help="Count 'records', 'persons' (needs linkage) or 'auto'.")
+    Unit, typer.Option("--unit", help="Count records, persons (needs linkage) or auto.")
 ]
 ActorOption = Annotated[
     str, typer.Option("--actor", help="Who makes this release (recorded with it).")
@@ -33,14 +40,12 @@ def require_hub(hub: Path) -> None:
                          hint="or point --hub (or $ACCORD_HUB) at an existing hub file")
 
 
-def parse_unit(unit: str) -> Literal["auto", "records", "persons"]:
-    if unit == "records":
+def parse_unit(unit: Unit) -> Literal["auto", "records", "persons"]:
+    if unit == Unit.RECORDS:
         return "records"
-    if unit == "persons":
+    if unit == Unit.PERSONS:
         return "persons"
-    if unit == "auto":
-        return "auto"
-    raise typer.BadParameter("use records, persons or auto", param_hint="--unit")
+    return "auto"
 
 
 def release_summary(result: StatsResult) -> dict[str, object]:
@@ -50,14 +55,15 @@ def release_summary(result: StatsResult) -> dict[str, object]:
                        for t in result.tables}}
 
 
-def make_tables(hub: Path, threshold: int, unit: str, actor: str, kind: str) -> StatsResult:
+def make_tables(hub: Path, threshold: int, unit: Unit, actor: str, kind: str) -> StatsResult:
     """Open the hub, compute the protected tables and put the release on record."""
     require_hub(hub)
     rules = SuppressionRules(threshold=threshold)
     with open_store(hub) as store:
         result = compute_tables(store, rules, unit=parse_unit(unit))
-        store.record_release(kind, {"rules": rules.as_dict(), "unit": result.unit},
-                             release_summary(result), actor)
+        release_id = store.record_release(kind, {"rules": rules.as_dict(), "unit": result.unit},
+                                          release_summary(result), actor)
+        remember_published(store, result, release_id)
     return result
 
 
@@ -80,7 +86,7 @@ def _print_table(table: StatTable) -> None:
 def stats(
     hub: HubOption = DEFAULT_HUB,
     threshold: ThresholdOption = 10,
-    unit: UnitOption = "auto",
+    unit: UnitOption = Unit.AUTO,
     actor: ActorOption = "hub-steward",
     as_json: JsonOption = False,
 ) -> None:

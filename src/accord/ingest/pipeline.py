@@ -15,13 +15,14 @@ import pyarrow.compute as pc
 from accord.errors import InputFileError
 from accord.ingest.findings import Finding, FindingKind
 from accord.ingest.mapping import check_against_header, load_mapping
-from accord.ingest.readers import detect_format, read_header, read_table
+from accord.ingest.readers import RawTable, detect_format, iter_table, read_header
 from accord.ingest.transform import FINDINGS_SCHEMA, transform
-from accord.protect.contribution import Manifest, write_contribution
+from accord.protect.contribution import ContributionWriter, Manifest
 from accord.protect.keys import PartnerKey
 from accord.protect.pseudonym import LinkageEncoder, protect_records
 from accord.safe_csv import write_arrow_csv
 from accord.standard import Standard, load_standard
+from accord.standard.arrow import record_schema
 
 Progress = Callable[[str], None]
 
@@ -80,36 +81,45 @@ def ingest_export(
     columns = read_header(export, fmt, mapping.source.encoding, mapping.source.delimiter,
                           mapping.source.sheet)
     check_against_header(mapping, columns, export.name)  # before any row is read
-    say("reading")
-    raw = read_table(export, fmt, mapping.source.encoding, mapping.source.delimiter,
-                     mapping.source.sheet)
-    say("mapping and validating")
-    batch = transform(raw, mapping, standard)
-    structural = pa.table(
-        [pa.array([e.line for e in raw.structural_errors], pa.int64()),
-         pa.array(["(row)"] * len(raw.structural_errors), pa.string()),
-         pa.array([str(FindingKind.STRUCTURE)] * len(raw.structural_errors), pa.string()),
-         pa.array([e.reason for e in raw.structural_errors], pa.string()),
-         pa.array([e.text for e in raw.structural_errors], pa.string())], schema=FINDINGS_SCHEMA)
-    findings = pa.concat_tables([structural, batch.findings])
-    rows_in = raw.num_rows + len(raw.structural_errors)
-    quarantined = int(batch.quarantined.sum()) + len(raw.structural_errors)
-    if raw.num_rows == 0 and not raw.structural_errors:
-        raise InputFileError(f"{export.name} has a header but no data rows",
-                             hint="export again once the form has submissions")
-
-    say("protecting")
     batch_id = uuid.uuid4().hex
-    protected = protect_records(batch.accepted_table, key, standard, partner, batch_id,
-                                linkage_encoder=linkage_encoder)
+    writer = ContributionWriter(out, record_schema(standard))
+    findings: list[pa.Table] = []
+    rows_in = quarantined = blank_rows = 0
+    seen_cases: set[str] = set()
+    try:
+        for raw in iter_table(export, fmt, mapping.source.encoding, mapping.source.delimiter,
+                              mapping.source.sheet):
+            say(f"mapping, validating and protecting rows {rows_in + 1:,}-{rows_in + raw.num_rows:,}")
+            batch = transform(raw, mapping, standard, seen_cases=seen_cases)
+            findings += [_structural_findings(raw), batch.findings]
+            rows_in += raw.num_rows + len(raw.structural_errors)
+            quarantined += int(batch.quarantined.sum()) + len(raw.structural_errors)
+            blank_rows += raw.blank_rows
+            protected = protect_records(batch.accepted_table, key, standard, partner, batch_id,
+                                        linkage_encoder=linkage_encoder)
+            writer.write(protected.records, protected.linkage)
+        if rows_in == 0:
+            raise InputFileError(f"{export.name} has a header but no data rows",
+                                 hint="export again once the form has submissions")
+        say("writing contribution")
+        manifest = writer.finish(
+            batch_id=batch_id, partner=partner, standard=standard.name, standard_version=standard.version,
+            rows_in=rows_in, quarantined=quarantined, blank_rows=blank_rows, key_id=key.key_id,
+            mapping_sha256=hashlib.sha256(mapping_path.read_bytes()).hexdigest(), linkage=linkage_meta or {},
+        )
+    except BaseException:
+        writer.abort()
+        raise
     q_path = quarantine or _quarantine_path(out)
-    say("writing contribution")
-    manifest = write_contribution(
-        out, protected.records, protected.linkage, batch_id=batch_id, partner=partner,
-        standard_name=standard.name, standard_version=standard.version, rows_in=rows_in,
-        quarantined=quarantined, blank_rows=raw.blank_rows, key_id=key.key_id,
-        mapping_sha256=hashlib.sha256(mapping_path.read_bytes()).hexdigest(),
-        linkage_meta=linkage_meta,
-    )
-    write_quarantine(q_path, findings)
-    return IngestResult(manifest, out, q_path, findings)
+    all_findings = pa.concat_tables(findings) if findings else FINDINGS_SCHEMA.empty_table()
+    write_quarantine(q_path, all_findings)
+    return IngestResult(manifest, out, q_path, all_findings)
+
+
+def _structural_findings(raw: RawTable) -> pa.Table:
+    errors = raw.structural_errors
+    return pa.table(
+        [pa.array([e.line for e in errors], pa.int64()), pa.array(["(row)"] * len(errors), pa.string()),
+         pa.array([str(FindingKind.STRUCTURE)] * len(errors), pa.string()),
+         pa.array([e.reason for e in errors], pa.string()), pa.array([e.text for e in errors], pa.string())],
+        schema=FINDINGS_SCHEMA)

@@ -171,29 +171,33 @@ def read_csv_header(path: Path, encoding: str = "auto", delimiter: str | None = 
 
 
 def read_csv(path: Path, encoding: str = "auto", delimiter: str | None = None) -> RawTable:
+    """The whole CSV as one table (the pipeline streams it with `iter_csv` instead)."""
+    chunks = list(iter_csv(path, encoding, delimiter))
+    if not chunks:  # a header and nothing else
+        columns = read_csv_header(path, encoding, delimiter)
+        return RawTable(columns, pa.table({c: pa.array([], pa.string()) for c in columns}),
+                        np.zeros(0, dtype=np.int64))
+    first = chunks[0]
+    return RawTable(first.columns, pa.concat_tables([c.table for c in chunks]),
+                    np.concatenate([c.line_numbers for c in chunks]),
+                    [e for c in chunks for e in c.structural_errors], sum(c.blank_rows for c in chunks),
+                    encoding=first.encoding, delimiter=first.delimiter)
+
+
+CHUNK_BYTES = 64 << 20
+
+
+def iter_csv(path: Path, encoding: str = "auto", delimiter: str | None = None,
+             chunk_bytes: int | None = None) -> Iterator[RawTable]:
+    """Read a CSV in chunks of about ``chunk_bytes``, so memory stays flat on large exports.
+
+    Serial on purpose: only the serial reader knows the line numbers of ragged rows, and the work
+    after reading (mapping, hashing) is where the cores are used.
+    """
     enc = _detect_encoding(path, encoding)
     header, delim = _header_and_delimiter(path, enc, delimiter)
     columns = check_header(header, path.name)
     source = path if enc in ("utf-8", "utf-8-sig") else _utf8_copy(path, enc)
-    try:
-        # Fast path on all cores; line numbers of bad rows are only known to the serial reader,
-        # so a file with ragged rows is read a second time, serially.
-        table, bad = _arrow_read(source, columns, delim, threads=True)
-        if bad:
-            table, bad = _arrow_read(source, columns, delim, threads=False)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path.name} cannot be read as a table: {str(exc).splitlines()[0][:200]}",
-                             hint="check the delimiter and quoting; set source.delimiter in the mapping") from None
-    finally:
-        if source != path:
-            os.unlink(source)
-    lines = _line_numbers(table.num_rows, [b.line for b in bad if b.line is not None])
-    table, lines, blanks = _drop_blank_rows(table, lines)
-    return RawTable(columns, table, lines, bad, blanks, encoding=enc, delimiter=delim)
-
-
-def _arrow_read(source: Path, columns: list[str], delim: str,
-                threads: bool) -> tuple[pa.Table, list[StructuralError]]:
     bad: list[StructuralError] = []
 
     def on_invalid(row: Any) -> str:
@@ -204,27 +208,48 @@ def _arrow_read(source: Path, columns: list[str], delim: str,
         ))
         return "skip"
 
-    table = pacsv.read_csv(
-        source,
-        read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, use_threads=threads,
-                                       block_size=16 << 20),
-        parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid,
-                                         newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in columns},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    return table, bad
+    try:
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, use_threads=False,
+                                           block_size=chunk_bytes or CHUNK_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_invalid,
+                                             newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        next_line = 2  # the header is line 1
+        reported = 0
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            new_bad = bad[reported:]
+            reported = len(bad)
+            skipped = [b.line for b in bad if b.line is not None and b.line >= next_line]
+            lines = _line_numbers(table.num_rows, skipped, start=next_line)
+            if len(lines):
+                next_line = int(lines[-1]) + 1
+            table, lines, blanks = _drop_blank_rows(table, lines)
+            yield RawTable(columns, table, lines, new_bad, blanks, encoding=enc, delimiter=delim)
+        if len(bad) > reported:
+            yield RawTable(columns, pa.table({c: pa.array([], pa.string()) for c in columns}),
+                           np.zeros(0, dtype=np.int64), bad[reported:], 0, encoding=enc, delimiter=delim)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path.name} cannot be read as a table: {str(exc).splitlines()[0][:200]}",
+                             hint="check the delimiter and quoting; set source.delimiter in the mapping") from None
+    finally:
+        if source != path:
+            os.unlink(source)
 
 
-def _line_numbers(n: int, skipped_lines: list[int]) -> np.ndarray:
+def _line_numbers(n: int, skipped_lines: list[int], start: int = 2) -> np.ndarray:
     """Physical line of each parsed row, assuming one line per row (the header is line 1).
 
     Rows that span lines (quoted newlines) shift later numbers; exports rarely have them.
     """
-    base = np.arange(2, n + 2, dtype=np.int64)
+    base = np.arange(start, n + start, dtype=np.int64)
     if not skipped_lines:
         return base
     skipped = np.sort(np.asarray(skipped_lines, dtype=np.int64))
@@ -383,6 +408,15 @@ def read_header(path: Path, fmt: str, encoding: str, delimiter: str | None,
     if fmt == "xlsx":
         return read_xlsx(path, sheet, header_only=True).columns
     return read_kobo_json(path).columns
+
+
+def iter_table(path: Path, fmt: str, encoding: str, delimiter: str | None,
+               sheet: str | None) -> Iterator[RawTable]:
+    """The export in chunks: CSV streams; XLSX and JSON arrive whole (their size is bounded)."""
+    if fmt == "csv":
+        yield from iter_csv(path, encoding, delimiter)
+    else:
+        yield read_table(path, fmt, encoding, delimiter, sheet)
 
 
 def read_table(path: Path, fmt: str, encoding: str, delimiter: str | None,

@@ -152,7 +152,8 @@ def _bands(values: np.ndarray, known: np.ndarray, bands: tuple[tuple[int, int, s
 
 
 def transform(raw: RawTable, mapping: Mapping, standard: Standard,
-              today: date | None = None) -> StandardisedBatch:
+              today: date | None = None, seen_cases: set[str] | None = None) -> StandardisedBatch:
+    """Map one chunk. ``seen_cases`` carries the case numbers of earlier chunks of the same export."""
     n = raw.num_rows
     today = today or date.today()
     columns: dict[str, pa.Array] = {}
@@ -201,7 +202,7 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
                fm.column if fm else None)
 
     _derive(columns, standard, year_only, today, record, mapping)
-    _flag_duplicate_cases(columns, raw, record, mapping)
+    _flag_duplicate_cases(columns, raw, record, mapping, seen_cases)
 
     table = pa.table({name: columns[name] for name in columns})
     all_findings = pa.concat_tables(findings) if findings else FINDINGS_SCHEMA.empty_table()
@@ -248,10 +249,16 @@ def _derive(columns: dict[str, pa.Array], standard: Standard, year_only: np.ndar
 
 
 def _flag_duplicate_cases(columns: dict[str, pa.Array], raw: RawTable, record: Recorder,
-                          mapping: Mapping) -> None:
+                          mapping: Mapping, seen_cases: set[str] | None) -> None:
     case = columns["case_id"]
     if case.null_count == len(case):
         return
+    if seen_cases:
+        earlier = np.asarray(pc.fill_null(pc.is_in(case, pa.array(list(seen_cases), pa.string())), False))
+        record(earlier, "case_id", FindingKind.DUPLICATE_CASE, "case number already seen earlier in this export",
+               mapping.fields["case_id"].column if "case_id" in mapping.fields else None)
+    if seen_cases is not None:
+        seen_cases.update(v for v in pc.unique(case).to_pylist() if v is not None)
     encoded = pc.dictionary_encode(case)
     idx = np.asarray(pc.fill_null(encoded.indices, -1))
     order = np.argsort(idx, kind="stable")

@@ -76,9 +76,54 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_parquet(table: pa.Table, path: Path) -> FileEntry:
-    pq.write_table(table, path, compression="zstd")
-    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size, rows=table.num_rows)
+class ContributionWriter:
+    """Writes a contribution chunk by chunk into a temporary directory, renamed into place at the end.
+
+    Chunks keep memory flat on large exports; the rename makes the contribution appear whole or
+    not at all, whatever happens to the process in between.
+    """
+
+    def __init__(self, out: Path, records_schema: pa.Schema) -> None:
+        if out.exists():
+            raise ContributionError(f"{out} already exists",
+                                    hint="choose a new --out directory; contributions are never overwritten")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        self._records = pq.ParquetWriter(self.tmp / RECORDS, records_schema, compression="zstd")
+        self._linkage: pq.ParquetWriter | None = None
+        self.rows = {RECORDS: 0, LINKAGE: 0}
+
+    def write(self, records: pa.Table, linkage: pa.Table | None = None) -> None:
+        self._records.write_table(records)
+        self.rows[RECORDS] += records.num_rows
+        if linkage is not None:
+            if self._linkage is None:
+                self._linkage = pq.ParquetWriter(self.tmp / LINKAGE, linkage.schema, compression="zstd")
+            self._linkage.write_table(linkage)
+            self.rows[LINKAGE] += linkage.num_rows
+
+    def _entry(self, name: str) -> FileEntry:
+        path = self.tmp / name
+        return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size, rows=self.rows[name])
+
+    def finish(self, **fields: Any) -> Manifest:
+        self._records.close()
+        files = {RECORDS: self._entry(RECORDS)}
+        if self._linkage is not None:
+            self._linkage.close()
+            files[LINKAGE] = self._entry(LINKAGE)
+        manifest = Manifest(files=files, accepted=self.rows[RECORDS], created_at=datetime.now(UTC).isoformat(),
+                            **fields)
+        (self.tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+        os.replace(self.tmp, self.out)
+        return manifest
+
+    def abort(self) -> None:
+        self._records.close()
+        if self._linkage is not None:
+            self._linkage.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def write_contribution(
@@ -97,28 +142,17 @@ def write_contribution(
     mapping_sha256: str,
     linkage_meta: dict[str, Any] | None = None,
 ) -> Manifest:
-    if out.exists():
-        raise ContributionError(f"{out} already exists",
-                                hint="choose a new --out directory; contributions are never overwritten")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    """Write a whole contribution at once (the chunked form is `ContributionWriter`)."""
+    writer = ContributionWriter(out, records.schema)
     try:
-        files = {RECORDS: _write_parquet(records, tmp / RECORDS)}
-        if linkage is not None:
-            files[LINKAGE] = _write_parquet(linkage, tmp / LINKAGE)
-        manifest = Manifest(
-            batch_id=batch_id, partner=partner, standard=standard_name,
-            standard_version=standard_version, created_at=datetime.now(UTC).isoformat(),
-            rows_in=rows_in, accepted=records.num_rows, quarantined=quarantined,
-            blank_rows=blank_rows, key_id=key_id, files=files, mapping_sha256=mapping_sha256,
-            linkage=linkage_meta or {},
-        )
-        (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
-        os.replace(tmp, out)
+        writer.write(records, linkage)
+        return writer.finish(batch_id=batch_id, partner=partner, standard=standard_name,
+                             standard_version=standard_version, rows_in=rows_in, quarantined=quarantined,
+                             blank_rows=blank_rows, key_id=key_id, mapping_sha256=mapping_sha256,
+                             linkage=linkage_meta or {})
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        writer.abort()
         raise
-    return manifest
 
 
 def read_manifest(contribution: Path) -> Manifest:

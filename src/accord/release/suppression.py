@@ -38,14 +38,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog
 
+from accord.release.hypercube import Boxes
+
 PRIMARY = "primary"
 SECONDARY = "secondary"
 LINKED = "linked"
 
 # One linear identity of the table: the cells in ``parts`` add up to the cell ``total``.
 Equation = tuple[tuple[int, ...], int]
-# Chooses complementary cells given the values and the cells hidden so far.
-Complements = Callable[[np.ndarray, np.ndarray], list[int]]
+# Chooses complementary cells given the values, the cells hidden so far and those allowed.
+Complements = Callable[[np.ndarray, np.ndarray, np.ndarray], list[int]]
+# How far a hidden cell can provably move down and up (a cheap sufficient check before the LP).
+Proof = Callable[[np.ndarray, np.ndarray, int], tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class CellSuppression:
     mask: np.ndarray
     reasons: tuple[str, ...]
     intervals: dict[int, tuple[float, float]] = field(default_factory=dict)
+    unprotected: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,12 +147,12 @@ def _index_lines(lines: Sequence[tuple[int, ...]]) -> dict[int, list[tuple[int, 
     return out
 
 
-def _candidates(values: np.ndarray, mask: np.ndarray, cells: Sequence[int]) -> list[int]:
-    return [c for c in cells if not mask[c] and values[c] > 0]
+def _candidates(eligible: np.ndarray, mask: np.ndarray, cells: Sequence[int]) -> list[int]:
+    return [c for c in cells if not mask[c] and eligible[c]]
 
 
-def _complete_lines(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarray,
-                    reasons: list[str], is_total: np.ndarray,
+def _complete_lines(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tuple[int, ...]],
+                    mask: np.ndarray, reasons: list[str], is_total: np.ndarray,
                     lines_of: dict[int, list[tuple[int, ...]]]) -> None:
     changed = True
     while changed:
@@ -155,7 +160,7 @@ def _complete_lines(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: 
         for line in lines:
             if sum(1 for c in line if mask[c]) != 1:
                 continue
-            cands = _candidates(values, mask, line)
+            cands = _candidates(eligible, mask, line)
             if not cands:  # only zeros left: the lone suppressed cell is then 0, impossible
                 continue
             # the current line's own suppressed cell must not count as "closing"
@@ -168,11 +173,14 @@ def _complete_lines(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: 
 
 def feasible_intervals(values: np.ndarray, equations: Sequence[Equation], mask: np.ndarray,
                        cells: Sequence[int] | None = None,
-                       lower: float = 1.0) -> dict[int, tuple[float, float]]:
+                       lower: float = 1.0,
+                       enough: dict[int, float] | None = None) -> dict[int, tuple[float, float]]:
     """For each suppressed cell, the [min, max] an attacker can derive by linear programming.
 
     The attacker knows every published cell, every equation and that suppressed cells are at
-    least ``lower``. ``inf`` means unbounded above.
+    least ``lower``. ``inf`` means unbounded above. With ``enough`` (cell -> width needed), the
+    maximum is solved first and the minimum skipped when the maximum alone shows the width;
+    the interval is then reported as (value, max), which the true one contains.
     """
     hidden = [int(c) for c in np.flatnonzero(mask)]
     col = {c: j for j, c in enumerate(hidden)}
@@ -200,31 +208,37 @@ def feasible_intervals(values: np.ndarray, equations: Sequence[Equation], mask: 
     for c in hidden if cells is None else cells:
         obj = np.zeros(len(hidden))
         obj[col[c]] = 1.0
-        lo = linprog(obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
         hi = linprog(-obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-        low = float(lo.fun) if lo.status == 0 else lower
         high = float(-hi.fun) if hi.status == 0 else math.inf
+        if enough is not None and high - float(values[c]) >= enough.get(c, math.inf) - 1e-9:
+            out[c] = (float(values[c]), high)
+            continue
+        lo = linprog(obj, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        low = float(lo.fun) if lo.status == 0 else lower
         out[c] = (low, high)
     return out
 
 
+def _need(reason: str, rules: SuppressionRules) -> float:
+    return float(rules.required_width if reason == PRIMARY else 1)
+
+
 def _too_narrow(reason: str, interval: tuple[float, float], rules: SuppressionRules) -> bool:
-    width = interval[1] - interval[0]
-    need = rules.required_width if reason == PRIMARY else 1
-    return width < need - 1e-6
+    return interval[1] - interval[0] < _need(reason, rules) - 1e-6
 
 
-def _widen(values: np.ndarray, lines: Sequence[tuple[int, ...]], mask: np.ndarray,
+def _widen(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tuple[int, ...]],
+           mask: np.ndarray,
            reasons: list[str], is_total: np.ndarray, lines_of: dict[int, list[tuple[int, ...]]],
            cell: int) -> bool:
     """Suppress one more cell near ``cell``; False when nothing is left to suppress."""
-    near = [c for line in lines if cell in line for c in line]
-    cands = _candidates(values, mask, near)
+    near = [c for line in lines_of[cell] for c in line]
+    cands = _candidates(eligible, mask, near)
     if not cands:
         touching = [c for line in lines if any(mask[x] for x in line) for c in line]
-        cands = _candidates(values, mask, touching)
+        cands = _candidates(eligible, mask, touching)
     if not cands:
-        cands = _candidates(values, mask, range(len(values)))
+        cands = _candidates(eligible, mask, range(len(values)))
     if not cands:
         return False
     pick = min(cands, key=lambda c: _line_cost(values, is_total, mask, lines_of, c))
@@ -237,13 +251,20 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
                    rules: SuppressionRules | None = None,
                    forced: Sequence[bool] | np.ndarray | None = None,
                    is_total: Sequence[bool] | np.ndarray | None = None,
-                   complements: Complements | None = None) -> CellSuppression:
+                   complements: Complements | None = None,
+                   known: Sequence[bool] | np.ndarray | None = None,
+                   proof: Proof | None = None,
+                   previous: CellSuppression | None = None) -> CellSuppression:
     """Suppress cells tied by ``equations`` so that no small cell can be recovered.
 
     ``forced`` marks cells that must be hidden because a linked table hides them (reason
     "linked"); ``is_total`` marks margins, which are chosen as complements only as a last resort.
     ``complements`` may pick complementary cells first with knowledge of the table's shape
     (hypercubes for N-D tables); line completion and the audit then do the rest.
+    ``known`` marks cells the attacker knows from elsewhere: they are never chosen as
+    complements. Then protection can fail; such cells are listed in ``unprotected``.
+    ``previous`` is an earlier result for the same values: hiding can only add to it, so its
+    hidden cells and audited intervals are kept (used when linked tables force more cells).
     """
     rules = rules or SuppressionRules()
     vals = np.asarray(values, dtype=np.int64)
@@ -258,19 +279,39 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             reasons[i] = PRIMARY
         elif forced is not None and forced[i] and v > 0:
             reasons[i] = LINKED
+    if previous is not None:
+        reasons = [r or p for r, p in zip(reasons, previous.reasons, strict=True)]
     mask = np.array([r != "" for r in reasons], dtype=bool)
     lines = [(*parts, total) for parts, total in equations]
     lines_of = _index_lines(lines)
+    eligible = vals > 0
+    # cells known from elsewhere count as published in the audit, whatever this table shows
+    eligible_or_unknown = np.ones(len(vals), dtype=bool)
+    if known is not None:
+        eligible &= ~np.asarray(known, dtype=bool)
+        eligible_or_unknown = ~np.asarray(known, dtype=bool)
     if complements is not None:
-        for c in complements(vals, mask.copy()):
-            if not mask[c] and vals[c] > 0:
+        for c in complements(vals, mask.copy(), eligible):
+            if not mask[c] and eligible[c]:
                 mask[c] = True
                 reasons[c] = SECONDARY
-    intervals: dict[int, tuple[float, float]] = {}
+    intervals: dict[int, tuple[float, float]] = dict(previous.intervals) if previous else {}
     while True:
-        _complete_lines(vals, lines, mask, reasons, totals, lines_of)
-        intervals = feasible_intervals(vals, equations, mask)
-        weak = [c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules)]
+        _complete_lines(vals, eligible, lines, mask, reasons, totals, lines_of)
+        audited = mask & eligible_or_unknown
+        # Hiding more only widens every interval, so a cell that passed stays passed: audit
+        # only cells that are new or failed last time (the stored interval is then a lower
+        # bound of the final one).
+        todo = [int(c) for c in np.flatnonzero(audited)
+                if int(c) not in intervals or _too_narrow(reasons[c], intervals[int(c)], rules)]
+        if proof is not None:
+            for c in todo:
+                down, up = proof(vals, audited, c)
+                intervals[c] = (float(vals[c]) - down, float(vals[c]) + up)
+            todo = [c for c in todo if _too_narrow(reasons[c], intervals[c], rules)]
+        need = {c: _need(reasons[c], rules) for c in todo}
+        intervals.update(feasible_intervals(vals, equations, audited, cells=todo, enough=need))
+        weak = [c for c in todo if _too_narrow(reasons[c], intervals[c], rules)]
         if not weak:
             break
         grew = False
@@ -280,52 +321,43 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             # fixes its neighbours too, and this keeps complementary suppression small.
             if c in touched:
                 continue
-            grew = _widen(vals, lines, mask, reasons, totals, lines_of, c) or grew
-            touched.update(x for line in lines if c in line for x in line)
+            grew = _widen(vals, eligible, lines, mask, reasons, totals, lines_of, c) or grew
+            touched.update(x for line in lines_of[c] for x in line)
         if not grew:
             break
-    return CellSuppression(vals, mask, tuple(reasons), intervals)
+    intervals = {c: iv for c, iv in intervals.items() if audited[c]}
+    unprotected = tuple(c for c, iv in intervals.items() if _too_narrow(reasons[c], iv, rules))
+    return CellSuppression(vals, mask, tuple(reasons), intervals, unprotected)
 
 
 def hypercube_complements(shape: Sequence[int]) -> Complements:
-    """Complements for an N-D table with margins: for each hidden cell, the cheapest hypercube.
+    """For each hidden cell, hide the corners of its cheapest box of non-zero cells."""
+    boxes = Boxes(shape)
 
-    The corners of a box through a hidden cell (one other position per axis, inner or total)
-    can all move together without changing any published sum, so hiding them protects the
-    cell. This is the idea of tau-Argus's hypercube method; corners must be non-zero (zeros are
-    never hidden), and totals are used only when no box of inner cells exists.
-    """
-    ext = tuple(n + 1 for n in shape)
-
-    def corners(cell: tuple[int, ...], alt: tuple[int, ...]) -> list[tuple[int, ...]]:
-        return [tuple(int(i) for i in c) for c in itertools.product(*zip(cell, alt, strict=True))]
-
-    def is_margin(c: tuple[int, ...]) -> bool:
-        return any(i == n for i, n in zip(c, shape, strict=True))
-
-    def choose(values: np.ndarray, mask: np.ndarray) -> list[int]:
-        grid = values.reshape(ext)
-        hidden = mask.reshape(ext).copy()
-        penalty = int(values.max()) + 1
+    def choose(values: np.ndarray, mask: np.ndarray, eligible: np.ndarray) -> list[int]:
+        grid = values.reshape(boxes.ext)
+        hidden = mask.reshape(boxes.ext).copy()
+        ok = eligible.reshape(boxes.ext)
         picked: list[int] = []
         for flat in np.flatnonzero(mask):
-            cell = tuple(int(i) for i in np.unravel_index(int(flat), ext))
-            best: tuple[int, list[tuple[int, ...]]] | None = None
-            alts = [[a for a in range(e) if a != cell[k]] for k, e in enumerate(ext)]
-            for alt in itertools.product(*alts):
-                box = corners(cell, alt)
-                if any(grid[c] == 0 for c in box):
-                    continue
-                new = [c for c in box if not hidden[c]]
-                cost = sum(int(grid[c]) + (penalty if is_margin(c) else 0) for c in new)
-                if best is None or cost < best[0]:
-                    best = (cost, new)
-            for c in best[1] if best else []:
+            cell = tuple(int(i) for i in np.unravel_index(int(flat), boxes.ext))
+            for c in boxes.cheapest(grid, hidden, ok, cell) or []:
                 hidden[c] = True
-                picked.append(int(np.ravel_multi_index(c, ext)))
+                picked.append(int(np.ravel_multi_index(c, boxes.ext)))
         return picked
 
     return choose
+
+
+def hypercube_proof(shape: Sequence[int]) -> Proof:
+    """Proves a hidden cell's range from a fully hidden box, so most cells need no LP."""
+    boxes = Boxes(shape)
+
+    def prove(values: np.ndarray, hidden: np.ndarray, cell: int) -> tuple[float, float]:
+        idx = tuple(int(i) for i in np.unravel_index(cell, boxes.ext))
+        return boxes.proven_range(values.reshape(boxes.ext), hidden.reshape(boxes.ext), idx)
+
+    return prove
 
 
 def table_equations(shape: Sequence[int]) -> list[Equation]:
@@ -350,11 +382,20 @@ def with_margins(inner: np.ndarray) -> np.ndarray:
     return out
 
 
+def _flat(res: TableSuppression) -> CellSuppression:
+    shape = res.values.shape
+    return CellSuppression(
+        res.values.ravel(), res.mask.ravel(), tuple(str(r) for r in res.reasons.ravel()),
+        {int(np.ravel_multi_index(k, shape)): iv for k, iv in res.intervals.items()})
+
+
 def suppress_table(inner: np.ndarray | Sequence[object], rules: SuppressionRules | None = None,
-                   forced: np.ndarray | None = None) -> TableSuppression:
+                   forced: np.ndarray | None = None,
+                   previous: TableSuppression | None = None) -> TableSuppression:
     """Protect a 1-, 2- or 3-D count table and all its margins.
 
-    ``forced`` (same shape as the extended table) marks cells hidden in a linked table.
+    ``forced`` (same shape as the extended table) marks cells hidden in a linked table;
+    ``previous`` is an earlier result for the same table to build on.
     """
     rules = rules or SuppressionRules()
     arr = np.asarray(inner, dtype=np.int64)
@@ -370,6 +411,8 @@ def suppress_table(inner: np.ndarray | Sequence[object], rules: SuppressionRules
         forced=None if forced is None else np.asarray(forced, bool).ravel(),
         is_total=is_total.ravel(),
         complements=hypercube_complements(arr.shape),
+        proof=hypercube_proof(arr.shape),
+        previous=None if previous is None else _flat(previous),
     )
     reasons = np.array(result.reasons, dtype=object).reshape(ext.shape)
     intervals = {tuple(int(i) for i in np.unravel_index(c, ext.shape)): iv

@@ -52,7 +52,9 @@ def overlap_table(store: Store, rules: SuppressionRules) -> StatTable:
     ]
     equations.append((tuple(range(n)), grand))
     is_total = np.arange(len(values)) >= n
-    res = suppress_cells(values, equations, rules, is_total=is_total)
+    # Partner totals follow from the published contribution counts (records accepted per
+    # partner) and the grand total from every other table: the attacker knows them.
+    res = suppress_cells(values, equations, rules, is_total=is_total, known=is_total)
     shown: list[int | None] = [None if res.mask[i] else int(v) for i, v in enumerate(res.values)]
 
     extra: list[tuple[str, int | None]] = [
@@ -64,13 +66,17 @@ def overlap_table(store: Store, rules: SuppressionRules) -> StatTable:
         extra.append((f"People served by both {a} and {b}", pair))
     dim = Dim("partners", "Partners that served the person", tuple("+".join(c) for c in combos),
               tuple(" and ".join(c) + (" only" if len(c) < len(partners) else "") for c in combos))
-    notes = (
+    notes: tuple[str, ...] = (
         "Each person appears in exactly one row: the set of partners that registered them, "
         "as found by linkage.",
         "Partner totals are people, not records; a pair overlap is the sum of the rows that "
         "contain both partners.",
         f"{int(res.mask.sum())} of {len(values)} cells suppressed (threshold {rules.threshold}).",
     )
+    if res.unprotected:
+        notes += (f"{len(res.unprotected)} hidden cell(s) can still be worked out from the "
+                  "partner totals and the total number of people, which are published "
+                  "elsewhere; suppression alone cannot protect them.",)
     return StatTable("partner_overlap", "People by the partners that served them", (dim,),
                      "persons", [*shown[:n], shown[grand]], int(res.mask.sum()), len(values),
                      notes, tuple(extra))

@@ -18,7 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from accord.errors import AccordError
-from accord.release.suppression import SuppressionRules, TableSuppression, suppress_table
+from accord.release.differencing import cells_at_risk, earlier_values, record_published
+from accord.release.suppression import SuppressionRules, TableSuppression, suppress_table, with_margins
 from accord.research.specs import (
     MISSING,
     OTHER,
@@ -207,26 +208,31 @@ def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
     return keys
 
 
-def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules) -> list[TableSuppression]:
+def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules,
+                   seeds: Sequence[np.ndarray] | None = None) -> list[TableSuppression]:
     """Suppress each table, then hide in every table any margin another table hides; repeat.
 
     Without this, a sex total suppressed as a complement in one table could be read off another
     table that publishes the same total, and the protection would be undone.
     """
     keys = [_margin_keys(r) for r in raws]
-    forced = [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws]
+    forced = ([s.copy() for s in seeds] if seeds is not None
+              else [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws])
+    results = [suppress_table(r.counts, rules, f if f.any() else None) for r, f in zip(raws, forced, strict=True)]
     while True:
-        results = [suppress_table(r.counts, rules, f) for r, f in zip(raws, forced, strict=True)]
         hidden = {k[idx] for k, res in zip(keys, results, strict=True)
                   for idx in k if res.mask[idx]}
-        changed = False
-        for k, res, f in zip(keys, results, forced, strict=True):
+        changed: list[int] = []
+        for t, (k, res, f) in enumerate(zip(keys, results, forced, strict=True)):
             for idx, key in k.items():
                 if key in hidden and not res.mask[idx] and res.values[idx] > 0:
                     f[idx] = True
-                    changed = True
+                    if not changed or changed[-1] != t:
+                        changed.append(t)
         if not changed:
             return results
+        for t in changed:
+            results[t] = suppress_table(raws[t].counts, rules, forced[t], previous=results[t])
 
 
 def _publish(raw: _Raw, res: TableSuppression, unit: Unit) -> StatTable:
@@ -252,11 +258,47 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
     allowed = set(standard.field_names) | {d.name for d in standard.derived}
     raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships)
             for s in (specs or default_specs(standard))]
-    results = protect_linked(raws, rules)
+    version = store.data_version()
+    results = protect_linked(raws, rules, _differencing_seeds(store, raws, chosen, version, rules))
     tables = [_publish(r, res, chosen) for r, res in zip(raws, results, strict=True)]
     if chosen == "persons":
         from accord.research.overlap import overlap_table
 
         tables.append(overlap_table(store, rules))
-    return StatsResult(tuple(tables), rules, chosen, store.data_version(),
-                       tuple(rules.describe()))
+    notes = (*rules.describe(), "Cells that moved by 1 to threshold-1 since an earlier release of the same "
+             "table (other data version) are hidden, so that releases cannot be differenced.")
+    return StatsResult(tuple(tables), rules, chosen, version, notes)
+
+
+def _cell_keys(dims: Sequence[Dim]) -> dict[tuple[int, ...], str]:
+    """A stable name for every cell of the table with margins ("female|18--20", "female|*")."""
+    shape = tuple(len(d.codes) + 1 for d in dims)
+    return {tuple(int(i) for i in idx): "|".join(
+        "*" if i == len(d.codes) else str(d.codes[i]) for i, d in zip(idx, dims, strict=True))
+        for idx in np.ndindex(*shape)}
+
+
+def _differencing_seeds(store: Store, raws: Sequence[_Raw], unit: Unit, version: str,
+                        rules: SuppressionRules) -> list[np.ndarray]:
+    seeds = []
+    for raw in raws:
+        ext = with_margins(raw.counts)
+        keys = _cell_keys(raw.dims)
+        earlier = earlier_values(store, f"{raw.spec.id}:{unit}", version)
+        risky = cells_at_risk({keys[idx]: int(ext[idx]) for idx in keys}, earlier, rules.threshold)
+        seed = np.zeros(ext.shape, dtype=bool)
+        for idx, key in keys.items():
+            seed[idx] = key in risky
+        seeds.append(seed)
+    return seeds
+
+
+def remember_published(store: Store, result: StatsResult, release_id: str) -> None:
+    """Keep what a release showed, so that the next release cannot be differenced against it."""
+    for table in result.tables:
+        keys = _cell_keys(table.dims)
+        values = np.asarray(table.published, dtype=object)
+        if values.shape != tuple(len(d.codes) + 1 for d in table.dims):
+            continue  # tables with extra rows (overlap) are not differenced cell by cell
+        flat: dict[str, int | None] = {key: values[idx] for idx, key in keys.items()}
+        record_published(store, release_id, result.data_version, f"{table.id}:{result.unit}", flat)

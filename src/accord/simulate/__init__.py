@@ -30,15 +30,17 @@ from accord.errors import AccordError
 from accord.simulate.casemgmt import CaseStyle, case_columns, case_mapping
 from accord.simulate.columns import RecordView
 from accord.simulate.kobo import kobo_columns, kobo_mapping
-from accord.simulate.population import make_population
-from accord.simulate.records import DEFECTS, ERROR_KINDS, make_records
-from accord.simulate.writers import write_csv, write_kobo_json, write_xlsx
+from accord.simulate.population import Population, make_population
+from accord.simulate.records import DEFECTS, ERROR_KINDS, Records, make_records
+from accord.simulate.writers import CsvSink, KoboJsonSink
+from accord.simulate.xlsx import write_xlsx
 from accord.standard import Standard, load_standard
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances; the CLI draws it as a bar."""
 
 XLSX_MAX_ROWS = 100_000
+CHUNK = 100_000  # records per piece when writing an export (XLSX_MAX_ROWS fit in one)
 SHEET = "Protection intake v3"
 STYLES = ("kobo", "case_b", "kobo_json", "case_d")
 CASE_B = CaseStyle()
@@ -59,6 +61,7 @@ class SimulationConfig:
     out: Path = Path("accord-sim")
     format_a: str = "xlsx"
     bad_share: float = 0.005
+    reopened: float = 0.0  # share of people with a second case at the same partner
 
     def check(self) -> None:
         if self.people < 1:
@@ -72,6 +75,9 @@ class SimulationConfig:
                                   hint="use --partners 2 or more, or --overlap 0")
         if self.format_a not in ("xlsx", "csv"):
             raise SimulationError("--format-a must be xlsx or csv")
+        if not 0.0 <= self.reopened <= 1.0:
+            raise SimulationError("the share of reopened cases is between 0 and 1",
+                                  hint="e.g. 0.01")
         if not 0.0 <= self.bad_share < 0.5:
             raise SimulationError("the share of bad rows must be between 0 and 0.5")
 
@@ -127,7 +133,8 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
     tell("people", 0, 3)
     pop = make_population(config.people, config.seed, std)
     tell("people", 1, 3)
-    recs = make_records(pop, config.partners, config.overlap, config.seed, config.bad_share)
+    recs = make_records(pop, config.partners, config.overlap, config.seed, config.bad_share,
+                        config.reopened)
     tell("people", 3, 3)
     config.out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -135,9 +142,7 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
     case_ids: list[pa.Array] = []
     for p in range(config.partners):
         rows = np.flatnonzero(recs.partner == p)
-        view = RecordView(std, pop, _subset(recs, rows))
-        rng = np.random.default_rng([config.seed, 10 + p])
-        files, ids, note = _write_partner(p, view, rng, config, tell)
+        files, ids, note = _write_partner(p, std, pop, recs, rows, config, tell)
         written.append(files)
         case_ids.append(ids)
         if note:
@@ -145,25 +150,29 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
     truth = config.out / "truth.csv"
     _write_truth(truth, recs, case_ids, config.partners)
     (config.out / "README.txt").write_text(_readme(written), encoding="utf-8")
-    counts = np.bincount(recs.person, minlength=config.people)
+    partners_per_person = _partners_per_person(recs, config.people)
     return SimulationResult(
         out=config.out, people=config.people, records=recs.size,
-        overlap_people=int((counts > 1).sum()), partners=tuple(written), truth=truth,
+        overlap_people=int((partners_per_person > 1).sum()), partners=tuple(written), truth=truth,
         notes=tuple(notes))
 
 
-def _subset(recs: Any, rows: np.ndarray) -> Any:
-    idx = pa.array(rows)
+def _subset(recs: Records, rows: np.ndarray) -> Records:
+    idx = pa.array(rows, type=pa.int64())
     values = {k: (v.take(idx) if isinstance(v, pa.Array) else v[rows])
               for k, v in recs.__dict__.items()}
-    return type(recs)(**values)
+    return Records(**values)
 
 
-def _write_partner(p: int, view: RecordView, rng: np.random.Generator, config: SimulationConfig,
-                   tell: Progress) -> tuple[PartnerFiles, pa.Array, str | None]:
+def _write_partner(p: int, std: Standard, pop: Population, recs: Records, rows: np.ndarray,
+                   config: SimulationConfig, tell: Progress
+                   ) -> tuple[PartnerFiles, pa.Array, str | None]:
+    """Write one partner's export piece by piece (CHUNK records at a time, to bound memory)
+    and its mapping; return the files, the case ids in export order and a note, if any."""
     name = partner_name(p)
     style = STYLES[p % len(STYLES)]
-    n = view.recs.size
+    rng = np.random.default_rng([config.seed, 10 + p])
+    n = len(rows)
     done = [0]
 
     def tick(k: int) -> None:
@@ -172,47 +181,61 @@ def _write_partner(p: int, view: RecordView, rng: np.random.Generator, config: S
 
     tell(f"writing {name}", 0, n)
     note = None
-    mapping: dict[str, Any]
-    if style in ("kobo", "kobo_json"):
-        cols = kobo_columns(view, rng)
-        ids = cols["_uuid"]
-        fmt = "json" if style == "kobo_json" else config.format_a if p == 0 else "csv"
-        if fmt == "xlsx" and n > XLSX_MAX_ROWS:
-            fmt = "csv"
-            note = (f"{name}: {n:,} rows is more than {XLSX_MAX_ROWS:,}; written as CSV "
-                    "instead of XLSX (openpyxl would take minutes)")
-        export = config.out / f"{name}.{fmt}"
-        if fmt == "xlsx":
+    kobo = style in ("kobo", "kobo_json")
+    case_style = CASE_B if style == "case_b" else CASE_D
+    fmt = ("json" if style == "kobo_json" else config.format_a if p == 0 else "csv") if kobo \
+        else "csv"
+    if fmt == "xlsx" and n > XLSX_MAX_ROWS:
+        fmt = "csv"
+        note = (f"{name}: {n:,} rows is more than {XLSX_MAX_ROWS:,}; written as CSV "
+                "instead of XLSX")
+    export = config.out / f"{name}.{fmt}"
+    sink: CsvSink | KoboJsonSink | None = None
+    if fmt == "json":
+        sink = KoboJsonSink(export)
+    elif fmt == "csv":
+        sink = CsvSink(export, case_style.delimiter, case_style.encoding) if not kobo \
+            else CsvSink(export)
+    ids: list[pa.Array] = []
+    answered: set[str] = set()
+    header: list[str] = []
+    # XLSX is at most XLSX_MAX_ROWS < CHUNK rows, so it is always written in one piece.
+    for start in range(0, max(n, 1), CHUNK):
+        view = RecordView(std, pop, _subset(recs, rows[start:start + CHUNK]))
+        cols = kobo_columns(view, rng) if kobo else case_columns(view, rng, case_style)
+        ids.append(cols["_uuid" if kobo else "CaseNo"])
+        answered |= {k for k, v in cols.items() if v.null_count < len(v)}
+        header = list(cols)
+        if sink is not None:
+            sink.write(cols, tick=tick)
+        else:
             write_xlsx(cols, export, SHEET,
                        date_columns=("grp_intake/registration_date", "grp_person/dob"),
                        int_columns=("grp_person/age", "_id", "_index"), tick=tick)
-        elif fmt == "json":
-            write_kobo_json(cols, export, tick=tick)
-        else:
-            write_csv(cols, export, tick=tick)
-        mapping = kobo_mapping(view, "kobo_json" if fmt == "json" else fmt,
-                               SHEET if fmt == "xlsx" else None)
-    else:
-        case_style = CASE_B if style == "case_b" else CASE_D
-        cols = case_columns(view, rng, case_style)
-        ids = cols["CaseNo"]
-        export = config.out / f"{name}.csv"
-        write_csv(cols, export, delimiter=case_style.delimiter, encoding=case_style.encoding,
-                  tick=tick)
-        mapping = case_mapping(view, case_style)
-    missing_columns = _columns_in(mapping) - set(cols)
+        del cols, view
+    if sink is not None:
+        sink.close()
+    mapping = (kobo_mapping(std, "kobo_json" if fmt == "json" else fmt,
+                            SHEET if fmt == "xlsx" else None) if kobo
+               else case_mapping(std, case_style))
+    if fmt == "json":
+        # Kobo leaves unanswered questions out of the JSON; a question nobody answered in a
+        # small export has no key at all, and a mapping may only name columns that exist.
+        mapping["fields"] = {f: spec for f, spec in mapping["fields"].items()
+                             if spec.get("column", "_uuid") in answered}
+    missing_columns = _columns_in(mapping) - set(header)
     if missing_columns:  # a programming error, not a user's: the mapping must fit the export
         raise AssertionError(f"mapping of {name} names absent columns {sorted(missing_columns)}")
     mapping_path = config.out / f"{name}.mapping.yaml"
-    header = (f"# Mapping for {export.name} (simulated partner, style {style}).\n"
-              "# Format: docs/mapping.md. Generated by `accord simulate`.\n")
-    mapping_path.write_text(header + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True),
+    comment = (f"# Mapping for {export.name} (simulated partner, style {style}).\n"
+               "# Format: docs/mapping.md. Generated by `accord simulate`.\n")
+    mapping_path.write_text(comment + yaml.safe_dump(mapping, sort_keys=False, allow_unicode=True),
                             encoding="utf-8")
-    defect = view.recs.defect
+    defect = recs.defect[rows]
     bad = {k: int((defect == i).sum()) for i, k in enumerate(DEFECTS)}
     files = PartnerFiles(partner=name, style=style, export=export, mapping=mapping_path, rows=n,
                          bad_rows=bad)
-    return files, ids, note
+    return files, pa.concat_arrays(ids) if ids else pa.array([], pa.string()), note
 
 
 def _columns_in(mapping: dict[str, Any]) -> set[str]:
@@ -224,8 +247,15 @@ def _columns_in(mapping: dict[str, Any]) -> set[str]:
     return out
 
 
-def _write_truth(path: Path, recs: Any, case_ids: list[pa.Array], partners: int) -> None:
-    n_partners = np.bincount(recs.person)[recs.person]
+def _partners_per_person(recs: Records, people: int) -> np.ndarray:
+    first = ~recs.reopened  # a reopened case adds a record, not a partner
+    return np.bincount(recs.person[first], minlength=people)
+
+
+def _write_truth(path: Path, recs: Records, case_ids: list[pa.Array], partners: int) -> None:
+    n_partners = _partners_per_person(recs, int(recs.person.max()) + 1 if recs.size else 0)[
+        recs.person]
+    n_records = np.bincount(recs.person)[recs.person]
     uniq, inverse = np.unique(recs.errors, return_inverse=True)
     labels = [";".join(k for i, k in enumerate(ERROR_KINDS) if int(u) >> i & 1) for u in uniq]
     errors = pa.array(labels, pa.string()).take(pa.array(inverse.ravel()))
@@ -240,7 +270,8 @@ def _write_truth(path: Path, recs: Any, case_ids: list[pa.Array], partners: int)
     person = pc.binary_join_element_wise(
         pa.scalar("P"), pc.utf8_lpad(pc.cast(pa.array(recs.person), pa.string()), 8, "0"), "")
     table = pa.table({"partner": partner_names, "case_id": case_id, "person_id": person,
-                      "n_partners": pa.array(n_partners), "errors": errors,
+                      "n_partners": pa.array(n_partners), "n_records": pa.array(n_records),
+                      "errors": errors,
                       "defect": defects})
     pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
 
@@ -257,11 +288,13 @@ def _readme(files: list[PartnerFiles]) -> str:
     lines += [
         "",
         "truth.csv: the ground truth for linkage evaluation (partner, case_id, person_id,",
-        "n_partners, errors introduced at re-registration, deliberately bad row kind).",
+        "n_partners, n_records, errors introduced at re-registration, deliberately bad row",
+        "kind).",
         "The truth NEVER goes to the hub or into a contribution: it exists only to measure",
         "linkage (accord link --evaluate truth.csv).",
     ]
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["PartnerFiles", "SimulationConfig", "SimulationError", "SimulationResult", "simulate"]
+__all__ = ["DEFECTS", "ERROR_KINDS", "PartnerFiles", "SimulationConfig", "SimulationError",
+           "SimulationResult", "simulate"]

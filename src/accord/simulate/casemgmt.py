@@ -29,6 +29,7 @@ from accord.simulate.columns import (
     reverse,
 )
 from accord.simulate.population import CASE_TYPES
+from accord.standard import Standard
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ NOTES = ("", "", "", "", "", "", "follow-up next week", "referred to shelter",
          "@hotline referral", "interpreter needed")
 
 
-def control_flag_columns(view: RecordView) -> dict[str, str]:
+def control_flag_columns(std: Standard) -> dict[str, str]:
     """Standard means-of-control code -> the CTDC-style 0/1 column that holds it."""
-    field = view.std.field("means_of_control")
+    field = std.field("means_of_control")
     out = {}
     for code in field.codes or ():
         out[code.code] = code.ctdc or f"meansOfControl_{code.code}"
@@ -92,8 +93,12 @@ def case_columns(view: RecordView, rng: np.random.Generator,
     cols["Category"] = code_column(view.person(pop.case_type), relabel(CASE_TYPES, CASE))
     cols["CountryCode"] = country_column(view.person(pop.reg_country), pop.countries, True)
     cols["Province"] = area_column(view, rng)
-    cols["Surname"] = recs.family
-    cols["FirstName"] = recs.given
+    # Staff habits the normalisation must absorb: surnames in capitals, stray trailing spaces.
+    upper = pa.array(rng.random(n) < 0.4)
+    cols["Surname"] = pc.if_else(upper, pc.utf8_upper(recs.family), recs.family)
+    padded = pa.array(rng.random(n) < 0.03)
+    cols["FirstName"] = pc.if_else(padded, pc.binary_join_element_wise(recs.given, " ", ""),
+                                   recs.given)
     cols["Gender"] = code_column(view.person(pop.sex), relabel(codes("sex"), SEX))
     cols["DOB"] = date_column(recs.dob, style.date_format)
     cols["AgeAtReg"] = int_column(recs.age)
@@ -114,7 +119,7 @@ def case_columns(view: RecordView, rng: np.random.Generator,
     cols["RecruiterRel"] = code_column(view.person(pop.recruiter),
                                        relabel(codes("recruiter_relationship"), RECRUITER))
     control = view.person(pop.control)
-    for i, column in enumerate(control_flag_columns(view).values()):
+    for i, column in enumerate(control_flag_columns(view.std).values()):
         cols[column] = pa.array(np.where((control >> i) & 1, "1", "0"))
     cols["GBVType"] = mask_column(view.person(pop.gbv),
                                   relabel(codes("gbv_incident_type"), GBV), ",")
@@ -150,13 +155,17 @@ def _defects(cols: dict[str, pa.Array], defect: np.ndarray, registration: np.nda
     return cols
 
 
-def case_mapping(view: RecordView, style: CaseStyle) -> dict[str, Any]:
-    codes = view.codes
+def case_mapping(std: Standard, style: CaseStyle) -> dict[str, Any]:
+    def codes(field: str) -> tuple[str, ...]:
+        return std.field(field).code_values
+
     fmt = style.date_format
     return {
         "mapping_version": 1,
         "description": f"Partner using a {style.system}",
-        "source": {"format": "csv", "delimiter": style.delimiter, "encoding": style.encoding},
+        # "auto" is the mapping format's way to say UTF-8 with a byte-order mark.
+        "source": {"format": "csv", "delimiter": style.delimiter,
+                   "encoding": "auto" if style.encoding == "utf-8-sig" else style.encoding},
         "missing_values": ["", style.missing],
         "fields": {
             "case_id": {"column": "CaseNo"},
@@ -187,7 +196,7 @@ def case_mapping(view: RecordView, style: CaseStyle) -> dict[str, Any]:
                 "column": "RecruiterRel",
                 "codes": reverse(codes("recruiter_relationship"), RECRUITER)},
             "means_of_control": {
-                "flags": {col: code for code, col in control_flag_columns(view).items()}},
+                "flags": {col: code for code, col in control_flag_columns(std).items()}},
             "gbv_incident_type": {"column": "GBVType", "split": ",",
                                   "codes": reverse(codes("gbv_incident_type"), GBV)},
             "rh_needs": {"column": "RH_Needs", "split": ",",

@@ -67,7 +67,24 @@ def reverse(codes: tuple[str, ...], own: Mapping[str, str]) -> dict[str, str]:
 
 
 def date_column(dates: np.ndarray, fmt: str) -> pa.Array:
-    return pc.strftime(pa.array(dates.astype("datetime64[D]")), format=fmt)
+    """Dates as text in a ``%Y``/``%m``/``%d`` format; null for NaT.
+
+    Sliced from the ISO text rather than ``pc.strftime``, which is several times slower."""
+    iso = pc.cast(pa.array(dates.astype("datetime64[D]")), pa.string())
+    if fmt == "%Y-%m-%d":
+        return iso
+    parts = {"Y": (0, 4), "m": (5, 7), "d": (8, 10)}
+    pieces: list[pa.Array | pa.Scalar] = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%" and fmt[i + 1:i + 2] in parts:
+            start, stop = parts[fmt[i + 1]]
+            pieces.append(pc.utf8_slice_codeunits(iso, start, stop))
+            i += 2
+        else:
+            pieces.append(pa.scalar(fmt[i]))
+            i += 1
+    return pc.binary_join_element_wise(*pieces, "")
 
 
 def int_column(values: IntArray) -> pa.Array:

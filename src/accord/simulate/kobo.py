@@ -26,6 +26,7 @@ from accord.simulate.columns import (
     reverse,
 )
 from accord.simulate.population import CASE_TYPES
+from accord.standard import Standard
 
 CASE = {"trafficking_victim": "vot", "gbv_survivor": "gbv", "vulnerable_migrant": "vm"}
 SEX = {"transgender_female": "trans_female", "transgender_male": "trans_male",
@@ -123,8 +124,10 @@ def _defects(cols: dict[str, pa.Array], defect: np.ndarray,
     return cols
 
 
-def kobo_mapping(view: RecordView, fmt: str, sheet: str | None) -> dict[str, Any]:
-    codes = view.codes
+def kobo_mapping(std: Standard, fmt: str, sheet: str | None) -> dict[str, Any]:
+    def codes(field: str) -> tuple[str, ...]:
+        return std.field(field).code_values
+
     source: dict[str, Any] = {"format": fmt}
     if fmt == "csv":
         source.update({"delimiter": ",", "encoding": "utf-8"})

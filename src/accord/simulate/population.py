@@ -170,7 +170,8 @@ def _ages(rng: np.random.Generator, m: dict[str, Any], case_type: IntArray,
     hi = np.asarray([b[1] for b in AGE_BANDS])[band]
     age = lo + (rng.random(n) * (hi - lo + 1)).astype(np.int64)
     gbv = case_type == 1
-    age[gbv] = np.clip(rng.gamma(6.0, 4.5, int(gbv.sum())) + 6, 5, 75).astype(np.int64)
+    # GBV survivors: mostly young women, about a fifth of them girls under 18.
+    age[gbv] = np.clip(rng.gamma(4.0, 5.0, int(gbv.sum())) + 6, 5, 75).astype(np.int64)
     vm = case_type == 2
     child = rng.random(n) < 0.3
     age[vm & child] = rng.integers(0, 18, int((vm & child).sum()))

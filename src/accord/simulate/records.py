@@ -40,7 +40,8 @@ class Records:
     partner: IntArray
     person: IntArray
     seq: IntArray  # 0-based order within the partner (by registration date)
-    repeat: np.ndarray  # bool: not the person's first registration
+    repeat: np.ndarray  # bool: registered again by another partner (may carry errors)
+    reopened: np.ndarray  # bool: a second case of the person at the same partner
     given: pa.Array
     family: pa.Array
     registration: np.ndarray  # datetime64[D]
@@ -63,8 +64,8 @@ def replace_at(arr: pa.Array, idx: IntArray, values: list[str | None]) -> pa.Arr
     return pa.concat_arrays([arr, pa.array(values, type=arr.type)]).take(pa.array(positions))
 
 
-def _assign(rng: np.random.Generator, n: int, partners: int,
-            overlap: float) -> tuple[IntArray, IntArray, np.ndarray]:
+def _assign(rng: np.random.Generator, n: int, partners: int, overlap: float,
+            reopened: float) -> tuple[IntArray, IntArray, np.ndarray, np.ndarray]:
     weights = 1.0 / np.sqrt(np.arange(1, partners + 1))
     primary = categorical(rng, weights, n)
     person = [np.arange(n, dtype=np.int64)]
@@ -91,19 +92,31 @@ def _assign(rng: np.random.Generator, n: int, partners: int,
             person.append(multi[third_sel])
             partner.append(third)
             repeat.append(np.ones(len(third), dtype=bool))
-    return np.concatenate(person), np.concatenate(partner), np.concatenate(repeat)
+    again = [np.zeros(sum(len(p) for p in person), dtype=bool)]
+    if reopened > 0:
+        # A case closed and opened again by the same partner: a new case number, the same
+        # identifiers typed from the same file (so the same pseudonym), no re-registration errors.
+        dup = np.flatnonzero(rng.random(n) < reopened)
+        person.append(dup)
+        partner.append(primary[dup])
+        repeat.append(np.zeros(len(dup), dtype=bool))
+        again.append(np.ones(len(dup), dtype=bool))
+    return (np.concatenate(person), np.concatenate(partner), np.concatenate(repeat),
+            np.concatenate(again))
 
 
 def make_records(pop: Population, partners: int, overlap: float, seed: int,
-                 bad_share: float = 0.005) -> Records:
+                 bad_share: float = 0.005, reopened_share: float = 0.0) -> Records:
     rng = np.random.default_rng([seed, 3])
     voc = load_vocabulary()
-    person, partner, repeat = _assign(rng, pop.size, partners, overlap)
+    person, partner, repeat, reopened = _assign(rng, pop.size, partners, overlap,
+                                                reopened_share)
     m = len(person)
     # Later registrations come 1 week to 2 years after the previous one.
     registration = pop.first_registration[person].copy()
     later = rng.integers(7, 720, m).astype("timedelta64[D]")
-    registration = np.where(repeat, np.minimum(registration + later, END), registration)
+    registration = np.where(repeat | reopened, np.minimum(registration + later, END),
+                            registration)
 
     tokens: NameTokens = pop.names.take(person)
     errors = np.zeros(m, dtype=np.int64)
@@ -158,6 +171,7 @@ def make_records(pop: Population, partners: int, overlap: float, seed: int,
     idx = pa.array(order)
     recs = Records(
         partner=partner[order], person=person[order], seq=seq[order], repeat=repeat[order],
+        reopened=reopened[order],
         given=given.take(idx), family=family.take(idx), registration=registration[order],
         dob=dob[order], age=age[order], phone=phone[order], document=document[order],
         errors=errors[order], defect=np.full(m, -1, dtype=np.int64),

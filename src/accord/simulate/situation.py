@@ -133,7 +133,10 @@ def _exploitation(rng: np.random.Generator, std: Standard, m: dict[str, Any], gr
     other = np.flatnonzero(group == 2)
     names = list(OTHER_EXPLOIT)
     pick = categorical(rng, list(OTHER_EXPLOIT.values()), len(other))
-    mask[other] |= np.asarray([bit[c] for c in names])[pick]
+    chosen = np.asarray([bit[c] for c in names])[pick]
+    # Surrogacy exploits women; for a man the same CTDC "Other" case is recorded as other.
+    chosen[(chosen == bit["surrogacy"]) & ~female[other]] = bit["other"]
+    mask[other] |= chosen
     mask[labour & minor & (rng.random(n) < 0.5)] |= bit["child_labour"]
     kinds = list(LABOUR)
     for is_f, s in ((True, "Female"), (False, "Male")):

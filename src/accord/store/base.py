@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -128,7 +128,3 @@ class Store(ABC):
         if not self.table_exists("releases"):
             return []
         return self.query("SELECT * FROM releases ORDER BY created_at").to_pylist()
-
-    def iter_records(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
-        cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-        yield from self.query(f"SELECT {cols} FROM records").to_batches()

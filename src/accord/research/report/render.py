@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from accord.release.suppression import SuppressionRules
+from accord.research.grid import SUPPRESSED_MARK
 from accord.research.report.sections import ReportContext, ReportSection, default_sections, environment
 from accord.research.stats import StatsResult, compute_tables
 from accord.standard import Standard, load_standard
@@ -38,4 +39,4 @@ def render_report(ctx: ReportContext, sections: Sequence[ReportSection] | None =
     chosen = default_sections() if sections is None else list(sections)
     rendered = [{"id": s.id, "title": s.title, "html": s.render(ctx)} for s in chosen]
     return environment().get_template("report.html.j2").render(
-        title=title, sections=rendered, ctx=ctx)
+        title=title, sections=rendered, ctx=ctx, mark=SUPPRESSED_MARK)

@@ -1,0 +1,269 @@
+"""``accord estimate``: how many people in total, seen and unseen (multiple systems estimation).
+
+Two forms:
+- ``accord estimate [--hub FILE] [--by sex,age_group]``: from the hub's linked persons.
+- ``accord estimate mse COUNTS.csv``: from a capture-history table an analyst already has.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    console,
+    make_progress,
+    print_json,
+    user_errors,
+)
+from accord.errors import AccordError, StoreError
+from accord.release.suppression import SuppressionRules
+from accord.research.estimate import (
+    METHODS,
+    EstimateOptions,
+    MSEResult,
+    check_all_models,
+    estimate,
+    parse_model,
+    read_counts_csv,
+)
+from accord.research.estimate.pipeline import PipelineOptions, estimate_hub
+
+app = typer.Typer(
+    help="Estimate the total number of people, seen and unseen, from the overlap between lists.",
+    invoke_without_command=True,
+)
+
+MethodOption = Annotated[
+    str, typer.Option("--method", help=f"Model choice: {', '.join(METHODS)}.")
+]
+BootOption = Annotated[
+    int, typer.Option("--bootstrap", min=0,
+                      help="Bootstrap replicates (repeating the model choice); 0 = none.")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed for the bootstrap.")]
+ResampleOption = Annotated[
+    str, typer.Option("--resample", help="Bootstrap: 'multinomial' (observed cells) or "
+                                         "'parametric' (Poisson from the fitted model).")
+]
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise typer.BadParameter(f"use one of: {', '.join(METHODS)}", param_hint="--method")
+
+
+def _num(v: float | str | None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return "unbounded" if math.isinf(v) else f"{v:,.0f}"
+
+
+def _print_result(res: MSEResult) -> None:
+    console.print(f"lists: {', '.join(res.lists)}  (people seen: {res.observed:,})",
+                  highlight=False)
+    console.print(f"model: {res.model}", highlight=False)
+    console.print(f"why: {res.reason}", highlight=False)
+    if not res.ok or res.total is None:
+        console.print(f"[bold red]no estimate:[/] the model's estimate {res.status}; "
+                      "try another method or merge sparse lists", highlight=False)
+    else:
+        t = Table(title="Estimated number of people", title_justify="left")
+        t.add_column("")
+        t.add_column("estimate", justify="right")
+        t.add_column(f"{res.level:.0%} interval", justify="right")
+        iv = res.interval
+        t.add_row("total (seen + unseen)", _num(res.total),
+                  f"{_num(iv[0])} to {_num(iv[1])}" if iv else "-")
+        t.add_row("unseen (dark figure)", _num(res.dark), "")
+        console.print(t)
+        if res.profile_interval:
+            lo, hi = res.profile_interval
+            console.print(f"profile-likelihood interval (given the model): {_num(lo)} to "
+                          f"{_num(hi)}", highlight=False)
+        if res.boot:
+            lo, hi = res.boot.interval
+            console.print(
+                f"bootstrap interval ({res.boot.replicates} replicates, {res.boot.resample}, "
+                f"model re-chosen each time): {_num(lo)} to {_num(hi)}", highlight=False)
+    if res.empty_overlaps:
+        console.print(f"pairs of lists with nobody in common (fitted as -inf): "
+                      f"{', '.join(res.empty_overlaps)}", highlight=False)
+    for note in res.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    for c in res.caveats:
+        console.print(f"[dim]- {c}[/]", highlight=False)
+
+
+def _progress_run(opts: EstimateOptions, run: Any) -> Any:
+    if opts.bootstrap <= 0:
+        return run(None)
+    with make_progress(transient=True) as bar:
+        task = bar.add_task("bootstrap", total=opts.bootstrap)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return run(tick)
+
+
+@app.command("mse")
+def mse(
+    counts: Annotated[Path, typer.Argument(help="CSV: one 0/1 column per list, last column "
+                                                "the number of people with that history.")],
+    method: MethodOption = "stepwise",
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Fit this model instead of choosing one, e.g. 'A:B,B:C'.")] = None,
+    bootstrap: BootOption = 0,
+    resample: ResampleOption = "multinomial",
+    seed: SeedOption = 20130101,
+    level: Annotated[float, typer.Option("--level", help="Interval coverage.")] = 0.95,
+    pthresh: Annotated[float, typer.Option(
+        "--pthresh", help="Stepwise: add pairs while their p-value is below this.")] = 0.02,
+    min_list_size: Annotated[int, typer.Option(
+        "--min-list-size", min=0, help="Merge lists with fewer people than this (0 = never).")
+    ] = 0,
+    check_models: Annotated[bool, typer.Option(
+        "--check-models", help="List every two-way model and whether its estimate exists.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Estimate from a capture-history table you already have."""
+    _check_method(method)
+    with user_errors():
+        table = read_counts_csv(counts)
+        if check_models:
+            if len(table.lists) > 5:
+                raise AccordError("--check-models lists every model: at most 5 lists",
+                                  hint="drop --check-models, or merge lists first")
+            from accord.research.estimate.design import model_name
+
+            rows = [{"model": model_name(table.lists, m), "status": s.value}
+                    for m, s in check_all_models(table).items()]
+            if as_json:
+                print_json(rows)
+            else:
+                t = Table(title="Two-way models: does the estimate exist?", title_justify="left")
+                t.add_column("model")
+                t.add_column("status")
+                for r in rows:
+                    t.add_row(r["model"], r["status"])
+                console.print(t)
+            return
+        opts = EstimateOptions(
+            method=method, model=parse_model(table.lists, model) if model else None,
+            pthresh=pthresh, level=level, bootstrap=bootstrap, resample=resample, seed=seed,
+            min_list_size=min_list_size,
+        )
+        res = _progress_run(opts, lambda tick: estimate(table, opts, tick))
+    if as_json:
+        print_json(res.to_dict())
+    else:
+        _print_result(res)
+    if not res.ok:
+        raise typer.Exit(code=3)
+
+
+def _print_hub(summary: dict[str, Any]) -> None:
+    ov = summary["overall"]
+    console.print(f"partners (lists): {', '.join(summary['partners'])}", highlight=False)
+    ch = summary["capture_histories"]
+    t = Table(title="People by the partners that saw them (capture histories)",
+              title_justify="left")
+    t.add_column("partners")
+    t.add_column("people", justify="right")
+    for row in ch["rows"]:
+        t.add_row(row["lists"], _num(row["people"]) if row["people"] is not None else "<hidden>")
+    t.add_row("total", _num(ch["total"]) if ch["total"] is not None else "<hidden>")
+    console.print(t)
+    for note in ch["notes"]:
+        console.print(f"[dim]{note}[/]", highlight=False)
+    est = ov.get("estimate")
+    if est and est.get("total") is not None and not ov["withheld"]:
+        lo, hi = est["interval"]
+        console.print(f"people seen: {_num(ov['seen'])}; estimated total: {_num(est['total'])} "
+                      f"({est['level']:.0%} interval {_num(lo)} to {_num(hi)})",
+                      highlight=False)
+        console.print(f"model: {est['model']}\nwhy: {est['reason']}", highlight=False)
+        for note in est["notes"]:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+    else:
+        console.print(f"people seen: {_num(ov['seen'])}; no estimate: {ov['withheld']}",
+                      highlight=False)
+        if est:
+            console.print(f"[dim]reason: {est['reason']}[/]", highlight=False)
+    if summary["strata"]:
+        by = summary["parameters"]["by"]
+        t = Table(title="By stratum", title_justify="left")
+        for c in by:
+            t.add_column(c)
+        t.add_column("seen", justify="right")
+        t.add_column("estimated total", justify="right")
+        t.add_column("interval", justify="right")
+        for s in summary["strata"]:
+            se = s.get("estimate")
+            cells = [s["stratum"][c] for c in by] + [_num(s["seen"])]
+            if s["withheld"] or not se:
+                cells += ["-", s["withheld"] or ""]
+            else:
+                cells += [_num(se["total"]), f"{_num(se['interval'][0])} to "
+                                             f"{_num(se['interval'][1])}"]
+            t.add_row(*cells)
+        console.print(t)
+    for c in summary["caveats"]:
+        console.print(f"[dim]- {c}[/]", highlight=False)
+
+
+@app.callback()
+def pipeline(
+    ctx: typer.Context,
+    hub: HubOption = DEFAULT_HUB,
+    by: Annotated[str, typer.Option(
+        "--by", help="Also estimate per stratum, e.g. 'sex,age_group'.")] = "",
+    method: MethodOption = "stepwise",
+    bootstrap: BootOption = 0,
+    seed: SeedOption = 20130101,
+    threshold: Annotated[int, typer.Option(
+        "--threshold", min=2, help="Smallest published count of people seen.")] = 10,
+    min_list_size: Annotated[int, typer.Option(
+        "--min-list-size", min=0, help="Merge partners with fewer people than this.")] = 10,
+    actor: Annotated[str, typer.Option("--actor", help="Who makes this release.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Estimate from the hub's linked persons (each partner is a list)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _check_method(method)
+    from accord.store import open_store
+
+    with user_errors():
+        if not hub.exists():
+            raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
+                             hint="or point --hub (or $ACCORD_HUB) at an existing hub file")
+        opts = PipelineOptions(
+            by=tuple(c.strip() for c in by.split(",") if c.strip()),
+            rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,
+            estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed),
+        )
+        with open_store(hub) as store:
+            summary = _progress_run(opts.estimate, lambda tick: estimate_hub(store, opts, tick))
+            rel = store.record_release(
+                "estimate", opts.parameters(),
+                {"overall": summary["overall"], "strata": summary["strata"]},
+                actor or os.environ.get("USER", "cli"),
+            )
+        summary["release_id"] = rel
+    if as_json:
+        print_json(summary)
+    else:
+        _print_hub(summary)

@@ -1,0 +1,108 @@
+"""Comparison vectors: for each candidate pair and field, a discrete agreement level.
+
+Level 0 always means "no information" (a value missing on either side, or a date rule that says
+the date cannot be trusted); it contributes nothing to the Fellegi-Sunter score. The other levels
+are Dice bands, best first, then "disagree".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accord.link.encodings import EncodedSet, dice
+from accord.protect.encoding.bloom import YEAR_SUFFIX
+from accord.protect.encoding.normalise import DateQuality
+from accord.protect.encoding.schema import EncodingSchema, FieldKind, FieldSpec
+
+# Year levels used by the date rule (year-only or defaulted dates): equal, one apart, else.
+_YEAR_LEVELS = (0.8, 0.3)
+_ROUGH = {DateQuality.DEFAULT_JAN_1.value, DateQuality.YEAR_ONLY.value}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    field: str
+    labels: tuple[str, ...]  # one per level, level 0 = "null"
+    top: int  # the level meaning "agrees exactly" (frequency adjustment applies there)
+
+
+def comparisons(schema: EncodingSchema) -> list[Comparison]:
+    out: list[Comparison] = []
+    for f in schema.fields:
+        bands = [f"dice>={t:g}" for t in f.dice_levels] + ["else"]
+        if f.kind is FieldKind.DATE:
+            year = ["year equal", "year +/-1", "year differs"]
+            out.append(Comparison(f.name, ("null", *bands, *year), 1))
+        else:
+            out.append(Comparison(f.name, ("null", *bands), 1))
+    return out
+
+
+def _bands(d: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
+    # thresholds best first -> level 1 for >= thresholds[0], ..., len+1 for below all
+    lvl = np.full(len(d), len(thresholds) + 1, dtype=np.int8)
+    for i, t in reversed(list(enumerate(thresholds))):
+        lvl[d >= t - 1e-6] = i + 1
+    return lvl
+
+
+def _present(a: EncodedSet, b: EncodedSet, name: str, ia: np.ndarray,
+             ib: np.ndarray) -> np.ndarray:
+    return a.fields[name].present[ia] & b.fields[name].present[ib]
+
+
+def _name_dices(a: EncodedSet, b: EncodedSet, specs: list[FieldSpec], ia: np.ndarray,
+                ib: np.ndarray) -> dict[str, np.ndarray]:
+    """Dice per name field, comparing given with family name where that fits better (swaps)."""
+    out = {s.name: dice(a.fields[s.name], b.fields[s.name], ia, ib) for s in specs}
+    by_domain: dict[str, list[FieldSpec]] = {}
+    for s in specs:
+        by_domain.setdefault(s.hash_domain, []).append(s)
+    for group in by_domain.values():
+        if len(group) < 2:
+            continue
+        f1, f2 = group[0].name, group[1].name
+        x12 = dice(a.fields[f1], b.fields[f2], ia, ib)
+        x21 = dice(a.fields[f2], b.fields[f1], ia, ib)
+        swapped = (x12 + x21) > (out[f1] + out[f2]) + 0.2
+        out[f1] = np.where(swapped, x12, out[f1])
+        out[f2] = np.where(swapped, x21, out[f2])
+    return out
+
+
+def comparison_levels(a: EncodedSet, b: EncodedSet, ia: np.ndarray,
+                      ib: np.ndarray) -> np.ndarray:
+    """(pairs, fields) int8 matrix of levels, fields in schema order."""
+    schema = a.info.schema
+    names = [f for f in schema.fields if f.kind is FieldKind.NAME]
+    name_d = _name_dices(a, b, names, ia, ib)
+    gamma = np.zeros((len(ia), len(schema.fields)), dtype=np.int8)
+    for j, f in enumerate(schema.fields):
+        present = _present(a, b, f.name, ia, ib)
+        d = name_d[f.name] if f.name in name_d else dice(a.fields[f.name], b.fields[f.name],
+                                                         ia, ib)
+        lvl = _bands(d, f.dice_levels)
+        if f.kind is FieldKind.DATE:
+            lvl = _date_levels(a, b, f, ia, ib, lvl)
+            qa, qb = a.quality[f.name][ia], b.quality[f.name][ib]
+            unknown = (qa == DateQuality.UNKNOWN.value) | (qb == DateQuality.UNKNOWN.value)
+            present = present & ~unknown
+        gamma[:, j] = np.where(present, lvl, 0)
+    return gamma
+
+
+def _date_levels(a: EncodedSet, b: EncodedSet, f: FieldSpec, ia: np.ndarray, ib: np.ndarray,
+                 full: np.ndarray) -> np.ndarray:
+    """The rule for defaulted (1 January) and year-only dates: compare only their years."""
+    qa, qb = a.quality[f.name][ia], b.quality[f.name][ib]
+    rough = np.isin(qa, list(_ROUGH)) | np.isin(qb, list(_ROUGH))
+    if not rough.any():
+        return full
+    yname = f.name + YEAR_SUFFIX
+    yd = dice(a.fields[yname], b.fields[yname], ia[rough], ib[rough])
+    base = len(f.dice_levels) + 1  # last full-date level index
+    out = full.copy()
+    out[rough] = _bands(yd, _YEAR_LEVELS) + base
+    return out

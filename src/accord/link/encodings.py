@@ -1,0 +1,89 @@
+"""Encodings loaded for matching: per field a uint64 bit matrix, its popcounts and presence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from accord.protect.encoding.bloom import QUALITY_SUFFIX, YEAR_SUFFIX
+from accord.protect.encoding.files import EncodingFileError, EncodingInfo
+from accord.protect.encoding.schema import FieldKind
+
+
+@dataclass(frozen=True)
+class BitField:
+    words: np.ndarray  # (n, bits/64) uint64
+    ones: np.ndarray  # (n,) popcount
+    present: np.ndarray  # (n,) bool
+
+    @classmethod
+    def from_arrow(cls, col: pa.ChunkedArray | pa.Array, name: str) -> BitField:
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if not pa.types.is_fixed_size_binary(arr.type) or arr.type.byte_width % 8:
+            raise EncodingFileError(f"column {name} is not a Bloom-filter column",
+                                    hint="make the file with `accord encode`")
+        width = arr.type.byte_width
+        present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        buf = arr.buffers()[1]
+        raw = np.frombuffer(buf, dtype=np.uint8, count=(arr.offset + len(arr)) * width)
+        raw = raw[arr.offset * width :].reshape(len(arr), width)
+        words = np.ascontiguousarray(raw).view(np.uint64).copy()
+        words[~present] = 0  # null slots may hold anything
+        ones = np.bitwise_count(words).sum(axis=1, dtype=np.int32)
+        return cls(words, ones, present)
+
+    def __len__(self) -> int:
+        return int(self.words.shape[0])
+
+
+@dataclass(frozen=True)
+class EncodedSet:
+    """One side of a linkage: record ids, filters per encoded column, date qualities."""
+
+    ids: np.ndarray  # object array of str
+    fields: dict[str, BitField]
+    quality: dict[str, np.ndarray]  # date field -> object array of dob_quality codes
+    info: EncodingInfo
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_table(cls, table: pa.Table, info: EncodingInfo, id_column: str = "id") -> EncodedSet:
+        if id_column not in table.column_names:
+            raise EncodingFileError(f"encodings have no {id_column!r} column",
+                                    hint="make the file with `accord encode`")
+        ids = np.array(pc.cast(table[id_column], pa.string()).to_pylist(), dtype=object)
+        fields: dict[str, BitField] = {}
+        quality: dict[str, np.ndarray] = {}
+        for spec in info.schema.fields:
+            names = [spec.name]
+            if spec.kind is FieldKind.DATE:
+                names.append(spec.name + YEAR_SUFFIX)
+                qcol = spec.name + QUALITY_SUFFIX
+                if qcol not in table.column_names:
+                    raise EncodingFileError(f"encodings lack column {qcol}",
+                                            hint="re-encode with `accord encode`")
+                quality[spec.name] = np.array(
+                    pc.fill_null(table[qcol], "unknown").to_pylist(), dtype=object)
+            for name in names:
+                if name not in table.column_names:
+                    raise EncodingFileError(f"encodings lack column {name}",
+                                            hint="re-encode with `accord encode`")
+                fields[name] = BitField.from_arrow(table[name], name)
+        return cls(ids, fields, quality, info)
+
+
+def dice(a: BitField, b: BitField, ia: np.ndarray, ib: np.ndarray,
+         chunk: int = 1 << 20) -> np.ndarray:
+    """Dice coefficient of filter pairs (a[ia[k]], b[ib[k]]); 0 where either filter is empty."""
+    out = np.empty(len(ia), dtype=np.float32)
+    for s in range(0, len(ia), chunk):
+        xa, xb = ia[s : s + chunk], ib[s : s + chunk]
+        common = np.bitwise_count(a.words[xa] & b.words[xb]).sum(axis=1, dtype=np.int32)
+        total = a.ones[xa] + b.ones[xb]
+        out[s : s + chunk] = np.where(total > 0, 2.0 * common / np.maximum(total, 1), 0.0)
+    return out

@@ -1,0 +1,101 @@
+"""Linking two sets of encodings: candidates, comparison levels, Fellegi-Sunter/EM scores,
+frequency adjustment, threshold and one-to-one assignment. The CLI and the hub use this."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from accord.link.assign import frequency_adjustment, greedy_one_to_one
+from accord.link.blocking import BlockingConfig, all_pairs, candidate_pairs
+from accord.link.comparisons import comparison_levels, comparisons
+from accord.link.encodings import EncodedSet
+from accord.link.fellegi_sunter import FSModel, estimate_u, fit_em, probability, score
+from accord.protect.encoding.files import check_compatible
+
+# The Bayes decision: a pair is linked when the model, whose share of matches is estimated from
+# the data by EM, finds it more likely a match than not.
+AUTO_THRESHOLD = 0.5
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    threshold: float | None = None  # on the match probability; None = automatic
+    blocking: BlockingConfig = field(default_factory=BlockingConfig)
+    random_pairs: int = 200_000  # for the u-probabilities
+    frequency_adjust: bool = True
+    exhaustive_below: int = 2_000_000  # compare every pair when |A| x |B| is at most this
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    ia: np.ndarray  # indices into A of the linked pairs
+    ib: np.ndarray
+    score: np.ndarray  # match probability of each linked pair
+    weight: np.ndarray  # match weight (log2 odds) of each linked pair
+    threshold: float
+    automatic: bool
+    candidates: int
+    model: FSModel
+    diagnostics: dict[str, object] = field(default_factory=dict)
+
+    def pairs_table(self, a: EncodedSet, b: EncodedSet) -> pa.Table:
+        order = np.argsort(-self.score, kind="stable")
+        return pa.table({
+            "id_a": pa.array(a.ids[self.ia[order]].tolist(), pa.string()),
+            "id_b": pa.array(b.ids[self.ib[order]].tolist(), pa.string()),
+            "score": pa.array(np.round(self.score[order], 6), pa.float64()),
+        })
+
+
+def _random_pairs(na: int, nb: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if na * nb <= k:
+        ia = np.repeat(np.arange(na, dtype=np.int64), nb)
+        return ia, np.tile(np.arange(nb, dtype=np.int64), na)
+    return (rng.integers(0, na, k, dtype=np.int64), rng.integers(0, nb, k, dtype=np.int64))
+
+
+def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
+                config: MatchConfig) -> tuple[np.ndarray, np.ndarray, FSModel]:
+    """Match weights and probabilities of the given pairs, with the model fitted on them."""
+    comps = comparisons(a.info.schema)
+    n_levels = [len(c.labels) for c in comps]
+    ra, rb = _random_pairs(len(a), len(b), config.random_pairs, config.seed)
+    u = estimate_u(comparison_levels(a, b, ra, rb), n_levels)
+    gamma = comparison_levels(a, b, ia, ib)
+    bound = min(0.5, max(1e-6, min(len(a), len(b)) / max(len(ia), 1)))
+    model = fit_em(gamma, u, n_levels, prior=bound / 2, max_prior=bound,
+                   labels=[c.labels for c in comps])
+    weight = score(gamma, model.weights())
+    if config.frequency_adjust:
+        for j, (spec, comp) in enumerate(zip(a.info.schema.fields, comps, strict=True)):
+            if spec.adjust_for_frequency:
+                weight += frequency_adjustment(ia, ib, gamma[:, j] == comp.top)
+    return weight, probability(weight, model.prior), model
+
+
+def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
+               progress: Progress | None = None) -> MatchResult:
+    cfg = config or MatchConfig()
+    check_compatible(a.info, b.info)
+    say = progress or (lambda _msg: None)
+    say("candidate generation")
+    if len(a) * len(b) <= cfg.exhaustive_below:
+        ia, ib = all_pairs(a, b)
+    else:
+        ia, ib = candidate_pairs(a, b, cfg.blocking)
+    say(f"scoring {len(ia)} candidate pairs")
+    weight, prob, model = score_pairs(a, b, ia, ib, cfg)
+    automatic = cfg.threshold is None
+    threshold = AUTO_THRESHOLD if cfg.threshold is None else float(cfg.threshold)
+    above = np.flatnonzero(prob >= threshold)
+    say("one-to-one assignment")
+    keep = above[greedy_one_to_one(ia[above], ib[above], weight[above])]
+    return MatchResult(ia[keep], ib[keep], prob[keep], weight[keep], threshold, automatic,
+                       len(ia), model, {"above_threshold": len(above)})

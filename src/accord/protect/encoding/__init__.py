@@ -1,0 +1,50 @@
+"""Linkage encodings, made at the partner during protect (issue 3).
+
+Normalisation, keyed Bloom-filter encodings per field, hardening, the declarative encoding
+schema with its fingerprint, and the keyed check value. Matching lives in ``accord.link``.
+"""
+
+from accord.protect.encoding.bloom import Encoder, make_linkage_encoder
+from accord.protect.encoding.files import (
+    EncodingFileError,
+    EncodingInfo,
+    check_compatible,
+    read_encodings,
+    write_encodings,
+)
+from accord.protect.encoding.normalise import DateQuality, normalise_name, parse_date
+from accord.protect.encoding.schema import (
+    EncodingSchema,
+    EncodingSchemaError,
+    FieldKind,
+    FieldSpec,
+    Hardening,
+    default_schema,
+    load_schema,
+    schema_from_fields,
+)
+from accord.protect.encoding.secrets import LinkageSecret, load_linkage_secret, new_linkage_secret
+
+__all__ = [
+    "DateQuality",
+    "Encoder",
+    "EncodingFileError",
+    "EncodingInfo",
+    "EncodingSchema",
+    "EncodingSchemaError",
+    "FieldKind",
+    "FieldSpec",
+    "Hardening",
+    "LinkageSecret",
+    "check_compatible",
+    "default_schema",
+    "load_linkage_secret",
+    "load_schema",
+    "make_linkage_encoder",
+    "new_linkage_secret",
+    "normalise_name",
+    "parse_date",
+    "read_encodings",
+    "schema_from_fields",
+    "write_encodings",
+]

@@ -1,0 +1,219 @@
+"""The encoding schema: a versioned, declarative file that every partner of a collaborative uses.
+
+It says which identifier columns are encoded, how (kind, filter size, hashes per token, q-gram
+size, salt) and how the hub may compare them (Dice thresholds of the comparison levels). Its
+fingerprint goes into every encoding file, so the hub can refuse to link encodings made with
+different schemas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from accord.errors import AccordError
+
+SCHEMA_FORMAT = "accord-linkage-schema"
+SCHEMA_FORMAT_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class EncodingSchemaError(AccordError):
+    """An encoding schema (file or --fields list) is malformed."""
+
+
+class FieldKind(StrEnum):
+    NAME = "name"  # person names: word-order-free q-grams, comparable across name fields
+    DATE = "date"  # a date: year/month/day tokens plus a year-only filter for defaulted dates
+    YEAR = "year"  # a year (or the year of a date): exact and +/-1 tokens
+    TEXT = "text"  # free text such as an address: q-grams of the whole string
+    CODE = "code"  # codes (sex, citizenship; several allowed): one token per code
+
+
+# (bits, hashes per token, Dice thresholds of the comparison levels, best first)
+_KIND_DEFAULTS: dict[FieldKind, tuple[int, int, tuple[float, ...]]] = {
+    FieldKind.NAME: (256, 8, (0.85, 0.7, 0.5)),
+    FieldKind.TEXT: (256, 6, (0.85, 0.7, 0.5)),
+    FieldKind.DATE: (128, 6, (0.85, 0.55, 0.3)),
+    FieldKind.YEAR: (64, 6, (0.8, 0.3)),
+    FieldKind.CODE: (64, 6, (0.7,)),
+}
+
+
+class FieldSpec(BaseModel):
+    """One encoded field: ``name`` is its column in the encoding file, ``column`` the input's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    kind: FieldKind
+    column: str | None = None
+    bits: int | None = None
+    hashes: int | None = Field(default=None, ge=1, le=64)
+    ngram: int = Field(default=2, ge=1, le=4)
+    salt: str | None = None
+    domain: str | None = None
+    levels: tuple[float, ...] | None = None
+    frequency_adjust: bool | None = None
+    # date fields: a column with the standard's dob_quality codes, used when present in the input
+    quality_column: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FieldSpec:
+        if not _NAME.match(self.name):
+            raise ValueError(f"field name {self.name!r} must be letters, digits and underscores")
+        if self.bits is not None and (self.bits < 64 or self.bits % 64):
+            raise ValueError(f"field {self.name}: bits must be a positive multiple of 64")
+        if self.levels is not None and (
+            not self.levels or list(self.levels) != sorted(self.levels, reverse=True)
+            or not all(0 < t <= 1 for t in self.levels)
+        ):
+            raise ValueError(
+                f"field {self.name}: levels must be Dice thresholds in (0, 1], best first")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.column or self.name
+
+    @property
+    def n_bits(self) -> int:
+        return self.bits or _KIND_DEFAULTS[self.kind][0]
+
+    @property
+    def n_hashes(self) -> int:
+        return self.hashes or _KIND_DEFAULTS[self.kind][1]
+
+    @property
+    def dice_levels(self) -> tuple[float, ...]:
+        return self.levels or _KIND_DEFAULTS[self.kind][2]
+
+    @property
+    def hash_domain(self) -> str:
+        # Name fields share one domain by default, so a given name can be compared with a
+        # family name (swapped names, compound names split differently).
+        if self.domain:
+            return self.domain
+        return "name" if self.kind is FieldKind.NAME else f"field:{self.name}"
+
+    @property
+    def adjust_for_frequency(self) -> bool:
+        if self.frequency_adjust is not None:
+            return self.frequency_adjust
+        return self.kind is FieldKind.NAME
+
+
+class Hardening(BaseModel):
+    """Protection of the filters against frequency and pattern attacks (see docs/linkage.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Randomised response on every bit (BLIP): each bit of a non-empty filter is flipped with
+    # this probability, so two encodings of the same value are (almost) never identical.
+    flip_probability: float = Field(default=0.02, ge=0.0, lt=0.5)
+
+
+class EncodingSchema(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["accord-linkage-schema"] = "accord-linkage-schema"
+    format_version: int = SCHEMA_FORMAT_VERSION
+    name: str = "custom"
+    version: str = "1"
+    fields: tuple[FieldSpec, ...]
+    hardening: Hardening = Hardening()
+
+    @model_validator(mode="after")
+    def _check(self) -> EncodingSchema:
+        if self.format_version != SCHEMA_FORMAT_VERSION:
+            raise ValueError(f"unsupported schema format_version {self.format_version}")
+        if not self.fields:
+            raise ValueError("a schema needs at least one field")
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError("field names must be unique")
+        sizes: dict[str, int] = {}
+        for f in self.fields:
+            if sizes.setdefault(f.hash_domain, f.n_bits) != f.n_bits:
+                raise ValueError(f"fields of hash domain {f.hash_domain!r} must have equal bits")
+        return self
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self) -> str:
+        """A public digest of the schema: equal fingerprints mean identical encodings rules."""
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()[:32]
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def schema_from_dict(doc: Any, source: str = "schema") -> EncodingSchema:
+    try:
+        return EncodingSchema.model_validate(doc)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise EncodingSchemaError(
+            f"{source}: {first['msg']} (at {where or 'top level'})",
+            hint="see docs/linkage.md, section 'Encoding schema', for the format",
+        ) from None
+
+
+def load_schema(path: Path) -> EncodingSchema:
+    if not path.exists():
+        raise EncodingSchemaError(f"no encoding schema at {path}", hint="check the --schema path")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise EncodingSchemaError(f"{path} is not YAML", hint="fix the file's syntax") from None
+    return schema_from_dict(doc, str(path))
+
+
+def default_schema() -> EncodingSchema:
+    """The schema for the standard's identifiers (used by the protect step)."""
+    text = resources.files("accord.protect.encoding").joinpath("default_schema.yaml").read_text(
+        encoding="utf-8")
+    return schema_from_dict(yaml.safe_load(text), "default_schema.yaml")
+
+
+def schema_from_fields(spec: str, flip_probability: float | None = None) -> EncodingSchema:
+    """Build a schema from ``COL:KIND,COL:KIND`` (the CLI's --fields)."""
+    fields = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        col, sep, kind = part.rpartition(":")
+        if not sep or not col:
+            raise EncodingSchemaError(
+                f"--fields item {part!r} is not COL:KIND",
+                hint="write e.g. --fields given:name,surname:name,dob:date,sex:code")
+        kinds = [k.value for k in FieldKind]
+        if kind not in kinds:
+            raise EncodingSchemaError(f"unknown kind {kind!r} for column {col!r}",
+                                      hint=f"use one of {', '.join(kinds)}")
+        name = re.sub(r"\W", "_", col.strip())
+        if not name or name[0].isdigit():
+            name = f"f_{name}"
+        fields.append({"name": name, "column": col.strip(), "kind": kind})
+    doc: dict[str, Any] = {"name": "from-fields", "fields": fields}
+    if flip_probability is not None:
+        doc["hardening"] = {"flip_probability": flip_probability}
+    return schema_from_dict(doc, "--fields")
+
+
+def write_schema(schema: EncodingSchema, path: Path) -> None:
+    path.write_text(yaml.safe_dump(schema.model_dump(mode="json", exclude_none=True),
+                                   sort_keys=False), encoding="utf-8")

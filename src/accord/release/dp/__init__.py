@@ -1,0 +1,1 @@
+"""Differential privacy: OpenDP noise on count tables, post-processing, and the budget ledger."""

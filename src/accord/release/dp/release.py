@@ -1,0 +1,111 @@
+"""DP releases from the hub: standard tables and synthetic microdata, each paid from the ledger.
+
+Order inside one store transaction: read the people, measure (noise drawn by OpenDP), spend the
+measured cost from the ledger, put the release on record. If the budget refuses, the transaction
+rolls back and no figure leaves; files are written only after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from accord.errors import ReleaseRefused
+from accord.release.dp import ledger
+from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
+from accord.release.dp.standard_tables import levels_for, load_people, select_tables
+from accord.release.dp.tables import PublishedTable, count_table, measure, postprocess
+from accord.release.synthesize.data import write_csv
+from accord.standard import Standard, load_standard
+from accord.store import Store
+
+DEFAULT_DELTA = 1e-9
+MAX_VALUES = 2
+
+HXL_TAGS = {
+    "sex": "#gender", "age_band_ctdc": "#age+group", "age_group": "#age+group",
+    "majority_status": "#age+majority", "case_type": "#x_case_type",
+    "type_of_exploitation": "#x_exploitation", "migration_status": "#x_migration_status",
+    "citizenship": "#country+code+citizenship", "rh_needs": "#x_rh_needs",
+    "registration_year": "#date+year", "count": "#affected+num", "moe95": "#affected+num+moe95",
+}
+
+
+@dataclass(frozen=True)
+class TablesRelease:
+    release_id: str
+    tables: tuple[PublishedTable, ...]
+    parameters: dict[str, Any]
+    budget: ledger.Budget
+
+
+def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA,
+                   mechanism: Mechanism = "gaussian", names: Sequence[str] | None = None,
+                   actor: str = "hub", purpose: str = "", standard: Standard | None = None,
+                   years: tuple[int, int] | None = None,
+                   test_seed: int | None = None) -> TablesRelease:
+    standard = standard or load_standard()
+    chosen = select_tables(names)
+    columns = list(dict.fromkeys(c for t in chosen for c in t.spec.dims))
+    budget = epsilon if mechanism == "laplace" else rho_from_epsilon_delta(epsilon, delta)
+    spend_delta = None if mechanism == "laplace" else delta
+    with store.transaction():
+        people, unit = load_people(store, columns)
+        exact = [count_table(people, t.spec, {c: levels_for(standard, c, years) for c in t.spec.dims},
+                             MAX_VALUES) for t in chosen]
+        noisy = measure(exact, mechanism, budget, test_seed=test_seed)
+        del exact, people  # from here on only the noisy measurements exist
+        published = postprocess(noisy)
+        params = {
+            "method": "dp_tables", "mechanism": mechanism, "epsilon": epsilon,
+            "delta": spend_delta, "rho": noisy.rho,
+            "composition": ledger.COMPOSITION, "unit": unit,
+            "bounding": f"one record per person; at most {MAX_VALUES} values of a list field",
+            "post_processing": "weighted non-negative least squares over total, margins and cells; "
+                               "integer rounding keeping the total; margins = sums of cells",
+            "moe": "95% margin of error from the mechanism's scale (least-squares variance; "
+                   "excludes the +-1 of rounding and the non-negativity projection)",
+            "tables": [t.spec.name for t in chosen],
+        }
+        results = {p.spec.name: {"cells": len(p.rows), "total": _grand_total(p)} for p in published}
+        release_id = store.record_release("dp_tables", params, results, actor)
+        after = ledger.spend(store, noisy.rho, kind="dp_tables", actor=actor, purpose=purpose,
+                             mechanism=mechanism, epsilon=epsilon,
+                             delta=spend_delta, detail={"tables": params["tables"]},
+                             release_id=release_id)
+    return TablesRelease(release_id, published, params, after)
+
+
+def _grand_total(p: PublishedTable) -> int:
+    k = len(p.spec.dims)
+    for row in p.rows:
+        if all(v == "Total" for v in row[:k]):
+            return int(row[k])  # type: ignore[call-overload]
+    raise ReleaseRefused("a published table has no grand total")
+
+
+def write_tables(release: TablesRelease, out_dir: Path, hxl: bool = False) -> list[str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in release.tables:
+        arrow = table.to_arrow()
+        path = out_dir / f"{table.spec.name}.csv"
+        write_csv(arrow, path)
+        written.append(str(path))
+        if hxl:
+            tags = [HXL_TAGS.get(c, f"#x_{c}") for c in arrow.column_names]
+            as_text = pa.table({c: pa.array([tags[i]] + [str(v) for v in arrow.column(c).to_pylist()])
+                                for i, c in enumerate(arrow.column_names)})
+            hxl_path = out_dir / f"{table.spec.name}.hxl.csv"
+            write_csv(as_text, hxl_path)
+            written.append(str(hxl_path))
+    record = {"release_id": release.release_id, "parameters": release.parameters,
+              "budget_after": release.budget.to_dict(), "files": written}
+    (out_dir / "release.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    written.append(str(out_dir / "release.json"))
+    return written

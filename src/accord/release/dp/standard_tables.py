@@ -1,0 +1,120 @@
+"""The standard's disaggregated tables as DP table specs, and the people they count.
+
+These mirror the suppression tables of ``accord.research`` (which a release may not import: the
+pipeline runs one way), with one difference that DP forces: every category list is fixed before
+looking at the data. Code lists and age bands come from the standard; citizenship uses every
+ISO 3166-1 country (not "the most frequent ones", which the data would choose); years use a
+public range given by the caller.
+
+Counting unit: one row per person. Where linkage has written ``persons``, a person is the linked
+person id, so someone served by two partners counts once; otherwise a person is the partner's
+keyed pseudonym (names + birth date + sex), else the record. Each person is described by their
+earliest registration. That bounding is what makes one person move at most one cell per table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pycountry
+
+from accord.errors import ReleaseRefused
+from accord.release.dp.tables import MISSING, TableSpec
+from accord.standard import Standard
+from accord.store import Store
+
+FIRST_YEAR = 2000
+
+
+@dataclass(frozen=True)
+class DPTable:
+    spec: TableSpec
+    title: str
+    note: str = ""
+
+
+def standard_tables() -> tuple[DPTable, ...]:
+    return (
+        DPTable(TableSpec("sex_by_age_band", ("sex", "age_band_ctdc")),
+                "People by sex and age band (CTDC bands)"),
+        DPTable(TableSpec("sex_by_age_group_by_case_type", ("sex", "age_group", "case_type")),
+                "People by sex, age group and case type"),
+        DPTable(TableSpec("case_type_by_sex", ("case_type", "sex")), "People by case type and sex"),
+        DPTable(TableSpec("exploitation_by_sex_by_majority",
+                          ("type_of_exploitation", "sex", "majority_status")),
+                "Type of exploitation by sex and age group (minor / adult)",
+                "A person with several types counts under at most two of them (the first two in "
+                "code-list order), so the totals over types exceed the number of people."),
+        DPTable(TableSpec("migration_status_by_sex", ("migration_status", "sex")),
+                "People by migration status and sex"),
+        DPTable(TableSpec("citizenship_by_sex", ("citizenship", "sex")),
+                "People by primary citizenship and sex"),
+        DPTable(TableSpec("rh_needs_by_age_group", ("rh_needs", "age_group")),
+                "Reproductive-health needs by age group",
+                "A person with several needs counts under at most two of them."),
+        DPTable(TableSpec("registrations_by_year", ("registration_year",)),
+                "Registrations by year"),
+    )
+
+
+def select_tables(names: Sequence[str] | None) -> tuple[DPTable, ...]:
+    tables = standard_tables()
+    if not names:
+        return tables
+    known = {t.spec.name: t for t in tables}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ReleaseRefused(f"unknown table(s): {', '.join(unknown)}",
+                             hint=f"choose from: {', '.join(known)}")
+    return tuple(known[n] for n in names)
+
+
+def levels_for(standard: Standard, column: str,
+               years: tuple[int, int] | None = None) -> tuple[str, ...]:
+    """The public category list of a column, with the missing level last."""
+    if column == "citizenship":
+        codes: tuple[str, ...] = tuple(sorted(c.alpha_2 for c in pycountry.countries))
+    elif column == "registration_year":
+        first, last = years or (FIRST_YEAR, datetime.now(UTC).year)
+        codes = tuple(str(y) for y in range(first, last + 1))
+    elif column in standard.field_names:
+        codes = standard.field(column).code_values
+    else:
+        codes = standard.derived_field(column).band_labels
+    return (*codes, MISSING)
+
+
+PERSONS_SQL = """
+SELECT {cols} FROM (
+  SELECT r.*, {person} AS _person FROM records r {join}
+) QUALIFY row_number() OVER (
+  PARTITION BY _person ORDER BY registration_date NULLS LAST, partner, record_key) = 1
+"""
+
+
+def load_people(store: Store, columns: Sequence[str]) -> tuple[pa.Table, str]:
+    """One row per person with ``columns`` (primary citizenship as a plain code)."""
+    if not store.table_exists("records"):
+        raise ReleaseRefused("the hub has no records yet", hint="add contributions with `accord hub add`")
+    linked = store.table_exists("persons")
+    person = ("coalesce(CAST(p.person_id AS VARCHAR), r.partner || ':' || r.person_pseudonym, "
+              "r.partner || ':' || r.record_key)" if linked else
+              "coalesce(r.partner || ':' || r.person_pseudonym, r.partner || ':' || r.record_key)")
+    join = ("LEFT JOIN persons p ON p.partner = r.partner AND p.record_key = r.record_key"
+            if linked else "")
+    allowed = set(store.query("SELECT * FROM records LIMIT 0").column_names)
+    parts = []
+    for c in columns:
+        if c not in allowed:
+            raise ReleaseRefused(f"the hub's records have no column {c}")
+        if c == "citizenship":
+            parts.append('"citizenship"[1] AS "citizenship"')
+        elif c == "registration_year":
+            parts.append('CAST("registration_year" AS VARCHAR) AS "registration_year"')
+        else:
+            parts.append(f'"{c}"')
+    sql = PERSONS_SQL.format(cols=", ".join(parts), person=person, join=join)
+    return store.query(sql), ("linked persons" if linked else "partner-scoped pseudonyms")

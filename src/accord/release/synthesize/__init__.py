@@ -1,0 +1,1 @@
+"""Differentially private synthetic microdata from measured marginals (MST-like)."""

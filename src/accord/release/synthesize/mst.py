@@ -1,0 +1,168 @@
+"""The private part of the synthesiser: which marginals to measure, and measuring them (MST-like).
+
+Follows McKenna, Miklau & Sheldon's MST (2021) under zCDP, with OpenDP for every random draw:
+
+1. measure every one-way marginal (discrete Gaussian), and merge the levels whose noisy count is
+   below 3 noise standard deviations into one bucket per column (fewer, better-measured cells);
+2. grow a spanning tree over the columns: start from the graph of required cliques (e.g. sex x age
+   x case type), and in each round let OpenDP's noisy max (Gumbel, zCDP) pick, among the pairs that
+   join two different components, the pair whose true two-way marginal is worst explained by the
+   one-way estimates (L1 error, sensitivity 1); adding a bridge keeps the graph chordal;
+3. measure every maximal clique of that chordal graph (discrete Gaussian).
+
+The budget (rho) is split in thirds between the three steps, as in MST. Everything this module
+returns is noisy; the fit and the sampling in :mod:`accord.release.synthesize.model` read nothing
+else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import opendp.prelude as dp
+
+from accord.errors import ReleaseRefused
+from accord.release.dp.mechanism import NoiseSpec, add_noise, calibrate
+
+dp.enable_features("contrib")
+
+MAX_CLIQUE_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A table as integer codes: ``codes[:, j]`` indexes ``levels[j]``. Holds real data."""
+
+    columns: tuple[str, ...]
+    levels: tuple[tuple[str, ...], ...]
+    codes: np.ndarray
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(len(x) for x in self.levels)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    attrs: tuple[int, ...]  # column indices, ascending
+    noisy: np.ndarray  # noisy counts over the compressed levels of those columns
+    noise: NoiseSpec
+
+
+@dataclass(frozen=True)
+class Measured:
+    """All the synthesiser may use after the private step."""
+
+    columns: tuple[str, ...]
+    levels: tuple[tuple[str, ...], ...]
+    groups: tuple[np.ndarray, ...]  # per column: original level -> compressed level
+    one_way: tuple[Measurement, ...]
+    cliques: tuple[Measurement, ...]
+    rho: float
+    selected_pairs: tuple[tuple[str, str], ...]
+
+    def compressed_sizes(self) -> tuple[int, ...]:
+        return tuple(int(g.max()) + 1 if len(g) else 1 for g in self.groups)
+
+
+def marginal(codes: np.ndarray, sizes: Sequence[int], attrs: Sequence[int]) -> np.ndarray:
+    """Exact contingency table of ``codes`` over ``attrs``."""
+    shape = tuple(sizes[a] for a in attrs)
+    if not attrs:
+        return np.array([codes.shape[0]])
+    flat = np.ravel_multi_index(tuple(codes[:, a] for a in attrs), shape)
+    return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
+
+
+def _noisy_max(scores: np.ndarray, rho: float, test_seed: int | None) -> int:
+    def make(scale: float) -> dp.Measurement:
+        return dp.m.make_noisy_max(dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+                                   dp.linf_distance(T=float), dp.zero_concentrated_divergence(),
+                                   scale=scale)
+
+    scale = dp.binary_search_param(make, d_in=1.0, d_out=rho)
+    if test_seed is not None:  # tests only: the same Gumbel race, reproducible, not private
+        gumbel = np.random.default_rng(test_seed).gumbel(scale=scale, size=len(scores))
+        return int(np.argmax(scores + gumbel))
+    return int(make(scale)([float(s) for s in scores]))
+
+
+def _compress(noisy: np.ndarray, sd: float) -> np.ndarray:
+    """Map levels to compressed levels: well-measured levels keep their own, the rest share one."""
+    keep = noisy >= 3.0 * sd
+    if keep.all() or (~keep).sum() == 1:
+        return np.arange(len(noisy))
+    mapping = np.empty(len(noisy), dtype=np.int64)
+    mapping[keep] = np.arange(int(keep.sum()))
+    mapping[~keep] = int(keep.sum())
+    return mapping
+
+
+def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
+            test_seed: int | None = None) -> Measured:
+    """Run the private selection and measurements with a total zCDP budget ``rho``."""
+    d = len(data.columns)
+    if d == 0 or data.codes.shape[0] == 0:
+        raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
+    name_to_idx = {c: i for i, c in enumerate(data.columns)}
+    req = [tuple(sorted(name_to_idx[c] for c in clique)) for clique in required]
+    seeds = iter(range(10**6)) if test_seed is None else iter(range(test_seed * 1000, 10**9))
+
+    def seed() -> int | None:
+        return None if test_seed is None else next(seeds)
+
+    # 1. one-way marginals: one person moves one cell in each -> L2^2 = d over all of them.
+    rho1 = rho / 3.0
+    spec1 = calibrate("gaussian", 1, d, rho1)
+    one_way, groups = [], []
+    for j in range(d):
+        noisy = add_noise(marginal(data.codes, data.sizes, (j,)), spec1, seed())
+        groups.append(_compress(noisy, math.sqrt(spec1.variance())))
+        one_way.append(Measurement((j,), noisy, spec1))
+    comp = np.stack([groups[j][data.codes[:, j]] for j in range(d)], axis=1)
+    csizes = tuple(int(g.max()) + 1 for g in groups)
+    spent = spec1.cost_rho()
+
+    # 2. spanning structure: required cliques first, then noisy-max bridges between components.
+    graph = nx.Graph()
+    graph.add_nodes_from(range(d))
+    for clique in req:
+        graph.add_edges_from((a, b) for i, a in enumerate(clique) for b in clique[i + 1:])
+    if not nx.is_chordal(graph):
+        raise ReleaseRefused("the required marginals do not form a junction tree",
+                             hint="choose required column sets that chain through shared columns")
+    rounds = nx.number_connected_components(graph) - 1
+    est = [np.clip(m.noisy, 0, None).astype(float) for m in one_way]
+    est_c = [np.bincount(groups[j], weights=est[j], minlength=csizes[j]) for j in range(d)]
+    selected: list[tuple[str, str]] = []
+    for _ in range(rounds):
+        comp_of = {n: k for k, cc in enumerate(nx.connected_components(graph)) for n in cc}
+        pairs = [(a, b) for a in range(d) for b in range(a + 1, d) if comp_of[a] != comp_of[b]]
+        scores = []
+        for a, b in pairs:
+            true = marginal(comp, csizes, (a, b)).astype(float)
+            pa_, pb_ = est_c[a] / max(est_c[a].sum(), 1.0), est_c[b] / max(est_c[b].sum(), 1.0)
+            scores.append(float(np.abs(true - true.sum() * np.outer(pa_, pb_)).sum()))
+        a, b = pairs[_noisy_max(np.asarray(scores), rho / 3.0 / rounds, seed())]
+        graph.add_edge(a, b)
+        selected.append((data.columns[a], data.columns[b]))
+    spent += rho / 3.0 if rounds else 0.0
+
+    # 3. measure every maximal clique: one person moves one cell in each -> L2^2 = #cliques.
+    cliques = sorted(tuple(sorted(c)) for c in nx.chordal_graph_cliques(graph))
+    for c in cliques:
+        cells = int(np.prod([csizes[a] for a in c]))
+        if cells > MAX_CLIQUE_CELLS:
+            raise ReleaseRefused(f"a measured marginal would have {cells} cells",
+                                 hint="bin numeric columns or drop high-cardinality columns")
+    rho3 = rho - spent
+    spec3 = calibrate("gaussian", 1, len(cliques), rho3)
+    measured = tuple(Measurement(c, add_noise(marginal(comp, csizes, c), spec3, seed()), spec3)
+                     for c in cliques)
+    spent += spec3.cost_rho()
+    return Measured(data.columns, data.levels, tuple(groups), tuple(one_way), measured, spent,
+                    tuple(selected))

@@ -1,0 +1,155 @@
+"""The DP synthesiser: CLI, required marginals, post-processing isolation, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from accord.cli.main import app
+from accord.release.dp.mechanism import rho_from_epsilon_delta
+from accord.release.synthesize import api, data, model
+from accord.release.synthesize.mst import measure
+from accord.release.synthesize.report import tvd
+
+
+def _people(n: int, seed: int = 0) -> pa.Table:
+    """Correlated categorical data: exploitation depends on sex, age band on case type."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["female", "male"], n, p=[0.6, 0.4])
+    case = rng.choice(["tv", "gbv", "vm"], n)
+    age = np.where(case == "gbv", rng.choice(["0-17", "18-59"], n, p=[0.7, 0.3]),
+                   rng.choice(["0-17", "18-59", "60+"], n, p=[0.2, 0.7, 0.1]))
+    exp = np.where(sex == "female", rng.choice(["sexual", "labour"], n, p=[0.85, 0.15]),
+                   rng.choice(["sexual", "labour"], n, p=[0.1, 0.9]))
+    region = rng.choice(["north", "south", "east", "west"], n)
+    return pa.table({"sex": sex, "age": age, "case_type": case, "exploitation": exp,
+                     "region": region})
+
+
+def _write_csv(path: Path, table: pa.Table, sep: str = ";") -> Path:
+    lines = [sep.join(table.column_names)]
+    lines += [sep.join(str(v) for v in row.values()) for row in table.to_pylist()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_cli_writes_synthetic_data_and_reports(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "people.csv", _people(3000))
+    out = tmp_path / "out" / "synthetic.csv"
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "4",
+                                   "--rows", "2000", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    synth = data.read_csv(out, ";")
+    assert synth.num_rows == 2000
+    assert synth.column_names == ["sex", "age", "case_type", "exploitation", "region"]
+    assert set(synth.column("sex").to_pylist()) <= {"female", "male"}
+    orders = {o["order"]: o for o in payload["utility"]["orders"]}
+    assert set(orders) == {1, 2, 3}
+    # The strong sex x exploitation dependence survives (independent columns would give ~0.3).
+    real = data.encode(_people(3000))
+    enc = data.encode(synth, levels=dict(zip(real.columns, real.levels, strict=True)))
+    assert tvd(real.codes, enc.codes, real.sizes, (0, 3)) < 0.08
+    assert orders[2]["mean_tvd"] < 0.08
+    for key in ("utility_svg", "utility_md", "privacy_json"):
+        assert Path(payload["files"][key]).exists()
+    assert Path(payload["files"]["utility_svg"]).read_text().startswith("<svg")
+    privacy = json.loads(Path(payload["files"]["privacy_json"]).read_text())
+    assert privacy["epsilon"] == 4 and privacy["rho_spent"] <= privacy["rho"] + 1e-12
+    assert sum(privacy["distance_to_closest_record"]["synthetic_to_real"]) == 1000
+
+
+def test_cli_refuses_bad_input(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "people.csv", _people(50))
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "0",
+                                   "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code != 0 and "epsilon" in res.output
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "1",
+                                   "--bin", "age=oops", "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code != 0 and "LOW:HIGH:WIDTH" in res.output
+
+
+def test_required_marginals_are_always_measured() -> None:
+    enc = data.encode(_people(1500))
+    required = [("sex", "age", "case_type"), ("sex", "age", "exploitation")]
+    res = api.synthesize(enc, 1.0, required=required, test_seed=3)
+    measured = res.parameters()["measured_marginals"]
+    for clique in required:
+        assert sorted(clique) in [sorted(m) for m in measured]
+    assert "region" in {c for m in measured for c in m}  # every column is in the model
+
+
+def test_post_processing_reads_only_the_measurements() -> None:
+    enc = data.encode(_people(1000))
+    measured = measure(enc, rho_from_epsilon_delta(1.0, 1e-9), test_seed=11)
+    first = model.sample(model.fit(measured), 500, np.random.default_rng(1))
+    enc.codes[...] = 0  # poison the real records after measuring
+    second = model.sample(model.fit(measured), 500, np.random.default_rng(1))
+    assert np.array_equal(first, second)
+
+
+def test_test_seed_reproduces_and_default_does_not() -> None:
+    enc = data.encode(_people(800))
+    a = api.synthesize(enc, 1.0, rows=300, test_seed=5).synthetic_codes
+    b = api.synthesize(enc, 1.0, rows=300, test_seed=5).synthetic_codes
+    c = api.synthesize(enc, 1.0, rows=300).synthetic_codes
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_budget_is_split_and_accounted() -> None:
+    enc = data.encode(_people(800))
+    rho = rho_from_epsilon_delta(2.0, 1e-9)
+    m = measure(enc, rho)
+    # One-way measurements: one person moves one cell in each of the 5 tables -> L2^2 = 5.
+    assert m.one_way[0].noise.l2_sq == 5
+    assert m.one_way[0].noise.cost_rho() <= rho / 3 + 1e-15
+    assert m.rho <= rho + 1e-12 and m.rho > 0.99 * rho
+
+
+def test_numeric_binning() -> None:
+    bins = data.parse_bins(["age=0:100:25"])
+    assert bins["age"].labels() == ("[0, 25)", "[25, 50)", "[50, 75)", "[75, 100)")
+    enc = data.encode(pa.table({"age": ["3", "30", "99", "140", "-5"]}), bins)
+    assert enc.codes[:, 0].tolist() == [0, 1, 3, 3, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-50, 50), min_size=1, max_size=30), st.floats(0.5, 200))
+def test_simplex_projection(values: list[float], total: float) -> None:
+    v = np.array(values)
+    x = model.project_to_simplex(v, total)
+    assert (x >= 0).all() and x.sum() == pytest.approx(total, rel=1e-9, abs=1e-9)
+    # Optimality (KKT): the positive cells are v shifted by one common amount.
+    shift = v[x > 0] - x[x > 0]
+    assert np.ptp(shift) < 1e-7
+    assert (v[x == 0] <= shift[0] + 1e-7).all()
+
+
+def test_release_synthetic_from_the_hub(tmp_path: Path) -> None:
+    from tests.test_dp import _hub
+
+    hub = _hub(tmp_path / "hub.duckdb", n=600)
+    out = tmp_path / "syn"
+    res = CliRunner().invoke(app, ["release", "synthetic", "--epsilon", "2", "--rows", "300",
+                                   "--out", str(out), "--hub", str(hub), "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    measured = [sorted(m) for m in payload["privacy"]["measured_marginals"]]
+    assert sorted(["sex", "age_group", "case_type"]) in measured
+    assert sorted(["sex", "age_group", "type_of_exploitation"]) in measured
+    synth = data.read_csv(out / "synthetic.csv")
+    assert synth.num_rows == 300
+    assert set(synth.column("sex").to_pylist()) <= {"female", "male", "transgender_female",
+                                                     "transgender_male", "non_conforming",
+                                                     "unknown", "(missing)"}
+    assert (out / "synthetic.utility.svg").exists() and (out / "release.json").exists()
+    ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
+    assert ledger["spends"][0]["kind"] == "dp_synthetic"
+    assert 0 < ledger["budget"]["spent_rho"] <= rho_from_epsilon_delta(2.0, 1e-9) + 1e-12
