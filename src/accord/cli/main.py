@@ -48,6 +48,7 @@ def _register() -> None:
         hub_cmd,
         ingest_cmd,
         keys_cmd,
+        release_microdata_cmd,
         report_cmd,
         risk_cmd,
         simulate_cmd,
@@ -70,6 +71,7 @@ def _register() -> None:
     from accord.cli import budget_cmd, release_dp_cmd, synthesize_cmd
 
     app.command("synthesize")(synthesize_cmd.synthesize)
+    release_dp_cmd.app.command("microdata")(release_microdata_cmd.microdata)
     app.add_typer(release_dp_cmd.app, name="release")
     app.add_typer(budget_cmd.app, name="budget")
     # Commands are registered here, one module each; keep this list sorted by pipeline stage.

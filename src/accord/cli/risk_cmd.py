@@ -32,7 +32,7 @@ def read_hub_records(hub: Path) -> pa.Table:
                          hint="Pass --hub FILE or set ACCORD_HUB; or assess a file with --data.")
     from accord.store import open_store  # the store stage comes before release
 
-    store = open_store(hub)
+    store = open_store(hub, read_only=True)
     try:
         if not store.table_exists("records"):
             raise StoreError("the hub has no records yet", hint="Add contributions first.")

@@ -181,9 +181,11 @@ def anonymise(table: pa.Table, qi: Sequence[str], hierarchies: Mapping[str, Hier
         raise AccordError("a column cannot be both quasi-identifier and sensitive",
                           hint="Name each column in only one of --qi and --sensitive.")
     model = PrivacyModel(k=k, l=l, l_kind=l_kind, max_suppression=max_suppression)
+    if table.num_rows == 0:
+        raise AccordError("the table has no records", hint="Check the input file.")
     problem = build_problem(table, qi, sensitive, dict(hierarchies))
     result = optimal_search(problem, model, metric, progress)
-    if result.best is None or table.num_rows == 0:
+    if result.best is None:
         raise _refuse(table, sensitive, model)
     best = result.best
     released, hidden = _release_table(table, problem, best, model)

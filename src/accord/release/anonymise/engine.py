@@ -66,7 +66,7 @@ class Problem:
 
     @property
     def n(self) -> int:
-        return int(self.row_tuple.shape[0])
+        return int(self.weight.sum())
 
     @property
     def heights(self) -> tuple[int, ...]:
@@ -79,7 +79,7 @@ class Problem:
         for c, per_level in enumerate(cells):
             counts = np.bincount(self.base[:, c], weights=self.weight,
                                  minlength=len(per_level[0]))
-            out.append(np.array([float(counts @ lv) for lv in per_level]))
+            out.append(np.array([float((counts * lv).sum()) for lv in per_level]))
         return out
 
 
@@ -216,7 +216,8 @@ def evaluate(problem: Problem, levels: Sequence[int], model: PrivacyModel, metri
         for c, h in enumerate(levels):
             b = problem.base_columns[c][tup_fail]
             top = len(cells[c]) - 1
-            loss += float(w @ (cells[c][top][b] - cells[c][h][b]))
+            # Elementwise then sum, not `@`: BLAS threads thrash on a busy two-core machine.
+            loss += float((w * (cells[c][top][b] - cells[c][h][b])).sum())
     return NodeResult(levels=tuple(int(x) for x in levels), anonymous=anonymous,
                       suppressed=suppressed, loss=loss, tuple_suppressed=tup_fail,
                       classes=int(n_classes - fails.sum()))
