@@ -33,11 +33,13 @@ class BlockingConfig:
     max_bands: int = 200
     max_bucket_pairs: int = 50_000  # a bucket bigger than this is skipped (degenerate key)
     seed: int = 20261127
-    # One LSH pass per group of field kinds: names alone, then dates and text (which find pairs
-    # whose names the q-grams cannot bridge, such as a different transliteration).
+    # One LSH pass per group of field kinds: names, dates, text. A pair is found if it is close
+    # in any of them, e.g. names the q-grams cannot bridge (another transliteration) but the
+    # same birth date.
     passes: tuple[tuple[FieldKind, ...], ...] = (
         (FieldKind.NAME,),
-        (FieldKind.DATE, FieldKind.TEXT),
+        (FieldKind.DATE,),
+        (FieldKind.TEXT,),
     )
 
 
