@@ -40,19 +40,51 @@ def _root(
 
 
 def _register() -> None:
-    # Commands are registered here, one module each; keep this list sorted by pipeline stage.
-    from accord.cli import encode_cmd, match_cmd, standard_cmd
+    # Commands are registered here, one module each, in pipeline order.
+    from accord.cli import (
+        demo_cmd,
+        encode_cmd,
+        hub_cmd,
+        ingest_cmd,
+        keys_cmd,
+        match_cmd,
+        report_cmd,
+        simulate_cmd,
+        standard_cmd,
+        stats_cmd,
+    )
 
     app.add_typer(standard_cmd.app, name="standard")
+    app.command("simulate", help="Simulate partner exports with mapping files and ground truth.")(
+        simulate_cmd.simulate)
+    app.add_typer(keys_cmd.app, name="keys")
+    app.command("ingest")(ingest_cmd.ingest)
     app.command("encode")(encode_cmd.encode)
+    app.add_typer(hub_cmd.app, name="hub")
     app.command("match")(match_cmd.match)
+    app.command("stats")(stats_cmd.stats)
+    app.command("report")(report_cmd.report)
+    app.command("demo")(demo_cmd.demo)
 
 
 _register()
 
 
 def run() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # the last guard: users get a sentence, not a traceback
+        import os
+        import sys
+
+        if os.environ.get("ACCORD_DEBUG"):
+            raise
+        # Only the exception type is shown: library messages can quote record values.
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__} - this is a bug in Accord, not in your data.\n"
+            "what to do: run again with `accord --debug ...` and report the traceback "
+            "(check it for personal data first).\n")
+        sys.exit(70)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,24 @@ def dictionary(
         typer.echo(text)
 
 
+@app.command("xlsform")
+def xlsform(
+    out: Annotated[Path, typer.Option("--out", help="XLSForm file to write (.xlsx).")] = Path("accord-intake.xlsx"),
+    mapping_out: Annotated[Path | None, typer.Option(
+        "--mapping-out", help="Also write the mapping that reads this form's Kobo/ODK exports.")] = None,
+    standard: Annotated[Path | None, typer.Option("--standard", help="A custom standard file.")] = None,
+) -> None:
+    """Write the standard as an XLSForm for Kobo/ODK (checked with pyxform)."""
+    from accord.standard.xlsform import write_kobo_mapping, write_xlsform
+
+    with user_errors():
+        s = load_standard(standard)
+        write_xlsform(s, out)
+        if mapping_out:
+            write_kobo_mapping(s, mapping_out)
+    console.print(f"wrote {out}" + (f" and {mapping_out}" if mapping_out else ""))
+
+
 @app.command("validate")
 def validate(path: Annotated[Path, typer.Argument(help="Standard YAML file to check.")]) -> None:
     """Check a standard file and report the first problem."""

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from accord.errors import StandardError
+from accord.yamlio import load_yaml
 
 DEFAULT_STANDARD = "standard.yaml"
 
@@ -182,7 +183,7 @@ def _format_validation_error(err: ValidationError) -> str:
 
 def parse_standard(text: str, source: str = "<standard>") -> Standard:
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise StandardError(f"{source} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

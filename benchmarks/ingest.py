@@ -1,0 +1,77 @@
+"""Ingest benchmark (issue 2): simulated export -> ingest + protect + hub add, beside `frictionless validate`.
+
+Both run in this one invocation on the same CSV, each in its own child process (wall time and
+the child's own peak resident memory via wait4). Target: Accord's end-to-end throughput at least
+5x frictionless's (which only validates), peak memory under 1.5 GB.
+
+Setup: `make venv && .venv/bin/pip install -e '.[bench]'` (frictionless is a benchmark peer only).
+Run:   `.venv/bin/python benchmarks/ingest.py [--rows 1000000]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import run_measured  # noqa: E402
+
+from accord.simulate import SimulationConfig, simulate  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / ".work" / "ingest"
+
+FRICTIONLESS = """
+import sys
+from frictionless import Resource, Dialect, formats
+control = formats.CsvControl(delimiter=sys.argv[2])
+report = Resource(sys.argv[1], dialect=Dialect(controls=[control])).validate(limit_errors=10**9)
+print(report.stats)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="reuse the generated export if present")
+    args = parser.parse_args()
+    bin_dir = Path(sys.executable).parent
+    accord = str(bin_dir / "accord")
+
+    sim_dir = WORK / f"sim-{args.rows}"
+    if not (args.keep and sim_dir.exists()):
+        shutil.rmtree(sim_dir, ignore_errors=True)
+        simulate(SimulationConfig(people=args.rows, partners=1, overlap=0.0, seed=11, out=sim_dir,
+                                  format_a="csv"))
+    export = sim_dir / "partner_a.csv"
+    mapping = sim_dir / "partner_a.mapping.yaml"
+    run_dir = WORK / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    key = run_dir / "partner.key"
+    env = {**os.environ, "ACCORD_KEY_FILE": str(key)}
+    run_measured([accord, "keys", "init"], env)
+    size_mb = export.stat().st_size / 1e6
+    print(f"data: {args.rows:,} rows, {size_mb:.0f} MB CSV; cores: {os.cpu_count()}")
+
+    peer = run_measured([sys.executable, "-c", FRICTIONLESS, str(export), ","], env)
+    ingest = run_measured([accord, "ingest", str(export), "--mapping", str(mapping), "--partner", "bench",
+                           "--out", str(run_dir / "contribution"), "--json"], env)
+    add = run_measured([accord, "hub", "add", str(run_dir / "contribution"), "--hub",
+                        str(run_dir / "hub.duckdb")], env)
+    accord_s = ingest.seconds + add.seconds
+    rows = args.rows
+    print(f"{'':32}{'seconds':>9}{'rows/s':>12}{'peak MB':>9}")
+    print(f"{'frictionless validate':32}{peer.seconds:9.1f}{rows / peer.seconds:12,.0f}{peer.peak_mb:9.0f}")
+    print(f"{'accord ingest (map+validate+protect)':32}{ingest.seconds:9.1f}{rows / ingest.seconds:12,.0f}"
+          f"{ingest.peak_mb:9.0f}")
+    print(f"{'accord hub add':32}{add.seconds:9.1f}{rows / add.seconds:12,.0f}{add.peak_mb:9.0f}")
+    print(f"{'accord end to end':32}{accord_s:9.1f}{rows / accord_s:12,.0f}{max(ingest.peak_mb, add.peak_mb):9.0f}")
+    print(f"ratio (accord end-to-end throughput / frictionless): {peer.seconds / accord_s:.2f}x (target >= 5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""``accord ingest``: map, validate and protect one export into a contribution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
+from accord.ingest import ingest_export
+from accord.protect.keys import load_partner_key
+
+
+def ingest(
+    export: Annotated[Path, typer.Argument(help="The partner's export (CSV, XLSX or Kobo/ODK JSON).")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="Mapping YAML that brings the export to the standard.")],
+    partner: Annotated[str, typer.Option("--partner", help="Partner id, e.g. iom-th.")],
+    out: Annotated[Path, typer.Option("--out", help="Contribution directory to write (must not exist).")],
+    key_file: Annotated[Path | None, typer.Option(
+        "--key-file", help="Pseudonym key (default: $ACCORD_KEY_FILE or accord-keys/partner.key).")] = None,
+    quarantine: Annotated[Path | None, typer.Option(
+        "--quarantine", help="Quarantine report path (default: next to --out). Stays at the partner.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Map, validate and protect one export: writes a contribution and a quarantine report."""
+    with user_errors():
+        key = load_partner_key(key_file)
+        with make_progress(transient=True) as bar:
+            task = bar.add_task("ingest", total=4)
+
+            def step(msg: str) -> None:
+                bar.update(task, description=msg, advance=1)
+
+            result = ingest_export(export, mapping, partner, out, key, quarantine=quarantine,
+                                   progress=step)
+    m = result.manifest
+    summary = {"contribution": str(result.contribution), "batch_id": m.batch_id, "partner": m.partner,
+               "rows_in": m.rows_in, "accepted": m.accepted, "quarantined": m.quarantined,
+               "blank_rows": m.blank_rows, "quarantine_report": str(result.quarantine_report),
+               "reasons": dict(result.reasons)}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"[bold]{export.name}[/] -> [bold]{out}[/]  (partner {partner})")
+    console.print(f"rows in {m.rows_in:,} = accepted {m.accepted:,} + quarantined {m.quarantined:,}"
+                  + (f"   ({m.blank_rows} blank rows skipped)" if m.blank_rows else ""))
+    if result.reasons:
+        t = Table(title="quarantined, by reason", show_edge=False)
+        t.add_column("reason")
+        t.add_column("findings", justify="right")
+        for reason, n in result.reasons.most_common():
+            t.add_row(reason, f"{n:,}")
+        console.print(t)
+        console.print(f"quarantine report (keep it at the partner): {result.quarantine_report}")
+    console.print("identifiers replaced by keyed pseudonyms and dropped; send the contribution "
+                  "directory to the hub.")

@@ -1,0 +1,178 @@
+"""Mapping files: how one partner's export becomes records of the standard (see docs/mapping.md).
+
+A mapping is checked twice before any row is read: against the standard when loaded, and against
+the export's header when applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pycountry
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from accord.errors import MappingError
+from accord.standard import FieldType, Standard
+from accord.yamlio import load_yaml
+
+
+class SourceOptions(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["csv", "xlsx", "kobo_json"] | None = None
+    delimiter: str | None = None
+    encoding: str = "auto"
+    sheet: str | None = None
+
+
+class FieldMapping(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str | None = None
+    value: str | None = None
+    flags: dict[str, str] | None = None
+    codes: dict[str, str | None] | None = None
+    split: str | None = None
+    date_format: str | None = None
+    missing: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stringify(cls, data: Any) -> Any:
+        # YAML turns F/M/1/yes into other types; source values are always compared as text.
+        if isinstance(data, dict):
+            data = dict(data)
+            if isinstance(data.get("codes"), dict):
+                data["codes"] = {_yaml_text(k): (None if v is None else _yaml_text(v))
+                                 for k, v in data["codes"].items()}
+            if isinstance(data.get("flags"), dict):
+                data["flags"] = {str(k): str(v) for k, v in data["flags"].items()}
+            if "value" in data and data["value"] is not None:
+                data["value"] = _yaml_text(data["value"])
+            if "missing" in data:
+                data["missing"] = tuple(_yaml_text(v) for v in data["missing"] or ())
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldMapping:
+        given = [x for x in (self.column, self.value, self.flags) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'column', 'value' or 'flags'")
+        return self
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        if self.column is not None:
+            return (self.column,)
+        return tuple(self.flags or ())
+
+
+class Mapping(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mapping_version: int = 1
+    description: str | None = None
+    source: SourceOptions = Field(default_factory=SourceOptions)
+    missing_values: tuple[str, ...] = ("",)
+    fields: dict[str, FieldMapping]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stringify_missing(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "missing_values" in data:
+            data = dict(data)
+            data["missing_values"] = tuple(_yaml_text(v) for v in data["missing_values"] or ())
+        return data
+
+
+def _yaml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _country_code(text: str) -> str | None:
+    t = text.strip().upper()
+    if len(t) == 2 and pycountry.countries.get(alpha_2=t) is not None:
+        return t
+    if len(t) == 3:
+        c = pycountry.countries.get(alpha_3=t)
+        return c.alpha_2 if c is not None else None
+    return None
+
+
+def check_against_standard(mapping: Mapping, standard: Standard, source: str) -> None:
+    problems: list[str] = []
+    known = set(standard.field_names)
+    for name, fm in mapping.fields.items():
+        if name not in known:
+            problems.append(f"'{name}' is not a field of the standard")
+            continue
+        f = standard.field(name)
+        targets: list[str] = []
+        if fm.codes:
+            targets += [v for v in fm.codes.values() if v is not None]
+        if fm.flags:
+            targets += list(fm.flags.values())
+            if not f.type.is_multi:
+                problems.append(f"'{name}': 'flags' only fits multi-valued fields")
+        if fm.value is not None and (f.type.is_coded or f.type in (FieldType.COUNTRY,)):
+            targets.append(fm.value)
+        if fm.split and not f.type.is_multi:
+            problems.append(f"'{name}': 'split' only fits multi-valued fields")
+        if fm.date_format and f.type != FieldType.DATE:
+            problems.append(f"'{name}': 'date_format' only fits date fields")
+        if f.type.is_coded:
+            bad = sorted({t for t in targets if t not in f.code_values})
+            if bad:
+                problems.append(f"'{name}': codes not in the standard: {', '.join(bad)} "
+                                f"(allowed: {', '.join(f.code_values)})")
+        elif f.type in (FieldType.COUNTRY, FieldType.COUNTRIES):
+            bad = sorted({t for t in targets if _country_code(t) is None})
+            if bad:
+                problems.append(f"'{name}': not ISO 3166 country codes: {', '.join(bad)}")
+        elif fm.codes:
+            problems.append(f"'{name}' is of type {f.type} and cannot have 'codes'")
+    missing_required = [f.name for f in standard.fields if f.required and f.name not in mapping.fields]
+    if missing_required:
+        problems.append(f"required fields not mapped: {', '.join(missing_required)}")
+    if problems:
+        raise MappingError(f"{source} does not fit the standard {standard.version}: "
+                           + "; ".join(problems),
+                           hint="fix the mapping; `accord standard dictionary` lists fields and codes")
+
+
+def check_against_header(mapping: Mapping, columns: list[str], source: str) -> None:
+    have = set(columns)
+    missing = sorted({c for fm in mapping.fields.values() for c in fm.source_columns if c not in have})
+    if missing:
+        raise MappingError(
+            f"the mapping refers to columns the export does not have: {', '.join(missing)}",
+            hint=f"check the column names in {source}; the export's columns are: "
+            + ", ".join(columns[:40]) + (" ..." if len(columns) > 40 else ""),
+        )
+
+
+def load_mapping(path: Path, standard: Standard) -> Mapping:
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MappingError(f"cannot read mapping {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MappingError(f"{path} must be a YAML mapping with a 'fields' section",
+                           hint="see docs/mapping.md for the format")
+    try:
+        mapping = Mapping.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise MappingError(f"{path} is not a valid mapping: {details}",
+                           hint="see docs/mapping.md for the format") from None
+    check_against_standard(mapping, standard, str(path))
+    return mapping
+
+
+country_code = _country_code

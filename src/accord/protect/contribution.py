@@ -1,0 +1,172 @@
+"""Contributions: what leaves the partner. A directory of Parquet files plus a manifest.
+
+The manifest lets the hub verify what it receives (standard, counts, SHA-256 of every file) and
+refuse a tampered, truncated or repeated contribution. A contribution is written to a temporary
+directory and renamed into place, so a crash never leaves half of one behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from accord import __version__
+from accord.errors import ContributionError
+
+FORMAT = "accord-contribution"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+RECORDS = "records.parquet"
+LINKAGE = "linkage.parquet"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    sha256: str
+    bytes: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    batch_id: str
+    partner: str
+    standard: str
+    standard_version: str
+    created_at: str
+    rows_in: int
+    accepted: int
+    quarantined: int
+    blank_rows: int
+    key_id: str
+    files: dict[str, FileEntry]
+    mapping_sha256: str = ""
+    linkage: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    accord_version: str = __version__
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @property
+    def data_sha256(self) -> str:
+        """One digest over all data files: identifies the contribution's content."""
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(f"{name}:{self.files[name].sha256}\n".encode())
+        return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_parquet(table: pa.Table, path: Path) -> FileEntry:
+    pq.write_table(table, path, compression="zstd")
+    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size, rows=table.num_rows)
+
+
+def write_contribution(
+    out: Path,
+    records: pa.Table,
+    linkage: pa.Table | None,
+    *,
+    batch_id: str,
+    partner: str,
+    standard_name: str,
+    standard_version: str,
+    rows_in: int,
+    quarantined: int,
+    blank_rows: int,
+    key_id: str,
+    mapping_sha256: str,
+    linkage_meta: dict[str, Any] | None = None,
+) -> Manifest:
+    if out.exists():
+        raise ContributionError(f"{out} already exists",
+                                hint="choose a new --out directory; contributions are never overwritten")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        files = {RECORDS: _write_parquet(records, tmp / RECORDS)}
+        if linkage is not None:
+            files[LINKAGE] = _write_parquet(linkage, tmp / LINKAGE)
+        manifest = Manifest(
+            batch_id=batch_id, partner=partner, standard=standard_name,
+            standard_version=standard_version, created_at=datetime.now(UTC).isoformat(),
+            rows_in=rows_in, accepted=records.num_rows, quarantined=quarantined,
+            blank_rows=blank_rows, key_id=key_id, files=files, mapping_sha256=mapping_sha256,
+            linkage=linkage_meta or {},
+        )
+        (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_manifest(contribution: Path) -> Manifest:
+    path = contribution / MANIFEST if contribution.is_dir() else contribution
+    hint = "this is not an Accord contribution directory; make one with `accord ingest`"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContributionError(f"no manifest in {contribution}", hint=hint) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ContributionError(f"the manifest in {contribution} is unreadable", hint=hint) from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ContributionError(f"{contribution} is not an Accord contribution", hint=hint)
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise ContributionError(
+            f"{contribution} has contribution format {raw.get('format_version')}, "
+            f"this Accord reads {FORMAT_VERSION}", hint="ingest again with the same Accord version as the hub")
+    try:
+        raw["files"] = {k: FileEntry(**v) for k, v in raw["files"].items()}
+        return Manifest(**raw)
+    except (TypeError, KeyError, AttributeError):
+        raise ContributionError(f"the manifest in {contribution} is incomplete", hint=hint) from None
+
+
+def verify_files(contribution: Path, manifest: Manifest) -> None:
+    """Every listed file exists with its recorded size, digest and row count; nothing extra."""
+    listed = set(manifest.files) | {MANIFEST}
+    present = {p.name for p in contribution.iterdir() if not p.name.startswith(".")}
+    extra = sorted(present - listed)
+    if extra:
+        raise ContributionError(f"{contribution} holds files the manifest does not list: {', '.join(extra)}",
+                                hint="a contribution must be sent exactly as `accord ingest` wrote it")
+    for name, entry in manifest.files.items():
+        path = contribution / name
+        if not path.exists():
+            raise ContributionError(f"{contribution} is missing {name}",
+                                    hint="copy the whole contribution directory again")
+        if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+            raise ContributionError(
+                f"{name} in {contribution} does not match its manifest (changed or truncated)",
+                hint="ask the partner to send the contribution again; do not edit it")
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if rows != entry.rows:
+            raise ContributionError(f"{name} has {rows} rows, the manifest says {entry.rows}",
+                                    hint="ask the partner to send the contribution again")
+    if manifest.accepted != manifest.files[RECORDS].rows:
+        raise ContributionError("the manifest's accepted count does not match its records",
+                                hint="ask the partner to send the contribution again")
+    if manifest.rows_in != manifest.accepted + manifest.quarantined:
+        raise ContributionError("the manifest's counts do not add up (rows in != accepted + quarantined)",
+                                hint="ask the partner to send the contribution again")

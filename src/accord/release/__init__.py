@@ -1,0 +1,1 @@
+"""Disclosure-controlled releases: tables (suppression), later microdata and synthetic data."""

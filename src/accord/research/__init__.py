@@ -1,0 +1,1 @@
+"""Research outputs: disaggregated tables, indicators and reports over the hub store."""

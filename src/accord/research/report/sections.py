@@ -1,0 +1,125 @@
+"""Report sections: each a title and a function from the report context to HTML.
+
+Later stages (risk, differential privacy, MSE estimates, linkage quality) add their own
+``ReportSection`` to the list passed to ``render_report``; nothing here is global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
+from accord.research.report.svg import bar_chart, pyramid
+from accord.research.specs import MISSING
+from accord.research.stats import StatsResult, StatTable
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything a section may show. Holds only published (protected) figures."""
+
+    stats: StatsResult
+    batches: tuple[dict[str, Any], ...]
+    generated_at: str
+    standard: str
+    identifiers_dropped: tuple[str, ...]
+    release_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SectionRenderer = Callable[[ReportContext], Markup]
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    id: str
+    title: str
+    render: SectionRenderer
+
+
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("accord.research.report", "templates"),
+                      autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["cell"] = cell_text
+    return env
+
+
+def _render(template: str, **values: Any) -> Markup:
+    return Markup(environment().get_template(template).render(mark=SUPPRESSED_MARK, **values))
+
+
+def _partners(batches: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    by: dict[str, dict[str, Any]] = {}
+    for b in batches:
+        p = by.setdefault(b["partner"], {"partner": b["partner"], "batches": 0, "rows_in": 0,
+                                         "accepted": 0, "quarantined": 0, "last_added": ""})
+        p["batches"] += 1
+        for k in ("rows_in", "accepted", "quarantined"):
+            p[k] += int(b[k])
+        p["last_added"] = max(p["last_added"], str(b["added_at"]))
+    return [by[k] for k in sorted(by)]
+
+
+def summary_section(ctx: ReportContext) -> Markup:
+    return _render("summary.html.j2", partners=_partners(ctx.batches), ctx=ctx)
+
+
+def _pyramid_chart(table: StatTable) -> Markup | None:
+    sex, bands = table.dims
+    if "female" not in sex.codes or "male" not in sex.codes:
+        return None
+    keep = [i for i, c in enumerate(bands.codes) if c != MISSING]
+    f_row = table.published[sex.codes.index("female")]
+    m_row = table.published[sex.codes.index("male")]
+    return pyramid([bands.labels[i] for i in keep], [m_row[i] for i in keep],
+                   [f_row[i] for i in keep], "Male", "Female", table.title,
+                   mark=SUPPRESSED_MARK)
+
+
+def pyramid_section(ctx: ReportContext) -> Markup:
+    try:
+        table = ctx.stats.table("sex_by_age_band")
+    except KeyError:
+        return Markup("<p>No age table in this release.</p>")
+    chart = _pyramid_chart(table)
+    if chart is None:
+        return Markup("<p>Too few categories of sex recorded to draw a pyramid.</p>")
+    return _render("pyramid.html.j2", chart=chart, table=table)
+
+
+def _totals_chart(table: StatTable) -> Markup | None:
+    """Bars of the first dimension's totals (the 'Total' column of the first grid or layer)."""
+    if table.id == "partner_overlap":
+        return None
+    grid = grids(table)[-1]
+    rows = grid.rows[:-1]  # the last row is the grand total
+    if len(rows) < 2:
+        return None
+    return bar_chart([label for label, _ in rows], [values[-1] for _, values in rows],
+                     f"{table.title}: totals by {table.dims[0].title.lower()}",
+                     mark=SUPPRESSED_MARK)
+
+
+def tables_section(ctx: ReportContext) -> Markup:
+    items = [{"table": t, "grids": grids(t), "chart": _totals_chart(t)} for t in ctx.stats.tables]
+    return _render("tables.html.j2", items=items)
+
+
+def protection_section(ctx: ReportContext) -> Markup:
+    return _render("protection.html.j2", ctx=ctx)
+
+
+def default_sections() -> list[ReportSection]:
+    """The sections of issue 2, in page order. Append or insert to extend the report."""
+    return [
+        ReportSection("contributions", "Contributions", summary_section),
+        ReportSection("pyramid", "Population pyramid", pyramid_section),
+        ReportSection("tables", "Tables", tables_section),
+        ReportSection("protection", "How this was protected", protection_section),
+    ]

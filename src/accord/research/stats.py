@@ -1,0 +1,262 @@
+"""Disaggregated count tables over the hub store, every one disclosure-controlled before it leaves.
+
+Raw counts live only inside this module: the public ``StatTable`` carries the published values
+(after suppression), never the counts underneath.
+
+Counting unit: records, or people once linkage has written the ``persons`` table. For people,
+each person is described by one representative record (the earliest registration, ties broken by
+partner and record key), so that every table still adds up to its margins; a record that linkage
+has not seen yet counts as its own person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from accord.errors import AccordError
+from accord.release.suppression import SuppressionRules, TableSuppression, suppress_table
+from accord.research.specs import (
+    MISSING,
+    OTHER,
+    Dim,
+    DimKind,
+    DimSpec,
+    TableSpec,
+    default_specs,
+    known_codes,
+    label_of,
+)
+from accord.standard import Standard, load_standard
+from accord.store import Store
+
+Unit = Literal["records", "persons"]
+
+_UNITS_SQL: dict[str, str] = {
+    "records": "SELECT * FROM records",
+    "persons": (
+        "SELECT r.* FROM records r LEFT JOIN persons p "
+        "ON p.partner = r.partner AND p.record_key = r.record_key "
+        "QUALIFY row_number() OVER ("
+        "PARTITION BY coalesce(CAST(p.person_id AS VARCHAR), r.partner || ':' || r.record_key) "
+        "ORDER BY r.registration_date NULLS LAST, r.partner, r.record_key) = 1"
+    ),
+}
+
+
+class StatsError(AccordError):
+    """The hub cannot produce the tables (empty, or not an Accord hub)."""
+
+
+@dataclass(frozen=True)
+class StatTable:
+    """A published table: values with a total at the last position of every axis, None = hidden."""
+
+    id: str
+    title: str
+    dims: tuple[Dim, ...]
+    unit: str
+    published: list[Any]
+    suppressed: int
+    cells: int
+    notes: tuple[str, ...] = ()
+    extra_rows: tuple[tuple[str, int | None], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "unit": self.unit,
+                "dims": [d.to_dict() for d in self.dims], "values": self.published,
+                "suppressed_cells": self.suppressed, "cells": self.cells,
+                "notes": list(self.notes),
+                "extra_rows": [{"label": k, "value": v} for k, v in self.extra_rows]}
+
+    def value(self, *codes: str | None) -> int | None:
+        """Published value at the given codes (``None`` for a dimension's total)."""
+        idx = []
+        for dim, code in zip(self.dims, codes, strict=True):
+            idx.append(len(dim.codes) if code is None else dim.codes.index(code))
+        cell: Any = self.published
+        for i in idx:
+            cell = cell[i]
+        return None if cell is None else int(cell)
+
+
+@dataclass(frozen=True)
+class StatsResult:
+    tables: tuple[StatTable, ...]
+    rules: SuppressionRules
+    unit: str
+    data_version: str
+    notes: tuple[str, ...] = field(default=())
+
+    def table(self, table_id: str) -> StatTable:
+        for t in self.tables:
+            if t.id == table_id:
+                return t
+        raise KeyError(table_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data_version": self.data_version, "unit": self.unit,
+                "rules": self.rules.as_dict(), "notes": list(self.notes),
+                "tables": [t.to_dict() for t in self.tables]}
+
+
+@dataclass(frozen=True)
+class _Raw:
+    spec: TableSpec
+    dims: tuple[Dim, ...]
+    counts: np.ndarray
+
+
+def resolve_unit(store: Store, unit: Literal["auto", "records", "persons"]) -> Unit:
+    has_persons = store.table_exists("persons")
+    if unit == "persons" and not has_persons:
+        raise StatsError("the hub has no linked persons yet",
+                         hint="run the linkage step first, or count records (--unit records)")
+    if unit == "auto":
+        return "persons" if has_persons else "records"
+    return unit
+
+
+def _ident(column: str, allowed: set[str]) -> str:
+    # Column names come from the standard; anything else is refused, never pasted into SQL.
+    if column not in allowed:
+        raise StatsError(f"unknown column '{column}' in a table specification")
+    return f'"{column}"'
+
+
+def _dim_sql(spec: DimSpec, allowed: set[str]) -> str:
+    col = _ident(spec.column, allowed)
+    if spec.kind == DimKind.MULTI:
+        return f"unnest({col})"
+    if spec.kind == DimKind.COUNTRY_TOP:
+        return f"coalesce({col}[1], '{MISSING}')"
+    return f"coalesce(CAST({col} AS VARCHAR), '{MISSING}')"
+
+
+def _count(store: Store, spec: TableSpec, unit: Unit, allowed: set[str]) -> dict[tuple[str, ...], int]:
+    exprs = ", ".join(f"{_dim_sql(d, allowed)} AS d{i}" for i, d in enumerate(spec.dims))
+    keys = ", ".join(f"d{i}" for i in range(len(spec.dims)))
+    sql = (f"SELECT {keys}, count(*) AS n FROM (SELECT {exprs} FROM ({_UNITS_SQL[unit]}) u) "
+           f"GROUP BY {keys}")
+    out: dict[tuple[str, ...], int] = {}
+    for row in store.query(sql).to_pylist():
+        out[tuple(str(row[f"d{i}"]) for i in range(len(spec.dims)))] = int(row["n"])
+    return out
+
+
+def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple[str, ...], int],
+                top_n: int) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Codes to publish on one axis, and how each observed code maps onto them."""
+    totals: dict[str, int] = {}
+    for key, n in counts.items():
+        totals[key[axis]] = totals.get(key[axis], 0) + n
+    observed = set(totals)
+    mapping = {c: c for c in observed}
+    if spec.kind == DimKind.YEAR:
+        years = sorted(int(c) for c in observed if c != MISSING)
+        codes = [str(y) for y in range(years[0], years[-1] + 1)] if years else []
+    elif spec.kind == DimKind.COUNTRY_TOP:
+        ranked = sorted((c for c in observed if c != MISSING), key=lambda c: (-totals[c], c))
+        codes = ranked[:top_n]
+        for c in ranked[top_n:]:
+            mapping[c] = OTHER
+        if len(ranked) > top_n:
+            codes.append(OTHER)
+    else:
+        known = known_codes(standard, spec)
+        for c in observed - set(known) - {MISSING}:
+            mapping[c] = OTHER  # not in the standard's code list: never shown by its raw value
+        # Bands keep every band (gaps matter in a pyramid); code lists drop unused codes.
+        keep = known if spec.kind == DimKind.BAND else [c for c in known if totals.get(c, 0)]
+        codes = list(keep)
+        if any(v == OTHER for v in mapping.values()):
+            codes.append(OTHER)
+    if MISSING in observed:
+        codes.append(MISSING)
+    return tuple(codes), mapping
+
+
+def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, allowed: set[str],
+               top_n: int) -> _Raw:
+    counts = _count(store, spec, unit, allowed)
+    axes = [_categories(standard, d, i, counts, top_n) for i, d in enumerate(spec.dims)]
+    arr = np.zeros(tuple(len(codes) for codes, _ in axes), dtype=np.int64)
+    for key, n in counts.items():
+        idx = tuple(codes.index(mapping[k]) for k, (codes, mapping) in zip(key, axes, strict=True))
+        arr[idx] += n
+    dims = tuple(Dim(d.column, d.title, codes, tuple(label_of(standard, d, c) for c in codes))
+                 for d, (codes, _) in zip(spec.dims, axes, strict=True))
+    return _Raw(spec, dims, arr)
+
+
+def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
+    """Key of every margin cell, equal across tables that publish the same margin."""
+    population = f"units*{raw.spec.multi_column}" if raw.spec.multi_column else "units"
+    shape = tuple(n + 1 for n in raw.counts.shape)
+    keys: dict[tuple[int, ...], tuple[object, ...]] = {}
+    for idx in np.ndindex(*shape):
+        at_total = [i == len(d.codes) for i, d in zip(idx, raw.dims, strict=True)]
+        if not any(at_total):
+            continue
+        kept = tuple(sorted((d.name, d.codes[i]) for i, d, t in
+                            zip(idx, raw.dims, at_total, strict=True) if not t))
+        keys[tuple(int(i) for i in idx)] = (population, kept)
+    return keys
+
+
+def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules) -> list[TableSuppression]:
+    """Suppress each table, then hide in every table any margin another table hides; repeat.
+
+    Without this, a sex total suppressed as a complement in one table could be read off another
+    table that publishes the same total, and the protection would be undone.
+    """
+    keys = [_margin_keys(r) for r in raws]
+    forced = [np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool) for r in raws]
+    while True:
+        results = [suppress_table(r.counts, rules, f) for r, f in zip(raws, forced, strict=True)]
+        hidden = {k[idx] for k, res in zip(keys, results, strict=True)
+                  for idx in k if res.mask[idx]}
+        changed = False
+        for k, res, f in zip(keys, results, forced, strict=True):
+            for idx, key in k.items():
+                if key in hidden and not res.mask[idx] and res.values[idx] > 0:
+                    f[idx] = True
+                    changed = True
+        if not changed:
+            return results
+
+
+def _publish(raw: _Raw, res: TableSuppression, unit: Unit) -> StatTable:
+    unit_note = ("Counts are people (linked across partners)." if unit == "persons"
+                 else "Counts are records; a person registered by two partners counts twice.")
+    notes = tuple(n for n in (raw.spec.note, unit_note, res.note) if n)
+    return StatTable(raw.spec.id, raw.spec.title, raw.dims, unit, res.published,
+                     int(res.mask.sum()), int(res.mask.size), notes)
+
+
+def compute_tables(store: Store, rules: SuppressionRules | None = None,
+                   standard: Standard | None = None,
+                   specs: Sequence[TableSpec] | None = None,
+                   unit: Literal["auto", "records", "persons"] = "auto",
+                   top_citizenships: int = 10) -> StatsResult:
+    """Count, protect and return every table. Raises StatsError on a hub without records."""
+    rules = rules or SuppressionRules()
+    standard = standard or load_standard()
+    if not store.table_exists("records"):
+        raise StatsError("the hub holds no records yet",
+                         hint="add a contribution with `accord hub add`")
+    chosen = resolve_unit(store, unit)
+    allowed = set(standard.field_names) | {d.name for d in standard.derived}
+    raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships)
+            for s in (specs or default_specs(standard))]
+    results = protect_linked(raws, rules)
+    tables = [_publish(r, res, chosen) for r, res in zip(raws, results, strict=True)]
+    if chosen == "persons":
+        from accord.research.overlap import overlap_table
+
+        tables.append(overlap_table(store, rules))
+    return StatsResult(tuple(tables), rules, chosen, store.data_version(),
+                       tuple(rules.describe()))

@@ -1,0 +1,91 @@
+"""The embedded default: one DuckDB file, no server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+
+from accord.errors import StoreError
+from accord.store.base import Params, Store
+
+
+def _quote(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise StoreError(f"invalid table name '{name}'")
+    return f'"{name}"'
+
+
+class DuckDBStore(Store):
+    engine = "duckdb"
+
+    def __init__(self, path: Path | str, read_only: bool = False) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        try:
+            self._con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            msg = str(exc).splitlines()[0]
+            if "lock" in msg.lower():
+                raise StoreError(f"the hub {path} is in use by another Accord process",
+                                 hint="wait for it to finish, then try again") from None
+            raise StoreError(f"cannot open the hub {path}: {msg}") from None
+        except duckdb.Error as exc:
+            raise StoreError(f"{path} is not a usable DuckDB hub file ({type(exc).__name__})",
+                             hint="point --hub at an Accord hub file, or at a new path") from None
+        self._in_tx = False
+
+    def query(self, sql: str, params: Params = ()) -> pa.Table:
+        rel = self._con.sql(sql, params=list(params)) if params else self._con.sql(sql)
+        return rel.to_arrow_table() if rel is not None else pa.table({})
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        # DuckDB 2 keeps a statement's result open until it is read; read it so the connection
+        # is free for the next statement.
+        self._con.execute(sql, list(params)).fetchall()
+
+    def write_table(self, name: str, table: pa.Table,
+                    mode: Literal["replace", "append", "create"] = "append") -> None:
+        q = _quote(name)
+        view = f"_accord_src_{name}"
+        self._con.register(view, table)
+        try:
+            if mode == "replace":
+                self.execute(f"CREATE OR REPLACE TABLE {q} AS SELECT * FROM {view}")
+            elif mode == "create" or not self.table_exists(name):
+                self.execute(f"CREATE TABLE IF NOT EXISTS {q} AS SELECT * FROM {view} LIMIT 0")
+                if mode != "create":
+                    self.execute(f"INSERT INTO {q} SELECT * FROM {view}")
+            else:
+                self.execute(f"INSERT INTO {q} BY NAME SELECT * FROM {view}")
+        finally:
+            self._con.unregister(view)
+
+    def table_exists(self, name: str) -> bool:
+        row = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        ).fetchall()[0]
+        return bool(row and row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_tx:  # nested use joins the outer transaction
+            yield
+            return
+        self.execute("BEGIN TRANSACTION")
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        else:
+            self.execute("COMMIT")
+        finally:
+            self._in_tx = False
+
+    def close(self) -> None:
+        self._con.close()

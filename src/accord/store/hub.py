@@ -1,0 +1,102 @@
+"""Hub operations on any store: open, and add a verified contribution as one all-or-nothing batch."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from accord.errors import ContributionError
+from accord.protect.contribution import LINKAGE, RECORDS, read_manifest, verify_files
+from accord.standard import FieldRole, Standard, load_standard
+from accord.standard.arrow import record_schema
+from accord.store.base import AddOutcome, Store, now_iso
+from accord.store.duckdb_store import DuckDBStore
+
+# Test hook: lets the atomicity test kill `hub add` at the worst moment (inside the transaction,
+# after the rows are written, before the commit). Inert unless the variable is set.
+_PAUSE_ENV = "ACCORD_TEST_PAUSE_BEFORE_COMMIT"
+
+
+def open_store(path: Path | str, read_only: bool = False) -> Store:
+    """Open (or create) a hub store. Only the embedded DuckDB engine exists so far."""
+    return DuckDBStore(path, read_only=read_only)
+
+
+def _check_schema(contribution: Path, standard: Standard) -> None:
+    expected = record_schema(standard)
+    got = pq.read_schema(contribution / RECORDS)
+    identifiers = {f.name for f in standard.by_role(FieldRole.IDENTIFIER)}
+    leaked = sorted(identifiers & set(got.names))
+    if leaked:
+        raise ContributionError(
+            f"{contribution} contains identifier columns ({', '.join(leaked)}); refused",
+            hint="contributions must come from `accord ingest`, which drops identifiers")
+    if got.names != expected.names or not all(
+        g.type.equals(e.type) for g, e in zip(got, expected, strict=True)
+    ):
+        raise ContributionError(f"{contribution} does not have the records layout of standard "
+                                f"{standard.version}",
+                                hint="ingest again with the Accord version the hub runs")
+
+
+def add_contribution(store: Store, contribution: Path, actor: str = "hub",
+                     standard: Standard | None = None) -> AddOutcome:
+    """Verify and load one contribution. Idempotent: the same contribution twice adds nothing.
+
+    Records whose (partner, record_key) already exist from an earlier batch are updates: the new
+    rows replace the old ones in the same transaction.
+    """
+    standard = standard or load_standard()
+    if not contribution.exists():
+        raise ContributionError(f"no such contribution: {contribution}",
+                                hint="give the directory that `accord ingest --out` wrote")
+    manifest = read_manifest(contribution)
+    if manifest.standard_version != standard.version or manifest.standard != standard.name:
+        raise ContributionError(
+            f"{contribution} follows standard {manifest.standard} {manifest.standard_version}; "
+            f"the hub uses {standard.name} {standard.version}",
+            hint="ingest the export again with the hub's standard")
+    verify_files(contribution, manifest)
+    _check_schema(contribution, standard)
+
+    store.ensure_meta()
+    known = store.query("SELECT batch_id FROM batches WHERE batch_id = ? OR data_sha256 = ?",
+                        [manifest.batch_id, manifest.data_sha256])
+    if known.num_rows:
+        return AddOutcome(manifest.batch_id, manifest.partner, 0, 0, duplicate=True)
+
+    records = pq.read_table(contribution / RECORDS)
+    linkage = pq.read_table(contribution / LINKAGE) if LINKAGE in manifest.files else None
+    with store.transaction():
+        if not store.table_exists("records"):
+            store.write_table("records", records.schema.empty_table(), mode="create")
+        store.write_table("_incoming", records.select(["partner", "record_key"]), mode="replace")
+        replaced = int(store.scalar(
+            "SELECT count(*) FROM records r JOIN _incoming i "
+            "ON r.partner = i.partner AND r.record_key = i.record_key"))
+        if replaced:
+            store.execute("DELETE FROM records WHERE (partner, record_key) IN "
+                          "(SELECT partner, record_key FROM _incoming)")
+            if store.table_exists("linkage_encodings"):
+                store.execute("DELETE FROM linkage_encodings WHERE (partner, record_key) IN "
+                              "(SELECT partner, record_key FROM _incoming)")
+        store.execute("DROP TABLE _incoming")
+        store.write_table("records", records)
+        if linkage is not None:
+            store.write_table("linkage_encodings", linkage)
+        store.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [manifest.batch_id, manifest.partner, manifest.standard_version, manifest.rows_in,
+             manifest.accepted, manifest.quarantined, manifest.blank_rows, replaced,
+             manifest.data_sha256, manifest.key_id, manifest.created_at, now_iso()],
+        )
+        store.audit(actor, "hub.add", {"batch_id": manifest.batch_id, "partner": manifest.partner,
+                                       "accepted": manifest.accepted, "replaced": replaced})
+        pause = os.environ.get(_PAUSE_ENV)
+        if pause:
+            Path(pause).write_text("in transaction", encoding="utf-8")
+            time.sleep(60)
+    return AddOutcome(manifest.batch_id, manifest.partner, manifest.accepted, replaced, duplicate=False)
