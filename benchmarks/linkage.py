@@ -35,9 +35,6 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.linkage_data import FIELDS as MIGRANT_FIELDS  # noqa: E402
-from tests.linkage_data import generate  # noqa: E402
-
 from accord.link.encodings import EncodedSet  # noqa: E402
 from accord.link.evaluate import pair_scores  # noqa: E402
 from accord.link.match import MatchConfig, match_sets  # noqa: E402
@@ -47,6 +44,8 @@ from accord.protect.encoding import (  # noqa: E402
     LinkageSecret,
     schema_from_fields,
 )
+from tests.linkage_data import FIELDS as MIGRANT_FIELDS  # noqa: E402
+from tests.linkage_data import generate  # noqa: E402
 
 SECRET = LinkageSecret(b"benchmark-linkage-secret-32bytes")
 # Numbers that carry typos (street number, postcode, social security id) are `text`: q-grams

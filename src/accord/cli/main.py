@@ -47,6 +47,7 @@ def _register() -> None:
         hub_cmd,
         ingest_cmd,
         keys_cmd,
+        link_cmd,
         match_cmd,
         report_cmd,
         simulate_cmd,
@@ -62,6 +63,7 @@ def _register() -> None:
     app.command("encode")(encode_cmd.encode)
     app.add_typer(hub_cmd.app, name="hub")
     app.command("match")(match_cmd.match)
+    app.command("link")(link_cmd.link)
     app.command("stats")(stats_cmd.stats)
     app.command("report")(report_cmd.report)
     app.command("demo")(demo_cmd.demo)
