@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from collections import defaultdict
@@ -296,8 +297,9 @@ def section_scale(n: int) -> None:
     eb, _ = accord_encode(b, MIGRANT_FIELDS, seed=2)
     pairs, secs = accord_link(ea, eb)
     s = pair_scores(pairs, truth)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(f"scale {len(a)} x {len(b)}: Accord end to end (LSH, scoring, EM, assignment) "
-          f"{secs:.1f}s, F1 {s.f1:.4f}")
+          f"{secs:.1f}s, F1 {s.f1:.4f}, peak memory so far {peak:.2f} GB")
     cols = [tuple(x.split(":")) for x in MIGRANT_FIELDS.split(",")]
     (ca, _), (cb, _) = clk_encode(a, cols), clk_encode(b, cols)
     got, t_an = anonlink_link(ca, cb, 0.8)

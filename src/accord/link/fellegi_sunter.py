@@ -82,6 +82,15 @@ def score(gamma: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
     return s
 
 
+def _grouping(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order, group starts and group owners of record indices (for per-record maxima)."""
+    order = np.argsort(idx, kind="stable")
+    sidx = idx[order]
+    starts = np.flatnonzero(np.r_[True, sidx[1:] != sidx[:-1]]) if len(sidx) else np.empty(0,
+                                                                                           np.int64)
+    return order, starts, sidx[starts]
+
+
 def _normalised(s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     s = s.astype(np.float64)
     s[0] = 0.0
@@ -105,6 +114,8 @@ def fit_em(gamma: np.ndarray, u: list[np.ndarray], n_levels: list[int], *, updat
     m = _initial_m(n_levels)
     hi = min(max(max_prior, 1e-6), 1 - 1e-9)
     lam = min(max(prior, 1e-6), hi)
+    if len(gamma) == 0:
+        return FSModel(m, u, lam, 0, False, labels or [])
     it, converged = 0, False
     # Weights are computed per distinct comparison vector, then spread to the pairs.
     code = np.zeros(len(gamma), dtype=np.int64)
@@ -113,18 +124,19 @@ def fit_em(gamma: np.ndarray, u: list[np.ndarray], n_levels: list[int], *, updat
     _, first, inverse, counts = np.unique(code, return_index=True, return_inverse=True,
                                           return_counts=True)
     patterns = gamma[first]
+    groups = None if pairs is None else [_grouping(idx) for idx in pairs]
     for it in range(1, max_iter + 1):
         model = FSModel(m, u, lam, it, False)
         w = score(patterns, model.weights()) + np.log2(lam / (1 - lam))
         p_pat = 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60)))
-        if pairs is not None:
+        if groups is not None:
             p = p_pat[inverse]
-            ia, ib = pairs
             wp = w[inverse]
-            for idx in (ia, ib):
-                best = np.full(int(idx.max()) + 1, -np.inf)
-                np.maximum.at(best, idx, wp)
-                p = np.where(wp >= best[idx], p, 0.0)
+            for order, starts, _ in groups:
+                best = np.maximum.reduceat(wp[order], starts)
+                keep = np.empty(len(wp), dtype=bool)
+                keep[order] = wp[order] >= np.repeat(best, np.diff(np.append(starts, len(wp))))
+                p = np.where(keep, p, 0.0)
             pc = np.bincount(inverse, weights=p, minlength=len(patterns))
         else:
             pc = p_pat * counts
