@@ -20,6 +20,9 @@ from accord.simulate import SimulationConfig, simulate
 from accord.store import open_store
 from accord.store.hub import add_contribution
 
+# Builds simulated hubs (simulate, ingest three partners, add, link): about 20 s on 2 cores.
+pytestmark = pytest.mark.slow
+
 
 def _build_hub(tmp: Path, secret: LinkageSecret, people: int = 600,
                other_secret_for: str | None = None) -> tuple[Path, Path]:
