@@ -40,20 +40,26 @@ def _root(
 
 
 def _register() -> None:
-    # Commands are registered here, one module each, in pipeline order.
+    # Commands are registered here, one module each, in pipeline order (that is the --help order).
     from accord.cli import (
         anonymise_cmd,
+        budget_cmd,
         demo_cmd,
+        encode_cmd,
         estimate_cmd,
         hub_cmd,
         ingest_cmd,
         keys_cmd,
+        link_cmd,
+        match_cmd,
+        release_dp_cmd,
         release_microdata_cmd,
         report_cmd,
         risk_cmd,
         simulate_cmd,
         standard_cmd,
         stats_cmd,
+        synthesize_cmd,
     )
 
     app.add_typer(standard_cmd.app, name="standard")
@@ -61,24 +67,20 @@ def _register() -> None:
         simulate_cmd.simulate)
     app.add_typer(keys_cmd.app, name="keys")
     app.command("ingest")(ingest_cmd.ingest)
+    app.command("encode")(encode_cmd.encode)
     app.add_typer(hub_cmd.app, name="hub")
+    app.command("match")(match_cmd.match)
+    app.command("link")(link_cmd.link)
     app.command("stats")(stats_cmd.stats)
     app.command("risk")(risk_cmd.risk_command)
     app.command("anonymise")(anonymise_cmd.anonymise_command)
-    app.command("report")(report_cmd.report)
-    app.add_typer(estimate_cmd.app, name="estimate")
-    app.command("demo")(demo_cmd.demo)
-    from accord.cli import budget_cmd, release_dp_cmd, synthesize_cmd
-
     app.command("synthesize")(synthesize_cmd.synthesize)
     release_dp_cmd.app.command("microdata")(release_microdata_cmd.microdata)
     app.add_typer(release_dp_cmd.app, name="release")
     app.add_typer(budget_cmd.app, name="budget")
-    # Commands are registered here, one module each; keep this list sorted by pipeline stage.
-    from accord.cli import encode_cmd, match_cmd, standard_cmd
-
-    app.command("encode")(encode_cmd.encode)
-    app.command("match")(match_cmd.match)
+    app.add_typer(estimate_cmd.app, name="estimate")
+    app.command("report")(report_cmd.report)
+    app.command("demo")(demo_cmd.demo)
 
 
 _register()

@@ -31,13 +31,17 @@ class BlockingConfig:
     pairs_per_band: float = 1.0  # chance collisions per band, per record of the larger side
     max_rows: int = 62
     max_bands: int = 200
-    max_bucket_pairs: int = 50_000  # a bucket bigger than this is skipped (degenerate key)
+    # A bucket with more pairs than this (a very common name) is skipped in that band: the other
+    # passes (dates, text) still find its true pairs, and the candidate count stays bounded.
+    max_bucket_pairs: int = 2_000
     seed: int = 20261127
-    # One LSH pass per group of field kinds: names alone, then dates and text (which find pairs
-    # whose names the q-grams cannot bridge, such as a different transliteration).
+    # One LSH pass per group of field kinds: names, dates, text. A pair is found if it is close
+    # in any of them, e.g. names the q-grams cannot bridge (another transliteration) but the
+    # same birth date.
     passes: tuple[tuple[FieldKind, ...], ...] = (
         (FieldKind.NAME,),
-        (FieldKind.DATE, FieldKind.TEXT),
+        (FieldKind.DATE,),
+        (FieldKind.TEXT,),
     )
 
 

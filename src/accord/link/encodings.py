@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accord.protect.encoding.bloom import QUALITY_SUFFIX, YEAR_SUFFIX
+from accord.protect.encoding.bloom import QUALITY_SUFFIX, YEAR_BITS, YEAR_SUFFIX
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.schema import FieldKind
 
@@ -20,8 +20,16 @@ class BitField:
     present: np.ndarray  # (n,) bool
 
     @classmethod
-    def from_arrow(cls, col: pa.ChunkedArray | pa.Array, name: str) -> BitField:
+    def from_arrow(cls, col: pa.ChunkedArray | pa.Array, name: str,
+                   width: int | None = None) -> BitField:
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if width and (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
+            # Stores such as DuckDB keep fixed-size binary as variable-size BLOB.
+            lengths = pc.binary_length(arr)
+            if pc.any(pc.not_equal(lengths, width)).as_py():
+                raise EncodingFileError(f"column {name} holds filters of the wrong size",
+                                        hint="re-encode with the collaborative's schema")
+            arr = pc.cast(arr, pa.binary(width))
         if not pa.types.is_fixed_size_binary(arr.type) or arr.type.byte_width % 8:
             raise EncodingFileError(f"column {name} is not a Bloom-filter column",
                                     hint="make the file with `accord encode`")
@@ -60,20 +68,20 @@ class EncodedSet:
         fields: dict[str, BitField] = {}
         quality: dict[str, np.ndarray] = {}
         for spec in info.schema.fields:
-            names = [spec.name]
+            names = [(spec.name, spec.n_bits // 8)]
             if spec.kind is FieldKind.DATE:
-                names.append(spec.name + YEAR_SUFFIX)
+                names.append((spec.name + YEAR_SUFFIX, YEAR_BITS // 8))
                 qcol = spec.name + QUALITY_SUFFIX
                 if qcol not in table.column_names:
                     raise EncodingFileError(f"encodings lack column {qcol}",
                                             hint="re-encode with `accord encode`")
                 quality[spec.name] = np.array(
                     pc.fill_null(table[qcol], "unknown").to_pylist(), dtype=object)
-            for name in names:
+            for name, width in names:
                 if name not in table.column_names:
                     raise EncodingFileError(f"encodings lack column {name}",
                                             hint="re-encode with `accord encode`")
-                fields[name] = BitField.from_arrow(table[name], name)
+                fields[name] = BitField.from_arrow(table[name], name, width)
         return cls(ids, fields, quality, info)
 
 

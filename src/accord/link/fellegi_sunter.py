@@ -63,15 +63,6 @@ def estimate_u(gamma_random: np.ndarray, n_levels: list[int]) -> list[np.ndarray
     return out
 
 
-def distinct_patterns(gamma: np.ndarray, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of gamma and their counts (rows coded as one integer: a 1-D unique is fast)."""
-    code = np.zeros(len(gamma), dtype=np.int64)
-    for j, k in enumerate(n_levels):
-        code = code * k + gamma[:, j]
-    _, first, counts = np.unique(code, return_index=True, return_counts=True)
-    return gamma[first], counts
-
-
 def _initial_m(n_levels: list[int]) -> list[np.ndarray]:
     out = []
     for k in n_levels:
@@ -91,6 +82,15 @@ def score(gamma: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
     return s
 
 
+def _grouping(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order, group starts and group owners of record indices (for per-record maxima)."""
+    order = np.argsort(idx, kind="stable")
+    sidx = idx[order]
+    starts = np.flatnonzero(np.r_[True, sidx[1:] != sidx[:-1]]) if len(sidx) else np.empty(0,
+                                                                                           np.int64)
+    return order, starts, sidx[starts]
+
+
 def _normalised(s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     s = s.astype(np.float64)
     s[0] = 0.0
@@ -100,23 +100,48 @@ def _normalised(s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
 
 def fit_em(gamma: np.ndarray, u: list[np.ndarray], n_levels: list[int], *, update_u: bool = True,
            prior: float = 0.1, max_prior: float = 0.5, max_iter: int = 60, tol: float = 1e-5,
-           labels: list[tuple[str, ...]] | None = None) -> FSModel:
-    """EM for m and the match share; ``max_prior`` bounds the share (in one-to-one linkage at
-    most min(|A|, |B|) of the candidate pairs can be matches): without the bound EM can drift to
-    the degenerate solution that calls every candidate a match."""
+           labels: list[tuple[str, ...]] | None = None,
+           pairs: tuple[np.ndarray, np.ndarray] | None = None) -> FSModel:
+    """EM for m (and u) and the match share.
+
+    ``max_prior`` bounds the share (one-to-one linkage has at most min(|A|, |B|) matches among
+    the candidates). With ``pairs`` (the record indices of each row), each E-step counts a pair
+    towards the match class only if it is the best-scoring pair of both its records: a record is
+    one person, so its second-best candidates are non-matches. Without that, on small or
+    homogeneous data EM settles on a class such as "same citizenship and similar names", which
+    holds many pairs per record and so cannot be the match class.
+    """
     m = _initial_m(n_levels)
     hi = min(max(max_prior, 1e-6), 1 - 1e-9)
     lam = min(max(prior, 1e-6), hi)
+    if len(gamma) == 0:
+        return FSModel(m, u, lam, 0, False, labels or [])
     it, converged = 0, False
-    # EM on distinct comparison vectors with their counts: the same result, far less work.
-    patterns, counts = distinct_patterns(gamma, n_levels)
+    # Weights are computed per distinct comparison vector, then spread to the pairs.
+    code = np.zeros(len(gamma), dtype=np.int64)
+    for j, k in enumerate(n_levels):
+        code = code * k + gamma[:, j]
+    _, first, inverse, counts = np.unique(code, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    patterns = gamma[first]
+    groups = None if pairs is None else [_grouping(idx) for idx in pairs]
     for it in range(1, max_iter + 1):
         model = FSModel(m, u, lam, it, False)
         w = score(patterns, model.weights()) + np.log2(lam / (1 - lam))
-        p = 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60)))
-        pc = p * counts
+        p_pat = 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60)))
+        if groups is not None:
+            p = p_pat[inverse]
+            wp = w[inverse]
+            for order, starts, _ in groups:
+                best = np.maximum.reduceat(wp[order], starts)
+                keep = np.empty(len(wp), dtype=bool)
+                keep[order] = wp[order] >= np.repeat(best, np.diff(np.append(starts, len(wp))))
+                p = np.where(keep, p, 0.0)
+            pc = np.bincount(inverse, weights=p, minlength=len(patterns))
+        else:
+            pc = p_pat * counts
+        qc = counts - pc
         new_m, new_u = [], []
-        qc = (1.0 - p) * counts
         for j, k in enumerate(n_levels):
             new_m.append(_normalised(np.bincount(patterns[:, j], weights=pc, minlength=k), m[j]))
             if update_u:

@@ -71,7 +71,7 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
     gamma = comparison_levels(a, b, ia, ib)
     bound = min(0.5, max(1e-6, min(len(a), len(b)) / max(len(ia), 1)))
     model = fit_em(gamma, u, n_levels, prior=bound / 2, max_prior=bound,
-                   labels=[c.labels for c in comps])
+                   labels=[c.labels for c in comps], pairs=(ia, ib))
     weight = score(gamma, model.weights())
     if config.frequency_adjust:
         for j, (spec, comp) in enumerate(zip(a.info.schema.fields, comps, strict=True)):

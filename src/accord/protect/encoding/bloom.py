@@ -18,6 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from accord.protect.encoding.fast import (
+    date_token_pairs,
+    normalise_names_arrow,
+    parse_dates_arrow,
+    qgram_pairs,
+    year_token_pairs,
+)
 from accord.protect.encoding.normalise import (
     DateQuality,
     ParsedDate,
@@ -33,7 +40,6 @@ YEAR_HASHES = 6
 QUALITY_SUFFIX = "__quality"
 YEAR_SUFFIX = "__year"
 _SALT_SEP = "\x1f"
-_CHUNK = 65536
 
 
 def qgrams(text: str, q: int, by_word: bool) -> set[str]:
@@ -124,16 +130,43 @@ def _filters(token_sets: list[set[str]], hasher: _Hasher, bits: int) -> np.ndarr
     return np.packbits(dense, axis=1)
 
 
+def _filters_flat(owner: np.ndarray, token: np.ndarray, vocab: list[str], n: int,
+                  hasher: _Hasher, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Packed filters of n rows from (row, token) pairs; and which rows have any token."""
+    dense = np.zeros((n, bits), dtype=bool)
+    if len(owner):
+        rows = hasher.rows(vocab)  # first: it extends the table
+        pos = hasher.table[rows][token]
+        dense[np.repeat(owner, pos.shape[1]), pos.ravel()] = True
+    return np.packbits(dense, axis=1), np.bincount(owner, minlength=n)[:n] > 0
+
+
 def _flip(packed: np.ndarray, present: np.ndarray, p: float, rng: np.random.Generator) -> None:
-    """Randomised response in place: flip each bit of present rows with probability p."""
+    """Randomised response in place: flip each bit of present rows with probability p.
+
+    The flipped positions are drawn as geometric gaps between successes of one long Bernoulli(p)
+    sequence over all bits: the same distribution as one coin per bit, at a fraction of the cost.
+    """
     if p <= 0:
         return
     n, nbytes = packed.shape
-    for start in range(0, n, _CHUNK):
-        stop = min(n, start + _CHUNK)
-        mask = np.packbits(rng.random((stop - start, nbytes * 8), dtype=np.float32) < p, axis=1)
-        mask[~present[start:stop]] = 0
-        packed[start:stop] ^= mask
+    total = n * nbytes * 8
+    expected = total * p
+    pos: list[np.ndarray] = []
+    last = -1
+    while last < total:
+        gaps = rng.geometric(p, size=int(expected + 6 * expected**0.5 + 64))
+        chunk = last + np.cumsum(gaps, dtype=np.int64)
+        pos.append(chunk)
+        last = int(chunk[-1])
+    flat = np.concatenate(pos)
+    flat = flat[flat < total]
+    rows, cols = flat // (nbytes * 8), flat % (nbytes * 8)
+    keep = present[rows]
+    rows, cols = rows[keep], cols[keep]
+    # np.packbits is big-endian within a byte: bit c sits at 7 - c % 8 of byte c // 8.
+    masks = np.left_shift(1, 7 - cols % 8).astype(np.uint8)
+    np.bitwise_xor.at(packed, (rows, cols // 8), masks)
 
 
 def _as_strings(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -148,10 +181,10 @@ def _as_strings(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return col
 
 
-def _dictionary(values: pa.Array) -> tuple[list[str | None], np.ndarray]:
+def _dictionary(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     enc = pc.dictionary_encode(values)
     idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return enc.dictionary.to_pylist(), idx
+    return enc.dictionary, idx
 
 
 def _fixed_binary(packed: np.ndarray, present: np.ndarray) -> pa.Array:
@@ -205,8 +238,21 @@ class Encoder:
         if spec.salt:
             salt = pc.fill_null(_as_strings(table[spec.salt]), "")
             values = pc.binary_join_element_wise(values, salt, _SALT_SEP)
-        uniques, idx = _dictionary(values)
+        dictionary, idx = _dictionary(values)
         p = self.schema.hardening.flip_probability
+        if spec.kind in (FieldKind.NAME, FieldKind.TEXT) and not spec.salt:
+            hasher = self._hasher(spec.hash_domain, spec.n_bits, spec.n_hashes)
+            flat = qgram_pairs(normalise_names_arrow(dictionary), spec.ngram,
+                               by_word=spec.kind is FieldKind.NAME)
+            if flat is not None:
+                uniq, known = _filters_flat(*flat, len(dictionary), hasher, spec.n_bits)
+                yield self._rows(spec.name, uniq, known, idx, p)
+                return
+        if (spec.kind is FieldKind.DATE and not spec.salt
+                and pc.all(pc.string_is_ascii(pc.fill_null(dictionary, ""))).as_py()):
+            yield from self._dates_fast(spec, table, dictionary, idx, p)
+            return
+        uniques = dictionary.to_pylist()
 
         def split(u: str | None) -> tuple[str | None, str]:
             if u is None or not spec.salt:
@@ -233,12 +279,37 @@ class Encoder:
         sets = [salted(value_tokens(spec, v), s) for v, s in pairs]
         yield self._column(spec.name, sets, idx, spec.hash_domain, spec.n_bits, spec.n_hashes, p)
 
+    def _dates_fast(self, spec: FieldSpec, table: pa.Table, dictionary: pa.Array,
+                    idx: np.ndarray, p: float) -> Iterable[_Column]:
+        y, m, d = parse_dates_arrow(dictionary)
+        n = len(dictionary)
+        full = _filters_flat(*date_token_pairs(y, m, d), n,
+                             self._hasher(spec.hash_domain, spec.n_bits, spec.n_hashes),
+                             spec.n_bits)
+        year = _filters_flat(*year_token_pairs(y), n,
+                             self._hasher(spec.hash_domain + "/year", YEAR_BITS, YEAR_HASHES),
+                             YEAR_BITS)
+        parsed = [ParsedDate(None, None, None, DateQuality.UNKNOWN) if yy == 0 else
+                  ParsedDate(int(yy), None, None, DateQuality.YEAR_ONLY) if mm == 0 else
+                  ParsedDate(int(yy), int(mm), int(dd),
+                             DateQuality.DEFAULT_JAN_1 if mm == 1 and dd == 1 else
+                             DateQuality.EXACT)
+                  for yy, mm, dd in zip(y.tolist(), m.tolist(), d.tolist(), strict=True)]
+        yield self._rows(spec.name, *full, idx, p)
+        yield self._rows(spec.name + YEAR_SUFFIX, *year, idx, p)
+        yield _Column(spec.name + QUALITY_SUFFIX, self._quality(spec, table, parsed, idx))
+
     def _column(self, name: str, sets: list[set[str]], idx: np.ndarray, domain: str, bits: int,
                 k: int, p: float) -> _Column:
         uniq = _filters(sets, self._hasher(domain, bits, k), bits)
-        known = np.array([bool(s) for s in sets] + [False], dtype=bool)
+        return self._rows(name, uniq, np.array([bool(s) for s in sets], dtype=bool), idx, p)
+
+    def _rows(self, name: str, uniq: np.ndarray, known_uniques: np.ndarray, idx: np.ndarray,
+              p: float) -> _Column:
+        """Record rows from the distinct values' filters, then randomised response."""
+        known = np.append(known_uniques, False)
         present = known[idx]  # idx -1 (null) hits the trailing False
-        packed = np.zeros((len(idx), bits // 8), dtype=np.uint8)
+        packed = np.zeros((len(idx), uniq.shape[1]), dtype=np.uint8)
         packed[present] = uniq[idx[present]]
         _flip(packed, present, p, self._rng)
         return _Column(name, _fixed_binary(packed, present))

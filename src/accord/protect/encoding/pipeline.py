@@ -1,0 +1,47 @@
+"""The protect step's linkage encoder: what `ingest_export(linkage_encoder=...)` calls.
+
+Encoded columns get a ``bf_`` prefix in contributions and in the hub's ``linkage_encodings``
+table, so that no hub column carries an identifier's name; every row also carries the schema
+fingerprint and the keyed check value, so the hub can refuse a mix of schemas or secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from accord.protect.encoding.bloom import Encoder
+from accord.protect.encoding.schema import EncodingSchema, default_schema
+from accord.protect.encoding.secrets import LinkageSecret
+
+ENCODED_PREFIX = "bf_"
+FINGERPRINT_COLUMN = "schema_fingerprint"
+CHECK_COLUMN = "check_value"
+
+
+@dataclass(frozen=True)
+class PipelineEncoder:
+    """The seam function and the manifest's ``linkage`` entry."""
+
+    encode: Callable[[pa.Table], pa.Table]
+    manifest: dict[str, str]
+
+
+def pipeline_encoder(secret: LinkageSecret, schema: EncodingSchema | None = None) -> PipelineEncoder:
+    sch = schema or default_schema()
+    encoder = Encoder(sch, secret)
+
+    def encode(ids: pa.Table) -> pa.Table:
+        enc = encoder.encode(ids)
+        n = enc.num_rows
+        cols: dict[str, pa.Array | pa.ChunkedArray] = {
+            ENCODED_PREFIX + c: enc[c] for c in enc.column_names}
+        cols[FINGERPRINT_COLUMN] = pa.array([encoder.fingerprint] * n, pa.string())
+        cols[CHECK_COLUMN] = pa.array([encoder.check_value] * n, pa.string())
+        return pa.table(cols)
+
+    manifest = {"schema": sch.name, "schema_version": sch.version,
+                "schema_fingerprint": encoder.fingerprint, "check_value": encoder.check_value}
+    return PipelineEncoder(encode, manifest)
