@@ -137,6 +137,15 @@ def test_report_is_self_contained(pipeline: Path) -> None:
 def test_demo_api_runs(tmp_path: Path) -> None:
     from accord.demo import DemoConfig, run_demo
 
-    summary = run_demo(DemoConfig(out=tmp_path / "demo", people=300))
+    summary = run_demo(DemoConfig(out=tmp_path / "demo", people=400))
     assert summary.report.exists() and summary.hub.exists()
     assert any(k == "statistics" for k, _ in summary.lines)
+    html = summary.report.read_text(encoding="utf-8")
+    for title in ("Disclosure risk of record-level data", "Differentially private release", "Estimated total",
+                  "How this was protected"):
+        assert f"<h2>{title}" in html, title
+    with open_store(summary.hub, read_only=True) as store:
+        kinds = set(store.query("SELECT kind FROM releases").column(0).to_pylist())
+        assert {"report", "dp_tables"} <= kinds
+        assert store.scalar("SELECT count(DISTINCT person_id) FROM persons") < store.scalar(
+            "SELECT count(*) FROM records")

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accord.ingest import ingest_export
+from accord.link.hub import link_hub
+from accord.protect.encoding.pipeline import pipeline_encoder
+from accord.protect.encoding.secrets import new_linkage_secret
 from accord.protect.keys import create_partner_key
+from accord.release.dp.release import release_tables, write_tables
 from accord.release.suppression import SuppressionRules
-from accord.research.report import render_report
-from accord.research.report.render import context_from
-from accord.research.stats import compute_tables, remember_published
+from accord.research.report.stages import publish_report
 from accord.simulate import SimulationConfig, simulate
 from accord.store import add_contribution, open_store
 
@@ -31,6 +33,7 @@ class DemoConfig:
     overlap: float = 0.15
     seed: int = 2026
     threshold: int = 10
+    epsilon: float = 1.0
 
 
 @dataclass
@@ -43,7 +46,7 @@ class DemoSummary:
 def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSummary:
     tell = progress or (lambda _msg, _done, _total: None)
     out = config.out
-    steps = 3 + 2 * config.partners
+    steps = 6 + 2 * config.partners
     done = 0
 
     def step(msg: str) -> None:
@@ -57,13 +60,16 @@ def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSu
     summary = DemoSummary(report=out / "report.html", hub=out / "hub" / "accord-hub.duckdb")
     summary.lines.append(("simulated", f"{sim.people:,} people, {sim.records:,} records at {config.partners} "
                                        f"partners, {sim.overlap_people:,} seen by more than one"))
+    # One partner makes the shared linkage secret and hands it to the others out of band.
+    linkage = pipeline_encoder(new_linkage_secret(out / "partners" / "shared" / "linkage.secret", force=True))
     contributions = []
     for files in sim.partners:
         step(f"{files.partner}: ingest and protect")
         home = out / "partners" / files.partner
         key = create_partner_key(home / "partner.key", force=True)
         result = ingest_export(files.export, files.mapping, files.partner.replace("_", "-"),
-                               home / "contribution", key, quarantine=home / "quarantine.csv")
+                               home / "contribution", key, quarantine=home / "quarantine.csv",
+                               linkage_encoder=linkage.encode, linkage_meta=linkage.manifest)
         m = result.manifest
         summary.lines.append((f"{files.partner} ingest", f"{m.rows_in:,} rows = {m.accepted:,} accepted + "
                                                          f"{m.quarantined:,} quarantined"))
@@ -75,17 +81,20 @@ def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSu
             step(f"hub: add {c.parent.name}")
             outcome = add_contribution(store, c, actor="demo")
             summary.lines.append((f"hub add {outcome.partner}", f"{outcome.added:,} records"))
-        step("hub: protected statistics and report")
+        step("hub: privacy-preserving linkage")
+        linked = link_hub(store, actor="demo")
+        summary.lines.append(("linkage", f"{linked.records:,} records -> {linked.persons:,} people "
+                                         "(no name left any partner)"))
+        step("hub: differentially private tables")
+        dp = release_tables(store, config.epsilon, actor="demo", purpose="demo")
+        write_tables(dp, out / "releases" / "dp-tables")
+        summary.lines.append(("differential privacy", f"{len(dp.tables)} tables at epsilon {config.epsilon:g}, "
+                                                      f"release {dp.release_id}"))
+        step("hub: protected statistics, risk, estimate and report")
         rules = SuppressionRules(threshold=config.threshold)
-        stats = compute_tables(store, rules)
-        release_id = store.record_release("report", {"rules": rules.as_dict(), "unit": stats.unit,
-                                                     "out": summary.report.name}, {"tables": len(stats.tables)},
-                                          "demo")
-        remember_published(store, stats, release_id)
-        html = render_report(context_from(stats, store, release_id=release_id))
-        summary.report.write_text(html, encoding="utf-8")
-        summary.lines.append(("statistics", f"{len(stats.tables)} tables, cells below {config.threshold} "
-                                            f"suppressed (data version {stats.data_version})"))
+        release_id, stats = publish_report(store, summary.report, rules, actor="demo")
+        summary.lines.append(("statistics", f"{len(stats.tables)} tables counting {stats.unit}, cells below "
+                                            f"{config.threshold} suppressed (release {release_id})"))
     step("done")
     summary.lines.append(("report", str(summary.report)))
     return summary

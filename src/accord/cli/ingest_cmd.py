@@ -22,19 +22,33 @@ def ingest(
         "--key-file", help="Pseudonym key (default: $ACCORD_KEY_FILE or accord-keys/partner.key).")] = None,
     quarantine: Annotated[Path | None, typer.Option(
         "--quarantine", help="Quarantine report path (default: next to --out). Stays at the partner.")] = None,
+    linkage_secret: Annotated[Path | None, typer.Option(
+        "--linkage-secret", help="The collaborative's shared linkage secret: also write Bloom-filter linkage "
+        "encodings, so the hub can count people across partners.", envvar="ACCORD_LINKAGE_SECRET")] = None,
+    linkage_schema: Annotated[Path | None, typer.Option(
+        "--linkage-schema", help="Encoding schema file (default: the packaged schema).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Map, validate and protect one export: writes a contribution and a quarantine report."""
     with user_errors():
         key = load_partner_key(key_file)
+        encoder = None
+        if linkage_secret is not None:
+            from accord.protect.encoding.pipeline import pipeline_encoder
+            from accord.protect.encoding.schema import load_schema
+            from accord.protect.encoding.secrets import load_linkage_secret
+
+            encoder = pipeline_encoder(load_linkage_secret(linkage_secret),
+                                       load_schema(linkage_schema) if linkage_schema else None)
         with make_progress(transient=True) as bar:
-            task = bar.add_task("ingest", total=4)
+            task = bar.add_task("ingest", total=None)
 
             def step(msg: str) -> None:
                 bar.update(task, description=msg, advance=1)
 
-            result = ingest_export(export, mapping, partner, out, key, quarantine=quarantine,
-                                   progress=step)
+            result = ingest_export(export, mapping, partner, out, key, quarantine=quarantine, progress=step,
+                                   linkage_encoder=encoder.encode if encoder else None,
+                                   linkage_meta=encoder.manifest if encoder else None)
     m = result.manifest
     summary = {"contribution": str(result.contribution), "batch_id": m.batch_id, "partner": m.partner,
                "rows_in": m.rows_in, "accepted": m.accepted, "quarantined": m.quarantined,
@@ -54,5 +68,6 @@ def ingest(
             t.add_row(reason, f"{n:,}")
         console.print(t)
         console.print(f"quarantine report (keep it at the partner): {result.quarantine_report}")
-    console.print("identifiers replaced by keyed pseudonyms and dropped; send the contribution "
+    linked = " and linkage encodings" if encoder else " (no linkage encodings: pass --linkage-secret to add them)"
+    console.print(f"identifiers replaced by keyed pseudonyms{linked} and dropped; send the contribution "
                   "directory to the hub.")

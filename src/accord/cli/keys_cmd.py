@@ -10,7 +10,10 @@ import typer
 from accord.cli.common import console, user_errors
 from accord.protect.keys import create_partner_key, key_file_path
 
-app = typer.Typer(help="Create the secrets a partner needs (pseudonym key).", no_args_is_help=True)
+DEFAULT_LINKAGE_FILE = Path("accord-keys") / "linkage.secret"
+
+app = typer.Typer(help="Create the secrets a partner needs (pseudonym key, shared linkage secret).",
+                  no_args_is_help=True)
 
 
 @app.command("init")
@@ -18,8 +21,21 @@ def init(
     key_file: Annotated[Path | None, typer.Option(
         "--key-file", help="Where to write the key (default: $ACCORD_KEY_FILE or accord-keys/partner.key).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key (changes every pseudonym).")] = False,
+    linkage: Annotated[bool, typer.Option(
+        "--linkage", help="Create the collaborative's shared linkage secret instead (one partner makes it and "
+        "passes it to the others out of band; the hub never holds it).")] = False,
 ) -> None:
-    """Create the partner's pseudonym key (kept at the partner, never sent)."""
+    """Create the partner's pseudonym key, or with --linkage the shared linkage secret."""
+    if linkage:
+        from accord.protect.encoding.secrets import new_linkage_secret
+
+        path = key_file or DEFAULT_LINKAGE_FILE
+        with user_errors():
+            secret = new_linkage_secret(path, force=force)
+        console.print(f"created linkage secret [bold]{path}[/] (id {secret.secret_id}, owner-only permissions)")
+        console.print("Give a copy to every partner of the collaborative by a channel the hub does not see; "
+                      "ingest with --linkage-secret so that the hub can link people across partners.")
+        return
     path = key_file_path(key_file)
     with user_errors():
         key = create_partner_key(path, force=force)

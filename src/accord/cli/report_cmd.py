@@ -19,9 +19,7 @@ from accord.cli.stats_cmd import (
 )
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
-from accord.research.report import render_report
-from accord.research.report.render import context_from
-from accord.research.stats import compute_tables, record_tables_release
+from accord.research.report.stages import publish_report
 from accord.store import open_store
 
 
@@ -37,13 +35,9 @@ def report(
     with user_errors():
         require_hub(hub)
         rules = SuppressionRules(threshold=threshold, protection=protection)
-        with open_store(hub) as store:
-            stats = compute_tables(store, rules, unit=parse_unit(unit))
-            release_id = record_tables_release(store, stats, "report", actor, {"out": out.name})
-            html = render_report(context_from(stats, store, release_id=release_id))
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(html, encoding="utf-8")
+            with open_store(hub) as store:
+                release_id, stats = publish_report(store, out, rules, parse_unit(unit), actor)
         except OSError as exc:
             raise AccordError(f"cannot write {out}: {exc.strerror}",
                               hint="choose a writable path with --out") from None

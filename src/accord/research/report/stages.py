@@ -1,0 +1,114 @@
+"""Report sections from the later stages: disclosure risk, differential privacy, estimated total.
+
+Each shows only aggregate figures that are safe to publish: the risk section never lists the
+riskiest combinations (those are the rare people themselves), the DP section shows only noisy
+counts already released, and the estimate section applies the small-cell rule of every table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from markupsafe import Markup, escape
+
+from accord.release.dp.ledger import dp_summary
+from accord.release.risk import RiskInputError, assess_risk
+from accord.release.suppression import SuppressionRules
+from accord.research.estimate.pipeline import report_section as estimate_report_section
+from accord.research.report.render import context_from, render_report
+from accord.research.report.sections import ReportSection, default_sections
+from accord.research.stats import StatsResult, compute_tables, record_tables_release
+from accord.standard import FieldRole, load_standard
+from accord.store import Store
+
+
+def _rows(pairs: list[tuple[str, str]]) -> str:
+    return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
+
+
+def risk_html(store: Store) -> Markup:
+    standard = load_standard()
+    if not store.table_exists("records"):
+        return Markup("<p>No records yet.</p>")
+    records = store.query("SELECT * FROM records")
+    qi = [f.name for f in standard.by_role(FieldRole.QUASI_IDENTIFIER) if f.name in records.column_names]
+    sensitive = [f.name for f in standard.by_role(FieldRole.SENSITIVE) if f.name in records.column_names]
+    try:
+        r = assess_risk(records, qi, sensitive)
+    except RiskInputError as err:
+        return Markup(f"<p>Risk not assessed: {escape(err.message)}</p>")
+    share = r.global_risk if r.global_risk <= 1 else r.global_risk / max(r.records, 1)
+    pairs = [("records", f"{r.records:,}"), ("quasi-identifiers", ", ".join(r.qi)),
+             ("equivalence classes", f"{r.classes:,}"), ("smallest class", f"{r.smallest_class:,}")]
+    pairs += [(f"records in classes smaller than {k}", f"{v:,}") for k, v in sorted(r.k_violations.items())]
+    pairs += [("expected re-identifications", f"{r.expected_reidentifications:,.1f}"),
+              ("global risk (share of records)", f"{share:.1%}")]
+    ld = "".join(f"<tr><td>{escape(x.field)}</td><td>{x.distinct_min}</td><td>{x.entropy_min:.2f}</td>"
+                 f"<td>{x.records_below_2:,}</td></tr>" for x in r.l_diversity)
+    return Markup(
+        "<p>Disclosure risk of the hub's record-level data (no identifiers) if it were released as it is, "
+        "with the standard's quasi-identifiers. It is why record-level data leave the hub only through "
+        "<code>accord release microdata</code> (k-anonymous, l-diverse) or as synthetic data. The riskiest "
+        "combinations are shown to the hub steward in <code>accord risk</code>, never here.</p>"
+        f"<table>{_rows(pairs)}</table>"
+        "<h3>l-diversity of the sensitive fields</h3><table><tr><th>field</th><th>distinct (min)</th>"
+        f"<th>entropy l (min)</th><th>records in classes with fewer than 2 values</th></tr>{ld}</table>")
+
+
+def dp_html(store: Store) -> Markup:
+    summary = dp_summary(store)
+    budget = summary["budget"]
+    latest = summary["latest_tables"]
+    pairs = [("data version", str(budget["data_version"])),
+             ("budget", f"epsilon {budget['epsilon']:g}, delta {budget['delta']:g} (rho {budget['total_rho']:.4f})"),
+             ("spent", f"epsilon {budget['spent_epsilon']:.3f} (rho {budget['spent_rho']:.4f})"),
+             ("remaining", f"rho {budget['remaining_rho']:.4f}"), ("composition", str(budget["composition"]))]
+    parts = [f"<table>{_rows(pairs)}</table>"]
+    spends = summary["spends"]
+    if spends:
+        rows = "".join(f"<tr><td>{escape(str(s['spent_at']))}</td><td>{escape(str(s['actor']))}</td>"
+                       f"<td>{escape(str(s['kind']))}</td><td>{escape(str(s['purpose']))}</td>"
+                       f"<td>{escape(str(s['epsilon']))}</td><td>{s['rho']:.4f}</td></tr>" for s in spends)
+        parts.append("<h3>Spends</h3><table><tr><th>when</th><th>who</th><th>release</th><th>purpose</th>"
+                     f"<th>epsilon</th><th>rho</th></tr>{rows}</table>")
+    if latest:
+        parts.append(f"<p>Latest differentially private tables: release {escape(latest['release_id'])}, "
+                     f"epsilon {escape(str(latest['parameters'].get('epsilon')))}, mechanism "
+                     f"{escape(str(latest['parameters'].get('mechanism')))}. Every cell carries its 95 % margin "
+                     "of error; sub-totals add up to the totals.</p>")
+        for name, table in list(latest["results"].items()):
+            head = "".join(f"<th>{escape(str(c))}</th>" for c in table["columns"])
+            body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
+                           for row in table["rows"][:60])
+            extra = len(table["rows"]) - 60
+            more = f"<p>({extra} more rows in the CSV release)</p>" if extra > 0 else ""
+            parts.append(f"<h3>{escape(name)}</h3><table><tr>{head}</tr>{body}</table>{more}")
+    else:
+        parts.append("<p>No differentially private release yet "
+                     "(<code>accord release tables --epsilon E</code>).</p>")
+    return Markup("".join(parts))
+
+
+def pipeline_sections(store: Store) -> list[ReportSection]:
+    """Every section: the tables of issue 2, then risk, differential privacy and the estimated total."""
+    risk = risk_html(store)
+    dp = dp_html(store)
+    sections = default_sections()
+    protection = sections.pop()  # "how this was protected" stays last
+    sections += [ReportSection("risk", "Disclosure risk of record-level data", lambda _ctx: risk),
+                 ReportSection("dp", "Differentially private release", lambda _ctx: dp)]
+    if store.table_exists("persons"):
+        sections.append(estimate_report_section(store))
+    sections.append(protection)
+    return sections
+
+
+def publish_report(store: Store, out: Path, rules: SuppressionRules, unit: str = "auto",
+                   actor: str = "hub-steward") -> tuple[str, StatsResult]:
+    """Compute the protected tables, record the release, write the HTML file."""
+    stats = compute_tables(store, rules, unit=unit)  # type: ignore[arg-type]
+    release_id = record_tables_release(store, stats, "report", actor, {"out": out.name})
+    html = render_report(context_from(stats, store, release_id=release_id), pipeline_sections(store))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return release_id, stats
