@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -67,6 +68,12 @@ class Store(ABC):
     def write_table(self, name: str, table: pa.Table,
                     mode: Literal["replace", "append", "create"] = "append") -> None:
         """Write an Arrow table into a store table (creating it from the Arrow schema if needed)."""
+
+    def append_parquet(self, name: str, path: Path) -> None:
+        """Append a Parquet file to a table. Engines that read Parquet themselves stream it instead."""
+        import pyarrow.parquet as pq
+
+        self.write_table(name, pq.read_table(path))
 
     @abstractmethod
     def table_exists(self, name: str) -> bool: ...

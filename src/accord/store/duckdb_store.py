@@ -64,6 +64,13 @@ class DuckDBStore(Store):
         finally:
             self._con.unregister(view)
 
+    def append_parquet(self, name: str, path: Path) -> None:
+        # DuckDB reads the file itself, in parallel and without holding it in Python memory.
+        q = _quote(name)
+        if not self.table_exists(name):
+            self.execute(f"CREATE TABLE {q} AS SELECT * FROM read_parquet(?) LIMIT 0", [str(path)])
+        self.execute(f"INSERT INTO {q} BY NAME SELECT * FROM read_parquet(?)", [str(path)])
+
     def table_exists(self, name: str) -> bool:
         row = self._con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]

@@ -68,12 +68,12 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
     if known.num_rows:
         return AddOutcome(manifest.batch_id, manifest.partner, 0, 0, duplicate=True)
 
-    records = pq.read_table(contribution / RECORDS)
-    linkage = pq.read_table(contribution / LINKAGE) if LINKAGE in manifest.files else None
+    records_file = contribution / RECORDS
     with store.transaction():
         if not store.table_exists("records"):
-            store.write_table("records", records.schema.empty_table(), mode="create")
-        store.write_table("_incoming", records.select(["partner", "record_key"]), mode="replace")
+            store.write_table("records", pq.read_schema(records_file).empty_table(), mode="create")
+        store.write_table("_incoming", pq.read_table(records_file, columns=["partner", "record_key"]),
+                          mode="replace")
         replaced = int(store.scalar(
             "SELECT count(*) FROM records r JOIN _incoming i "
             "ON r.partner = i.partner AND r.record_key = i.record_key"))
@@ -84,9 +84,9 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
                 store.execute("DELETE FROM linkage_encodings WHERE (partner, record_key) IN "
                               "(SELECT partner, record_key FROM _incoming)")
         store.execute("DROP TABLE _incoming")
-        store.write_table("records", records)
-        if linkage is not None:
-            store.write_table("linkage_encodings", linkage)
+        store.append_parquet("records", records_file)
+        if LINKAGE in manifest.files:
+            store.append_parquet("linkage_encodings", contribution / LINKAGE)
         store.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [manifest.batch_id, manifest.partner, manifest.standard_version, manifest.rows_in,
