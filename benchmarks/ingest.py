@@ -29,7 +29,9 @@ FRICTIONLESS = """
 import sys
 from frictionless import Resource
 report = Resource(sys.argv[1]).validate(limit_errors=10**9)
-rows = report.tasks[0].stats["rows"]
+stats = report.tasks[0].stats
+rows = stats.get("rows", 0)
+print(stats, report.tasks[0].errors[:3], file=sys.stderr)
 assert rows >= int(sys.argv[2]), f"frictionless validated only {rows} rows"
 print(rows)
 """
@@ -59,7 +61,8 @@ def main() -> None:
     size_mb = export.stat().st_size / 1e6
     print(f"data: {args.rows:,} rows, {size_mb:.0f} MB CSV; cores: {os.cpu_count()}")
 
-    peer = run_measured([sys.executable, "-c", FRICTIONLESS, str(export), str(args.rows)], env)
+    # frictionless refuses absolute paths as unsafe: it reads the file by name from its folder.
+    peer = run_measured([sys.executable, "-c", FRICTIONLESS, export.name, str(args.rows)], env, cwd=str(export.parent))
     ingest = run_measured([accord, "ingest", str(export), "--mapping", str(mapping), "--partner", "bench",
                            "--out", str(run_dir / "contribution"), "--json"], env)
     add = run_measured([accord, "hub", "add", str(run_dir / "contribution"), "--hub",

@@ -410,11 +410,54 @@ def read_header(path: Path, fmt: str, encoding: str, delimiter: str | None,
     return read_kobo_json(path).columns
 
 
+def prefetch(chunks: Iterator[RawTable]) -> Iterator[RawTable]:
+    """Read the next chunk in a background thread while the caller maps and hashes this one.
+
+    Arrow's CSV parser releases the GIL, so on two cores reading overlaps with the work after it.
+    Errors raised while reading are re-raised in the caller, in order.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                box.put(("chunk", chunk))
+            box.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, never lost
+            box.put(("error", exc))
+
+    worker = threading.Thread(target=pump, name="accord-csv-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                assert isinstance(item, BaseException)
+                raise item
+            assert isinstance(item, RawTable)
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a reader waiting to put, then let it finish
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
 def iter_table(path: Path, fmt: str, encoding: str, delimiter: str | None,
                sheet: str | None) -> Iterator[RawTable]:
     """The export in chunks: CSV streams; XLSX and JSON arrive whole (their size is bounded)."""
     if fmt == "csv":
-        yield from iter_csv(path, encoding, delimiter)
+        yield from prefetch(iter_csv(path, encoding, delimiter))
     else:
         yield read_table(path, fmt, encoding, delimiter, sheet)
 

@@ -254,7 +254,10 @@ def _flag_duplicate_cases(columns: dict[str, pa.Array], raw: RawTable, record: R
     if case.null_count == len(case):
         return
     if seen_cases:
-        earlier = np.asarray(pc.fill_null(pc.is_in(case, pa.array(list(seen_cases), pa.string())), False))
+        # A Python set lookup per row is cheaper than rebuilding an Arrow hash table of every
+        # earlier case number for each chunk (that grew quadratically with the export).
+        values = case.to_pylist()
+        earlier = np.fromiter((v in seen_cases for v in values), dtype=bool, count=len(values))
         record(earlier, "case_id", FindingKind.DUPLICATE_CASE, "case number already seen earlier in this export",
                mapping.fields["case_id"].column if "case_id" in mapping.fields else None)
     if seen_cases is not None:
