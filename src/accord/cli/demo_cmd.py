@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from accord.cli.common import console, make_progress, user_errors
-from accord.demo import DemoConfig, run_demo
 
 
 def demo(
@@ -22,6 +21,9 @@ def demo(
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Start from an empty directory.")] = True,
 ) -> None:
     """Run everything on generated data: simulate, keys, ingest, hub, link, statistics, report."""
+    # Imported here: the demo pulls in every stage, which no other command should pay for at start-up.
+    from accord.demo import DemoConfig, run_demo
+
     if fresh and out.exists():
         shutil.rmtree(out)
     config = DemoConfig(out=out, people=people, partners=partners, overlap=overlap, seed=seed)

@@ -1,20 +1,23 @@
-"""Entry point of the ``accord`` command. Each command lives in its own module."""
+"""Entry point of the ``accord`` command. Each command lives in its own module.
+
+`run()` builds an app holding only the command being run, so `accord ingest` does not pay for
+loading statsmodels, OpenDP or the report at start-up; `app` (for tests, docs and `--help`) holds
+every command and is built on first use.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from accord import __version__
 
-app = typer.Typer(
-    name="accord",
-    help="Accord: joint, privacy-preserving data collection and research on migrant protection.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+HELP = "Accord: joint, privacy-preserving data collection and research on migrant protection."
 
 
 def _version(value: bool) -> None:
@@ -23,7 +26,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -34,65 +36,81 @@ def _root(
 ) -> None:
     """Accord: joint, privacy-preserving data collection and research on migrant protection."""
     if debug:
-        import os
-
         os.environ["ACCORD_DEBUG"] = "1"
 
 
-def _register() -> None:
-    # Commands are registered here, one module each, in pipeline order (that is the --help order).
-    from accord.cli import (
-        anonymise_cmd,
-        budget_cmd,
-        demo_cmd,
-        encode_cmd,
-        estimate_cmd,
-        hub_cmd,
-        ingest_cmd,
-        keys_cmd,
-        link_cmd,
-        match_cmd,
-        release_dp_cmd,
-        release_microdata_cmd,
-        report_cmd,
-        risk_cmd,
-        simulate_cmd,
-        standard_cmd,
-        stats_cmd,
-        synthesize_cmd,
-    )
-
-    app.add_typer(standard_cmd.app, name="standard")
-    app.command("simulate", help="Simulate partner exports with mapping files and ground truth.")(
-        simulate_cmd.simulate)
-    app.add_typer(keys_cmd.app, name="keys")
-    app.command("ingest")(ingest_cmd.ingest)
-    app.command("encode")(encode_cmd.encode)
-    app.add_typer(hub_cmd.app, name="hub")
-    app.command("match")(match_cmd.match)
-    app.command("link")(link_cmd.link)
-    app.command("stats")(stats_cmd.stats)
-    app.command("risk")(risk_cmd.risk_command)
-    app.command("anonymise")(anonymise_cmd.anonymise_command)
-    app.command("synthesize")(synthesize_cmd.synthesize)
-    release_dp_cmd.app.command("microdata")(release_microdata_cmd.microdata)
-    app.add_typer(release_dp_cmd.app, name="release")
-    app.add_typer(budget_cmd.app, name="budget")
-    app.add_typer(estimate_cmd.app, name="estimate")
-    app.command("report")(report_cmd.report)
-    app.command("demo")(demo_cmd.demo)
+Registrar = Callable[[typer.Typer], None]
 
 
-_register()
+def _typer(module: str, name: str) -> Registrar:
+    def register(app: typer.Typer) -> None:
+        app.add_typer(importlib.import_module(f"accord.cli.{module}").app, name=name)
+
+    return register
+
+
+def _command(module: str, name: str, function: str, help_text: str | None = None) -> Registrar:
+    def register(app: typer.Typer) -> None:
+        app.command(name, help=help_text)(getattr(importlib.import_module(f"accord.cli.{module}"), function))
+
+    return register
+
+
+def _release(app: typer.Typer) -> None:
+    # One `release` group: differentially private tables and synthetic data, and k-anonymous microdata.
+    release = importlib.import_module("accord.cli.release_dp_cmd")
+    microdata = importlib.import_module("accord.cli.release_microdata_cmd")
+    if "microdata" not in {c.name for c in release.app.registered_commands}:
+        release.app.command("microdata")(microdata.microdata)
+    app.add_typer(release.app, name="release")
+
+
+# Every command, in pipeline order (that is the --help order).
+COMMANDS: dict[str, Registrar] = {
+    "standard": _typer("standard_cmd", "standard"),
+    "simulate": _command("simulate_cmd", "simulate", "simulate",
+                         "Simulate partner exports with mapping files and ground truth."),
+    "keys": _typer("keys_cmd", "keys"),
+    "ingest": _command("ingest_cmd", "ingest", "ingest"),
+    "encode": _command("encode_cmd", "encode", "encode"),
+    "hub": _typer("hub_cmd", "hub"),
+    "match": _command("match_cmd", "match", "match"),
+    "link": _command("link_cmd", "link", "link"),
+    "stats": _command("stats_cmd", "stats", "stats"),
+    "risk": _command("risk_cmd", "risk", "risk_command"),
+    "anonymise": _command("anonymise_cmd", "anonymise", "anonymise_command"),
+    "synthesize": _command("synthesize_cmd", "synthesize", "synthesize"),
+    "release": _release,
+    "budget": _typer("budget_cmd", "budget"),
+    "estimate": _typer("estimate_cmd", "estimate"),
+    "report": _command("report_cmd", "report", "report"),
+    "demo": _command("demo_cmd", "demo", "demo"),
+}
+
+
+def make_app(only: str | None = None) -> typer.Typer:
+    """The CLI with every command, or with just `only`."""
+    app = typer.Typer(name="accord", help=HELP, no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_enable=False)
+    app.callback()(_root)
+    for name, register in COMMANDS.items():
+        if only is None or name == only:
+            register(app)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return make_app()
+    raise AttributeError(name)
 
 
 def run() -> None:
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    cli = make_app(command if command in COMMANDS else None)
     try:
-        app()
+        cli()
     except Exception as exc:  # the last guard: users get a sentence, not a traceback
-        import os
-        import sys
-
         if os.environ.get("ACCORD_DEBUG"):
             raise
         # Only the exception type is shown: library messages can quote record values.
