@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
+from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.errors import StoreError
 from accord.release.dp import ledger
 from accord.store import Store, open_store
@@ -21,9 +21,7 @@ app = typer.Typer(help="Show or set the differential-privacy budget (zCDP ledger
 
 def open_hub_waiting(hub: Path, wait: float) -> Store:
     """Open the hub, waiting up to ``wait`` seconds while another process holds it."""
-    if not hub.exists():
-        raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
-                         hint="or point --hub (or $ACCORD_HUB) at an existing hub file")
+    require_hub(hub)
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:

@@ -41,6 +41,15 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def require_hub(hub: Path) -> None:
+    """Commands that read a hub refuse a missing file (opening it would create an empty hub)."""
+    from accord.errors import StoreError
+
+    if not hub.exists():
+        raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
+                         hint="or point --hub (or $ACCORD_HUB) at an existing hub file")
+
+
 def debug_enabled() -> bool:
     return os.environ.get("ACCORD_DEBUG", "") not in ("", "0")
 

@@ -22,9 +22,10 @@ from accord.cli.common import (
     console,
     make_progress,
     print_json,
+    require_hub,
     user_errors,
 )
-from accord.errors import AccordError, StoreError
+from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate import (
     METHODS,
@@ -247,9 +248,7 @@ def pipeline(
     from accord.store import open_store
 
     with user_errors():
-        if not hub.exists():
-            raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
-                             hint="or point --hub (or $ACCORD_HUB) at an existing hub file")
+        require_hub(hub)
         opts = PipelineOptions(
             by=tuple(c.strip() for c in by.split(",") if c.strip()),
             rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
+from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.store import add_contribution, open_store
 
 app = typer.Typer(help="Load contributions into the hub store and show what it holds.",
@@ -44,7 +44,7 @@ def add(
 def status(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List the batches in the hub and the data version."""
     with user_errors():
-        _require(hub)
+        require_hub(hub)
         with open_store(hub, read_only=True) as store:
             batches = store.batches()
             version = store.data_version()
@@ -66,7 +66,7 @@ def releases(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     import json
 
     with user_errors():
-        _require(hub)
+        require_hub(hub)
         with open_store(hub, read_only=True) as store:
             rows = store.releases()
     if as_json:
@@ -86,7 +86,7 @@ def releases(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
 def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """Show the audit trail: who did what to the hub, when."""
     with user_errors():
-        _require(hub)
+        require_hub(hub)
         with open_store(hub, read_only=True) as store:
             rows = store.query("SELECT * FROM audit ORDER BY occurred_at").to_pylist() \
                 if store.table_exists("audit") else []
@@ -100,9 +100,3 @@ def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
         t.add_row(r["occurred_at"], r["actor"], r["action"], r["detail"])
     console.print(t)
 
-
-def _require(hub: Path) -> None:
-    if not hub.exists():
-        from accord.errors import StoreError
-
-        raise StoreError(f"no hub at {hub}", hint="add a contribution with `accord hub add`, or pass --hub")

@@ -15,6 +15,7 @@ from accord.cli.common import (
     console,
     make_progress,
     print_json,
+    require_hub,
     user_errors,
 )
 from accord.link.hub import link_hub
@@ -42,6 +43,7 @@ def link(
     partner joined unless they share a pseudonym)."""
     with user_errors():
         schema = load_schema(schema_file) if schema_file else None
+        require_hub(hub)
         with open_store(hub) as store, make_progress(transient=True) as bar:
             task = bar.add_task("linking", total=None)
             summary = link_hub(store, schema, MatchConfig(threshold=threshold),

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import HubOption, JsonOption, console, make_progress, print_json, user_errors
+from accord.cli.common import HubOption, JsonOption, console, make_progress, print_json, require_hub, user_errors
 from accord.errors import StoreError
 from accord.release.anonymise.microdata import MicrodataSettings, release_microdata
 from accord.standard import load_standard
@@ -47,8 +47,7 @@ def microdata(
     with user_errors():
         if l_kind not in ("distinct", "entropy"):
             raise StoreError("--l-kind must be distinct or entropy", hint="--l-kind distinct")
-        if not hub.exists():
-            raise StoreError(f"hub store {hub} does not exist", hint="Pass --hub FILE.")
+        require_hub(hub)
         from accord.store import open_store
 
         settings = MicrodataSettings(

@@ -9,7 +9,7 @@ import pyarrow as pa
 import typer
 from rich.table import Table
 
-from accord.cli.common import HubOption, JsonOption, console, print_json, user_errors
+from accord.cli.common import HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.errors import StoreError
 from accord.release.risk import RiskReport, assess_risk
 from accord.standard import load_standard
@@ -27,9 +27,7 @@ def standard_fields(role: FieldRole, available: list[str]) -> list[str]:
 
 def read_hub_records(hub: Path) -> pa.Table:
     """All records of the hub store (the store holds no identifiers)."""
-    if not hub.exists():
-        raise StoreError(f"hub store {hub} does not exist",
-                         hint="Pass --hub FILE or set ACCORD_HUB; or assess a file with --data.")
+    require_hub(hub)
     from accord.store import open_store  # the store stage comes before release
 
     store = open_store(hub, read_only=True)

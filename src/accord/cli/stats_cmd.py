@@ -9,8 +9,15 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
-from accord.errors import StoreError
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    console,
+    print_json,
+    require_hub,
+    user_errors,
+)
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
 from accord.research.stats import (
@@ -42,12 +49,6 @@ UnitOption = Annotated[
 ActorOption = Annotated[
     str, typer.Option("--actor", help="Who makes this release (recorded with it).")
 ]
-
-
-def require_hub(hub: Path) -> None:
-    if not hub.exists():
-        raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
-                         hint="to read another hub, point --hub (or $ACCORD_HUB) at its file")
 
 
 def parse_unit(unit: Unit) -> Literal["auto", "records", "persons"]:
