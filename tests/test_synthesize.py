@@ -153,3 +153,21 @@ def test_release_synthetic_from_the_hub(tmp_path: Path) -> None:
     ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
     assert ledger["spends"][0]["kind"] == "dp_synthetic"
     assert 0 < ledger["budget"]["spent_rho"] <= rho_from_epsilon_delta(2.0, 1e-9) + 1e-12
+
+
+def test_synthetic_csv_neutralises_formula_cells(tmp_path: Path) -> None:
+    """Category values that a spreadsheet would run as formulas are written as text."""
+    import csv as _csv
+
+    from typer.testing import CliRunner
+
+    from accord.cli.main import app
+
+    data = tmp_path / "d.csv"
+    data.write_text("kind,sex\n" + "".join(f"{'=cmd()' if i % 2 else 'plain'},{'f' if i % 3 else 'm'}\n"
+                                           for i in range(400)), encoding="utf-8")
+    out = tmp_path / "s.csv"
+    result = CliRunner().invoke(app, ["synthesize", str(data), "--epsilon", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    values = {row["kind"] for row in _csv.DictReader(out.read_text(encoding="utf-8").splitlines())}
+    assert "'=cmd()" in values and "=cmd()" not in values

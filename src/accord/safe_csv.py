@@ -34,7 +34,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]],
               delimiter: str = ",") -> int:
     n = 0
     with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, delimiter=delimiter)
+        w = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
         w.writerow([neutralise(h) for h in header])
         for row in rows:
             w.writerow(["" if v is None else neutralise(v) for v in row])
@@ -50,10 +50,10 @@ def neutralise_array(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunke
     return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
 
 
-def write_arrow_csv(path: Path, table: pa.Table) -> None:
+def write_arrow_csv(path: Path, table: pa.Table, delimiter: str = ",") -> None:
     """Write an Arrow table as CSV, neutralising every text column."""
     cols = {}
     for name in table.column_names:
         col = table[name]
         cols[neutralise(name)] = neutralise_array(col) if pa.types.is_string(col.type) else col
-    pacsv.write_csv(pa.table(cols), path)
+    pacsv.write_csv(pa.table(cols), path, write_options=pacsv.WriteOptions(delimiter=delimiter))

@@ -14,7 +14,7 @@ from rich.table import Table
 from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
 from accord.errors import InputFileError
 from accord.release.anonymise import AnonymisationResult, anonymise, load_hierarchies
-from accord.safe_csv import neutralise_array
+from accord.safe_csv import write_arrow_csv
 
 
 def _split(value: str | None) -> list[str]:
@@ -96,11 +96,7 @@ def anonymise_command(
                 max_suppression=max_suppression, metric=metric,  # type: ignore[arg-type]
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
         out.parent.mkdir(parents=True, exist_ok=True)
-        # Cells that a spreadsheet would run as formulas are neutralised, as in every Accord CSV.
-        safe = pa.table({c: neutralise_array(col) if pa.types.is_string(col.type) else col
-                         for c, col in zip(result.table.column_names, result.table.columns,
-                                           strict=True)})
-        pcsv.write_csv(safe, out, write_options=pcsv.WriteOptions(delimiter=sep))
+        write_arrow_csv(out, result.table, delimiter=sep)  # formula cells neutralised
     if as_json:
         print_json({"out": str(out), **result.summary()})
     else:

@@ -10,7 +10,6 @@ bound into the last, and the synthetic column holds the interval label such as `
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ import pyarrow.csv as pacsv
 
 from accord.errors import InputFileError
 from accord.release.synthesize.mst import Encoded
+from accord.safe_csv import write_csv as safe_write_csv
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,6 @@ def decode(columns: tuple[str, ...], levels: tuple[tuple[str, ...], ...],
 
 
 def write_csv(table: pa.Table, path: Path, sep: str = ",") -> None:
-    """Plain CSV: quotes only where a value needs them (pyarrow quotes every string)."""
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, delimiter=sep, lineterminator="\n")
-        writer.writerow(table.column_names)
-        columns = [table.column(c).to_pylist() for c in table.column_names]
-        writer.writerows(zip(*columns, strict=True))
+    """Plain CSV (quotes only where needed), formula cells neutralised as in every Accord CSV."""
+    columns = [table.column(c).to_pylist() for c in table.column_names]
+    safe_write_csv(path, table.column_names, zip(*columns, strict=True), delimiter=sep)
