@@ -140,7 +140,7 @@ def _dim_sql(spec: DimSpec, allowed: set[str]) -> str:
     col = _ident(spec.column, allowed)
     if spec.kind == DimKind.MULTI:
         return f"unnest({col})"
-    if spec.kind == DimKind.COUNTRY_TOP:
+    if spec.kind == DimKind.PRIMARY_COUNTRY:
         return f"coalesce({col}[1], '{MISSING}')"
     return f"coalesce(CAST({col} AS VARCHAR), '{MISSING}')"
 
@@ -181,7 +181,7 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
     if spec.kind == DimKind.YEAR:
         years = sorted(int(c) for c in observed if c != MISSING)
         codes = [str(y) for y in range(years[0], years[-1] + 1)] if years else []
-    elif spec.kind == DimKind.COUNTRY_TOP:
+    elif spec.kind == DimKind.PRIMARY_COUNTRY:
         ranked = sorted((c for c in observed if c != MISSING), key=lambda c: (-totals[c], c))
         codes = ranked[:top_n]
         for c in ranked[top_n:]:
