@@ -437,3 +437,41 @@ def test_linked_tables_hold_up_to_a_joint_attack(tmp_path: Path, seed: int) -> N
         assert not (small & ~res.mask).any()
     for table_id, lo, hi, need in joint_bounds(raws, results):
         assert hi - lo >= need - 1e-6, table_id
+
+
+def test_an_identical_stats_run_is_audited_but_not_recorded_again(hub: Path) -> None:
+    def run() -> None:
+        res = runner.invoke(app, ["stats", "--hub", str(hub), "--actor", "analyst", "--json"])
+        assert res.exit_code == 0, res.output
+
+    def on_record() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        with open_store(hub) as store:
+            audit = store.query("SELECT * FROM audit WHERE action = 'tables.release' "
+                                "ORDER BY occurred_at").to_pylist()
+            cells = int(store.scalar("SELECT count(*) FROM published_cells"))
+            return store.releases(), audit, cells
+
+    run()
+    run()
+    releases, audit, cells = on_record()
+    assert [r["kind"] for r in releases] == ["tables"]
+    assert len(audit) == 2 and all(a["actor"] == "analyst" for a in audit)
+    details = [json.loads(a["detail"]) for a in audit]
+    assert {d["release_id"] for d in details} == {releases[0]["release_id"]}
+    assert sorted(d["repeat"] for d in details) == [False, True]
+    # other parameters are another release
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--threshold", "5", "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(on_record()[0]) == 2
+    # new data: a new release, remembered for the differencing guard
+    with open_store(hub) as store:
+        new = [record(900 + i, "ngo_a", sex="male") for i in range(12)]
+        store.write_table("records", pa.Table.from_pylist(new, schema=record_schema(STANDARD)))
+        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      ["b9", "ngo_a", STANDARD.version, 12, 12, 0, 0, 0, "sha9", "k",
+                       "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
+    run()
+    releases, audit, after = on_record()
+    assert len(releases) == 3 and len(releases[-1]["data_version"]) == 16
+    assert len({r["data_version"] for r in releases}) == 2
+    assert len(audit) == 4 and after > cells
