@@ -11,7 +11,7 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from accord.release.dp.ledger import dp_summary
+from accord.release.dp.ledger import dp_summary, loss_text, rho_text
 from accord.release.risk import RiskInputError, assess_risk
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate.pipeline import report_section as estimate_report_section
@@ -59,21 +59,31 @@ def dp_html(store: Store) -> Markup:
     summary = dp_summary(store)
     budget = summary["budget"]
     latest = summary["latest_tables"]
+    at = float(budget["delta"])
     pairs = [("data version", str(budget["data_version"])),
-             ("budget", f"epsilon {budget['epsilon']:g}, delta {budget['delta']:g} (rho {budget['total_rho']:.4f})"),
-             ("spent", f"epsilon {budget['spent_epsilon']:.3f} (rho {budget['spent_rho']:.4f})"),
-             ("remaining", f"rho {budget['remaining_rho']:.4f}"), ("composition", str(budget["composition"]))]
+             ("accounting", f"rho (zCDP); every epsilon here is at the budget's delta {at:g} "
+                            "unless it says otherwise"),
+             ("budget", rho_text(budget["total_rho"], at)),
+             ("spent", rho_text(budget["spent_rho"], at)),
+             ("remaining", rho_text(budget["remaining_rho"], at)),
+             ("composition", str(budget["composition"]))]
     parts = [f"<table>{_rows(pairs)}</table>"]
     spends = summary["spends"]
     if spends:
         rows = "".join(f"<tr><td>{escape(str(s['spent_at']))}</td><td>{escape(str(s['actor']))}</td>"
                        f"<td>{escape(str(s['kind']))}</td><td>{escape(str(s['purpose']))}</td>"
-                       f"<td>{escape(str(s['epsilon']))}</td><td>{s['rho']:.4f}</td></tr>" for s in spends)
+                       f"<td>{escape(loss_text(s['epsilon'], s['delta']))}</td><td>{s['rho']:.4g}</td>"
+                       f"<td>{escape(loss_text(s['epsilon_at_budget_delta'], s['budget_delta']))}</td></tr>"
+                       for s in spends)
         parts.append("<h3>Spends</h3><table><tr><th>when</th><th>who</th><th>release</th><th>purpose</th>"
-                     f"<th>epsilon</th><th>rho</th></tr>{rows}</table>")
+                     "<th>asked for</th><th>rho</th><th>= epsilon at the budget's delta</th></tr>"
+                     f"{rows}</table>")
     if latest:
+        lp = latest["parameters"]
+        asked = loss_text(lp.get("epsilon"), lp.get("delta"))
+        cost = f" = {rho_text(lp['rho'], at)}" if lp.get("rho") else ""
         parts.append(f"<p>Latest differentially private tables: release {escape(latest['release_id'])}, "
-                     f"epsilon {escape(str(latest['parameters'].get('epsilon')))}, mechanism "
+                     f"{escape(asked)}{escape(cost)}, mechanism "
                      f"{escape(str(latest['parameters'].get('mechanism')))}. Every cell carries its 95 % margin "
                      "of error; sub-totals add up to the totals.</p>")
         for name, table in list(latest["results"].items()):
