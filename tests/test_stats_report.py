@@ -475,3 +475,22 @@ def test_an_identical_stats_run_is_audited_but_not_recorded_again(hub: Path) -> 
     assert len(releases) == 3 and len(releases[-1]["data_version"]) == 16
     assert len({r["data_version"] for r in releases}) == 2
     assert len(audit) == 4 and after > cells
+
+
+def test_report_risk_shows_stored_and_publication_level(tmp_path: Path) -> None:
+    from accord.research.report.stages import risk_html
+
+    # 120 records, each unique on its full registration date and age in years, but only a few
+    # classes once dates are years and ages are CTDC bands.
+    rows = [record(i, registration_date=dt.date(2021, 1, 1) + dt.timedelta(days=i),
+                   age=30 + i % 9, sex="female" if i % 2 else "male") for i in range(120)]
+    with make_store(tmp_path / "h.duckdb", rows) as store:
+        html = str(risk_html(store))
+    cells = re.findall(r"<tr><th>global risk \(share of records\)</th>(.*?)</tr>", html)
+    assert cells, html
+    values = re.findall(r"<td>([\d.]+)%</td>", cells[0])
+    assert values[0] == "100.0"  # as stored: every record unique
+    assert values[1] == "1.7"  # year x CTDC band x sex x ...: two classes of 60
+    assert len(values) == 3 and float(values[2]) <= 20.0  # as a k = 5 release
+    assert "CTDC age band" in html and "<td>year</td>" in html
+    assert "2021-01-05" not in html and ">34<" not in html  # no record value

@@ -12,47 +12,17 @@ from pathlib import Path
 from markupsafe import Markup, escape
 
 from accord.release.dp.ledger import dp_summary, loss_text, rho_text
-from accord.release.risk import RiskInputError, assess_risk
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate.pipeline import report_section as estimate_report_section
 from accord.research.report.render import context_from, render_report
+from accord.research.report.risk_section import risk_html
 from accord.research.report.sections import ReportSection, default_sections
 from accord.research.stats import StatsResult, compute_tables, record_tables_release
-from accord.standard import FieldRole, load_standard
 from accord.store import Store
 
 
 def _rows(pairs: list[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
-
-
-def risk_html(store: Store) -> Markup:
-    standard = load_standard()
-    if not store.table_exists("records"):
-        return Markup("<p>No records yet.</p>")
-    records = store.query("SELECT * FROM records")
-    qi = [f.name for f in standard.by_role(FieldRole.QUASI_IDENTIFIER) if f.name in records.column_names]
-    sensitive = [f.name for f in standard.by_role(FieldRole.SENSITIVE) if f.name in records.column_names]
-    try:
-        r = assess_risk(records, qi, sensitive)
-    except RiskInputError as err:
-        return Markup(f"<p>Risk not assessed: {escape(err.message)}</p>")
-    share = r.global_risk if r.global_risk <= 1 else r.global_risk / max(r.records, 1)
-    pairs = [("records", f"{r.records:,}"), ("quasi-identifiers", ", ".join(r.qi)),
-             ("equivalence classes", f"{r.classes:,}"), ("smallest class", f"{r.smallest_class:,}")]
-    pairs += [(f"records in classes smaller than {k}", f"{v:,}") for k, v in sorted(r.k_violations.items())]
-    pairs += [("expected re-identifications", f"{r.expected_reidentifications:,.1f}"),
-              ("global risk (share of records)", f"{share:.1%}")]
-    ld = "".join(f"<tr><td>{escape(x.field)}</td><td>{x.distinct_min}</td><td>{x.entropy_min:.2f}</td>"
-                 f"<td>{x.records_below_2:,}</td></tr>" for x in r.l_diversity)
-    return Markup(
-        "<p>Disclosure risk of the hub's record-level data (no identifiers) if it were released as it is, "
-        "with the standard's quasi-identifiers. It is why record-level data leave the hub only through "
-        "<code>accord release microdata</code> (k-anonymous, l-diverse) or as synthetic data. The riskiest "
-        "combinations are shown to the hub steward in <code>accord risk</code>, never here.</p>"
-        f"<table>{_rows(pairs)}</table>"
-        "<h3>l-diversity of the sensitive fields</h3><table><tr><th>field</th><th>distinct (min)</th>"
-        f"<th>entropy l (min)</th><th>records in classes with fewer than 2 values</th></tr>{ld}</table>")
 
 
 def dp_html(store: Store) -> Markup:
@@ -105,7 +75,8 @@ def pipeline_sections(store: Store) -> list[ReportSection]:
     dp = dp_html(store)
     sections = default_sections()
     protection = sections.pop()  # "how this was protected" stays last
-    sections += [ReportSection("risk", "Disclosure risk of record-level data", lambda _ctx: risk),
+    sections += [ReportSection("risk", "Disclosure risk of record-level data, as stored and "
+                                       "at publication level", lambda _ctx: risk),
                  ReportSection("dp", "Differentially private release", lambda _ctx: dp)]
     if store.table_exists("persons"):
         sections.append(estimate_report_section(store))
