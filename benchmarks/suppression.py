@@ -98,7 +98,7 @@ def bench_specs() -> list[TableSpec]:
     """Finer tables than the defaults: CTDC's own release has no small cells in those."""
     sex = DimSpec("sex", DimKind.CODE, "Sex")
     band = DimSpec("age_band_ctdc", DimKind.BAND, "Age band")
-    cit = DimSpec("citizenship", DimKind.COUNTRY_TOP, "Citizenship")
+    cit = DimSpec("citizenship", DimKind.PRIMARY_COUNTRY, "Citizenship")
     year = DimSpec("registration_year", DimKind.YEAR, "Year")
     expl = DimSpec("type_of_exploitation", DimKind.MULTI, "Exploitation")
     return [

@@ -273,6 +273,38 @@ def test_release_tables_cli_spends_and_records(tmp_path: Path) -> None:
         [r[c] for c in ("sex", "age_band_ctdc", "count", "moe95")] for r in rows]
 
 
+def test_every_epsilon_states_its_delta_and_the_ledger_reads_at_one_delta(tmp_path: Path) -> None:
+    from accord.research.report.stages import dp_html
+
+    hub = _hub(tmp_path / "hub.duckdb")
+    res = CliRunner().invoke(app, ["release", "tables", "--epsilon", "1", "--hub", str(hub),
+                                   "--tables", "case_type_by_sex", "--out", str(tmp_path / "o"),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    spend = json.loads(res.output)["spend"]
+    rho = rho_from_epsilon_delta(1.0, 1e-9)
+    # one rho, read at the release's delta (as asked) and at the budget's delta (as the ledger)
+    assert (spend["epsilon"], spend["delta"], spend["budget_delta"]) == (1.0, 1e-9, 1e-6)
+    assert spend["rho"] == pytest.approx(rho)
+    assert spend["epsilon_at_budget_delta"] == pytest.approx(epsilon_from_rho(rho, 1e-6))
+    assert spend["epsilon_at_budget_delta"] == pytest.approx(0.819, abs=1e-3)
+    ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
+    budget, row = ledger["budget"], ledger["spends"][0]
+    assert budget["accounting_unit"] == "rho (zCDP)" and budget["epsilon_delta"] == 1e-6
+    assert row["budget_delta"] == budget["epsilon_delta"]
+    assert row["epsilon_at_budget_delta"] == pytest.approx(budget["spent_epsilon"])
+    assert (row["epsilon"], row["delta"]) == (1.0, 1e-9)
+    assert budget["remaining_epsilon"] == pytest.approx(
+        epsilon_from_rho(budget["total_rho"] - rho, 1e-6))
+    text = CliRunner().invoke(app, ["budget", "--hub", str(hub)]).output
+    assert "spent  rho 0.01178 = epsilon 0.819 at delta 1e-06" in text
+    assert "budget rho 1.353 = epsilon 10 at delta 1e-06" in text
+    with open_store(hub) as store:
+        html = str(dp_html(store))
+    assert "epsilon 1 at delta 1e-09" in html  # the spend as asked for, and the latest release
+    assert html.count("epsilon 0.819 at delta 1e-06") >= 2  # spent, and the spend's row
+
+
 def test_budget_cannot_be_overspent_or_lowered(tmp_path: Path) -> None:
     hub = _hub(tmp_path / "hub.duckdb")
     # Under zCDP two releases at epsilon 1 cost less than one at epsilon 2; set the total in rho.

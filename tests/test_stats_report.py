@@ -437,3 +437,60 @@ def test_linked_tables_hold_up_to_a_joint_attack(tmp_path: Path, seed: int) -> N
         assert not (small & ~res.mask).any()
     for table_id, lo, hi, need in joint_bounds(raws, results):
         assert hi - lo >= need - 1e-6, table_id
+
+
+def test_an_identical_stats_run_is_audited_but_not_recorded_again(hub: Path) -> None:
+    def run() -> None:
+        res = runner.invoke(app, ["stats", "--hub", str(hub), "--actor", "analyst", "--json"])
+        assert res.exit_code == 0, res.output
+
+    def on_record() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        with open_store(hub) as store:
+            audit = store.query("SELECT * FROM audit WHERE action = 'tables.release' "
+                                "ORDER BY occurred_at").to_pylist()
+            cells = int(store.scalar("SELECT count(*) FROM published_cells"))
+            return store.releases(), audit, cells
+
+    run()
+    run()
+    releases, audit, cells = on_record()
+    assert [r["kind"] for r in releases] == ["tables"]
+    assert len(audit) == 2 and all(a["actor"] == "analyst" for a in audit)
+    details = [json.loads(a["detail"]) for a in audit]
+    assert {d["release_id"] for d in details} == {releases[0]["release_id"]}
+    assert sorted(d["repeat"] for d in details) == [False, True]
+    # other parameters are another release
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--threshold", "5", "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(on_record()[0]) == 2
+    # new data: a new release, remembered for the differencing guard
+    with open_store(hub) as store:
+        new = [record(900 + i, "ngo_a", sex="male") for i in range(12)]
+        store.write_table("records", pa.Table.from_pylist(new, schema=record_schema(STANDARD)))
+        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      ["b9", "ngo_a", STANDARD.version, 12, 12, 0, 0, 0, "sha9", "k",
+                       "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
+    run()
+    releases, audit, after = on_record()
+    assert len(releases) == 3 and len(releases[-1]["data_version"]) == 16
+    assert len({r["data_version"] for r in releases}) == 2
+    assert len(audit) == 4 and after > cells
+
+
+def test_report_risk_shows_stored_and_publication_level(tmp_path: Path) -> None:
+    from accord.research.report.stages import risk_html
+
+    # 120 records, each unique on its full registration date and age in years, but only a few
+    # classes once dates are years and ages are CTDC bands.
+    rows = [record(i, registration_date=dt.date(2021, 1, 1) + dt.timedelta(days=i),
+                   age=30 + i % 9, sex="female" if i % 2 else "male") for i in range(120)]
+    with make_store(tmp_path / "h.duckdb", rows) as store:
+        html = str(risk_html(store))
+    cells = re.findall(r"<tr><th>global risk \(share of records\)</th>(.*?)</tr>", html)
+    assert cells, html
+    values = re.findall(r"<td>([\d.]+)%</td>", cells[0])
+    assert values[0] == "100.0"  # as stored: every record unique
+    assert values[1] == "1.7"  # year x CTDC band x sex x ...: two classes of 60
+    assert len(values) == 3 and float(values[2]) <= 20.0  # as a k = 5 release
+    assert "CTDC age band" in html and "<td>year</td>" in html
+    assert "2021-01-05" not in html and ">34<" not in html  # no record value

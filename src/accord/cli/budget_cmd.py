@@ -61,18 +61,26 @@ def budget(ctx: typer.Context, hub: HubOption = DEFAULT_HUB, as_json: JsonOption
     if as_json:
         print_json({"budget": current.to_dict(), "spends": rows})
         return
-    console.print(f"data version {current.data_version}: budget epsilon {current.epsilon:g}, "
-                  f"delta {current.delta:g} (zCDP rho {current.total_rho:.5f})")
-    console.print(f"spent rho {current.spent_rho:.5f} (epsilon {current.spent_epsilon:.3f} at "
-                  f"delta {current.delta:g}); left rho {current.remaining_rho:.5f}")
+    at = current.delta
+    console.print(f"data version {current.data_version}, accounted in rho (zCDP); every epsilon "
+                  f"below is at the budget's delta {at:g}", highlight=False)
+    console.print(f"  budget {ledger.rho_text(current.total_rho, at)}", highlight=False)
+    console.print(f"  spent  {ledger.rho_text(current.spent_rho, at)}", highlight=False)
+    console.print(f"  left   {ledger.rho_text(current.remaining_rho, at)}", highlight=False)
     console.print(f"[dim]{ledger.COMPOSITION}[/]", highlight=False)
+    # Spends of older data versions may sit under a budget with another delta: then each cell
+    # says its delta, else the column header does.
+    one_delta = all(r["budget_delta"] == at for r in rows)
     t = Table(title="Spends")
-    for col in ("when", "who", "kind", "purpose", "epsilon", "delta", "rho", "release", "version"):
+    for col in ("when", "who", "kind", "purpose", "asked for", "rho",
+                f"= epsilon at delta {at:g}" if one_delta else "= epsilon at its budget's delta",
+                "release", "version"):
         t.add_column(col)
     for r in rows:
+        at_budget = (f"{r['epsilon_at_budget_delta']:.3g}" if one_delta else
+                     ledger.loss_text(r["epsilon_at_budget_delta"], r["budget_delta"]))
         t.add_row(r["spent_at"], r["actor"], r["kind"], r["purpose"] or "",
-                  f"{r['epsilon']:g}" if r["epsilon"] is not None else "",
-                  f"{r['delta']:g}" if r["delta"] is not None else "", f"{r['rho']:.5f}",
+                  ledger.loss_text(r["epsilon"], r["delta"]), f"{r['rho']:.4g}", at_budget,
                   r["release_id"] or "", r["data_version"])
     console.print(t)
 
@@ -96,5 +104,7 @@ def set_budget(
     if as_json:
         print_json(result.to_dict())
     else:
-        console.print(f"budget for data version {result.data_version}: epsilon {epsilon:g}, "
-                      f"delta {delta:g} (rho {result.total_rho:.5f}); spent rho {result.spent_rho:.5f}")
+        at = result.delta
+        console.print(f"budget for data version {result.data_version}: "
+                      f"{ledger.rho_text(result.total_rho, at)}; spent "
+                      f"{ledger.rho_text(result.spent_rho, at)}", highlight=False)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from accord.cli.budget_cmd import WaitOption, default_actor, open_hub_waiting
 from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
-from accord.release.dp.mechanism import MECHANISMS, Mechanism
+from accord.release.dp import ledger
+from accord.release.dp.mechanism import MECHANISMS, Mechanism, epsilon_from_rho
 from accord.release.dp.release import DEFAULT_DELTA, release_tables, write_tables
 from accord.release.synthesize.pipeline import release_synthetic, write_synthetic
 
@@ -29,6 +30,20 @@ def _mechanism(value: str) -> Mechanism:
     if value == "laplace":
         return "laplace"
     raise typer.BadParameter(f"use one of {', '.join(MECHANISMS)}", param_hint="--mechanism")
+
+
+def _spend(epsilon: float, delta: float | None, rho: float, budget: ledger.Budget) -> dict[str, Any]:
+    """This release's cost: as asked for, in rho, and at the budget's delta (like the ledger)."""
+    return {"epsilon": epsilon, "delta": delta, "rho": rho, "budget_delta": budget.delta,
+            "epsilon_at_budget_delta": epsilon_from_rho(rho, budget.delta)}
+
+
+def _print_spend(epsilon: float, delta: float | None, rho: float, budget: ledger.Budget) -> None:
+    at = budget.delta
+    console.print(f"spent: asked for {ledger.loss_text(epsilon, delta)}, cost "
+                  f"{ledger.rho_text(rho, at)} (the budget's delta)", highlight=False)
+    console.print(f"left:  {ledger.rho_text(budget.remaining_rho, at)}, of "
+                  f"{ledger.rho_text(budget.total_rho, at)}", highlight=False)
 
 
 @app.command("tables")
@@ -60,6 +75,8 @@ def tables(
         files = write_tables(rel, out, hxl)
     if as_json:
         print_json({"release_id": rel.release_id, "parameters": rel.parameters,
+                    "spend": _spend(epsilon, rel.parameters["delta"], rel.parameters["rho"],
+                                    rel.budget),
                     "budget_after": rel.budget.to_dict(), "files": files,
                     "tables": {t.spec.name: t.to_arrow().to_pylist() for t in rel.tables}})
         return
@@ -72,8 +89,9 @@ def tables(
         console.print(view)
         if len(pub.rows) > 40:
             console.print(f"  ... {len(pub.rows) - 40} more rows in {out / (pub.spec.name + '.csv')}")
-    console.print(f"release {rel.release_id}: rho {rel.parameters['rho']:.5f} spent; left "
-                  f"{rel.budget.remaining_rho:.5f} of {rel.budget.total_rho:.5f}; files in {out}")
+    console.print(f"release {rel.release_id}: files in {out}", highlight=False)
+    _print_spend(rel.parameters["epsilon"], rel.parameters["delta"], rel.parameters["rho"],
+                 rel.budget)
 
 
 @app.command("synthetic")
@@ -99,10 +117,11 @@ def synthetic(
         files = write_synthetic(rel, out)
     if as_json:
         print_json({"release_id": rel.release_id, "files": files,
+                    "spend": _spend(epsilon, delta, rel.result.measured.rho, rel.budget),
                     "budget_after": rel.budget.to_dict(), **rel.reports})
         return
     console.print(f"release {rel.release_id}: {rows} synthetic records in {files['synthetic']}")
     for o in rel.reports["utility"]["orders"]:
         console.print(f"  {o['order']}-way marginals: mean TVD {o['mean_tvd']:.4f}, worst "
                       f"{o['max_tvd']:.4f} ({' x '.join(o['worst'])})")
-    console.print(f"rho left {rel.budget.remaining_rho:.5f} of {rel.budget.total_rho:.5f}")
+    _print_spend(epsilon, delta, rel.result.measured.rho, rel.budget)

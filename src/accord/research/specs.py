@@ -1,4 +1,6 @@
-"""What the standard tables are: dimensions, where their categories and labels come from.
+"""How the standard tables are published with suppression: categories, labels, notes.
+
+Which tables exist is declared once in ``accord.standard.tables`` (shared with the DP release).
 
 Category lists come from the standard (code lists, derived bands), so that the SQL that counts
 them is a fixed template over column names, never over values.
@@ -7,12 +9,12 @@ them is a fixed template over column names, never over values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, replace
 
 import pycountry
 
 from accord.standard import Standard
+from accord.standard.tables import DimKind, DimSpec, TableSpec, standard_tables
 
 MISSING = "_missing"
 OTHER = "_other"
@@ -21,39 +23,6 @@ GROUP_SEP = "+"  # a merged category's code joins its members' codes
 OTHER_LABEL = "Other"
 
 _MAJORITY_LABELS = {"minor": "Minor (under 18)", "adult": "Adult (18 and over)"}
-
-
-class DimKind(StrEnum):
-    CODE = "code"  # one code of a code list
-    BAND = "band"  # a derived band (age band, age group, minor/adult)
-    YEAR = "year"  # an integer year, shown as a continuous range
-    MULTI = "multi"  # several codes per record: a record counts once per code
-    COUNTRY_TOP = "country_top"  # first country of a list, top N kept, the rest as "other"
-
-
-@dataclass(frozen=True)
-class DimSpec:
-    column: str
-    kind: DimKind
-    title: str
-    # Merge codes that share a CTDC crosswalk value when one of them is rare (below the
-    # threshold): sex then reads Female / Male / Transgender or non-conforming, as CTDC publishes.
-    group_rare_by_crosswalk: bool = False
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    id: str
-    title: str
-    dims: tuple[DimSpec, ...]
-    note: str = ""
-
-    @property
-    def multi_column(self) -> str | None:
-        for d in self.dims:
-            if d.kind == DimKind.MULTI:
-                return d.column
-        return None
 
 
 @dataclass(frozen=True)
@@ -71,40 +40,21 @@ class Dim:
 
 
 def default_specs(standard: Standard) -> tuple[TableSpec, ...]:
-    """The tables of issue 2, titled from the standard's field labels."""
-    def code(col: str) -> DimSpec:
-        return DimSpec(col, DimKind.CODE, standard.field(col).label)
+    """The standard's tables (``accord.standard.tables``) that are published with suppression,
+    with the notes that say how this method counts them."""
+    return tuple(replace(t, note=" ".join(n for n in (t.note, *_method_notes(t)) if n))
+                 for t in standard_tables(standard, "suppressed"))
 
-    def band(col: str, title: str | None = None) -> DimSpec:
-        return DimSpec(col, DimKind.BAND, title or standard.derived_field(col).label)
 
-    def multi(col: str) -> DimSpec:
-        return DimSpec(col, DimKind.MULTI, standard.field(col).label)
-
-    sex = DimSpec("sex", DimKind.CODE, standard.field("sex").label, group_rare_by_crosswalk=True)
-    return (
-        TableSpec("sex_by_age_band", "People by sex and age band (CTDC bands)",
-                  (sex, band("age_band_ctdc", "Age band"))),
-        TableSpec("case_type_by_sex", "People by case type and sex", (code("case_type"), sex)),
-        TableSpec("exploitation_by_sex_by_majority",
-                  "Type of exploitation by sex and age group (minor / adult)",
-                  (multi("type_of_exploitation"), sex, band("majority_status")),
-                  note="A person with several types of exploitation counts once under each type, "
-                       "so the totals over types exceed the number of people; people with no "
-                       "type recorded are not counted."),
-        TableSpec("migration_status_by_sex", "People by migration status and sex",
-                  (code("migration_status"), sex)),
-        TableSpec("citizenship_by_sex", "People by citizenship and sex",
-                  (DimSpec("citizenship", DimKind.COUNTRY_TOP, "Citizenship (primary)"), sex),
-                  note="Primary citizenship (the first one recorded); the most frequent "
-                       "countries are shown, all others are grouped as \"Other\"."),
-        TableSpec("rh_needs_by_age_group", "Reproductive-health needs by age group",
-                  (multi("rh_needs"), band("age_group")),
-                  note="A person with several needs counts once under each need; people with no "
-                       "need recorded are not counted."),
-        TableSpec("registrations_by_year", "Registrations by year",
-                  (DimSpec("registration_year", DimKind.YEAR, "Year of registration"),)),
-    )
+def _method_notes(spec: TableSpec) -> tuple[str, ...]:
+    notes = []
+    if (m := spec.multi) is not None:
+        notes.append(f"A person with several {m.item}s counts once under each {m.item}, so the "
+                     f"totals over {m.item}s exceed the number of people; people with no "
+                     f"{m.item} recorded are not counted.")
+    if any(d.kind == DimKind.PRIMARY_COUNTRY for d in spec.dims):
+        notes.append('The most frequent countries are shown; all others are grouped as "Other".')
+    return tuple(notes)
 
 
 def band_label(column: str, code: str) -> str:
@@ -148,7 +98,7 @@ def label_of(standard: Standard, spec: DimSpec, code: str) -> str:
         return standard.field(spec.column).label_of(code)
     if spec.kind == DimKind.BAND:
         return band_label(spec.column, code)
-    if spec.kind == DimKind.COUNTRY_TOP:
+    if spec.kind == DimKind.PRIMARY_COUNTRY:
         return country_label(code)
     return code
 

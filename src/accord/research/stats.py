@@ -11,6 +11,8 @@ has not seen yet counts as its own person.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,6 +45,7 @@ from accord.standard import Standard, load_standard
 from accord.store import Store
 
 Unit = Literal["records", "persons"]
+AUDIT_ACTION = "tables.release"
 
 _UNITS_SQL: dict[str, str] = {
     "records": "SELECT * FROM records",
@@ -140,7 +143,7 @@ def _dim_sql(spec: DimSpec, allowed: set[str]) -> str:
     col = _ident(spec.column, allowed)
     if spec.kind == DimKind.MULTI:
         return f"unnest({col})"
-    if spec.kind == DimKind.COUNTRY_TOP:
+    if spec.kind == DimKind.PRIMARY_COUNTRY:
         return f"coalesce({col}[1], '{MISSING}')"
     return f"coalesce(CAST({col} AS VARCHAR), '{MISSING}')"
 
@@ -181,7 +184,7 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
     if spec.kind == DimKind.YEAR:
         years = sorted(int(c) for c in observed if c != MISSING)
         codes = [str(y) for y in range(years[0], years[-1] + 1)] if years else []
-    elif spec.kind == DimKind.COUNTRY_TOP:
+    elif spec.kind == DimKind.PRIMARY_COUNTRY:
         ranked = sorted((c for c in observed if c != MISSING), key=lambda c: (-totals[c], c))
         codes = ranked[:top_n]
         for c in ranked[top_n:]:
@@ -326,15 +329,49 @@ def remember_published(store: Store, result: StatsResult, release_id: str) -> No
              [(_history_id(t.id, result.unit), t.dims, t.published) for t in result.tables])
 
 
+def _content_digest(result: StatsResult, kind: str, params: dict[str, Any]) -> str:
+    """What makes two releases the same publication: kind, data version, rules and unit, and
+    every published cell (hidden ones as null)."""
+    content = {"kind": kind, "data_version": result.data_version, "parameters": params,
+               "tables": [[t.id, [d.to_dict() for d in t.dims], t.published]
+                          for t in result.tables]}
+    text = json.dumps(content, sort_keys=True, default=int, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _same_release(store: Store, kind: str, data_version: str, digest: str) -> str | None:
+    if not store.table_exists("releases"):
+        return None
+    rows = store.query("SELECT release_id, results FROM releases WHERE kind = ? AND "
+                       "data_version = ? ORDER BY created_at, release_id",
+                       [kind, data_version]).to_pylist()
+    return next((r["release_id"] for r in rows
+                 if json.loads(r["results"]).get("content_sha256") == digest), None)
+
+
 def record_tables_release(store: Store, result: StatsResult, kind: str, actor: str,
                           parameters: dict[str, Any] | None = None) -> str:
     """Put a release of these tables on record: parameters, hidden-cell counts (no values), and
-    the published cells for the differencing check of later releases."""
-    params = {"rules": result.rules.as_dict(), "unit": result.unit, **(parameters or {})}
-    summary = {"unit": result.unit,
+    the published cells for the differencing check of later releases.
+
+    A release identical to one already on record (same kind, data version, rules, unit and
+    published cells) is not recorded again: it shows nothing new, and recording it would only
+    grow the differencing memory with every look. Every call is audited (who looked, when),
+    with the id of the release it showed.
+    """
+    params = {"rules": result.rules.as_dict(), "unit": result.unit}
+    digest = _content_digest(result, kind, params)
+    summary = {"unit": result.unit, "content_sha256": digest,
                "tables": {t.id: {"cells": t.cells, "suppressed": t.suppressed}
                           for t in result.tables}}
     with store.transaction():
-        release_id = store.record_release(kind, params, summary, actor)
-        remember_published(store, result, release_id)
+        release_id = _same_release(store, kind, result.data_version, digest)
+        repeat = release_id is not None
+        if release_id is None:
+            release_id = store.record_release(kind, {**params, **(parameters or {})}, summary,
+                                              actor)
+            remember_published(store, result, release_id)
+        store.audit(actor, AUDIT_ACTION, {"release_id": release_id, "kind": kind,
+                                          "data_version": result.data_version, "repeat": repeat,
+                                          "parameters": parameters or {}})
     return release_id

@@ -2,8 +2,13 @@
 
 Accounting: zero-concentrated DP (zCDP). Every release's cost is a rho; costs add up (sequential
 composition). A budget is set as (epsilon, delta) and kept as the rho that guarantees it
-(Bun & Steinke Prop. 1.3); what has been spent is reported back as (epsilon, delta) the same way.
-A pure epsilon-DP (Laplace) release costs epsilon**2 / 2.
+(Bun & Steinke Prop. 1.3). A pure epsilon-DP (Laplace) release costs epsilon**2 / 2.
+
+Display: rho is the unit everything is counted in. An epsilon means nothing without its delta, and
+the same rho reads as a smaller epsilon at a larger delta (a release asked for at epsilon 1, delta
+1e-9 reads as epsilon 0.82 at the budget's delta 1e-6). So every epsilon shown states its delta,
+and every amount of the ledger (budget, spent, left, each spend) is also shown at one delta, the
+budget's, next to what the release asked for.
 
 Spending happens inside the caller's store transaction, together with the release record: a
 conditional update of the one budget row, which DuckDB serialises (a concurrent writer of the same
@@ -25,8 +30,9 @@ from accord.store.base import now_iso
 
 DEFAULT_TOTAL_EPSILON = 10.0
 DEFAULT_TOTAL_DELTA = 1e-6
-COMPOSITION = ("zCDP: the rho of every release adds up; budget and spend are shown as "
-               "(epsilon, delta) with epsilon = rho + 2*sqrt(rho*ln(1/delta)) (Bun & Steinke 2016)")
+COMPOSITION = ("zCDP: the rho of every release adds up (epsilons do not); budget, spent and left "
+               "are also shown as epsilon at the budget's delta, with epsilon = rho + "
+               "2*sqrt(rho*ln(1/delta)) (Bun & Steinke 2016)")
 _SLACK = 1e-12  # float noise when comparing sums of rho
 
 LEDGER_SQL = (
@@ -56,13 +62,34 @@ class Budget:
 
     @property
     def spent_epsilon(self) -> float:
+        """What has been spent, as epsilon at the budget's delta."""
         return epsilon_from_rho(self.spent_rho, self.delta)
+
+    @property
+    def remaining_epsilon(self) -> float:
+        """What is left, as epsilon at the budget's delta."""
+        return epsilon_from_rho(self.remaining_rho, self.delta)
 
     def to_dict(self) -> dict[str, Any]:
         return {"data_version": self.data_version, "epsilon": self.epsilon, "delta": self.delta,
                 "total_rho": self.total_rho, "spent_rho": self.spent_rho,
                 "remaining_rho": self.remaining_rho, "spent_epsilon": self.spent_epsilon,
-                "composition": COMPOSITION}
+                "remaining_epsilon": self.remaining_epsilon, "epsilon_delta": self.delta,
+                "accounting_unit": "rho (zCDP)", "composition": COMPOSITION}
+
+
+def loss_text(epsilon: float | None, delta: float | None) -> str:
+    """An epsilon with its delta, as every screen shows it ("epsilon 1 at delta 1e-09")."""
+    if epsilon is None:
+        return ""
+    if delta is None:
+        return f"epsilon {epsilon:.3g} (pure DP)"
+    return f"epsilon {epsilon:.3g} at delta {delta:g}"
+
+
+def rho_text(rho: float, delta: float) -> str:
+    """A rho and the epsilon it means at ``delta`` ("rho 0.02031 = epsilon 0.819 at delta 1e-06")."""
+    return f"rho {rho:.4g} = {loss_text(epsilon_from_rho(rho, delta), delta)}"
 
 
 def ensure_ledger(store: Store) -> None:
@@ -132,10 +159,19 @@ def spend(store: Store, rho: float, *, kind: str, actor: str, purpose: str, mech
 
 
 def spends(store: Store) -> list[dict[str, Any]]:
+    """Every spend: what the release asked for (``epsilon`` at ``delta``; no delta = pure DP),
+    its cost ``rho``, and that cost as ``epsilon_at_budget_delta`` at ``budget_delta`` (the delta
+    of its data version's budget), comparable with the budget's spent and left."""
     ensure_ledger(store)
-    return store.query("SELECT spend_id, data_version, release_id, kind, actor, purpose, "
-                       "mechanism, epsilon, delta, rho, spent_at FROM dp_spends "
-                       "ORDER BY spent_at, spend_id").to_pylist()
+    rows = store.query(
+        "SELECT s.spend_id, s.data_version, s.release_id, s.kind, s.actor, s.purpose, "
+        "s.mechanism, s.epsilon, s.delta, s.rho, s.spent_at, b.delta AS budget_delta "
+        "FROM dp_spends s LEFT JOIN dp_budget b ON b.data_version = s.data_version "
+        "ORDER BY s.spent_at, s.spend_id").to_pylist()
+    for r in rows:
+        r["budget_delta"] = r["budget_delta"] or DEFAULT_TOTAL_DELTA
+        r["epsilon_at_budget_delta"] = epsilon_from_rho(r["rho"], r["budget_delta"])
+    return rows
 
 
 def dp_summary(store: Store) -> dict[str, Any]:

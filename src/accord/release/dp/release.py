@@ -18,14 +18,13 @@ import pyarrow as pa
 from accord.errors import ReleaseRefused
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
-from accord.release.dp.standard_tables import levels_for, load_people, select_tables
+from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, select_tables
 from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
 from accord.release.synthesize.data import write_csv
 from accord.standard import Standard, load_standard
 from accord.store import Store
 
 DEFAULT_DELTA = 1e-9
-MAX_VALUES = 2
 
 HXL_TAGS = {
     "sex": "#gender", "age_band_ctdc": "#age+group", "age_group": "#age+group",
@@ -50,7 +49,7 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
                    years: tuple[int, int] | None = None,
                    test_seed: int | None = None) -> TablesRelease:
     standard = standard or load_standard()
-    chosen = select_tables(names)
+    chosen = select_tables(names, standard)
     columns = list(dict.fromkeys(c for t in chosen for c in t.spec.dims))
     budget = epsilon if mechanism == "laplace" else rho_from_epsilon_delta(epsilon, delta)
     spend_delta = None if mechanism == "laplace" else delta

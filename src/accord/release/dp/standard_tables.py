@@ -1,7 +1,7 @@
 """The standard's disaggregated tables as DP table specs, and the people they count.
 
-These mirror the suppression tables of ``accord.research`` (which a release may not import: the
-pipeline runs one way), with one difference that DP forces: every category list is fixed before
+The tables are those of ``accord.standard.tables`` (the same list ``accord stats`` publishes with
+suppression), with one difference that DP forces: every category list is fixed before
 looking at the data. Code lists and age bands come from the standard; citizenship uses every
 ISO 3166-1 country (not "the most frequent ones", which the data would choose); years use a
 public range given by the caller.
@@ -23,10 +23,12 @@ import pycountry
 
 from accord.errors import ReleaseRefused
 from accord.release.dp.tables import MISSING, TableSpec
-from accord.standard import Standard
+from accord.standard import Standard, load_standard
+from accord.standard import tables as shared
 from accord.store import Store
 
 FIRST_YEAR = 2000
+MAX_VALUES = 2  # values of a list field one person may count under
 
 
 @dataclass(frozen=True)
@@ -36,32 +38,24 @@ class DPTable:
     note: str = ""
 
 
-def standard_tables() -> tuple[DPTable, ...]:
-    return (
-        DPTable(TableSpec("sex_by_age_band", ("sex", "age_band_ctdc")),
-                "People by sex and age band (CTDC bands)"),
-        DPTable(TableSpec("sex_by_age_group_by_case_type", ("sex", "age_group", "case_type")),
-                "People by sex, age group and case type"),
-        DPTable(TableSpec("case_type_by_sex", ("case_type", "sex")), "People by case type and sex"),
-        DPTable(TableSpec("exploitation_by_sex_by_majority",
-                          ("type_of_exploitation", "sex", "majority_status")),
-                "Type of exploitation by sex and age group (minor / adult)",
-                "A person with several types counts under at most two of them (the first two in "
-                "code-list order), so the totals over types exceed the number of people."),
-        DPTable(TableSpec("migration_status_by_sex", ("migration_status", "sex")),
-                "People by migration status and sex"),
-        DPTable(TableSpec("citizenship_by_sex", ("citizenship", "sex")),
-                "People by primary citizenship and sex"),
-        DPTable(TableSpec("rh_needs_by_age_group", ("rh_needs", "age_group")),
-                "Reproductive-health needs by age group",
-                "A person with several needs counts under at most two of them."),
-        DPTable(TableSpec("registrations_by_year", ("registration_year",)),
-                "Registrations by year"),
-    )
+def _note(table: shared.TableSpec) -> str:
+    notes = [table.note]
+    if (m := table.multi) is not None:
+        notes.append(f"A person with several {m.item}s counts under at most {MAX_VALUES} of them "
+                     f"(the first in code-list order), so the totals over {m.item}s exceed the "
+                     f"number of people; people with no {m.item} recorded count as missing.")
+    return " ".join(n for n in notes if n)
 
 
-def select_tables(names: Sequence[str] | None) -> tuple[DPTable, ...]:
-    tables = standard_tables()
+def standard_tables(standard: Standard | None = None) -> tuple[DPTable, ...]:
+    """The standard's tables (``accord.standard.tables``) that are released with DP."""
+    return tuple(DPTable(TableSpec(t.id, t.columns), t.title, _note(t))
+                 for t in shared.standard_tables(standard or load_standard(), "dp"))
+
+
+def select_tables(names: Sequence[str] | None,
+                  standard: Standard | None = None) -> tuple[DPTable, ...]:
+    tables = standard_tables(standard)
     if not names:
         return tables
     known = {t.spec.name: t for t in tables}

@@ -11,14 +11,13 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from accord.release.dp.ledger import dp_summary
-from accord.release.risk import RiskInputError, assess_risk
+from accord.release.dp.ledger import dp_summary, loss_text, rho_text
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate.pipeline import report_section as estimate_report_section
 from accord.research.report.render import context_from, render_report
+from accord.research.report.risk_section import risk_html
 from accord.research.report.sections import ReportSection, default_sections
 from accord.research.stats import StatsResult, compute_tables, record_tables_release
-from accord.standard import FieldRole, load_standard
 from accord.store import Store
 
 
@@ -26,54 +25,35 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
 
 
-def risk_html(store: Store) -> Markup:
-    standard = load_standard()
-    if not store.table_exists("records"):
-        return Markup("<p>No records yet.</p>")
-    records = store.query("SELECT * FROM records")
-    qi = [f.name for f in standard.by_role(FieldRole.QUASI_IDENTIFIER) if f.name in records.column_names]
-    sensitive = [f.name for f in standard.by_role(FieldRole.SENSITIVE) if f.name in records.column_names]
-    try:
-        r = assess_risk(records, qi, sensitive)
-    except RiskInputError as err:
-        return Markup(f"<p>Risk not assessed: {escape(err.message)}</p>")
-    share = r.global_risk if r.global_risk <= 1 else r.global_risk / max(r.records, 1)
-    pairs = [("records", f"{r.records:,}"), ("quasi-identifiers", ", ".join(r.qi)),
-             ("equivalence classes", f"{r.classes:,}"), ("smallest class", f"{r.smallest_class:,}")]
-    pairs += [(f"records in classes smaller than {k}", f"{v:,}") for k, v in sorted(r.k_violations.items())]
-    pairs += [("expected re-identifications", f"{r.expected_reidentifications:,.1f}"),
-              ("global risk (share of records)", f"{share:.1%}")]
-    ld = "".join(f"<tr><td>{escape(x.field)}</td><td>{x.distinct_min}</td><td>{x.entropy_min:.2f}</td>"
-                 f"<td>{x.records_below_2:,}</td></tr>" for x in r.l_diversity)
-    return Markup(
-        "<p>Disclosure risk of the hub's record-level data (no identifiers) if it were released as it is, "
-        "with the standard's quasi-identifiers. It is why record-level data leave the hub only through "
-        "<code>accord release microdata</code> (k-anonymous, l-diverse) or as synthetic data. The riskiest "
-        "combinations are shown to the hub steward in <code>accord risk</code>, never here.</p>"
-        f"<table>{_rows(pairs)}</table>"
-        "<h3>l-diversity of the sensitive fields</h3><table><tr><th>field</th><th>distinct (min)</th>"
-        f"<th>entropy l (min)</th><th>records in classes with fewer than 2 values</th></tr>{ld}</table>")
-
-
 def dp_html(store: Store) -> Markup:
     summary = dp_summary(store)
     budget = summary["budget"]
     latest = summary["latest_tables"]
+    at = float(budget["delta"])
     pairs = [("data version", str(budget["data_version"])),
-             ("budget", f"epsilon {budget['epsilon']:g}, delta {budget['delta']:g} (rho {budget['total_rho']:.4f})"),
-             ("spent", f"epsilon {budget['spent_epsilon']:.3f} (rho {budget['spent_rho']:.4f})"),
-             ("remaining", f"rho {budget['remaining_rho']:.4f}"), ("composition", str(budget["composition"]))]
+             ("accounting", f"rho (zCDP); every epsilon here is at the budget's delta {at:g} "
+                            "unless it says otherwise"),
+             ("budget", rho_text(budget["total_rho"], at)),
+             ("spent", rho_text(budget["spent_rho"], at)),
+             ("remaining", rho_text(budget["remaining_rho"], at)),
+             ("composition", str(budget["composition"]))]
     parts = [f"<table>{_rows(pairs)}</table>"]
     spends = summary["spends"]
     if spends:
         rows = "".join(f"<tr><td>{escape(str(s['spent_at']))}</td><td>{escape(str(s['actor']))}</td>"
                        f"<td>{escape(str(s['kind']))}</td><td>{escape(str(s['purpose']))}</td>"
-                       f"<td>{escape(str(s['epsilon']))}</td><td>{s['rho']:.4f}</td></tr>" for s in spends)
+                       f"<td>{escape(loss_text(s['epsilon'], s['delta']))}</td><td>{s['rho']:.4g}</td>"
+                       f"<td>{escape(loss_text(s['epsilon_at_budget_delta'], s['budget_delta']))}</td></tr>"
+                       for s in spends)
         parts.append("<h3>Spends</h3><table><tr><th>when</th><th>who</th><th>release</th><th>purpose</th>"
-                     f"<th>epsilon</th><th>rho</th></tr>{rows}</table>")
+                     "<th>asked for</th><th>rho</th><th>= epsilon at the budget's delta</th></tr>"
+                     f"{rows}</table>")
     if latest:
+        lp = latest["parameters"]
+        asked = loss_text(lp.get("epsilon"), lp.get("delta"))
+        cost = f" = {rho_text(lp['rho'], at)}" if lp.get("rho") else ""
         parts.append(f"<p>Latest differentially private tables: release {escape(latest['release_id'])}, "
-                     f"epsilon {escape(str(latest['parameters'].get('epsilon')))}, mechanism "
+                     f"{escape(asked)}{escape(cost)}, mechanism "
                      f"{escape(str(latest['parameters'].get('mechanism')))}. Every cell carries its 95 % margin "
                      "of error; sub-totals add up to the totals.</p>")
         for name, table in list(latest["results"].items()):
@@ -95,7 +75,8 @@ def pipeline_sections(store: Store) -> list[ReportSection]:
     dp = dp_html(store)
     sections = default_sections()
     protection = sections.pop()  # "how this was protected" stays last
-    sections += [ReportSection("risk", "Disclosure risk of record-level data", lambda _ctx: risk),
+    sections += [ReportSection("risk", "Disclosure risk of record-level data, as stored and "
+                                       "at publication level", lambda _ctx: risk),
                  ReportSection("dp", "Differentially private release", lambda _ctx: dp)]
     if store.table_exists("persons"):
         sections.append(estimate_report_section(store))
