@@ -34,7 +34,7 @@ def test_two_releases_cannot_be_differenced(tmp_path: Path) -> None:
     """Release, add three records, release again: no published cell moved by 1..9."""
     import numpy as np
 
-    from accord.ingest import ingest_export
+    from accord.protect.job import build_contribution
     from accord.protect.keys import create_partner_key
     from accord.release.suppression import SuppressionRules
     from accord.research.stats import compute_tables, remember_published
@@ -46,7 +46,7 @@ def test_two_releases_cannot_be_differenced(tmp_path: Path) -> None:
                                     format_a="csv"))
     key = create_partner_key(tmp_path / "k")
     files = sim.partners[0]
-    ingest_export(files.export, files.mapping, "a", tmp_path / "ca", key)
+    build_contribution(files.export, files.mapping, "a", tmp_path / "ca", key)
     rules = SuppressionRules(threshold=10)
     with open_store(tmp_path / "hub.duckdb") as store:
         add_contribution(store, tmp_path / "ca")
@@ -55,7 +55,7 @@ def test_two_releases_cannot_be_differenced(tmp_path: Path) -> None:
         rows = [f"Z{i};Ana;Ruiz;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;" for i in range(3)]
         mapping = tmp_path / "m.yaml"
         mapping.write_text(CASE_MAPPING)
-        ingest_export(write_case_export(tmp_path / "few.csv", rows), mapping, "b", tmp_path / "cb", key)
+        build_contribution(write_case_export(tmp_path / "few.csv", rows), mapping, "b", tmp_path / "cb", key)
         add_contribution(store, tmp_path / "cb")
         second = compute_tables(store, rules, unit="records")
     for t1 in first.tables:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.errors import InputFileError, MappingError
-from accord.ingest import ingest_export
+from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
 from tests.conftest import CASE_MAPPING, EXPECTED_ACCEPTED, EXPECTED_QUARANTINED, write_case_export
 
@@ -76,7 +76,7 @@ def test_encodings(encoding: str, case_export: tuple[Path, Path], partner_key: P
                    tmp_path: Path) -> None:
     _, mapping = case_export
     export = write_case_export(tmp_path / f"e-{encoding}.csv", encoding=encoding)
-    result = ingest_export(export, mapping, "p1", tmp_path / "out", partner_key)
+    result = build_contribution(export, mapping, "p1", tmp_path / "out", partner_key)
     assert result.manifest.accepted == EXPECTED_ACCEPTED
     assert {f.kind for f in result.findings if f.field == "given_name"} == set()
 
@@ -87,7 +87,7 @@ def test_comma_delimited_is_sniffed(partner_key: PartnerKey, tmp_path: Path) -> 
     export = tmp_path / "e.csv"
     export.write_text("CaseNo,First,Last,DOB,Sex,Nat,Reg,Type,Exp,Ctrl_Debt,Ctrl_Threat,Phone\n"
                       "B1,Ana,Ruiz,01/02/1990,F,MX,01/02/2022,TV,FL,0,0,\n", encoding="utf-8")
-    assert ingest_export(export, mapping, "p1", tmp_path / "out", partner_key).manifest.accepted == 1
+    assert build_contribution(export, mapping, "p1", tmp_path / "out", partner_key).manifest.accepted == 1
 
 
 def test_xlsx_with_excel_dates(partner_key: PartnerKey, tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_xlsx_with_excel_dates(partner_key: PartnerKey, tmp_path: Path) -> None:
     wb.save(export)
     mapping = tmp_path / "m.yaml"
     mapping.write_text(CASE_MAPPING.replace('source: {delimiter: ";"}\n', ""))
-    result = ingest_export(export, mapping, "p1", tmp_path / "out", partner_key)
+    result = build_contribution(export, mapping, "p1", tmp_path / "out", partner_key)
     assert result.manifest.accepted == 2, result.findings
     assert result.manifest.blank_rows == 2
     recs = pq.read_table(tmp_path / "out" / "records.parquet").to_pylist()
@@ -133,7 +133,7 @@ fields:
   type_of_exploitation: {column: grp/exp, split: " "}
   country_of_registration: {value: TH}
 """)
-    result = ingest_export(export, mapping, "p1", tmp_path / "out", partner_key)
+    result = build_contribution(export, mapping, "p1", tmp_path / "out", partner_key)
     assert result.manifest.accepted == 2
     recs = pq.read_table(tmp_path / "out" / "records.parquet").to_pylist()
     assert recs[0]["citizenship"] == ["VN", "TH"]
@@ -156,7 +156,7 @@ def test_unreadable_files_are_rejected_whole(content: bytes, message: str, case_
     export.write_bytes(content)
     out = tmp_path / "out"
     with pytest.raises(InputFileError, match=message) as err:
-        ingest_export(export, mapping, "p1", out, partner_key)
+        build_contribution(export, mapping, "p1", out, partner_key)
     assert err.value.hint
     assert not out.exists()
 
@@ -186,12 +186,12 @@ def test_mapping_error_api(case_export: tuple[Path, Path], partner_key: PartnerK
     export, _ = case_export
     mapping = tmp_path / "m.yaml"
     mapping.write_text(CASE_MAPPING.replace("split: \" \", codes: {FL", "codes: {FL"))
-    result = ingest_export(export, mapping, "p1", tmp_path / "o", partner_key)
+    result = build_contribution(export, mapping, "p1", tmp_path / "o", partner_key)
     # without split, "SE FL" is one unknown code
     assert any(f.kind == "unknown_code" and f.field == "type_of_exploitation" for f in result.findings)
     with pytest.raises(MappingError):
         mapping.write_text(CASE_MAPPING.replace("  sex: {column: Sex,", "  sex: {column: Sex, split: ' ',"))
-        ingest_export(export, mapping, "p1", tmp_path / "o2", partner_key)
+        build_contribution(export, mapping, "p1", tmp_path / "o2", partner_key)
 
 
 def test_ragged_rows_are_quarantined_not_lost(case_export: tuple[Path, Path], partner_key: PartnerKey,
@@ -201,7 +201,7 @@ def test_ragged_rows_are_quarantined_not_lost(case_export: tuple[Path, Path], pa
             "R2;too;many;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;;extra",
             "R3;Bo;Li;01/02/1990;M;CN;01/02/2022;TV;FL;0;0;"]
     export = write_case_export(tmp_path / "e.csv", rows)
-    result = ingest_export(export, mapping, "p1", tmp_path / "o", partner_key)
+    result = build_contribution(export, mapping, "p1", tmp_path / "o", partner_key)
     m = result.manifest
     assert (m.rows_in, m.accepted, m.quarantined) == (3, 2, 1)
     structural = [f for f in result.findings if f.kind == "structure"]
@@ -236,7 +236,7 @@ def test_every_row_is_accounted_for(rows: list[list[str]], partner_key: PartnerK
     mapping = tmp / "m.yaml"
     mapping.write_text(CASE_MAPPING)
     try:
-        result = ingest_export(export, mapping, "p1", tmp / "o", partner_key)
+        result = build_contribution(export, mapping, "p1", tmp / "o", partner_key)
     except InputFileError:
         assert not (tmp / "o").exists()
         return
@@ -255,9 +255,9 @@ def test_chunked_reading_gives_the_same_contribution(case_export: tuple[Path, Pa
     rows = [f"N{i};Ana;Ruiz;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;" for i in range(3000)]
     rows += ["N5;Dup;Dup;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;", "N7;ragged;row"]
     export = write_case_export(tmp_path / "e.csv", rows)
-    whole = ingest_export(export, mapping, "p", tmp_path / "whole", partner_key)
+    whole = build_contribution(export, mapping, "p", tmp_path / "whole", partner_key)
     monkeypatch.setattr(readers, "CHUNK_BYTES", 4096)
-    chunked = ingest_export(export, mapping, "p", tmp_path / "chunked", partner_key)
+    chunked = build_contribution(export, mapping, "p", tmp_path / "chunked", partner_key)
     for result in (whole, chunked):
         assert (result.manifest.rows_in, result.manifest.accepted, result.manifest.quarantined) == (3002, 3000, 2)
     assert sorted((f.line, f.kind) for f in chunked.findings) == sorted((f.line, f.kind) for f in whole.findings)
@@ -270,5 +270,5 @@ def test_header_only_export_is_rejected(case_export: tuple[Path, Path], partner_
     _, mapping = case_export
     export = write_case_export(tmp_path / "e.csv", [], trailer="")
     with pytest.raises(InputFileError, match="no data rows"):
-        ingest_export(export, mapping, "p", tmp_path / "o", partner_key)
+        build_contribution(export, mapping, "p", tmp_path / "o", partner_key)
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))

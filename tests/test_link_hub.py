@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
-from accord.ingest.pipeline import ingest_export
 from accord.link.hub import link_hub
 from accord.link.hub_evaluate import evaluate_hub
 from accord.protect.encoding import EncodingFileError, LinkageSecret, new_linkage_secret
 from accord.protect.encoding.pipeline import pipeline_encoder
+from accord.protect.job import build_contribution
 from accord.protect.keys import create_partner_key
 from accord.simulate import SimulationConfig, simulate
 from accord.store import open_store
@@ -35,7 +35,7 @@ def _build_hub(tmp: Path, secret: LinkageSecret, people: int = 600,
             key = create_partner_key(home / "partner.key", force=True)
             use = LinkageSecret(b"o" * 32) if files.partner == other_secret_for else secret
             enc = pipeline_encoder(use)
-            ingest_export(files.export, files.mapping, files.partner.replace("_", "-"),
+            build_contribution(files.export, files.mapping, files.partner.replace("_", "-"),
                           home / "contribution", key, linkage_encoder=enc.encode,
                           linkage_meta=enc.manifest)
             add_contribution(store, home / "contribution")

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.errors import AccordError, ContributionError
-from accord.ingest import ingest_export
+from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey, create_partner_key, load_partner_key
 from accord.protect.normalise import normalise_name
 from accord.protect.pseudonym import hmac_column
@@ -33,7 +33,7 @@ from tests.conftest import EXPECTED_ACCEPTED, write_case_export
 def _contribution(tmp_path: Path, case_export: tuple[Path, Path], key: PartnerKey, name: str = "c") -> Path:
     export, mapping = case_export
     out = tmp_path / name
-    ingest_export(export, mapping, "ngo-b", out, key)
+    build_contribution(export, mapping, "ngo-b", out, key)
     return out
 
 
@@ -171,7 +171,7 @@ def test_killed_hub_add_leaves_nothing(tmp_path: Path, case_export: tuple[Path, 
     export = write_case_export(tmp_path / "second.csv",
                                [f"N{i};Ana;Ruiz;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;" for i in range(500)])
     second = tmp_path / "second"
-    ingest_export(export, case_export[1], "ngo-c", second, partner_key)
+    build_contribution(export, case_export[1], "ngo-c", second, partner_key)
     marker = tmp_path / "in-transaction"
     env = {**os.environ, "ACCORD_TEST_PAUSE_BEFORE_COMMIT": str(marker)}
     proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "hub", "add", str(second), "--hub", str(hub)],

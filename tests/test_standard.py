@@ -82,7 +82,7 @@ def test_xlsform_and_its_mapping_round_trip(runner: CliRunner, tmp_path: Path) -
     """The generated form passes pyxform, and an export of it ingests with the generated mapping."""
     from openpyxl import load_workbook
 
-    from accord.ingest import ingest_export
+    from accord.protect.job import build_contribution
     from accord.protect.keys import create_partner_key
 
     form, mapping = tmp_path / "form.xlsx", tmp_path / "form.mapping.yaml"
@@ -99,5 +99,5 @@ def test_xlsform_and_its_mapping_round_trip(runner: CliRunner, tmp_path: Path) -
                 "grp_exploitation/type_of_exploitation": "forced_labour forced_criminality"})
     export = tmp_path / "export.csv"
     export.write_text(",".join(columns) + "\n" + ",".join(row[c] for c in columns) + "\n", encoding="utf-8")
-    out = ingest_export(export, mapping, "p", tmp_path / "c", create_partner_key(tmp_path / "k"))
+    out = build_contribution(export, mapping, "p", tmp_path / "c", create_partner_key(tmp_path / "k"))
     assert out.manifest.accepted == 1, out.findings

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
 from accord.errors import StandardError
@@ -15,8 +12,6 @@ from accord.standard import load_standard
 from accord.standard.tables import DimKind, parse_tables, standard_tables
 
 STANDARD = load_standard()
-SRC = Path(__file__).resolve().parents[1] / "src" / "accord"
-STAGES = ("standard", "ingest", "protect", "store", "link", "release", "research")
 
 
 def test_both_methods_publish_the_shared_tables() -> None:
@@ -75,27 +70,3 @@ def test_unknown_dp_table_is_refused_with_the_choices() -> None:
     with pytest.raises(ReleaseRefused) as err:
         select_tables(["no_such_table"])
     assert "citizenship_by_sex" in (err.value.hint or "")
-
-
-def _imported_stages(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-        for name in names:
-            parts = name.split(".")
-            if len(parts) > 1 and parts[0] == "accord" and parts[1] in STAGES:
-                found.add(parts[1])
-    return found
-
-
-def test_standard_and_release_import_no_later_stage() -> None:
-    # The shared table list exists so that release need not import research; keep it that way.
-    wrong = []
-    for stage in ("standard", "release"):
-        i = STAGES.index(stage)
-        for path in sorted((SRC / stage).rglob("*.py")):
-            later = _imported_stages(path) & set(STAGES[i + 1:])
-            if later:
-                wrong.append(f"{path.relative_to(SRC)} imports {sorted(later)}")
-    assert not wrong

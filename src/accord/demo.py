@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accord.ingest import ingest_export
 from accord.link.hub import link_hub
 from accord.protect.encoding.pipeline import pipeline_encoder
 from accord.protect.encoding.secrets import new_linkage_secret
+from accord.protect.job import build_contribution
 from accord.protect.keys import create_partner_key
 from accord.release.dp.release import release_tables, write_tables
 from accord.release.suppression import SuppressionRules
@@ -67,7 +67,7 @@ def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSu
         step(f"{files.partner}: ingest and protect")
         home = out / "partners" / files.partner
         key = create_partner_key(home / "partner.key", force=True)
-        result = ingest_export(files.export, files.mapping, files.partner.replace("_", "-"),
+        result = build_contribution(files.export, files.mapping, files.partner.replace("_", "-"),
                                home / "contribution", key, quarantine=home / "quarantine.csv",
                                linkage_encoder=linkage.encode, linkage_meta=linkage.manifest)
         m = result.manifest

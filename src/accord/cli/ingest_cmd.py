@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
-from accord.ingest import ingest_export
+from accord.protect.job import build_contribution
 from accord.protect.keys import load_partner_key
 
 
@@ -46,7 +46,7 @@ def ingest(
             def step(msg: str) -> None:
                 bar.update(task, description=msg, advance=1)
 
-            result = ingest_export(export, mapping, partner, out, key, quarantine=quarantine, progress=step,
+            result = build_contribution(export, mapping, partner, out, key, quarantine=quarantine, progress=step,
                                    linkage_encoder=encoder.encode if encoder else None,
                                    linkage_meta=encoder.manifest if encoder else None)
     m = result.manifest

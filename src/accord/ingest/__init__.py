@@ -1,8 +1,9 @@
-"""Ingest: read a partner export, map it to the standard, validate every row, and protect it.
+"""Ingest: read a partner export, map it to the standard and validate every row.
 
-`ingest_export` is the partner-side job: export + mapping + key -> contribution + quarantine.
+`validate_export` yields the accepted rows chunk by chunk and accounts for every row; the
+partner-side job that protects them and writes a contribution is `accord.protect.job`.
 """
 
-from accord.ingest.pipeline import IngestResult, ingest_export
+from accord.ingest.pipeline import ExportAccount, validate_export, write_quarantine
 
-__all__ = ["IngestResult", "ingest_export"]
+__all__ = ["ExportAccount", "validate_export", "write_quarantine"]

@@ -1,12 +1,17 @@
-"""The partner-side job: export + mapping + key -> contribution (may leave) + quarantine (stays)."""
+"""Read one partner export chunk by chunk, map it to the standard and validate every row.
+
+`validate_export` yields the accepted rows of each chunk and keeps the account of the whole file
+(rows in, quarantined, blank rows, findings). It knows nothing of keys or contributions: the
+partner-side job that protects the accepted rows and writes the contribution is
+`accord.protect.job.build_contribution`, the next stage.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,103 +22,78 @@ from accord.ingest.findings import Finding, FindingKind
 from accord.ingest.mapping import check_against_header, load_mapping
 from accord.ingest.readers import RawTable, detect_format, iter_table, read_header
 from accord.ingest.transform import FINDINGS_SCHEMA, transform
-from accord.protect.contribution import ContributionWriter, Manifest
-from accord.protect.keys import PartnerKey
-from accord.protect.pseudonym import LinkageEncoder, protect_records
 from accord.safe_csv import write_arrow_csv
-from accord.standard import Standard, load_standard
-from accord.standard.arrow import record_schema
+from accord.standard import Standard
 
 Progress = Callable[[str], None]
 
 
 @dataclass
-class IngestResult:
-    manifest: Manifest
-    contribution: Path
-    quarantine_report: Path
-    findings_table: pa.Table  # line, field, reason, detail, value (raw: partner side only)
+class ExportAccount:
+    """Where every row of an export went; filled in while the chunks are read."""
+
+    mapping_sha256: str = ""
+    rows_in: int = 0
+    quarantined: int = 0
+    blank_rows: int = 0
+    finding_tables: list[pa.Table] = field(default_factory=list)
 
     @property
-    def rows_in(self) -> int:
-        return self.manifest.rows_in
+    def accepted(self) -> int:
+        return self.rows_in - self.quarantined
 
-    @property
+    def findings_table(self) -> pa.Table:
+        """line, field, reason, detail, value (the raw value: partner side only)."""
+        return pa.concat_tables(self.finding_tables) if self.finding_tables else FINDINGS_SCHEMA.empty_table()
+
     def reasons(self) -> Counter[str]:
-        counts = pc.value_counts(self.findings_table["reason"]).to_pylist() if self.findings_table.num_rows else []
+        table = self.findings_table()
+        counts = pc.value_counts(table["reason"]).to_pylist() if table.num_rows else []
         return Counter({c["values"]: c["counts"] for c in counts})
 
-    @property
     def findings(self) -> list[Finding]:
         return [Finding(r["line"], r["field"], FindingKind(r["reason"]), r["detail"], r["value"])
-                for r in self.findings_table.to_pylist()]
+                for r in self.findings_table().to_pylist()]
 
 
-def _quarantine_path(out: Path) -> Path:
-    return out.with_name(out.name + ".quarantine.csv")
+def check_partner_id(partner: str) -> None:
+    if not partner or not partner.replace("-", "").replace("_", "").isalnum():
+        raise InputFileError(f"partner id '{partner}' is not valid",
+                             hint="use letters, digits, '-' or '_' (e.g. iom-th or unfpa)")
+
+
+def validate_export(export: Path, mapping_path: Path, standard: Standard, account: ExportAccount | None = None,
+                    progress: Progress | None = None) -> Iterator[pa.Table]:
+    """Yield the accepted rows of each chunk (typed, in the standard's record schema).
+
+    The file is checked whole before any row is yielded (mapping against the standard, header
+    against the mapping), and a file with a header but no rows is rejected once read. Pass an
+    `ExportAccount` to receive the counts and findings.
+    """
+    say = progress or (lambda _msg: None)
+    mapping = load_mapping(mapping_path, standard)
+    fmt = detect_format(export, mapping.source.format)
+    columns = read_header(export, fmt, mapping.source.encoding, mapping.source.delimiter, mapping.source.sheet)
+    check_against_header(mapping, columns, export.name)
+    acc = account if account is not None else ExportAccount()
+    acc.mapping_sha256 = hashlib.sha256(mapping_path.read_bytes()).hexdigest()
+    seen_cases: set[str] = set()
+    for raw in iter_table(export, fmt, mapping.source.encoding, mapping.source.delimiter, mapping.source.sheet):
+        say(f"mapping, validating and protecting rows {acc.rows_in + 1:,}-{acc.rows_in + raw.num_rows:,}")
+        batch = transform(raw, mapping, standard, seen_cases=seen_cases)
+        acc.finding_tables += [_structural_findings(raw), batch.findings]
+        acc.rows_in += raw.num_rows + len(raw.structural_errors)
+        acc.quarantined += int(batch.quarantined.sum()) + len(raw.structural_errors)
+        acc.blank_rows += raw.blank_rows
+        yield batch.accepted_table
+    if acc.rows_in == 0:
+        raise InputFileError(f"{export.name} has a header but no data rows",
+                             hint="export again once the form has submissions")
 
 
 def write_quarantine(path: Path, findings: pa.Table) -> None:
     """The partner-side report: row, field, reason and the raw value. Never part of a contribution."""
     write_arrow_csv(path, findings.sort_by([("line", "ascending"), ("field", "ascending")]))
-
-
-def ingest_export(
-    export: Path,
-    mapping_path: Path,
-    partner: str,
-    out: Path,
-    key: PartnerKey,
-    *,
-    standard: Standard | None = None,
-    quarantine: Path | None = None,
-    linkage_encoder: LinkageEncoder | None = None,
-    linkage_meta: dict[str, str] | None = None,
-    progress: Progress | None = None,
-) -> IngestResult:
-    standard = standard or load_standard()
-    say = progress or (lambda _msg: None)
-    if not partner or not partner.replace("-", "").replace("_", "").isalnum():
-        raise InputFileError(f"partner id '{partner}' is not valid",
-                             hint="use letters, digits, '-' or '_' (e.g. iom-th or unfpa)")
-    mapping = load_mapping(mapping_path, standard)  # checked against the standard here
-    fmt = detect_format(export, mapping.source.format)
-    columns = read_header(export, fmt, mapping.source.encoding, mapping.source.delimiter,
-                          mapping.source.sheet)
-    check_against_header(mapping, columns, export.name)  # before any row is read
-    batch_id = uuid.uuid4().hex
-    writer = ContributionWriter(out, record_schema(standard))
-    findings: list[pa.Table] = []
-    rows_in = quarantined = blank_rows = 0
-    seen_cases: set[str] = set()
-    try:
-        for raw in iter_table(export, fmt, mapping.source.encoding, mapping.source.delimiter,
-                              mapping.source.sheet):
-            say(f"mapping, validating and protecting rows {rows_in + 1:,}-{rows_in + raw.num_rows:,}")
-            batch = transform(raw, mapping, standard, seen_cases=seen_cases)
-            findings += [_structural_findings(raw), batch.findings]
-            rows_in += raw.num_rows + len(raw.structural_errors)
-            quarantined += int(batch.quarantined.sum()) + len(raw.structural_errors)
-            blank_rows += raw.blank_rows
-            protected = protect_records(batch.accepted_table, key, standard, partner, batch_id,
-                                        linkage_encoder=linkage_encoder)
-            writer.write(protected.records, protected.linkage)
-        if rows_in == 0:
-            raise InputFileError(f"{export.name} has a header but no data rows",
-                                 hint="export again once the form has submissions")
-        say("writing contribution")
-        manifest = writer.finish(
-            batch_id=batch_id, partner=partner, standard=standard.name, standard_version=standard.version,
-            rows_in=rows_in, quarantined=quarantined, blank_rows=blank_rows, key_id=key.key_id,
-            mapping_sha256=hashlib.sha256(mapping_path.read_bytes()).hexdigest(), linkage=linkage_meta or {},
-        )
-    except BaseException:
-        writer.abort()
-        raise
-    q_path = quarantine or _quarantine_path(out)
-    all_findings = pa.concat_tables(findings) if findings else FINDINGS_SCHEMA.empty_table()
-    write_quarantine(q_path, all_findings)
-    return IngestResult(manifest, out, q_path, all_findings)
 
 
 def _structural_findings(raw: RawTable) -> pa.Table:

@@ -1,0 +1,92 @@
+"""The partner-side job: export + mapping + key -> contribution + quarantine report.
+
+Ingest validates the export chunk by chunk; each chunk's accepted rows are protected here
+(pseudonyms, linkage encodings, identifiers dropped) and appended to a contribution that only
+becomes visible, by rename, when the whole export has been read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from accord.ingest import ExportAccount, validate_export, write_quarantine
+from accord.ingest.findings import Finding
+from accord.ingest.pipeline import check_partner_id
+from accord.protect.contribution import ContributionWriter, Manifest
+from accord.protect.keys import PartnerKey
+from accord.protect.pseudonym import LinkageEncoder, protect_records
+from accord.standard import Standard, load_standard
+from accord.standard.arrow import record_schema
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ContributionResult:
+    manifest: Manifest
+    contribution: Path
+    quarantine_report: Path
+    account: ExportAccount
+
+    @property
+    def rows_in(self) -> int:
+        return self.manifest.rows_in
+
+    @property
+    def findings_table(self) -> pa.Table:
+        return self.account.findings_table()
+
+    @property
+    def reasons(self) -> Counter[str]:
+        return self.account.reasons()
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.account.findings()
+
+
+def quarantine_path(out: Path) -> Path:
+    return out.with_name(out.name + ".quarantine.csv")
+
+
+def build_contribution(
+    export: Path,
+    mapping_path: Path,
+    partner: str,
+    out: Path,
+    key: PartnerKey,
+    *,
+    standard: Standard | None = None,
+    quarantine: Path | None = None,
+    linkage_encoder: LinkageEncoder | None = None,
+    linkage_meta: dict[str, str] | None = None,
+    progress: Progress | None = None,
+) -> ContributionResult:
+    standard = standard or load_standard()
+    say = progress or (lambda _msg: None)
+    check_partner_id(partner)
+    account = ExportAccount()
+    batch_id = uuid.uuid4().hex
+    writer = ContributionWriter(out, record_schema(standard))
+    try:
+        for accepted in validate_export(export, mapping_path, standard, account, progress):
+            protected = protect_records(accepted, key, standard, partner, batch_id, linkage_encoder=linkage_encoder)
+            writer.write(protected.records, protected.linkage)
+        say("writing contribution")
+        manifest = writer.finish(
+            batch_id=batch_id, partner=partner, standard=standard.name, standard_version=standard.version,
+            rows_in=account.rows_in, quarantined=account.quarantined, blank_rows=account.blank_rows,
+            key_id=key.key_id, mapping_sha256=account.mapping_sha256, linkage=linkage_meta or {},
+        )
+    except BaseException:
+        writer.abort()
+        raise
+    q_path = quarantine or quarantine_path(out)
+    write_quarantine(q_path, account.findings_table())
+    return ContributionResult(manifest, out, q_path, account)
