@@ -85,12 +85,24 @@ class _Hasher:
 
 def _filters(pairs: TokenPairs, positions: np.ndarray, n: int,
              bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Packed filters (n, bits/8) of n values from their token pairs; and which have any token."""
-    dense = np.zeros((n, bits), dtype=bool)
-    if len(pairs.owner):
-        pos = positions[pairs.token]
-        dense[np.repeat(pairs.owner, pos.shape[1]), pos.ravel()] = True
-    return np.packbits(dense, axis=1), np.bincount(pairs.owner, minlength=n)[:n] > 0
+    """Packed filters (n, bits/8) of n values from their token pairs; and which have any token.
+
+    Each distinct token's filter is built once; a value's filter is the OR of its tokens' filters
+    (one reduceat over 64-bit words), so the bits are scattered once per token, not per value.
+    """
+    v, k = positions.shape
+    dense = np.zeros((v, bits), dtype=bool)
+    dense[np.repeat(np.arange(v), k), positions.ravel()] = True
+    patterns = np.packbits(dense, axis=1).view(np.uint64)
+    out = np.zeros((n, bits // 64), np.uint64)
+    owner, token = pairs.owner, pairs.token
+    if len(owner):
+        if np.any(owner[1:] < owner[:-1]):
+            order = np.argsort(owner, kind="stable")
+            owner, token = owner[order], token[order]
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        out[owner[starts]] = np.bitwise_or.reduceat(patterns[token], starts, axis=0)
+    return out.view(np.uint8), np.bincount(pairs.owner, minlength=n)[:n] > 0
 
 
 def _flip(packed: np.ndarray, present: np.ndarray, p: float, rng: np.random.Generator) -> None:
