@@ -291,7 +291,7 @@ def test_frequency_attack_works_on_plain_filters_and_fails_against_hardening() -
 @given(st.lists(st.one_of(st.none(), st.text(max_size=14),
                          st.text(alphabet=st.sampled_from("abcXYZ 09-'`.é"), max_size=12)),
                 min_size=1, max_size=8), st.sampled_from(["name", "text"]), st.integers(1, 4))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_vectorised_qgrams_match_the_python_path(values: list[str | None], kind: str,
                                                  q: int) -> None:
     from accord.protect.encoding.schema import FieldKind, FieldSpec

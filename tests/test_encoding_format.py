@@ -97,8 +97,8 @@ records = st.fixed_dictionaries({"given": names, "family": names, "address": nam
                                  "dob": dates, "citizenship": codes})
 
 
-@given(st.lists(records, min_size=1, max_size=12))
-@settings(max_examples=120, deadline=None)
+@given(st.lists(records, min_size=1, max_size=8))
+@settings(max_examples=40, deadline=None)
 def test_encoder_bits_equal_the_reference(rows: list[dict[str, str | None]]) -> None:
     table = pa.Table.from_pylist(rows, schema=pa.schema(
         [(c, pa.string()) for c in ("given", "family", "address", "dob", "citizenship")]))

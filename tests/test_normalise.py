@@ -59,7 +59,7 @@ def test_pinned_outputs_in_one_batch() -> None:
 
 
 @given(st.lists(any_text, max_size=12))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_arrow_path_equals_single_value_path(values: list[str | None]) -> None:
     # A batch takes the Unicode kernels as soon as one value is not ASCII; a single ASCII value
     # takes the byte table. Both must give every value the same result.
@@ -68,7 +68,7 @@ def test_arrow_path_equals_single_value_path(values: list[str | None]) -> None:
 
 
 @given(st.lists(ascii_text, max_size=12))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_ascii_byte_table_equals_unicode_kernels(values: list[str]) -> None:
     fast = normalise_names(pa.array(values, pa.string())).to_pylist()
     general = normalise_names(pa.array([*values, "é"], pa.string())).to_pylist()[:-1]
@@ -76,7 +76,7 @@ def test_ascii_byte_table_equals_unicode_kernels(values: list[str]) -> None:
 
 
 @given(st.lists(any_text, min_size=1, max_size=12), st.integers(0, 11))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_chunks_slices_and_distinct_values_do_not_matter(values: list[str | None],
                                                          cut: int) -> None:
     want = [normalise_name(v) for v in values]
@@ -89,7 +89,7 @@ def test_chunks_slices_and_distinct_values_do_not_matter(values: list[str | None
 
 
 @given(st.text(max_size=30))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_output_shape(text: str) -> None:
     out = normalise_name(text)
     assert out == out.strip() and "  " not in out
