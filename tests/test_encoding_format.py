@@ -133,3 +133,15 @@ def test_randomised_response_flips_at_the_set_rate_and_spares_missing_values() -
     assert abs(flipped - p) < 0.005  # 384,000 bits: the standard error is 0.0005
     rows = np.unpackbits(a ^ b).reshape(n // 2, -1).sum(axis=1)
     assert len(set(rows.tolist())) > 10  # rows get independent noise, not one shared pattern
+
+
+def test_qgrams_of_a_large_alphabet_take_the_sorting_path() -> None:
+    from accord.protect.encoding.tokens import qgram_pairs, qgrams
+
+    # 300 distinct letters: 300**4 q-grams do not fit a lookup table, so np.unique is used.
+    letters = [chr(0x4E00 + i) for i in range(300)] + ["𠀀", "a"]
+    values = ["".join(letters[i:i + 7]) + " " + "".join(letters[i + 7:i + 9])
+              for i in range(0, 293, 3)]
+    for q in (1, 2, 4):
+        got = qgram_pairs(pa.array(values), q, by_word=True).sets(len(values))
+        assert got == [qgrams(v, q, by_word=True) for v in values]

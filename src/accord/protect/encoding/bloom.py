@@ -96,8 +96,13 @@ def _filters(pairs: TokenPairs, positions: np.ndarray, n: int,
     patterns = np.packbits(dense, axis=1).view(np.uint64)
     out = np.zeros((n, bits // 64), np.uint64)
     owner, token = pairs.owner, pairs.token
-    if len(owner):
-        if np.any(owner[1:] < owner[:-1]):
+    breaks = np.flatnonzero(owner[1:] < owner[:-1]) + 1
+    if 0 < len(breaks) <= 16 and not np.any(owner[1:] == owner[:-1]):
+        # A few runs, each with every value at most once (dates: one run per kind of token).
+        for o, t in zip(np.split(owner, breaks), np.split(token, breaks), strict=True):
+            out[o] |= patterns[t]
+    elif len(owner):
+        if len(breaks):
             order = np.argsort(owner, kind="stable")
             owner, token = owner[order], token[order]
         starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])

@@ -129,6 +129,35 @@ def _code_points(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return cps, np.repeat(owner, lens)
 
 
+def _distinct_rows(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a (m, q) code point array and each row's index among them.
+
+    The letters in use are few: code points are ranked in that small alphabet (a lookup table,
+    not a sort) and a q-gram becomes one number below alphabet**q, deduplicated with another
+    table. np.unique (a sort) only when that space is too large for a table.
+    """
+    m, q = windows.shape
+    if m == 0:
+        return np.empty((0, q), np.uint32), np.empty(0, np.int64)
+    seen = np.zeros(int(windows.max()) + 1, bool)
+    seen[windows.ravel()] = True
+    alphabet = np.flatnonzero(seen).astype(np.uint32)
+    size = len(alphabet)
+    if size**q > 1 << 24:
+        uniq, token = np.unique(windows, axis=0, return_inverse=True)
+        return uniq, token.ravel().astype(np.int64)
+    rank = np.cumsum(seen, dtype=np.int64) - 1
+    code = np.zeros(m, np.int64)
+    for j in range(q):
+        code = code * size + rank[windows[:, j]]
+    used = np.zeros(size**q, bool)
+    used[code] = True
+    codes = np.flatnonzero(used)
+    token = (np.cumsum(used, dtype=np.int64) - 1)[code]
+    digits = [(codes // size ** (q - 1 - j)) % size for j in range(q)]
+    return np.stack([alphabet[d] for d in digits], axis=1), token
+
+
 def qgram_pairs(norm: pa.Array, q: int, by_word: bool) -> TokenPairs:
     """`qgrams` of every normalised string, from one array of code points and numpy windows."""
     cps, owner = _code_points(norm)
@@ -156,18 +185,9 @@ def qgram_pairs(norm: pa.Array, q: int, by_word: bool) -> TokenPairs:
     if by_word:  # a window across a space would join two words
         keep = ~(windows == _SPACE).any(axis=1)
         win_owner, windows = win_owner[keep], windows[keep]
-    bits = 64 // q
-    if len(cps) and int(cps.max()) >> bits:  # only q=4 with letters beyond the BMP
-        uniq, token = np.unique(windows, axis=0, return_inverse=True)
-    else:
-        code = np.zeros(len(windows), np.uint64)
-        for j in range(q):
-            code |= windows[:, j].astype(np.uint64) << np.uint64(bits * j)
-        codes, token = np.unique(code, return_inverse=True)
-        mask = np.uint64((1 << bits) - 1)
-        uniq = np.stack([(codes >> np.uint64(bits * j)) & mask for j in range(q)], axis=1)
+    uniq, token = _distinct_rows(windows)
     vocab = np.ascontiguousarray(uniq.astype("<u4")).view(f"<U{q}").ravel().tolist()
-    return TokenPairs(win_owner, token.ravel().astype(np.int64), vocab)
+    return TokenPairs(win_owner, token, vocab)
 
 
 def parse_dates(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
