@@ -113,34 +113,27 @@ def _filters(pairs: TokenPairs, positions: np.ndarray, n: int,
 def _flip(packed: np.ndarray, present: np.ndarray, p: float, rng: np.random.Generator) -> None:
     """Randomised response in place: flip each bit of present rows with probability p.
 
-    The flipped positions are drawn as geometric gaps between successes of one long Bernoulli(p)
-    sequence over all bits: the same distribution as one coin per bit, at a fraction of the cost.
+    The flipped positions are the successes of one long Bernoulli(p) sequence over all bits,
+    drawn as geometric gaps (an exponential variate over -ln(1-p), floored, plus one, is exactly
+    geometric): the same distribution as one coin per bit, at a fraction of the cost.
     """
     if p <= 0 or packed.size == 0:
         return
-    n, nbytes = packed.shape
-    total = n * nbytes * 8
+    total = packed.size * 8
     expected = total * p
+    scale = -1.0 / np.log1p(-p)
     pos: list[np.ndarray] = []
     last = -1
     while last < total:
-        gaps = rng.geometric(p, size=int(expected + 6 * expected**0.5 + 64))
-        chunk = last + np.cumsum(gaps, dtype=np.int64)
+        draws = rng.standard_exponential(int(expected + 6 * expected**0.5 + 64))
+        chunk = last + np.cumsum((draws * scale).astype(np.int64) + 1)
         pos.append(chunk)
         last = int(chunk[-1])
     flat = np.concatenate(pos)
     flat = flat[flat < total]
-    flat = flat[present[flat // (nbytes * 8)]]
-    if not len(flat):
-        return
-    # Positions are strictly increasing, so the bits of one byte are neighbours: sum their masks
-    # per byte (distinct bits: sum == or), then one xor per byte. packbits is big-endian in a
-    # byte: bit c sits at 7 - c % 8 of byte c // 8.
-    byte = flat // 8
-    masks = np.left_shift(1, 7 - flat % 8).astype(np.uint8)
-    starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
-    view = packed.reshape(-1)
-    view[byte[starts]] ^= np.add.reduceat(masks, starts).astype(np.uint8)
+    # np.packbits is big-endian within a byte: bit c sits at 7 - c % 8 of byte c // 8.
+    np.bitwise_xor.at(packed.reshape(-1), flat >> 3, (128 >> (flat & 7)).astype(np.uint8))
+    packed[~present] = 0  # missing values stay empty (they are stored as nulls)
 
 
 def _as_strings(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -217,18 +210,21 @@ class Encoder:
         """One row of encodings per input row (no identifier columns are copied)."""
         p = self.schema.hardening.flip_probability
         with ThreadPoolExecutor(_THREADS) as pool:
-            fields = list(pool.map(lambda spec: self._tokenise(spec, table), self.schema.fields))
-            plans = [plan for f in fields for plan in f.plans]
-            # Hashing stays on this thread: the hashers' caches are shared between fields of
-            # one domain, and hashlib holds the GIL for short messages anyway.
-            positions = [self._hasher(x.domain, x.bits, x.k).positions(x.pairs.vocab)
-                         for x in plans]
-            rngs = self._rng.spawn(len(plans))
-            built = iter(pool.map(lambda x, pos, rng: self._build(x, pos, p, rng),
-                                  plans, positions, rngs))
+            tokenised = [pool.submit(self._tokenise, spec, table) for spec in self.schema.fields]
+            fields: list[_Tokenised] = []
+            built = []
+            for future in tokenised:
+                fields.append(future.result())
+                for plan in fields[-1].plans:
+                    # Hashing stays on this thread (the hashers' caches are shared between fields
+                    # of one domain; hashlib holds the GIL for short messages anyway) while the
+                    # pool tokenises later fields and builds the filters of earlier ones.
+                    pos = self._hasher(plan.domain, plan.bits, plan.k).positions(plan.pairs.vocab)
+                    built.append(pool.submit(self._build, plan, pos, p, self._rng.spawn(1)[0]))
+            columns = iter([b.result() for b in built])
         out: dict[str, pa.Array] = {}
         for f in fields:
-            out.update((x.name, next(built)) for x in f.plans)
+            out.update((x.name, next(columns)) for x in f.plans)
             out.update(f.extra)
         return pa.table(out)
 
