@@ -3,9 +3,10 @@
 Why by hand: clkhash does this (one record at a time, in Python) but pins an old `cryptography`
 and is unmaintained. Here each field is tokenised once per *distinct* value (names, dates and
 codes repeat) with Arrow kernels and numpy (`tokens`), each distinct token is hashed once, and
-the filters are set with numpy scatters; records take their rows from that small table, and
-randomised response (BLIP) is applied per record, so that equal values do not give equal
-encodings. Fields are tokenised and filled on two threads (Arrow and numpy release the GIL).
+a value's filter is the OR of its tokens' filters; records take their rows from that small
+table, and randomised response (BLIP) is applied per record, so that equal values do not give
+equal encodings. Fields are tokenised and filled on two threads (Arrow and numpy release the
+GIL) while the calling thread hashes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from accord.protect.encoding.normalise import DateQuality
 from accord.protect.encoding.schema import EncodingSchema, FieldKind, FieldSpec
 from accord.protect.encoding.secrets import LinkageSecret
 from accord.protect.encoding.tokens import (
+    SALT_SEP,
     TokenPairs,
     date_token_pairs,
     field_tokens,
@@ -37,9 +39,6 @@ YEAR_BITS = 64
 YEAR_HASHES = 6
 QUALITY_SUFFIX = "__quality"
 YEAR_SUFFIX = "__year"
-_SALT_SEP = "\x1f"
-
-
 _BLOCK = 64  # SHA-256's block size, for HMAC's padded keys
 _THREADS = 2
 
@@ -51,7 +50,7 @@ class _Hasher:
         key = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
         # RFC 2104 with the two padded-key blocks hashed once here, not once per token as
         # hmac.digest does: the same HMAC-SHA256 (a test checks it against `hmac`) at half the
-        # cost, which is most of the encoder's time when nearly every value is distinct.
+        # cost. Hashing is the largest single cost when nearly every value is distinct.
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
         self._bits = np.uint64(bits)
@@ -232,12 +231,12 @@ class Encoder:
         values = _as_strings(table[spec.source])
         if spec.salt:
             salt = on_distinct(normalise_names, pc.fill_null(_as_strings(table[spec.salt]), ""))
-            values = pc.binary_join_element_wise(values, salt, _SALT_SEP)
+            values = pc.binary_join_element_wise(values, salt, SALT_SEP)
         dictionary, idx = _dictionary(values)
         salts: pa.Array | None = None
         if spec.salt:
             # A normalised salt has no separator in it: the last one splits value and salt.
-            parts = pc.split_pattern(dictionary, _SALT_SEP, max_splits=1, reverse=True)
+            parts = pc.split_pattern(dictionary, SALT_SEP, max_splits=1, reverse=True)
             dictionary, salts = pc.list_element(parts, 0), pc.list_element(parts, 1)
         n = len(dictionary)
 

@@ -27,6 +27,7 @@ from accord.protect.encoding.schema import FieldKind, FieldSpec
 from accord.protect.normalise import normalise_names
 
 _SPACE = 32
+SALT_SEP = "\x1f"  # between a salt and a token; a normalised salt cannot contain it
 _ISO = r"^\s*(?P<y>\d{4})(?:-(?P<m>\d{1,2})(?:-(?P<d>\d{1,2}))?)?\s*$"
 _COMPACT = r"^\s*(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\s*$"
 _DMY = r"^\s*(?P<d>\d{1,2})[./](?P<m>\d{1,2})[./](?P<y>\d{4})\s*$"
@@ -264,7 +265,7 @@ def salted(pairs: TokenPairs, salts: pa.Array) -> TokenPairs:
         return pairs
     s = salts.take(pa.array(pairs.owner))
     t = pa.array(pairs.vocab, pa.string()).take(pa.array(pairs.token))
-    joined = pc.if_else(pc.equal(s, ""), t, pc.binary_join_element_wise(s, t, "\x1f"))
+    joined = pc.if_else(pc.equal(s, ""), t, pc.binary_join_element_wise(s, t, SALT_SEP))
     return TokenPairs.from_arrow(pairs.owner, joined)
 
 
