@@ -145,3 +145,14 @@ def test_qgrams_of_a_large_alphabet_take_the_sorting_path() -> None:
     for q in (1, 2, 4):
         got = qgram_pairs(pa.array(values), q, by_word=True).sets(len(values))
         assert got == [qgrams(v, q, by_word=True) for v in values]
+
+
+@given(st.lists(names, min_size=1, max_size=8), st.integers(0, 8), st.integers(1, 3))
+@settings(max_examples=60, deadline=None)
+def test_qgrams_of_sliced_arrays(values: list[str | None], cut: int, q: int) -> None:
+    from accord.protect.encoding.tokens import qgram_pairs, qgrams
+    from accord.protect.normalise import normalise_names
+
+    norm = normalise_names(pa.array(values, pa.string())).slice(min(cut, len(values)))
+    got = qgram_pairs(norm, q, by_word=True).sets(len(norm))
+    assert got == [qgrams(v, q, by_word=True) for v in norm.to_pylist()]

@@ -60,6 +60,20 @@ def normalise_names(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.fill_null(pc.utf8_trim_whitespace(x), "")
 
 
+def utf8_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of a string array without nulls: value i is bytes[offsets[i]:offsets[i+1]]."""
+    s = values.cast(pa.string())
+    n = len(s)
+    if n == 0:
+        return np.zeros(1, np.int64), np.empty(0, np.uint8)
+    offsets = np.frombuffer(s.buffers()[1], np.int32, count=n + 1, offset=4 * s.offset)
+    offsets = offsets.astype(np.int64)
+    if offsets[-1] == offsets[0]:
+        return offsets - offsets[0], np.empty(0, np.uint8)
+    data = np.frombuffer(s.buffers()[2], np.uint8, count=int(offsets[-1]))[offsets[0]:]
+    return offsets - offsets[0], data
+
+
 def _normalise_ascii(values: pa.Array) -> pa.Array:
     """`normalise_names` of ASCII strings, by a byte table over Arrow's data buffer.
 
@@ -68,13 +82,10 @@ def _normalise_ascii(values: pa.Array) -> pa.Array:
     Most exports are ASCII, and the regex kernels cost more than the rest of encoding. A property
     test checks this path against the general one.
     """
-    s = pa.concat_arrays([pc.fill_null(values, "")])  # offset 0, no nulls
-    n = len(s)
-    offsets = np.frombuffer(s.buffers()[1], np.int32, count=n + 1)
-    size = int(offsets[-1] - offsets[0])
-    if size == 0:
+    n = len(values)
+    offsets, data = utf8_buffers(pc.fill_null(values, ""))
+    if len(data) == 0:
         return pa.array([""] * n, pa.string())
-    data = np.frombuffer(s.buffers()[2], np.uint8, count=int(offsets[-1]))[offsets[0]:]
     c = _ASCII[data]
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
     keep = c != _DROP

@@ -24,7 +24,7 @@ from accord.protect.encoding.normalise import (
     split_codes_many,
 )
 from accord.protect.encoding.schema import FieldKind, FieldSpec
-from accord.protect.normalise import normalise_names
+from accord.protect.normalise import normalise_names, utf8_buffers
 
 _SPACE = 32
 SALT_SEP = "\x1f"  # between a salt and a token; a normalised salt cannot contain it
@@ -115,13 +115,11 @@ class TokenPairs:
 
 def _code_points(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The code points of all strings, concatenated (uint32), and each one's string."""
-    strings = pa.concat_arrays([pc.fill_null(strings, "").cast(pa.string())])  # offset 0
-    n = len(strings)
-    offsets = np.frombuffer(strings.buffers()[1], np.int32, count=n + 1)
-    if int(offsets[-1]) == 0:
+    strings = pc.fill_null(strings, "")
+    offsets, raw = utf8_buffers(strings)
+    if len(raw) == 0:
         return np.empty(0, np.uint32), np.empty(0, np.int64)
-    raw = np.frombuffer(strings.buffers()[2], np.uint8, count=int(offsets[-1]))
-    owner = np.arange(n, dtype=np.int64)
+    owner = np.arange(len(strings), dtype=np.int64)
     if int(raw.max()) < 128:
         return raw.astype(np.uint32), np.repeat(owner, np.diff(offsets))
     # UTF-8 to UTF-32 by the C codecs: one decode of the whole buffer, no per-value work.
