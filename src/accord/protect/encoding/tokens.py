@@ -142,7 +142,7 @@ def _distinct_rows(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     seen[windows.ravel()] = True
     alphabet = np.flatnonzero(seen).astype(np.uint32)
     size = len(alphabet)
-    if size**q > 1 << 24:
+    if size**q > 1 << 20:  # the tables would cost more memory than a sort costs time
         uniq, token = np.unique(windows, axis=0, return_inverse=True)
         return uniq, token.ravel().astype(np.int64)
     rank = np.cumsum(seen, dtype=np.int64) - 1
@@ -268,7 +268,7 @@ def salted(pairs: TokenPairs, salts: pa.Array) -> TokenPairs:
 
 
 def field_tokens(spec: FieldSpec, values: pa.Array) -> TokenPairs:
-    """Tokens of distinct raw values of a name, text or code field (dates: `date_token_pairs`)."""
+    """Tokens of distinct raw values of a name, text, code or year field (dates: see Encoder)."""
     if spec.kind in (FieldKind.NAME, FieldKind.TEXT):
         return qgram_pairs(normalise_names(values), spec.ngram, spec.kind is FieldKind.NAME)
     if spec.kind is FieldKind.CODE:
