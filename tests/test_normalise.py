@@ -68,7 +68,7 @@ def test_arrow_path_equals_single_value_path(values: list[str | None]) -> None:
 
 
 @given(st.lists(ascii_text, max_size=12))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 def test_ascii_byte_table_equals_unicode_kernels(values: list[str]) -> None:
     fast = normalise_names(pa.array(values, pa.string())).to_pylist()
     general = normalise_names(pa.array([*values, "é"], pa.string())).to_pylist()[:-1]
@@ -76,7 +76,7 @@ def test_ascii_byte_table_equals_unicode_kernels(values: list[str]) -> None:
 
 
 @given(st.lists(any_text, min_size=1, max_size=12), st.integers(0, 11))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_chunks_slices_and_distinct_values_do_not_matter(values: list[str | None],
                                                          cut: int) -> None:
     want = [normalise_name(v) for v in values]
@@ -100,7 +100,7 @@ def test_output_shape(text: str) -> None:
 @given(st.lists(st.one_of(st.none(), st.text(max_size=12),
                           st.text(alphabet=st.sampled_from("SYiqfm ;,|/-ß"), max_size=10)),
                 max_size=8))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_codes_in_one_batch_equal_codes_one_by_one(values: list[str | None]) -> None:
     from accord.protect.encoding.schema import FieldKind, FieldSpec
 
