@@ -1,8 +1,8 @@
 """Normalisation of identifiers before encoding: identical at every partner.
 
-Every partner must turn the same person into the same tokens, whatever its export looked like, so
-these functions are deliberately simple and deterministic (no locale, no guessing of scripts).
-They run once per distinct value (names repeat), not once per record.
+Names and codes are normalised by `accord.protect.normalise` (Arrow kernels), the one definition
+that pseudonyms use too; this module re-exports its single-value helpers and adds the parsing of
+birth dates. Everything is deterministic (no locale, no guessing of scripts).
 """
 
 from __future__ import annotations
@@ -13,48 +13,37 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-_APOSTROPHES = re.compile(r"[\u0027\u2018\u2019\u02bc\u0060\u00b4]")
-# Letters that have no Unicode decomposition to a base letter.
-_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ı": "i", "æ": "ae", "œ": "oe", "ß": "ss"})
-_ASCII_PUNCT = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
-_CODE_SPLIT = re.compile(r"[;,|/\s]+")
+import pyarrow as pa
+
+from accord.protect.normalise import normalise_code, normalise_codes, normalise_name
+
+__all__ = ["DateQuality", "ParsedDate", "normalise_code", "normalise_name", "parse_date",
+           "split_codes", "split_codes_many"]
+
+CODE_SPLIT = re.compile(r"[;,|/\s]+")
 _ISO = re.compile(r"^\s*(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?\s*$")
 _COMPACT = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})\s*$")
 _DMY = re.compile(r"^\s*(\d{1,2})[./](\d{1,2})[./](\d{4})\s*$")
 
 
-def normalise_name(text: str | None) -> str:
-    """NFKC, case-fold, strip accents, drop apostrophes, punctuation to spaces, collapse spaces.
+def split_codes_many(values: list[str | None]) -> list[list[str]]:
+    """Each multi-valued code cell ("SY; IQ") as its normalised, sorted, distinct codes.
 
-    Non-Latin letters are kept as letters: a partner writing Arabic script and one writing a Latin
-    transliteration will not match on this field, which is a known limit (see docs/linkage.md).
+    One Arrow call for all cells: the per-value cost of a kernel call would dominate otherwise.
     """
-    if not text:
-        return ""
-    if text.isascii():
-        # Fast path (most exports): same result as the general path below for ASCII input.
-        return " ".join(_APOSTROPHES.sub("", text).lower().translate(_ASCII_PUNCT).split())
-    t = unicodedata.normalize("NFKC", text).casefold()
-    t = "".join(ch for ch in unicodedata.normalize("NFKD", t) if not unicodedata.combining(ch))
-    t = t.translate(_FOLD)
-    t = _APOSTROPHES.sub("", t)
-    t = "".join(ch if ch.isalnum() else " " for ch in t)
-    return " ".join(t.split())
-
-
-def normalise_code(text: str | None) -> str:
-    """Codes and numbers: letters and digits only, upper case."""
-    if not text:
-        return ""
-    t = unicodedata.normalize("NFKC", text).upper()
-    return "".join(ch for ch in t if ch.isalnum())
+    parts = [CODE_SPLIT.split(v) if v else [] for v in values]
+    flat = normalise_codes(pa.array([p for ps in parts for p in ps], pa.string())).to_pylist()
+    out: list[list[str]] = []
+    at = 0
+    for ps in parts:
+        out.append(sorted({c for c in flat[at:at + len(ps)] if c}))
+        at += len(ps)
+    return out
 
 
 def split_codes(text: str | None) -> list[str]:
     """A multi-valued code cell ("SY; IQ") as its normalised, sorted, distinct codes."""
-    if not text:
-        return []
-    return sorted({c for c in (normalise_code(p) for p in _CODE_SPLIT.split(text)) if c})
+    return split_codes_many([text])[0]
 
 
 class DateQuality(StrEnum):

@@ -22,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from accord.errors import AccordError
 
 SCHEMA_FORMAT = "accord-linkage-schema"
-SCHEMA_FORMAT_VERSION = 1
+# 2: names and codes are normalised by `accord.protect.normalise` (the pseudonyms' definition);
+# format 1 had a second, Python normaliser that differed on some non-Latin scripts (spacing vowel
+# signs, Cherokee, Greek iota subscript), so its encodings of such names are not comparable.
+SCHEMA_FORMAT_VERSION = 2
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -134,7 +137,10 @@ class EncodingSchema(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> EncodingSchema:
         if self.format_version != SCHEMA_FORMAT_VERSION:
-            raise ValueError(f"unsupported schema format_version {self.format_version}")
+            raise ValueError(
+                f"unsupported schema format_version {self.format_version}: this version of "
+                f"Accord reads format_version {SCHEMA_FORMAT_VERSION} (encodings made with an "
+                f"older format must be made again)")
         if not self.fields:
             raise ValueError("a schema needs at least one field")
         names = [f.name for f in self.fields]
