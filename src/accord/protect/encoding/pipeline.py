@@ -1,4 +1,4 @@
-"""The protect step's linkage encoder: what `ingest_export(linkage_encoder=...)` calls.
+"""The protect step's linkage encoder: what `build_contribution(linkage_encoder=...)` (protect/job.py) calls.
 
 Encoded columns get a ``bf_`` prefix in contributions and in the hub's ``linkage_encodings``
 table, so that no hub column carries an identifier's name; every row also carries the schema
