@@ -40,7 +40,7 @@ from accord.release.anonymise import (
     make_hierarchy,
     optimal_search,
 )
-from accord.release.anonymise.engine import class_of_tuples
+from accord.release.anonymise.nodes import class_of_tuples
 from accord.release.anonymise.search import Lattice
 from accord.release.risk import assess_risk
 
