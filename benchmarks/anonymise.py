@@ -9,6 +9,8 @@ Setup (the peers pin numpy/pandas exactly, so they live in their own environment
 anjana's pin; the two versions' k/l checks agree on the data used.)
 
 Run:  /work/venvs/anon-peers/bin/python benchmarks/anonymise.py [--skip-anjana] [--skip-1m]
+(from a worktree whose code differs from the editable install, prefix
+``PYTHONPATH=$PWD/src:$PWD``).
 
 Data: ARX's adult set with ARX's hierarchies (../shared/data/arx), 8 quasi-identifiers
 (6,480-node lattice), salary-class as the sensitive attribute; plus 1,000,000 simulated records
@@ -228,17 +230,20 @@ def million(skip: bool) -> list[str]:
     table, hier = simulate(1_000_000)
     qi = [c for c in table.column_names if c != "diag"]
     nodes = Lattice(tuple(h.height for h in hier.values())).size
-    lines = []
-    for supp in (0.0, 0.05):
-        res, t, c = timed_cpu(lambda supp=supp: anonymise(table, qi, hier, k=5,
-                                                           max_suppression=supp))
+    lines = ["| run | wall (s) | CPU (s) | load avg (1 min) | nodes evaluated | suppressed "
+             "records | suppressed cells | records touched | peak RSS so far (GB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for supp, mode in ((0.0, "cells"), (0.05, "cells"), (0.05, "records")):
+        res, t, c = timed_cpu(lambda supp=supp, mode=mode: anonymise(
+            table, qi, hier, k=5, max_suppression=supp, suppression=mode))
         rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-        lines.append(f"- anonymise 1,000,000 records x 8 QIs ({nodes:,} nodes), k=5, {supp:.0%}: "
-                     f"{t:.1f} s wall, {c:.1f} s CPU, {res.search.evaluated} nodes evaluated, "
-                     f"{res.suppressed_share:.2%} suppressed, levels {list(res.levels.values())}; "
-                     f"peak RSS so far {rss_gb:.2f} GB")
+        lines.append(f"| anonymise k=5, {supp:.0%}, {mode} (levels "
+                     f"{list(res.levels.values())}) | {t:.1f} | {c:.1f} | "
+                     f"{os.getloadavg()[0]:.1f} | {res.search.evaluated} of {nodes:,} | "
+                     f"{res.suppressed_records:,} | {res.suppressed_cells:,} | "
+                     f"{res.records_with_suppressed_cells:,} | {rss_gb:.2f} |")
     rep, t_risk = timed(lambda: assess_risk(table, qi, ["diag"]))
-    lines += [f"- risk measures on 1,000,000 records (classes, k-violations, l, individual and "
+    lines += ["", f"- risk measures on 1,000,000 records (classes, k-violations, l, individual and "
               f"global risk, riskiest combinations): {t_risk:.2f} s "
               f"({rep.classes:,} classes, global risk {rep.global_risk:.2%})"]
     try:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from accord.cli.main import app
 from accord.errors import ReleaseRefused
 from accord.release.anonymise import anonymise, check_release, make_hierarchy
+from accord.release.anonymise.api import Suppressing
 from accord.release.risk import assess_risk
 
 AGE_ROWS = [[str(a), f"{a // 10 * 10}-{a // 10 * 10 + 9}", "<40" if a < 40 else ">=40", "*"]
@@ -80,10 +81,11 @@ def test_any_release_passes_the_checks(seed: int, n: int, k: int, l: int,  # noq
     table = random_table(seed, n)
     sensitive = (["needs"] if multi else ["diag"]) if l > 1 else []
     results = {}
-    for mode in ("cells", "records"):
+    modes: tuple[Suppressing, Suppressing] = ("cells", "records")
+    for mode in modes:
         try:
             res = anonymise(table, QI, HIERARCHIES, k=k, sensitive=sensitive, l=l,
-                            max_suppression=supp, suppression=mode,  # type: ignore[arg-type]
+                            max_suppression=supp, suppression=mode,
                             multi_valued=["needs"] if multi else [])
         except ReleaseRefused as err:
             # Only "k/l cannot be met" is legitimate, never a release the check rejected.
@@ -119,9 +121,10 @@ def known_case() -> pa.Table:
 
 def test_cell_suppression_blanks_one_cell_where_records_lose_three() -> None:
     table = known_case()
-    kwargs = {"k": 3, "max_suppression": 0.05, "metric": "loss"}
-    cells = anonymise(table, QI, HIERARCHIES, suppression="cells", **kwargs)  # type: ignore
-    records = anonymise(table, QI, HIERARCHIES, suppression="records", **kwargs)  # type: ignore
+    cells = anonymise(table, QI, HIERARCHIES, k=3, max_suppression=0.05, metric="loss",
+                      suppression="cells")
+    records = anonymise(table, QI, HIERARCHIES, k=3, max_suppression=0.05, metric="loss",
+                        suppression="records")
     assert cells.levels == records.levels == {"age": 0, "sex": 0, "region": 0}
     assert (records.suppressed_records, records.suppressed_cells) == (3, 9)
     # The fewest cells: age alone, once per outlier; the three then form a class of three.

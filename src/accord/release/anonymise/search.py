@@ -14,6 +14,12 @@ How it stays optimal while skipping most nodes:
   limit are monotone: if a node is not anonymous, no node below it is; if it is, every node above
   it is. Each verdict is propagated through the lattice so those nodes are never grouped. For a
   node known to be anonymous with no suppression allowed, its loss is the bound: no evaluation.
+- Inherited bounds. Every node below an anonymous node suppresses at least the same records,
+  each at a finer level (a rarer value, so a higher extra loss); the cheapest finer value under
+  each suppressed record's value gives a bound on the suppression loss below, propagated to every
+  node below. A node whose raised bound exceeds the best loss is skipped before it is resolved.
+- Roll-up (``nodes.py``): a node is grouped from the classes of the smallest finer node kept in
+  a bounded cache, not from the tuples, whenever there is one.
 """
 
 from __future__ import annotations
