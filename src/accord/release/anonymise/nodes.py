@@ -120,6 +120,16 @@ def roll_up(problem: Problem, src: Snapshot, levels: Sequence[int]
     return snap, cls
 
 
+def _distinct(key: IntArray, count: IntArray, size: int) -> tuple[IntArray, IntArray]:
+    """Distinct keys (sorted) and the summed counts of each: a bincount when the key space is
+    small, else one sort of key*W + count."""
+    if size <= 4 * max(len(key), 1):
+        counts = np.bincount(key, weights=count, minlength=size)
+        keys = np.flatnonzero(counts)
+        return keys, counts[keys].astype(np.int64)
+    return _runs(key, count)
+
+
 def _runs(key: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
     """Distinct keys (sorted) and the summed counts of each, by one sort of key*W + count."""
     width = int(count.max(initial=0)) + 1
@@ -150,19 +160,14 @@ def roll_up_sorted(problem: Problem, src: Snapshot, levels: Sequence[int]) -> Sn
     key, _ = _dense_codes(gen, cards)
     lv = tuple(int(x) for x in levels)
     if not src.pairs:
-        if size <= 4 * max(len(key), 1):
-            counts = np.bincount(key, weights=src.weight, minlength=size)
-            keys = np.flatnonzero(counts)
-            weight = counts[keys].astype(np.int64)
-        else:
-            keys, weight = _runs(key, src.weight)
+        keys, weight = _distinct(key, src.weight, size)
         return Snapshot(levels=lv, weight=weight, pairs=(), keys=keys,
                         cards=_cards(problem, lv))
     pairs = []
     keys = weight = np.zeros(0, dtype=np.int64)
     for n, ((p_cls, p_val, p_cnt), card) in enumerate(
             zip(src.pairs, problem.sens_cardinality, strict=True)):
-        pk, cnt = _runs(key[p_cls] * card + p_val, p_cnt)
+        pk, cnt = _distinct(key[p_cls] * card + p_val, p_cnt, size * card)
         ck = pk // card
         start = np.empty(len(ck), dtype=bool)
         start[:1] = True
