@@ -9,14 +9,25 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.errors import ReleaseRefused
-from accord.release.anonymise import anonymise, check_release, make_hierarchy
+from accord.release.anonymise import (
+    PrivacyModel,
+    anonymise,
+    build_problem,
+    check_release,
+    exhaustive_search,
+    make_hierarchy,
+    optimal_search,
+)
 from accord.release.anonymise.api import Suppressing
+from accord.release.anonymise.nodes import base_snapshot, evaluate, judge, roll_up_sorted
+from accord.release.anonymise.search import Lattice
 from accord.release.risk import assess_risk
 
 AGE_ROWS = [[str(a), f"{a // 10 * 10}-{a // 10 * 10 + 9}", "<40" if a < 40 else ">=40", "*"]
@@ -200,3 +211,33 @@ def test_cli_cells_and_records(tmp_path: Path) -> None:
                                    str(hdir), "--k", "2", "--suppression", "rows", "--out",
                                    str(tmp_path / "x.csv")])
     assert bad.exit_code != 0 and "--suppression" in bad.output
+
+
+@pytest.mark.parametrize("sensitive,multi", [([], []), (["diag"], []), (["needs"], ["needs"])])
+def test_roll_up_from_any_finer_node_equals_grouping_the_tuples(sensitive: list[str],
+                                                                multi: list[str]) -> None:
+    problem = build_problem(random_table(4, 400), QI, sensitive, HIERARCHIES, multi)
+    model = PrivacyModel(k=4, l=2 if sensitive else 1, max_suppression=0.1)
+    totals = problem.level_totals("entropy")
+    nodes = [tuple(int(x) for x in row) for row in Lattice(problem.heights).all_levels()]
+    snaps = {lv: roll_up_sorted(problem, base_snapshot(problem), lv) for lv in nodes}
+    for target in nodes:
+        direct, _ = evaluate(problem, target, model, "entropy", totals)
+        for src_levels, src in snaps.items():
+            if not all(a <= b for a, b in zip(src_levels, target, strict=True)):
+                continue
+            rolled = judge(problem, roll_up_sorted(problem, src, target), model, "entropy",
+                           totals)
+            assert (rolled.anonymous, rolled.suppressed, rolled.classes) == \
+                (direct.anonymous, direct.suppressed, direct.classes)
+            assert rolled.loss == direct.loss  # bit-identical, whatever the source
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_per_flag_search_matches_exhaustive(seed: int) -> None:
+    problem = build_problem(random_table(seed, 500), QI, ["needs"], HIERARCHIES, ["needs"])
+    assert {"needs__food", "needs__legal", "needs__medical"} == set(problem.sensitive)
+    model = PrivacyModel(k=3, l=2, max_suppression=0.05)
+    fast, full = optimal_search(problem, model), exhaustive_search(problem, model)
+    assert fast.best is not None and full.best is not None
+    assert fast.best.loss == pytest.approx(full.best.loss) and fast.best.levels == full.best.levels
