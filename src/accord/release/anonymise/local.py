@@ -1,10 +1,11 @@
 """Local (cell) suppression of the outliers left at the chosen generalisation.
 
 After the search, the records in classes that fail k (or l) are the outliers. Rather than
-blanking whole records, the fewest quasi-identifier cells are set to ``*`` so that the outliers
-form classes of their own that pass, the greedy way sdcMicro's ``localSuppression`` works: one
-column at a time, the column whose suppression lets the most outlier records pass (ties: the one
-leaving the fewest classes, then the later, least important, column of ``--qi``).
+blanking whole records, few quasi-identifier cells are set to ``*`` so that the outliers form
+classes of their own that pass, greedily as sdcMicro's ``localSuppression`` does: the pattern of
+starred columns that lets the most outlier records pass is applied first (ties: the one leaving
+the fewest classes, then the later, less important, columns of ``--qi``); see
+``local_suppression`` for the order in which patterns are tried.
 
 ``*`` is read conservatively, as a value of its own: a record with ``*`` in a cell is grouped only
 with records that have ``*`` in the same cells and the same other values (it does not "match
@@ -20,7 +21,9 @@ is weaker than the guarantee wanted here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import numpy.typing as npt
@@ -72,40 +75,73 @@ def _passing(gen: list[CodeArray], cards: list[int], weight: IntArray,
     return np.asarray(ok[cls]), n_cls
 
 
+class _Outliers:
+    """The outlier tuples not yet fixed, with their generalised codes at the chosen node."""
+
+    def __init__(self, problem: Problem, levels: tuple[int, ...], model: PrivacyModel,
+                 tuple_fails: BoolArray) -> None:
+        self.problem, self.model = problem, model
+        self.idx = np.flatnonzero(tuple_fails)
+        self.gen = [problem.hierarchies[c].maps[h][problem.base_columns[c][self.idx]]
+                    for c, h in enumerate(levels)]
+        self.cards = [problem.hierarchies[c].cardinality(h) for c, h in enumerate(levels)]
+        self.weight, self.sens = problem.weight[self.idx], problem.sens[self.idx]
+
+    def trial(self, mask: list[bool]) -> tuple[BoolArray, tuple[float, int]]:
+        """Who passes with the columns in ``mask`` starred, and (records passing, -classes)."""
+        ok, n_cls = _passing(self.gen, self.cards, self.weight, self.sens,
+                             self.problem.sens_cardinality, self.model, mask)
+        return ok, (float(self.weight[ok].sum()), -n_cls)
+
+    def fix(self, cells: BoolArray, columns: Sequence[int], ok: BoolArray) -> None:
+        """Star ``columns`` of the passing outliers and drop them from the set."""
+        cells[np.ix_(self.idx[ok], np.asarray(columns, dtype=np.int64))] = True
+        keep = ~ok
+        self.idx, self.weight, self.sens = self.idx[keep], self.weight[keep], self.sens[keep]
+        self.gen = [g[keep] for g in self.gen]
+
+
 def local_suppression(problem: Problem, levels: tuple[int, ...], tuple_fails: BoolArray,
                       model: PrivacyModel) -> Suppression:
-    """Greedy cell suppression of the failing tuples (see the module docstring)."""
+    """Greedy cell suppression of the failing tuples (see the module docstring).
+
+    First patterns of one, then two starred columns, each tried on every outlier left, the one
+    fixing the most records applied first (exhaustive over those 8 + 28 patterns for 8 columns);
+    what is left then stars one more column at a time, cumulatively, until everything passes or
+    every cell is starred.
+    """
     q, m = len(levels), len(problem.weight)
     cells = np.zeros((m, q), dtype=bool)
-    idx = np.flatnonzero(tuple_fails)
     top = [enc.cardinality(h) == 1 for enc, h in zip(problem.hierarchies, levels, strict=True)]
+    free = [c for c in range(q) if not top[c]]
+    out = _Outliers(problem, levels, model, tuple_fails)
+    for size in (1, 2):
+        while len(out.idx):
+            best: tuple[tuple[float, int, tuple[int, ...]], BoolArray] | None = None
+            for pattern in combinations(free, size):
+                mask = [top[c] or c in pattern for c in range(q)]
+                ok, score = out.trial(mask)
+                # Ties go to the less important (later) columns of --qi.
+                key = (*score, tuple(sorted(pattern, reverse=True)))
+                if score[0] > 0 and (best is None or key > best[0]):
+                    best = (key, ok)
+            if best is None:
+                break
+            out.fix(cells, best[0][2], best[1])
     # Columns already '*' for everyone cost nothing and are the same for every record.
     mask = list(top)
-    gen = [problem.hierarchies[c].maps[h][problem.base_columns[c][idx]]
-           for c, h in enumerate(levels)]
-    cards = [problem.hierarchies[c].cardinality(h) for c, h in enumerate(levels)]
-    weight, sens = problem.weight[idx], problem.sens[idx]
-    while len(idx) and not all(mask):
-        best: tuple[float, int, int] | None = None
-        best_ok: BoolArray | None = None
-        for c in range(q):
+    while len(out.idx) and not all(mask):
+        choice: tuple[tuple[float, int, int], BoolArray] | None = None
+        for c in free:
             if mask[c]:
                 continue
-            trial = [*mask]
-            trial[c] = True
-            ok, n_cls = _passing(gen, cards, weight, sens, problem.sens_cardinality, model,
-                                 trial)
-            score = (float(weight[ok].sum()), -n_cls, c)
-            if best is None or score > best:
-                best, best_ok = score, ok
-        assert best is not None and best_ok is not None
-        mask[best[2]] = True
-        suppressed_now = np.array([c for c in range(q) if mask[c] and not top[c]], dtype=np.int64)
-        cells[np.ix_(idx, suppressed_now)] = True
-        keep = ~best_ok
-        idx, weight, sens = idx[keep], weight[keep], sens[keep]
-        gen = [g[keep] for g in gen]
-    cells[idx] = [not t for t in top]
+            ok, score = out.trial([*mask[:c], True, *mask[c + 1:]])
+            if choice is None or (*score, c) > choice[0]:
+                choice = ((*score, c), ok)
+        assert choice is not None
+        mask[choice[0][2]] = True
+        out.fix(cells, [c for c in free if mask[c]], choice[1])
+    cells[out.idx] = [not t for t in top]
     # A record starred in every column is a suppressed record, whichever step got it there.
     records = tuple_fails & cells[:, [not t for t in top]].all(axis=1)
     return Suppression(cells=cells, records=records)
