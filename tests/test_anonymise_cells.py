@@ -173,7 +173,7 @@ def test_risk_reads_list_columns_per_flag() -> None:
                                         type=pa.list_(pa.string()))})
     lds = assess_risk(table, ["sex"], ["needs"]).l_diversity
     assert [(ld.field, ld.flag, ld.distinct_min) for ld in lds] == [
-        ("needs", "a", 1), ("needs", "b", 2)]
+        ("needs__a", "a", 1), ("needs__b", "b", 2)]
 
 
 def test_engine_generalises_until_every_flag_is_diverse() -> None:

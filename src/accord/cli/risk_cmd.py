@@ -55,7 +55,7 @@ def _print(report: RiskReport) -> None:
     t.add_row("expected re-identifications", f"{report.expected_reidentifications:.2f}")
     t.add_row("global risk", f"{report.global_risk:.2%}")
     for ld in report.l_diversity:
-        name = ld.field if ld.flag is None else f"{ld.field} = {ld.flag} (flag)"
+        name = ld.field if ld.flag is None else f"{ld.field} (flag)"
         t.add_row(f"l-diversity of {name} (distinct / entropy)",
                   f"{ld.distinct_min} / {ld.entropy_min:.2f}")
     console.print(t)

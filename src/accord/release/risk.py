@@ -50,7 +50,7 @@ class LDiversity:
     distinct_min: int
     entropy_min: float  # exp(entropy) of the least diverse class
     records_below_2: int  # records in classes with fewer than 2 distinct values
-    flag: str | None = None  # the code, when ``field`` is a list assessed per flag
+    flag: str | None = None  # the code, when ``field`` is one flag of a list (``<list>__<code>``)
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,8 @@ def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
                  n_classes: int, sizes: npt.NDArray[np.int64], multi: bool
                  ) -> list[LDiversity]:
     if multi or is_list(column):
-        return [_l_diversity_codes(name, flag, 3, cls, n_classes, sizes, code)
+        # Named like the released flag columns, so a consumer keyed by field keeps them apart.
+        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code)
                 for code, flag in flags(column)]
     codes, dictionary = _codes(column)
     return [_l_diversity_codes(name, codes, max(len(dictionary), 1), cls, n_classes, sizes)]
