@@ -231,6 +231,10 @@ def test_roll_up_from_any_finer_node_equals_grouping_the_tuples(sensitive: list[
             assert (rolled.anonymous, rolled.suppressed, rolled.classes) == \
                 (direct.anonymous, direct.suppressed, direct.classes)
             assert rolled.loss == direct.loss  # bit-identical, whatever the source
+            limit = int(model.max_suppression * problem.n)
+            quick = judge(problem, roll_up_sorted(problem, src, target, k_first=(4, limit)),
+                          model, "entropy", totals)
+            assert quick.anonymous == direct.anonymous  # stopping after k never changes it
 
 
 @pytest.mark.parametrize("seed", [5, 6])

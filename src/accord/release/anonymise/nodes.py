@@ -52,8 +52,12 @@ class Snapshot:
 
     def __init__(self, levels: tuple[int, ...], weight: IntArray, pairs: tuple[Pairs, ...],
                  codes: tuple[CodeArray, ...] | None = None,
-                 keys: IntArray | None = None, cards: Sequence[int] = ()) -> None:
+                 keys: IntArray | None = None, cards: Sequence[int] = (),
+                 complete: bool = True) -> None:
         self.levels, self.weight, self.pairs = levels, weight, pairs
+        # False: the sensitive pairs were not built (the node failed on k alone); such a
+        # snapshot gives the right verdict but cannot be a roll-up source.
+        self.complete = complete
         self._codes, self._keys, self._cards = codes, keys, tuple(cards)
 
     @property
@@ -144,8 +148,15 @@ def _runs(key: IntArray, count: IntArray) -> tuple[IntArray, IntArray]:
     return k_sorted[starts], np.add.reduceat(c_sorted, starts) if len(starts) else c_sorted[:0]
 
 
-def roll_up_sorted(problem: Problem, src: Snapshot, levels: Sequence[int]) -> Snapshot:
-    """``roll_up`` without the inverse, by sorting (the search's fast path)."""
+def roll_up_sorted(problem: Problem, src: Snapshot, levels: Sequence[int],
+                   k_first: tuple[int, int] | None = None) -> Snapshot:
+    """``roll_up`` without the inverse, by sorting (the search's fast path).
+
+    ``k_first = (k, most records that may be suppressed)``: with sensitive attributes, group
+    the classes alone first and stop there when k alone already fails more records than that
+    (l can only fail more): the node is not anonymous, and the (class, value) pairs, the larger
+    half of the work, are not built. Such a snapshot is marked incomplete.
+    """
     if src.levels == (0,) * len(levels) and src.size == len(problem.weight):
         gen, cards = problem.base_key_columns(levels)  # from the tuples: cached pairs
     else:
@@ -163,6 +174,11 @@ def roll_up_sorted(problem: Problem, src: Snapshot, levels: Sequence[int]) -> Sn
         keys, weight = _distinct(key, src.weight, size)
         return Snapshot(levels=lv, weight=weight, pairs=(), keys=keys,
                         cards=_cards(problem, lv))
+    if k_first is not None:
+        keys, weight = _distinct(key, src.weight, size)
+        if int(weight[weight < k_first[0]].sum()) > k_first[1]:
+            return Snapshot(levels=lv, weight=weight, pairs=(), keys=keys,
+                            cards=_cards(problem, lv), complete=False)
     pairs = []
     keys = weight = np.zeros(0, dtype=np.int64)
     for n, ((p_cls, p_val, p_cnt), card) in enumerate(

@@ -127,6 +127,7 @@ class _Flash:
         self.problem, self.model, self.metric = problem, model, metric
         self.lattice, self.levels, self.bound, self.stats = lattice, levels, bound, stats
         self.totals = problem.level_totals(metric)
+        self.limit = int(np.floor(model.max_suppression * problem.n + 1e-9))
         self.status = np.zeros(lattice.size, dtype=np.int8)
         # Suppression loss each node must at least carry, learnt from coarser evaluated nodes.
         self.inherited = np.zeros(lattice.size)
@@ -139,7 +140,8 @@ class _Flash:
         hit = self.cache.get(idx)
         if hit is None:
             target = tuple(int(x) for x in self.levels[idx])
-            snap = roll_up_sorted(self.problem, self.snapshots.source(target), target)
+            snap = roll_up_sorted(self.problem, self.snapshots.source(target), target,
+                                  k_first=(self.model.k, self.limit))
             self.snapshots.add(snap)
             res = judge(self.problem, snap, self.model, self.metric, self.totals)
             self.stats.evaluated += 1
@@ -216,7 +218,7 @@ class _SnapshotCache:
         return best
 
     def add(self, snap: Snapshot) -> None:
-        if snap.size > self.budget // 4 or snap.levels in self.items:
+        if not snap.complete or snap.size > self.budget // 4 or snap.levels in self.items:
             return
         self.items[snap.levels] = snap
         self.stored += snap.size
