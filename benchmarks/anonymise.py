@@ -9,6 +9,8 @@ Setup (the peers pin numpy/pandas exactly, so they live in their own environment
 anjana's pin; the two versions' k/l checks agree on the data used.)
 
 Run:  /work/venvs/anon-peers/bin/python benchmarks/anonymise.py [--skip-anjana] [--skip-1m]
+(from a worktree whose code differs from the editable install, prefix
+``PYTHONPATH=$PWD/src:$PWD``).
 
 Data: ARX's adult set with ARX's hierarchies (../shared/data/arx), 8 quasi-identifiers
 (6,480-node lattice), salary-class as the sensitive attribute; plus 1,000,000 simulated records
@@ -40,7 +42,7 @@ from accord.release.anonymise import (
     make_hierarchy,
     optimal_search,
 )
-from accord.release.anonymise.engine import class_of_tuples
+from accord.release.anonymise.nodes import class_of_tuples
 from accord.release.anonymise.search import Lattice
 from accord.release.risk import assess_risk
 
@@ -127,12 +129,13 @@ def speed(table: pa.Table, arx: Path, skip_anjana: bool) -> list[str]:
     hier = load_hierarchies(arx, QI)
     out = ["| run | wall (s) | CPU (s) | discernibility | suppressed | note |",
            "|---|---|---|---|---|---|"]
-    for supp in (0.0, 0.02):
-        res, t, c = timed_cpu(lambda supp=supp: anonymise(table, QI, hier, k=5,
-                                                           max_suppression=supp))
-        out.append(f"| Accord anonymise, k=5, {supp:.0%} (end to end: encode, search, release, "
-                   f"independent check) | {t:.2f} | {c:.2f} | {res.utility.discernibility:,.0f} | "
-                   f"{res.suppressed_records} | levels {list(res.levels.values())} |")
+    for supp, mode in ((0.0, "cells"), (0.02, "cells"), (0.02, "records")):
+        res, t, c = timed_cpu(lambda supp=supp, mode=mode: anonymise(
+            table, QI, hier, k=5, max_suppression=supp, suppression=mode))
+        out.append(f"| Accord anonymise, k=5, {supp:.0%}, {mode} (end to end: encode, search, "
+                   f"release, independent check) | {t:.2f} | {c:.2f} | "
+                   f"{res.utility.discernibility:,.0f} | {res.suppressed_records} records, "
+                   f"{res.suppressed_cells} cells | levels {list(res.levels.values())} |")
     problem = build_problem(table, QI, [], hier)
     model = PrivacyModel(k=5, max_suppression=0.02)
     fast, t_fast, c_fast = timed_cpu(lambda: optimal_search(problem, model))
@@ -145,8 +148,10 @@ def speed(table: pa.Table, arx: Path, skip_anjana: bool) -> list[str]:
     out.append(f"| ratio exhaustive / Accord search | {t_full / t_fast:.0f}x | "
                f"{c_full / c_fast:.0f}x | | | |")
     if not skip_anjana:
+        # anjana blanks whole records: compare with Accord's record suppression.
         out.extend(_anjana(table, arx, res_ref=anonymise(table, QI, hier, k=5,
-                                                          max_suppression=0.02)))
+                                                          max_suppression=0.02,
+                                                          suppression="records")))
     return out
 
 
@@ -228,17 +233,23 @@ def million(skip: bool) -> list[str]:
     table, hier = simulate(1_000_000)
     qi = [c for c in table.column_names if c != "diag"]
     nodes = Lattice(tuple(h.height for h in hier.values())).size
-    lines = []
-    for supp in (0.0, 0.05):
-        res, t, c = timed_cpu(lambda supp=supp: anonymise(table, qi, hier, k=5,
-                                                           max_suppression=supp))
+    lines = ["| run | wall (s) | CPU (s) | load avg (1 min) | nodes evaluated | suppressed "
+             "records | suppressed cells | records touched | peak RSS so far (GB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    runs: list[tuple[float, str, int]] = [(0.0, "cells", 1), (0.05, "cells", 1),
+                                          (0.05, "records", 1), (0.05, "cells", 2)]
+    for supp, mode, l_div in runs:
+        res, t, c = timed_cpu(lambda supp=supp, mode=mode, l_div=l_div: anonymise(
+            table, qi, hier, k=5, max_suppression=supp, suppression=mode,
+            sensitive=["diag"] if l_div > 1 else [], l=l_div))
         rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-        lines.append(f"- anonymise 1,000,000 records x 8 QIs ({nodes:,} nodes), k=5, {supp:.0%}: "
-                     f"{t:.1f} s wall, {c:.1f} s CPU, {res.search.evaluated} nodes evaluated, "
-                     f"{res.suppressed_share:.2%} suppressed, levels {list(res.levels.values())}; "
-                     f"peak RSS so far {rss_gb:.2f} GB")
+        lines.append(f"| anonymise k=5{f', l={l_div} (diag)' if l_div > 1 else ''}, {supp:.0%}, {mode} (levels "
+                     f"{list(res.levels.values())}) | {t:.1f} | {c:.1f} | "
+                     f"{os.getloadavg()[0]:.1f} | {res.search.evaluated} of {nodes:,} | "
+                     f"{res.suppressed_records:,} | {res.suppressed_cells:,} | "
+                     f"{res.records_with_suppressed_cells:,} | {rss_gb:.2f} |")
     rep, t_risk = timed(lambda: assess_risk(table, qi, ["diag"]))
-    lines += [f"- risk measures on 1,000,000 records (classes, k-violations, l, individual and "
+    lines += ["", f"- risk measures on 1,000,000 records (classes, k-violations, l, individual and "
               f"global risk, riskiest combinations): {t_risk:.2f} s "
               f"({rep.classes:,} classes, global risk {rep.global_risk:.2%})"]
     try:

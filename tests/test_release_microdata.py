@@ -146,4 +146,7 @@ def test_risk_on_the_hub(hub: Path) -> None:
     assert out["records"] == 1500
     assert out["quasi_identifiers"] == ["sex", "age", "citizenship"]
     assert out["global_risk"] == pytest.approx(out["expected_reidentifications"] / 1500)
-    assert {ld["field"] for ld in out["l_diversity"]} >= {"type_of_exploitation", "rh_needs"}
+    # Lists are assessed per flag: one entry per code, named like the released flag columns.
+    fields = {ld["field"].split("__")[0] for ld in out["l_diversity"]}
+    assert fields >= {"type_of_exploitation", "rh_needs"}
+    assert any(ld["flag"] and ld["field"] == f"rh_needs__{ld['flag']}" for ld in out["l_diversity"])

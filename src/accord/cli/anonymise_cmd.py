@@ -44,8 +44,11 @@ def _print(result: AnonymisationResult, out: Path) -> None:
     t.add_row("k achieved", str(result.k))
     t.add_row("l achieved (distinct / entropy)",
               f"{result.l_distinct} / {result.l_entropy:.2f}")
-    t.add_row("suppressed records", f"{result.suppressed_records} "
+    t.add_row("suppression", result.suppression)
+    t.add_row("suppressed records (every cell)", f"{result.suppressed_records} "
               f"({result.suppressed_share:.2%})")
+    t.add_row("suppressed cells / records touched",
+              f"{result.suppressed_cells} / {result.records_with_suppressed_cells}")
     for col, lv in result.levels.items():
         t.add_row(f"level of {col}", f"{lv} of {result.level_labels[col] - 1}")
     for name, value in result.utility.as_dict().items():
@@ -76,15 +79,24 @@ def anonymise_command(
     metric: Annotated[str, typer.Option(
         "--metric", help="Loss to minimise: entropy (non-uniform entropy) or loss.")
     ] = "entropy",
+    suppression: Annotated[str, typer.Option(
+        "--suppression", help="cells: suppress the fewest cells of the outliers (local "
+        "suppression); records: blank the outliers' every quasi-identifier.")] = "cells",
+    multi_valued: Annotated[str | None, typer.Option(
+        "--multi-valued", help="Sensitive columns holding sets ('a|b'): l-diversity is "
+        "checked for each code as its own 0/1 flag.")] = None,
     sep: Annotated[str, typer.Option("--sep", help="Field separator of input and output.")
                    ] = ",",
     as_json: JsonOption = False,
 ) -> None:
     """Generalise and suppress a table until it is k-anonymous (and l-diverse), losing least."""
     with user_errors():
-        if l_kind not in ("distinct", "entropy") or metric not in ("entropy", "loss"):
-            raise InputFileError("--l-kind must be distinct or entropy; --metric entropy or loss",
-                                 hint="For example: --l-kind distinct --metric entropy")
+        if l_kind not in ("distinct", "entropy") or metric not in ("entropy", "loss") or \
+                suppression not in ("cells", "records"):
+            raise InputFileError("--l-kind must be distinct or entropy; --metric entropy or "
+                                 "loss; --suppression cells or records",
+                                 hint="For example: --l-kind distinct --metric entropy "
+                                 "--suppression cells")
         qi_cols, sens_cols = _split(qi), _split(sensitive)
         table = read_csv_as_strings(data, sep)
         hier = load_hierarchies(hierarchies, qi_cols, sep=";")
@@ -94,6 +106,8 @@ def anonymise_command(
                 table, qi_cols, hier, k=k, sensitive=sens_cols, l=l,
                 l_kind=l_kind,  # type: ignore[arg-type]
                 max_suppression=max_suppression, metric=metric,  # type: ignore[arg-type]
+                suppression=suppression,  # type: ignore[arg-type]
+                multi_valued=_split(multi_valued),
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
         out.parent.mkdir(parents=True, exist_ok=True)
         write_arrow_csv(out, result.table, delimiter=sep)  # formula cells neutralised

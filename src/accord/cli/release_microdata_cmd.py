@@ -36,6 +36,9 @@ def microdata(
     sensitive: Annotated[str | None, typer.Option(
         "--sensitive", help="Sensitive fields to release and keep l-diverse (default: the "
         "standard's; pass '' for none).")] = None,
+    suppression: Annotated[str, typer.Option(
+        "--suppression", help="cells: suppress the fewest cells of the outliers; records: "
+        "blank the outliers' every quasi-identifier.")] = "cells",
     hxl: Annotated[bool, typer.Option("--hxl", help="Add an HXL hashtag row to the CSV.")
                    ] = False,
     actor: Annotated[str, typer.Option("--actor", help="Who makes this release (recorded).")
@@ -45,14 +48,16 @@ def microdata(
     """Generalise and suppress the hub's records until k-anonymous and l-diverse, losing least;
     write Parquet, CSV and a data dictionary; record the release in the hub."""
     with user_errors():
-        if l_kind not in ("distinct", "entropy"):
-            raise StoreError("--l-kind must be distinct or entropy", hint="--l-kind distinct")
+        if l_kind not in ("distinct", "entropy") or suppression not in ("cells", "records"):
+            raise StoreError("--l-kind must be distinct or entropy; --suppression cells or "
+                             "records", hint="--l-kind distinct --suppression cells")
         require_hub(hub)
         from accord.store import open_store
 
         settings = MicrodataSettings(
             k=k, l=l, l_kind=l_kind, max_suppression=max_suppression,  # type: ignore[arg-type]
-            qi=_split(qi), sensitive=None if sensitive is None else _split(sensitive), hxl=hxl)
+            qi=_split(qi), sensitive=None if sensitive is None else _split(sensitive), hxl=hxl,
+            suppression=suppression)  # type: ignore[arg-type]
         with open_store(hub) as store, make_progress(transient=True) as bar:
             task = bar.add_task("searching the lattice", total=None)
             rel = release_microdata(
@@ -69,7 +74,10 @@ def microdata(
     t.add_row("k achieved", str(rel.result.k))
     t.add_row("l achieved (distinct / entropy)",
               f"{rel.result.l_distinct} / {rel.result.l_entropy:.2f}")
-    t.add_row("suppressed", f"{rel.result.suppressed_records} ({rel.result.suppressed_share:.2%})")
+    t.add_row("suppressed records (every cell)",
+              f"{rel.result.suppressed_records} ({rel.result.suppressed_share:.2%})")
+    t.add_row("suppressed cells / records touched",
+              f"{rel.result.suppressed_cells} / {rel.result.records_with_suppressed_cells}")
     for col, lv in rel.result.levels.items():
         t.add_row(f"level of {col}", f"{lv} of {rel.result.level_labels[col] - 1}")
     t.add_row("non-uniform entropy (normalised)",

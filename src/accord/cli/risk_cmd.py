@@ -55,7 +55,8 @@ def _print(report: RiskReport) -> None:
     t.add_row("expected re-identifications", f"{report.expected_reidentifications:.2f}")
     t.add_row("global risk", f"{report.global_risk:.2%}")
     for ld in report.l_diversity:
-        t.add_row(f"l-diversity of {ld.field} (distinct / entropy)",
+        name = ld.field if ld.flag is None else f"{ld.field} (flag)"
+        t.add_row(f"l-diversity of {name} (distinct / entropy)",
                   f"{ld.distinct_min} / {ld.entropy_min:.2f}")
     console.print(t)
     r = Table(title="Riskiest combinations")
@@ -79,6 +80,9 @@ def risk_command(
         "--data", help="Assess a CSV file instead of the hub.", exists=True, dir_okay=False)
     ] = None,
     sep: Annotated[str, typer.Option("--sep", help="Separator of --data.")] = ",",
+    multi_valued: Annotated[str | None, typer.Option(
+        "--multi-valued", help="Sensitive columns of --data holding sets ('a|b'): assessed per "
+        "flag (list fields of the hub always are).")] = None,
     weight: Annotated[str | None, typer.Option(
         "--weight", help="Sampling-weight column: use sdcMicro's sample risk model.")] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Riskiest combinations to list.")
@@ -97,7 +101,8 @@ def risk_command(
         qi_cols = _split(qi) or standard_fields(FieldRole.QUASI_IDENTIFIER, table.column_names)
         sens_cols = (_split(sensitive) if sensitive is not None or data is not None
                      else standard_fields(FieldRole.SENSITIVE, table.column_names))
-        report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top)
+        report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top,
+                             multi_valued=_split(multi_valued))
     if as_json:
         print_json(report.summary())
     else:

@@ -13,8 +13,14 @@ sum over the number of records. sdcMicro's C++ ``measure_risk`` subtracts 1e-4 f
 (``sdcmicro_offset``); its R ``indivRisk(method="approx")`` does not (the default here).
 
 Missing values in a quasi-identifier form their own category here (sdcMicro lets them match any
-value, which lowers risk): the more cautious choice. Lists (multi-select fields) are compared as
-sets: the sorted values joined into one key.
+value, which lowers risk): the more cautious choice. Lists (multi-select fields) used as
+quasi-identifiers are compared as sets: the sorted values joined into one key.
+
+A sensitive list (forms of exploitation, needs) is assessed per flag: each code is its own
+sensitive attribute (1 = the record has it, 0 = it has others, empty = nothing recorded), since
+a class where everyone shares one flag discloses that flag even when the sets differ. Flags that
+take one value in the whole table are left out (no class can reveal more than the table does),
+as in the anonymisation engine.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class LDiversity:
     distinct_min: int
     entropy_min: float  # exp(entropy) of the least diverse class
     records_below_2: int  # records in classes with fewer than 2 distinct values
+    flag: str | None = None  # the code, when ``field`` is one flag of a list (``<list>__<code>``)
 
 
 @dataclass(frozen=True)
@@ -138,10 +145,9 @@ def individual_risk(fk: FloatArray, Fk: FloatArray | None = None,
     return np.asarray(np.where(census, 1.0 / fk, risk), dtype=float)
 
 
-def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
-                 n_classes: int, sizes: npt.NDArray[np.int64]) -> LDiversity:
-    codes, dictionary = _codes(column)
-    card = max(len(dictionary), 1)
+def _l_diversity_codes(name: str, codes: npt.NDArray[np.int64], card: int,
+                       cls: npt.NDArray[np.int64], n_classes: int,
+                       sizes: npt.NDArray[np.int64], flag: str | None = None) -> LDiversity:
     pair, pair_counts = np.unique(cls * card + codes, return_counts=True)
     pair_cls = pair // card
     distinct = np.bincount(pair_cls, minlength=n_classes)
@@ -149,13 +155,59 @@ def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
     ent = np.exp(np.bincount(pair_cls, weights=-p * np.log(p), minlength=n_classes))
     return LDiversity(field=name, distinct_min=int(distinct.min()) if n_classes else 0,
                       entropy_min=float(ent.min()) if n_classes else 0.0,
-                      records_below_2=int(sizes[distinct < 2].sum()))
+                      records_below_2=int(sizes[distinct < 2].sum()), flag=flag)
+
+
+def is_list(column: pa.ChunkedArray | pa.Array) -> bool:
+    return bool(pa.types.is_list(column.type) or pa.types.is_large_list(column.type))
+
+
+def flags(column: pa.ChunkedArray | pa.Array, sep: str = "|"
+          ) -> list[tuple[str, npt.NDArray[np.int64]]]:
+    """Per code of a list column (or of 'a|b' strings), its flag: 1, 0, or 2 (nothing recorded).
+
+    Flags constant over the whole table are left out.
+    """
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not is_list(arr):
+        arr = pc.split_pattern(pc.fill_null(pc.cast(arr, pa.string()), ""), sep)
+    values = pc.cast(pc.list_flatten(arr), pa.string())
+    parents = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+    present = pc.not_equal(values, "").to_numpy(zero_copy_only=False)
+    values, parents = values.filter(pa.array(present)), parents[present]
+    n = len(arr)
+    empty = np.ones(n, dtype=bool)
+    empty[parents] = False
+    enc = pc.dictionary_encode(values)
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    out = []
+    for i, code in enumerate(enc.dictionary.to_pylist()):
+        flag = np.where(empty, 2, 0).astype(np.int64)
+        flag[parents[codes == i]] = 1
+        if len(np.unique(flag)) > 1:
+            out.append((str(code), flag))
+    return sorted(out)
+
+
+def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
+                 n_classes: int, sizes: npt.NDArray[np.int64], multi: bool
+                 ) -> list[LDiversity]:
+    if multi or is_list(column):
+        # Named like the released flag columns, so a consumer keyed by field keeps them apart.
+        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code)
+                for code, flag in flags(column)]
+    codes, dictionary = _codes(column)
+    return [_l_diversity_codes(name, codes, max(len(dictionary), 1), cls, n_classes, sizes)]
 
 
 def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
-                weight: str | None = None, top: int = 10, sdcmicro_offset: float = 0.0
-                ) -> RiskReport:
-    """Measure the disclosure risk of a table for the given quasi-identifiers."""
+                weight: str | None = None, top: int = 10, sdcmicro_offset: float = 0.0,
+                multi_valued: Sequence[str] = ()) -> RiskReport:
+    """Measure the disclosure risk of a table for the given quasi-identifiers.
+
+    Sensitive list columns, and string columns named in ``multi_valued`` ('a|b'), are assessed
+    per flag.
+    """
     missing = [c for c in [*qi, *sensitive, *([weight] if weight else [])]
                if c not in table.column_names]
     if missing:
@@ -180,7 +232,8 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     risk = individual_risk(fk, Fk, sdcmicro_offset)
     er = float(risk.sum())
     violations = {k: int(sizes[sizes < k].sum()) for k in K_LEVELS}
-    ldiv = tuple(_l_diversity(s, table.column(s), cls, n_classes, sizes) for s in sensitive)
+    ldiv = tuple(ld for s in sensitive for ld in _l_diversity(
+        s, table.column(s), cls, n_classes, sizes, s in multi_valued))
     class_risk = np.zeros(n_classes)
     class_risk[cls] = risk
     order = np.lexsort((np.arange(n_classes), sizes, -class_risk))[:top]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,15 +17,19 @@ from accord.release.anonymise.check import CheckResult, check_release
 from accord.release.anonymise.engine import (
     LKind,
     Metric,
-    NodeResult,
     PrivacyModel,
     Problem,
+    _dense_codes,
+    _group,
     build_problem,
-    class_of_tuples,
-    evaluate,
+    flag_attributes,
 )
 from accord.release.anonymise.hierarchy import SUPPRESSED, Hierarchy
+from accord.release.anonymise.local import Suppression, local_suppression, record_suppression
+from accord.release.anonymise.nodes import diverse, evaluate
 from accord.release.anonymise.search import ProgressFn, SearchStats, optimal_search
+
+Suppressing = Literal["cells", "records"]
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,16 @@ class AnonymisationResult:
     k: int
     l_distinct: int
     l_entropy: float
-    suppressed_records: int
+    suppressed_records: int  # records with every quasi-identifier suppressed
     suppressed_share: float
     sensitive_hidden_in_suppressed: bool
     utility: Utility
     check: CheckResult
     search: SearchStats = field(default_factory=SearchStats)
+    suppression: Suppressing = "cells"
+    suppressed_cells: int = 0  # quasi-identifier cells set to '*' by suppression
+    records_with_suppressed_cells: int = 0
+    sensitive_attributes: tuple[str, ...] = ()  # what l was checked on (flags of multi fields)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -64,33 +73,51 @@ class AnonymisationResult:
             "l_distinct": self.l_distinct,
             "l_entropy": round(self.l_entropy, 4),
             "levels": self.levels,
+            "suppression": self.suppression,
             "suppressed_records": self.suppressed_records,
             "suppressed_share": round(self.suppressed_share, 6),
+            "suppressed_cells": self.suppressed_cells,
+            "records_with_suppressed_cells": self.records_with_suppressed_cells,
             "sensitive_hidden_in_suppressed": self.sensitive_hidden_in_suppressed,
+            "sensitive_attributes": list(self.sensitive_attributes),
             "utility": self.utility.as_dict(),
             "independent_check": "passed",
             "search": {"lattice_nodes": self.search.nodes, "evaluated": self.search.evaluated,
-                       "pruned_by_bound": self.search.pruned_by_bound},
+                       "pruned_by_bound": self.search.pruned_by_bound,
+                       "pruned_by_inherited_bound": self.search.pruned_by_inheritance},
         }
 
 
-def _l_ceiling(table: pa.Table, sensitive: Sequence[str], kind: LKind) -> int:
+def _value_counts(column: pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    counts = pc.value_counts(pc.fill_null(pc.cast(column, pa.string()), "")).field("counts")
+    return np.asarray(counts, dtype=float)
+
+
+def _ceiling(counts: npt.NDArray[np.float64], kind: LKind) -> int:
+    if kind == "distinct":
+        return len(counts)
+    p = counts / counts.sum()
+    return math.floor(math.exp(float(-(p * np.log(p)).sum())) + 1e-9)
+
+
+def _l_ceiling(table: pa.Table, sensitive: Sequence[str], kind: LKind,
+               multi_valued: Sequence[str] = ()) -> int:
     """The largest l the whole table could offer (one class holding every record)."""
     best = 10**9
     for s in sensitive:
-        counts = np.asarray(pc.value_counts(pc.fill_null(pc.cast(table.column(s), pa.string()),
-                                                         "")).field("counts"), dtype=float)
-        if kind == "distinct":
-            best = min(best, len(counts))
+        if s in multi_valued:
+            for _, flag, _ in flag_attributes(table.column(s), s):
+                best = min(best, _ceiling(np.bincount(flag).astype(float)[np.bincount(flag) > 0],
+                                          kind))
         else:
-            p = counts / counts.sum()
-            best = min(best, math.floor(math.exp(float(-(p * np.log(p)).sum())) + 1e-9))
+            best = min(best, _ceiling(_value_counts(table.column(s)), kind))
     return best if sensitive else 1
 
 
-def _refuse(table: pa.Table, sensitive: Sequence[str], model: PrivacyModel) -> ReleaseRefused:
+def _refuse(table: pa.Table, sensitive: Sequence[str], model: PrivacyModel,
+            multi_valued: Sequence[str]) -> ReleaseRefused:
     n = table.num_rows
-    l_max = _l_ceiling(table, sensitive, model.l_kind)
+    l_max = _l_ceiling(table, sensitive, model.l_kind, multi_valued)
     parts = []
     if model.k > n:
         parts.append(f"k <= {n} (there are only {n} records)")
@@ -104,55 +131,83 @@ def _refuse(table: pa.Table, sensitive: Sequence[str], model: PrivacyModel) -> R
         hint="Minimal feasible settings: " + "; ".join(parts) + ".")
 
 
-def _release_table(table: pa.Table, problem: Problem, best: NodeResult, model: PrivacyModel
+def _group_diverse(problem: Problem, supp: Suppression, model: PrivacyModel) -> bool:
+    """Whether the suppressed records, as one group, are l-diverse in every attribute."""
+    w = problem.weight[supp.records]
+    for s in range(problem.sens.shape[1]):
+        values, inv = np.unique(problem.sens[supp.records, s], return_inverse=True)
+        cnt = np.bincount(inv.reshape(-1), weights=w, minlength=len(values))
+        one_class = np.zeros(len(values), dtype=np.int64)
+        if not diverse(one_class, cnt.astype(np.int64), 1, model.l, model.l_kind)[0]:
+            return False
+    return True
+
+
+def _release_table(table: pa.Table, problem: Problem, levels: tuple[int, ...],
+                   supp: Suppression, model: PrivacyModel, sensitive: Sequence[str]
                    ) -> tuple[pa.Table, bool]:
-    """Write generalised labels; suppressed records get ``*`` in every quasi-identifier."""
-    row_supp = best.tuple_suppressed[problem.row_tuple]
+    """Write generalised labels and ``*`` for suppressed cells."""
     out = table
     for c, (name, enc) in enumerate(zip(problem.qi, problem.hierarchies, strict=True)):
-        h = best.levels[c]
+        h = levels[c]
         labels = np.asarray(enc.names[h], dtype=object)
         codes = enc.maps[h][problem.base_columns[c][problem.row_tuple]]
         values = labels[codes]
-        values[row_supp] = SUPPRESSED
+        values[supp.cells[problem.row_tuple, c]] = SUPPRESSED
         out = out.set_column(out.schema.get_field_index(name), name,
                              pa.array(values, type=pa.string()))
+    row_supp = supp.records[problem.row_tuple]
     n_supp = int(row_supp.sum())
     hide = False
-    if n_supp and problem.sensitive:
-        # The suppressed rows form a group of their own; if it is too small or not diverse,
-        # its sensitive values would single people out, so they are suppressed too.
-        sub = out.filter(pa.array(row_supp))
-        too_small = n_supp < model.k
-        not_diverse = model.l > 1 and _l_ceiling(sub, problem.sensitive, model.l_kind) < model.l
-        hide = too_small or not_diverse
+    if n_supp and sensitive:
+        # The suppressed rows form a group of their own; if it is too small or not diverse
+        # (in any attribute, each flag of a multi-valued field included), its sensitive values
+        # would single people out, so they are suppressed too.
+        hide = n_supp < model.k or (model.l > 1 and not _group_diverse(problem, supp, model))
         if hide:
-            for s in problem.sensitive:
+            for s in sensitive:
                 col = pc.cast(out.column(s), pa.string())
                 new = pc.if_else(pa.array(row_supp), pa.scalar(SUPPRESSED), col)
                 out = out.set_column(out.schema.get_field_index(s), s, new)
     return out, hide
 
 
-def _utility(problem: Problem, best: NodeResult, model: PrivacyModel) -> Utility:
-    totals_e = problem.level_totals("entropy")
-    entropy = evaluate(problem, best.levels, model, "entropy", totals_e).loss
-    max_entropy = float(sum(t[-1] for t in totals_e))
-    intensity = evaluate(problem, best.levels, model, "loss",
-                         problem.level_totals("loss")).loss
-    cls, n_classes = class_of_tuples(problem, best.levels)
-    keep = ~best.tuple_suppressed
-    sizes = np.bincount(cls[keep], weights=problem.weight[keep], minlength=n_classes)
-    sizes = sizes[sizes > 0]
+def _utility(problem: Problem, levels: tuple[int, ...], supp: Suppression, model: PrivacyModel
+             ) -> Utility:
+    losses = []
+    metrics: tuple[Metric, Metric] = ("entropy", "loss")
+    for metric in metrics:
+        delta = problem.delta(metric)
+        loss = float(sum(t[h] for t, h in zip(problem.level_totals(metric), levels,
+                                                strict=True)))
+        for c, h in enumerate(levels):
+            hit = supp.cells[:, c]
+            gen = problem.hierarchies[c].maps[h][problem.base_columns[c][hit]]
+            loss += float((problem.weight[hit] * delta[c][h][gen]).sum())
+        losses.append(loss)
+    entropy, intensity = losses
+    max_entropy = float(sum(t[-1] for t in problem.level_totals("entropy")))
+    keep = ~supp.records
+    cols, cards = [], []
+    for c, h in enumerate(levels):
+        card = problem.hierarchies[c].cardinality(h)
+        gen = problem.hierarchies[c].maps[h][problem.base_columns[c][keep]].astype(np.int64)
+        gen[supp.cells[keep, c]] = card  # '*' is a value of its own
+        cols.append(gen)
+        cards.append(card + 1)
+    key, size = _dense_codes(cols, cards) if cols else (np.zeros(int(keep.sum()), np.int64), 1)
+    cls, n_cls = _group(key, size) if len(key) else (key, 0)
+    sizes = np.bincount(cls, weights=problem.weight[keep], minlength=n_cls)
     n = problem.n
-    kept = n - best.suppressed
+    suppressed = int(problem.weight[supp.records].sum())
+    kept = n - suppressed
     cells = max(n * len(problem.qi), 1)
-    avg = kept / len(sizes) if len(sizes) else 0.0
+    avg = kept / n_cls if n_cls else 0.0
     return Utility(
         non_uniform_entropy=entropy,
         non_uniform_entropy_normalised=entropy / max_entropy if max_entropy else 0.0,
         generalisation_intensity=intensity / cells,
-        discernibility=float((sizes**2).sum()) + float(best.suppressed) * n,
+        discernibility=float((sizes**2).sum()) + float(suppressed) * n,
         average_class_size=avg,
         average_class_size_normalised=avg / model.k if model.k else avg)
 
@@ -160,16 +215,22 @@ def _utility(problem: Problem, best: NodeResult, model: PrivacyModel) -> Utility
 def anonymise(table: pa.Table, qi: Sequence[str], hierarchies: Mapping[str, Hierarchy], *,
               k: int, sensitive: Sequence[str] = (), l: int = 1,  # noqa: E741
               l_kind: LKind = "distinct", max_suppression: float = 0.0,
-              metric: Metric = "entropy", progress: ProgressFn | None = None
+              metric: Metric = "entropy", suppression: Suppressing = "cells",
+              multi_valued: Sequence[str] = (), progress: ProgressFn | None = None
               ) -> AnonymisationResult:
     """Release ``table`` k-anonymous (and l-diverse) at the least information loss.
 
-    Raises ReleaseRefused when no generalisation meets k/l within the suppression limit, with
-    the minimal feasible settings in the hint.
+    ``suppression``: "cells" (local suppression of the outliers' cells, the default) or
+    "records" (outliers blanked whole). ``multi_valued``: sensitive columns holding sets
+    ('a|b'), checked for l-diversity per flag. Raises ReleaseRefused when no generalisation meets
+    k/l within the suppression limit, with the minimal feasible settings in the hint.
     """
     if k < 1 or l < 1 or not 0.0 <= max_suppression <= 1.0:
         raise AccordError("k and l must be at least 1 and --max-suppression between 0 and 1",
                           hint="For example: --k 5 --l 2 --max-suppression 0.05")
+    if suppression not in ("cells", "records"):
+        raise AccordError("suppression must be 'cells' or 'records'",
+                          hint="--suppression cells (local) or records (whole records)")
     if l > 1 and not sensitive:
         raise AccordError("l-diversity needs at least one sensitive column",
                           hint="Pass --sensitive COL, or drop --l.")
@@ -180,26 +241,34 @@ def anonymise(table: pa.Table, qi: Sequence[str], hierarchies: Mapping[str, Hier
     if set(qi) & set(sensitive):
         raise AccordError("a column cannot be both quasi-identifier and sensitive",
                           hint="Name each column in only one of --qi and --sensitive.")
+    multi = [s for s in multi_valued if s in sensitive]
     model = PrivacyModel(k=k, l=l, l_kind=l_kind, max_suppression=max_suppression)
     if table.num_rows == 0:
         raise AccordError("the table has no records", hint="Check the input file.")
-    problem = build_problem(table, qi, sensitive, dict(hierarchies))
+    problem = build_problem(table, qi, sensitive, dict(hierarchies), multi)
     result = optimal_search(problem, model, metric, progress)
     if result.best is None:
-        raise _refuse(table, sensitive, model)
-    best = result.best
-    released, hidden = _release_table(table, problem, best, model)
-    check = check_release(released, qi, sensitive, k=k, l=l, l_kind=l_kind)
+        raise _refuse(table, sensitive, model, multi)
+    levels = result.best.levels
+    _, tuple_fails = evaluate(problem, levels, model, metric, problem.level_totals(metric))
+    supp = (local_suppression(problem, levels, tuple_fails, model) if suppression == "cells"
+            else record_suppression(problem, levels, tuple_fails))
+    released, hidden = _release_table(table, problem, levels, supp, model, sensitive)
+    check = check_release(released, qi, sensitive, k=k, l=l, l_kind=l_kind, multi_valued=multi)
     if not check.satisfies(k, l, l_kind):
         # Never expected; if it happens the engine is wrong and nothing may be written.
         raise ReleaseRefused("the independent k/l check rejected the anonymised table",
                              hint="Report this as a bug; no file was written.")
     n = table.num_rows
+    suppressed = int(problem.weight[supp.records].sum())
     return AnonymisationResult(
-        table=released, levels=dict(zip(qi, best.levels, strict=True)),
+        table=released, levels=dict(zip(qi, levels, strict=True)),
         level_labels={c: h.height for c, h in zip(qi, problem.hierarchies, strict=True)},
         k=check.k if check.classes else 0, l_distinct=check.l_distinct,
-        l_entropy=check.l_entropy, suppressed_records=best.suppressed,
-        suppressed_share=best.suppressed / n if n else 0.0,
-        sensitive_hidden_in_suppressed=hidden, utility=_utility(problem, best, model),
-        check=check, search=result.stats)
+        l_entropy=check.l_entropy, suppressed_records=suppressed,
+        suppressed_share=suppressed / n if n else 0.0,
+        sensitive_hidden_in_suppressed=hidden, utility=_utility(problem, levels, supp, model),
+        check=check, search=result.stats, suppression=suppression,
+        suppressed_cells=supp.cell_count(problem.weight),
+        records_with_suppressed_cells=supp.touched(problem.weight),
+        sensitive_attributes=problem.sensitive)

@@ -3,9 +3,19 @@
 Deliberately shares no code with the search: it reads the released values as strings and groups
 them with DuckDB SQL, so a bug in the engine's encoding or group-by cannot hide itself here.
 
+How ``*`` is read: a suppressed cell is a value of its own. A row with ``*`` in some cells is
+grouped only with rows that show ``*`` in the same cells and the same other values; it is not
+taken to match every value (sdcMicro's reading of a missing key), since one row would then count
+towards several classes and the minimum class size would overstate the protection. This is the
+conservative reading: every combination of released values must occur k times.
+
 Rows whose quasi-identifiers are all ``*`` (suppressed records) carry no quasi-identifying
 information and are exempt from k, as in ARX; their sensitive values must still be l-diverse as a
 group of at least k rows, or be suppressed (``*``) themselves.
+
+Multi-valued sensitive columns (sets written 'a|b') are checked per flag: for each code, whether
+the record has it (1), has others (0) or nothing recorded (empty). A flag with one value in the
+whole released table is not checked (no class can reveal more than the table does).
 """
 
 from __future__ import annotations
@@ -28,11 +38,12 @@ class CheckResult:
     classes: int
     suppressed_rows: int
     suppressed_group_ok: bool
+    l_checked: bool = True  # False when no attribute varies (nothing a class could reveal)
 
     def satisfies(self, k: int, l: int = 1, l_kind: str = "distinct") -> bool:  # noqa: E741
         if self.classes and self.k < k:
             return False
-        if l > 1 and self.classes:
+        if l > 1 and self.classes and self.l_checked:
             achieved = self.l_distinct if l_kind == "distinct" else self.l_entropy
             if achieved < l - 1e-9:
                 return False
@@ -43,15 +54,42 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _flag_columns(con: duckdb.DuckDBPyConnection, column: str) -> list[tuple[str, str]]:
+    """(name, SQL expression) of the varying 0/1/empty flags of a set-valued column."""
+    col = _ident(column)
+    codes = [str(r[0]) for r in con.execute(
+        f"SELECT DISTINCT unnest(string_split({col}, '|')) AS c FROM released_raw_text "
+        f"WHERE {col} NOT IN ('', '{SUPPRESSED}') ORDER BY c").fetchall() if r[0] != ""]
+    out = []
+    for code in codes:
+        literal = "'" + code.replace("'", "''") + "'"
+        expr = (f"CASE WHEN {col} = '{SUPPRESSED}' THEN '{SUPPRESSED}' WHEN {col} = '' THEN '' "
+                f"WHEN list_contains(string_split({col}, '|'), {literal}) THEN '1' ELSE '0' END")
+        varying = con.execute(
+            f"SELECT count(DISTINCT {expr}) FROM released_raw_text "
+            f"WHERE {col} <> '{SUPPRESSED}'").fetchall()[0][0]
+        if int(varying) > 1:
+            out.append((f"{column}__{code}", expr))
+    return out
+
+
 def check_release(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
-                  k: int = 1, l: int = 1, l_kind: str = "distinct") -> CheckResult:  # noqa: E741
+                  k: int = 1, l: int = 1, l_kind: str = "distinct",  # noqa: E741
+                  multi_valued: Sequence[str] = ()) -> CheckResult:
     """Measure the k and l a released table actually has."""
     con = duckdb.connect()
     try:
         cast = ", ".join(f"coalesce(CAST({_ident(c)} AS VARCHAR), '') AS {_ident(c)}"
                          for c in [*qi, *sensitive])
         con.register("released_raw", table)
-        con.execute(f"CREATE TEMP TABLE released AS SELECT {cast} FROM released_raw")
+        con.execute(f"CREATE TEMP TABLE released_raw_text AS SELECT {cast} FROM released_raw")
+        attributes: list[tuple[str, str]] = []
+        for s in sensitive:
+            attributes += (_flag_columns(con, s) if s in multi_valued else [(s, _ident(s))])
+        select = ", ".join([_ident(q) for q in qi] +
+                           [f"{expr} AS {_ident(name)}" for name, expr in attributes])
+        con.execute(f"CREATE TEMP TABLE released AS SELECT {select} FROM released_raw_text")
+        sensitive = [name for name, _ in attributes]
         all_star = " AND ".join(f"{_ident(c)} = '{SUPPRESSED}'" for c in qi) or "FALSE"
         keys = ", ".join(_ident(c) for c in qi)
         con.execute(f"CREATE TEMP VIEW kept AS SELECT * FROM released WHERE NOT ({all_star})")
@@ -93,6 +131,7 @@ def check_release(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] =
         elif classes == 0:
             l_distinct, l_entropy = 0, 0.0
         return CheckResult(k=min_k, l_distinct=l_distinct, l_entropy=l_entropy, classes=classes,
-                           suppressed_rows=suppressed, suppressed_group_ok=group_ok)
+                           suppressed_rows=suppressed, suppressed_group_ok=group_ok,
+                           l_checked=bool(sensitive))
     finally:
         con.close()

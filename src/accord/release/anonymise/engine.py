@@ -1,8 +1,17 @@
-"""The data side of the search: distinct tuples, node evaluation, information loss.
+"""The data side of the search: distinct tuples, node evaluation by roll-up, information loss.
 
 The table is reduced once to its distinct (quasi-identifier, sensitive) tuples with counts, as
-ARX does; every lattice node is then evaluated on those tuples with vectorised numpy group-bys
-(``bincount`` on a mixed-radix key when the key space is small, ``unique`` otherwise).
+ARX does. A lattice node is evaluated from a *snapshot* of any finer node already evaluated (its
+equivalence classes: generalised codes, sizes, sensitive-value counts): generalising a finer
+node's classes and grouping them gives the coarser node's classes, so the cost is the number of
+classes of the source, not the number of tuples (ARX's roll-up). The distinct tuples are the
+snapshot of the bottom node, so every node can be reached.
+
+The information loss of a node is computed the same way whatever the source: the loss with
+nothing suppressed (a sum of per-column totals) plus, per column, the suppressed records per
+generalised value times the extra loss of raising that value to the top. Both metrics' extra loss
+depends only on the generalised value (see ``Problem.delta``), and the suppressed counts are
+exact integers, so a node's loss is bit-identical however it was reached.
 """
 
 from __future__ import annotations
@@ -20,11 +29,15 @@ import pyarrow.compute as pc
 from accord.release.anonymise.hierarchy import EncodedHierarchy, Hierarchy, encode_column
 
 IntArray = npt.NDArray[np.int64]
+CodeArray = npt.NDArray[np.int32]
+FloatArray = npt.NDArray[np.float64]
 LKind = Literal["distinct", "entropy"]
 Metric = Literal["entropy", "loss"]
 
 # Above this many possible keys a dense bincount would waste memory; fall back to sorting.
 _DENSE_LIMIT = 1 << 24
+_PAIR_MEMORY = 1 << 30
+MULTI_SEP = "|"
 
 
 @dataclass(frozen=True)
@@ -46,25 +59,29 @@ class PrivacyModel:
 
 @dataclass(frozen=True)
 class Problem:
-    """A table reduced to distinct tuples, ready for lattice search."""
+    """A table reduced to distinct tuples, ready for lattice search.
+
+    ``sensitive`` names the sensitive *attributes* the model checks: a plain column, or one flag
+    per code of a multi-valued column (``<column>__<code>``, values 1 / 0 / empty).
+    """
 
     qi: tuple[str, ...]
     sensitive: tuple[str, ...]
     hierarchies: tuple[EncodedHierarchy, ...]
-    base: npt.NDArray[np.int32]  # (m, q) base codes of each distinct tuple
-    sens: npt.NDArray[np.int32]  # (m, s) codes of the sensitive values
+    base: CodeArray  # (m, q) base codes of each distinct tuple
+    sens: CodeArray  # (m, s) codes of the sensitive attributes
     sens_cardinality: tuple[int, ...]
     weight: IntArray  # (m,) number of records per tuple
     row_tuple: IntArray  # (n,) tuple of each input row
-    entropy_cell: tuple[tuple[npt.NDArray[np.float64], ...], ...]  # [c][h][base code]
-    intensity_cell: tuple[tuple[npt.NDArray[np.float64], ...], ...]
+    entropy_cell: tuple[tuple[FloatArray, ...], ...]  # [c][h][base code]
+    intensity_cell: tuple[tuple[FloatArray, ...], ...]
 
     @cached_property
-    def base_columns(self) -> tuple[npt.NDArray[np.int32], ...]:
+    def base_columns(self) -> tuple[CodeArray, ...]:
         # Contiguous copies: column access in the hot loop is then a plain gather.
         return tuple(np.ascontiguousarray(self.base[:, c]) for c in range(self.base.shape[1]))
 
-    @property
+    @cached_property
     def n(self) -> int:
         return int(self.weight.sum())
 
@@ -72,7 +89,118 @@ class Problem:
     def heights(self) -> tuple[int, ...]:
         return tuple(h.height for h in self.hierarchies)
 
-    def level_totals(self, metric: Metric) -> list[npt.NDArray[np.float64]]:
+    @cached_property
+    def lift(self) -> tuple[dict[tuple[int, int], CodeArray], ...]:
+        """Per column, (from level, to level) -> code map between two levels of the hierarchy."""
+        out = []
+        for enc in self.hierarchies:
+            maps: dict[tuple[int, int], CodeArray] = {}
+            for f in range(enc.height):
+                for h in range(f, enc.height):
+                    arr = np.zeros(enc.cardinality(f), dtype=np.int32)
+                    arr[enc.maps[f]] = enc.maps[h]
+                    maps[(f, h)] = arr
+            out.append(maps)
+        return tuple(out)
+
+    @cached_property
+    def _paired(self) -> dict[tuple[int, int, int, int], CodeArray]:
+        return {}  # filled lazily by ``base_key_columns``; bounded by ``_PAIR_MEMORY``
+
+    def base_key_columns(self, levels: Sequence[int]
+                         ) -> tuple[list[npt.NDArray[np.integer]], list[int]]:
+        """The tuples' generalised codes at a node, two columns combined into one code.
+
+        Evaluating a node from the tuples is the search's main cost; with the combined codes
+        of each pair of columns cached, building a node's key takes half the passes and no
+        gathers (the cache holds at most ``_PAIR_MEMORY`` bytes).
+        """
+        cols: list[npt.NDArray[np.integer]] = []
+        cards: list[int] = []
+        m = len(self.weight)
+        for a in range(0, len(levels), 2):
+            if a + 1 == len(levels):
+                enc, h = self.hierarchies[a], levels[a]
+                cols.append(self._gen(a, h))
+                cards.append(enc.cardinality(h))
+                continue
+            b = a + 1
+            ha, hb = levels[a], levels[b]
+            ca, cb = self.hierarchies[a].cardinality(ha), self.hierarchies[b].cardinality(hb)
+            key = (a, ha, b, hb)
+            hit = self._paired.get(key)
+            if hit is None:
+                combined = self._gen(a, ha).astype(np.int64) * cb + self._gen(b, hb)
+                if ca * cb < (1 << 31) and (len(self._paired) + 1) * m * 4 <= _PAIR_MEMORY:
+                    hit = combined.astype(np.int32)
+                    self._paired[key] = hit
+                else:
+                    cols.append(combined)
+                    cards.append(ca * cb)
+                    continue
+            cols.append(hit)
+            cards.append(ca * cb)
+        return cols, cards
+
+    def _gen(self, c: int, h: int) -> CodeArray:
+        return self.hierarchies[c].maps[h][self.base_columns[c]]
+
+    def delta(self, metric: Metric) -> tuple[tuple[FloatArray, ...], ...]:
+        """Per column and level, the extra loss of suppressing one record, per generalised value.
+
+        Non-uniform entropy: top - level h = log2(freq(top value) / freq(value at h)); intensity:
+        the difference of the leaf counts. Both depend only on the value at h, and both shrink as h
+        grows (which the search's inherited bounds rely on).
+        """
+        return self._delta_entropy if metric == "entropy" else self._delta_intensity
+
+    def _make_delta(self, cells: tuple[tuple[FloatArray, ...], ...]
+                    ) -> tuple[tuple[FloatArray, ...], ...]:
+        out = []
+        for enc, per_level in zip(self.hierarchies, cells, strict=True):
+            top = per_level[-1]
+            levels = []
+            for h in range(enc.height):
+                d = np.zeros(enc.cardinality(h))
+                d[enc.maps[h]] = np.maximum(top - per_level[h], 0.0)
+                levels.append(d)
+            out.append(tuple(levels))
+        return tuple(out)
+
+    def min_delta(self, metric: Metric) -> tuple[dict[tuple[int, int], FloatArray], ...]:
+        """Per column, (f, h) -> for each value at level h, the least extra loss of suppressing
+        a record at level f below it (a lower bound for any record under that value)."""
+        return self._min_delta_entropy if metric == "entropy" else self._min_delta_intensity
+
+    def _make_min_delta(self, metric: Metric) -> tuple[dict[tuple[int, int], FloatArray], ...]:
+        out = []
+        for enc, lift, per_level in zip(self.hierarchies, self.lift, self.delta(metric),
+                                        strict=True):
+            maps: dict[tuple[int, int], FloatArray] = {}
+            for (f, h), up in lift.items():
+                arr = np.full(enc.cardinality(h), np.inf)
+                np.minimum.at(arr, up, per_level[f])
+                maps[(f, h)] = arr
+            out.append(maps)
+        return tuple(out)
+
+    @cached_property
+    def _min_delta_entropy(self) -> tuple[dict[tuple[int, int], FloatArray], ...]:
+        return self._make_min_delta("entropy")
+
+    @cached_property
+    def _min_delta_intensity(self) -> tuple[dict[tuple[int, int], FloatArray], ...]:
+        return self._make_min_delta("loss")
+
+    @cached_property
+    def _delta_entropy(self) -> tuple[tuple[FloatArray, ...], ...]:
+        return self._make_delta(self.entropy_cell)
+
+    @cached_property
+    def _delta_intensity(self) -> tuple[tuple[FloatArray, ...], ...]:
+        return self._make_delta(self.intensity_cell)
+
+    def level_totals(self, metric: Metric) -> list[FloatArray]:
         """Per column, the loss of the whole column at each level with nothing suppressed."""
         cells = self.entropy_cell if metric == "entropy" else self.intensity_cell
         out = []
@@ -83,42 +211,91 @@ class Problem:
         return out
 
 
-def _dense_codes(columns: Sequence[npt.NDArray[np.int32]], cards: Sequence[int]
+def _dense_codes(columns: Sequence[npt.NDArray[np.integer]], cards: Sequence[int]
                  ) -> tuple[IntArray, int]:
     """Combine code columns into one dense int64 key (0..K-1); returns (key, K)."""
     key = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
     size = 1
     for col, card in zip(columns, cards, strict=True):
+        if card == 1:
+            continue  # a fully generalised column adds nothing to the key
         if size * card >= (1 << 62):
             uniq, inv = np.unique(key, return_inverse=True)
             key, size = inv.astype(np.int64).reshape(-1), len(uniq)
-        key = key * card + col
+        key *= card
+        key += col
         size *= card
     return key, size
 
 
-def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[npt.NDArray[np.int32], int]:
+def _group(key: IntArray, size: int) -> tuple[IntArray, int]:
+    """Dense group id (0..G-1) of each key; returns (ids, G)."""
+    if size <= _DENSE_LIMIT and size <= 8 * max(len(key), 1):
+        present = np.zeros(size, dtype=bool)
+        present[key] = True
+        dense = np.cumsum(present, dtype=np.int64) - 1
+        return dense[key], int(dense[-1] + 1) if size else 0
+    uniq, inv = np.unique(key, return_inverse=True)
+    return inv.astype(np.int64).reshape(-1), len(uniq)
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[CodeArray, list[str]]:
     strings = pc.fill_null(pc.cast(column, pa.string()), "")
     enc = pc.dictionary_encode(strings)
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int32), max(len(enc.dictionary), 1)
+    return (enc.indices.to_numpy(zero_copy_only=False).astype(np.int32),
+            [str(v) for v in enc.dictionary.to_pylist()])
+
+
+def flag_attributes(column: pa.ChunkedArray | pa.Array, name: str
+                    ) -> list[tuple[str, CodeArray, int]]:
+    """A multi-valued column ('a|b' per record) as one sensitive attribute per code.
+
+    Each flag is 1 (the record has the code), 0 (it has others) or empty (nothing recorded).
+    Flags that take one value in the whole table are left out: no generalisation can hide what
+    the table as a whole shows (documented; drop the field if that is itself sensitive).
+    """
+    codes, dictionary = _codes(column)
+    sets = [set(v.split(MULTI_SEP)) - {""} for v in dictionary]
+    out = []
+    for code in sorted(set().union(*sets) if sets else set()):
+        per_entry = np.array([2 if not s else int(code in s) for s in sets], dtype=np.int32)
+        flag = per_entry[codes]
+        values = np.unique(flag)
+        if len(values) > 1:
+            out.append((f"{name}__{code}", flag, 3))
+    return out
 
 
 def build_problem(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str],
-                  hierarchies: dict[str, Hierarchy]) -> Problem:
-    """Encode the table and reduce it to distinct tuples."""
+                  hierarchies: dict[str, Hierarchy], multi_valued: Sequence[str] = ()
+                  ) -> Problem:
+    """Encode the table and reduce it to distinct tuples.
+
+    Columns of ``sensitive`` also named in ``multi_valued`` hold sets ('a|b') and are checked
+    per flag (see ``flag_attributes``).
+    """
     encs: list[EncodedHierarchy] = []
-    cols: list[npt.NDArray[np.int32]] = []
+    cols: list[CodeArray] = []
     for name in qi:
         enc, codes = encode_column(hierarchies[name], table.column(name))
         encs.append(enc)
         cols.append(codes)
-    sens_cols, sens_cards = [], []
+    sens_names: list[str] = []
+    sens_cols: list[CodeArray] = []
+    sens_cards: list[int] = []
     for name in sensitive:
-        codes, card = _codes(table.column(name))
-        sens_cols.append(codes)
-        sens_cards.append(card)
+        if name in multi_valued:
+            for flag_name, flag, card in flag_attributes(table.column(name), name):
+                sens_names.append(flag_name)
+                sens_cols.append(flag)
+                sens_cards.append(card)
+        else:
+            codes, dictionary = _codes(table.column(name))
+            sens_names.append(name)
+            sens_cols.append(codes)
+            sens_cards.append(max(len(dictionary), 1))
     cards = [e.cardinality(0) for e in encs] + sens_cards
     key, _ = _dense_codes(cols + sens_cols, cards)
     uniq, first, inv, counts = np.unique(key, return_index=True, return_inverse=True,
@@ -142,82 +319,7 @@ def build_problem(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str],
             per_i.append((enc.leaves[h][enc.maps[h]] - 1) / denom)
         ent.append(tuple(per_e))
         inten.append(tuple(per_i))
-    return Problem(qi=tuple(qi), sensitive=tuple(sensitive), hierarchies=tuple(encs), base=base,
+    return Problem(qi=tuple(qi), sensitive=tuple(sens_names), hierarchies=tuple(encs), base=base,
                    sens=sens, sens_cardinality=tuple(sens_cards), weight=weight,
                    row_tuple=inv.astype(np.int64).reshape(-1), entropy_cell=tuple(ent),
                    intensity_cell=tuple(inten))
-
-
-def class_of_tuples(problem: Problem, levels: Sequence[int]) -> tuple[IntArray, int]:
-    """Equivalence class (dense id) of each distinct tuple at a node; returns (ids, classes)."""
-    gen = [enc.maps[h][col] for col, enc, h in
-           zip(problem.base_columns, problem.hierarchies, levels, strict=True)]
-    cards = [enc.cardinality(h) for enc, h in zip(problem.hierarchies, levels, strict=True)]
-    key, size = _dense_codes(gen, cards)
-    if size <= _DENSE_LIMIT and size <= 8 * max(len(key), 1):
-        present = np.zeros(size, dtype=bool)
-        present[key] = True
-        dense = np.cumsum(present) - 1
-        return dense[key], int(present.sum())
-    uniq, inv = np.unique(key, return_inverse=True)
-    return inv.astype(np.int64).reshape(-1), len(uniq)
-
-
-def failing_classes(problem: Problem, cls: IntArray, n_classes: int, model: PrivacyModel
-                    ) -> tuple[npt.NDArray[np.bool_], IntArray]:
-    """Which classes violate k (or l); returns (fails per class, size per class)."""
-    sizes = np.bincount(cls, weights=problem.weight, minlength=n_classes).astype(np.int64)
-    fails = sizes < model.k
-    if model.l > 1:
-        for s, card in enumerate(problem.sens_cardinality):
-            fails |= ~diverse_classes(cls, n_classes, problem.sens[:, s], card, problem.weight,
-                                      model.l, model.l_kind)
-    return fails, sizes
-
-
-def diverse_classes(cls: IntArray, n_classes: int, sens: npt.NDArray[np.int32], card: int,
-                    weight: IntArray, l: int, kind: LKind) -> npt.NDArray[np.bool_]:  # noqa: E741
-    """Whether each class holds at least l distinct (or entropy-l) sensitive values."""
-    pair = cls * card + sens
-    upair, inv = np.unique(pair, return_inverse=True)
-    pair_counts = np.bincount(inv.reshape(-1), weights=weight, minlength=len(upair))
-    pair_cls = upair // card
-    if kind == "distinct":
-        distinct = np.bincount(pair_cls, minlength=n_classes)
-        return np.asarray(distinct >= l)
-    totals = np.bincount(pair_cls, weights=pair_counts, minlength=n_classes)
-    p = pair_counts / totals[pair_cls]
-    entropy = np.bincount(pair_cls, weights=-p * np.log(p), minlength=n_classes)
-    return np.asarray(entropy >= np.log(l) - 1e-12)
-
-
-@dataclass(frozen=True)
-class NodeResult:
-    levels: tuple[int, ...]
-    anonymous: bool
-    suppressed: int  # records whose quasi-identifiers are suppressed
-    loss: float  # value of the optimised metric (suppressed records count as fully generalised)
-    tuple_suppressed: npt.NDArray[np.bool_]
-    classes: int
-
-
-def evaluate(problem: Problem, levels: Sequence[int], model: PrivacyModel, metric: Metric,
-             level_totals: Sequence[npt.NDArray[np.float64]]) -> NodeResult:
-    """Evaluate one lattice node: privacy model with suppression, and information loss."""
-    cls, n_classes = class_of_tuples(problem, levels)
-    fails, _ = failing_classes(problem, cls, n_classes, model)
-    tup_fail = fails[cls]
-    suppressed = int(problem.weight[tup_fail].sum())
-    anonymous = suppressed <= int(np.floor(model.max_suppression * problem.n + 1e-9))
-    loss = float(sum(t[h] for t, h in zip(level_totals, levels, strict=True)))
-    if suppressed:
-        cells = problem.entropy_cell if metric == "entropy" else problem.intensity_cell
-        w = problem.weight[tup_fail]
-        for c, h in enumerate(levels):
-            b = problem.base_columns[c][tup_fail]
-            top = len(cells[c]) - 1
-            # Elementwise then sum, not `@`: BLAS threads thrash on a busy two-core machine.
-            loss += float((w * (cells[c][top][b] - cells[c][h][b])).sum())
-    return NodeResult(levels=tuple(int(x) for x in levels), anonymous=anonymous,
-                      suppressed=suppressed, loss=loss, tuple_suppressed=tup_fail,
-                      classes=int(n_classes - fails.sum()))

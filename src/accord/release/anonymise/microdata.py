@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from accord.errors import AccordError
-from accord.release.anonymise.api import AnonymisationResult, anonymise
+from accord.release.anonymise.api import AnonymisationResult, Suppressing, anonymise
 from accord.release.anonymise.engine import LKind, Metric
 from accord.release.anonymise.hierarchy import SUPPRESSED, Hierarchy
 from accord.release.anonymise.search import ProgressFn
@@ -48,6 +48,7 @@ class MicrodataSettings:
     qi: tuple[str, ...] = ()  # empty: the standard's quasi-identifiers
     sensitive: tuple[str, ...] | None = None  # None: the standard's sensitive fields
     hxl: bool = False
+    suppression: Suppressing = "cells"
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,11 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
     for name in sensitive:
         prepared[name] = as_strings(records.column(name), standard.field(name))
     table = pa.table({n: pa.array(v, type=pa.string()) for n, v in prepared.items()})
+    multi = [s for s in sensitive if standard.field(s).type.is_multi]
     result = anonymise(table, qi, hierarchies, k=settings.k, sensitive=sensitive, l=settings.l,
                        l_kind=settings.l_kind, max_suppression=settings.max_suppression,
-                       metric=settings.metric, progress=progress)
-    multi = [s for s in sensitive if standard.field(s).type.is_multi]
+                       metric=settings.metric, suppression=settings.suppression,
+                       multi_valued=multi, progress=progress)
     single = [s for s in sensitive if s not in multi]
     released = _released_table(result, qi, single, multi, standard)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +157,8 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
         parameters = {"k": settings.k, "l": settings.l, "l_kind": settings.l_kind,
                       "max_suppression": settings.max_suppression, "metric": settings.metric,
                       "quasi_identifiers": qi, "sensitive": sensitive,
-                      "multi_valued_sensitive": "0/1 flag columns; l-diversity on the set",
+                      "suppression": settings.suppression,
+                      "multi_valued_sensitive": "0/1 flag columns; l-diversity per flag",
                       "hxl": settings.hxl, "standard": f"{standard.name} {standard.version}"}
         after = assess_risk(result.table, qi, top=0)
         results = {**result.summary(), "data_version": data_version,

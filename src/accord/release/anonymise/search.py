@@ -14,22 +14,40 @@ How it stays optimal while skipping most nodes:
   limit are monotone: if a node is not anonymous, no node below it is; if it is, every node above
   it is. Each verdict is propagated through the lattice so those nodes are never grouped. For a
   node known to be anonymous with no suppression allowed, its loss is the bound: no evaluation.
+- Inherited bounds. Every node below an anonymous node suppresses at least the same records,
+  each at a finer level (a rarer value, so a higher extra loss); the cheapest finer value under
+  each suppressed record's value gives a bound on the suppression loss below, propagated to every
+  node below. A node whose raised bound exceeds the best loss is skipped before it is resolved.
+- Roll-up (``nodes.py``): a node is grouped from the classes of the smallest finer node kept in
+  a bounded cache, not from the tuples, whenever there is one.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from accord.release.anonymise.engine import Metric, NodeResult, PrivacyModel, Problem, evaluate
+from accord.release.anonymise.engine import Metric, PrivacyModel, Problem
+from accord.release.anonymise.nodes import (
+    NodeResult,
+    Snapshot,
+    base_snapshot,
+    evaluate,
+    judge,
+    roll_up_sorted,
+)
 
 ProgressFn = Callable[[int, int], None]
 
 _UNKNOWN, _ANON, _NOT = 0, 1, -1
+# Classes kept for roll-up, as a multiple of the number of distinct tuples (memory: ~40 bytes
+# per class and quasi-identifier set, more with sensitive attributes).
+_SNAPSHOT_BUDGET = 3
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,7 @@ class SearchStats:
     evaluated: int = 0
     tagged: int = 0
     pruned_by_bound: int = 0
+    pruned_by_inheritance: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,23 +127,53 @@ class _Flash:
         self.problem, self.model, self.metric = problem, model, metric
         self.lattice, self.levels, self.bound, self.stats = lattice, levels, bound, stats
         self.totals = problem.level_totals(metric)
+        self.limit = int(np.floor(model.max_suppression * problem.n + 1e-9))
         self.status = np.zeros(lattice.size, dtype=np.int8)
+        # Suppression loss each node must at least carry, learnt from coarser evaluated nodes.
+        self.inherited = np.zeros(lattice.size)
         self.cache: dict[int, tuple[bool, int, float]] = {}
+        self.snapshots = _SnapshotCache(base_snapshot(problem), _SNAPSHOT_BUDGET * max(
+            len(problem.weight), 1))
 
     def evaluate(self, idx: int) -> tuple[bool, int, float]:
         """(anonymous, suppressed records, loss) of a node, evaluated at most once."""
         hit = self.cache.get(idx)
         if hit is None:
-            res = evaluate(self.problem, tuple(int(x) for x in self.levels[idx]), self.model,
-                           self.metric, self.totals)
+            target = tuple(int(x) for x in self.levels[idx])
+            snap = roll_up_sorted(self.problem, self.snapshots.source(target), target,
+                                  k_first=(self.model.k, self.limit))
+            self.snapshots.add(snap)
+            res = judge(self.problem, snap, self.model, self.metric, self.totals)
             self.stats.evaluated += 1
             hit = (res.anonymous, res.suppressed, res.loss)
             self.cache[idx] = hit
-            if self.model.monotone and self.status[idx] == _UNKNOWN:
-                value = _ANON if res.anonymous else _NOT
-                self.status[idx] = value
-                self.stats.tagged += _tag(self.status, idx, self.levels, self.lattice, value)
+            if self.model.monotone:
+                if self.status[idx] == _UNKNOWN:
+                    value = _ANON if res.anonymous else _NOT
+                    self.status[idx] = value
+                    self.stats.tagged += _tag(self.status, idx, self.levels, self.lattice, value)
+                if res.anonymous and res.extra > 0:
+                    self._inherit(res)
         return hit
+
+    def _inherit(self, res: NodeResult) -> None:
+        """Lower-bound the suppression loss of every node below an anonymous node.
+
+        A node below suppresses at least the same records (k and distinct l are monotone), and
+        each of them at a finer level, which costs at least the cheapest finer value under the
+        record's value here (``Problem.min_delta``).
+        """
+        top = np.asarray(res.levels)
+        below = (self.levels <= top).all(axis=1)
+        contrib = np.zeros(int(below.sum()))
+        sub = self.levels[below]
+        min_delta = self.problem.min_delta(self.metric)
+        for c, h in enumerate(res.levels):
+            per_level = np.array([float((res.suppressed_by_value[c] * min_delta[c][(f, h)]).sum())
+                                  for f in range(h + 1)])
+            contrib += per_level[sub[:, c]]
+        current = self.inherited[below]
+        self.inherited[below] = np.maximum(current, contrib)
 
     def resolve(self, idx: int) -> None:
         """Settle ``status[idx]`` by checking a path upward from it, binary-search style."""
@@ -150,6 +199,34 @@ class _Flash:
                 lo = mid + 1
 
 
+class _SnapshotCache:
+    """Evaluated nodes' classes kept for roll-up, within a budget of stored classes (LRU)."""
+
+    def __init__(self, base: Snapshot, budget: int) -> None:
+        self.base, self.budget = base, budget
+        self.items: OrderedDict[tuple[int, ...], Snapshot] = OrderedDict()
+        self.stored = 0
+
+    def source(self, target: tuple[int, ...]) -> Snapshot:
+        """The smallest stored snapshot at or below ``target`` (the tuples if none)."""
+        best = self.base
+        for key, snap in self.items.items():
+            if snap.size < best.size and all(a <= b for a, b in zip(key, target, strict=True)):
+                best = snap
+        if best is not self.base:
+            self.items.move_to_end(best.levels)
+        return best
+
+    def add(self, snap: Snapshot) -> None:
+        if not snap.complete or snap.size > self.budget // 4 or snap.levels in self.items:
+            return
+        self.items[snap.levels] = snap
+        self.stored += snap.size
+        while self.stored > self.budget:
+            _, old = self.items.popitem(last=False)
+            self.stored -= old.size
+
+
 def optimal_search(problem: Problem, model: PrivacyModel, metric: Metric = "entropy",
                    progress: ProgressFn | None = None) -> SearchResult:
     """Find the anonymous node of least loss (see the module docstring for why it is exact)."""
@@ -173,6 +250,10 @@ def optimal_search(problem: Problem, model: PrivacyModel, metric: Metric = "entr
         if progress is not None and pos % 64 == 0:
             progress(pos, lattice.size)
         if model.monotone:
+            # Checked before resolving: a node that cannot win needs no verdict either.
+            if best_idx >= 0 and bound[idx] + flash.inherited[idx] > best_key[0] + tol:
+                stats.pruned_by_inheritance += 1
+                continue
             if flash.status[idx] == _UNKNOWN:
                 flash.resolve(idx)
             if flash.status[idx] == _NOT:
@@ -191,7 +272,7 @@ def optimal_search(problem: Problem, model: PrivacyModel, metric: Metric = "entr
         progress(lattice.size, lattice.size)
     if best_idx < 0:
         return SearchResult(best=None, stats=stats)
-    best = evaluate(problem, tuple(int(x) for x in levels[best_idx]), model, metric, totals)
+    best, _ = evaluate(problem, tuple(int(x) for x in levels[best_idx]), model, metric, totals)
     return SearchResult(best=best, stats=stats)
 
 
@@ -203,7 +284,7 @@ def exhaustive_search(problem: Problem, model: PrivacyModel, metric: Metric = "e
     best: NodeResult | None = None
     stats = SearchStats(nodes=lattice.size)
     for i, row in enumerate(lattice.all_levels()):
-        res = evaluate(problem, tuple(int(x) for x in row), model, metric, totals)
+        res, _ = evaluate(problem, tuple(int(x) for x in row), model, metric, totals)
         stats.evaluated += 1
         if res.anonymous and _better(res, best):
             best = res

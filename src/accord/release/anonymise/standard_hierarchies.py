@@ -9,8 +9,8 @@
 Decisions on lists (multi-select fields), documented in docs/anonymise.md:
 - a list used as a quasi-identifier (citizenship) is released as one value: the country if there
   is one, ``multiple`` if there are several; it then generalises like a country.
-- a list that is sensitive is checked for l-diversity as a set (its sorted values) and released
-  as one 0/1 flag column per code, ``<field>__<code>``.
+- a list that is sensitive is checked for l-diversity per flag (each code its own 0/1
+  attribute) and released as one 0/1 flag column per code, ``<field>__<code>``.
 Missing values are a category of their own (``unknown`` once generalised): an empty cell is
 information too, so it is never treated as matching anything.
 """
