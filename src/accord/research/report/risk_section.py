@@ -124,13 +124,15 @@ def _diversity(stored: RiskReport, published: RiskReport) -> str:
             f"</tr>{body}</table>")
 
 
-def _k_release(prepared: Prepared, qi: list[str]) -> tuple[RiskReport, dict[str, int], int] | str:
+def _k_release(prepared: Prepared, qi: list[str]) -> tuple[RiskReport, dict[str, int], str] | str:
     """Risk after the generalisation and suppression `accord release microdata --k 5` would
     choose (quasi-identifiers only), or why there is none."""
     try:
         result = anonymise(prepared.table.select(qi), qi, prepared.hierarchies, k=K_RELEASE,
                            max_suppression=MAX_SUPPRESSION)
-        return assess_risk(result.table, qi, top=0), result.levels, result.suppressed_records
+        note = (f"{result.records_with_suppressed_cells:,} records had {result.suppressed_cells:,} cells "
+                f"suppressed (set to *), {result.suppressed_records:,} of them entirely")
+        return assess_risk(result.table, qi, top=0), result.levels, note
     except AccordError as err:
         return err.message
 
@@ -163,8 +165,9 @@ def risk_html(store: Store, standard: Standard | None = None) -> Markup:
         reports.append((k_title, report))
         k_note = (f"<p>The k = {K_RELEASE} column is the generalisation <code>accord release "
                   f"microdata --k {K_RELEASE} --l 1</code> would choose (least information lost, "
-                  f"at most {MAX_SUPPRESSION:.0%} of records suppressed: here {suppressed:,}, "
-                  "counted as one class of *).</p>")
+                  f"then local suppression of the remaining outliers' cells, touching at most "
+                  f"{MAX_SUPPRESSION:.0%} of records: here {escape(suppressed)}; a * matches only * "
+                  "when classes are counted).</p>")
     height = {n: prepared.hierarchies[n].height for n in qi}
     head = ("<tr><th>quasi-identifier</th><th>at publication level</th>"
             + (f"<th>{escape(k_title)}</th>" if chosen else "") + "</tr>")
