@@ -18,6 +18,10 @@ from accord.protect.encoding.schema import EncodingSchema, FieldKind, FieldSpec
 
 # Year levels used by the date rule (year-only or defaulted dates): equal, one apart, else.
 _YEAR_LEVELS = (0.8, 0.3)
+# Birth years from reported ages (EncodedSet.birth_years), used where the date is unknown: years
+# apart at most this much (an age is reported in whole years at a registration date, so one
+# person's estimates differ by up to about a year, more when the age itself is a guess).
+_AGE_YEAR_LEVELS = (1.5, 4.0)
 _ROUGH = {DateQuality.DEFAULT_JAN_1.value, DateQuality.YEAR_ONLY.value}
 
 
@@ -34,7 +38,8 @@ def comparisons(schema: EncodingSchema) -> list[Comparison]:
         bands = [f"dice>={t:g}" for t in f.dice_levels] + ["else"]
         if f.kind is FieldKind.DATE:
             year = ["year equal", "year +/-1", "year differs"]
-            out.append(Comparison(f.name, ("null", *bands, *year), 1))
+            age = [f"age year +/-{t:g}" for t in _AGE_YEAR_LEVELS] + ["age year differs"]
+            out.append(Comparison(f.name, ("null", *bands, *year, *age), 1))
         else:
             out.append(Comparison(f.name, ("null", *bands), 1))
     return out
@@ -89,8 +94,28 @@ def comparison_levels(a: EncodedSet, b: EncodedSet, ia: np.ndarray,
             qa, qb = a.quality[f.name][ia], b.quality[f.name][ib]
             unknown = (qa == DateQuality.UNKNOWN.value) | (qb == DateQuality.UNKNOWN.value)
             present = present & ~unknown
+            gamma[:, j] = np.where(present, lvl, 0)
+            _age_levels(a, b, f, ia, ib, gamma[:, j])
+            continue
         gamma[:, j] = np.where(present, lvl, 0)
     return gamma
+
+
+def _age_levels(a: EncodedSet, b: EncodedSet, f: FieldSpec, ia: np.ndarray, ib: np.ndarray,
+                out: np.ndarray) -> None:
+    """Where the birth date says nothing, compare birth years estimated from reported ages."""
+    if a.birth_years is None or b.birth_years is None:
+        return
+    diff = np.abs(a.birth_years[ia] - b.birth_years[ib])
+    use = (out == 0) & ~np.isnan(diff)
+    if not use.any():
+        return
+    base = 1 + len(f.dice_levels) + 1 + 3  # null, bands, else, three year levels
+    lvl = np.full(int(use.sum()), base + len(_AGE_YEAR_LEVELS), dtype=np.int8)
+    d = diff[use]
+    for i, t in reversed(list(enumerate(_AGE_YEAR_LEVELS))):
+        lvl[d <= t] = base + i
+    out[use] = lvl
 
 
 def _date_levels(a: EncodedSet, b: EncodedSet, f: FieldSpec, ia: np.ndarray, ib: np.ndarray,

@@ -9,7 +9,7 @@ persons of their own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
@@ -64,11 +64,33 @@ def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]
     info = EncodingInfo(schema, fingerprint, check)
     renamed = table.rename_columns([c[len(ENCODED_PREFIX):] if c.startswith(ENCODED_PREFIX)
                                     else c for c in table.column_names])
+    years = _birth_years(store)
     out: dict[str, EncodedSet] = {}
     for partner in sorted(set(renamed["partner"].to_pylist())):
         part = renamed.filter(pc.equal(renamed["partner"], partner))
-        out[partner] = EncodedSet.from_table(part, info, id_column="record_key")
+        enc = EncodedSet.from_table(part, info, id_column="record_key")
+        est = np.array([years.get((partner, k), np.nan) for k in enc.ids], dtype=np.float64)
+        out[partner] = replace(enc, birth_years=est)
     return out
+
+
+def _birth_years(store: Store) -> dict[tuple[str, str], float]:
+    """Birth year estimated from the age at registration, which the hub holds anyway.
+
+    Linkage compares it only where the encoded birth date says nothing (unknown at either side):
+    the simulator's and real partners' records often carry an age without a birth date. The
+    estimate is the registration date in years, less the age, less half a year.
+    """
+    rows = store.query("SELECT partner, record_key, registration_date, age FROM records "
+                       "WHERE age IS NOT NULL AND registration_date IS NOT NULL")
+    if rows.num_rows == 0:
+        return {}
+    reg = pc.cast(rows["registration_date"], pa.date32())
+    years = (pc.year(reg).to_numpy(zero_copy_only=False)
+             + (pc.day_of_year(reg).to_numpy(zero_copy_only=False) - 1) / 365.25)
+    est = years - rows["age"].to_numpy(zero_copy_only=False) - 0.5
+    return dict(zip(zip(rows["partner"].to_pylist(), rows["record_key"].to_pylist(), strict=True),
+                    est.tolist(), strict=True))
 
 
 def link_hub(store: Store, schema: EncodingSchema | None = None,
