@@ -137,13 +137,15 @@ def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
 
 
 def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, n_b: int,
-                  matches: float, compete: bool = True) -> np.ndarray:
+                  matches: float, compete: bool = True, rounds: int = 3) -> np.ndarray:
     """Natural log odds that each pair is a match, given the records' competing candidates.
 
     With M matches among n_a x n_b pairs, a pair's prior is lambda = M / (n_a n_b). The pair is a
     match only if neither record's match is another candidate, so the odds are
-    lambda L / ((1 - M/n_a + lambda S_a) (1 - M/n_b + lambda S_b)), S_a and S_b being the
-    likelihood ratios of the records' other candidates.
+    lambda L / ((1 - M/n_a + lambda S_a) (1 - M/n_b + lambda S_b)), S_a and S_b summing the
+    likelihood ratios of the records' other candidates. A competitor counts only as far as it is
+    free: if it is itself the likely match of a third record, it takes little from this pair
+    (a few rounds of this mean-field update).
     """
     lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
     x = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0))
@@ -151,9 +153,17 @@ def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, 
         return np.log(x) - np.log1p(-lam)
     pa = min(matches / max(n_a, 1), 0.999)
     pb = min(matches / max(n_b, 1), 0.999)
-    da = (1.0 - pa) + _others(x, ia, n_a)
-    db = (1.0 - pb) + _others(x, ib, n_b)
-    return np.log(x) - np.log(da) - np.log(db)
+    free_a = free_b = np.ones(len(x))
+    lo = np.log(x)
+    for _ in range(max(rounds, 1)):
+        da = (1.0 - pa) + _others(x * free_b, ia, n_a)
+        db = (1.0 - pb) + _others(x * free_a, ib, n_b)
+        lo = np.log(x) - np.log(da) - np.log(db)
+        post = _sigmoid(lo)
+        # How free the other record of each pair is of matches other than this one.
+        free_b = np.clip(1.0 - (np.bincount(ib, weights=post, minlength=n_b)[ib] - post), 0, 1)
+        free_a = np.clip(1.0 - (np.bincount(ia, weights=post, minlength=n_a)[ia] - post), 0, 1)
+    return lo
 
 
 def _sigmoid(lo: np.ndarray) -> np.ndarray:
@@ -243,7 +253,7 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         post_pat = np.where(live, 0.0, per_pattern * x_pat / (base + x_pat))
         sel = np.flatnonzero(live[pid])
         if len(sel):
-            lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches)
+            lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches, rounds=1)
             post_pat += np.bincount(pid[sel], weights=_sigmoid(lo), minlength=len(patterns))
         new_matches = float(post_pat.sum())
         new_m = [(np.bincount(patterns[:, j], weights=post_pat, minlength=k) + 1e-9)
