@@ -21,7 +21,7 @@ _YEAR_LEVELS = (0.8, 0.3)
 # Birth years from reported ages (EncodedSet.birth_years), used where the date is unknown: years
 # apart at most this much (an age is reported in whole years at a registration date, so one
 # person's estimates differ by up to about a year, more when the age itself is a guess).
-_AGE_YEAR_LEVELS = (1.5, 4.0)
+_AGE_YEAR_LEVELS = (1.5, 7.0)
 _ROUGH = {DateQuality.DEFAULT_JAN_1.value, DateQuality.YEAR_ONLY.value}
 
 
@@ -39,7 +39,8 @@ def comparisons(schema: EncodingSchema) -> list[Comparison]:
         if f.kind is FieldKind.DATE:
             year = ["year equal", "year +/-1", "year differs"]
             age = [f"age year +/-{t:g}" for t in _AGE_YEAR_LEVELS] + ["age year differs"]
-            out.append(Comparison(f.name, ("null", *bands, *year, *age), 1))
+            partial = f"dice>={f.dice_levels[-1]:g}, year equal"
+            out.append(Comparison(f.name, ("null", *bands, *year, *age, partial), 1))
         else:
             out.append(Comparison(f.name, ("null", *bands), 1))
     return out
@@ -123,11 +124,19 @@ def _date_levels(a: EncodedSet, b: EncodedSet, f: FieldSpec, ia: np.ndarray, ib:
     """The rule for defaulted (1 January) and year-only dates: compare only their years."""
     qa, qb = a.quality[f.name][ia], b.quality[f.name][ib]
     rough = np.isin(qa, list(_ROUGH)) | np.isin(qb, list(_ROUGH))
-    if not rough.any():
-        return full
     yname = f.name + YEAR_SUFFIX
-    yd = dice(a.fields[yname], b.fields[yname], ia[rough], ib[rough])
     base = len(f.dice_levels) + 1  # last full-date level index
     out = full.copy()
-    out[rough] = _bands(yd, _YEAR_LEVELS) + base
+    # Full dates in the lowest band that share their year: the same month, the same day, or day
+    # and month swapped (the unordered month/day token). Among random pairs this is rare, among
+    # re-registrations of one person it is mostly a swap; it gets its own level (the last).
+    partial = ~rough & (full == len(f.dice_levels))
+    if partial.any():
+        same_year = dice(a.fields[yname], b.fields[yname], ia[partial], ib[partial]) >= \
+            _YEAR_LEVELS[0] - 1e-6
+        idx = np.flatnonzero(partial)[same_year]
+        out[idx] = base + 3 + len(_AGE_YEAR_LEVELS) + 1 + 1
+    if rough.any():
+        yd = dice(a.fields[yname], b.fields[yname], ia[rough], ib[rough])
+        out[rough] = _bands(yd, _YEAR_LEVELS) + base
     return out

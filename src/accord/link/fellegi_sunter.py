@@ -213,7 +213,7 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
            pairs: tuple[np.ndarray, np.ndarray], sizes: tuple[int, int],
            independent: tuple[int, ...] = (), labels: list[tuple[str, ...]] | None = None,
            shrinkage: float = 20.0, max_iter: int = 200, tol: float = 1e-5,
-           negligible: float = 1e-9) -> FSModel:
+           negligible: float = 1e-9, m_floor: float = 0.002) -> FSModel:
     """EM for m and the number of matches, u from random pairs (see the module docstring).
 
     ``gamma``: levels of the candidate pairs ``pairs`` = (ia, ib); ``random_gamma``: levels of
@@ -256,7 +256,7 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
             lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches, rounds=1)
             post_pat += np.bincount(pid[sel], weights=_sigmoid(lo), minlength=len(patterns))
         new_matches = float(post_pat.sum())
-        new_m = [(np.bincount(patterns[:, j], weights=post_pat, minlength=k) + 1e-9)
+        new_m = [(np.bincount(patterns[:, j], weights=post_pat, minlength=k) + m_floor * post_pat.sum() + 1e-9)
                  for j, k in enumerate(n_levels)]
         new_m = [x / x.sum() for x in new_m]
         delta = max(float(np.abs(a - b).max()) for a, b in zip(new_m, m, strict=True))

@@ -102,8 +102,11 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     say = progress or (lambda _m: None)
     if not store.table_exists("records"):
         raise StoreError("the hub holds no records yet", hint="add contributions with `accord hub add`")
-    recs = store.query("SELECT batch_id, partner, record_key, person_pseudonym FROM records "
-                       "ORDER BY partner, record_key")
+    # A pseudonym hashes name, birth date and sex: without a birth date it says only "same name
+    # and sex", which different people share, so it does not make records one person.
+    recs = store.query("SELECT batch_id, partner, record_key, CASE WHEN dob_quality IS NULL OR "
+                       "dob_quality = 'unknown' THEN NULL ELSE person_pseudonym END AS "
+                       "person_pseudonym FROM records ORDER BY partner, record_key")
     partners = recs["partner"].to_pylist()
     keys = recs["record_key"].to_pylist()
     index = {(p, k): i for i, (p, k) in enumerate(zip(partners, keys, strict=True))}
