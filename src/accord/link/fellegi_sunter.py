@@ -71,10 +71,16 @@ class FSModel:
         }
 
 
-def _rows(g: np.ndarray) -> np.ndarray:
-    """One opaque value per row, for np.unique over patterns of any width."""
+def _codes(g: np.ndarray, n_levels: list[int]) -> np.ndarray:
+    """One sortable value per row (level pattern): an integer when the patterns fit in 62 bits,
+    else the row's bytes."""
+    if float(np.prod(np.asarray(n_levels, dtype=np.float64))) < 2.0**62:
+        code = np.zeros(len(g), dtype=np.int64)
+        for j, k in enumerate(n_levels):
+            code = code * k + g[:, j]
+        return code
     g = np.ascontiguousarray(g, dtype=np.int8)
-    return g.view(np.dtype((np.void, g.shape[1]))).ravel() if g.shape[1] else np.zeros(len(g))
+    return g.view(np.dtype((np.void, g.shape[1]))).ravel()
 
 
 def _log_m(gamma: np.ndarray, m: list[np.ndarray]) -> np.ndarray:
@@ -91,9 +97,11 @@ def _log_u(gamma: np.ndarray, model: FSModel) -> np.ndarray:
     rest = [j for j in range(gamma.shape[1]) if j not in model.independent]
     if not rest:
         return out
-    assert model.joint_patterns is not None and model.joint_log_u is not None
-    keys = _rows(gamma[:, rest])
-    table = _rows(model.joint_patterns)
+    if model.joint_patterns is None or model.joint_log_u is None or not len(gamma):
+        return out
+    n_levels = [len(model.m[j]) for j in rest]
+    keys = _codes(gamma[:, rest], n_levels)
+    table = _codes(model.joint_patterns, n_levels)
     order = np.argsort(table)
     pos = np.searchsorted(table[order], keys)
     pos = np.minimum(pos, len(table) - 1)
@@ -172,13 +180,8 @@ def _sigmoid(lo: np.ndarray) -> np.ndarray:
 
 def _pattern_ids(gamma: np.ndarray, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Distinct level patterns of the pairs and each pair's pattern number."""
-    if float(np.prod(np.asarray(n_levels, dtype=np.float64))) < 2.0**62:
-        code = np.zeros(len(gamma), dtype=np.int64)
-        for j, k in enumerate(n_levels):
-            code = code * k + gamma[:, j]
-        _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
-    else:
-        _, first, inverse = np.unique(_rows(gamma), return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(_codes(gamma, n_levels), return_index=True,
+                                  return_inverse=True)
     return gamma[first], inverse.ravel()
 
 
@@ -236,10 +239,11 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
     patterns, pid = _pattern_ids(gamma, n_levels)
     per_pattern = np.bincount(pid, minlength=len(patterns)).astype(np.float64)
     matches = 0.1 * min(n_a, n_b)
-    it, converged = 0, False
+    iterations, converged = 0, False
     table: np.ndarray | None = None
     log_u_table: np.ndarray | None = None
-    for it in range(1, max_iter + 1):
+    while iterations < max_iter:
+        iterations += 1
         lam = matches / total
         # u: the random pairs' frequencies less the matches expected among them.
         u = [np.maximum(c / r - lam * mj, 0.0) + 0.5 / r for c, mj in zip(counts, m, strict=True)]
@@ -256,7 +260,10 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
             lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches, rounds=1)
             post_pat += np.bincount(pid[sel], weights=_sigmoid(lo), minlength=len(patterns))
         new_matches = float(post_pat.sum())
-        new_m = [(np.bincount(patterns[:, j], weights=post_pat, minlength=k) + m_floor * post_pat.sum() + 1e-9)
+        # A small floor on every level: one level never seen among the estimated matches must
+        # not veto a pair outright (EM's m of a rare level is noisy).
+        floor = m_floor * post_pat.sum() + 1e-9
+        new_m = [np.bincount(patterns[:, j], weights=post_pat, minlength=k) + floor
                  for j, k in enumerate(n_levels)]
         new_m = [x / x.sum() for x in new_m]
         delta = max(float(np.abs(a - b).max()) for a, b in zip(new_m, m, strict=True))
@@ -265,8 +272,8 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         if delta < tol:
             converged = True
             break
-    return FSModel(m, u, matches / total, it, converged, labs, matches, independent, table,
-                   log_u_table)
+    return FSModel(m, u, matches / total, iterations, converged, labs, matches, independent,
+                   table, log_u_table)
 
 
 def probability(weight: np.ndarray, prior: float) -> np.ndarray:

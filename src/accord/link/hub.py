@@ -19,7 +19,9 @@ import pyarrow.compute as pc
 
 from accord.errors import StoreError
 from accord.link.cluster import ClusterRecord, cluster_records
+from accord.link.comparisons import comparison_levels
 from accord.link.encodings import EncodedSet
+from accord.link.fellegi_sunter import LN2, FSModel
 from accord.link.match import MatchConfig, match_sets
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
@@ -93,6 +95,28 @@ def _birth_years(store: Store) -> dict[tuple[str, str], float]:
                     est.tolist(), strict=True))
 
 
+# A merge that would put two records of different partners in one person is refused when the
+# model finds them at least this much (log2 Bayes factor) more likely two people than one.
+CONTRADICTION = -4.0
+
+
+def _compatibility(partners: list[str], keys: list[str], sets: dict[str, EncodedSet],
+                   models: dict[tuple[str, str], FSModel]) -> Callable[[int, int], bool]:
+    """compatible(i, j) for the clustering: no clear evidence that records i and j differ."""
+    local = {p: {k: n for n, k in enumerate(s.ids.tolist())} for p, s in sets.items()}
+
+    def compatible(i: int, j: int) -> bool:
+        (pi, ki), (pj, kj) = sorted([(partners[i], keys[i]), (partners[j], keys[j])])
+        model = models.get((pi, pj))
+        xi, xj = local.get(pi, {}).get(ki), local.get(pj, {}).get(kj)
+        if model is None or xi is None or xj is None:
+            return True
+        gamma = comparison_levels(sets[pi], sets[pj], np.array([xi]), np.array([xj]))
+        return bool(model.log_bayes_factor(gamma)[0] / LN2 >= CONTRADICTION)
+
+    return compatible
+
+
 def link_hub(store: Store, schema: EncodingSchema | None = None,
              config: MatchConfig | None = None, progress: Progress | None = None,
              actor: str = "hub") -> LinkSummary:
@@ -116,11 +140,13 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     sc: list[np.ndarray] = []
     pair_counts: dict[str, int] = {}
     thresholds: dict[str, float] = {}
+    models: dict[tuple[str, str], FSModel] = {}
     automatic = cfg.threshold is None
     for pa_, pb_ in combinations(sorted(sets), 2):
         a, b = sets[pa_], sets[pb_]
         say(f"linking {pa_} with {pb_}")
         r = match_sets(a, b, cfg)
+        models[(pa_, pb_)] = r.model
         gi = np.array([index.get((pa_, k), -1) for k in a.ids[r.ia]], dtype=np.int64)
         gj = np.array([index.get((pb_, k), -1) for k in b.ids[r.ib]], dtype=np.int64)
         ok = (gi >= 0) & (gj >= 0)  # an encoding without its record (should not happen) is ignored
@@ -135,7 +161,8 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     say("clustering")
     cluster_in = [ClusterRecord(p, s) for p, s in
                   zip(partners, recs["person_pseudonym"].to_pylist(), strict=True)]
-    labels = cluster_records(cluster_in, edges_i, edges_j, scores)
+    labels = cluster_records(cluster_in, edges_i, edges_j, scores,
+                             _compatibility(partners, keys, sets, models))
     best = np.full(len(partners), np.nan)
     kept = labels[edges_i] == labels[edges_j] if len(edges_i) else np.zeros(0, bool)
     for arr in (edges_i, edges_j):
