@@ -148,25 +148,25 @@ def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, 
                   matches: float, compete: bool = True, rounds: int = 3) -> np.ndarray:
     """Natural log odds that each pair is a match, given the records' competing candidates.
 
-    With M matches among n_a x n_b pairs, a pair's prior is lambda = M / (n_a n_b). The pair is a
-    match only if neither record's match is another candidate, so the odds are
-    lambda L / ((1 - M/n_a + lambda S_a) (1 - M/n_b + lambda S_b)), S_a and S_b summing the
-    likelihood ratios of the records' other candidates. A competitor counts only as far as it is
-    free: if it is itself the likely match of a third record, it takes little from this pair
-    (a few rounds of this mean-field update).
+    With M matches among n_a x n_b pairs, a pair's prior is lambda = M / (n_a n_b), and its odds
+    against "both records unmatched" are x = lambda L / ((1 - M/n_a)(1 - M/n_b)). The pair is a
+    match only if neither record's match is another candidate, so its odds are
+    x / ((1 + S_a)(1 + S_b)), S_a and S_b summing the x of the records' other candidates. (With k
+    equal candidates and no other evidence, each gets at most 1/(k+1).) A competitor counts only
+    as far as it is free: if it is itself the likely match of a third record, it takes little
+    from this pair (a few rounds of this mean-field update).
     """
     lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
-    x = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0))
     if not compete:
-        return np.log(x) - np.log1p(-lam)
+        return np.log(lam) + log_bf - np.log1p(-lam)
     pa = min(matches / max(n_a, 1), 0.999)
     pb = min(matches / max(n_b, 1), 0.999)
+    log_x = np.log(lam) + log_bf - np.log(1.0 - pa) - np.log(1.0 - pb)
+    x = np.exp(np.clip(log_x, -700.0, 650.0))
     free_a = free_b = np.ones(len(x))
-    lo = np.log(x)
+    lo = log_x
     for _ in range(max(rounds, 1)):
-        da = (1.0 - pa) + _others(x * free_b, ia, n_a)
-        db = (1.0 - pb) + _others(x * free_a, ib, n_b)
-        lo = np.log(x) - np.log(da) - np.log(db)
+        lo = log_x - np.log1p(_others(x * free_b, ia, n_a)) - np.log1p(_others(x * free_a, ib, n_b))
         post = _sigmoid(lo)
         # How free the other record of each pair is of matches other than this one.
         free_b = np.clip(1.0 - (np.bincount(ib, weights=post, minlength=n_b)[ib] - post), 0, 1)
@@ -251,10 +251,10 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         log_u, table, log_u_table = _log_u_patterns(patterns, random_gamma, n_levels, independent,
                                                     u, m, lam, shrinkage)
         log_bf = _log_m(patterns, m) - log_u
-        x_pat = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0))
-        live = x_pat > negligible
         base = (1 - min(matches / n_a, 0.999)) * (1 - min(matches / n_b, 0.999))
-        post_pat = np.where(live, 0.0, per_pattern * x_pat / (base + x_pat))
+        x_pat = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0)) / base
+        live = x_pat > negligible
+        post_pat = np.where(live, 0.0, per_pattern * x_pat / (1.0 + x_pat))
         sel = np.flatnonzero(live[pid])
         if len(sel):
             lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches, rounds=1)
