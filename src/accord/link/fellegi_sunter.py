@@ -145,16 +145,16 @@ def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
 
 
 def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, n_b: int,
-                  matches: float, compete: bool = True, rounds: int = 3) -> np.ndarray:
+                  matches: float, compete: bool = True) -> np.ndarray:
     """Natural log odds that each pair is a match, given the records' competing candidates.
 
     With M matches among n_a x n_b pairs, a pair's prior is lambda = M / (n_a n_b), and its odds
-    against "both records unmatched" are x = lambda L / ((1 - M/n_a)(1 - M/n_b)). The pair is a
-    match only if neither record's match is another candidate, so its odds are
-    x / ((1 + S_a)(1 + S_b)), S_a and S_b summing the x of the records' other candidates. (With k
-    equal candidates and no other evidence, each gets at most 1/(k+1).) A competitor counts only
-    as far as it is free: if it is itself the likely match of a third record, it takes little
-    from this pair (a few rounds of this mean-field update).
+    against "both records unmatched" are x = lambda L / ((1 - M/n_a)(1 - M/n_b)). The pair (i, j)
+    is a match only if neither record's match is another candidate, so its odds are
+    x_ij / ((1 + sum_k x_ik / (1 + T_k)) (1 + sum_h x_hj / (1 + T_h))), over the other candidates
+    k of i and h of j, where T_k sums the x of k's candidates other than i (and T_h likewise): a
+    competitor that is itself the likely match of a third record takes little from this pair.
+    With k equal candidates and no other evidence, each gets at most 1/(k+1).
     """
     lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
     if not compete:
@@ -163,15 +163,9 @@ def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, 
     pb = min(matches / max(n_b, 1), 0.999)
     log_x = np.log(lam) + log_bf - np.log(1.0 - pa) - np.log(1.0 - pb)
     x = np.exp(np.clip(log_x, -700.0, 650.0))
-    free_a = free_b = np.ones(len(x))
-    lo = log_x
-    for _ in range(max(rounds, 1)):
-        lo = log_x - np.log1p(_others(x * free_b, ia, n_a)) - np.log1p(_others(x * free_a, ib, n_b))
-        post = _sigmoid(lo)
-        # How free the other record of each pair is of matches other than this one.
-        free_b = np.clip(1.0 - (np.bincount(ib, weights=post, minlength=n_b)[ib] - post), 0, 1)
-        free_a = np.clip(1.0 - (np.bincount(ia, weights=post, minlength=n_a)[ia] - post), 0, 1)
-    return lo
+    row = _others(x / (1.0 + _others(x, ib, n_b)), ia, n_a)
+    col = _others(x / (1.0 + _others(x, ia, n_a)), ib, n_b)
+    return log_x - np.log1p(row) - np.log1p(col)
 
 
 def _sigmoid(lo: np.ndarray) -> np.ndarray:
@@ -257,7 +251,7 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         post_pat = np.where(live, 0.0, per_pattern * x_pat / (1.0 + x_pat))
         sel = np.flatnonzero(live[pid])
         if len(sel):
-            lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches, rounds=1)
+            lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches)
             post_pat += np.bincount(pid[sel], weights=_sigmoid(lo), minlength=len(patterns))
         new_matches = float(post_pat.sum())
         # A small floor on every level: one level never seen among the estimated matches must
