@@ -179,31 +179,46 @@ def _pattern_ids(gamma: np.ndarray, n_levels: list[int]) -> tuple[np.ndarray, np
     return gamma[first], inverse.ravel()
 
 
-def _log_u_patterns(patterns: np.ndarray, random_gamma: np.ndarray, n_levels: list[int],
-                    independent: tuple[int, ...], u: list[np.ndarray], m: list[np.ndarray],
-                    lam: float, shrinkage: float) -> tuple[np.ndarray, np.ndarray | None,
-                                                           np.ndarray | None]:
-    """log u of each candidate pattern; and the joint table (patterns, log u) for the model."""
-    out = np.zeros(len(patterns))
-    for j in independent:
-        out += np.log(np.maximum(u[j], _EPS))[patterns[:, j]]
+@dataclass(frozen=True)
+class _JointCounts:
+    """The joint patterns of the non-independent fields among candidates and random pairs."""
+
+    cols: list[int]
+    table: np.ndarray  # distinct patterns (over cols)
+    counts: np.ndarray  # how often each occurs among the random pairs
+    of_candidate: np.ndarray  # table row of each candidate pattern
+
+
+def _joint_counts(patterns: np.ndarray, random_gamma: np.ndarray, n_levels: list[int],
+                  independent: tuple[int, ...]) -> _JointCounts | None:
     cols = [j for j in range(len(n_levels)) if j not in independent]
     if not cols:
-        return out, None, None
-    r = max(len(random_gamma), 1)
+        return None
     both = np.concatenate([patterns[:, cols], random_gamma[:, cols]])
     table, inverse = _pattern_ids(both, [n_levels[j] for j in cols])
     counts = np.bincount(inverse[len(patterns):], minlength=len(table)).astype(np.float64)
-    m_pat = np.ones(len(table))
-    indep = np.ones(len(table))
-    for q, j in enumerate(cols):
-        m_pat *= m[j][table[:, q]]
-        indep *= u[j][table[:, q]]
+    return _JointCounts(cols, table, counts, inverse[: len(patterns)])
+
+
+def _log_u_patterns(patterns: np.ndarray, jc: _JointCounts | None, r: int,
+                    independent: tuple[int, ...], u: list[np.ndarray], m: list[np.ndarray],
+                    lam: float, shrinkage: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """log u of each candidate pattern; and log u of each joint pattern (for the model)."""
+    out = np.zeros(len(patterns))
+    for j in independent:
+        out += np.log(np.maximum(u[j], _EPS))[patterns[:, j]]
+    if jc is None:
+        return out, None
+    m_pat = np.ones(len(jc.table))
+    indep = np.ones(len(jc.table))
+    for q, j in enumerate(jc.cols):
+        m_pat *= m[j][jc.table[:, q]]
+        indep *= u[j][jc.table[:, q]]
     # The random pairs' frequency less the matches expected among them, shrunk towards the
     # product of the marginals where the pattern is rare among random pairs.
-    free = np.maximum(counts - r * lam * m_pat, 0.0)
+    free = np.maximum(jc.counts - r * lam * m_pat, 0.0)
     log_u = np.log((free + shrinkage * indep) / (r + shrinkage))
-    return out + log_u[inverse[: len(patterns)]], table, log_u
+    return out + log_u[jc.of_candidate], log_u
 
 
 def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
@@ -232,9 +247,10 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         return FSModel(m, u, 1e-9, 0, False, labs, 0.0, independent)
     patterns, pid = _pattern_ids(gamma, n_levels)
     per_pattern = np.bincount(pid, minlength=len(patterns)).astype(np.float64)
+    jc = _joint_counts(patterns, random_gamma, n_levels, independent)
+    table = None if jc is None else jc.table
     matches = 0.1 * min(n_a, n_b)
     iterations, converged = 0, False
-    table: np.ndarray | None = None
     log_u_table: np.ndarray | None = None
     while iterations < max_iter:
         iterations += 1
@@ -242,8 +258,7 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         # u: the random pairs' frequencies less the matches expected among them.
         u = [np.maximum(c / r - lam * mj, 0.0) + 0.5 / r for c, mj in zip(counts, m, strict=True)]
         u = [x / x.sum() for x in u]
-        log_u, table, log_u_table = _log_u_patterns(patterns, random_gamma, n_levels, independent,
-                                                    u, m, lam, shrinkage)
+        log_u, log_u_table = _log_u_patterns(patterns, jc, r, independent, u, m, lam, shrinkage)
         log_bf = _log_m(patterns, m) - log_u
         base = (1 - min(matches / n_a, 0.999)) * (1 - min(matches / n_b, 0.999))
         x_pat = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0)) / base
