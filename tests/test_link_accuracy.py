@@ -131,3 +131,17 @@ def test_clustering_does_not_chain_through_a_contradiction() -> None:
     kept = cluster_records(recs, ei, ej, sc, never_a_with_c)
     assert kept[0] == kept[1] and kept[2] != kept[1]
     assert asked == [(0, 2)]  # only the pair without an edge of its own is checked
+
+
+def test_tiny_and_disjoint_inputs() -> None:
+    same_a = _encode([_row("x", "Amina", "Haddad", "1990-03-07")])
+    same_b = _encode([_row("y", "Amina", "Haddad", "1990-03-07")])
+    other = _encode([_row("z", "Petro", "Kovalenko", "1971-11-30")])
+    assert len(match_sets(same_a, same_b).ia) == 1
+    assert len(match_sets(same_a, other).ia) == 0  # one lone pair that disagrees: no match
+    a_rows, _, _ = generate(300, overlap=0.0, seed=1)
+    b_rows, _, _ = generate(300, overlap=0.0, seed=2)
+    for r in b_rows:
+        r["id"] = "b" + r["id"]
+    r = match_sets(_encode(a_rows, seed=1), _encode(b_rows, seed=2))
+    assert len(r.ia) <= 3 and r.model.matches < 5  # nobody in common

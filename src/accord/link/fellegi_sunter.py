@@ -225,7 +225,8 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
            pairs: tuple[np.ndarray, np.ndarray], sizes: tuple[int, int],
            independent: tuple[int, ...] = (), labels: list[tuple[str, ...]] | None = None,
            shrinkage: float = 20.0, max_iter: int = 200, tol: float = 1e-5,
-           negligible: float = 1e-9, m_floor: float = 0.002) -> FSModel:
+           negligible: float = 1e-9, m_floor: float = 0.002,
+           prior_matches: float = 5.0) -> FSModel:
     """EM for m and the number of matches, u from random pairs (see the module docstring).
 
     ``gamma``: levels of the candidate pairs ``pairs`` = (ia, ib); ``random_gamma``: levels of
@@ -241,7 +242,7 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
     counts = [np.bincount(random_gamma[:, j], minlength=k).astype(np.float64)
               for j, k in enumerate(n_levels)]
     u = [(c + 0.5) / (c.sum() + 0.5 * len(c)) for c in counts]
-    m = _initial_m(u)
+    m = m0 = _initial_m(u)
     labs = labels or []
     if len(gamma) == 0:
         return FSModel(m, u, 1e-9, 0, False, labs, 0.0, independent)
@@ -271,9 +272,12 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         new_matches = float(post_pat.sum())
         # A small floor on every level: one level never seen among the estimated matches must
         # not veto a pair outright (EM's m of a rare level is noisy).
+        # And a prior of a few pseudo-matches shaped like the initial m ("matches mostly
+        # agree"): with a handful of records EM cannot tell matches from non-matches, and
+        # without it would call a lone disagreeing pair a match.
         floor = m_floor * post_pat.sum() + 1e-9
         new_m = [np.bincount(patterns[:, j], weights=post_pat, minlength=k) + floor
-                 for j, k in enumerate(n_levels)]
+                 + prior_matches * m0[j] for j, k in enumerate(n_levels)]
         new_m = [x / x.sum() for x in new_m]
         delta = max(float(np.abs(a - b).max()) for a, b in zip(new_m, m, strict=True))
         delta = max(delta, abs(new_matches - matches) / max(matches, 1.0))
