@@ -141,7 +141,7 @@ def test_tiny_and_disjoint_inputs() -> None:
     assert len(match_sets(same_a, other).ia) == 0  # one lone pair that disagrees: no match
     a_rows, _, _ = generate(300, overlap=0.0, seed=1)
     b_rows, _, _ = generate(300, overlap=0.0, seed=2)
-    for r in b_rows:
-        r["id"] = "b" + r["id"]
-    r = match_sets(_encode(a_rows, seed=1), _encode(b_rows, seed=2))
-    assert len(r.ia) <= 3 and r.model.matches < 5  # nobody in common
+    for row in b_rows:
+        row["id"] = "b" + row["id"]
+    res = match_sets(_encode(a_rows, seed=1), _encode(b_rows, seed=2))
+    assert len(res.ia) <= 3 and res.model.matches < 5  # nobody in common
