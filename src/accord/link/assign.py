@@ -1,4 +1,9 @@
-"""One-to-one assignment, the automatic threshold, and frequency adjustment of name agreement."""
+"""One-to-one assignment.
+
+(Frequency adjustment of name agreement is part of the model now: `fellegi_sunter.pair_log_odds`
+divides a pair's odds by the evidence for its records' other candidates, which is how many
+records share a common name, read from the linkage itself.)
+"""
 
 from __future__ import annotations
 
@@ -23,22 +28,3 @@ def greedy_one_to_one(ia: np.ndarray, ib: np.ndarray, score: np.ndarray) -> np.n
         used_b.add(y)
         keep.append(k)
     return np.asarray(keep, dtype=np.int64)
-
-
-def frequency_adjustment(ia: np.ndarray, ib: np.ndarray, agrees: np.ndarray,
-                         lo: float = -4.0, hi: float = 1.0) -> np.ndarray:
-    """log2 factor per pair: negative where the agreeing value is common, positive where rare.
-
-    The hub cannot count clear values, and counting equal encodings is exactly the frequency
-    attack hardening prevents; so how common a value is is read from the linkage itself: how
-    many candidate partners a record agrees with exactly on this field. The adjustment is
-    relative to the average, since EM's u-probability already prices the average agreement.
-    """
-    out = np.zeros(len(ia), dtype=np.float64)
-    if not agrees.any():
-        return out
-    ka = np.bincount(ia[agrees], minlength=int(ia.max()) + 1 if len(ia) else 0)
-    kb = np.bincount(ib[agrees], minlength=int(ib.max()) + 1 if len(ib) else 0)
-    k = np.maximum(ka[ia[agrees]], kb[ib[agrees]]).astype(np.float64)
-    out[agrees] = np.clip(-np.log2(k / k.mean()), lo, hi)
-    return out

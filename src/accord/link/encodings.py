@@ -55,6 +55,9 @@ class EncodedSet:
     fields: dict[str, BitField]
     quality: dict[str, np.ndarray]  # date field -> object array of dob_quality codes
     info: EncodingInfo
+    # Approximate birth year per record from outside the encodings (the hub: registration date
+    # minus reported age), NaN where unknown; compared only where the birth date says nothing.
+    birth_years: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)

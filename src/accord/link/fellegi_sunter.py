@@ -1,10 +1,26 @@
-"""Fellegi-Sunter scoring with weights estimated without labels.
+"""Fellegi-Sunter scoring with parameters estimated without labels, aware that a record is one
+person.
 
-u-probabilities (chance agreement) come from random record pairs, which are almost all
-non-matches (Splink's `estimate_u_using_random_sampling`); m-probabilities and the share of
-matches among candidates come from expectation-maximisation over the candidate pairs, with u held
-fixed. Why by hand: Splink does this on clear text through SQL; here the comparison vectors are
-small integer matrices already in memory, and the EM is a few vectorised lines.
+The model works in the space of *all* record pairs, so it does not depend on which candidates
+blocking produced:
+
+* **u** (how non-matches compare) comes from random record pairs, which are almost all
+  non-matches (Splink's `estimate_u_using_random_sampling`), corrected for the few matches among
+  them. Names, sex and citizenship are *not* independent among non-matches (a common family name
+  goes with a citizenship, a given name with a sex), so u is estimated for their joint pattern,
+  shrunk towards the product of the per-field frequencies where random pairs show a pattern too
+  rarely. Dates (and years) are taken as independent of the rest.
+* **m** (how matches compare) is a product over fields: errors made at two registrations are
+  independent. m and the number of matches are fitted by EM on the candidate pairs.
+* **Competing candidates** (the one-to-one constraint inside EM, and the frequency adjustment):
+  a record has at most one match on the other side, so the odds of a pair are divided by the
+  evidence for the records' other candidates. A record whose name is shared by five candidates
+  and whose birth date is unknown gets five weak links, not five strong ones; without this, EM
+  settles on a class such as "same name and citizenship" that holds many pairs per record.
+
+Why by hand: Splink does EM through SQL on clear text, with every pair independent; here the
+comparison vectors are small integer matrices in memory, and the bipartite E-step (Sadinle's
+one-to-one idea, in a closed-form approximation) is a few vectorised lines.
 """
 
 from __future__ import annotations
@@ -13,30 +29,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-_EPS = 1e-6
+_EPS = 1e-12
+LN2 = float(np.log(2.0))
 
 
 @dataclass(frozen=True)
 class FSModel:
-    m: list[np.ndarray]  # per field, probability of each level among matches (level 0 unused)
-    u: list[np.ndarray]  # per field, among non-matches
-    prior: float  # share of matches among candidate pairs
+    m: list[np.ndarray]  # per field, probability of each level among matches
+    u: list[np.ndarray]  # per field, among non-matches (marginals, for audit)
+    prior: float  # share of matches among all record pairs
     iterations: int
     converged: bool
     labels: list[tuple[str, ...]] = field(default_factory=list)
+    matches: float = 0.0  # estimated number of matching pairs
+    independent: tuple[int, ...] = ()  # fields scored with their own u (dates)
+    joint_patterns: np.ndarray | None = None  # rows: level patterns of the other fields
+    joint_log_u: np.ndarray | None = None  # natural log u of each pattern
+
+    def log_bayes_factor(self, gamma: np.ndarray) -> np.ndarray:
+        """Natural log of m(gamma) / u(gamma) per pair."""
+        return _log_m(gamma, self.m) - _log_u(gamma, self)
 
     def weights(self) -> list[np.ndarray]:
-        """log2(m/u) per field and level; level 0 (null) weighs 0."""
+        """log2(m/u) per field and level from the marginals (for display only)."""
         out = []
         for m, u in zip(self.m, self.u, strict=True):
-            w = np.log2(np.maximum(m, _EPS) / np.maximum(u, _EPS))
-            w[0] = 0.0
-            out.append(w)
+            out.append(np.log2(np.maximum(m, 1e-6) / np.maximum(u, 1e-6)))
         return out
 
     def summary(self) -> dict[str, object]:
         return {
             "prior": self.prior,
+            "estimated_matches": round(self.matches, 1),
             "iterations": self.iterations,
             "converged": self.converged,
             "fields": [
@@ -47,118 +71,225 @@ class FSModel:
         }
 
 
-def level_counts(gamma: np.ndarray, n_levels: list[int]) -> list[np.ndarray]:
-    return [np.bincount(gamma[:, j], minlength=k).astype(np.float64)
-            for j, k in enumerate(n_levels)]
-
-
-def estimate_u(gamma_random: np.ndarray, n_levels: list[int]) -> list[np.ndarray]:
-    """Level frequencies among random pairs (add-one smoothing; level 0 excluded)."""
-    out = []
-    for counts in level_counts(gamma_random, n_levels):
-        c = counts.copy()
-        c[0] = 0.0
-        c[1:] += 1.0
-        out.append(c / c.sum())
-    return out
-
-
-def _initial_m(n_levels: list[int]) -> list[np.ndarray]:
-    out = []
-    for k in n_levels:
-        m = np.zeros(k)
-        # Matches mostly agree: geometric decay from the best level.
-        m[1:] = 0.5 ** np.arange(k - 1) * 4.0 ** -np.arange(k - 1)
-        m[1:] /= m[1:].sum()
-        out.append(m)
-    return out
-
-
-def score(gamma: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
-    """Sum of the fields' log2 Bayes factors (the match weight without prior)."""
-    s = np.zeros(len(gamma), dtype=np.float64)
-    for j, w in enumerate(weights):
-        s += w[gamma[:, j]]
-    return s
-
-
-def _grouping(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort order, group starts and group owners of record indices (for per-record maxima)."""
-    order = np.argsort(idx, kind="stable")
-    sidx = idx[order]
-    starts = np.flatnonzero(np.r_[True, sidx[1:] != sidx[:-1]]) if len(sidx) else np.empty(0,
-                                                                                           np.int64)
-    return order, starts, sidx[starts]
-
-
-def _normalised(s: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    s = s.astype(np.float64)
-    s[0] = 0.0
-    tot = s.sum()
-    return s / tot if tot > 0 else fallback
-
-
-def fit_em(gamma: np.ndarray, u: list[np.ndarray], n_levels: list[int], *, update_u: bool = True,
-           prior: float = 0.1, max_prior: float = 0.5, max_iter: int = 60, tol: float = 1e-5,
-           labels: list[tuple[str, ...]] | None = None,
-           pairs: tuple[np.ndarray, np.ndarray] | None = None) -> FSModel:
-    """EM for m (and u) and the match share.
-
-    ``max_prior`` bounds the share (one-to-one linkage has at most min(|A|, |B|) matches among
-    the candidates). With ``pairs`` (the record indices of each row), each E-step counts a pair
-    towards the match class only if it is the best-scoring pair of both its records: a record is
-    one person, so its second-best candidates are non-matches. Without that, on small or
-    homogeneous data EM settles on a class such as "same citizenship and similar names", which
-    holds many pairs per record and so cannot be the match class.
-    """
-    m = _initial_m(n_levels)
-    hi = min(max(max_prior, 1e-6), 1 - 1e-9)
-    lam = min(max(prior, 1e-6), hi)
-    if len(gamma) == 0:
-        return FSModel(m, u, lam, 0, False, labels or [])
-    it, converged = 0, False
-    # Weights are computed per distinct comparison vector, then spread to the pairs.
-    code = np.zeros(len(gamma), dtype=np.int64)
-    for j, k in enumerate(n_levels):
-        code = code * k + gamma[:, j]
-    _, first, inverse, counts = np.unique(code, return_index=True, return_inverse=True,
-                                          return_counts=True)
-    patterns = gamma[first]
-    groups = None if pairs is None else [_grouping(idx) for idx in pairs]
-    for it in range(1, max_iter + 1):
-        model = FSModel(m, u, lam, it, False)
-        w = score(patterns, model.weights()) + np.log2(lam / (1 - lam))
-        p_pat = 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60)))
-        if groups is not None:
-            p = p_pat[inverse]
-            wp = w[inverse]
-            for order, starts, _ in groups:
-                best = np.maximum.reduceat(wp[order], starts)
-                keep = np.empty(len(wp), dtype=bool)
-                keep[order] = wp[order] >= np.repeat(best, np.diff(np.append(starts, len(wp))))
-                p = np.where(keep, p, 0.0)
-            pc = np.bincount(inverse, weights=p, minlength=len(patterns))
-        else:
-            pc = p_pat * counts
-        qc = counts - pc
-        new_m, new_u = [], []
+def _codes(g: np.ndarray, n_levels: list[int]) -> np.ndarray:
+    """One sortable value per row (level pattern): an integer when the patterns fit in 62 bits,
+    else the row's bytes."""
+    if float(np.prod(np.asarray(n_levels, dtype=np.float64))) < 2.0**62:
+        code = np.zeros(len(g), dtype=np.int64)
         for j, k in enumerate(n_levels):
-            new_m.append(_normalised(np.bincount(patterns[:, j], weights=pc, minlength=k), m[j]))
-            if update_u:
-                new_u.append(_normalised(np.bincount(patterns[:, j], weights=qc, minlength=k),
-                                         u[j]))
-        if update_u:
-            u = new_u
-        new_lam = float(pc.sum() / counts.sum())
+            code = code * k + g[:, j]
+        return code
+    g = np.ascontiguousarray(g, dtype=np.int8)
+    return g.view(np.dtype((np.void, g.shape[1]))).ravel()
+
+
+def _log_m(gamma: np.ndarray, m: list[np.ndarray]) -> np.ndarray:
+    out = np.zeros(len(gamma))
+    for j, mj in enumerate(m):
+        out += np.log(np.maximum(mj, _EPS))[gamma[:, j]]
+    return out
+
+
+def _log_u(gamma: np.ndarray, model: FSModel) -> np.ndarray:
+    out = np.zeros(len(gamma))
+    for j in model.independent:
+        out += np.log(np.maximum(model.u[j], _EPS))[gamma[:, j]]
+    rest = [j for j in range(gamma.shape[1]) if j not in model.independent]
+    if not rest:
+        return out
+    if model.joint_patterns is None or model.joint_log_u is None or not len(gamma):
+        return out
+    n_levels = [len(model.m[j]) for j in rest]
+    keys = _codes(gamma[:, rest], n_levels)
+    table = _codes(model.joint_patterns, n_levels)
+    order = np.argsort(table)
+    pos = np.searchsorted(table[order], keys)
+    pos = np.minimum(pos, len(table) - 1)
+    found = table[order][pos] == keys
+    logu = np.where(found, model.joint_log_u[order][pos], 0.0)
+    if not found.all():  # a pattern never seen: the product of the marginals
+        miss = ~found
+        for j in rest:
+            logu[miss] += np.log(np.maximum(model.u[j], _EPS))[gamma[miss, j]]
+    return out + logu
+
+
+def _initial_m(u: list[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for uj in u:
+        k = len(uj)
+        m = np.zeros(k)
+        # Matches mostly agree: geometric decay from the best level; nulls as often as anywhere.
+        m[1:] = 0.5 ** np.arange(k - 1) * 4.0 ** -np.arange(k - 1)
+        m[1:] *= (1 - uj[0]) / m[1:].sum()
+        m[0] = uj[0]
+        out.append(m / m.sum())
+    return out
+
+
+def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """For each pair, the sum of x over the *other* pairs of its record (stable when one pair
+    dominates its record, where S - x would cancel catastrophically)."""
+    total = np.bincount(idx, weights=x, minlength=n)
+    if not len(x):
+        return x
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, idx, x)
+    is_best = x >= best[idx]
+    cand = np.flatnonzero(is_best)
+    _, first = np.unique(idx[cand], return_index=True)
+    top = np.zeros(len(x), dtype=bool)
+    top[cand[first]] = True
+    rest = np.bincount(idx, weights=np.where(top, 0.0, x), minlength=n)
+    return np.where(top, rest[idx], np.maximum(total[idx] - x, 0.0))
+
+
+def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, n_b: int,
+                  matches: float, compete: bool = True) -> np.ndarray:
+    """Natural log odds that each pair is a match, given the records' competing candidates.
+
+    With M matches among n_a x n_b pairs, a pair's prior is lambda = M / (n_a n_b), and its odds
+    against "both records unmatched" are x = lambda L / ((1 - M/n_a)(1 - M/n_b)). The pair (i, j)
+    is a match only if neither record's match is another candidate, so its odds are
+    x_ij / ((1 + sum_k x_ik / (1 + T_k)) (1 + sum_h x_hj / (1 + T_h))), over the other candidates
+    k of i and h of j, where T_k sums the x of k's candidates other than i (and T_h likewise): a
+    competitor that is itself the likely match of a third record takes little from this pair.
+    With k equal candidates and no other evidence, each gets at most 1/(k+1).
+    """
+    lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
+    if not compete:
+        return np.log(lam) + log_bf - np.log1p(-lam)
+    pa = min(matches / max(n_a, 1), 0.999)
+    pb = min(matches / max(n_b, 1), 0.999)
+    log_x = np.log(lam) + log_bf - np.log(1.0 - pa) - np.log(1.0 - pb)
+    x = np.exp(np.clip(log_x, -700.0, 650.0))
+    row = _others(x / (1.0 + _others(x, ib, n_b)), ia, n_a)
+    col = _others(x / (1.0 + _others(x, ia, n_a)), ib, n_b)
+    return log_x - np.log1p(row) - np.log1p(col)
+
+
+def _sigmoid(lo: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(lo, -700.0, 700.0)))
+
+
+def _pattern_ids(gamma: np.ndarray, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct level patterns of the pairs and each pair's pattern number."""
+    _, first, inverse = np.unique(_codes(gamma, n_levels), return_index=True,
+                                  return_inverse=True)
+    return gamma[first], inverse.ravel()
+
+
+@dataclass(frozen=True)
+class _JointCounts:
+    """The joint patterns of the non-independent fields among candidates and random pairs."""
+
+    cols: list[int]
+    table: np.ndarray  # distinct patterns (over cols)
+    counts: np.ndarray  # how often each occurs among the random pairs
+    of_candidate: np.ndarray  # table row of each candidate pattern
+
+
+def _joint_counts(patterns: np.ndarray, random_gamma: np.ndarray, n_levels: list[int],
+                  independent: tuple[int, ...]) -> _JointCounts | None:
+    cols = [j for j in range(len(n_levels)) if j not in independent]
+    if not cols:
+        return None
+    both = np.concatenate([patterns[:, cols], random_gamma[:, cols]])
+    table, inverse = _pattern_ids(both, [n_levels[j] for j in cols])
+    counts = np.bincount(inverse[len(patterns):], minlength=len(table)).astype(np.float64)
+    return _JointCounts(cols, table, counts, inverse[: len(patterns)])
+
+
+def _log_u_patterns(patterns: np.ndarray, jc: _JointCounts | None, r: int,
+                    independent: tuple[int, ...], u: list[np.ndarray], m: list[np.ndarray],
+                    lam: float, shrinkage: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """log u of each candidate pattern; and log u of each joint pattern (for the model)."""
+    out = np.zeros(len(patterns))
+    for j in independent:
+        out += np.log(np.maximum(u[j], _EPS))[patterns[:, j]]
+    if jc is None:
+        return out, None
+    m_pat = np.ones(len(jc.table))
+    indep = np.ones(len(jc.table))
+    for q, j in enumerate(jc.cols):
+        m_pat *= m[j][jc.table[:, q]]
+        indep *= u[j][jc.table[:, q]]
+    # The random pairs' frequency less the matches expected among them, shrunk towards the
+    # product of the marginals where the pattern is rare among random pairs.
+    free = np.maximum(jc.counts - r * lam * m_pat, 0.0)
+    log_u = np.log((free + shrinkage * indep) / (r + shrinkage))
+    return out + log_u[jc.of_candidate], log_u
+
+
+def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
+           pairs: tuple[np.ndarray, np.ndarray], sizes: tuple[int, int],
+           independent: tuple[int, ...] = (), labels: list[tuple[str, ...]] | None = None,
+           shrinkage: float = 20.0, max_iter: int = 200, tol: float = 1e-5,
+           negligible: float = 1e-9, m_floor: float = 0.002,
+           prior_matches: float = 5.0) -> FSModel:
+    """EM for m and the number of matches, u from random pairs (see the module docstring).
+
+    ``gamma``: levels of the candidate pairs ``pairs`` = (ia, ib); ``random_gamma``: levels of
+    random pairs; ``sizes``: (|A|, |B|); ``independent``: fields whose u is estimated on its own
+    (dates); ``shrinkage``: pseudo-count pulling a joint pattern's u towards the product of the
+    marginals. Pairs whose prior odds times Bayes factor is below ``negligible`` (nearly all of
+    them: their names disagree) are handled per pattern, without their competitors.
+    """
+    ia, ib = pairs
+    n_a, n_b = sizes
+    total = max(float(n_a) * n_b, 1.0)
+    r = max(len(random_gamma), 1)
+    counts = [np.bincount(random_gamma[:, j], minlength=k).astype(np.float64)
+              for j, k in enumerate(n_levels)]
+    u = [(c + 0.5) / (c.sum() + 0.5 * len(c)) for c in counts]
+    m = m0 = _initial_m(u)
+    labs = labels or []
+    if len(gamma) == 0:
+        return FSModel(m, u, 1e-9, 0, False, labs, 0.0, independent)
+    patterns, pid = _pattern_ids(gamma, n_levels)
+    per_pattern = np.bincount(pid, minlength=len(patterns)).astype(np.float64)
+    jc = _joint_counts(patterns, random_gamma, n_levels, independent)
+    table = None if jc is None else jc.table
+    matches = 0.1 * min(n_a, n_b)
+    iterations, converged = 0, False
+    log_u_table: np.ndarray | None = None
+    while iterations < max_iter:
+        iterations += 1
+        lam = matches / total
+        # u: the random pairs' frequencies less the matches expected among them.
+        u = [np.maximum(c / r - lam * mj, 0.0) + 0.5 / r for c, mj in zip(counts, m, strict=True)]
+        u = [x / x.sum() for x in u]
+        log_u, log_u_table = _log_u_patterns(patterns, jc, r, independent, u, m, lam, shrinkage)
+        log_bf = _log_m(patterns, m) - log_u
+        base = (1 - min(matches / n_a, 0.999)) * (1 - min(matches / n_b, 0.999))
+        x_pat = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0)) / base
+        live = x_pat > negligible
+        post_pat = np.where(live, 0.0, per_pattern * x_pat / (1.0 + x_pat))
+        sel = np.flatnonzero(live[pid])
+        if len(sel):
+            lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches)
+            post_pat += np.bincount(pid[sel], weights=_sigmoid(lo), minlength=len(patterns))
+        new_matches = float(post_pat.sum())
+        # A small floor on every level: one level never seen among the estimated matches must
+        # not veto a pair outright (EM's m of a rare level is noisy).
+        # And a prior of a few pseudo-matches shaped like the initial m ("matches mostly
+        # agree"): with a handful of records EM cannot tell matches from non-matches, and
+        # without it would call a lone disagreeing pair a match.
+        floor = m_floor * post_pat.sum() + 1e-9
+        new_m = [np.bincount(patterns[:, j], weights=post_pat, minlength=k) + floor
+                 + prior_matches * m0[j] for j, k in enumerate(n_levels)]
+        new_m = [x / x.sum() for x in new_m]
         delta = max(float(np.abs(a - b).max()) for a, b in zip(new_m, m, strict=True))
-        delta = max(delta, abs(new_lam - lam))
-        m, lam = new_m, min(max(new_lam, 1e-9), hi)
+        delta = max(delta, abs(new_matches - matches) / max(matches, 1.0))
+        m, matches = new_m, max(new_matches, 1e-6)
         if delta < tol:
             converged = True
             break
-    return FSModel(m, u, lam, it, converged, labels or [])
+    return FSModel(m, u, matches / total, iterations, converged, labs, matches, independent,
+                   table, log_u_table)
 
 
 def probability(weight: np.ndarray, prior: float) -> np.ndarray:
+    """Match probability from a match weight (log2 Bayes factor) and the prior share."""
     w = weight + np.log2(prior / (1 - prior))
-    return 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60)))
+    return 1.0 / (1.0 + np.exp2(-np.clip(w, -1000, 1000)))

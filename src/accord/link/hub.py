@@ -9,7 +9,7 @@ persons of their own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
@@ -19,7 +19,9 @@ import pyarrow.compute as pc
 
 from accord.errors import StoreError
 from accord.link.cluster import ClusterRecord, cluster_records
+from accord.link.comparisons import comparison_levels
 from accord.link.encodings import EncodedSet
+from accord.link.fellegi_sunter import LN2, FSModel
 from accord.link.match import MatchConfig, match_sets
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
@@ -64,11 +66,55 @@ def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]
     info = EncodingInfo(schema, fingerprint, check)
     renamed = table.rename_columns([c[len(ENCODED_PREFIX):] if c.startswith(ENCODED_PREFIX)
                                     else c for c in table.column_names])
+    years = _birth_years(store)
     out: dict[str, EncodedSet] = {}
     for partner in sorted(set(renamed["partner"].to_pylist())):
         part = renamed.filter(pc.equal(renamed["partner"], partner))
-        out[partner] = EncodedSet.from_table(part, info, id_column="record_key")
+        enc = EncodedSet.from_table(part, info, id_column="record_key")
+        est = np.array([years.get((partner, k), np.nan) for k in enc.ids], dtype=np.float64)
+        out[partner] = replace(enc, birth_years=est)
     return out
+
+
+def _birth_years(store: Store) -> dict[tuple[str, str], float]:
+    """Birth year estimated from the age at registration, which the hub holds anyway.
+
+    Linkage compares it only where the encoded birth date says nothing (unknown at either side):
+    the simulator's and real partners' records often carry an age without a birth date. The
+    estimate is the registration date in years, less the age, less half a year.
+    """
+    rows = store.query("SELECT partner, record_key, registration_date, age FROM records "
+                       "WHERE age IS NOT NULL AND registration_date IS NOT NULL")
+    if rows.num_rows == 0:
+        return {}
+    reg = pc.cast(rows["registration_date"], pa.date32())
+    years = (pc.year(reg).to_numpy(zero_copy_only=False)
+             + (pc.day_of_year(reg).to_numpy(zero_copy_only=False) - 1) / 365.25)
+    est = years - rows["age"].to_numpy(zero_copy_only=False) - 0.5
+    return dict(zip(zip(rows["partner"].to_pylist(), rows["record_key"].to_pylist(), strict=True),
+                    est.tolist(), strict=True))
+
+
+# A merge that would put two records of different partners in one person is refused when the
+# model finds them at least this much (log2 Bayes factor) more likely two people than one.
+CONTRADICTION = -4.0
+
+
+def _compatibility(partners: list[str], keys: list[str], sets: dict[str, EncodedSet],
+                   models: dict[tuple[str, str], FSModel]) -> Callable[[int, int], bool]:
+    """compatible(i, j) for the clustering: no clear evidence that records i and j differ."""
+    local = {p: {k: n for n, k in enumerate(s.ids.tolist())} for p, s in sets.items()}
+
+    def compatible(i: int, j: int) -> bool:
+        (pi, ki), (pj, kj) = sorted([(partners[i], keys[i]), (partners[j], keys[j])])
+        model = models.get((pi, pj))
+        xi, xj = local.get(pi, {}).get(ki), local.get(pj, {}).get(kj)
+        if model is None or xi is None or xj is None:
+            return True
+        gamma = comparison_levels(sets[pi], sets[pj], np.array([xi]), np.array([xj]))
+        return bool(model.log_bayes_factor(gamma)[0] / LN2 >= CONTRADICTION)
+
+    return compatible
 
 
 def link_hub(store: Store, schema: EncodingSchema | None = None,
@@ -80,8 +126,11 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     say = progress or (lambda _m: None)
     if not store.table_exists("records"):
         raise StoreError("the hub holds no records yet", hint="add contributions with `accord hub add`")
-    recs = store.query("SELECT batch_id, partner, record_key, person_pseudonym FROM records "
-                       "ORDER BY partner, record_key")
+    # A pseudonym hashes name, birth date and sex: without a birth date it says only "same name
+    # and sex", which different people share, so it does not make records one person.
+    recs = store.query("SELECT batch_id, partner, record_key, CASE WHEN dob_quality IS NULL OR "
+                       "dob_quality = 'unknown' THEN NULL ELSE person_pseudonym END AS "
+                       "person_pseudonym FROM records ORDER BY partner, record_key")
     partners = recs["partner"].to_pylist()
     keys = recs["record_key"].to_pylist()
     index = {(p, k): i for i, (p, k) in enumerate(zip(partners, keys, strict=True))}
@@ -91,11 +140,13 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     sc: list[np.ndarray] = []
     pair_counts: dict[str, int] = {}
     thresholds: dict[str, float] = {}
+    models: dict[tuple[str, str], FSModel] = {}
     automatic = cfg.threshold is None
     for pa_, pb_ in combinations(sorted(sets), 2):
         a, b = sets[pa_], sets[pb_]
         say(f"linking {pa_} with {pb_}")
         r = match_sets(a, b, cfg)
+        models[(pa_, pb_)] = r.model
         gi = np.array([index.get((pa_, k), -1) for k in a.ids[r.ia]], dtype=np.int64)
         gj = np.array([index.get((pb_, k), -1) for k in b.ids[r.ib]], dtype=np.int64)
         ok = (gi >= 0) & (gj >= 0)  # an encoding without its record (should not happen) is ignored
@@ -110,7 +161,8 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     say("clustering")
     cluster_in = [ClusterRecord(p, s) for p, s in
                   zip(partners, recs["person_pseudonym"].to_pylist(), strict=True)]
-    labels = cluster_records(cluster_in, edges_i, edges_j, scores)
+    labels = cluster_records(cluster_in, edges_i, edges_j, scores,
+                             _compatibility(partners, keys, sets, models))
     best = np.full(len(partners), np.nan)
     kept = labels[edges_i] == labels[edges_j] if len(edges_i) else np.zeros(0, bool)
     for arr in (edges_i, edges_j):

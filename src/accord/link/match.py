@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from accord.link.assign import frequency_adjustment, greedy_one_to_one
+from accord.link.assign import greedy_one_to_one
 from accord.link.blocking import BlockingConfig, all_pairs, candidate_pairs
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
-from accord.link.fellegi_sunter import FSModel, estimate_u, fit_em, probability, score
+from accord.link.fellegi_sunter import LN2, FSModel, fit_em, pair_log_odds, probability
 from accord.protect.encoding.files import check_compatible
+from accord.protect.encoding.schema import FieldKind
 
 # The Bayes decision: a pair is linked when the model, whose share of matches is estimated from
 # the data by EM, finds it more likely a match than not.
 AUTO_THRESHOLD = 0.5
+U_PAIRS = 2_000_000  # random pairs for the u-probabilities (all pairs when fewer)
 Progress = Callable[[str], None]
 
 
@@ -63,20 +65,30 @@ def _random_pairs(na: int, nb: int, k: int, seed: int) -> tuple[np.ndarray, np.n
 
 def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
                 config: MatchConfig) -> tuple[np.ndarray, np.ndarray, FSModel]:
-    """Match weights and probabilities of the given pairs, with the model fitted on them."""
-    comps = comparisons(a.info.schema)
+    """Match weights and probabilities of the given pairs, with the model fitted on them.
+
+    The weight is the log2 Bayes factor of the pair *after* the competing candidates of both
+    its records are taken into account (see `fellegi_sunter`), so that `probability(weight,
+    model.prior)` is the returned probability.
+    """
+    schema = a.info.schema
+    comps = comparisons(schema)
     n_levels = [len(c.labels) for c in comps]
-    ra, rb = _random_pairs(len(a), len(b), config.random_pairs, config.seed)
-    u = estimate_u(comparison_levels(a, b, ra, rb), n_levels)
+    # u from random pairs: every pair when there are few, else a large sample (joint patterns
+    # of names, sex and citizenship are rare, and a small sample would miss them).
     gamma = comparison_levels(a, b, ia, ib)
-    bound = min(0.5, max(1e-6, min(len(a), len(b)) / max(len(ia), 1)))
-    model = fit_em(gamma, u, n_levels, prior=bound / 2, max_prior=bound,
-                   labels=[c.labels for c in comps], pairs=(ia, ib))
-    weight = score(gamma, model.weights())
-    if config.frequency_adjust:
-        for j, (spec, comp) in enumerate(zip(a.info.schema.fields, comps, strict=True)):
-            if spec.adjust_for_frequency:
-                weight += frequency_adjustment(ia, ib, gamma[:, j] == comp.top)
+    if len(ia) == len(a) * len(b):  # every pair is a candidate: they are the random pairs
+        random_gamma = gamma
+    else:
+        ra, rb = _random_pairs(len(a), len(b), max(config.random_pairs, U_PAIRS), config.seed)
+        random_gamma = comparison_levels(a, b, ra, rb)
+    independent = tuple(j for j, f in enumerate(schema.fields)
+                        if f.kind in (FieldKind.DATE, FieldKind.YEAR))
+    model = fit_em(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
+                   independent=independent, labels=[c.labels for c in comps])
+    log_odds = pair_log_odds(model.log_bayes_factor(gamma), ia, ib, len(a), len(b),
+                             model.matches, compete=config.frequency_adjust) / LN2
+    weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
     return weight, probability(weight, model.prior), model
 
 

@@ -47,7 +47,7 @@ _KIND_DEFAULTS: dict[FieldKind, tuple[int, int, tuple[float, ...]]] = {
     FieldKind.TEXT: (256, 6, (0.85, 0.7, 0.5)),
     FieldKind.DATE: (128, 6, (0.85, 0.55, 0.3)),
     FieldKind.YEAR: (64, 6, (0.8, 0.3)),
-    FieldKind.CODE: (64, 6, (0.7,)),
+    FieldKind.CODE: (64, 6, (0.5,)),
 }
 
 
