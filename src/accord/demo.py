@@ -16,7 +16,7 @@ from accord.protect.encoding.pipeline import pipeline_encoder
 from accord.protect.encoding.secrets import new_linkage_secret
 from accord.protect.job import build_contribution
 from accord.protect.keys import create_partner_key
-from accord.release.dp.release import release_tables, write_tables
+from accord.release.dp.release import DEFAULT_DELTA, release_tables, write_tables
 from accord.release.suppression import SuppressionRules
 from accord.research.report.stages import publish_report
 from accord.simulate import SimulationConfig, simulate
@@ -88,8 +88,8 @@ def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSu
         step("hub: differentially private tables")
         dp = release_tables(store, config.epsilon, actor="demo", purpose="demo")
         write_tables(dp, out / "releases" / "dp-tables")
-        summary.lines.append(("differential privacy", f"{len(dp.tables)} tables at epsilon {config.epsilon:g}, "
-                                                      f"release {dp.release_id}"))
+        summary.lines.append(("differential privacy", f"{len(dp.tables)} tables at epsilon {config.epsilon:g} "
+                                                      f"(delta {DEFAULT_DELTA:g}), release {dp.release_id}"))
         step("hub: protected statistics, risk, estimate and report")
         rules = SuppressionRules(threshold=config.threshold)
         release_id, stats = publish_report(store, summary.report, rules, actor="demo")
