@@ -46,7 +46,7 @@ class BlockingConfig:
     # randomised response leaves of equal values (about 1 - 2p(1-p), 0.96 at p = 0.02; less where
     # name fields are OR-ed) less `error_margin` for small errors such as a typo.
     target_agreement: float | None = None
-    error_margin: float = 0.01
+    error_margin: float = 0.03
     target_recall: float = 0.995  # chance such a pair becomes a candidate in its pass
     pairs_per_band: float = 1.0  # chance collisions per band, per record of the larger side
     # A bucket where both sides hold more records than this is split by further bits.
@@ -55,6 +55,9 @@ class BlockingConfig:
     # under randomised response score 0.55-1 (short code filters vary most), different
     # ones below 0.4.
     min_dice: float = 0.5
+    # The first bands of each pass keep their chance collisions: the EM that weighs the fields
+    # needs clear non-matches among the candidates, not only near misses.
+    unfiltered_bands: int = 2
     max_bands: int = 120
     coarse_bands: int = 60  # most bands a pass on one kind of field may need to be run
     # A bucket still larger at 64 bits is skipped in that band if it pairs more records than this.
@@ -218,10 +221,10 @@ def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: Blocking
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs kept by each band of one pass, band by band."""
     ones_a, ones_b = kernels.group_ones(fa, bounds), kernels.group_ones(fb, bounds)
-    for _ in range(min(pl.bands, config.max_bands)):
+    for band in range(min(pl.bands, config.max_bands)):
         buckets, oa, ob = _band(fa, fb, pl.rows, config, rng)
         yield kernels.join_buckets(buckets, oa, ob, fa, ones_a, fb, ones_b, bounds,
-                                   config.min_dice)
+                                   0.0 if band < config.unfiltered_bands else config.min_dice)
 
 
 def _note(report: dict[str, object] | None, key: str, value: object) -> None:
