@@ -44,9 +44,12 @@ _K = FieldKind
 class BlockingConfig:
     # Share of bits a true pair still agrees on in the fields of one pass. None: what
     # randomised response leaves of equal values (about 1 - 2p(1-p), 0.96 at p = 0.02; less where
-    # name fields are OR-ed) less `error_margin` for small errors such as a typo.
+    # name fields are OR-ed) less a margin for small errors such as a typo: `error_margin` in a
+    # pass on one kind of field (run where data are small, so cheap), `combined_margin` in a
+    # pass on several (a pair with an error in one field is also found by another pass).
     target_agreement: float | None = None
     error_margin: float = 0.03
+    combined_margin: float = 0.01
     target_recall: float = 0.995  # chance such a pair becomes a candidate in its pass
     pairs_per_band: float = 1.0  # chance collisions per band, per record of the larger side
     # A bucket where both sides hold more records than this is split by further bits.
@@ -69,7 +72,6 @@ class BlockingConfig:
         (_K.NAME,),
         (_K.DATE,),
         (_K.TEXT,),
-        (_K.NAME, _K.CODE),
         (_K.DATE, _K.CODE),
         (_K.TEXT, _K.CODE),
         (_K.NAME, _K.YEAR, _K.CODE),
@@ -157,7 +159,7 @@ def _target(s: EncodedSet, kinds: tuple[FieldKind, ...], config: BlockingConfig)
 
     x, y = noisy(), noisy()
     agree = 1.0 - np.bitwise_count(x ^ y).sum() / x.size / 64
-    return float(agree) - config.error_margin
+    return float(agree) - (config.error_margin if len(kinds) == 1 else config.combined_margin)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ def jit(**options: Any) -> Callable[[F], F]:
 
     def deco(fn: F) -> F:
         try:
-            return numba.njit(cache=True, **options)(fn)  # type: ignore[no-any-return]
+            return numba.njit(cache=True, **options)(fn)
         except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(cache=False, **options)(fn)  # type: ignore[no-any-return]
+            return numba.njit(cache=False, **options)(fn)
 
     return deco
 

@@ -34,6 +34,7 @@ class MatchConfig:
     # non-matches an exhaustive comparison would show it (without them it undervalues
     # agreement on common names: FEBRL and migrant-like F1 drop by 2-4 points).
     random_candidates: float = 20.0
+    max_random_candidates: int = 4_000_000
     seed: int = 7
 
 
@@ -96,7 +97,7 @@ def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
         ia, ib = all_pairs(a, b)
     else:
         codes = candidate_codes(a, b, cfg.blocking, report)
-        extra = int(cfg.random_candidates * max(len(a), len(b)))
+        extra = int(min(cfg.random_candidates * max(len(a), len(b)), cfg.max_random_candidates))
         rng = np.random.default_rng(cfg.seed + 1)
         codes = np.union1d(codes, rng.integers(0, len(a) * len(b), extra, dtype=np.int64))
         ia, ib = codes // len(b), codes % len(b)
