@@ -18,6 +18,7 @@ from accord.link.assign import greedy_one_to_one
 from accord.link.blocking import (
     BlockingConfig,
     _band,
+    _bits,
     _pass_groups,
     blocking_filter,
     candidate_codes,
@@ -93,7 +94,7 @@ def test_streamed_band_equals_brute_force(five_k: tuple) -> None:
     (fa, bounds), (fb, _) = blocking_filter(a, kinds), blocking_filter(b, kinds)
     cfg = BlockingConfig()
     rows = plan(fa, fb, cfg).rows
-    buckets, oa, ob = _band(fa, fb, rows, cfg, np.random.default_rng(4))
+    buckets, oa, ob = _band(fa, fb, rows, cfg, _bits(fa.shape[1] * 64, np.random.default_rng(4)))
     xa, xb = kernels.join_buckets(buckets, oa, ob, fa, kernels.group_ones(fa, bounds), fb,
                                   kernels.group_ones(fb, bounds), bounds, cfg.min_dice)
     expected = set()

@@ -1,33 +1,39 @@
 """Candidate generation: Hamming locality-sensitive hashing (bit sampling) on the encodings,
-streamed band by band with a Dice filter, so the candidate set never holds chance collisions.
+an LSH forest per band, streamed band by band through a compiled Dice filter, so the candidate
+set never holds the chance collisions.
 
 Why by hand: blocking libraries (recordlinkage, Splink) block on clear-text values, and anonlink's
 blocklib has no release since 2023. (MinHash was tried first: Bloom filters are dense, random
 pairs have Jaccard near 0.25, and MinHash could not separate them.)
 
-Passes. One field rarely identifies a person (a migrant-like population shares few names; a
-birth date is shared by dozens in a million), so each pass blocks on a *combination* of fields:
-names with the year of birth and the codes (finds pairs whose birth dates were defaulted,
-year-only or swapped), the full date with the codes (finds transliterated, swapped or compound
-names), names with the full date (finds pairs whose codes differ), and text with the codes.
-A true pair is found if the fields of any one pass agree up to noise. The pass's blocking filter
-OR-s the name fields of one hash domain (swapped given and family names give the same filter) and
-concatenates the other fields.
+Passes. A pass blocks on the filters of some kinds of field: the name fields (one filter per hash
+domain, its fields OR-ed, so swapped given and family names agree), the dates, the text fields;
+or, where one kind alone repeats too often (a migrant-like population shares few names; a birth
+date is shared by dozens in a million), a combination: names with the year of birth and the
+codes (finds defaulted, year-only and swapped dates), the full date with the codes (finds
+transliterated, swapped or compound names), names with the full date (finds pairs whose codes
+differ). Single-kind passes run first and only while they stay selective (the bands they would
+need are counted on a trial band); a pass is skipped when one already run blocks on a subset of
+its fields.
 
-Bands. A band's key is r bits sampled from the pass filter; records of the two sides that share a
-key become a candidate if the Dice coefficient of their pass filters is at least ``min_dice``
-(checked at once, in compiled code, so chance collisions are dropped band by band). A pair whose
-filters agree on a share s of bits collides in a band with probability s**r: r is chosen so that
-a band yields about ``pairs_per_band`` chance collisions per record (from random pairs' bit
-agreement, then raised while a trial band yields more, as repeated values make buckets larger
-than independent bits predict), and the number of bands so that pairs agreeing on
-``target_agreement`` of their bits are found with probability ``target_recall``.
+Bands. A band samples 64 bits of the pass filter in random order; records of the two sides that
+share the first ``rows`` bits share a bucket, and a bucket where both sides hold more than
+``max_side`` records (a common value) is split by the next bits (an LSH forest), so the work per
+record stays bounded at any size while rare values keep short keys. Pairs of a bucket are kept
+if every field group of the pass (names, text, dates, years, each code) has Dice >= ``min_dice``
+or is missing on a side. A pair whose filters agree on a share s of bits collides in a band with
+probability s**depth: rows are chosen so that a band yields about ``pairs_per_band`` chance
+collisions per record (from random pairs' bit agreement), and the bands so that pairs as close
+as randomised response leaves equal values (simulated, less a margin) are found with probability
+``target_recall``, averaged over the bucket depths of a trial band.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +72,7 @@ class BlockingConfig:
     # A bucket still larger at 64 bits is skipped in that band if it pairs more records than this.
     max_bucket_pairs: int = 2_000
     seed: int = 20261127
+    threads: int | None = None  # bands run at once; None = one per core
     # Kinds blocked on together in each pass. YEAR means year fields and the year of dates;
     # DATE the full dates. A pass made of codes alone is skipped (too few distinct values).
     passes: tuple[tuple[FieldKind, ...], ...] = (
@@ -175,9 +182,9 @@ def _bits(nbits: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
 
 
 def _band(fa: np.ndarray, fb: np.ndarray, rows: int, config: BlockingConfig,
-          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Buckets of one random band and the key orders they index."""
-    word, shift = _bits(fa.shape[1] * 64, rng)
+          bits: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Buckets of one band (sampled ``bits``) and the key orders they index."""
+    word, shift = bits
     ka, kb = kernels.band_keys(fa, word, shift), kernels.band_keys(fb, word, shift)
     oa, ob = np.argsort(ka), np.argsort(kb)
     return kernels.shared_buckets(ka[oa], kb[ob], rows, len(word), config.max_side,
@@ -201,7 +208,7 @@ def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
     rows = int(min(max(rows, 1), min(64, nbits)))
     # Where values repeat, buckets are split deeper than `rows`: a pair must then share more
     # bits, so the bands are counted for the chance of collision averaged over the records.
-    buckets, _, _ = _band(fa, fb, rows, config, rng)
+    buckets, _, _ = _band(fa, fb, rows, config, _bits(nbits, rng))
     depth = np.full(1, rows)
     size = np.ones(1)
     if len(buckets):
@@ -221,12 +228,20 @@ def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
 def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: BlockingPlan,
                 config: BlockingConfig, rng: np.random.Generator,
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Pairs kept by each band of one pass, band by band."""
+    """Pairs kept by each band of one pass, band by band; bands run in parallel threads (the
+    kernels and numpy's sort release the GIL), results are yielded in band order."""
     ones_a, ones_b = kernels.group_ones(fa, bounds), kernels.group_ones(fb, bounds)
-    for band in range(min(pl.bands, config.max_bands)):
-        buckets, oa, ob = _band(fa, fb, pl.rows, config, rng)
-        yield kernels.join_buckets(buckets, oa, ob, fa, ones_a, fb, ones_b, bounds,
-                                   0.0 if band < config.unfiltered_bands else config.min_dice)
+    n_bands = min(pl.bands, config.max_bands)
+    bits = [_bits(fa.shape[1] * 64, rng) for _ in range(n_bands)]
+
+    def run(band: int) -> tuple[np.ndarray, np.ndarray]:
+        buckets, oa, ob = _band(fa, fb, pl.rows, config, bits[band])
+        return kernels.join_buckets(buckets, oa, ob, fa, ones_a, fb, ones_b, bounds,
+                                    0.0 if band < config.unfiltered_bands else config.min_dice)
+
+    workers = max(1, min(config.threads or os.cpu_count() or 1, n_bands))
+    with ThreadPoolExecutor(workers) as pool:
+        yield from pool.map(run, range(n_bands))
 
 
 def _note(report: dict[str, object] | None, key: str, value: object) -> None:

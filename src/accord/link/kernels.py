@@ -69,14 +69,14 @@ def pair_dice(wa: np.ndarray, ones_a: np.ndarray, wb: np.ndarray, ones_b: np.nda
     return out
 
 
-@jit(parallel=True)
+@jit(nogil=True)
 def band_keys(words: np.ndarray, word: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Per record, the sampled bits (word[j], shift[j]) packed into a uint64 key, the first
     sampled bit most significant (so sorted keys nest: a prefix of the bits is a bucket)."""
     n = words.shape[0]
     out = np.empty(n, dtype=np.uint64)
     one = np.uint64(1)
-    for i in prange(n):
+    for i in range(n):
         key = np.uint64(0)
         for j in range(len(word)):
             key |= ((words[i, word[j]] >> np.uint64(shift[j])) & one) << np.uint64(63 - j)
@@ -84,7 +84,7 @@ def band_keys(words: np.ndarray, word: np.ndarray, shift: np.ndarray) -> np.ndar
     return out
 
 
-@jit()
+@jit(nogil=True)
 def _first_set(keys: np.ndarray, lo: int, hi: int, bit: np.uint64) -> int:
     """First index in keys[lo:hi] (sorted, equal above ``bit``) whose ``bit`` is set."""
     one = np.uint64(1)
@@ -97,7 +97,7 @@ def _first_set(keys: np.ndarray, lo: int, hi: int, bit: np.uint64) -> int:
     return lo
 
 
-@jit()
+@jit(nogil=True)
 def shared_buckets(ka: np.ndarray, kb: np.ndarray, depth: int, bits: int, max_side: int,
                    cap: int) -> np.ndarray:
     """Buckets of records sharing a key prefix, as rows (start_a, end_a, start_b, end_b, bits
@@ -189,35 +189,29 @@ def _close(wa: np.ndarray, ones_a: np.ndarray, i: int, wb: np.ndarray, ones_b: n
     return True
 
 
-@jit(parallel=True)
+@jit(nogil=True)
 def join_buckets(buckets: np.ndarray, oa: np.ndarray, ob: np.ndarray, wa: np.ndarray,
                  ones_a: np.ndarray, wb: np.ndarray, ones_b: np.ndarray, bounds: np.ndarray,
                  min_dice: float) -> tuple[np.ndarray, np.ndarray]:
-    """Record pairs of the buckets that are close in every field group (counted, then written).
+    """Record pairs of the buckets that are close in every field group.
 
-    Rows x of a bucket are records oa[x]; ``ones_*`` are popcounts per field group.
+    Rows x of a bucket are records oa[x]; ``ones_*`` are popcounts per field group. Serial and
+    free of the GIL: the bands of a pass run in parallel threads instead.
     """
-    nbk = buckets.shape[0]
-    counts = np.zeros(nbk + 1, dtype=np.int64)
-    for k in prange(nbk):
-        c = 0
-        for x in range(buckets[k, 0], buckets[k, 1]):
-            for y in range(buckets[k, 2], buckets[k, 3]):
-                if _close(wa, ones_a, oa[x], wb, ones_b, ob[y], bounds, min_dice):
-                    c += 1
-        counts[k + 1] = c
-    starts = np.cumsum(counts)
-    out_a = np.empty(starts[-1], dtype=np.int64)
-    out_b = np.empty(starts[-1], dtype=np.int64)
-    for k in prange(nbk):
-        p = starts[k]
+    total = 0
+    for k in range(buckets.shape[0]):
+        total += (buckets[k, 1] - buckets[k, 0]) * (buckets[k, 3] - buckets[k, 2])
+    out_a = np.empty(total, dtype=np.int64)
+    out_b = np.empty(total, dtype=np.int64)
+    p = 0
+    for k in range(buckets.shape[0]):
         for x in range(buckets[k, 0], buckets[k, 1]):
             for y in range(buckets[k, 2], buckets[k, 3]):
                 if _close(wa, ones_a, oa[x], wb, ones_b, ob[y], bounds, min_dice):
                     out_a[p] = oa[x]
                     out_b[p] = ob[y]
                     p += 1
-    return out_a, out_b
+    return out_a[:p].copy(), out_b[:p].copy()
 
 
 @jit(parallel=True)
