@@ -20,6 +20,7 @@ from accord.link.blocking import (
     _band,
     _bits,
     _pass_groups,
+    _thresholds,
     blocking_filter,
     candidate_codes,
     candidate_pairs,
@@ -75,11 +76,11 @@ def test_candidate_pairs_decodes_codes(five_k: tuple) -> None:
 
 
 def _close_reference(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, x: int, y: int,
-                     min_dice: float) -> bool:
+                     min_dice: np.ndarray) -> bool:
     for g in range(len(bounds) - 1):
         wa, wb = fa[x, bounds[g]:bounds[g + 1]], fb[y, bounds[g]:bounds[g + 1]]
         na, nb = int(np.bitwise_count(wa).sum()), int(np.bitwise_count(wb).sum())
-        if na and nb and 2 * int(np.bitwise_count(wa & wb).sum()) < min_dice * (na + nb):
+        if na and nb and 2 * int(np.bitwise_count(wa & wb).sum()) < min_dice[g] * (na + nb):
             return False
     return True
 
@@ -95,13 +96,15 @@ def test_streamed_band_equals_brute_force(five_k: tuple) -> None:
     cfg = BlockingConfig()
     rows = plan(fa, fb, cfg).rows
     buckets, oa, ob = _band(fa, fb, rows, cfg, _bits(fa.shape[1] * 64, np.random.default_rng(4)))
+    limits = _thresholds(a, kinds, cfg)
+    assert limits.tolist() == [cfg.min_dice_long, cfg.min_dice, cfg.min_dice, cfg.min_dice]
     xa, xb = kernels.join_buckets(buckets, oa, ob, fa, kernels.group_ones(fa, bounds), fb,
-                                  kernels.group_ones(fb, bounds), bounds, cfg.min_dice)
+                                  kernels.group_ones(fb, bounds), bounds, limits)
     expected = set()
     for s_a, e_a, s_b, e_b, _depth in buckets.tolist():
         for x in oa[s_a:e_a].tolist():
             for y in ob[s_b:e_b].tolist():
-                if _close_reference(fa, fb, bounds, x, y, cfg.min_dice):
+                if _close_reference(fa, fb, bounds, x, y, limits):
                     expected.add((x, y))
     got = list(zip(xa.tolist(), xb.tolist(), strict=True))
     assert len(got) == len(set(got))

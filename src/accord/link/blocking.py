@@ -60,10 +60,14 @@ class BlockingConfig:
     pairs_per_band: float = 1.0  # chance collisions per band, per record of the larger side
     # A bucket where both sides hold more records than this is split by further bits.
     max_side: int = 8
-    # Dice each field (group) of the pass needs for a colliding pair to be kept; equal values
-    # under randomised response score 0.55-1 (short code filters vary most), different
-    # ones below 0.4.
+    # Dice each field group of the pass needs for a colliding pair to be kept. Equal values
+    # under randomised response score 0.55-1 in the short code and year filters (few bits, so
+    # noise varies most), different ones below 0.4: `min_dice`. Names, dates and text score
+    # 0.8-0.9 when equal, 0.7-0.8 with a typo, 0.5-0.65 when only one of two names is shared:
+    # `min_dice_long` in a pass on several kinds (where the filter must keep the candidates few
+    # at scale), `min_dice` in a pass on one kind (small data: keep more for the model to judge).
     min_dice: float = 0.5
+    min_dice_long: float = 0.7
     # The first bands of each pass keep their chance collisions: the EM that weighs the fields
     # needs clear non-matches among the candidates, not only near misses.
     unfiltered_bands: int = 2
@@ -111,6 +115,18 @@ def _pass_groups(s: EncodedSet, kinds: tuple[FieldKind, ...]) -> list[list[list[
         else:
             groups.setdefault(spec.kind.value, []).append([spec.name])
     return list(groups.values())
+
+
+def _thresholds(s: EncodedSet, kinds: tuple[FieldKind, ...],
+                config: BlockingConfig) -> np.ndarray:
+    """min Dice per field group of a pass (see BlockingConfig.min_dice)."""
+    out = []
+    for group in _pass_groups(s, kinds):
+        kind = s.info.schema.field(group[0][0]).kind if group[0][0] in {
+            f.name for f in s.info.schema.fields} else FieldKind.YEAR
+        long = kind in (FieldKind.NAME, FieldKind.DATE, FieldKind.TEXT)
+        out.append(config.min_dice_long if long and len(kinds) > 1 else config.min_dice)
+    return np.asarray(out, dtype=np.float64)
 
 
 def _columns(s: EncodedSet, kinds: tuple[FieldKind, ...]) -> frozenset[str]:
@@ -226,18 +242,19 @@ def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
 
 
 def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: BlockingPlan,
-                config: BlockingConfig, rng: np.random.Generator,
+                config: BlockingConfig, rng: np.random.Generator, min_dice: np.ndarray,
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs kept by each band of one pass, band by band; bands run in parallel threads (the
     kernels and numpy's sort release the GIL), results are yielded in band order."""
     ones_a, ones_b = kernels.group_ones(fa, bounds), kernels.group_ones(fb, bounds)
     n_bands = min(pl.bands, config.max_bands)
     bits = [_bits(fa.shape[1] * 64, rng) for _ in range(n_bands)]
+    none = np.zeros_like(min_dice)
 
     def run(band: int) -> tuple[np.ndarray, np.ndarray]:
         buckets, oa, ob = _band(fa, fb, pl.rows, config, bits[band])
         return kernels.join_buckets(buckets, oa, ob, fa, ones_a, fb, ones_b, bounds,
-                                    0.0 if band < config.unfiltered_bands else config.min_dice)
+                                    none if band < config.unfiltered_bands else min_dice)
 
     workers = max(1, min(config.threads or os.cpu_count() or 1, n_bands))
     with ThreadPoolExecutor(workers) as pool:
@@ -281,7 +298,7 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
             continue
         _note(report, name, {"rows": pl.rows, "bands": pl.bands})
         used.append(cols)
-        for xa, xb in _pass_pairs(fa, fb, bounds, pl, cfg, rng):
+        for xa, xb in _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg)):
             pending.append(xa * len(b) + xb)
             held += len(xa)
             if held > flush:  # a true pair collides in many bands: deduplicate as we go
@@ -292,7 +309,8 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
         (fa, bounds), (fb, _) = blocking_filter(a, kinds), blocking_filter(b, kinds)
         pl = plan(fa, fb, cfg, _target(a, kinds, cfg))
         _note(report, "+".join(k.value for k in kinds), {"rows": pl.rows, "bands": cfg.max_bands})
-        pending = [xa * len(b) + xb for xa, xb in _pass_pairs(fa, fb, bounds, pl, cfg, rng)]
+        pending = [xa * len(b) + xb for xa, xb in
+                   _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg))]
     return np.unique(np.concatenate([done, *pending]))
 
 

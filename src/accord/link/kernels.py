@@ -3,9 +3,10 @@ one-to-one assignment.
 
 Why numba: these are loops over millions of records or pairs whose numpy form materialises
 (pairs x words) temporaries or runs in Python; at 1,000,000 x 1,000,000 records that is the
-difference between minutes and hours. numba compiles them with both cores (``prange``) and caches
-the machine code next to the module; where no cache location is writable (a read-only install)
-the kernels are compiled in memory at first use instead.
+difference between minutes and hours. Pair Dice uses all cores (``prange``); the band kernels are
+serial and release the GIL, and the blocking runs bands in parallel threads. numba caches the
+machine code next to the module; where no cache location is writable (a read-only install) the
+kernels are compiled in memory at first use instead.
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ def shared_buckets(ka: np.ndarray, kb: np.ndarray, depth: int, bits: int, max_si
 
 @jit(inline="always")
 def _close(wa: np.ndarray, ones_a: np.ndarray, i: int, wb: np.ndarray, ones_b: np.ndarray,
-           j: int, bounds: np.ndarray, min_dice: float) -> bool:
-    """Every field group (words bounds[g]:bounds[g+1]) has Dice >= min_dice or is empty."""
+           j: int, bounds: np.ndarray, min_dice: np.ndarray) -> bool:
+    """Every field group (words bounds[g]:bounds[g+1]) has Dice >= min_dice[g] or is empty."""
     for g in range(len(bounds) - 1):
         na = ones_a[i, g]
         nb = ones_b[j, g]
@@ -184,7 +185,7 @@ def _close(wa: np.ndarray, ones_a: np.ndarray, i: int, wb: np.ndarray, ones_b: n
         common = np.uint64(0)
         for w in range(bounds[g], bounds[g + 1]):
             common += _popcount(wa[i, w] & wb[j, w])
-        if 2.0 * float(common) < min_dice * float(na + nb):
+        if 2.0 * float(common) < min_dice[g] * float(na + nb):
             return False
     return True
 
@@ -192,7 +193,7 @@ def _close(wa: np.ndarray, ones_a: np.ndarray, i: int, wb: np.ndarray, ones_b: n
 @jit(nogil=True)
 def join_buckets(buckets: np.ndarray, oa: np.ndarray, ob: np.ndarray, wa: np.ndarray,
                  ones_a: np.ndarray, wb: np.ndarray, ones_b: np.ndarray, bounds: np.ndarray,
-                 min_dice: float) -> tuple[np.ndarray, np.ndarray]:
+                 min_dice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Record pairs of the buckets that are close in every field group.
 
     Rows x of a bucket are records oa[x]; ``ones_*`` are popcounts per field group. Serial and

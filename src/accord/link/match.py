@@ -93,10 +93,11 @@ def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
     say = progress or (lambda _msg: None)
     say("candidate generation")
     report: dict[str, object] = {}
-    if len(a) * len(b) <= cfg.exhaustive_below:
+    if len(a) * len(b) <= cfg.exhaustive_below or min(len(a), len(b)) == 0:
         ia, ib = all_pairs(a, b)
     else:
         codes = candidate_codes(a, b, cfg.blocking, report)
+        report["blocked_pairs"] = len(codes)
         extra = int(min(cfg.random_candidates * max(len(a), len(b)), cfg.max_random_candidates))
         rng = np.random.default_rng(cfg.seed + 1)
         codes = np.union1d(codes, rng.integers(0, len(a) * len(b), extra, dtype=np.int64))
