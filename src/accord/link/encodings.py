@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from accord.link import kernels
 from accord.protect.encoding.bloom import QUALITY_SUFFIX, YEAR_BITS, YEAR_SUFFIX
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.schema import FieldKind
@@ -88,13 +89,8 @@ class EncodedSet:
         return cls(ids, fields, quality, info)
 
 
-def dice(a: BitField, b: BitField, ia: np.ndarray, ib: np.ndarray,
-         chunk: int = 1 << 20) -> np.ndarray:
+def dice(a: BitField, b: BitField, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """Dice coefficient of filter pairs (a[ia[k]], b[ib[k]]); 0 where either filter is empty."""
-    out = np.empty(len(ia), dtype=np.float32)
-    for s in range(0, len(ia), chunk):
-        xa, xb = ia[s : s + chunk], ib[s : s + chunk]
-        common = np.bitwise_count(a.words[xa] & b.words[xb]).sum(axis=1, dtype=np.int32)
-        total = a.ones[xa] + b.ones[xb]
-        out[s : s + chunk] = np.where(total > 0, 2.0 * common / np.maximum(total, 1), 0.0)
-    return out
+    return kernels.pair_dice(a.words, a.ones, b.words, b.ones,
+                             np.ascontiguousarray(ia, dtype=np.int64),
+                             np.ascontiguousarray(ib, dtype=np.int64))
