@@ -186,3 +186,26 @@ def test_kernels_compile_without_a_writable_cache() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "12"
+
+
+def _others_reference(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    # The plain numpy form the compiled kernel replaced.
+    total = np.bincount(idx, weights=x, minlength=n)
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, idx, x)
+    cand = np.flatnonzero(x >= best[idx])
+    _, first = np.unique(idx[cand], return_index=True)
+    top = np.zeros(len(x), dtype=bool)
+    top[cand[first]] = True
+    rest = np.bincount(idx, weights=np.where(top, 0.0, x), minlength=n)
+    return np.where(top, rest[idx], np.maximum(total[idx] - x, 0.0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.floats(0, 1e6)), min_size=1, max_size=60))
+def test_others_sum_matches_numpy(pairs: list[tuple[int, float]]) -> None:
+    from accord.link.kernels import others_sum
+
+    idx = np.array([p[0] for p in pairs], dtype=np.int64)
+    x = np.array([p[1] for p in pairs], dtype=np.float64)
+    np.testing.assert_allclose(others_sum(x, idx, 7), _others_reference(x, idx, 7), rtol=1e-9, atol=1e-9)

@@ -98,8 +98,7 @@ def comparison_levels(a: EncodedSet, b: EncodedSet, ia: np.ndarray,
         lvl = _bands(d, f.dice_levels)
         if f.kind is FieldKind.DATE:
             lvl = _date_levels(a, b, f, ia, ib, lvl)
-            qa, qb = a.quality[f.name][ia], b.quality[f.name][ib]
-            unknown = (qa == DateQuality.UNKNOWN.value) | (qb == DateQuality.UNKNOWN.value)
+            unknown = _quality_in(a, b, f.name, ia, ib, {DateQuality.UNKNOWN.value})
             present = present & ~unknown
             gamma[:, j] = np.where(present, lvl, 0)
             _age_levels(a, b, f, ia, ib, gamma[:, j])
@@ -125,11 +124,18 @@ def _age_levels(a: EncodedSet, b: EncodedSet, f: FieldSpec, ia: np.ndarray, ib: 
     out[use] = lvl
 
 
+def _quality_in(a: EncodedSet, b: EncodedSet, name: str, ia: np.ndarray, ib: np.ndarray,
+                qualities: set[str]) -> np.ndarray:
+    """Pairs where either date's quality is one of `qualities`. Tested per record, then indexed:
+    comparing the string codes per pair costs seconds at tens of millions of pairs."""
+    wanted = list(qualities)
+    return np.isin(a.quality[name], wanted)[ia] | np.isin(b.quality[name], wanted)[ib]
+
+
 def _date_levels(a: EncodedSet, b: EncodedSet, f: FieldSpec, ia: np.ndarray, ib: np.ndarray,
                  full: np.ndarray) -> np.ndarray:
     """The rule for defaulted (1 January) and year-only dates: compare only their years."""
-    qa, qb = a.quality[f.name][ia], b.quality[f.name][ib]
-    rough = np.isin(qa, list(_ROUGH)) | np.isin(qb, list(_ROUGH))
+    rough = _quality_in(a, b, f.name, ia, ib, _ROUGH)
     yname = f.name + YEAR_SUFFIX
     base = len(f.dice_levels) + 1  # last full-date level index
     out = full.copy()

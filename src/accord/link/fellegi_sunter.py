@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accord.link import kernels
+
 _EPS = 1e-12
 LN2 = float(np.log(2.0))
 
@@ -130,18 +132,10 @@ def _initial_m(u: list[np.ndarray]) -> list[np.ndarray]:
 def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     """For each pair, the sum of x over the *other* pairs of its record (stable when one pair
     dominates its record, where S - x would cancel catastrophically)."""
-    total = np.bincount(idx, weights=x, minlength=n)
     if not len(x):
         return x
-    best = np.full(n, -np.inf)
-    np.maximum.at(best, idx, x)
-    is_best = x >= best[idx]
-    cand = np.flatnonzero(is_best)
-    _, first = np.unique(idx[cand], return_index=True)
-    top = np.zeros(len(x), dtype=bool)
-    top[cand[first]] = True
-    rest = np.bincount(idx, weights=np.where(top, 0.0, x), minlength=n)
-    return np.where(top, rest[idx], np.maximum(total[idx] - x, 0.0))
+    return kernels.others_sum(np.ascontiguousarray(x, dtype=np.float64),
+                              np.ascontiguousarray(idx, dtype=np.int64), int(n))
 
 
 def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, n_b: int,

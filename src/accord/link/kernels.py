@@ -247,3 +247,32 @@ def greedy_assign(ia: np.ndarray, ib: np.ndarray, order: np.ndarray, na: int,
         keep[n] = k
         n += 1
     return keep[:n]
+
+
+@jit(nogil=True)
+def others_sum(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """For each pair k, the sum of x over the other pairs of record idx[k].
+
+    The top pair of a record (its first maximum) gets the sum of the rest, added up directly:
+    total - x would cancel catastrophically where one pair dominates its record. The others get
+    max(total - x, 0), as in numpy. Three linear passes instead of a sort and ufunc.at.
+    """
+    total = np.zeros(n)
+    best = np.full(n, -np.inf)
+    top = np.full(n, -1, dtype=np.int64)
+    for k in range(len(x)):
+        i = idx[k]
+        total[i] += x[k]
+        if x[k] > best[i]:
+            best[i] = x[k]
+            top[i] = k
+    rest = np.zeros(n)
+    for k in range(len(x)):
+        i = idx[k]
+        if top[i] != k:
+            rest[i] += x[k]
+    out = np.empty(len(x))
+    for k in range(len(x)):
+        i = idx[k]
+        out[k] = rest[i] if top[i] == k else max(total[i] - x[k], 0.0)
+    return out
