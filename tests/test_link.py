@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,29 @@ def test_cli_encode_and_match(tmp_path: Path) -> None:
     res = runner.invoke(app, ["match", str(outs[0]), str(outs[2]), "--out", str(pairs)])
     assert res.exit_code == 2
     assert "different linkage secrets" in res.output
+
+
+def test_cli_match_all_pairs_and_formula_ids_neutralised(tmp_path: Path) -> None:
+    a_rows, b_rows, _ = generate(60, seed=3)
+    runner = CliRunner()
+    key = tmp_path / "link.key"
+    new_linkage_secret(key)
+    outs = []
+    for name, rows in (("a", a_rows), ("b", b_rows)):
+        rows = [{**r, "id": "=" + str(r["id"])} for r in rows]  # ids a spreadsheet would run
+        _csv(tmp_path / f"{name}.csv", rows)
+        out = tmp_path / f"{name}.parquet"
+        res = runner.invoke(app, ["encode", str(tmp_path / f"{name}.csv"), "--id", "id", "--fields", FIELDS,
+                                  "--secret-file", str(key), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        outs.append(out)
+    pairs = tmp_path / "pairs.csv"
+    res = runner.invoke(app, ["match", str(outs[0]), str(outs[1]), "--all-pairs", "--json", "--out", str(pairs)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["candidate_pairs"] == len(a_rows) * len(b_rows)
+    with pairs.open(encoding="utf-8") as fh:
+        got = list(csv.DictReader(fh))
+    assert got and all(r["id_a"].startswith("'=") and r["id_b"].startswith("'=") for r in got)
 
 
 # ------------------------------------------------------------------ clustering

@@ -5,14 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pyarrow.csv as pacsv
 import typer
 from rich.table import Table
 
 from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
+from accord.errors import AccordError
 from accord.link.encodings import EncodedSet
 from accord.link.match import MatchConfig, match_sets
 from accord.protect.encoding import check_compatible, read_encodings
+from accord.safe_csv import write_arrow_csv
+
+# Every pair is held in memory (about 60 bytes each while scoring): 100 million is ~6 GB.
+ALL_PAIRS_LIMIT = 100_000_000
 
 
 def match(
@@ -22,6 +26,9 @@ def match(
     threshold: Annotated[float | None, typer.Option(
         "--threshold", min=0.0, max=1.0,
         help="Minimum match probability; chosen from the data when not given.")] = None,
+    all_pairs: Annotated[bool, typer.Option(
+        "--all-pairs", help="Compare every pair instead of blocking (slower: for files of a few thousand "
+        "records, where the last hard pairs matter; blocking already compares every pair below 2 million).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one."""
@@ -30,12 +37,18 @@ def match(
         tb, ib = read_encodings(enc_b)
         check_compatible(ia, ib)
         a, b = EncodedSet.from_table(ta, ia), EncodedSet.from_table(tb, ib)
+        if all_pairs and len(a) * len(b) > ALL_PAIRS_LIMIT:
+            raise AccordError(f"--all-pairs would compare {len(a) * len(b):,} pairs (limit {ALL_PAIRS_LIMIT:,})",
+                              hint="drop --all-pairs: blocking finds the candidates at any size")
+        config = MatchConfig(threshold=threshold)
+        if all_pairs:
+            config = MatchConfig(threshold=threshold, exhaustive_below=ALL_PAIRS_LIMIT)
         with make_progress(transient=True) as bar:
             task = bar.add_task("linking", total=None)
-            result = match_sets(a, b, MatchConfig(threshold=threshold),
+            result = match_sets(a, b, config,
                                 progress=lambda msg: bar.update(task, description=msg))
         out.parent.mkdir(parents=True, exist_ok=True)
-        pacsv.write_csv(result.pairs_table(a, b), out)
+        write_arrow_csv(out, result.pairs_table(a, b))
     summary = {
         "records_a": len(a), "records_b": len(b), "candidate_pairs": result.candidates,
         "linked_pairs": len(result.ia), "threshold": result.threshold,
