@@ -50,21 +50,22 @@ def ingest(
                                    linkage_encoder=encoder.encode if encoder else None,
                                    linkage_meta=encoder.manifest if encoder else None)
     m = result.manifest
+    reasons = result.reasons
     summary = {"contribution": str(result.contribution), "batch_id": m.batch_id, "partner": m.partner,
                "rows_in": m.rows_in, "accepted": m.accepted, "quarantined": m.quarantined,
                "blank_rows": m.blank_rows, "quarantine_report": str(result.quarantine_report),
-               "reasons": dict(result.reasons)}
+               "reasons": dict(reasons)}
     if as_json:
         print_json(summary)
         return
     console.print(f"[bold]{export.name}[/] -> [bold]{out}[/]  (partner {partner})")
     console.print(f"rows in {m.rows_in:,} = accepted {m.accepted:,} + quarantined {m.quarantined:,}"
                   + (f"   ({m.blank_rows} blank rows skipped)" if m.blank_rows else ""))
-    if result.reasons:
+    if reasons:
         t = Table(title="quarantined, by reason", show_edge=False)
         t.add_column("reason")
         t.add_column("findings", justify="right")
-        for reason, n in result.reasons.most_common():
+        for reason, n in reasons.most_common():
             t.add_row(reason, f"{n:,}")
         console.print(t)
         console.print(f"quarantine report (keep it at the partner): {result.quarantine_report}")

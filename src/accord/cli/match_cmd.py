@@ -40,9 +40,8 @@ def match(
         if all_pairs and len(a) * len(b) > ALL_PAIRS_LIMIT:
             raise AccordError(f"--all-pairs would compare {len(a) * len(b):,} pairs (limit {ALL_PAIRS_LIMIT:,})",
                               hint="drop --all-pairs: blocking finds the candidates at any size")
-        config = MatchConfig(threshold=threshold)
-        if all_pairs:
-            config = MatchConfig(threshold=threshold, exhaustive_below=ALL_PAIRS_LIMIT)
+        config = MatchConfig(threshold=threshold, exhaustive_below=ALL_PAIRS_LIMIT if all_pairs
+                             else MatchConfig.exhaustive_below)
         with make_progress(transient=True) as bar:
             task = bar.add_task("linking", total=None)
             result = match_sets(a, b, config,

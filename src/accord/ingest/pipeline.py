@@ -9,16 +9,14 @@ partner-side job that protects the accepted rows and writes the contribution is
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from accord.errors import InputFileError
-from accord.ingest.findings import Finding, FindingKind
+from accord.ingest.findings import FindingKind
 from accord.ingest.mapping import check_against_header, load_mapping
 from accord.ingest.readers import RawTable, detect_format, iter_table, read_header
 from accord.ingest.transform import FINDINGS_SCHEMA, transform
@@ -38,22 +36,9 @@ class ExportAccount:
     blank_rows: int = 0
     finding_tables: list[pa.Table] = field(default_factory=list)
 
-    @property
-    def accepted(self) -> int:
-        return self.rows_in - self.quarantined
-
     def findings_table(self) -> pa.Table:
         """line, field, reason, detail, value (the raw value: partner side only)."""
         return pa.concat_tables(self.finding_tables) if self.finding_tables else FINDINGS_SCHEMA.empty_table()
-
-    def reasons(self) -> Counter[str]:
-        table = self.findings_table()
-        counts = pc.value_counts(table["reason"]).to_pylist() if table.num_rows else []
-        return Counter({c["values"]: c["counts"] for c in counts})
-
-    def findings(self) -> list[Finding]:
-        return [Finding(r["line"], r["field"], FindingKind(r["reason"]), r["detail"], r["value"])
-                for r in self.findings_table().to_pylist()]
 
 
 def check_partner_id(partner: str) -> None:

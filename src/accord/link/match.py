@@ -20,7 +20,6 @@ from accord.protect.encoding.schema import FieldKind
 # The Bayes decision: a pair is linked when the model, whose share of matches is estimated from
 # the data by EM, finds it more likely a match than not.
 AUTO_THRESHOLD = 0.5
-U_PAIRS = 2_000_000  # random pairs for the u-probabilities (all pairs when fewer)
 Progress = Callable[[str], None]
 
 
@@ -28,8 +27,10 @@ Progress = Callable[[str], None]
 class MatchConfig:
     threshold: float | None = None  # on the match probability; None = automatic
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
-    random_pairs: int = 200_000  # for the u-probabilities
-    frequency_adjust: bool = True
+    u_pairs: int = 2_000_000  # random pairs for the u-probabilities (all pairs when fewer)
+    # Divide each pair's odds by the evidence for its records' other candidates (the one-to-one
+    # constraint and the frequency adjustment of common names; see fellegi_sunter).
+    competing_candidates: bool = True
     exhaustive_below: int = 2_000_000  # compare every pair when |A| x |B| is at most this
     # Random pairs added to the blocked candidates, per record of the larger side. Blocking keeps
     # near misses only; EM, which weighs the fields on the candidates, also needs the clear
@@ -86,14 +87,14 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
     if len(ia) == len(a) * len(b):  # every pair is a candidate: they are the random pairs
         random_gamma = gamma
     else:
-        ra, rb = _random_pairs(len(a), len(b), max(config.random_pairs, U_PAIRS), config.seed)
+        ra, rb = _random_pairs(len(a), len(b), config.u_pairs, config.seed)
         random_gamma = comparison_levels(a, b, ra, rb)
     independent = tuple(j for j, f in enumerate(schema.fields)
                         if f.kind in (FieldKind.DATE, FieldKind.YEAR))
     model = fit_em(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
                    independent=independent, labels=[c.labels for c in comps])
     log_odds = pair_log_odds(model.log_bayes_factor(gamma), ia, ib, len(a), len(b),
-                             model.matches, compete=config.frequency_adjust) / LN2
+                             model.matches, compete=config.competing_candidates) / LN2
     weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
     return weight, probability(weight, model.prior), model
 

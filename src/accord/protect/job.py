@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from accord.ingest import ExportAccount, validate_export, write_quarantine
-from accord.ingest.findings import Finding
+from accord.ingest.findings import Finding, FindingKind
 from accord.ingest.pipeline import check_partner_id
 from accord.protect.contribution import ContributionWriter, Manifest
 from accord.protect.keys import PartnerKey
@@ -32,23 +33,22 @@ class ContributionResult:
     manifest: Manifest
     contribution: Path
     quarantine_report: Path
-    account: ExportAccount
+    findings_table: pa.Table  # line, field, reason, detail, value (raw: partner side only)
 
     @property
     def rows_in(self) -> int:
         return self.manifest.rows_in
 
     @property
-    def findings_table(self) -> pa.Table:
-        return self.account.findings_table()
-
-    @property
     def reasons(self) -> Counter[str]:
-        return self.account.reasons()
+        table = self.findings_table
+        counts = pc.value_counts(table["reason"]).to_pylist() if table.num_rows else []
+        return Counter({c["values"]: c["counts"] for c in counts})
 
     @property
     def findings(self) -> list[Finding]:
-        return self.account.findings()
+        return [Finding(r["line"], r["field"], FindingKind(r["reason"]), r["detail"], r["value"])
+                for r in self.findings_table.to_pylist()]
 
 
 def quarantine_path(out: Path) -> Path:
@@ -88,5 +88,6 @@ def build_contribution(
         writer.abort()
         raise
     q_path = quarantine or quarantine_path(out)
-    write_quarantine(q_path, account.findings_table())
-    return ContributionResult(manifest, out, q_path, account)
+    findings = account.findings_table()
+    write_quarantine(q_path, findings)
+    return ContributionResult(manifest, out, q_path, findings)

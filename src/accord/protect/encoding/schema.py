@@ -65,7 +65,6 @@ class FieldSpec(BaseModel):
     salt: str | None = None
     domain: str | None = None
     levels: tuple[float, ...] | None = None
-    frequency_adjust: bool | None = None
     # date fields: a column with the standard's dob_quality codes, used when present in the input
     quality_column: str | None = None
 
@@ -106,12 +105,6 @@ class FieldSpec(BaseModel):
         if self.domain:
             return self.domain
         return "name" if self.kind is FieldKind.NAME else f"field:{self.name}"
-
-    @property
-    def adjust_for_frequency(self) -> bool:
-        if self.frequency_adjust is not None:
-            return self.frequency_adjust
-        return self.kind is FieldKind.NAME
 
 
 class Hardening(BaseModel):
