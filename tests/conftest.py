@@ -12,10 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.protect.keys import PartnerKey, create_partner_key
-
-SHARED_DATA = Path(os.environ.get("ACCORD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-if not SHARED_DATA.exists():
-    SHARED_DATA = Path("/work/shared/data")
+from tests.data_paths import SHARED_DATA
 
 CASE_CSV_HEADER = "CaseNo;First;Last;DOB;Sex;Nat;Reg;Type;Exp;Ctrl_Debt;Ctrl_Threat;Phone\n"
 CASE_CSV_ROWS = [

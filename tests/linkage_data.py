@@ -9,6 +9,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
+
+from accord.link.encodings import EncodedSet
+from accord.protect.encoding import Encoder, EncodingInfo, LinkageSecret, schema_from_fields
+
 # Transliteration variants: any spelling of a group may be used by any organisation.
 GIVEN = [
     ["Mohammed", "Muhammad", "Mohamed", "Mohamad", "Mohammad"], ["Ahmed", "Ahmad", "Ahmet"],
@@ -110,3 +116,13 @@ def generate(n: int, overlap: float = 0.5, seed: int = 1) -> tuple[
 
 
 FIELDS = "given:name,family:name,dob:date,sex:code,citizenship:code"
+
+
+def encode_rows(rows: list[dict[str, str]], secret: LinkageSecret, seed: int = 0,
+                flip: float | None = None) -> EncodedSet:
+    """Encode generated rows (their `id` kept) as a linkage side, as a partner would."""
+    schema = schema_from_fields(FIELDS, flip)
+    enc = Encoder(schema, secret, np.random.default_rng(seed))
+    t = pa.Table.from_pylist(rows)
+    out = enc.encode(t).append_column("id", t["id"])
+    return EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value))

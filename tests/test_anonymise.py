@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -25,32 +24,16 @@ from accord.release.anonymise import (
     check_release,
     exhaustive_search,
     load_hierarchies,
-    make_hierarchy,
     optimal_search,
 )
 from accord.release.anonymise.hierarchy import HierarchyError
+from tests.anonymise_hierarchies import HIERARCHIES, QI
+from tests.data_paths import SHARED_DATA
 
-
-def shared_data() -> Path:
-    env = os.environ.get("ACCORD_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
-                   Path("/work/shared/data")]
-    return next((c for c in candidates if c.is_dir()), candidates[-1])
-
-
-ARX = shared_data() / "arx"
+ARX = SHARED_DATA / "arx"
 needs_arx = pytest.mark.skipif(not (ARX / "adult.csv").is_file(),
                                reason="ARX adult data not found (set ACCORD_SHARED_DATA)")
 
-AGE_ROWS = [[str(a), f"{a // 10 * 10}-{a // 10 * 10 + 9}", "<40" if a < 40 else ">=40", "*"]
-            for a in range(20, 60)]
-SEX_ROWS = [["f", "*"], ["m", "*"], ["x", "*"]]
-REGION_ROWS = [["FR", "Europe", "*"], ["DE", "Europe", "*"], ["NG", "Africa", "*"],
-               ["GH", "Africa", "*"], ["TH", "Asia", "*"]]
-HIERARCHIES = {"age": make_hierarchy("age", AGE_ROWS), "sex": make_hierarchy("sex", SEX_ROWS),
-               "region": make_hierarchy("region", REGION_ROWS)}
-QI = ["age", "sex", "region"]
 
 
 def random_table(seed: int, n: int) -> pa.Table:

@@ -22,22 +22,13 @@ from accord.release.anonymise import (
     build_problem,
     check_release,
     exhaustive_search,
-    make_hierarchy,
     optimal_search,
 )
 from accord.release.anonymise.api import Suppressing
 from accord.release.anonymise.nodes import base_snapshot, evaluate, judge, roll_up_sorted
 from accord.release.anonymise.search import Lattice
 from accord.release.risk import assess_risk
-
-AGE_ROWS = [[str(a), f"{a // 10 * 10}-{a // 10 * 10 + 9}", "<40" if a < 40 else ">=40", "*"]
-            for a in range(20, 60)]
-SEX_ROWS = [["f", "*"], ["m", "*"], ["x", "*"]]
-REGION_ROWS = [["FR", "Europe", "*"], ["DE", "Europe", "*"], ["NG", "Africa", "*"],
-               ["GH", "Africa", "*"], ["TH", "Asia", "*"]]
-HIERARCHIES = {"age": make_hierarchy("age", AGE_ROWS), "sex": make_hierarchy("sex", SEX_ROWS),
-               "region": make_hierarchy("region", REGION_ROWS)}
-QI = ["age", "sex", "region"]
+from tests.anonymise_hierarchies import HIERARCHIES, QI
 
 
 def random_table(seed: int, n: int) -> pa.Table:

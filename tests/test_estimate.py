@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +31,14 @@ from accord.research.estimate.bootstrap import draw_replicates
 from accord.research.estimate.design import design, layout, model_name
 from accord.research.estimate.fit import fit_model
 from accord.research.estimate.table import histories
+from tests.data_paths import SHARED_DATA
 
 runner = CliRunner()
 
 
 def _data_dir() -> Path:
-    env = os.environ.get("ACCORD_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")]
-    for c in candidates:
-        if (c / "mse" / "UKdat.csv").is_file():
-            return c / "mse"
+    if (SHARED_DATA / "mse" / "UKdat.csv").is_file():
+        return SHARED_DATA / "mse"
     pytest.skip("shared MSE data (../shared/data/mse) not present")
 
 

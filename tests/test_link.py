@@ -26,17 +26,13 @@ from accord.protect.encoding import (
     new_linkage_secret,
     schema_from_fields,
 )
-from tests.linkage_data import FIELDS, generate
+from tests.linkage_data import FIELDS, encode_rows, generate
 
 SECRET = LinkageSecret(b"k" * 32)
 
 
 def _encode(rows: list[dict[str, str]], flip: float = 0.02, seed: int = 0) -> EncodedSet:
-    schema = schema_from_fields(FIELDS, flip)
-    enc = Encoder(schema, SECRET, np.random.default_rng(seed))
-    t = pa.Table.from_pylist(rows)
-    out = enc.encode(t).append_column("id", t["id"])
-    return EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value))
+    return encode_rows(rows, SECRET, seed, flip)
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from accord.link import ClusterRecord, EncodedSet, MatchConfig, cluster_records, match_sets
 from accord.link.blocking import all_pairs
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.match import score_pairs
-from accord.protect.encoding import Encoder, EncodingInfo, LinkageSecret, schema_from_fields
-from tests.linkage_data import FIELDS, generate
+from accord.protect.encoding import LinkageSecret
+from tests.linkage_data import encode_rows, generate
 
 SECRET = LinkageSecret(b"s" * 32)
 
 
 def _encode(rows: list[dict[str, str]], flip: float = 0.02, seed: int = 0) -> EncodedSet:
-    schema = schema_from_fields(FIELDS, flip)
-    enc = Encoder(schema, SECRET, np.random.default_rng(seed))
-    t = pa.Table.from_pylist(rows)
-    out = enc.encode(t).append_column("id", t["id"])
-    return EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value))
+    return encode_rows(rows, SECRET, seed, flip)
 
 
 def _row(pid: str, given: str, family: str, dob: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import textwrap
 from collections import Counter
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,19 +26,15 @@ from accord.link.blocking import (
     plan,
 )
 from accord.link.encodings import EncodedSet
-from accord.protect.encoding import Encoder, EncodingInfo, LinkageSecret, schema_from_fields
+from accord.protect.encoding import LinkageSecret
 from accord.protect.encoding.schema import FieldKind
-from tests.linkage_data import FIELDS, generate
+from tests.linkage_data import encode_rows, generate
 
 SECRET = LinkageSecret(b"b" * 32)
 
 
 def _encode(rows: list[dict[str, str]], seed: int) -> EncodedSet:
-    schema = schema_from_fields(FIELDS)
-    enc = Encoder(schema, SECRET, np.random.default_rng(seed))
-    t = pa.Table.from_pylist(rows)
-    out = enc.encode(t).append_column("id", t["id"])
-    return EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value))
+    return encode_rows(rows, SECRET, seed)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -14,17 +12,9 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.release.risk import RiskInputError, assess_risk, individual_risk
+from tests.data_paths import SHARED_DATA
 
-
-def shared_data() -> Path:
-    env = os.environ.get("ACCORD_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
-                   Path("/work/shared/data")]
-    return next((c for c in candidates if c.is_dir()), candidates[-1])
-
-
-SDC = shared_data() / "sdcmicro"
+SDC = SHARED_DATA / "sdcmicro"
 needs_sdc = pytest.mark.skipif(not (SDC / "testdata.csv").is_file(),
                                reason="sdcMicro example data not found (set ACCORD_SHARED_DATA)")
 

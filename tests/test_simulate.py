@@ -25,6 +25,7 @@ from accord.simulate import SimulationConfig, SimulationError, simulate
 from accord.simulate.names import load_vocabulary
 from accord.simulate.population import make_population
 from accord.standard import load_standard
+from tests.data_paths import SHARED_DATA
 
 STD = load_standard()
 
@@ -401,13 +402,7 @@ def test_reopened_cases_keep_identifiers(tmp_path: Path) -> None:
 
 
 def _shared_data() -> Path | None:
-    import os
-
-    candidates = [Path(os.environ["ACCORD_SHARED_DATA"])] if "ACCORD_SHARED_DATA" in os.environ \
-        else []
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data",
-                   Path("/work/shared/data")]
-    return next((c for c in candidates if (c / "ctdc" / "ctdc_2020_derived.csv").is_file()), None)
+    return SHARED_DATA if (SHARED_DATA / "ctdc" / "ctdc_2020_derived.csv").is_file() else None
 
 
 @pytest.mark.skipif(_shared_data() is None,
