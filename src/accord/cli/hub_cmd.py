@@ -100,3 +100,68 @@ def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
         t.add_row(r["occurred_at"], r["actor"], r["action"], r["detail"])
     console.print(t)
 
+
+
+@app.command("verify")
+def verify(
+    hub: HubOption = DEFAULT_HUB,
+    head: Annotated[str | None, typer.Option(
+        "--head", help="Also check a chain head SEQ:MAC (from a release's output) is on the chain.")] = None,
+    resolve: Annotated[bool, typer.Option(
+        "--resolve", help="(Data steward) accept the hub as it is now and seal it, carrying the "
+                          "largest spent figure forward; needs --reason.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why the chain is resolved (recorded).")] = "",
+    actor: Annotated[str, typer.Option("--actor", help="Who resolves (recorded).")] = "hub-steward",
+    as_json: JsonOption = False,
+) -> None:
+    """Check the tamper-evident chain over the audit trail, releases and privacy ledger.
+
+    Exit 0 when intact, 3 when anything was edited, deleted, inserted or reordered outside Accord
+    (every release is then refused until a steward resolves it)."""
+    from accord.errors import ParameterError, ReleaseRefused
+    from accord.release.dp import ledger
+
+    with user_errors():
+        require_hub(hub)
+        expected = None
+        if head:
+            try:
+                seq, mac = head.split(":", 1)
+                expected = (int(seq), mac.strip())
+            except ValueError:
+                raise ParameterError("--head must be SEQ:MAC, as a release's chain_head gives it",
+                                     hint="e.g. --head 42:3f9a...") from None
+        if resolve:
+            with open_store(hub) as store:
+                outcome = ledger.resolve(store, actor, reason)
+            if as_json:
+                print_json(outcome)
+            else:
+                console.print(f"resolved: {len(outcome['problems_resolved'])} problem(s) sealed at "
+                              f"chain entry {outcome['seal']} by {actor}; lifetime spent carried "
+                              f"forward: rho {outcome['budget']['spent_rho']:.6g}", highlight=False)
+                if outcome["key_lost"]:
+                    console.print("the hub key was lost: a new one was made and nothing is left of "
+                                  "the budget until a steward grants it (`accord budget grant`)")
+            return
+        with open_store(hub, read_only=True) as store:
+            report = ledger.verify(store, expected)
+        if as_json:
+            print_json(report.to_dict())
+        else:
+            where = f"head entry {report.head['seq']}" if report.head else "no entries"
+            console.print(f"chain of {hub}: {report.entries} entries, {where}"
+                          + (f", sealed at entry {report.sealed_at}" if report.sealed_at else ""),
+                          highlight=False)
+            for note in report.notes:
+                console.print(f"  note: {note}", highlight=False)
+            for problem in report.problems:
+                console.print(f"  [bold red]broken:[/] {problem}", highlight=False)
+            if report.ok:
+                console.print("intact: every audit, release and ledger entry is on the chain",
+                              highlight=False)
+        if not report.ok:
+            raise ReleaseRefused(f"the hub's chain is broken ({len(report.problems)} problem(s)); "
+                                 "every release is refused",
+                                 hint="restore the hub from a backup, or (data steward) accept "
+                                      "it as it is: `accord hub verify --resolve --reason TEXT`")
