@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from accord.errors import ReleaseRefused
+from accord.errors import ParameterError, ReleaseRefused
 from accord.release.dp.mechanism import epsilon_from_rho, rho_from_epsilon_delta
 from accord.release.dp.params import check_epsilon, check_rho
 from accord.store import Store
@@ -236,7 +236,7 @@ def grant(store: Store, epsilon: float, actor: str, reason: str) -> Budget:
     allowance. An explicit, audited act with its own figure and reason."""
     epsilon = check_epsilon(epsilon)
     if not reason.strip():
-        raise ReleaseRefused("a grant needs a reason (e.g. '2027 allowance')",
+        raise ParameterError("a grant needs a reason (e.g. '2027 allowance')",
                              hint="give --reason TEXT")
     with store.transaction():
         ensure_ledger(store)
@@ -332,7 +332,7 @@ def resolve(store: Store, actor: str, reason: str) -> dict[str, Any]:
     chain entry recorded and what the spends still in the table add up to; the total is the last
     authentic figure (nothing is left if the key was lost and no figure can be trusted)."""
     if not reason.strip():
-        raise ReleaseRefused("a resolution needs a reason", hint="give --reason TEXT")
+        raise ParameterError("a resolution needs a reason", hint="give --reason TEXT")
     with store.transaction():
         store.execute(LEDGER_SQL)
         report = hub_chain.verify(store)
