@@ -211,7 +211,6 @@ def _one(hub: Path, sql: str) -> list[tuple[object, ...]]:
 
 def tamper_named(hub: Path, name: str) -> None:
     """The attacks named in the issue and their variants, as SQL on the hub file."""
-    last_spend = "(SELECT max(recorded_at) FROM dp_ledger WHERE event = 'spend')"
     if name == "zero_spent":  # the issue's UPDATE, on the lifetime ledger
         _sql(hub, "UPDATE dp_ledger SET rho = 0 WHERE event = 'spend'")
     elif name == "delete_spends":
