@@ -80,6 +80,13 @@ def test_the_untouched_hub_verifies(lab: Lab, tmp_path: Path) -> None:
     assert got["ok"] and got["entries"] >= 8 and got["problems"] == []
     key = Path(f"{hub}.key")
     assert key.stat().st_mode & 0o777 == 0o600
+    # each release's own chain entry is listed, and is a head `hub verify --head` accepts
+    rel = json.loads(CliRunner().invoke(app, ["hub", "releases", "--hub", str(hub), "--json"]).output)
+    entries = [r["chain_entry"] for r in rel]
+    assert len(entries) == 2 and all(entries)
+    assert CliRunner().invoke(app, ["hub", "verify", "--hub", str(hub), "--head", entries[0]]).exit_code == 0
+    bad = CliRunner().invoke(app, ["hub", "verify", "--hub", str(hub), "--head", entries[0][:-4] + "0000"])
+    assert bad.exit_code == ReleaseRefused.exit_code
 
 
 @pytest.mark.parametrize("attack", NAMED)

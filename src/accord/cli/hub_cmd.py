@@ -65,20 +65,27 @@ def releases(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List every release made from this hub: kind, parameters, data version, who made it."""
     import json
 
+    from accord.store import chain
+
     with user_errors():
         require_hub(hub)
         with open_store(hub, read_only=True) as store:
             rows = store.releases()
+            # each release's own entry on the tamper-evident chain (SEQ:MAC, as `hub verify
+            # --head` takes it); null if the release predates the chain or its row was changed
+            entries = {e.entry_sha256: f"{e.seq}:{e.mac}" for e in chain.read_entries(store)
+                       if e.source == "releases"}
+    on_chain = [entries.get(chain.row_digest("releases", r)) for r in rows]
     if as_json:
-        print_json([{**r, "parameters": json.loads(r["parameters"]), "results": json.loads(r["results"])}
-                    for r in rows])
+        print_json([{**r, "parameters": json.loads(r["parameters"]), "results": json.loads(r["results"]),
+                     "chain_entry": c} for r, c in zip(rows, on_chain, strict=True)])
         return
     t = Table(title=f"releases from {hub}")
-    for col in ("release", "kind", "created", "by", "data version", "parameters"):
+    for col in ("release", "kind", "created", "by", "data version", "chain entry", "parameters"):
         t.add_column(col)
-    for r in rows:
+    for r, c in zip(rows, on_chain, strict=True):
         t.add_row(r["release_id"], r["kind"], r["created_at"], r["actor"], r["data_version"],
-                  r["parameters"][:80])
+                  c.split(":")[0] if c else "-", r["parameters"][:80])
     console.print(t)
 
 

@@ -86,13 +86,20 @@ def _mac(key: bytes, prev: str, seq: int, source: str, digest: str, state: str, 
 
 # ---------------------------------------------------------------------------- the key file
 def key_path(store: Store) -> Path | None:
-    """Where the hub's chain key lives: $ACCORD_HUB_KEY, else ``<hub file>.key``; None for an
-    in-memory hub (its key lives as long as the store object)."""
+    """Where the hub's chain key lives: $ACCORD_HUB_KEY, else ``<hub file>.key``; None only for an
+    in-memory DuckDB hub (its key lives as long as the store object). A server engine (no hub
+    file) must be given the key's place: a key per process would break the chain at once."""
     env = os.environ.get(KEY_ENV)
     if env:
         return Path(env)
     path = getattr(store, "path", None)
-    return Path(f"{path}.key") if isinstance(path, Path) else None
+    if isinstance(path, Path):
+        return Path(f"{path}.key")
+    if store.engine == "duckdb":
+        return None
+    raise StoreError(f"the {store.engine} hub needs the file of its chain key",
+                     hint=f"set ${KEY_ENV} to the hub key file (kept by the steward, outside the "
+                          "database server)")
 
 
 def _head_file(kp: Path) -> Path:
