@@ -196,6 +196,12 @@ def test_a_lost_key_stops_releases_and_resolution_leaves_nothing(lab: Lab, tmp_p
     got = json.loads(r.output)
     assert got["key_lost"] and got["budget"]["remaining_rho"] == 0.0
     assert Path(f"{hub}.key").stat().st_mode & 0o777 == 0o600
+    assert CliRunner().invoke(app, ["hub", "verify", "--hub", str(hub)]).exit_code == 0
+    assert CliRunner().invoke(app, ["budget", "grant", "--epsilon", "1", "--reason", "new key",
+                                    "--hub", str(hub)]).exit_code == 0
+    again = CliRunner().invoke(app, ["release", "tables", "--epsilon", "0.5", "--hub", str(hub),
+                                     "--tables", TABLE[0], "--out", str(tmp_path / "o2")])
+    assert again.exit_code == 0, again.output
 
 
 def test_key_file_location_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,3 +211,17 @@ def test_key_file_location_from_the_environment(tmp_path: Path, monkeypatch: pyt
         store.audit("me", "test", {})
         assert ledger.verify(store).ok
     assert key.exists() and not Path(f"{tmp_path / 'hub.duckdb'}.key").exists()
+
+
+def test_an_old_entry_edited_after_a_resolution_is_still_caught(lab: Lab, tmp_path: Path) -> None:
+    hub = copy_hub(lab, tmp_path / "h")
+    tamper_named(hub, "zero_spent")
+    assert CliRunner().invoke(app, ["hub", "verify", "--hub", str(hub), "--resolve", "--reason",
+                                    "accepted"]).exit_code == 0
+    with open_store(hub, read_only=True) as store:
+        report = ledger.verify(store)
+        assert report.ok and report.notes == []  # the spend rows were resolved, the chain intact
+    tamper_named(hub, "reorder_chain")  # entries 2 and 3, before the steward's seal
+    with open_store(hub, read_only=True) as store:
+        report = ledger.verify(store)
+    assert not report.ok and any("chain entry 2" in p for p in report.problems)

@@ -188,6 +188,7 @@ class ChainReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checked: list[ChainEntry] = field(default_factory=list)
+    broken_seqs: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -301,9 +302,10 @@ def seal(store: Store, at: str, state: dict[str, Any], info: dict[str, Any],
     kp = key_path(store)
     if new_key and kp is not None and not kp.exists():
         load_key(store, create=True)
+    resolved = verify(store).broken_seqs
     key, seq, prev, _ = _start(store, at)
-    body = json.dumps({"seal": "resolution", **info, "sealed": _sealed_digests(store)},
-                      sort_keys=True, default=str)
+    body = json.dumps({"seal": "resolution", **info, "resolved_seqs": resolved,
+                       "sealed": _sealed_digests(store)}, sort_keys=True, default=str)
     digest = hashlib.sha256(body.encode()).hexdigest()
     _insert(store, key, prev, seq, "seal", digest, json.dumps(state, sort_keys=True), body, at)
     return seq
@@ -362,6 +364,7 @@ def verify(store: Store, expected_head: tuple[int, str] | None = None) -> ChainR
         prev = e.mac
         expected_seq = e.seq + 1
     report.checked = checked
+    report.broken_seqs = sorted({seq for seq, _ in issues})
     seals = [e for e in checked if e.source == "seal" and e.mac_ok]
     if not seals:
         report.problems.extend(msg for _, msg in issues)
@@ -369,10 +372,21 @@ def verify(store: Store, expected_head: tuple[int, str] | None = None) -> ChainR
         return report
     last_seal = seals[-1]
     report.sealed_at = int(last_seal.seq)
+    # Entries before a seal are history: a problem there is resolved only if a steward's seal
+    # recorded it (or came with a new key, so nothing before it can be checked); any other edit
+    # of an old entry is still reported.
+    resolved: set[int] = set()
+    rotated = 0
+    for e in seals:
+        info = json.loads(e.body)
+        resolved.update(int(x) for x in info.get("resolved_seqs", []))
+        if info.get("key_lost"):
+            rotated = max(rotated, int(e.seq))
     for seq, msg in issues:
-        (report.notes if seq < last_seal.seq else report.problems).append(
-            msg + (f" (before the seal at entry {last_seal.seq}, which resolved it)"
-                   if seq < last_seal.seq else ""))
+        if seq < last_seal.seq and (seq in resolved or seq < rotated):
+            report.notes.append(f"{msg} (resolved by a steward's seal)")
+        else:
+            report.problems.append(msg)
 
     # 2. Rows against the chain: sealed digests + entries after the seal = the rows present.
     sealed = json.loads(last_seal.body).get("sealed", {})
