@@ -225,3 +225,21 @@ def test_an_old_entry_edited_after_a_resolution_is_still_caught(lab: Lab, tmp_pa
     with open_store(hub, read_only=True) as store:
         report = ledger.verify(store)
     assert not report.ok and any("chain entry 2" in p for p in report.problems)
+
+
+def test_every_dp_release_writes_the_chain_head(tmp_path: Path) -> None:
+    from tests.test_dp import _hub
+
+    hub = _hub(tmp_path / "hub.duckdb", n=200)
+    for cmd, out in ((["release", "tables", "--tables", TABLE[0]], tmp_path / "t"),
+                     (["release", "synthetic", "--rows", "50"], tmp_path / "s")):
+        r = CliRunner().invoke(app, [*cmd, "--epsilon", "1", "--hub", str(hub), "--out", str(out),
+                                     "--json"])
+        assert r.exit_code == 0, r.output
+        head = json.loads(r.output)["chain_head"]
+        with open_store(hub, read_only=True) as store:
+            assert head == store.chain_head()
+        assert json.loads((out / "release.json").read_text())["chain_head"] == head
+        ok = CliRunner().invoke(app, ["hub", "verify", "--hub", str(hub), "--head",
+                                      f"{head['seq']}:{head['mac']}"])
+        assert ok.exit_code == 0, ok.output
