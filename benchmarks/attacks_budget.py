@@ -142,6 +142,10 @@ def main() -> None:
                   f"| {args.trials} random edits / deletions / reorderings "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}) | 0 of "
                   f"{args.trials} detected | {hit} of {args.trials} detected |", "",
+                  "Without the chain: Accord before this had no check at all (by construction 0 "
+                  "detected); `tests/attacks/test_ledger_tamper.py` measures it by disabling the "
+                  "check and reading the budget from the table, and the budget-freeing edit then "
+                  "pays a release the protected hub refuses. "
                   "A truncation (the last spend and its chain entries deleted cleanly) is caught by "
                   "the head committed outside the database (`<key>.head`); if that file is deleted "
                   "too, only a head published with a release (`hub verify --head`) catches it (see "
