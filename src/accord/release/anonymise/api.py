@@ -148,15 +148,21 @@ def _release_table(table: pa.Table, problem: Problem, levels: tuple[int, ...],
                    ) -> tuple[pa.Table, bool]:
     """Write generalised labels and ``*`` for suppressed cells."""
     out = table
+    row_supp = supp.records[problem.row_tuple]
     for c, (name, enc) in enumerate(zip(problem.qi, problem.hierarchies, strict=True)):
         h = levels[c]
         labels = np.asarray(enc.names[h], dtype=object)
         codes = enc.maps[h][problem.base_columns[c][problem.row_tuple]]
         values = labels[codes]
         values[supp.cells[problem.row_tuple, c]] = SUPPRESSED
+        # A suppressed record shows '*' in every quasi-identifier, also in a column that takes
+        # one value at this level (a constant such as one case type or one country, never
+        # starred by suppression since it tells nothing apart). Left as it was, the record looked
+        # like an ordinary class to anyone reading the file (and to the independent check), not
+        # like the suppressed group it is judged as: the CTDC 2020 refusal of issue 13.
+        values[row_supp] = SUPPRESSED
         out = out.set_column(out.schema.get_field_index(name), name,
                              pa.array(values, type=pa.string()))
-    row_supp = supp.records[problem.row_tuple]
     n_supp = int(row_supp.sum())
     hide = False
     if n_supp and sensitive:
