@@ -52,14 +52,16 @@ def flag_values(value: str, code: str) -> str:
 
 def plain_check(table: pa.Table, qi: list[str], single: list[str], multi: list[str]
                 ) -> tuple[int, int]:
-    """Third opinion in plain Python, '*' a value of its own; multi columns per flag (flags
-    constant over the unsuppressed values skipped). Rows all '*' are left out."""
+    """Third opinion in plain Python, '*' a value of its own; multi columns per flag. l counts
+    recorded values only (empty is not a value); flags with fewer than two recorded values over
+    the table, and columns recorded for no one, are skipped. Rows all '*' are left out."""
     rows = table.to_pylist()
-    attrs: list[tuple[str, str | None]] = [(s, None) for s in single]
+    attrs: list[tuple[str, str | None]] = [
+        (s, None) for s in single if any(r[s] not in ("*", "") for r in rows)]
     for m in multi:
         codes = sorted({c for r in rows if r[m] not in ("*", "") for c in r[m].split("|")})
         for code in codes:
-            if len({flag_values(r[m], code) for r in rows if r[m] != "*"}) > 1:
+            if len({flag_values(r[m], code) for r in rows} - {"*", ""}) > 1:
                 attrs.append((m, code))
     groups: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
     for r in rows:
@@ -69,7 +71,7 @@ def plain_check(table: pa.Table, qi: list[str], single: list[str], multi: list[s
     if not groups:
         return 0, 0
     k = min(len(g) for g in groups.values())
-    l_min = min((len({r[a] if code is None else flag_values(r[a], code) for r in g})
+    l_min = min((len({r[a] if code is None else flag_values(r[a], code) for r in g} - {""})
                  for g in groups.values() for a, code in attrs), default=10**9)
     return k, l_min
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from accord.cli.common import HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.errors import StoreError
-from accord.release.risk import RiskReport, assess_risk
+from accord.release.risk import RiskInputError, RiskReport, assess_risk
 from accord.standard import load_standard
 from accord.standard.model import FieldRole
 
@@ -93,12 +93,26 @@ def risk_command(
     risk."""
     with user_errors():
         if data is not None:
-            from accord.cli.anonymise_cmd import read_csv_as_strings
+            from accord.cli.anonymise_cmd import read_csv_as_strings, refuse_counts
 
             table = read_csv_as_strings(data, sep)
+            refuse_counts(table, [*_split(qi), *([weight] if weight else [])])
         else:
             table = read_hub_records(hub)
         qi_cols = _split(qi) or standard_fields(FieldRole.QUASI_IDENTIFIER, table.column_names)
+        if data is not None and not _split(qi):
+            expected = standard_fields(FieldRole.QUASI_IDENTIFIER,
+                                       [f.name for f in load_standard().fields])
+            absent = [f for f in expected if f not in qi_cols]
+            if absent:
+                # Risk measured on a few columns looks reassuring and means nothing: an attacker
+                # knows more than the columns that happen to carry the standard's names.
+                raise RiskInputError(
+                    f"the file has {len(qi_cols)} of the standard's {len(expected)} "
+                    "quasi-identifiers" + (f" ({', '.join(qi_cols)})" if qi_cols else "")
+                    + f"; missing: {', '.join(absent)}",
+                    hint="Name every column an attacker could know with --qi COL,COL,... "
+                    "(the risk is only as good as that list).")
         sens_cols = (_split(sensitive) if sensitive is not None or data is not None
                      else standard_fields(FieldRole.SENSITIVE, table.column_names))
         report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top,
@@ -106,4 +120,6 @@ def risk_command(
     if as_json:
         print_json(report.summary())
     else:
+        console.print(f"quasi-identifiers used ({len(report.qi)}): {', '.join(report.qi)}",
+                      highlight=False)
         _print(report)
