@@ -137,7 +137,9 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
               "coalesce(r.partner || ':' || r.person_pseudonym, r.partner || ':' || r.record_key)")
     join = ("LEFT JOIN persons p ON p.partner = r.partner AND p.record_key = r.record_key"
             if linked else "")
-    records = store.query(f"SELECT r.*, {person} AS {PERSON} FROM records r {join}")
+    # Ordered, so the same hub gives the same file (and a steward can audit it row by row).
+    records = store.query(f"SELECT r.*, {person} AS {PERSON} FROM records r {join} "
+                          "ORDER BY r.partner, r.record_key")
     people = [str(v) for v in records.column(PERSON).to_pylist()]
     records = records.drop_columns([PERSON])
     data_version = store.data_version()
