@@ -123,12 +123,12 @@ def main() -> None:
             ("l=2: people, blank counted as a value", ["not recorded" if v == "" else v
                                                        for v in raw], people, 2),
         ]
-        for label, sens, who, l in variants:
+        for label, sens, who, l_min in variants:
             table = pa.table({**base, **({SENSITIVE: pa.array(sens, pa.string())}
                                          if sens is not None else {})})
             t0 = time.perf_counter()
             res = anonymise(table, list(qi), hier, k=k,  # type: ignore[arg-type]
-                            sensitive=[SENSITIVE] if sens is not None else [], l=l,
+                            sensitive=[SENSITIVE] if sens is not None else [], l=l_min,
                             max_suppression=0.05, people=who)
             secs = time.perf_counter() - t0
             sizes, ls = classes(res.table.to_pylist(), qi, people,
