@@ -18,9 +18,11 @@ quasi-identifiers are compared as sets: the sorted values joined into one key.
 
 A sensitive list (forms of exploitation, needs) is assessed per flag: each code is its own
 sensitive attribute (1 = the record has it, 0 = it has others, empty = nothing recorded), since
-a class where everyone shares one flag discloses that flag even when the sets differ. Flags that
-take one value in the whole table are left out (no class can reveal more than the table does),
-as in the anonymisation engine.
+a class where everyone shares one flag discloses that flag even when the sets differ. Flags with
+fewer than two recorded values in the whole table are left out (no class can reveal more than
+the table does), as in the anonymisation engine.
+
+l counts recorded values only: "not recorded" (empty) is no value a class can be diverse in.
 """
 
 from __future__ import annotations
@@ -147,12 +149,19 @@ def individual_risk(fk: FloatArray, Fk: FloatArray | None = None,
 
 def _l_diversity_codes(name: str, codes: npt.NDArray[np.int64], card: int,
                        cls: npt.NDArray[np.int64], n_classes: int,
-                       sizes: npt.NDArray[np.int64], flag: str | None = None) -> LDiversity:
+                       sizes: npt.NDArray[np.int64], flag: str | None = None,
+                       missing: int = -1) -> LDiversity:
+    """l of one attribute over its recorded values: ``missing`` (not recorded) is no value, so a
+    class of one recorded value and blanks is 1-diverse, one with nothing recorded 0-diverse."""
     pair, pair_counts = np.unique(cls * card + codes, return_counts=True)
+    recorded = pair % card != missing
+    pair, pair_counts = pair[recorded], pair_counts[recorded]
     pair_cls = pair // card
     distinct = np.bincount(pair_cls, minlength=n_classes)
-    p = pair_counts / sizes[pair_cls]
+    totals = np.bincount(pair_cls, weights=pair_counts, minlength=n_classes)
+    p = pair_counts / totals[pair_cls]
     ent = np.exp(np.bincount(pair_cls, weights=-p * np.log(p), minlength=n_classes))
+    ent[totals == 0] = 0.0
     return LDiversity(field=name, distinct_min=int(distinct.min()) if n_classes else 0,
                       entropy_min=float(ent.min()) if n_classes else 0.0,
                       records_below_2=int(sizes[distinct < 2].sum()), flag=flag)
@@ -166,7 +175,7 @@ def flags(column: pa.ChunkedArray | pa.Array, sep: str = "|"
           ) -> list[tuple[str, npt.NDArray[np.int64]]]:
     """Per code of a list column (or of 'a|b' strings), its flag: 1, 0, or 2 (nothing recorded).
 
-    Flags constant over the whole table are left out.
+    Flags with fewer than two recorded values (1 / 0) over the whole table are left out.
     """
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not is_list(arr):
@@ -184,7 +193,7 @@ def flags(column: pa.ChunkedArray | pa.Array, sep: str = "|"
     for i, code in enumerate(enc.dictionary.to_pylist()):
         flag = np.where(empty, 2, 0).astype(np.int64)
         flag[parents[codes == i]] = 1
-        if len(np.unique(flag)) > 1:
+        if len(np.unique(flag[flag != 2])) > 1:
             out.append((str(code), flag))
     return sorted(out)
 
@@ -194,10 +203,12 @@ def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
                  ) -> list[LDiversity]:
     if multi or is_list(column):
         # Named like the released flag columns, so a consumer keyed by field keeps them apart.
-        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code)
+        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code, 2)
                 for code, flag in flags(column)]
     codes, dictionary = _codes(column)
-    return [_l_diversity_codes(name, codes, max(len(dictionary), 1), cls, n_classes, sizes)]
+    blank = [i for i, v in enumerate(dictionary.to_pylist()) if v == ""]
+    return [_l_diversity_codes(name, codes, max(len(dictionary), 1), cls, n_classes, sizes,
+                               missing=blank[0] if blank else -1)]
 
 
 def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
