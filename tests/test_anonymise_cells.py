@@ -240,3 +240,38 @@ def test_per_flag_search_matches_exhaustive(seed: int) -> None:
     fast, full = optimal_search(problem, model), exhaustive_search(problem, model)
     assert fast.best is not None and full.best is not None
     assert fast.best.loss == pytest.approx(full.best.loss) and fast.best.levels == full.best.levels
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 250), k=st.integers(1, 8),
+       l=st.integers(1, 2), supp=st.sampled_from([0.0, 0.05, 0.2]),
+       repeat=st.sampled_from([0.0, 0.3, 0.8]), mode=st.sampled_from(["cells", "records"]))
+def test_any_release_in_people_holds_k_people(seed: int, n: int, k: int, l: int,  # noqa: E741
+                                              supp: float, repeat: float, mode: str) -> None:
+    """k in people: however people repeat across records, every released class (and the
+    suppressed group, unless its sensitive values are hidden) holds k distinct people."""
+    table = random_table(seed, n)
+    rng = np.random.default_rng(seed + 1)
+    people = [f"p{int(rng.integers(0, max(n // 3, 1)))}" if rng.random() < repeat else f"q{i}"
+              for i in range(n)]
+    sensitive = ["diag"] if l > 1 else []
+    try:
+        res = anonymise(table, QI, HIERARCHIES, k=k, sensitive=sensitive, l=l,
+                        max_suppression=supp, suppression=mode,  # type: ignore[arg-type]
+                        people=people)
+    except ReleaseRefused as err:
+        assert "independent" not in err.message
+        return
+    groups: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    stars: set[str] = set()
+    rows = res.table.to_pylist()
+    for r, p in zip(rows, people, strict=True):
+        key = tuple(r[q] for q in QI)
+        (stars if all(v == "*" for v in key) else groups[key]).add(p)
+    if groups:
+        assert min(len(g) for g in groups.values()) >= k
+        assert res.k == min(len(g) for g in groups.values())
+    if stars and len(stars) < k and sensitive:
+        assert all(r["diag"] == "*" for r in rows if all(r[q] == "*" for q in QI))
+    assert res.people == len(set(people))
+    assert check_release(res.table, QI, sensitive, k=k, l=l, people=people).satisfies(k, l)

@@ -176,3 +176,22 @@ def test_a_release_that_keeps_almost_nothing_is_refused_unless_forced(
     assert set(results["starred_share"]) == set(record["parameters"]["quasi_identifiers"])
     assert results["people"] <= results["records"]
     assert record["parameters"]["max_loss"] is None  # forced: recorded as such
+
+
+def test_anonymise_counts_people_with_person_column(tmp_path: Path) -> None:
+    cols = _table(200, seed=9)
+    # Every record twice (two partners saw everyone): k=4 records can be 2 people.
+    doubled = {c: v + v for c, v in cols.items()}
+    doubled["who"] = [f"p{i}" for i in range(200)] * 2
+    data = _write(tmp_path / "in.csv", doubled)
+    code, output, out = _anonymise(tmp_path, data, "--k", "4", "--person", "who", "--json")
+    assert code == 0, output
+    summary = json.loads(output)
+    assert summary["people"] == 200 and summary["records"] == 400
+    assert summary["k"] >= 4 and summary["k_counts"] == "people"
+    with out.open(encoding="utf-8") as fh:
+        assert "who" not in next(csv.reader(fh))
+    code, output, _ = _anonymise(tmp_path, data, "--k", "4", "--json")
+    assert code == 0 and json.loads(output)["k_counts"] == "records"
+    code, output, _ = _anonymise(tmp_path, data, "--person", "nosuch")
+    assert code == 2 and "--person" in output

@@ -153,6 +153,9 @@ def anonymise_command(
     weights: Annotated[str | None, typer.Option(
         "--weights", help="Which quasi-identifiers matter most: COL=N,... (default 1 each; "
         "ARX's attribute weights). The search loses heavy columns' information last.")] = None,
+    person: Annotated[str | None, typer.Option(
+        "--person", help="Column naming the person of each record: k then counts distinct "
+        "people, not records. Not released.")] = None,
     max_loss: Annotated[float | None, typer.Option(
         "--max-loss", help="Refuse when more than this share of the quasi-identifiers' "
         "information is lost (normalised non-uniform entropy).")] = None,
@@ -169,6 +172,14 @@ def anonymise_command(
         qi_cols, sens_cols = _split(qi), _split(sensitive)
         table = read_csv_as_strings(data, sep)
         refuse_counts(table, qi_cols)
+        people = None
+        if person is not None:
+            if person not in table.column_names or person in (*qi_cols, *sens_cols):
+                raise InputFileError(f"--person must name a column of the data that is neither "
+                                     f"quasi-identifier nor sensitive: {person}",
+                                     hint="Check the column name (it is case-sensitive).")
+            people = [str(v) if v is not None else None for v in table.column(person).to_pylist()]
+            table = table.drop_columns([person])  # who is who is never released
         keep_cols = set(_split(keep))
         # Quasi-identifiers are generalised through their hierarchy; every other column would be
         # published as it is, so those that look like direct identifiers are not.
@@ -199,7 +210,7 @@ def anonymise_command(
                 suppression=suppression,  # type: ignore[arg-type]
                 multi_valued=_split(multi_valued),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                weights=parse_weights(weights), max_loss=max_loss)
+                weights=parse_weights(weights), max_loss=max_loss, people=people)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_arrow_csv(out, result.table, delimiter=sep)  # formula cells neutralised
     if as_json:
