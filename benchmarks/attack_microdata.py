@@ -14,6 +14,7 @@ and the utility cost (normalised non-uniform entropy lost) of counting people.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -36,6 +37,53 @@ SETTINGS = [(("sex", "age", "citizenship"), 5), (("sex", "age", "citizenship"), 
             (("sex", "age", "citizenship", "registration_date"), 5)]
 SENSITIVE = "forced_labour_industry"
 OUT = Path(__file__).parent / "results" / "attacks" / "microdata.md"
+CTDC = Path(os.environ.get("ACCORD_SHARED_DATA", "/work/shared/data")) / "ctdc" / \
+    "ctdc_2020_derived.csv"
+CTDC_RUNS = [
+    ("--k 11 (the command of issue 13)", ["--k", "11"]),
+    ("--k 11 --force", ["--k", "11", "--force"]),
+    ("--k 11 --l 1 --sensitive ''", ["--k", "11", "--l", "1", "--sensitive", ""]),
+    ("--k 11 --sensitive type_of_exploitation --weights sex=5,citizenship=5 --force",
+     ["--k", "11", "--sensitive", "type_of_exploitation", "--weights", "sex=5,citizenship=5",
+      "--force"]),
+]
+
+
+def ctdc_lines(d: Path) -> list[str]:
+    """`release microdata` on a hub loaded from CTDC 2020 (issue 13's blocker), through the CLI."""
+    if not CTDC.is_file():
+        return ["", f"CTDC 2020 not found at {CTDC}: section skipped."]
+    run = CliRunner().invoke
+    mapping = Path(__file__).parent / "ctdc_2020.mapping.yaml"
+    for args in (["keys", "init", "--key-file", str(d / "ctdc.key")],
+                 ["ingest", str(CTDC), "--mapping", str(mapping), "--partner", "ctdc",
+                  "--key-file", str(d / "ctdc.key"), "--out", str(d / "ctdc")],
+                 ["hub", "add", str(d / "ctdc"), "--hub", str(d / "ctdc.duckdb")]):
+        res = run(app, args)
+        if res.exit_code != 0:
+            raise SystemExit(res.output)
+    out = ["", "## CTDC 2020 (48,801 records; issue 13)", "",
+           "Before the fix every `--k 11` release on this hub was refused with \"the independent "
+           "k/l check rejected the anonymised table ... Report this as a bug\" (exit 3): 974 "
+           "suppressed records still showed the one case type and country, so the check read "
+           "them as a class. Now:", "",
+           "| command | exit | k (people) | l (recorded) | entropy lost | rows starred per field |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for i, (label, args) in enumerate(CTDC_RUNS):
+        res = run(app, ["release", "microdata", "--hub", str(d / "ctdc.duckdb"), *args,
+                        "--out", str(d / f"ctdc-out{i}"), "--json"])
+        if res.exit_code == 0:
+            s = json.loads(res.output)
+            starred = ", ".join(f"{c} {v:.0%}" for c, v in s["starred_share"].items()
+                                if v > 0)
+            out.append(f"| `{label}` | 0 | {s['k']} | {s['l_distinct']} | "
+                       f"{s['utility']['non_uniform_entropy_normalised']:.3f} | {starred} |")
+        else:
+            reason = "refused: keeps almost nothing" if "almost nothing" in res.output else \
+                res.output.strip().splitlines()[0][:80]
+            out.append(f"| `{label}` | {res.exit_code} | - | - | - | {reason} |")
+        print(out[-1], flush=True)
+    return out
 
 
 def build_hub(d: Path, people: int) -> Path:
@@ -91,6 +139,7 @@ def main() -> None:
                 "r.person_pseudonym) AS person FROM records r LEFT JOIN persons p "
                 "ON p.partner = r.partner AND p.record_key = r.record_key "
                 "ORDER BY r.partner, r.record_key")
+        ctdc = ctdc_lines(Path(tmp))
     people = [str(v) for v in rec.column("person").to_pylist()]
     lines = [
         "# Attack: microdata counted in records, not people (issue 10)",
@@ -148,6 +197,7 @@ def main() -> None:
         "cost is the entropy column (people: slightly coarser or more suppressed; recorded l: "
         "coarser wherever the field is sparse). `tests/attacks/test_microdata_people.py` runs "
         "the same attack (3,000 people) with both negative controls on every CI run.",
+        *ctdc,
     ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
