@@ -165,3 +165,22 @@ def test_l_counts_recorded_values_only(hub: Path, tmp_path: Path) -> None:
                                 blank=("", "*", "not recorded"))
         control_violations += sum(1 for v in control_l if v < 2)
     assert control_violations > 0
+
+
+def test_risk_counts_people_on_a_linked_hub(hub: Path) -> None:
+    """`accord risk` on the hub: classes in people, the global risk over people."""
+    records, people = _records(hub)
+    res = CliRunner().invoke(app, ["risk", "--hub", str(hub), "--qi", "sex,age_group,"
+                                   "case_type", "--sensitive", "", "--json"])
+    _ok(res)
+    summary = json.loads(res.output)
+    assert summary["counted"] == "people" and summary["people"] == len(set(people))
+    assert summary["records"] == records.num_rows
+    # Ground truth from the linked persons: the smallest class in people.
+    classes: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for row, person in zip(records.select(["sex", "age_group", "case_type"]).to_pylist(),
+                           people, strict=True):
+        classes[tuple("" if v is None else str(v) for v in row.values())].add(person)
+    assert summary["smallest_class_people"] == min(len(s) for s in classes.values())
+    assert summary["expected_reidentifications"] == pytest.approx(len(classes))
+    assert summary["global_risk"] == pytest.approx(len(classes) / len(set(people)))

@@ -75,11 +75,16 @@ class RiskReport:
     expected_reidentifications: float
     global_risk: float
     riskiest: tuple[RiskyCombination, ...]
+    people: int = 0  # distinct people (= records when not known)
+    smallest_class_people: int = 0  # the smallest class in people (= smallest_class if unknown)
+    counted: str = "records"  # what classes count: "people" (linked persons) or "records"
 
     def summary(self) -> dict[str, Any]:
         r = self.individual_risk
         return {
-            "records": self.records, "quasi_identifiers": list(self.qi),
+            "records": self.records, "people": self.people, "counted": self.counted,
+            "smallest_class_people": self.smallest_class_people,
+            "quasi_identifiers": list(self.qi),
             "weighted": self.weighted, "classes": self.classes,
             "smallest_class": self.smallest_class,
             "k_violations": {str(k): v for k, v in self.k_violations.items()},
@@ -213,11 +218,14 @@ def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
 
 def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
                 weight: str | None = None, top: int = 10, sdcmicro_offset: float = 0.0,
-                multi_valued: Sequence[str] = ()) -> RiskReport:
+                multi_valued: Sequence[str] = (), people: Sequence[str] | None = None
+                ) -> RiskReport:
     """Measure the disclosure risk of a table for the given quasi-identifiers.
 
     Sensitive list columns, and string columns named in ``multi_valued`` ('a|b'), are assessed
-    per flag.
+    per flag. ``people`` (the person of each record, linked across partners): without weights,
+    classes are counted in distinct people (a person seen by two partners is one person), the
+    risk of a record is 1 / people in its class and the global risk is over people.
     """
     missing = [c for c in [*qi, *sensitive, *([weight] if weight else [])]
                if c not in table.column_names]
@@ -240,9 +248,19 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
             raise RiskInputError(f"weight column '{weight}' has missing or non-positive values",
                                  hint="Sampling weights must be positive numbers.")
         Fk = np.asarray(np.bincount(cls, weights=w, minlength=n_classes)[cls], dtype=float)
+    n_people, psizes = n, sizes
+    if people is not None and not weight:
+        pid = pc.dictionary_encode(pa.array(list(people), pa.string())).indices.to_numpy(
+            zero_copy_only=False).astype(np.int64)
+        pairs = np.unique(cls * (int(pid.max(initial=0)) + 1) + pid)
+        psizes = np.bincount(pairs // (int(pid.max(initial=0)) + 1),
+                             minlength=n_classes).astype(np.int64)
+        n_people = len(np.unique(pid))
+        fk = psizes[cls].astype(float)
     risk = individual_risk(fk, Fk, sdcmicro_offset)
-    er = float(risk.sum())
-    violations = {k: int(sizes[sizes < k].sum()) for k in K_LEVELS}
+    # Expected re-identifications are of people: each (class, person) once.
+    er = float(risk.sum()) if psizes is sizes else float(n_classes)
+    violations = {k: int(sizes[psizes < k].sum()) for k in K_LEVELS}
     ldiv = tuple(ld for s in sensitive for ld in _l_diversity(
         s, table.column(s), cls, n_classes, sizes, s in multi_valued))
     class_risk = np.zeros(n_classes)
@@ -256,4 +274,6 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     return RiskReport(records=n, qi=tuple(qi), weighted=weight is not None, classes=n_classes,
                       smallest_class=int(sizes.min()), k_violations=violations,
                       l_diversity=ldiv, individual_risk=risk, expected_reidentifications=er,
-                      global_risk=er / n, riskiest=riskiest)
+                      global_risk=er / n_people, riskiest=riskiest, people=n_people,
+                      smallest_class_people=int(psizes.min()),
+                      counted="people" if psizes is not sizes else "records")
