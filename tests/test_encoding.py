@@ -225,7 +225,7 @@ def test_cli_encode_writes_no_identifier(tmp_path: Path) -> None:
     _write_csv(src, rows, sep=";")
     out = tmp_path / "enc.parquet"
     res = runner.invoke(app, ["encode", str(src), "--id", "case", "--fields",
-                              "given:name,family:name,dob:date,postcode:code",
+                              "given+family:name,dob:date,postcode:code",
                               "--secret-file", str(key), "--sep", ";", "--out", str(out),
                               "--json"])
     assert res.exit_code == 0, res.output
@@ -243,7 +243,7 @@ def test_cli_encode_reports_missing_columns(tmp_path: Path) -> None:
     src = tmp_path / "ids.csv"
     _write_csv(src, [{"case": "1", "given": "Secretname"}])
     res = CliRunner().invoke(app, ["encode", str(src), "--id", "case", "--fields",
-                                   "given:name,surname:name", "--secret-file", str(key),
+                                   "given+surname:name", "--secret-file", str(key),
                                    "--out", str(tmp_path / "o.parquet")])
     assert res.exit_code == 2
     assert "surname" in res.output and "Secretname" not in res.output

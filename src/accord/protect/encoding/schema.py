@@ -51,7 +51,7 @@ class FieldKind(StrEnum):
 
 # (bits, hashes per token, Dice thresholds of the comparison levels, best first)
 _KIND_DEFAULTS: dict[FieldKind, tuple[int, int, tuple[float, ...]]] = {
-    FieldKind.NAME: (256, 8, (0.85, 0.7, 0.5)),
+    FieldKind.NAME: (256, 8, (0.85, 0.7, 0.6)),
     FieldKind.TEXT: (256, 6, (0.85, 0.7, 0.5)),
     FieldKind.DATE: (128, 6, (0.85, 0.55, 0.3)),
     FieldKind.YEAR: (64, 6, (0.8, 0.3)),
