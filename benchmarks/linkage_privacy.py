@@ -35,7 +35,7 @@ def _schema(parts: bool, flip: float, diffusion: int) -> EncodingSchema:
     doc["hardening"] = {"flip_probability": flip, "diffusion": diffusion}
     if parts:
         doc["fields"] = [{"name": "given_name", "kind": "name"},
-                         {"name": "family_name", "kind": "name"}] + doc["fields"][1:]
+                         {"name": "family_name", "kind": "name"}, *doc["fields"][1:]]
     return schema_from_dict(doc)
 
 

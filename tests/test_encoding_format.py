@@ -201,7 +201,7 @@ def test_format_2_schemas_and_encodings_are_refused(tmp_path) -> None:  # type: 
     from accord.protect.encoding.files import META_KEY
 
     old = {"format_version": 2, "name": "t", "fields": [{"name": "given", "kind": "name"}]}
-    with pytest.raises(EncodingSchemaError, match="format_version 2.*made again"):
+    with pytest.raises(EncodingSchemaError, match=r"format_version 2.*made again"):
         schema_from_dict(old)
     schema = schema_from_dict({"name": "t", "fields": [{"name": "given", "kind": "name"}]})
     enc = Encoder(schema, SECRET)

@@ -110,13 +110,6 @@ def _unpack(f: EncodedField, rows: np.ndarray) -> np.ndarray:
     return np.unpackbits(f.filters[rows], axis=1).astype(np.float32)
 
 
-def _dice_matrix(x: np.ndarray) -> np.ndarray:
-    inter = x @ x.T
-    ones = x.sum(axis=1)
-    den = ones[:, None] + ones[None, :]
-    return np.where(den > 0, 2 * inter / np.maximum(den, 1), 0.0)
-
-
 def _leaders(x: np.ndarray, threshold: float) -> list[np.ndarray]:
     """Clusters of similar filters: the record with most unassigned neighbours leads, takes its
     unassigned neighbours, and so on (chaining through near neighbours is avoided)."""
@@ -221,8 +214,8 @@ def _rare_loglik(c: _Cluster, counter: Counter[Label]) -> float:
     return float(_poisson_loglik(k, np.array([c.group_n / max(total, 1)]))[0]) - 2.0
 
 
-def _base_scores(clusters: list[_Cluster], f: EncodedField,
-                 public: Mapping[Group, Counter[Label]], top: int) -> tuple[dict[int, np.ndarray], dict[Group, list[Label]]]:
+def _base_scores(clusters: list[_Cluster], f: EncodedField, public: Mapping[Group, Counter[Label]],
+                 top: int) -> tuple[dict[int, np.ndarray], dict[Group, list[Label]]]:
     """Frequency (Poisson on the cluster size) and length (normal on the bit count) terms."""
     names: dict[Group, list[Label]] = {}
     exp_ones: dict[Label, float] = {}
