@@ -101,3 +101,16 @@ def test_an_unsafe_schema_is_refused_unless_accepted(tmp_path: Path) -> None:
     match = runner.invoke(app, ["match", str(tmp_path / "a.parquet"), str(tmp_path / "a.parquet"),
                                 "--out", str(tmp_path / "p.csv")])
     assert match.exit_code == 2 and "unsafe" in match.output
+
+
+def test_the_protect_step_refuses_an_unsafe_schema_and_records_an_accepted_one() -> None:
+    from accord.protect.encoding import LinkageSecret, UnsafeEncodingError
+    from accord.protect.encoding.pipeline import pipeline_encoder
+
+    secret = LinkageSecret(b"p" * 32)
+    unsafe = _schema(parts=True, flip=0.02, diffusion=3)
+    with pytest.raises(UnsafeEncodingError, match="name fields"):
+        pipeline_encoder(secret, unsafe)
+    accepted = pipeline_encoder(secret, unsafe, allow_unsafe=True)
+    assert "name fields" in accepted.manifest["unsafe_encoding"]
+    assert "unsafe_encoding" not in pipeline_encoder(secret).manifest
