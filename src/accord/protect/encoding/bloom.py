@@ -4,9 +4,12 @@ Why by hand: clkhash does this (one record at a time, in Python) but pins an old
 and is unmaintained. Here each field is tokenised once per *distinct* value (names, dates and
 codes repeat) with Arrow kernels and numpy (`tokens`), each distinct token is hashed once, and
 a value's filter is the OR of its tokens' filters; records take their rows from that small
-table, and randomised response (BLIP) is applied per record, so that equal values do not give
-equal encodings. Fields are tokenised and filled on two threads (Arrow and numpy release the
-GIL) while the calling thread hashes.
+table; name filters are then diffused (each bit the XOR of a few key-chosen bits, so no bit
+belongs to one q-gram and the bit count says nothing of the name's length), and randomised
+response (BLIP) is applied per record, so that equal values do not give equal encodings. A name
+field may encode several columns (given and family name) as one name. Why each step: the attack
+harness in tests/attacks/ and docs/linkage.md, Hardening. Fields are tokenised and filled on two
+threads (Arrow and numpy release the GIL) while the calling thread hashes.
 """
 
 from __future__ import annotations
