@@ -193,12 +193,15 @@ def _assign(clusters: list[_Cluster], public: Mapping[Group, Counter[Label]],
         if not cand:
             continue
         s = np.stack([score[ci] for ci in cis])  # (clusters, names)
-        # Unlabelled: as likely as a name seen once in the public list at this size.
+        # Unlabelled: as likely as a name seen once in the public list at this size. A label
+        # is worth only what it gains over that, so clusters x names with the gain clipped at
+        # 0 (a zero-gain pairing means unlabelled) has the optimum of the square problem with
+        # one "unlabelled" column per cluster, at a fraction of its cost.
         dummy = np.array([_rare_loglik(clusters[ci], public[g]) for ci in cis])
-        cost = -np.concatenate([s, np.repeat(dummy[:, None], len(cis), axis=1)], axis=1)
-        r, c = linear_sum_assignment(cost)
+        gain = np.maximum(s - dummy[:, None], 0.0)
+        r, c = linear_sum_assignment(-gain)
         for ri, cj in zip(r, c, strict=True):
-            if cj < len(cand):
+            if gain[ri, cj] > 0:
                 ci = cis[ri]
                 labels[ci] = cand[cj]
                 row = s[ri]
