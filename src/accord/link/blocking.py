@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accord.link import kernels
 from accord.link.encodings import EncodedSet
 from accord.protect.encoding.bloom import YEAR_SUFFIX
 from accord.protect.encoding.schema import FieldKind
@@ -200,6 +199,8 @@ def _bits(nbits: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
 def _band(fa: np.ndarray, fb: np.ndarray, rows: int, config: BlockingConfig,
           bits: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Buckets of one band (sampled ``bits``) and the key orders they index."""
+    from accord.link import kernels  # numba: loaded when first needed
+
     word, shift = bits
     ka, kb = kernels.band_keys(fa, word, shift), kernels.band_keys(fb, word, shift)
     oa, ob = np.argsort(ka), np.argsort(kb)
@@ -246,6 +247,8 @@ def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: Blocking
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs kept by each band of one pass, band by band; bands run in parallel threads (the
     kernels and numpy's sort release the GIL), results are yielded in band order."""
+    from accord.link import kernels  # numba: loaded when first needed
+
     ones_a, ones_b = kernels.group_ones(fa, bounds), kernels.group_ones(fb, bounds)
     n_bands = min(pl.bands, config.max_bands)
     bits = [_bits(fa.shape[1] * 64, rng) for _ in range(n_bands)]

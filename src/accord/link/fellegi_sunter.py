@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accord.link import kernels
-
 _EPS = 1e-12
 LN2 = float(np.log(2.0))
 
@@ -132,6 +130,8 @@ def _initial_m(u: list[np.ndarray]) -> list[np.ndarray]:
 def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     """For each pair, the sum of x over the *other* pairs of its record (stable when one pair
     dominates its record, where S - x would cancel catastrophically)."""
+    from accord.link import kernels  # numba: loaded when first needed
+
     if not len(x):
         return x
     return kernels.others_sum(np.ascontiguousarray(x, dtype=np.float64),
