@@ -34,7 +34,7 @@ import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,6 +76,11 @@ class BlockingConfig:
     max_bucket_pairs: int = 2_000
     seed: int = 20261127
     threads: int | None = None  # bands run at once; None = one per core
+    # Records with no birth date (unknown, or no date field filled) are blocked once more, on
+    # the kinds below, against every record of the other side: the passes above include the
+    # date, so such a record's pairs collide only by chance, and a pass on names alone is too
+    # coarse at scale. One side is only the records without a date, so the pass stays small.
+    undated_pass: tuple[FieldKind, ...] = (_K.NAME, _K.CODE)
     # Kinds blocked on together in each pass. YEAR means year fields and the year of dates;
     # DATE the full dates. A pass made of codes alone is skipped (too few distinct values).
     passes: tuple[tuple[FieldKind, ...], ...] = (
@@ -314,7 +319,53 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
         _note(report, "+".join(k.value for k in kinds), {"rows": pl.rows, "bands": cfg.max_bands})
         pending = [xa * len(b) + xb for xa, xb in
                    _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg))]
-    return np.unique(np.concatenate([done, *pending]))
+    undated = _undated_pairs(a, b, cfg, rng, report)
+    return np.unique(np.concatenate([done, *pending, undated]))
+
+
+def _undated(s: EncodedSet) -> np.ndarray:
+    """Records whose every date and year field is missing or of unknown quality."""
+    out = np.ones(len(s), dtype=bool)
+    seen = False
+    for spec in s.info.schema.fields:
+        if spec.kind not in (FieldKind.DATE, FieldKind.YEAR):
+            continue
+        seen = True
+        known = s.fields[spec.name].present.copy()
+        if spec.name in s.quality:
+            known &= s.quality[spec.name] != "unknown"
+        out &= ~known
+    return out if seen else np.zeros(len(s), dtype=bool)
+
+
+def _undated_pairs(a: EncodedSet, b: EncodedSet, cfg: BlockingConfig,
+                   rng: np.random.Generator, report: dict[str, object] | None) -> np.ndarray:
+    """Codes of the pairs of the undated pass: undated records of A against all of B, and all
+    of A against undated records of B (see BlockingConfig.undated_pass)."""
+    kinds = cfg.undated_pass
+    if not kinds or not _columns(a, kinds) or not _informative(a, kinds):
+        return np.empty(0, dtype=np.int64)
+    (fa, bounds), (fb, _) = blocking_filter(a, kinds), blocking_filter(b, kinds)
+    out: list[np.ndarray] = []
+    plans: list[dict[str, int]] = []
+    # Every band filtered: chance collisions of this pass would be mostly same-name pairs of
+    # other people (the model has its random pairs anyway).
+    cfg = replace(cfg, unfiltered_bands=0)
+    for side, rows in (("a", np.flatnonzero(_undated(a))), ("b", np.flatnonzero(_undated(b)))):
+        if not len(rows):
+            continue
+        sa, sb = (fa[rows], fb) if side == "a" else (fa, fb[rows])
+        pl = plan(sa, sb, cfg, _target(a, kinds, cfg))
+        plans.append({"records": len(rows), "rows": pl.rows, "bands": min(pl.bands,
+                                                                        cfg.max_bands)})
+        for xa, xb in _pass_pairs(sa, sb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg)):
+            if side == "a":
+                out.append(rows[xa] * len(b) + xb)
+            else:
+                out.append(xa * len(b) + rows[xb])
+    if plans:
+        _note(report, "undated:" + "+".join(k.value for k in kinds), plans)
+    return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
 def candidate_pairs(a: EncodedSet, b: EncodedSet,
