@@ -123,14 +123,53 @@ def _pass_groups(s: EncodedSet, kinds: tuple[FieldKind, ...]) -> list[list[list[
 
 def _thresholds(s: EncodedSet, kinds: tuple[FieldKind, ...],
                 config: BlockingConfig) -> np.ndarray:
-    """min Dice per field group of a pass (see BlockingConfig.min_dice)."""
+    """min Dice per field group of a pass (see BlockingConfig.min_dice), scaled down where the
+    schema's randomised response leaves equal values less alike than at the flip probability
+    the settings were chosen at (`_noise_factor`)."""
     out = []
     for group in _pass_groups(s, kinds):
         kind = s.info.schema.field(group[0][0]).kind if group[0][0] in {
             f.name for f in s.info.schema.fields} else FieldKind.YEAR
         long = kind in (FieldKind.NAME, FieldKind.DATE, FieldKind.TEXT)
-        out.append(config.min_dice_long if long and len(kinds) > 1 else config.min_dice)
+        base = config.min_dice_long if long and len(kinds) > 1 else config.min_dice
+        out.append(base * _noise_factor(s, group, config))
     return np.asarray(out, dtype=np.float64)
+
+
+# The flip probability at which the Dice thresholds above were measured.
+_REFERENCE_FLIP = 0.02
+
+
+def _noise_factor(s: EncodedSet, group: list[list[str]], config: BlockingConfig) -> float:
+    """Mean Dice of two encodings of the same values at the schema's flip probability, relative
+    to that at the reference one (at most 1), simulated on a sample of the group's filters: a
+    schema with more bit noise lowers the Dice filter instead of losing its true pairs."""
+    p = s.info.schema.hardening.flip_probability
+    if p <= _REFERENCE_FLIP or not len(s):
+        return 1.0
+    rng = np.random.default_rng(config.seed + 3)
+    rows = rng.choice(len(s), size=min(len(s), 2_000), replace=False)
+
+    def mean_dice(flip: float) -> float:
+        def noisy() -> np.ndarray:
+            parts = []
+            for part in group:
+                w = np.zeros((len(rows), s.fields[part[0]].words.shape[1]), dtype=np.uint64)
+                for name in part:
+                    f = s.fields[name]
+                    bits = rng.random((len(rows), f.words.shape[1], 64)) < flip
+                    flips = np.packbits(bits, axis=2, bitorder="little").view(np.uint64)[..., 0]
+                    w |= np.where(f.present[rows, None], f.words[rows] ^ flips, 0)
+                parts.append(w)
+            return np.concatenate(parts, axis=1)
+
+        x, y = noisy(), noisy()
+        ones = np.bitwise_count(x).sum(axis=1) + np.bitwise_count(y).sum(axis=1)
+        common = np.bitwise_count(x & y).sum(axis=1)
+        keep = ones > 0
+        return float(np.mean(2.0 * common[keep] / ones[keep])) if keep.any() else 1.0
+
+    return min(1.0, mean_dice(p) / max(mean_dice(_REFERENCE_FLIP), 1e-9))
 
 
 def _columns(s: EncodedSet, kinds: tuple[FieldKind, ...]) -> frozenset[str]:
