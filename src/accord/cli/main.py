@@ -121,7 +121,7 @@ SUMMARIES: dict[str, str] = {
 }
 
 
-def _listed(name: str) -> None:  # pragma: no cover - never run: the index only lists commands
+def _listed() -> None:  # pragma: no cover - never run: the index only lists commands
     raise typer.Exit()
 
 
