@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
 import pyarrow as pa
 import typer
 from rich.table import Table
@@ -29,6 +28,8 @@ def read_identifiers(path: Path, sep: str) -> pa.Table:
     """Every column as text: postcodes, ids and dates must keep their exact spelling."""
     if not path.exists():
         raise InputFileError(f"no file at {path}", hint="check the path")
+    import duckdb  # here, not at the top: `accord encode --help` starts without it
+
     con = duckdb.connect()
     try:
         return con.read_csv(str(path), sep=sep, header=True, all_varchar=True).to_arrow_table()
