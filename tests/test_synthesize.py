@@ -43,27 +43,41 @@ def _write_csv(path: Path, table: pa.Table, sep: str = ";") -> Path:
 def test_cli_writes_synthetic_data_and_reports(tmp_path: Path) -> None:
     src = _write_csv(tmp_path / "people.csv", _people(3000))
     out = tmp_path / "out" / "synthetic.csv"
+    steward = tmp_path / "steward" / "real-stats.json"
     res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "4",
-                                   "--rows", "2000", "--out", str(out), "--json"])
+                                   "--rows", "2000", "--out", str(out), "--json",
+                                   "--steward-report", str(steward)])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output)
     synth = data.read_csv(out, ";")
     assert synth.num_rows == 2000
     assert synth.column_names == ["sex", "age", "case_type", "exploitation", "region"]
     assert set(synth.column("sex").to_pylist()) <= {"female", "male"}
+    # Published: fit to the noisy measured marginals (1-way and the measured cliques).
     orders = {o["order"]: o for o in payload["utility"]["orders"]}
-    assert set(orders) == {1, 2, 3}
+    assert 1 in orders and 2 in orders and "noisy" in payload["utility"]["against"]
+    assert orders[2]["mean_tvd"] < 0.08
     # The strong sex x exploitation dependence survives (independent columns would give ~0.3).
     real = data.encode(_people(3000))
     enc = data.encode(synth, levels=dict(zip(real.columns, real.levels, strict=True)))
     assert tvd(real.codes, enc.codes, real.sizes, (0, 3)) < 0.08
-    assert orders[2]["mean_tvd"] < 0.08
     for key in ("utility_svg", "utility_md", "privacy_json"):
         assert Path(payload["files"][key]).exists()
     assert Path(payload["files"]["utility_svg"]).read_text().startswith("<svg")
     privacy = json.loads(Path(payload["files"]["privacy_json"]).read_text())
     assert privacy["epsilon"] == 4 and privacy["rho_spent"] <= privacy["rho"] + 1e-12
-    assert sum(privacy["distance_to_closest_record"]["synthetic_to_real"]) == 1000
+    assert "distance_to_closest_record" not in privacy
+    # Kept by the steward, outside the release folder: the real-data statistics.
+    kept = json.loads(steward.read_text())
+    assert kept["note"].startswith("STEWARD ONLY")
+    assert {o["order"] for o in kept["utility_vs_real_data"]["orders"]} == {1, 2, 3}
+    assert kept["utility_vs_real_data"]["orders"][1]["mean_tvd"] < 0.08
+    assert sum(kept["distance_to_closest_record"]["synthetic_to_real"]) == 1000
+    inside = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "4",
+                                      "--out", str(out), "--steward-report",
+                                      str(out.parent / "real.json")])
+    assert inside.exit_code == 2 and "release folder" in inside.output
+    assert not (out.parent / "real.json").exists()
 
 
 def test_cli_refuses_bad_input(tmp_path: Path) -> None:
@@ -150,6 +164,15 @@ def test_release_synthetic_from_the_hub(tmp_path: Path) -> None:
                                                      "transgender_male", "non_conforming",
                                                      "unknown", "(missing)"}
     assert (out / "synthetic.utility.svg").exists() and (out / "release.json").exists()
+    for f in out.iterdir():  # real-data statistics stay in the hub's release record
+        assert "distance_to_closest_record" not in f.read_text() and "STEWARD" not in f.read_text()
+    assert "distance_to_closest_record" not in res.output
+    from accord.store import open_store
+
+    store = open_store(hub)
+    (record,) = [r for r in store.releases() if r["kind"] == "dp_synthetic"]
+    store.close()
+    assert json.loads(record["results"])["steward_only"]["note"].startswith("STEWARD ONLY")
     ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
     assert ledger["spends"][0]["kind"] == "dp_synthetic"
     assert 0 < ledger["budget"]["spent_rho"] <= rho_from_epsilon_delta(2.0, 1e-9) + 1e-12
