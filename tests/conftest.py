@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.protect.keys import PartnerKey, create_partner_key
-from tests.data_paths import SHARED_DATA
+from tests.data_paths import SHARED_DATA, fail_missing_shared_data
 
 CASE_CSV_HEADER = "CaseNo;First;Last;DOB;Sex;Nat;Reg;Type;Exp;Ctrl_Debt;Ctrl_Threat;Phone\n"
 CASE_CSV_ROWS = [
@@ -86,3 +86,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is absent (public benchmark data); these tests need it")
     return SHARED_DATA
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """With ACCORD_REQUIRE_SHARED_DATA=1 (set by .ci/run) a shared-data skip is a failure."""
+    outcome = yield
+    fail_missing_shared_data(outcome.get_result())
