@@ -194,3 +194,28 @@ def test_synthetic_csv_neutralises_formula_cells(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     values = {row["kind"] for row in _csv.DictReader(out.read_text(encoding="utf-8").splitlines())}
     assert "'=cmd()" in values and "=cmd()" not in values
+
+
+def test_release_synthetic_refused_when_the_budget_cannot_pay(tmp_path: Path) -> None:
+    from accord.errors import ReleaseRefused
+    from accord.store import open_store
+    from tests.test_dp import _hub
+
+    hub = _hub(tmp_path / "hub.duckdb", n=300)
+    r = CliRunner().invoke(app, ["budget", "set", "--epsilon", "1", "--delta", "1e-9",
+                                 "--hub", str(hub)])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "syn"
+    refused = CliRunner().invoke(app, ["release", "synthetic", "--epsilon", "2", "--rows", "100",
+                                       "--out", str(out), "--hub", str(hub)])
+    assert refused.exit_code == ReleaseRefused.exit_code, refused.output
+    assert "budget" in refused.output
+    assert not out.exists()
+    with open_store(hub) as store:
+        assert "dp_synthetic" not in store.query("SELECT kind FROM releases").column(0).to_pylist()
+    ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
+    assert ledger["budget"]["spent_rho"] == 0 and not ledger["spends"]
+    # The same release within the budget goes through: it was the budget that refused.
+    ok = CliRunner().invoke(app, ["release", "synthetic", "--epsilon", "0.5", "--rows", "100",
+                                  "--out", str(out), "--hub", str(hub)])
+    assert ok.exit_code == 0, ok.output
