@@ -219,3 +219,41 @@ def test_release_synthetic_refused_when_the_budget_cannot_pay(tmp_path: Path) ->
     ok = CliRunner().invoke(app, ["release", "synthetic", "--epsilon", "0.5", "--rows", "100",
                                   "--out", str(out), "--hub", str(hub)])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_blank_header_is_named_by_its_position(tmp_path: Path) -> None:
+    src = tmp_path / "blank.csv"
+    src.write_text("sex,,region\n" + "".join(f"f,id{i},north\n" for i in range(10_050)))
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--epsilon", "1",
+                                   "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 3, res.output
+    assert "column 2 (no header)" in res.output and "``" not in res.output
+    assert "id1" not in res.output
+
+
+@pytest.mark.parametrize("header", ["Count", "txtVALUE", "n", "Number"])
+def test_aggregate_input_is_refused(tmp_path: Path, header: str) -> None:
+    src = tmp_path / "agg.csv"
+    src.write_text(f"country,sex,{header}\n" + "MX,female,120\nMX,male,<5\nGT,female,33\n"
+                   "GT,male,0\n")
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--epsilon", "1",
+                                   "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 2, res.output
+    assert "table of counts" in res.output and f"{header} holds counts" in res.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_person_level_columns_with_count_like_names_are_not_refused(tmp_path: Path) -> None:
+    # A 0/1 flag called "n", and a column of text called "value": attributes of each person.
+    src = tmp_path / "people.csv"
+    src.write_text("sex,n,value\n" + "".join(f"{'f' if i % 2 else 'm'},{i % 2},{'ab'[i % 2]}\n"
+                                             for i in range(300)))
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--epsilon", "2",
+                                   "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 0, res.output
+
+
+def test_glotip_is_refused(tmp_path: Path, shared_data: Path) -> None:
+    res = CliRunner().invoke(app, ["synthesize", str(shared_data / "glotip" / "data_glotip.csv"),
+                                   "--epsilon", "1", "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 2 and "txtVALUE holds counts" in res.output, res.output

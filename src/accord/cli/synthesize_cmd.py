@@ -39,6 +39,7 @@ def synthesize(
         if steward is not None:  # refuse a steward path inside the release folder before any work
             api.check_steward_path(steward, out.parent)
         table = data.read_csv(path, sep)
+        data.refuse_aggregate(table)
         encoded = data.encode(table, data.parse_bins(bins or []))
         result = api.synthesize(encoded, epsilon, delta, rows)
         reports = api.build_reports(result)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from accord.errors import InputFileError
-from accord.release.synthesize.mst import Encoded
+from accord.release.synthesize.mst import Encoded, column_label
 from accord.safe_csv import write_csv as safe_write_csv
 
 
@@ -81,6 +82,34 @@ def read_csv(path: Path, sep: str = ",") -> pa.Table:
                              hint="check --sep (e.g. --sep ';')") from None
 
 
+# Header names (normalised: lower case, letters and digits only) that say a column holds counts of
+# people rather than an attribute of one person, as in UNODC GLOTIP's "txtVALUE" or "Counts".
+COUNT_NAMES = frozenset({"count", "counts", "n", "freq", "frequency", "value", "values", "txtvalue",
+                         "obsvalue", "total", "totals", "cases", "victims", "persons", "people",
+                         "number", "nb", "weight", "sum"})
+COUNT_VALUE = re.compile(r"^\s*[<>]?=?\s*\d+\s*$")
+
+
+def refuse_aggregate(table: pa.Table) -> None:
+    """Refuse a table of counts (one row per cell, a column of counts): not one row per person.
+
+    The synthesiser treats every row as a person, so a count column would be synthesised as a
+    category and each cell counted once, whatever its count: meaningless output (issue 13).
+    """
+    for index, name in enumerate(table.column_names):
+        if re.sub(r"[^a-z0-9]", "", name.lower()) not in COUNT_NAMES:
+            continue
+        values = [v for v in pc.cast(table.column(name), pa.string()).to_pylist() if v and v.strip()]
+        numeric = [v for v in values if COUNT_VALUE.match(v)]
+        if values and len(numeric) >= 0.9 * len(values) and any(
+                not v.strip().isdigit() or int(v) > 1 for v in numeric):
+            raise InputFileError(
+                f"the table looks like a table of counts ({column_label(name, index)} holds counts), "
+                "not one row per person",
+                hint="synthesize needs one row per person: expand each row to as many rows as its "
+                     "count first; if the column is an attribute of each person, rename it")
+
+
 def encode(table: pa.Table, bins: Mapping[str, Binning] | None = None,
            levels: Mapping[str, tuple[str, ...]] | None = None) -> Encoded:
     """Categorical codes for every column (``levels`` fixes a column's domain; else the data's)."""
@@ -89,7 +118,7 @@ def encode(table: pa.Table, bins: Mapping[str, Binning] | None = None,
     if unknown:
         raise InputFileError(f"binned column(s) not in the table: {', '.join(unknown)}")
     cols, lvls, codes = [], [], []
-    for name in table.column_names:
+    for index, name in enumerate(table.column_names):
         col = table.column(name)
         if name in bins:
             lv = bins[name].labels()
@@ -99,7 +128,8 @@ def encode(table: pa.Table, bins: Mapping[str, Binning] | None = None,
             lv = tuple(levels[name]) if levels and name in levels else tuple(sorted(pc.unique(text).to_pylist()))
             idx = pc.index_in(text, value_set=pa.array(lv, pa.string()))
             if idx.null_count:
-                raise InputFileError(f"column {name} has values outside its declared levels")
+                raise InputFileError(f"{column_label(name, index)} has values outside its declared "
+                                     "levels")
             code = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
         cols.append(name)
         lvls.append(lv)

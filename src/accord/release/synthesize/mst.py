@@ -74,6 +74,11 @@ class Measured:
         return tuple(int(g.max()) + 1 if len(g) else 1 for g in self.groups)
 
 
+def column_label(name: str, index: int) -> str:
+    """How a message names a column: its header, or its position when the header is blank."""
+    return name if name.strip() else f"column {index + 1} (no header)"
+
+
 def marginal(codes: np.ndarray, sizes: Sequence[int], attrs: Sequence[int]) -> np.ndarray:
     """Exact contingency table of ``codes`` over ``attrs``."""
     shape = tuple(sizes[a] for a in attrs)
@@ -132,7 +137,8 @@ def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
     d = len(data.columns)
     if d == 0 or data.codes.shape[0] == 0:
         raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
-    wide = [c for c, n in zip(data.columns, data.sizes, strict=True) if n > MAX_LEVELS]
+    wide = [column_label(c, j) for j, (c, n) in enumerate(zip(data.columns, data.sizes, strict=True))
+            if n > MAX_LEVELS]
     if wide:
         raise ReleaseRefused(f"column(s) with more than {MAX_LEVELS} distinct values: "
                              f"{', '.join(wide)}",
