@@ -122,7 +122,12 @@ def encode(table: pa.Table, bins: Mapping[str, Binning] | None = None,
         col = table.column(name)
         if name in bins:
             lv = bins[name].labels()
-            code = bins[name].codes(col)
+            try:
+                code = bins[name].codes(col)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputFileError(f"{column_label(name, index)} cannot be binned: it holds "
+                                     "values that are not numbers (not shown)",
+                                     hint="bin only numeric columns; leave empty cells empty") from None
         else:
             text = pc.fill_null(pc.cast(col, pa.string()), "")
             lv = tuple(levels[name]) if levels and name in levels else tuple(sorted(pc.unique(text).to_pylist()))
