@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from accord.cli.common import JsonOption, console, print_json, user_errors
+from accord.release.dp.params import check_delta, check_epsilon
 from accord.release.synthesize import api, data
 
 
@@ -36,6 +37,8 @@ def synthesize(
 ) -> None:
     """Differentially private synthetic data (MST-like: measured marginals, graphical model)."""
     with user_errors():
+        check_epsilon(epsilon)  # before the file is read
+        check_delta(delta)
         if steward is not None:  # refuse a steward path inside the release folder before any work
             api.check_steward_path(steward, out.parent)
         table = data.read_csv(path, sep)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from accord.errors import InputFileError
+from accord.release.anonymise.inputs import count_columns
 from accord.release.synthesize.mst import Encoded, column_label
 from accord.safe_csv import write_csv as safe_write_csv
 
@@ -82,32 +82,24 @@ def read_csv(path: Path, sep: str = ",") -> pa.Table:
                              hint="check --sep (e.g. --sep ';')") from None
 
 
-# Header names (normalised: lower case, letters and digits only) that say a column holds counts of
-# people rather than an attribute of one person, as in UNODC GLOTIP's "txtVALUE" or "Counts".
-COUNT_NAMES = frozenset({"count", "counts", "n", "freq", "frequency", "value", "values", "txtvalue",
-                         "obsvalue", "total", "totals", "cases", "victims", "persons", "people",
-                         "number", "nb", "weight", "sum"})
-COUNT_VALUE = re.compile(r"^\s*[<>]?=?\s*\d+\s*$")
-
-
 def refuse_aggregate(table: pa.Table) -> None:
     """Refuse a table of counts (one row per cell, a column of counts): not one row per person.
 
     The synthesiser treats every row as a person, so a count column would be synthesised as a
-    category and each cell counted once, whatever its count: meaningless output (issue 13).
+    category and each cell counted once, whatever its count: meaningless output (issue 13). The
+    detector is the one ``anonymise`` and ``risk`` use; a column of only 0 and 1 is a person's
+    flag, not a count, and is let through.
     """
-    for index, name in enumerate(table.column_names):
-        if re.sub(r"[^a-z0-9]", "", name.lower()) not in COUNT_NAMES:
+    for name in count_columns(table):
+        values = {v.strip() for v in pc.cast(table.column(name), pa.string()).to_pylist()
+                  if v is not None and v.strip()}
+        if values <= {"0", "1"}:
             continue
-        values = [v for v in pc.cast(table.column(name), pa.string()).to_pylist() if v and v.strip()]
-        numeric = [v for v in values if COUNT_VALUE.match(v)]
-        if values and len(numeric) >= 0.9 * len(values) and any(
-                not v.strip().isdigit() or int(v) > 1 for v in numeric):
-            raise InputFileError(
-                f"the table looks like a table of counts ({column_label(name, index)} holds counts), "
-                "not one row per person",
-                hint="synthesize needs one row per person: expand each row to as many rows as its "
-                     "count first; if the column is an attribute of each person, rename it")
+        label = column_label(name, table.column_names.index(name))
+        raise InputFileError(
+            f"the table looks like a table of counts ({label} holds counts), not one row per person",
+            hint="synthesize needs one row per person: expand each row to as many rows as its "
+                 "count first; if the column is an attribute of each person, rename it")
 
 
 def encode(table: pa.Table, bins: Mapping[str, Binning] | None = None,
