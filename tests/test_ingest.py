@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 from typer.testing import CliRunner
@@ -219,13 +219,33 @@ def test_no_key_refuses_with_instructions(runner: CliRunner, case_export: tuple[
 
 
 _cell = st.text(alphabet=st.sampled_from(list("AF M-9;,\"'=+@é01/2\n")), max_size=12)
+_junk_row = st.one_of(st.lists(_cell, min_size=12, max_size=12), st.lists(_cell, min_size=10, max_size=14))
+def _date(first: int, last: int) -> st.SearchStrategy[str]:
+    return st.builds(lambda d, m, y: f"{d:02d}/{m:02d}/{y}", st.integers(1, 28), st.integers(1, 12),
+                     st.integers(first, last))
+
+
+
+# A row the case mapping accepts (the case number is set per row below, unique, never from _cell's
+# alphabet, which has no 'V').
+_valid_row = st.tuples(st.sampled_from(["Ana", "José", "Lucía", "Maria"]), st.sampled_from(["Ruiz", "Pérez"]),
+                       st.one_of(_date(1950, 2005), st.just("")), st.sampled_from(["F", "M"]),
+                       st.sampled_from(["MX", "GT"]), _date(2015, 2024), st.sampled_from(["TV", "GBV"]),
+                       st.sampled_from(["FL", "SE", "FL SE", ""]),
+                       st.sampled_from(["0", "1"]), st.sampled_from(["0", "1"]),
+                       st.sampled_from(["", "+5215551234", "555 1234"]))
+_rows = st.lists(st.one_of(_valid_row.map(lambda r: ("valid", list(r))),
+                           _junk_row.map(lambda r: ("junk", r))), min_size=1, max_size=12)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.lists(_cell, min_size=10, max_size=14), min_size=1, max_size=12))
-def test_every_row_is_accounted_for(rows: list[list[str]], partner_key: PartnerKey, tmp_path_factory:
-                                    pytest.TempPathFactory) -> None:
-    """Whatever the cells hold, rows in = accepted + quarantined, or the file is rejected whole."""
+@given(tagged=_rows)
+def test_every_row_is_accounted_for(tagged: list[tuple[str, list[str]]], partner_key: PartnerKey,
+                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Whatever the cells hold, rows in = accepted + quarantined, or the file is rejected whole; the
+    strategy mixes valid rows in, so both paths are exercised, and every valid row is accepted."""
+    rows = [[f"V{i}", *cells] if kind == "valid" else cells for i, (kind, cells) in enumerate(tagged)]
+    valid = sum(1 for kind, _ in tagged if kind == "valid")
     tmp = tmp_path_factory.mktemp("prop")
     export = tmp / "e.csv"
     with export.open("w", encoding="utf-8", newline="") as fh:
@@ -238,12 +258,17 @@ def test_every_row_is_accounted_for(rows: list[list[str]], partner_key: PartnerK
     try:
         result = build_contribution(export, mapping, "p1", tmp / "o", partner_key)
     except InputFileError:
+        event("file rejected whole")
         assert not (tmp / "o").exists()
+        assert valid < len(rows)  # a file of valid rows only is never rejected
         return
     m = result.manifest
+    event(f"rows accepted: {'some' if m.accepted else 'none'}; "
+          f"quarantined: {'some' if m.quarantined else 'none'}")
     assert m.rows_in == m.accepted + m.quarantined
     non_blank = sum(1 for r in rows if any(c.strip() for c in r))
     assert m.rows_in + m.blank_rows >= non_blank  # quoted newlines can merge lines, never lose rows
+    assert m.accepted >= valid
 
 
 def test_chunked_reading_gives_the_same_contribution(case_export: tuple[Path, Path], partner_key: PartnerKey,

@@ -197,18 +197,43 @@ def test_killed_ingest_leaves_no_contribution(tmp_path: Path, case_export: tuple
     rows = [f"N{i};Ana{i % 97};Ruiz;01/02/1990;F;MX;01/02/2022;TV;FL;0;0;" for i in range(200_000)]
     export = write_case_export(tmp_path / "big.csv", rows)
     out = tmp_path / "contrib"
+
+    def temporaries() -> list[Path]:
+        return [p for p in tmp_path.iterdir() if p.name.startswith(".contrib.")]
+
     proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "ingest", str(export), "--mapping",
                              str(case_export[1]), "--partner", "p", "--out", str(out), "--key-file", str(key_file)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while not temporaries() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # mid-write: the temporary directory exists
     proc.wait(timeout=30)
-    # Either the contribution is complete (the job finished first) or it does not exist at all.
-    if out.exists():
-        m = json.loads((out / "manifest.json").read_text())
-        assert m["rows_in"] == 200_000
-    else:
-        assert not any(p.name == "contrib" for p in tmp_path.iterdir())
+    assert temporaries(), "the job was not killed while writing"
+    # Nothing half-written is visible under the contribution's name.
+    assert not out.exists()
+    # The next ingest to the same place removes what the killed job left, and succeeds.
+    again = subprocess.run([sys.executable, "-m", "accord.cli.main", "ingest", str(case_export[0]),
+                            "--mapping", str(case_export[1]), "--partner", "p", "--out", str(out),
+                            "--key-file", str(key_file)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads((out / "manifest.json").read_text())["accepted"] > 0
+    assert temporaries() == []
+
+
+def test_stale_temporaries_of_live_jobs_are_kept(tmp_path: Path) -> None:
+    from accord.protect.contribution import remove_stale_temporaries
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = tmp_path / f".contrib.{dead.pid}.abc"
+    live = tmp_path / f".contrib.{os.getpid()}.def"
+    other = tmp_path / f".other.{dead.pid}.ghi"
+    for d in (gone, live, other):
+        d.mkdir()
+        (d / "records.parquet").write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path / "contrib") == [gone]
+    assert not gone.exists() and live.exists() and other.exists()
 
 
 def test_audit_and_releases_cli(tmp_path: Path, case_export: tuple[Path, Path], partner_key: PartnerKey,

@@ -43,27 +43,41 @@ def _write_csv(path: Path, table: pa.Table, sep: str = ";") -> Path:
 def test_cli_writes_synthetic_data_and_reports(tmp_path: Path) -> None:
     src = _write_csv(tmp_path / "people.csv", _people(3000))
     out = tmp_path / "out" / "synthetic.csv"
+    steward = tmp_path / "steward" / "real-stats.json"
     res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "4",
-                                   "--rows", "2000", "--out", str(out), "--json"])
+                                   "--rows", "2000", "--out", str(out), "--json",
+                                   "--steward-report", str(steward)])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output)
     synth = data.read_csv(out, ";")
     assert synth.num_rows == 2000
     assert synth.column_names == ["sex", "age", "case_type", "exploitation", "region"]
     assert set(synth.column("sex").to_pylist()) <= {"female", "male"}
+    # Published: fit to the noisy measured marginals (1-way and the measured cliques).
     orders = {o["order"]: o for o in payload["utility"]["orders"]}
-    assert set(orders) == {1, 2, 3}
+    assert 1 in orders and 2 in orders and "noisy" in payload["utility"]["against"]
+    assert orders[2]["mean_tvd"] < 0.08
     # The strong sex x exploitation dependence survives (independent columns would give ~0.3).
     real = data.encode(_people(3000))
     enc = data.encode(synth, levels=dict(zip(real.columns, real.levels, strict=True)))
     assert tvd(real.codes, enc.codes, real.sizes, (0, 3)) < 0.08
-    assert orders[2]["mean_tvd"] < 0.08
     for key in ("utility_svg", "utility_md", "privacy_json"):
         assert Path(payload["files"][key]).exists()
     assert Path(payload["files"]["utility_svg"]).read_text().startswith("<svg")
     privacy = json.loads(Path(payload["files"]["privacy_json"]).read_text())
     assert privacy["epsilon"] == 4 and privacy["rho_spent"] <= privacy["rho"] + 1e-12
-    assert sum(privacy["distance_to_closest_record"]["synthetic_to_real"]) == 1000
+    assert "distance_to_closest_record" not in privacy
+    # Kept by the steward, outside the release folder: the real-data statistics.
+    kept = json.loads(steward.read_text())
+    assert kept["note"].startswith("STEWARD ONLY")
+    assert {o["order"] for o in kept["utility_vs_real_data"]["orders"]} == {1, 2, 3}
+    assert kept["utility_vs_real_data"]["orders"][1]["mean_tvd"] < 0.08
+    assert sum(kept["distance_to_closest_record"]["synthetic_to_real"]) == 1000
+    inside = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "4",
+                                      "--out", str(out), "--steward-report",
+                                      str(out.parent / "real.json")])
+    assert inside.exit_code == 2 and "release folder" in inside.output
+    assert not (out.parent / "real.json").exists()
 
 
 def test_cli_refuses_bad_input(tmp_path: Path) -> None:
@@ -150,6 +164,15 @@ def test_release_synthetic_from_the_hub(tmp_path: Path) -> None:
                                                      "transgender_male", "non_conforming",
                                                      "unknown", "(missing)"}
     assert (out / "synthetic.utility.svg").exists() and (out / "release.json").exists()
+    for f in out.iterdir():  # real-data statistics stay in the hub's release record
+        assert "distance_to_closest_record" not in f.read_text() and "STEWARD" not in f.read_text()
+    assert "distance_to_closest_record" not in res.output
+    from accord.store import open_store
+
+    store = open_store(hub)
+    (record,) = [r for r in store.releases() if r["kind"] == "dp_synthetic"]
+    store.close()
+    assert json.loads(record["results"])["steward_only"]["note"].startswith("STEWARD ONLY")
     ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
     assert ledger["spends"][0]["kind"] == "dp_synthetic"
     assert 0 < ledger["budget"]["spent_rho"] <= rho_from_epsilon_delta(2.0, 1e-9) + 1e-12
@@ -171,3 +194,66 @@ def test_synthetic_csv_neutralises_formula_cells(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     values = {row["kind"] for row in _csv.DictReader(out.read_text(encoding="utf-8").splitlines())}
     assert "'=cmd()" in values and "=cmd()" not in values
+
+
+def test_release_synthetic_refused_when_the_budget_cannot_pay(tmp_path: Path) -> None:
+    from accord.errors import ReleaseRefused
+    from accord.store import open_store
+    from tests.test_dp import _hub
+
+    hub = _hub(tmp_path / "hub.duckdb", n=300)
+    r = CliRunner().invoke(app, ["budget", "set", "--epsilon", "1", "--delta", "1e-9",
+                                 "--hub", str(hub)])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "syn"
+    refused = CliRunner().invoke(app, ["release", "synthetic", "--epsilon", "2", "--rows", "100",
+                                       "--out", str(out), "--hub", str(hub)])
+    assert refused.exit_code == ReleaseRefused.exit_code, refused.output
+    assert "budget" in refused.output
+    assert not out.exists()
+    with open_store(hub) as store:
+        assert "dp_synthetic" not in store.query("SELECT kind FROM releases").column(0).to_pylist()
+    ledger = json.loads(CliRunner().invoke(app, ["budget", "--hub", str(hub), "--json"]).output)
+    assert ledger["budget"]["spent_rho"] == 0 and not ledger["spends"]
+    # The same release within the budget goes through: it was the budget that refused.
+    ok = CliRunner().invoke(app, ["release", "synthetic", "--epsilon", "0.5", "--rows", "100",
+                                  "--out", str(out), "--hub", str(hub)])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_blank_header_is_named_by_its_position(tmp_path: Path) -> None:
+    src = tmp_path / "blank.csv"
+    src.write_text("sex,,region\n" + "".join(f"f,id{i},north\n" for i in range(10_050)))
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--epsilon", "1",
+                                   "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 3, res.output
+    assert "column 2 (no header)" in res.output and "``" not in res.output
+    assert "id1" not in res.output
+
+
+@pytest.mark.parametrize("header", ["Count", "txtVALUE", "n", "Number"])
+def test_aggregate_input_is_refused(tmp_path: Path, header: str) -> None:
+    src = tmp_path / "agg.csv"
+    src.write_text(f"country,sex,{header}\n" + "MX,female,120\nMX,male,<5\nGT,female,33\n"
+                   "GT,male,0\n")
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--epsilon", "1",
+                                   "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 2, res.output
+    assert "table of counts" in res.output and f"{header} holds counts" in res.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_person_level_columns_with_count_like_names_are_not_refused(tmp_path: Path) -> None:
+    # A 0/1 flag called "n", and a column of text called "value": attributes of each person.
+    src = tmp_path / "people.csv"
+    src.write_text("sex,n,value\n" + "".join(f"{'f' if i % 2 else 'm'},{i % 2},{'ab'[i % 2]}\n"
+                                             for i in range(300)))
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--epsilon", "2",
+                                   "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 0, res.output
+
+
+def test_glotip_is_refused(tmp_path: Path, shared_data: Path) -> None:
+    res = CliRunner().invoke(app, ["synthesize", str(shared_data / "glotip" / "data_glotip.csv"),
+                                   "--epsilon", "1", "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 2 and "table of counts" in res.output, res.output

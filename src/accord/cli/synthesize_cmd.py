@@ -29,30 +29,39 @@ def synthesize(
     rows: Annotated[int | None, typer.Option("--rows", help="Rows to draw (default: noisy count).")] = None,
     bins: Annotated[list[str] | None, typer.Option(
         "--bin", help="Bin a numeric column: COLUMN=LOW:HIGH:WIDTH (repeatable).")] = None,
+    steward: Annotated[Path | None, typer.Option(
+        "--steward-report", help="Also write unprotected real-data statistics (TVD to the real "
+        "data, distance to closest record) here, for the steward only; refused inside the "
+        "output folder.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Differentially private synthetic data (MST-like: measured marginals, graphical model)."""
     with user_errors():
         check_epsilon(epsilon)  # before the file is read
         check_delta(delta)
+        if steward is not None:  # refuse a steward path inside the release folder before any work
+            api.check_steward_path(steward, out.parent)
         table = data.read_csv(path, sep)
+        data.refuse_aggregate(table)
         encoded = data.encode(table, data.parse_bins(bins or []))
         result = api.synthesize(encoded, epsilon, delta, rows)
         reports = api.build_reports(result)
         paths = api.write_outputs(result, out, reports, sep)
+        if steward is not None:
+            paths["steward_report"] = api.write_steward_report(result, steward, out.parent)
     if as_json:
         print_json({"files": paths, **reports})
         return
     params = result.parameters()
     console.print(f"wrote {paths['synthetic']} ({params['rows']} rows, epsilon {epsilon}, "
                   f"delta {delta:g}; zCDP rho {params['rho_spent']:.5f})")
-    tab = Table(title="Utility: total-variation distance to the real data")
+    tab = Table(title="Utility: total-variation distance to the noisy measured marginals")
     for col in ("marginals", "count", "mean TVD", "worst TVD", "worst marginal"):
         tab.add_column(col)
     for o in reports["utility"]["orders"]:
         tab.add_row(f"{o['order']}-way", str(o["marginals"]), f"{o['mean_tvd']:.4f}",
                     f"{o['max_tvd']:.4f}", " x ".join(o["worst"]))
     console.print(tab)
-    dcr = reports["privacy"]["distance_to_closest_record"]
-    console.print(f"exact copies of a real record among {dcr['sample']} sampled synthetic rows: "
-                  f"{dcr['share_exact_copies']:.1%} (see {paths['privacy_json']})")
+    if steward is not None:
+        console.print(f"steward-only real-data statistics (do not publish): "
+                      f"{paths['steward_report']}")

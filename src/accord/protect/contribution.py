@@ -76,6 +76,31 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove the temporary directories of ``out`` left by jobs that were killed.
+
+    Only directories named ``.<out>.<pid>.<random>`` whose process is gone are removed; a job still
+    writing (its process alive) is left alone.
+    """
+    removed = []
+    for path in out.parent.glob(f".{out.name}.*"):
+        pid = path.name[len(out.name) + 2:].split(".", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 class ContributionWriter:
     """Writes a contribution chunk by chunk into a temporary directory, renamed into place at the end.
 
@@ -89,7 +114,10 @@ class ContributionWriter:
                                     hint="choose a new --out directory; contributions are never overwritten")
         out.parent.mkdir(parents=True, exist_ok=True)
         self.out = out
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        remove_stale_temporaries(out)
+        # The temporary directory carries our process id, so that a later run can tell a
+        # directory left by a killed job (SIGKILL cannot be caught) from one still being written.
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", dir=out.parent))
         self._records = pq.ParquetWriter(self.tmp / RECORDS, records_schema, compression="zstd")
         self._linkage: pq.ParquetWriter | None = None
         self.rows = {RECORDS: 0, LINKAGE: 0}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from accord.errors import ReleaseRefused
+from accord.errors import InputFileError, ReleaseRefused
 from accord.release.dp.mechanism import epsilon_from_rho, rho_from_epsilon_delta
 from accord.release.synthesize import data as data_mod
 from accord.release.synthesize import model as model_mod
@@ -70,19 +70,48 @@ def synthesize(encoded: Encoded, epsilon: float, delta: float = DEFAULT_DELTA,
 
 
 def build_reports(result: Synthesis) -> dict[str, Any]:
+    """What may be published: computed from the synthetic data and the DP measurements only."""
+    return {"utility": report.fidelity(result.measured, result.synthetic_codes),
+            "privacy": result.parameters()}
+
+
+STEWARD_NOTE = ("STEWARD ONLY - DO NOT PUBLISH. Statistics of the real data, computed without "
+                "noise and not paid from any privacy budget: keep them with the steward, never in a "
+                "release folder.")
+
+
+def steward_report(result: Synthesis) -> dict[str, Any]:
+    """Unprotected statistics of the real data, for the steward's own quality checks."""
     real = result.encoded_real
-    util = report.utility(real.codes, result.synthetic_codes, real.sizes, real.columns)
     return {
-        "utility": util,
-        "privacy": {**result.parameters(),
-                    "distance_to_closest_record": report.distance_to_closest_record(
-                        real.codes, result.synthetic_codes)},
+        "note": STEWARD_NOTE,
+        "utility_vs_real_data": report.utility(real.codes, result.synthetic_codes, real.sizes,
+                                               real.columns),
+        "distance_to_closest_record": report.distance_to_closest_record(
+            real.codes, result.synthetic_codes),
     }
+
+
+def check_steward_path(path: Path, release_dir: Path) -> Path:
+    """Refuse a steward-only report path inside the release folder (or any folder below it)."""
+    target, folder = path.resolve(), release_dir.resolve()
+    if folder == target.parent or folder in target.parents:
+        raise InputFileError("the steward-only report may not be written into the release folder",
+                             hint="give a --steward-report path outside the output folder")
+    return target
+
+
+def write_steward_report(result: Synthesis, path: Path, release_dir: Path) -> str:
+    """Write the steward-only report to ``path``, which must lie outside ``release_dir``."""
+    target = check_steward_path(path, release_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(steward_report(result), indent=2) + "\n")
+    return str(target)
 
 
 def write_outputs(result: Synthesis, out_csv: Path, reports: Mapping[str, Any],
                   sep: str = ",") -> dict[str, str]:
-    """Write the synthetic CSV and, beside it, the reports (JSON, Markdown table, SVG chart)."""
+    """Write the synthetic CSV and, beside it, the public reports (JSON, Markdown, SVG chart)."""
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     data_mod.write_csv(result.table(), out_csv, sep)
     stem = out_csv.with_suffix("")

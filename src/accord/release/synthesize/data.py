@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from accord.errors import InputFileError
-from accord.release.synthesize.mst import Encoded
+from accord.release.anonymise.inputs import count_columns
+from accord.release.synthesize.mst import Encoded, column_label
 from accord.safe_csv import write_csv as safe_write_csv
 
 
@@ -81,6 +82,26 @@ def read_csv(path: Path, sep: str = ",") -> pa.Table:
                              hint="check --sep (e.g. --sep ';')") from None
 
 
+def refuse_aggregate(table: pa.Table) -> None:
+    """Refuse a table of counts (one row per cell, a column of counts): not one row per person.
+
+    The synthesiser treats every row as a person, so a count column would be synthesised as a
+    category and each cell counted once, whatever its count: meaningless output (issue 13). The
+    detector is the one ``anonymise`` and ``risk`` use; a column of only 0 and 1 is a person's
+    flag, not a count, and is let through.
+    """
+    for name in count_columns(table):
+        values = {v.strip() for v in pc.cast(table.column(name), pa.string()).to_pylist()
+                  if v is not None and v.strip()}
+        if values <= {"0", "1"}:
+            continue
+        label = column_label(name, table.column_names.index(name))
+        raise InputFileError(
+            f"the table looks like a table of counts ({label} holds counts), not one row per person",
+            hint="synthesize needs one row per person: expand each row to as many rows as its "
+                 "count first; if the column is an attribute of each person, rename it")
+
+
 def encode(table: pa.Table, bins: Mapping[str, Binning] | None = None,
            levels: Mapping[str, tuple[str, ...]] | None = None) -> Encoded:
     """Categorical codes for every column (``levels`` fixes a column's domain; else the data's)."""
@@ -89,17 +110,23 @@ def encode(table: pa.Table, bins: Mapping[str, Binning] | None = None,
     if unknown:
         raise InputFileError(f"binned column(s) not in the table: {', '.join(unknown)}")
     cols, lvls, codes = [], [], []
-    for name in table.column_names:
+    for index, name in enumerate(table.column_names):
         col = table.column(name)
         if name in bins:
             lv = bins[name].labels()
-            code = bins[name].codes(col)
+            try:
+                code = bins[name].codes(col)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputFileError(f"{column_label(name, index)} cannot be binned: it holds "
+                                     "values that are not numbers (not shown)",
+                                     hint="bin only numeric columns; leave empty cells empty") from None
         else:
             text = pc.fill_null(pc.cast(col, pa.string()), "")
             lv = tuple(levels[name]) if levels and name in levels else tuple(sorted(pc.unique(text).to_pylist()))
             idx = pc.index_in(text, value_set=pa.array(lv, pa.string()))
             if idx.null_count:
-                raise InputFileError(f"column {name} has values outside its declared levels")
+                raise InputFileError(f"{column_label(name, index)} has values outside its declared "
+                                     "levels")
             code = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
         cols.append(name)
         lvls.append(lv)

@@ -7,7 +7,9 @@ Follows McKenna, Miklau & Sheldon's MST (2021) under zCDP, with OpenDP for every
 2. grow a spanning tree over the columns: start from the graph of required cliques (e.g. sex x age
    x case type), and in each round let OpenDP's noisy max (Gumbel, zCDP) pick, among the pairs that
    join two different components, the pair whose true two-way marginal is worst explained by the
-   one-way estimates (L1 error, sensitivity 1); adding a bridge keeps the graph chordal;
+   one-way estimates (L1 error against an expected table built from noisy figures only, the
+   total included, so that one person moves a score by at most 1); adding a bridge keeps the
+   graph chordal;
 3. measure every maximal clique of that chordal graph (discrete Gaussian).
 
 The budget (rho) is split in thirds between the three steps, as in MST. Everything this module
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import networkx as nx
 import numpy as np
@@ -32,6 +35,7 @@ dp.enable_features("contrib")
 
 MAX_CLIQUE_CELLS = 2_000_000
 MAX_LEVELS = 10_000
+SELECTION_SENSITIVITY = 1.0  # L-inf sensitivity of the selection scores (see selection_score)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,11 @@ class Measured:
         return tuple(int(g.max()) + 1 if len(g) else 1 for g in self.groups)
 
 
+def column_label(name: str, index: int) -> str:
+    """How a message names a column: its header, or its position when the header is blank."""
+    return name if name.strip() else f"column {index + 1} (no header)"
+
+
 def marginal(codes: np.ndarray, sizes: Sequence[int], attrs: Sequence[int]) -> np.ndarray:
     """Exact contingency table of ``codes`` over ``attrs``."""
     shape = tuple(sizes[a] for a in attrs)
@@ -79,17 +88,36 @@ def marginal(codes: np.ndarray, sizes: Sequence[int], attrs: Sequence[int]) -> n
     return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
 
 
-def _noisy_max(scores: np.ndarray, rho: float, test_seed: int | None) -> int:
-    def make(scale: float) -> dp.Measurement:
-        return dp.m.make_noisy_max(dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-                                   dp.linf_distance(T=float), dp.zero_concentrated_divergence(),
-                                   scale=scale)
+def _make_noisy_max(scale: float) -> dp.Measurement:
+    return dp.m.make_noisy_max(dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+                               dp.linf_distance(T=float), dp.zero_concentrated_divergence(),
+                               scale=scale)
 
-    scale = dp.binary_search_param(make, d_in=1.0, d_out=rho)
+
+@lru_cache(maxsize=256)
+def gumbel_scale(d_in: float, rho: float) -> float:
+    """The smallest Gumbel scale whose zCDP cost at sensitivity ``d_in`` fits ``rho`` (OpenDP)."""
+    return float(dp.binary_search_param(_make_noisy_max, d_in=d_in, d_out=rho))
+
+
+def _noisy_max(scores: np.ndarray, d_in: float, rho: float, test_seed: int | None) -> int:
+    """Index of the noisy maximum of ``scores``, whose L-inf sensitivity must be <= ``d_in``."""
+    scale = gumbel_scale(d_in, rho)
+    make = _make_noisy_max
     if test_seed is not None:  # tests only: the same Gumbel race, reproducible, not private
         gumbel = np.random.default_rng(test_seed).gumbel(scale=scale, size=len(scores))
         return int(np.argmax(scores + gumbel))
     return int(make(scale)([float(s) for s in scores]))
+
+
+def selection_score(true: np.ndarray, expected_share: np.ndarray, total_hat: float) -> float:
+    """How badly the one-way estimates explain a pair's true two-way table (L1 error).
+
+    ``expected_share`` and ``total_hat`` come from the noisy one-way marginals only, so adding or
+    removing one person changes one cell of ``true`` by 1 and the score by at most 1
+    (:data:`SELECTION_SENSITIVITY`, the ``d_in`` the noisy max is calibrated with).
+    """
+    return float(np.abs(true - total_hat * expected_share).sum())
 
 
 def _compress(noisy: np.ndarray, sd: float) -> np.ndarray:
@@ -109,7 +137,8 @@ def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
     d = len(data.columns)
     if d == 0 or data.codes.shape[0] == 0:
         raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
-    wide = [c for c, n in zip(data.columns, data.sizes, strict=True) if n > MAX_LEVELS]
+    wide = [column_label(c, j) for j, (c, n) in enumerate(zip(data.columns, data.sizes, strict=True))
+            if n > MAX_LEVELS]
     if wide:
         raise ReleaseRefused(f"column(s) with more than {MAX_LEVELS} distinct values: "
                              f"{', '.join(wide)}",
@@ -144,6 +173,9 @@ def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
     rounds = nx.number_connected_components(graph) - 1
     est = [np.clip(m.noisy, 0, None).astype(float) for m in one_way]
     est_c = [np.bincount(groups[j], weights=est[j], minlength=csizes[j]) for j in range(d)]
+    # The expected tables are built from noisy figures only (as in MST), the total included: with
+    # the true total, one added person would move a score by up to 2, not 1 (issue 17).
+    total_hat = float(np.mean([max(float(m.noisy.sum()), 1.0) for m in one_way]))
     selected: list[tuple[str, str]] = []
     for _ in range(rounds):
         comp_of = {n: k for k, cc in enumerate(nx.connected_components(graph)) for n in cc}
@@ -152,8 +184,9 @@ def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
         for a, b in pairs:
             true = marginal(comp, csizes, (a, b)).astype(float)
             pa_, pb_ = est_c[a] / max(est_c[a].sum(), 1.0), est_c[b] / max(est_c[b].sum(), 1.0)
-            scores.append(float(np.abs(true - true.sum() * np.outer(pa_, pb_)).sum()))
-        a, b = pairs[_noisy_max(np.asarray(scores), rho / 3.0 / rounds, seed())]
+            scores.append(selection_score(true, np.outer(pa_, pb_), total_hat))
+        a, b = pairs[_noisy_max(np.asarray(scores), SELECTION_SENSITIVITY, rho / 3.0 / rounds,
+                                seed())]
         graph.add_edge(a, b)
         selected.append((data.columns[a], data.columns[b]))
     spent += rho / 3.0 if rounds else 0.0

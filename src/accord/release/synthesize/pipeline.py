@@ -89,9 +89,10 @@ def release_synthetic(store: Store, epsilon: float, rows: int, *, delta: float =
         reports = api.build_reports(result)
         params = {**result.parameters(), "unit": unit, "composition": ledger.COMPOSITION,
                   "list_fields": "type_of_exploitation as its primary (first in code-list order) code"}
+        # The hub's release record is the steward's: the unprotected real-data statistics stay
+        # there, clearly marked, and never reach the release folder.
         summary = {"utility": reports["utility"],
-                   "exact_copies_share": reports["privacy"]["distance_to_closest_record"][
-                       "share_exact_copies"]}
+                   "steward_only": api.steward_report(result)}
         release_id = store.record_release("dp_synthetic", params, summary, actor)
         after = ledger.spend(store, result.measured.rho, kind="dp_synthetic", actor=actor,
                              purpose=purpose, mechanism="discrete_gaussian+noisy_max",
