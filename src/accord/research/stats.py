@@ -102,6 +102,8 @@ class StatsResult:
     unit: str
     data_version: str
     notes: tuple[str, ...] = field(default=())
+    method: str = "suppression"  # or "dp" (accord.research.noisy)
+    dp: dict[str, Any] = field(default_factory=dict)  # rho, noise sd per table, re-used or not
 
     def table(self, table_id: str) -> StatTable:
         for t in self.tables:
@@ -110,8 +112,9 @@ class StatsResult:
         raise KeyError(table_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_version": self.data_version, "unit": self.unit,
+        return {"data_version": self.data_version, "unit": self.unit, "method": self.method,
                 "rules": self.rules.as_dict(), "notes": list(self.notes),
+                **({"dp": self.dp} if self.dp else {}),
                 "tables": [t.to_dict() for t in self.tables]}
 
 
@@ -359,7 +362,9 @@ def record_tables_release(store: Store, result: StatsResult, kind: str, actor: s
     grow the differencing memory with every look. Every call is audited (who looked, when),
     with the id of the release it showed.
     """
-    params = {"rules": result.rules.as_dict(), "unit": result.unit}
+    params: dict[str, Any] = {"rules": result.rules.as_dict(), "unit": result.unit}
+    if result.method != "suppression":
+        params.update(method=result.method, rho=result.dp.get("rho"))
     digest = _content_digest(result, kind, params)
     summary = {"unit": result.unit, "content_sha256": digest,
                "tables": {t.id: {"cells": t.cells, "suppressed": t.suppressed}
@@ -375,3 +380,43 @@ def record_tables_release(store: Store, result: StatsResult, kind: str, actor: s
                                           "data_version": result.data_version, "repeat": repeat,
                                           "parameters": parameters or {}})
     return release_id
+
+
+def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = None,
+                      standard: Standard | None = None, years: tuple[int, int] | None = None,
+                      actor: str = "hub", purpose: str = "",
+                      test_seed: int | None = None) -> StatsResult:
+    """The tables of a release in a sequence: one DP draw per data version (paid once, then
+    served again), values 1..threshold-1 hidden. See ``accord.research.noisy``."""
+    from accord.research.noisy import DEFAULT_RHO, check_rho, load_and_draw, noise_sd, publish
+
+    rho = check_rho(DEFAULT_RHO if rho is None else rho)
+    if threshold < 2:
+        raise StatsError("the threshold must be at least 2", hint="give --threshold 10 (CTDC's rule)")
+    standard = standard or load_standard()
+    if not store.table_exists("records"):
+        raise StatsError("the hub holds no records yet",
+                         hint="add a contribution with `accord hub add`")
+    version = store.data_version()
+    payload, reused, unit = load_and_draw(store, standard, rho, years, actor, purpose, test_seed)
+    tables = []
+    for spec, dims, values, hidden, cells in publish(payload, standard, threshold, unit):
+        sd = noise_sd(payload, spec.id)
+        notes = tuple(n for n in (
+            spec.note,
+            f"Counts are {unit}, each counted once (their earliest registration).",
+            f"Noisy counts (differential privacy, discrete Gaussian, noise sd about {sd:.0f} "
+            f"on each cell before fitting); values from 1 to {threshold - 1} are shown as "
+            f"<{threshold}. Margins are sums of the published cells.",
+            (f"A person with several values counts under at most 2 of them; people with none "
+             "count as Not recorded." if spec.multi is not None else ""),
+        ) if n)
+        tables.append(StatTable(spec.id, spec.title, dims, unit, values, hidden, cells, notes))
+    notes = (f"Differential privacy: one draw per data version at rho {payload['rho']:.4g} "
+             "(zCDP) for all tables together, paid from the hub's budget once and served again "
+             "for the same data; a new data version gets new noise.",
+             f"No count from 1 to {threshold - 1} is shown; shown counts carry noise.")
+    dp_info = {"rho": rho, "rho_spent_by_draw": payload["rho"], "reused": reused,
+               "noise_sd": {t.id: round(noise_sd(payload, t.id), 2) for t in tables}}
+    return StatsResult(tuple(tables), SuppressionRules(threshold=threshold), unit, version,
+                       notes, method="dp", dp=dp_info)
