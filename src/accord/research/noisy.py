@@ -67,6 +67,7 @@ def reuse_or_draw(store: Store, draw_key: str, rho: float, draw: Callable[[], di
 
     Returns the payload and whether it was re-used.
     """
+    store.ensure_meta()  # the data version of a hub without meta tables would change under us
     with store.transaction():
         store.execute(DRAWS_SQL)
         version = store.data_version()

@@ -398,13 +398,14 @@ def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = Non
         raise StatsError("the hub holds no records yet",
                          hint="add a contribution with `accord hub add`")
     version = store.data_version()
-    payload, reused, unit = load_and_draw(store, standard, rho, years, actor, purpose, test_seed)
+    payload, reused, how = load_and_draw(store, standard, rho, years, actor, purpose, test_seed)
+    unit = "persons"
     tables = []
     for spec, dims, values, hidden, cells in publish(payload, standard, threshold, unit):
         sd = noise_sd(payload, spec.id)
         notes = tuple(n for n in (
             spec.note,
-            f"Counts are {unit}, each counted once (their earliest registration).",
+            f"Counts are people ({how}), each counted once (their earliest registration).",
             f"Noisy counts (differential privacy, discrete Gaussian, noise sd about {sd:.0f} "
             f"on each cell before fitting); values from 1 to {threshold - 1} are shown as "
             f"<{threshold}. Margins are sums of the published cells.",
@@ -420,3 +421,26 @@ def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = Non
                "noise_sd": {t.id: round(noise_sd(payload, t.id), 2) for t in tables}}
     return StatsResult(tuple(tables), SuppressionRules(threshold=threshold), unit, version,
                        notes, method="dp", dp=dp_info)
+
+
+SUPPRESSION_KINDS = ("tables", "report")
+
+
+def check_one_off(store: Store) -> None:
+    """Suppression publishes exact counts: safe for one release looked at alone (the LP audit),
+    not for a sequence (the differencing attacks in tests/attacks). So a suppressed release is
+    allowed only while the hub has published no tables of another data version."""
+    if not store.table_exists("releases"):
+        return
+    version = store.data_version()
+    earlier = store.scalar(
+        "SELECT count(*) FROM releases WHERE kind IN ('tables', 'report') AND data_version <> ?",
+        [version])
+    if earlier:
+        from accord.errors import ReleaseRefused
+
+        raise ReleaseRefused(
+            "this hub has already published tables of another data version; a suppressed "
+            "release now could be differenced against it",
+            hint="publish with the default --method dp (noise drawn once per data version), "
+                 "which is safe to repeat")
