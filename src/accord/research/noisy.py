@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from accord.errors import ReleaseRefused
+from accord.errors import AccordError
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import calibrate, epsilon_from_rho
 from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people
@@ -54,7 +54,7 @@ DRAWS_SQL = """CREATE TABLE IF NOT EXISTS dp_draws (
 def check_rho(rho: float) -> float:
     """A usable per-release rho: finite and in (0, 1]; anything else is refused before reading."""
     if not (isinstance(rho, (int, float)) and np.isfinite(rho) and 0 < rho <= 1):
-        raise ReleaseRefused("--rho must be a finite number greater than 0 and at most 1",
+        raise AccordError("--rho must be a finite number greater than 0 and at most 1",
                              hint=f"the default {DEFAULT_RHO} keeps one release within 5 points "
                                   "of chance against an attacker who knows everyone else")
     return float(rho)
