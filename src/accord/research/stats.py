@@ -442,5 +442,5 @@ def check_one_off(store: Store) -> None:
         raise ReleaseRefused(
             "this hub has already published tables of another data version; a suppressed "
             "release now could be differenced against it",
-            hint="publish with the default --method dp (noise drawn once per data version), "
+            hint="publish with the default --privacy dp (noise drawn once per data version), "
                  "which is safe to repeat")
