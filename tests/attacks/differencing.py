@@ -206,9 +206,14 @@ def guess_code(pub: Published | None, known: dict[tuple[str, ...], int], column_
     on the other axes, one-hot), w[code, o] = y and z (linearised), d[e] >= |r_e - a_e| for every
     shown entry e. Minimise sum(d) / b - log prior.
     """
-    codes = (*column_codes, MISSING)
-    others = [o for o in other_prior if pub is None
-              or all(x in pub.codes[i + 1] for i, x in enumerate(o))]
+    # candidates the others make plausible (the attacker knows them all): codes somebody else
+    # has, cells of the other axes somebody else is in; MISSING always
+    codes = (*[c for c in column_codes if code_prior.get(c, 0) > 0], MISSING)
+    floor = min(other_prior.values())
+    others = [o for o in other_prior if (pub is None
+              or all(x in pub.codes[i + 1] for i, x in enumerate(o))) and other_prior[o] > floor]
+    if question not in codes:
+        return False
     if fixed:
         others = [o for o in others if all(o[i - 1] == v for i, v in fixed.items())] or others
     ny, nz = len(codes), len(others)

@@ -127,7 +127,7 @@ def draw_tables(people: pa.Table, standard: Standard, rho: float,
                          MAX_VALUES, cache) for t in specs]
     noisy = measure(exact, "gaussian", rho, test_seed=test_seed)
     del exact  # only noisy measurements from here on
-    published = postprocess(noisy)
+    published = postprocess(noisy, covariance=False)  # margins of error are not shown
     scales = {t.spec.name: [g.noise.scale for g in t.groups] for t in noisy.tables}
     out: dict[str, Any] = {"rho": noisy.rho, "tables": {}}
     for spec, pub, noisy_t in zip(specs, published, noisy.tables, strict=True):

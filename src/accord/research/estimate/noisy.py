@@ -81,7 +81,7 @@ def draw(counts: np.ndarray, levels: Sequence[tuple[str, ...]], n_partners: int,
     all_levels = (*levels, hist_levels)
     table = NoisyTable(DPSpec("capture_histories", (*STRATA, HISTORY)), all_levels,
                        tuple(groups))
-    published = postprocess(_noisy_only(table))[0]
+    published = postprocess(_noisy_only(table), covariance=False)[0]
     fine = np.zeros(tuple(len(lv) for lv in all_levels), dtype=np.int64)
     for row in published.rows:
         labels = row[: k + 1]
