@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.release.dp import ledger
-from accord.research.noisy import draw_tables, publish
+from accord.research.noisy import DEFAULT_RHO, draw_tables, publish
 from accord.research.stats import compute_dp_tables
 from accord.standard import load_standard
 from accord.standard.arrow import record_schema
@@ -78,7 +78,7 @@ def test_same_data_same_numbers_and_one_spend(hub: Path) -> None:
         assert [t.published for t in again.tables] == [t.published for t in first.tables]
         assert again.dp["reused"] and not first.dp["reused"]
         spends = [s for s in ledger.spends(store) if s["kind"] == "dp_stats"]
-        assert len(spends) == 1 and spends[0]["rho"] == pytest.approx(0.015, rel=1e-6)
+        assert len(spends) == 1 and spends[0]["rho"] == pytest.approx(DEFAULT_RHO, rel=1e-6)
         # another threshold is post-processing of the same draw: no new spend
         compute_dp_tables(store, threshold=20)
         assert len([s for s in ledger.spends(store) if s["kind"] == "dp_stats"]) == 1

@@ -76,6 +76,7 @@ def person(rng: np.random.Generator) -> dict[str, Any]:
                                                              else 0.03)]
     rh = [str(c) for c in RH if rng.random() < 0.08] if sex != "male" else []
     return {
+        "age": age,
         "sex": sex if rng.random() > 0.03 else None,
         "age_band_ctdc": _band(age, (9, 18, 21, 24, 27, 30, 39, 48), BANDS),
         "age_group": _band(age, (5, 12, 18, 60), GROUPS),

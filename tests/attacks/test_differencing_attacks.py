@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from accord.research.noisy import DEFAULT_RHO
+from accord.research.noisy import DEFAULT_RHO, ESTIMATE_RHO
 from tests.attacks.differencing import Tally, exact, exact_strata, run, run_strata
 from tests.attacks.noisy_release import dp_release, dp_strata_release
 
@@ -48,7 +48,7 @@ def test_deterministic_small_cell_hiding_is_no_protection_over_time() -> None:
 
 @pytest.mark.slow
 def test_nested_estimate_strata_do_not_locate_a_person() -> None:
-    res = run_strata({"accord": dp_strata_release(DEFAULT_RHO),
+    res = run_strata({"accord": dp_strata_release(ESTIMATE_RHO),
                       "exact, small hidden": exact_strata(hide_small=True)}, 60)
     assert res["accord"].trials >= TRIALS
     assert res["accord"].advantage <= MARGIN, (res["accord"].rate, res["accord"].baseline)

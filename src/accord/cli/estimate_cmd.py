@@ -244,7 +244,7 @@ def pipeline(
                          "to repeat; suppression: exact counts, only for a hub's first release "
                          "of estimates.")] = "dp",
     rho: Annotated[float | None, typer.Option(
-        "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.015).")
+        "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.005).")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

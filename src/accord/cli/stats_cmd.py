@@ -64,8 +64,9 @@ MethodOption = Annotated[
 ]
 RhoOption = Annotated[
     float | None, typer.Option(
-        "--rho", help="Privacy cost (zCDP rho) of one DP draw of all tables (default 0.015: one "
-                      "release keeps any attacker within 5 points of chance).")
+        "--rho", help="Privacy cost (zCDP rho) of the data version's DP draw of all tables "
+                      "(default 0.01; with the estimates' 0.005, any attacker stays within 5 "
+                      "points of chance on one data version).")
 ]
 ActorOption = Annotated[
     str, typer.Option("--actor", help="Who makes this release (recorded with it).")

@@ -42,9 +42,11 @@ from accord.store.base import now_iso
 
 # Calibration (docs/statistics.md): zCDP rho is (sqrt(2 rho))-Gaussian DP for the Gaussian
 # mechanism; two values of one person's cell differ by a replacement, so the best attacker's
-# success at telling them apart from one release is Phi(sqrt(rho)); <= chance + 5 points needs
-# rho <= 0.0158. 0.015 is the default per data version (all tables together).
-DEFAULT_RHO = 0.015
+# success at telling them apart from what one data version publishes is Phi(sqrt(rho));
+# <= chance + 5 points needs rho <= 0.0158 for everything a data version publishes. Default
+# per data version: 0.01 for the stats tables + 0.005 for the estimates' draw = 0.015.
+DEFAULT_RHO = 0.01
+ESTIMATE_RHO = 0.005
 SPEND_DELTA = 1e-6  # the delta at which a spend's rho is also shown as epsilon
 DRAWS_SQL = """CREATE TABLE IF NOT EXISTS dp_draws (
     data_version VARCHAR NOT NULL, draw_key VARCHAR NOT NULL, rho DOUBLE NOT NULL,
@@ -55,8 +57,9 @@ def check_rho(rho: float) -> float:
     """A usable per-release rho: finite and in (0, 1]; anything else is refused before reading."""
     if not (isinstance(rho, (int, float)) and np.isfinite(rho) and 0 < rho <= 1):
         raise AccordError("--rho must be a finite number greater than 0 and at most 1",
-                             hint=f"the default {DEFAULT_RHO} keeps one release within 5 points "
-                                  "of chance against an attacker who knows everyone else")
+                             hint=f"the defaults ({DEFAULT_RHO} for tables, {ESTIMATE_RHO} for "
+                                  "estimates) keep one data version within 5 points of chance "
+                                  "against an attacker who knows everyone else")
     return float(rho)
 
 

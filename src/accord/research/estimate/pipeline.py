@@ -55,7 +55,7 @@ class PipelineOptions:
     min_stratum: int = 20  # fewer people seen than this in a stratum: no estimate
     estimate: EstimateOptions = field(default_factory=EstimateOptions)
     method: str = "dp"  # "dp": one noisy draw per data version; "suppression": exact, one-off
-    rho: float | None = None  # DP cost of the draw (default accord.research.noisy.DEFAULT_RHO)
+    rho: float | None = None  # DP cost of the draw (default accord.research.noisy.ESTIMATE_RHO)
     actor: str = "hub"
     test_seed: int | None = None  # tests only: reproducible, NOT private noise
 
@@ -71,9 +71,9 @@ class PipelineOptions:
         }
 
     def resolved_rho(self) -> float:
-        from accord.research.noisy import DEFAULT_RHO, check_rho
+        from accord.research.noisy import ESTIMATE_RHO, check_rho
 
-        return check_rho(DEFAULT_RHO if self.rho is None else self.rho)
+        return check_rho(ESTIMATE_RHO if self.rho is None else self.rho)
 
 
 @dataclass(frozen=True)
