@@ -51,7 +51,7 @@ def test_no_count_below_the_threshold_and_margins_add_up(seed: int) -> None:
     rng = np.random.default_rng(seed)
     people = people_table([person(rng) for _ in range(2000)])
     payload = draw_tables(people, STANDARD, 0.5, (2016, 2024), test_seed=seed)
-    for spec, dims, values, hidden, cells in publish(payload, STANDARD, 10, "persons"):
+    for spec, _dims, values, hidden, cells in publish(payload, STANDARD, 10, "persons"):
         shown = [v for v in _all_values(values) if v is not None]
         assert all(v == 0 or v >= 10 for v in shown), spec.id
         assert hidden == sum(v is None for v in _all_values(values)) and cells > 0

@@ -21,6 +21,7 @@ from accord.cli.common import (
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
+from accord.research.noisy import DEFAULT_RHO, check_rho
 from accord.research.stats import (
     StatsResult,
     StatTable,
@@ -29,7 +30,6 @@ from accord.research.stats import (
     compute_tables,
     record_tables_release,
 )
-from accord.research.noisy import DEFAULT_RHO, check_rho
 from accord.store import open_store
 
 ThresholdOption = Annotated[

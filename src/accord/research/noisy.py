@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from accord.errors import AccordError
 from accord.release.dp import ledger
-from accord.release.dp.mechanism import calibrate, epsilon_from_rho
+from accord.release.dp.mechanism import epsilon_from_rho
 from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people
 from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
@@ -184,8 +184,9 @@ def publish(payload: dict[str, Any], standard: Standard, threshold: int,
             dims.append(Dim(dspec.column, dspec.title, shown,
                             tuple(label_of(standard, dspec, c) for c in shown)))
         hidden = (arr > 0) & (arr < threshold)
-        values: Any = np.where(hidden, None, arr).astype(object)
-        values = _plain(values.tolist())
+        shown_values = arr.astype(object)
+        shown_values[hidden] = None
+        values = _plain(shown_values.tolist())
         out.append((spec, tuple(dims), values, int(hidden.sum()), int(arr.size)))
     return out
 
@@ -220,8 +221,3 @@ def load_and_draw(store: Store, standard: Standard, rho: float, years: tuple[int
     payload, reused = reuse_or_draw(store, key, rho, draw, actor=actor, kind="dp_stats",
                                     purpose=purpose or "accord stats / report")
     return payload, reused, str(payload.get("unit", unit_box[0] if unit_box else "persons"))
-
-
-def calibrated_sd(rho: float, groups: int, l2_sq: int = 1) -> float:
-    """The noise scale one of ``groups`` query groups gets when ``rho`` is split evenly."""
-    return calibrate("gaussian", 1, l2_sq, rho / groups).scale

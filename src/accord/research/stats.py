@@ -409,7 +409,7 @@ def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = Non
             f"Noisy counts (differential privacy, discrete Gaussian, noise sd about {sd:.0f} "
             f"on each cell before fitting); values from 1 to {threshold - 1} are shown as "
             f"<{threshold}. Margins are sums of the published cells.",
-            (f"A person with several values counts under at most 2 of them; people with none "
+            ("A person with several values counts under at most 2 of them; people with none "
              "count as Not recorded." if spec.multi is not None else ""),
         ) if n)
         tables.append(StatTable(spec.id, spec.title, dims, unit, values, hidden, cells, notes))

@@ -19,9 +19,9 @@ import pyarrow as pa
 from markupsafe import Markup
 
 from accord.errors import AccordError
+from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
-from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.research.estimate.noisy import STRATA, by_strata, ensure_draw
 from accord.research.estimate.table import (
     CaptureTableError,
@@ -67,7 +67,8 @@ class PipelineOptions:
             "min_list_size": self.min_list_size, "min_stratum": self.min_stratum,
             "method": e.method, "pthresh": e.pthresh, "level": e.level,
             "bootstrap": e.bootstrap, "resample": e.resample, "seed": e.seed,
-            "method": self.method, **({"rho": self.resolved_rho()} if self.method == "dp" else {}),
+            "privacy": self.method,
+            **({"rho": self.resolved_rho()} if self.method == "dp" else {}),
         }
 
     def resolved_rho(self) -> float:

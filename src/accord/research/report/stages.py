@@ -11,13 +11,13 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from accord.errors import ReleaseRefused
 from accord.release.dp.ledger import dp_summary, loss_text, rho_text
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate.pipeline import report_section as estimate_report_section
 from accord.research.report.render import context_from, render_report
 from accord.research.report.risk_section import risk_html
 from accord.research.report.sections import ReportSection, default_sections
-from accord.errors import ReleaseRefused
 from accord.research.stats import (
     StatsResult,
     check_one_off,
