@@ -413,12 +413,15 @@ def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = Non
              "count as Not recorded." if spec.multi is not None else ""),
         ) if n)
         tables.append(StatTable(spec.id, spec.title, dims, unit, values, hidden, cells, notes))
+    if store.table_exists("persons"):
+        tables.append(_noisy_overlap(store, threshold, actor))
     notes = (f"Differential privacy: one draw per data version at rho {payload['rho']:.4g} "
              "(zCDP) for all tables together, paid from the hub's budget once and served again "
              "for the same data; a new data version gets new noise.",
              f"No count from 1 to {threshold - 1} is shown; shown counts carry noise.")
     dp_info = {"rho": rho, "rho_spent_by_draw": payload["rho"], "reused": reused,
-               "noise_sd": {t.id: round(noise_sd(payload, t.id), 2) for t in tables}}
+               "noise_sd": {t.id: round(noise_sd(payload, t.id), 2) for t in tables
+                            if t.id in payload["tables"]}}
     return StatsResult(tuple(tables), SuppressionRules(threshold=threshold), unit, version,
                        notes, method="dp", dp=dp_info)
 
@@ -444,3 +447,37 @@ def check_one_off(store: Store) -> None:
             "release now could be differenced against it",
             hint="publish with the default --privacy dp (noise drawn once per data version), "
                  "which is safe to repeat")
+
+
+def _noisy_overlap(store: Store, threshold: int, actor: str) -> StatTable:
+    """People by the set of partners that served them, from the estimates' DP draw of this data
+    version (the same numbers ``accord estimate`` shows; paid once for both)."""
+    import itertools
+
+    from accord.research.estimate.pipeline import noisy_histories
+    from accord.research.estimate.table import histories
+    from accord.research.noisy import ESTIMATE_RHO
+
+    partners, counts = noisy_histories(store, ESTIMATE_RHO, actor)
+    hist = histories(len(partners))
+    combos = [tuple(p for p, v in zip(partners, h, strict=True) if v) for h in hist]
+    total = sum(counts)
+    values: list[int | None] = [None if 0 < v < threshold else v for v in [*counts, total]]
+    extra: list[tuple[str, int | None]] = []
+    for p in partners:
+        n = sum(v for c, v in zip(combos, counts, strict=True) if p in c)
+        extra.append((f"All people served by {p}", None if 0 < n < threshold else n))
+    for a, b in itertools.combinations(partners, 2):
+        n = sum(v for c, v in zip(combos, counts, strict=True) if a in c and b in c)
+        extra.append((f"People served by both {a} and {b}", None if 0 < n < threshold else n))
+    dim = Dim("partners", "Partners that served the person", tuple("+".join(c) for c in combos),
+              tuple(" and ".join(c) + (" only" if len(c) < len(partners) else "")
+                    for c in combos))
+    hidden = sum(v is None for v in values)
+    notes = ("Each person appears in exactly one row: the set of partners that registered them, "
+             "as found by linkage.",
+             f"Noisy counts from the estimates' differential-privacy draw of this data version "
+             f"(rho {ESTIMATE_RHO}); values from 1 to {threshold - 1} are shown as "
+             f"<{threshold}; partner and pair totals are sums of the rows.")
+    return StatTable("partner_overlap", "People by the partners that served them", (dim,),
+                     "persons", values, hidden, len(values), notes, tuple(extra))

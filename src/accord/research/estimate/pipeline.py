@@ -238,16 +238,12 @@ def _present_strata(store: Store) -> list[str]:
     return [c for c in STRATA if c in names]
 
 
-def _estimate_hub_dp(store: Store, opts: PipelineOptions,
-                     progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+def noisy_draw(store: Store, rho: float, actor: str,
+               test_seed: int | None = None) -> tuple[list[str], dict[str, Any], bool]:
+    """The partners and the data version's DP draw of people by stratum x capture history
+    (stored, or drawn and paid for now); whether it was re-used."""
     from accord.standard import load_standard
 
-    bad = [c for c in opts.by if c not in STRATA]
-    if bad:
-        raise EstimateInputError(
-            f"cannot stratify by {', '.join(bad)}",
-            hint=f"strata are fixed public categories: choose from {', '.join(STRATA)}")
-    rho = opts.resolved_rho()
     present = _present_strata(store)
     partners, found = person_lists(store, present)
     # columns the hub does not have: everyone is "missing" there
@@ -256,8 +252,25 @@ def _estimate_hub_dp(store: Store, opts: PipelineOptions,
         full = tuple(key[present.index(c)] if c in present else MISSING_STRATUM for c in STRATA)
         strata.setdefault(full, []).extend(people)
     payload, reused = ensure_draw(store, partners, strata, load_standard(), MISSING_STRATUM,
-                                  rho, opts.actor, opts.test_seed)
-    del strata, found  # from here on only the noisy draw
+                                  rho, actor, test_seed)
+    return partners, payload, reused
+
+
+def noisy_histories(store: Store, rho: float, actor: str) -> tuple[list[str], list[int]]:
+    """Partners and the noisy number of people per capture history (``histories`` order)."""
+    partners, payload, _ = noisy_draw(store, rho, actor)
+    return partners, [int(v) for v in next(iter(by_strata(payload, ()).values()))]
+
+
+def _estimate_hub_dp(store: Store, opts: PipelineOptions,
+                     progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    bad = [c for c in opts.by if c not in STRATA]
+    if bad:
+        raise EstimateInputError(
+            f"cannot stratify by {', '.join(bad)}",
+            hint=f"strata are fixed public categories: choose from {', '.join(STRATA)}")
+    rho = opts.resolved_rho()
+    partners, payload, reused = noisy_draw(store, rho, opts.actor, opts.test_seed)
     t = opts.rules.threshold
     hist = histories(len(partners))
 
