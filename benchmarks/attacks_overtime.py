@@ -119,14 +119,15 @@ def main() -> None:
            f"per data version: {DEFAULT_RHO} (tables) + {ESTIMATE_RHO} (estimates).", ""]
     releases = {"exact counts": exact(False), "exact, 1-9 hidden": exact(True),
                 f"Accord DP rho {DEFAULT_RHO}": dp_release(DEFAULT_RHO),
-                "DP rho 1": dp_release(1.0)}
+                "DP rho 1": dp_release(1.0), "DP rho 30": dp_release(30.0)}
     for scenario in ("added", "updated"):
         res = run(releases, scenario, args.trials, seed=7 if scenario == "added" else 8)
         out += [f"## One person {scenario}", "", table_text(res), ""]
         print(f"{scenario} done {time.time() - started:.0f}s", flush=True)
     strata = {"exact seen counts": exact_strata(False), "exact, 1-9 hidden": exact_strata(True),
               f"Accord DP rho {ESTIMATE_RHO}": dp_strata_release(ESTIMATE_RHO),
-              "DP rho 0.1": dp_strata_release(0.1), "DP rho 1": dp_strata_release(1.0)}
+              "DP rho 0.1": dp_strata_release(0.1), "DP rho 1": dp_strata_release(1.0),
+              "DP rho 30": dp_strata_release(30.0), "DP rho 1000": dp_strata_release(1000.0)}
     sres = run_strata(strata, max(args.trials, 100))
     out += ["## Nested estimate strata (seven --by releases)", "",
             "| release | trials | success | chance | advantage |", "| --- | --- | --- | --- | --- |"]
