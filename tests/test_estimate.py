@@ -335,7 +335,8 @@ def test_hub_estimate_by_stratum(tmp_path: Path) -> None:
     from accord.store import open_store
 
     hub = _hub(tmp_path)
-    out = runner.invoke(app, ["estimate", "--hub", str(hub), "--by", "sex,age_group", "--json"])
+    out = runner.invoke(app, ["estimate", "--hub", str(hub), "--by", "sex,age_group", "--privacy",
+                                    "suppression", "--json"])
     assert out.exit_code == 0, out.output
     d = json.loads(out.stdout)
     est = d["overall"]["estimate"]
@@ -352,7 +353,7 @@ def test_hub_estimate_by_stratum(tmp_path: Path) -> None:
     assert all(v is None or v == 0 or v >= 10 for v in shown.values())
     with open_store(hub) as store:
         assert [r["kind"] for r in store.releases()] == ["estimate"]
-        sec = estimate_section(store, PipelineOptions(by=("sex",)))
+        sec = estimate_section(store, PipelineOptions(by=("sex",), method="suppression"))
         rs = report_section(store)
     assert "Estimated total" in sec["title"] and "Closed population" in str(sec["html"])
     assert sec["summary"]["strata"][0]["stratum"]["sex"] in ("female", "male")
@@ -383,7 +384,7 @@ def test_hub_without_overlap_gives_no_number(tmp_path: Path) -> None:
     with open_store(hub) as store:
         store.write_table("records", pa.Table.from_pylist(rows), mode="replace")
         store.write_table("persons", pa.Table.from_pylist(persons), mode="replace")
-    out = runner.invoke(app, ["estimate", "--hub", str(hub), "--json"])
+    out = runner.invoke(app, ["estimate", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert out.exit_code == 0, out.output
     d = json.loads(out.stdout)
     assert d["overall"]["seen"] == 300 and "estimate" not in d["overall"]

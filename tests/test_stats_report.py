@@ -234,18 +234,18 @@ def test_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
 
 
 def test_cli_stats_json_and_threshold(hub: Path) -> None:
-    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["rules"] == {"threshold": 10, "protection": 5}
     table = next(t for t in payload["tables"] if t["id"] == "sex_by_age_band")
     assert table["values"][-1][-1] == 148
-    res = runner.invoke(app, ["stats", "--hub", str(hub), "--threshold", "2", "--json"])
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--threshold", "2", "--json"])
     payload = json.loads(res.stdout)
     table = next(t for t in payload["tables"] if t["id"] == "sex_by_age_band")
     male = table["dims"][0]["codes"].index("male")
     assert table["values"][male][0] == 3  # 3 is publishable at threshold 2
-    res = runner.invoke(app, ["stats", "--hub", str(hub), "--protection", "1"])
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--protection", "1"])
     assert res.exit_code == 0 and "People by sex and age band" in res.stdout
     with open_store(hub) as store:
         store_releases = store.releases()
@@ -258,7 +258,7 @@ def test_cli_stats_json_and_threshold(hub: Path) -> None:
 
 def test_cli_report(hub: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "report.html"
-    res = runner.invoke(app, ["report", "--hub", str(hub), "--out", str(out)])
+    res = runner.invoke(app, ["report", "--hub", str(hub), "--privacy", "suppression", "--out", str(out)])
     assert res.exit_code == 0, res.output
     html = out.read_text(encoding="utf-8")
     assert "<svg" in html and "Population pyramid" in html
@@ -312,7 +312,7 @@ def test_pipeline_csv_to_report(tmp_path: Path) -> None:
                  ["hub", "add", str(tmp_path / "contrib"), "--hub", str(hub)]):
         res = runner.invoke(app, args)
         assert res.exit_code == 0, (args[0], res.output)
-    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert res.exit_code == 0, res.output
     tables = {t["id"]: t for t in json.loads(res.stdout)["tables"]}
     case = tables["case_type_by_sex"]
@@ -322,7 +322,7 @@ def test_pipeline_csv_to_report(tmp_path: Path) -> None:
     expl = tables["exploitation_by_sex_by_majority"]
     assert expl["dims"][0]["codes"] == ["forced_labour", "sexual_exploitation"]
     out = tmp_path / "report.html"
-    res = runner.invoke(app, ["report", "--hub", str(hub), "--out", str(out)])
+    res = runner.invoke(app, ["report", "--hub", str(hub), "--privacy", "suppression", "--out", str(out)])
     assert res.exit_code == 0, res.output
     html = out.read_text(encoding="utf-8")
     assert "ngo_a" in html and "<svg" in html
@@ -330,7 +330,7 @@ def test_pipeline_csv_to_report(tmp_path: Path) -> None:
 
 
 def test_cells_that_moved_a_little_since_the_last_release_are_hidden(hub: Path) -> None:
-    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert res.exit_code == 0, res.output
     first = {t["id"]: t for t in json.loads(res.stdout)["tables"]}["case_type_by_sex"]
     assert first["values"][-1][-1] == 148
@@ -342,8 +342,12 @@ def test_cells_that_moved_a_little_since_the_last_release_are_hidden(hub: Path) 
                        "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
         plain = compute_tables(store, history=False).table("case_type_by_sex")
     assert plain.value("trafficking_victim", "female") == 83
-    res = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
-    second = {t["id"]: t for t in json.loads(res.stdout)["tables"]}
+    # a suppressed release of new data is refused from the CLI (it could be differenced) ...
+    res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression"])
+    assert res.exit_code == 3 and "--privacy dp" in res.output
+    # ... and the guard of the API still hides what moved
+    with open_store(hub) as store:
+        second = {t.id: t.to_dict() for t in compute_tables(store).tables}
     case = second["case_type_by_sex"]
     female = case["dims"][1]["codes"].index("female")
     assert case["values"][0][female] is None  # 80 -> 83: the three newcomers would show

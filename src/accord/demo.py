@@ -92,9 +92,9 @@ def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSu
                                                       f"(delta {DEFAULT_DELTA:g}), release {dp.release_id}"))
         step("hub: protected statistics, risk, estimate and report")
         rules = SuppressionRules(threshold=config.threshold)
-        release_id, stats = publish_report(store, summary.report, rules, actor="demo")
+        release_id, stats = publish_report(store, summary.report, rules, actor="demo", method="dp")
         summary.lines.append(("statistics", f"{len(stats.tables)} tables counting {stats.unit}, cells below "
-                                            f"{config.threshold} suppressed (release {release_id})"))
+                                            f"{config.threshold} hidden, noisy counts (release {release_id})"))
     step("done")
     summary.lines.append(("report", str(summary.report)))
     return summary

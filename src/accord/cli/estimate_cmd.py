@@ -239,12 +239,21 @@ def pipeline(
     min_list_size: Annotated[int, typer.Option(
         "--min-list-size", min=0, help="Merge partners with fewer people than this.")] = 10,
     actor: Annotated[str, typer.Option("--actor", help="Who makes this release.")] = "",
+    privacy: Annotated[str, typer.Option(
+        "--privacy", help="dp (default): seen counts from one noisy draw per data version, safe "
+                         "to repeat; suppression: exact counts, only for a hub's first release "
+                         "of estimates.")] = "dp",
+    rho: Annotated[float | None, typer.Option(
+        "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.005).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Estimate from the hub's linked persons (each partner is a list)."""
     if ctx.invoked_subcommand is not None:
         return
     _check_method(method)
+    if privacy not in ("dp", "suppression"):
+        raise typer.BadParameter("use dp or suppression", param_hint="--privacy")
     from accord.store import open_store
 
     with user_errors():
@@ -253,6 +262,7 @@ def pipeline(
             by=tuple(c.strip() for c in by.split(",") if c.strip()),
             rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,
             estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed),
+            method=privacy, rho=rho, actor=actor or os.environ.get("USER", "cli"),
         )
         with open_store(hub) as store:
             summary = _progress_run(opts.estimate, lambda tick: estimate_hub(store, opts, tick))

@@ -10,7 +10,10 @@ import typer
 from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
 from accord.cli.stats_cmd import (
     ActorOption,
+    Method,
+    MethodOption,
     ProtectionOption,
+    RhoOption,
     ThresholdOption,
     Unit,
     UnitOption,
@@ -29,6 +32,8 @@ def report(
     threshold: ThresholdOption = 10,
     protection: ProtectionOption = None,
     unit: UnitOption = Unit.AUTO,
+    method: MethodOption = Method.DP,
+    rho: RhoOption = None,
     actor: ActorOption = "hub-steward",
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""
@@ -37,7 +42,8 @@ def report(
         rules = SuppressionRules(threshold=threshold, protection=protection)
         try:
             with open_store(hub) as store:
-                release_id, stats = publish_report(store, out, rules, parse_unit(unit), actor)
+                release_id, stats = publish_report(store, out, rules, parse_unit(unit), actor,
+                                                   method=method.value, rho=rho)
         except OSError as exc:
             raise AccordError(f"cannot write {out}: {exc.strerror}",
                               hint="choose a writable path with --out") from None

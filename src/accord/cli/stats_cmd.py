@@ -18,11 +18,15 @@ from accord.cli.common import (
     require_hub,
     user_errors,
 )
+from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
+from accord.research.noisy import DEFAULT_RHO, check_rho
 from accord.research.stats import (
     StatsResult,
     StatTable,
+    check_one_off,
+    compute_dp_tables,
     compute_tables,
     record_tables_release,
 )
@@ -46,6 +50,24 @@ ProtectionOption = Annotated[
 UnitOption = Annotated[
     Unit, typer.Option("--unit", help="Count records, persons (needs linkage) or auto.")
 ]
+class Method(StrEnum):
+    DP = "dp"
+    SUPPRESSION = "suppression"
+
+
+MethodOption = Annotated[
+    Method, typer.Option(
+        "--privacy",
+        help="dp (default): noisy counts, one draw per data version, safe to publish every "
+             "month. suppression: exact counts with small cells hidden; only for a hub's one "
+             "and only release (refused once tables of another data version were published).")
+]
+RhoOption = Annotated[
+    float | None, typer.Option(
+        "--rho", help="Privacy cost (zCDP rho) of the data version's DP draw of all tables "
+                      "(default 0.01; with the estimates' 0.005, any attacker stays within 5 "
+                      "points of chance on one data version).")
+]
 ActorOption = Annotated[
     str, typer.Option("--actor", help="Who makes this release (recorded with it).")
 ]
@@ -60,16 +82,25 @@ def parse_unit(unit: Unit) -> Literal["auto", "records", "persons"]:
 
 
 def make_tables(hub: Path, rules: SuppressionRules, unit: Unit, actor: str,
-                kind: str) -> StatsResult:
+                kind: str, method: Method = Method.DP, rho: float | None = None) -> StatsResult:
     """Open the hub, compute the protected tables and put the release on record."""
     require_hub(hub)
+    if method == Method.DP:
+        check_rho(DEFAULT_RHO if rho is None else rho)
+        if unit == Unit.RECORDS:
+            raise AccordError("--method dp counts people (one row per person bounds what one "
+                              "person can change)", hint="drop --unit, or use --unit persons")
     with open_store(hub) as store:
-        result = compute_tables(store, rules, unit=parse_unit(unit))
+        if method == Method.DP:
+            result = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose=kind)
+        else:
+            check_one_off(store)
+            result = compute_tables(store, rules, unit=parse_unit(unit))
         record_tables_release(store, result, kind, actor)
     return result
 
 
-def _print_table(table: StatTable) -> None:
+def _print_table(table: StatTable, mark: str) -> None:
     for grid in grids(table):
         title = table.title + (f" - {grid.caption}" if grid.caption else "")
         t = Table(title=title, title_justify="left")
@@ -77,7 +108,7 @@ def _print_table(table: StatTable) -> None:
         for label in grid.col_labels:
             t.add_column(label, justify="right")
         for label, values in grid.rows:
-            t.add_row(label, *(cell_text(v) for v in values))
+            t.add_row(label, *(mark if v is None else cell_text(v) for v in values))
         console.print(t)
     for label, value in table.extra_rows:
         console.print(f"  {label}: {cell_text(value)}")
@@ -90,19 +121,24 @@ def stats(
     threshold: ThresholdOption = 10,
     protection: ProtectionOption = None,
     unit: UnitOption = Unit.AUTO,
+    method: MethodOption = Method.DP,
+    rho: RhoOption = None,
     actor: ActorOption = "hub-steward",
     as_json: JsonOption = False,
 ) -> None:
-    """Print the disaggregated tables, with small cells suppressed."""
+    """Print the disaggregated tables, with small counts hidden (noisy by default)."""
     with user_errors():
         rules = SuppressionRules(threshold=threshold, protection=protection)
-        result = make_tables(hub, rules, unit, actor, kind="tables")
+        result = make_tables(hub, rules, unit, actor, "tables", method, rho)
     if as_json:
         print_json(result.to_dict())
         return
+    mark = f"<{threshold}" if result.method == "dp" else SUPPRESSED_MARK
     for table in result.tables:
-        _print_table(table)
-    console.print(f"[bold]{SUPPRESSED_MARK}[/] = suppressed to protect small counts. "
-                  f"Data version {result.data_version}.", highlight=False)
+        _print_table(table, mark)
+    what = ("a noisy count below the threshold" if result.method == "dp"
+            else "suppressed to protect small counts")
+    console.print(f"[bold]{mark}[/] = {what}. Data version {result.data_version}.",
+                  highlight=False)
     for line in result.notes:
         console.print(f"  {line}", highlight=False)

@@ -102,6 +102,8 @@ class StatsResult:
     unit: str
     data_version: str
     notes: tuple[str, ...] = field(default=())
+    method: str = "suppression"  # or "dp" (accord.research.noisy)
+    dp: dict[str, Any] = field(default_factory=dict)  # rho, noise sd per table, re-used or not
 
     def table(self, table_id: str) -> StatTable:
         for t in self.tables:
@@ -110,8 +112,9 @@ class StatsResult:
         raise KeyError(table_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_version": self.data_version, "unit": self.unit,
+        return {"data_version": self.data_version, "unit": self.unit, "method": self.method,
                 "rules": self.rules.as_dict(), "notes": list(self.notes),
+                **({"dp": self.dp} if self.dp else {}),
                 "tables": [t.to_dict() for t in self.tables]}
 
 
@@ -359,7 +362,9 @@ def record_tables_release(store: Store, result: StatsResult, kind: str, actor: s
     grow the differencing memory with every look. Every call is audited (who looked, when),
     with the id of the release it showed.
     """
-    params = {"rules": result.rules.as_dict(), "unit": result.unit}
+    params: dict[str, Any] = {"rules": result.rules.as_dict(), "unit": result.unit}
+    if result.method != "suppression":
+        params.update(method=result.method, rho=result.dp.get("rho"))
     digest = _content_digest(result, kind, params)
     summary = {"unit": result.unit, "content_sha256": digest,
                "tables": {t.id: {"cells": t.cells, "suppressed": t.suppressed}
@@ -375,3 +380,104 @@ def record_tables_release(store: Store, result: StatsResult, kind: str, actor: s
                                           "data_version": result.data_version, "repeat": repeat,
                                           "parameters": parameters or {}})
     return release_id
+
+
+def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = None,
+                      standard: Standard | None = None, years: tuple[int, int] | None = None,
+                      actor: str = "hub", purpose: str = "",
+                      test_seed: int | None = None) -> StatsResult:
+    """The tables of a release in a sequence: one DP draw per data version (paid once, then
+    served again), values 1..threshold-1 hidden. See ``accord.research.noisy``."""
+    from accord.research.noisy import DEFAULT_RHO, check_rho, load_and_draw, noise_sd, publish
+
+    rho = check_rho(DEFAULT_RHO if rho is None else rho)
+    if threshold < 2:
+        raise StatsError("the threshold must be at least 2", hint="give --threshold 10 (CTDC's rule)")
+    standard = standard or load_standard()
+    if not store.table_exists("records"):
+        raise StatsError("the hub holds no records yet",
+                         hint="add a contribution with `accord hub add`")
+    version = store.data_version()
+    payload, reused, how = load_and_draw(store, standard, rho, years, actor, purpose, test_seed)
+    unit = "persons"
+    tables = []
+    for spec, dims, values, hidden, cells in publish(payload, standard, threshold, unit):
+        sd = noise_sd(payload, spec.id)
+        notes = tuple(n for n in (
+            spec.note,
+            f"Counts are people ({how}), each counted once (their earliest registration).",
+            f"Noisy counts (differential privacy, discrete Gaussian, noise sd about {sd:.0f} "
+            f"on each cell before fitting); values from 1 to {threshold - 1} are shown as "
+            f"<{threshold}. Margins are sums of the published cells.",
+            ("A person with several values counts under at most 2 of them; people with none "
+             "count as Not recorded." if spec.multi is not None else ""),
+        ) if n)
+        tables.append(StatTable(spec.id, spec.title, dims, unit, values, hidden, cells, notes))
+    if store.table_exists("persons"):
+        tables.append(_noisy_overlap(store, threshold, actor))
+    notes = (f"Differential privacy: one draw per data version at rho {payload['rho']:.4g} "
+             "(zCDP) for all tables together, paid from the hub's budget once and served again "
+             "for the same data; a new data version gets new noise.",
+             f"No count from 1 to {threshold - 1} is shown; shown counts carry noise.")
+    dp_info = {"rho": rho, "rho_spent_by_draw": payload["rho"], "reused": reused,
+               "noise_sd": {t.id: round(noise_sd(payload, t.id), 2) for t in tables
+                            if t.id in payload["tables"]}}
+    return StatsResult(tuple(tables), SuppressionRules(threshold=threshold), unit, version,
+                       notes, method="dp", dp=dp_info)
+
+
+SUPPRESSION_KINDS = ("tables", "report")
+
+
+def check_one_off(store: Store) -> None:
+    """Suppression publishes exact counts: safe for one release looked at alone (the LP audit),
+    not for a sequence (the differencing attacks in tests/attacks). So a suppressed release is
+    allowed only while the hub has published no tables of another data version."""
+    if not store.table_exists("releases"):
+        return
+    version = store.data_version()
+    earlier = store.scalar(
+        "SELECT count(*) FROM releases WHERE kind IN ('tables', 'report') AND data_version <> ?",
+        [version])
+    if earlier:
+        from accord.errors import ReleaseRefused
+
+        raise ReleaseRefused(
+            "this hub has already published tables of another data version; a suppressed "
+            "release now could be differenced against it",
+            hint="publish with the default --privacy dp (noise drawn once per data version), "
+                 "which is safe to repeat")
+
+
+def _noisy_overlap(store: Store, threshold: int, actor: str) -> StatTable:
+    """People by the set of partners that served them, from the estimates' DP draw of this data
+    version (the same numbers ``accord estimate`` shows; paid once for both)."""
+    import itertools
+
+    from accord.research.estimate.pipeline import noisy_histories
+    from accord.research.estimate.table import histories
+    from accord.research.noisy import ESTIMATE_RHO
+
+    partners, counts = noisy_histories(store, ESTIMATE_RHO, actor)
+    hist = histories(len(partners))
+    combos = [tuple(p for p, v in zip(partners, h, strict=True) if v) for h in hist]
+    total = sum(counts)
+    values: list[int | None] = [None if 0 < v < threshold else v for v in [*counts, total]]
+    extra: list[tuple[str, int | None]] = []
+    for p in partners:
+        n = sum(v for c, v in zip(combos, counts, strict=True) if p in c)
+        extra.append((f"All people served by {p}", None if 0 < n < threshold else n))
+    for a, b in itertools.combinations(partners, 2):
+        n = sum(v for c, v in zip(combos, counts, strict=True) if a in c and b in c)
+        extra.append((f"People served by both {a} and {b}", None if 0 < n < threshold else n))
+    dim = Dim("partners", "Partners that served the person", tuple("+".join(c) for c in combos),
+              tuple(" and ".join(c) + (" only" if len(c) < len(partners) else "")
+                    for c in combos))
+    hidden = sum(v is None for v in values)
+    notes = ("Each person appears in exactly one row: the set of partners that registered them, "
+             "as found by linkage.",
+             f"Noisy counts from the estimates' differential-privacy draw of this data version "
+             f"(rho {ESTIMATE_RHO}); values from 1 to {threshold - 1} are shown as "
+             f"<{threshold}; partner and pair totals are sums of the rows.")
+    return StatTable("partner_overlap", "People by the partners that served them", (dim,),
+                     "persons", values, hidden, len(values), notes, tuple(extra))

@@ -219,7 +219,7 @@ def _group_matrix(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
     return np.ravel_multi_index(tuple(idx[a] for a in axes), tuple(shape[a] for a in axes))
 
 
-def _fit(table: NoisyTable) -> tuple[np.ndarray, np.ndarray | None]:
+def _fit(table: NoisyTable, covariance: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Non-negative weighted least squares for the finest cells, and the unconstrained covariance."""
     from scipy import sparse
     from scipy.optimize import nnls
@@ -241,7 +241,7 @@ def _fit(table: NoisyTable) -> tuple[np.ndarray, np.ndarray | None]:
     if n <= DENSE_CELLS:  # dense algebra is cheap for small tables: exact NNLS and covariance
         dense = a_all.toarray()
         x, _ = nnls(dense, y, maxiter=50 * n)
-        cov = np.linalg.inv(dense.T @ dense)
+        cov = np.linalg.inv(dense.T @ dense) if covariance else None
     else:
         # Large tables (all countries x sex): unconstrained weighted least squares, then the
         # Euclidean projection onto the non-negative tables with the fitted total. Margins of
@@ -279,14 +279,18 @@ def round_preserving_total(x: np.ndarray) -> np.ndarray:
     return base.reshape(np.shape(x))
 
 
-def postprocess(release: NoisyRelease) -> tuple[PublishedTable, ...]:
-    """Publishable tables from the noisy measurements alone (no access to the records)."""
-    return tuple(_publish(t, release.mechanism) for t in release.tables)
+def postprocess(release: NoisyRelease, covariance: bool = True) -> tuple[PublishedTable, ...]:
+    """Publishable tables from the noisy measurements alone (no access to the records).
+
+    ``covariance=False`` skips the least-squares covariance (margins of error then fall back to
+    the raw noise scale): for callers that do not show margins of error.
+    """
+    return tuple(_publish(t, release.mechanism, covariance) for t in release.tables)
 
 
-def _publish(table: NoisyTable, mechanism: Mechanism) -> PublishedTable:
+def _publish(table: NoisyTable, mechanism: Mechanism, covariance: bool = True) -> PublishedTable:
     shape = tuple(len(x) for x in table.levels)
-    x, cov = _fit(table)
+    x, cov = _fit(table, covariance)
     cells = round_preserving_total(x)
     finest = table.groups[-1]
     raw_moe = finest.noise.moe95()

@@ -14,13 +14,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from markupsafe import Markup
 
 from accord.errors import AccordError
+from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
-from accord.research.estimate.table import CaptureTableError, from_memberships
+from accord.research.estimate.noisy import STRATA, by_strata, ensure_draw
+from accord.research.estimate.table import (
+    CaptureTableError,
+    from_memberships,
+    from_rows,
+    histories,
+)
 from accord.research.overlap import overlap_table
 from accord.research.report.sections import ReportSection
 from accord.store import Store
@@ -46,6 +54,10 @@ class PipelineOptions:
     min_list_size: int = 10
     min_stratum: int = 20  # fewer people seen than this in a stratum: no estimate
     estimate: EstimateOptions = field(default_factory=EstimateOptions)
+    method: str = "dp"  # "dp": one noisy draw per data version; "suppression": exact, one-off
+    rho: float | None = None  # DP cost of the draw (default accord.research.noisy.ESTIMATE_RHO)
+    actor: str = "hub"
+    test_seed: int | None = None  # tests only: reproducible, NOT private noise
 
     def parameters(self) -> dict[str, Any]:
         """What a release of these estimates records."""
@@ -55,7 +67,14 @@ class PipelineOptions:
             "min_list_size": self.min_list_size, "min_stratum": self.min_stratum,
             "method": e.method, "pthresh": e.pthresh, "level": e.level,
             "bootstrap": e.bootstrap, "resample": e.resample, "seed": e.seed,
+            "privacy": self.method,
+            **({"rho": self.resolved_rho()} if self.method == "dp" else {}),
         }
+
+    def resolved_rho(self) -> float:
+        from accord.research.noisy import ESTIMATE_RHO, check_rho
+
+        return check_rho(ESTIMATE_RHO if self.rho is None else self.rho)
 
 
 @dataclass(frozen=True)
@@ -152,8 +171,14 @@ def estimate_hub(
     store: Store, opts: PipelineOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Overall and stratified estimates, with published (suppressed) seen counts."""
+    """Overall and stratified estimates, with published seen counts: by default from the data
+    version's noisy draw (``noisy.py``), else suppressed exact counts (a one-off release)."""
     opts = opts or PipelineOptions()
+    if opts.method == "dp":
+        return _estimate_hub_dp(store, opts, progress)
+    if opts.method != "suppression":
+        raise EstimateInputError(f"unknown method '{opts.method}'", hint="use dp or suppression")
+    _check_one_off(store)
     partners, strata = person_lists(store, opts.by)
     everyone = [s for people in strata.values() for s in people]
     keys = sorted(strata) if opts.by else []
@@ -192,6 +217,117 @@ def estimate_hub(
         "strata": [s.to_dict() for s in by_stratum],
         "suppression": {"cells": len(seen), "suppressed": int(sup.mask.sum())},
         "caveats": list(CAVEATS),
+    }
+
+
+def _check_one_off(store: Store) -> None:
+    if not store.table_exists("releases"):
+        return
+    if store.scalar("SELECT count(*) FROM releases WHERE kind = 'estimate' AND data_version <> ?",
+                    [store.data_version()]):
+        from accord.errors import ReleaseRefused
+
+        raise ReleaseRefused(
+            "this hub has already published estimates of another data version; exact seen "
+            "counts now could be differenced against them",
+            hint="use the default --method dp (one noisy draw per data version)")
+
+
+def _present_strata(store: Store) -> list[str]:
+    names = set(store.query("SELECT * FROM records LIMIT 0").column_names)
+    return [c for c in STRATA if c in names]
+
+
+def noisy_draw(store: Store, rho: float, actor: str,
+               test_seed: int | None = None) -> tuple[list[str], dict[str, Any], bool]:
+    """The partners and the data version's DP draw of people by stratum x capture history
+    (stored, or drawn and paid for now); whether it was re-used."""
+    from accord.standard import load_standard
+
+    present = _present_strata(store)
+    partners, found = person_lists(store, present)
+    # columns the hub does not have: everyone is "missing" there
+    strata: dict[tuple[str, ...], list[set[str]]] = {}
+    for key, people in found.items():
+        full = tuple(key[present.index(c)] if c in present else MISSING_STRATUM for c in STRATA)
+        strata.setdefault(full, []).extend(people)
+    payload, reused = ensure_draw(store, partners, strata, load_standard(), MISSING_STRATUM,
+                                  rho, actor, test_seed)
+    return partners, payload, reused
+
+
+def noisy_histories(store: Store, rho: float, actor: str) -> tuple[list[str], list[int]]:
+    """Partners and the noisy number of people per capture history (``histories`` order)."""
+    partners, payload, _ = noisy_draw(store, rho, actor)
+    return partners, [int(v) for v in next(iter(by_strata(payload, ()).values()))]
+
+
+def _estimate_hub_dp(store: Store, opts: PipelineOptions,
+                     progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    bad = [c for c in opts.by if c not in STRATA]
+    if bad:
+        raise EstimateInputError(
+            f"cannot stratify by {', '.join(bad)}",
+            hint=f"strata are fixed public categories: choose from {', '.join(STRATA)}")
+    rho = opts.resolved_rho()
+    partners, payload, reused = noisy_draw(store, rho, opts.actor, opts.test_seed)
+    t = opts.rules.threshold
+    hist = histories(len(partners))
+
+    def shown(n: int) -> int | None:
+        return None if 0 < n < t else int(n)
+
+    def one(counts: np.ndarray) -> tuple[int | None, MSEResult | None, str | None]:
+        seen = int(counts.sum())
+        if seen < opts.min_stratum:
+            return shown(seen), None, (f"fewer than {opts.min_stratum} people seen (noisy count): "
+                                       "too few to estimate")
+        if not any(n > 0 for h, n in zip(hist, counts, strict=True) if h.sum() > 1):
+            return shown(seen), None, ("nobody was seen by more than one partner (noisy "
+                                       "counts), so the overlaps say nothing about the unseen")
+        eopts = replace(opts.estimate, min_list_size=opts.min_list_size)
+        try:
+            result = estimate(from_rows(partners, hist, counts), eopts, progress)
+        except CaptureTableError as err:
+            return shown(seen), None, err.message
+        if not result.ok:
+            return shown(seen), result, (f"the estimate {result.status}: the overlaps between "
+                                         "partners are too sparse for any model")
+        return shown(seen), result, None
+
+    overall_counts = next(iter(by_strata(payload, ()).values()))
+    seen_all, res_all, why_all = one(overall_counts)
+    overall = StratumEstimate({}, seen_all, res_all, why_all)
+    by_stratum = []
+    for key, counts in by_strata(payload, opts.by).items():
+        seen, res, why = one(counts) if opts.by else (None, None, None)
+        label = {c: (MISSING_STRATUM if v == DP_MISSING else v)
+                 for c, v in zip(opts.by, key, strict=True)}
+        by_stratum.append(StratumEstimate(label, seen, res, why))
+    names = [" and ".join(p for p, v in zip(partners, h, strict=True) if v)
+             + (" only" if h.sum() < len(partners) else "") for h in hist]
+    rows = [{"lists": n, "people": shown(int(v))} for n, v in zip(names, overall_counts,
+                                                                   strict=True)]
+    hidden = sum(1 for r in rows if r["people"] is None) + sum(1 for s in by_stratum
+                                                               if s.seen is None)
+    return {
+        "partners": partners,
+        "parameters": opts.parameters(),
+        "capture_histories": {
+            "rows": rows, "total": shown(int(overall_counts.sum())),
+            "suppressed_cells": sum(1 for r in rows if r["people"] is None),
+            "notes": [f"Noisy counts (differential privacy, one draw per data version at rho "
+                      f"{payload['rho']:.4g}, noise sd about {payload['noise_sd']:.0f} per "
+                      f"finest cell); counts from 1 to {t - 1} are shown as hidden."
+                      + (" Served again from the draw of this data version (no new cost)."
+                         if reused else "")],
+        },
+        "overall": overall.to_dict(),
+        "strata": [s.to_dict() for s in by_stratum],
+        "suppression": {"cells": len(rows) + len(by_stratum) + 1, "suppressed": hidden},
+        "dp": {"rho": rho, "reused": reused, "noise_sd": payload["noise_sd"]},
+        "caveats": [*CAVEATS, "The counts behind every estimate are noisy (differential "
+                              "privacy); the intervals do not include that noise."],
     }
 
 

@@ -11,13 +11,20 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from accord.errors import ReleaseRefused
 from accord.release.dp.ledger import dp_summary, loss_text, rho_text
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate.pipeline import report_section as estimate_report_section
 from accord.research.report.render import context_from, render_report
 from accord.research.report.risk_section import risk_html
 from accord.research.report.sections import ReportSection, default_sections
-from accord.research.stats import StatsResult, compute_tables, record_tables_release
+from accord.research.stats import (
+    StatsResult,
+    check_one_off,
+    compute_dp_tables,
+    compute_tables,
+    record_tables_release,
+)
 from accord.store import Store
 
 
@@ -85,9 +92,20 @@ def pipeline_sections(store: Store) -> list[ReportSection]:
 
 
 def publish_report(store: Store, out: Path, rules: SuppressionRules, unit: str = "auto",
-                   actor: str = "hub-steward") -> tuple[str, StatsResult]:
-    """Compute the protected tables, record the release, write the HTML file."""
-    stats = compute_tables(store, rules, unit=unit)  # type: ignore[arg-type]
+                   actor: str = "hub-steward", method: str = "suppression",
+                   rho: float | None = None) -> tuple[str, StatsResult]:
+    """Compute the protected tables, record the release, write the HTML file.
+
+    ``method="dp"``: the data version's noisy draw (accord.research.noisy); "suppression":
+    exact counts with small cells hidden, refused once tables of another version were published.
+    """
+    if method == "dp":
+        if unit == "records":
+            raise ReleaseRefused("--method dp counts people", hint="drop --unit records")
+        stats = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose="report")
+    else:
+        check_one_off(store)
+        stats = compute_tables(store, rules, unit=unit)  # type: ignore[arg-type]
     release_id = record_tables_release(store, stats, "report", actor, {"out": out.name})
     html = render_report(context_from(stats, store, release_id=release_id), pipeline_sections(store))
     out.parent.mkdir(parents=True, exist_ok=True)
