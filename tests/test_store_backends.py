@@ -27,6 +27,8 @@ def _sample(n: int = 5) -> pa.Table:
                           pa.list_(pa.string())),
         "note": pa.array(["", None, "with \"quotes\", commas\nand a newline", "tab\there", "ümlaut"]
                          [:n] + [""] * max(0, n - 5)),
+        "tags": pa.array([['x"y\\z,w', None, "NULL", "{}", ""] if i == 1 else [f"t{i}"] for i in range(n)],
+                         pa.list_(pa.string())),
         "bits": pa.array([bytes([i]) * 8 for i in range(n)], pa.binary(8)),
         "small": pa.array([i for i in range(n)], pa.uint8()),
     })
@@ -48,6 +50,16 @@ def test_round_trip_keeps_values_and_arrow_types(hub: str) -> None:
             assert got[name].to_pylist() == table[name].to_pylist(), name
         empty = store.query("SELECT * FROM things LIMIT 0")
         assert empty.num_rows == 0 and empty.schema.names == table.schema.names
+
+
+def test_sliced_batches_load_whole(hub: str) -> None:
+    table = pa.concat_tables([_sample(5), _sample(5)]).combine_chunks()
+    with open_store(hub) as store:
+        store.write_table("things", table.slice(3, 5), mode="replace")
+        got = store.query("SELECT * FROM things ORDER BY record_key, partner")
+        want = table.slice(3, 5).sort_by([("record_key", "ascending"), ("partner", "ascending")])
+        assert got["codes"].to_pylist() == want["codes"].to_pylist()
+        assert got["tags"].to_pylist() == want["tags"].to_pylist()
 
 
 def test_append_create_and_parquet(hub: str, tmp_path: Path) -> None:

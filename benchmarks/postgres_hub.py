@@ -1,0 +1,120 @@
+"""PostgreSQL hub benchmark (issue 12): the same contribution and commands on a DuckDB file and on PostgreSQL.
+
+Measures, on one simulated contribution:
+- `accord hub add` (verification + one all-or-nothing load; COPY in binary format on PostgreSQL),
+- `accord stats` (every standard table, both units) and `accord risk`,
+- the route the PostgreSQL store takes for DuckDB-dialect analytics (in process, DuckDB over Arrow
+  copies read from PostgreSQL) against running the same statements in PostgreSQL itself
+  (translated by sqlglot, subqueries aliased as PostgreSQL 15 requires).
+
+Starts its own throw-away PostgreSQL (as in the tests: initdb in a temporary directory, as the
+`postgres` user when run as root; durability settings off as for a test cluster).
+Run: `.venv/bin/python benchmarks/postgres_hub.py [--rows 200000]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+
+import sqlglot  # noqa: E402
+from _measure import run_measured  # noqa: E402
+from sqlglot import exp  # noqa: E402
+
+from accord.simulate import SimulationConfig, simulate  # noqa: E402
+from accord.store import Store, open_store  # noqa: E402
+from tests.postgres_server import PostgresServer  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / ".work" / "postgres_hub"
+
+
+def _pg_native(sql: str) -> str:
+    """The stats' DuckDB SQL for PostgreSQL: sqlglot's translation, every FROM-subquery aliased."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for i, sub in enumerate(list(tree.find_all(exp.Subquery))):
+        if isinstance(sub.parent, exp.From | exp.Join) and not sub.alias:
+            sub.set("alias", exp.TableAlias(this=exp.to_identifier(f"_s{i}")))
+    return tree.sql(dialect="postgres")
+
+
+class _Recorder:
+    """Wraps a store to keep every query the stats send."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.sql = store, []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def query(self, sql: str, params: object = ()) -> object:
+        self.sql.append(sql)
+        return self.store.query(sql, params)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    args = parser.parse_args()
+    accord = str(Path(sys.executable).parent / "accord")
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    simulate(SimulationConfig(people=args.rows, partners=1, overlap=0.0, seed=11, out=WORK / "sim",
+                              format_a="csv"))
+    env = {**os.environ, "ACCORD_KEY_FILE": str(WORK / "partner.key")}
+    run_measured([accord, "keys", "init"], env)
+    contribution = WORK / "contribution"
+    run_measured([accord, "ingest", str(WORK / "sim" / "partner_a.csv"), "--mapping",
+                  str(WORK / "sim" / "partner_a.mapping.yaml"), "--partner", "bench", "--out",
+                  str(contribution)], env)
+    server = PostgresServer.start()
+    try:
+        hubs = {"duckdb": str(WORK / "hub.duckdb"), "postgres": server.create_database()}
+        timing: dict[str, dict[str, float]] = {}
+        for engine, hub in hubs.items():
+            t = timing.setdefault(engine, {})
+            t["hub add"] = run_measured([accord, "hub", "add", str(contribution), "--hub", hub], env).seconds
+            t["stats (records)"] = run_measured([accord, "stats", "--hub", hub, "--unit", "records"],
+                                                env).seconds
+            t["risk"] = run_measured([accord, "risk", "--hub", hub], env).seconds
+        with open_store(hubs["postgres"]) as store:
+            records = store.scalar("SELECT count(*) FROM records")
+            from accord.research.stats import compute_tables
+
+            rec = _Recorder(store)
+            start = time.perf_counter()
+            compute_tables(rec, unit="records", history=False)  # type: ignore[arg-type]
+            in_process = time.perf_counter() - start
+            analytic = [s for s in rec.sql if "records" in s and "LIMIT 0" not in s]
+            con = store._con  # type: ignore[attr-defined]
+            start = time.perf_counter()
+            failed = 0
+            for sql in analytic:
+                try:
+                    con.execute(_pg_native(sql)).fetchall()
+                except Exception:
+                    failed += 1
+                    con.rollback()
+            native = time.perf_counter() - start
+    finally:
+        server.stop()
+    print(f"data: {records:,} records; cores: {os.cpu_count()}")
+    print(f"{'':26}{'duckdb s':>10}{'postgres s':>12}{'ratio':>8}")
+    for step in timing["duckdb"]:
+        d, p = timing["duckdb"][step], timing["postgres"][step]
+        print(f"{step:26}{d:10.2f}{p:12.2f}{p / d:8.2f}")
+    print(f"stats tables, {len(analytic)} statements over records:")
+    print(f"  in process (DuckDB over one Arrow copy): {in_process:.2f} s (copy + all tables)")
+    print(f"  in PostgreSQL (sqlglot-translated):      {native:.2f} s ({failed} statements PostgreSQL refused)")
+    print(f"  ratio PostgreSQL / in process: {native / in_process:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
