@@ -89,10 +89,15 @@ def main() -> None:
             from accord.research.stats import compute_tables
 
             rec = _Recorder(store)
-            start = time.perf_counter()
             compute_tables(rec, unit="records", history=False)  # type: ignore[arg-type]
-            in_process = time.perf_counter() - start
             analytic = [s for s in rec.sql if "records" in s and "LIMIT 0" not in s]
+        with open_store(hubs["postgres"]) as store:  # a new store: its first statement copies
+            start = time.perf_counter()
+            store.query(analytic[0])
+            first = time.perf_counter() - start
+            for sql in analytic[1:]:
+                store.query(sql)
+            in_process = time.perf_counter() - start
             con = store._con  # type: ignore[attr-defined]
             start = time.perf_counter()
             failed = 0
@@ -111,7 +116,8 @@ def main() -> None:
         d, p = timing["duckdb"][step], timing["postgres"][step]
         print(f"{step:26}{d:10.2f}{p:12.2f}{p / d:8.2f}")
     print(f"stats tables, {len(analytic)} statements over records:")
-    print(f"  in process (DuckDB over one Arrow copy): {in_process:.2f} s (copy + all tables)")
+    print(f"  in process (DuckDB over one Arrow copy): {in_process:.2f} s (of which the first statement, "
+          f"with the copy: {first:.2f} s)")
     print(f"  in PostgreSQL (sqlglot-translated):      {native:.2f} s ({failed} statements PostgreSQL refused)")
     print(f"  ratio PostgreSQL / in process: {native / in_process:.2f}x")
 
