@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 import sqlglot  # noqa: E402
-from _measure import run_measured  # noqa: E402
 from sqlglot import exp  # noqa: E402
 
+from _measure import run_measured  # noqa: E402
 from accord.simulate import SimulationConfig, simulate  # noqa: E402
 from accord.store import Store, open_store  # noqa: E402
 from tests.postgres_server import PostgresServer  # noqa: E402
