@@ -100,3 +100,15 @@ def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
         t.add_row(r["occurred_at"], r["actor"], r["action"], r["detail"])
     console.print(t)
 
+
+
+def _add_account_commands() -> None:
+    # Accounts of the shared hub (accord serve) live in their own module.
+    from accord.cli.hub_accounts_cmd import org_app, token_app, user_app
+
+    app.add_typer(org_app, name="org")
+    app.add_typer(user_app, name="user")
+    app.add_typer(token_app, name="token")
+
+
+_add_account_commands()

@@ -74,6 +74,8 @@ COMMANDS: dict[str, Registrar] = {
     "ingest": _command("ingest_cmd", "ingest", "ingest"),
     "encode": _command("encode_cmd", "encode", "encode"),
     "hub": _typer("hub_cmd", "hub"),
+    "push": _command("push_cmd", "push", "push"),
+    "serve": _command("serve_cmd", "serve", "serve"),
     "match": _command("match_cmd", "match", "match"),
     "link": _command("link_cmd", "link", "link"),
     "stats": _command("stats_cmd", "stats", "stats"),
