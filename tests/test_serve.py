@@ -118,6 +118,8 @@ def _tokens(accounts: dict[str, Path]) -> dict[str, str | None]:
     return out
 
 
+pytestmark = pytest.mark.slow  # a server and accounts per test: about a minute in all on 2 cores
+
 # Expected status of each GET route for each principal; every token problem is 401.
 READS = {
     "/api/whoami": {p: 200 for p in PRINCIPALS},
@@ -250,3 +252,31 @@ def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
     with open_store(hub) as store:
         dump = json.dumps(store.query("SELECT * FROM hub_tokens").to_pylist())
     assert secret not in dump  # only the hash is kept
+
+
+def test_serve_command_answers_on_loopback(tmp_path: Path) -> None:
+    """`accord serve` itself: starts uvicorn on the given address, answers, stops on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
+                             "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                status, payload, headers = _request(f"http://127.0.0.1:{port}/api/health", None)
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "accord serve did not answer"
+                time.sleep(0.2)
+        assert status == 200 and payload == {"status": "ok"} and "server" not in headers
+        assert _request(f"http://127.0.0.1:{port}/api/batches", None)[0] == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    bad = CliRunner().invoke(app, ["serve", "--bind", "nonsense"])
+    assert bad.exit_code == 2 and "HOST:PORT" in bad.output

@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import DEFAULT_HUB, HubOption, user_errors
+from accord.cli.common import DEFAULT_HUB, hub_location, user_errors
 from accord.errors import AccordError
 
 
 def serve(
-    hub: HubOption = DEFAULT_HUB,
+    hub: Annotated[Path, typer.Option(
+        "--hub", "--db", help="Hub store: a DuckDB file, or the shared hub's postgresql:// URL. "
+        "Defaults to $ACCORD_HUB or ./accord-hub.duckdb.", envvar="ACCORD_HUB", parser=hub_location,
+    )] = DEFAULT_HUB,
     bind: Annotated[str, typer.Option("--bind", help="HOST:PORT to listen on.")] = "127.0.0.1:8000",
     max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", min=1,
                                                help="Largest contribution upload accepted.")] = 2048,
