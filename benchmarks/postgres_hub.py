@@ -59,6 +59,38 @@ class _Recorder:
         return self.store.query(sql, params)  # type: ignore[arg-type]
 
 
+def _push(accord: str, env: dict[str, str], hub: str, contribution: Path) -> float:
+    """Seconds for `accord push` of the contribution to `accord serve` on loopback (a new hub)."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    password = WORK / "password"
+    password.write_text("benchmark password only\n")
+    token = WORK / f"token-{time.monotonic_ns()}"
+    run_measured([accord, "hub", "org", "add", "bench", "--hub", hub], env)
+    run_measured([accord, "hub", "user", "add", "bench-user", "--org", "bench", "--role", "submitter",
+                  "--password-file", str(password), "--hub", hub], env)
+    run_measured([accord, "hub", "token", "create", "bench-user", "--out", str(token), "--hub", hub], env)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([accord, "serve", "--db", hub, "--bind", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        return run_measured([accord, "push", str(contribution), "--server", f"http://127.0.0.1:{port}",
+                             "--token-file", str(token)], env).seconds
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -84,6 +116,8 @@ def main() -> None:
             t["stats (records)"] = run_measured([accord, "stats", "--hub", hub, "--unit", "records"],
                                                 env).seconds
             t["risk"] = run_measured([accord, "risk", "--hub", hub], env).seconds
+        timing["postgres"]["push (accord serve)"] = _push(accord, env, server.create_database(), contribution)
+        timing["duckdb"]["push (accord serve)"] = _push(accord, env, str(WORK / "served.duckdb"), contribution)
         with open_store(hubs["postgres"]) as store:
             records = store.scalar("SELECT count(*) FROM records")
             from accord.research.stats import compute_tables

@@ -180,3 +180,18 @@ def test_unreachable_server_is_a_clear_error(postgres_server: object) -> None:
     with pytest.raises(StoreError, match="cannot connect") as info:
         open_store("postgresql://nobody:pw123@127.0.0.1:1/nowhere")
     assert "pw123" not in str(info.value)
+
+
+def test_postgres_errors_never_quote_a_value(postgres_url: str) -> None:
+    """PostgreSQL quotes the offending value in some messages; the store's errors must not."""
+    with open_store(postgres_url) as store:
+        store.execute("CREATE TABLE IF NOT EXISTS t (k VARCHAR PRIMARY KEY, n INTEGER)")
+        with pytest.raises(StoreError) as info:
+            store.execute("INSERT INTO t VALUES (?, ?)", ["a", "Maria Lopez 1990"])
+        assert "Maria" not in str(info.value) and "InvalidTextRepresentation" in str(info.value)
+        store.execute("INSERT INTO t VALUES (?, ?)", ["Secret-Key-7", 1])
+        with pytest.raises(StoreError) as info:
+            store.execute("INSERT INTO t VALUES (?, ?)", ["Secret-Key-7", 2])
+        assert "Secret" not in str(info.value)
+        with pytest.raises(StoreError, match="does not exist"):  # object names are shown
+            store.query("SELECT * FROM no_such_table")

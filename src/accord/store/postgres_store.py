@@ -22,11 +22,14 @@ concurrent hub operations do not collide on them.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 import duckdb
 import pyarrow as pa
@@ -147,7 +150,7 @@ _ARROW_OF_PG: dict[str, pa.DataType] = {
     "float4": pa.float32(), "float8": pa.float64(), "text": pa.string(), "varchar": pa.string(),
     "bpchar": pa.string(), "name": pa.string(), "json": pa.string(), "jsonb": pa.string(),
     "uuid": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"), "bytea": pa.binary(),
+    "timestamptz": pa.timestamp("us", tz="UTC"), "bytea": pa.binary(), "numeric": pa.float64(),
 }
 
 
@@ -161,12 +164,32 @@ def _arrow_of_pg(type_name: str | None) -> pa.DataType | None:
 
 
 def _to_python(value: Any) -> Any:
-    # uuid and json values (if a hand-made table has them) become text, as their Arrow type says
-    if value is None or isinstance(value, str | int | float | bool | bytes | list):
-        return value
+    # uuid and json values (if a hand-made table has them) become text, as their Arrow type says;
+    # numeric (PostgreSQL's sum of integers) becomes a float, as on the COPY route
     if isinstance(value, memoryview):
         return bytes(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, UUID):
+        return str(value)
     return value
+
+
+# SQLSTATE classes whose messages name only objects (tables, columns) or the server's state, never a
+# value: syntax/undefined object (42), connection (08), rollback (40), resources (53), shutdown (57).
+_SAFE_MESSAGE_CLASSES = ("42", "08", "40", "53", "57")
+
+
+def _safe_reason(exc: Exception) -> str:
+    """Why PostgreSQL refused, without any data value (e.g. 'invalid input syntax ... "value"')."""
+    state = getattr(exc, "sqlstate", None) or ""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary and state[:2] in _SAFE_MESSAGE_CLASSES:
+        return str(primary)
+    return f"{type(exc).__name__}" + (f" (SQLSTATE {state})" if state else "")
 
 
 class PostgresStore(Store):
@@ -198,9 +221,7 @@ class PostgresStore(Store):
         try:
             return self._con.execute(sql, list(params) if params else None)
         except self._psycopg.Error as exc:
-            diag = getattr(exc, "diag", None)
-            primary = getattr(diag, "message_primary", None) or type(exc).__name__
-            raise StoreError(f"the PostgreSQL hub refused a statement: {primary}",
+            raise StoreError(f"the PostgreSQL hub refused a statement: {_safe_reason(exc)}",
                              hint="if this persists, check the server's log") from None
 
     def query(self, sql: str, params: Params = ()) -> pa.Table:
@@ -371,7 +392,7 @@ class PostgresStore(Store):
                 for chunk in copy:
                     sink.write(chunk)
         except self._psycopg.Error as exc:
-            raise StoreError(f"the PostgreSQL hub refused a read: {type(exc).__name__}") from None
+            raise StoreError(f"the PostgreSQL hub refused a read: {_safe_reason(exc)}") from None
         read_types = {n: _CSV_KINDS[k] for n, k in zip(names, kinds, strict=True)}
         empty = pa.schema([pa.field(n, _final_type(k)) for n, k in zip(names, kinds, strict=True)])
         if sink.tell() == 0:
@@ -411,7 +432,7 @@ class PostgresStore(Store):
                     self._copy(name, table.schema, table.to_batches(_COPY_BATCH))
         except self._psycopg.Error as exc:
             raise StoreError(f"the PostgreSQL hub refused the rows for {name}: "
-                             f"{type(exc).__name__}") from None
+                             f"{_safe_reason(exc)}") from None
 
     def append_parquet(self, name: str, path: Path) -> None:
         # streamed batch by batch: a large contribution is never held whole in memory
@@ -425,7 +446,7 @@ class PostgresStore(Store):
                 self._copy(name, schema, source.iter_batches(batch_size=_COPY_BATCH))
         except self._psycopg.Error as exc:
             raise StoreError(f"the PostgreSQL hub refused the rows for {name}: "
-                             f"{type(exc).__name__}") from None
+                             f"{_safe_reason(exc)}") from None
 
     def table_exists(self, name: str) -> bool:
         row = self._run("SELECT to_regclass(%s) IS NOT NULL", [_quote(name)]).fetchone()
