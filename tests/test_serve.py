@@ -62,24 +62,26 @@ def _cli(*args: str) -> str:
 
 @pytest.fixture
 def accounts(hub: str, tmp_path: Path) -> dict[str, Path]:
-    """Two partner organisations, one user per role, a token file each, and one revoked token."""
-    pw = tmp_path / "pw"
-    pw.write_text("correct horse battery staple\n")
-    for org in ("ngo-b", "ngo-c", "agency"):
-        _cli("hub", "org", "add", org, "--hub", hub)
-    users = {"sub_b": ("ngo-b", "submitter"), "sub_c": ("ngo-c", "submitter"),
-             "analyst": ("agency", "analyst"), "steward": ("agency", "steward"),
-             "auditor": ("agency", "auditor")}
+    """Two partner organisations, one user per role, a token file each, and one revoked token
+    (made through the API in one session: the CLI commands have their own test below)."""
+    from accord.serve.accounts import Role, add_org, add_user, create_token, revoke_token
+
+    users = {"sub_b": ("ngo-b", Role.SUBMITTER), "sub_c": ("ngo-c", Role.SUBMITTER),
+             "analyst": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
+             "auditor": ("agency", Role.AUDITOR)}
     tokens = {}
-    for user, (org, role) in users.items():
-        _cli("hub", "user", "add", user, "--org", org, "--role", role, "--password-file", str(pw),
-             "--hub", hub)
-        tokens[user] = tmp_path / "tokens" / f"{user}.token"
-        _cli("hub", "token", "create", user, "--out", str(tokens[user]), "--hub", hub)
+    (tmp_path / "tokens").mkdir()
+    with open_store(hub) as store:
+        for org in ("ngo-b", "ngo-c", "agency"):
+            add_org(store, org, "test")
+        for user, (org, role) in users.items():
+            add_user(store, user, org, role, "correct horse battery staple", "test")
+            tokens[user] = tmp_path / "tokens" / f"{user}.token"
+            tokens[user].write_text(create_token(store, user, "test")[1])
+        token_id, token = create_token(store, "steward", "test")
+        revoke_token(store, token_id, "test")
     tokens["revoked"] = tmp_path / "tokens" / "revoked.token"
-    _cli("hub", "token", "create", "steward", "--out", str(tokens["revoked"]), "--hub", hub)
-    token_id = tokens["revoked"].read_text().split("_")[1]
-    _cli("hub", "token", "revoke", token_id, "--hub", hub)
+    tokens["revoked"].write_text(token)
     return tokens
 
 
@@ -222,6 +224,8 @@ def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
     runner = CliRunner()
     short = tmp_path / "short"
     short.write_text("short")
+    long_pw = tmp_path / "long"
+    long_pw.write_text("a long enough password\n")
     assert runner.invoke(app, ["hub", "org", "add", "Bad Name!", "--hub", hub]).exit_code == 2
     _cli("hub", "org", "add", "ngo-a", "--hub", hub)
     assert runner.invoke(app, ["hub", "org", "add", "ngo-a", "--hub", hub]).exit_code == 2
@@ -243,9 +247,19 @@ def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
         assert check_password(store, "alice", "a long enough password") is not None
         assert check_password(store, "alice", "wrong password!!") is None
         assert check_password(store, "nobody", "a long enough password") is None
+    _cli("hub", "user", "add", "bob", "--org", "ngo-a", "--role", "submitter", "--password-file",
+         str(long_pw), "--hub", hub)
     out = tmp_path / "alice.token"
     _cli("hub", "token", "create", "alice", "--out", str(out), "--hub", hub)
     assert out.stat().st_mode & 0o777 == 0o600
+    assert CliRunner().invoke(app, ["hub", "token", "create", "alice", "--out", str(out), "--hub", hub]).exit_code == 2
+    from accord.serve.accounts import user_of_token
+
+    with open_store(hub) as store:
+        assert user_of_token(store, out.read_text().strip()).org == "ngo-a"  # type: ignore[union-attr]
+    _cli("hub", "token", "revoke", out.read_text().split("_")[1], "--hub", hub)
+    with open_store(hub) as store:
+        assert user_of_token(store, out.read_text().strip()) is None
     secret = out.read_text().strip().split("_", 2)[2]
     listed = _cli("hub", "token", "list", "--hub", hub, "--json")
     assert secret not in listed
@@ -280,3 +294,24 @@ def test_serve_command_answers_on_loopback(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     bad = CliRunner().invoke(app, ["serve", "--bind", "nonsense"])
     assert bad.exit_code == 2 and "HOST:PORT" in bad.output
+
+
+def test_interrupted_push_leaves_nothing(server: str, accounts: dict[str, Path], hub: str, tmp_path: Path,
+                                         case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
+    """The client goes away half-way through the upload: nothing is loaded, the server carries on."""
+    token = accounts["sub_b"].read_text().strip()
+    body = _zip(_contribution(tmp_path, case_export, partner_key))
+    host, port = server.removeprefix("http://").split(":")
+    con = http.client.HTTPConnection(host, int(port), timeout=60)
+    con.putrequest("POST", "/api/contributions")
+    con.putheader("Authorization", f"Bearer {token}")
+    con.putheader("Content-Length", str(len(body)))
+    con.endheaders()
+    con.send(body[: len(body) // 2])
+    con.close()
+    time.sleep(1.0)
+    with open_store(hub) as store:
+        assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
+        assert not store.table_exists("batches") or store.scalar("SELECT count(*) FROM batches") == 0
+    status, payload, _ = _request(server + "/api/contributions", token, "POST", body)
+    assert status == 201 and payload["added"] == EXPECTED_ACCEPTED  # and a retry loads it whole
