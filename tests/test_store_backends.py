@@ -195,3 +195,24 @@ def test_postgres_errors_never_quote_a_value(postgres_url: str) -> None:
         assert "Secret" not in str(info.value)
         with pytest.raises(StoreError, match="does not exist"):  # object names are shown
             store.query("SELECT * FROM no_such_table")
+
+
+def test_dialect_traps_give_duckdb_answers(hub: str) -> None:
+    """Integer division is float division in DuckDB and truncating in PostgreSQL: never translated."""
+    with open_store(hub) as store:
+        store.write_table("things", _sample(), mode="replace")
+        assert store.scalar("SELECT sum(age) / count(age) FROM things") == pytest.approx((20 + 21 + 22 + 24) / 4)
+        assert store.scalar("SELECT 7 / 2") == 3.5
+
+
+def test_routing_of_duckdb_only_statements() -> None:
+    from accord.store.postgres_store import native_postgres
+
+    stats_like = ("SELECT d0, count(*) AS n FROM (SELECT unnest(codes) AS d0, coalesce(codes[1], 'm') AS d1 "
+                  "FROM (SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY k ORDER BY d) = 1) u) GROUP BY d0")
+    native = native_postgres(stats_like, False)
+    assert native is not None and "UNNEST" in native and "AS _accord_s" in native
+    for duck_only in ("SELECT list_sort(list(x)) FROM t", "SELECT a / b FROM t",
+                      "SELECT * FROM t QUALIFY row_number() OVER (ORDER BY a) = 1",
+                      "SELECT codes[i] FROM t", "SELECT unnest(unnest(x)) FROM t"):
+        assert native_postgres(duck_only, False) is None, duck_only

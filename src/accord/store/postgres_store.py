@@ -58,7 +58,7 @@ _PORTABLE = frozenset({
     "Literal", "Star", "EQ", "NEQ", "GT", "GTE", "LT", "LTE", "And", "Or", "Not", "Is", "Null",
     "Boolean", "In", "Tuple", "Like", "Between", "Order", "Ordered", "Limit", "Offset", "Count",
     "Sum", "Min", "Max", "Avg", "Coalesce", "Cast", "DataType", "Join", "Group", "Having", "Distinct",
-    "Paren", "Subquery", "DPipe", "Add", "Sub", "Mul", "Div", "Neg", "Case", "If", "Exists",
+    "Paren", "Subquery", "DPipe", "Add", "Sub", "Mul", "Neg", "Case", "If", "Exists",
     "Union", "Var", "Window", "RowNumber", "Lower", "Upper", "Length",
 })
 
@@ -81,7 +81,10 @@ def _parse(sql: str) -> exp.Expr:
 @lru_cache(maxsize=1024)
 def to_postgres(sql: str, with_params: bool) -> str:
     """DuckDB-dialect SQL as PostgreSQL, with psycopg's `%s` placeholders."""
-    tree = _parse(sql).copy()
+    return _generate(_parse(sql).copy(), with_params)
+
+
+def _generate(tree: exp.Expr, with_params: bool) -> str:
     marker = "accord_param_7f3c"
     tree = tree.transform(lambda n: exp.var(marker) if isinstance(n, exp.Placeholder) else n)
     out = tree.sql(dialect="postgres")
@@ -101,6 +104,35 @@ def _portable(sql: str) -> bool:
                 and not node.alias:
             return False
     return True
+
+
+def _exact_in_postgres(node: exp.Expr) -> bool:
+    """Constructs outside `_PORTABLE` whose PostgreSQL translation means exactly the same."""
+    if isinstance(node, exp.Explode):  # unnest in the select list: PostgreSQL's set-returning unnest
+        holder = node.parent.parent if isinstance(node.parent, exp.Alias) else node.parent
+        return isinstance(holder, exp.Select) and not isinstance(node.this, exp.Explode)
+    if isinstance(node, exp.Bracket):  # list[1]: both 1-based; a single integer index only
+        return (len(node.expressions) == 1 and isinstance(node.expressions[0], exp.Literal)
+                and node.expressions[0].is_int)
+    if isinstance(node, exp.Qualify):  # rewritten as a subquery that adds a `_w` column: exact only
+        select = node.parent  # where that extra column is not itself the result
+        return isinstance(select, exp.Select) and select.parent is not None
+    return False
+
+
+@lru_cache(maxsize=1024)
+def native_postgres(sql: str, with_params: bool) -> str | None:
+    """A DuckDB-only read as PostgreSQL when the translation is exact (UNNEST in the select list,
+    list[i], QUALIFY inside a subquery), with the subquery aliases PostgreSQL 15 needs; None
+    otherwise (list functions, integer division, ...), and the read then runs in process."""
+    tree = _parse(sql).copy()
+    for node in tree.walk():
+        if type(node).__name__ not in _PORTABLE and not _exact_in_postgres(node):
+            return None
+    for i, sub in enumerate(list(tree.find_all(exp.Subquery))):
+        if isinstance(sub.parent, exp.From | exp.Join) and not sub.alias:
+            sub.set("alias", exp.TableAlias(this=exp.to_identifier(f"_accord_s{i}")))
+    return _generate(tree, with_params)
 
 
 @lru_cache(maxsize=1024)
@@ -225,13 +257,13 @@ class PostgresStore(Store):
                              hint="if this persists, check the server's log") from None
 
     def query(self, sql: str, params: Params = ()) -> pa.Table:
-        if not _portable(sql):
+        pg_sql = to_postgres(sql, bool(params)) if _portable(sql) else native_postgres(sql, bool(params))
+        if pg_sql is None:
             return self._query_in_process(sql, params)
         tables = _tables_read(sql)
         if _BULK_TABLES & set(tables):
-            return self._cast_known(self._copy_out(to_postgres(sql, bool(params)), params), tables)
-        cur = self._run(to_postgres(sql, bool(params)), params)
-        return self._cast_known(self._fetch_arrow(cur), tables)
+            return self._cast_known(self._copy_out(pg_sql, params), tables)
+        return self._cast_known(self._fetch_arrow(self._run(pg_sql, params)), tables)
 
     def execute(self, sql: str, params: Params = ()) -> None:
         self._writes += 1
