@@ -2,21 +2,23 @@
 
 The stages write their SQL once, in DuckDB's dialect. Here every statement that changes the store
 runs in PostgreSQL (translated by sqlglot), so PostgreSQL is the system of record: transactions,
-locks and crash recovery are its own. Reads take one of two routes, decided from the statement's
-syntax tree (`_portable`):
+locks and crash recovery are its own. Reads take one of three routes, decided from the statement's
+syntax tree:
 
-- portable SQL (the meta tables, look-ups, `SELECT * FROM records`) runs in PostgreSQL;
-- DuckDB-only analytics (QUALIFY, list functions, UNNEST, list indexing: the stats, overlap and
-  person-level queries) runs in process, in DuckDB, over Arrow copies of the tables it reads,
-  taken on this connection (so inside a transaction they include its own writes). The copies are
-  kept while PostgreSQL's snapshot shows no other commit and this store wrote nothing, so a run of
-  twenty stats tables reads the records once (benchmarks/results/postgres_hub.md has the figures).
+- portable SQL (`_PORTABLE`: the meta tables, look-ups, `SELECT * FROM records`) runs in PostgreSQL;
+- DuckDB-only SQL whose translation is exact (`native_postgres`: UNNEST in the select list, list[i],
+  QUALIFY inside a subquery; the stats' counts) runs in PostgreSQL too, subqueries aliased;
+- the rest (list functions, integer division, a top-level QUALIFY) runs in process, in DuckDB, over
+  Arrow copies of the tables it reads, taken on this connection (so inside a transaction they
+  include its own writes) and kept while PostgreSQL's snapshot shows no other commit and this store
+  wrote nothing. Measured: one stats run is 3-7x faster natively than through the copy
+  (benchmarks/results/postgres_hub.md), hence native wherever the meaning is the same.
 
 Arrow types round-trip exactly: PostgreSQL has no fixed-size binary or unsigned integers, so the
 Arrow schema of every table written from Arrow is kept in `_accord_arrow_schemas` and results are
-cast back to it. Bulk loads use COPY in binary format, never row inserts. Tables whose name starts
-with an underscore are scratch space of one transaction and are created TEMPORARY here, so
-concurrent hub operations do not collide on them.
+cast back to it. Bulk loads and large reads use COPY (CSV), never row inserts or row fetches.
+Tables whose name starts with an underscore are scratch space of one transaction and are created
+TEMPORARY here, so concurrent hub operations do not collide on them.
 """
 
 from __future__ import annotations
