@@ -237,7 +237,8 @@ class PostgresStore(Store):
         try:
             self._con = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(exc).__name__
             raise StoreError(f"cannot connect to the PostgreSQL hub {redact(self.url)}: {reason}",
                              hint="check that the server runs, the database exists and the URL's "
                                   "user may connect (see docs/hub.md)") from None
