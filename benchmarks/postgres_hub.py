@@ -48,6 +48,15 @@ class _Recorder:
         return self.store.query(sql, params)  # type: ignore[arg-type]
 
 
+def _with_hub_key(env: dict[str, str], hub: str) -> dict[str, str]:
+    """A PostgreSQL hub's chain key file is named by $ACCORD_HUB_KEY (one per hub); a DuckDB hub
+    keeps its key beside its file."""
+    out = {k: v for k, v in env.items() if k != "ACCORD_HUB_KEY"}
+    if hub.startswith("postgresql:"):
+        out["ACCORD_HUB_KEY"] = str(WORK / f"{hub.rsplit('/', 1)[1]}.key")
+    return out
+
+
 def _push(accord: str, env: dict[str, str], hub: str, contribution: Path) -> float:
     """Seconds for `accord push` of the contribution to `accord serve` on loopback (a new hub)."""
     import socket
@@ -100,13 +109,16 @@ def main() -> None:
         hubs = {"duckdb": str(WORK / "hub.duckdb"), "postgres": server.create_database()}
         timing: dict[str, dict[str, float]] = {}
         for engine, hub in hubs.items():
+            env = _with_hub_key(env, hub)
             t = timing.setdefault(engine, {})
             t["hub add"] = run_measured([accord, "hub", "add", str(contribution), "--hub", hub], env).seconds
             t["stats (records)"] = run_measured([accord, "stats", "--hub", hub, "--unit", "records"],
                                                 env).seconds
             t["risk"] = run_measured([accord, "risk", "--hub", hub], env).seconds
-        timing["postgres"]["push (accord serve)"] = _push(accord, env, server.create_database(), contribution)
-        timing["duckdb"]["push (accord serve)"] = _push(accord, env, str(WORK / "served.duckdb"), contribution)
+        served = server.create_database()
+        timing["postgres"]["push (accord serve)"] = _push(accord, _with_hub_key(env, served), served, contribution)
+        served = str(WORK / "served.duckdb")
+        timing["duckdb"]["push (accord serve)"] = _push(accord, _with_hub_key(env, served), served, contribution)
         with open_store(hubs["postgres"]) as store:
             records = store.scalar("SELECT count(*) FROM records")
             from accord.research.stats import compute_tables

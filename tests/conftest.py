@@ -107,8 +107,10 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """A fresh, empty database on the test server."""
+def postgres_url(postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database on the test server, with its own chain key file (a server hub has no
+    file beside which to keep it: $ACCORD_HUB_KEY names it, see accord.store.chain)."""
+    monkeypatch.setenv("ACCORD_HUB_KEY", str(tmp_path / "pg-hub.key"))
     return postgres_server.create_database()
 
 

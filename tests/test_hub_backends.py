@@ -87,7 +87,9 @@ def _pipeline(hub: str, contributions: list[Path], out: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def reference(contributions: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("reference")
-    return _pipeline(str(tmp / "hub.duckdb"), contributions, tmp)
+    with pytest.MonkeyPatch.context() as mp:  # its own key beside the file, whatever test asks first
+        mp.delenv("ACCORD_HUB_KEY", raising=False)
+        return _pipeline(str(tmp / "hub.duckdb"), contributions, tmp)
 
 
 def test_every_command_gives_the_same_answers_on_each_engine(

@@ -496,6 +496,7 @@ class PostgresStore(Store):
         try:
             with self._con.transaction():
                 yield
+            self._after_commit()  # the chain's head goes outside the database (store.chain)
         finally:
             self._in_tx = False
             self._writes += 1  # a rollback undoes writes the copies may have seen
