@@ -1,6 +1,6 @@
 """The whole hub through the public CLI on each engine: the same contributions give the same answers
 on a DuckDB file and on a real PostgreSQL (add, link, stats, DP tables and ledger, risk, estimate,
-report, audit)."""
+report, audit, the tamper-evident chain)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def _pipeline(hub: str, contributions: list[Path], out: Path) -> dict[str, Any]:
     _cli("report", "--hub", hub, "--out", str(out / "report.html"))
     releases = _cli("hub", "releases", "--hub", hub, "--json")
     audit = _cli("hub", "audit", "--hub", hub, "--json")
+    verify = _cli("hub", "verify", "--hub", hub, "--json")
     with open_store(hub, read_only=True) as store:
         persons = store.query("SELECT person_id, partner, record_key FROM persons "
                               "ORDER BY partner, record_key").to_pylist()
@@ -81,6 +82,7 @@ def _pipeline(hub: str, contributions: list[Path], out: Path) -> dict[str, Any]:
         "release_kinds": sorted(r["kind"] for r in releases),
         "audit": [(a["actor"], a["action"]) for a in audit],
         "report": (out / "report.html").stat().st_size > 10_000,
+        "chain": (verify["ok"], verify["entries"], verify["problems"]),
     }
 
 
@@ -99,5 +101,6 @@ def test_every_command_gives_the_same_answers_on_each_engine(
     assert got["dp_spent"] == pytest.approx(got["dp_rho"]) and got["dp_release_listed"]
     assert ("steward", "hub.add") in got["audit"] and got["report"]
     assert got["link"]["persons"] < got["records"]
+    assert got["chain"][0] and got["chain"][1] > 0  # the keyed hash chain is intact on both engines
     for key in reference:
         assert got[key] == reference[key], key

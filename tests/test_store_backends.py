@@ -216,3 +216,21 @@ def test_routing_of_duckdb_only_statements() -> None:
                       "SELECT * FROM t QUALIFY row_number() OVER (ORDER BY a) = 1",
                       "SELECT codes[i] FROM t", "SELECT unnest(unnest(x)) FROM t"):
         assert native_postgres(duck_only, False) is None, duck_only
+
+
+def test_the_chain_catches_an_edit_on_every_engine(hub: str) -> None:
+    """The keyed hash chain (accord.store.chain) works on each engine: an audit row edited behind
+    Accord's back breaks `hub verify` (exit 3); untouched, it is intact (the negative control)."""
+    from typer.testing import CliRunner
+
+    from accord.cli.main import app
+
+    with open_store(hub) as store:
+        store.audit("steward", "hub.add", {"batch_id": "b1"})
+        store.record_release("test", {"k": 5}, {"ok": True}, "analyst")
+    intact = CliRunner().invoke(app, ["hub", "verify", "--hub", hub, "--json"])
+    assert intact.exit_code == 0, intact.output
+    with open_store(hub) as store:
+        store.execute("UPDATE audit SET actor = ? WHERE action = ?", ["mallory", "hub.add"])
+    broken = CliRunner().invoke(app, ["hub", "verify", "--hub", hub])
+    assert broken.exit_code == 3 and "broken" in broken.output
