@@ -90,6 +90,58 @@ COMMANDS: dict[str, Registrar] = {
 }
 
 
+# One line per command for `accord --help`, so that listing the commands imports none of them
+# (loading every command's libraries took 2-3 s). tests/test_startup.py checks these against the
+# commands' own help.
+SUMMARIES: dict[str, str] = {
+    "standard": "Inspect the data standard (fields, code lists, roles, crosswalk).",
+    "simulate": "Simulate partner exports with mapping files and ground truth.",
+    "keys": "Create the secrets a partner needs (pseudonym key, shared linkage secret).",
+    "ingest": "Map, validate and protect one export: writes a contribution and a quarantine "
+              "report.",
+    "encode": "Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the "
+              "file).",
+    "hub": "Load contributions into the hub store and show what it holds.",
+    "push": "Upload a contribution; the hub verifies it as `accord hub add` does and loads it "
+            "whole.",
+    "serve": "Serve the hub over HTTP: partners push contributions, roles read what they may "
+             "(docs/hub.md).",
+    "match": "Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one.",
+    "link": "Link all contributions: persons table with match scores (never two records of one "
+            "partner joined unless they share a pseudonym).",
+    "stats": "Print the disaggregated tables, with small cells suppressed.",
+    "risk": "Equivalence classes, k-anonymity, l-diversity, individual and global "
+            "re-identification risk.",
+    "anonymise": "Generalise and suppress a table until it is k-anonymous (and l-diverse), "
+                 "losing least.",
+    "synthesize": "Differentially private synthetic data (MST-like: measured marginals, "
+                  "graphical model).",
+    "release": "Differentially private releases (budgeted in the hub's ledger).",
+    "budget": "Show or set the differential-privacy budget (zCDP ledger).",
+    "estimate": "Estimate the total number of people, seen and unseen, from the overlap between "
+                "lists.",
+    "report": "Write the report: one HTML file with tables, charts and how the data were "
+              "protected.",
+    "demo": "Run everything on generated data: simulate, keys, ingest, hub, link, statistics, "
+            "report.",
+}
+
+
+def _listed() -> None:  # pragma: no cover - never run: the index only lists commands
+    raise typer.Exit()
+
+
+def index_app() -> typer.Typer:
+    """The CLI as `accord --help` shows it: every command's name and summary, none loaded."""
+    app = typer.Typer(name="accord", help=HELP, no_args_is_help=True, add_completion=False,
+                      pretty_exceptions_enable=False)
+    app.callback()(_root)
+    for name in COMMANDS:
+        app.command(name, help=SUMMARIES[name], context_settings={
+            "ignore_unknown_options": True, "allow_extra_args": True})(_listed)
+    return app
+
+
 def make_app(only: str | None = None) -> typer.Typer:
     """The CLI with every command, or with just `only`."""
     app = typer.Typer(name="accord", help=HELP, no_args_is_help=True, add_completion=False,
@@ -109,7 +161,7 @@ def __getattr__(name: str) -> Any:
 
 def run() -> None:
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-    cli = make_app(command if command in COMMANDS else None)
+    cli = make_app(command) if command in COMMANDS else index_app()
     try:
         cli()
     except Exception as exc:  # the last guard: users get a sentence, not a traceback

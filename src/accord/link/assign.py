@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from accord.link import kernels
-
 
 def greedy_one_to_one(ia: np.ndarray, ib: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Indices of the pairs kept when each record may be used once, best score first.
@@ -18,6 +16,8 @@ def greedy_one_to_one(ia: np.ndarray, ib: np.ndarray, score: np.ndarray) -> np.n
     Greedy by score is anonlink's solver too; an optimal assignment (Hungarian) gains little on
     linkage scores, which are nearly always unambiguous at the top, and costs far more.
     """
+    from accord.link import kernels  # numba: loaded when first needed
+
     if len(ia) == 0:
         return np.empty(0, dtype=np.int64)
     order = np.argsort(-score, kind="stable")

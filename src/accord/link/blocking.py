@@ -34,11 +34,10 @@ import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from accord.link import kernels
 from accord.link.encodings import EncodedSet
 from accord.protect.encoding.bloom import YEAR_SUFFIX
 from accord.protect.encoding.schema import FieldKind
@@ -77,6 +76,11 @@ class BlockingConfig:
     max_bucket_pairs: int = 2_000
     seed: int = 20261127
     threads: int | None = None  # bands run at once; None = one per core
+    # Records with no birth date (unknown, or no date field filled) are blocked once more, on
+    # the kinds below, against every record of the other side: the passes above include the
+    # date, so such a record's pairs collide only by chance, and a pass on names alone is too
+    # coarse at scale. One side is only the records without a date, so the pass stays small.
+    undated_pass: tuple[FieldKind, ...] = (_K.NAME, _K.CODE)
     # Kinds blocked on together in each pass. YEAR means year fields and the year of dates;
     # DATE the full dates. A pass made of codes alone is skipped (too few distinct values).
     passes: tuple[tuple[FieldKind, ...], ...] = (
@@ -119,14 +123,53 @@ def _pass_groups(s: EncodedSet, kinds: tuple[FieldKind, ...]) -> list[list[list[
 
 def _thresholds(s: EncodedSet, kinds: tuple[FieldKind, ...],
                 config: BlockingConfig) -> np.ndarray:
-    """min Dice per field group of a pass (see BlockingConfig.min_dice)."""
+    """min Dice per field group of a pass (see BlockingConfig.min_dice), scaled down where the
+    schema's randomised response leaves equal values less alike than at the flip probability
+    the settings were chosen at (`_noise_factor`)."""
     out = []
     for group in _pass_groups(s, kinds):
         kind = s.info.schema.field(group[0][0]).kind if group[0][0] in {
             f.name for f in s.info.schema.fields} else FieldKind.YEAR
         long = kind in (FieldKind.NAME, FieldKind.DATE, FieldKind.TEXT)
-        out.append(config.min_dice_long if long and len(kinds) > 1 else config.min_dice)
+        base = config.min_dice_long if long and len(kinds) > 1 else config.min_dice
+        out.append(base * _noise_factor(s, group, config))
     return np.asarray(out, dtype=np.float64)
+
+
+# The flip probability at which the Dice thresholds above were measured.
+_REFERENCE_FLIP = 0.02
+
+
+def _noise_factor(s: EncodedSet, group: list[list[str]], config: BlockingConfig) -> float:
+    """Mean Dice of two encodings of the same values at the schema's flip probability, relative
+    to that at the reference one (at most 1), simulated on a sample of the group's filters: a
+    schema with more bit noise lowers the Dice filter instead of losing its true pairs."""
+    p = s.info.schema.hardening.flip_probability
+    if p <= _REFERENCE_FLIP or not len(s):
+        return 1.0
+    rng = np.random.default_rng(config.seed + 3)
+    rows = rng.choice(len(s), size=min(len(s), 2_000), replace=False)
+
+    def mean_dice(flip: float) -> float:
+        def noisy() -> np.ndarray:
+            parts = []
+            for part in group:
+                w = np.zeros((len(rows), s.fields[part[0]].words.shape[1]), dtype=np.uint64)
+                for name in part:
+                    f = s.fields[name]
+                    bits = rng.random((len(rows), f.words.shape[1], 64)) < flip
+                    flips = np.packbits(bits, axis=2, bitorder="little").view(np.uint64)[..., 0]
+                    w |= np.where(f.present[rows, None], f.words[rows] ^ flips, 0)
+                parts.append(w)
+            return np.concatenate(parts, axis=1)
+
+        x, y = noisy(), noisy()
+        ones = np.bitwise_count(x).sum(axis=1) + np.bitwise_count(y).sum(axis=1)
+        common = np.bitwise_count(x & y).sum(axis=1)
+        keep = ones > 0
+        return float(np.mean(2.0 * common[keep] / ones[keep])) if keep.any() else 1.0
+
+    return min(1.0, mean_dice(p) / max(mean_dice(_REFERENCE_FLIP), 1e-9))
 
 
 def _columns(s: EncodedSet, kinds: tuple[FieldKind, ...]) -> frozenset[str]:
@@ -200,6 +243,8 @@ def _bits(nbits: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
 def _band(fa: np.ndarray, fb: np.ndarray, rows: int, config: BlockingConfig,
           bits: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Buckets of one band (sampled ``bits``) and the key orders they index."""
+    from accord.link import kernels  # numba: loaded when first needed
+
     word, shift = bits
     ka, kb = kernels.band_keys(fa, word, shift), kernels.band_keys(fb, word, shift)
     oa, ob = np.argsort(ka), np.argsort(kb)
@@ -246,6 +291,8 @@ def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: Blocking
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs kept by each band of one pass, band by band; bands run in parallel threads (the
     kernels and numpy's sort release the GIL), results are yielded in band order."""
+    from accord.link import kernels  # numba: loaded when first needed
+
     ones_a, ones_b = kernels.group_ones(fa, bounds), kernels.group_ones(fb, bounds)
     n_bands = min(pl.bands, config.max_bands)
     bits = [_bits(fa.shape[1] * 64, rng) for _ in range(n_bands)]
@@ -311,7 +358,53 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
         _note(report, "+".join(k.value for k in kinds), {"rows": pl.rows, "bands": cfg.max_bands})
         pending = [xa * len(b) + xb for xa, xb in
                    _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg))]
-    return np.unique(np.concatenate([done, *pending]))
+    undated = _undated_pairs(a, b, cfg, rng, report)
+    return np.unique(np.concatenate([done, *pending, undated]))
+
+
+def _undated(s: EncodedSet) -> np.ndarray:
+    """Records whose every date and year field is missing or of unknown quality."""
+    out = np.ones(len(s), dtype=bool)
+    seen = False
+    for spec in s.info.schema.fields:
+        if spec.kind not in (FieldKind.DATE, FieldKind.YEAR):
+            continue
+        seen = True
+        known = s.fields[spec.name].present.copy()
+        if spec.name in s.quality:
+            known &= s.quality[spec.name] != "unknown"
+        out &= ~known
+    return out if seen else np.zeros(len(s), dtype=bool)
+
+
+def _undated_pairs(a: EncodedSet, b: EncodedSet, cfg: BlockingConfig,
+                   rng: np.random.Generator, report: dict[str, object] | None) -> np.ndarray:
+    """Codes of the pairs of the undated pass: undated records of A against all of B, and all
+    of A against undated records of B (see BlockingConfig.undated_pass)."""
+    kinds = cfg.undated_pass
+    if not kinds or not _columns(a, kinds) or not _informative(a, kinds):
+        return np.empty(0, dtype=np.int64)
+    (fa, bounds), (fb, _) = blocking_filter(a, kinds), blocking_filter(b, kinds)
+    out: list[np.ndarray] = []
+    plans: list[dict[str, int]] = []
+    # Every band filtered: chance collisions of this pass would be mostly same-name pairs of
+    # other people (the model has its random pairs anyway).
+    cfg = replace(cfg, unfiltered_bands=0)
+    for side, rows in (("a", np.flatnonzero(_undated(a))), ("b", np.flatnonzero(_undated(b)))):
+        if not len(rows):
+            continue
+        sa, sb = (fa[rows], fb) if side == "a" else (fa, fb[rows])
+        pl = plan(sa, sb, cfg, _target(a, kinds, cfg))
+        plans.append({"records": len(rows), "rows": pl.rows, "bands": min(pl.bands,
+                                                                        cfg.max_bands)})
+        for xa, xb in _pass_pairs(sa, sb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg)):
+            if side == "a":
+                out.append(rows[xa] * len(b) + xb)
+            else:
+                out.append(xa * len(b) + rows[xb])
+    if plans:
+        _note(report, "undated:" + "+".join(k.value for k in kinds), plans)
+    return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
 def candidate_pairs(a: EncodedSet, b: EncodedSet,

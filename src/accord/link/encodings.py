@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accord.link import kernels
 from accord.protect.encoding.bloom import QUALITY_SUFFIX, YEAR_BITS, YEAR_SUFFIX
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.schema import FieldKind
@@ -91,6 +90,8 @@ class EncodedSet:
 
 def dice(a: BitField, b: BitField, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """Dice coefficient of filter pairs (a[ia[k]], b[ib[k]]); 0 where either filter is empty."""
+    from accord.link import kernels  # numba: loaded when first needed
+
     return kernels.pair_dice(a.words, a.ones, b.words, b.ones,
                              np.ascontiguousarray(ia, dtype=np.int64),
                              np.ascontiguousarray(ib, dtype=np.int64))

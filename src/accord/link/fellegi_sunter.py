@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accord.link import kernels
-
 _EPS = 1e-12
 LN2 = float(np.log(2.0))
 
@@ -132,8 +130,12 @@ def _initial_m(u: list[np.ndarray]) -> list[np.ndarray]:
 def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
     """For each pair, the sum of x over the *other* pairs of its record (stable when one pair
     dominates its record, where S - x would cancel catastrophically)."""
+    from accord.link import kernels  # numba: loaded when first needed
+
     if not len(x):
         return x
+    if int(idx.min()) < 0 or int(idx.max()) >= n:  # the kernel does not check its bounds
+        raise ValueError("record index out of range")
     return kernels.others_sum(np.ascontiguousarray(x, dtype=np.float64),
                               np.ascontiguousarray(idx, dtype=np.int64), int(n))
 
@@ -181,6 +183,7 @@ class _JointCounts:
     table: np.ndarray  # distinct patterns (over cols)
     counts: np.ndarray  # how often each occurs among the random pairs
     of_candidate: np.ndarray  # table row of each candidate pattern
+    random_ids: np.ndarray  # table row of each random pair
 
 
 def _joint_counts(patterns: np.ndarray, random_gamma: np.ndarray, n_levels: list[int],
@@ -191,18 +194,25 @@ def _joint_counts(patterns: np.ndarray, random_gamma: np.ndarray, n_levels: list
     both = np.concatenate([patterns[:, cols], random_gamma[:, cols]])
     table, inverse = _pattern_ids(both, [n_levels[j] for j in cols])
     counts = np.bincount(inverse[len(patterns):], minlength=len(table)).astype(np.float64)
-    return _JointCounts(cols, table, counts, inverse[: len(patterns)])
+    return _JointCounts(cols, table, counts, inverse[: len(patterns)], inverse[len(patterns):])
 
 
 def _log_u_patterns(patterns: np.ndarray, jc: _JointCounts | None, r: int,
                     independent: tuple[int, ...], u: list[np.ndarray], m: list[np.ndarray],
-                    lam: float, shrinkage: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """log u of each candidate pattern; and log u of each joint pattern (for the model)."""
+                    lam: float, shrinkage: float, fixed: np.ndarray | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """log u of each candidate pattern; and log u of each joint pattern (for the model).
+
+    ``fixed``: log u of each joint pattern when it was estimated once from random pairs that
+    are clear non-matches (see `fit`); otherwise it is re-estimated here from all random pairs.
+    """
     out = np.zeros(len(patterns))
     for j in independent:
         out += np.log(np.maximum(u[j], _EPS))[patterns[:, j]]
     if jc is None:
         return out, None
+    if fixed is not None:
+        return out + fixed[jc.of_candidate], fixed
     m_pat = np.ones(len(jc.table))
     indep = np.ones(len(jc.table))
     for q, j in enumerate(jc.cols):
@@ -215,19 +225,36 @@ def _log_u_patterns(patterns: np.ndarray, jc: _JointCounts | None, r: int,
     return out + log_u[jc.of_candidate], log_u
 
 
+def _clean_joint_log_u(jc: _JointCounts, clean: np.ndarray, shrinkage: float) -> np.ndarray:
+    """log u of each joint pattern from the random pairs in ``clean`` (rows of the random
+    pairs' patterns, ``jc.random_ids``), shrunk towards the product of their marginals."""
+    ids = jc.random_ids[clean]
+    r = max(len(ids), 1)
+    counts = np.bincount(ids, minlength=len(jc.table)).astype(np.float64)
+    indep = np.ones(len(jc.table))
+    for q in range(len(jc.cols)):
+        col = jc.table[ids, q]
+        marg = (np.bincount(col, minlength=int(jc.table[:, q].max()) + 1) + 0.5)
+        marg = marg / marg.sum()
+        indep *= marg[jc.table[:, q]]
+    return np.log((counts + shrinkage * indep) / (r + shrinkage))
+
+
 def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
            pairs: tuple[np.ndarray, np.ndarray], sizes: tuple[int, int],
            independent: tuple[int, ...] = (), labels: list[tuple[str, ...]] | None = None,
            shrinkage: float = 20.0, max_iter: int = 200, tol: float = 1e-5,
            negligible: float = 1e-9, m_floor: float = 0.002,
-           prior_matches: float = 5.0) -> FSModel:
+           prior_matches: float = 5.0, clean: np.ndarray | None = None) -> FSModel:
     """EM for m and the number of matches, u from random pairs (see the module docstring).
 
     ``gamma``: levels of the candidate pairs ``pairs`` = (ia, ib); ``random_gamma``: levels of
     random pairs; ``sizes``: (|A|, |B|); ``independent``: fields whose u is estimated on its own
     (dates); ``shrinkage``: pseudo-count pulling a joint pattern's u towards the product of the
     marginals. Pairs whose prior odds times Bayes factor is below ``negligible`` (nearly all of
-    them: their names disagree) are handled per pattern, without their competitors.
+    them: their names disagree) are handled per pattern, without their competitors. ``clean``:
+    a mask of the random pairs known to be non-matches (see `fit`); the joint u is then
+    estimated once from them instead of from all random pairs less the expected matches.
     """
     ia, ib = pairs
     n_a, n_b = sizes
@@ -244,6 +271,7 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
     per_pattern = np.bincount(pid, minlength=len(patterns)).astype(np.float64)
     jc = _joint_counts(patterns, random_gamma, n_levels, independent)
     table = None if jc is None else jc.table
+    fixed = None if jc is None or clean is None else _clean_joint_log_u(jc, clean, shrinkage)
     matches = 0.1 * min(n_a, n_b)
     iterations, converged = 0, False
     log_u_table: np.ndarray | None = None
@@ -253,7 +281,8 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         # u: the random pairs' frequencies less the matches expected among them.
         u = [np.maximum(c / r - lam * mj, 0.0) + 0.5 / r for c, mj in zip(counts, m, strict=True)]
         u = [x / x.sum() for x in u]
-        log_u, log_u_table = _log_u_patterns(patterns, jc, r, independent, u, m, lam, shrinkage)
+        log_u, log_u_table = _log_u_patterns(patterns, jc, r, independent, u, m, lam, shrinkage,
+                                             fixed)
         log_bf = _log_m(patterns, m) - log_u
         base = (1 - min(matches / n_a, 0.999)) * (1 - min(matches / n_b, 0.999))
         x_pat = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0)) / base
@@ -287,3 +316,61 @@ def probability(weight: np.ndarray, prior: float) -> np.ndarray:
     """Match probability from a match weight (log2 Bayes factor) and the prior share."""
     w = weight + np.log2(prior / (1 - prior))
     return 1.0 / (1.0 + np.exp2(-np.clip(w, -1000, 1000)))
+
+
+def _sample_pairs(ia: np.ndarray, n_a: int, records: int,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The candidate pairs of a random sample of ``records`` records of A (all of each sampled
+    record's candidates, so its competing candidates are complete): their positions, their A
+    records numbered within the sample, and the sample's size."""
+    if n_a <= records:
+        return np.arange(len(ia)), ia, n_a
+    rng = np.random.default_rng(seed)
+    number = np.full(n_a, -1, dtype=np.int64)
+    number[rng.choice(n_a, size=records, replace=False)] = np.arange(records)
+    pos = np.flatnonzero(number[ia] >= 0)
+    return pos, number[ia[pos]], records
+
+
+def fit(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
+        pairs: tuple[np.ndarray, np.ndarray], sizes: tuple[int, int],
+        independent: tuple[int, ...] = (), labels: list[tuple[str, ...]] | None = None,
+        sample_records: int = 50_000, clear_ratio: float = 0.1, min_clean: float = 0.2,
+        seed: int = 11) -> FSModel:
+    """The model in two steps, each where it is well conditioned.
+
+    The joint u of names, sex and citizenship, estimated from all random pairs less the matches
+    EM expects among them, feeds back into EM: at 100,000 records and more, an overestimated
+    number of matches lowers u of "same name", which raises the matches again (and the share of
+    matches EM puts on "same name, different birth date"). Instead:
+
+    1. a first EM with every field independent, on the candidates of a sample of records of A,
+       tells which levels of the independent fields (dates) are clear disagreement (m/u below
+       ``clear_ratio``);
+    2. random pairs whose dates clearly disagree are non-matches, and (dates being independent
+       of names among non-matches) show the joint u of the other fields without any
+       subtraction; EM on all candidates then fits m and the number of matches with that u
+       fixed.
+
+    Falls back to `fit_em` as is when there are no independent fields or too few random pairs
+    (below ``min_clean`` of them) clearly disagree on them.
+    """
+    ia, ib = pairs
+    n_a, n_b = sizes
+    if not independent or len(independent) == len(n_levels) or len(gamma) == 0:
+        return fit_em(gamma, random_gamma, n_levels, pairs=pairs, sizes=sizes,
+                      independent=independent, labels=labels)
+    pos, sample_ia, n_sample = _sample_pairs(ia, n_a, sample_records, seed)
+    first = fit_em(gamma[pos], random_gamma, n_levels, pairs=(sample_ia, ib[pos]),
+                   sizes=(n_sample, n_b), independent=tuple(range(len(n_levels))))
+    clean = np.zeros(len(random_gamma), dtype=bool)
+    for j in independent:
+        ratio = first.m[j] / np.maximum(first.u[j], _EPS)
+        clear = (ratio < clear_ratio) & (first.u[j] > 0)
+        clear[0] = False  # a missing value says nothing
+        clean |= clear[random_gamma[:, j]]
+    if clean.sum() < min_clean * len(random_gamma):
+        return fit_em(gamma, random_gamma, n_levels, pairs=pairs, sizes=sizes,
+                      independent=independent, labels=labels)
+    return fit_em(gamma, random_gamma, n_levels, pairs=pairs, sizes=sizes,
+                  independent=independent, labels=labels, clean=clean)

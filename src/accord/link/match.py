@@ -13,7 +13,7 @@ from accord.link.assign import greedy_one_to_one
 from accord.link.blocking import BlockingConfig, all_pairs, candidate_codes
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
-from accord.link.fellegi_sunter import LN2, FSModel, fit_em, pair_log_odds, probability
+from accord.link.fellegi_sunter import LN2, FSModel, fit, pair_log_odds, probability
 from accord.protect.encoding.files import check_compatible
 from accord.protect.encoding.schema import FieldKind
 
@@ -91,8 +91,8 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
         random_gamma = comparison_levels(a, b, ra, rb)
     independent = tuple(j for j, f in enumerate(schema.fields)
                         if f.kind in (FieldKind.DATE, FieldKind.YEAR))
-    model = fit_em(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
-                   independent=independent, labels=[c.labels for c in comps])
+    model = fit(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
+                independent=independent, labels=[c.labels for c in comps])
     log_odds = pair_log_odds(model.log_bayes_factor(gamma), ia, ib, len(a), len(b),
                              model.matches, compete=config.competing_candidates) / LN2
     weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
