@@ -76,7 +76,11 @@ def _pipeline(hub: str, contributions: list[Path], out: Path) -> dict[str, Any]:
         "link": {k: v for k, v in link.items() if k != "seconds"},
         "persons": persons,
         "stats": stats["tables"], "stats_records": stats_records["tables"],
-        "risk": risk, "estimate": {k: v for k, v in estimate.items() if k != "release_id"},
+        # which of several equally risky combinations are listed depends on row order, which no
+        # engine promises: compare the listed sizes and risks, and every other measure exactly
+        "risk": {k: v for k, v in risk.items() if k != "riskiest"},
+        "riskiest": [(r["size"], r["risk"]) for r in risk.get("riskiest", [])],
+        "estimate": {k: v for k, v in estimate.items() if k != "release_id"},
         "dp_rho": dp["parameters"]["rho"], "dp_spent": budget["budget"]["spent_rho"],
         "dp_release_listed": dp["release_id"] in [r["release_id"] for r in releases],
         "release_kinds": sorted(r["kind"] for r in releases),

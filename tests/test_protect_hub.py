@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -45,6 +45,7 @@ def test_hmac_in_duckdb_matches_python(partner_key: PartnerKey) -> None:
     assert got == want
 
 
+@settings(deadline=None)  # tests never assert timings; the shared machine's load made this flaky
 @given(st.text(max_size=30))
 def test_name_normalisation_is_idempotent(text: str) -> None:
     once = normalise_name(text)
