@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # Rich wraps at the terminal width; tests read whole sentences.
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from accord.protect.keys import PartnerKey, create_partner_key
 from tests.data_paths import SHARED_DATA, fail_missing_shared_data
+from tests.postgres_server import REQUIRE_ENV, PostgresServer, missing_reason
 
 CASE_CSV_HEADER = "CaseNo;First;Last;DOB;Sex;Nat;Reg;Type;Exp;Ctrl_Debt;Ctrl_Threat;Phone\n"
 CASE_CSV_ROWS = [
@@ -128,3 +130,35 @@ def _failing_cli_messages_name_no_record_value(  # type: ignore[no-untyped-def]
     for args, output in failures:
         leaked = planted_in(output)
         assert not leaked, f"a failing `accord {' '.join(args[:1])}` printed record values: {leaked}"
+
+
+# ---- hub backends, the Splink way: one set of tests, the engine swapped underneath -------------
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for this test session (one per xdist worker), stopped at the end."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get(REQUIRE_ENV, "") not in ("", "0"):
+            pytest.fail(f"{REQUIRE_ENV} is set but {reason}")
+        pytest.skip(reason)
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty database on the test server, with its own chain key file (a server hub has no
+    file beside which to keep it: $ACCORD_HUB_KEY names it, see accord.store.chain)."""
+    monkeypatch.setenv("ACCORD_HUB_KEY", str(tmp_path / "pg-hub.key"))
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def hub(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's hub lives: a DuckDB file, or a new PostgreSQL database (as a URL)."""
+    if request.param == "duckdb":
+        return str(tmp_path / "hub.duckdb")
+    return str(request.getfixturevalue("postgres_url"))

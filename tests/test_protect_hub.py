@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -45,6 +45,7 @@ def test_hmac_in_duckdb_matches_python(partner_key: PartnerKey) -> None:
     assert got == want
 
 
+@settings(deadline=None)  # tests never assert timings; the shared machine's load made this flaky
 @given(st.text(max_size=30))
 def test_name_normalisation_is_idempotent(text: str) -> None:
     once = normalise_name(text)
@@ -75,10 +76,10 @@ def test_keys_cli_and_no_secret_in_outputs(runner: CliRunner, tmp_path: Path, ca
     key = load_partner_key(key_path)
     export, mapping = case_export
     out = tmp_path / "c"
+    hub = tmp_path / "hub.duckdb"
     result = runner.invoke(app, ["ingest", str(export), "--mapping", str(mapping), "--partner", "p",
                                  "--out", str(out), "--key-file", str(key_path)])
     assert result.exit_code == 0, result.output
-    hub = tmp_path / "hub.duckdb"
     assert runner.invoke(app, ["hub", "add", str(out), "--hub", str(hub)]).exit_code == 0
     secret_forms = [key.secret, base64.b64encode(key.secret), key.secret.hex().encode()]
     for path in [*out.iterdir(), hub, tmp_path / "c.quarantine.csv"]:
@@ -99,8 +100,7 @@ def test_pseudonyms_are_partner_scoped(tmp_path: Path, case_export: tuple[Path, 
 
 
 def test_hub_add_is_idempotent_and_updates(tmp_path: Path, case_export: tuple[Path, Path],
-                                           partner_key: PartnerKey, runner: CliRunner) -> None:
-    hub = tmp_path / "hub.duckdb"
+                                           partner_key: PartnerKey, runner: CliRunner, hub: str) -> None:
     first = _contribution(tmp_path, case_export, partner_key, "first")
     r = runner.invoke(app, ["hub", "add", str(first), "--hub", str(hub), "--json"])
     assert r.exit_code == 0, r.output
@@ -120,7 +120,7 @@ def test_hub_add_is_idempotent_and_updates(tmp_path: Path, case_export: tuple[Pa
 
 @pytest.mark.parametrize("damage", ["flip_byte", "truncate", "extra_file", "drop_manifest", "bad_counts"])
 def test_damaged_contributions_are_refused(damage: str, tmp_path: Path, case_export: tuple[Path, Path],
-                                           partner_key: PartnerKey, runner: CliRunner) -> None:
+                                           partner_key: PartnerKey, runner: CliRunner, hub: str) -> None:
     c = _contribution(tmp_path, case_export, partner_key)
     data = c / "records.parquet"
     if damage == "flip_byte":
@@ -137,7 +137,6 @@ def test_damaged_contributions_are_refused(damage: str, tmp_path: Path, case_exp
         m = json.loads((c / "manifest.json").read_text())
         m["quarantined"] += 1
         (c / "manifest.json").write_text(json.dumps(m))
-    hub = tmp_path / "hub.duckdb"
     r = runner.invoke(app, ["hub", "add", str(c), "--hub", str(hub)])
     assert r.exit_code == 2, r.output
     assert "what to do" in r.output and "Traceback" not in r.output
@@ -146,7 +145,7 @@ def test_damaged_contributions_are_refused(damage: str, tmp_path: Path, case_exp
 
 
 def test_contribution_with_identifier_columns_is_refused(tmp_path: Path, case_export: tuple[Path, Path],
-                                                         partner_key: PartnerKey) -> None:
+                                                         partner_key: PartnerKey, hub: str) -> None:
     from accord.protect.contribution import sha256_file
 
     c = _contribution(tmp_path, case_export, partner_key)
@@ -157,14 +156,13 @@ def test_contribution_with_identifier_columns_is_refused(tmp_path: Path, case_ex
     m["files"]["records.parquet"]["sha256"] = sha256_file(c / "records.parquet")
     m["files"]["records.parquet"]["bytes"] = (c / "records.parquet").stat().st_size
     (c / "manifest.json").write_text(json.dumps(m))
-    with open_store(tmp_path / "hub.duckdb") as store, pytest.raises(ContributionError, match="identifier"):
+    with open_store(hub) as store, pytest.raises(ContributionError, match="identifier"):
         add_contribution(store, c)
 
 
 def test_killed_hub_add_leaves_nothing(tmp_path: Path, case_export: tuple[Path, Path],
-                                       partner_key: PartnerKey) -> None:
+                                       partner_key: PartnerKey, hub: str) -> None:
     """SIGKILL inside the transaction (rows written, not committed): the store holds no part of the batch."""
-    hub = tmp_path / "hub.duckdb"
     first = _contribution(tmp_path, case_export, partner_key, "first")
     with open_store(hub) as store:
         add_contribution(store, first)
@@ -237,8 +235,7 @@ def test_stale_temporaries_of_live_jobs_are_kept(tmp_path: Path) -> None:
 
 
 def test_audit_and_releases_cli(tmp_path: Path, case_export: tuple[Path, Path], partner_key: PartnerKey,
-                                runner: CliRunner) -> None:
-    hub = tmp_path / "hub.duckdb"
+                                runner: CliRunner, hub: str) -> None:
     with open_store(hub) as store:
         add_contribution(store, _contribution(tmp_path, case_export, partner_key), actor="steward-1")
         store.record_release("test", {"k": 11}, {"ok": True}, "analyst-2")

@@ -28,12 +28,37 @@ err_console = Console(stderr=True)
 
 DEFAULT_HUB = Path("accord-hub.duckdb")
 
+
+class HubLocation(type(Path())):  # type: ignore[misc]
+    """A hub given as a PostgreSQL URL: still a Path to the commands, the URL kept as typed
+    (a plain Path would collapse `postgresql://host/db` to `postgresql:/host/db`)."""
+
+    url: str
+
+    def __str__(self) -> str:  # what messages show: never the password
+        from accord.store.urls import redact
+
+        return redact(self.url)
+
+
+def hub_location(value: str | Path) -> Path:
+    from accord.store.urls import is_server_url
+
+    if isinstance(value, str) and is_server_url(value):
+        location = HubLocation(value)
+        location.url = value
+        return location
+    return Path(value)
+
+
 HubOption = Annotated[
     Path,
     typer.Option(
         "--hub",
-        help="Hub store file (DuckDB). Defaults to $ACCORD_HUB or ./accord-hub.duckdb.",
+        help="Hub store: a DuckDB file, or the shared hub's postgresql:// URL. "
+             "Defaults to $ACCORD_HUB or ./accord-hub.duckdb.",
         envvar="ACCORD_HUB",
+        parser=hub_location,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -44,7 +69,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def require_hub(hub: Path) -> None:
     """Commands that read a hub refuse a missing file (opening it would create an empty hub)."""
     from accord.errors import StoreError
+    from accord.store.urls import is_server_url
 
+    if is_server_url(hub):  # a server hub: opening it says whether it can be reached
+        return
     if not hub.exists():
         raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
                          hint="or point --hub (or $ACCORD_HUB) at an existing hub file")

@@ -172,3 +172,15 @@ def verify(
                                  "every release is refused",
                                  hint="restore the hub from a backup, or (data steward) accept "
                                       "it as it is: `accord hub verify --resolve --reason TEXT`")
+
+
+def _add_account_commands() -> None:
+    # Accounts of the shared hub (accord serve) live in their own module.
+    from accord.cli.hub_accounts_cmd import org_app, token_app, user_app
+
+    app.add_typer(org_app, name="org")
+    app.add_typer(user_app, name="user")
+    app.add_typer(token_app, name="token")
+
+
+_add_account_commands()

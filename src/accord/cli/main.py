@@ -74,6 +74,8 @@ COMMANDS: dict[str, Registrar] = {
     "ingest": _command("ingest_cmd", "ingest", "ingest"),
     "encode": _command("encode_cmd", "encode", "encode"),
     "hub": _typer("hub_cmd", "hub"),
+    "push": _command("push_cmd", "push", "push"),
+    "serve": _command("serve_cmd", "serve", "serve"),
     "match": _command("match_cmd", "match", "match"),
     "link": _command("link_cmd", "link", "link"),
     "stats": _command("stats_cmd", "stats", "stats"),
@@ -100,6 +102,10 @@ SUMMARIES: dict[str, str] = {
     "encode": "Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the "
               "file).",
     "hub": "Load contributions into the hub store and show what it holds.",
+    "push": "Upload a contribution; the hub verifies it as `accord hub add` does and loads it "
+            "whole.",
+    "serve": "Serve the hub over HTTP: partners push contributions, roles read what they may "
+             "(docs/hub.md).",
     "match": "Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one.",
     "link": "Link all contributions: persons table with match scores (never two records of one "
             "partner joined unless they share a pseudonym).",

@@ -14,6 +14,7 @@ from accord.standard import FieldRole, Standard, load_standard
 from accord.standard.arrow import record_schema
 from accord.store.base import AddOutcome, Store, now_iso
 from accord.store.duckdb_store import DuckDBStore
+from accord.store.urls import is_server_url, normalise_url
 
 # Test hook: lets the atomicity test kill `hub add` at the worst moment (inside the transaction,
 # after the rows are written, before the commit). Inert unless the variable is set.
@@ -21,7 +22,12 @@ _PAUSE_ENV = "ACCORD_TEST_PAUSE_BEFORE_COMMIT"
 
 
 def open_store(path: Path | str, read_only: bool = False) -> Store:
-    """Open (or create) a hub store. Only the embedded DuckDB engine exists so far."""
+    """Open (or create) a hub store: a `postgresql://` URL is the shared hub on PostgreSQL, anything
+    else an embedded DuckDB file."""
+    if is_server_url(path):
+        from accord.store.postgres_store import PostgresStore  # psycopg is loaded only when used
+
+        return PostgresStore(normalise_url(path), read_only=read_only)
     return DuckDBStore(path, read_only=read_only)
 
 

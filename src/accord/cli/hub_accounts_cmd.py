@@ -1,0 +1,114 @@
+"""``accord hub org|user|token``: who may use the shared hub (`accord serve`), and how."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
+from accord.errors import AccordError
+
+org_app = typer.Typer(help="Organisations (partners) of the shared hub.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of the shared hub and their roles.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (for `accord push` and the API).", no_args_is_help=True)
+
+ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
+
+
+@org_app.command("add")
+def org_add(org: Annotated[str, typer.Argument(help="Organisation name; a partner's must be the "
+                                                    "partner name of its contributions.")],
+            hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward") -> None:
+    """Add an organisation."""
+    from accord.serve.accounts import add_org
+    from accord.store import open_store
+
+    with user_errors(), open_store(hub) as store:
+        add_org(store, org, actor)
+    console.print(f"organisation {org} added")
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="User name.")],
+    org: Annotated[str, typer.Option("--org", help="The user's organisation.")],
+    role: Annotated[str, typer.Option("--role", help="submitter, analyst, steward or auditor.")],
+    password_file: Annotated[Path | None, typer.Option(
+        "--password-file", help="File holding the password (else asked for, not echoed).")] = None,
+    hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
+) -> None:
+    """Add a user with one role in one organisation (password stored as an argon2 hash)."""
+    from accord.serve.accounts import Role, add_user
+    from accord.store import open_store
+
+    with user_errors():
+        try:
+            chosen = Role(role)
+        except ValueError:
+            raise AccordError(f"unknown role {role}",
+                              hint="use submitter, analyst, steward or auditor") from None
+        if password_file is not None:
+            try:
+                password = password_file.read_text(encoding="utf-8").strip()
+            except OSError:
+                raise AccordError(f"cannot read the password file {password_file}") from None
+        else:
+            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        with open_store(hub) as store:
+            add_user(store, username, org, chosen, password, actor)
+    console.print(f"user {username} ({chosen.value}, {org}) added")
+
+
+@token_app.command("create")
+def token_create(
+    username: Annotated[str, typer.Argument(help="Whose token.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write the token to (created 0600; "
+                                                    "the token is shown nowhere else).")],
+    hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
+) -> None:
+    """Create an API token; the hub keeps only its hash."""
+    import os
+
+    from accord.serve.accounts import create_token
+    from accord.store import open_store
+
+    with user_errors():
+        if out.exists():
+            raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
+        with open_store(hub) as store:
+            token_id, token = create_token(store, username, actor)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(token + "\n")
+    console.print(f"token {token_id} for {username} written to {out}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(help="Token id (see `accord hub token list`).")],
+                 hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward") -> None:
+    """Revoke a token: it stops working at once."""
+    from accord.serve.accounts import revoke_token
+    from accord.store import open_store
+
+    with user_errors(), open_store(hub) as store:
+        revoke_token(store, token_id, actor)
+    console.print(f"token {token_id} revoked")
+
+
+@token_app.command("list")
+def token_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
+    """List tokens (ids, owners, roles, revocation), never the tokens themselves."""
+    from accord.serve.accounts import list_tokens
+    from accord.store import open_store
+
+    with user_errors(), open_store(hub) as store:
+        rows = list_tokens(store)
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "live"
+        console.print(f"{r['token_id']}  {r['username']}  {r['org']}  {r['role']}  {state}")

@@ -1,0 +1,218 @@
+"""`accord serve`: the hub over HTTP (FastAPI on uvicorn). A JSON API; no route returns records.
+
+Who may do what (the authorisation matrix test checks every cell, and no token / a malformed,
+unknown or revoked token gives 401 everywhere but /api/health):
+
+| route                      | submitter      | analyst | steward | auditor |
+| -------------------------- | -------------- | ------- | ------- | ------- |
+| GET  /api/health           | (no token)     |         |         |         |
+| GET  /api/whoami           | yes            | yes     | yes     | yes     |
+| POST /api/contributions    | own org only   | 403     | 403     | 403     |
+| GET  /api/batches          | own org's      | 403     | all     | all     |
+| GET  /api/releases         | 403            | yes     | yes     | yes     |
+| GET  /api/audit            | 403            | 403     | yes     | yes     |
+
+A refused request (403) is audited. A pushed contribution is verified exactly as `accord hub add`
+verifies it and loaded as one transaction; a failure is 422 with the same message and nothing
+loaded; a retry of the same push is idempotent (200, `duplicate: true`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from accord.errors import AccordError, ContributionError, StoreError
+from accord.protect.contribution import read_manifest
+from accord.serve.accounts import Role, User, user_of_token
+from accord.store import Store, add_contribution, open_store
+
+DEFAULT_MAX_UPLOAD = 2 * 1024**3
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    hub: Path | str
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+
+
+class _Headers(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+
+def _error(status: int, message: str, hint: str | None = None) -> HTTPException:
+    return HTTPException(status, {"error": message, "hint": hint})
+
+
+def safe_extract(archive: Path, dest: Path, max_bytes: int) -> None:
+    """Unpack a contribution zip: plain files at the top level only (no paths, no links), and no
+    more bytes than ``max_bytes`` in all (zip bombs). Anything else is refused before writing."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise ContributionError("the upload is not a zip archive",
+                                hint="`accord push` sends the contribution directory as a zip") from None
+    with zf:
+        members = zf.infolist()
+        total = 0
+        for m in members:
+            name = m.filename
+            mode = m.external_attr >> 16
+            if (m.is_dir() or "/" in name or "\\" in name or name in ("", ".", "..")
+                    or name.startswith(".") or stat.S_ISLNK(mode)):
+                raise ContributionError("the upload holds a path, a folder or a link; refused",
+                                        hint="upload the files of one contribution directory only")
+            total += m.file_size
+        if total > max_bytes or len(members) > 16:
+            raise ContributionError("the upload unpacks to more than the server accepts; refused")
+        written = 0
+        for m in members:
+            with zf.open(m) as src, (dest / m.filename).open("xb") as out:
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise ContributionError("the upload unpacks to more than it says; refused")
+                    out.write(chunk)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    app = FastAPI(title="Accord hub", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(_Headers)
+
+    @contextmanager
+    def store() -> Iterator[Store]:
+        try:
+            with open_store(config.hub) as s:
+                yield s
+        except StoreError as err:
+            raise _error(503, "the hub store is not available", err.hint) from None
+
+    def authenticate(request: Request, s: Store) -> User:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _error(401, "a bearer token is required", "pass --token-file with a token from "
+                         "`accord hub token create`")
+        user = user_of_token(s, token.strip())
+        if user is None:
+            raise _error(401, "the token is not valid (unknown, malformed or revoked)")
+        return user
+
+    def allow(request: Request, s: Store, roles: set[Role]) -> User:
+        """The caller, if their token is live and their role is one of ``roles``; a refusal is audited."""
+        user = authenticate(request, s)
+        if user.role not in roles:
+            s.audit(user.username, "hub.denied", {"route": request.url.path,
+                                                  "method": request.method, "role": user.role.value})
+            raise _error(403, f"the role {user.role.value} may not use this route")
+        return user
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail: Any = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
+        return JSONResponse(detail, status_code=exc.status_code)
+
+    @app.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/whoami")
+    def whoami(request: Request) -> dict[str, str]:
+        with store() as s:
+            user = allow(request, s, set(Role))
+        return {"user": user.username, "org": user.org, "role": user.role.value}
+
+    @app.get("/api/batches")
+    def batches(request: Request) -> list[dict[str, Any]]:
+        with store() as s:
+            user = allow(request, s, {Role.SUBMITTER, Role.STEWARD, Role.AUDITOR})
+            rows = s.batches()
+        return [r for r in rows if user.role != Role.SUBMITTER or r["partner"] == user.org]
+
+    @app.get("/api/releases")
+    def releases(request: Request) -> list[dict[str, Any]]:
+        with store() as s:
+            allow(request, s, {Role.ANALYST, Role.STEWARD, Role.AUDITOR})
+            return s.releases()
+
+    @app.get("/api/audit")
+    def audit(request: Request) -> list[dict[str, Any]]:
+        with store() as s:
+            allow(request, s, {Role.STEWARD, Role.AUDITOR})
+            if not s.table_exists("audit"):
+                return []
+            return s.query("SELECT * FROM audit ORDER BY occurred_at").to_pylist()
+
+    def _check_pusher(request: Request) -> User:
+        with store() as s:
+            return allow(request, s, {Role.SUBMITTER})
+
+    @app.post("/api/contributions")
+    async def push(request: Request) -> JSONResponse:
+        user = await run_in_threadpool(_check_pusher, request)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > config.max_upload_bytes:
+            raise _error(413, "the upload is larger than the server accepts")
+        work = Path(tempfile.mkdtemp(prefix="accord-push-"))
+        try:
+            archive = work / "upload.zip"
+            size = 0
+            with archive.open("wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > config.max_upload_bytes:
+                        raise _error(413, "the upload is larger than the server accepts")
+                    out.write(chunk)
+            return await run_in_threadpool(_load, archive, work, user)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _load(archive: Path, work: Path, user: User) -> JSONResponse:
+        contribution = work / "contribution"
+        contribution.mkdir()
+        try:
+            safe_extract(archive, contribution, config.max_upload_bytes * 4)
+            manifest = read_manifest(contribution)
+            if manifest.partner != user.org:
+                with store() as s:
+                    s.audit(user.username, "hub.denied", {"route": "/api/contributions",
+                                                          "reason": "partner is another organisation"})
+                raise _error(403, "the contribution belongs to another organisation")
+            with store() as s:
+                outcome = add_contribution(s, contribution, actor=user.username)
+        except StoreError as err:
+            raise _error(503, "the hub store is not available", err.hint) from None
+        except AccordError as err:
+            # the same reasons as `hub add`, naming the upload rather than the server's scratch folder
+            def here(text: str | None) -> str | None:
+                return text.replace(str(contribution), "the upload") if text else text
+
+            raise _error(422, here(err.message) or "the upload was refused", here(err.hint)) from None
+        body = {"batch_id": outcome.batch_id, "partner": outcome.partner, "added": outcome.added,
+                "replaced": outcome.replaced, "duplicate": outcome.duplicate}
+        return JSONResponse(body, status_code=200 if outcome.duplicate else 201)
+
+    return app

@@ -1,0 +1,317 @@
+"""`accord serve` over real HTTP on 127.0.0.1 (uvicorn in a thread), on each hub engine: accounts,
+the authorisation matrix, `accord push` verified exactly as `hub add`, unsafe uploads refused."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from accord.cli.main import app
+from accord.protect.job import build_contribution
+from accord.protect.keys import PartnerKey
+from accord.serve.app import ServerConfig, create_app
+from accord.store import open_store
+from tests.conftest import EXPECTED_ACCEPTED
+
+PRINCIPALS = ("sub_b", "sub_c", "analyst", "steward", "auditor")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(hub: str) -> Iterator[str]:
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(ServerConfig(hub, max_upload_bytes=5_000_000)),
+                                        host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=15)
+
+
+def _cli(*args: str) -> str:
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+@pytest.fixture
+def accounts(hub: str, tmp_path: Path) -> dict[str, Path]:
+    """Two partner organisations, one user per role, a token file each, and one revoked token
+    (made through the API in one session: the CLI commands have their own test below)."""
+    from accord.serve.accounts import Role, add_org, add_user, create_token, revoke_token
+
+    users = {"sub_b": ("ngo-b", Role.SUBMITTER), "sub_c": ("ngo-c", Role.SUBMITTER),
+             "analyst": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
+             "auditor": ("agency", Role.AUDITOR)}
+    tokens = {}
+    (tmp_path / "tokens").mkdir()
+    with open_store(hub) as store:
+        for org in ("ngo-b", "ngo-c", "agency"):
+            add_org(store, org, "test")
+        for user, (org, role) in users.items():
+            add_user(store, user, org, role, "correct horse battery staple", "test")
+            tokens[user] = tmp_path / "tokens" / f"{user}.token"
+            tokens[user].write_text(create_token(store, user, "test")[1])
+        token_id, token = create_token(store, "steward", "test")
+        revoke_token(store, token_id, "test")
+    tokens["revoked"] = tmp_path / "tokens" / "revoked.token"
+    tokens["revoked"].write_text(token)
+    return tokens
+
+
+def _request(url: str, token: str | None, method: str = "GET", body: bytes | None = None
+             ) -> tuple[int, Any, dict[str, str]]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read()), {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}"), {k.lower(): v for k, v in err.headers.items()}
+
+
+def _contribution(tmp_path: Path, case_export: tuple[Path, Path], key: PartnerKey, name: str = "c") -> Path:
+    out = tmp_path / name
+    build_contribution(case_export[0], case_export[1], "ngo-b", out, key)
+    return out
+
+
+def _zip(contribution: Path, extra: dict[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(contribution.iterdir()):
+            zf.write(f, arcname=f.name)
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _tokens(accounts: dict[str, Path]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {k: v.read_text().strip() for k, v in accounts.items()}
+    out["none"] = None
+    out["malformed"] = "accord_nothing"
+    out["forged"] = out["steward"][:-4] + "AAAA"  # type: ignore[index]
+    return out
+
+
+pytestmark = pytest.mark.slow  # a server and accounts per test: about a minute in all on 2 cores
+
+# Expected status of each GET route for each principal; every token problem is 401.
+READS = {
+    "/api/whoami": {p: 200 for p in PRINCIPALS},
+    "/api/batches": {"sub_b": 200, "sub_c": 200, "analyst": 403, "steward": 200, "auditor": 200},
+    "/api/releases": {"sub_b": 403, "sub_c": 403, "analyst": 200, "steward": 200, "auditor": 200},
+    "/api/audit": {"sub_b": 403, "sub_c": 403, "analyst": 403, "steward": 200, "auditor": 200},
+}
+PUSH = {"sub_b": 201, "sub_c": 403, "analyst": 403, "steward": 403, "auditor": 403}
+
+
+def test_authorisation_matrix(server: str, accounts: dict[str, Path], hub: str, tmp_path: Path,
+                              case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
+    tokens = _tokens(accounts)
+    contribution = _contribution(tmp_path, case_export, partner_key)
+    body = _zip(contribution)
+    bodies: list[str] = []
+    for who in ("none", "malformed", "forged", "revoked", "sub_c", "analyst", "steward", "auditor", "sub_b"):
+        status, payload, headers = _request(server + "/api/contributions", tokens[who], "POST", body)
+        assert status == PUSH.get(who, 401), (who, payload)
+        assert headers.get("cache-control") == "no-store" and "default-src 'none'" in headers["content-security-policy"]
+        bodies.append(json.dumps(payload))
+    assert json.loads(bodies[-1])["added"] == EXPECTED_ACCEPTED
+    status, payload, _ = _request(server + "/api/contributions", tokens["sub_b"], "POST", body)
+    assert status == 200 and payload["duplicate"] is True  # a retried push adds nothing
+    for route, expected in READS.items():
+        for who, token in tokens.items():
+            status, payload, _ = _request(server + route, token)
+            assert status == expected.get(who, 401), (route, who, payload)
+            bodies.append(json.dumps(payload))
+    assert _request(server + "/api/health", None)[0] == 200
+    # a partner sees its own batches only
+    assert len(_request(server + "/api/batches", tokens["sub_b"])[1]) == 1
+    assert _request(server + "/api/batches", tokens["sub_c"])[1] == []
+    assert len(_request(server + "/api/batches", tokens["steward"])[1]) == 1
+    # no route returns a record: no record key or pseudonym appears in any answer
+    with open_store(hub) as store:
+        values = store.query("SELECT record_key, person_pseudonym FROM records").to_pylist()
+        denied = store.scalar("SELECT count(*) FROM audit WHERE action = 'hub.denied'")
+    everything = "\n".join(bodies)
+    assert values and not any(v["record_key"] in everything or (v["person_pseudonym"] or "#") in everything
+                              for v in values)
+    # every 403 above is on the audit log: 4 pushes + 9 reads
+    assert denied == 4 + sum(1 for e in READS.values() for s in e.values() if s == 403)
+
+
+def test_push_is_verified_as_hub_add(server: str, accounts: dict[str, Path], hub: str, tmp_path: Path,
+                                     case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
+    token = str(accounts["sub_b"])
+    damaged = _contribution(tmp_path, case_export, partner_key, "damaged")
+    data = damaged / "records.parquet"
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    local = CliRunner().invoke(app, ["hub", "add", str(damaged), "--hub", str(tmp_path / "local.duckdb")])
+    pushed = CliRunner().invoke(app, ["push", str(damaged), "--server", server, "--token-file", token])
+    assert local.exit_code == 2 and pushed.exit_code == 2, pushed.output
+    reason = local.output.split("error:")[1].split("what to do")[0].replace(str(damaged), "the upload")
+    assert "(422)" in pushed.output and " ".join(reason.split()) in " ".join(pushed.output.split())
+    assert "accord-push-" not in pushed.output  # the server's scratch folder is not shown
+    with open_store(hub) as store:
+        assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
+    good = _contribution(tmp_path, case_export, partner_key, "good")
+    first = json.loads(_cli("push", str(good), "--server", server, "--token-file", token, "--json"))
+    again = json.loads(_cli("push", str(good), "--server", server, "--token-file", token, "--json"))
+    assert first["added"] == EXPECTED_ACCEPTED and not first["duplicate"] and again["duplicate"]
+    with open_store(hub) as store:
+        assert store.scalar("SELECT count(*) FROM records") == EXPECTED_ACCEPTED
+        assert ("sub_b", "hub.add") in [(r["actor"], r["action"]) for r in
+                                        store.query("SELECT actor, action FROM audit").to_pylist()]
+    bad_token = tmp_path / "bad.token"
+    bad_token.write_text("accord_x_y")
+    refused = CliRunner().invoke(app, ["push", str(good), "--server", server, "--token-file", str(bad_token)])
+    assert refused.exit_code == 2 and "(401)" in refused.output and "Traceback" not in refused.output
+
+
+def test_unsafe_uploads_are_refused(server: str, accounts: dict[str, Path], hub: str, tmp_path: Path,
+                                    case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
+    token = accounts["sub_b"].read_text().strip()
+    contribution = _contribution(tmp_path, case_export, partner_key)
+    for extra in ({"../escape.txt": b"x"}, {"sub/dir.txt": b"x"}, {"/abs.txt": b"x"}, {".hidden": b"x"}):
+        status, payload, _ = _request(server + "/api/contributions", token, "POST", _zip(contribution, extra))
+        assert status == 422 and "refused" in payload["error"], extra
+    assert not (tmp_path.parent / "escape.txt").exists()
+    status, payload, _ = _request(server + "/api/contributions", token, "POST", b"not a zip")
+    assert status == 422 and "zip" in payload["error"]
+    # larger than the server accepts: refused from the declared length, before any byte is read
+    host, port = server.removeprefix("http://").split(":")
+    con = http.client.HTTPConnection(host, int(port), timeout=60)
+    con.putrequest("POST", "/api/contributions")
+    con.putheader("Authorization", f"Bearer {token}")
+    con.putheader("Content-Length", "6000000")
+    con.endheaders()
+    assert con.getresponse().status == 413
+    con.close()
+    with open_store(hub) as store:
+        assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
+
+
+def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    short = tmp_path / "short"
+    short.write_text("short")
+    long_pw = tmp_path / "long"
+    long_pw.write_text("a long enough password\n")
+    assert runner.invoke(app, ["hub", "org", "add", "Bad Name!", "--hub", hub]).exit_code == 2
+    _cli("hub", "org", "add", "ngo-a", "--hub", hub)
+    assert runner.invoke(app, ["hub", "org", "add", "ngo-a", "--hub", hub]).exit_code == 2
+    r = runner.invoke(app, ["hub", "user", "add", "u", "--org", "ngo-a", "--role", "king",
+                            "--password-file", str(short), "--hub", hub])
+    assert r.exit_code == 2 and "unknown role" in r.output
+    r = runner.invoke(app, ["hub", "user", "add", "u", "--org", "ngo-a", "--role", "analyst",
+                            "--password-file", str(short), "--hub", hub])
+    assert r.exit_code == 2 and "too short" in r.output
+    r = runner.invoke(app, ["hub", "user", "add", "u", "--org", "nowhere", "--role", "analyst",
+                            "--password-file", str(tmp_path / "missing"), "--hub", hub])
+    assert r.exit_code == 2
+    with open_store(hub) as store:
+        from accord.serve.accounts import Role, add_user, check_password
+
+        add_user(store, "alice", "ngo-a", Role.ANALYST, "a long enough password", "t")
+        hashes = store.query("SELECT password_hash FROM hub_users").to_pylist()
+        assert hashes[0]["password_hash"].startswith("$argon2id$")
+        assert check_password(store, "alice", "a long enough password") is not None
+        assert check_password(store, "alice", "wrong password!!") is None
+        assert check_password(store, "nobody", "a long enough password") is None
+    _cli("hub", "user", "add", "bob", "--org", "ngo-a", "--role", "submitter", "--password-file",
+         str(long_pw), "--hub", hub)
+    out = tmp_path / "alice.token"
+    _cli("hub", "token", "create", "alice", "--out", str(out), "--hub", hub)
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert CliRunner().invoke(app, ["hub", "token", "create", "alice", "--out", str(out), "--hub", hub]).exit_code == 2
+    from accord.serve.accounts import user_of_token
+
+    with open_store(hub) as store:
+        assert user_of_token(store, out.read_text().strip()).org == "ngo-a"  # type: ignore[union-attr]
+    _cli("hub", "token", "revoke", out.read_text().split("_")[1], "--hub", hub)
+    with open_store(hub) as store:
+        assert user_of_token(store, out.read_text().strip()) is None
+    secret = out.read_text().strip().split("_", 2)[2]
+    listed = _cli("hub", "token", "list", "--hub", hub, "--json")
+    assert secret not in listed
+    with open_store(hub) as store:
+        dump = json.dumps(store.query("SELECT * FROM hub_tokens").to_pylist())
+    assert secret not in dump  # only the hash is kept
+
+
+def test_serve_command_answers_on_loopback(tmp_path: Path) -> None:
+    """`accord serve` itself: starts uvicorn on the given address, answers, stops on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
+                             "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                status, payload, headers = _request(f"http://127.0.0.1:{port}/api/health", None)
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "accord serve did not answer"
+                time.sleep(0.2)
+        assert status == 200 and payload == {"status": "ok"} and "server" not in headers
+        assert _request(f"http://127.0.0.1:{port}/api/batches", None)[0] == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    bad = CliRunner().invoke(app, ["serve", "--bind", "nonsense"])
+    assert bad.exit_code == 2 and "HOST:PORT" in bad.output
+
+
+def test_interrupted_push_leaves_nothing(server: str, accounts: dict[str, Path], hub: str, tmp_path: Path,
+                                         case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
+    """The client goes away half-way through the upload: nothing is loaded, the server carries on."""
+    token = accounts["sub_b"].read_text().strip()
+    body = _zip(_contribution(tmp_path, case_export, partner_key))
+    host, port = server.removeprefix("http://").split(":")
+    con = http.client.HTTPConnection(host, int(port), timeout=60)
+    con.putrequest("POST", "/api/contributions")
+    con.putheader("Authorization", f"Bearer {token}")
+    con.putheader("Content-Length", str(len(body)))
+    con.endheaders()
+    con.send(body[: len(body) // 2])
+    con.close()
+    time.sleep(1.0)
+    with open_store(hub) as store:
+        assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
+        assert not store.table_exists("batches") or store.scalar("SELECT count(*) FROM batches") == 0
+    status, payload, _ = _request(server + "/api/contributions", token, "POST", body)
+    assert status == 201 and payload["added"] == EXPECTED_ACCEPTED  # and a retry loads it whole
