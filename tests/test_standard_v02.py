@@ -210,3 +210,38 @@ def test_washington_group_cut_off_needs_every_domain() -> None:
     cols["c"] = pa.array(["no_difficulty", "a_lot_of_difficulty", "no_difficulty", "cannot_do"], pa.string())
     cols["f"] = pa.array(["some_difficulty", "no_difficulty", "unknown", None], pa.string())
     assert _wg_ss(cols, domains, 4).to_pylist() == ["no", "yes", None, "yes"]
+
+
+def _htcds_core_fields(ods: Path) -> set[str]:
+    """Field names marked Core in the HTCDS 2.0 spreadsheet (ODS read with the standard library)."""
+    import zipfile
+    import xml.etree.ElementTree as ET
+
+    ns = {"t": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+          "x": "urn:oasis:names:tc:opendocument:xmlns:text:1.0"}
+    root = ET.fromstring(zipfile.ZipFile(ods).read("content.xml"))
+    core: set[str] = set()
+    for row in root.iter(f"{{{ns['t']}}}table-row"):
+        cells: list[str] = []
+        for c in row.findall("t:table-cell", ns):
+            text = " ".join("".join(p.itertext()) for p in c.findall("x:p", ns))
+            repeat = int(c.get(f"{{{ns['t']}}}number-columns-repeated", "1"))
+            cells += [text] * min(repeat, 20)
+        if len(cells) > 6 and cells[2] == "Core" and "_" in cells[6]:
+            core.add(cells[6])
+    return core
+
+
+def test_docs_coverage_table_is_current_and_complete() -> None:
+    from accord.standard.coverage import coverage_entries, coverage_markdown
+    from tests.data_paths import SHARED_DATA
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "standard.md").read_text(encoding="utf-8")
+    assert coverage_markdown(load_standard()) in doc, "regenerate the coverage table in docs/standard.md"
+    listed = {e["htcds"] for e in coverage_entries()}
+    for e in coverage_entries():
+        assert bool(e.get("accord")) != bool(e.get("reason")), e  # a field, or a reason: never neither
+    ods = SHARED_DATA / "htcds" / "HTCDS_Field_Standards_2.0.ods"
+    if not ods.exists():
+        pytest.skip(f"{ods} absent: the table is checked against the standard only")
+    assert _htcds_core_fields(ods) == listed

@@ -34,7 +34,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                                            "forced_labour_industry", "type_of_sexual_exploitation",
                                            "forced_criminality", "scam_compound",
                                            "means_of_control", "recruiter_relationship", "recruitment_method",
-                                           "country_of_origin", "country_of_recruitment",
+                                           "country_of_residence", "country_of_origin", "country_of_recruitment",
                                            "countries_of_transit", "country_of_destination")),
     ("grp_perpetrators", "Perpetrators (numbers only, no names)", (
         "perpetrator_count", "perpetrator_sex", "perpetrator_role", "perpetrator_also_victim",
