@@ -71,6 +71,7 @@ COMMANDS: dict[str, Registrar] = {
     "simulate": _command("simulate_cmd", "simulate", "simulate",
                          "Simulate partner exports with mapping files and ground truth."),
     "keys": _typer("keys_cmd", "keys"),
+    "mapping": _typer("mapping_cmd", "mapping"),
     "ingest": _command("ingest_cmd", "ingest", "ingest"),
     "encode": _command("encode_cmd", "encode", "encode"),
     "hub": _typer("hub_cmd", "hub"),

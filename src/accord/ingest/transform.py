@@ -17,8 +17,9 @@ from accord.ingest.values import MISSING, PARTIAL_DATE_FIELDS, Parsed, Parser, p
 from accord.standard import Field, FieldType, Standard
 from accord.standard.arrow import arrow_type, derived_arrow_type
 
-TRUE_FLAGS = frozenset({"1", "true", "yes", "y"})
-FALSE_FLAGS = frozenset({"0", "false", "no", "n"})
+# "1.0"/"0.0": flag columns that passed through a float column (pandas, Stata, CTDC's files).
+TRUE_FLAGS = frozenset({"1", "1.0", "true", "yes", "y"})
+FALSE_FLAGS = frozenset({"0", "0.0", "false", "no", "n"})
 
 
 class Recorder(Protocol):
@@ -303,7 +304,9 @@ def _wg_ss(columns: dict[str, pa.Array], domains: tuple[str, ...], n: int) -> pa
         values = pc.fill_null(columns[name], "")
         disabled |= np.asarray(pc.is_in(values, pa.array(sorted(WG_DISABILITY))))
         all_answered &= np.asarray(pc.is_in(values, pa.array(sorted(WG_ANSWERED | WG_DISABILITY))))
-    out = np.where(disabled, "yes", np.where(all_answered, "no", None)).astype(object)
+    out = np.full(n, None, dtype=object)
+    out[all_answered] = "no"
+    out[disabled] = "yes"
     return pa.array(out.tolist(), pa.string())
 
 

@@ -52,6 +52,7 @@ class Code(BaseModel):
     htcds: str | None = None
     ctdc: str | None = None
     range: tuple[int, int] | None = None  # for band codes: the ages the band covers, inclusive
+    aliases: tuple[str, ...] = ()  # other spellings seen in partner systems and public files
 
 
 class Field(BaseModel):

@@ -6,7 +6,6 @@ import os
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from accord.errors import ContributionError
