@@ -245,3 +245,18 @@ def test_docs_coverage_table_is_current_and_complete() -> None:
     if not ods.exists():
         pytest.skip(f"{ods} absent: the table is checked against the standard only")
     assert _htcds_core_fields(ods) == listed
+
+
+def test_microdata_release_takes_only_research_consented_records(tmp_path: Path, partner_key: PartnerKey) -> None:
+    from accord.release.anonymise.microdata import MicrodataSettings, release_microdata
+
+    rows = [f"r{i},N{i},{'female' if i % 2 else 'male'},2024-01-{1 + i % 28:02d},trafficking_victim,VN,yes,yes,"
+            f"{'no' if i < 7 else 'yes'},,," for i in range(40)]
+    export, mapping = _write(tmp_path, rows)
+    build_contribution(export, mapping, "p1", tmp_path / "c", partner_key)
+    with open_store(tmp_path / "hub.duckdb") as store:
+        add_contribution(store, tmp_path / "c")
+        release = release_microdata(store, tmp_path / "rel", load_standard(),
+                                    MicrodataSettings(k=2, l=1, qi=("sex",), sensitive=()), actor="test")
+    released = pq.read_table(tmp_path / "rel" / "microdata.parquet")
+    assert released.num_rows == 33, release

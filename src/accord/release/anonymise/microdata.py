@@ -120,7 +120,10 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
     """Anonymise the hub's records, write Parquet + CSV + dictionary, record the release."""
     if not store.table_exists("records"):
         raise AccordError("the hub has no records yet", hint="Add contributions first.")
-    records = store.query("SELECT * FROM records")
+    # Record-level releases are research use: only records whose consent_research is "yes" (standard
+    # 0.2; a hub without the column predates per-record consent).
+    consent = "consent_research" in store.query("SELECT * FROM records LIMIT 0").column_names
+    records = store.query("SELECT * FROM records" + (" WHERE consent_research = 'yes'" if consent else ""))
     data_version = store.data_version()
     available = records.column_names
     qi = _fields(standard, settings.qi or [f.name for f in standard.by_role(
