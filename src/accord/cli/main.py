@@ -72,6 +72,7 @@ COMMANDS: dict[str, Registrar] = {
                          "Simulate partner exports with mapping files and ground truth."),
     "keys": _typer("keys_cmd", "keys"),
     "mapping": _typer("mapping_cmd", "mapping"),
+    "tables": _typer("tables_cmd", "tables"),
     "ingest": _command("ingest_cmd", "ingest", "ingest"),
     "encode": _command("encode_cmd", "encode", "encode"),
     "hub": _typer("hub_cmd", "hub"),
