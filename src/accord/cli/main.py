@@ -73,6 +73,8 @@ COMMANDS: dict[str, Registrar] = {
     "keys": _typer("keys_cmd", "keys"),
     "mapping": _typer("mapping_cmd", "mapping"),
     "tables": _typer("tables_cmd", "tables"),
+    "kobo": _typer("kobo_cmd", "kobo"),
+    "odk": _typer("odk_cmd", "odk"),
     "ingest": _command("ingest_cmd", "ingest", "ingest"),
     "encode": _command("encode_cmd", "encode", "encode"),
     "hub": _typer("hub_cmd", "hub"),
