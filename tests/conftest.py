@@ -42,6 +42,9 @@ fields:
   means_of_control: {flags: {Ctrl_Debt: debt_bondage, Ctrl_Threat: physical_threats}}
   phone: {column: Phone}
   country_of_registration: {value: MX}
+  consent_statistics: {value: "yes"}
+  consent_linkage: {value: "yes"}
+  consent_research: {value: "yes"}
 """
 # Row A1 (line 2) accepted; A2 accepted (DOB missing); A3 bad date + bad country; A4 bad sex code
 # (1985 alone is a year-only DOB); second A1 duplicate; A5 accepted.

@@ -132,6 +132,9 @@ fields:
   case_type: {column: grp/type}
   type_of_exploitation: {column: grp/exp, split: " "}
   country_of_registration: {value: TH}
+  consent_statistics: {value: "yes"}
+  consent_linkage: {value: "yes"}
+  consent_research: {value: "yes"}
 """)
     result = build_contribution(export, mapping, "p1", tmp_path / "out", partner_key)
     assert result.manifest.accepted == 2

@@ -96,7 +96,9 @@ def test_xlsform_and_its_mapping_round_trip(runner: CliRunner, tmp_path: Path) -
     row.update({"grp_person/case_id": "k1", "grp_person/sex": "female", "grp_person/citizenship": "VN KH",
                 "grp_case/case_type": "trafficking_victim", "grp_case/registration_date": "2024-05-01",
                 "grp_case/country_of_registration": "TH", "grp_person/age": "17",
-                "grp_exploitation/type_of_exploitation": "forced_labour forced_criminality"})
+                "grp_exploitation/type_of_exploitation": "forced_labour forced_criminality",
+                "grp_consent/consent_statistics": "yes", "grp_consent/consent_linkage": "no",
+                "grp_consent/consent_research": "yes"})
     export = tmp_path / "export.csv"
     export.write_text(",".join(columns) + "\n" + ",".join(row[c] for c in columns) + "\n", encoding="utf-8")
     out = build_contribution(export, mapping, "p", tmp_path / "c", create_partner_key(tmp_path / "k"))

@@ -303,7 +303,9 @@ def test_pipeline_csv_to_report(tmp_path: Path) -> None:
         "  case_type: {column: ctype}\n"
         "  registration_date: {column: reg}\n"
         "  country_of_registration: {value: TH}\n"
-        "  type_of_exploitation: {column: expl, split: ' '}\n", encoding="utf-8")
+        "  type_of_exploitation: {column: expl, split: ' '}\n"
+        "  consent_statistics: {value: 'yes'}\n  consent_linkage: {value: 'yes'}\n"
+        "  consent_research: {value: 'yes'}\n", encoding="utf-8")
     key = tmp_path / "partner.key"
     hub = tmp_path / "hub.duckdb"
     for args in (["keys", "init", "--key-file", str(key)],

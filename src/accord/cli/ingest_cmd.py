@@ -58,13 +58,18 @@ def ingest(
     summary = {"contribution": str(result.contribution), "batch_id": m.batch_id, "partner": m.partner,
                "rows_in": m.rows_in, "accepted": m.accepted, "quarantined": m.quarantined,
                "blank_rows": m.blank_rows, "quarantine_report": str(result.quarantine_report),
+               "withheld": m.withheld, "consent": m.consent,
                "reasons": dict(reasons)}
     if as_json:
         print_json(summary)
         return
     console.print(f"[bold]{export.name}[/] -> [bold]{out}[/]  (partner {partner})")
     console.print(f"rows in {m.rows_in:,} = accepted {m.accepted:,} + quarantined {m.quarantined:,}"
+                  + (f" + withheld {m.withheld:,} (no consent to share)" if m.withheld else "")
                   + (f"   ({m.blank_rows} blank rows skipped)" if m.blank_rows else ""))
+    if m.consent.get("no_linkage_consent") or m.consent.get("no_research_consent"):
+        console.print(f"consent: {m.consent.get('no_linkage_consent', 0):,} shared without linkage, "
+                      f"{m.consent.get('no_research_consent', 0):,} kept out of research releases")
     if reasons:
         t = Table(title="quarantined, by reason", show_edge=False)
         t.add_column("reason")

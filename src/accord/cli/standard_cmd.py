@@ -56,3 +56,17 @@ def validate(path: Annotated[Path, typer.Argument(help="Standard YAML file to ch
     with user_errors():
         s = load_standard(path)
     console.print(f"{path}: valid standard {s.name} {s.version} ({len(s.fields)} fields)")
+
+
+@app.command("diff")
+def diff(
+    old: Annotated[str, typer.Argument(help="Earlier version (e.g. 0.1).")],
+    new: Annotated[str, typer.Argument(help="Later version (e.g. 0.2).")],
+) -> None:
+    """Show what changed between two packaged versions of the standard."""
+    from accord.standard.diff import diff_markdown
+    from accord.standard.model import load_version
+
+    with user_errors():
+        text = diff_markdown(load_version(old), load_version(new))
+    typer.echo(text)

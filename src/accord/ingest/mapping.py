@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accord.errors import MappingError
+from accord.ingest.identifiers import identifier_kind
 from accord.standard import FieldType, Standard
 from accord.yamlio import load_yaml
 
@@ -93,8 +94,16 @@ def _yaml_text(value: Any) -> str:
     return str(value)
 
 
+# "ZZ" (user-assigned in ISO 3166-1, used for "unknown" by CLDR and UN/LOCODE) records a country
+# that is known to be unknown, which a blank cannot say.
+UNKNOWN_COUNTRY = "ZZ"
+_UNKNOWN_WORDS = frozenset({"zz", "zzz", "unknown"})
+
+
 def _country_code(text: str) -> str | None:
     t = text.strip().upper()
+    if t.casefold() in _UNKNOWN_WORDS:
+        return UNKNOWN_COUNTRY
     if len(t) == 2 and pycountry.countries.get(alpha_2=t) is not None:
         return t
     if len(t) == 3:
@@ -135,6 +144,7 @@ def check_against_standard(mapping: Mapping, standard: Standard, source: str) ->
                 problems.append(f"'{name}': not ISO 3166 country codes: {', '.join(bad)}")
         elif fm.codes:
             problems.append(f"'{name}' is of type {f.type} and cannot have 'codes'")
+    problems += _identifier_leaks(mapping, standard)
     missing_required = [f.name for f in standard.fields if f.required and f.name not in mapping.fields]
     if missing_required:
         problems.append(f"required fields not mapped: {', '.join(missing_required)}")
@@ -142,6 +152,25 @@ def check_against_standard(mapping: Mapping, standard: Standard, source: str) ->
         raise MappingError(f"{source} does not fit the standard {standard.version}: "
                            + "; ".join(problems),
                            hint="fix the mapping; `accord standard dictionary` lists fields and codes")
+
+
+def _identifier_leaks(mapping: Mapping, standard: Standard) -> list[str]:
+    """A column that holds a direct identifier may feed only identifier fields, never one that leaves."""
+    known = set(standard.field_names)
+    id_fields = {f.name for f in standard.identifiers}
+    id_columns = {c for name, fm in mapping.fields.items() if name in id_fields for c in fm.source_columns}
+    problems = []
+    for name, fm in mapping.fields.items():
+        if name not in known or name in id_fields:
+            continue
+        for column in fm.source_columns:
+            if column in id_columns:
+                problems.append(f"'{name}' reads column '{column}', which is also mapped to an identifier; "
+                                "a direct identifier must never reach a field that leaves the partner")
+            elif (kind := identifier_kind(column)) is not None:
+                problems.append(f"'{name}' reads column '{column}', whose name says it holds a {kind} "
+                                "(a direct identifier); map it to an identifier field or leave it out")
+    return problems
 
 
 def check_against_header(mapping: Mapping, columns: list[str], source: str) -> None:

@@ -13,12 +13,13 @@ import pyarrow.compute as pc
 from accord.ingest.findings import FindingKind
 from accord.ingest.mapping import FieldMapping, Mapping
 from accord.ingest.readers import RawTable
-from accord.ingest.values import MISSING, Parsed, Parser, parser_for
+from accord.ingest.values import MISSING, PARTIAL_DATE_FIELDS, Parsed, Parser, parser_for
 from accord.standard import Field, FieldType, Standard
 from accord.standard.arrow import arrow_type, derived_arrow_type
 
-TRUE_FLAGS = frozenset({"1", "true", "yes", "y"})
-FALSE_FLAGS = frozenset({"0", "false", "no", "n"})
+# "1.0"/"0.0": flag columns that passed through a float column (pandas, Stata, CTDC's files).
+TRUE_FLAGS = frozenset({"1", "1.0", "true", "yes", "y"})
+FALSE_FLAGS = frozenset({"0", "0.0", "false", "no", "n"})
 
 
 class Recorder(Protocol):
@@ -50,6 +51,7 @@ class _Column:
     kinds: np.ndarray  # object array: FindingKind or None per row
     details: np.ndarray  # object array
     year_only: np.ndarray | None = None
+    month_only: np.ndarray | None = None
 
 
 def _bulk_dates(uniques: pa.Array, date_format: str | None) -> list[object]:
@@ -76,7 +78,8 @@ def _apply_unique(raw: pa.ChunkedArray, parse: Parser, missing: frozenset[str],
     kinds = np.array([p.kind for p in parsed] + [None], dtype=object)[:-1]
     details = np.array([p.detail for p in parsed] + [""], dtype=object)[:-1]
     year_only = np.array([p.year_only for p in parsed] + [False], dtype=bool)[:-1]
-    return _Column(values, kinds[indices], details[indices], year_only[indices])
+    month_only = np.array([p.month_only for p in parsed] + [False], dtype=bool)[:-1]
+    return _Column(values, kinds[indices], details[indices], year_only[indices], month_only[indices])
 
 
 def _apply_flags(raw: RawTable, fm: FieldMapping, missing: frozenset[str]) -> _Column:
@@ -128,6 +131,15 @@ def _apply_field(raw: RawTable, field: Field, fm: FieldMapping, mapping: Mapping
     return _apply_unique(raw.table[fm.column], parse, missing, out_type, fm.date_format)
 
 
+def _precision(col: _Column, n: int) -> pa.Array:
+    """exact / month_only / year_only per row; null where the date is missing."""
+    year = col.year_only if col.year_only is not None else np.zeros(n, dtype=bool)
+    month = col.month_only if col.month_only is not None else np.zeros(n, dtype=bool)
+    labels = np.where(year, "year_only", np.where(month, "month_only", "exact")).astype(object)
+    labels[~np.asarray(pc.is_valid(col.values))] = None
+    return pa.array(labels.tolist(), pa.string())
+
+
 def _age_from_dates(dob: pa.Array, reg: pa.Array) -> np.ndarray:
     """Whole years between birth and registration; -1 where either is missing."""
     d = pc.fill_null(dob, date(1, 1, 1))
@@ -140,17 +152,6 @@ def _age_from_dates(dob: pa.Array, reg: pa.Array) -> np.ndarray:
     return np.where(known, age, -1)
 
 
-def _bands(values: np.ndarray, known: np.ndarray, bands: tuple[tuple[int, int, str], ...]) -> pa.Array:
-    labels = np.array([b[2] for b in bands] + [None], dtype=object)
-    lows = np.array([b[0] for b in bands])
-    idx = np.searchsorted(lows, values, side="right") - 1
-    highs = np.array([b[1] for b in bands])
-    ok = known & (idx >= 0) & (values <= highs[np.clip(idx, 0, len(bands) - 1)])
-    chosen = labels[np.clip(idx, 0, len(bands) - 1)]
-    chosen[~ok] = None
-    return pa.array(chosen.tolist(), pa.string())
-
-
 def transform(raw: RawTable, mapping: Mapping, standard: Standard,
               today: date | None = None, seen_cases: set[str] | None = None) -> StandardisedBatch:
     """Map one chunk. ``seen_cases`` carries the case numbers of earlier chunks of the same export."""
@@ -160,6 +161,7 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
     findings: list[pa.Table] = []
     quarantined = np.zeros(n, dtype=bool)
     year_only = np.zeros(n, dtype=bool)
+    precision: dict[str, pa.Array] = {}
     field_bad: dict[str, np.ndarray] = {}
 
     def record(mask: np.ndarray, field: str, kind_arr: np.ndarray | FindingKind,
@@ -187,6 +189,8 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
         record(bad, field.name, col.kinds, col.details, fm.column)
         if field.name == "date_of_birth" and col.year_only is not None:
             year_only = col.year_only
+        if field.name in PARTIAL_DATE_FIELDS:
+            precision[PARTIAL_DATE_FIELDS[field.name]] = _precision(col, n)
 
     for field in standard.fields:
         if not field.required:
@@ -201,6 +205,9 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
         record(empty, field.name, FindingKind.MISSING_REQUIRED, f"{field.name} is required",
                fm.column if fm else None)
 
+    for quality, values in precision.items():
+        if quality in columns:
+            columns[quality] = values
     _derive(columns, standard, year_only, today, record, mapping)
     _flag_duplicate_cases(columns, raw, record, mapping, seen_cases)
 
@@ -233,6 +240,11 @@ def _derive(columns: dict[str, pa.Array], standard: Standard, year_only: np.ndar
     known = age >= 0
     columns["age"] = pc.if_else(pa.array(known), pa.array(age.astype(np.int32)),
                                 pa.nulls(n, pa.int32()))
+    band_low, band_high = _reported_band(columns, standard, n)
+    if "age_quality" in columns:
+        quality_age = np.where(from_dates >= 0, "from_date_of_birth",
+                               np.where(known, "reported", np.where(band_low >= 0, "band_only", "unknown")))
+        columns["age_quality"] = pa.array(quality_age.tolist(), pa.string())
 
     has_dob = np.asarray(pc.is_valid(dob))
     jan1 = has_dob & (np.asarray(pc.fill_null(pc.month(dob), 0)) == 1) & (
@@ -241,11 +253,61 @@ def _derive(columns: dict[str, pa.Array], standard: Standard, year_only: np.ndar
                                                      np.where(jan1, "default_jan_1", "exact")))
     columns["dob_quality"] = pa.array(quality.tolist(), pa.string())
 
+    # Where only a band was reported, a derived band is known when the reported band lies
+    # wholly inside it (9-17 gives "minor" but not a 5-11 / 12-17 age group).
+    low = np.where(known, age, band_low)
+    high = np.where(known, age, band_high)
     for d in standard.derived:
         if d.bands:
-            columns[d.name] = _bands(age, known, d.bands)
+            columns[d.name] = _bands_of_range(low, high, d.bands)
+        elif d.rule == "wg_ss":
+            columns[d.name] = _wg_ss(columns, d.sources or (d.source,), n)
         elif d.source == "registration_date":
             columns[d.name] = pc.cast(pc.year(reg), derived_arrow_type(standard, d.name))
+
+
+def _reported_band(columns: dict[str, pa.Array], standard: Standard, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The age range of each row's reported band; -1 where there is none."""
+    low = np.full(n, -1, dtype=np.int64)
+    high = np.full(n, -1, dtype=np.int64)
+    if "age_band_reported" not in columns or "age_band_reported" not in standard.field_names:
+        return low, high
+    ranges = {c.code: c.range for c in standard.field("age_band_reported").codes or () if c.range}
+    for i, code in enumerate(columns["age_band_reported"].to_pylist()):
+        r = ranges.get(code) if code is not None else None
+        if r is not None:
+            low[i], high[i] = r
+    return low, high
+
+
+def _bands_of_range(low: np.ndarray, high: np.ndarray, bands: tuple[tuple[int, int, str], ...]) -> pa.Array:
+    """The band holding the whole range [low, high] of each row (an exact age has low == high)."""
+    out = np.full(len(low), None, dtype=object)
+    for b_low, b_high, label in bands:
+        inside = (low >= 0) & (low >= b_low) & (high <= b_high)
+        out[inside] = label
+    return pa.array(out.tolist(), pa.string())
+
+
+WG_DISABILITY = frozenset({"a_lot_of_difficulty", "cannot_do"})
+WG_ANSWERED = frozenset({"no_difficulty", "some_difficulty"})
+
+
+def _wg_ss(columns: dict[str, pa.Array], domains: tuple[str, ...], n: int) -> pa.Array:
+    """The Washington Group's recommended cut-off: "a lot of difficulty" or worse in any domain.
+
+    "no" needs every domain answered below the cut-off; otherwise the status is unknown (null).
+    """
+    disabled = np.zeros(n, dtype=bool)
+    all_answered = np.ones(n, dtype=bool)
+    for name in domains:
+        values = pc.fill_null(columns[name], "")
+        disabled |= np.asarray(pc.is_in(values, pa.array(sorted(WG_DISABILITY))))
+        all_answered &= np.asarray(pc.is_in(values, pa.array(sorted(WG_ANSWERED | WG_DISABILITY))))
+    out = np.full(n, None, dtype=object)
+    out[all_answered] = "no"
+    out[disabled] = "yes"
+    return pa.array(out.tolist(), pa.string())
 
 
 def _flag_duplicate_cases(columns: dict[str, pa.Array], raw: RawTable, record: Recorder,

@@ -16,7 +16,11 @@ from accord.ingest.mapping import FieldMapping, country_code
 from accord.standard import Field, FieldType
 
 EXCEL_EPOCH = date(1899, 12, 30)
-_YEAR_ONLY = re.compile(r"^(?:(?:00|\?\?|xx|XX)[-/. ](?:00|\?\?|xx|XX)[-/. ])?(\d{4})$")
+# Date fields that accept a year-only or month-only value, and the quality field that says which.
+PARTIAL_DATE_FIELDS = {"registration_date": "registration_date_quality"}
+_YEAR_ONLY = re.compile(r"^(?:(?:00|\?\?|xx|XX)[-/. ](?:00|\?\?|xx|XX)[-/. ])?(\d{4})(?:\.0+)?$")
+# A month and year without a day: 2019-03, 2019/03, 03/2019, 03.2019.
+_MONTH_ONLY = (re.compile(r"^(\d{4})[-/.](\d{1,2})$"), re.compile(r"^(\d{1,2})[-/.](\d{4})$"))
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class Parsed:
     kind: FindingKind | None = None
     detail: str = ""
     year_only: bool = False
+    month_only: bool = False
 
 
 MISSING = Parsed()
@@ -112,7 +117,18 @@ def multi_parser(single: Parser, separator: str | None, missing: frozenset[str])
     return parse
 
 
-def date_parser(fm: FieldMapping, field_name: str, allow_year_only: bool) -> Parser:
+def _month_only(text: str) -> date | None:
+    for i, pattern in enumerate(_MONTH_ONLY):
+        m = pattern.match(text)
+        if m:
+            year, month = (int(m.group(1)), int(m.group(2))) if i == 0 else (int(m.group(2)), int(m.group(1)))
+            if 1 <= month <= 12 and year >= 1900:
+                return date(year, month, 1)
+    return None
+
+
+def date_parser(fm: FieldMapping, field_name: str, allow_year_only: bool,
+                allow_month_only: bool = False) -> Parser:
     fmt = fm.date_format or "%Y-%m-%d"
 
     def parse(text: str) -> Parsed:
@@ -137,6 +153,9 @@ def date_parser(fm: FieldMapping, field_name: str, allow_year_only: bool) -> Par
         m = _YEAR_ONLY.match(t)
         if allow_year_only and m:
             return Parsed(date(int(m.group(1)), 1, 1), year_only=True)
+        month = _month_only(t) if allow_month_only else None
+        if month is not None:
+            return Parsed(month, month_only=True)
         return Parsed(kind=FindingKind.BAD_DATE, detail=f"{field_name} does not match {fmt}")
 
     return parse
@@ -174,7 +193,11 @@ def parser_for(field: Field, fm: FieldMapping, missing: frozenset[str]) -> Parse
     if field.type == FieldType.COUNTRIES:
         return multi_parser(country_parser(fm), fm.split, missing)
     if field.type == FieldType.DATE:
-        return date_parser(fm, field.name, allow_year_only=field.name == "date_of_birth")
+        # Partial dates (year or month only) are kept with a quality flag where the standard has
+        # one; elsewhere they are an error, since the day would be invented.
+        partial = field.name in PARTIAL_DATE_FIELDS
+        return date_parser(fm, field.name, allow_year_only=partial or field.name == "date_of_birth",
+                           allow_month_only=partial)
     if field.type == FieldType.INTEGER:
         return integer_parser(field)
     return string_parser

@@ -52,6 +52,11 @@ class Manifest:
     files: dict[str, FileEntry]
     mapping_sha256: str = ""
     linkage: dict[str, Any] = field(default_factory=dict)
+    # Rows kept at the partner because the person did not consent to sharing for statistics.
+    withheld: int = 0
+    # How many rows each consent gate held back: no_statistics_consent (= withheld),
+    # no_linkage_consent and no_research_consent (among the shared rows).
+    consent: dict[str, int] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     accord_version: str = __version__
@@ -229,6 +234,7 @@ def verify_files(contribution: Path, manifest: Manifest) -> None:
     if manifest.accepted != manifest.files[RECORDS].rows:
         raise ContributionError("the manifest's accepted count does not match its records",
                                 hint="ask the partner to send the contribution again")
-    if manifest.rows_in != manifest.accepted + manifest.quarantined:
-        raise ContributionError("the manifest's counts do not add up (rows in != accepted + quarantined)",
+    if manifest.rows_in != manifest.accepted + manifest.quarantined + manifest.withheld:
+        raise ContributionError("the manifest's counts do not add up "
+                                "(rows in != accepted + quarantined + withheld)",
                                 hint="ask the partner to send the contribution again")

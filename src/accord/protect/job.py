@@ -51,6 +51,41 @@ class ContributionResult:
                 for r in self.findings_table.to_pylist()]
 
 
+CONSENT_GATES = ("no_statistics_consent", "no_linkage_consent", "no_research_consent")
+
+
+def _consent_gates(accepted: pa.Table, gates: Counter[str], standard: Standard) -> tuple[pa.Table, pa.Array]:
+    """Rows that may be shared (statistics consent "yes") and, among them, those that may be linked.
+
+    Consent is enforced here, at the partner, before anything is protected or written: a row
+    without statistics consent never leaves, a row without linkage consent gets no linkage
+    encoding and no person pseudonym. Only "yes" opens a gate; a missing consent never does.
+    """
+    def given(name: str, table: pa.Table) -> pa.Array:
+        if name not in standard.field_names:
+            # A standard before 0.2 has no consent fields: sharing was agreed for the whole export.
+            return pa.array([True] * table.num_rows, pa.bool_())
+        if name not in table.column_names:
+            return pa.array([False] * table.num_rows, pa.bool_())
+        column = table[name]
+        chunked = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+        return pc.fill_null(pc.equal(chunked.combine_chunks(), "yes"), False)
+
+    share = given("consent_statistics", accepted)
+    shared = accepted.filter(share)
+    gates["no_statistics_consent"] += accepted.num_rows - shared.num_rows
+    linkable = given("consent_linkage", shared)
+    gates["no_linkage_consent"] += shared.num_rows - int(pc.sum(linkable).as_py() or 0)
+    research = given("consent_research", shared)
+    gates["no_research_consent"] += shared.num_rows - int(pc.sum(research).as_py() or 0)
+    return shared, linkable
+
+
+def _without_person_pseudonym(records: pa.Table) -> pa.Table:
+    i = records.schema.get_field_index("person_pseudonym")
+    return records.set_column(i, records.schema.field(i), pa.nulls(records.num_rows, pa.string()))
+
+
 def quarantine_path(out: Path) -> Path:
     return out.with_name(out.name + ".quarantine.csv")
 
@@ -74,15 +109,24 @@ def build_contribution(
     account = ExportAccount()
     batch_id = uuid.uuid4().hex
     writer = ContributionWriter(out, record_schema(standard))
+    gates: Counter[str] = Counter()
     try:
         for accepted in validate_export(export, mapping_path, standard, account, progress):
-            protected = protect_records(accepted, key, standard, partner, batch_id, linkage_encoder=linkage_encoder)
-            writer.write(protected.records, protected.linkage)
+            shared, linkable = _consent_gates(accepted, gates, standard)
+            for rows, may_link in ((shared.filter(linkable), True), (shared.filter(pc.invert(linkable)), False)):
+                if not rows.num_rows:
+                    continue
+                protected = protect_records(rows, key, standard, partner, batch_id,
+                                            linkage_encoder=linkage_encoder if may_link else None)
+                records = protected.records if may_link else _without_person_pseudonym(protected.records)
+                writer.write(records, protected.linkage)
         say("writing contribution")
         manifest = writer.finish(
             batch_id=batch_id, partner=partner, standard=standard.name, standard_version=standard.version,
             rows_in=account.rows_in, quarantined=account.quarantined, blank_rows=account.blank_rows,
             key_id=key.key_id, mapping_sha256=account.mapping_sha256, linkage=linkage_meta or {},
+            withheld=gates["no_statistics_consent"],
+            consent={k: gates[k] for k in CONSENT_GATES},
         )
     except BaseException:
         writer.abort()

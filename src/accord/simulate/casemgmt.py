@@ -67,6 +67,7 @@ GBV = {"rape": "GBV1", "sexual_assault": "GBV2", "physical_assault": "GBV3",
 RH = {"clinical_management_of_rape": "CMR", "emergency_contraception": "EC",
       "post_exposure_prophylaxis": "PEP", "antenatal_care": "ANC", "family_planning": "FP",
       "safe_delivery": "SBA", "sti_care": "STI"}
+CONSENT = {"Y": "yes", "N": "no"}
 NOTES = ("", "", "", "", "", "", "follow-up next week", "referred to shelter",
          "=> referred to legal aid", "+ medical follow-up", "-- no answer on phone --",
          "@hotline referral", "interpreter needed")
@@ -132,6 +133,11 @@ def case_columns(view: RecordView, rng: np.random.Generator,
     notes = np.asarray(NOTES, dtype=object)[rng.integers(0, len(NOTES), n)]
     cols["Notes"] = pc.if_else(pc.equal(pa.array(notes, pa.string()), ""),
                                pa.scalar(None, pa.string()), pa.array(notes, pa.string()))
+    # Consent (standard 0.2), drawn after every other column so earlier draws stay as they were.
+    # Partners export only people who agreed to share; a few refuse research use.
+    cols["ConsentShare"] = pa.array(["Y"] * n, pa.string())
+    cols["ConsentLink"] = pa.array(["Y"] * n, pa.string())
+    cols["ConsentResearch"] = pa.array(np.where(rng.random(n) < 0.05, "N", "Y").tolist(), pa.string())
     cols = _defects(cols, recs.defect, recs.registration, style)
     # The database writes its missing-value code into every empty cell but the notes.
     return {k: (v if k == "Notes" else pc.fill_null(v, miss)) for k, v in cols.items()}
@@ -205,5 +211,8 @@ def case_mapping(std: Standard, style: CaseStyle) -> dict[str, Any]:
                                      "codes": reverse(codes("rh_services_received"), RH)},
             "phone": {"column": "Phone"},
             "document_number": {"column": "IDDoc"},
+            "consent_statistics": {"column": "ConsentShare", "codes": CONSENT},
+            "consent_linkage": {"column": "ConsentLink", "codes": CONSENT},
+            "consent_research": {"column": "ConsentResearch", "codes": CONSENT},
         },
     }

@@ -95,6 +95,8 @@ def kobo_columns(view: RecordView, rng: np.random.Generator) -> dict[str, pa.Arr
                                               relabel(codes("rh_needs"), RH), " ")
     cols["grp_health/rh_services"] = mask_column(view.person(pop.rh_services),
                                                  relabel(codes("rh_services_received"), RH), " ")
+    cols["grp_consent/statistics"] = pa.array(["yes"] * n, pa.string())
+    cols["grp_consent/linkage"] = pa.array(["yes"] * n, pa.string())
     cols["__version__"] = pa.array(["vQz8mPkR2"] * n)
     uuids = fake_uuids(rng, n)
     cols["meta/instanceID"] = pc.binary_join_element_wise(pa.scalar("uuid:"), uuids, "")
@@ -105,6 +107,8 @@ def kobo_columns(view: RecordView, rng: np.random.Generator) -> dict[str, pa.Arr
     cols["_status"] = pa.array(["submitted_via_web"] * n)
     cols["_submitted_by"] = pa.array(np.where(rng.random(n) < 0.7, "field_team_1", "field_team_2"))
     cols["_index"] = int_column(recs.seq + 1)
+    # Drawn last so the earlier draws are unchanged by standard 0.2's consent question.
+    cols["grp_consent/research"] = pa.array(np.where(rng.random(n) < 0.05, "no", "yes").tolist(), pa.string())
     return _defects(cols, defect, recs.registration)
 
 
@@ -177,6 +181,9 @@ def kobo_mapping(std: Standard, fmt: str, sheet: str | None) -> dict[str, Any]:
                          "codes": reverse(codes("rh_needs"), RH)},
             "rh_services_received": {"column": "grp_health/rh_services", "split": " ",
                                      "codes": reverse(codes("rh_services_received"), RH)},
+            "consent_statistics": {"column": "grp_consent/statistics"},
+            "consent_linkage": {"column": "grp_consent/linkage"},
+            "consent_research": {"column": "grp_consent/research"},
         },
     }
 

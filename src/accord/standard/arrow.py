@@ -31,7 +31,7 @@ def arrow_type(field_type: FieldType) -> pa.DataType:
 
 def derived_arrow_type(standard: Standard, name: str) -> pa.DataType:
     d = standard.derived_field(name)
-    return pa.string() if d.bands else pa.int32()
+    return pa.string() if d.bands or d.rule else pa.int32()
 
 
 def record_schema(standard: Standard) -> pa.Schema:

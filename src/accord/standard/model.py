@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -15,6 +15,8 @@ from accord.errors import StandardError
 from accord.yamlio import load_yaml
 
 DEFAULT_STANDARD = "standard.yaml"
+# Earlier versions shipped with the package, for `accord standard diff` and contribution upgrades.
+PACKAGED_VERSIONS = {"0.1": "standard_0.1.yaml", "0.2": DEFAULT_STANDARD}
 
 
 class FieldRole(StrEnum):
@@ -49,6 +51,8 @@ class Code(BaseModel):
     label: str
     htcds: str | None = None
     ctdc: str | None = None
+    range: tuple[int, int] | None = None  # for band codes: the ages the band covers, inclusive
+    aliases: tuple[str, ...] = ()  # other spellings seen in partner systems and public files
 
 
 class Field(BaseModel):
@@ -101,13 +105,19 @@ class DerivedField(BaseModel):
     label: str
     ctdc: str | None = None
     bands: tuple[tuple[int, int, str], ...] | None = None
+    rule: Literal["wg_ss"] | None = None
+    sources: tuple[str, ...] = ()  # every field a rule reads (source is the first)
 
     @model_validator(mode="before")
     @classmethod
     def _rename_from(cls, data: Any) -> Any:
         if isinstance(data, dict) and "from" in data:
             data = dict(data)
-            data["source"] = data.pop("from")
+            src = data.pop("from")
+            if isinstance(src, list):
+                data["sources"] = tuple(src)
+                src = src[0] if src else ""
+            data["source"] = src
         return data
 
     @property
@@ -131,6 +141,7 @@ class Standard(BaseModel):
     htcds_version: str
     fields: tuple[Field, ...]
     derived: tuple[DerivedField, ...] = ()
+    compatible_with: tuple[str, ...] = ()  # earlier versions whose contributions the hub upgrades
 
     @model_validator(mode="after")
     def _check_names(self) -> Standard:
@@ -140,8 +151,13 @@ class Standard(BaseModel):
             raise ValueError(f"duplicate field names: {', '.join(dupes)}")
         field_names = {f.name for f in self.fields}
         for d in self.derived:
-            if d.source not in field_names:
-                raise ValueError(f"derived field '{d.name}' comes from unknown field '{d.source}'")
+            for src in (d.source, *d.sources):
+                if src not in field_names:
+                    raise ValueError(f"derived field '{d.name}' comes from unknown field '{src}'")
+        for f in self.fields:
+            for c in f.codes or ():
+                if c.range is not None and c.range[0] > c.range[1]:
+                    raise ValueError(f"field '{f.name}': code '{c.code}' has an empty range")
         return self
 
     def field(self, name: str) -> Field:
@@ -202,6 +218,15 @@ def parse_standard(text: str, source: str = "<standard>") -> Standard:
 def _load_packaged(name: str) -> Standard:
     text = resources.files("accord.standard").joinpath(name).read_text(encoding="utf-8")
     return parse_standard(text, source=name)
+
+
+def load_version(version: str) -> Standard:
+    """A packaged version of the standard by its number ("0.1", "0.2" or "0.2.0")."""
+    short = ".".join(version.split(".")[:2])
+    if short not in PACKAGED_VERSIONS:
+        raise StandardError(f"no packaged standard version '{version}'",
+                            hint=f"packaged versions: {', '.join(PACKAGED_VERSIONS)}")
+    return _load_packaged(PACKAGED_VERSIONS[short])
 
 
 def load_standard(path: Path | str | None = None) -> Standard:

@@ -21,16 +21,34 @@ COUNTRY_LIST = "iso_country"
 
 # Questions are grouped as an intake form is read: the person, the case, what happened, needs.
 GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("grp_person", "The person", ("case_id", "given_name", "family_name", "date_of_birth", "age", "sex",
-                                  "citizenship", "phone", "document_number", "migration_status",
-                                  "unaccompanied_separated", "disability")),
+    ("grp_consent", "Consent", ("consent_statistics", "consent_linkage", "consent_research")),
+    ("grp_person", "The person", ("case_id", "given_name", "family_name", "date_of_birth", "age",
+                                  "age_band_reported", "sex", "citizenship", "phone", "document_number",
+                                  "migration_status", "unaccompanied_separated", "disability", "pregnant")),
     ("grp_case", "Registration", ("case_type", "registration_date", "country_of_registration",
-                                  "area_of_registration")),
+                                  "area_of_registration", "trafficking_status", "status_decided_by",
+                                  "case_status", "identified_by", "screening_method", "referral_reason_in",
+                                  "referral_reason_out", "outgoing_referral_date", "referred_to",
+                                  "services_received")),
     ("grp_exploitation", "What happened", ("country_of_exploitation", "type_of_exploitation",
                                            "forced_labour_industry", "type_of_sexual_exploitation",
-                                           "means_of_control", "recruiter_relationship", "gbv_incident_type")),
+                                           "forced_criminality", "scam_compound",
+                                           "means_of_control", "recruiter_relationship", "recruitment_method",
+                                           "country_of_residence", "country_of_origin", "country_of_recruitment",
+                                           "countries_of_transit", "country_of_destination")),
+    ("grp_perpetrators", "Perpetrators (numbers only, no names)", (
+        "perpetrator_count", "perpetrator_sex", "perpetrator_role", "perpetrator_also_victim",
+        "perpetrator_victim_count")),
+    ("grp_gbv", "Gender-based violence (GBVIMS)", (
+        "gbv_incident_type", "gbv_displacement_stage", "gbv_location_type", "gbv_perpetrator_relationship",
+        "gbv_harmful_traditional_practice", "gbv_money_exchanged", "gbv_abduction", "gbv_reported_elsewhere",
+        "gbv_previous_incidents")),
     ("grp_needs", "Reproductive health", ("rh_needs", "rh_services_received")),
+    ("grp_disability", "Washington Group short set", (
+        "wg_seeing", "wg_hearing", "wg_walking", "wg_cognition", "wg_self_care", "wg_communication")),
 )
+# Fields ingest sets itself; the form does not ask them.
+SET_BY_INGEST = frozenset({"dob_quality", "registration_date_quality", "age_quality"})
 
 # Skip logic that a form should have (the standard itself stays flat).
 RELEVANT = {
@@ -39,7 +57,15 @@ RELEVANT = {
     "gbv_incident_type": "${case_type} = 'gbv_survivor'",
     "type_of_exploitation": "${case_type} = 'trafficking_victim'",
     "age": "${date_of_birth} = ''",
+    "age_band_reported": "${date_of_birth} = '' and ${age} = ''",
+    "grp_gbv_context": "${case_type} = 'gbv_survivor'",
+    "forced_criminality": "selected(${type_of_exploitation}, 'forced_criminality')",
 }
+for _name in ("gbv_displacement_stage", "gbv_location_type", "gbv_perpetrator_relationship",
+              "gbv_harmful_traditional_practice", "gbv_money_exchanged", "gbv_abduction",
+              "gbv_reported_elsewhere", "gbv_previous_incidents"):
+    RELEVANT[_name] = RELEVANT["gbv_incident_type"]
+del RELEVANT["grp_gbv_context"]
 
 
 def _question_type(field: Field) -> str:
@@ -56,7 +82,7 @@ def _question_type(field: Field) -> str:
 
 def _survey_rows(standard: Standard) -> list[dict[str, Any]]:
     placed = {name for _, _, names in GROUPS for name in names}
-    missing = [f.name for f in standard.fields if f.name not in placed and f.name != "dob_quality"]
+    missing = [f.name for f in standard.fields if f.name not in placed and f.name not in SET_BY_INGEST]
     if missing:
         raise StandardError(f"the XLSForm layout does not place: {', '.join(missing)}",
                             hint="add the fields to accord.standard.xlsform.GROUPS")
@@ -83,6 +109,7 @@ def _choice_rows(standard: Standard) -> list[dict[str, str]]:
             for f in standard.fields if f.codes for c in f.codes]
     rows += [{"list_name": COUNTRY_LIST, "name": c.alpha_2, "label": c.name}
              for c in sorted(pycountry.countries, key=lambda c: c.name)]
+    rows.append({"list_name": COUNTRY_LIST, "name": "ZZ", "label": "Unknown"})
     return rows
 
 

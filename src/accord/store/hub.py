@@ -12,6 +12,8 @@ from accord.errors import ContributionError
 from accord.protect.contribution import LINKAGE, RECORDS, read_manifest, verify_files
 from accord.standard import FieldRole, Standard, load_standard
 from accord.standard.arrow import record_schema
+from accord.standard.model import load_version
+from accord.standard.upgrade import upgrade_records
 from accord.store.base import AddOutcome, Store, now_iso
 from accord.store.duckdb_store import DuckDBStore
 from accord.store.urls import is_server_url, normalise_url
@@ -48,6 +50,22 @@ def _check_schema(contribution: Path, standard: Standard) -> None:
                                 hint="ingest again with the Accord version the hub runs")
 
 
+def _check_hub_layout(store: Store, standard: Standard) -> None:
+    """A hub whose records were loaded under another standard cannot take this one's rows."""
+    if not store.table_exists("records"):
+        return
+    have = store.query("SELECT * FROM records LIMIT 0").column_names
+    expected = record_schema(standard).names
+    if have != expected:
+        missing = [c for c in expected if c not in have]
+        raise ContributionError(
+            f"the hub's records follow another version of the standard (missing {len(missing)} column(s) "
+            f"of {standard.name} {standard.version}, e.g. {', '.join(missing[:3]) or 'none'}); "
+            "refusing to mix versions",
+            hint="build a new hub with this Accord version and add the contributions again; "
+            "contributions of earlier compatible versions are upgraded on the way in")
+
+
 def add_contribution(store: Store, contribution: Path, actor: str = "hub",
                      standard: Standard | None = None) -> AddOutcome:
     """Verify and load one contribution. Idempotent: the same contribution twice adds nothing.
@@ -60,13 +78,16 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
         raise ContributionError(f"no such contribution: {contribution}",
                                 hint="give the directory that `accord ingest --out` wrote")
     manifest = read_manifest(contribution)
-    if manifest.standard_version != standard.version or manifest.standard != standard.name:
+    upgrade = manifest.standard_version != standard.version
+    if manifest.standard != standard.name or (upgrade and manifest.standard_version not in standard.compatible_with):
         raise ContributionError(
             f"{contribution} follows standard {manifest.standard} {manifest.standard_version}; "
-            f"the hub uses {standard.name} {standard.version}",
+            f"the hub uses {standard.name} {standard.version}, which can take contributions of "
+            f"{', '.join((standard.version, *standard.compatible_with))} only",
             hint="ingest the export again with the hub's standard")
     verify_files(contribution, manifest)
-    _check_schema(contribution, standard)
+    _check_schema(contribution, load_version(manifest.standard_version) if upgrade else standard)
+    _check_hub_layout(store, standard)
 
     store.ensure_meta()
     known = store.query("SELECT batch_id FROM batches WHERE batch_id = ? OR data_sha256 = ?",
@@ -77,7 +98,7 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
     records_file = contribution / RECORDS
     with store.transaction():
         if not store.table_exists("records"):
-            store.write_table("records", pq.read_schema(records_file).empty_table(), mode="create")
+            store.write_table("records", record_schema(standard).empty_table(), mode="create")
         store.write_table("_incoming", pq.read_table(records_file, columns=["partner", "record_key"]),
                           mode="replace")
         replaced = int(store.scalar(
@@ -90,7 +111,10 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
                 store.execute("DELETE FROM linkage_encodings WHERE (partner, record_key) IN "
                               "(SELECT partner, record_key FROM _incoming)")
         store.execute("DROP TABLE _incoming")
-        store.append_parquet("records", records_file)
+        if upgrade:
+            store.write_table("records", upgrade_records(pq.read_table(records_file), standard))
+        else:
+            store.append_parquet("records", records_file)
         if LINKAGE in manifest.files:
             store.append_parquet("linkage_encodings", contribution / LINKAGE)
         store.execute(

@@ -137,8 +137,12 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
               "coalesce(r.partner || ':' || r.person_pseudonym, r.partner || ':' || r.record_key)")
     join = ("LEFT JOIN persons p ON p.partner = r.partner AND p.record_key = r.record_key"
             if linked else "")
+    # Record-level releases are research use: only records whose consent_research is "yes" (standard
+    # 0.2; a hub without the column predates per-record consent).
+    consent = "consent_research" in store.query("SELECT * FROM records LIMIT 0").column_names
+    where = " WHERE r.consent_research = 'yes'" if consent else ""
     # Ordered, so the same hub gives the same file (and a steward can audit it row by row).
-    records = store.query(f"SELECT r.*, {person} AS {PERSON} FROM records r {join} "
+    records = store.query(f"SELECT r.*, {person} AS {PERSON} FROM records r {join}{where} "
                           "ORDER BY r.partner, r.record_key")
     people = [str(v) for v in records.column(PERSON).to_pylist()]
     records = records.drop_columns([PERSON])

@@ -1,0 +1,87 @@
+"""Aggregate tables in (GLOTIP-shaped) and rates per 100,000 population out."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from accord.cli.main import app
+from accord.research.rates import population
+from tests.data_paths import SHARED_DATA
+
+GLOTIP = SHARED_DATA / "glotip" / "data_glotip.csv"
+HEADER = "country,year,sex,age_group,form_of_exploitation,count\n"
+GOOD = [
+    "THA,2020,Total,Total,Total,210",
+    "THA,2020,Female,0 to 17 years,Sexual exploitation,<5",
+    "TH,2020,female,adult,forced_labour,\"1,204\"",
+    "VNM,2021,Male,Total,Other forms of exploitation,0",
+]
+
+
+def _table(tmp_path: Path, rows: list[str]) -> Path:
+    p = tmp_path / "agg.csv"
+    p.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    return p
+
+
+def test_aggregates_keep_marks_and_give_rates(tmp_path: Path, runner: CliRunner) -> None:
+    hub = tmp_path / "hub.duckdb"
+    result = runner.invoke(app, ["tables", "ingest", str(_table(tmp_path, GOOD)), "--source", "nr", "--hub", str(hub)])
+    assert result.exit_code == 0, result.output
+    assert "4 counts stored (1 kept as suppression marks)" in result.output
+    result = runner.invoke(app, ["tables", "rates", "--hub", str(hub)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    th = next(r for r in rows if r["country"] == "TH")
+    assert float(th["rate_per_100k"]) == pytest.approx(210 / population()[("TH", 2020)] * 100_000, abs=1e-3)
+    # Rates are for country-year totals only; the <5 cell stays a mark and gives no number.
+    assert [r["country"] for r in rows] == ["TH"]
+
+
+@pytest.mark.parametrize("bad, where", [
+    ("THA,2020,Femme,Total,Total,12", "row 2, column sex: 'Femme' is not a sex code"),
+    ("THA,2020,Total,Total,Total,-3", "row 2, column count: a negative count"),
+    ("XYZ,2020,Total,Total,Total,3", "row 2, column country: not an ISO 3166 country"),
+    ("THA,2020,Total,Total,Organ trade,3", "row 2, column form_of_exploitation"),
+    ("THA,2020,Total,0-12,Total,3", "row 2, column age_group"),
+    ("THA,20x0,Total,Total,Total,3", "row 2, column year: not a year"),
+])
+def test_bad_aggregates_are_refused_naming_row_and_column(tmp_path: Path, runner: CliRunner,
+                                                          bad: str, where: str) -> None:
+    hub = tmp_path / "hub.duckdb"
+    result = runner.invoke(app, ["tables", "ingest", str(_table(tmp_path, [bad, *GOOD])), "--source", "nr",
+                                 "--hub", str(hub)])
+    assert result.exit_code == 2, result.output
+    assert where in " ".join(result.output.split()), result.output
+    assert "-3" not in result.output  # the count itself is not echoed
+    assert not hub.exists()  # nothing stored
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GLOTIP.exists(), reason=f"UNODC's GLOTIP export is not at {GLOTIP}")
+def test_glotip_export_loads_and_every_row_is_accounted_for(tmp_path: Path, runner: CliRunner) -> None:
+    hub = tmp_path / "hub.duckdb"
+    refused = runner.invoke(app, ["tables", "ingest", str(GLOTIP), "--source", "glotip", "--hub", str(hub)])
+    assert refused.exit_code == 2 and "column Iso3_code" in refused.output and "Sark" in refused.output
+    result = runner.invoke(app, ["tables", "ingest", str(GLOTIP), "--source", "glotip", "--hub", str(hub),
+                                 "--country", "Sark=GG"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    with GLOTIP.open(encoding="utf-8") as fh:
+        rows = sum(1 for _ in csv.reader(fh)) - 1
+    import re
+
+    m = re.search(r"([\d,]+) rows = ([\d,]+) counts stored \(([\d,]+) kept as suppression marks\) \+ ([\d,]+) "
+                  r"out of scope \+ ([\d,]+) exact repeats \+ ([\d,]+) left out", text)
+    assert m, text
+    n = [int(g.replace(",", "")) for g in m.groups()]
+    assert n[0] == rows and n[1] + n[3] + n[4] + n[5] == rows and n[2] > 0
+    rates = runner.invoke(app, ["tables", "rates", "--hub", str(hub), "--out", str(tmp_path / "r.csv")])
+    assert rates.exit_code == 0, rates.output
+    got = list(csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8")))
+    assert any(r["rate_per_100k"] for r in got) and any(r["upper_bound_per_100k"] for r in got)
