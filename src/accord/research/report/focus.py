@@ -130,13 +130,11 @@ def focus_groups(stats: StatsResult) -> tuple[FocusGroup, ...]:
     rhs = _table(stats, "rh_services_by_sex_by_adolescent_band")
     exp = _table(stats, "exploitation_by_sex_by_youth")
     mig = _table(stats, "migration_status_by_sex_by_young_people")
-    ref = _table(stats, "services_referred_by_sex_by_age_group")
-    rec = _table(stats, "services_received_by_sex_by_age_group")
     out: list[FocusGroup] = []
 
     women = _value(sexage, sex="female")
     everyone = _value(sexage)
-    women_gbv = _value(casesex, case_type="gbv", sex="female")
+    women_gbv = _value(casesex, case_type="gbv_survivor", sex="female")
     share = f" ({100 * women / everyone:.0f} % of everyone)" if women and everyone else ""
     out.append(FocusGroup(
         "women_girls", "Women and girls",
@@ -152,7 +150,7 @@ def focus_groups(stats: StatsResult) -> tuple[FocusGroup, ...]:
     shown = {c: v for c, v in youth_trafficked.items() if v is not None}
     top = max(shown, key=lambda c: shown[c]) if shown else None
     top_text = (f"; the most frequent form of exploitation among youth (15-24) is "
-                f"{_label(exp, 'type_of_exploitation', top).lower()} ({shown[top]:,})"
+                f"{_label(exp, 'type_of_exploitation', top)} ({shown[top]:,})"
                 if top is not None else "")
     out.append(FocusGroup(
         "adolescents_youth", "Adolescents and youth",
@@ -193,11 +191,12 @@ def focus_groups(stats: StatsResult) -> tuple[FocusGroup, ...]:
         f"Adolescent girls (10-19) stated {_say(cmr, th)} needs for clinical management of rape; "
         "the table below compares the services received with the needs stated.",
         tuple(f for c in rh_codes for f in (
-            Figure(f"Girls 10-19 needing {_label(rh, 'rh_needs', c).lower()}", girls_needs[c]),
-            Figure(f"Girls 10-19 receiving {_label(rh, 'rh_needs', c).lower()}", girls_got[c]))),
-        met=needs_met(rh, rhs, sd, "age_adolescent") + needs_met(ref, rec, sd, "age_group"),
-        met_title="Needs met: services received over needs stated (reproductive health by "
-                  "adolescent band, then services referred to by age group)"))
+            Figure(f"Girls 10-19, need stated: {_label(rh, 'rh_needs', c)}", girls_needs[c]),
+            Figure(f"Girls 10-19, service received: {_label(rh, 'rh_needs', c)}",
+                   girls_got[c]))),
+        met=needs_met(rh, rhs, sd, "age_adolescent"),
+        met_title="Needs met: reproductive-health services received over needs stated, by sex "
+                  "and adolescent band"))
     return tuple(out)
 
 
