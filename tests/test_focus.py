@@ -127,3 +127,20 @@ def test_dp_release_tables_carry_the_focus_tables(demo: Path, tmp_path: Path) ->
     names = " ".join(p.name for p in out.rglob("*"))
     for tid in FOCUS_TABLES:
         assert tid in names, tid
+
+
+@pytest.mark.slow
+def test_sdmx_hxl_export_carries_the_focus_tables(demo: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["stats", "--hub", str(demo), "--json"])
+    published = tmp_path / "t.json"
+    published.write_text(res.output, encoding="utf-8")
+    res = runner.invoke(app, ["tables", "export", str(published), "--out", str(tmp_path / "x"),
+                              "--period", "2024"])
+    assert res.exit_code == 0, res.output
+    sdmx = (tmp_path / "x" / "tables.sdmx.csv").read_text(encoding="utf-8")
+    for tid in FOCUS_TABLES:
+        assert f"TIP_{tid.upper()}" in sdmx, tid
+    assert ",Y15T24," in sdmx and ",Y10T14," in sdmx
+    for line in sdmx.splitlines()[1:]:
+        value, status = line.rsplit(",", 2)[-2:]
+        assert (value == "" and status == "C") or int(value) == 0 or int(value) >= 10, line
