@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
+from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
 from accord.standard import load_standard
-from accord.protect.job import build_contribution
 from tests.test_standard_v02 import _write
 
 STANDARD = load_standard()

@@ -12,8 +12,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from markupsafe import Markup
-
 from accord.research.grid import SUPPRESSED_MARK
 from accord.research.specs import MISSING
 from accord.research.stats import StatsResult, StatTable
