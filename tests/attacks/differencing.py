@@ -34,6 +34,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 from scipy.stats import norm
 
+from accord.standard import load_standard
+
 MISSING = "_missing"
 SEX = ("female", "male", "transgender_female", "transgender_male", "non_conforming", "unknown")
 CASE = ("trafficking_victim", "gbv_survivor", "vulnerable_migrant")
@@ -68,6 +70,11 @@ def _band(age: int, edges: Sequence[int], labels: Sequence[str]) -> str:
     return labels[sum(age >= e for e in edges)]
 
 
+_STANDARD = load_standard()
+FOCUS_BANDS = ("age_adolescent", "age_youth", "age_young_people")
+GBV = _STANDARD.field("gbv_incident_type").code_values
+
+
 def person(rng: np.random.Generator) -> dict[str, Any]:
     """One simulated person, skewed like the case loads of the simulated partners."""
     age = int(min(rng.gamma(4.0, 7.0), 80))
@@ -89,6 +96,10 @@ def person(rng: np.random.Generator) -> dict[str, Any]:
         "type_of_exploitation": expl,
         "rh_needs": rh,
         "registration_year": str(rng.choice(YEARS)),
+        # the focus tables (issue 18): focus bands, GBV incident types, RH services received
+        **{b: _STANDARD.derived_field(b).band_of(age) for b in FOCUS_BANDS},
+        "gbv_incident_type": [str(c) for c in GBV if rng.random() < 0.1] if sex != "male" else [],
+        "rh_services_received": [c for c in rh if rng.random() < 0.65],
     }
 
 
