@@ -54,13 +54,16 @@ def ingest(
     summary = {"contribution": str(result.contribution), "batch_id": m.batch_id, "partner": m.partner,
                "rows_in": m.rows_in, "accepted": m.accepted, "quarantined": m.quarantined,
                "blank_rows": m.blank_rows, "quarantine_report": str(result.quarantine_report),
-               "reasons": dict(reasons)}
+               "reasons": dict(reasons), "notices": dict(result.notices)}
     if as_json:
         print_json(summary)
         return
     console.print(f"[bold]{export.name}[/] -> [bold]{out}[/]  (partner {partner})")
     console.print(f"rows in {m.rows_in:,} = accepted {m.accepted:,} + quarantined {m.quarantined:,}"
                   + (f"   ({m.blank_rows} blank rows skipped)" if m.blank_rows else ""))
+    for notice, n in result.notices.items():
+        console.print(f"[yellow]note:[/] {n:,} x {notice}" if n > 1 else f"[yellow]note:[/] {notice}",
+                      highlight=False)
     if reasons:
         t = Table(title="quarantined, by reason", show_edge=False)
         t.add_column("reason")
