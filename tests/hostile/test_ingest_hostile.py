@@ -405,3 +405,22 @@ def test_decompression_bombs_are_refused_before_parsing(partners: Partners, tmp_
     # Refused from the zip's directory, before inflating: a generous time limit, not a timing.
     run = run_case(partners, tmp_path, bomb, partners.a_mapping, allowed=(2,), timeout=120)
     assert "decompression bomb" in run.stderr
+
+
+@pytest.mark.slow
+def test_large_kobo_json_is_streamed(partners: Partners, tmp_path: Path) -> None:
+    """300,000 submissions (about 1.9 GB when the file was read whole): ingest stays under 1.5 GB."""
+    p = partners
+    records = kobo_records(p)
+    n = 300_000
+    export = tmp_path / "large.json"
+    with export.open("w", encoding="utf-8") as fh:
+        fh.write("[")
+        for i in range(n):
+            record = dict(records[i % len(records)])
+            record["_uuid"] = f"{record.get('_uuid', 'case')}-{i}"
+            fh.write(("," if i else "") + json.dumps(record, ensure_ascii=False))
+        fh.write("]")
+    run = run_case(p, tmp_path, export, p.mapping("a", source={"format": "kobo_json"}), expected_rows=n,
+                   allowed=(0,))
+    assert run.summary["accepted"] > n * 0.8

@@ -179,7 +179,16 @@ def _detect_encoding(path: Path, declared: str) -> EncodingChoice:
             raise InputFileError(f"unknown encoding '{declared}' in the mapping",
                                  hint="use utf-8, cp1252 or latin-1, or 'auto'") from None
         bad = _count_undecodable(path, name)
-        return EncodingChoice(name, bad, _undecodable_notice(bad, name) if bad else None)
+        notice = _undecodable_notice(bad, name) if bad else None
+        if name not in ("utf-8", "utf-8-sig"):
+            valid, invalid = _utf8_evidence(path)
+            if valid and not invalid:
+                # Every non-ASCII character is valid UTF-8: read as a one-byte encoding, each of them
+                # becomes two wrong characters, and the names' pseudonyms change.
+                notice = ((notice + "; ") if notice else "") + (
+                    f"the mapping says {declared}, but the file's {valid:,} non-ASCII character(s) are all valid "
+                    "UTF-8: if it is UTF-8, set source.encoding to utf-8 (or auto) and ingest again")
+        return EncodingChoice(name, bad, notice)
     valid, invalid = _utf8_evidence(path)
     utf8 = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
     if invalid == 0:

@@ -13,7 +13,7 @@ import re
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ def _select(wb: Any, sheet: str | int | None, path: Path) -> Any:
     return wb[sheet]
 
 
-def _rows(path: Path, sheet: str | int | None, notices: Counter[str]) -> Iterator[tuple[int, list[str]]]:
+def _rows(path: Path, sheet: str | int | None, notices: Counter[str]) -> Generator[tuple[int, list[str]], None, None]:
     """(sheet row, cell texts) per row. Warnings are captured per row and counted in `notices`;
     any failure of the parser on a malformed workbook becomes a refusal naming only its type."""
     from openpyxl import load_workbook
