@@ -125,20 +125,27 @@ def _rows(path: Path, sheet: str | int | None, notices: Counter[str]) -> Generat
         it = ws.iter_rows(values_only=True)
         i = 0
         while True:
+            # Rows are read a thousand at a time inside one warning capture (a capture per row costs
+            # more than the row).
+            batch: list[tuple[Any, ...]] = []
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    row = next(it)
-                except StopIteration:
-                    break
+                    for row in it:
+                        batch.append(row)
+                        if len(batch) == 1000:
+                            break
                 except AccordError:
                     raise
                 except Exception as exc:  # malformed sheet XML (e.g. raw control characters)
                     raise _refuse_unreadable(path, f": its sheet XML is malformed ({type(exc).__name__})") from None
             if caught:
                 _count_warnings(caught, notices)
-            i += 1
-            yield i, [_cell_text(v) for v in row]
+            for row in batch:
+                i += 1
+                yield i, [_cell_text(v) for v in row]
+            if len(batch) < 1000:
+                break
     finally:
         wb.close()
 
