@@ -118,6 +118,8 @@ def _submission_spans(path: Path) -> Iterator[bytes]:
             is_close = np.isin(chars, _CLOSERS)
             if item == 2:
                 st.wrapper_containers += int((is_open & (depth == 2)).sum())
+                if bool((is_open & (depth == 2) & (chars == ord("{"))).any()):
+                    raise _refuse(path, "its 'results' is not a list")
                 if st.wrapper_containers > 1:
                     raise _refuse(path, "its top-level object holds more than the 'results' list")
             st.commas += int(((chars == ord(",")) & (depth == item)).sum())
