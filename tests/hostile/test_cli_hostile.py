@@ -34,3 +34,20 @@ def test_simulate_is_byte_identical_between_runs(tmp_path: Path) -> None:
     assert any(p.suffix == ".xlsx" for p in one)
     for rel in one:
         assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+
+
+def test_ingest_paths_that_cannot_be_used(tmp_path: Path) -> None:
+    """Unusable --quarantine, --key-file or --mapping paths: exit 2 before anything is written."""
+    code, _, err, _, _ = run_accord(["simulate", "--people", "60", "--partners", "2", "--seed", "2", "--out", "sim"],
+                                    cwd=tmp_path)
+    assert code == 0, err
+    run_accord(["keys", "init", "--key-file", "partner.key"], cwd=tmp_path)
+    base = ["ingest", "sim/partner_b.csv", "--partner", "p"]
+    for extra in (["--mapping", "sim/partner_b.mapping.yaml", "--key-file", "partner.key", "--quarantine", "."],
+                  ["--mapping", "sim/partner_b.mapping.yaml", "--key-file", "partner.key", "--quarantine",
+                   "missing/q.csv"],
+                  ["--mapping", "sim/partner_b.mapping.yaml", "--key-file", "sim"],
+                  ["--mapping", "sim", "--key-file", "partner.key"]):
+        code, _, err, _, _ = run_accord([*base, *extra, "--out", "c"], cwd=tmp_path)
+        assert code == 2, (extra, err)
+        assert "Traceback" not in err and not (tmp_path / "c").exists()

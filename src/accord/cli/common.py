@@ -90,6 +90,15 @@ def user_errors() -> Iterator[None]:
         if debug_enabled():
             raise
         fail(err)
+    except OSError as err:
+        # A path the user gave cannot be read or written (a directory, a missing folder, no
+        # permission): say which and why. The path is the user's own argument, never a record.
+        if debug_enabled():
+            raise
+        what = f"cannot use {err.filename}" if err.filename else "a file could not be read or written"
+        fail(AccordError(f"{what}: {err.strerror or type(err).__name__}",
+                         hint="check the paths given (files, not directories; their folders exist), their "
+                         "permissions and the free disk space"))
 
 
 def make_progress(transient: bool = False) -> Progress:

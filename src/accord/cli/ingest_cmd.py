@@ -13,6 +13,28 @@ from accord.protect.job import build_contribution
 from accord.protect.keys import load_partner_key
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """Checked before any row is read: a report that cannot be written after the contribution was
+    would leave a contribution without its quarantine report."""
+    from accord.errors import AccordError
+
+    if path.is_dir():
+        raise AccordError(f"{option} {path} is a directory", hint="give a file path, e.g. contribution.quarantine.csv")
+    if not path.parent.is_dir():
+        raise AccordError(f"the folder of {option} {path} does not exist",
+                          hint="create it first, or choose another path")
+    existed = path.exists()
+    try:  # the only sure test of writability is to open the file for writing
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise AccordError(f"{option} {path} cannot be written ({exc.strerror or type(exc).__name__})",
+                          hint="choose a path you can write to") from None
+    finally:
+        if not existed and path.exists():
+            path.unlink()
+
+
 def ingest(
     export: Annotated[Path, typer.Argument(help="The partner's export (CSV, XLSX or Kobo/ODK JSON).")],
     mapping: Annotated[Path, typer.Option("--mapping", help="Mapping YAML that brings the export to the standard.")],
@@ -31,6 +53,9 @@ def ingest(
 ) -> None:
     """Map, validate and protect one export: writes a contribution and a quarantine report."""
     with user_errors():
+        from accord.protect.job import quarantine_path
+
+        _check_writable(quarantine or quarantine_path(out), "--quarantine")
         key = load_partner_key(key_file)
         encoder = None
         if linkage_secret is not None:
