@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="CSV and JSON submissions")
     parser.add_argument("--xlsx-rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="reuse generated exports if present")
+    parser.add_argument("--run-dir", type=Path, default=None, help="where contributions go (default: under .work)")
     parser.add_argument("--only", nargs="+", default=["CSV", "Kobo JSON", "XLSX"], help="formats to measure")
     args = parser.parse_args()
     accord = str(Path(sys.executable).parent / "accord")
@@ -94,7 +95,7 @@ def main() -> None:
     xlsx_mapping = mapping_for(csv_dir / "partner_a.mapping.yaml", "xlsx", WORK / "xlsx.yaml")
     if "XLSX" in args.only and not (args.keep and export_xlsx.exists()):
         xlsx_from_csv(export_csv, csv_dir / "partner_a.mapping.yaml", export_xlsx, args.xlsx_rows)
-    run_dir = WORK / "run"
+    run_dir = args.run_dir or WORK / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     env = {**os.environ, "ACCORD_KEY_FILE": str(run_dir / "partner.key")}
