@@ -39,7 +39,7 @@ class ExportAccount:
     finding_tables: list[pa.Table] = field(default_factory=list)
     # What the readers noticed about the file (fixed sentences with counts, never a value).
     notices: Counter[str] = field(default_factory=Counter)
-    _cells: Counter[int] = field(default_factory=Counter)  # cells per row of rows that do not fit
+    structural_cells: Counter[int] = field(default_factory=Counter)  # cells per row of rows that do not fit
 
     def findings_table(self) -> pa.Table:
         """line, field, reason, detail, value (the raw value: partner side only)."""
@@ -76,7 +76,7 @@ def validate_export(export: Path, mapping_path: Path, standard: Standard, accoun
         acc.rows_in += raw.num_rows + len(raw.structural_errors)
         acc.quarantined += int(batch.quarantined.sum()) + len(raw.structural_errors)
         acc.structural += len(raw.structural_errors)
-        acc._cells.update(e.cells for e in raw.structural_errors if e.cells is not None)
+        acc.structural_cells.update(e.cells for e in raw.structural_errors if e.cells is not None)
         acc.blank_rows += raw.blank_rows
         acc.notices.update(raw.notices)
         yield batch.accepted_table
@@ -90,7 +90,7 @@ def _refuse_broken_file(acc: ExportAccount, width: int, name: str) -> None:
     """Most rows not fitting the header is a broken file, not a few bad rows: refuse it whole."""
     if acc.structural * 2 <= acc.rows_in:
         return
-    cells, _ = acc._cells.most_common(1)[0] if acc._cells else (None, 0)
+    cells, _ = acc.structural_cells.most_common(1)[0] if acc.structural_cells else (None, 0)
     shape = f"; most have {cells} cells" if cells is not None else ""
     if cells == width + 1:
         hint = ("every row seems to end with an extra delimiter (or the header lacks a name for the last column): "
