@@ -115,7 +115,7 @@ def generate(n: int, overlap: float = 0.5, seed: int = 1) -> tuple[
     return a_rows, b_rows, truth
 
 
-FIELDS = "given:name,family:name,dob:date,sex:code,citizenship:code"
+FIELDS = "given+family:name,dob:date,sex:code,citizenship:code"
 
 
 def encode_rows(rows: list[dict[str, str]], secret: LinkageSecret, seed: int = 0,

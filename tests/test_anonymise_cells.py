@@ -52,14 +52,16 @@ def flag_values(value: str, code: str) -> str:
 
 def plain_check(table: pa.Table, qi: list[str], single: list[str], multi: list[str]
                 ) -> tuple[int, int]:
-    """Third opinion in plain Python, '*' a value of its own; multi columns per flag (flags
-    constant over the unsuppressed values skipped). Rows all '*' are left out."""
+    """Third opinion in plain Python, '*' a value of its own; multi columns per flag. l counts
+    recorded values only (empty is not a value); flags with fewer than two recorded values over
+    the table, and columns recorded for no one, are skipped. Rows all '*' are left out."""
     rows = table.to_pylist()
-    attrs: list[tuple[str, str | None]] = [(s, None) for s in single]
+    attrs: list[tuple[str, str | None]] = [
+        (s, None) for s in single if any(r[s] not in ("*", "") for r in rows)]
     for m in multi:
         codes = sorted({c for r in rows if r[m] not in ("*", "") for c in r[m].split("|")})
         for code in codes:
-            if len({flag_values(r[m], code) for r in rows if r[m] != "*"}) > 1:
+            if len({flag_values(r[m], code) for r in rows} - {"*", ""}) > 1:
                 attrs.append((m, code))
     groups: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
     for r in rows:
@@ -69,7 +71,7 @@ def plain_check(table: pa.Table, qi: list[str], single: list[str], multi: list[s
     if not groups:
         return 0, 0
     k = min(len(g) for g in groups.values())
-    l_min = min((len({r[a] if code is None else flag_values(r[a], code) for r in g})
+    l_min = min((len({r[a] if code is None else flag_values(r[a], code) for r in g} - {""})
                  for g in groups.values() for a, code in attrs), default=10**9)
     return k, l_min
 
@@ -155,7 +157,8 @@ def test_per_flag_l_diversity_catches_a_shared_flag() -> None:
     report = assess_risk(table, ["age"], ["needs"], multi_valued=["needs"])
     by_flag = {ld.flag: ld for ld in report.l_diversity}
     assert set(by_flag) == {"food", "legal", "medical"}
-    assert by_flag["legal"].distinct_min == 1 and by_flag["legal"].records_below_2 == 3
+    # Recorded values only: the age-40 class (0, blank, 0) is 1-diverse in 'legal' too.
+    assert by_flag["legal"].distinct_min == 1 and by_flag["legal"].records_below_2 == 6
 
 
 def test_risk_reads_list_columns_per_flag() -> None:
@@ -163,8 +166,9 @@ def test_risk_reads_list_columns_per_flag() -> None:
                       "needs": pa.array([["a", "b"], ["a"], ["b"], None],
                                         type=pa.list_(pa.string()))})
     lds = assess_risk(table, ["sex"], ["needs"]).l_diversity
+    # m: 'b' recorded once, the other record blank: 1-diverse in recorded values.
     assert [(ld.field, ld.flag, ld.distinct_min) for ld in lds] == [
-        ("needs__a", "a", 1), ("needs__b", "b", 2)]
+        ("needs__a", "a", 1), ("needs__b", "b", 1)]
 
 
 def test_engine_generalises_until_every_flag_is_diverse() -> None:
@@ -236,3 +240,38 @@ def test_per_flag_search_matches_exhaustive(seed: int) -> None:
     fast, full = optimal_search(problem, model), exhaustive_search(problem, model)
     assert fast.best is not None and full.best is not None
     assert fast.best.loss == pytest.approx(full.best.loss) and fast.best.levels == full.best.levels
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 250), k=st.integers(1, 8),
+       l=st.integers(1, 2), supp=st.sampled_from([0.0, 0.05, 0.2]),
+       repeat=st.sampled_from([0.0, 0.3, 0.8]), mode=st.sampled_from(["cells", "records"]))
+def test_any_release_in_people_holds_k_people(seed: int, n: int, k: int, l: int,  # noqa: E741
+                                              supp: float, repeat: float, mode: str) -> None:
+    """k in people: however people repeat across records, every released class (and the
+    suppressed group, unless its sensitive values are hidden) holds k distinct people."""
+    table = random_table(seed, n)
+    rng = np.random.default_rng(seed + 1)
+    people = [f"p{int(rng.integers(0, max(n // 3, 1)))}" if rng.random() < repeat else f"q{i}"
+              for i in range(n)]
+    sensitive = ["diag"] if l > 1 else []
+    try:
+        res = anonymise(table, QI, HIERARCHIES, k=k, sensitive=sensitive, l=l,
+                        max_suppression=supp, suppression=mode,  # type: ignore[arg-type]
+                        people=people)
+    except ReleaseRefused as err:
+        assert "independent" not in err.message
+        return
+    groups: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    stars: set[str] = set()
+    rows = res.table.to_pylist()
+    for r, p in zip(rows, people, strict=True):
+        key = tuple(r[q] for q in QI)
+        (stars if all(v == "*" for v in key) else groups[key]).add(p)
+    if groups:
+        assert min(len(g) for g in groups.values()) >= k
+        assert res.k == min(len(g) for g in groups.values())
+    if stars and len(stars) < k and sensitive:
+        assert all(r["diag"] == "*" for r in rows if all(r[q] == "*" for q in QI))
+    assert res.people == len(set(people))
+    assert check_release(res.table, QI, sensitive, k=k, l=l, people=people).satisfies(k, l)

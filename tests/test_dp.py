@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.errors import ReleaseRefused
-from accord.release.dp.ledger import dp_summary
+from accord.release.dp.ledger import current_budget, dp_summary
 from accord.release.dp.mechanism import (
     calibrate,
     epsilon_from_rho,
@@ -347,8 +347,8 @@ def test_concurrent_releases_never_overspend(tmp_path: Path) -> None:
         p.stderr.close()
     assert sorted(codes) == [0, 0, 3, 3]
     with open_store(hub) as store:
-        budget = store.query("SELECT total_rho, spent_rho FROM dp_budget").to_pylist()[0]
-        n_spends = store.scalar("SELECT count(*) FROM dp_spends")
+        budget = current_budget(store).to_dict()
+        n_spends = store.scalar("SELECT count(*) FROM dp_ledger WHERE event = 'spend'")
         n_releases = store.scalar("SELECT count(*) FROM releases WHERE kind = 'dp_tables'")
     assert n_spends == n_releases == 2
     assert budget["spent_rho"] <= budget["total_rho"]

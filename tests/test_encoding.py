@@ -166,7 +166,8 @@ def test_equal_values_give_equal_filters_without_hardening() -> None:
     assert _d(s, "given", 0, 1) == 1.0 and _d(s, "family", 0, 1) == 1.0
     assert _d(s, "dob", 0, 1) == 1.0
     assert 0.5 < _d(s, "given", 0, 2) < 1.0  # transliteration: similar, not equal
-    assert _d(s, "given", 0, 4) < 0.3
+    # Unrelated names: diffused filters are about half full, so they score about 0.5.
+    assert _d(s, "given", 0, 4) < 0.65
 
 
 def test_name_fields_share_a_hash_domain_so_swaps_are_visible() -> None:
@@ -224,7 +225,7 @@ def test_cli_encode_writes_no_identifier(tmp_path: Path) -> None:
     _write_csv(src, rows, sep=";")
     out = tmp_path / "enc.parquet"
     res = runner.invoke(app, ["encode", str(src), "--id", "case", "--fields",
-                              "given:name,family:name,dob:date,postcode:code",
+                              "given+family:name,dob:date,postcode:code",
                               "--secret-file", str(key), "--sep", ";", "--out", str(out),
                               "--json"])
     assert res.exit_code == 0, res.output
@@ -242,7 +243,7 @@ def test_cli_encode_reports_missing_columns(tmp_path: Path) -> None:
     src = tmp_path / "ids.csv"
     _write_csv(src, [{"case": "1", "given": "Secretname"}])
     res = CliRunner().invoke(app, ["encode", str(src), "--id", "case", "--fields",
-                                   "given:name,surname:name", "--secret-file", str(key),
+                                   "given+surname:name", "--secret-file", str(key),
                                    "--out", str(tmp_path / "o.parquet")])
     assert res.exit_code == 2
     assert "surname" in res.output and "Secretname" not in res.output

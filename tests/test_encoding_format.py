@@ -24,8 +24,28 @@ from accord.protect.normalise import normalise_name
 SECRET = LinkageSecret(b"format-test-secret-of-32-bytes!!")
 
 
-def reference_filter(tokens: set[str], key: bytes, bits: int, k: int) -> bytes | None:
-    """k positions per token: (h1 + i*h2 mod 2^64) mod bits, h1, h2 from HMAC-SHA256(key, token)."""
+def reference_diffusion(key: bytes, bits: int, t: int) -> list[list[int]]:
+    """Output bit j XORs the first t distinct values of 2-byte little-endian words mod bits of
+    HMAC-SHA256(key, "accord-diffusion/{bits}/{j}/{block}"), blocks 0, 1, ... as needed."""
+    out = []
+    for j in range(bits):
+        chosen: list[int] = []
+        block = 0
+        while len(chosen) < t:
+            d = hmac.digest(key, f"accord-diffusion/{bits}/{j}/{block}".encode(), "sha256")
+            for i in range(0, 32, 2):
+                v = int.from_bytes(d[i:i + 2], "little") % bits
+                if v not in chosen and len(chosen) < t:
+                    chosen.append(v)
+            block += 1
+        out.append(chosen)
+    return out
+
+
+def reference_filter(tokens: set[str], key: bytes, bits: int, k: int,
+                     diffusion: int = 0) -> bytes | None:
+    """k positions per token: (h1 + i*h2 mod 2^64) mod bits, h1, h2 from HMAC-SHA256(key, token);
+    then, for name fields, diffusion."""
     if not tokens:
         return None
     arr = np.zeros(bits, bool)
@@ -35,6 +55,9 @@ def reference_filter(tokens: set[str], key: bytes, bits: int, k: int) -> bytes |
         h2 = int.from_bytes(d[8:16], "little") | 1
         for i in range(k):
             arr[(h1 + i * h2) % 2**64 % bits] = True
+    if diffusion:
+        mix = reference_diffusion(key, bits, diffusion)
+        arr = np.array([np.logical_xor.reduce(arr[m]) for m in mix])
     return np.packbits(arr).tobytes()
 
 
@@ -45,7 +68,10 @@ def reference_encode(schema: EncodingSchema, rows: list[dict[str, str | None]]) 
         key = SECRET.domain_key(spec.hash_domain)
         col, year_col = [], []
         for row in rows:
-            raw = row.get(spec.source)
+            parts = [row.get(c) for c in spec.sources]
+            words = " ".join(p for p in parts if p is not None).strip()
+            raw = words if any(p is not None for p in parts) and (len(parts) == 1 or words) \
+                else None
             salt = normalise_name(row.get(spec.salt)) if spec.salt and raw is not None else ""
 
             def salted(tokens: set[str], s: str = salt) -> set[str]:
@@ -62,8 +88,9 @@ def reference_encode(schema: EncodingSchema, rows: list[dict[str, str | None]]) 
                     salted(year_tokens(d.year)), SECRET.domain_key(spec.hash_domain + "/year"),
                     YEAR_BITS, YEAR_HASHES))
             else:
+                diffusion = schema.hardening.diffusion if spec.kind is FieldKind.NAME else 0
                 col.append(reference_filter(salted(value_tokens(spec, raw)), key, spec.n_bits,
-                                            spec.n_hashes))
+                                            spec.n_hashes, diffusion))
         out[spec.name] = col
         if spec.kind is FieldKind.DATE:
             out[spec.name + YEAR_SUFFIX] = year_col
@@ -71,8 +98,10 @@ def reference_encode(schema: EncodingSchema, rows: list[dict[str, str | None]]) 
 
 
 SCHEMA = schema_from_dict({
-    "name": "t", "hardening": {"flip_probability": 0.0},
+    "name": "t", "hardening": {"flip_probability": 0.0, "diffusion": 3},
     "fields": [
+        {"name": "full_name", "columns": ["given", "family"], "kind": "name",
+         "domain": "full"},
         {"name": "given", "kind": "name"},
         {"name": "family", "kind": "name"},
         {"name": "family3", "column": "family", "kind": "name", "ngram": 3, "domain": "f3"},
@@ -156,3 +185,35 @@ def test_qgrams_of_sliced_arrays(values: list[str | None], cut: int, q: int) -> 
     norm = normalise_names(pa.array(values, pa.string())).slice(min(cut, len(values)))
     got = qgram_pairs(norm, q, by_word=True).sets(len(norm))
     assert got == [qgrams(v, q, by_word=True) for v in norm.to_pylist()]
+
+
+def test_format_2_schemas_and_encodings_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Format 3 diffuses names and encodes them together: format-2 encodings must be made again
+    (they are also the ones the attack harness labels, tests/attacks/test_linkage_privacy.py)."""
+    import json
+
+    import pyarrow.parquet as pq
+    import pytest
+    from typer.testing import CliRunner
+
+    from accord.cli.main import app
+    from accord.protect.encoding import EncodingInfo, EncodingSchemaError, write_encodings
+    from accord.protect.encoding.files import META_KEY
+
+    old = {"format_version": 2, "name": "t", "fields": [{"name": "given", "kind": "name"}]}
+    with pytest.raises(EncodingSchemaError, match=r"format_version 2.*made again"):
+        schema_from_dict(old)
+    schema = schema_from_dict({"name": "t", "fields": [{"name": "given", "kind": "name"}]})
+    enc = Encoder(schema, SECRET)
+    table = enc.encode(pa.table({"given": ["Amina"]})).add_column(0, "id", pa.array(["1"]))
+    path = tmp_path / "old.parquet"
+    write_encodings(path, table, EncodingInfo(schema, enc.fingerprint, enc.check_value))
+    t = pq.read_table(path)
+    meta = json.loads(t.schema.metadata[META_KEY])
+    meta["schema"]["format_version"] = 2  # as a format-2 file carries it
+    pq.write_table(t.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), path)
+    res = CliRunner().invoke(app, ["match", str(path), str(path), "--out",
+                                   str(tmp_path / "p.csv")])
+    assert res.exit_code == 2
+    assert "format_version 2" in res.output and "made again" in res.output
+    assert "Amina" not in res.output

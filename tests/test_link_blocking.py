@@ -114,7 +114,7 @@ def test_streamed_band_equals_brute_force(five_k: tuple) -> None:
 def test_pass_groups_or_name_domains_and_keep_codes_apart(five_k: tuple) -> None:
     a, _, _ = five_k
     groups = _pass_groups(a, (FieldKind.NAME, FieldKind.YEAR, FieldKind.CODE))
-    assert groups[0] == [["given", "family"]]  # one domain: OR-ed, so swaps agree
+    assert groups[0] == [["given_family"]]  # one name field: given and family together
     assert [["dob__year"]] in groups
     assert [["sex"]] in groups and [["citizenship"]] in groups
 

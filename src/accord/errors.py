@@ -45,7 +45,15 @@ class StoreError(AccordError):
     """The hub store cannot do what was asked."""
 
 
+class ParameterError(AccordError):
+    """A privacy parameter (epsilon, delta, rho, a budget figure) is not a finite number in range."""
+
+
 class ReleaseRefused(AccordError):
     """A release cannot be made within the requested privacy parameters."""
 
     exit_code = 3
+
+
+class LedgerTampered(ReleaseRefused):
+    """The hub's audit, release or ledger entries no longer match their tamper-evident chain."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +12,17 @@ import pyarrow.csv as pcsv
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
-from accord.errors import InputFileError
+from accord.cli.common import (
+    JsonOption,
+    console,
+    err_console,
+    make_progress,
+    print_json,
+    user_errors,
+)
+from accord.errors import AccordError, InputFileError
 from accord.release.anonymise import AnonymisationResult, anonymise, load_hierarchies
+from accord.release.anonymise.inputs import count_columns, identifier_columns
 from accord.safe_csv import write_arrow_csv
 
 
@@ -37,12 +46,62 @@ def read_csv_as_strings(path: Path, sep: str) -> pa.Table:
                              hint="Check the file and the --sep option.") from err
 
 
+def parse_weights(value: str | None) -> dict[str, float]:
+    """``sex=5,age=3`` -> {"sex": 5.0, "age": 3.0}; the value is never echoed back."""
+    out: dict[str, float] = {}
+    for part in _split(value):
+        name, sep, number = part.partition("=")
+        try:
+            weight = float(number)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not name.strip() or weight != weight:
+            raise AccordError("--weights must be COLUMN=NUMBER pairs, comma-separated",
+                              hint="For example: --weights sex=5,age=3 (the others weigh 1).")
+        out[name.strip()] = weight
+    return out
+
+
+def refuse_counts(table: pa.Table, exclude: Sequence[str] = ()) -> None:
+    """A table of counts is not microdata: refuse it before computing anything on it."""
+    found = count_columns(table, exclude)
+    if found:
+        raise InputFileError(
+            f"this looks like a table of counts, not one row per person (column(s) "
+            f"{', '.join(found)} hold counts)",
+            hint="k-anonymity and re-identification risk need record-level data (one row per "
+            "person or case). For published tables of counts use `accord stats` on a hub, or "
+            "check the small cells yourself.")
+
+
+def print_loss(result: AnonymisationResult) -> None:
+    """Say plainly how much of each quasi-identifier the release keeps."""
+    t = Table(title="What the release keeps, per quasi-identifier")
+    t.add_column("column")
+    t.add_column("rows starred", justify="right")
+    t.add_column("information lost", justify="right")
+    t.add_column("weight", justify="right")
+    for col in result.levels:
+        t.add_row(col, f"{result.starred_share.get(col, 0.0):.0%}",
+                  f"{result.column_loss.get(col, 0.0):.0%}",
+                  f"{result.weights.get(col, 1.0):g}")
+    console.print(t)
+    lost = result.utility.non_uniform_entropy_normalised
+    useless = [c for c, v in result.starred_share.items() if v >= 0.99]
+    if lost >= 0.5 or useless:
+        console.print(f"[yellow]warning:[/] this release keeps little: {lost:.0%} of the "
+                      "quasi-identifiers' information is lost"
+                      + (f"; starred in every row: {', '.join(useless)}" if useless else "")
+                      + ". Say which fields matter most with --weights COL=N, release fewer "
+                      "fields, or lower k / l.")
+
+
 def _print(result: AnonymisationResult, out: Path) -> None:
     t = Table(title=f"Released {result.table.num_rows} records to {out}")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("k achieved", str(result.k))
-    t.add_row("l achieved (distinct / entropy)",
+    t.add_row("l achieved, recorded values (distinct / entropy)",
               f"{result.l_distinct} / {result.l_entropy:.2f}")
     t.add_row("suppression", result.suppression)
     t.add_row("suppressed records (every cell)", f"{result.suppressed_records} "
@@ -87,6 +146,19 @@ def anonymise_command(
         "checked for each code as its own 0/1 flag.")] = None,
     sep: Annotated[str, typer.Option("--sep", help="Field separator of input and output.")
                    ] = ",",
+    keep: Annotated[str | None, typer.Option(
+        "--keep", help="Columns that look like direct identifiers (names, phones, e-mails, "
+        "document numbers) to release anyway; others are dropped, or refused if sensitive.")
+    ] = None,
+    weights: Annotated[str | None, typer.Option(
+        "--weights", help="Which quasi-identifiers matter most: COL=N,... (default 1 each; "
+        "ARX's attribute weights). The search loses heavy columns' information last.")] = None,
+    person: Annotated[str | None, typer.Option(
+        "--person", help="Column naming the person of each record: k then counts distinct "
+        "people, not records. Not released.")] = None,
+    max_loss: Annotated[float | None, typer.Option(
+        "--max-loss", help="Refuse when more than this share of the quasi-identifiers' "
+        "information is lost (normalised non-uniform entropy).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Generalise and suppress a table until it is k-anonymous (and l-diverse), losing least."""
@@ -99,6 +171,35 @@ def anonymise_command(
                                  "--suppression cells")
         qi_cols, sens_cols = _split(qi), _split(sensitive)
         table = read_csv_as_strings(data, sep)
+        refuse_counts(table, qi_cols)
+        people = None
+        if person is not None:
+            if person not in table.column_names or person in (*qi_cols, *sens_cols):
+                raise InputFileError(f"--person must name a column of the data that is neither "
+                                     f"quasi-identifier nor sensitive: {person}",
+                                     hint="Check the column name (it is case-sensitive).")
+            people = [str(v) if v is not None else None for v in table.column(person).to_pylist()]
+            table = table.drop_columns([person])  # who is who is never released
+        keep_cols = set(_split(keep))
+        # Quasi-identifiers are generalised through their hierarchy; every other column would be
+        # published as it is, so those that look like direct identifiers are not.
+        found = [f for f in identifier_columns(
+            table, [c for c in table.column_names if c not in qi_cols]) if f.column not in keep_cols]
+        named = [f for f in found if f.column in sens_cols]
+        if named:
+            raise InputFileError(
+                f"{len(named)} sensitive column(s) look like direct identifiers: "
+                + ", ".join(f"{f.column} ({f.looks_like}, by its {f.by})" for f in named),
+                hint="A direct identifier is never released; drop it from --sensitive, or "
+                "pass --keep " + ",".join(f.column for f in named) + " if it is not one.")
+        dropped = [f.column for f in found]
+        if dropped:
+            table = table.drop_columns(dropped)
+            err_console.print(
+                f"[yellow]note:[/] dropped {len(found)} column(s) that look like direct "
+                "identifiers: " + ", ".join(f"{f.column} ({f.looks_like}, by its {f.by})"
+                                            for f in found)
+                + "; pass --keep COL to release one as it is.", highlight=False)
         hier = load_hierarchies(hierarchies, qi_cols, sep=";")
         with make_progress(transient=True) as bar:
             task = bar.add_task("searching the lattice", total=None)
@@ -108,10 +209,12 @@ def anonymise_command(
                 max_suppression=max_suppression, metric=metric,  # type: ignore[arg-type]
                 suppression=suppression,  # type: ignore[arg-type]
                 multi_valued=_split(multi_valued),
-                progress=lambda done, total: bar.update(task, completed=done, total=total))
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                weights=parse_weights(weights), max_loss=max_loss, people=people)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_arrow_csv(out, result.table, delimiter=sep)  # formula cells neutralised
     if as_json:
-        print_json({"out": str(out), **result.summary()})
+        print_json({"out": str(out), **result.summary(), "dropped_identifiers": dropped})
     else:
         _print(result, out)
+        print_loss(result)

@@ -1,11 +1,11 @@
-"""``accord budget``: the privacy-budget ledger of the hub's current data version."""
+"""``accord budget``: the hub's lifetime privacy-budget ledger (show, set, grant)."""
 
 from __future__ import annotations
 
 import getpass
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +13,7 @@ from rich.table import Table
 from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.errors import StoreError
 from accord.release.dp import ledger
+from accord.release.dp.params import MAX_DELTA, MAX_EPSILON, check_delta, check_epsilon
 from accord.store import Store, open_store
 
 app = typer.Typer(help="Show or set the differential-privacy budget (zCDP ledger).",
@@ -45,10 +46,47 @@ WaitOption = Annotated[float, typer.Option(
     "--wait", help="Seconds to wait while another process uses the hub.")]
 
 
+def _show(current: ledger.Budget, rows: list[dict[str, Any]], events: list[dict[str, Any]],
+          chain_ok: bool) -> None:
+    at = current.delta
+    console.print("lifetime budget of this hub's people (one ledger for the hub, whatever data are "
+                  "added or re-added), accounted in rho (zCDP); every epsilon below is at the "
+                  f"budget's delta {at:g}", highlight=False)
+    console.print(f"  budget {ledger.rho_text(current.total_rho, at)}", highlight=False)
+    if current.granted_rho:
+        console.print(f"    of which granted {ledger.rho_text(current.granted_rho, at)}",
+                      highlight=False)
+    console.print(f"  spent  {ledger.rho_text(current.spent_rho, at)} over {current.spends} "
+                  "release(s)", highlight=False)
+    console.print(f"  left   {ledger.rho_text(current.remaining_rho, at)}", highlight=False)
+    if not chain_ok:
+        console.print("[bold red]  the hub's chain is broken: every release is refused; run "
+                      "`accord hub verify`[/]", highlight=False)
+    console.print(f"[dim]{ledger.COMPOSITION}[/]", highlight=False)
+    if events:
+        h = Table(title="Budget changes (set, grant, migration)")
+        for col in ("when", "who", "event", "figure", "rho", "reason / note"):
+            h.add_column(col)
+        for e in events:
+            figure = ledger.loss_text(e["epsilon"], e["delta"]) if e["epsilon"] is not None else ""
+            note = e["purpose"] or e["detail"]
+            h.add_row(e["recorded_at"], e["actor"], e["event"], figure, f"{e['rho']:.4g}", note)
+        console.print(h)
+    t = Table(title="Spends")
+    for col in ("when", "who", "kind", "purpose", "asked for", "rho", f"= epsilon at delta {at:g}",
+                "release", "data version"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["spent_at"], r["actor"], r["kind"] or "", r["purpose"] or "",
+                  ledger.loss_text(r["epsilon"], r["delta"]), f"{r['rho']:.4g}",
+                  f"{r['epsilon_at_budget_delta']:.3g}", r["release_id"] or "", r["data_version"])
+    console.print(t)
+
+
 @app.callback()
 def budget(ctx: typer.Context, hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False,
            wait: WaitOption = 30.0) -> None:
-    """Show what is spent of the budget, by whom and for what."""
+    """Show the hub's lifetime budget: total (set + granted), spent, left, every spend and change."""
     if ctx.invoked_subcommand is not None:
         return
     with user_errors():
@@ -56,55 +94,69 @@ def budget(ctx: typer.Context, hub: HubOption = DEFAULT_HUB, as_json: JsonOption
         try:
             current = ledger.current_budget(store)
             rows = ledger.spends(store)
+            events = ledger.events(store)
+            report = ledger.verify(store)
         finally:
             store.close()
     if as_json:
-        print_json({"budget": current.to_dict(), "spends": rows})
+        print_json({"budget": current.to_dict(), "spends": rows, "events": events,
+                    "chain": report.to_dict()})
         return
-    at = current.delta
-    console.print(f"data version {current.data_version}, accounted in rho (zCDP); every epsilon "
-                  f"below is at the budget's delta {at:g}", highlight=False)
-    console.print(f"  budget {ledger.rho_text(current.total_rho, at)}", highlight=False)
-    console.print(f"  spent  {ledger.rho_text(current.spent_rho, at)}", highlight=False)
-    console.print(f"  left   {ledger.rho_text(current.remaining_rho, at)}", highlight=False)
-    console.print(f"[dim]{ledger.COMPOSITION}[/]", highlight=False)
-    # Spends of older data versions may sit under a budget with another delta: then each cell
-    # says its delta, else the column header does.
-    one_delta = all(r["budget_delta"] == at for r in rows)
-    t = Table(title="Spends")
-    for col in ("when", "who", "kind", "purpose", "asked for", "rho",
-                f"= epsilon at delta {at:g}" if one_delta else "= epsilon at its budget's delta",
-                "release", "version"):
-        t.add_column(col)
-    for r in rows:
-        at_budget = (f"{r['epsilon_at_budget_delta']:.3g}" if one_delta else
-                     ledger.loss_text(r["epsilon_at_budget_delta"], r["budget_delta"]))
-        t.add_row(r["spent_at"], r["actor"], r["kind"], r["purpose"] or "",
-                  ledger.loss_text(r["epsilon"], r["delta"]), f"{r['rho']:.4g}", at_budget,
-                  r["release_id"] or "", r["data_version"])
-    console.print(t)
+    _show(current, rows, events, report.ok)
+
+
+ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who does it (recorded).")]
 
 
 @app.command("set")
 def set_budget(
-    epsilon: Annotated[float, typer.Option("--epsilon", help="Total epsilon for this data version.")],
-    delta: Annotated[float, typer.Option("--delta", help="Total delta.")] = ledger.DEFAULT_TOTAL_DELTA,
+    epsilon: Annotated[float, typer.Option(
+        "--epsilon", help=f"The hub's total epsilon, before grants (0 < E <= {MAX_EPSILON:g}).")],
+    delta: Annotated[float, typer.Option(
+        "--delta", help=f"Its delta (0 < D <= {MAX_DELTA:g}).")] = ledger.DEFAULT_TOTAL_DELTA,
     hub: HubOption = DEFAULT_HUB,
-    actor: Annotated[str | None, typer.Option("--actor", help="Who sets it (recorded).")] = None,
+    actor: ActorOpt = None,
     as_json: JsonOption = False,
     wait: WaitOption = 30.0,
 ) -> None:
-    """Set the total budget of the current data version (never below what is spent)."""
+    """Set the hub's lifetime total (never below what is spent); recorded and audited."""
     with user_errors():
+        check_epsilon(epsilon)
+        check_delta(delta)
         store = open_hub_waiting(hub, wait)
         try:
             result = ledger.set_budget(store, epsilon, delta, actor or default_actor())
         finally:
             store.close()
+    _print_result(result, as_json, "budget set")
+
+
+@app.command("grant")
+def grant(
+    epsilon: Annotated[float, typer.Option(
+        "--epsilon", help=f"Epsilon to add, at the budget's delta (0 < E <= {MAX_EPSILON:g}).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. '2027 allowance'); recorded.")],
+    hub: HubOption = DEFAULT_HUB,
+    actor: ActorOpt = None,
+    as_json: JsonOption = False,
+    wait: WaitOption = 30.0,
+) -> None:
+    """Grant more budget (a renewal, e.g. a yearly allowance): an explicit, audited act."""
+    with user_errors():
+        check_epsilon(epsilon)
+        store = open_hub_waiting(hub, wait)
+        try:
+            result = ledger.grant(store, epsilon, actor or default_actor(), reason)
+        finally:
+            store.close()
+    _print_result(result, as_json, f"granted epsilon {epsilon:g}")
+
+
+def _print_result(result: ledger.Budget, as_json: bool, what: str) -> None:
     if as_json:
         print_json(result.to_dict())
-    else:
-        at = result.delta
-        console.print(f"budget for data version {result.data_version}: "
-                      f"{ledger.rho_text(result.total_rho, at)}; spent "
-                      f"{ledger.rho_text(result.spent_rho, at)}", highlight=False)
+        return
+    at = result.delta
+    console.print(f"{what}: the hub's lifetime budget is {ledger.rho_text(result.total_rho, at)}; "
+                  f"spent {ledger.rho_text(result.spent_rho, at)}; left "
+                  f"{ledger.rho_text(result.remaining_rho, at)}", highlight=False)

@@ -17,6 +17,7 @@ from accord.protect.encoding import (
     Encoder,
     EncodingInfo,
     EncodingSchemaError,
+    check_safe,
     load_linkage_secret,
     load_schema,
     schema_from_fields,
@@ -49,6 +50,9 @@ def encode(
     schema_file: Annotated[Path | None, typer.Option(
         "--schema", help="An encoding schema file instead of --fields.")] = None,
     sep: Annotated[str, typer.Option("--sep", help="Column separator of the CSV.")] = ",",
+    unsafe_encoding: Annotated[bool, typer.Option(
+        "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
+        "(e.g. name parts encoded on their own, no diffusion); the output records it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the file)."""
@@ -57,6 +61,7 @@ def encode(
             raise EncodingSchemaError("give exactly one of --fields and --schema",
                                       hint="e.g. --fields given:name,surname:name,dob:date")
         schema = load_schema(schema_file) if schema_file else schema_from_fields(fields or "")
+        unsafe = check_safe(schema, unsafe_encoding)
         secret = load_linkage_secret(secret_file)
         table = read_identifiers(identifiers, sep)
         encoder = Encoder(schema, secret)
@@ -77,6 +82,8 @@ def encode(
         "records": table.num_rows, "fields": [f.name for f in schema.fields],
         "schema_fingerprint": info.fingerprint, "check_value": info.check_value,
         "flip_probability": schema.hardening.flip_probability,
+        "diffusion": schema.hardening.diffusion,
+        "unsafe_encoding": unsafe,
         "seconds": round(seconds, 3), "out": str(out),
     }
     if as_json:
@@ -84,5 +91,5 @@ def encode(
         return
     t = Table(title=f"encoded {identifiers.name}", show_header=False)
     for k, v in summary.items():
-        t.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
+        t.add_row(k, "; ".join(v) if isinstance(v, list) else str(v))
     console.print(t)

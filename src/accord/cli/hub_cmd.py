@@ -65,20 +65,27 @@ def releases(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List every release made from this hub: kind, parameters, data version, who made it."""
     import json
 
+    from accord.store import chain
+
     with user_errors():
         require_hub(hub)
         with open_store(hub, read_only=True) as store:
             rows = store.releases()
+            # each release's own entry on the tamper-evident chain (SEQ:MAC, as `hub verify
+            # --head` takes it); null if the release predates the chain or its row was changed
+            entries = {e.entry_sha256: f"{e.seq}:{e.mac}" for e in chain.read_entries(store)
+                       if e.source == "releases"}
+    on_chain = [entries.get(chain.row_digest("releases", r)) for r in rows]
     if as_json:
-        print_json([{**r, "parameters": json.loads(r["parameters"]), "results": json.loads(r["results"])}
-                    for r in rows])
+        print_json([{**r, "parameters": json.loads(r["parameters"]), "results": json.loads(r["results"]),
+                     "chain_entry": c} for r, c in zip(rows, on_chain, strict=True)])
         return
     t = Table(title=f"releases from {hub}")
-    for col in ("release", "kind", "created", "by", "data version", "parameters"):
+    for col in ("release", "kind", "created", "by", "data version", "chain entry", "parameters"):
         t.add_column(col)
-    for r in rows:
+    for r, c in zip(rows, on_chain, strict=True):
         t.add_row(r["release_id"], r["kind"], r["created_at"], r["actor"], r["data_version"],
-                  r["parameters"][:80])
+                  c.split(":")[0] if c else "-", r["parameters"][:80])
     console.print(t)
 
 
@@ -100,3 +107,68 @@ def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
         t.add_row(r["occurred_at"], r["actor"], r["action"], r["detail"])
     console.print(t)
 
+
+
+@app.command("verify")
+def verify(
+    hub: HubOption = DEFAULT_HUB,
+    head: Annotated[str | None, typer.Option(
+        "--head", help="Also check a chain head SEQ:MAC (from a release's output) is on the chain.")] = None,
+    resolve: Annotated[bool, typer.Option(
+        "--resolve", help="(Data steward) accept the hub as it is now and seal it, carrying the "
+                          "largest spent figure forward; needs --reason.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why the chain is resolved (recorded).")] = "",
+    actor: Annotated[str, typer.Option("--actor", help="Who resolves (recorded).")] = "hub-steward",
+    as_json: JsonOption = False,
+) -> None:
+    """Check the tamper-evident chain over the audit trail, releases and privacy ledger.
+
+    Exit 0 when intact, 3 when anything was edited, deleted, inserted or reordered outside Accord
+    (every release is then refused until a steward resolves it)."""
+    from accord.errors import ParameterError, ReleaseRefused
+    from accord.release.dp import ledger
+
+    with user_errors():
+        require_hub(hub)
+        expected = None
+        if head:
+            try:
+                seq, mac = head.split(":", 1)
+                expected = (int(seq), mac.strip())
+            except ValueError:
+                raise ParameterError("--head must be SEQ:MAC, as a release's chain_head gives it",
+                                     hint="e.g. --head 42:3f9a...") from None
+        if resolve:
+            with open_store(hub) as store:
+                outcome = ledger.resolve(store, actor, reason)
+            if as_json:
+                print_json(outcome)
+            else:
+                console.print(f"resolved: {len(outcome['problems_resolved'])} problem(s) sealed at "
+                              f"chain entry {outcome['seal']} by {actor}; lifetime spent carried "
+                              f"forward: rho {outcome['budget']['spent_rho']:.6g}", highlight=False)
+                if outcome["key_lost"]:
+                    console.print("the hub key was lost: a new one was made and nothing is left of "
+                                  "the budget until a steward grants it (`accord budget grant`)")
+            return
+        with open_store(hub, read_only=True) as store:
+            report = ledger.verify(store, expected)
+        if as_json:
+            print_json(report.to_dict())
+        else:
+            where = f"head entry {report.head['seq']}" if report.head else "no entries"
+            console.print(f"chain of {hub}: {report.entries} entries, {where}"
+                          + (f", sealed at entry {report.sealed_at}" if report.sealed_at else ""),
+                          highlight=False)
+            for note in report.notes:
+                console.print(f"  note: {note}", highlight=False)
+            for problem in report.problems:
+                console.print(f"  [bold red]broken:[/] {problem}", highlight=False)
+            if report.ok:
+                console.print("intact: every audit, release and ledger entry is on the chain",
+                              highlight=False)
+        if not report.ok:
+            raise ReleaseRefused(f"the hub's chain is broken ({len(report.problems)} problem(s)); "
+                                 "every release is refused",
+                                 hint="restore the hub from a backup, or (data steward) accept "
+                                      "it as it is: `accord hub verify --resolve --reason TEXT`")

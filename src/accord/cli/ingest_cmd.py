@@ -49,6 +49,9 @@ def ingest(
         "encodings, so the hub can count people across partners.", envvar="ACCORD_LINKAGE_SECRET")] = None,
     linkage_schema: Annotated[Path | None, typer.Option(
         "--linkage-schema", help="Encoding schema file (default: the packaged schema).")] = None,
+    unsafe_encoding: Annotated[bool, typer.Option(
+        "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
+        "(e.g. name parts encoded on their own, no diffusion); the manifest records it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Map, validate and protect one export: writes a contribution and a quarantine report."""
@@ -64,7 +67,8 @@ def ingest(
             from accord.protect.encoding.secrets import load_linkage_secret
 
             encoder = pipeline_encoder(load_linkage_secret(linkage_secret),
-                                       load_schema(linkage_schema) if linkage_schema else None)
+                                       load_schema(linkage_schema) if linkage_schema else None,
+                                       allow_unsafe=unsafe_encoding)
         with make_progress(transient=True) as bar:
             task = bar.add_task("ingest", total=None)
 

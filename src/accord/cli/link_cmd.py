@@ -37,6 +37,9 @@ def link(
     = None,
     keys: Annotated[Path | None, typer.Option(
         "--keys", help="With --evaluate: folder of partner keys (<partner>/partner.key).")] = None,
+    unsafe_encoding: Annotated[bool, typer.Option(
+        "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
+        "(e.g. name parts encoded on their own, no diffusion); the audit log records it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Link all contributions: persons table with match scores (never two records of one
@@ -47,7 +50,8 @@ def link(
         with open_store(hub) as store, make_progress(transient=True) as bar:
             task = bar.add_task("linking", total=None)
             summary = link_hub(store, schema, MatchConfig(threshold=threshold),
-                               progress=lambda m: bar.update(task, description=m))
+                               progress=lambda m: bar.update(task, description=m),
+                               allow_unsafe=unsafe_encoding)
             scores = None
             if evaluate is not None:
                 scores = evaluate_hub(store, evaluate, keys or hub.parent)

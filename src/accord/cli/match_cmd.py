@@ -12,7 +12,7 @@ from accord.cli.common import JsonOption, console, make_progress, print_json, us
 from accord.errors import AccordError
 from accord.link.encodings import EncodedSet
 from accord.link.match import MatchConfig, match_sets
-from accord.protect.encoding import check_compatible, read_encodings
+from accord.protect.encoding import check_compatible, check_safe, read_encodings
 from accord.safe_csv import write_arrow_csv
 
 # Every pair is held in memory (about 60 bytes each while scoring): 100 million is ~6 GB.
@@ -29,6 +29,9 @@ def match(
     all_pairs: Annotated[bool, typer.Option(
         "--all-pairs", help="Compare every pair instead of blocking (slower: for files of a few thousand "
         "records, where the last hard pairs matter; blocking already compares every pair below 2 million).")] = False,
+    unsafe_encoding: Annotated[bool, typer.Option(
+        "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
+        "(e.g. name parts encoded on their own, no diffusion); the summary records it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one."""
@@ -36,6 +39,7 @@ def match(
         ta, ia = read_encodings(enc_a)
         tb, ib = read_encodings(enc_b)
         check_compatible(ia, ib)
+        unsafe = check_safe(ia.schema, unsafe_encoding)
         a, b = EncodedSet.from_table(ta, ia), EncodedSet.from_table(tb, ib)
         if all_pairs and len(a) * len(b) > ALL_PAIRS_LIMIT:
             raise AccordError(f"--all-pairs would compare {len(a) * len(b):,} pairs (limit {ALL_PAIRS_LIMIT:,})",
@@ -54,6 +58,7 @@ def match(
         "threshold_chosen": "automatic" if result.automatic else "given",
         "estimated_match_share": round(result.model.prior, 6),
         "em_iterations": result.model.iterations, "out": str(out),
+        **({"unsafe_encoding": unsafe} if unsafe else {}),
     }
     if as_json:
         print_json({**summary, "model": result.model.summary()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,14 +13,17 @@ from accord.cli.budget_cmd import WaitOption, default_actor, open_hub_waiting
 from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import MECHANISMS, Mechanism, epsilon_from_rho
+from accord.release.dp.params import MAX_DELTA, MAX_EPSILON, check_delta, check_epsilon
 from accord.release.dp.release import DEFAULT_DELTA, release_tables, write_tables
 from accord.release.synthesize.pipeline import release_synthetic, write_synthetic
 
 app = typer.Typer(help="Differentially private releases (budgeted in the hub's ledger).",
                   no_args_is_help=True)
 
-EpsilonOption = Annotated[float, typer.Option("--epsilon", help="Privacy loss of this release.")]
-DeltaOption = Annotated[float, typer.Option("--delta", help="Delta (Gaussian mechanism).")]
+EpsilonOption = Annotated[float, typer.Option(
+    "--epsilon", help=f"Privacy loss of this release (0 < E <= {MAX_EPSILON:g}).")]
+DeltaOption = Annotated[float, typer.Option(
+    "--delta", help=f"Delta (Gaussian mechanism; 0 < D <= {MAX_DELTA:g}).")]
 ActorOption = Annotated[str | None, typer.Option("--actor", help="Who releases (recorded).")]
 PurposeOption = Annotated[str, typer.Option("--purpose", help="What the release is for (recorded).")]
 
@@ -46,6 +50,20 @@ def _print_spend(epsilon: float, delta: float | None, rho: float, budget: ledger
                   f"{ledger.rho_text(budget.total_rho, at)}", highlight=False)
 
 
+def _add_head(record: str | None, head: dict[str, Any] | None) -> None:
+    """Put the chain head into the release's record file (release.json), as tables releases do."""
+    if record is None or not Path(record).exists():
+        return
+    doc = json.loads(Path(record).read_text(encoding="utf-8"))
+    doc["chain_head"] = head
+    Path(record).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _head_text(head: dict[str, Any] | None) -> str:
+    """The chain head as `accord hub verify --head` takes it (SEQ:MAC)."""
+    return f"{head['seq']}:{head['mac']}" if head else "(none)"
+
+
 @app.command("tables")
 def tables(
     epsilon: EpsilonOption,
@@ -65,6 +83,8 @@ def tables(
     """The standard's tables with DP noise, consistent totals and 95 % margins of error."""
     names = [n for item in table_names or [] for n in item.split(",") if n]
     with user_errors():
+        check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
+        check_delta(delta)
         store = open_hub_waiting(hub, wait)
         try:
             rel = release_tables(store, epsilon, delta=delta, mechanism=_mechanism(mechanism),
@@ -77,8 +97,8 @@ def tables(
         print_json({"release_id": rel.release_id, "parameters": rel.parameters,
                     "spend": _spend(epsilon, rel.parameters["delta"], rel.parameters["rho"],
                                     rel.budget),
-                    "budget_after": rel.budget.to_dict(), "files": files,
-                    "tables": {t.spec.name: t.to_arrow().to_pylist() for t in rel.tables}})
+                    "budget_after": rel.budget.to_dict(), "chain_head": rel.chain_head,
+                    "files": files, "tables": {t.spec.name: t.to_arrow().to_pylist() for t in rel.tables}})
         return
     for pub in rel.tables:
         view = Table(title=pub.spec.name, title_justify="left")
@@ -89,7 +109,8 @@ def tables(
         console.print(view)
         if len(pub.rows) > 40:
             console.print(f"  ... {len(pub.rows) - 40} more rows in {out / (pub.spec.name + '.csv')}")
-    console.print(f"release {rel.release_id}: files in {out}", highlight=False)
+    console.print(f"release {rel.release_id}: files in {out}; chain head "
+                  f"{_head_text(rel.chain_head)}", highlight=False)
     _print_spend(rel.parameters["epsilon"], rel.parameters["delta"], rel.parameters["rho"],
                  rel.budget)
 
@@ -108,19 +129,24 @@ def synthetic(
 ) -> None:
     """DP synthetic microdata over the standard's categorical fields, with utility/privacy reports."""
     with user_errors():
+        check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
+        check_delta(delta)
         store = open_hub_waiting(hub, wait)
         try:
             rel = release_synthetic(store, epsilon, rows, delta=delta,
                                     actor=actor or default_actor(), purpose=purpose)
+            head = store.chain_head()
         finally:
             store.close()
         files = write_synthetic(rel, out)
+        _add_head(files.get("release"), head)
     if as_json:
         print_json({"release_id": rel.release_id, "files": files,
                     "spend": _spend(epsilon, delta, rel.result.measured.rho, rel.budget),
-                    "budget_after": rel.budget.to_dict(), **rel.reports})
+                    "budget_after": rel.budget.to_dict(), "chain_head": head, **rel.reports})
         return
-    console.print(f"release {rel.release_id}: {rows} synthetic records in {files['synthetic']}")
+    console.print(f"release {rel.release_id}: {rows} synthetic records in {files['synthetic']}; "
+                  f"chain head {_head_text(head)}", highlight=False)
     for o in rel.reports["utility"]["orders"]:
         console.print(f"  {o['order']}-way marginals: mean TVD {o['mean_tvd']:.4f}, worst "
                       f"{o['max_tvd']:.4f} ({' x '.join(o['worst'])})")

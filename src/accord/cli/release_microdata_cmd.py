@@ -11,9 +11,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from accord.cli.anonymise_cmd import parse_weights, print_loss
 from accord.cli.common import HubOption, JsonOption, console, make_progress, print_json, require_hub, user_errors
 from accord.errors import StoreError
-from accord.release.anonymise.microdata import MicrodataSettings, release_microdata
+from accord.release.anonymise.microdata import (
+    DEFAULT_MAX_LOSS,
+    MicrodataSettings,
+    release_microdata,
+)
 from accord.standard import load_standard
 
 
@@ -41,6 +46,16 @@ def microdata(
         "blank the outliers' every quasi-identifier.")] = "cells",
     hxl: Annotated[bool, typer.Option("--hxl", help="Add an HXL hashtag row to the CSV.")
                    ] = False,
+    weights: Annotated[str | None, typer.Option(
+        "--weights", help="Which quasi-identifiers matter most: FIELD=N,... (default 1 each; "
+        "ARX's attribute weights). The search loses heavy fields' information last.")] = None,
+    max_loss: Annotated[float, typer.Option(
+        "--max-loss", min=0.0, max=1.0, help="Refuse when more than this share of the "
+        "quasi-identifiers' information is lost (normalised non-uniform entropy).")
+    ] = DEFAULT_MAX_LOSS,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Release even when more than --max-loss of the information is lost.")
+    ] = False,
     actor: Annotated[str, typer.Option("--actor", help="Who makes this release (recorded).")
                      ] = "hub-steward",
     as_json: JsonOption = False,
@@ -57,7 +72,9 @@ def microdata(
         settings = MicrodataSettings(
             k=k, l=l, l_kind=l_kind, max_suppression=max_suppression,  # type: ignore[arg-type]
             qi=_split(qi), sensitive=None if sensitive is None else _split(sensitive), hxl=hxl,
-            suppression=suppression)  # type: ignore[arg-type]
+            suppression=suppression,  # type: ignore[arg-type]
+            weights=tuple(parse_weights(weights).items()),
+            max_loss=None if force else max_loss)
         with open_store(hub) as store, make_progress(transient=True) as bar:
             task = bar.add_task("searching the lattice", total=None)
             rel = release_microdata(
@@ -70,9 +87,9 @@ def microdata(
     t = Table(title=f"Microdata release {rel.release_id}")
     t.add_column("measure")
     t.add_column("value", justify="right")
-    t.add_row("records", str(rel.result.table.num_rows))
-    t.add_row("k achieved", str(rel.result.k))
-    t.add_row("l achieved (distinct / entropy)",
+    t.add_row("records / people", f"{rel.result.table.num_rows} / {rel.result.people}")
+    t.add_row("k achieved (people / records)", f"{rel.result.k} / {rel.result.k_records}")
+    t.add_row("l achieved, recorded values (distinct / entropy)",
               f"{rel.result.l_distinct} / {rel.result.l_entropy:.2f}")
     t.add_row("suppressed records (every cell)",
               f"{rel.result.suppressed_records} ({rel.result.suppressed_share:.2%})")
@@ -85,5 +102,6 @@ def microdata(
     t.add_row("discernibility", f"{rel.result.utility.discernibility:,.0f}")
     t.add_row("average class size", f"{rel.result.utility.average_class_size:,.1f}")
     console.print(t)
+    print_loss(rel.result)
     for name, path in rel.files.items():
         console.print(f"{name}: {path}")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from accord.cli.common import HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.errors import StoreError
-from accord.release.risk import RiskReport, assess_risk
+from accord.release.risk import RiskInputError, RiskReport, assess_risk
 from accord.standard import load_standard
 from accord.standard.model import FieldRole
 
@@ -25,8 +25,12 @@ def standard_fields(role: FieldRole, available: list[str]) -> list[str]:
     return [f.name for f in load_standard().fields if f.role == role and f.name in available]
 
 
-def read_hub_records(hub: Path) -> pa.Table:
-    """All records of the hub store (the store holds no identifiers)."""
+PERSON = "__accord_person__"
+
+
+def read_hub_records(hub: Path) -> tuple[pa.Table, list[str]]:
+    """All records of the hub store (the store holds no identifiers) and the person of each:
+    the linked person where `accord link` has run, else the partner's person pseudonym."""
     require_hub(hub)
     from accord.store import open_store  # the store stage comes before release
 
@@ -34,22 +38,35 @@ def read_hub_records(hub: Path) -> pa.Table:
     try:
         if not store.table_exists("records"):
             raise StoreError("the hub has no records yet", hint="Add contributions first.")
-        return store.query("SELECT * FROM records")
+        linked = store.table_exists("persons")
+        person = ("coalesce(CAST(p.person_id AS VARCHAR), r.partner || ':' || "
+                  "r.person_pseudonym, r.partner || ':' || r.record_key)" if linked else
+                  "coalesce(r.partner || ':' || r.person_pseudonym, r.partner || ':' || "
+                  "r.record_key)")
+        join = ("LEFT JOIN persons p ON p.partner = r.partner AND p.record_key = r.record_key"
+                if linked else "")
+        table = store.query(f"SELECT r.*, {person} AS {PERSON} FROM records r {join}")
+        people = [str(v) for v in table.column(PERSON).to_pylist()]
+        return table.drop_columns([PERSON]), people
     finally:
         store.close()
 
 
 def _print(report: RiskReport) -> None:
     s = report.summary()
-    t = Table(title=f"Disclosure risk of {report.records} records "
+    t = Table(title=f"Disclosure risk of {report.records} records, {report.people} people "
               f"({', '.join(report.qi)})")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("equivalence classes", str(report.classes))
-    t.add_row("smallest class", str(report.smallest_class))
+    t.add_row("smallest class (records / people)",
+              f"{report.smallest_class} / {report.smallest_class_people}")
+    unit = "people" if report.counted == "people" else "records"
     for k, v in report.k_violations.items():
-        t.add_row(f"records violating {k}-anonymity", f"{v} ({v / report.records:.1%})")
-    t.add_row("model", "sample (sdcMicro, weighted)" if report.weighted else "1 / class size")
+        t.add_row(f"records in classes of fewer than {k} {unit}",
+                  f"{v} ({v / report.records:.1%})")
+    t.add_row("model", "sample (sdcMicro, weighted)" if report.weighted else
+              f"1 / {'people' if report.counted == 'people' else 'records'} in the class")
     t.add_row("highest individual risk", f"{s['individual_risk']['max']:.4f}")
     t.add_row("records with risk > 0.1", str(s["individual_risk"]["records_above_0.1"]))
     t.add_row("expected re-identifications", f"{report.expected_reidentifications:.2f}")
@@ -93,17 +110,34 @@ def risk_command(
     risk."""
     with user_errors():
         if data is not None:
-            from accord.cli.anonymise_cmd import read_csv_as_strings
+            from accord.cli.anonymise_cmd import read_csv_as_strings, refuse_counts
 
             table = read_csv_as_strings(data, sep)
+            refuse_counts(table, [*_split(qi), *([weight] if weight else [])])
+            people = None
         else:
-            table = read_hub_records(hub)
+            table, people = read_hub_records(hub)
         qi_cols = _split(qi) or standard_fields(FieldRole.QUASI_IDENTIFIER, table.column_names)
+        if data is not None and not _split(qi):
+            expected = standard_fields(FieldRole.QUASI_IDENTIFIER,
+                                       [f.name for f in load_standard().fields])
+            absent = [f for f in expected if f not in qi_cols]
+            if absent:
+                # Risk measured on a few columns looks reassuring and means nothing: an attacker
+                # knows more than the columns that happen to carry the standard's names.
+                raise RiskInputError(
+                    f"the file has {len(qi_cols)} of the standard's {len(expected)} "
+                    "quasi-identifiers" + (f" ({', '.join(qi_cols)})" if qi_cols else "")
+                    + f"; missing: {', '.join(absent)}",
+                    hint="Name every column an attacker could know with --qi COL,COL,... "
+                    "(the risk is only as good as that list).")
         sens_cols = (_split(sensitive) if sensitive is not None or data is not None
                      else standard_fields(FieldRole.SENSITIVE, table.column_names))
         report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top,
-                             multi_valued=_split(multi_valued))
+                             multi_valued=_split(multi_valued), people=people)
     if as_json:
         print_json(report.summary())
     else:
+        console.print(f"quasi-identifiers used ({len(report.qi)}): {', '.join(report.qi)}",
+                      highlight=False)
         _print(report)

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from accord.cli.common import JsonOption, console, print_json, user_errors
+from accord.release.dp.params import check_delta, check_epsilon
 from accord.release.synthesize import api, data
 
 
@@ -32,6 +33,8 @@ def synthesize(
 ) -> None:
     """Differentially private synthetic data (MST-like: measured marginals, graphical model)."""
     with user_errors():
+        check_epsilon(epsilon)  # before the file is read
+        check_delta(delta)
         table = data.read_csv(path, sep)
         encoded = data.encode(table, data.parse_bins(bins or []))
         result = api.synthesize(encoded, epsilon, delta, rows)

@@ -25,7 +25,7 @@ from accord.link.fellegi_sunter import LN2, FSModel
 from accord.link.match import MatchConfig, match_sets
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
-from accord.protect.encoding.schema import EncodingSchema, default_schema
+from accord.protect.encoding.schema import EncodingSchema, check_safe, default_schema
 from accord.store import Store
 
 Progress = Callable[[str], None]
@@ -119,9 +119,10 @@ def _compatibility(partners: list[str], keys: list[str], sets: dict[str, Encoded
 
 def link_hub(store: Store, schema: EncodingSchema | None = None,
              config: MatchConfig | None = None, progress: Progress | None = None,
-             actor: str = "hub") -> LinkSummary:
+             actor: str = "hub", allow_unsafe: bool = False) -> LinkSummary:
     """Link all contributions and (re)write the ``persons`` table."""
     sch = schema or default_schema()
+    unsafe = check_safe(sch, allow_unsafe)
     cfg = config or MatchConfig()
     say = progress or (lambda _m: None)
     if not store.table_exists("records"):
@@ -178,5 +179,6 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     with store.transaction():
         store.write_table("persons", persons, mode="replace")
         store.audit(actor, "link", {"schema_fingerprint": sch.fingerprint(),
+                                    **({"unsafe_encoding": unsafe} if unsafe else {}),
                                     **summary.as_dict()})
     return summary

@@ -18,9 +18,11 @@ quasi-identifiers are compared as sets: the sorted values joined into one key.
 
 A sensitive list (forms of exploitation, needs) is assessed per flag: each code is its own
 sensitive attribute (1 = the record has it, 0 = it has others, empty = nothing recorded), since
-a class where everyone shares one flag discloses that flag even when the sets differ. Flags that
-take one value in the whole table are left out (no class can reveal more than the table does),
-as in the anonymisation engine.
+a class where everyone shares one flag discloses that flag even when the sets differ. Flags with
+fewer than two recorded values in the whole table are left out (no class can reveal more than
+the table does), as in the anonymisation engine.
+
+l counts recorded values only: "not recorded" (empty) is no value a class can be diverse in.
 """
 
 from __future__ import annotations
@@ -73,11 +75,16 @@ class RiskReport:
     expected_reidentifications: float
     global_risk: float
     riskiest: tuple[RiskyCombination, ...]
+    people: int = 0  # distinct people (= records when not known)
+    smallest_class_people: int = 0  # the smallest class in people (= smallest_class if unknown)
+    counted: str = "records"  # what classes count: "people" (linked persons) or "records"
 
     def summary(self) -> dict[str, Any]:
         r = self.individual_risk
         return {
-            "records": self.records, "quasi_identifiers": list(self.qi),
+            "records": self.records, "people": self.people, "counted": self.counted,
+            "smallest_class_people": self.smallest_class_people,
+            "quasi_identifiers": list(self.qi),
             "weighted": self.weighted, "classes": self.classes,
             "smallest_class": self.smallest_class,
             "k_violations": {str(k): v for k, v in self.k_violations.items()},
@@ -147,12 +154,19 @@ def individual_risk(fk: FloatArray, Fk: FloatArray | None = None,
 
 def _l_diversity_codes(name: str, codes: npt.NDArray[np.int64], card: int,
                        cls: npt.NDArray[np.int64], n_classes: int,
-                       sizes: npt.NDArray[np.int64], flag: str | None = None) -> LDiversity:
+                       sizes: npt.NDArray[np.int64], flag: str | None = None,
+                       missing: int = -1) -> LDiversity:
+    """l of one attribute over its recorded values: ``missing`` (not recorded) is no value, so a
+    class of one recorded value and blanks is 1-diverse, one with nothing recorded 0-diverse."""
     pair, pair_counts = np.unique(cls * card + codes, return_counts=True)
+    recorded = pair % card != missing
+    pair, pair_counts = pair[recorded], pair_counts[recorded]
     pair_cls = pair // card
     distinct = np.bincount(pair_cls, minlength=n_classes)
-    p = pair_counts / sizes[pair_cls]
+    totals = np.bincount(pair_cls, weights=pair_counts, minlength=n_classes)
+    p = pair_counts / totals[pair_cls]
     ent = np.exp(np.bincount(pair_cls, weights=-p * np.log(p), minlength=n_classes))
+    ent[totals == 0] = 0.0
     return LDiversity(field=name, distinct_min=int(distinct.min()) if n_classes else 0,
                       entropy_min=float(ent.min()) if n_classes else 0.0,
                       records_below_2=int(sizes[distinct < 2].sum()), flag=flag)
@@ -166,7 +180,7 @@ def flags(column: pa.ChunkedArray | pa.Array, sep: str = "|"
           ) -> list[tuple[str, npt.NDArray[np.int64]]]:
     """Per code of a list column (or of 'a|b' strings), its flag: 1, 0, or 2 (nothing recorded).
 
-    Flags constant over the whole table are left out.
+    Flags with fewer than two recorded values (1 / 0) over the whole table are left out.
     """
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not is_list(arr):
@@ -184,7 +198,7 @@ def flags(column: pa.ChunkedArray | pa.Array, sep: str = "|"
     for i, code in enumerate(enc.dictionary.to_pylist()):
         flag = np.where(empty, 2, 0).astype(np.int64)
         flag[parents[codes == i]] = 1
-        if len(np.unique(flag)) > 1:
+        if len(np.unique(flag[flag != 2])) > 1:
             out.append((str(code), flag))
     return sorted(out)
 
@@ -194,19 +208,24 @@ def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
                  ) -> list[LDiversity]:
     if multi or is_list(column):
         # Named like the released flag columns, so a consumer keyed by field keeps them apart.
-        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code)
+        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code, 2)
                 for code, flag in flags(column)]
     codes, dictionary = _codes(column)
-    return [_l_diversity_codes(name, codes, max(len(dictionary), 1), cls, n_classes, sizes)]
+    blank = [i for i, v in enumerate(dictionary.to_pylist()) if v == ""]
+    return [_l_diversity_codes(name, codes, max(len(dictionary), 1), cls, n_classes, sizes,
+                               missing=blank[0] if blank else -1)]
 
 
 def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
                 weight: str | None = None, top: int = 10, sdcmicro_offset: float = 0.0,
-                multi_valued: Sequence[str] = ()) -> RiskReport:
+                multi_valued: Sequence[str] = (), people: Sequence[str] | None = None
+                ) -> RiskReport:
     """Measure the disclosure risk of a table for the given quasi-identifiers.
 
     Sensitive list columns, and string columns named in ``multi_valued`` ('a|b'), are assessed
-    per flag.
+    per flag. ``people`` (the person of each record, linked across partners): without weights,
+    classes are counted in distinct people (a person seen by two partners is one person), the
+    risk of a record is 1 / people in its class and the global risk is over people.
     """
     missing = [c for c in [*qi, *sensitive, *([weight] if weight else [])]
                if c not in table.column_names]
@@ -229,9 +248,19 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
             raise RiskInputError(f"weight column '{weight}' has missing or non-positive values",
                                  hint="Sampling weights must be positive numbers.")
         Fk = np.asarray(np.bincount(cls, weights=w, minlength=n_classes)[cls], dtype=float)
+    n_people, psizes = n, sizes
+    if people is not None and not weight:
+        pid = pc.dictionary_encode(pa.array(list(people), pa.string())).indices.to_numpy(
+            zero_copy_only=False).astype(np.int64)
+        pairs = np.unique(cls * (int(pid.max(initial=0)) + 1) + pid)
+        psizes = np.bincount(pairs // (int(pid.max(initial=0)) + 1),
+                             minlength=n_classes).astype(np.int64)
+        n_people = len(np.unique(pid))
+        fk = psizes[cls].astype(float)
     risk = individual_risk(fk, Fk, sdcmicro_offset)
-    er = float(risk.sum())
-    violations = {k: int(sizes[sizes < k].sum()) for k in K_LEVELS}
+    # Expected re-identifications are of people: each (class, person) once.
+    er = float(risk.sum()) if psizes is sizes else float(n_classes)
+    violations = {k: int(sizes[psizes < k].sum()) for k in K_LEVELS}
     ldiv = tuple(ld for s in sensitive for ld in _l_diversity(
         s, table.column(s), cls, n_classes, sizes, s in multi_valued))
     class_risk = np.zeros(n_classes)
@@ -245,4 +274,6 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     return RiskReport(records=n, qi=tuple(qi), weighted=weight is not None, classes=n_classes,
                       smallest_class=int(sizes.min()), k_violations=violations,
                       l_diversity=ldiv, individual_risk=risk, expected_reidentifications=er,
-                      global_risk=er / n, riskiest=riskiest)
+                      global_risk=er / n_people, riskiest=riskiest, people=n_people,
+                      smallest_class_people=int(psizes.min()),
+                      counted="people" if psizes is not sizes else "records")

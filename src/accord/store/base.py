@@ -2,7 +2,8 @@
 
 Splink's shape: the flow lives here in concrete methods, engines supply `query`, `execute`,
 `write_table`, `transaction`. SQL is written in DuckDB's dialect with bound parameters; an engine
-whose dialect differs translates it (the PostgreSQL backend will use sqlglot).
+whose dialect differs translates it. The audit, release and ledger statements are plain standard
+SQL (named columns, ``?`` parameters); engines must call ``_after_commit()`` after each COMMIT.
 """
 
 from __future__ import annotations
@@ -113,23 +114,68 @@ class Store(ABC):
             return []
         return self.query("SELECT * FROM batches ORDER BY added_at, batch_id").to_pylist()
 
+    # ---- the tamper-evident record: audit, releases (and the privacy ledger) -------------------
+    # Every row written here is chained in the same transaction (see accord.store.chain); the
+    # inserts name their columns and bind every value, plain SQL any engine runs.
     def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
         self.ensure_meta()
-        self.execute("INSERT INTO audit VALUES (?, ?, ?, ?)",
-                     [now_iso(), actor, action, json.dumps(detail, sort_keys=True, default=str)])
+        row = {"occurred_at": now_iso(), "actor": actor, "action": action,
+               "detail": json.dumps(detail, sort_keys=True, default=str)}
+        with self.transaction():
+            self.execute("INSERT INTO audit (occurred_at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                         [row["occurred_at"], row["actor"], row["action"], row["detail"]])
+            self.chain_append("audit", row)
 
     def record_release(self, kind: str, parameters: dict[str, Any], results: dict[str, Any],
                        actor: str) -> str:
-        """Every release is on record: method, parameters, data version, results, who ran it."""
+        """Every release is on record: method, parameters, data version, results, who ran it.
+
+        Refused (exit 3) while the hub's chain is broken: nothing is recorded, and the caller's
+        transaction rolls back."""
         self.ensure_meta()
         release_id = f"{kind}-{uuid.uuid4().hex[:12]}"
-        self.execute(
-            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [release_id, kind, now_iso(), actor, self.data_version(),
-             json.dumps(parameters, sort_keys=True, default=str),
-             json.dumps(results, sort_keys=True, default=str)],
-        )
+        row = {"release_id": release_id, "kind": kind, "created_at": now_iso(), "actor": actor,
+               "data_version": self.data_version(),
+               "parameters": json.dumps(parameters, sort_keys=True, default=str),
+               "results": json.dumps(results, sort_keys=True, default=str)}
+        with self.transaction():
+            self.require_intact()
+            self.execute(
+                "INSERT INTO releases (release_id, kind, created_at, actor, data_version, "
+                "parameters, results) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [row[c] for c in ("release_id", "kind", "created_at", "actor", "data_version",
+                                  "parameters", "results")])
+            self.chain_append("releases", row)
         return release_id
+
+    def chain_append(self, source: str, row: dict[str, Any],
+                     state: dict[str, Any] | None = None) -> None:
+        """Chain a row just inserted into ``source`` (same transaction); ``state`` is the privacy
+        ledger's state after it (None: unchanged)."""
+        from accord.store import chain
+
+        with self.transaction():
+            chain.append(self, source, row, state, now_iso())
+
+    def require_intact(self) -> None:
+        """Raise LedgerTampered (exit 3) if any chained row or chain entry was edited, deleted or
+        reordered outside Accord."""
+        from accord.store import chain
+
+        chain.require_intact(self)
+
+    def chain_head(self) -> dict[str, Any] | None:
+        """The chain's last entry ``{"seq", "mac"}``: releases write it into their output."""
+        from accord.store import chain
+
+        return chain.head(self)
+
+    def _after_commit(self) -> None:
+        """Engines call this after each COMMIT: the head is then also written outside the
+        database (next to the hub key), so entries cut off the end are noticed."""
+        from accord.store import chain
+
+        chain.after_commit(self)
 
     def releases(self) -> list[dict[str, Any]]:
         if not self.table_exists("releases"):

@@ -91,6 +91,7 @@ class DuckDBStore(Store):
             raise
         else:
             self.execute("COMMIT")
+            self._after_commit()
         finally:
             self._in_tx = False
 

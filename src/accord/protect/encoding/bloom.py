@@ -4,14 +4,18 @@ Why by hand: clkhash does this (one record at a time, in Python) but pins an old
 and is unmaintained. Here each field is tokenised once per *distinct* value (names, dates and
 codes repeat) with Arrow kernels and numpy (`tokens`), each distinct token is hashed once, and
 a value's filter is the OR of its tokens' filters; records take their rows from that small
-table, and randomised response (BLIP) is applied per record, so that equal values do not give
-equal encodings. Fields are tokenised and filled on two threads (Arrow and numpy release the
-GIL) while the calling thread hashes.
+table; name filters are then diffused (each bit the XOR of a few key-chosen bits, so no bit
+belongs to one q-gram and the bit count says nothing of the name's length), and randomised
+response (BLIP) is applied per record, so that equal values do not give equal encodings. A name
+field may encode several columns (given and family name) as one name. Why each step: the attack
+harness in tests/attacks/ and docs/linkage.md, Hardening. Fields are tokenised and filled on two
+threads (Arrow and numpy release the GIL) while the calling thread hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets as _secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -109,6 +113,36 @@ def _filters(pairs: TokenPairs, positions: np.ndarray, n: int,
     return out.view(np.uint8), np.bincount(pairs.owner, minlength=n)[:n] > 0
 
 
+def diffusion_map(key: bytes, bits: int, t: int) -> np.ndarray:
+    """(bits, t): the distinct input bits XOR-ed into each output bit, from HMAC-SHA256 under
+    the domain key (two bytes per draw, repeated values skipped), so that every partner derives
+    the same map whatever its numpy version (a seeded Generator's stream may change)."""
+    out = np.empty((bits, t), np.int64)
+    for j in range(bits):
+        chosen: list[int] = []
+        block = 0
+        while len(chosen) < t:
+            d = hmac.digest(key, f"accord-diffusion/{bits}/{j}/{block}".encode("ascii"), "sha256")
+            for i in range(0, len(d), 2):
+                pos = int.from_bytes(d[i : i + 2], "little") % bits
+                if pos not in chosen:
+                    chosen.append(pos)
+                if len(chosen) == t:
+                    break
+            block += 1
+        out[j] = chosen
+    return out
+
+
+def _diffuse(packed: np.ndarray, mix: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+    """Each output bit the XOR of the input bits ``mix[j]`` (a linear map over GF(2))."""
+    out = np.empty_like(packed)
+    for s in range(0, len(packed), chunk):
+        dense = np.unpackbits(packed[s : s + chunk], axis=1)
+        out[s : s + chunk] = np.packbits(np.bitwise_xor.reduce(dense[:, mix], axis=2), axis=1)
+    return out
+
+
 def _flip(packed: np.ndarray, present: np.ndarray, p: float, rng: np.random.Generator) -> None:
     """Randomised response in place: flip each bit of present rows with probability p.
 
@@ -147,6 +181,15 @@ def _as_strings(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return col
 
 
+def _joined(parts: list[pa.Array]) -> pa.Array:
+    """The words of several name columns as one value (null when all are missing)."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = pc.utf8_trim_whitespace(
+        pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], " "))
+    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+
+
 def _dictionary(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     enc = pc.dictionary_encode(values)
     idx = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -165,6 +208,7 @@ class _Plan:
     """One filter column to build: the distinct values' tokens and each record's value row."""
 
     name: str
+    kind: FieldKind
     domain: str
     bits: int
     k: int
@@ -190,6 +234,7 @@ class Encoder:
         self._secret = secret
         self._rng = rng or np.random.default_rng(_secrets.randbits(128))
         self._hashers: dict[tuple[str, int, int], _Hasher] = {}
+        self._maps: dict[tuple[str, int], np.ndarray] = {}
 
     def _hasher(self, domain: str, bits: int, k: int) -> _Hasher:
         key = (domain, bits, k)
@@ -197,10 +242,19 @@ class Encoder:
             self._hashers[key] = _Hasher(self._secret.domain_key(domain), bits, k)
         return self._hashers[key]
 
+    def _diffusion(self, plan: _Plan) -> np.ndarray | None:
+        t = self.schema.hardening.diffusion
+        if t <= 0:
+            return None
+        key = (plan.domain, plan.bits)
+        if key not in self._maps:
+            self._maps[key] = diffusion_map(self._secret.domain_key(plan.domain), plan.bits, t)
+        return self._maps[key]
+
     def required_columns(self) -> list[str]:
         cols: list[str] = []
         for f in self.schema.fields:
-            cols.append(f.source)
+            cols.extend(f.sources)
             if f.salt:
                 cols.append(f.salt)
         return list(dict.fromkeys(cols))
@@ -219,7 +273,9 @@ class Encoder:
                     # of one domain; hashlib holds the GIL for short messages anyway) while the
                     # pool tokenises later fields and builds the filters of earlier ones.
                     pos = self._hasher(plan.domain, plan.bits, plan.k).positions(plan.pairs.vocab)
-                    built.append(pool.submit(self._build, plan, pos, p, self._rng.spawn(1)[0]))
+                    mix = self._diffusion(plan) if plan.kind is FieldKind.NAME else None
+                    built.append(pool.submit(self._build, plan, pos, p, self._rng.spawn(1)[0],
+                                             mix))
             columns = iter([b.result() for b in built])
         out: dict[str, pa.Array] = {}
         for f in fields:
@@ -228,7 +284,7 @@ class Encoder:
         return pa.table(out)
 
     def _tokenise(self, spec: FieldSpec, table: pa.Table) -> _Tokenised:
-        values = _as_strings(table[spec.source])
+        values = _joined([_as_strings(table[c]) for c in spec.sources])
         if spec.salt:
             salt = on_distinct(normalise_names, pc.fill_null(_as_strings(table[spec.salt]), ""))
             values = pc.binary_join_element_wise(values, salt, SALT_SEP)
@@ -241,7 +297,7 @@ class Encoder:
         n = len(dictionary)
 
         def plan(name: str, domain: str, bits: int, k: int, pairs: TokenPairs) -> _Plan:
-            return _Plan(name, domain, bits, k, pairs if salts is None else salted(pairs, salts),
+            return _Plan(name, spec.kind, domain, bits, k, pairs if salts is None else salted(pairs, salts),
                          n, idx)
 
         if spec.kind is not FieldKind.DATE:
@@ -257,9 +313,11 @@ class Encoder:
 
     @staticmethod
     def _build(plan: _Plan, positions: np.ndarray, p: float,
-               rng: np.random.Generator) -> pa.Array:
-        """Record rows from the distinct values' filters, then randomised response."""
+               rng: np.random.Generator, mix: np.ndarray | None = None) -> pa.Array:
+        """Record rows from the distinct values' filters (diffused), then randomised response."""
         uniq, known = _filters(plan.pairs, positions, plan.n_values, plan.bits)
+        if mix is not None:
+            uniq = _diffuse(uniq, mix)
         # A trailing all-zero, unknown row for idx -1 (missing values).
         rows = np.concatenate([uniq, np.zeros((1, uniq.shape[1]), np.uint8)])
         present = np.append(known, False)[plan.idx]

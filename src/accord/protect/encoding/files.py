@@ -35,6 +35,8 @@ class EncodingInfo:
             "schema": self.schema.model_dump(mode="json"),
             "fingerprint": self.fingerprint,
             "check_value": self.check_value,
+            # Derived from the schema, recorded so that a reader of the file sees it at once.
+            "unsafe_encoding": self.schema.unsafe_reasons(),
         }, sort_keys=True)
 
     @classmethod

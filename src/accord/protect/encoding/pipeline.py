@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from accord.protect.encoding.bloom import Encoder
-from accord.protect.encoding.schema import EncodingSchema, default_schema
+from accord.protect.encoding.schema import EncodingSchema, check_safe, default_schema
 from accord.protect.encoding.secrets import LinkageSecret
 
 ENCODED_PREFIX = "bf_"
@@ -29,8 +29,10 @@ class PipelineEncoder:
     manifest: dict[str, str]
 
 
-def pipeline_encoder(secret: LinkageSecret, schema: EncodingSchema | None = None) -> PipelineEncoder:
+def pipeline_encoder(secret: LinkageSecret, schema: EncodingSchema | None = None,
+                     allow_unsafe: bool = False) -> PipelineEncoder:
     sch = schema or default_schema()
+    unsafe = check_safe(sch, allow_unsafe)
     encoder = Encoder(sch, secret)
 
     def encode(ids: pa.Table) -> pa.Table:
@@ -44,4 +46,6 @@ def pipeline_encoder(secret: LinkageSecret, schema: EncodingSchema | None = None
 
     manifest = {"schema": sch.name, "schema_version": sch.version,
                 "schema_fingerprint": encoder.fingerprint, "check_value": encoder.check_value}
+    if unsafe:
+        manifest["unsafe_encoding"] = "; ".join(unsafe)
     return PipelineEncoder(encode, manifest)

@@ -25,7 +25,15 @@ SCHEMA_FORMAT = "accord-linkage-schema"
 # 2: names and codes are normalised by `accord.protect.normalise` (the pseudonyms' definition);
 # format 1 had a second, Python normaliser that differed on some non-Latin scripts (spacing vowel
 # signs, Cherokee, Greek iota subscript), so its encodings of such names are not comparable.
-SCHEMA_FORMAT_VERSION = 2
+# 3: name filters are diffused (each bit the XOR of `hardening.diffusion` key-chosen bits) and a
+# name field may encode several columns as one name (`columns`); the default schema encodes the
+# given and family names together. Format-2 encodings (plain per-part name filters) let a curious
+# hub label 47-78 % of the names it holds (benchmarks/results/attacks/linkage.md), so they are
+# refused, not mixed.
+SCHEMA_FORMAT_VERSION = 3
+# The weakest settings measured safe by the attack harness (see docs/linkage.md, Threat model).
+MIN_DIFFUSION = 3
+MIN_FLIP = 0.02
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -43,7 +51,7 @@ class FieldKind(StrEnum):
 
 # (bits, hashes per token, Dice thresholds of the comparison levels, best first)
 _KIND_DEFAULTS: dict[FieldKind, tuple[int, int, tuple[float, ...]]] = {
-    FieldKind.NAME: (256, 8, (0.85, 0.7, 0.5)),
+    FieldKind.NAME: (256, 8, (0.85, 0.7, 0.6)),
     FieldKind.TEXT: (256, 6, (0.85, 0.7, 0.5)),
     FieldKind.DATE: (128, 6, (0.85, 0.55, 0.3)),
     FieldKind.YEAR: (64, 6, (0.8, 0.3)),
@@ -59,6 +67,9 @@ class FieldSpec(BaseModel):
     name: str
     kind: FieldKind
     column: str | None = None
+    # name fields: several input columns encoded together as one name (their words joined), so
+    # the filter is of the whole name, not of its parts (see docs/linkage.md, Hardening)
+    columns: tuple[str, ...] | None = None
     bits: int | None = None
     hashes: int | None = Field(default=None, ge=1, le=64)
     ngram: int = Field(default=2, ge=1, le=4)
@@ -72,6 +83,11 @@ class FieldSpec(BaseModel):
     def _check(self) -> FieldSpec:
         if not _NAME.match(self.name):
             raise ValueError(f"field name {self.name!r} must be letters, digits and underscores")
+        if self.columns is not None:
+            if self.kind is not FieldKind.NAME:
+                raise ValueError(f"field {self.name}: only name fields take several columns")
+            if self.column is not None or not self.columns:
+                raise ValueError(f"field {self.name}: give either column or columns (non-empty)")
         if self.bits is not None and (self.bits < 64 or self.bits % 64):
             raise ValueError(f"field {self.name}: bits must be a positive multiple of 64")
         if self.levels is not None and (
@@ -85,6 +101,11 @@ class FieldSpec(BaseModel):
     @property
     def source(self) -> str:
         return self.column or self.name
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The input columns whose values the field encodes."""
+        return self.columns or (self.source,)
 
     @property
     def n_bits(self) -> int:
@@ -115,6 +136,10 @@ class Hardening(BaseModel):
     # Randomised response on every bit (BLIP): each bit of a non-empty filter is flipped with
     # this probability, so two encodings of the same value are (almost) never identical.
     flip_probability: float = Field(default=0.02, ge=0.0, lt=0.5)
+    # Diffusion of name filters: each output bit is the XOR of this many input bits chosen with
+    # the secret (0: off), so no bit position belongs to one q-gram (pattern mining) and the
+    # number of bits set no longer tells a name's length.
+    diffusion: int = Field(default=3, ge=0, le=16)
 
 
 class EncodingSchema(BaseModel):
@@ -145,6 +170,23 @@ class EncodingSchema(BaseModel):
                 raise ValueError(f"fields of hash domain {f.hash_domain!r} must have equal bits")
         return self
 
+    def unsafe_reasons(self) -> list[str]:
+        """Settings the attack harness (tests/attacks/test_linkage_privacy.py) shows let a
+        curious hub label names beyond what sex and citizenship in clear tell it."""
+        out: list[str] = []
+        names = [f for f in self.fields if f.kind is FieldKind.NAME]
+        if len(names) > 1:
+            out.append(f"{len(names)} name fields: each part of a name is encoded on its own, so "
+                       "its filters cluster by that part's frequency (encode the parts together "
+                       "in one field with `columns:`)")
+        if names and self.hardening.diffusion < MIN_DIFFUSION:
+            out.append(f"diffusion {self.hardening.diffusion} < {MIN_DIFFUSION}: bit positions "
+                       "of name filters can be tied to q-grams (pattern mining)")
+        if self.hardening.flip_probability < MIN_FLIP:
+            out.append(f"flip_probability {self.hardening.flip_probability:g} < {MIN_FLIP:g}: "
+                       "equal values give equal filters that can be counted")
+        return out
+
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
@@ -157,6 +199,21 @@ class EncodingSchema(BaseModel):
             if f.name == name:
                 return f
         raise KeyError(name)
+
+
+class UnsafeEncodingError(EncodingSchemaError):
+    """A schema the attack harness shows to be unsafe, used without --unsafe-encoding."""
+
+
+def check_safe(schema: EncodingSchema, allow_unsafe: bool) -> list[str]:
+    """The schema's unsafe settings; refused unless the user accepted them explicitly."""
+    reasons = schema.unsafe_reasons()
+    if reasons and not allow_unsafe:
+        raise UnsafeEncodingError(
+            f"the encoding schema is unsafe: {'; '.join(reasons)}",
+            hint="use the default schema (docs/linkage.md, Hardening), or pass --unsafe-encoding "
+                 "to accept the risk (the encodings and the link record then say so)")
+    return reasons
 
 
 def schema_from_dict(doc: Any, source: str = "schema") -> EncodingSchema:
@@ -206,7 +263,14 @@ def schema_from_fields(spec: str, flip_probability: float | None = None) -> Enco
         name = re.sub(r"\W", "_", col.strip())
         if not name or name[0].isdigit():
             name = f"f_{name}"
-        fields.append({"name": name, "column": col.strip(), "kind": kind})
+        cols = [c.strip() for c in col.split("+")]
+        if len(cols) > 1:
+            if not all(cols):
+                raise EncodingSchemaError(f"--fields item {part!r} has an empty column",
+                                          hint="write e.g. given+family:name")
+            fields.append({"name": name, "columns": cols, "kind": kind})
+        else:
+            fields.append({"name": name, "column": col.strip(), "kind": kind})
     doc: dict[str, Any] = {"name": "from-fields", "fields": fields}
     if flip_probability is not None:
         doc["hardening"] = {"flip_probability": flip_probability}

@@ -16,7 +16,7 @@ exact integers, so a node's loss is bit-identical however it was reached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -63,6 +63,10 @@ class Problem:
 
     ``sensitive`` names the sensitive *attributes* the model checks: a plain column, or one flag
     per code of a multi-valued column (``<column>__<code>``, values 1 / 0 / empty).
+    ``sens_missing`` is the code of "not recorded" of each attribute (-1 if it never occurs):
+    l counts recorded values only. With ``people``, ``sens`` has one more column after the
+    attributes: the person of each tuple (0 = a person with one record, p > 0 = one of the
+    people with several records), so that k can count people, not records.
     """
 
     qi: tuple[str, ...]
@@ -75,6 +79,16 @@ class Problem:
     row_tuple: IntArray  # (n,) tuple of each input row
     entropy_cell: tuple[tuple[FloatArray, ...], ...]  # [c][h][base code]
     intensity_cell: tuple[tuple[FloatArray, ...], ...]
+    sens_missing: tuple[int, ...] = ()
+    people: bool = False
+
+    @property
+    def n_sensitive(self) -> int:
+        return len(self.sensitive)
+
+    @cached_property
+    def n_people(self) -> int:
+        return people_count(self.sens[:, -1], self.weight) if self.people else self.n
 
     @cached_property
     def base_columns(self) -> tuple[CodeArray, ...]:
@@ -239,6 +253,29 @@ def _group(key: IntArray, size: int) -> tuple[IntArray, int]:
     return inv.astype(np.int64).reshape(-1), len(uniq)
 
 
+def people_count(person: npt.NDArray[np.integer], weight: IntArray) -> int:
+    """Distinct people among tuples: every record of code 0 is a person of its own, each other
+    code is one person however many records it has."""
+    single = person == 0
+    return int(weight[single].sum()) + len(np.unique(person[~single]))
+
+
+def person_codes(people: Sequence[str | None]) -> tuple[CodeArray, int]:
+    """Per record, 0 for a person with one record (or no person id), else a dense id 1..P of the
+    people with several records; returns (codes, P + 1). Only repeated people need an id, so
+    the distinct tuples stay few where most people have one record."""
+    arr = pa.array(people, type=pa.string())
+    enc = pc.dictionary_encode(pc.fill_null(arr, ""))
+    idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    counts = np.bincount(idx, minlength=len(enc.dictionary))
+    blank = [i for i, v in enumerate(enc.dictionary.to_pylist()) if v == ""]
+    counts[blank] = 0  # a record without a person id is a person of its own
+    repeated = counts >= 2
+    dense = np.zeros(len(counts), dtype=np.int32)
+    dense[repeated] = np.arange(1, int(repeated.sum()) + 1, dtype=np.int32)
+    return dense[idx], int(repeated.sum()) + 1
+
+
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[CodeArray, list[str]]:
     strings = pc.fill_null(pc.cast(column, pa.string()), "")
     enc = pc.dictionary_encode(strings)
@@ -252,9 +289,10 @@ def flag_attributes(column: pa.ChunkedArray | pa.Array, name: str
                     ) -> list[tuple[str, CodeArray, int]]:
     """A multi-valued column ('a|b' per record) as one sensitive attribute per code.
 
-    Each flag is 1 (the record has the code), 0 (it has others) or empty (nothing recorded).
-    Flags that take one value in the whole table are left out: no generalisation can hide what
-    the table as a whole shows (documented; drop the field if that is itself sensitive).
+    Each flag is 1 (the record has the code), 0 (it has others) or empty (nothing recorded, code
+    2). Flags with fewer than two *recorded* values in the whole table (a code nobody, or every
+    recorded person, has) are left out: no generalisation can hide what the table as a whole
+    shows (documented; drop the field if that is itself sensitive).
     """
     codes, dictionary = _codes(column)
     sets = [set(v.split(MULTI_SEP)) - {""} for v in dictionary]
@@ -263,18 +301,23 @@ def flag_attributes(column: pa.ChunkedArray | pa.Array, name: str
         per_entry = np.array([2 if not s else int(code in s) for s in sets], dtype=np.int32)
         flag = per_entry[codes]
         values = np.unique(flag)
-        if len(values) > 1:
+        if len(values[values != 2]) > 1:
             out.append((f"{name}__{code}", flag, 3))
     return out
 
 
 def build_problem(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str],
-                  hierarchies: dict[str, Hierarchy], multi_valued: Sequence[str] = ()
-                  ) -> Problem:
+                  hierarchies: dict[str, Hierarchy], multi_valued: Sequence[str] = (),
+                  people: Sequence[str | None] | None = None,
+                  weights: Mapping[str, float] | None = None) -> Problem:
     """Encode the table and reduce it to distinct tuples.
 
     Columns of ``sensitive`` also named in ``multi_valued`` hold sets ('a|b') and are checked
-    per flag (see ``flag_attributes``).
+    per flag (see ``flag_attributes``). A plain sensitive column recorded for no one is left
+    out (a column with one recorded value is kept: it can only be released with l = 1). ``people``: the person of
+    each record (linked across partners), so that k counts people. ``weights``: per
+    quasi-identifier, a factor on its information loss (ARX's attribute weights; default 1), so
+    the optimal node keeps the information of heavy columns first.
     """
     encs: list[EncodedHierarchy] = []
     cols: list[CodeArray] = []
@@ -285,17 +328,29 @@ def build_problem(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str],
     sens_names: list[str] = []
     sens_cols: list[CodeArray] = []
     sens_cards: list[int] = []
+    sens_missing: list[int] = []
     for name in sensitive:
         if name in multi_valued:
             for flag_name, flag, card in flag_attributes(table.column(name), name):
                 sens_names.append(flag_name)
                 sens_cols.append(flag)
                 sens_cards.append(card)
+                sens_missing.append(2)
         else:
             codes, dictionary = _codes(table.column(name))
+            missing = dictionary.index("") if "" in dictionary else -1
+            if len(dictionary) - (missing >= 0) == 0:
+                continue  # nothing recorded for anyone: nothing a class could reveal
             sens_names.append(name)
             sens_cols.append(codes)
             sens_cards.append(max(len(dictionary), 1))
+            sens_missing.append(missing)
+    if people is not None:
+        if len(people) != table.num_rows:
+            raise ValueError("one person per record is needed")
+        person, card = person_codes(people)
+        sens_cols.append(person)
+        sens_cards.append(card)
     cards = [e.cardinality(0) for e in encs] + sens_cards
     key, _ = _dense_codes(cols + sens_cols, cards)
     uniq, first, inv, counts = np.unique(key, return_index=True, return_inverse=True,
@@ -317,9 +372,11 @@ def build_problem(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str],
             per_e.append(np.maximum(e, 0.0))
             denom = max(enc.domain_size - 1, 1)
             per_i.append((enc.leaves[h][enc.maps[h]] - 1) / denom)
-        ent.append(tuple(per_e))
-        inten.append(tuple(per_i))
+        w = float((weights or {}).get(qi[c], 1.0))
+        ent.append(tuple(e * w for e in per_e))
+        inten.append(tuple(i * w for i in per_i))
     return Problem(qi=tuple(qi), sensitive=tuple(sens_names), hierarchies=tuple(encs), base=base,
                    sens=sens, sens_cardinality=tuple(sens_cards), weight=weight,
                    row_tuple=inv.astype(np.int64).reshape(-1), entropy_cell=tuple(ent),
-                   intensity_cell=tuple(inten))
+                   intensity_cell=tuple(inten), sens_missing=tuple(sens_missing),
+                   people=people is not None)

@@ -36,7 +36,7 @@ from accord.release.anonymise.engine import (
     _dense_codes,
     _group,
 )
-from accord.release.anonymise.nodes import diverse
+from accord.release.anonymise.nodes import people_per_class, recorded_diverse
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -55,23 +55,32 @@ class Suppression:
         return int(weight[self.cells.any(axis=1)].sum())
 
 
-def _passing(gen: list[CodeArray], cards: list[int], weight: IntArray,
-             sens: npt.NDArray[np.int32], sens_cards: tuple[int, ...], model: PrivacyModel,
-             mask: list[bool]) -> tuple[BoolArray, int]:
-    """Which rows are in a passing class when the columns in ``mask`` are starred."""
+def _passing(problem: Problem, gen: list[CodeArray], cards: list[int], weight: IntArray,
+             sens: npt.NDArray[np.int32], model: PrivacyModel, mask: list[bool]
+             ) -> tuple[BoolArray, int]:
+    """Which rows are in a passing class when the columns in ``mask`` are starred (k in people
+    when the problem knows them, l over recorded values)."""
     cols = [g for g, m in zip(gen, mask, strict=True) if not m]
     cc = [c for c, m in zip(cards, mask, strict=True) if not m]
     if not cols:
         cols, cc = [np.zeros(len(weight), dtype=np.int32)], [1]
     key, size = _dense_codes(cols, cc)
     cls, n_cls = _group(key, size)
-    ok = np.bincount(cls, weights=weight, minlength=n_cls) >= model.k
+
+    def pairs(s: int) -> tuple[IntArray, IntArray, IntArray]:
+        card = problem.sens_cardinality[s]
+        pk = cls * card + sens[:, s]
+        upk, inv = np.unique(pk, return_inverse=True)
+        cnt = np.bincount(inv.reshape(-1), weights=weight, minlength=len(upk)).astype(np.int64)
+        return upk // card, upk % card, cnt
+
+    if problem.people:
+        ok = people_per_class(*pairs(sens.shape[1] - 1), n_cls) >= model.k
+    else:
+        ok = np.bincount(cls, weights=weight, minlength=n_cls) >= model.k
     if model.l > 1:
-        for s, card in enumerate(sens_cards):
-            pk = cls * card + sens[:, s]
-            upk, inv = np.unique(pk, return_inverse=True)
-            cnt = np.bincount(inv.reshape(-1), weights=weight, minlength=len(upk))
-            ok &= diverse(upk // card, cnt, n_cls, model.l, model.l_kind)
+        for s in range(problem.n_sensitive):
+            ok &= recorded_diverse(problem, s, *pairs(s), n_cls, model)
     return np.asarray(ok[cls]), n_cls
 
 
@@ -89,8 +98,8 @@ class _Outliers:
 
     def trial(self, mask: list[bool]) -> tuple[BoolArray, tuple[float, int]]:
         """Who passes with the columns in ``mask`` starred, and (records passing, -classes)."""
-        ok, n_cls = _passing(self.gen, self.cards, self.weight, self.sens,
-                             self.problem.sens_cardinality, self.model, mask)
+        ok, n_cls = _passing(self.problem, self.gen, self.cards, self.weight, self.sens,
+                             self.model, mask)
         return ok, (float(self.weight[ok].sum()), -n_cls)
 
     def fix(self, cells: BoolArray, columns: Sequence[int], ok: BoolArray) -> None:

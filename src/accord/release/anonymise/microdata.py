@@ -38,6 +38,12 @@ HXL_TAGS = {
 }
 
 
+# Above this normalised information loss (share of the quasi-identifiers' information lost) a
+# release keeps too little to be worth the risk of publishing it; --force overrides.
+DEFAULT_MAX_LOSS = 0.9
+PERSON = "__accord_person__"
+
+
 @dataclass(frozen=True)
 class MicrodataSettings:
     k: int = 11
@@ -49,6 +55,8 @@ class MicrodataSettings:
     sensitive: tuple[str, ...] | None = None  # None: the standard's sensitive fields
     hxl: bool = False
     suppression: Suppressing = "cells"
+    weights: tuple[tuple[str, float], ...] = ()  # quasi-identifier -> importance (default 1)
+    max_loss: float | None = DEFAULT_MAX_LOSS  # None: release whatever the loss (--force)
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,20 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
     """Anonymise the hub's records, write Parquet + CSV + dictionary, record the release."""
     if not store.table_exists("records"):
         raise AccordError("the hub has no records yet", hint="Add contributions first.")
-    records = store.query("SELECT * FROM records")
+    # The person of each record: the linked person where linkage has run, else the partner's
+    # pseudonym (one partner's records of one person are one person; across partners they are
+    # only known to be one person once linked). k counts these people, not records.
+    linked = store.table_exists("persons")
+    person = ("coalesce(CAST(p.person_id AS VARCHAR), r.partner || ':' || r.person_pseudonym, "
+              "r.partner || ':' || r.record_key)" if linked else
+              "coalesce(r.partner || ':' || r.person_pseudonym, r.partner || ':' || r.record_key)")
+    join = ("LEFT JOIN persons p ON p.partner = r.partner AND p.record_key = r.record_key"
+            if linked else "")
+    # Ordered, so the same hub gives the same file (and a steward can audit it row by row).
+    records = store.query(f"SELECT r.*, {person} AS {PERSON} FROM records r {join} "
+                          "ORDER BY r.partner, r.record_key")
+    people = [str(v) for v in records.column(PERSON).to_pylist()]
+    records = records.drop_columns([PERSON])
     data_version = store.data_version()
     available = records.column_names
     qi = _fields(standard, settings.qi or [f.name for f in standard.by_role(
@@ -139,7 +160,8 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
     result = anonymise(table, qi, hierarchies, k=settings.k, sensitive=sensitive, l=settings.l,
                        l_kind=settings.l_kind, max_suppression=settings.max_suppression,
                        metric=settings.metric, suppression=settings.suppression,
-                       multi_valued=multi, progress=progress)
+                       multi_valued=multi, progress=progress, people=people,
+                       weights=dict(settings.weights), max_loss=settings.max_loss)
     single = [s for s in sensitive if s not in multi]
     released = _released_table(result, qi, single, multi, standard)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +181,12 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
                       "quasi_identifiers": qi, "sensitive": sensitive,
                       "suppression": settings.suppression,
                       "multi_valued_sensitive": "0/1 flag columns; l-diversity per flag",
-                      "hxl": settings.hxl, "standard": f"{standard.name} {standard.version}"}
+                      "hxl": settings.hxl, "standard": f"{standard.name} {standard.version}",
+                      "k_counts": "linked persons" if linked else
+                      "partner-scoped pseudonyms (not linked: a person seen by two partners "
+                      "counts twice)",
+                      "l_counts": "recorded values only",
+                      "weights": dict(settings.weights), "max_loss": settings.max_loss}
         after = assess_risk(result.table, qi, top=0)
         results = {**result.summary(), "data_version": data_version,
                    "risk_after": {"global_risk": after.global_risk,

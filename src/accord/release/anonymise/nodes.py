@@ -203,12 +203,38 @@ def _cards(problem: Problem, levels: Sequence[int]) -> list[int]:
     return [enc.cardinality(h) for enc, h in zip(problem.hierarchies, levels, strict=True)]
 
 
-def failing(snap: Snapshot, model: PrivacyModel) -> BoolArray:
-    """Which classes violate k (or l)."""
-    fails = snap.weight < model.k
-    if model.l > 1:
-        for p_cls, _, p_cnt in snap.pairs:
-            fails |= ~diverse(p_cls, p_cnt, snap.size, model.l, model.l_kind)
+def class_people(problem: Problem, snap: Snapshot) -> IntArray:
+    """People per class: the records, unless the problem knows people (then every record of
+    person code 0 counts, and each other person code once). An incomplete snapshot has no
+    pairs; its record counts are an upper bound, enough for the verdict it was cut short on."""
+    if not problem.people or not snap.pairs:
+        return snap.weight
+    p_cls, p_val, p_cnt = snap.pairs[-1]
+    return people_per_class(p_cls, p_val, p_cnt, snap.size)
+
+
+def people_per_class(p_cls: IntArray, p_val: npt.NDArray[np.integer], p_cnt: IntArray,
+                     n_classes: int) -> IntArray:
+    single = p_val == 0
+    return (np.bincount(p_cls[single], weights=p_cnt[single], minlength=n_classes)
+            + np.bincount(p_cls[~single], minlength=n_classes)).astype(np.int64)
+
+
+def recorded_diverse(problem: Problem, s: int, p_cls: IntArray, p_val: npt.NDArray[np.integer],
+                     p_cnt: IntArray, n_classes: int, model: PrivacyModel) -> BoolArray:
+    """l-diversity of attribute ``s`` over its recorded values only: "not recorded" is not a
+    value a class can be diverse in (a class of one recorded value and blanks is 1-diverse)."""
+    rec = p_val != problem.sens_missing[s]
+    return diverse(p_cls[rec], p_cnt[rec], n_classes, model.l, model.l_kind)
+
+
+def failing(problem: Problem, snap: Snapshot, model: PrivacyModel) -> BoolArray:
+    """Which classes violate k (people, or records) or l (recorded values)."""
+    fails = class_people(problem, snap) < model.k
+    if model.l > 1 and snap.pairs:
+        for s in range(problem.n_sensitive):
+            p_cls, p_val, p_cnt = snap.pairs[s]
+            fails |= ~recorded_diverse(problem, s, p_cls, p_val, p_cnt, snap.size, model)
     return np.asarray(fails)
 
 
@@ -240,7 +266,7 @@ class NodeResult:
 def judge(problem: Problem, snap: Snapshot, model: PrivacyModel, metric: Metric,
           level_totals: Sequence[FloatArray]) -> NodeResult:
     """Privacy model with record suppression, and information loss, of an evaluated node."""
-    fails = failing(snap, model)
+    fails = failing(problem, snap, model)
     w = snap.weight[fails]
     suppressed = int(w.sum())
     anonymous = suppressed <= int(np.floor(model.max_suppression * problem.n + 1e-9))

@@ -27,6 +27,7 @@ import numpy as np
 import opendp.prelude as dp
 
 from accord.errors import ReleaseRefused
+from accord.release.dp.params import check_delta, check_epsilon
 
 dp.enable_features("contrib")
 
@@ -37,11 +38,9 @@ Z95 = 1.959963984540054
 
 def rho_from_epsilon_delta(epsilon: float, delta: float) -> float:
     """The largest rho whose zCDP guarantee implies (epsilon, delta)-DP (Bun & Steinke Prop. 1.3)."""
-    if epsilon <= 0:
-        raise ReleaseRefused("epsilon must be positive", hint="give --epsilon greater than 0")
-    if not 0 < delta < 1:
-        raise ReleaseRefused("delta must be between 0 and 1 for the Gaussian mechanism",
-                             hint="give e.g. --delta 1e-9, or use --mechanism laplace for pure DP")
+    # the shared validator: finite and in range, else exit 2 with the allowed range
+    epsilon = check_epsilon(epsilon)
+    delta = check_delta(delta)
     log_term = math.log(1.0 / delta)
     return (math.sqrt(log_term + epsilon) - math.sqrt(log_term)) ** 2
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 from accord.errors import ReleaseRefused
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
+from accord.release.dp.params import check_delta, check_epsilon
 from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, select_tables
 from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
 from accord.release.synthesize.data import write_csv
@@ -41,6 +42,7 @@ class TablesRelease:
     tables: tuple[PublishedTable, ...]
     parameters: dict[str, Any]
     budget: ledger.Budget
+    chain_head: dict[str, Any] | None = None  # the hub chain's head after this release
 
 
 def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA,
@@ -48,6 +50,10 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
                    actor: str = "hub", purpose: str = "", standard: Standard | None = None,
                    years: tuple[int, int] | None = None,
                    test_seed: int | None = None) -> TablesRelease:
+    # Refuse bad parameters (exit 2) and a broken chain (exit 3) before reading anything.
+    epsilon = check_epsilon(epsilon)
+    delta = check_delta(delta)
+    store.require_intact()
     standard = standard or load_standard()
     chosen = select_tables(names, standard)
     columns = list(dict.fromkeys(c for t in chosen for c in t.spec.dims))
@@ -81,7 +87,7 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
                              mechanism=mechanism, epsilon=epsilon,
                              delta=spend_delta, detail={"tables": params["tables"]},
                              release_id=release_id)
-    return TablesRelease(release_id, published, params, after)
+    return TablesRelease(release_id, published, params, after, store.chain_head())
 
 
 def _grand_total(p: PublishedTable) -> int:
@@ -108,7 +114,8 @@ def write_tables(release: TablesRelease, out_dir: Path, hxl: bool = False) -> li
             write_csv(as_text, hxl_path)
             written.append(str(hxl_path))
     record = {"release_id": release.release_id, "parameters": release.parameters,
-              "budget_after": release.budget.to_dict(), "files": written}
+              "budget_after": release.budget.to_dict(), "chain_head": release.chain_head,
+              "files": written}
     (out_dir / "release.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     written.append(str(out_dir / "release.json"))
     return written

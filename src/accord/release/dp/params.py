@@ -1,0 +1,63 @@
+"""The one validator of privacy parameters: epsilon, delta, rho and budget figures.
+
+Every entry point (the CLI before it opens anything, and the library functions that spend or set a
+budget) calls these, so a NaN, an infinity or an out-of-range figure is refused with exit 2 and the
+allowed range before any record is read, any noise drawn or anything written. NaN compares false
+with everything, so ``epsilon <= 0`` alone lets it through; each check here is written as "inside
+the range", which NaN never is.
+"""
+
+from __future__ import annotations
+
+import math
+
+from accord.errors import ParameterError
+
+# An epsilon above 100 bounds the odds ratio by e^100: it protects nobody, and the scales it
+# implies underflow the noise to nothing. A release, a budget total and a grant are each capped.
+MAX_EPSILON = 100.0
+# delta is a probability of failure; above 1e-3 it is a real chance that the guarantee does not
+# hold for a given person in a hub of a few thousand people. Protect more, say so (docs/dp.md).
+MAX_DELTA = 1e-3
+# rho of an epsilon-100 pure-DP release (epsilon^2 / 2): no legitimate single cost is larger.
+MAX_RHO = MAX_EPSILON**2 / 2
+
+
+def _number(value: object, option: str, allowed: str) -> float:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ParameterError(f"{option} must be a number {allowed}", hint=f"give {option} {allowed}") from None
+    return x
+
+
+def check_epsilon(value: object, option: str = "--epsilon") -> float:
+    """A finite epsilon in (0, MAX_EPSILON]."""
+    allowed = f"in (0, {MAX_EPSILON:g}]"
+    x = _number(value, option, allowed)
+    if not (math.isfinite(x) and 0.0 < x <= MAX_EPSILON):
+        raise ParameterError(f"{option} must be a finite number {allowed}; got {x!r}",
+                             hint=f"give {option} greater than 0 and at most {MAX_EPSILON:g} "
+                                  "(typical releases use 0.1 to 2)")
+    return x
+
+
+def check_delta(value: object, option: str = "--delta") -> float:
+    """A finite delta in (0, MAX_DELTA]."""
+    allowed = f"in (0, {MAX_DELTA:g}]"
+    x = _number(value, option, allowed)
+    if not (math.isfinite(x) and 0.0 < x <= MAX_DELTA):
+        raise ParameterError(f"{option} must be a finite number {allowed}; got {x!r}",
+                             hint=f"give {option} greater than 0 and at most {MAX_DELTA:g}, "
+                                  "e.g. 1e-9 (or --mechanism laplace for pure DP where offered)")
+    return x
+
+
+def check_rho(value: object, what: str = "rho") -> float:
+    """A finite zCDP cost in (0, MAX_RHO]."""
+    allowed = f"in (0, {MAX_RHO:g}]"
+    x = _number(value, what, allowed)
+    if not (math.isfinite(x) and 0.0 < x <= MAX_RHO):
+        raise ParameterError(f"{what} must be a finite number {allowed}; got {x!r}",
+                             hint="a DP release must cost a positive, finite rho")
+    return x

@@ -1,0 +1,429 @@
+"""A curious hub attacking name encodings: what it can label from what it holds.
+
+The attacker sees only what a hub sees: the encoded columns of the contributions (packed filters),
+the public schema in their metadata (field names, bits, hashes, q-gram size, hash domains, the
+hardening settings) and the attributes it holds in clear next to them (sex and citizenship). It
+never calls the encoder and never holds the linkage secret. Its background knowledge is an ideal
+one: name frequencies by sex and citizenship from a population drawn by the project's simulator
+with ANOTHER seed (the same name pools and weights, different people).
+
+Attacks, each labelling every record (a record the attack cannot label gets the commonest name of
+its sex and citizenship, so no attack scores below the clear-attribute baseline):
+
+* ``frequency``: group *equal* filters, match groups to names by frequency and filter weight,
+  one-to-one (the attack randomised response was designed against).
+* ``cluster``: group *similar* filters (Dice >= 0.85, leaders by density), estimate the name's
+  length from the cluster's bit count, score clusters against names by frequency within the
+  record's clear sex and citizenship, match one-to-one.
+* ``pattern``: the cluster attack, then pattern mining in the manner of Vidanage, Christen et al.:
+  learn which bit positions each q-gram sets from the clusters labelled with confidence (bits set
+  in nearly every cluster whose name holds the q-gram), re-score every cluster by how well each
+  candidate name's learned bits explain its bits, match again; twice.
+
+Written by hand: no maintained library implements these attacks (the PPRL attack code of the
+papers is research code for their data sets).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.special import gammaln
+
+Label = tuple[str, ...]  # one string per name component the encoded field holds
+Group = tuple[str, str]  # (sex, citizenship) as the hub holds them in clear
+
+
+@dataclass(frozen=True)
+class EncodedField:
+    """One encoded column as the hub holds it, with its public schema settings."""
+
+    name: str
+    components: tuple[str, ...]  # which name components it encodes, e.g. ("given",)
+    filters: np.ndarray  # (n, bytes) uint8, packed bits
+    present: np.ndarray  # (n,) bool
+    hashes: int
+    ngram: int
+    domain: str
+    flip: float
+    diffusion: int = 0  # the schema's diffusion setting (0: plain Bloom filters)
+
+    @property
+    def bits(self) -> int:
+        return int(self.filters.shape[1]) * 8
+
+
+@dataclass(frozen=True)
+class HubView:
+    fields: tuple[EncodedField, ...]
+    groups: list[Group]  # per record
+
+
+@dataclass(frozen=True)
+class PublicList:
+    """Name frequencies by (sex, citizenship): per group a Counter of labels per component set."""
+
+    counts: Mapping[tuple[str, ...], Mapping[Group, Counter[Label]]]
+
+    def for_components(self, components: tuple[str, ...]) -> Mapping[Group, Counter[Label]]:
+        return self.counts[components]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The records' true (normalised) name components, for scoring only."""
+
+    values: Mapping[str, Sequence[str | None]]  # component -> per record
+
+
+@dataclass
+class _Cluster:
+    group: Group
+    rows: np.ndarray
+    centroid: np.ndarray  # (bits,) share of members with each bit set
+    ones: float  # mean bits set
+    group_n: int  # records of the group with a value
+
+
+def qgrams(text: str, q: int) -> set[str]:
+    """Padded q-grams of each word, as the public documentation of the encoding describes."""
+    pad = "_" * (q - 1)
+    out: set[str] = set()
+    for w in text.split():
+        p = f"{pad}{w}{pad}"
+        out.update(p[i : i + q] for i in range(len(p) - q + 1))
+    return out
+
+
+def _label_grams(label: Label, q: int) -> set[str]:
+    out: set[str] = set()
+    for part in label:
+        out |= qgrams(part, q)
+    return out
+
+
+def _unpack(f: EncodedField, rows: np.ndarray) -> np.ndarray:
+    return np.unpackbits(f.filters[rows], axis=1).astype(np.float32)
+
+
+def _leaders(x: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Clusters of similar filters: the record with most unassigned neighbours leads, takes its
+    unassigned neighbours, and so on (chaining through near neighbours is avoided)."""
+    n = len(x)
+    if n == 0:
+        return []
+    if threshold >= 1.0:
+        keys = [row.tobytes() for row in x.astype(np.uint8)]
+        by_key: dict[bytes, list[int]] = defaultdict(list)
+        for i, k in enumerate(keys):
+            by_key[k].append(i)
+        return [np.asarray(v) for v in by_key.values()]
+    out: list[np.ndarray] = []
+    free = np.ones(n, bool)
+    chunk = 3000
+    # Neighbour lists, chunked so a large group never holds an n x n float matrix at once.
+    neigh: list[np.ndarray] = []
+    ones = x.sum(axis=1)
+    for s in range(0, n, chunk):
+        inter = x[s : s + chunk] @ x.T
+        den = ones[s : s + chunk, None] + ones[None, :]
+        d = np.where(den > 0, 2 * inter / np.maximum(den, 1), 0.0)
+        neigh.extend(np.flatnonzero(row >= threshold) for row in d)
+    degree = np.array([len(v) for v in neigh])
+    for i in np.argsort(-degree, kind="stable"):
+        if not free[i]:
+            continue
+        members = neigh[i][free[neigh[i]]]
+        if not free[i] or len(members) == 0:
+            members = np.array([i])
+        free[members] = False
+        out.append(members)
+    return out
+
+
+def _expected_ones(label: Label, f: EncodedField) -> float:
+    t = len(_label_grams(label, f.ngram))
+    m = f.bits
+    clean = m * (1 - (1 - 1 / m) ** (f.hashes * t))
+    return clean * (1 - f.flip) + (m - clean) * f.flip
+
+
+def _poisson_loglik(k: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    lam = np.maximum(lam, 1e-3)
+    return k * np.log(lam) - lam - gammaln(k + 1)
+
+
+def _clusters(f: EncodedField, view: HubView, threshold: float) -> list[_Cluster]:
+    by_group: dict[Group, list[int]] = defaultdict(list)
+    for i, g in enumerate(view.groups):
+        if f.present[i]:
+            by_group[g].append(i)
+    out: list[_Cluster] = []
+    for g, rows_list in by_group.items():
+        rows = np.asarray(rows_list)
+        x = _unpack(f, rows)
+        for members in _leaders(x, threshold):
+            xs = x[members]
+            out.append(_Cluster(g, rows[members], xs.mean(axis=0),
+                                float(xs.sum(axis=1).mean()), len(rows)))
+    return out
+
+
+@dataclass(frozen=True)
+class _Assignment:
+    labels: dict[int, Label]  # cluster index -> label
+    margin: dict[int, float]  # cluster index -> log-lik gap to its best alternative
+
+
+def _assign(clusters: list[_Cluster], public: Mapping[Group, Counter[Label]],
+            score: dict[int, np.ndarray], names: dict[Group, list[Label]]) -> _Assignment:
+    """One-to-one within each group: clusters to names by total log-likelihood (Hungarian);
+    a cluster may stay unlabelled (a dummy column at the likelihood of 'some rare name')."""
+    labels: dict[int, Label] = {}
+    margin: dict[int, float] = {}
+    by_group: dict[Group, list[int]] = defaultdict(list)
+    for ci, c in enumerate(clusters):
+        by_group[c.group].append(ci)
+    for g, cis in by_group.items():
+        cand = names.get(g, [])
+        if not cand:
+            continue
+        s = np.stack([score[ci] for ci in cis])  # (clusters, names)
+        # Unlabelled: as likely as a name seen once in the public list at this size. A label
+        # is worth only what it gains over that, so clusters x names with the gain clipped at
+        # 0 (a zero-gain pairing means unlabelled) has the optimum of the square problem with
+        # one "unlabelled" column per cluster, at a fraction of its cost.
+        dummy = np.array([_rare_loglik(clusters[ci], public[g]) for ci in cis])
+        gain = np.maximum(s - dummy[:, None], 0.0)
+        r, c = linear_sum_assignment(-gain)
+        for ri, cj in zip(r, c, strict=True):
+            if gain[ri, cj] > 0:
+                ci = cis[ri]
+                labels[ci] = cand[cj]
+                row = s[ri]
+                others = np.delete(row, cj)
+                best_other = max(float(others.max()) if len(others) else -np.inf, dummy[ri])
+                margin[ci] = float(row[cj] - best_other)
+    return _Assignment(labels, margin)
+
+
+def _rare_loglik(c: _Cluster, counter: Counter[Label]) -> float:
+    total = sum(counter.values())
+    k = np.array([len(c.rows)], float)
+    return float(_poisson_loglik(k, np.array([c.group_n / max(total, 1)]))[0]) - 2.0
+
+
+def _base_scores(clusters: list[_Cluster], f: EncodedField, public: Mapping[Group, Counter[Label]],
+                 top: int) -> tuple[dict[int, np.ndarray], dict[Group, list[Label]]]:
+    """Frequency (Poisson on the cluster size) and length (normal on the bit count) terms."""
+    names: dict[Group, list[Label]] = {}
+    exp_ones: dict[Label, float] = {}
+    for g, counter in public.items():
+        names[g] = [lab for lab, _ in counter.most_common(top)]
+        for lab in names[g]:
+            if lab not in exp_ones:
+                exp_ones[lab] = _expected_ones(lab, f)
+    score: dict[int, np.ndarray] = {}
+    sd = max(2.0, f.bits * 0.02)
+    for ci, c in enumerate(clusters):
+        cand = names.get(c.group, [])
+        counter = public.get(c.group, Counter())
+        total = max(sum(counter.values()), 1)
+        lam = np.array([c.group_n * counter[lab] / total for lab in cand])
+        freq = _poisson_loglik(np.full(len(cand), float(len(c.rows))), lam)
+        if f.diffusion:
+            # Diffused filters have about half their bits set whatever the name: no length.
+            score[ci] = freq
+            continue
+        e = np.array([exp_ones[lab] for lab in cand])
+        length = -0.5 * ((c.ones - e) / (sd / np.sqrt(len(c.rows)) + 1.0)) ** 2
+        score[ci] = freq + length
+    return score, names
+
+
+def _learn_positions(clusters: list[_Cluster], assignment: _Assignment, f: EncodedField,
+                     min_margin: float, min_support: int) -> dict[str, np.ndarray]:
+    """Bits each q-gram sets: set (share >= 0.8) in >= 90 % of the confident clusters whose name
+    holds the q-gram, where the name's other q-grams do not already explain them."""
+    confident = [ci for ci, m in assignment.margin.items()
+                 if m >= min_margin and len(clusters[ci].rows) >= 3]
+    holders: dict[str, list[int]] = defaultdict(list)
+    for ci in confident:
+        for gram in _label_grams(assignment.labels[ci], f.ngram):
+            holders[gram].append(ci)
+    learned: dict[str, np.ndarray] = {}
+    for gram, cis in holders.items():
+        if len(cis) < min_support:
+            continue
+        on = np.stack([clusters[ci].centroid >= 0.8 for ci in cis])
+        share = on.mean(axis=0)
+        pos = np.flatnonzero(share >= 0.9)
+        if 0 < len(pos) <= 2 * f.hashes:
+            learned[gram] = pos
+    return learned
+
+
+def _pattern_scores(clusters: list[_Cluster], f: EncodedField, names: dict[Group, list[Label]],
+                    learned: dict[str, np.ndarray], weight: float) -> dict[int, np.ndarray]:
+    """Log-likelihood of each cluster's bits under each candidate name's learned bits."""
+    if not learned:
+        return {ci: np.zeros(len(names.get(c.group, []))) for ci, c in enumerate(clusters)}
+    known = np.zeros(f.bits, bool)
+    for pos in learned.values():
+        known[pos] = True
+    kidx = np.flatnonzero(known)
+    cache: dict[Label, tuple[np.ndarray, float]] = {}
+
+    def expect(lab: Label) -> np.ndarray:
+        if lab not in cache:
+            grams = _label_grams(lab, f.ngram)
+            hit = np.zeros(f.bits, bool)
+            unknown = 0
+            for gram in grams:
+                if gram in learned:
+                    hit[learned[gram]] = True
+                else:
+                    unknown += 1
+            background = 1 - (1 - 1 / f.bits) ** (f.hashes * unknown)
+            p = np.where(hit, 1 - f.flip, background * (1 - f.flip) + (1 - background) * f.flip)
+            cache[lab] = (np.clip(p[kidx], 0.02, 0.98), 0.0)
+        return cache[lab][0]
+
+    out: dict[int, np.ndarray] = {}
+    for ci, c in enumerate(clusters):
+        cand = names.get(c.group, [])
+        if not cand:
+            out[ci] = np.zeros(0)
+            continue
+        p = np.stack([expect(lab) for lab in cand])  # (names, known bits)
+        x = c.centroid[kidx]
+        ll = (x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
+        out[ci] = weight * ll
+    return out
+
+
+@dataclass(frozen=True)
+class FieldResult:
+    labels: list[Label | None]  # per record; None: not labelled by the encodings
+    clusters: int
+    learned_grams: int
+
+
+PATTERN_WEIGHT = 0.04
+
+
+def attack_field(f: EncodedField, view: HubView, public: PublicList, kind: str,
+                 top: int = 300, min_margin: float = -np.inf) -> FieldResult:
+    """Label each record's value of one encoded field; ``kind``: frequency, cluster or pattern.
+    ``min_margin``: keep only labels whose log-likelihood beats the cluster's next best choice
+    by this much (the others keep the clear-attribute guess)."""
+    n = len(view.groups)
+    pub = public.for_components(f.components)
+    threshold = 1.0 if kind == "frequency" else 0.85
+    clusters = _clusters(f, view, threshold)
+    score, names = _base_scores(clusters, f, pub, top)
+    assignment = _assign(clusters, pub, score, names)
+    learned: dict[str, np.ndarray] = {}
+    if kind == "pattern":
+        for _ in range(2):
+            learned = _learn_positions(clusters, assignment, f, min_margin=3.0, min_support=6)
+            pattern = _pattern_scores(clusters, f, names, learned, PATTERN_WEIGHT)
+            total = {ci: score[ci] + pattern[ci] for ci in score}
+            assignment = _assign(clusters, pub, total, names)
+    labels: list[Label | None] = [None] * n
+    for ci, lab in assignment.labels.items():
+        if assignment.margin.get(ci, 0.0) < min_margin:
+            continue
+        for r in clusters[ci].rows.tolist():
+            labels[r] = lab
+    return FieldResult(labels, len(clusters), len(learned))
+
+
+# ------------------------------------------------------------------ scoring
+@dataclass(frozen=True)
+class Rates:
+    given: float
+    family: float
+    full: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"given": self.given, "family": self.family, "full": self.full}
+
+
+def _commonest(public: PublicList, comp: str) -> tuple[dict[Group, str], str]:
+    by_group = public.for_components((comp,))
+    per: dict[Group, str] = {}
+    overall: Counter[str] = Counter()
+    for g, counter in by_group.items():
+        per[g] = counter.most_common(1)[0][0][0]
+        for lab, k in counter.items():
+            overall[lab[0]] += k
+    return per, overall.most_common(1)[0][0]
+
+
+def baseline_guesses(view: HubView, public: PublicList) -> tuple[dict[str, list[str | None]],
+                                                                  dict[str, list[str | None]]]:
+    """Per component: the clear-attribute guess (commonest name of the record's sex and
+    citizenship) and the commonest-name guess (the commonest name overall)."""
+    clear: dict[str, list[str | None]] = {}
+    common: dict[str, list[str | None]] = {}
+    for comp in ("given", "family"):
+        per, overall = _commonest(public, comp)
+        clear[comp] = [per.get(g) for g in view.groups]
+        common[comp] = [overall] * len(view.groups)
+    return clear, common
+
+
+def rates(guess: Mapping[str, Sequence[str | None]], truth: Truth) -> Rates:
+    """Share of records whose given / family / both names are labelled correctly (records with
+    no value count as not re-identified; a guess of the right name is a re-identification)."""
+    g_ok = np.array([a is not None and a == b
+                     for a, b in zip(guess["given"], truth.values["given"], strict=True)])
+    f_ok = np.array([a is not None and a == b
+                     for a, b in zip(guess["family"], truth.values["family"], strict=True)])
+    return Rates(float(g_ok.mean()), float(f_ok.mean()), float((g_ok & f_ok).mean()))
+
+
+def run_attack(view: HubView, public: PublicList, truth: Truth, kind: str,
+               min_margin: float = -np.inf) -> Rates:
+    """The attack on every encoded name field; records it leaves unlabelled get the
+    clear-attribute guess. Where two fields label the same component, the first wins."""
+    clear, _ = baseline_guesses(view, public)
+    guess: dict[str, list[str | None]] = {c: list(v) for c, v in clear.items()}
+    done: set[str] = set()
+    for f in view.fields:
+        result = attack_field(f, view, public, kind, min_margin=min_margin)
+        for j, comp in enumerate(f.components):
+            if comp in done:
+                continue
+            for i, lab in enumerate(result.labels):
+                if lab is not None:
+                    guess[comp][i] = lab[j]
+            done.add(comp)
+    return rates(guess, truth)
+
+
+def baseline_rates(view: HubView, public: PublicList, truth: Truth) -> tuple[Rates, Rates]:
+    clear, common = baseline_guesses(view, public)
+    return rates(clear, truth), rates(common, truth)
+
+
+ATTACKS = ("frequency", "cluster", "pattern")
+MARGINS = (-np.inf, 2.0)  # every label; only labels at odds of about 7:1 or better
+
+
+def best_attack(view: HubView, public: PublicList, truth: Truth) -> dict[str, Rates]:
+    """Every attack, with all its labels and with its confident labels only; and per measure
+    (given, family, full) the best of them, under the key ``best``."""
+    out: dict[str, Rates] = {}
+    for kind in ATTACKS:
+        for m in MARGINS:
+            key = kind if m == -np.inf else f"{kind}, confident"
+            out[key] = run_attack(view, public, truth, kind, m)
+    out["best"] = Rates(*(max(getattr(r, k) for r in out.values())
+                          for k in ("given", "family", "full")))
+    return out

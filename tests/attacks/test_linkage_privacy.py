@@ -1,0 +1,116 @@
+"""A curious hub tries to label the names behind the linkage encodings (issue 11).
+
+Claim (docs/linkage.md, Threat model): with the default schema, the best attack in the harness
+labels given and family names no more than 2 points above what the hub's clear sex and
+citizenship alone give (the commonest name of each), and full names for at most 5 % of records.
+Negative controls: the same attacks label plain keyed filters, and the format-2 default (name
+parts encoded on their own, randomised response only), far above that baseline, so the harness
+can fail. Figures at larger size: benchmarks/linkage_privacy.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from accord.cli.main import app
+from accord.protect.encoding import default_schema
+from accord.protect.encoding.schema import EncodingSchema, schema_from_dict
+from tests.attacks.linkage_attacker import baseline_rates, best_attack, run_attack
+from tests.attacks.linkage_scenario import hub_view, public_list, simulated_partners
+
+PEOPLE = 6_000
+
+
+def _schema(parts: bool, flip: float, diffusion: int) -> EncodingSchema:
+    doc = default_schema().model_dump(mode="json", exclude_none=True)
+    doc["hardening"] = {"flip_probability": flip, "diffusion": diffusion}
+    if parts:
+        doc["fields"] = [{"name": "given_name", "kind": "name"},
+                         {"name": "family_name", "kind": "name"}, *doc["fields"][1:]]
+    return schema_from_dict(doc)
+
+
+def test_the_harness_labels_plain_keyed_filters() -> None:
+    partners, public = simulated_partners(PEOPLE), public_list()
+    view = hub_view(partners, _schema(parts=True, flip=0.0, diffusion=0))
+    clear, common = baseline_rates(view, public, partners.truth)
+    assert 0.1 < clear.given < 0.25 and common.given < 0.06  # the baselines are what they say
+    got = run_attack(view, public, partners.truth, "frequency")
+    assert got.given > clear.given + 0.25
+    assert got.family > clear.family + 0.25
+    assert got.full > 0.2
+
+
+def test_the_harness_labels_the_format_2_default() -> None:
+    """Randomised response alone: equal names no longer have equal filters, but similar ones."""
+    partners, public = simulated_partners(PEOPLE), public_list()
+    view = hub_view(partners, _schema(parts=True, flip=0.02, diffusion=0))
+    clear, _ = baseline_rates(view, public, partners.truth)
+    frequency = run_attack(view, public, partners.truth, "frequency")
+    assert frequency.given < clear.given + 0.02  # what randomised response was designed for
+    cluster = run_attack(view, public, partners.truth, "cluster")
+    assert cluster.given > clear.given + 0.2 and cluster.family > clear.family + 0.2
+    assert cluster.full > 0.15
+
+
+@pytest.mark.slow
+def test_the_default_schema_teaches_the_hub_no_names() -> None:
+    partners, public = simulated_partners(PEOPLE), public_list()
+    schema = default_schema()
+    assert schema.unsafe_reasons() == []
+    view = hub_view(partners, schema)
+    clear, _ = baseline_rates(view, public, partners.truth)
+    best = best_attack(view, public, partners.truth)["best"]
+    assert best.given <= clear.given + 0.02
+    assert best.family <= clear.family + 0.02
+    assert best.full <= 0.05
+
+
+@pytest.mark.parametrize(("parts", "flip", "diffusion", "why"), [
+    (True, 0.02, 3, "name fields"),
+    (False, 0.02, 0, "diffusion 0"),
+    (False, 0.0, 3, "flip_probability 0"),
+])
+def test_settings_the_harness_breaks_are_unsafe(parts: bool, flip: float, diffusion: int,
+                                                why: str) -> None:
+    reasons = _schema(parts, flip, diffusion).unsafe_reasons()
+    assert len(reasons) == 1 and why in reasons[0]
+
+
+def test_an_unsafe_schema_is_refused_unless_accepted(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["keys", "init", "--linkage", "--key-file",
+                               str(tmp_path / "l.key")]).exit_code == 0, "keys init"
+    (tmp_path / "ids.csv").write_text("id,given,family\n1,Amina,Haddad\n", encoding="utf-8")
+    base = ["encode", str(tmp_path / "ids.csv"), "--id", "id", "--secret-file",
+            str(tmp_path / "l.key"), "--json"]
+    parts = runner.invoke(app, [*base, "--fields", "given:name,family:name", "--out",
+                                str(tmp_path / "a.parquet")])
+    assert parts.exit_code == 2 and "unsafe" in parts.output
+    assert "Amina" not in parts.output
+    accepted = runner.invoke(app, [*base, "--fields", "given:name,family:name",
+                                   "--unsafe-encoding", "--out", str(tmp_path / "a.parquet")])
+    assert accepted.exit_code == 0, accepted.output
+    assert "unsafe_encoding" in accepted.output and "name fields" in accepted.output
+    safe = runner.invoke(app, [*base, "--fields", "given+family:name", "--out",
+                               str(tmp_path / "b.parquet")])
+    assert safe.exit_code == 0, safe.output
+    match = runner.invoke(app, ["match", str(tmp_path / "a.parquet"), str(tmp_path / "a.parquet"),
+                                "--out", str(tmp_path / "p.csv")])
+    assert match.exit_code == 2 and "unsafe" in match.output
+
+
+def test_the_protect_step_refuses_an_unsafe_schema_and_records_an_accepted_one() -> None:
+    from accord.protect.encoding import LinkageSecret, UnsafeEncodingError
+    from accord.protect.encoding.pipeline import pipeline_encoder
+
+    secret = LinkageSecret(b"p" * 32)
+    unsafe = _schema(parts=True, flip=0.02, diffusion=3)
+    with pytest.raises(UnsafeEncodingError, match="name fields"):
+        pipeline_encoder(secret, unsafe)
+    accepted = pipeline_encoder(secret, unsafe, allow_unsafe=True)
+    assert "name fields" in accepted.manifest["unsafe_encoding"]
+    assert "unsafe_encoding" not in pipeline_encoder(secret).manifest
