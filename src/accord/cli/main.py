@@ -163,9 +163,30 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def _withhold_warning_text() -> None:
+    """Library warnings can quote record values (openpyxl quotes the cell it could not read, numpy
+    the operands): outside --debug, only the warning's kind and the library are shown."""
+    import warnings
+
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if os.environ.get("ACCORD_DEBUG"):
+            original(message, category, filename, lineno, file, line)
+            return
+        parts = filename.replace("\\", "/").split("/")
+        origin = parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else parts[-1]
+        sys.stderr.write(f"warning: {category.__name__} from {origin} (text withheld: it can quote record "
+                         "values; `accord --debug ...` shows it)\n")
+
+    warnings.showwarning = show
+
+
 def run() -> None:
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
     cli = make_app(command) if command in COMMANDS else index_app()
+    _withhold_warning_text()
     try:
         cli()
     except Exception as exc:  # the last guard: users get a sentence, not a traceback
