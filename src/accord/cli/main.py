@@ -101,6 +101,11 @@ SUMMARIES: dict[str, str] = {
     "standard": "Inspect the data standard (fields, code lists, roles, crosswalk).",
     "simulate": "Simulate partner exports with mapping files and ground truth.",
     "keys": "Create the secrets a partner needs (pseudonym key, shared linkage secret).",
+    "mapping": "Write mapping files (docs/mapping.md).",
+    "tables": "Tables of counts: import (GLOTIP), rates per 100,000, export (SDMX-CSV, HXL, data "
+              "package).",
+    "kobo": "KoboToolbox: pull a form's submissions (API v2).",
+    "odk": "ODK Central: pull a form's submissions (OData).",
     "ingest": "Map, validate and protect one export: writes a contribution and a quarantine "
               "report.",
     "encode": "Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the "
