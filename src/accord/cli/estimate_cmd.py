@@ -97,6 +97,8 @@ def _print_result(res: MSEResult) -> None:
             console.print(
                 f"bootstrap interval ({res.boot.replicates} replicates, {res.boot.resample}, "
                 f"model re-chosen each time): {_num(lo)} to {_num(hi)}", highlight=False)
+    for why in res.distrust:
+        console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
     if res.empty_overlaps:
         console.print(f"pairs of lists with nobody in common (fitted as -inf): "
                       f"{', '.join(res.empty_overlaps)}", highlight=False)

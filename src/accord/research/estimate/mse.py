@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -80,6 +80,8 @@ class MSEResult:
     caveats: tuple[str, ...] = CAVEATS
     level: float = 0.95
     extra: dict[str, object] = field(default_factory=dict)
+    # Plain-language reasons not to trust the figure (empty = nothing specific known)
+    distrust: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -114,6 +116,8 @@ class MSEResult:
             "empty_overlaps": list(self.empty_overlaps),
             "notes": list(self.notes),
             "caveats": list(self.caveats),
+            "trusted": not self.distrust,
+            "distrust": list(self.distrust),
         }
         if self.merge and self.merge.merged:
             out["merged_lists"] = {"into": self.merge.merged_name, "lists": list(self.merge.merged)}
@@ -165,6 +169,52 @@ def _reason(opts: EstimateOptions, lists: tuple[str, ...], trace: list[tuple[int
     return head + f"stopped as no further pair lowered {label}"
 
 
+TWO_LISTS = (
+    "With only two lists the estimate rests entirely on the assumption that the two lists "
+    "catch people independently of each other, and two lists give no way to test it: if one "
+    "partner refers people to the other, or both reach the same kind of people more easily, "
+    "the figure is too low (or too high if they reach different people), by an unknown amount. "
+    "Treat it as an order of magnitude at best; a third list would allow checking."
+)
+
+
+def distrust_reasons(result: MSEResult, n_lists: int, isolated: Sequence[str] = ()
+                     ) -> tuple[str, ...]:
+    """Why a reader should not trust this estimate, in words (empty when nothing is known)."""
+    out: list[str] = []
+    if n_lists == 2:
+        out.append(TWO_LISTS)
+    if result.status != Status.OK.value or result.total is None:
+        out.append(
+            "No model fits these lists: no model in the search has an estimate that exists "
+            "and is identifiable, because the lists share too few people. No total can be "
+            "given; more overlap between lists (or merging sparse lists) is needed."
+        )
+        return tuple(out)
+    iv = result.interval
+    if iv is not None and math.isinf(iv[1]):
+        out.append(
+            "The interval has no upper bound: the data are compatible with any number of "
+            "unseen people, so the central figure alone means little."
+        )
+    elif iv is not None and result.total > 0 and iv[1] > 3 * result.total:
+        out.append(
+            "The interval is very wide (its upper end is more than three times the "
+            "estimate): the overlaps are too small to pin the total down."
+        )
+    if isolated:
+        out.append(
+            f"{len(isolated)} list(s) share nobody with the others, so how they depend on the "
+            "other lists is assumed, not measured."
+        )
+    if result.dark is not None and result.observed > 0 and result.dark > 4 * result.observed:
+        out.append(
+            "The estimate says most people (over four in five) were seen by no list: a "
+            "figure driven almost entirely by the model, very sensitive to its assumptions."
+        )
+    return tuple(out)
+
+
 def estimate(
     table: CaptureTable,
     opts: EstimateOptions | None = None,
@@ -183,7 +233,8 @@ def estimate(
             )
         for n in merge.flagged:
             notes.append(f"list '{n}' has fewer than {opts.min_list_size} people: treat with care")
-    for n in _isolated_lists(table):
+    isolated = _isolated_lists(table)
+    for n in isolated:
         notes.append(
             f"list '{n}' shares nobody with any other list: its dependence with the others "
             "cannot be estimated from the data, so the estimate rests on the model's assumption"
@@ -217,7 +268,8 @@ def estimate(
             if status is Status.NOT_IDENTIFIABLE
             else "the estimate neither exists nor is identifiable"
         )
-        return replace(result, reason=f"{reason}; {why}")
+        failed = replace(result, reason=f"{reason}; {why}")
+        return replace(failed, distrust=distrust_reasons(failed, table.n_lists, isolated))
     mf = fit_model(table, model)
     boot = None
     if opts.bootstrap > 0:
@@ -230,7 +282,7 @@ def estimate(
                 f"{boot.failed} of {boot.replicates} bootstrap replicates had no estimate that "
                 "exists; they count as unbounded in the interval"
             )
-    return replace(
+    done = replace(
         result,
         total=table.observed + mf.dark,
         dark=mf.dark,
@@ -239,3 +291,4 @@ def estimate(
         boot=boot,
         notes=tuple(notes),
     )
+    return replace(done, distrust=distrust_reasons(done, table.n_lists, isolated))

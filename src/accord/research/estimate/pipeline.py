@@ -225,7 +225,10 @@ def section_html(summary: dict[str, Any]) -> Markup:
             )
         for note in est.get("notes", []):
             parts.append(f"<p class='note'>{e(note)}</p>")
-    else:
+    for why in (est or {}).get("distrust", []):
+        parts.append(f"<p class='warning'><strong>Why this estimate cannot be trusted:</strong> "
+                     f"{e(why)}</p>")
+    if not (est and est.get("total") is not None):
         parts.append(
             f"<p>Seen by at least one partner: {_fmt(ov['seen'])}. No estimate of the total "
             f"is shown: {e(str(ov.get('withheld') or 'the estimate does not exist'))}.</p>"
