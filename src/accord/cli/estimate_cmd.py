@@ -50,6 +50,11 @@ BootOption = Annotated[
     int, typer.Option("--bootstrap", min=0,
                       help="Bootstrap replicates (repeating the model choice); 0 = none.")
 ]
+AverageOption = Annotated[
+    bool, typer.Option("--average", help="Also fit every two-way model (up to 6 lists): "
+                                         "AIC/BIC-weighted average and the spread of totals "
+                                         "among the models the data support.")
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed for the bootstrap.")]
 ResampleOption = Annotated[
     str, typer.Option("--resample", help="Bootstrap: 'multinomial' (observed cells) or "
@@ -97,6 +102,9 @@ def _print_result(res: MSEResult) -> None:
             console.print(
                 f"bootstrap interval ({res.boot.replicates} replicates, {res.boot.resample}, "
                 f"model re-chosen each time): {_num(lo)} to {_num(hi)}", highlight=False)
+    mc = res.extra.get("model_choice")
+    if isinstance(mc, dict) and "summary" in mc:
+        console.print(f"model choice: {mc['summary']}", highlight=False)
     for why in res.distrust:
         console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
     if res.empty_overlaps:
@@ -139,6 +147,7 @@ def mse(
     check_models: Annotated[bool, typer.Option(
         "--check-models", help="List every two-way model and whether its estimate exists.")
     ] = False,
+    average: AverageOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Estimate from a capture-history table you already have."""
@@ -166,7 +175,7 @@ def mse(
         opts = EstimateOptions(
             method=method, model=parse_model(table.lists, model) if model else None,
             pthresh=pthresh, level=level, bootstrap=bootstrap, resample=resample, seed=seed,
-            min_list_size=min_list_size,
+            min_list_size=min_list_size, average=average,
         )
         res = _progress_run(opts, lambda tick: estimate(table, opts, tick))
     if as_json:
@@ -200,11 +209,15 @@ def _print_hub(summary: dict[str, Any]) -> None:
         console.print(f"model: {est['model']}\nwhy: {est['reason']}", highlight=False)
         for note in est["notes"]:
             console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if est.get("model_choice", {}).get("summary"):
+            console.print(f"model choice: {est['model_choice']['summary']}", highlight=False)
     else:
         console.print(f"people seen: {_num(ov['seen'])}; no estimate: {ov['withheld']}",
                       highlight=False)
         if est:
             console.print(f"[dim]reason: {est['reason']}[/]", highlight=False)
+    for why in (est or {}).get("distrust", []):
+        console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
     if summary["strata"]:
         by = summary["parameters"]["by"]
         t = Table(title="By stratum", title_justify="left")
@@ -236,6 +249,7 @@ def pipeline(
     method: MethodOption = "stepwise",
     bootstrap: BootOption = 0,
     seed: SeedOption = 20130101,
+    average: AverageOption = False,
     threshold: Annotated[int, typer.Option(
         "--threshold", min=2, help="Smallest published count of people seen.")] = 10,
     min_list_size: Annotated[int, typer.Option(
@@ -254,7 +268,8 @@ def pipeline(
         opts = PipelineOptions(
             by=tuple(c.strip() for c in by.split(",") if c.strip()),
             rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,
-            estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed),
+            estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed,
+                                     average=average),
         )
         with open_store(hub) as store:
             summary = _progress_run(opts.estimate, lambda tick: estimate_hub(store, opts, tick))

@@ -11,6 +11,7 @@ import numpy as np
 from accord.errors import AccordError
 from accord.research.estimate.bootstrap import RESAMPLES, BootstrapResult, bootstrap
 from accord.research.estimate.design import Model, Status, check_model, model_name, pairs
+from accord.research.estimate.exhaustive import MAX_PAIRS, SUPPORTED, ModelSpace, fit_all
 from accord.research.estimate.fit import fit_model, profile_interval, wald_interval
 from accord.research.estimate.select import METHODS, select
 from accord.research.estimate.table import (
@@ -45,6 +46,9 @@ class EstimateOptions:
     resample: str = "multinomial"
     seed: int = 20130101
     min_list_size: int = 0  # lists with fewer people are merged (0 = never)
+    # Fit every two-way model and report the AIC/BIC-weighted average and the spread of
+    # totals among the models the data support (always done by aic-all / bic-all).
+    average: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -119,6 +123,8 @@ class MSEResult:
             "trusted": not self.distrust,
             "distrust": list(self.distrust),
         }
+        if "model_choice" in self.extra:
+            out["model_choice"] = self.extra["model_choice"]
         if self.merge and self.merge.merged:
             out["merged_lists"] = {"into": self.merge.merged_name, "lists": list(self.merge.merged)}
         return out
@@ -163,6 +169,9 @@ def _reason(opts: EstimateOptions, lists: tuple[str, ...], trace: list[tuple[int
         return head + (
             f"stopped as no further pair had p < {opts.pthresh} with an estimate that exists"
         )
+    if opts.method.endswith("-all"):
+        return (f"exhaustive {opts.method[:3].upper()} search: every two-way model was fitted "
+                "and this one scores best")
     label = opts.method.upper()
     steps = ", ".join(f"{nm(k)} ({label} {v:.1f})" for k, v in trace)
     head = f"forward {label} search from main effects: added {steps}; " if steps else ""
@@ -215,6 +224,41 @@ def distrust_reasons(result: MSEResult, n_lists: int, isolated: Sequence[str] = 
     return tuple(out)
 
 
+def model_choice(space: ModelSpace, lists: tuple[str, ...], method: str) -> dict[str, object]:
+    """How much the choice of model moves the estimate: weights, average, spread."""
+    label = "BIC" if "bic" in method else "AIC"
+    w = space.weights()
+    if not space.valid.any():
+        return {"criterion": label, "models_fitted": len(space.models), "models_with_estimate": 0}
+
+    def name(m: int) -> str:
+        return model_name(lists, tuple(int(k) for k in np.flatnonzero(space.models[m])))
+
+    sup = space.supported()
+    totals = space.observed + space.dark[sup]
+    best = space.best
+    avg = space.averaged_total()
+    lo, hi = float(totals.min()), float(totals.max())
+    return {
+        "criterion": label,
+        "models_fitted": len(space.models),
+        "models_with_estimate": int(space.valid.sum()),
+        "best_model": name(best),
+        "best_total": round(float(space.observed + space.dark[best]), 1),
+        "averaged_total": None if avg is None else round(avg, 1),
+        "supported_range": [round(lo, 1), round(hi, 1)],
+        "supported": [{"model": name(int(m)), "total": round(float(space.observed
+                                                                    + space.dark[m]), 1),
+                       "weight": round(float(w[m]), 4)} for m in sup[:10]],
+        "summary": (
+            f"{len(sup)} of {int(space.valid.sum()):,} two-way models carry at least "
+            f"{SUPPORTED:.0%} of the {label} weight; they give totals from {lo:,.0f} to "
+            f"{hi:,.0f}; the {label}-weighted average over all models is "
+            f"{0 if avg is None else avg:,.0f}"
+        ),
+    }
+
+
 def estimate(
     table: CaptureTable,
     opts: EstimateOptions | None = None,
@@ -244,6 +288,11 @@ def estimate(
     if opts.model is not None:
         fixed = np.zeros((1, k_pairs), dtype=bool)
         fixed[0, list(opts.model)] = True
+    space = None
+    if (opts.method.endswith("-all") or opts.average) and k_pairs <= MAX_PAIRS:
+        space = fit_all(table.n_lists, table.counts, "bic" if "bic" in opts.method else "aic")
+        if fixed is None and opts.method.endswith("-all") and space.valid.any():
+            fixed = space.models[space.best][None]
     sel = select(
         table.n_lists, table.counts[None].astype(np.float64), opts.method, opts.pthresh,
         exact=True, fixed=fixed,
@@ -258,6 +307,8 @@ def estimate(
         lists=table.lists, observed=table.observed, method=opts.method, status=status.value,
         model=name, reason=reason, empty_overlaps=empty, merge=merge, level=opts.level,
         notes=tuple(notes),
+        extra={} if space is None else {"model_choice": model_choice(space, table.lists,
+                                                                     opts.method)},
     )
     if status is not Status.OK:
         why = (

@@ -55,6 +55,7 @@ class PipelineOptions:
             "min_list_size": self.min_list_size, "min_stratum": self.min_stratum,
             "method": e.method, "pthresh": e.pthresh, "level": e.level,
             "bootstrap": e.bootstrap, "resample": e.resample, "seed": e.seed,
+            "average": e.average,
         }
 
 
@@ -225,6 +226,9 @@ def section_html(summary: dict[str, Any]) -> Markup:
             )
         for note in est.get("notes", []):
             parts.append(f"<p class='note'>{e(note)}</p>")
+    if est and est.get("model_choice", {}).get("summary"):
+        parts.append(f"<p>How much the choice of model matters: "
+                     f"{e(est['model_choice']['summary'])}.</p>")
     for why in (est or {}).get("distrust", []):
         parts.append(f"<p class='warning'><strong>Why this estimate cannot be trusted:</strong> "
                      f"{e(why)}</p>")
