@@ -1,7 +1,8 @@
 """Does the estimate's interval cover the true total? Simulated hidden populations, many seeds.
 
 Each run draws a population's covariates (case type, minor, male, in about the shares of
-``accord simulate``'s population; drawing names and dates is not needed here), lets each partner catch people with the capture model of ``accord simulate --capture``
+``accord simulate``'s population; names and dates are not needed here), lets each partner
+catch people with the capture model of ``accord simulate --capture``
 (``accord.simulate.capture``), builds the capture-history table of the people caught, and runs
 ``accord.research.estimate.estimate``. The coverage is the share of seeds whose interval holds the
 true population size; its Monte Carlo standard error is sqrt(c(1-c)/seeds).

@@ -16,8 +16,10 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Directory for everything the demo writes.")] = Path("accord-demo"),
     people: Annotated[int, typer.Option("--people", help="Simulated population (seen and hidden).")] = 3000,
     partners: Annotated[int, typer.Option("--partners", help="Simulated partners.")] = 3,
-    overlap: Annotated[float, typer.Option("--overlap", help="With --capture 0: share of people seen by more than one partner.")] = 0.15,
-    capture: Annotated[float, typer.Option("--capture", help="Probability that a partner catches a person (0 = everyone seen, --overlap mode).")] = 0.4,
+    overlap: Annotated[float, typer.Option(
+        "--overlap", help="With --capture 0: share of people seen by more than one partner.")] = 0.15,
+    capture: Annotated[float, typer.Option(
+        "--capture", help="Probability that a partner catches a person (0 = everyone seen, --overlap mode).")] = 0.4,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated population.")] = 2026,
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Start from an empty directory.")] = True,
 ) -> None:

@@ -27,10 +27,10 @@ import pyarrow.csv as pacsv
 import yaml
 
 from accord.errors import AccordError
+from accord.simulate.capture import CaptureDesign, draw_captures
 from accord.simulate.casemgmt import CaseStyle, case_columns, case_mapping
 from accord.simulate.columns import RecordView
 from accord.simulate.kobo import kobo_columns, kobo_mapping
-from accord.simulate.capture import CaptureDesign, draw_captures
 from accord.simulate.population import CASE_TYPES, Population, make_population
 from accord.simulate.records import DEFECTS, ERROR_KINDS, Records, make_records
 from accord.simulate.writers import CsvSink, KoboJsonSink

@@ -101,7 +101,7 @@ def assign_from_captures(rng: np.random.Generator, caught: np.ndarray, reopened:
     the others are re-registrations (which may carry errors). People caught by nobody have no
     record at all.
     """
-    n, partners = caught.shape
+    partners = caught.shape[1]
     k = caught.sum(axis=1)
     seen = np.flatnonzero(k > 0)
     # a random caught partner per seen person: the argmax of random keys over caught partners

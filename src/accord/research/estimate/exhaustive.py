@@ -110,11 +110,9 @@ def fit_all(n_lists: int, counts: np.ndarray, method: str = "aic",
         dark[start:stop] = np.exp(fit.beta[:, 0])
         keep_cells[start:stop], keep_params[start:stop] = cells, params
     # The best models get the exact existence check (see the module docstring).
-    checked = 0
-    for m in np.argsort(crit):
+    for checked, m in enumerate(np.argsort(crit)):
         if not np.isfinite(crit[m]) or checked >= exact_top:
             break
-        checked += 1
         a = x[keep_cells[m]][:, keep_params[m]]
         if not mle_exists(a, y1[0][keep_cells[m]]):
             crit[m] = np.inf
