@@ -55,6 +55,10 @@ AverageOption = Annotated[
                                          "AIC/BIC-weighted average and the spread of totals "
                                          "among the models the data support.")
 ]
+LatentOption = Annotated[
+    bool, typer.Option("--latent", help="Also run a Bayesian latent-class model (LCMCR-like) "
+                                        "for people who differ in how catchable they are.")
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed for the bootstrap.")]
 ResampleOption = Annotated[
     str, typer.Option("--resample", help="Bootstrap: 'multinomial' (observed cells) or "
@@ -105,6 +109,11 @@ def _print_result(res: MSEResult) -> None:
     mc = res.extra.get("model_choice")
     if isinstance(mc, dict) and "summary" in mc:
         console.print(f"model choice: {mc['summary']}", highlight=False)
+    lc = res.extra.get("latent_class")
+    if isinstance(lc, dict):
+        console.print(f"latent-class model (people differ in how catchable they are): "
+                      f"{_num(lc['total'])} ({res.level:.0%} credible interval "
+                      f"{_num(lc['interval'][0])} to {_num(lc['interval'][1])})", highlight=False)
     for why in res.distrust:
         console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
     if res.empty_overlaps:
@@ -148,6 +157,7 @@ def mse(
         "--check-models", help="List every two-way model and whether its estimate exists.")
     ] = False,
     average: AverageOption = False,
+    latent: LatentOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Estimate from a capture-history table you already have."""
@@ -175,7 +185,7 @@ def mse(
         opts = EstimateOptions(
             method=method, model=parse_model(table.lists, model) if model else None,
             pthresh=pthresh, level=level, bootstrap=bootstrap, resample=resample, seed=seed,
-            min_list_size=min_list_size, average=average,
+            min_list_size=min_list_size, average=average, latent=latent,
         )
         res = _progress_run(opts, lambda tick: estimate(table, opts, tick))
     if as_json:
@@ -211,6 +221,10 @@ def _print_hub(summary: dict[str, Any]) -> None:
             console.print(f"[yellow]note:[/] {note}", highlight=False)
         if est.get("model_choice", {}).get("summary"):
             console.print(f"model choice: {est['model_choice']['summary']}", highlight=False)
+        if est.get("latent_class"):
+            lc = est["latent_class"]
+            console.print(f"latent-class model: {_num(lc['total'])} ({_num(lc['interval'][0])} "
+                          f"to {_num(lc['interval'][1])})", highlight=False)
     else:
         console.print(f"people seen: {_num(ov['seen'])}; no estimate: {ov['withheld']}",
                       highlight=False)
@@ -250,6 +264,7 @@ def pipeline(
     bootstrap: BootOption = 0,
     seed: SeedOption = 20130101,
     average: AverageOption = False,
+    latent: LatentOption = False,
     threshold: Annotated[int, typer.Option(
         "--threshold", min=2, help="Smallest published count of people seen.")] = 10,
     min_list_size: Annotated[int, typer.Option(
@@ -269,7 +284,7 @@ def pipeline(
             by=tuple(c.strip() for c in by.split(",") if c.strip()),
             rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,
             estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed,
-                                     average=average),
+                                     average=average, latent=latent),
         )
         with open_store(hub) as store:
             summary = _progress_run(opts.estimate, lambda tick: estimate_hub(store, opts, tick))

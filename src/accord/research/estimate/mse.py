@@ -13,6 +13,7 @@ from accord.research.estimate.bootstrap import RESAMPLES, BootstrapResult, boots
 from accord.research.estimate.design import Model, Status, check_model, model_name, pairs
 from accord.research.estimate.exhaustive import MAX_PAIRS, SUPPORTED, ModelSpace, fit_all
 from accord.research.estimate.fit import fit_model, profile_interval, wald_interval
+from accord.research.estimate.latent import latent_class_estimate
 from accord.research.estimate.select import METHODS, select
 from accord.research.estimate.table import (
     MIN_LISTS,
@@ -49,6 +50,8 @@ class EstimateOptions:
     # Fit every two-way model and report the AIC/BIC-weighted average and the spread of
     # totals among the models the data support (always done by aic-all / bic-all).
     average: bool = False
+    # Also run the Bayesian latent-class model for heterogeneous capture (latent.py)
+    latent: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -123,8 +126,9 @@ class MSEResult:
             "trusted": not self.distrust,
             "distrust": list(self.distrust),
         }
-        if "model_choice" in self.extra:
-            out["model_choice"] = self.extra["model_choice"]
+        for key in ("model_choice", "latent_class"):
+            if key in self.extra:
+                out[key] = self.extra[key]
         if self.merge and self.merge.merged:
             out["merged_lists"] = {"into": self.merge.merged_name, "lists": list(self.merge.merged)}
         return out
@@ -224,6 +228,17 @@ def distrust_reasons(result: MSEResult, n_lists: int, isolated: Sequence[str] = 
     return tuple(out)
 
 
+def _extra(table: CaptureTable, opts: EstimateOptions, space: ModelSpace | None
+           ) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if space is not None:
+        out["model_choice"] = model_choice(space, table.lists, opts.method)
+    if opts.latent:
+        out["latent_class"] = latent_class_estimate(table, seed=opts.seed,
+                                                    level=opts.level).to_dict()
+    return out
+
+
 def model_choice(space: ModelSpace, lists: tuple[str, ...], method: str) -> dict[str, object]:
     """How much the choice of model moves the estimate: weights, average, spread."""
     label = "BIC" if "bic" in method else "AIC"
@@ -307,8 +322,7 @@ def estimate(
         lists=table.lists, observed=table.observed, method=opts.method, status=status.value,
         model=name, reason=reason, empty_overlaps=empty, merge=merge, level=opts.level,
         notes=tuple(notes),
-        extra={} if space is None else {"model_choice": model_choice(space, table.lists,
-                                                                     opts.method)},
+        extra=_extra(table, opts, space),
     )
     if status is not Status.OK:
         why = (

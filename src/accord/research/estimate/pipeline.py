@@ -55,7 +55,7 @@ class PipelineOptions:
             "min_list_size": self.min_list_size, "min_stratum": self.min_stratum,
             "method": e.method, "pthresh": e.pthresh, "level": e.level,
             "bootstrap": e.bootstrap, "resample": e.resample, "seed": e.seed,
-            "average": e.average,
+            "average": e.average, "latent": e.latent,
         }
 
 
@@ -229,6 +229,11 @@ def section_html(summary: dict[str, Any]) -> Markup:
     if est and est.get("model_choice", {}).get("summary"):
         parts.append(f"<p>How much the choice of model matters: "
                      f"{e(est['model_choice']['summary'])}.</p>")
+    if est and est.get("latent_class"):
+        lc = est["latent_class"]
+        parts.append(f"<p>A model that lets people differ in how catchable they are (latent "
+                     f"classes) gives {_fmt(lc['total'])} ({_fmt(lc['interval'][0])} to "
+                     f"{_fmt(lc['interval'][1])}).</p>")
     for why in (est or {}).get("distrust", []):
         parts.append(f"<p class='warning'><strong>Why this estimate cannot be trusted:</strong> "
                      f"{e(why)}</p>")
