@@ -31,15 +31,14 @@ as randomised response leaves equal values (simulated, less a margin) are found 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from accord.link import kernels
 from accord.link.encodings import EncodedSet
+from accord.link.engine import BandEngine, BandJob, EmbeddedEngine, band_buckets
 from accord.protect.encoding.bloom import YEAR_SUFFIX
 from accord.protect.encoding.schema import FieldKind
 
@@ -201,10 +200,15 @@ def _band(fa: np.ndarray, fb: np.ndarray, rows: int, config: BlockingConfig,
           bits: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Buckets of one band (sampled ``bits``) and the key orders they index."""
     word, shift = bits
-    ka, kb = kernels.band_keys(fa, word, shift), kernels.band_keys(fb, word, shift)
-    oa, ob = np.argsort(ka), np.argsort(kb)
-    return kernels.shared_buckets(ka[oa], kb[ob], rows, len(word), config.max_side,
-                                  config.max_bucket_pairs), oa, ob
+    job = _job(fa, fb, np.zeros(1, dtype=np.int64), rows, config, [bits], [])
+    return band_buckets(kernels.band_keys(fa, word, shift), kernels.band_keys(fb, word, shift),
+                        job)
+
+
+def _job(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, rows: int, config: BlockingConfig,
+         bits: list[tuple[np.ndarray, np.ndarray]], min_dice: list[np.ndarray]) -> BandJob:
+    return BandJob(fa, fb, bounds, rows, bits, min_dice, config.max_side,
+                   config.max_bucket_pairs)
 
 
 def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
@@ -243,22 +247,15 @@ def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
 
 def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: BlockingPlan,
                 config: BlockingConfig, rng: np.random.Generator, min_dice: np.ndarray,
-                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Pairs kept by each band of one pass, band by band; bands run in parallel threads (the
-    kernels and numpy's sort release the GIL), results are yielded in band order."""
-    ones_a, ones_b = kernels.group_ones(fa, bounds), kernels.group_ones(fb, bounds)
+                engine: BandEngine | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs kept by the bands of one pass; the bits are drawn here, the bands run by the
+    engine (threads on this machine by default, or Spark partitions)."""
     n_bands = min(pl.bands, config.max_bands)
     bits = [_bits(fa.shape[1] * 64, rng) for _ in range(n_bands)]
     none = np.zeros_like(min_dice)
-
-    def run(band: int) -> tuple[np.ndarray, np.ndarray]:
-        buckets, oa, ob = _band(fa, fb, pl.rows, config, bits[band])
-        return kernels.join_buckets(buckets, oa, ob, fa, ones_a, fb, ones_b, bounds,
-                                    none if band < config.unfiltered_bands else min_dice)
-
-    workers = max(1, min(config.threads or os.cpu_count() or 1, n_bands))
-    with ThreadPoolExecutor(workers) as pool:
-        yield from pool.map(run, range(n_bands))
+    thresholds = [none if band < config.unfiltered_bands else min_dice for band in range(n_bands)]
+    run = engine or EmbeddedEngine(config.threads)
+    yield from run.band_pairs(_job(fa, fb, bounds, pl.rows, config, bits, thresholds))
 
 
 def _note(report: dict[str, object] | None, key: str, value: object) -> None:
@@ -268,7 +265,7 @@ def _note(report: dict[str, object] | None, key: str, value: object) -> None:
 
 def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None = None,
                     report: dict[str, object] | None = None,
-                    flush: int = 1 << 24) -> np.ndarray:
+                    flush: int = 1 << 24, engine: BandEngine | None = None) -> np.ndarray:
     """Sorted distinct codes ia * len(b) + ib of the candidate pairs of all passes.
 
     A pass is skipped when it would need more than ``max_bands`` bands (``coarse_bands`` for a
@@ -298,7 +295,8 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
             continue
         _note(report, name, {"rows": pl.rows, "bands": pl.bands})
         used.append(cols)
-        for xa, xb in _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg)):
+        for xa, xb in _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg),
+                                  engine):
             pending.append(xa * len(b) + xb)
             held += len(xa)
             if held > flush:  # a true pair collides in many bands: deduplicate as we go
@@ -310,7 +308,8 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
         pl = plan(fa, fb, cfg, _target(a, kinds, cfg))
         _note(report, "+".join(k.value for k in kinds), {"rows": pl.rows, "bands": cfg.max_bands})
         pending = [xa * len(b) + xb for xa, xb in
-                   _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg))]
+                   _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg),
+                               engine)]
     return np.unique(np.concatenate([done, *pending]))
 
 
