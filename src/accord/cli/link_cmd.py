@@ -23,7 +23,7 @@ from accord.errors import AccordError
 from accord.link.hub import link_hub
 from accord.link.hub_evaluate import evaluate_hub
 from accord.link.match import MatchConfig
-from accord.link.spark import SparkSettings, parse_conf, spark_engine
+from accord.link.spark import SparkSettings, parse_conf, refuse_secrets, spark_engine
 from accord.protect.encoding import load_schema
 from accord.store import open_store
 
@@ -57,14 +57,15 @@ def link(
     partner joined unless they share a pseudonym)."""
     with user_errors():
         schema = load_schema(schema_file) if schema_file else None
+        if engine not in ("embedded", "spark"):
+            raise AccordError(f"unknown engine {engine!r}", hint="use embedded or spark")
+        settings = SparkSettings(spark_master, parse_conf(spark_conf or []))
+        refuse_secrets(settings)  # before anything else: the secret never goes near a cluster
         require_hub(hub)
         with ExitStack() as stack:
             band_engine = None
             if engine == "spark":
-                settings = SparkSettings(spark_master, parse_conf(spark_conf or []))
                 band_engine = stack.enter_context(spark_engine(settings))
-            elif engine != "embedded":
-                raise AccordError(f"unknown engine {engine!r}", hint="use embedded or spark")
             store = stack.enter_context(open_store(hub))
             bar = stack.enter_context(make_progress(transient=True))
             task = bar.add_task("linking", total=None)

@@ -255,9 +255,20 @@ def _spark_schema(schema: pa.Schema) -> str:
 
 @contextmanager
 def spark_engine(settings: SparkSettings) -> Iterator[SparkEngine]:
-    """A Spark engine for the duration of a command; the session it started is stopped."""
+    """A Spark engine for the duration of a command; a session it started is stopped (one
+    already running in this process, e.g. a notebook's, is used and left running)."""
+    from_before = _active_session()
     session = start_session(settings)
     try:
         yield SparkEngine(session, settings.partitions)
     finally:
-        session.stop()
+        if from_before is None:
+            session.stop()
+
+
+def _active_session() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()
