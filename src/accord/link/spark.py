@@ -55,7 +55,7 @@ class SecretOnClusterError(AccordError):
 class SparkSettings:
     master: str = "local[*]"
     conf: tuple[tuple[str, str], ...] = ()
-    partitions: int | None = None  # shuffle partitions of the band join; None = 4 per core
+    partitions: int | None = None  # partitions of the band join; None = 4 per core
 
 
 def parse_conf(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -260,7 +260,10 @@ def spark_engine(settings: SparkSettings) -> Iterator[SparkEngine]:
     from_before = _active_session()
     session = start_session(settings)
     try:
-        yield SparkEngine(session, settings.partitions)
+        # The band join's partition count: the engine's own, else --spark-conf
+        # spark.sql.shuffle.partitions when given, else 4 per core.
+        given = dict(settings.conf).get("spark.sql.shuffle.partitions")
+        yield SparkEngine(session, settings.partitions or (int(given) if given else None))
     finally:
         if from_before is None:
             session.stop()
