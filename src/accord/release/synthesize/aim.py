@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -118,11 +118,11 @@ def model_marginal(model: object, attrs: tuple[int, ...]) -> np.ndarray:
     The junction-tree model is a chain of conditionals P(new columns | separator) in sampling
     order; einsum sums out every other column.
     """
-    from accord.release.synthesize.model import Model  # noqa: PLC0415 (model imports mst)
+    from accord.release.synthesize.model import Model
     assert isinstance(model, Model)
     # Barren factors (conditionals of columns neither asked for nor conditioned on later) sum to
     # one and are dropped, so most queries touch two or three small tables.
-    factors: list[tuple[tuple[int, ...], np.ndarray]] = []
+    factors: list[tuple[tuple[int, ...], np.ndarray, frozenset[int]]] = []
     seen: set[int] = set()
     for clique, table in zip(model.cliques, model.tables, strict=True):
         known = [i for i, a in enumerate(clique) if a in seen]
@@ -134,11 +134,11 @@ def model_marginal(model: object, attrs: tuple[int, ...]) -> np.ndarray:
             denom = t.sum(axis=tuple(new), keepdims=True)
             t = np.divide(t, denom, out=np.full_like(t, 1.0 / int(np.prod(
                 [t.shape[i] for i in new]))), where=denom > 0)
-        factors.append((clique, t, frozenset(clique[i] for i in new)))  # type: ignore[arg-type]
+        factors.append((clique, t, frozenset(clique[i] for i in new)))
         seen.update(clique)
     need = set(attrs)
     kept = []
-    for clique, t, new_vars in reversed(factors):  # type: ignore[misc]
+    for clique, t, new_vars in reversed(factors):
         if new_vars & need:
             kept.append((clique, t))
             need |= set(clique)
@@ -154,7 +154,7 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
                      workload: Sequence[Sequence[str]] | None = None,
                      test_seed: int | None = None) -> Measured:
     """Run the adaptive selection and measurements with a total zCDP budget ``rho``."""
-    from accord.release.synthesize.model import fit, spec_variance  # noqa: PLC0415
+    from accord.release.synthesize.model import fit, spec_variance
     d = len(data.columns)
     if d == 0 or data.codes.shape[0] == 0:
         raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
@@ -201,8 +201,8 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
             raise ReleaseRefused("the required marginals do not form a junction tree",
                                  hint="choose required column sets that chain through shared columns")
         spec_r = calibrate("gaussian", 1, len(req), rho * ONE_WAY_SHARE)
-        for t in req:
-            measured.append(Measurement(t, mst.add_noise(marginal(comp, csizes, t), spec_r,
+        for r in req:
+            measured.append(Measurement(r, mst.add_noise(marginal(comp, csizes, r), spec_r,
                                                          seed()), spec_r))
         spent += spec_r.cost_rho()
 
@@ -216,7 +216,7 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
 
     def build(ms: list[Measurement]) -> Measured:
         return Measured(data.columns, data.levels, tuple(groups), tuple(one_way), tuple(ms),
-                        spent, tuple(tuple(data.columns[a] for a in m.attrs) for m in ms))
+                        spent, ())
 
     model = fit(build(measured))
     while rho - spent > 1e-12:
