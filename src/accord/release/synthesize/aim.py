@@ -208,6 +208,9 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
 
     candidates = sorted({tuple(sorted(idx[c] for c in t)) for t in work} | {
         p for t in work for p in itertools.combinations(sorted(idx[c] for c in t), 2)})
+    # Candidates the model could never hold are dropped before their tables are counted (memory).
+    candidates = [c for c in candidates
+                  if int(np.prod([csizes[a] for a in c])) <= MAX_MODEL_CELLS]
     true_tables = {c: marginal(comp, csizes, c).astype(float) for c in candidates}
     # AIM's initial schedule: 16 d rounds; sigma and the selection rho follow from it.
     rounds = 16 * d
