@@ -123,7 +123,7 @@ SUMMARIES: dict[str, str] = {
             "re-identification risk.",
     "anonymise": "Generalise and suppress a table until it is k-anonymous (and l-diverse), "
                  "losing least.",
-    "synthesize": "Differentially private synthetic data (MST-like: measured marginals, "
+    "synthesize": "Differentially private synthetic data (AIM-like: adaptive marginals, "
                   "graphical model).",
     "release": "Differentially private releases (budgeted in the hub's ledger).",
     "budget": "Show or set the differential-privacy budget (zCDP ledger).",
