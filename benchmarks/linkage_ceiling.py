@@ -27,7 +27,7 @@ from tests.linkage_data import generate  # noqa: E402
 
 
 def ceiling(n: int) -> dict[str, float]:
-    a_rows, b_rows, truth = generate(n, overlap=0.5, seed=21)
+    a_rows, _, truth = generate(n, overlap=0.5, seed=21)
     matched = {x for x, _, _ in truth}
     key = {r["id"]: (r["given"], r["family"], r["sex"], r["citizenship"]) for r in a_rows}
     year = {r["id"]: r["dob"][:4] for r in a_rows}
