@@ -19,8 +19,8 @@ from accord.protect.encoding import (
     default_schema,
     new_linkage_secret,
 )
-from accord.protect.encoding.schema import schema_from_dict, write_schema
 from accord.protect.encoding.pipeline import pipeline_encoder
+from accord.protect.encoding.schema import schema_from_dict, write_schema
 from accord.protect.job import build_contribution
 from accord.protect.keys import create_partner_key
 from accord.simulate import SimulationConfig, simulate

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-
 from accord.errors import KeyMissingError
 
 SECRET_KIND = "accord-linkage-secret"
