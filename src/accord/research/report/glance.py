@@ -199,7 +199,8 @@ def glance_html(ctx: ReportContext, estimate: dict[str, Any] | None = None) -> M
         parts.append(
             "<div class='key'>"
             f"<div class='label'>{escape(k['label'])}</div>"
-            f"<div class='figure'>{escape(k['figure'])}</div>"
+            f"<div class='figure{' long' if len(k['figure']) > 14 else ''}'>"
+            f"{escape(k['figure'])}</div>"
             f"<p>{escape(k['meaning'])}</p>"
             + (f"<p class='note'>{escape(k['uncertainty'])}</p>" if k["uncertainty"] else "")
             + "</div>")

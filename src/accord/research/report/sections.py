@@ -6,6 +6,7 @@ Later stages (risk, differential privacy, MSE estimates, linkage quality) add th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,10 +118,12 @@ def pyramid_section(ctx: ReportContext) -> Markup:
     chart = _pyramid_chart(table, ctx.mark)
     if chart is None:
         return Markup("<p>Too few categories of sex recorded to draw a pyramid.</p>")
-    return _render("pyramid.html.j2", ctx.mark, chart=chart, table=table)
+    return _render("pyramid.html.j2", ctx.mark, chart=chart, table=table,
+                   ctx_method=ctx.stats.method)
 
 
-def _totals_chart(table: StatTable, mark: str = SUPPRESSED_MARK) -> Markup | None:
+def _totals_chart(table: StatTable, mark: str = SUPPRESSED_MARK,
+                  sd: float | None = None) -> Markup | None:
     """Bars of the first dimension's totals (the 'Total' column of the first grid or layer)."""
     if table.id == "partner_overlap":
         return None
@@ -129,7 +132,19 @@ def _totals_chart(table: StatTable, mark: str = SUPPRESSED_MARK) -> Markup | Non
     if len(rows) < 2:
         return None
     return bar_chart([label for label, _ in rows], [values[-1] for _, values in rows],
-                     f"{table.title}: totals by {table.dims[0].title.lower()}", mark=mark)
+                     f"{table.title}: totals by {table.dims[0].title.lower()}", mark=mark,
+                     moe=_row_moe(table, sd))
+
+
+def _row_moe(table: StatTable, sd: float | None) -> float | None:
+    """Approximate 95 % margin of error of a row total of noisy cells: each of the row's cells
+    carries noise of standard deviation ``sd``; a total adds them (independent, so sqrt(n))."""
+    if not sd:
+        return None
+    cells = 1
+    for d in table.dims[1:]:
+        cells *= len(d.codes)
+    return 1.96 * float(sd) * math.sqrt(cells)
 
 
 def tables_section(ctx: ReportContext) -> Markup:
@@ -139,8 +154,10 @@ def tables_section(ctx: ReportContext) -> Markup:
     for t in ctx.stats.tables:
         missing = not_recorded(t)
         items.append({"table": t, "grids": grids(t), "missing": missing,
-                      "chart": None if missing else _totals_chart(t, ctx.mark)})
-    return _render("tables.html.j2", ctx.mark, items=items, downloads=downloads(ctx.stats))
+                      "chart": None if missing else _totals_chart(
+                          t, ctx.mark, ctx.stats.dp.get("noise_sd", {}).get(t.id))})
+    return _render("tables.html.j2", ctx.mark, items=items, downloads=downloads(ctx.stats),
+                   ctx_method=ctx.stats.method)
 
 
 def protection_section(ctx: ReportContext) -> Markup:
