@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from accord.cli import common
 from accord.cli.main import app
+from accord.release.suppression import SuppressionRules
 from accord.research.export import table_rows, write_tables
 from accord.research.report.stages import publish_report
-from accord.release.suppression import SuppressionRules
 from accord.research.stats import compute_tables
 from accord.store import open_store
 from tests.test_stats_report import known_records, make_store, record

@@ -134,7 +134,7 @@ def _estimate(summary: dict[str, Any] | None) -> dict[str, str] | None:
                 "meaning": f"No estimate of the hidden population is shown: {why}.",
                 "uncertainty": ""}
     lo, hi = est["interval"]
-    level = int(round(float(est.get("level", 0.95)) * 100))
+    level = round(float(est.get("level", 0.95)) * 100)
     untrusted = est.get("untrusted") or est.get("cannot_be_trusted")
     meaning = ("People seen by a partner plus those no partner saw, estimated from how the "
                "partners' lists overlap (multiple systems estimation).")
@@ -174,7 +174,7 @@ def _too_few(ctx: ReportContext) -> str | None:
     large as the count of people itself."""
     people = next((t for t in (_find(ctx, i) for i in PEOPLE_TABLES) if t is not None), None)
     total = _grand_total(people) if people is not None else None
-    if not total:
+    if people is None or not total:
         return ("Too few people in this hub to publish figures: every count is below the "
                 "threshold or hidden. Add contributions and publish again.")
     sd = ctx.stats.dp.get("noise_sd", {}).get(people.id) if ctx.stats.method == "dp" else None

@@ -106,7 +106,8 @@ def _compare(reports: list[tuple[str, RiskReport]]) -> str:
             row("smallest class", [f"{r.smallest_class:,}" for r in rs])]
     body += [row(f"records in classes smaller than {k}", [f"{r.k_violations.get(k, 0):,}" for r in rs])
              for k in sorted(rs[0].k_violations)]
-    body += [row("records an attacker could expect to re-identify", [f"{r.expected_reidentifications:,.1f}" for r in rs]),
+    body += [row("records an attacker could expect to re-identify",
+                 [f"{r.expected_reidentifications:,.1f}" for r in rs]),
              row("global risk (share of records)", [_share(r) for r in rs])]
     head = "".join(f"<th>{escape(t)}</th>" for t, _ in reports)
     return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
@@ -131,7 +132,8 @@ def field_label(standard: Standard, name: str) -> str:
 def _diversity(stored: RiskReport, published: RiskReport, standard: Standard) -> str:
     after = {x.field: x for x in published.l_diversity}
     body = "".join(
-        f"<tr><td>{escape(field_label(standard, x.field))}</td><td>{x.distinct_min}</td><td>{after[x.field].distinct_min}</td>"
+        f"<tr><td>{escape(field_label(standard, x.field))}</td><td>{x.distinct_min}</td>"
+        f"<td>{after[x.field].distinct_min}</td>"
         f"<td>{x.records_below_2:,}</td><td>{after[x.field].records_below_2:,}</td></tr>"
         for x in stored.l_diversity)
     return ("<details><summary>How varied the sensitive fields are within each group "

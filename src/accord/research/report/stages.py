@@ -37,6 +37,10 @@ _KINDS = {"dp_stats": "tables", "dp_tables": "tables", "estimate": "estimate",
           "synthetic": "synthetic data"}
 
 
+def _kind(kind: str) -> str:
+    return _KINDS.get(kind, kind.replace("_", " "))
+
+
 def dp_html(store: Store, method: str = "dp") -> Markup:
     """The privacy budget in plain words; the accounting figures in a collapsed footnote.
 
@@ -73,7 +77,7 @@ def dp_html(store: Store, method: str = "dp") -> Markup:
     spends = summary["spends"]
     if spends:
         rows = "".join(f"<tr><td>{escape(str(s['spent_at']))}</td><td>{escape(str(s['actor']))}</td>"
-                       f"<td>{escape(_KINDS.get(str(s['kind']), str(s['kind']).replace('_', ' ')))}</td><td>{escape(str(s['purpose']))}</td>"
+                       f"<td>{escape(_kind(str(s['kind'])))}</td><td>{escape(str(s['purpose']))}</td>"
                        f"<td>{escape(loss_text(s['epsilon'], s['delta']))}</td><td>{s['rho']:.4g}</td>"
                        f"<td>{escape(loss_text(s['epsilon_at_budget_delta'], s['budget_delta']))}</td></tr>"
                        for s in spends)
