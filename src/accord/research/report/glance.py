@@ -45,8 +45,8 @@ def _uncertainty(ctx: ReportContext, table_id: str, cells: int = 1) -> str:
     if not sd:
         return "Carries random noise to protect the people counted."
     moe = 1.96 * float(sd) * math.sqrt(max(cells, 1))
-    return (f"Carries random noise to protect the people counted: within about "
-            f"±{moe:,.0f} of the true count 19 times out of 20.")
+    return (f"Carries random noise to protect the people counted: each cell it adds up is "
+            f"within about ±{moe:,.0f} of its true count 19 times out of 20.")
 
 
 def _sex_breakdown(t: StatTable, ctx: ReportContext) -> dict[str, str] | None:
@@ -70,8 +70,12 @@ def _sex_breakdown(t: StatTable, ctx: ReportContext) -> dict[str, str] | None:
     if not parts:
         return None
     return {"label": "By sex", "figure": ", ".join(parts[:2]),
-            "meaning": "; ".join(parts[2:]) or "People by recorded sex.",
+            "meaning": ("; ".join(parts[2:]) or "People by recorded sex.") + " " + _source(t),
             "uncertainty": _uncertainty(ctx, t.id)}
+
+
+def _source(t: StatTable) -> str:
+    return f"From the table “{t.title}”."
 
 
 def _is_minor_band(code: str) -> bool:
@@ -157,7 +161,8 @@ def key_figures(ctx: ReportContext, estimate: dict[str, Any] | None = None) -> l
                      "meaning": (f"Distinct {unit} in the partners' contributions"
                                  + (", each person counted once." if unit == "people" else
                                     "; a person registered twice counts twice.")),
-                     "uncertainty": _uncertainty(ctx, people.id, 1)})
+                     "uncertainty": " ".join((_uncertainty(ctx, people.id, 1),
+                                              _source(people)))})
     partners = sorted({str(b["partner"]) for b in ctx.batches})
     keys.append({"label": "Partners contributing", "figure": _n(len(partners)),
                  "meaning": ", ".join(partners) or "No contribution recorded.",
