@@ -103,7 +103,7 @@ SUMMARIES: dict[str, str] = {
     "match": "Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one.",
     "link": "Link all contributions: persons table with match scores (never two records of one "
             "partner joined unless they share a pseudonym).",
-    "stats": "Print the disaggregated tables, with small cells suppressed.",
+    "stats": "Print the disaggregated tables, with small counts hidden (noisy by default).",
     "risk": "Equivalence classes, k-anonymity, l-diversity, individual and global "
             "re-identification risk.",
     "anonymise": "Generalise and suppress a table until it is k-anonymous (and l-diverse), "
