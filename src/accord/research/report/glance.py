@@ -133,13 +133,13 @@ def _estimate(summary: dict[str, Any] | None) -> dict[str, str] | None:
     ov = summary.get("overall") or {}
     est = ov.get("estimate") or {}
     if est.get("total") is None:
-        why = ov.get("withheld") or est.get("untrusted") or "the data do not support one"
+        why = ov.get("withheld") or "; ".join(est.get("distrust") or []) or "the data do not support one"
         return {"label": "Estimated total, seen and unseen", "figure": "No estimate",
                 "meaning": f"No estimate of the hidden population is shown: {why}.",
                 "uncertainty": ""}
     lo, hi = est["interval"]
     level = round(float(est.get("level", 0.95)) * 100)
-    untrusted = est.get("untrusted") or est.get("cannot_be_trusted")
+    untrusted = "; ".join(est.get("distrust") or [])  # accord.research.estimate.mse: MSEResult
     meaning = ("People seen by a partner plus those no partner saw, estimated from how the "
                "partners' lists overlap (multiple systems estimation).")
     if untrusted:
