@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from accord.errors import InputFileError
 from accord.ingest.findings import FindingKind
@@ -101,8 +102,26 @@ def _refuse_broken_file(acc: ExportAccount, width: int, name: str) -> None:
                          f"{width} columns{shape}", hint=hint)
 
 
+# A quarantined value is shown to the partner's data officer so they can fix it at the source; a
+# few hundred characters identify it. A huge cell (a pasted document, a hostile export) would make
+# the report unreadable in a spreadsheet (Excel keeps 32,767 characters per cell) and in CSV
+# readers with field limits, so longer values are cut with a marker that says how long they were.
+QUARANTINE_VALUE_CHARS = 1_000
+
+
+def _shorten(value: str | None) -> str | None:
+    if value is None or len(value) <= QUARANTINE_VALUE_CHARS:
+        return value
+    return f"{value[:QUARANTINE_VALUE_CHARS]}... [cut: {len(value):,} characters in all]"
+
+
 def write_quarantine(path: Path, findings: pa.Table) -> None:
     """The partner-side report: row, field, reason and the raw value. Never part of a contribution."""
+    values = findings.column("value")
+    longest = pc.max(pc.utf8_length(values)).as_py() if len(values) else None
+    if longest is not None and longest > QUARANTINE_VALUE_CHARS:
+        short = pa.array([_shorten(v) for v in values.to_pylist()], pa.string())
+        findings = findings.set_column(findings.schema.get_field_index("value"), "value", short)
     write_arrow_csv(path, findings.sort_by([("line", "ascending"), ("field", "ascending")]))
 
 
