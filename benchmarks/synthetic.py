@@ -1,27 +1,30 @@
-"""Accord's DP synthesiser vs smartnoise-synth's MST, and DP tables at scale.
+"""Accord's DP synthesiser vs OpenDP's MST and AIM (private-pgm), and DP tables at scale.
 
-Setup (once): the peer pulls torch, so it lives in its own environment:
+Setup (once): the peers pull JAX, so they live in their own environment:
 
-    python3 -m venv /work/venvs/dp-peers
-    /work/venvs/dp-peers/bin/pip install torch==2.13.0     # CPU wheel, before smartnoise
-    /work/venvs/dp-peers/bin/pip install -e '.[bench-dp]'  # smartnoise-synth + Accord
+    python3 -m venv /tmp/dp-peers
+    /tmp/dp-peers/bin/pip install 'opendp[mbi]' pyarrow
 
-Run (from the repository root):
+Run (from the repository root, with Accord's environment):
 
-    /work/venvs/dp-peers/bin/python benchmarks/synthetic.py            # everything
-    /work/venvs/dp-peers/bin/python benchmarks/synthetic.py --quick    # adult, epsilon 1 only
+    .venv/bin/python benchmarks/synthetic.py --peer-python /tmp/dp-peers/bin/python
+    .venv/bin/python benchmarks/synthetic.py --quick      # adult, epsilon 1 only, Accord only
 
 For each data set (ARX ``adult``, every column categorical; 100,000 simulated people from
-``accord.simulate``) and each epsilon (0.5, 1, 4; delta 1e-9 for both), both synthesisers draw as
-many rows as the real data has, and we report the mean 2-way and 3-way total-variation distance
-(over all 2- and 3-way marginals) and the wall time, with the Accord/peer ratio. Then the DP
-tables: every standard table on 1,000,000 simulated people (counting, noise, post-processing).
+``accord.simulate``) and each epsilon (0.5, 1, 4), every synthesiser gets the same zCDP rho (Accord's
+epsilon at delta 1e-9 converted; the peers are given that rho directly, with every column's levels
+as public keys) and draws as many rows as the real data has, each in its own process; we report
+the mean 2-way and 3-way total-variation distance (over all 2- and 3-way marginals), wall time,
+peak resident memory, and rows with values outside the domain (nulls), with Accord/peer ratios.
+``--peer-rows N`` runs the peers (AIM is slow) on a random subsample of N rows and says so. Then
+the DP tables: every standard table on 1,000,000 simulated people.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -99,24 +102,14 @@ def sim_categorical(n: int) -> pa.Table:
     return pa.table({k: pa.array(v.tolist(), pa.string()) for k, v in flat.items()})
 
 
-def run_accord(enc: Encoded, eps: float) -> tuple[np.ndarray, float]:
-    t0 = time.perf_counter()
-    res = api.synthesize(enc, eps, DELTA, rows=enc.codes.shape[0])
-    return res.synthetic_codes, time.perf_counter() - t0
+def run_child(cmd: list[str], out: Path) -> tuple[pa.Table, dict[str, float]]:
+    """Run one synthesiser in its own process; its JSON line gives time and peak memory."""
+    import json
+    import subprocess
 
-
-def run_peer(table: pa.Table, enc: Encoded, eps: float) -> tuple[np.ndarray, float]:
-    from snsynth import Synthesizer
-
-    df = table.to_pandas()
-    t0 = time.perf_counter()
-    synth = Synthesizer.create("mst", epsilon=eps, delta=DELTA, verbose=False)
-    out = synth.fit_sample(df, preprocessor_eps=0.0, categorical_columns=list(df.columns),
-                           nullable=False)
-    elapsed = time.perf_counter() - t0
-    back = data.encode(pa.Table.from_pandas(out.astype(str), preserve_index=False),
-                       levels=dict(zip(enc.columns, enc.levels, strict=True)))
-    return back.codes, elapsed
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    stats = json.loads(res.stdout.strip().splitlines()[-1])
+    return data.read_csv(out, ","), stats
 
 
 def scores(enc: Encoded, codes: np.ndarray) -> tuple[float, float]:
@@ -125,33 +118,91 @@ def scores(enc: Encoded, codes: np.ndarray) -> tuple[float, float]:
     return by[2], by[3]
 
 
-def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer: bool) -> list[dict[str, Any]]:
+def score_table(enc: Encoded, synth: pa.Table) -> tuple[float, float, int]:
+    """TVDs of a synthetic table against the real one; rows with nulls are counted and dropped."""
+    import pyarrow.compute as pc
+
+    synth = synth.select(list(enc.columns))
+    ok = np.ones(synth.num_rows, dtype=bool)
+    for j, c in enumerate(enc.columns):
+        inside = pc.is_in(pc.cast(synth.column(c), pa.string()),
+                          value_set=pa.array(enc.levels[j], pa.string()))
+        ok &= np.asarray(pc.fill_null(inside, False).to_numpy(zero_copy_only=False), dtype=bool)
+    bad = int((~ok).sum())
+    kept = synth.filter(pa.array(ok))
+    codes = data.encode(kept.cast(pa.schema([(c, pa.string()) for c in enc.columns])),
+                        levels=dict(zip(enc.columns, enc.levels, strict=True))).codes
+    tv2, tv3 = scores(enc, codes)
+    return tv2, tv3, bad
+
+
+def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: str | None,
+                peer_rows: int | None, work: Path) -> list[dict[str, Any]]:
+    import pyarrow.csv as pacsv
+
     enc = data.encode(table)
+    slug = name.split()[0]
+    src = work / f"{slug}.csv"
+    pacsv.write_csv(table, src)
+    peer_src = src
+    if peer_rows and peer_rows < table.num_rows:
+        pick = np.sort(np.random.default_rng(0).choice(table.num_rows, peer_rows, replace=False))
+        peer_src = work / f"{slug}_sub.csv"
+        pacsv.write_csv(table.take(pa.array(pick)), peer_src)
     rows = []
     for eps in epsilons:
-        codes, secs = run_accord(enc, eps)
-        tv2, tv3 = scores(enc, codes)
-        row: dict[str, Any] = {"data": name, "epsilon": eps, "accord_tvd2": tv2,
-                               "accord_tvd3": tv3, "accord_s": secs}
-        if peer:
-            pcodes, psecs = run_peer(table, enc, eps)
-            ptv2, ptv3 = scores(enc, pcodes)
-            row.update(peer_tvd2=ptv2, peer_tvd3=ptv3, peer_s=psecs)
+        rho = rho_from_epsilon_delta(eps, DELTA)
+        out = work / f"{slug}_accord_{eps:g}.csv"
+        synth, st = run_child([sys.executable, __file__, "--accord-one", str(src), str(out),
+                               str(eps)], out)
+        tv2, tv3, bad = score_table(enc, synth)
+        row: dict[str, Any] = {"data": name, "epsilon": eps, "rho": rho, "accord_tvd2": tv2,
+                               "accord_tvd3": tv3, "accord_s": st["seconds"],
+                               "accord_mb": st["peak_mb"], "accord_null_rows": bad}
+        print(_fmt(row, "accord"), flush=True)
+        for algo in (("mst", "aim") if peer_python else ()):
+            pout = work / f"{slug}_{algo}_{eps:g}.csv"
+            try:
+                psynth, pst = run_child([peer_python, str(Path(__file__).with_name(
+                    "synthetic_peers.py")), str(peer_src), str(pout), algo, repr(rho)], pout)
+            except Exception as exc:
+                print(f"| {name} | {eps:g} | {algo} failed: {type(exc).__name__} |", flush=True)
+                continue
+            p2, p3, pbad = score_table(enc, psynth)
+            row.update({f"{algo}_tvd2": p2, f"{algo}_tvd3": p3, f"{algo}_s": pst["seconds"],
+                        f"{algo}_mb": pst["peak_mb"], f"{algo}_null_rows": pbad,
+                        f"{algo}_rows_in": peer_rows or table.num_rows})
+            print(_fmt(row, algo), flush=True)
         rows.append(row)
-        print(_fmt_row(row), flush=True)
     return rows
 
 
-def _fmt_row(r: dict[str, Any]) -> str:
-    s = (f"| {r['data']} | {r['epsilon']:g} | {r['accord_tvd2']:.3f} | {r['accord_tvd3']:.3f} | "
-         f"{r['accord_s']:.1f} |")
-    if "peer_s" in r:
-        s += (f" {r['peer_tvd2']:.3f} | {r['peer_tvd3']:.3f} | {r['peer_s']:.1f} | "
-              f"{r['accord_tvd2'] / r['peer_tvd2']:.2f} | {r['accord_tvd3'] / r['peer_tvd3']:.2f} | "
-              f"{r['accord_s'] / r['peer_s']:.3f} |")
+def _fmt(r: dict[str, Any], who: str) -> str:
+    s = (f"| {r['data']} | {r['epsilon']:g} | {who} | {r[who + '_tvd2']:.3f} | "
+         f"{r[who + '_tvd3']:.3f} | {r[who + '_s']:.1f} | {r[who + '_mb']:.0f} | "
+         f"{r[who + '_null_rows']} |")
+    if who != "accord":
+        s += (f" {r['accord_tvd2'] / r[who + '_tvd2']:.2f} | {r['accord_tvd3'] / r[who + '_tvd3']:.2f}"
+              f" | {r['accord_s'] / r[who + '_s']:.3f} | {r['accord_mb'] / r[who + '_mb']:.2f} |")
     else:
-        s += " - | - | - | - | - | - |"
+        s += " | | | |"
     return s
+
+
+def accord_one(src: Path, out: Path, eps: float) -> None:
+    """Child process: one Accord synthesis, timed from the encoded table, peak RSS reported."""
+    import json
+    import resource
+
+    import pyarrow.csv as pacsv
+
+    enc = data.encode(data.read_csv(src, ","))
+    t0 = time.perf_counter()
+    res = api.synthesize(enc, eps, DELTA, rows=enc.codes.shape[0])
+    elapsed = time.perf_counter() - t0
+    pacsv.write_csv(res.table(), out)
+    print(json.dumps({"seconds": elapsed,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def bench_tables(n: int, eps: float) -> dict[str, float]:
@@ -205,29 +256,42 @@ def _bench_hub_release(people: pa.Table, eps: float) -> float:
     return elapsed
 
 
-HEADER = ("| data | epsilon | Accord 2-way TVD | Accord 3-way TVD | Accord s | MST 2-way TVD | "
-          "MST 3-way TVD | MST s | ratio 2-way | ratio 3-way | ratio time |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+HEADER = ("| data | epsilon | synthesiser | 2-way TVD | 3-way TVD | s | peak MB | rows with nulls | "
+          "ratio 2-way | ratio 3-way | ratio time | ratio memory |\n"
+          "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="adult at epsilon 1 only")
-    ap.add_argument("--no-peer", action="store_true", help="Accord only (no smartnoise-synth)")
+    ap.add_argument("--peer-python", help="python of the venv with opendp[mbi] (omit: Accord only)")
+    ap.add_argument("--peer-rows", type=int, help="run the peers on a subsample of N rows")
+    ap.add_argument("--epsilons", default="0.5,1,4")
+    ap.add_argument("--data", default="adult,simulated")
     ap.add_argument("--sim-rows", type=int, default=100_000)
     ap.add_argument("--table-rows", type=int, default=1_000_000)
     ap.add_argument("--only-tables", action="store_true", help="DP tables at scale only")
+    ap.add_argument("--accord-one", nargs=3, metavar=("IN", "OUT", "EPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.accord_one:
+        accord_one(Path(args.accord_one[0]), Path(args.accord_one[1]), float(args.accord_one[2]))
+        return
     if args.only_tables:
         print(bench_tables(args.table_rows, 1.0))
         return
-    epsilons = [1.0] if args.quick else [0.5, 1.0, 4.0]
-    adult = data.read_csv(shared_data() / "arx" / "adult.csv", ";")
-    print(f"nproc={os.cpu_count()}\n{HEADER}", flush=True)
-    bench_synth("adult", adult, epsilons, not args.no_peer)
-    if not args.quick:
-        bench_synth(f"simulated {args.sim_rows:,}", sim_categorical(args.sim_rows), epsilons,
-                    not args.no_peer)
+    import tempfile
+
+    epsilons = [1.0] if args.quick else [float(e) for e in args.epsilons.split(",")]
+    print(f"nproc={os.cpu_count()} load={os.getloadavg()}\n{HEADER}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if "adult" in args.data:
+            adult = data.read_csv(shared_data() / "arx" / "adult.csv", ";")
+            bench_synth("adult", adult, epsilons, args.peer_python, args.peer_rows, Path(tmp))
+        if "simulated" in args.data and not args.quick:
+            bench_synth(f"simulated {args.sim_rows:,}", sim_categorical(args.sim_rows), epsilons,
+                        args.peer_python, args.peer_rows, Path(tmp))
+    print(f"load after: {os.getloadavg()}")
+    if not args.quick and "tables" in args.data:
         res = bench_tables(args.table_rows, 1.0)
         print(f"\nDP tables, epsilon 1: {res['tables']} tables, {res['published_cells']} published "
               f"cells on {res['rows']:,} people: count {res['count_s']:.2f} s, noise "

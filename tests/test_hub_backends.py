@@ -54,10 +54,13 @@ def _pipeline(hub: str, contributions: list[Path], out: Path) -> dict[str, Any]:
     again = _cli("hub", "add", str(contributions[0]), "--hub", hub, "--json")[0]
     status = _cli("hub", "status", "--hub", hub, "--json")
     link = _cli("link", "--hub", hub, "--json")
-    stats = _cli("stats", "--hub", hub, "--actor", "analyst", "--json")
-    stats_records = _cli("stats", "--hub", hub, "--unit", "records", "--json")
+    # Exact-count mode: the default DP draw is random, so two engines would publish different
+    # noise; the engines must agree on the counts the noise is added to.
+    stats = _cli("stats", "--hub", hub, "--actor", "analyst", "--privacy", "suppression", "--json")
+    stats_records = _cli("stats", "--hub", hub, "--privacy", "suppression", "--unit", "records",
+                         "--json")
     risk = _cli("risk", "--hub", hub, "--json")
-    estimate = _cli("estimate", "--hub", hub, "--json")
+    estimate = _cli("estimate", "--hub", hub, "--privacy", "suppression", "--json")
     dp = _cli("release", "tables", "--hub", hub, "--epsilon", "0.5", "--tables", "case_type_by_sex",
               "--out", str(out / "dp"), "--actor", "analyst", "--json")
     budget = _cli("budget", "--hub", hub, "--json")

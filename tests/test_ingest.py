@@ -149,7 +149,7 @@ fields:
         (b"", "is empty"),
         (b"\n\n  \n", "is empty"),
         (b"%PDF-1.4\x00\x01\x02binary", "not a text table"),
-        (b"CaseNo;First;CaseNo\nA;B;C\n", "duplicate column names: CaseNo"),
+        (b"CaseNo;First;CaseNo\nA;B;C\n", r"duplicate column names \(columns 1 and 3"),
     ],
 )
 def test_unreadable_files_are_rejected_whole(content: bytes, message: str, case_export: tuple[Path, Path],
@@ -168,7 +168,7 @@ def test_mapping_errors_before_any_row(runner: CliRunner, case_export: tuple[Pat
                                        tmp_path: Path) -> None:
     export, _ = case_export
     for text, message in [
-        (CASE_MAPPING.replace("column: Nat", "column: Nationality"), "columns the export does not have: Nationality"),
+        (CASE_MAPPING.replace("column: Nat", "column: Nationality"), "column(s) the export does not have: Nationality"),
         (CASE_MAPPING.replace("F: female", "F: woman"), "codes not in the standard: woman"),
         (CASE_MAPPING.replace("  sex:", "  gender:"), "'gender' is not a field of the standard"),
         (CASE_MAPPING.replace("  case_type:", "  # case_type:"), "required fields not mapped: case_type"),

@@ -12,8 +12,15 @@ from typer.testing import CliRunner
 from accord.cli.main import app
 from accord.link.hub import link_hub
 from accord.link.hub_evaluate import evaluate_hub
-from accord.protect.encoding import EncodingFileError, LinkageSecret, new_linkage_secret
+from accord.protect.encoding import (
+    EncodingFileError,
+    EncodingSchema,
+    LinkageSecret,
+    default_schema,
+    new_linkage_secret,
+)
 from accord.protect.encoding.pipeline import pipeline_encoder
+from accord.protect.encoding.schema import schema_from_dict, write_schema
 from accord.protect.job import build_contribution
 from accord.protect.keys import create_partner_key
 from accord.simulate import SimulationConfig, simulate
@@ -25,7 +32,8 @@ pytestmark = pytest.mark.slow
 
 
 def _build_hub(tmp: Path, secret: LinkageSecret, people: int = 600,
-               other_secret_for: str | None = None) -> tuple[Path, Path]:
+               other_secret_for: str | None = None,
+               schema: EncodingSchema | None = None) -> tuple[Path, Path]:
     sim = simulate(SimulationConfig(people=people, partners=3, overlap=0.3, seed=4,
                                     out=tmp / "exports", format_a="csv"))
     hub = tmp / "hub.duckdb"
@@ -34,7 +42,7 @@ def _build_hub(tmp: Path, secret: LinkageSecret, people: int = 600,
             home = tmp / "partners" / files.partner
             key = create_partner_key(home / "partner.key", force=True)
             use = LinkageSecret(b"o" * 32) if files.partner == other_secret_for else secret
-            enc = pipeline_encoder(use)
+            enc = pipeline_encoder(use, schema, allow_unsafe=schema is not None)
             build_contribution(files.export, files.mapping, files.partner.replace("_", "-"),
                           home / "contribution", key, linkage_encoder=enc.encode,
                           linkage_meta=enc.manifest)
@@ -95,3 +103,41 @@ def test_hub_refuses_mixed_secrets(tmp_path: Path) -> None:
     path, _ = _build_hub(tmp_path, secret, people=120, other_secret_for="partner_b")
     with open_store(path) as store, pytest.raises(EncodingFileError, match="different"):
         link_hub(store)
+
+
+def _link_audits(path: Path) -> list[dict[str, object]]:
+    with open_store(path) as store:
+        rows = store.query("SELECT detail FROM audit WHERE action = 'link'")["detail"].to_pylist()
+    return [json.loads(r) for r in rows]
+
+
+def test_hub_link_audit_shows_an_accepted_unsafe_encoding(tmp_path: Path) -> None:
+    """Issue 11: a schema the attack harness breaks (name parts apart, no diffusion) is refused
+    by `accord link` unless --unsafe-encoding, and the hub's audit record of that link says so;
+    the default (safe) schema's link record does not (negative control)."""
+    doc = default_schema().model_dump(mode="json", exclude_none=True)
+    doc["hardening"] = {"flip_probability": 0.02, "diffusion": 0}
+    unsafe = schema_from_dict(doc)
+    schema_file = tmp_path / "unsafe.yaml"
+    write_schema(unsafe, schema_file)
+    secret = new_linkage_secret(tmp_path / "linkage.key")
+    path, _ = _build_hub(tmp_path, secret, people=120, schema=unsafe)
+    runner = CliRunner()
+    base = ["link", "--hub", str(path), "--schema", str(schema_file), "--json"]
+    refused = runner.invoke(app, base)
+    assert refused.exit_code == 2 and "unsafe" in refused.output, refused.output
+    assert _link_audits(path) == []  # nothing linked, nothing recorded
+    accepted = runner.invoke(app, [*base, "--unsafe-encoding"])
+    assert accepted.exit_code == 0, accepted.output
+    (record,) = _link_audits(path)
+    assert "diffusion" in str(record["unsafe_encoding"])
+    assert record["schema_fingerprint"] == unsafe.fingerprint()
+
+
+def test_hub_link_audit_of_the_default_schema_has_no_unsafe_mark(
+        hub: tuple[Path, Path, Path]) -> None:
+    path, _, _ = hub
+    res = CliRunner().invoke(app, ["link", "--hub", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    records = _link_audits(path)
+    assert records and all("unsafe_encoding" not in r for r in records)

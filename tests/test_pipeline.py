@@ -264,7 +264,7 @@ def test_demo_api_runs(tmp_path: Path) -> None:
     assert summary.report.exists() and summary.hub.exists()
     assert any(k == "statistics" for k, _ in summary.lines)
     html = summary.report.read_text(encoding="utf-8")
-    for title in ("Disclosure risk of record-level data", "Differentially private release", "Estimated total",
+    for title in ("At a glance", "Disclosure risk of record-level data", "Privacy budget", "Estimated total",
                   "How this was protected"):
         assert f"<h2>{title}" in html, title
     with open_store(summary.hub, read_only=True) as store:

@@ -55,6 +55,23 @@ def test_encode_and_match_start_without_heavy_libraries(command: str) -> None:
     assert _loaded(mods, HEAVY) == []
     assert "accord.link.kernels" not in mods  # compiled kernels load when first used
     assert "accord.protect.pseudonym" not in mods
+    # The encoder and linker load when the command runs, not for --help: pyarrow.parquet pulls
+    # pyarrow.fs and ssl; yaml and the schema's models (issue 11: start-up under 0.5 s CPU).
+    # (pydantic itself is loaded by typer's parameter adapters for any command's help.)
+    assert _loaded(mods, ("pyarrow", "yaml", "numpy", "ssl")) == []
+    assert "accord.protect.encoding" not in mods and "accord.link.match" not in mods
+
+
+def test_encoding_module_defers_parquet_and_yaml() -> None:
+    """Importing the encoder (as `accord encode` does before reading a row) loads neither
+    pyarrow.parquet (and its pyarrow.fs / ssl) nor yaml; reading and writing still work."""
+    probe = ("import sys\n"
+             "import accord.protect.encoding as e\n"
+             "assert 'pyarrow.parquet' not in sys.modules and 'yaml' not in sys.modules\n"
+             "assert 'ssl' not in sys.modules, 'ssl'\n"
+             "s = e.default_schema()\n"
+             "assert 'yaml' in sys.modules and s.fields\n")
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=300)
 
 
 def test_numba_kernels_load_when_used() -> None:

@@ -257,3 +257,44 @@ def test_glotip_is_refused(tmp_path: Path, shared_data: Path) -> None:
     res = CliRunner().invoke(app, ["synthesize", str(shared_data / "glotip" / "data_glotip.csv"),
                                    "--epsilon", "1", "--out", str(tmp_path / "o.csv")])
     assert res.exit_code == 2 and "table of counts" in res.output, res.output
+
+
+def test_adaptive_is_the_default_and_measures_workload_marginals() -> None:
+    enc = data.encode(_people(2000))
+    res = api.synthesize(enc, 4.0, test_seed=2)
+    params = res.parameters()
+    assert params["method"] == "aim-junction-tree"
+    assert params["rho_spent"] <= res.rho * (1 + 1e-9) and params["rho_spent"] > 0.99 * res.rho
+    # The strongest dependence (sex x exploitation) is found and reproduced.
+    measured = [set(m) for m in params["measured_marginals"]]
+    assert any({"sex", "exploitation"} <= m for m in measured)
+    syn = res.table()
+    female = np.asarray(syn.column("sex").to_pylist()) == "female"
+    sexual = np.asarray(syn.column("exploitation").to_pylist()) == "sexual"
+    assert sexual[female].mean() > 0.7 and sexual[~female].mean() < 0.3
+    mst_res = api.synthesize(enc, 4.0, test_seed=2, mode="mst")
+    assert mst_res.parameters()["method"] == "mst-junction-tree"
+
+
+def test_user_workload_is_targeted() -> None:
+    enc = data.encode(_people(2000))
+    res = api.synthesize(enc, 2.0, test_seed=4, workload=[("case_type", "age")])
+    measured = [set(m) for m in res.parameters()["measured_marginals"]]
+    assert all(m <= {"case_type", "age"} for m in measured)
+
+
+def test_cli_refuses_unknown_workload_and_huge_domains(tmp_path: Path) -> None:
+    src = _write_csv(tmp_path / "people.csv", _people(200))
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "1",
+                                   "--workload", "sex,colour", "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code == 3 and "colour" in res.output
+    assert not (tmp_path / "x.csv").exists()
+    rng = np.random.default_rng(0)
+    wide = pa.table({"id": [f"p{i}" for i in range(600)],
+                     "code": [f"c{i}" for i in rng.permutation(600)],
+                     "sex": rng.choice(["f", "m"], 600)})
+    big = _write_csv(tmp_path / "wide.csv", wide)
+    res = CliRunner().invoke(app, ["synthesize", str(big), "--sep", ";", "--epsilon", "1",
+                                   "--out", str(tmp_path / "y.csv")])
+    assert res.exit_code == 3 and "id" in res.output and "--bin" in res.output
+    assert not (tmp_path / "y.csv").exists()

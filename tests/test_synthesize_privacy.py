@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from accord.release.dp.mechanism import NoiseSpec, noise_pmf
-from accord.release.synthesize import mst
+from accord.release.synthesize import aim, mst
 
 
 @dataclass
@@ -282,3 +282,60 @@ def test_selection_privacy_loss_within_its_claim_and_a_misscaled_score_exceeds_i
     assert fixed > claim - 4 * fixed_se  # the pair is worst-case: the claim is tight here
     old, old_se = shift(lambda t, p: float(np.abs(t - t.sum() * p).sum()))
     assert old > claim + 4 * old_se
+
+
+# --- the adaptive (AIM-like) mode: the same brute force, and a mis-calibrated control ------------
+
+@st.composite
+def small_neighbourhoods(draw: st.DrawFn) -> tuple[list[tuple[int, ...]], tuple[int, ...], float,
+                                                   int, list[list[tuple[int, ...]]]]:
+    d = draw(st.integers(2, 3))
+    sizes = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    row = st.tuples(*[st.integers(0, s - 1) for s in sizes])
+    rows = draw(st.lists(row, min_size=2, max_size=10))
+    rho = draw(st.sampled_from([0.02, 0.5, 50.0]))
+    seed = draw(st.integers(0, 10_000))
+    removals = [rows[:i] + rows[i + 1:] for i in range(len(rows))]
+    additions = [[*rows, draw(row)] for _ in range(4)]
+    return rows, sizes, rho, seed, removals + additions
+
+
+def _adaptive(rows: list[tuple[int, ...]], sizes: tuple[int, ...], rho: float,
+              seed: int) -> mst.Measured:
+    return aim.measure_adaptive(_encoded(rows, sizes), rho, test_seed=seed)
+
+
+@given(small_neighbourhoods())
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_adaptive_mechanisms_are_calibrated_for_their_true_sensitivity(
+        case: tuple[list[tuple[int, ...]], tuple[int, ...], float, int,
+                    list[list[tuple[int, ...]]]]) -> None:
+    rows, sizes, rho, seed, neighbours = case
+    with recording(Recorder()) as base:
+        measured = _adaptive(rows, sizes, rho, seed)
+    costs = {id(c.spec): c.spec.cost_rho() for c in base.calls if c.spec is not None}
+    paid = sum(costs.values()) + sum(c.rho for c in base.calls if c.kind == "noisy_max")
+    # Every round's spend is recorded: what was recorded is what the mechanisms cost, within rho.
+    assert paid == pytest.approx(measured.rho, rel=1e-9, abs=1e-12)
+    assert measured.rho <= rho * (1 + 1e-9)
+    for nb in neighbours:
+        with recording(Recorder(replay=base)) as other:
+            _adaptive(nb, sizes, rho, seed)
+        violations = _sensitivity_violations(base, other)
+        assert not violations, violations
+
+
+def test_adaptive_brute_force_catches_a_miscalibrated_selection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Negative control: the same adaptive run with its noisy max calibrated for half the true
+    # sensitivity of the quality score must be flagged on a neighbouring data set.
+    monkeypatch.setattr(aim, "SELECTION_SENSITIVITY", 0.5)
+    rows = [(0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1), (0, 0, 0)]
+    sizes = (2, 2, 2)
+    with recording(Recorder()) as base:
+        _adaptive(rows, sizes, 0.5, 11)
+    assert any(c.kind == "noisy_max" for c in base.calls)
+    with recording(Recorder(replay=base)) as other:
+        _adaptive(rows[1:], sizes, 0.5, 11)
+    violations = _sensitivity_violations(base, other)
+    assert any("noisy max" in v for v in violations), violations

@@ -28,9 +28,12 @@ DemoProgress = Callable[[str, int, int], None]
 @dataclass(frozen=True)
 class DemoConfig:
     out: Path = Path("accord-demo")
-    people: int = 3000
-    partners: int = 2
-    overlap: float = 0.15
+    people: int = 3000  # the simulated population; with capture > 0 only part of it is seen
+    partners: int = 3
+    overlap: float = 0.15  # used only when capture == 0 (everyone seen)
+    capture: float = 0.4  # each partner catches each person with about this probability
+    heterogeneity: float = 0.5
+    dependence: float = 2.0  # partner b sees people partner a referred more often
     seed: int = 2026
     threshold: int = 10
     epsilon: float = 1.0
@@ -56,10 +59,16 @@ def run_demo(config: DemoConfig, progress: DemoProgress | None = None) -> DemoSu
 
     step("simulating partner exports")
     sim = simulate(SimulationConfig(people=config.people, partners=config.partners, overlap=config.overlap,
-                                    seed=config.seed, out=out / "exports"))
+                                    seed=config.seed, out=out / "exports", capture=config.capture,
+                                    heterogeneity=config.heterogeneity, dependence=config.dependence))
     summary = DemoSummary(report=out / "report.html", hub=out / "hub" / "accord-hub.duckdb")
-    summary.lines.append(("simulated", f"{sim.people:,} people, {sim.records:,} records at {config.partners} "
-                                       f"partners, {sim.overlap_people:,} seen by more than one"))
+    if sim.seen_people is not None:
+        summary.lines.append(("simulated", f"a population of {sim.people:,}, of whom {sim.seen_people:,} were "
+                                           f"caught by at least one of {config.partners} partners "
+                                           f"({sim.people - sim.seen_people:,} in no export; the report's "
+                                           f"estimated total should be near {sim.people:,})"))
+    summary.lines.append(("exports", f"{sim.records:,} records, {sim.overlap_people:,} people seen by more "
+                                     "than one partner"))
     # One partner makes the shared linkage secret and hands it to the others out of band.
     linkage = pipeline_encoder(new_linkage_secret(out / "partners" / "shared" / "linkage.secret", force=True))
     contributions = []

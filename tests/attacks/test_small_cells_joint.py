@@ -1,14 +1,15 @@
 """Attack: recover a hidden small cell of `accord stats` from everything it publishes at once.
 
-Written independently of the code under test: the attacker reads only the published JSON of
-`accord stats --json` and the public standard (which fields are lists, how many codes a list has),
-and builds its own equations: in every table each total is the sum of its cells along every
-dimension (for a list field the total over codes is the sum of the codes, as the table's note
-says); a count with the same categories in two tables of the same population is one unknown; a
-list-field cell cannot exceed the number of people with its other categories, and the codes of
-one group of people add up to at most (number of codes) x that number. Hidden cells are at least 1
-(zeros are published). For every hidden cell whose true count is 1-9, the attacker bounds it by
-linear programming and by integer programming (scipy's HiGHS ``milp``).
+Written independently of the code under test: the attacker reads only the published JSON of `accord
+stats --privacy suppression --json` (the exact-count mode of a hub's one-off release) and the
+public standard (which fields are lists, how many codes a list has), and builds its own equations:
+in every table each total is the sum of its cells along every dimension (for a list field the total
+over codes is the sum of the codes, as the table's note says); a count with the same categories in
+two tables of the same population is one unknown; a list-field cell cannot exceed the number of
+people with its other categories, and the codes of one group of people add up to at most (number of
+codes) x that number. Hidden cells are at least 1 (zeros are published). For every hidden cell
+whose true count is 1-9, the attacker bounds it by linear programming and by integer programming
+(scipy's HiGHS ``milp``).
 
 The truth is counted here from the generated records, and every published value must equal it.
 The negative control publishes the same tables with only the small cells hidden (no complementary
@@ -206,7 +207,7 @@ def _stats(tmp: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     hub = tmp / "hub.duckdb"
     make_store(hub, rows).close()
-    res = CliRunner().invoke(app, ["stats", "--hub", str(hub), "--json"])
+    res = CliRunner().invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
 

@@ -76,6 +76,22 @@ def require_hub(hub: Path) -> None:
     if not hub.exists():
         raise StoreError(f"no hub at {hub}; add a contribution with `accord hub add`",
                          hint="or point --hub (or $ACCORD_HUB) at an existing hub file")
+    if hub.is_dir():
+        raise StoreError(f"{hub} is a directory, not a hub file",
+                         hint="point --hub (or $ACCORD_HUB) at the hub's .duckdb file")
+    if hub.is_file() and not _is_duckdb_file(hub):
+        raise StoreError(f"{hub} is not a hub file (not a DuckDB database)",
+                         hint="point --hub (or $ACCORD_HUB) at the file `accord hub add` created; "
+                         "exports and contributions go through `accord ingest` and `accord hub add`")
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """DuckDB's storage format starts with an 8-byte checksum and the magic bytes 'DUCK'."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
 
 
 def debug_enabled() -> bool:
@@ -102,6 +118,15 @@ def user_errors() -> Iterator[None]:
         if debug_enabled():
             raise
         fail(err)
+    except OSError as err:
+        # A path the user gave cannot be read or written (a directory, a missing folder, no
+        # permission): say which and why. The path is the user's own argument, never a record.
+        if debug_enabled():
+            raise
+        what = f"cannot use {err.filename}" if err.filename else "a file could not be read or written"
+        fail(AccordError(f"{what}: {err.strerror or type(err).__name__}",
+                         hint="check the paths given (files, not directories; their folders exist), their "
+                         "permissions and the free disk space"))
 
 
 def make_progress(transient: bool = False) -> Progress:

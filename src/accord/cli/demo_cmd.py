@@ -14,9 +14,12 @@ from accord.cli.common import console, make_progress, user_errors
 
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Directory for everything the demo writes.")] = Path("accord-demo"),
-    people: Annotated[int, typer.Option("--people", help="Simulated people.")] = 3000,
-    partners: Annotated[int, typer.Option("--partners", help="Simulated partners.")] = 2,
-    overlap: Annotated[float, typer.Option("--overlap", help="Share of people seen by more than one partner.")] = 0.15,
+    people: Annotated[int, typer.Option("--people", help="Simulated population (seen and hidden).")] = 3000,
+    partners: Annotated[int, typer.Option("--partners", help="Simulated partners.")] = 3,
+    overlap: Annotated[float, typer.Option(
+        "--overlap", help="With --capture 0: share of people seen by more than one partner.")] = 0.15,
+    capture: Annotated[float, typer.Option(
+        "--capture", help="Probability that a partner catches a person (0 = everyone seen, --overlap mode).")] = 0.4,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated population.")] = 2026,
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Start from an empty directory.")] = True,
 ) -> None:
@@ -26,7 +29,7 @@ def demo(
 
     if fresh and out.exists():
         shutil.rmtree(out)
-    config = DemoConfig(out=out, people=people, partners=partners, overlap=overlap, seed=seed)
+    config = DemoConfig(out=out, people=people, partners=partners, overlap=overlap, seed=seed, capture=capture)
     with user_errors(), make_progress() as bar:
         task = bar.add_task("demo", total=None)
 

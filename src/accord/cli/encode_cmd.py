@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
 from rich.table import Table
 
 from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
 from accord.errors import InputFileError
-from accord.protect.encoding import (
-    Encoder,
-    EncodingInfo,
-    EncodingSchemaError,
-    check_safe,
-    load_linkage_secret,
-    load_schema,
-    schema_from_fields,
-    write_encodings,
-)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def read_identifiers(path: Path, sep: str) -> pa.Table:
@@ -57,6 +49,19 @@ def encode(
     as_json: JsonOption = False,
 ) -> None:
     """Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the file)."""
+    # The encoder (pyarrow, numpy, pydantic, yaml) loads here, not at the top: `accord encode
+    # --help` starts without it (issue 11, tests/test_startup.py).
+    from accord.protect.encoding import (
+        Encoder,
+        EncodingInfo,
+        EncodingSchemaError,
+        check_safe,
+        load_linkage_secret,
+        load_schema,
+        schema_from_fields,
+        write_encodings,
+    )
+
     with user_errors():
         if (fields is None) == (schema_file is None):
             raise EncodingSchemaError("give exactly one of --fields and --schema",

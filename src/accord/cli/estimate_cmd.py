@@ -50,6 +50,15 @@ BootOption = Annotated[
     int, typer.Option("--bootstrap", min=0,
                       help="Bootstrap replicates (repeating the model choice); 0 = none.")
 ]
+AverageOption = Annotated[
+    bool, typer.Option("--average", help="Also fit every two-way model (up to 6 lists): "
+                                         "AIC/BIC-weighted average and the spread of totals "
+                                         "among the models the data support.")
+]
+LatentOption = Annotated[
+    bool, typer.Option("--latent", help="Also run a Bayesian latent-class model (LCMCR-like) "
+                                        "for people who differ in how catchable they are.")
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed for the bootstrap.")]
 ResampleOption = Annotated[
     str, typer.Option("--resample", help="Bootstrap: 'multinomial' (observed cells) or "
@@ -97,6 +106,16 @@ def _print_result(res: MSEResult) -> None:
             console.print(
                 f"bootstrap interval ({res.boot.replicates} replicates, {res.boot.resample}, "
                 f"model re-chosen each time): {_num(lo)} to {_num(hi)}", highlight=False)
+    mc = res.extra.get("model_choice")
+    if isinstance(mc, dict) and "summary" in mc:
+        console.print(f"model choice: {mc['summary']}", highlight=False)
+    lc = res.extra.get("latent_class")
+    if isinstance(lc, dict):
+        console.print(f"latent-class model (people differ in how catchable they are): "
+                      f"{_num(lc['total'])} ({res.level:.0%} credible interval "
+                      f"{_num(lc['interval'][0])} to {_num(lc['interval'][1])})", highlight=False)
+    for why in res.distrust:
+        console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
     if res.empty_overlaps:
         console.print(f"pairs of lists with nobody in common (fitted as -inf): "
                       f"{', '.join(res.empty_overlaps)}", highlight=False)
@@ -137,6 +156,8 @@ def mse(
     check_models: Annotated[bool, typer.Option(
         "--check-models", help="List every two-way model and whether its estimate exists.")
     ] = False,
+    average: AverageOption = False,
+    latent: LatentOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Estimate from a capture-history table you already have."""
@@ -164,7 +185,7 @@ def mse(
         opts = EstimateOptions(
             method=method, model=parse_model(table.lists, model) if model else None,
             pthresh=pthresh, level=level, bootstrap=bootstrap, resample=resample, seed=seed,
-            min_list_size=min_list_size,
+            min_list_size=min_list_size, average=average, latent=latent,
         )
         res = _progress_run(opts, lambda tick: estimate(table, opts, tick))
     if as_json:
@@ -198,11 +219,19 @@ def _print_hub(summary: dict[str, Any]) -> None:
         console.print(f"model: {est['model']}\nwhy: {est['reason']}", highlight=False)
         for note in est["notes"]:
             console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if est.get("model_choice", {}).get("summary"):
+            console.print(f"model choice: {est['model_choice']['summary']}", highlight=False)
+        if est.get("latent_class"):
+            lc = est["latent_class"]
+            console.print(f"latent-class model: {_num(lc['total'])} ({_num(lc['interval'][0])} "
+                          f"to {_num(lc['interval'][1])})", highlight=False)
     else:
         console.print(f"people seen: {_num(ov['seen'])}; no estimate: {ov['withheld']}",
                       highlight=False)
         if est:
             console.print(f"[dim]reason: {est['reason']}[/]", highlight=False)
+    for why in (est or {}).get("distrust", []):
+        console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
     if summary["strata"]:
         by = summary["parameters"]["by"]
         t = Table(title="By stratum", title_justify="left")
@@ -234,6 +263,8 @@ def pipeline(
     method: MethodOption = "stepwise",
     bootstrap: BootOption = 0,
     seed: SeedOption = 20130101,
+    average: AverageOption = False,
+    latent: LatentOption = False,
     threshold: Annotated[int, typer.Option(
         "--threshold", min=2, help="Smallest published count of people seen.")] = 10,
     min_list_size: Annotated[int, typer.Option(
@@ -261,7 +292,8 @@ def pipeline(
         opts = PipelineOptions(
             by=tuple(c.strip() for c in by.split(",") if c.strip()),
             rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,
-            estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed),
+            estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed,
+                                     average=average, latent=latent),
             method=privacy, rho=rho, actor=actor or os.environ.get("USER", "cli"),
         )
         with open_store(hub) as store:

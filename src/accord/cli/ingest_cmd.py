@@ -13,6 +13,28 @@ from accord.protect.job import build_contribution
 from accord.protect.keys import load_partner_key
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """Checked before any row is read: a report that cannot be written after the contribution was
+    would leave a contribution without its quarantine report."""
+    from accord.errors import AccordError
+
+    if path.is_dir():
+        raise AccordError(f"{option} {path} is a directory", hint="give a file path, e.g. contribution.quarantine.csv")
+    if not path.parent.is_dir():
+        raise AccordError(f"the folder of {option} {path} does not exist",
+                          hint="create it first, or choose another path")
+    existed = path.exists()
+    try:  # the only sure test of writability is to open the file for writing
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise AccordError(f"{option} {path} cannot be written ({exc.strerror or type(exc).__name__})",
+                          hint="choose a path you can write to") from None
+    finally:
+        if not existed and path.exists():
+            path.unlink()
+
+
 def ingest(
     export: Annotated[Path, typer.Argument(help="The partner's export (CSV, XLSX or Kobo/ODK JSON).")],
     mapping: Annotated[Path, typer.Option("--mapping", help="Mapping YAML that brings the export to the standard.")],
@@ -34,6 +56,9 @@ def ingest(
 ) -> None:
     """Map, validate and protect one export: writes a contribution and a quarantine report."""
     with user_errors():
+        from accord.protect.job import quarantine_path
+
+        _check_writable(quarantine or quarantine_path(out), "--quarantine")
         key = load_partner_key(key_file)
         encoder = None
         if linkage_secret is not None:
@@ -59,7 +84,7 @@ def ingest(
                "rows_in": m.rows_in, "accepted": m.accepted, "quarantined": m.quarantined,
                "blank_rows": m.blank_rows, "quarantine_report": str(result.quarantine_report),
                "withheld": m.withheld, "consent": m.consent,
-               "reasons": dict(reasons)}
+               "reasons": dict(reasons), "notices": dict(result.notices)}
     if as_json:
         print_json(summary)
         return
@@ -70,6 +95,9 @@ def ingest(
     if m.consent.get("no_linkage_consent") or m.consent.get("no_research_consent"):
         console.print(f"consent: {m.consent.get('no_linkage_consent', 0):,} shared without linkage, "
                       f"{m.consent.get('no_research_consent', 0):,} kept out of research releases")
+    for notice, n in result.notices.items():
+        console.print(f"[yellow]note:[/] {n:,} x {notice}" if n > 1 else f"[yellow]note:[/] {notice}",
+                      highlight=False)
     if reasons:
         t = Table(title="quarantined, by reason", show_edge=False)
         t.add_column("reason")

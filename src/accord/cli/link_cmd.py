@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -18,9 +19,11 @@ from accord.cli.common import (
     require_hub,
     user_errors,
 )
+from accord.errors import AccordError
 from accord.link.hub import link_hub
 from accord.link.hub_evaluate import evaluate_hub
 from accord.link.match import MatchConfig
+from accord.link.spark import SparkSettings, parse_conf, refuse_secrets, spark_engine
 from accord.protect.encoding import load_schema
 from accord.store import open_store
 
@@ -40,16 +43,33 @@ def link(
     unsafe_encoding: Annotated[bool, typer.Option(
         "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
         "(e.g. name parts encoded on their own, no diffusion); the audit log records it.")] = False,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="Where the linkage runs: 'embedded' (this machine) or 'spark' "
+        "(needs accord[spark] and Java 17; same persons and pairs).")] = "embedded",
+    spark_master: Annotated[str, typer.Option(
+        "--spark-master", help="With --engine spark: the Spark master URL.")] = "local[*]",
+    spark_conf: Annotated[list[str] | None, typer.Option(
+        "--spark-conf", help="With --engine spark: a Spark setting key=value (repeatable).")]
+    = None,
     as_json: JsonOption = False,
 ) -> None:
     """Link all contributions: persons table with match scores (never two records of one
     partner joined unless they share a pseudonym)."""
     with user_errors():
         schema = load_schema(schema_file) if schema_file else None
+        if engine not in ("embedded", "spark"):
+            raise AccordError(f"unknown engine {engine!r}", hint="use embedded or spark")
+        settings = SparkSettings(spark_master, parse_conf(spark_conf or []))
+        refuse_secrets(settings)  # before anything else: the secret never goes near a cluster
         require_hub(hub)
-        with open_store(hub) as store, make_progress(transient=True) as bar:
+        with ExitStack() as stack:
+            band_engine = None
+            if engine == "spark":
+                band_engine = stack.enter_context(spark_engine(settings))
+            store = stack.enter_context(open_store(hub))
+            bar = stack.enter_context(make_progress(transient=True))
             task = bar.add_task("linking", total=None)
-            summary = link_hub(store, schema, MatchConfig(threshold=threshold),
+            summary = link_hub(store, schema, MatchConfig(threshold=threshold, engine=band_engine),
                                progress=lambda m: bar.update(task, description=m),
                                allow_unsafe=unsafe_encoding)
             scores = None

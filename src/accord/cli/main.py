@@ -101,6 +101,11 @@ SUMMARIES: dict[str, str] = {
     "standard": "Inspect the data standard (fields, code lists, roles, crosswalk).",
     "simulate": "Simulate partner exports with mapping files and ground truth.",
     "keys": "Create the secrets a partner needs (pseudonym key, shared linkage secret).",
+    "mapping": "Write mapping files (docs/mapping.md).",
+    "tables": "Tables of counts: import (GLOTIP), rates per 100,000, export (SDMX-CSV, HXL, data "
+              "package).",
+    "kobo": "KoboToolbox: pull a form's submissions (API v2).",
+    "odk": "ODK Central: pull a form's submissions (OData).",
     "ingest": "Map, validate and protect one export: writes a contribution and a quarantine "
               "report.",
     "encode": "Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the "
@@ -118,7 +123,7 @@ SUMMARIES: dict[str, str] = {
             "re-identification risk.",
     "anonymise": "Generalise and suppress a table until it is k-anonymous (and l-diverse), "
                  "losing least.",
-    "synthesize": "Differentially private synthetic data (MST-like: measured marginals, "
+    "synthesize": "Differentially private synthetic data (AIM-like: adaptive marginals, "
                   "graphical model).",
     "release": "Differentially private releases (budgeted in the hub's ledger).",
     "budget": "Show or set the differential-privacy budget (zCDP ledger).",
@@ -163,9 +168,30 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def _withhold_warning_text() -> None:
+    """Library warnings can quote record values (openpyxl quotes the cell it could not read, numpy
+    the operands): outside --debug, only the warning's kind and the library are shown."""
+    import warnings
+
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if os.environ.get("ACCORD_DEBUG"):
+            original(message, category, filename, lineno, file, line)
+            return
+        parts = filename.replace("\\", "/").split("/")
+        origin = parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else parts[-1]
+        sys.stderr.write(f"warning: {category.__name__} from {origin} (text withheld: it can quote record "
+                         "values; `accord --debug ...` shows it)\n")
+
+    warnings.showwarning = show
+
+
 def run() -> None:
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
     cli = make_app(command) if command in COMMANDS else index_app()
+    _withhold_warning_text()
     try:
         cli()
     except Exception as exc:  # the last guard: users get a sentence, not a traceback

@@ -10,10 +10,6 @@ from rich.table import Table
 
 from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
 from accord.errors import AccordError
-from accord.link.encodings import EncodedSet
-from accord.link.match import MatchConfig, match_sets
-from accord.protect.encoding import check_compatible, check_safe, read_encodings
-from accord.safe_csv import write_arrow_csv
 
 # Every pair is held in memory (about 60 bytes each while scoring): 100 million is ~6 GB.
 ALL_PAIRS_LIMIT = 100_000_000
@@ -35,6 +31,13 @@ def match(
     as_json: JsonOption = False,
 ) -> None:
     """Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one."""
+    # The linker and the encodings' reader (numpy, pyarrow, pydantic) load here, not at the top:
+    # `accord match --help` starts without them (issue 11, tests/test_startup.py).
+    from accord.link.encodings import EncodedSet
+    from accord.link.match import MatchConfig, match_sets
+    from accord.protect.encoding import check_compatible, check_safe, read_encodings
+    from accord.safe_csv import write_arrow_csv
+
     with user_errors():
         ta, ia = read_encodings(enc_a)
         tb, ib = read_encodings(enc_b)

@@ -29,11 +29,25 @@ def simulate(
     bad_share: Annotated[
         float, typer.Option("--bad-share", help="Share of deliberately bad rows per export.")
     ] = 0.005,
+    capture: Annotated[
+        float, typer.Option("--capture", help="Hidden population: each partner catches each "
+                            "person with about this probability; people nobody catches are in "
+                            "no export (0 = everyone seen, --overlap decides who twice).")
+    ] = 0.0,
+    heterogeneity: Annotated[
+        float, typer.Option("--heterogeneity", help="With --capture: scale of the effects of "
+                            "case type, age and sex on being caught (0 = everyone alike).")
+    ] = 1.0,
+    dependence: Annotated[
+        float, typer.Option("--dependence", help="With --capture: odds ratio of partner b "
+                            "catching people partner a caught (1 = independent lists).")
+    ] = 1.0,
     json_out: JsonOption = False,
 ) -> None:
     """Simulate partner exports (Kobo XLSX/JSON, case-management CSV) with mappings and truth."""
     config = SimulationConfig(people=people, partners=partners, overlap=overlap, seed=seed,
-                              out=out, format_a=format_a.lower(), bad_share=bad_share)
+                              out=out, format_a=format_a.lower(), bad_share=bad_share,
+                              capture=capture, heterogeneity=heterogeneity, dependence=dependence)
     with user_errors(), make_progress(transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -46,7 +60,11 @@ def simulate(
     if json_out:
         print_json(result.as_dict())
         return
-    table = Table(title=f"Simulated {result.people:,} people, {result.records:,} records")
+    title = (f"Simulated {result.people:,} people, {result.records:,} records"
+             if result.seen_people is None else
+             f"Simulated a population of {result.people:,}, {result.seen_people:,} seen, "
+             f"{result.records:,} records")
+    table = Table(title=title)
     for col in ("partner", "export", "mapping", "rows", "bad rows"):
         table.add_column(col, justify="right" if col in ("rows", "bad rows") else "left",
                          no_wrap=True)
@@ -54,9 +72,15 @@ def simulate(
         table.add_row(p.partner, p.export.name, p.mapping.name, f"{p.rows:,}",
                       str(sum(p.bad_rows.values())))
     console.print(table)
+    if result.seen_people is not None:
+        console.print(f"population {result.people:,}: {result.seen_people:,} caught by some "
+                      f"partner, {result.people - result.seen_people:,} hidden (in no export)")
     console.print(f"people seen by more than one partner: {result.overlap_people:,} "
                   f"({result.overlap_share:.1%})")
     console.print(f"ground truth: {result.truth} (for linkage evaluation only; never send it "
                   "to the hub)")
+    if result.population is not None:
+        console.print(f"full population (true total, for checking estimates): "
+                      f"{result.population}")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")

@@ -101,19 +101,42 @@ def make_tables(hub: Path, rules: SuppressionRules, unit: Unit, actor: str,
 
 
 def _print_table(table: StatTable, mark: str) -> None:
+    """A grid when it fits the terminal; otherwise one line per cell, so no number is cut."""
     for grid in grids(table):
         title = table.title + (f" - {grid.caption}" if grid.caption else "")
         t = Table(title=title, title_justify="left")
-        t.add_column(grid.row_title)
+        t.add_column(grid.row_title, no_wrap=True)
         for label in grid.col_labels:
-            t.add_column(label, justify="right")
+            t.add_column(label, justify="right", no_wrap=True)
         for label, values in grid.rows:
             t.add_row(label, *(mark if v is None else cell_text(v) for v in values))
-        console.print(t)
+        if _natural_width(t) <= console.width:
+            console.print(t)
+            continue
+        _print_long(title, grid.row_title, grid.col_labels, grid.rows, mark)
     for label, value in table.extra_rows:
         console.print(f"  {label}: {cell_text(value)}")
     for note in table.notes:
         console.print(f"  [dim]{note}[/]", highlight=False)
+
+
+def _natural_width(t: Table) -> int:
+    """The table's width unconstrained (rich caps a measurement at the terminal width)."""
+    wide = console.options.update(max_width=100_000, width=100_000)
+    return console.measure(t, options=wide).maximum
+
+
+def _print_long(title: str, row_title: str, col_labels: tuple[str, ...],
+                rows: tuple[tuple[str, tuple[int | None, ...]], ...], mark: str) -> None:
+    """Long layout: a two-column table (category, count), which fits any terminal width."""
+    t = Table(title=title, title_justify="left")
+    t.add_column(row_title, overflow="fold")
+    t.add_column("Count", justify="right", no_wrap=True)
+    for label, values in rows:
+        for col, v in zip(col_labels, values, strict=True):
+            name = label if len(col_labels) == 1 else f"{label} / {col}"
+            t.add_row(name, mark if v is None else cell_text(v))
+    console.print(t)
 
 
 def stats(
@@ -125,11 +148,24 @@ def stats(
     rho: RhoOption = None,
     actor: ActorOption = "hub-steward",
     as_json: JsonOption = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write each protected table as CSV, and all of them as one XLSX "
+                      "workbook (tables.xlsx), into this folder.")] = None,
+    hxl: Annotated[bool, typer.Option(
+        "--hxl", help="With --out: add a row of HXL hashtags under each header.")] = False,
 ) -> None:
     """Print the disaggregated tables, with small counts hidden (noisy by default)."""
     with user_errors():
+        if hxl and out is None:
+            raise AccordError("--hxl needs --out", hint="give --out DIR to write the tables")
         rules = SuppressionRules(threshold=threshold, protection=protection)
         result = make_tables(hub, rules, unit, actor, "tables", method, rho)
+        if out is not None:
+            from accord.research.export import write_tables
+
+            written = write_tables(result, out, hxl=hxl)
+            if not as_json:
+                console.print(f"wrote {len(written)} files to {out}", highlight=False)
     if as_json:
         print_json(result.to_dict())
         return

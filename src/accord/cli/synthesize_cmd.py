@@ -33,9 +33,15 @@ def synthesize(
         "--steward-report", help="Also write unprotected real-data statistics (TVD to the real "
         "data, distance to closest record) here, for the steward only; refused inside the "
         "output folder.")] = None,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="adaptive (AIM-like: rounds of workload-driven selection, the default) or "
+        "mst (one spanning tree).")] = "adaptive",
+    workload: Annotated[list[str] | None, typer.Option(
+        "--workload", help="A marginal to target: COL1,COL2[,COL3] (repeatable; default: all 2- "
+        "and 3-way marginals). Adaptive mode only.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Differentially private synthetic data (MST-like: measured marginals, graphical model)."""
+    """Differentially private synthetic data (AIM-like: adaptive marginals, graphical model)."""
     with user_errors():
         check_epsilon(epsilon)  # before the file is read
         check_delta(delta)
@@ -44,7 +50,8 @@ def synthesize(
         table = data.read_csv(path, sep)
         data.refuse_aggregate(table)
         encoded = data.encode(table, data.parse_bins(bins or []))
-        result = api.synthesize(encoded, epsilon, delta, rows)
+        wl = [tuple(c.strip() for c in w.split(",")) for w in workload] if workload else None
+        result = api.synthesize(encoded, epsilon, delta, rows, mode=mode, workload=wl)
         reports = api.build_reports(result)
         paths = api.write_outputs(result, out, reports, sep)
         if steward is not None:

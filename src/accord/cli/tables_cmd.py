@@ -11,7 +11,7 @@ import typer
 from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
 from accord.errors import AccordError
 
-app = typer.Typer(help="Exchange formats for published tables (SDMX-CSV, HXL, data package).",
+app = typer.Typer(help="Tables of counts: import (GLOTIP), rates per 100,000, export (SDMX-CSV, HXL, data package).",
                   no_args_is_help=True)
 
 

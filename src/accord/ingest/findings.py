@@ -21,6 +21,8 @@ class FindingKind(StrEnum):
     IMPLAUSIBLE_DATE = "implausible_date"
     BAD_FLAG = "bad_flag"
     DUPLICATE_CASE = "duplicate_case"
+    UNDECODABLE_TEXT = "undecodable_text"
+    SPREADSHEET_ERROR = "spreadsheet_error"
 
 
 CATALOGUE: dict[FindingKind, tuple[str, str]] = {
@@ -42,6 +44,13 @@ CATALOGUE: dict[FindingKind, tuple[str, str]] = {
                            "flag columns hold 1/0, true/false or yes/no"),
     FindingKind.DUPLICATE_CASE: ("Case number repeated in this export",
                                  "each case appears once per export; the first occurrence is kept"),
+    FindingKind.UNDECODABLE_TEXT: ("Cell holds bytes that are not text in the file's encoding",
+                                   "a character was damaged (mixed encodings, a broken emoji): correct it in "
+                                   "the source system; the rest of the file was read normally"),
+    FindingKind.SPREADSHEET_ERROR: ("Cell holds a spreadsheet error instead of a value",
+                                    "#VALUE!, #REF!, #N/A, ##### and the like: the value was lost in the "
+                                    "spreadsheet (a phone formatted as a date?); fix the cell or its format, or "
+                                    "list the text in `missing` if it means missing"),
 }
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from accord.errors import MappingError
 from accord.ingest.identifiers import identifier_kind
+from accord.ingest.raw import folded, visible
 from accord.standard import FieldType, Standard
 from accord.yamlio import load_yaml
 
@@ -25,7 +26,7 @@ class SourceOptions(BaseModel):
     format: Literal["csv", "xlsx", "kobo_json"] | None = None
     delimiter: str | None = None
     encoding: str = "auto"
-    sheet: str | None = None
+    sheet: str | int | None = None  # a sheet's exact name, or its position (1 = first)
 
 
 class FieldMapping(BaseModel):
@@ -174,14 +175,38 @@ def _identifier_leaks(mapping: Mapping, standard: Standard) -> list[str]:
 
 
 def check_against_header(mapping: Mapping, columns: list[str], source: str) -> None:
+    """Every column the mapping reads must be in the header.
+
+    The export's own columns are never listed: when the header row is missing, the first row is a
+    record (a case number, a name, a phone). Only a column that matches a missing one except for
+    case, spacing or invisible characters is shown, with those characters made visible.
+    """
     have = set(columns)
-    missing = sorted({c for fm in mapping.fields.values() for c in fm.source_columns if c not in have})
-    if missing:
-        raise MappingError(
-            f"the mapping refers to columns the export does not have: {', '.join(missing)}",
-            hint=f"check the column names in {source}; the export's columns are: "
-            + ", ".join(columns[:40]) + (" ..." if len(columns) > 40 else ""),
-        )
+    wanted = sorted({c for fm in mapping.fields.values() for c in fm.source_columns})
+    missing = [c for c in wanted if c not in have]
+    if not missing:
+        return
+    near = {folded(c): c for c in columns}
+    hints: list[str] = []
+    for name in missing:
+        match = near.get(folded(name))
+        if match is not None:
+            hints.append(f"the export has {visible(match)} for {visible(name)}"
+                         + (" (it holds invisible characters)" if visible(match) != match else
+                            " (case or spacing differs)"))
+    found = len(wanted) - len(missing)
+    if found == 0:
+        hint = (f"none of the mapping's {len(wanted)} columns is in the first row of {source} "
+                f"({len(columns)} cells): is the header row missing, or is this mapping for another export?")
+    else:
+        hint = f"{found} of the mapping's {len(wanted)} columns are in {source}; check the names of the others"
+    if hints:
+        hint = "; ".join(hints) + ". " + hint
+    raise MappingError(
+        f"the mapping refers to {len(missing)} column(s) the export does not have: "
+        + ", ".join(visible(c) for c in missing[:40]) + (" ..." if len(missing) > 40 else ""),
+        hint=hint,
+    )
 
 
 def load_mapping(path: Path, standard: Standard) -> Mapping:

@@ -1,8 +1,9 @@
-"""Read partner exports (CSV, XLSX, Kobo/ODK JSON) into a table of strings, or reject the file.
+"""Read partner exports (CSV, XLSX, Kobo/ODK JSON) into tables of strings, or reject the file.
 
 Every cell comes out as text: typing is the mapping's job, so that a bad value becomes a
 quarantined row with a reason instead of a parser exception. Structural problems that make the
-file unreadable as a whole (empty, binary, wrong encoding, duplicate headers) reject the batch.
+file unreadable as a whole (empty, binary, not the format the mapping says, duplicate headers)
+reject the batch. Every format is read in chunks, so memory stays flat whatever the file's size.
 """
 
 from __future__ import annotations
@@ -10,101 +11,203 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import os
+import stat
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from accord.errors import InputFileError
+from accord.errors import InputFileError, MappingError
+from accord.ingest.json_reader import iter_kobo_json
+from accord.ingest.json_reader import read_columns as read_kobo_columns
+from accord.ingest.raw import (
+    RawTable,
+    StructuralError,
+    check_header,
+    drop_blank_rows,
+    empty_table,
+    visible,
+)
+from accord.ingest.xlsx_reader import iter_xlsx, read_xlsx_header
+
+__all__ = ["RawTable", "StructuralError", "check_header", "detect_format", "iter_table", "read_header",
+           "read_table", "visible"]
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 FORMATS = ("csv", "xlsx", "kobo_json")
+_ZIP = b"PK\x03\x04"
+_OLE = b"\xd0\xcf\x11\xe0"  # legacy .xls / .doc
+_DESCRIBE = {"csv": "CSV text", "xlsx": "an XLSX workbook", "kobo_json": "JSON"}
 
 
-@dataclass(frozen=True)
-class StructuralError:
-    """A physical row that could not be split into the header's columns."""
+def check_export_path(path: Path) -> None:
+    """The export must be a readable regular file (not a directory, a device or a pipe)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputFileError(f"no such file: {path}", hint="check the path of the export") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}", hint="check the path and its permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputFileError(f"{path} is a directory, not an export file",
+                             hint="give the path of the CSV, XLSX or JSON file inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFileError(f"{path} is not a regular file", hint="copy the export to a file and ingest that")
+    if not os.access(path, os.R_OK):
+        raise InputFileError(f"cannot read {path}: permission denied", hint="check the file's permissions")
 
-    line: int | None
-    reason: str
-    text: str  # raw text: partner side only (quarantine report), never in a contribution
 
-
-@dataclass
-class RawTable:
-    columns: list[str]
-    table: pa.Table  # all columns pa.string(), "" for empty cells
-    line_numbers: np.ndarray  # 1-based physical line (CSV) or sheet row (XLSX) per row of `table`
-    structural_errors: list[StructuralError] = field(default_factory=list)
-    blank_rows: int = 0
-    encoding: str = "utf-8"
-    delimiter: str | None = None
-
-    @property
-    def num_rows(self) -> int:
-        return self.table.num_rows
+def _content_kind(path: Path) -> str:
+    """What the first bytes say the file is: xlsx (a zip), xls (legacy), kobo_json or csv (text)."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(_ZIP):
+        return "xlsx"
+    if head.startswith(_OLE):
+        return "xls"
+    text = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    if text[:1] in (b"[", b"{"):
+        return "kobo_json"
+    return "csv"
 
 
 def detect_format(path: Path, declared: str | None) -> str:
-    if declared:
-        if declared not in FORMATS:
-            raise InputFileError(f"unknown source format '{declared}'",
-                                 hint=f"use one of: {', '.join(FORMATS)}")
-        return declared
+    """The export's format: declared by the mapping or taken from the name, and checked against the
+    first bytes, so that a mapping made for another partner's export says so."""
+    if declared and declared not in FORMATS:
+        raise InputFileError(f"unknown source format '{declared}'", hint=f"use one of: {', '.join(FORMATS)}")
+    check_export_path(path)
+    content = _content_kind(path)
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        return "xlsx"
-    if suffix == ".json":
-        return "kobo_json"
-    if suffix in (".xls", ".ods"):
-        raise InputFileError(f"{path.name}: {suffix} files are not supported",
+    if content == "xls" or (not declared and suffix in (".xls", ".ods")):
+        raise InputFileError(f"{path.name}: legacy .xls/.ods workbooks are not supported",
                              hint="save the sheet as .xlsx or CSV (UTF-8) and ingest that")
-    return "csv"
+    if declared:
+        if (declared == "xlsx") != (content == "xlsx"):
+            raise MappingError(
+                f"the mapping is for {_DESCRIBE[declared]} exports (source.format: {declared}), "
+                f"but {path.name} is {_DESCRIBE[content]}",
+                hint="is this the right mapping for this export? Each partner's export has its own mapping")
+        if declared == "kobo_json" and content != "kobo_json":
+            raise MappingError(f"the mapping is for Kobo/ODK JSON exports, but {path.name} is not JSON",
+                               hint="is this the right mapping for this export? Each partner's export has its own "
+                               "mapping")
+        return declared
+    by_name = "xlsx" if suffix in (".xlsx", ".xlsm") else "kobo_json" if suffix == ".json" else "csv"
+    if by_name == "xlsx" and content != "xlsx":
+        raise InputFileError(f"{path.name} is named .xlsx but is not an XLSX workbook (it is {_DESCRIBE[content]})",
+                             hint="open it in a spreadsheet program and save it again as .xlsx, or rename it")
+    if by_name != "xlsx" and content == "xlsx":
+        raise InputFileError(f"{path.name} is an XLSX workbook with a {suffix or 'missing'} extension",
+                             hint="rename it to .xlsx (or set source.format: xlsx in the mapping)")
+    return by_name
 
 
 # --------------------------------------------------------------------------- CSV
 
 
-def _detect_encoding(path: Path, declared: str) -> str:
+@dataclass(frozen=True)
+class EncodingChoice:
+    """The encoding a CSV is read with, and the evidence: counts only, never text."""
+
+    encoding: str
+    undecodable: int = 0  # byte sequences that are not in `encoding` (become U+FFFD: cells quarantined)
+    notice: str | None = None
+
+    @property
+    def needs_copy(self) -> bool:
+        return self.encoding not in ("utf-8", "utf-8-sig") or self.undecodable > 0
+
+
+def _utf8_evidence(path: Path) -> tuple[int, int]:
+    """(non-ASCII characters that decode as UTF-8, byte sequences that do not), over the whole file."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    valid = invalid = 0
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(8 << 20)
+            text = decoder.decode(chunk, final=not chunk)
+            bad = text.count("\ufffd") - chunk.count(b"\xef\xbf\xbd")  # U+FFFD written as such is valid
+            non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+            invalid += max(bad, 0)
+            valid += non_ascii - max(bad, 0)
+            if not chunk:
+                break
+    return valid, invalid
+
+
+def _count_undecodable(path: Path, encoding: str) -> int:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    n = 0
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(8 << 20)
+            n += decoder.decode(chunk, final=not chunk).count("\ufffd")
+            if not chunk:
+                return n
+
+
+def _detect_encoding(path: Path, declared: str) -> EncodingChoice:
+    """Decide the file's encoding from the whole file, with evidence.
+
+    Real exports are UTF-8 or Windows-1252 (Excel's "CSV" on Windows). A file whose non-ASCII
+    text is mostly valid UTF-8 is UTF-8, even with a few stray bytes (one pasted cp1252 character
+    must not re-read every name in the file, which would change their pseudonyms); the stray bytes
+    become U+FFFD and the cells that hold them are quarantined.
+    """
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if not head.strip(b" \r\n\t\xef\xbb\xbf"):
         raise InputFileError(f"{path.name} is empty", hint="export the data again; the file has no rows")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
+        return EncodingChoice("utf-16")
     if b"\x00" in head:
         raise InputFileError(f"{path.name} is not a text table (it contains binary data)",
                              hint="export the sheet as CSV or XLSX; is this the right file?")
     if declared != "auto":
         try:
-            codecs.lookup(declared)
+            name = codecs.lookup(declared).name
         except LookupError:
             raise InputFileError(f"unknown encoding '{declared}' in the mapping",
                                  hint="use utf-8, cp1252 or latin-1, or 'auto'") from None
-        return declared
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    # Real exports are UTF-8 or Windows-1252 (Excel's "CSV" on Windows); decode the whole file
-    # incrementally so a single bad byte at the end is not missed.
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(8 * 1024 * 1024):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        return "utf-8"
-    except UnicodeDecodeError:
-        return "cp1252"
+        bad = _count_undecodable(path, name)
+        notice = _undecodable_notice(bad, name) if bad else None
+        if name not in ("utf-8", "utf-8-sig"):
+            valid, invalid = _utf8_evidence(path)
+            if valid and not invalid:
+                # Every non-ASCII character is valid UTF-8: read as a one-byte encoding, each of them
+                # becomes two wrong characters, and the names' pseudonyms change.
+                notice = ((notice + "; ") if notice else "") + (
+                    f"the mapping says {declared}, but the file's {valid:,} non-ASCII character(s) are all valid "
+                    "UTF-8: if it is UTF-8, set source.encoding to utf-8 (or auto) and ingest again")
+        return EncodingChoice(name, bad, notice)
+    valid, invalid = _utf8_evidence(path)
+    utf8 = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+    if invalid == 0:
+        return EncodingChoice(utf8)
+    if valid > invalid:
+        return EncodingChoice(utf8, invalid, _undecodable_notice(invalid, "UTF-8")
+                              + f" (the file's other {valid:,} non-ASCII characters are UTF-8)")
+    bad = _count_undecodable(path, "cp1252")
+    notice = _undecodable_notice(bad, "Windows-1252") if bad else None
+    if valid:
+        notice = ((notice + "; ") if notice else "") + (
+            f"the file was read as Windows-1252, but {valid:,} character(s) in it look like UTF-8: "
+            "check the quarantine report and the source system's export settings")
+    return EncodingChoice("cp1252", bad, notice)
+
+
+def _undecodable_notice(n: int, encoding: str) -> str:
+    return (f"{n:,} byte sequence(s) are not valid {encoding}: they read as U+FFFD and the cells that hold "
+            "them are quarantined (undecodable_text)")
 
 
 def _sniff_delimiter(header_line: str, declared: str | None) -> str:
@@ -116,57 +219,27 @@ def _sniff_delimiter(header_line: str, declared: str | None) -> str:
 
 
 def _header_and_delimiter(path: Path, encoding: str, declared: str | None) -> tuple[list[str], str]:
-    with path.open("r", encoding=encoding, newline="", errors="strict") as fh:
-        try:
-            first = fh.readline()
-        except UnicodeDecodeError:
-            raise InputFileError(
-                f"{path.name} is not in the declared encoding '{encoding}'",
-                hint="set source.encoding in the mapping to the file's encoding (or 'auto')",
-            ) from None
+    with path.open("r", encoding=encoding, newline="", errors="replace") as fh:
+        first = fh.readline()
     delimiter = _sniff_delimiter(first.rstrip("\r\n"), declared)
     header = next(csv.reader([first], delimiter=delimiter), [])
     return header, delimiter
 
 
-def check_header(columns: list[str], source: str) -> list[str]:
-    cleaned = [c.strip().lstrip("\ufeff") for c in columns]
-    if not cleaned or all(c == "" for c in cleaned):
-        raise InputFileError(f"{source} has no header row", hint="the first row must name the columns")
-    seen: dict[str, int] = {}
-    dupes = []
-    for c in cleaned:
-        if c and c in seen:
-            dupes.append(c)
-        seen[c] = seen.get(c, 0) + 1
-    if dupes:
-        raise InputFileError(
-            f"{source} has duplicate column names: {', '.join(sorted(set(dupes)))}",
-            hint="rename the columns so that each name appears once, then export again",
-        )
-    return [c if c else f"_unnamed_{i + 1}" for i, c in enumerate(cleaned)]
-
-
 def _utf8_copy(path: Path, encoding: str) -> Path:
+    """A UTF-8 copy for Arrow's reader; bytes not in `encoding` become U+FFFD (counted beforehand)."""
     fd, tmp = tempfile.mkstemp(suffix=".csv", prefix="accord-transcode-")
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as out, path.open(
-        "r", encoding=encoding, newline="", errors="strict"
+        "r", encoding=encoding, newline="", errors="replace"
     ) as src:
-        try:
-            while chunk := src.read(4 * 1024 * 1024):
-                out.write(chunk)
-        except UnicodeDecodeError:
-            os.unlink(tmp)
-            raise InputFileError(
-                f"{path.name} is not in the encoding '{encoding}'",
-                hint="set source.encoding in the mapping to the file's encoding (or 'auto')",
-            ) from None
+        while chunk := src.read(4 * 1024 * 1024):
+            out.write(chunk)
     return Path(tmp)
 
 
 def read_csv_header(path: Path, encoding: str = "auto", delimiter: str | None = None) -> list[str]:
     enc = _detect_encoding(path, encoding)
-    header, _ = _header_and_delimiter(path, enc, delimiter)
+    header, _ = _header_and_delimiter(path, enc.encoding, delimiter)
     return check_header(header, path.name)
 
 
@@ -175,13 +248,13 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str | None = None) -
     chunks = list(iter_csv(path, encoding, delimiter))
     if not chunks:  # a header and nothing else
         columns = read_csv_header(path, encoding, delimiter)
-        return RawTable(columns, pa.table({c: pa.array([], pa.string()) for c in columns}),
-                        np.zeros(0, dtype=np.int64))
+        return RawTable(columns, empty_table(columns), np.zeros(0, dtype=np.int64))
     first = chunks[0]
     return RawTable(first.columns, pa.concat_tables([c.table for c in chunks]),
                     np.concatenate([c.line_numbers for c in chunks]),
                     [e for c in chunks for e in c.structural_errors], sum(c.blank_rows for c in chunks),
-                    encoding=first.encoding, delimiter=first.delimiter)
+                    encoding=first.encoding, delimiter=first.delimiter,
+                    notices=sum((c.notices for c in chunks), Counter()))
 
 
 CHUNK_BYTES = 64 << 20
@@ -194,17 +267,20 @@ def iter_csv(path: Path, encoding: str = "auto", delimiter: str | None = None,
     Serial on purpose: only the serial reader knows the line numbers of ragged rows, and the work
     after reading (mapping, hashing) is where the cores are used.
     """
-    enc = _detect_encoding(path, encoding)
+    choice = _detect_encoding(path, encoding)
+    enc = choice.encoding
     header, delim = _header_and_delimiter(path, enc, delimiter)
     columns = check_header(header, path.name)
-    source = path if enc in ("utf-8", "utf-8-sig") else _utf8_copy(path, enc)
+    source = _utf8_copy(path, enc) if choice.needs_copy else path
     bad: list[StructuralError] = []
+    notices: Counter[str] = Counter({choice.notice: 1} if choice.notice else {})
 
     def on_invalid(row: Any) -> str:
         bad.append(StructuralError(
             line=row.number,
             reason=f"row has {row.actual_columns} cells, the header has {row.expected_columns}",
             text=row.text,
+            cells=row.actual_columns,
         ))
         return "skip"
 
@@ -231,13 +307,16 @@ def iter_csv(path: Path, encoding: str = "auto", delimiter: str | None = None,
             lines = _line_numbers(table.num_rows, skipped, start=next_line)
             if len(lines):
                 next_line = int(lines[-1]) + 1
-            table, lines, blanks = _drop_blank_rows(table, lines)
-            yield RawTable(columns, table, lines, new_bad, blanks, encoding=enc, delimiter=delim)
-        if len(bad) > reported:
-            yield RawTable(columns, pa.table({c: pa.array([], pa.string()) for c in columns}),
-                           np.zeros(0, dtype=np.int64), bad[reported:], 0, encoding=enc, delimiter=delim)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path.name} cannot be read as a table: {str(exc).splitlines()[0][:200]}",
+            table, lines, blanks = drop_blank_rows(table, lines)
+            yield RawTable(columns, table, lines, new_bad, blanks, encoding=enc, delimiter=delim,
+                           notices=notices)
+            notices = Counter()
+        if len(bad) > reported or notices:
+            yield RawTable(columns, empty_table(columns), np.zeros(0, dtype=np.int64), bad[reported:], 0,
+                           encoding=enc, delimiter=delim, notices=notices)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        # Arrow's message quotes the offending row: only the fact is shown.
+        raise InputFileError(f"{path.name} cannot be read as a table (unbalanced quotes or a broken row)",
                              hint="check the delimiter and quoting; set source.delimiter in the mapping") from None
     finally:
         if source != path:
@@ -263,151 +342,15 @@ def _line_numbers(n: int, skipped_lines: list[int], start: int = 2) -> np.ndarra
     return lines
 
 
-def _drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.ndarray, int]:
-    """Rows whose every cell is empty (Excel's trailing rows) are not records; they are counted apart.
-
-    A row of whitespace-only cells is kept: it becomes a quarantined row (required fields
-    missing), so it is still accounted for.
-    """
-    if table.num_rows == 0:
-        return table, lines, 0
-    total = np.zeros(table.num_rows, dtype=np.int64)
-    for col in table.columns:
-        total += np.asarray(pc.binary_length(col), dtype=np.int64)
-    mask = total == 0
-    n_blank = int(mask.sum())
-    if n_blank == 0:
-        return table, lines, 0
-    keep = ~mask
-    return table.filter(pa.array(keep)), lines[keep], n_blank
-
-
-# --------------------------------------------------------------------------- XLSX
-
-
-def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == time(0) else value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[str]]]:
-    from zipfile import BadZipFile
-
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except (BadZipFile, InvalidFileException, KeyError, OSError):
-        raise InputFileError(f"{path.name} is not a readable XLSX workbook",
-                             hint="open it in a spreadsheet program and save it again as .xlsx") from None
-    try:
-        if sheet is not None and sheet not in wb.sheetnames:
-            raise InputFileError(f"{path.name} has no sheet '{sheet}'",
-                                 hint=f"sheets are: {', '.join(wb.sheetnames)}")
-        ws = wb[sheet] if sheet else wb.worksheets[0]
-        for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
-            yield i, [_cell_text(v) for v in row]
-    finally:
-        wb.close()
-
-
-def read_xlsx(path: Path, sheet: str | None = None, header_only: bool = False) -> RawTable:
-    rows = _xlsx_rows(path, sheet)
-    header: list[str] | None = None
-    for _line, values in rows:
-        if any(v.strip() for v in values):
-            header = values
-            break
-    if header is None:
-        raise InputFileError(f"{path.name} is empty", hint="the first sheet has no rows")
-    # Trailing empty header cells are formatting, not columns.
-    while header and not header[-1].strip():
-        header.pop()
-    columns = check_header(header, path.name)
-    width = len(columns)
-    data: list[list[str]] = [[] for _ in columns]
-    lines: list[int] = []
-    bad: list[StructuralError] = []
-    blanks = 0
-    if not header_only:
-        for line, values in rows:
-            if not any(v.strip() for v in values):
-                blanks += 1
-                continue
-            extra = [v for v in values[width:] if v.strip()]
-            if extra:
-                bad.append(StructuralError(line, f"row has values beyond the {width} named columns",
-                                           "\t".join(values)))
-                continue
-            values = (values + [""] * width)[:width]
-            for j, v in enumerate(values):
-                data[j].append(v)
-            lines.append(line)
-    table = pa.table({c: pa.array(col, pa.string()) for c, col in zip(columns, data, strict=True)})
-    return RawTable(columns, table, np.asarray(lines, dtype=np.int64), bad, blanks)
-
-
-# --------------------------------------------------------------------------- Kobo / ODK JSON
-
-
-def read_kobo_json(path: Path) -> RawTable:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(f"{path.name} is not valid JSON ({type(exc).__name__})",
-                             hint="download the submissions again as JSON from Kobo/ODK") from None
-    records = doc.get("results") if isinstance(doc, dict) else doc
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InputFileError(
-            f"{path.name} is not a Kobo/ODK submission export",
-            hint="expected a list of submission objects, or an object with a 'results' list",
-        )
-    if not records:
-        raise InputFileError(f"{path.name} has no submissions", hint="export again when data exist")
-    columns: list[str] = []
-    seen: set[str] = set()
-    for r in records:
-        for k in r:
-            if k not in seen:
-                seen.add(k)
-                columns.append(k)
-    data = {c: [_json_text(r.get(c)) for r in records] for c in columns}
-    table = pa.table({c: pa.array(v, pa.string()) for c, v in data.items()})
-    lines = np.arange(1, len(records) + 1, dtype=np.int64)  # submission index
-    table, lines, blanks = _drop_blank_rows(table, lines)
-    return RawTable(columns, table, lines, [], blanks)
-
-
-def _json_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
 def read_header(path: Path, fmt: str, encoding: str, delimiter: str | None,
-                sheet: str | None) -> list[str]:
+                sheet: str | int | None) -> list[str]:
     """Column names only, so a mapping can be checked before any row is read."""
-    if not path.exists():
-        raise InputFileError(f"no such file: {path}", hint="check the path of the export")
+    check_export_path(path)
     if fmt == "csv":
         return read_csv_header(path, encoding, delimiter)
     if fmt == "xlsx":
-        return read_xlsx(path, sheet, header_only=True).columns
-    return read_kobo_json(path).columns
+        return read_xlsx_header(path, sheet)
+    return read_kobo_columns(path)[0]
 
 
 def prefetch(chunks: Iterator[RawTable]) -> Iterator[RawTable]:
@@ -454,21 +397,38 @@ def prefetch(chunks: Iterator[RawTable]) -> Iterator[RawTable]:
 
 
 def iter_table(path: Path, fmt: str, encoding: str, delimiter: str | None,
-               sheet: str | None) -> Iterator[RawTable]:
-    """The export in chunks: CSV streams; XLSX and JSON arrive whole (their size is bounded)."""
+               sheet: str | int | None, columns: list[str] | None = None) -> Iterator[RawTable]:
+    """The export in chunks, whatever its format (`columns`: the header already read, for JSON)."""
     if fmt == "csv":
         yield from prefetch(iter_csv(path, encoding, delimiter))
+    elif fmt == "xlsx":
+        # Not prefetched: warnings are captured while the workbook is read, and the capture is
+        # process-wide, so it must not run while the mapping works in another thread.
+        yield from iter_xlsx(path, sheet)
     else:
-        yield read_table(path, fmt, encoding, delimiter, sheet)
+        yield from iter_kobo_json(path, columns)
 
 
 def read_table(path: Path, fmt: str, encoding: str, delimiter: str | None,
-               sheet: str | None) -> RawTable:
-    if fmt == "csv":
+               sheet: str | int | None) -> RawTable:
+    """The whole export as one table (tests and small files; the pipeline uses `iter_table`)."""
+    chunks = list(iter_table(path, fmt, encoding, delimiter, sheet))
+    if fmt == "csv" and not chunks:
         return read_csv(path, encoding, delimiter)
-    if fmt == "xlsx":
-        return read_xlsx(path, sheet)
-    return read_kobo_json(path)
+    first = chunks[0]
+    return RawTable(first.columns, pa.concat_tables([c.table for c in chunks]),
+                    np.concatenate([c.line_numbers for c in chunks]),
+                    [e for c in chunks for e in c.structural_errors], sum(c.blank_rows for c in chunks),
+                    encoding=first.encoding, delimiter=first.delimiter,
+                    notices=sum((c.notices for c in chunks), Counter()))
+
+
+def read_xlsx(path: Path, sheet: str | int | None = None) -> RawTable:
+    return read_table(path, "xlsx", "auto", None, sheet)
+
+
+def read_kobo_json(path: Path) -> RawTable:
+    return read_table(path, "kobo_json", "auto", None, None)
 
 
 def sniff_text(text: str) -> str:

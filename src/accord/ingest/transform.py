@@ -140,6 +140,36 @@ def _precision(col: _Column, n: int) -> pa.Array:
     return pa.array(labels.tolist(), pa.string())
 
 
+# What a spreadsheet writes where it lost a value: error literals, and a run of '#' for a number or
+# date too wide for its column (Excel writes what is displayed when it saves CSV).
+_SPREADSHEET_ERROR = (r"^(#(VALUE!|REF!|DIV/0!|N/A|NAME\?|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|CONNECT!"
+                      r"|UNKNOWN!|BUSY!|GETTING_DATA)|#{3,})$")
+
+
+def _broken_cells(raw: RawTable, fm: FieldMapping, missing: frozenset[str], field: str,
+                  record: Recorder) -> np.ndarray:
+    """Cells whose value was lost before Accord saw it: bytes that were not text (U+FFFD) and
+    spreadsheet error values. They quarantine their row whatever the field's type: a damaged
+    identifier would otherwise become a wrong pseudonym and silently break linkage."""
+    n = raw.num_rows
+    broken = np.zeros(n, dtype=bool)
+    for column in fm.source_columns:
+        text = raw.table[column]
+        undecodable = np.asarray(pc.fill_null(pc.match_substring(text, "\ufffd"), False)) & ~broken
+        record(undecodable, field, FindingKind.UNDECODABLE_TEXT,
+               f"{field}: bytes that are not text in the file's encoding", column)
+        broken |= undecodable
+        trimmed = pc.utf8_trim_whitespace(text)
+        error = np.asarray(pc.fill_null(pc.match_substring_regex(trimmed, _SPREADSHEET_ERROR), False))
+        if missing:
+            error &= ~np.asarray(pc.is_in(trimmed, pa.array(sorted(missing), pa.string())))
+        error &= ~broken
+        record(error, field, FindingKind.SPREADSHEET_ERROR, f"{field}: a spreadsheet error instead of a value",
+               column)
+        broken |= error
+    return broken
+
+
 def _age_from_dates(dob: pa.Array, reg: pa.Array) -> np.ndarray:
     """Whole years between birth and registration; -1 where either is missing."""
     d = pc.fill_null(dob, date(1, 1, 1))
@@ -184,8 +214,10 @@ def transform(raw: RawTable, mapping: Mapping, standard: Standard,
             continue
         col = _apply_field(raw, field, fm, mapping)
         columns[field.name] = col.values
-        bad = col.kinds != None  # noqa: E711 (numpy elementwise)
-        field_bad[field.name] = bad
+        broken = _broken_cells(raw, fm, frozenset(mapping.missing_values) | frozenset(fm.missing), field.name,
+                               record)
+        bad = (col.kinds != None) & ~broken  # noqa: E711 (numpy elementwise)
+        field_bad[field.name] = bad | broken
         record(bad, field.name, col.kinds, col.details, fm.column)
         if field.name == "date_of_birth" and col.year_only is not None:
             year_only = col.year_only

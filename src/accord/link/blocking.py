@@ -31,14 +31,13 @@ as randomised response leaves equal values (simulated, less a margin) are found 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from accord.link.encodings import EncodedSet
+from accord.link.engine import BandEngine, BandJob, EmbeddedEngine, band_buckets
 from accord.protect.encoding.bloom import YEAR_SUFFIX
 from accord.protect.encoding.schema import FieldKind
 
@@ -246,10 +245,15 @@ def _band(fa: np.ndarray, fb: np.ndarray, rows: int, config: BlockingConfig,
     from accord.link import kernels  # numba: loaded when first needed
 
     word, shift = bits
-    ka, kb = kernels.band_keys(fa, word, shift), kernels.band_keys(fb, word, shift)
-    oa, ob = np.argsort(ka), np.argsort(kb)
-    return kernels.shared_buckets(ka[oa], kb[ob], rows, len(word), config.max_side,
-                                  config.max_bucket_pairs), oa, ob
+    job = _job(fa, fb, np.zeros(1, dtype=np.int64), rows, config, [bits], [])
+    return band_buckets(kernels.band_keys(fa, word, shift), kernels.band_keys(fb, word, shift),
+                        job)
+
+
+def _job(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, rows: int, config: BlockingConfig,
+         bits: list[tuple[np.ndarray, np.ndarray]], min_dice: list[np.ndarray]) -> BandJob:
+    return BandJob(fa, fb, bounds, rows, bits, min_dice, config.max_side,
+                   config.max_bucket_pairs)
 
 
 def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
@@ -288,24 +292,15 @@ def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
 
 def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: BlockingPlan,
                 config: BlockingConfig, rng: np.random.Generator, min_dice: np.ndarray,
-                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Pairs kept by each band of one pass, band by band; bands run in parallel threads (the
-    kernels and numpy's sort release the GIL), results are yielded in band order."""
-    from accord.link import kernels  # numba: loaded when first needed
-
-    ones_a, ones_b = kernels.group_ones(fa, bounds), kernels.group_ones(fb, bounds)
+                engine: BandEngine | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs kept by the bands of one pass; the bits are drawn here, the bands run by the
+    engine (threads on this machine by default, or Spark partitions)."""
     n_bands = min(pl.bands, config.max_bands)
     bits = [_bits(fa.shape[1] * 64, rng) for _ in range(n_bands)]
     none = np.zeros_like(min_dice)
-
-    def run(band: int) -> tuple[np.ndarray, np.ndarray]:
-        buckets, oa, ob = _band(fa, fb, pl.rows, config, bits[band])
-        return kernels.join_buckets(buckets, oa, ob, fa, ones_a, fb, ones_b, bounds,
-                                    none if band < config.unfiltered_bands else min_dice)
-
-    workers = max(1, min(config.threads or os.cpu_count() or 1, n_bands))
-    with ThreadPoolExecutor(workers) as pool:
-        yield from pool.map(run, range(n_bands))
+    thresholds = [none if band < config.unfiltered_bands else min_dice for band in range(n_bands)]
+    run = engine or EmbeddedEngine(config.threads)
+    yield from run.band_pairs(_job(fa, fb, bounds, pl.rows, config, bits, thresholds))
 
 
 def _note(report: dict[str, object] | None, key: str, value: object) -> None:
@@ -315,7 +310,7 @@ def _note(report: dict[str, object] | None, key: str, value: object) -> None:
 
 def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None = None,
                     report: dict[str, object] | None = None,
-                    flush: int = 1 << 24) -> np.ndarray:
+                    flush: int = 1 << 24, engine: BandEngine | None = None) -> np.ndarray:
     """Sorted distinct codes ia * len(b) + ib of the candidate pairs of all passes.
 
     A pass is skipped when it would need more than ``max_bands`` bands (``coarse_bands`` for a
@@ -345,7 +340,8 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
             continue
         _note(report, name, {"rows": pl.rows, "bands": pl.bands})
         used.append(cols)
-        for xa, xb in _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg)):
+        for xa, xb in _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg),
+                                  engine):
             pending.append(xa * len(b) + xb)
             held += len(xa)
             if held > flush:  # a true pair collides in many bands: deduplicate as we go
@@ -357,8 +353,9 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
         pl = plan(fa, fb, cfg, _target(a, kinds, cfg))
         _note(report, "+".join(k.value for k in kinds), {"rows": pl.rows, "bands": cfg.max_bands})
         pending = [xa * len(b) + xb for xa, xb in
-                   _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg))]
-    undated = _undated_pairs(a, b, cfg, rng, report)
+                   _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg),
+                               engine)]
+    undated = _undated_pairs(a, b, cfg, rng, report, engine)
     return np.unique(np.concatenate([done, *pending, undated]))
 
 
@@ -378,7 +375,8 @@ def _undated(s: EncodedSet) -> np.ndarray:
 
 
 def _undated_pairs(a: EncodedSet, b: EncodedSet, cfg: BlockingConfig,
-                   rng: np.random.Generator, report: dict[str, object] | None) -> np.ndarray:
+                   rng: np.random.Generator, report: dict[str, object] | None,
+                   engine: BandEngine | None = None) -> np.ndarray:
     """Codes of the pairs of the undated pass: undated records of A against all of B, and all
     of A against undated records of B (see BlockingConfig.undated_pass)."""
     kinds = cfg.undated_pass
@@ -397,7 +395,8 @@ def _undated_pairs(a: EncodedSet, b: EncodedSet, cfg: BlockingConfig,
         pl = plan(sa, sb, cfg, _target(a, kinds, cfg))
         plans.append({"records": len(rows), "rows": pl.rows, "bands": min(pl.bands,
                                                                         cfg.max_bands)})
-        for xa, xb in _pass_pairs(sa, sb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg)):
+        for xa, xb in _pass_pairs(sa, sb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg),
+                                  engine):
             if side == "a":
                 out.append(rows[xa] * len(b) + xb)
             else:

@@ -30,6 +30,81 @@ _AGE_YEAR_LEVELS = (1.5, 7.0)
 _PARTIAL_DICE = 0.44
 _ROUGH = {DateQuality.DEFAULT_JAN_1.value, DateQuality.YEAR_ONLY.value}
 
+# The hardening at which the Dice thresholds above and the kinds' default levels were chosen
+# (the default schema of format 3). A schema with other settings gets them moved to where the
+# same plain filters would score under its settings (`follow_hardening`): more randomised
+# response lowers equal values' Dice, more diffusion pulls every Dice towards one half, so
+# fixed thresholds would push near-equal values into lower levels or unrelated ones into
+# "partial agreement".
+REFERENCE_FLIP = 0.02
+REFERENCE_DIFFUSION = 3  # name fields; no other kind is diffused
+
+
+def expected_dice(plain: np.ndarray | float, fill: float, mixing: int,
+                  flip: float) -> np.ndarray:
+    """Expected Dice of two hardened filters whose plain Bloom filters are each a fraction
+    `fill` full and have Dice `plain`, when each hardened bit is the XOR of `mixing` plain bits
+    (diffusion; 1 = none) and then flipped with probability `flip`.
+
+    Bits are taken as independent. With s = E(-1)^bit: one bit has s = (1-2p)(1-2f)^k, a pair
+    of bits s = (1-2p)^2 (1-4(f-c))^k where c = plain * fill is the chance both plain bits are
+    set, and Dice = P(both set) / P(one set) = (1 - 2 s_1 + s_2) / (2 (1 - s_1)).
+    """
+    c = np.asarray(plain, dtype=np.float64) * fill
+    s1 = (1 - 2 * flip) * (1 - 2 * fill) ** mixing
+    s2 = (1 - 2 * flip) ** 2 * (1 - 4 * (fill - c)) ** mixing
+    return np.asarray((1 - 2 * s1 + s2) / (2 * (1 - s1)))
+
+
+def plain_fill(observed: float, mixing: int, flip: float) -> float:
+    """The plain filters' fill from the hardened filters' (the inverse of one bit's chance)."""
+    x = 1 - 2 * (observed - flip) / (1 - 2 * flip)  # = (1 - 2 fill) ** mixing
+    return float((1 - min(max(x, 1e-9), 1.0) ** (1 / mixing)) / 2)
+
+
+def follow_hardening(thresholds: tuple[float, ...], observed_fill: float, mixing: int,
+                     flip: float, reference_mixing: int) -> tuple[float, ...]:
+    """Dice thresholds chosen at the reference hardening, moved to a schema's: each threshold
+    is read as the plain Dice that scores it at the reference settings, and replaced by what
+    that plain Dice scores at the schema's (the identity at the reference settings)."""
+    if mixing == reference_mixing and flip == REFERENCE_FLIP:
+        return thresholds
+    fill = plain_fill(observed_fill, mixing, flip)
+    # Plain Dice from chance (unrelated values share about `fill` of their bits) to equality:
+    # both curves rise there (below chance, an even `mixing` would not be monotone), and a
+    # threshold below chance at the reference stays at chance.
+    grid = np.linspace(fill, 1.0, 2001)
+    ref = expected_dice(grid, fill, reference_mixing, REFERENCE_FLIP)
+    now = expected_dice(grid, fill, mixing, flip)
+    return tuple(round(float(np.interp(t, ref, now)), 4) for t in thresholds)
+
+
+def _fill(a: EncodedSet, b: EncodedSet, name: str) -> float:
+    ones, n = 0, 0
+    for s in (a, b):
+        f = s.fields[name]
+        ones += int(f.ones[f.present].sum())
+        n += int(f.present.sum()) * f.words.shape[1] * 64
+    return ones / n if n else 0.5
+
+
+def field_levels(a: EncodedSet, b: EncodedSet, spec: FieldSpec,
+                 thresholds: tuple[float, ...] | None = None,
+                 column: str | None = None) -> tuple[float, ...]:
+    """The Dice thresholds used for one field (its levels, or `thresholds` on `column`, e.g.
+    the year filter of a date) under the schema's hardening. Levels written in the schema file
+    are the user's own for that schema and are used as written."""
+    if thresholds is None:
+        if spec.levels is not None:
+            return spec.levels
+        thresholds = spec.dice_levels
+    hardening = a.info.schema.hardening
+    named = spec.kind is FieldKind.NAME
+    mixing = max(1, hardening.diffusion) if named else 1
+    ref_mixing = REFERENCE_DIFFUSION if named else 1
+    return follow_hardening(thresholds, _fill(a, b, column or spec.name), mixing,
+                            hardening.flip_probability, ref_mixing)
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -95,7 +170,7 @@ def comparison_levels(a: EncodedSet, b: EncodedSet, ia: np.ndarray,
         present = _present(a, b, f.name, ia, ib)
         d = name_d[f.name] if f.name in name_d else dice(a.fields[f.name], b.fields[f.name],
                                                          ia, ib)
-        lvl = _bands(d, f.dice_levels)
+        lvl = _bands(d, field_levels(a, b, f))
         if f.kind is FieldKind.DATE:
             lvl = _date_levels(a, b, f, ia, ib, lvl)
             unknown = _quality_in(a, b, f.name, ia, ib, {DateQuality.UNKNOWN.value})
@@ -143,15 +218,17 @@ def _date_levels(a: EncodedSet, b: EncodedSet, f: FieldSpec, ia: np.ndarray, ib:
     # and month swapped (the unordered month/day token). Among random pairs this is rare, among
     # re-registrations of one person it is mostly a swap; it gets its own level (the last).
     partial = ~rough & (full == len(f.dice_levels))
+    year_levels = field_levels(a, b, f, _YEAR_LEVELS, yname)
     if partial.any():
         idx = np.flatnonzero(partial)
-        close = dice(a.fields[f.name], b.fields[f.name], ia[idx], ib[idx]) >= _PARTIAL_DICE
+        (partial_dice,) = field_levels(a, b, f, (_PARTIAL_DICE,))
+        close = dice(a.fields[f.name], b.fields[f.name], ia[idx], ib[idx]) >= partial_dice
         idx = idx[close]
         same_year = dice(a.fields[yname], b.fields[yname], ia[idx], ib[idx]) >= \
-            _YEAR_LEVELS[0] - 1e-6
+            year_levels[0] - 1e-6
         idx = idx[same_year]
         out[idx] = base + 3 + len(_AGE_YEAR_LEVELS) + 1 + 1
     if rough.any():
         yd = dice(a.fields[yname], b.fields[yname], ia[rough], ib[rough])
-        out[rough] = _bands(yd, _YEAR_LEVELS) + base
+        out[rough] = _bands(yd, year_levels) + base
     return out

@@ -13,6 +13,7 @@ from accord.link.assign import greedy_one_to_one
 from accord.link.blocking import BlockingConfig, all_pairs, candidate_codes
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
+from accord.link.engine import BandEngine
 from accord.link.fellegi_sunter import LN2, FSModel, fit, pair_log_odds, probability
 from accord.protect.encoding.files import check_compatible
 from accord.protect.encoding.schema import FieldKind
@@ -39,6 +40,8 @@ class MatchConfig:
     random_candidates: float = 20.0
     max_random_candidates: int = 4_000_000
     seed: int = 7
+    # Where the band work of blocking runs (accord.link.engine): None = threads on this machine.
+    engine: BandEngine | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
     if len(a) * len(b) <= cfg.exhaustive_below or min(len(a), len(b)) == 0:
         ia, ib = all_pairs(a, b)
     else:
-        codes = candidate_codes(a, b, cfg.blocking, report)
+        codes = candidate_codes(a, b, cfg.blocking, report, engine=cfg.engine)
         report["blocked_pairs"] = len(codes)
         extra = int(min(cfg.random_candidates * max(len(a), len(b)), cfg.max_random_candidates))
         rng = np.random.default_rng(cfg.seed + 1)

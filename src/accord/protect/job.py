@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,6 +34,7 @@ class ContributionResult:
     contribution: Path
     quarantine_report: Path
     findings_table: pa.Table  # line, field, reason, detail, value (raw: partner side only)
+    notices: Counter[str] = field(default_factory=Counter)  # what ingest noticed about the file (no values)
 
     @property
     def rows_in(self) -> int:
@@ -134,4 +135,4 @@ def build_contribution(
     q_path = quarantine or quarantine_path(out)
     findings = account.findings_table()
     write_quarantine(q_path, findings)
-    return ContributionResult(manifest, out, q_path, findings)
+    return ContributionResult(manifest, out, q_path, findings, account.notices)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from accord.errors import AccordError
+from accord.errors import AccordError, LedgerTampered
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import epsilon_from_rho
 from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people
@@ -39,6 +39,7 @@ from accord.research.specs import MISSING, Dim, label_of
 from accord.standard import Standard
 from accord.standard.tables import DimKind, TableSpec, standard_tables
 from accord.store import Store
+from accord.store import chain as hub_chain
 from accord.store.base import now_iso
 
 # Calibration (docs/statistics.md): zCDP rho is (sqrt(2 rho))-Gaussian DP for the Gaussian
@@ -79,16 +80,34 @@ def reuse_or_draw(store: Store, draw_key: str, rho: float, draw: Callable[[], di
                            "AND rho = ? ORDER BY created_at LIMIT 1",
                            [version, draw_key, rho]).to_pylist()
         if rows:
+            _check_stored_draw(store, rows[0]["payload"])
             return json.loads(rows[0]["payload"]), True
         payload = draw()
         spent = float(payload.get("rho", rho))
+        text = json.dumps(payload, separators=(",", ":"))
+        # The spend (a chained ledger row) carries the digest of what it paid for, so a stored
+        # draw cannot be swapped for other numbers (say the true counts) without breaking the chain.
         ledger.spend(store, spent, kind=kind, actor=actor, purpose=purpose, mechanism="gaussian",
                      epsilon=epsilon_from_rho(spent, SPEND_DELTA), delta=SPEND_DELTA,
-                     detail={"draw": draw_key, "data_version": version})
+                     detail={"draw": draw_key, "data_version": version,
+                             "payload_sha256": hashlib.sha256(text.encode()).hexdigest()})
         store.execute("INSERT INTO dp_draws VALUES (?, ?, ?, ?, ?)",
-                      [version, draw_key, rho, json.dumps(payload, separators=(",", ":")),
-                       now_iso()])
+                      [version, draw_key, rho, text, now_iso()])
     return payload, False
+
+
+def _check_stored_draw(store: Store, text: str) -> None:
+    """A stored draw is served again only if the chain is intact and a chained spend paid for
+    exactly these numbers; anything else is an edit behind Accord's back (exit 3)."""
+    hub_chain.require_intact(store)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    paid = store.query("SELECT detail FROM dp_ledger WHERE event = 'spend'").column("detail").to_pylist()
+    if not any(json.loads(d).get("payload_sha256") == digest for d in paid):
+        raise LedgerTampered(
+            "a stored noisy release (dp_draws) matches no spend on the hub's ledger: it was "
+            "changed or added behind Accord's back; nothing was published",
+            hint="see `accord hub verify`; restore the hub from a backup, or (steward) remove the "
+                 "changed row from dp_draws so that a new draw is made and paid for")
 
 
 def stats_specs(standard: Standard) -> tuple[TableSpec, ...]:

@@ -189,7 +189,9 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
         codes = [str(y) for y in range(years[0], years[-1] + 1)] if years else []
     elif spec.kind == DimKind.PRIMARY_COUNTRY:
         ranked = sorted((c for c in observed if c != MISSING), key=lambda c: (-totals[c], c))
-        codes = ranked[:top_n]
+        # Which countries get a row depends on the counts (the top N); their order must not,
+        # or a hidden total's rank would tell its size: rows follow the countries' names.
+        codes = sorted(ranked[:top_n], key=lambda c: (label_of(standard, spec, c), c))
         for c in ranked[top_n:]:
             mapping[c] = OTHER
         if len(ranked) > top_n:

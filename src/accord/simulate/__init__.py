@@ -27,10 +27,11 @@ import pyarrow.csv as pacsv
 import yaml
 
 from accord.errors import AccordError
+from accord.simulate.capture import CaptureDesign, draw_captures
 from accord.simulate.casemgmt import CaseStyle, case_columns, case_mapping
 from accord.simulate.columns import RecordView
 from accord.simulate.kobo import kobo_columns, kobo_mapping
-from accord.simulate.population import Population, make_population
+from accord.simulate.population import CASE_TYPES, Population, make_population
 from accord.simulate.records import DEFECTS, ERROR_KINDS, Records, make_records
 from accord.simulate.writers import CsvSink, KoboJsonSink
 from accord.simulate.xlsx import write_xlsx
@@ -62,6 +63,17 @@ class SimulationConfig:
     format_a: str = "xlsx"
     bad_share: float = 0.005
     reopened: float = 0.0  # share of people with a second case at the same partner
+    # Hidden population (capture.py): 0 = legacy mode (everyone is seen, ``overlap`` decides
+    # who is seen twice); otherwise each partner catches each person with about this probability.
+    capture: float = 0.0
+    heterogeneity: float = 1.0
+    dependence: float = 1.0
+
+    @property
+    def capture_design(self) -> CaptureDesign | None:
+        if self.capture == 0.0:
+            return None
+        return CaptureDesign(self.capture, self.heterogeneity, self.dependence)
 
     def check(self) -> None:
         if self.people < 1:
@@ -70,7 +82,11 @@ class SimulationConfig:
             raise SimulationError("--partners must be between 1 and 26")
         if not 0.0 <= self.overlap <= 1.0:
             raise SimulationError("--overlap is a share between 0 and 1", hint="e.g. 0.15")
-        if self.overlap > 0 and self.partners < 2:
+        design = CaptureDesign(self.capture, self.heterogeneity, self.dependence)
+        problem = design.check() if self.capture != 0.0 else None
+        if problem:
+            raise SimulationError(problem, hint="e.g. --capture 0.3 --dependence 2")
+        if self.capture == 0.0 and self.overlap > 0 and self.partners < 2:
             raise SimulationError("an overlap needs at least two partners",
                                   hint="use --partners 2 or more, or --overlap 0")
         if self.format_a not in ("xlsx", "csv"):
@@ -101,10 +117,13 @@ class SimulationResult:
     partners: tuple[PartnerFiles, ...]
     truth: Path
     notes: tuple[str, ...] = field(default_factory=tuple)
+    seen_people: int | None = None  # with a hidden population: people caught by some partner
+    population: Path | None = None  # with a hidden population: the full population's truth
 
     @property
     def overlap_share(self) -> float:
-        return self.overlap_people / self.people if self.people else 0.0
+        seen = self.people if self.seen_people is None else self.seen_people
+        return self.overlap_people / seen if seen else 0.0
 
     @property
     def bad_rows(self) -> int:
@@ -115,6 +134,9 @@ class SimulationResult:
             "out": str(self.out), "people": self.people, "records": self.records,
             "overlap_people": self.overlap_people, "overlap_share": round(self.overlap_share, 4),
             "bad_rows": self.bad_rows, "truth": str(self.truth), "notes": list(self.notes),
+            "seen_people": self.seen_people if self.seen_people is not None else self.people,
+            "hidden_people": 0 if self.seen_people is None else self.people - self.seen_people,
+            "population_truth": None if self.population is None else str(self.population),
             "partners": [{"partner": p.partner, "style": p.style, "export": str(p.export),
                           "mapping": str(p.mapping), "rows": p.rows, "bad_rows": p.bad_rows}
                          for p in self.partners],
@@ -133,8 +155,12 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
     tell("people", 0, 3)
     pop = make_population(config.people, config.seed, std)
     tell("people", 1, 3)
+    design = config.capture_design
+    caught = None
+    if design is not None:
+        caught = _captures(design, pop, std, config)
     recs = make_records(pop, config.partners, config.overlap, config.seed, config.bad_share,
-                        config.reopened)
+                        config.reopened, caught=caught)
     tell("people", 3, 3)
     config.out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -149,12 +175,55 @@ def simulate(config: SimulationConfig, progress: Progress | None = None,
             notes.append(note)
     truth = config.out / "truth.csv"
     _write_truth(truth, recs, case_ids, config.partners)
-    (config.out / "README.txt").write_text(_readme(written), encoding="utf-8")
+    population = None
+    if caught is not None:
+        population = config.out / "population.csv"
+        _write_population(population, pop, std, caught)
+    (config.out / "README.txt").write_text(_readme(written, population), encoding="utf-8")
     partners_per_person = _partners_per_person(recs, config.people)
     return SimulationResult(
         out=config.out, people=config.people, records=recs.size,
         overlap_people=int((partners_per_person > 1).sum()), partners=tuple(written), truth=truth,
-        notes=tuple(notes))
+        notes=tuple(notes),
+        seen_people=None if caught is None else int(caught.any(axis=1).sum()),
+        population=population)
+
+
+def _covariates(pop: Population, std: Standard) -> tuple[np.ndarray, np.ndarray]:
+    """(minor, male) per person, at their first registration."""
+    age_days = (pop.first_registration - pop.dob).astype("timedelta64[D]").astype(np.int64)
+    minor = age_days < 18 * 365.25
+    male = pop.sex == std.field("sex").code_values.index("male")
+    return minor, male
+
+
+def _captures(design: CaptureDesign, pop: Population, std: Standard,
+              config: SimulationConfig) -> np.ndarray:
+    minor, male = _covariates(pop, std)
+    return draw_captures(np.random.default_rng([config.seed, 4]), design, config.partners,
+                         pop.case_type, minor, male)
+
+
+def _write_population(path: Path, pop: Population, std: Standard, caught: np.ndarray) -> None:
+    """The full population, seen or not: who was caught by whom (for evaluating estimates)."""
+    minor, _ = _covariates(pop, std)
+    partners = caught.shape[1]
+    code = caught.astype(np.int64) @ (1 << np.arange(partners, dtype=np.int64))
+    uniq, inverse = np.unique(code, return_inverse=True)
+    labels = [";".join(partner_name(j) for j in range(partners) if int(u) >> j & 1)
+              for u in uniq]
+    caught_by = pa.array(labels, pa.string()).take(pa.array(inverse.ravel()))
+    person = pc.binary_join_element_wise(
+        pa.scalar("P"), pc.utf8_lpad(pc.cast(pa.array(pop.person_id), pa.string()), 8, "0"), "")
+    table = pa.table({
+        "person_id": person,
+        "case_type": pa.array(CASE_TYPES).take(pa.array(pop.case_type)),
+        "sex": pa.array(std.field("sex").code_values).take(pa.array(pop.sex)),
+        "minor": pa.array(minor),
+        "caught_by": caught_by,
+        "n_partners": pa.array(caught.sum(axis=1).astype(np.int64)),
+    })
+    pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
 
 
 def _subset(recs: Records, rows: np.ndarray) -> Records:
@@ -276,7 +345,7 @@ def _write_truth(path: Path, recs: Records, case_ids: list[pa.Array], partners: 
     pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
 
 
-def _readme(files: list[PartnerFiles]) -> str:
+def _readme(files: list[PartnerFiles], population: Path | None = None) -> str:
     lines = [
         "Simulated partner exports written by `accord simulate`. No real person is in them:",
         "names are invented, and every distribution is illustrative, not a statistic.",
@@ -293,6 +362,13 @@ def _readme(files: list[PartnerFiles]) -> str:
         "The truth NEVER goes to the hub or into a contribution: it exists only to measure",
         "linkage (accord link --evaluate truth.csv).",
     ]
+    if population is not None:
+        lines += [
+            "",
+            f"{population.name}: the whole simulated population, including the people no",
+            "partner caught (caught_by empty): the true total for checking estimates. Like",
+            "truth.csv, it never goes to the hub.",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from accord.simulate.arrays import IntArray, categorical
+from accord.simulate.capture import assign_from_captures
 from accord.simulate.names import (
     NameTokens,
     can_transliterate,
@@ -106,11 +107,17 @@ def _assign(rng: np.random.Generator, n: int, partners: int, overlap: float,
 
 
 def make_records(pop: Population, partners: int, overlap: float, seed: int,
-                 bad_share: float = 0.005, reopened_share: float = 0.0) -> Records:
+                 bad_share: float = 0.005, reopened_share: float = 0.0,
+                 caught: np.ndarray | None = None) -> Records:
+    """Records of the people; ``caught`` (people, partners) replaces ``overlap`` when given:
+    only people caught by some partner get records (see ``capture.py``)."""
     rng = np.random.default_rng([seed, 3])
     voc = load_vocabulary()
-    person, partner, repeat, reopened = _assign(rng, pop.size, partners, overlap,
-                                                reopened_share)
+    if caught is None:
+        person, partner, repeat, reopened = _assign(rng, pop.size, partners, overlap,
+                                                    reopened_share)
+    else:
+        person, partner, repeat, reopened = assign_from_captures(rng, caught, reopened_share)
     m = len(person)
     # Later registrations come 1 week to 2 years after the previous one.
     registration = pop.first_registration[person].copy()

@@ -87,6 +87,20 @@ def _escape(col: pa.Array) -> pa.Array:
     return col
 
 
+# Every part carries this timestamp, so the same seed gives a byte-identical workbook (zipfile would
+# stamp each part with the current time).
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    # The level attribute was renamed in Python 3.13; level 1 keeps large workbooks fast to write.
+    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", 1)
+    return info
+
+
 def column_letter(i: int) -> str:
     out = ""
     i += 1
@@ -134,12 +148,12 @@ def write_xlsx(cols: dict[str, pa.Array], path: Path, sheet: str,
     strings, indices = encoded.dictionary, encoded.indices
     offsets = [len(names) + i * n for i in range(len(names))]
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
-        zf.writestr("_rels/.rels", _ROOT_RELS)
-        zf.writestr("xl/workbook.xml", _workbook(sheet))
-        zf.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
-        zf.writestr("xl/styles.xml", _STYLES)
-        with zf.open("xl/sharedStrings.xml", "w", force_zip64=True) as sst:
+        zf.writestr(_entry("[Content_Types].xml"), _CONTENT_TYPES)
+        zf.writestr(_entry("_rels/.rels"), _ROOT_RELS)
+        zf.writestr(_entry("xl/workbook.xml"), _workbook(sheet))
+        zf.writestr(_entry("xl/_rels/workbook.xml.rels"), _WORKBOOK_RELS)
+        zf.writestr(_entry("xl/styles.xml"), _STYLES)
+        with zf.open(_entry("xl/sharedStrings.xml"), "w", force_zip64=True) as sst:
             sst.write(
                 b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="http://'
                 b'schemas.openxmlformats.org/spreadsheetml/2006/main" '
@@ -150,7 +164,7 @@ def write_xlsx(cols: dict[str, pa.Array], path: Path, sheet: str,
                     _escape(strings.slice(start, BATCH)), pa.scalar("</t></si>"), "")
                 sst.write("".join(items.to_pylist()).encode("utf-8"))
             sst.write(b"</sst>")
-        with zf.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as out:
+        with zf.open(_entry("xl/worksheets/sheet1.xml"), "w", force_zip64=True) as out:
             out.write(
                 b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                 b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from accord.errors import AccordError
 from accord.protect.encoding.schema import EncodingSchema, schema_from_dict
@@ -64,6 +63,8 @@ def with_info(table: pa.Table, info: EncodingInfo) -> pa.Table:
 
 def write_encodings(path: Path, table: pa.Table, info: EncodingInfo) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    import pyarrow.parquet as pq  # here: it loads pyarrow.fs and ssl, a quarter of start-up
+
     pq.write_table(with_info(table, info), path, compression="zstd")
 
 
@@ -78,6 +79,8 @@ def read_info(table: pa.Table, source: str) -> EncodingInfo:
 def read_encodings(path: Path) -> tuple[pa.Table, EncodingInfo]:
     if not path.exists():
         raise EncodingFileError(f"no encoding file at {path}", hint="check the path")
+    import pyarrow.parquet as pq  # here, as in write_encodings
+
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError):

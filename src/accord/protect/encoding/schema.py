@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accord.errors import AccordError
@@ -231,6 +230,8 @@ def schema_from_dict(doc: Any, source: str = "schema") -> EncodingSchema:
 def load_schema(path: Path) -> EncodingSchema:
     if not path.exists():
         raise EncodingSchemaError(f"no encoding schema at {path}", hint="check the --schema path")
+    import yaml  # here, not at the top: `accord encode --help` starts without it
+
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError):
@@ -240,6 +241,8 @@ def load_schema(path: Path) -> EncodingSchema:
 
 def default_schema() -> EncodingSchema:
     """The schema for the standard's identifiers (used by the protect step)."""
+    import yaml
+
     text = resources.files("accord.protect.encoding").joinpath("default_schema.yaml").read_text(
         encoding="utf-8")
     return schema_from_dict(yaml.safe_load(text), "default_schema.yaml")
@@ -278,5 +281,7 @@ def schema_from_fields(spec: str, flip_probability: float | None = None) -> Enco
 
 
 def write_schema(schema: EncodingSchema, path: Path) -> None:
+    import yaml
+
     path.write_text(yaml.safe_dump(schema.model_dump(mode="json", exclude_none=True),
                                    sort_keys=False), encoding="utf-8")

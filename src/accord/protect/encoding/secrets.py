@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from accord.errors import KeyMissingError
 
 SECRET_KIND = "accord-linkage-secret"
@@ -49,6 +47,8 @@ class LinkageSecret:
 
 def new_linkage_secret(path: Path, *, force: bool = False) -> LinkageSecret:
     """Create a linkage secret file (owner-only). What `accord keys init --linkage` calls."""
+    import yaml  # here, not at the top: `accord encode --help` starts without it
+
     if path.exists() and not force:
         raise KeyMissingError(
             f"a linkage secret already exists at {path}",
@@ -74,6 +74,8 @@ def new_linkage_secret(path: Path, *, force: bool = False) -> LinkageSecret:
 
 
 def load_linkage_secret(path: Path) -> LinkageSecret:
+    import yaml
+
     make = "create one with `accord keys init --linkage` and share it with every partner"
     if not path.exists():
         raise KeyMissingError(f"no linkage secret at {path}", hint=make)

@@ -16,9 +16,11 @@ from accord.release.dp.mechanism import epsilon_from_rho, rho_from_epsilon_delta
 from accord.release.synthesize import data as data_mod
 from accord.release.synthesize import model as model_mod
 from accord.release.synthesize import report
+from accord.release.synthesize.aim import check_workload, measure_adaptive
 from accord.release.synthesize.mst import Encoded, Measured, measure
 
 DEFAULT_DELTA = 1e-9
+MODES = ("adaptive", "mst")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Synthesis:
     epsilon: float
     delta: float
     rho: float
+    mode: str = "adaptive"
 
     def table(self) -> pa.Table:
         return data_mod.decode(self.encoded_real.columns, self.encoded_real.levels,
@@ -37,7 +40,7 @@ class Synthesis:
     def parameters(self) -> dict[str, Any]:
         m = self.measured
         return {
-            "method": "mst-junction-tree",
+            "method": ("aim-junction-tree" if self.mode == "adaptive" else "mst-junction-tree"),
             "mechanism": "discrete_gaussian (OpenDP), noisy max (OpenDP, Gumbel)",
             "composition": "zCDP; rho adds up; (epsilon, delta) via Bun & Steinke Prop. 1.3",
             "epsilon": self.epsilon, "delta": self.delta, "rho": self.rho,
@@ -53,20 +56,34 @@ class Synthesis:
 
 def synthesize(encoded: Encoded, epsilon: float, delta: float = DEFAULT_DELTA,
                rows: int | None = None, required: Sequence[Sequence[str]] = (),
-               test_seed: int | None = None) -> Synthesis:
-    """Measure with DP, fit, sample. Only ``measure`` sees ``encoded``'s records."""
+               test_seed: int | None = None, mode: str = "adaptive",
+               workload: Sequence[Sequence[str]] | None = None) -> Synthesis:
+    """Measure with DP, fit, sample. Only the measuring step sees ``encoded``'s records.
+
+    ``mode`` "adaptive" (AIM-like, the default) selects marginals from ``workload`` (all 2- and
+    3-way marginals when None) round by round; "mst" is the earlier spanning-tree selection.
+    """
     missing = sorted({c for clique in required for c in clique} - set(encoded.columns))
     if missing:
         raise ReleaseRefused(f"required marginal column(s) not in the data: {', '.join(missing)}")
+    if mode not in MODES:
+        raise ReleaseRefused(f"unknown synthesis mode {mode!r}", hint="use adaptive or mst")
+    if workload is not None:
+        if mode != "adaptive":
+            raise ReleaseRefused("a workload needs the adaptive mode", hint="drop --mode mst")
+        check_workload(workload, encoded.columns)
     rho = rho_from_epsilon_delta(epsilon, delta)
-    measured = measure(encoded, rho, required, test_seed=test_seed)
+    if mode == "adaptive":
+        measured = measure_adaptive(encoded, rho, required, workload, test_seed=test_seed)
+    else:
+        measured = measure(encoded, rho, required, test_seed=test_seed)
     fitted = model_mod.fit(measured)
     n = round(fitted.total) if rows is None else rows
     if n <= 0:
         raise ReleaseRefused("the number of rows to draw must be positive", hint="give --rows N")
     rng = np.random.default_rng(test_seed)  # sampling is post-processing; OS entropy unless a test
     codes = model_mod.sample(fitted, n, rng)
-    return Synthesis(encoded, codes, measured, epsilon, delta, rho)
+    return Synthesis(encoded, codes, measured, epsilon, delta, rho, mode)
 
 
 def build_reports(result: Synthesis) -> dict[str, Any]:

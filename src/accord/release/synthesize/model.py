@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import networkx as nx
 import numpy as np
 
+from accord.release.dp.mechanism import NoiseSpec, noise_variance
 from accord.release.dp.tables import project_to_simplex
 from accord.release.synthesize.mst import Measured, Measurement
 
@@ -43,12 +45,18 @@ class Model:
     total: float
 
 
+@lru_cache(maxsize=4096)
+def spec_variance(spec: NoiseSpec) -> float:
+    """A cell's noise variance (cached: the exact discrete sum is slow at large scales)."""
+    return noise_variance(spec.kind, spec.scale)
+
+
 def _sum_to(m: Measurement, attrs: tuple[int, ...]) -> tuple[np.ndarray, float]:
     """Margin of a measurement over ``attrs`` (a subset) and the variance of each of its cells."""
     drop = tuple(i for i, a in enumerate(m.attrs) if a not in attrs)
     cells_summed = int(np.prod([m.noisy.shape[i] for i in drop])) if drop else 1
     summed = m.noisy.sum(axis=drop) if drop else m.noisy
-    return summed.astype(float), m.noise.variance() * cells_summed
+    return summed.astype(float), spec_variance(m.noise) * cells_summed
 
 
 def _fuse(measured: Measured, attrs: tuple[int, ...], sizes: Sequence[int]) -> np.ndarray:
@@ -65,7 +73,7 @@ def _fuse(measured: Measured, attrs: tuple[int, ...], sizes: Sequence[int]) -> n
         one = measured.one_way[j]
         summed = np.bincount(measured.groups[j], weights=one.noisy.astype(float),
                              minlength=sizes[j])
-        var = one.noise.variance() * float(np.bincount(measured.groups[j]).max())
+        var = spec_variance(one.noise) * float(np.bincount(measured.groups[j]).max())
         num += summed / var
         den += 1.0 / var
     return num / den
@@ -88,7 +96,12 @@ def _rake(table: np.ndarray, margins: dict[tuple[int, ...], np.ndarray]) -> np.n
 def fit(measured: Measured) -> Model:
     sizes = measured.compressed_sizes()
     total = float(np.mean([max(float(m.noisy.sum()), 1.0) for m in measured.one_way]))
-    attrs = [m.attrs for m in measured.cliques]
+    # The model's cliques are the maximal measured sets (the adaptive mode may measure a set
+    # twice, or a subset of another) plus every column no measured set covers.
+    measured_sets = {m.attrs for m in measured.cliques}
+    attrs = [a for a in sorted(measured_sets) if not any(set(a) < set(b) for b in measured_sets)]
+    covered = {j for a in attrs for j in a}
+    attrs += [(j,) for j in range(len(sizes)) if j not in covered]
     graph = nx.Graph()
     graph.add_nodes_from(attrs)
     for i, a in enumerate(attrs):
@@ -99,10 +112,14 @@ def fit(measured: Measured) -> Model:
     fused1 = {j: project_to_simplex(_fuse(measured, (j,), sizes), total)
               for j in range(len(sizes))}
     fitted: dict[tuple[int, ...], np.ndarray] = {}
-    for m in measured.cliques:
-        c = m.attrs
-        table = project_to_simplex(m.noisy.astype(float), total)
+    for c in attrs:
+        # Inverse-variance fusion of every measurement of exactly this set (one, under MST).
+        table = project_to_simplex(_fuse(measured, c, sizes), total)
         targets: dict[tuple[int, ...], np.ndarray] = {(i,): fused1[a] for i, a in enumerate(c)}
+        for sub in measured_sets:
+            if 1 < len(sub) < len(c) and set(sub) < set(c):
+                targets[tuple(c.index(a) for a in sub)] = project_to_simplex(
+                    _fuse(measured, sub, sizes), total)
         for nb in tree.neighbors(c):
             sep = tuple(sorted(set(c) & set(nb)))
             if len(sep) > 1:

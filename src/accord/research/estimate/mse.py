@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -11,7 +11,9 @@ import numpy as np
 from accord.errors import AccordError
 from accord.research.estimate.bootstrap import RESAMPLES, BootstrapResult, bootstrap
 from accord.research.estimate.design import Model, Status, check_model, model_name, pairs
+from accord.research.estimate.exhaustive import MAX_PAIRS, SUPPORTED, ModelSpace, fit_all
 from accord.research.estimate.fit import fit_model, profile_interval, wald_interval
+from accord.research.estimate.latent import latent_class_estimate
 from accord.research.estimate.select import METHODS, select
 from accord.research.estimate.table import (
     MIN_LISTS,
@@ -45,6 +47,11 @@ class EstimateOptions:
     resample: str = "multinomial"
     seed: int = 20130101
     min_list_size: int = 0  # lists with fewer people are merged (0 = never)
+    # Fit every two-way model and report the AIC/BIC-weighted average and the spread of
+    # totals among the models the data support (always done by aic-all / bic-all).
+    average: bool = False
+    # Also run the Bayesian latent-class model for heterogeneous capture (latent.py)
+    latent: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -80,6 +87,8 @@ class MSEResult:
     caveats: tuple[str, ...] = CAVEATS
     level: float = 0.95
     extra: dict[str, object] = field(default_factory=dict)
+    # Plain-language reasons not to trust the figure (empty = nothing specific known)
+    distrust: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -114,7 +123,12 @@ class MSEResult:
             "empty_overlaps": list(self.empty_overlaps),
             "notes": list(self.notes),
             "caveats": list(self.caveats),
+            "trusted": not self.distrust,
+            "distrust": list(self.distrust),
         }
+        for key in ("model_choice", "latent_class"):
+            if key in self.extra:
+                out[key] = self.extra[key]
         if self.merge and self.merge.merged:
             out["merged_lists"] = {"into": self.merge.merged_name, "lists": list(self.merge.merged)}
         return out
@@ -159,10 +173,105 @@ def _reason(opts: EstimateOptions, lists: tuple[str, ...], trace: list[tuple[int
         return head + (
             f"stopped as no further pair had p < {opts.pthresh} with an estimate that exists"
         )
+    if opts.method.endswith("-all"):
+        return (f"exhaustive {opts.method[:3].upper()} search: every two-way model was fitted "
+                "and this one scores best")
     label = opts.method.upper()
     steps = ", ".join(f"{nm(k)} ({label} {v:.1f})" for k, v in trace)
     head = f"forward {label} search from main effects: added {steps}; " if steps else ""
     return head + f"stopped as no further pair lowered {label}"
+
+
+TWO_LISTS = (
+    "With only two lists the estimate rests entirely on the assumption that the two lists "
+    "catch people independently of each other, and two lists give no way to test it: if one "
+    "partner refers people to the other, or both reach the same kind of people more easily, "
+    "the figure is too low (or too high if they reach different people), by an unknown amount. "
+    "Treat it as an order of magnitude at best; a third list would allow checking."
+)
+
+
+def distrust_reasons(result: MSEResult, n_lists: int, isolated: Sequence[str] = ()
+                     ) -> tuple[str, ...]:
+    """Why a reader should not trust this estimate, in words (empty when nothing is known)."""
+    out: list[str] = []
+    if n_lists == 2:
+        out.append(TWO_LISTS)
+    if result.status != Status.OK.value or result.total is None:
+        out.append(
+            "No model fits these lists: no model in the search has an estimate that exists "
+            "and is identifiable, because the lists share too few people. No total can be "
+            "given; more overlap between lists (or merging sparse lists) is needed."
+        )
+        return tuple(out)
+    iv = result.interval
+    if iv is not None and math.isinf(iv[1]):
+        out.append(
+            "The interval has no upper bound: the data are compatible with any number of "
+            "unseen people, so the central figure alone means little."
+        )
+    elif iv is not None and result.total > 0 and iv[1] > 3 * result.total:
+        out.append(
+            "The interval is very wide (its upper end is more than three times the "
+            "estimate): the overlaps are too small to pin the total down."
+        )
+    if isolated:
+        out.append(
+            f"{len(isolated)} list(s) share nobody with the others, so how they depend on the "
+            "other lists is assumed, not measured."
+        )
+    if result.dark is not None and result.observed > 0 and result.dark > 4 * result.observed:
+        out.append(
+            "The estimate says most people (over four in five) were seen by no list: a "
+            "figure driven almost entirely by the model, very sensitive to its assumptions."
+        )
+    return tuple(out)
+
+
+def _extra(table: CaptureTable, opts: EstimateOptions, space: ModelSpace | None
+           ) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if space is not None:
+        out["model_choice"] = model_choice(space, table.lists, opts.method)
+    if opts.latent:
+        out["latent_class"] = latent_class_estimate(table, seed=opts.seed,
+                                                    level=opts.level).to_dict()
+    return out
+
+
+def model_choice(space: ModelSpace, lists: tuple[str, ...], method: str) -> dict[str, object]:
+    """How much the choice of model moves the estimate: weights, average, spread."""
+    label = "BIC" if "bic" in method else "AIC"
+    w = space.weights()
+    if not space.valid.any():
+        return {"criterion": label, "models_fitted": len(space.models), "models_with_estimate": 0}
+
+    def name(m: int) -> str:
+        return model_name(lists, tuple(int(k) for k in np.flatnonzero(space.models[m])))
+
+    sup = space.supported()
+    totals = space.observed + space.dark[sup]
+    best = space.best
+    avg = space.averaged_total()
+    lo, hi = float(totals.min()), float(totals.max())
+    return {
+        "criterion": label,
+        "models_fitted": len(space.models),
+        "models_with_estimate": int(space.valid.sum()),
+        "best_model": name(best),
+        "best_total": round(float(space.observed + space.dark[best]), 1),
+        "averaged_total": None if avg is None else round(avg, 1),
+        "supported_range": [round(lo, 1), round(hi, 1)],
+        "supported": [{"model": name(int(m)), "total": round(float(space.observed
+                                                                    + space.dark[m]), 1),
+                       "weight": round(float(w[m]), 4)} for m in sup[:10]],
+        "summary": (
+            f"{len(sup)} of {int(space.valid.sum()):,} two-way models carry at least "
+            f"{SUPPORTED:.0%} of the {label} weight; they give totals from {lo:,.0f} to "
+            f"{hi:,.0f}; the {label}-weighted average over all models is "
+            f"{0 if avg is None else avg:,.0f}"
+        ),
+    }
 
 
 def estimate(
@@ -183,7 +292,8 @@ def estimate(
             )
         for n in merge.flagged:
             notes.append(f"list '{n}' has fewer than {opts.min_list_size} people: treat with care")
-    for n in _isolated_lists(table):
+    isolated = _isolated_lists(table)
+    for n in isolated:
         notes.append(
             f"list '{n}' shares nobody with any other list: its dependence with the others "
             "cannot be estimated from the data, so the estimate rests on the model's assumption"
@@ -193,6 +303,11 @@ def estimate(
     if opts.model is not None:
         fixed = np.zeros((1, k_pairs), dtype=bool)
         fixed[0, list(opts.model)] = True
+    space = None
+    if (opts.method.endswith("-all") or opts.average) and k_pairs <= MAX_PAIRS:
+        space = fit_all(table.n_lists, table.counts, "bic" if "bic" in opts.method else "aic")
+        if fixed is None and opts.method.endswith("-all") and space.valid.any():
+            fixed = space.models[space.best][None]
     sel = select(
         table.n_lists, table.counts[None].astype(np.float64), opts.method, opts.pthresh,
         exact=True, fixed=fixed,
@@ -207,6 +322,7 @@ def estimate(
         lists=table.lists, observed=table.observed, method=opts.method, status=status.value,
         model=name, reason=reason, empty_overlaps=empty, merge=merge, level=opts.level,
         notes=tuple(notes),
+        extra=_extra(table, opts, space),
     )
     if status is not Status.OK:
         why = (
@@ -217,7 +333,8 @@ def estimate(
             if status is Status.NOT_IDENTIFIABLE
             else "the estimate neither exists nor is identifiable"
         )
-        return replace(result, reason=f"{reason}; {why}")
+        failed = replace(result, reason=f"{reason}; {why}")
+        return replace(failed, distrust=distrust_reasons(failed, table.n_lists, isolated))
     mf = fit_model(table, model)
     boot = None
     if opts.bootstrap > 0:
@@ -230,7 +347,7 @@ def estimate(
                 f"{boot.failed} of {boot.replicates} bootstrap replicates had no estimate that "
                 "exists; they count as unbounded in the interval"
             )
-    return replace(
+    done = replace(
         result,
         total=table.observed + mf.dark,
         dark=mf.dark,
@@ -239,3 +356,4 @@ def estimate(
         boot=boot,
         notes=tuple(notes),
     )
+    return replace(done, distrust=distrust_reasons(done, table.n_lists, isolated))

@@ -69,6 +69,7 @@ class PipelineOptions:
             "bootstrap": e.bootstrap, "resample": e.resample, "seed": e.seed,
             "privacy": self.method,
             **({"rho": self.resolved_rho()} if self.method == "dp" else {}),
+            "average": e.average, "latent": e.latent,
         }
 
     def resolved_rho(self) -> float:
@@ -361,7 +362,18 @@ def section_html(summary: dict[str, Any]) -> Markup:
             )
         for note in est.get("notes", []):
             parts.append(f"<p class='note'>{e(note)}</p>")
-    else:
+    if est and est.get("model_choice", {}).get("summary"):
+        parts.append(f"<p>How much the choice of model matters: "
+                     f"{e(est['model_choice']['summary'])}.</p>")
+    if est and est.get("latent_class"):
+        lc = est["latent_class"]
+        parts.append(f"<p>A model that lets people differ in how catchable they are (latent "
+                     f"classes) gives {_fmt(lc['total'])} ({_fmt(lc['interval'][0])} to "
+                     f"{_fmt(lc['interval'][1])}).</p>")
+    for why in (est or {}).get("distrust", []):
+        parts.append(f"<p class='warning'><strong>Why this estimate cannot be trusted:</strong> "
+                     f"{e(why)}</p>")
+    if not (est and est.get("total") is not None):
         parts.append(
             f"<p>Seen by at least one partner: {_fmt(ov['seen'])}. No estimate of the total "
             f"is shown: {e(str(ov.get('withheld') or 'the estimate does not exist'))}.</p>"

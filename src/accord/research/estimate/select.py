@@ -12,6 +12,9 @@ Methods (all start from main effects and add one pair at a time, never removing 
   overlap is empty count as parameters (as in SparseMSE). BIC's penalty is log(people seen).
 Forward search is greedy: with six lists there are 32,768 two-way models, too many to fit for
 every replicate; the greedy path fits at most 120.
+- ``aic-all`` / ``bic-all``: fit every two-way model (``exhaustive.py``) and keep the one with
+  the lowest AIC (BIC): the greedy path can stop at a worse model. Costs 2**(t(t-1)/2) fits per
+  table (and per bootstrap replicate): 32,768 for six lists.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from scipy import stats
 from accord.research.estimate.batch import BatchFit, BoolArray, FloatArray, fit_batch
 from accord.research.estimate.design import design, mle_exists, pairs
 
-Method = Literal["main", "stepwise", "aic", "bic"]
-METHODS: tuple[str, ...] = ("main", "stepwise", "aic", "bic")
+Method = Literal["main", "stepwise", "aic", "bic", "aic-all", "bic-all"]
+METHODS: tuple[str, ...] = ("main", "stepwise", "aic", "bic", "aic-all", "bic-all")
 DIVERGING_STEP = 0.05  # a Newton step this large after convergence: check existence by LP
 
 
@@ -161,6 +164,8 @@ def select(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method}")
+    if method.endswith("-all"):
+        return _select_exhaustive(n_lists, y, method[:3], pthresh, cache, exact, fixed)
     yy = np.atleast_2d(np.asarray(y, dtype=np.float64))
     b, _ = yy.shape
     x = design(n_lists)
@@ -238,6 +243,31 @@ def select(
         st.models, empty, BatchFit(st.beta, st.mu, st.dev, st.conv, st.last), st.valid, st.crit,
         trace,
     )
+
+
+def _select_exhaustive(
+    n_lists: int,
+    y: npt.ArrayLike,
+    method: str,
+    pthresh: float,
+    cache: ValidityCache | None,
+    exact: bool,
+    fixed: BoolArray | None,
+) -> Selection:
+    """The best-scoring two-way model of every table, then its fit as a fixed model."""
+    from accord.research.estimate.exhaustive import fit_all  # exhaustive imports this module
+
+    yy = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    if fixed is None:
+        chosen = np.zeros((yy.shape[0], len(pairs(n_lists))), dtype=bool)
+        for b in range(yy.shape[0]):
+            space = fit_all(n_lists, yy[b], method, exact_top=EXACT_TOP if exact else 1)
+            chosen[b] = space.models[space.best]
+        fixed = chosen
+    return select(n_lists, yy, method, pthresh, cache=cache, exact=exact, fixed=fixed)
+
+
+EXACT_TOP = 200
 
 
 def select_with_progress(

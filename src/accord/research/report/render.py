@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from accord.release.suppression import SuppressionRules
-from accord.research.grid import SUPPRESSED_MARK
 from accord.research.report.sections import ReportContext, ReportSection, default_sections, environment
 from accord.research.stats import StatsResult, compute_tables
 from accord.standard import Standard, load_standard
@@ -24,7 +23,15 @@ def context_from(stats: StatsResult, store: Store, standard: Standard | None = N
         standard=f"{standard.name} {standard.version}",
         identifiers_dropped=tuple(f.label for f in standard.identifiers),
         release_id=release_id,
+        pseudonymised_records=_pseudonymised(store),
     )
+
+
+def _pseudonymised(store: Store) -> int | None:
+    """How many records carry a keyed pseudonym (an identifier was consumed for them)."""
+    if not store.table_exists("records"):
+        return None
+    return int(store.query("SELECT count(person_pseudonym) AS n FROM records").column("n")[0].as_py())
 
 
 def build_context(store: Store, rules: SuppressionRules | None = None,
@@ -39,4 +46,4 @@ def render_report(ctx: ReportContext, sections: Sequence[ReportSection] | None =
     chosen = default_sections() if sections is None else list(sections)
     rendered = [{"id": s.id, "title": s.title, "html": s.render(ctx)} for s in chosen]
     return environment().get_template("report.html.j2").render(
-        title=title, sections=rendered, ctx=ctx, mark=SUPPRESSED_MARK)
+        title=title, sections=rendered, ctx=ctx, mark=ctx.mark)

@@ -106,22 +106,43 @@ def _compare(reports: list[tuple[str, RiskReport]]) -> str:
             row("smallest class", [f"{r.smallest_class:,}" for r in rs])]
     body += [row(f"records in classes smaller than {k}", [f"{r.k_violations.get(k, 0):,}" for r in rs])
              for k in sorted(rs[0].k_violations)]
-    body += [row("expected re-identifications", [f"{r.expected_reidentifications:,.1f}" for r in rs]),
+    body += [row("records an attacker could expect to re-identify",
+                 [f"{r.expected_reidentifications:,.1f}" for r in rs]),
              row("global risk (share of records)", [_share(r) for r in rs])]
     head = "".join(f"<th>{escape(t)}</th>" for t, _ in reports)
     return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 
-def _diversity(stored: RiskReport, published: RiskReport) -> str:
+def field_label(standard: Standard, name: str) -> str:
+    """A sensitive column's label: ``type_of_exploitation__sexual_exploitation`` (one flag of a
+    list of codes) reads "Type of exploitation: Sexual exploitation"."""
+    base, _, code = name.partition("__")
+    try:
+        field = standard.field(base)
+    except (KeyError, AccordError):
+        return name.replace("_", " ").capitalize()
+    if not code:
+        return field.label
+    try:
+        return f"{field.label}: {field.label_of(code)}"
+    except (KeyError, AccordError):
+        return f"{field.label}: {code.replace('_', ' ')}"
+
+
+def _diversity(stored: RiskReport, published: RiskReport, standard: Standard) -> str:
     after = {x.field: x for x in published.l_diversity}
     body = "".join(
-        f"<tr><td>{escape(x.field)}</td><td>{x.distinct_min}</td><td>{after[x.field].distinct_min}</td>"
+        f"<tr><td>{escape(field_label(standard, x.field))}</td><td>{x.distinct_min}</td>"
+        f"<td>{after[x.field].distinct_min}</td>"
         f"<td>{x.records_below_2:,}</td><td>{after[x.field].records_below_2:,}</td></tr>"
         for x in stored.l_diversity)
-    return ("<h3>l-diversity of the sensitive fields</h3><table><tr><th>field</th>"
+    return ("<details><summary>How varied the sensitive fields are within each group "
+            "(l-diversity)</summary><p class='note'>A group of records that share their "
+            "quasi-identifiers and all have the same sensitive value would reveal that value "
+            "for everyone in it.</p><div class='scroll'><table><tr><th>Field</th>"
             "<th>distinct values in the least diverse class, as stored</th><th>at publication level</th>"
             "<th>records in classes with fewer than 2 values, as stored</th><th>at publication level</th>"
-            f"</tr>{body}</table>")
+            f"</tr>{body}</table></div></details>")
 
 
 def _k_release(prepared: Prepared, qi: list[str]) -> tuple[RiskReport, dict[str, int], str] | str:
@@ -183,6 +204,7 @@ def risk_html(store: Store, standard: Standard | None = None) -> Markup:
         "start from) and as a k-anonymous release would look. Record-level data leave the hub only "
         "through <code>accord release microdata</code> or as synthetic data. The riskiest "
         "combinations are shown to the hub steward in <code>accord risk</code>, never here.</p>"
-        f"<table>{head}{rows}</table>"
-        f"{_compare(reports)}{k_note}"
-        f"{_diversity(stored, published)}")
+        "<details><summary>Risk figures in detail</summary>"
+        f"<div class='scroll'><table>{head}{rows}</table></div>"
+        f"<div class='scroll'>{_compare(reports)}</div>{k_note}</details>"
+        f"{_diversity(stored, published, standard)}")

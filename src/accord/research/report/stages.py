@@ -14,7 +14,8 @@ from markupsafe import Markup, escape
 from accord.errors import ReleaseRefused
 from accord.release.dp.ledger import dp_summary, loss_text, rho_text
 from accord.release.suppression import SuppressionRules
-from accord.research.estimate.pipeline import report_section as estimate_report_section
+from accord.research.estimate.pipeline import estimate_section
+from accord.research.report.glance import glance_html
 from accord.research.report.render import context_from, render_report
 from accord.research.report.risk_section import risk_html
 from accord.research.report.sections import ReportSection, default_sections
@@ -32,61 +33,86 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
 
 
-def dp_html(store: Store) -> Markup:
+_KINDS = {"dp_stats": "tables", "dp_tables": "tables", "estimate": "estimate",
+          "synthetic": "synthetic data"}
+
+
+def _kind(kind: str) -> str:
+    return _KINDS.get(kind, kind.replace("_", " "))
+
+
+def dp_html(store: Store, method: str = "dp") -> Markup:
+    """The privacy budget in plain words; the accounting figures in a collapsed footnote.
+
+    The DP tables themselves are not repeated here: when this page is the DP release they are
+    the tables above, and when it is a suppressed release they are another release (showing
+    both would print two different figures for one quantity on one page).
+    """
     summary = dp_summary(store)
     budget = summary["budget"]
     latest = summary["latest_tables"]
     at = float(budget["delta"])
-    pairs = [("data version", str(budget["data_version"])),
-             ("accounting", f"rho (zCDP); every epsilon here is at the budget's delta {at:g} "
-                            "unless it says otherwise"),
+    total, spent = float(budget["total_rho"] or 0), float(budget["spent_rho"] or 0)
+    share = f"{100 * spent / total:.0f} %" if total > 0 else "none"
+    parts = [f"<p>Differential privacy limits how much all releases together can reveal about "
+             f"any one person. This hub has used {escape(share)} of its privacy budget for "
+             f"data version {escape(str(budget['data_version']))}; every figure of this data "
+             "version is drawn once and shown again unchanged, so publishing it again costs "
+             "nothing more.</p>"]
+    if method == "dp":
+        parts.append("<p>The tables of this page are that differentially private release.</p>")
+    elif latest:
+        parts.append("<p>The differentially private tables are a separate release and are not "
+                     "repeated here, so that each quantity has one figure on this page "
+                     "(<code>accord stats --out DIR</code> writes them).</p>")
+    else:
+        parts.append("<p>No differentially private release yet.</p>")
+    pairs = [("accounting", f"rho (zero-concentrated differential privacy); every epsilon here "
+                            f"is at the budget's delta {at:g} unless it says otherwise"),
              ("budget", rho_text(budget["total_rho"], at)),
              ("spent", rho_text(budget["spent_rho"], at)),
              ("remaining", rho_text(budget["remaining_rho"], at)),
              ("composition", str(budget["composition"]))]
-    parts = [f"<table>{_rows(pairs)}</table>"]
+    tech = [f"<table>{_rows(pairs)}</table>"]
     spends = summary["spends"]
     if spends:
         rows = "".join(f"<tr><td>{escape(str(s['spent_at']))}</td><td>{escape(str(s['actor']))}</td>"
-                       f"<td>{escape(str(s['kind']))}</td><td>{escape(str(s['purpose']))}</td>"
+                       f"<td>{escape(_kind(str(s['kind'])))}</td><td>{escape(str(s['purpose']))}</td>"
                        f"<td>{escape(loss_text(s['epsilon'], s['delta']))}</td><td>{s['rho']:.4g}</td>"
                        f"<td>{escape(loss_text(s['epsilon_at_budget_delta'], s['budget_delta']))}</td></tr>"
                        for s in spends)
-        parts.append("<h3>Spends</h3><table><tr><th>when</th><th>who</th><th>release</th><th>purpose</th>"
-                     "<th>asked for</th><th>rho</th><th>= epsilon at the budget's delta</th></tr>"
-                     f"{rows}</table>")
+        tech.append("<div class='scroll'><table><tr><th>When</th><th>Who</th><th>Release</th>"
+                    "<th>Purpose</th><th>Asked for</th><th>rho</th><th>Epsilon at the budget's "
+                    f"delta</th></tr>{rows}</table></div>")
     if latest:
         lp = latest["parameters"]
         asked = loss_text(lp.get("epsilon"), lp.get("delta"))
         cost = f" = {rho_text(lp['rho'], at)}" if lp.get("rho") else ""
-        parts.append(f"<p>Latest differentially private tables: release {escape(latest['release_id'])}, "
-                     f"{escape(asked)}{escape(cost)}, mechanism "
-                     f"{escape(str(latest['parameters'].get('mechanism')))}. Every cell carries its 95 % margin "
-                     "of error; sub-totals add up to the totals.</p>")
-        for name, table in list(latest["results"].items()):
-            head = "".join(f"<th>{escape(str(c))}</th>" for c in table["columns"])
-            body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
-                           for row in table["rows"][:60])
-            extra = len(table["rows"]) - 60
-            more = f"<p>({extra} more rows in the CSV release)</p>" if extra > 0 else ""
-            parts.append(f"<h3>{escape(name)}</h3><table><tr>{head}</tr>{body}</table>{more}")
-    else:
-        parts.append("<p>No differentially private release yet "
-                     "(<code>accord release tables --epsilon E</code>).</p>")
+        tech.append(f"<p>Latest differentially private tables: release "
+                    f"{escape(latest['release_id'])}, {escape(asked)}{escape(cost)}, mechanism "
+                    f"{escape(str(lp.get('mechanism')))}.</p>")
+    parts.append("<details><summary>Technical figures (privacy accounting)</summary>"
+                 + "".join(tech) + "</details>")
     return Markup("".join(parts))
 
 
-def pipeline_sections(store: Store) -> list[ReportSection]:
-    """Every section: the tables of issue 2, then risk, differential privacy and the estimated total."""
+def pipeline_sections(store: Store, method: str = "dp") -> list[ReportSection]:
+    """Every section: the key figures first, the tables of issue 2, then the estimated total,
+    risk, differential privacy, and how this was protected."""
     risk = risk_html(store)
-    dp = dp_html(store)
+    dp = dp_html(store, method)
     sections = default_sections()
     protection = sections.pop()  # "how this was protected" stays last
+    estimate = estimate_section(store) if store.table_exists("persons") else None
+    summary = estimate["summary"] if estimate else None
+    sections.insert(0, ReportSection("glance", "At a glance",
+                                     lambda ctx: glance_html(ctx, summary)))
+    if estimate is not None:
+        body: Markup = estimate["html"]
+        sections.append(ReportSection(estimate["id"], estimate["title"], lambda _ctx: body))
     sections += [ReportSection("risk", "Disclosure risk of record-level data, as stored and "
                                        "at publication level", lambda _ctx: risk),
-                 ReportSection("dp", "Differentially private release", lambda _ctx: dp)]
-    if store.table_exists("persons"):
-        sections.append(estimate_report_section(store))
+                 ReportSection("dp", "Privacy budget", lambda _ctx: dp)]
     sections.append(protection)
     return sections
 
@@ -107,7 +133,8 @@ def publish_report(store: Store, out: Path, rules: SuppressionRules, unit: str =
         check_one_off(store)
         stats = compute_tables(store, rules, unit=unit)  # type: ignore[arg-type]
     release_id = record_tables_release(store, stats, "report", actor, {"out": out.name})
-    html = render_report(context_from(stats, store, release_id=release_id), pipeline_sections(store))
+    html = render_report(context_from(stats, store, release_id=release_id),
+                         pipeline_sections(store, stats.method))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return release_id, stats

@@ -65,11 +65,12 @@ def pyramid(bands: Sequence[str], left: Sequence[int | None], right: Sequence[in
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[int | None], title: str,
-              mark: str = "s") -> Markup:
-    """Horizontal bars, one per category, in the order given."""
+              mark: str = "s", moe: float | None = None) -> Markup:
+    """Horizontal bars, one per category, in the order given; ``moe`` draws each bar's margin
+    of error (for noisy counts) as a whisker from value - moe (at least 0) to value + moe."""
     row_h, label_w, width, top = 22, 230, 640, 10
     span = width - label_w - 70
-    known = [v for v in values if v is not None]
+    known = [v + (moe or 0) for v in values if v is not None]
     scale = span / _nice_max(max(known, default=0))
     height = top + row_h * len(labels) + 10
     parts = [f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
@@ -85,6 +86,14 @@ def bar_chart(labels: Sequence[str], values: Sequence[int | None], title: str,
         w = value * scale
         parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
                      f'fill="{_BAR_COLOUR}"><title>{escape(f"{label}: {value:,}")}</title></rect>')
-        parts.append(_text(label_w + w + 4, y + row_h / 2, f"{value:,}"))
+        end = w
+        if moe:
+            lo, hi = label_w + max(value - moe, 0) * scale, label_w + (value + moe) * scale
+            mid = y + row_h / 2
+            parts.append(f'<path d="M{lo:.1f} {mid:.1f}H{hi:.1f}M{lo:.1f} {mid - 4:.1f}V{mid + 4:.1f}'
+                         f'M{hi:.1f} {mid - 4:.1f}V{mid + 4:.1f}" stroke="#1d2329" '
+                         'stroke-width="1.2" fill="none"/>')
+            end = max(w, hi - label_w)
+        parts.append(_text(label_w + end + 4, y + row_h / 2, f"{value:,}"))
     parts.append("</svg>")
     return Markup("".join(parts))

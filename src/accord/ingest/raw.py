@@ -1,0 +1,129 @@
+"""What every reader hands to the mapping: a table of strings, and what it noticed on the way.
+
+Kept apart from the readers so that the CSV, XLSX and JSON readers share one shape and one set of
+rules (header checks, blank rows, how a column name is shown in a message).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from accord.errors import InputFileError
+
+
+@dataclass(frozen=True)
+class StructuralError:
+    """A physical row that could not be split into the header's columns."""
+
+    line: int | None
+    reason: str
+    text: str  # raw text: partner side only (quarantine report), never in a contribution
+    cells: int | None = None  # how many cells the row had (a count, never a value)
+
+
+@dataclass
+class RawTable:
+    columns: list[str]
+    table: pa.Table  # all columns pa.string(), "" for empty cells
+    line_numbers: np.ndarray  # 1-based physical line (CSV), sheet row (XLSX) or submission (JSON)
+    structural_errors: list[StructuralError] = field(default_factory=list)
+    blank_rows: int = 0
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+    # What the reader noticed about the file as a whole: message -> count. Messages are fixed
+    # sentences (never a value), so that they can be shown on any screen.
+    notices: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+
+def empty_table(columns: list[str]) -> pa.Table:
+    return pa.table({c: pa.array([], pa.string()) for c in columns})
+
+
+# Characters that are invisible or look like others on screen: a header that differs from the
+# mapping only by one of them must be shown so the user can see the difference.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zl", "Zp", "Co", "Cn", "Cs"})
+
+
+def visible(name: str) -> str:
+    """A column name as it can be read on screen: invisible and odd-space characters as <U+XXXX>."""
+    out = []
+    for ch in name:
+        cat = unicodedata.category(ch)
+        if cat in _INVISIBLE_CATEGORIES or (cat == "Zs" and ch != " "):
+            out.append(f"<U+{ord(ch):04X}>")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    if text != text.strip():  # leading/trailing spaces are invisible too
+        text = repr(text)
+    return text
+
+
+def folded(name: str) -> str:
+    """A column name without invisible characters, case or width differences (for near matches)."""
+    text = unicodedata.normalize("NFKC", name)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE_CATEGORIES)
+    return " ".join(text.split()).casefold()
+
+
+def check_header(columns: list[str], source: str) -> list[str]:
+    cleaned = [c.strip().lstrip("\ufeff") for c in columns]
+    if not cleaned or all(c == "" for c in cleaned):
+        raise InputFileError(f"{source} has no header row", hint="the first row must name the columns")
+    positions: dict[str, list[int]] = {}
+    for i, c in enumerate(cleaned, start=1):
+        if c:
+            positions.setdefault(c, []).append(i)
+    dupes = [p for p in positions.values() if len(p) > 1]
+    if dupes:
+        # Positions, not names: a file without its header row has a record there (values repeat,
+        # e.g. two equal dates), and a message may never quote a record.
+        where = "; ".join(" and ".join(str(i) for i in p) for p in dupes[:10])
+        raise InputFileError(
+            f"{source} has duplicate column names (columns {where} have the same name)",
+            hint="rename the columns so that each name appears once, then export again "
+            "(is the first row really the header?)",
+        )
+    return [c if c else f"_unnamed_{i + 1}" for i, c in enumerate(cleaned)]
+
+
+def drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.ndarray, int]:
+    """Rows whose every cell is empty (Excel's trailing rows) are not records; they are counted apart.
+
+    A row of whitespace-only cells is kept: it becomes a quarantined row (required fields
+    missing), so it is still accounted for.
+    """
+    if table.num_rows == 0:
+        return table, lines, 0
+    total = np.zeros(table.num_rows, dtype=np.int64)
+    for col in table.columns:
+        total += np.asarray(pc.binary_length(col), dtype=np.int64)
+    mask = total == 0
+    n_blank = int(mask.sum())
+    if n_blank == 0:
+        return table, lines, 0
+    keep = ~mask
+    return table.filter(pa.array(keep)), lines[keep], n_blank
+
+
+def string_column(values: list[str]) -> pa.Array:
+    """Text cells as an Arrow column; characters that cannot be UTF-8 (lone surrogates from a broken
+    emoji) become U+FFFD, which the mapping then quarantines as undecodable text."""
+    try:
+        return pa.array(values, pa.string())
+    except (UnicodeEncodeError, pa.ArrowException):
+        return pa.array([_SURROGATE.sub("\ufffd", v) for v in values], pa.string())
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")

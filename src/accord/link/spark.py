@@ -1,0 +1,277 @@
+"""The Spark engine of linkage: the band work of blocking inside Spark partitions.
+
+Same stage logic as on one machine (`accord.link.blocking` plans the passes and draws the band
+bits; `accord.link.engine.join_band` and the compiled kernels find the pairs), distributed as:
+records -> band keys of every band (``mapInArrow``) -> repartition by (band, key prefix), so a
+partition holds whole top-level buckets -> the kernels per partition (``mapInArrow``) ->
+distinct pair codes. A bucket's pairs depend only on its own records, so the pairs are the
+embedded engine's, exactly. pyspark is an optional extra (``accord[spark]`` and Java 17); this
+module imports it only when a session is started.
+
+The linkage secret never belongs on a cluster: encodings are made at the partners. A Spark
+configuration that names the secret (or a partner key) is refused before Spark starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from accord.errors import AccordError
+from accord.link import kernels
+from accord.link.engine import BandJob, join_band
+from accord.protect.encoding.secrets import SECRET_KIND
+from accord.protect.keys import KEY_KIND
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+INSTALL_HINT = ("install the Spark extra and Java 17: pip install 'accord[spark]' and "
+                "apt-get install openjdk-17-jre-headless (or point JAVA_HOME at a Java 17 or 21)")
+MIN_JAVA = 17
+_SECRET_WORDS = re.compile(r"linkage[-_.]?secret|partner[-_.]?key|ACCORD_KEY_FILE", re.I)
+
+
+class SparkUnavailableError(AccordError):
+    pass
+
+
+class SecretOnClusterError(AccordError):
+    pass
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    master: str = "local[*]"
+    conf: tuple[tuple[str, str], ...] = ()
+    partitions: int | None = None  # partitions of the band join; None = 4 per core
+
+
+def parse_conf(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``k=v`` strings of --spark-conf."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AccordError(f"--spark-conf needs key=value, got {item.split('=')[0]!r}",
+                              hint="e.g. --spark-conf spark.executor.memory=8g")
+        out.append((key.strip(), value.strip()))
+    return tuple(out)
+
+
+def _names_secret(value: str) -> bool:
+    """A value that is (or lists) a file holding a linkage secret or partner key."""
+    for part in re.split(r"[,\s]+", value):
+        p = Path(part.removeprefix("file://"))
+        try:
+            if p.is_file() and p.stat().st_size < 1 << 16:
+                head = p.read_text(encoding="utf-8", errors="ignore")
+                if SECRET_KIND in head or KEY_KIND in head:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def refuse_secrets(settings: SparkSettings) -> None:
+    """Refuse a Spark configuration carrying the linkage secret or a partner key: the hub and
+    its cluster link encodings made at the partners and must never be able to make them."""
+    for key, value in settings.conf:
+        if _SECRET_WORDS.search(key) or _SECRET_WORDS.search(value) or _names_secret(value):
+            raise SecretOnClusterError(
+                f"the Spark setting {key} carries a linkage secret or partner key",
+                hint="encodings are made at the partners (accord encode); send the cluster only "
+                     "the encodings, never the secret or a key file")
+
+
+def java_version(java: str | None = None) -> int | None:
+    """Major version of the Java Spark would use (JAVA_HOME first, as Spark does)."""
+    home = os.environ.get("JAVA_HOME")
+    exe = java or (str(Path(home) / "bin" / "java") if home else shutil.which("java"))
+    if not exe or not Path(exe).exists():
+        return None
+    try:
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major
+
+
+def check_java(java: str | None = None) -> None:
+    version = java_version(java)
+    if version is None:
+        raise SparkUnavailableError("Spark needs Java, and none was found", hint=INSTALL_HINT)
+    if version < MIN_JAVA:
+        raise SparkUnavailableError(f"Spark 4 needs Java {MIN_JAVA} or later; found Java "
+                                    f"{version}", hint=INSTALL_HINT)
+
+
+def start_session(settings: SparkSettings) -> SparkSession:
+    """A SparkSession for the settings, or a clear error saying what to install."""
+    refuse_secrets(settings)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise SparkUnavailableError("the Spark engine needs pyspark, which is not installed",
+                                    hint=INSTALL_HINT) from exc
+    if not settings.master.startswith(("spark://", "yarn", "k8s://")):
+        check_java()  # a cluster master checks its own Java; local mode uses ours
+    builder = SparkSession.builder.master(settings.master).appName("accord")
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    if settings.master.startswith("local"):
+        # Local workers run this interpreter (with Accord installed), not whatever python3 is
+        # first on PATH; a cluster sets its own (spark.pyspark.python, or a packed venv).
+        # PySpark reads the worker interpreter from PYSPARK_PYTHON in the driver's environment
+        # (spark.pyspark.python only through spark-submit); an explicit setting is kept.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in settings.conf:
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # py4j/pyspark raise their own types for a JVM that cannot start
+        raise SparkUnavailableError(f"Spark could not start ({type(exc).__name__})",
+                                    hint=INSTALL_HINT) from exc
+
+
+def _words_array(words: np.ndarray) -> pa.Array:
+    n, w = words.shape
+    fixed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(w * 8), n, [None, pa.py_buffer(np.ascontiguousarray(words).tobytes())])
+    return fixed.cast(pa.binary())
+
+
+def _words(col: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
+    """(n, width) uint64 back from a binary column of equal-length values."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    if n == 0:
+        return np.zeros((0, width), dtype=np.uint64)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return data.view(np.uint64).reshape(n, width).copy()
+
+
+_KEYED = pa.schema([("band", pa.int32()), ("prefix", pa.int64()), ("key", pa.int64()),
+                    ("side", pa.int8()), ("idx", pa.int64()), ("words", pa.binary())])
+_PAIRS = pa.schema([("ia", pa.int64()), ("ib", pa.int64())])
+
+
+def _keys_fn(job: BandJob, width: int) -> Any:
+    drop = np.uint64(64 - job.rows)
+
+    def keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            words = _words(batch.column("words"), width)
+            n = len(words)
+            for band, (word, shift) in enumerate(job.bits):
+                k = kernels.band_keys(words, word, shift)
+                yield pa.RecordBatch.from_arrays([
+                    pa.array(np.full(n, band, dtype=np.int32)),
+                    pa.array((k >> drop).view(np.int64)), pa.array(k.view(np.int64)),
+                    batch.column("side"), batch.column("idx"), batch.column("words")],
+                    schema=_KEYED)
+
+    return keys
+
+
+def _join_fn(job: BandJob, width: int) -> Any:
+    def join(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        parts = [b for b in batches if b.num_rows]
+        if not parts:
+            return
+        t = pa.Table.from_batches(parts)
+        band = t.column("band").to_numpy()
+        side = t.column("side").to_numpy()
+        key = t.column("key").to_numpy().view(np.uint64)
+        idx = t.column("idx").to_numpy()
+        words = _words(t.column("words"), width)
+        for b in np.unique(band):
+            sa = np.flatnonzero((band == b) & (side == 0))
+            sb = np.flatnonzero((band == b) & (side == 1))
+            if not len(sa) or not len(sb):
+                continue
+            fa, fb = words[sa], words[sb]
+            xa, xb = join_band(key[sa], key[sb], fa, fb, kernels.group_ones(fa, job.bounds),
+                               kernels.group_ones(fb, job.bounds), job, int(b))
+            if len(xa):
+                yield pa.RecordBatch.from_arrays([pa.array(idx[sa][xa]), pa.array(idx[sb][xb])],
+                                                 schema=_PAIRS)
+
+    return join
+
+
+@dataclass(frozen=True)
+class SparkEngine:
+    """Band work in Spark partitions; the pairs are the embedded engine's (see module doc)."""
+
+    session: Any  # pyspark.sql.SparkSession (typed loosely: pyspark is optional)
+    partitions: int | None = None
+    name: str = "spark"
+
+    def band_pairs(self, job: BandJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        width = job.fa.shape[1]
+        nb = len(job.fb)
+        if not len(job.fa) or not nb or not job.bits:
+            return
+        records = pa.table({
+            "side": pa.array(np.r_[np.zeros(len(job.fa)), np.ones(nb)].astype(np.int8)),
+            "idx": pa.array(np.r_[np.arange(len(job.fa)), np.arange(nb)].astype(np.int64)),
+            "words": pa.concat_arrays([_words_array(job.fa), _words_array(job.fb)]),
+        })
+        # Ship the plan, not the filters: the records travel in the DataFrame.
+        light = replace(job, fa=job.fa[:0], fb=job.fb[:0])
+        sc = self.session.sparkContext
+        n_parts = self.partitions or 4 * sc.defaultParallelism
+        df = self.session.createDataFrame(records)
+        keyed = df.mapInArrow(_keys_fn(light, width), _spark_schema(_KEYED))
+        pairs = (keyed.repartition(n_parts, "band", "prefix")
+                 .mapInArrow(_join_fn(light, width), _spark_schema(_PAIRS)))
+        codes = pairs.selectExpr(f"ia * {nb} + ib AS code").distinct()
+        got = codes.toArrow().column("code").to_numpy()
+        got = np.sort(got)
+        yield got // nb, got % nb
+
+
+def _spark_schema(schema: pa.Schema) -> str:
+    names = {pa.int8(): "tinyint", pa.int32(): "int", pa.int64(): "bigint",
+             pa.binary(): "binary"}
+    return ", ".join(f"{f.name} {names[f.type]}" for f in schema)
+
+
+@contextmanager
+def spark_engine(settings: SparkSettings) -> Iterator[SparkEngine]:
+    """A Spark engine for the duration of a command; a session it started is stopped (one
+    already running in this process, e.g. a notebook's, is used and left running)."""
+    from_before = _active_session()
+    session = start_session(settings)
+    try:
+        # The band join's partition count: the engine's own, else --spark-conf
+        # spark.sql.shuffle.partitions when given, else 4 per core.
+        given = dict(settings.conf).get("spark.sql.shuffle.partitions")
+        yield SparkEngine(session, settings.partitions or (int(given) if given else None))
+    finally:
+        if from_before is None:
+            session.stop()
+
+
+def _active_session() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return None
+    return SparkSession.getActiveSession()

@@ -1,0 +1,254 @@
+"""Adaptive selection of marginals (AIM-like), kept to a junction tree so the fit stays closed form.
+
+Follows McKenna, Mullins, Sheldon & Miklau's AIM (VLDB 2022) under zCDP, with OpenDP for every
+random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``_noisy_max``):
+
+1. measure every one-way marginal (a tenth of the budget, discrete Gaussian) and merge rare levels
+   as MST does;
+2. rounds: among the workload's marginals (all 2- and 3-way by default) and their 2-way subsets,
+   those the model can hold (the measured sets stay a junction tree whose cliques each have at
+   most :data:`MAX_MODEL_CELLS` cells: AIM's model-size cap, in the form our closed-form fit
+   needs), OpenDP's noisy max picks the one whose current model estimate is furthest from the
+   truth, net of the noise its measurement would add: ``L1(true - model) - sqrt(2/pi) sigma
+   cells``. The model estimate and the penalty come from earlier noisy outputs only, so one person
+   moves a score by at most 1 (:data:`SELECTION_SENSITIVITY`). The pick is measured (discrete
+   Gaussian, L2 sensitivity 1) and the model refitted;
+3. budget annealing as in AIM: when a measurement barely changed the model's estimate of its
+   marginal (by less than the noise expected), the per-round budget is quadrupled (sigma halved);
+   the last round takes whatever remains, so the whole rho is spent and no more.
+
+Why not AIM's ``mbi`` estimation: see :mod:`accord.release.synthesize.model` and docs/dp.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from accord.errors import ReleaseRefused
+from accord.release.dp.mechanism import calibrate
+from accord.release.synthesize import mst
+from accord.release.synthesize.mst import Encoded, Measured, Measurement, column_label, marginal
+
+SELECTION_SENSITIVITY = 1.0  # L-inf sensitivity of quality_score (model and penalty are noisy)
+MAX_MODEL_CELLS = 250_000  # per junction-tree clique: keeps the fit and the memory bounded
+ONE_WAY_SHARE = 0.1
+SELECT_SHARE = 0.1  # of each round's budget, as in AIM
+
+
+def quality_score(true: np.ndarray, estimate: np.ndarray, sigma: float) -> float:
+    """AIM's score: how wrong the model is on a marginal, net of the error measuring it would add.
+
+    ``estimate`` (the current model's marginal, at the noisy total) and ``sigma`` come from earlier
+    noisy outputs only; one person changes one cell of ``true`` by 1, the score by at most 1.
+    """
+    return float(np.abs(true - estimate).sum() - math.sqrt(2 / math.pi) * sigma * true.size)
+
+
+def default_workload(columns: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """All 2-way and 3-way marginals."""
+    return tuple(itertools.chain(itertools.combinations(columns, 2),
+                                 itertools.combinations(columns, 3)))
+
+
+def check_workload(workload: Sequence[Sequence[str]], columns: Sequence[str]) -> None:
+    """Refuse, before anything is measured, a workload naming columns the data do not have."""
+    known = set(columns)
+    for table in workload:
+        unknown = [c for c in table if c not in known]
+        if unknown:
+            raise ReleaseRefused(f"workload names column(s) not in the data: {', '.join(unknown)}",
+                                 hint="name columns exactly as in the header (see --workload)")
+        if len(set(table)) < 2:
+            raise ReleaseRefused("a workload marginal needs at least two different columns",
+                                 hint="write marginals as COL1,COL2[,COL3]")
+
+
+def _maximal(sets: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    uniq = sorted(set(sets))
+    return [s for s in uniq if not any(set(s) < set(t) for t in uniq)]
+
+
+def fits_junction_tree(sets: Sequence[tuple[int, ...]], sizes: Sequence[int]) -> bool:
+    """Whether the measured sets' maximal elements form a junction tree, within the size cap.
+
+    A family of sets has a junction tree exactly when it is alpha-acyclic, which the GYO
+    reduction decides: repeatedly drop a column that only one set holds, and a set contained in
+    another; the family is acyclic when nothing is left. (networkx's chordality test plus a
+    clique comparison says the same, 100 times slower on this many small checks.)
+    """
+    top = _maximal(sets)
+    if any(int(np.prod([sizes[a] for a in s])) > MAX_MODEL_CELLS for s in top):
+        return False
+    return _acyclic(frozenset(frozenset(s) for s in top))
+
+
+@lru_cache(maxsize=65536)
+def _acyclic(family: frozenset[frozenset[int]]) -> bool:
+    edges = [set(s) for s in family]
+    changed = True
+    while changed:
+        changed = False
+        counts: dict[int, int] = {}
+        for e in edges:
+            for a in e:
+                counts[a] = counts.get(a, 0) + 1
+        for e in edges:
+            lone = {a for a in e if counts[a] == 1}
+            if lone:
+                e -= lone
+                changed = True
+        kept: list[set[int]] = []
+        for i, e in enumerate(edges):
+            if not e or any(e <= f for j, f in enumerate(edges) if j != i and (e < f or j < i)):
+                changed = True
+                continue
+            kept.append(e)
+        edges = kept
+    return not edges
+
+
+def model_marginal(model: object, attrs: tuple[int, ...]) -> np.ndarray:
+    """The fitted model's probability table over ``attrs`` (compressed levels), by elimination.
+
+    The junction-tree model is a chain of conditionals P(new columns | separator) in sampling
+    order; einsum sums out every other column.
+    """
+    from accord.release.synthesize.model import Model
+    assert isinstance(model, Model)
+    # Barren factors (conditionals of columns neither asked for nor conditioned on later) sum to
+    # one and are dropped, so most queries touch two or three small tables.
+    factors: list[tuple[tuple[int, ...], np.ndarray, frozenset[int]]] = []
+    seen: set[int] = set()
+    for clique, table in zip(model.cliques, model.tables, strict=True):
+        known = [i for i, a in enumerate(clique) if a in seen]
+        new = [i for i in range(len(clique)) if i not in known]
+        if not new:
+            continue
+        t = table
+        if known:
+            denom = t.sum(axis=tuple(new), keepdims=True)
+            t = np.divide(t, denom, out=np.full_like(t, 1.0 / int(np.prod(
+                [t.shape[i] for i in new]))), where=denom > 0)
+        factors.append((clique, t, frozenset(clique[i] for i in new)))
+        seen.update(clique)
+    need = set(attrs)
+    kept = []
+    for clique, t, new_vars in reversed(factors):
+        if new_vars & need:
+            kept.append((clique, t))
+            need |= set(clique)
+    letters = {a: chr(ord("a") + i) if i < 26 else chr(ord("A") + i - 26)
+               for i, a in enumerate(sorted({a for c, _ in kept for a in c}))}
+    spec = ",".join("".join(letters[a] for a in c) for c, _ in kept) + "->" + "".join(
+        letters[a] for a in attrs)
+    out = np.einsum(spec, *[t for _, t in kept], optimize=len(kept) > 2)
+    return np.asarray(out, dtype=float)
+
+
+def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
+                     workload: Sequence[Sequence[str]] | None = None,
+                     test_seed: int | None = None) -> Measured:
+    """Run the adaptive selection and measurements with a total zCDP budget ``rho``."""
+    from accord.release.synthesize.model import fit, spec_variance
+    d = len(data.columns)
+    if d == 0 or data.codes.shape[0] == 0:
+        raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
+    work = tuple(tuple(w) for w in (default_workload(data.columns) if workload is None
+                                    else workload))
+    check_workload([*work, *required], data.columns)
+    wide = [column_label(c, j) for j, (c, n) in enumerate(zip(data.columns, data.sizes, strict=True))
+            if n > mst.MAX_LEVELS]
+    if wide:
+        raise ReleaseRefused(f"column(s) with more than {mst.MAX_LEVELS} distinct values: "
+                             f"{', '.join(wide)}",
+                             hint="drop identifier-like columns, or bin numeric ones with --bin")
+    idx = {c: i for i, c in enumerate(data.columns)}
+    req = [tuple(sorted(idx[c] for c in t)) for t in required]
+    seeds = iter(range(10**6)) if test_seed is None else iter(range(test_seed * 1000, 10**9))
+
+    def seed() -> int | None:
+        return None if test_seed is None else next(seeds)
+
+    # Refuse a domain too large before any budget is spent (sizes here are the public levels).
+    for t in [*work, *required]:
+        cells = int(np.prod([data.sizes[idx[c]] for c in t]))
+        if cells > MAX_MODEL_CELLS and len(t) <= 2:
+            big = max(t, key=lambda c: data.sizes[idx[c]])
+            raise ReleaseRefused(f"the marginal {' x '.join(t)} has {cells} cells, too many to "
+                                 f"model (largest column: {column_label(big, idx[big])})",
+                                 hint="bin that column with --bin, or drop it")
+
+    # 1. one-way marginals (L2^2 = d over all of them).
+    spec1 = calibrate("gaussian", 1, d, rho * ONE_WAY_SHARE)
+    one_way, groups = [], []
+    for j in range(d):
+        noisy = mst.add_noise(marginal(data.codes, data.sizes, (j,)), spec1, seed())
+        groups.append(mst._compress(noisy, math.sqrt(spec1.variance())))
+        one_way.append(Measurement((j,), noisy, spec1))
+    comp = np.stack([groups[j][data.codes[:, j]] for j in range(d)], axis=1)
+    csizes = tuple(int(g.max()) + 1 for g in groups)
+    spent = spec1.cost_rho()
+
+    measured: list[Measurement] = []
+    # Required marginals are measured first (they must be in the model whatever the scores say).
+    if req:
+        if not fits_junction_tree(req, csizes):
+            raise ReleaseRefused("the required marginals do not form a junction tree",
+                                 hint="choose required column sets that chain through shared columns")
+        spec_r = calibrate("gaussian", 1, len(req), rho * ONE_WAY_SHARE)
+        for r in req:
+            measured.append(Measurement(r, mst.add_noise(marginal(comp, csizes, r), spec_r,
+                                                         seed()), spec_r))
+        spent += spec_r.cost_rho()
+
+    candidates = sorted({tuple(sorted(idx[c] for c in t)) for t in work} | {
+        p for t in work for p in itertools.combinations(sorted(idx[c] for c in t), 2)})
+    # Candidates the model could never hold are dropped before their tables are counted (memory).
+    candidates = [c for c in candidates
+                  if int(np.prod([csizes[a] for a in c])) <= MAX_MODEL_CELLS]
+    true_tables = {c: marginal(comp, csizes, c).astype(float) for c in candidates}
+    # AIM's initial schedule: 16 d rounds; sigma and the selection rho follow from it.
+    rounds = 16 * d
+    rho_round = (rho - spent) / rounds
+    selected: list[tuple[str, ...]] = []
+
+    def build(ms: list[Measurement]) -> Measured:
+        return Measured(data.columns, data.levels, tuple(groups), tuple(one_way), tuple(ms),
+                        spent, ())
+
+    model = fit(build(measured))
+    while rho - spent > 1e-12:
+        remaining = rho - spent
+        if remaining < 2 * rho_round:  # the last round takes the rest
+            rho_round = remaining
+        rho_sel, rho_meas = SELECT_SHARE * rho_round, (1 - SELECT_SHARE) * rho_round
+        spec = calibrate("gaussian", 1, 1, rho_meas)
+        sigma = math.sqrt(spec_variance(spec))
+        attrs_now = _maximal([m.attrs for m in measured])
+        allowed = [c for c in candidates if fits_junction_tree([*attrs_now, c], csizes)]
+        if not allowed:
+            break
+        total = model.total
+        estimates = [model_marginal(model, c) * total for c in allowed]
+        scores = np.array([quality_score(true_tables[c], e, sigma)
+                           for c, e in zip(allowed, estimates, strict=True)])
+        pick = mst._noisy_max(scores, SELECTION_SENSITIVITY, rho_sel, seed())
+        spent += rho_sel
+        chosen = allowed[pick]
+        noisy = mst.add_noise(true_tables[chosen].astype(np.int64), spec, seed())
+        spent += spec.cost_rho()
+        measured.append(Measurement(chosen, noisy, spec))
+        selected.append(tuple(data.columns[a] for a in chosen))
+        before = estimates[pick]
+        model = fit(build(measured))
+        after = model_marginal(model, chosen) * model.total
+        if np.abs(after - before).sum() <= math.sqrt(2 / math.pi) * sigma * before.size:
+            rho_round *= 4.0  # annealing: the model has caught up, spend more per round
+    result = build(measured)
+    return Measured(result.columns, result.levels, result.groups, result.one_way, result.cliques,
+                    spent, tuple((s[0], s[-1]) for s in selected))
