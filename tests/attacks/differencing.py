@@ -72,7 +72,6 @@ def _band(age: int, edges: Sequence[int], labels: Sequence[str]) -> str:
 
 _STANDARD = load_standard()
 FOCUS_BANDS = ("age_adolescent", "age_youth", "age_young_people")
-GBV = _STANDARD.field("gbv_incident_type").code_values
 
 
 def person(rng: np.random.Generator) -> dict[str, Any]:
@@ -98,8 +97,9 @@ def person(rng: np.random.Generator) -> dict[str, Any]:
         "registration_year": str(rng.choice(YEARS)),
         # the focus tables (issue 18): focus bands, GBV incident types, RH services received
         **{b: _STANDARD.derived_field(b).band_of(age) for b in FOCUS_BANDS},
-        "gbv_incident_type": [str(c) for c in GBV if rng.random() < 0.1] if sex != "male" else [],
-        "rh_services_received": [c for c in rh if rng.random() < 0.65],
+        # derived without drawing, so the random stream (and the figures) stay those of before
+        "gbv_incident_type": ["rape"] if "clinical_management_of_rape" in rh else [],
+        "rh_services_received": rh[1:],
     }
 
 
