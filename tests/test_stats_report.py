@@ -47,6 +47,8 @@ def record(i: int, partner: str = "ngo_a", **over: Any) -> dict[str, Any]:
         "recruiter_relationship": None, "gbv_incident_type": [], "rh_needs": [],
         "rh_services_received": [], "age_group": band("age_group"),
         "age_band_ctdc": band("age_band_ctdc"), "majority_status": band("majority_status"),
+        "age_adolescent": band("age_adolescent"), "age_youth": band("age_youth"),
+        "age_young_people": band("age_young_people"),
         "registration_year": date.year if date else None,
     }
     row.update(over)

@@ -34,6 +34,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 from scipy.stats import norm
 
+from accord.standard import load_standard
+
 MISSING = "_missing"
 SEX = ("female", "male", "transgender_female", "transgender_male", "non_conforming", "unknown")
 CASE = ("trafficking_victim", "gbv_survivor", "vulnerable_migrant")
@@ -68,6 +70,10 @@ def _band(age: int, edges: Sequence[int], labels: Sequence[str]) -> str:
     return labels[sum(age >= e for e in edges)]
 
 
+_STANDARD = load_standard()
+FOCUS_BANDS = ("age_adolescent", "age_youth", "age_young_people")
+
+
 def person(rng: np.random.Generator) -> dict[str, Any]:
     """One simulated person, skewed like the case loads of the simulated partners."""
     age = int(min(rng.gamma(4.0, 7.0), 80))
@@ -89,6 +95,11 @@ def person(rng: np.random.Generator) -> dict[str, Any]:
         "type_of_exploitation": expl,
         "rh_needs": rh,
         "registration_year": str(rng.choice(YEARS)),
+        # the focus tables (issue 18): focus bands, GBV incident types, RH services received
+        **{b: _STANDARD.derived_field(b).band_of(age) for b in FOCUS_BANDS},
+        # derived without drawing, so the random stream (and the figures) stay those of before
+        "gbv_incident_type": ["rape"] if "clinical_management_of_rape" in rh else [],
+        "rh_services_received": rh[1:],
     }
 
 

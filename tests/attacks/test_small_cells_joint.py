@@ -35,7 +35,8 @@ from accord.standard import load_standard
 from tests.test_stats_report import make_store, record
 
 STANDARD = load_standard()
-LISTS = {"type_of_exploitation", "rh_needs"}  # list fields, from the standard (public)
+# list fields, from the standard (public)
+LISTS = {"type_of_exploitation", "rh_needs", "gbv_incident_type", "rh_services_received"}
 SEEDS = range(8)
 Key = tuple[str, frozenset[tuple[str, str]]]  # (namespace, {(dim, code)})
 
@@ -160,7 +161,8 @@ def build(tables: list[dict[str, Any]]) -> tuple[Attack, dict[tuple[str, tuple[i
             if v is None:
                 att.hidden.add(j)
             else:
-                assert att.fixed.get(j, v) == v, "two tables publish one count differently"
+                assert att.fixed.get(j, v) == v, ("two tables publish one count differently",
+                                                  t["id"], _key(t, idx))
                 att.fixed[j] = float(v)
         # Every total is the sum of its cells, along every dimension.
         for axis, d in enumerate(t["dims"]):

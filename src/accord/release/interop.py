@@ -40,6 +40,10 @@ NS = {"mes": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message",
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "sex": ("SEX", "Sex"),
     "age_band_ctdc": ("AGE", "Age"), "age_group": ("AGE", "Age"), "majority_status": ("AGE", "Age"),
+    # the focus bands (issue 18): adolescents, youth, young people; SDMX age codes (Y10T14, Y_GE20)
+    "age_adolescent": ("AGE", "Age"), "age_youth": ("AGE", "Age"), "age_young_people": ("AGE", "Age"),
+    "gbv_incident_type": ("GBV_INCIDENT_TYPE", "GBV incident type (GBVIMS)"),
+    "rh_services_received": ("RH_SERVICE", "Reproductive-health service received"),
     "type_of_exploitation": ("FORM_OF_EXPLOITATION", "Form of exploitation"),
     "citizenship": ("CITIZENSHIP", "Citizenship"),
     "case_type": ("CASE_TYPE", "Case type"),
@@ -54,7 +58,8 @@ HXL = {"SEX": "#group+sex", "AGE": "#group+age", "FORM_OF_EXPLOITATION": "#indic
        "CITIZENSHIP": "#country+code+nationality", "REF_AREA": "#country+code", "TIME_PERIOD": "#date+year",
        "INDICATOR": "#indicator+code", "OBS_VALUE": "#affected+num", "CONF_STATUS": "#status+conf",
        "CASE_TYPE": "#group+case_type", "MIGRATION_STATUS": "#group+migration",
-       "RH_NEED": "#indicator+need", "REGISTRATION_YEAR": "#date+year+registration", "TABLE": "#meta+table"}
+       "RH_NEED": "#indicator+need", "GBV_INCIDENT_TYPE": "#indicator+gbv_type",
+       "RH_SERVICE": "#indicator+service", "REGISTRATION_YEAR": "#date+year+registration", "TABLE": "#meta+table"}
 
 
 def _age_code(code: str) -> str:
@@ -72,7 +77,8 @@ def _age_code(code: str) -> str:
 def _sdmx_code(column: str, code: str) -> str:
     if column == "sex":
         return SEX_CODES.get(code, "_O")  # grouped transgender / non-conforming codes
-    if column in ("age_band_ctdc", "age_group", "majority_status"):
+    if column in ("age_band_ctdc", "age_group", "majority_status", "age_adolescent", "age_youth",
+                  "age_young_people"):
         return _age_code(code)
     if column == "citizenship":
         c = pycountry.countries.get(alpha_2=code)

@@ -237,7 +237,10 @@ def load_and_draw(store: Store, standard: Standard, rho: float, years: tuple[int
         payload["unit"] = unit
         return payload
 
-    key = f"stats:years={years}"
+    # The table list is part of the key: a draw stored before tables were added (a new
+    # release of Accord on the same data) does not hold them, so the new list draws afresh.
+    ids = ",".join(t.id for t in stats_specs(standard))
+    key = f"stats:years={years}:tables={hashlib.sha256(ids.encode()).hexdigest()[:12]}"
     payload, reused = reuse_or_draw(store, key, rho, draw, actor=actor, kind="dp_stats",
                                     purpose=purpose or "accord stats / report")
     return payload, reused, str(payload.get("unit", unit_box[0] if unit_box else "persons"))

@@ -23,11 +23,13 @@ def dictionary_markdown(standard: Standard) -> str:
             f"| `{f.name}` | {f.type} | {f.role} | {_cell(f.label)} | {_cell(f.htcds)} "
             f"| {_cell(f.ctdc)} | {_cell(f.description)} |"
         )
-    out += ["", "## Derived columns", "", "| column | from | label | CTDC | bands |",
-            "| --- | --- | --- | --- | --- |"]
+    out += ["", "## Derived columns", "",
+            "| column | from | label | CTDC | bands | definition | source |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for d in standard.derived:
         bands = ", ".join(d.band_labels) if d.bands else ""
-        out.append(f"| `{d.name}` | `{d.source}` | {_cell(d.label)} | {_cell(d.ctdc)} | {bands} |")
+        out.append(f"| `{d.name}` | `{d.source}` | {_cell(d.label)} | {_cell(d.ctdc)} | {bands} "
+                   f"| {_cell(d.description)} | {_cell(d.reference)} |")
     out += ["", "## Code lists", ""]
     for f in standard.fields:
         if not f.codes:

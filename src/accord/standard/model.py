@@ -106,6 +106,8 @@ class DerivedField(BaseModel):
     ctdc: str | None = None
     bands: tuple[tuple[int, int, str], ...] | None = None
     rule: Literal["wg_ss"] | None = None
+    description: str | None = None  # definition, for the data dictionary
+    reference: str | None = None  # where the definition comes from (UN, UNFPA, WHO, CTDC)
     sources: tuple[str, ...] = ()  # every field a rule reads (source is the first)
 
     @model_validator(mode="before")

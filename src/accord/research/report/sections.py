@@ -164,11 +164,19 @@ def protection_section(ctx: ReportContext) -> Markup:
     return _render("protection.html.j2", ctx.mark, ctx=ctx)
 
 
+def focus_section(ctx: ReportContext) -> Markup:
+    # Issue 18's focus groups live in their own module and template (report/focus.py).
+    from accord.research.report.focus import focus_context
+    return _render("focus.html.j2", **{k: v for k, v in focus_context(ctx.stats).items()
+                                       if k != "mark"})
+
+
 def default_sections() -> list[ReportSection]:
     """The sections of issue 2, in page order. Append or insert to extend the report."""
     return [
         ReportSection("contributions", "Contributions", summary_section),
         ReportSection("pyramid", "Population pyramid", pyramid_section),
         ReportSection("tables", "Tables", tables_section),
+        ReportSection("focus", "Focus groups", focus_section),
         ReportSection("protection", "How this was protected", protection_section),
     ]
