@@ -55,6 +55,10 @@ fields:
     column: RecruiterCategory
     codes: {Other: other_known, "Friend/Acquaintance": friend_acquaintance,
             "Family/Relative": family, "Intimate Partner": intimate_partner}
+  # CTDC publishes these records as open data: every purpose is covered (standard 0.2).
+  consent_statistics: {value: "yes"}
+  consent_linkage: {value: "yes"}
+  consent_research: {value: "yes"}
 """
 
 
