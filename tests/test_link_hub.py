@@ -72,7 +72,9 @@ def test_hub_holds_no_identifier_and_links_people(hub: tuple[Path, Path, Path]) 
     # The simulator's re-registrations are hard (transliteration together with a missing birth
     # date, among people of few nationalities). Measured on this hub: precision 0.95, recall 0.93
     # (before the joint u and competing candidates in EM: 0.72 and 0.93).
-    assert scores.precision > 0.9 and scores.recall > 0.88, scores.as_dict()
+    # With the hardened format-3 encoding and a fresh random secret per run, precision on this hub
+    # ranged 0.89-0.95 (recall 0.88-0.93): the bound is below that spread, not at its middle.
+    assert scores.precision > 0.86 and scores.recall > 0.86, scores.as_dict()
     by_person: dict[int, dict[str, set[str | None]]] = {}
     for row in persons:
         by_person.setdefault(row["person_id"], {}).setdefault(row["partner"], set()).add(
@@ -89,7 +91,7 @@ def test_cli_link_with_evaluation(hub: tuple[Path, Path, Path]) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["threshold_chosen"] == "automatic"
-    assert out["evaluation"]["f1"] > 0.9
+    assert out["evaluation"]["f1"] > 0.87  # 0.90-0.94 over fresh secrets (format 3)
     with open_store(path) as store:
         n = store.scalar("SELECT count(*) FROM persons")
         assert n == store.scalar("SELECT count(*) FROM records")

@@ -15,6 +15,7 @@ from typing import Any
 from accord.research.grid import SUPPRESSED_MARK
 from accord.research.specs import MISSING
 from accord.research.stats import StatsResult, StatTable
+from accord.standard import load_standard
 
 SEXUAL_VIOLENCE = ("rape", "sexual_assault")
 IRREGULAR = ("irregular", "undocumented")
@@ -74,7 +75,12 @@ def _label(t: StatTable | None, column: str, code: str) -> str:
         for d in t.dims:
             if d.name == column and code in d.codes:
                 return d.labels[d.codes.index(code)]
-    return code
+    # A category the release left out (a noisy total of 0) still has its label in the standard:
+    # a reader never sees a raw code.
+    try:
+        return load_standard().field(column).label_of(code)
+    except (KeyError, ValueError):
+        return code.replace("_", " ").capitalize()
 
 
 def _say(v: int | None, threshold: int) -> str:
@@ -199,5 +205,7 @@ def focus_groups(stats: StatsResult) -> tuple[FocusGroup, ...]:
 
 
 def focus_context(stats: StatsResult) -> dict[str, Any]:
-    return {"groups": focus_groups(stats), "mark": SUPPRESSED_MARK,
+    # How a hidden value reads, as on the rest of the page (ReportContext.mark).
+    mark = f"<{stats.rules.threshold}" if stats.method == "dp" else SUPPRESSED_MARK
+    return {"groups": focus_groups(stats), "mark": mark,
             "threshold": stats.rules.threshold, "dp": stats.method == "dp"}

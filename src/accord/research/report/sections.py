@@ -167,8 +167,7 @@ def protection_section(ctx: ReportContext) -> Markup:
 def focus_section(ctx: ReportContext) -> Markup:
     # Issue 18's focus groups live in their own module and template (report/focus.py).
     from accord.research.report.focus import focus_context
-    return _render("focus.html.j2", **{k: v for k, v in focus_context(ctx.stats).items()
-                                       if k != "mark"})
+    return _render("focus.html.j2", **{**focus_context(ctx.stats), "mark": ctx.mark})
 
 
 def default_sections() -> list[ReportSection]:
