@@ -56,7 +56,10 @@ def test_cli_writes_synthetic_data_and_reports(tmp_path: Path) -> None:
     # Published: fit to the noisy measured marginals (1-way and the measured cliques).
     orders = {o["order"]: o for o in payload["utility"]["orders"]}
     assert 1 in orders and 2 in orders and "noisy" in payload["utility"]["against"]
-    assert orders[2]["mean_tvd"] < 0.08
+    # Against the noisy measurements, so their own noise is in it: the adaptive mode spends
+    # smaller shares on more marginals (0.05-0.16 seen over runs). It only has to rule out a model
+    # that ignores them (independent columns: ~0.3); fit to the truth is checked below at 0.08.
+    assert orders[2]["mean_tvd"] < 0.25
     # The strong sex x exploitation dependence survives (independent columns would give ~0.3).
     real = data.encode(_people(3000))
     enc = data.encode(synth, levels=dict(zip(real.columns, real.levels, strict=True)))
