@@ -11,6 +11,14 @@ unknown or revoked token gives 401 everywhere but /api/health):
 | GET  /api/batches          | own org's      | 403     | all     | all     |
 | GET  /api/releases         | 403            | yes     | yes     | yes     |
 | GET  /api/audit            | 403            | 403     | yes     | yes     |
+| POST /api/withdrawals      | own org only   | 403     | 403     | 403     |
+| GET  /api/withdrawals      | own org's      | 403     | all     | all     |
+| POST /api/requests         | 403            | yes     | 403     | 403     |
+| GET  /api/requests         | 403            | own     | all     | all     |
+| GET  /api/requests/{id}    | 403            | own     | yes     | yes     |
+| POST /api/requests/{id}/approve | 403       | 403     | yes     | 403     |
+| POST /api/requests/{id}/reject  | 403       | 403     | yes     | 403     |
+| GET  /api/requests/{id}/output  | 403       | own, approved | 403 | 403   |
 
 A refused request (403) is audited. A pushed contribution is verified exactly as `accord hub add`
 verifies it and loaded as one transaction; a failure is 422 with the same message and nothing
@@ -37,6 +45,7 @@ from starlette.responses import Response
 
 from accord.errors import AccordError, ContributionError, StoreError
 from accord.protect.contribution import read_manifest
+from accord.serve import requests_api, withdraw_api
 from accord.serve.accounts import Role, User, user_of_token
 from accord.store import Store, add_contribution, open_store
 
@@ -101,6 +110,9 @@ def safe_extract(archive: Path, dest: Path, max_bytes: int) -> None:
 def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="Accord hub", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(_Headers)
+    app.state.config = config  # routers of other modules find the hub here (accord.serve.deps)
+    app.include_router(withdraw_api.router)  # partner withdrawal
+    app.include_router(requests_api.router)  # record-level outputs by request
 
     @contextmanager
     def store() -> Iterator[Store]:

@@ -106,6 +106,8 @@ class Store(ABC):
         if not self.table_exists("batches"):
             return "empty"
         ids = self.query("SELECT batch_id, replaced FROM batches ORDER BY batch_id").to_pylist()
+        if self.table_exists("withdrawals"):  # a partner's withdrawal (accord.store.withdraw)
+            ids += self.query("SELECT withdrawal_id FROM withdrawals ORDER BY withdrawal_id").to_pylist()
         h = hashlib.sha256(json.dumps(ids, sort_keys=True).encode())
         return h.hexdigest()[:16]
 
