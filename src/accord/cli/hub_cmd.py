@@ -184,3 +184,15 @@ def _add_account_commands() -> None:
 
 
 _add_account_commands()
+
+
+def _add_flow_commands() -> None:
+    # A partner's withdrawal and the requests for record-level outputs (accord.serve.requests).
+    from accord.cli.request_cmd import hub_app as requests_app
+    from accord.cli.withdraw_cmd import hub_withdraw
+
+    app.command("withdraw")(hub_withdraw)
+    app.add_typer(requests_app, name="requests")
+
+
+_add_flow_commands()

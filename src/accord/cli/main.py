@@ -79,6 +79,7 @@ COMMANDS: dict[str, Registrar] = {
     "encode": _command("encode_cmd", "encode", "encode"),
     "hub": _typer("hub_cmd", "hub"),
     "push": _command("push_cmd", "push", "push"),
+    "withdraw": _command("withdraw_cmd", "withdraw", "withdraw"),
     "serve": _command("serve_cmd", "serve", "serve"),
     "match": _command("match_cmd", "match", "match"),
     "link": _command("link_cmd", "link", "link"),
@@ -87,6 +88,8 @@ COMMANDS: dict[str, Registrar] = {
     "anonymise": _command("anonymise_cmd", "anonymise", "anonymise_command"),
     "synthesize": _command("synthesize_cmd", "synthesize", "synthesize"),
     "release": _release,
+    "request": _typer("request_cmd", "request"),
+    "download": _command("request_cmd", "download", "download"),
     "budget": _typer("budget_cmd", "budget"),
     "estimate": _typer("estimate_cmd", "estimate"),
     "report": _command("report_cmd", "report", "report"),
@@ -113,6 +116,7 @@ SUMMARIES: dict[str, str] = {
     "hub": "Load contributions into the hub store and show what it holds.",
     "push": "Upload a contribution; the hub verifies it as `accord hub add` does and loads it "
             "whole.",
+    "withdraw": "Withdraw your organisation's records from the hub (a batch, or listed record keys).",
     "serve": "Serve the hub over HTTP: partners push contributions, roles read what they may "
              "(docs/hub.md).",
     "match": "Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one.",
@@ -126,6 +130,10 @@ SUMMARIES: dict[str, str] = {
     "synthesize": "Differentially private synthetic data (AIM-like: adaptive marginals, "
                   "graphical model).",
     "release": "Differentially private releases (budgeted in the hub's ledger).",
+    "request": "Request k-anonymous microdata or DP synthetic data; a steward approves it before "
+               "it is released.",
+    "download": "Download the approved output of your request (record-level outputs are released "
+                "only after a steward approves them).",
     "budget": "Show or set the differential-privacy budget (zCDP ledger).",
     "estimate": "Estimate the total number of people, seen and unseen, from the overlap between "
                 "lists.",
