@@ -128,6 +128,16 @@ READS = {
     "/api/batches": {"sub_b": 200, "sub_c": 200, "analyst": 403, "steward": 200, "auditor": 200},
     "/api/releases": {"sub_b": 403, "sub_c": 403, "analyst": 200, "steward": 200, "auditor": 200},
     "/api/audit": {"sub_b": 403, "sub_c": 403, "analyst": 403, "steward": 200, "auditor": 200},
+    "/api/withdrawals": {"sub_b": 200, "sub_c": 200, "analyst": 403, "steward": 200, "auditor": 200},
+    "/api/requests": {"sub_b": 403, "sub_c": 403, "analyst": 200, "steward": 200, "auditor": 200},
+}
+# POST routes of the withdrawal and request workflow (tests/test_serve_flow.py runs each with a
+# body that succeeds for its owner): who gets past authorisation; everyone else 403, no token 401.
+WORKFLOW_POSTS = {
+    "/api/withdrawals": {"sub_b", "sub_c"},  # a submitter, for its own organisation's records only
+    "/api/requests": {"analyst"},
+    "/api/requests/rq-x/approve": {"steward"},
+    "/api/requests/rq-x/reject": {"steward"},
 }
 PUSH = {"sub_b": 201, "sub_c": 403, "analyst": 403, "steward": 403, "auditor": 403}
 
@@ -152,6 +162,14 @@ def test_authorisation_matrix(server: str, accounts: dict[str, Path], hub: str, 
             assert status == expected.get(who, 401), (route, who, payload)
             bodies.append(json.dumps(payload))
     assert _request(server + "/api/health", None)[0] == 200
+    for route, allowed in WORKFLOW_POSTS.items():  # an empty body: past authorisation it is 400/404
+        for who, token in tokens.items():
+            status, payload, _ = _request(server + route, token, "POST", b"{}")
+            want = 401 if who not in PRINCIPALS else (403 if who not in allowed else status)
+            assert status == want and (who not in allowed or status in (400, 404)), (route, who, payload)
+            bodies.append(json.dumps(payload))
+    status, payload, _ = _request(server + "/api/requests/rq-x/output", tokens["analyst"])
+    assert status == 404 and _request(server + "/api/requests/rq-x/output", tokens["steward"])[0] == 403
     # a partner sees its own batches only
     assert len(_request(server + "/api/batches", tokens["sub_b"])[1]) == 1
     assert _request(server + "/api/batches", tokens["sub_c"])[1] == []
@@ -163,8 +181,9 @@ def test_authorisation_matrix(server: str, accounts: dict[str, Path], hub: str, 
     everything = "\n".join(bodies)
     assert values and not any(v["record_key"] in everything or (v["person_pseudonym"] or "#") in everything
                               for v in values)
-    # every 403 above is on the audit log: 4 pushes + 9 reads
-    assert denied == 4 + sum(1 for e in READS.values() for s in e.values() if s == 403)
+    # every 403 above is on the audit log: 4 pushes, the reads, the workflow posts, one output
+    posts = sum(1 for allowed in WORKFLOW_POSTS.values() for p in PRINCIPALS if p not in allowed)
+    assert denied == 4 + sum(1 for e in READS.values() for s in e.values() if s == 403) + posts + 1
 
 
 def test_push_is_verified_as_hub_add(server: str, accounts: dict[str, Path], hub: str, tmp_path: Path,
