@@ -4,8 +4,8 @@ on the API, and the server stops on SIGTERM. Bounded: the test gives up after a 
 from __future__ import annotations
 
 import os
-import re
 import queue
+import re
 import signal
 import subprocess
 import sys

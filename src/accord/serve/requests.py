@@ -311,7 +311,7 @@ def approve_request(store: Store, request_id: str, actor: str) -> dict[str, Any]
     return get_request(store, request_id)
 
 
-def reject_request(store: Store, request_id: str, actor: str, reason: str) -> dict[str, Any]:
+def reject_request(store: Store, request_id: str, actor: str, reason: str | None) -> dict[str, Any]:
     why = _text(reason, "reason", required=True)
     with store.transaction():
         row = _claim(store, request_id)
