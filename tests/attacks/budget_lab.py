@@ -80,11 +80,13 @@ def replace(lab: Lab, store: Store) -> None:
 
 
 def withdraw(lab: Lab, store: Store) -> None:
-    """A partner withdraws its records (there is no withdraw command yet: the rows are deleted,
-    as a steward would, which changes the data version)."""
-    store.execute("DELETE FROM records WHERE record_key IN (SELECT record_key FROM records "
-                  "ORDER BY record_key LIMIT 1)")
-    store.execute("UPDATE batches SET replaced = replaced + 1")
+    """A partner withdraws one of its records (accord.store.withdraw, as `accord withdraw` does),
+    which changes the data version."""
+    from accord.store.withdraw import withdraw as withdraw_records
+
+    rows = store.query("SELECT partner, record_key FROM records ORDER BY record_key LIMIT 1").to_pylist()
+    if rows:
+        withdraw_records(store, rows[0]["partner"], "partner", record_keys=[rows[0]["record_key"]])
 
 
 @dataclass
