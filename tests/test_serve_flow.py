@@ -332,3 +332,38 @@ def test_api_and_cli(server: str, flow_accounts: dict[str, Path], hub: str, tmp_
     assert _cli("hub", "verify", "--hub", hub, "--json")["ok"]
     bad = CliRunner().invoke(app, ["hub", "requests", "reject", rid, "--reason", "x", "--hub", hub])
     assert bad.exit_code == 2 and "already" in bad.output
+
+
+def test_two_stewards_approve_at_once(hub: str, contributions: list[Path]) -> None:  # noqa: F811
+    """Two approvals of one request at the same moment: one release, one spend, one output; the
+    other steward is told it is decided (PostgreSQL locks the row; DuckDB refuses the conflict)."""
+    import threading
+
+    from accord.serve import requests as rq
+
+    with open_store(hub) as store:
+        for c in contributions:
+            add_contribution(store, c)
+        rid = rq.create_request(store, ANALYST, "synthetic", {"epsilon": 1.0, "rows": 20})["request_id"]
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def approve(who: str) -> None:
+        with open_store(hub) as store:
+            start.wait()
+            try:
+                rq.approve_request(store, rid, who)
+                outcomes.append("approved")
+            except rq.AlreadyDecided:
+                outcomes.append("decided")
+
+    threads = [threading.Thread(target=approve, args=(w,)) for w in ("steve", "sara")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert sorted(outcomes) == ["approved", "decided"]
+    with open_store(hub) as store:
+        assert store.scalar("SELECT count(*) FROM dp_ledger WHERE event = 'spend'") == 1
+        assert store.scalar("SELECT count(*) FROM hub_request_outputs") == 1
+        assert len(store.releases()) == 1

@@ -242,11 +242,16 @@ def get_request(store: Store, request_id: str) -> dict[str, Any]:
 def _claim(store: Store, request_id: str) -> dict[str, Any]:
     """Take a pending request for a decision, inside the caller's transaction. The conditional
     UPDATE locks the row on PostgreSQL: a second steward deciding at the same time waits, then
-    finds it decided (and nothing of theirs is written)."""
+    finds it decided (and nothing of theirs is written); DuckDB refuses the second update at once."""
+    import duckdb
+
     ensure_requests(store)
     mark = f"deciding-{secrets.token_hex(8)}"
-    store.execute("UPDATE hub_requests SET status = ? WHERE request_id = ? AND status = ?",
-                  [mark, request_id, PENDING])
+    try:
+        store.execute("UPDATE hub_requests SET status = ? WHERE request_id = ? AND status = ?",
+                      [mark, request_id, PENDING])
+    except duckdb.TransactionException:  # DuckDB's optimistic concurrency: the other one won
+        raise AlreadyDecided(f"request {request_id} is being decided by someone else") from None
     row = get_request(store, request_id)
     if row["status"] != mark:
         raise AlreadyDecided(f"request {request_id} is {row['status']} already; only a pending request "
