@@ -92,6 +92,13 @@ def test_withdrawal_in_the_store(hub: str, contributions: list[Path], tmp_path: 
         with pytest.raises(WithdrawalError):
             withdraw(store, "partner-a", "x", record_keys=keys_a)
     assert _cli("hub", "verify", "--hub", hub, "--json")["ok"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("record_key\n\n")
+    for args, says in ((["--batch", "x", "--records", str(empty)], "either"), ([], "either"),
+                       (["--records", str(empty)], "no record keys"),
+                       (["--records", str(tmp_path / "missing.txt")], "cannot use")):
+        bad = CliRunner().invoke(app, ["hub", "withdraw", "--partner", "partner-a", "--hub", hub, *args])
+        assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
     # later releases are computed without them: microdata holds the consented records left
     with open_store(hub) as store:
         request = _request_and_approve(store, {"k": 2, "l": 1, "max_loss": None, "sensitive": []})
