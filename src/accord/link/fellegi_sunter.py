@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accord.link.frequency import FrequencySplit
+
 _EPS = 1e-12
 LN2 = float(np.log(2.0))
 
@@ -45,6 +47,18 @@ class FSModel:
     independent: tuple[int, ...] = ()  # fields scored with their own u (dates)
     joint_patterns: np.ndarray | None = None  # rows: level patterns of the other fields
     joint_log_u: np.ndarray | None = None  # natural log u of each pattern
+    # How common each close name is, from look-alikes among the candidates
+    # (accord.link.frequency): `pair_log_bayes_factor` applies it.
+    frequency: FrequencySplit | None = None
+
+    def pair_log_bayes_factor(self, gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+                              is_candidate: np.ndarray | bool = True) -> np.ndarray:
+        """`log_bayes_factor` of pairs (indices into the two sides the model was fitted on),
+        with the look-alike adjustment of close names when the model has one."""
+        out = self.log_bayes_factor(gamma)
+        if self.frequency is not None:
+            out = out + self.frequency.adjustment(gamma, ia, ib, is_candidate)
+        return out
 
     def log_bayes_factor(self, gamma: np.ndarray) -> np.ndarray:
         """Natural log of m(gamma) / u(gamma) per pair."""
@@ -59,6 +73,7 @@ class FSModel:
 
     def summary(self) -> dict[str, object]:
         return {
+            **({"name_look_alikes": self.frequency.summary()} if self.frequency else {}),
             "prior": self.prior,
             "estimated_matches": round(self.matches, 1),
             "iterations": self.iterations,

@@ -4,7 +4,7 @@ frequency adjustment, threshold and one-to-one assignment. The CLI and the hub u
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -14,9 +14,10 @@ from accord.link.blocking import BlockingConfig, all_pairs, candidate_codes
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
 from accord.link.engine import BandEngine
+from accord.link.frequency import close_pairs, frequency_split
 from accord.link.fellegi_sunter import LN2, FSModel, fit, pair_log_odds, probability
 from accord.protect.encoding.files import check_compatible
-from accord.protect.encoding.schema import FieldKind
+from accord.protect.encoding.schema import EncodingSchema, FieldKind
 
 # The Bayes decision: a pair is linked when the model, whose share of matches is estimated from
 # the data by EM, finds it more likely a match than not.
@@ -32,6 +33,9 @@ class MatchConfig:
     # Divide each pair's odds by the evidence for its records' other candidates (the one-to-one
     # constraint and the frequency adjustment of common names; see fellegi_sunter).
     competing_candidates: bool = True
+    # Split the closest name levels by how many look-alikes the pair's records have among the
+    # candidates, so that a rare name weighs more than a common one (accord.link.frequency).
+    name_frequency: bool = True
     exhaustive_below: int = 2_000_000  # compare every pair when |A| x |B| is at most this
     # Random pairs added to the blocked candidates, per record of the larger side. Blocking keeps
     # near misses only; EM, which weighs the fields on the candidates, also needs the clear
@@ -73,6 +77,24 @@ def _random_pairs(na: int, nb: int, k: int, seed: int) -> tuple[np.ndarray, np.n
     return (rng.integers(0, na, k, dtype=np.int64), rng.integers(0, nb, k, dtype=np.int64))
 
 
+def _name_codes(schema: EncodingSchema,
+                config: MatchConfig) -> tuple[int, tuple[int, ...]] | None:
+    """The name field and code fields the look-alike adjustment uses (one name field only)."""
+    names = [j for j, f in enumerate(schema.fields) if f.kind is FieldKind.NAME]
+    if not config.name_frequency or len(names) != 1:
+        return None
+    return names[0], tuple(j for j, f in enumerate(schema.fields) if f.kind is FieldKind.CODE)
+
+
+def _among(ra: np.ndarray, rb: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_b: int,
+           check: np.ndarray) -> np.ndarray:
+    """Whether each random pair is one of the candidates (tested where ``check`` only)."""
+    out = np.zeros(len(ra), dtype=bool)
+    idx = np.flatnonzero(check)
+    out[idx] = np.isin(ra[idx] * n_b + rb[idx], ia * n_b + ib)
+    return out
+
+
 def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
                 config: MatchConfig) -> tuple[np.ndarray, np.ndarray, FSModel]:
     """Match weights and probabilities of the given pairs, with the model fitted on them.
@@ -87,8 +109,9 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
     # u from random pairs: every pair when there are few, else a large sample (joint patterns
     # of names, sex and citizenship are rare, and a small sample would miss them).
     gamma = comparison_levels(a, b, ia, ib)
-    if len(ia) == len(a) * len(b):  # every pair is a candidate: they are the random pairs
-        random_gamma = gamma
+    exhaustive = len(ia) == len(a) * len(b)
+    if exhaustive:  # every pair is a candidate: they are the random pairs
+        ra, rb, random_gamma = ia, ib, gamma
     else:
         ra, rb = _random_pairs(len(a), len(b), config.u_pairs, config.seed)
         random_gamma = comparison_levels(a, b, ra, rb)
@@ -96,8 +119,30 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
                         if f.kind in (FieldKind.DATE, FieldKind.YEAR))
     model = fit(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
                 independent=independent, labels=[c.labels for c in comps])
-    log_odds = pair_log_odds(model.log_bayes_factor(gamma), ia, ib, len(a), len(b),
-                             model.matches, compete=config.competing_candidates) / LN2
+    log_bf = model.log_bayes_factor(gamma)
+
+    def odds(lbf: np.ndarray) -> np.ndarray:
+        return pair_log_odds(lbf, ia, ib, len(a), len(b), model.matches,
+                             compete=config.competing_candidates)
+
+    log_odds = odds(log_bf)
+    fields = _name_codes(schema, config)
+    if fields is not None and len(gamma):
+        # Rare and common names told apart by their look-alikes (accord.link.frequency), with
+        # the match probabilities of the model as fitted.
+        prob = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700.0, 700.0)))
+        if exhaustive:
+            r_prob, r_cand = prob, True
+        else:
+            lam = model.matches / max(float(len(a)) * len(b), 1.0)
+            r_lo = np.log(lam) + model.log_bayes_factor(random_gamma) - np.log1p(-lam)
+            r_prob = 1.0 / (1.0 + np.exp(-np.clip(r_lo, -700.0, 700.0)))
+            r_cand = _among(ra, rb, ia, ib, len(b), close_pairs(random_gamma, *fields))
+        split = frequency_split(gamma, ia, ib, prob, random_gamma, ra, rb, r_cand, r_prob,
+                                (len(a), len(b)), *fields)
+        model = replace(model, frequency=split)
+        log_odds = odds(model.pair_log_bayes_factor(gamma, ia, ib))
+    log_odds = log_odds / LN2
     weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
     return weight, probability(weight, model.prior), model
 
