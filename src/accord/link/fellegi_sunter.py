@@ -57,7 +57,21 @@ class FSModel:
         with the look-alike adjustment of close names when the model has one."""
         out = self.log_bayes_factor(gamma)
         if self.frequency is not None:
-            out = out + self.frequency.adjustment(gamma, ia, ib, is_candidate)
+            adj = self.frequency.adjustment(gamma, ia, ib, is_candidate)
+            # A rare name never outweighs a birth date that clearly disagrees: EM's m of such a
+            # level is an upper estimate (its floor, and the pairs EM hesitates on), and raising
+            # those pairs linked same-name people with different birth dates (migrant-like 3k:
+            # precision 0.990 -> 0.973). Common names still lose weight there.
+            out = out + np.where(self.clearly_disagree(gamma), np.minimum(adj, 0.0), adj)
+        return out
+
+    def clearly_disagree(self, gamma: np.ndarray, ratio: float = 0.1) -> np.ndarray:
+        """Pairs whose level of an independent field (a date) has m/u below ``ratio``."""
+        out = np.zeros(len(gamma), dtype=bool)
+        for j in self.independent:
+            bad = (self.m[j] < ratio * self.u[j])
+            bad[0] = False  # a missing value says nothing
+            out |= bad[gamma[:, j]]
         return out
 
     def log_bayes_factor(self, gamma: np.ndarray) -> np.ndarray:

@@ -11,9 +11,8 @@ So the pairs whose names fall in the top levels are told apart by their *look-al
 candidates of either record, other than the pair itself, whose names are as close (one of the
 split levels) and whose codes (sex, citizenship) do not disagree, counted in buckets (0, 1,
 2-3, 4-7, 8+). The Bayes factor of such a pair is multiplied by P(bucket | level, match) /
-P(bucket | level, non-match): the first from the fitted model's own match probabilities (one
-M-step: the candidates at that level weighted by their probability), the second from the
-random pairs weighted by their probability of being non-matches. The model itself (m, u, the
+P(bucket | level, non-match): the first from the candidates the fitted model finds clear
+matches, the second from the random pairs it finds clear non-matches. The model itself (m, u, the
 number of matches) is fitted without the split: fitted with the buckets as levels of their own,
 EM found a second solution (common names with clearly different birth dates called matches,
 precision 0.94 -> 0.82 on the simulator). Splink's term-frequency adjustment does the same with
@@ -106,10 +105,16 @@ def frequency_split(gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray, match_pro
                     random_gamma: np.ndarray, ra: np.ndarray, rb: np.ndarray,
                     random_candidate: np.ndarray | bool, random_match_prob: np.ndarray,
                     sizes: tuple[int, int], name: int, codes: tuple[int, ...],
-                    pseudo: float = 1.0) -> FrequencySplit:
+                    pseudo: float = 1.0, clear: float = 0.9) -> FrequencySplit:
     """The split from the candidates (``gamma`` of pairs ``ia``, ``ib``, with the fitted
-    model's match probabilities) and the random pairs (with theirs). ``pseudo``: pseudo-pairs
-    per bucket on either side, so a bucket seen rarely gets a ratio near 1."""
+    model's match probabilities) and the random pairs (with theirs). P(bucket | match) comes
+    from the candidates the model finds matches with probability at least ``clear``,
+    P(bucket | non-match) from the random pairs it finds matches with probability at most
+    1 - ``clear``: weighting every pair by its probability let pairs the model hesitates on
+    (same rare name, birth dates that differ) count half as matches and push their own bucket
+    up (migrant-like 3k: precision 0.990 -> 0.972). Among matches and among non-matches the
+    look-alikes do not depend on the other fields, so clear pairs are a fair sample.
+    ``pseudo``: pseudo-pairs per bucket on either side, so a rare bucket gets a ratio near 1."""
     close = close_pairs(gamma, name, codes)
     counts_a = np.bincount(ia[close], minlength=sizes[0]).astype(np.int64)
     counts_b = np.bincount(ib[close], minlength=sizes[1]).astype(np.int64)
@@ -126,6 +131,7 @@ def frequency_split(gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray, match_pro
         t = t.reshape(len(SPLIT), nb) + pseudo
         return t / t.sum(axis=1, keepdims=True)
 
-    matched = table(gamma, ia, ib, True, match_prob)
-    unmatched = table(random_gamma, ra, rb, random_candidate, 1.0 - random_match_prob)
+    matched = table(gamma, ia, ib, True, (match_prob >= clear).astype(np.float64))
+    unmatched = table(random_gamma, ra, rb, random_candidate,
+                      (random_match_prob <= 1.0 - clear).astype(np.float64))
     return FrequencySplit(name, codes, counts_a, counts_b, np.log(matched / unmatched))

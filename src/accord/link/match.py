@@ -120,29 +120,29 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
     model = fit(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
                 independent=independent, labels=[c.labels for c in comps])
     log_bf = model.log_bayes_factor(gamma)
-
-    def odds(lbf: np.ndarray) -> np.ndarray:
-        return pair_log_odds(lbf, ia, ib, len(a), len(b), model.matches,
-                             compete=config.competing_candidates)
-
-    log_odds = odds(log_bf)
     fields = _name_codes(schema, config)
     if fields is not None and len(gamma):
-        # Rare and common names told apart by their look-alikes (accord.link.frequency), with
-        # the match probabilities of the model as fitted.
-        prob = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700.0, 700.0)))
+        # Rare and common names told apart by their look-alikes (accord.link.frequency). The
+        # model's probabilities without the competing candidates (which depend on the
+        # look-alikes themselves) pick clear matches and clear non-matches.
+        lam = model.matches / max(float(len(a)) * len(b), 1.0)
+
+        def alone(lbf: np.ndarray) -> np.ndarray:
+            lo = np.log(max(lam, 1e-300)) + lbf - np.log1p(-min(lam, 0.5))
+            return 1.0 / (1.0 + np.exp(-np.clip(lo, -700.0, 700.0)))
+
+        prob = alone(log_bf)
         if exhaustive:
             r_prob, r_cand = prob, True
         else:
-            lam = model.matches / max(float(len(a)) * len(b), 1.0)
-            r_lo = np.log(lam) + model.log_bayes_factor(random_gamma) - np.log1p(-lam)
-            r_prob = 1.0 / (1.0 + np.exp(-np.clip(r_lo, -700.0, 700.0)))
+            r_prob = alone(model.log_bayes_factor(random_gamma))
             r_cand = _among(ra, rb, ia, ib, len(b), close_pairs(random_gamma, *fields))
         split = frequency_split(gamma, ia, ib, prob, random_gamma, ra, rb, r_cand, r_prob,
                                 (len(a), len(b)), *fields)
         model = replace(model, frequency=split)
-        log_odds = odds(model.pair_log_bayes_factor(gamma, ia, ib))
-    log_odds = log_odds / LN2
+        log_bf = model.pair_log_bayes_factor(gamma, ia, ib)
+    log_odds = pair_log_odds(log_bf, ia, ib, len(a), len(b), model.matches,
+                             compete=config.competing_candidates) / LN2
     weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
     return weight, probability(weight, model.prior), model
 
