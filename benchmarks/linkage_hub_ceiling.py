@@ -150,6 +150,13 @@ def _look_alike(r: int, s: int, info: np.ndarray, year: np.ndarray, dob: np.ndar
     return abs(int(year[pr]) - int(year[ps])) <= SLACK[weak]
 
 
+def _find(parent: dict[int, int], x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
 def component_ceiling(people: int, partners: int, overlap: float, seed: int) -> dict[str, float]:
     """Best F1 of a linker that sees the true names (errors undone) and dates but no labels.
 
@@ -190,19 +197,13 @@ def component_ceiling(people: int, partners: int, overlap: float, seed: int) -> 
             # connected groups of look-alike edges (union-find over the records of both sides)
             parent = {x: x for x in rows_p + rows_q}
 
-            def find(x: int) -> int:
-                while parent[x] != x:
-                    parent[x] = parent[parent[x]]
-                    x = parent[x]
-                return x
-
             edges = [(r, s) for r in rows_p for s in rows_q
                      if _look_alike(r, s, info, year, pop.dob, recs.person)]
             for r, s in edges:
-                parent[find(r)] = find(s)
+                parent[_find(parent, r)] = _find(parent, s)
             comp: dict[int, list[tuple[int, int]]] = defaultdict(list)
             for r, s in edges:
-                comp[find(r)].append((r, s))
+                comp[_find(parent, r)].append((r, s))
             for es in comp.values():
                 n_p, n_q = len({r for r, _ in es}), len({s for _, s in es})
                 t = sum(recs.person[r] == recs.person[s] for r, s in es)

@@ -128,8 +128,8 @@ def frequency_split(gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray, match_pro
             g[sel], xa[sel], xb[sel], name, codes, counts_a, counts_b, c), side="right") - 1
         row = np.searchsorted(np.asarray(SPLIT), g[sel, name])
         t = np.bincount(row * nb + k, weights=weight[sel], minlength=len(SPLIT) * nb)
-        t = t.reshape(len(SPLIT), nb) + pseudo
-        return t / t.sum(axis=1, keepdims=True)
+        counts = t.reshape(len(SPLIT), nb).astype(np.float64) + pseudo
+        return np.asarray(counts / counts.sum(axis=1, keepdims=True), dtype=np.float64)
 
     matched = table(gamma, ia, ib, True, (match_prob >= clear).astype(np.float64))
     unmatched = table(random_gamma, ra, rb, random_candidate,

@@ -14,8 +14,8 @@ from accord.link.blocking import BlockingConfig, all_pairs, candidate_codes
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
 from accord.link.engine import BandEngine
-from accord.link.frequency import close_pairs, frequency_split
 from accord.link.fellegi_sunter import LN2, FSModel, fit, pair_log_odds, probability
+from accord.link.frequency import close_pairs, frequency_split
 from accord.protect.encoding.files import check_compatible
 from accord.protect.encoding.schema import EncodingSchema, FieldKind
 
@@ -132,6 +132,7 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
             return 1.0 / (1.0 + np.exp(-np.clip(lo, -700.0, 700.0)))
 
         prob = alone(log_bf)
+        r_cand: np.ndarray | bool
         if exhaustive:
             r_prob, r_cand = prob, True
         else:
