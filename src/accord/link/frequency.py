@@ -18,6 +18,9 @@ EM found a second solution (common names with clearly different birth dates call
 precision 0.94 -> 0.82 on the simulator). Splink's term-frequency adjustment does the same with
 the clear values' frequencies, which the hub never holds.
 
+`match.score_pairs` applies it where every pair is compared (so every look-alike is counted);
+with blocking, the look-alikes would be only those blocking kept, and there it cost F1 at 100k.
+
 What the hub learns from this is what it already holds: the candidates and their comparison
 levels (the count of similar name filters is what the cluster attack of the harness uses).
 """
