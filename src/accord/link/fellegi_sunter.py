@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accord.link.frequency import FrequencySplit
+
 _EPS = 1e-12
 LN2 = float(np.log(2.0))
 
@@ -45,6 +47,32 @@ class FSModel:
     independent: tuple[int, ...] = ()  # fields scored with their own u (dates)
     joint_patterns: np.ndarray | None = None  # rows: level patterns of the other fields
     joint_log_u: np.ndarray | None = None  # natural log u of each pattern
+    # How common each close name is, from look-alikes among the candidates
+    # (accord.link.frequency): `pair_log_bayes_factor` applies it.
+    frequency: FrequencySplit | None = None
+
+    def pair_log_bayes_factor(self, gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+                              is_candidate: np.ndarray | bool = True) -> np.ndarray:
+        """`log_bayes_factor` of pairs (indices into the two sides the model was fitted on),
+        with the look-alike adjustment of close names when the model has one."""
+        out = self.log_bayes_factor(gamma)
+        if self.frequency is not None:
+            adj = self.frequency.adjustment(gamma, ia, ib, is_candidate)
+            # A rare name never outweighs a birth date that clearly disagrees: EM's m of such a
+            # level is an upper estimate (its floor, and the pairs EM hesitates on), and raising
+            # those pairs linked same-name people with different birth dates (migrant-like 3k:
+            # precision 0.990 -> 0.973). Common names still lose weight there.
+            out = out + np.where(self.clearly_disagree(gamma), np.minimum(adj, 0.0), adj)
+        return out
+
+    def clearly_disagree(self, gamma: np.ndarray, ratio: float = 0.1) -> np.ndarray:
+        """Pairs whose level of an independent field (a date) has m/u below ``ratio``."""
+        out = np.zeros(len(gamma), dtype=bool)
+        for j in self.independent:
+            bad = (self.m[j] < ratio * self.u[j])
+            bad[0] = False  # a missing value says nothing
+            out |= bad[gamma[:, j]]
+        return out
 
     def log_bayes_factor(self, gamma: np.ndarray) -> np.ndarray:
         """Natural log of m(gamma) / u(gamma) per pair."""
@@ -59,6 +87,7 @@ class FSModel:
 
     def summary(self) -> dict[str, object]:
         return {
+            **({"name_look_alikes": self.frequency.summary()} if self.frequency else {}),
             "prior": self.prior,
             "estimated_matches": round(self.matches, 1),
             "iterations": self.iterations,

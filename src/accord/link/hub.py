@@ -111,8 +111,9 @@ def _compatibility(partners: list[str], keys: list[str], sets: dict[str, Encoded
         xi, xj = local.get(pi, {}).get(ki), local.get(pj, {}).get(kj)
         if model is None or xi is None or xj is None:
             return True
-        gamma = comparison_levels(sets[pi], sets[pj], np.array([xi]), np.array([xj]))
-        return bool(model.log_bayes_factor(gamma)[0] / LN2 >= CONTRADICTION)
+        ia, ib = np.array([xi]), np.array([xj])
+        gamma = comparison_levels(sets[pi], sets[pj], ia, ib)
+        return bool(model.pair_log_bayes_factor(gamma, ia, ib)[0] / LN2 >= CONTRADICTION)
 
     return compatible
 

@@ -4,7 +4,7 @@ frequency adjustment, threshold and one-to-one assignment. The CLI and the hub u
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -15,8 +15,9 @@ from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
 from accord.link.engine import BandEngine
 from accord.link.fellegi_sunter import LN2, FSModel, fit, pair_log_odds, probability
+from accord.link.frequency import frequency_split
 from accord.protect.encoding.files import check_compatible
-from accord.protect.encoding.schema import FieldKind
+from accord.protect.encoding.schema import EncodingSchema, FieldKind
 
 # The Bayes decision: a pair is linked when the model, whose share of matches is estimated from
 # the data by EM, finds it more likely a match than not.
@@ -32,6 +33,10 @@ class MatchConfig:
     # Divide each pair's odds by the evidence for its records' other candidates (the one-to-one
     # constraint and the frequency adjustment of common names; see fellegi_sunter).
     competing_candidates: bool = True
+    # Weigh the closest name levels by how many look-alikes the pair's records have among the
+    # candidates, so that a rare name weighs more than a common one (accord.link.frequency);
+    # applied where every pair is compared (exhaustive_below, or --all-pairs).
+    name_frequency: bool = True
     exhaustive_below: int = 2_000_000  # compare every pair when |A| x |B| is at most this
     # Random pairs added to the blocked candidates, per record of the larger side. Blocking keeps
     # near misses only; EM, which weighs the fields on the candidates, also needs the clear
@@ -73,6 +78,15 @@ def _random_pairs(na: int, nb: int, k: int, seed: int) -> tuple[np.ndarray, np.n
     return (rng.integers(0, na, k, dtype=np.int64), rng.integers(0, nb, k, dtype=np.int64))
 
 
+def _name_codes(schema: EncodingSchema,
+                config: MatchConfig) -> tuple[int, tuple[int, ...]] | None:
+    """The name field and code fields the look-alike adjustment uses (one name field only)."""
+    names = [j for j, f in enumerate(schema.fields) if f.kind is FieldKind.NAME]
+    if not config.name_frequency or len(names) != 1:
+        return None
+    return names[0], tuple(j for j, f in enumerate(schema.fields) if f.kind is FieldKind.CODE)
+
+
 def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
                 config: MatchConfig) -> tuple[np.ndarray, np.ndarray, FSModel]:
     """Match weights and probabilities of the given pairs, with the model fitted on them.
@@ -87,8 +101,9 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
     # u from random pairs: every pair when there are few, else a large sample (joint patterns
     # of names, sex and citizenship are rare, and a small sample would miss them).
     gamma = comparison_levels(a, b, ia, ib)
-    if len(ia) == len(a) * len(b):  # every pair is a candidate: they are the random pairs
-        random_gamma = gamma
+    exhaustive = len(ia) == len(a) * len(b)
+    if exhaustive:  # every pair is a candidate: they are the random pairs
+        ra, rb, random_gamma = ia, ib, gamma
     else:
         ra, rb = _random_pairs(len(a), len(b), config.u_pairs, config.seed)
         random_gamma = comparison_levels(a, b, ra, rb)
@@ -96,8 +111,24 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
                         if f.kind in (FieldKind.DATE, FieldKind.YEAR))
     model = fit(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
                 independent=independent, labels=[c.labels for c in comps])
-    log_odds = pair_log_odds(model.log_bayes_factor(gamma), ia, ib, len(a), len(b),
-                             model.matches, compete=config.competing_candidates) / LN2
+    log_bf = model.log_bayes_factor(gamma)
+    fields = _name_codes(schema, config)
+    if fields is not None and exhaustive and len(gamma):
+        # Rare and common names told apart by their look-alikes (accord.link.frequency), where
+        # every pair is compared, so the look-alikes are all there. With blocking they are
+        # only those blocking kept (close names that also share a birth year or date), and the
+        # factor cost accuracy at 100k (F1 0.936 -> 0.932) and did not help at 20k.
+        # The model's probabilities without the competing candidates (which depend on the
+        # look-alikes themselves) pick clear matches and clear non-matches.
+        lam = model.matches / max(float(len(a)) * len(b), 1.0)
+        lo = np.log(max(lam, 1e-300)) + log_bf - np.log1p(-min(lam, 0.5))
+        prob = 1.0 / (1.0 + np.exp(-np.clip(lo, -700.0, 700.0)))
+        split = frequency_split(gamma, ia, ib, prob, gamma, ia, ib, True, prob,
+                                (len(a), len(b)), *fields)
+        model = replace(model, frequency=split)
+        log_bf = model.pair_log_bayes_factor(gamma, ia, ib)
+    log_odds = pair_log_odds(log_bf, ia, ib, len(a), len(b), model.matches,
+                             compete=config.competing_candidates) / LN2
     weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
     return weight, probability(weight, model.prior), model
 
