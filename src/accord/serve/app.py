@@ -11,6 +11,16 @@ unknown or revoked token gives 401 everywhere but /api/health):
 | GET  /api/batches          | own org's      | 403     | all     | all     |
 | GET  /api/releases         | 403            | yes     | yes     | yes     |
 | GET  /api/audit            | 403            | 403     | yes     | yes     |
+| POST /api/stats            | 403            | yes     | yes     | 403     |
+| POST /api/report           | 403            | yes     | yes     | 403     |
+| POST /api/release/tables   | 403            | yes     | yes     | 403     |
+| POST /api/estimate         | 403            | yes     | yes     | 403     |
+| GET  /api/budget           | 403            | yes     | yes     | yes     |
+| POST /api/budget/set       | 403            | 403     | yes     | 403     |
+| POST /api/budget/grant     | 403            | 403     | yes     | 403     |
+
+The analyst's routes (accord.serve.analysis) run the local commands' library calls; their bodies
+are the commands' options as JSON, and a malformed body is 400 naming the field, never its value.
 
 A refused request (403) is audited. A pushed contribution is verified exactly as `accord hub add`
 verifies it and loaded as one transaction; a failure is 422 with the same message and nothing
@@ -38,6 +48,7 @@ from starlette.responses import Response
 from accord.errors import AccordError, ContributionError, StoreError
 from accord.protect.contribution import read_manifest
 from accord.serve.accounts import Role, User, user_of_token
+from accord.serve.analysis import analysis_router
 from accord.store import Store, add_contribution, open_store
 
 DEFAULT_MAX_UPLOAD = 2 * 1024**3
@@ -101,6 +112,7 @@ def safe_extract(archive: Path, dest: Path, max_bytes: int) -> None:
 def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="Accord hub", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(_Headers)
+    app.include_router(analysis_router(config.hub))  # stats, DP tables, estimate, report, budget
 
     @contextmanager
     def store() -> Iterator[Store]:
