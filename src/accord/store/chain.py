@@ -259,6 +259,7 @@ def _start(store: Store, at: str,
     """The key, the next sequence number, the previous MAC and the current state; seals the hub
     first if it has no chain yet (a hub made before the chain existed is sealed as it is, less
     the ``pending`` (source, digest) row being chained now, which gets its own entry)."""
+    store.lock_chain()  # concurrent writers take turns from here to their commit
     store.execute(CHAIN_SQL)
     last = store.query("SELECT seq, state, mac FROM hub_chain WHERE seq = "
                        "(SELECT max(seq) FROM hub_chain)").to_pylist()
