@@ -146,7 +146,7 @@ class ChainLock:
         try:
             self.con.rollback()
             self.con.close()
-        except Exception:  # noqa: BLE001  (a restarted server has already dropped it)
+        except Exception:  # a restarted server has already dropped it
             pass
 
 
