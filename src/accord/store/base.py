@@ -169,7 +169,12 @@ class Store(ABC):
         reordered outside Accord."""
         from accord.store import chain
 
-        chain.require_intact(self)
+        # Under the write lock: the check reads the chain and each chained table in separate
+        # statements, and a writer committing between them (another server process) would look
+        # like a row missing from the chain. Holding the lock, no chained write can commit.
+        with self.transaction():
+            self.lock_chain()
+            chain.require_intact(self)
 
     def chain_head(self) -> dict[str, Any] | None:
         """The chain's last entry ``{"seq", "mac"}``: releases write it into their output."""
