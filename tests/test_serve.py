@@ -128,6 +128,7 @@ READS = {
     "/api/batches": {"sub_b": 200, "sub_c": 200, "analyst": 403, "steward": 200, "auditor": 200},
     "/api/releases": {"sub_b": 403, "sub_c": 403, "analyst": 200, "steward": 200, "auditor": 200},
     "/api/audit": {"sub_b": 403, "sub_c": 403, "analyst": 403, "steward": 200, "auditor": 200},
+    "/api/budget": {"sub_b": 403, "sub_c": 403, "analyst": 200, "steward": 200, "auditor": 200},
     "/api/withdrawals": {"sub_b": 200, "sub_c": 200, "analyst": 403, "steward": 200, "auditor": 200},
     "/api/requests": {"sub_b": 403, "sub_c": 403, "analyst": 200, "steward": 200, "auditor": 200},
 }
@@ -334,3 +335,47 @@ def test_interrupted_push_leaves_nothing(server: str, accounts: dict[str, Path],
         assert not store.table_exists("batches") or store.scalar("SELECT count(*) FROM batches") == 0
     status, payload, _ = _request(server + "/api/contributions", token, "POST", body)
     assert status == 201 and payload["added"] == EXPECTED_ACCEPTED  # and a retry loads it whole
+
+
+# The analyst's routes (accord.serve.analysis): status per principal with a valid body, on a hub
+# holding one partner's records; every token problem is 401.
+ANALYST_OK = {"sub_b": 403, "sub_c": 403, "analyst": 200, "steward": 200, "auditor": 403}
+STEWARD_OK = {"sub_b": 403, "sub_c": 403, "analyst": 403, "steward": 200, "auditor": 403}
+ANALYSIS: dict[str, tuple[dict[str, Any], dict[str, int]]] = {
+    "/api/stats": ({}, ANALYST_OK),
+    "/api/report": ({"privacy": "dp"}, ANALYST_OK),
+    "/api/release/tables": ({"epsilon": 0.1, "tables": ["case_type_by_sex"]}, ANALYST_OK),
+    # allowed, but a hub with no linked persons cannot estimate: 422, the CLI's exit 2
+    "/api/estimate": ({}, {**ANALYST_OK, "analyst": 422, "steward": 422}),
+    "/api/budget/set": ({"epsilon": 20}, STEWARD_OK),
+    "/api/budget/grant": ({"epsilon": 1, "reason": "matrix test"}, STEWARD_OK),
+}
+
+
+def test_analysis_routes_authorisation_matrix(server: str, accounts: dict[str, Path], hub: str,
+                                              tmp_path: Path, case_export: tuple[Path, Path],
+                                              partner_key: PartnerKey) -> None:
+    tokens = _tokens(accounts)
+    body = _zip(_contribution(tmp_path, case_export, partner_key))
+    assert _request(server + "/api/contributions", tokens["sub_b"], "POST", body)[0] == 201
+    answers: list[str] = []
+    for route, (payload, expected) in ANALYSIS.items():
+        for who, token in tokens.items():
+            req = urllib.request.Request(server + route, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+            try:
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    status, text = r.status, r.read().decode()
+            except urllib.error.HTTPError as err:
+                status, text = err.code, err.read().decode()
+            assert status == expected.get(who, 401), (route, who, text[:300])
+            answers.append(text)
+    with open_store(hub) as store:
+        values = store.query("SELECT record_key, person_pseudonym FROM records").to_pylist()
+        denied = store.scalar("SELECT count(*) FROM audit WHERE action = 'hub.denied'")
+        actors = {r["actor"] for r in store.releases()}
+    everything = "\n".join(answers)  # the report's HTML included
+    assert values and not any(v["record_key"] in everything or (v["person_pseudonym"] or "#") in everything
+                              for v in values)
+    assert denied == sum(1 for _, e in ANALYSIS.values() for s in e.values() if s == 403)
+    assert actors <= {"analyst", "steward"}  # a release is made in the token's name

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
+from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.errors import StoreError
 from accord.release.dp import ledger
 from accord.release.dp.params import MAX_DELTA, MAX_EPSILON, check_delta, check_epsilon
@@ -85,11 +86,19 @@ def _show(current: ledger.Budget, rows: list[dict[str, Any]], events: list[dict[
 
 @app.callback()
 def budget(ctx: typer.Context, hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False,
-           wait: WaitOption = 30.0) -> None:
+           wait: WaitOption = 30.0, server: ServerOption = None,
+           token_file: TokenFileOption = None) -> None:
     """Show the hub's lifetime budget: total (set + granted), spent, left, every spend and change."""
     if ctx.invoked_subcommand is not None:
         return
     with user_errors():
+        if server:
+            doc = call_json(server, token_file, "GET", "/api/budget")
+            if as_json:
+                print_json(doc)
+            else:
+                _show(_budget_of(doc["budget"]), doc["spends"], doc["events"], doc["chain"]["ok"])
+            return
         store = open_hub_waiting(hub, wait)
         try:
             current = ledger.current_budget(store)
@@ -118,11 +127,18 @@ def set_budget(
     actor: ActorOpt = None,
     as_json: JsonOption = False,
     wait: WaitOption = 30.0,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Set the hub's lifetime total (never below what is spent); recorded and audited."""
     with user_errors():
         check_epsilon(epsilon)
         check_delta(delta)
+        if server:  # a steward's token: the server records the token's user as the actor
+            doc = call_json(server, token_file, "POST", "/api/budget/set",
+                            {"epsilon": epsilon, "delta": delta})
+            _print_result(_budget_of(doc), as_json, "budget set")
+            return
         store = open_hub_waiting(hub, wait)
         try:
             result = ledger.set_budget(store, epsilon, delta, actor or default_actor())
@@ -140,16 +156,29 @@ def grant(
     actor: ActorOpt = None,
     as_json: JsonOption = False,
     wait: WaitOption = 30.0,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Grant more budget (a renewal, e.g. a yearly allowance): an explicit, audited act."""
     with user_errors():
         check_epsilon(epsilon)
+        if server:
+            doc = call_json(server, token_file, "POST", "/api/budget/grant",
+                            {"epsilon": epsilon, "reason": reason})
+            _print_result(_budget_of(doc), as_json, f"granted epsilon {epsilon:g}")
+            return
         store = open_hub_waiting(hub, wait)
         try:
             result = ledger.grant(store, epsilon, actor or default_actor(), reason)
         finally:
             store.close()
     _print_result(result, as_json, f"granted epsilon {epsilon:g}")
+
+
+def _budget_of(b: dict[str, Any]) -> ledger.Budget:
+    """A Budget from its to_dict (the server's answer)."""
+    return ledger.Budget(b["data_version"], b["epsilon"], b["delta"], b["total_rho"],
+                         b["spent_rho"], b["granted_rho"], b["spends"])
 
 
 def _print_result(result: ledger.Budget, as_json: bool, what: str) -> None:

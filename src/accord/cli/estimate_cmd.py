@@ -25,6 +25,7 @@ from accord.cli.common import (
     require_hub,
     user_errors,
 )
+from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate import (
@@ -278,6 +279,8 @@ def pipeline(
         "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.005).")
     ] = None,
     as_json: JsonOption = False,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Estimate from the hub's linked persons (each partner is a list)."""
     if ctx.invoked_subcommand is not None:
@@ -288,6 +291,17 @@ def pipeline(
     from accord.store import open_store
 
     with user_errors():
+        if server:  # the shared hub's server runs estimate_hub as the token's user
+            summary = call_json(server, token_file, "POST", "/api/estimate", {
+                "by": [c.strip() for c in by.split(",") if c.strip()], "method": method,
+                "bootstrap": bootstrap, "seed": seed, "average": average, "latent": latent,
+                "threshold": threshold, "min_list_size": min_list_size, "privacy": privacy,
+                "rho": rho})
+            if as_json:
+                print_json(summary)
+            else:
+                _print_hub(summary)
+            return
         require_hub(hub)
         opts = PipelineOptions(
             by=tuple(c.strip() for c in by.split(",") if c.strip()),

@@ -11,10 +11,13 @@ from rich.table import Table
 
 from accord.cli.budget_cmd import WaitOption, default_actor, open_hub_waiting
 from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
+from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import MECHANISMS, Mechanism, epsilon_from_rho
 from accord.release.dp.params import MAX_DELTA, MAX_EPSILON, check_delta, check_epsilon
-from accord.release.dp.release import DEFAULT_DELTA, release_tables, write_tables
+from accord.release.dp.release import DEFAULT_DELTA, TablesRelease, release_tables, write_tables
+from accord.release.dp.standard_tables import select_tables
+from accord.release.dp.tables import PublishedTable
 from accord.release.synthesize.pipeline import release_synthetic, write_synthetic
 
 app = typer.Typer(help="Differentially private releases (budgeted in the hub's ledger).",
@@ -64,6 +67,21 @@ def _head_text(head: dict[str, Any] | None) -> str:
     return f"{head['seq']}:{head['mac']}" if head else "(none)"
 
 
+def _remote_tables(server: str, token_file: Path | None, epsilon: float, delta: float,
+                   mechanism: Mechanism, names: list[str], purpose: str) -> TablesRelease:
+    """The release made by the hub's server, as the local command would hold it."""
+    doc = call_json(server, token_file, "POST", "/api/release/tables", {
+        "epsilon": epsilon, "delta": delta, "mechanism": mechanism, "tables": names,
+        "purpose": purpose})
+    specs = {t.spec.name: t.spec for t in select_tables(list(doc["tables"]))}
+    tables = tuple(PublishedTable(specs[name], tuple(t["columns"]), tuple(tuple(r) for r in t["rows"]))
+                   for name, t in doc["tables"].items())
+    b = doc["budget_after"]
+    budget = ledger.Budget(b["data_version"], b["epsilon"], b["delta"], b["total_rho"],
+                           b["spent_rho"], b["granted_rho"], b["spends"])
+    return TablesRelease(doc["release_id"], tables, doc["parameters"], budget, doc["chain_head"])
+
+
 @app.command("tables")
 def tables(
     epsilon: EpsilonOption,
@@ -79,19 +97,25 @@ def tables(
     purpose: PurposeOption = "",
     as_json: JsonOption = False,
     wait: WaitOption = 60.0,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """The standard's tables with DP noise, consistent totals and 95 % margins of error."""
     names = [n for item in table_names or [] for n in item.split(",") if n]
     with user_errors():
         check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
         check_delta(delta)
-        store = open_hub_waiting(hub, wait)
-        try:
-            rel = release_tables(store, epsilon, delta=delta, mechanism=_mechanism(mechanism),
-                                 names=names or None, actor=actor or default_actor(),
-                                 purpose=purpose)
-        finally:
-            store.close()
+        if server:  # the server draws from the shared hub's ledger, as the token's user
+            rel = _remote_tables(server, token_file, epsilon, delta, _mechanism(mechanism),
+                                 names, purpose)
+        else:
+            store = open_hub_waiting(hub, wait)
+            try:
+                rel = release_tables(store, epsilon, delta=delta, mechanism=_mechanism(mechanism),
+                                     names=names or None, actor=actor or default_actor(),
+                                     purpose=purpose)
+            finally:
+                store.close()
         files = write_tables(rel, out, hxl)
     if as_json:
         print_json({"release_id": rel.release_id, "parameters": rel.parameters,

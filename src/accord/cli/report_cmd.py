@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
+from accord.cli.remote import ServerOption, TokenFileOption, call
 from accord.cli.stats_cmd import (
     ActorOption,
     Method,
@@ -35,9 +36,24 @@ def report(
     method: MethodOption = Method.DP,
     rho: RhoOption = None,
     actor: ActorOption = "hub-steward",
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""
     with user_errors():
+        if server:  # the shared hub's server renders it (publish_report) as the token's user
+            html, headers = call(server, token_file, "POST", "/api/report", {
+                "threshold": threshold, "protection": protection, "unit": parse_unit(unit),
+                "privacy": method.value, "rho": rho})
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(html)
+            except OSError as exc:
+                raise AccordError(f"cannot write {out}: {exc.strerror}",
+                                  hint="choose a writable path with --out") from None
+            console.print(f"wrote {out} (data version {headers.get('x-accord-data-version')}, "
+                          f"release {headers.get('x-accord-release')})")
+            return
         require_hub(hub)
         rules = SuppressionRules(threshold=threshold, protection=protection)
         try:

@@ -18,18 +18,11 @@ from accord.cli.common import (
     require_hub,
     user_errors,
 )
+from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
-from accord.research.noisy import DEFAULT_RHO, check_rho
-from accord.research.stats import (
-    StatsResult,
-    StatTable,
-    check_one_off,
-    compute_dp_tables,
-    compute_tables,
-    record_tables_release,
-)
+from accord.research.stats import StatsResult, StatTable, result_from_dict, tables_on_record
 from accord.store import open_store
 
 ThresholdOption = Annotated[
@@ -85,19 +78,9 @@ def make_tables(hub: Path, rules: SuppressionRules, unit: Unit, actor: str,
                 kind: str, method: Method = Method.DP, rho: float | None = None) -> StatsResult:
     """Open the hub, compute the protected tables and put the release on record."""
     require_hub(hub)
-    if method == Method.DP:
-        check_rho(DEFAULT_RHO if rho is None else rho)
-        if unit == Unit.RECORDS:
-            raise AccordError("--method dp counts people (one row per person bounds what one "
-                              "person can change)", hint="drop --unit, or use --unit persons")
     with open_store(hub) as store:
-        if method == Method.DP:
-            result = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose=kind)
-        else:
-            check_one_off(store)
-            result = compute_tables(store, rules, unit=parse_unit(unit))
-        record_tables_release(store, result, kind, actor)
-    return result
+        return tables_on_record(store, rules.threshold, rules.protection, parse_unit(unit), actor,
+                                kind, "dp" if method == Method.DP else "suppression", rho)
 
 
 def _print_table(table: StatTable, mark: str) -> None:
@@ -153,13 +136,20 @@ def stats(
                       "workbook (tables.xlsx), into this folder.")] = None,
     hxl: Annotated[bool, typer.Option(
         "--hxl", help="With --out: add a row of HXL hashtags under each header.")] = False,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Print the disaggregated tables, with small counts hidden (noisy by default)."""
     with user_errors():
         if hxl and out is None:
             raise AccordError("--hxl needs --out", hint="give --out DIR to write the tables")
         rules = SuppressionRules(threshold=threshold, protection=protection)
-        result = make_tables(hub, rules, unit, actor, "tables", method, rho)
+        if server:  # the shared hub's server runs tables_on_record as the token's user
+            result = result_from_dict(call_json(server, token_file, "POST", "/api/stats", {
+                "threshold": threshold, "protection": protection, "unit": parse_unit(unit),
+                "privacy": method.value, "rho": rho}))
+        else:
+            result = make_tables(hub, rules, unit, actor, "tables", method, rho)
         if out is not None:
             from accord.research.export import write_tables
 

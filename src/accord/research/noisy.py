@@ -74,6 +74,7 @@ def reuse_or_draw(store: Store, draw_key: str, rho: float, draw: Callable[[], di
     """
     store.ensure_meta()  # the data version of a hub without meta tables would change under us
     with store.transaction():
+        store.lock_chain()  # one draw per data version, even when two requests ask at once
         store.execute(DRAWS_SQL)
         version = store.data_version()
         rows = store.query("SELECT payload FROM dp_draws WHERE data_version = ? AND draw_key = ? "

@@ -483,3 +483,43 @@ def _noisy_overlap(store: Store, threshold: int, actor: str) -> StatTable:
              f"<{threshold}; partner and pair totals are sums of the rows.")
     return StatTable("partner_overlap", "People by the partners that served them", (dim,),
                      "persons", values, hidden, len(values), notes, tuple(extra))
+
+
+def tables_on_record(store: Store, threshold: int, protection: int | None,
+                     unit: Literal["auto", "records", "persons"], actor: str, kind: str,
+                     method: Literal["dp", "suppression"] = "dp",
+                     rho: float | None = None) -> StatsResult:
+    """`accord stats` on an open hub (the CLI and the hub's server both call this): the protected
+    tables, put on record. DP counts people; suppression is a hub's one-off release."""
+    from accord.research.noisy import DEFAULT_RHO, check_rho
+
+    rules = SuppressionRules(threshold=threshold, protection=protection)
+    if method == "dp":
+        check_rho(DEFAULT_RHO if rho is None else rho)
+        if unit == "records":
+            raise AccordError("--method dp counts people (one row per person bounds what one "
+                              "person can change)", hint="drop --unit, or use --unit persons")
+        result = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose=kind)
+    else:
+        check_one_off(store)
+        result = compute_tables(store, rules, unit=unit)
+    record_tables_release(store, result, kind, actor)
+    return result
+
+
+def result_from_dict(doc: dict[str, Any]) -> StatsResult:
+    """A StatsResult from its ``to_dict`` (what the hub's server sends an analyst's CLI)."""
+    from accord.research.specs import Dim
+
+    tables = tuple(StatTable(
+        id=t["id"], title=t["title"], unit=t["unit"],
+        dims=tuple(Dim(d["name"], d["title"], tuple(d["codes"]), tuple(d["labels"]))
+                   for d in t["dims"]),
+        published=t["values"], suppressed=t["suppressed_cells"], cells=t["cells"],
+        notes=tuple(t["notes"]), extra_rows=tuple((e["label"], e["value"]) for e in t["extra_rows"]))
+        for t in doc["tables"])
+    rules = doc["rules"]
+    return StatsResult(tables, SuppressionRules(threshold=rules["threshold"],
+                                                protection=rules["protection"]),
+                       doc["unit"], doc["data_version"], tuple(doc["notes"]), doc["method"],
+                       doc.get("dp", {}))

@@ -19,6 +19,16 @@ unknown or revoked token gives 401 everywhere but /api/health):
 | POST /api/requests/{id}/approve | 403       | 403     | yes     | 403     |
 | POST /api/requests/{id}/reject  | 403       | 403     | yes     | 403     |
 | GET  /api/requests/{id}/output  | 403       | own, approved | 403 | 403   |
+| POST /api/stats            | 403            | yes     | yes     | 403     |
+| POST /api/report           | 403            | yes     | yes     | 403     |
+| POST /api/release/tables   | 403            | yes     | yes     | 403     |
+| POST /api/estimate         | 403            | yes     | yes     | 403     |
+| GET  /api/budget           | 403            | yes     | yes     | yes     |
+| POST /api/budget/set       | 403            | 403     | yes     | 403     |
+| POST /api/budget/grant     | 403            | 403     | yes     | 403     |
+
+The analyst's routes (accord.serve.analysis) run the local commands' library calls; their bodies
+are the commands' options as JSON, and a malformed body is 400 naming the field, never its value.
 
 A refused request (403) is audited. A pushed contribution is verified exactly as `accord hub add`
 verifies it and loaded as one transaction; a failure is 422 with the same message and nothing
@@ -47,6 +57,7 @@ from accord.errors import AccordError, ContributionError, StoreError
 from accord.protect.contribution import read_manifest
 from accord.serve import requests_api, withdraw_api
 from accord.serve.accounts import Role, User, user_of_token
+from accord.serve.analysis import analysis_router
 from accord.store import Store, add_contribution, open_store
 
 DEFAULT_MAX_UPLOAD = 2 * 1024**3
@@ -113,6 +124,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.config = config  # routers of other modules find the hub here (accord.serve.deps)
     app.include_router(withdraw_api.router)  # partner withdrawal
     app.include_router(requests_api.router)  # record-level outputs by request
+    app.include_router(analysis_router(config.hub))  # stats, DP tables, estimate, report, budget
 
     @contextmanager
     def store() -> Iterator[Store]:

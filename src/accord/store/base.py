@@ -159,12 +159,24 @@ class Store(ABC):
         with self.transaction():
             chain.append(self, source, row, state, now_iso())
 
+    def lock_chain(self) -> None:
+        """Hold the hub's write lock until the current transaction ends (call inside one), so
+        a writer that reads the chain's head (and the ledger's state) sees every commit before
+        it. A DuckDB file is held by one process, whose writes conflict rather than interleave:
+        nothing to do. PostgreSQL overrides this."""
+        return None
+
     def require_intact(self) -> None:
         """Raise LedgerTampered (exit 3) if any chained row or chain entry was edited, deleted or
         reordered outside Accord."""
         from accord.store import chain
 
-        chain.require_intact(self)
+        # Under the write lock: the check reads the chain and each chained table in separate
+        # statements, and a writer committing between them (another server process) would look
+        # like a row missing from the chain. Holding the lock, no chained write can commit.
+        with self.transaction():
+            self.lock_chain()
+            chain.require_intact(self)
 
     def chain_head(self) -> dict[str, Any] | None:
         """The chain's last entry ``{"seq", "mac"}``: releases write it into their output."""

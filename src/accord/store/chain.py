@@ -32,7 +32,10 @@ import json
 import os
 import secrets
 import stat
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,15 +157,34 @@ def write_witness(store: Store, seq: int, mac: str) -> None:
     kp = key_path(store)
     if kp is None or not kp.exists():
         return
-    old = _read_witness(kp)
-    if old is not None and old[0] >= seq:
-        return
     target = _head_file(kp)
-    tmp = Path(f"{target}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(f"{seq} {mac}\n")
-    os.replace(tmp, target)
+    # A hub server commits from many threads and processes at once: the read-compare-write is
+    # made atomic by an exclusive lock on a file beside the witness (flock: per open file, so it
+    # holds between threads too), and each writer has its own temporary file, so the witness is
+    # never half-written, mixed from two writers, or moved backwards.
+    with _witness_lock(target):
+        old = _read_witness(kp)
+        if old is not None and old[0] >= seq:
+            return
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{target.name}.tmp-")
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(f"{seq} {mac}\n")
+        os.replace(tmp, target)
+
+
+@contextmanager
+def _witness_lock(target: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one writer at a time is the operator's to ensure
+        yield
+        return
+    fd = os.open(f"{target}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 # ---------------------------------------------------------------------------- reading
@@ -259,6 +281,7 @@ def _start(store: Store, at: str,
     """The key, the next sequence number, the previous MAC and the current state; seals the hub
     first if it has no chain yet (a hub made before the chain existed is sealed as it is, less
     the ``pending`` (source, digest) row being chained now, which gets its own entry)."""
+    store.lock_chain()  # concurrent writers take turns from here to their commit
     store.execute(CHAIN_SQL)
     last = store.query("SELECT seq, state, mac FROM hub_chain WHERE seq = "
                        "(SELECT max(seq) FROM hub_chain)").to_pylist()

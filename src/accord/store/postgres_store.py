@@ -51,6 +51,7 @@ _COPY_BATCH = 65_536
 # is several times faster than fetching rows as Python objects.
 _BULK_TABLES = frozenset({"records", "persons", "linkage_encodings"})
 _FETCH_BATCH = 100_000
+_CHAIN_LOCK = 0x6163636F7264  # the advisory lock id of the hub's chain ("accord")
 
 # Syntax-tree node types whose meaning is the same in DuckDB and PostgreSQL. A read made only of
 # these runs in PostgreSQL; anything else (list functions, QUALIFY, UNNEST, list indexing, ...)
@@ -494,12 +495,24 @@ class PostgresStore(Store):
             return
         self._in_tx = True
         try:
-            with self._con.transaction():
-                yield
+            try:
+                with self._con.transaction():
+                    yield
+            except self._psycopg.Error as exc:  # the commit (or rollback) itself failed: e.g. the
+                # server restarted mid-request. Nothing of the transaction was kept.
+                raise StoreError(f"the PostgreSQL hub lost the transaction: {_safe_reason(exc)}",
+                                 hint="nothing was written; retry when the hub is back") from None
             self._after_commit()  # the chain's head goes outside the database (store.chain)
         finally:
             self._in_tx = False
             self._writes += 1  # a rollback undoes writes the copies may have seen
+
+    def lock_chain(self) -> None:
+        # Concurrent servers' writers each read the chain's head, then append; in READ COMMITTED
+        # a transaction-scoped advisory lock makes them take turns, and every statement after it
+        # sees the previous writer's commit (so a spend reads the ledger as last committed: no
+        # overspend, no lost entry). SERIALIZABLE would abort and retry instead; a lock is simpler.
+        self._run("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
 
     def close(self) -> None:
         if self._duck is not None:

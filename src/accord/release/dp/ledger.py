@@ -217,6 +217,7 @@ def set_budget(store: Store, epsilon: float, delta: float, actor: str) -> Budget
     """Set the hub's total (before grants); never below what is already spent."""
     rho = rho_from_epsilon_delta(epsilon, delta)  # validates both (exit 2) before anything else
     with store.transaction():
+        store.lock_chain()  # the state read below is the last committed (concurrent servers)
         ensure_ledger(store)
         store.require_intact()
         st = _state(store)
@@ -239,6 +240,7 @@ def grant(store: Store, epsilon: float, actor: str, reason: str) -> Budget:
         raise ParameterError("a grant needs a reason (e.g. '2027 allowance')",
                              hint="give --reason TEXT")
     with store.transaction():
+        store.lock_chain()  # the state read below is the last committed (concurrent servers)
         ensure_ledger(store)
         store.require_intact()
         st = _state(store)
@@ -261,6 +263,7 @@ def spend(store: Store, rho: float, *, kind: str, actor: str, purpose: str, mech
     non-finite or out-of-range rho is refused with exit 2."""
     rho = check_rho(rho)
     with store.transaction():
+        store.lock_chain()  # the state read below is the last committed (concurrent servers)
         ensure_ledger(store)
         store.require_intact()
         st = _state(store)

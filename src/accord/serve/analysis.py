@@ -1,0 +1,283 @@
+"""The analyst's routes of the shared hub: protected tables, DP tables, estimates, the report and
+the privacy budget, each through the same library calls (and so the same protections, parameter
+checks and refusals) as the local CLI commands. Every route answers with published figures only:
+no route reads out a record, an encoding or a pseudonym.
+
+Who may do what (rows of the matrix in accord.serve.app; tests/test_serve.py checks them):
+
+| route                      | submitter | analyst | steward | auditor |
+| -------------------------- | --------- | ------- | ------- | ------- |
+| POST /api/stats            | 403       | yes     | yes     | 403     |
+| POST /api/report           | 403       | yes     | yes     | 403     |
+| POST /api/release/tables   | 403       | yes     | yes     | 403     |
+| POST /api/estimate         | 403       | yes     | yes     | 403     |
+| GET  /api/budget           | 403       | yes     | yes     | yes     |
+| POST /api/budget/set       | 403       | 403     | yes     | 403     |
+| POST /api/budget/grant     | 403       | 403     | yes     | 403     |
+
+Who made a release is the token's user, never a name the client sends. Answers:
+400 a malformed body (the message names the field, never echoes its value); 409 a release refused
+(budget, chain, disclosure rules: the CLI's exit 3); 422 a request this hub cannot answer (the
+CLI's exit 2); 503 the store is unreachable (e.g. PostgreSQL restarting): nothing was spent, retry.
+
+Concurrency: on PostgreSQL every chained write (release record, ledger spend, audit) takes one
+transaction-scoped advisory lock before reading the chain's head (accord.store.postgres_store), so
+concurrent DP releases are serialised at the spend and the ledger is never overspent. On DuckDB the
+server holds the hub file in one process and these routes run one at a time (a lock below).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from accord.errors import AccordError, ParameterError, ReleaseRefused, StoreError
+from accord.release.dp.params import MAX_DELTA, MAX_EPSILON
+from accord.serve.accounts import Role, User, user_of_token
+from accord.store import Store, open_store
+from accord.store.urls import is_server_url
+
+M = TypeVar("M", bound=BaseModel)
+ANALYSTS = {Role.ANALYST, Role.STEWARD}
+MAX_BOOTSTRAP = 2000  # a server bound (CPU shared by every user); the local CLI has none
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class StatsBody(_Body):
+    threshold: int = Field(10, ge=2)
+    protection: int | None = Field(None, ge=1)
+    unit: Literal["auto", "records", "persons"] = "auto"
+    privacy: Literal["dp", "suppression"] = "dp"
+    rho: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+
+
+class TablesBody(_Body):
+    epsilon: float = Field(gt=0, le=MAX_EPSILON, allow_inf_nan=False)
+    delta: float = Field(1e-9, gt=0, le=MAX_DELTA, allow_inf_nan=False)
+    mechanism: Literal["gaussian", "laplace"] = "gaussian"
+    tables: list[str] = Field(default_factory=list, max_length=64)
+    purpose: str = Field("", max_length=500)
+
+
+class EstimateBody(_Body):
+    by: list[str] = Field(default_factory=list, max_length=8)
+    method: str = "stepwise"
+    bootstrap: int = Field(0, ge=0, le=MAX_BOOTSTRAP)
+    seed: int = 20130101
+    average: bool = False
+    latent: bool = False
+    threshold: int = Field(10, ge=2)
+    min_list_size: int = Field(10, ge=0)
+    privacy: Literal["dp", "suppression"] = "dp"
+    rho: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+
+
+class BudgetSetBody(_Body):
+    epsilon: float = Field(gt=0, le=MAX_EPSILON, allow_inf_nan=False)
+    delta: float = Field(1e-6, gt=0, le=MAX_DELTA, allow_inf_nan=False)
+
+
+class BudgetGrantBody(_Body):
+    epsilon: float = Field(gt=0, le=MAX_EPSILON, allow_inf_nan=False)
+    reason: str = Field(max_length=500)
+
+
+def _error(status: int, message: str, hint: str | None = None, exit_code: int = 2) -> HTTPException:
+    return HTTPException(status, {"error": message, "hint": hint, "exit_code": exit_code})
+
+
+def field_errors(err: ValidationError) -> str:
+    """Which fields are wrong and why, from pydantic's errors, without the values given."""
+    parts = []
+    for e in err.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(p) for p in e["loc"]) or "body"
+        kind = {"extra_forbidden": "is not a known field", "missing": "is required"}.get(e["type"])
+        parts.append(f"{where} {kind or '(' + str(e['msg']).split(',')[0].lower() + ')'}")
+    return "; ".join(parts)
+
+
+async def _parse(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    if len(raw) > 64_000:
+        raise _error(413, "the request body is larger than the server accepts")
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as err:
+        if any(e["type"] == "json_invalid" for e in err.errors()):
+            raise _error(400, "the request body is not JSON",
+                         hint="send a JSON object with the command's options") from None
+        raise _error(400, f"invalid request: {field_errors(err)}",
+                     hint="the fields and their ranges are those of the CLI command's options") from None
+
+
+def analysis_router(hub: Path | str) -> APIRouter:
+    router = APIRouter()
+    serial = threading.Lock() if not is_server_url(hub) else None
+
+    @contextmanager
+    def store() -> Iterator[Store]:
+        """The hub store for one request; failures become the HTTP answers described above."""
+        guard = serial if serial is not None else _NoLock()
+        with guard:
+            try:
+                with open_store(hub) as s:
+                    yield s
+            except StoreError as err:
+                raise _error(503, "the hub store is not available; nothing was released or spent",
+                             hint=err.hint or "retry in a moment") from None
+            except ParameterError as err:  # the same check as the CLI's; the value is not echoed
+                raise _error(400, f"invalid request: {err.message.split('; got')[0]}",
+                             err.hint) from None
+            except ReleaseRefused as err:
+                raise _error(409, err.message, err.hint, exit_code=err.exit_code) from None
+            except AccordError as err:
+                raise _error(422, err.message, err.hint, exit_code=err.exit_code) from None
+
+    def allow(request: Request, s: Store, roles: set[Role]) -> User:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        user = user_of_token(s, token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if user is None:
+            raise _error(401, "a valid bearer token is required (unknown, malformed or revoked)",
+                         hint="pass --token-file with a token from `accord hub token create`")
+        if user.role not in roles:
+            s.audit(user.username, "hub.denied", {"route": request.url.path,
+                                                  "method": request.method, "role": user.role.value})
+            raise _error(403, f"the role {user.role.value} may not use this route")
+        return user
+
+    async def run(request: Request, roles: set[Role], work: Callable[[Store, User], Any]) -> Any:
+        def job() -> Any:
+            with store() as s:
+                return work(s, allow(request, s, roles))
+
+        return await run_in_threadpool(job)
+
+    @router.post("/api/stats")
+    async def stats(request: Request) -> Any:
+        body = await _parse(request, StatsBody)
+
+        def work(s: Store, user: User) -> Any:
+            from accord.research.stats import tables_on_record
+
+            return tables_on_record(s, body.threshold, body.protection, body.unit, user.username,
+                                    "tables", body.privacy, body.rho).to_dict()
+
+        return await run(request, ANALYSTS, work)
+
+    @router.post("/api/report")
+    async def report(request: Request) -> HTMLResponse:
+        body = await _parse(request, StatsBody)
+
+        def work(s: Store, user: User) -> HTMLResponse:
+            from accord.release.suppression import SuppressionRules
+            from accord.research.report.stages import publish_report
+
+            rules = SuppressionRules(threshold=body.threshold, protection=body.protection)
+            with tempfile.TemporaryDirectory(prefix="accord-report-") as tmp:
+                out = Path(tmp) / "report.html"
+                release_id, result = publish_report(s, out, rules, body.unit, user.username,
+                                                    method=body.privacy, rho=body.rho)
+                html = out.read_text(encoding="utf-8")
+            return HTMLResponse(html, headers={"X-Accord-Release": release_id,
+                                               "X-Accord-Data-Version": result.data_version})
+
+        response: HTMLResponse = await run(request, ANALYSTS, work)
+        return response
+
+    @router.post("/api/release/tables")
+    async def dp_tables(request: Request) -> Any:
+        body = await _parse(request, TablesBody)
+
+        def work(s: Store, user: User) -> Any:
+            from accord.release.dp.release import release_tables
+
+            rel = release_tables(s, body.epsilon, delta=body.delta, mechanism=body.mechanism,
+                                 names=body.tables or None, actor=user.username,
+                                 purpose=body.purpose)
+            return {"release_id": rel.release_id, "parameters": rel.parameters,
+                    "budget_after": rel.budget.to_dict(), "chain_head": rel.chain_head,
+                    "tables": {t.spec.name: {"columns": list(t.columns),
+                                             "rows": [list(r) for r in t.rows]}
+                               for t in rel.tables}}
+
+        return await run(request, ANALYSTS, work)
+
+    @router.post("/api/estimate")
+    async def estimate(request: Request) -> Any:
+        body = await _parse(request, EstimateBody)
+
+        def work(s: Store, user: User) -> Any:
+            from accord.release.suppression import SuppressionRules
+            from accord.research.estimate import METHODS, EstimateOptions
+            from accord.research.estimate.pipeline import PipelineOptions, estimate_hub
+
+            if body.method not in METHODS:
+                raise _error(400, f"invalid request: method (use one of {', '.join(METHODS)})")
+            opts = PipelineOptions(
+                by=tuple(c.strip() for c in body.by if c.strip()),
+                rules=SuppressionRules(threshold=body.threshold), min_list_size=body.min_list_size,
+                estimate=EstimateOptions(method=body.method, bootstrap=body.bootstrap,
+                                         seed=body.seed, average=body.average, latent=body.latent),
+                method=body.privacy, rho=body.rho, actor=user.username)
+            summary = estimate_hub(s, opts, None)
+            summary["release_id"] = s.record_release(
+                "estimate", opts.parameters(),
+                {"overall": summary["overall"], "strata": summary["strata"]}, user.username)
+            return summary
+
+        return await run(request, ANALYSTS, work)
+
+    @router.get("/api/budget")
+    async def budget(request: Request) -> Any:
+        def work(s: Store, user: User) -> Any:
+            from accord.release.dp import ledger
+
+            return {"budget": ledger.current_budget(s).to_dict(), "spends": ledger.spends(s),
+                    "events": ledger.events(s), "chain": ledger.verify(s).to_dict()}
+
+        return await run(request, {Role.ANALYST, Role.STEWARD, Role.AUDITOR}, work)
+
+    @router.post("/api/budget/set")
+    async def budget_set(request: Request) -> Any:
+        body = await _parse(request, BudgetSetBody)
+
+        def work(s: Store, user: User) -> Any:
+            from accord.release.dp import ledger
+
+            return ledger.set_budget(s, body.epsilon, body.delta, user.username).to_dict()
+
+        return await run(request, {Role.STEWARD}, work)
+
+    @router.post("/api/budget/grant")
+    async def budget_grant(request: Request) -> Any:
+        body = await _parse(request, BudgetGrantBody)
+
+        def work(s: Store, user: User) -> Any:
+            from accord.release.dp import ledger
+
+            return ledger.grant(s, body.epsilon, user.username, body.reason).to_dict()
+
+        return await run(request, {Role.STEWARD}, work)
+
+    return router
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
