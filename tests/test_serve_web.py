@@ -1,0 +1,478 @@
+"""The hub's web UI driven in a real browser: Debian's headless Chromium through its chromedriver
+(Selenium), against `accord serve` on 127.0.0.1 (uvicorn in a thread), on each hub engine for the
+sign-in + upload path. Screenshots of each page go to docs/img/hub-*.png.
+
+Without Chromium and chromedriver the browser tests skip, unless ACCORD_REQUIRE_BROWSER=1 (set by
+.ci/run), where a skip is a failure. The HTTP-level checks (CSRF, headers, sessions) need no browser.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import urllib.parse
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from accord.protect.job import build_contribution
+from accord.protect.keys import PartnerKey
+from accord.serve.app import ServerConfig, create_app
+from accord.serve.web import WebSettings
+from accord.store import open_store
+from tests.conftest import EXPECTED_ACCEPTED
+from tests.test_serve import _free_port
+
+pytestmark = pytest.mark.slow  # a server, accounts and a browser per test
+
+IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+PASSWORD = "correct horse battery staple"
+USERS = {"maria": ("ngo-b", "submitter"), "chen": ("ngo-c", "submitter"), "ana": ("agency", "analyst"),
+         "sam": ("agency", "steward"), "olu": ("agency", "auditor")}
+PAGES = {"/ui/steward": "steward", "/ui/partner": "submitter", "/ui/analyst": "analyst",
+         "/ui/auditor": "auditor"}
+
+
+# ---------------------------------------------------------------- fixtures
+def _start(hub: str, settings: WebSettings) -> tuple[str, uvicorn.Server, threading.Thread]:
+    port = _free_port()
+    config = ServerConfig(hub, max_upload_bytes=5_000_000, web=settings)
+    srv = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", srv, thread
+
+
+@pytest.fixture
+def web_settings() -> WebSettings:
+    return WebSettings()
+
+
+@pytest.fixture
+def site(hub: str, web_settings: WebSettings) -> Iterator[str]:
+    url, srv, thread = _start(hub, web_settings)
+    try:
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def people(hub: str) -> dict[str, tuple[str, str]]:
+    from accord.serve.accounts import Role, add_org, add_user
+
+    with open_store(hub) as store:
+        for org in ("ngo-b", "ngo-c", "agency"):
+            add_org(store, org, "test")
+        for user, (org, role) in USERS.items():
+            add_user(store, user, org, Role(role), PASSWORD, "test")
+    return USERS
+
+
+def _chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if browser and driver:
+        return browser, driver
+    if os.environ.get("ACCORD_REQUIRE_BROWSER") == "1":
+        pytest.fail("Chromium and chromedriver are required here (ACCORD_REQUIRE_BROWSER=1)")
+    pytest.skip("Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)")
+    return None
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    found = _chromium()
+    assert found is not None
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]  # Debian's build: Selenium downloads nothing
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,900", "--force-device-scale-factor=1", "--lang=en-GB"):
+        options.add_argument(arg)
+    (tmp_path / "downloads").mkdir()
+    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path / "downloads"),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(executable_path=found[1]), options=options)
+    driver.set_page_load_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+# ---------------------------------------------------------------- helpers
+def _contribution_zip(tmp_path: Path, case_export: tuple[Path, Path], key: PartnerKey, partner: str = "ngo-b",
+                      extra: dict[str, bytes] | None = None) -> Path:
+    out = tmp_path / f"contribution-{partner}"
+    if not out.exists():
+        build_contribution(case_export[0], case_export[1], partner, out, key)
+    archive = tmp_path / f"{partner}{'-extra' if extra else ''}.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(out.iterdir()):
+            zf.write(f, arcname=f.name)
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return archive
+
+
+def _sign_in(driver: Any, site: str, user: str, password: str = PASSWORD) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(site + "/ui/login")
+    driver.find_element(By.ID, "username").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+
+
+def _sign_out(driver: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, ".account button").click()
+    assert driver.current_url.endswith("/ui/login")
+
+
+def _text(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def _shot(driver: Any, name: str) -> None:
+    """A full-page screenshot for the docs (the window grows to the page's height)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(max(int(height), 600), 4000))
+    IMG.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(IMG / f"hub-{name}.png"))
+    driver.set_window_size(1280, 900)
+
+
+def _audit(hub: str, action: str) -> list[dict[str, Any]]:
+    with open_store(hub) as store:
+        return store.query("SELECT actor, action, detail FROM audit WHERE action = ?", [action]).to_pylist()
+
+
+def _http(site: str, method: str, path: str, body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    host, port = site.removeprefix("http://").split(":")
+    con = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        con.request(method, path, body=body, headers=headers or {})
+        r = con.getresponse()
+        headers: dict[str, str] = {}
+        for k, v in r.getheaders():  # several Set-Cookie headers: one per line
+            headers[k.lower()] = f"{headers[k.lower()]}\n{v}" if k.lower() in headers else v
+        return r.status, headers, r.read()
+    finally:
+        con.close()
+
+
+def _cookie(headers: dict[str, str], name: str) -> str:
+    """``name=value`` of the cookie ``name`` set by an answer."""
+    found = [c.split(";")[0] for c in headers.get("set-cookie", "").split("\n") if c.startswith(name + "=")]
+    assert found, headers
+    return found[0]
+
+
+def _csrf_of(html: bytes) -> str:
+    found = re.search(rb'name="csrf" value="([^"]+)"', html)
+    assert found
+    return found.group(1).decode()
+
+
+def _http_sign_in(site: str, user: str, password: str = PASSWORD, address_ok: bool = True) -> str:
+    """Sign in over plain HTTP as a browser would; returns the session cookie's value."""
+    status, headers, body = _http(site, "GET", "/ui/login")
+    login_cookie = _cookie(headers, "accord_login_csrf")
+    form = urllib.parse.urlencode({"username": user, "password": password, "csrf": _csrf_of(body)})
+    status, headers, _ = _http(site, "POST", "/ui/login", form.encode(),
+                               {"Content-Type": "application/x-www-form-urlencoded", "Cookie": login_cookie})
+    assert status == 303, status
+    return _cookie(headers, "accord_session").split("=", 1)[1]
+
+
+# ---------------------------------------------------------------- the browser tests
+def test_partner_uploads_and_steward_sees_it(hub: str, site: str, people: dict[str, Any], browser: Any,
+                                             tmp_path: Path, case_export: tuple[Path, Path],
+                                             partner_key: PartnerKey) -> None:
+    """Sign in as a partner, upload a zipped contribution from the browser, see it on the steward's
+    dashboard; the other partner sees none of it. On DuckDB and PostgreSQL."""
+    from selenium.webdriver.common.by import By
+
+    shots = "duckdb" in hub or not hub.startswith("postgresql")
+    browser.get(site + "/")
+    assert browser.current_url.endswith("/ui/login")
+    if shots:
+        _shot(browser, "login")
+    _sign_in(browser, site, "maria")
+    assert browser.current_url.endswith("/ui/partner"), _text(browser)
+    assert "You have not uploaded a contribution yet" in _text(browser)
+    browser.find_element(By.ID, "contribution").send_keys(str(_contribution_zip(tmp_path, case_export, partner_key)))
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/partner/upload'] button").click()
+    text = _text(browser)
+    assert f"{EXPECTED_ACCEPTED} records accepted" in text, text
+    with open_store(hub) as store:
+        batch = store.batches()[0]
+        assert store.scalar("SELECT count(*) FROM records") == EXPECTED_ACCEPTED
+    assert batch["partner"] == "ngo-b" and batch["batch_id"] in text
+    assert ("maria", "hub.add") in [(r["actor"], r["action"]) for r in _audit(hub, "hub.add")]
+    # the same upload again adds nothing; a zip with a path in it is refused, nothing loaded
+    browser.find_element(By.ID, "contribution").send_keys(str(_contribution_zip(tmp_path, case_export, partner_key)))
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/partner/upload'] button").click()
+    browser.find_element(By.ID, "contribution").send_keys(
+        str(_contribution_zip(tmp_path, case_export, partner_key, extra={"../escape.txt": b"x"})))
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/partner/upload'] button").click()
+    text = _text(browser)
+    assert "refused and nothing was loaded" in text and "path" in text, text
+    assert not (tmp_path.parent / "escape.txt").exists()
+    with open_store(hub) as store:
+        assert store.scalar("SELECT count(*) FROM records") == EXPECTED_ACCEPTED
+        assert len(store.batches()) == 1
+    browser.get(site + "/ui/partner")
+    if shots:
+        _shot(browser, "partner")
+    _sign_out(browser)
+    # the other partner sees none of it
+    _sign_in(browser, site, "chen")
+    assert "You have not uploaded a contribution yet" in _text(browser)
+    assert batch["batch_id"] not in browser.page_source
+    _sign_out(browser)
+    # the steward sees the batch, its counts and the budget
+    _sign_in(browser, site, "sam")
+    assert browser.current_url.endswith("/ui/steward")
+    text = _text(browser)
+    assert batch["batch_id"] in text and "ngo-b" in text and "Privacy budget" in text
+    row = browser.find_element(By.XPATH, f"//tr[td/code[text()='{batch['batch_id']}']]").text
+    assert f"{batch['rows_in']} {batch['accepted']} {batch['quarantined']}" in row, row
+    if shots:
+        _shot(browser, "steward")
+
+
+def test_each_role_sees_only_its_pages(hub: str, site: str, people: dict[str, Any], browser: Any,
+                                       tmp_path: Path, case_export: tuple[Path, Path],
+                                       partner_key: PartnerKey) -> None:
+    """Every role against every page (others' pages are a 403 page, audited); the analyst opens the
+    report and downloads the tables; the auditor sees the log and that the chain is intact."""
+    from selenium.webdriver.common.by import By
+
+    if hub.startswith("postgresql"):
+        pytest.skip("the role pages are the same code on both engines; the PostgreSQL run covers sign-in and upload")
+    _sign_in(browser, site, "maria")
+    browser.find_element(By.ID, "contribution").send_keys(str(_contribution_zip(tmp_path, case_export, partner_key)))
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/partner/upload'] button").click()
+    _sign_out(browser)
+    denied = 0
+    for user, (_, role) in USERS.items():
+        _sign_in(browser, site, user)
+        for path, owner in PAGES.items():
+            browser.get(site + path)
+            text = _text(browser)
+            if owner == role:
+                assert "This page is not for your role" not in text and browser.current_url.endswith(path)
+            else:
+                assert "This page is not for your role" in text, (user, path)
+                denied += 1
+        _sign_out(browser)
+        browser.get(site + "/ui/steward")  # signed out: back to the sign-in page
+        assert browser.current_url.endswith("/ui/login")
+    rows = _audit(hub, "hub.denied")
+    assert len(rows) == denied == 4 * 3 + 1
+    assert {json.loads(r["detail"])["route"] for r in rows} == set(PAGES)
+    browser.get(site + "/ui/steward")
+    _sign_in(browser, site, "sam")
+    browser.get(site + "/ui/analyst")
+    _shot(browser, "denied")
+
+    # the analyst: releases, the report with its charts, the tables to download
+    _sign_out(browser)
+    _sign_in(browser, site, "ana")
+    assert "Nothing has been published yet" in _text(browser)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/analyst/report'] button").click()
+    assert browser.find_elements(By.TAG_NAME, "svg"), "the report has its charts"
+    assert "Accord" in browser.title
+    report_text = _text(browser)
+    _shot(browser, "report")
+    browser.get(site + "/ui/analyst")
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/analyst/tables'] button").click()
+    downloads = tmp_path / "downloads"
+    deadline = time.monotonic() + 60
+    while not [p for p in downloads.glob("*.zip")]:
+        assert time.monotonic() < deadline, "the tables were not downloaded"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    names = zipfile.ZipFile(next(downloads.glob("*.zip"))).namelist()
+    assert "tables.xlsx" in names and any(n.endswith(".csv") for n in names)
+    browser.get(site + "/ui/analyst")
+    text = _text(browser)
+    assert text.count("dp_stats") == 0 and "report" in text and "tables" in text  # both on record
+    _shot(browser, "analyst")
+    with open_store(hub) as store:
+        spends = store.scalar("SELECT count(*) FROM dp_ledger WHERE event = 'spend'")
+        keys = [r["record_key"] for r in store.query("SELECT record_key FROM records").to_pylist()]
+    assert spends == 1  # the report and the tables share the data version's one noisy draw
+    assert keys and not any(k in report_text or k in text for k in keys)  # no record reaches a page
+    _sign_out(browser)
+
+    # the auditor: the log and the chain's status
+    _sign_in(browser, site, "olu")
+    text = _text(browser)
+    assert "Intact." in text and "hub.denied" in text and "hub.login" in text
+    _shot(browser, "auditor")
+
+
+@pytest.mark.parametrize("web_settings", [WebSettings(max_failures_per_user=3, max_failures_per_address=5)])
+def test_login_is_rate_limited(hub: str, site: str, people: dict[str, Any], browser: Any) -> None:
+    """Three wrong passwords lock the account (even the right one is refused then); five failures
+    from one address lock every account from it. Each lockout is audited, in plain words."""
+    if hub.startswith("postgresql"):
+        pytest.skip("the limiter is in the server process, the same on both engines")
+    for _ in range(2):
+        _sign_in(browser, site, "ana", "not the password at all")
+        assert "The user name or the password is not right." in _text(browser)
+    _sign_in(browser, site, "ana", "not the password at all")
+    assert "Too many failed sign-ins" in _text(browser)
+    _sign_in(browser, site, "ana")  # the right password, but locked
+    assert "Too many failed sign-ins" in _text(browser) and browser.current_url.endswith("/ui/login")
+    _sign_in(browser, site, "sam")  # another account from this address still works (3 of 5)
+    assert browser.current_url.endswith("/ui/steward")
+    _sign_out(browser)
+    for _ in range(2):
+        _sign_in(browser, site, "nobody", "wrong wrong wrong")
+    _sign_in(browser, site, "olu")  # 5 failures from this address: every account is locked here
+    assert "Too many failed sign-ins" in _text(browser)
+    assert len(_audit(hub, "hub.login_failed")) == 5
+    locked = _audit(hub, "hub.login_locked")
+    assert {json.loads(r["detail"])["user"] for r in locked} == {"ana", "olu"}
+
+
+# ---------------------------------------------------------------- HTTP-level checks
+def test_forged_posts_are_refused(hub: str, site: str, people: dict[str, Any], tmp_path: Path,
+                                  case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
+    """A POST with the victim's session cookie but without the session's CSRF token (what a forged
+    cross-site form would send) changes nothing and is audited; the same POST with the token works."""
+    cookie = _http_sign_in(site, "maria")
+    archive = _contribution_zip(tmp_path, case_export, partner_key).read_bytes()
+
+    def upload(csrf: str | None) -> tuple[int, dict[str, str], bytes]:
+        boundary = "accordtestboundary"
+        parts = [] if csrf is None else [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'.encode()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="contribution"; '
+                     f'filename="c.zip"\r\nContent-Type: application/zip\r\n\r\n'.encode() + archive + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return _http(site, "POST", "/ui/partner/upload", body,
+                     {"Cookie": f"accord_session={cookie}",
+                      "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    for forged in (None, "", "x" * 43):
+        status, _, body = upload(forged)
+        assert status == 403 and b"This form was not accepted" in body
+    with open_store(hub) as store:
+        assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
+    assert len(_audit(hub, "hub.csrf_refused")) == 3
+    _, _, page = _http(site, "GET", "/ui/partner", headers={"Cookie": f"accord_session={cookie}"})
+    status, headers, _ = upload(_csrf_of(page))
+    assert status == 303 and "/ui/partner?added=" in headers["location"]  # the control: it works
+    # a forged sign-out and a sign-in without the form's cookie are refused as well
+    status, _, _ = _http(site, "POST", "/ui/logout", b"csrf=nope",
+                         {"Cookie": f"accord_session={cookie}", "Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 403
+    form = urllib.parse.urlencode({"username": "maria", "password": PASSWORD, "csrf": "guess"}).encode()
+    status, headers, _ = _http(site, "POST", "/ui/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 403 and "accord_session" not in headers.get("set-cookie", "")
+
+
+def test_sessions_cookies_and_headers(hub: str, site: str, people: dict[str, Any]) -> None:
+    """The cookie's flags, security headers on UI and API answers, sign-out ending the session on
+    the server, an expired session sending the browser back to sign in."""
+    if hub.startswith("postgresql"):
+        pytest.skip("covered on PostgreSQL by the sign-in and upload test")
+    status, headers, body = _http(site, "GET", "/ui/login")
+    assert status == 200 and b"<script" not in body
+    csp = headers["content-security-policy"]
+    assert "script-src" not in csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer" and headers["cache-control"] == "no-store"
+    status, headers, body = _http(site, "GET", "/ui/static/hub.css")
+    assert status == 200 and headers["content-type"].startswith("text/css")
+    status, headers, _ = _http(site, "GET", "/api/batches")
+    assert status == 401 and headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    # the session cookie
+    status, headers, body = _http(site, "GET", "/ui/login")
+    form = urllib.parse.urlencode({"username": "sam", "password": PASSWORD, "csrf": _csrf_of(body)})
+    status, headers, _ = _http(site, "POST", "/ui/login", form.encode(),
+                               {"Content-Type": "application/x-www-form-urlencoded",
+                                "Cookie": _cookie(headers, "accord_login_csrf")})
+    flags = next(c for c in headers["set-cookie"].split("\n") if c.startswith("accord_session=")).lower()
+    assert status == 303 and "httponly" in flags and "samesite=strict" in flags
+    assert "secure" not in flags  # plain http on loopback: not Secure
+    cookie = _cookie(headers, "accord_session")
+    status, headers, page = _http(site, "GET", "/ui/steward", headers={"Cookie": cookie})
+    assert status == 200 and headers["cache-control"] == "no-store"
+    with open_store(hub) as store:  # the store keeps the hash of the session id, not the id
+        assert cookie.split("=", 1)[1] not in json.dumps(store.query("SELECT * FROM hub_web_sessions").to_pylist())
+    # sign out: the same cookie no longer opens anything
+    status, _, _ = _http(site, "POST", "/ui/logout", f"csrf={_csrf_of(page)}".encode(),
+                         {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303
+    status, headers, _ = _http(site, "GET", "/ui/steward", headers={"Cookie": cookie})
+    assert status == 303 and headers["location"] == "/ui/login"
+    # an expired session is the same as none
+    cookie = "accord_session=" + _http_sign_in(site, "olu")
+    assert _http(site, "GET", "/ui/auditor", headers={"Cookie": cookie})[0] == 200
+    with open_store(hub) as store:
+        store.execute("UPDATE hub_web_sessions SET expires_at = 0")
+    status, headers, _ = _http(site, "GET", "/ui/auditor", headers={"Cookie": cookie})
+    assert status == 303 and headers["location"] == "/ui/login"
+
+
+@pytest.mark.parametrize("web_settings", [WebSettings(secure_cookies=True)])
+def test_secure_cookies_when_configured(hub: str, site: str, people: dict[str, Any]) -> None:
+    if hub.startswith("postgresql"):
+        pytest.skip("a setting of the server, not of the store")
+    status, headers, _ = _http(site, "GET", "/ui/login")
+    assert "; secure" in headers["set-cookie"].lower()
+
+
+def test_oversized_browser_upload_is_refused(hub: str, site: str, people: dict[str, Any]) -> None:
+    if hub.startswith("postgresql"):
+        pytest.skip("the same code on both engines")
+    cookie = "accord_session=" + _http_sign_in(site, "maria")
+    host, port = site.removeprefix("http://").split(":")
+    con = http.client.HTTPConnection(host, int(port), timeout=60)
+    con.putrequest("POST", "/ui/partner/upload")
+    con.putheader("Cookie", cookie)
+    con.putheader("Content-Type", "multipart/form-data; boundary=b")
+    con.putheader("Content-Length", "9000000")
+    con.endheaders()
+    response = con.getresponse()
+    assert response.status == 413 and b"larger than this hub accepts" in response.read()
+    con.close()
+    # a zip bomb: a small upload that unpacks to more than the server accepts
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", b"\0" * 25_000_000)
+    _, _, page = _http(site, "GET", "/ui/partner", headers={"Cookie": cookie})
+    body = (f'--b\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{_csrf_of(page)}\r\n'
+            '--b\r\nContent-Disposition: form-data; name="contribution"; filename="c.zip"\r\n'
+            'Content-Type: application/zip\r\n\r\n').encode() + buf.getvalue() + b"\r\n--b--\r\n"
+    status, _, answer = _http(site, "POST", "/ui/partner/upload", body,
+                              {"Cookie": cookie, "Content-Type": "multipart/form-data; boundary=b"})
+    assert status == 422 and b"unpacks to more than the server accepts" in answer
