@@ -40,7 +40,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ _SECURITY_HEADERS = {
 class ServerConfig:
     hub: Path | str
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
-    web: WebSettings = WebSettings()
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 class _Headers(BaseHTTPMiddleware):

@@ -21,7 +21,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.types import Message
 
 from accord.errors import AccordError, StoreError
-from accord.serve.accounts import Role, User, check_password, ensure_accounts
+from accord.serve.accounts import Role, check_password, ensure_accounts
 from accord.serve.web.sessions import (
     LoginLimiter,
     Session,
@@ -368,7 +368,7 @@ def ui_router(config: ServerConfig) -> APIRouter:
         releases = list(reversed(s.releases()))
         for r in releases:
             r["parameters"] = _detail_text(r["parameters"])
-        return page("analyst.html.j2", status, session, title="Published releases", releases=releases,
+        return page("analyst.html.j2", status, session, title="Releases and report", releases=releases,
                     budget=ledger.current_budget(s), rho=DEFAULT_RHO,
                     rho_eps=ledger.epsilon_from_rho(DEFAULT_RHO, ledger.current_budget(s).delta),
                     data_version=s.data_version(), error=error, hint=hint)
