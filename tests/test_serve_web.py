@@ -182,6 +182,47 @@ def _shot(driver: Any, name: str, max_height: int = 5000) -> None:
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+# Text colour and the first opaque background behind it, for each element that shows text.
+_COLOURS_JS = """
+const out = [];
+for (const el of document.querySelectorAll('main *, header *, footer *')) {
+  if (!el.offsetParent || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  let bg = null, node = el;
+  while (node && node.nodeType === 1) {
+    const c = getComputedStyle(node).backgroundColor;
+    if (c && !c.endsWith(', 0)') && c !== 'transparent') { bg = c; break; }
+    node = node.parentElement;
+  }
+  out.push([el.tagName, getComputedStyle(el).color, bg || 'rgb(255, 255, 255)']);
+}
+return out;
+"""
+
+
+def _luminance(colour: str) -> float:
+    r, g, b = (int(v) / 255 for v in re.findall(r"\d+", colour)[:3])
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _check_accessible(driver: Any) -> None:
+    """What a screen-reader or keyboard user needs on every page: the language, one h1, a label
+    for every field, a visible focus ring, and text contrast of at least 4.5:1 (WCAG AA)."""
+    from selenium.webdriver.common.by import By
+
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    assert len(driver.find_elements(By.TAG_NAME, "h1")) == 1
+    for field in driver.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), select, textarea"):
+        assert driver.find_elements(By.CSS_SELECTOR, f"label[for='{field.get_attribute('id')}']"), field
+    for tag, fg, bg in driver.execute_script(_COLOURS_JS):
+        hi, lo = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+        assert (hi + 0.05) / (lo + 0.05) >= 4.5, (tag, fg, bg)
+    buttons = driver.find_elements(By.CSS_SELECTOR, "main button, header button")
+    if buttons:
+        driver.execute_script("arguments[0].focus()", buttons[0])
+        assert driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle") == "solid"
+
+
 def _audit(hub: str, action: str) -> list[dict[str, Any]]:
     with open_store(hub) as store:
         return store.query("SELECT actor, action, detail FROM audit WHERE action = ?", [action]).to_pylist()
@@ -233,14 +274,27 @@ def test_partner_uploads_and_steward_sees_it(hub: str, site: str, people: dict[s
     """Sign in as a partner, upload a zipped contribution from the browser, see it on the steward's
     dashboard; the other partner sees none of it. On DuckDB and PostgreSQL."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     shots = not hub.startswith("postgresql")
     browser.get(site + "/")
     assert browser.current_url.endswith("/ui/login")
     if shots:
         _shot(browser, "login")
-    _sign_in(browser, site, "maria")
+    _check_accessible(browser)
+    # by keyboard from the user name field: Tab goes to the password, Enter signs in
+    browser.get(site + "/ui/login")
+    old = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, "username").click()
+    browser.switch_to.active_element.send_keys("maria", Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "password"
+    browser.switch_to.active_element.send_keys(PASSWORD, Keys.ENTER)
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    WebDriverWait(browser, 120).until(expected_conditions.staleness_of(old))
     assert browser.current_url.endswith("/ui/partner"), _text(browser)
+    _check_accessible(browser)
     assert "You have not uploaded a contribution yet" in _text(browser)
     _upload(browser, _contribution_zip(tmp_path, case_export, partner_key))
     text = _text(browser)
@@ -301,6 +355,7 @@ def test_each_role_sees_only_its_pages(hub: str, site: str, people: dict[str, An
             text = _text(browser)
             if owner == role:
                 assert "This page is not for your role" not in text and browser.current_url.endswith(path)
+                _check_accessible(browser)
             else:
                 assert "This page is not for your role" in text, (user, path)
                 denied += 1
@@ -313,6 +368,7 @@ def test_each_role_sees_only_its_pages(hub: str, site: str, people: dict[str, An
     browser.get(site + "/ui/steward")
     _sign_in(browser, site, "sam")
     browser.get(site + "/ui/analyst")
+    _check_accessible(browser)
     _shot(browser, "denied")
 
     # the analyst: releases, the report with its charts, the tables to download

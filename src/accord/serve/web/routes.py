@@ -85,6 +85,9 @@ def ui_router(config: ServerConfig) -> APIRouter:
     limiter = LoginLimiter(settings.max_failures_per_user, settings.max_failures_per_address,
                            60.0 * settings.lockout_minutes)
     env = _environment()
+    hours, minutes = divmod(settings.session_minutes, 60)
+    session_text = (f"{hours} hour{'s' if hours != 1 else ''}" if hours and not minutes
+                    else f"{settings.session_minutes} minutes")
     router = APIRouter(include_in_schema=False)
 
     # ---------------------------------------------------------------- helpers
@@ -166,7 +169,8 @@ def ui_router(config: ServerConfig) -> APIRouter:
                    username: str = "") -> HTMLResponse:
         token = secrets.token_urlsafe(32)
         response = page("login.html.j2", status, None, login_csrf=token, error=error, username=username,
-                        max_failures=settings.max_failures_per_user, title="Sign in")
+                        max_failures=settings.max_failures_per_user, lockout=settings.lockout_minutes,
+                        session_text=session_text, title="Sign in")
         response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/ui", httponly=True,
                             samesite="strict", secure=secure(request))
         return response
