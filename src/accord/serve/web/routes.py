@@ -210,13 +210,17 @@ def ui_router(config: ServerConfig) -> APIRouter:
             lockout = (f"Too many failed sign-ins for this account or from this computer. Wait "
                        f"{settings.lockout_minutes} minutes and try again, or ask the hub's data "
                        "steward to help.")
+            # The log names the account only if there is one: a password typed into the user
+            # name field must not end up on the audit log.
+            known = bool(s.query("SELECT username FROM hub_users WHERE username = ?", [username]).num_rows)
+            who = {"user": username if known else "(no such user)", "address": where}
             if limiter.locked(username, where):
-                s.audit("anonymous", "hub.login_locked", {"user": username, "address": where})
+                s.audit("anonymous", "hub.login_locked", who)
                 return login_page(request, 429, lockout, username)
             user = check_password(s, username, password)
             if user is None:
                 limiter.failed(username, where)
-                s.audit("anonymous", "hub.login_failed", {"user": username, "address": where})
+                s.audit("anonymous", "hub.login_failed", who)
                 if limiter.locked(username, where):
                     return login_page(request, 429, lockout, username)
                 return login_page(request, 401, "The user name or the password is not right.", username)
