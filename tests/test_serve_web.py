@@ -577,3 +577,19 @@ def test_oversized_browser_upload_is_refused(hub: str, site: str, people: dict[s
     status, _, answer = _http(site, "POST", "/ui/partner/upload", body,
                               {"Cookie": cookie, "Content-Type": "multipart/form-data; boundary=b"})
     assert status == 422 and b"unpacks to more than the server accepts" in answer
+
+
+def test_unreachable_hub_is_a_plain_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database is down: every page says so in plain words (503), no traceback, no detail."""
+    monkeypatch.setenv("ACCORD_HUB_KEY", str(tmp_path / "k.key"))
+    url, srv, thread = _start(f"postgresql://accord@127.0.0.1:{_free_port()}/hub", WebSettings())
+    try:
+        for method, path in (("GET", "/ui/steward"), ("POST", "/ui/login")):
+            status, headers, body = _http(url, method, path, b"" if method == "POST" else None,
+                                          {"Content-Type": "application/x-www-form-urlencoded"})
+            assert status == 503 and b"The hub is not available" in body, (path, body[:200])
+            assert b"Traceback" not in body and b"127.0.0.1" not in body
+            assert headers["cache-control"] == "no-store"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=15)
