@@ -1,5 +1,5 @@
 """`accord serve` over real HTTP on 127.0.0.1 (uvicorn in a thread), on each hub engine: accounts,
-the authorisation matrix, `accord push` verified exactly as `hub add`, unsafe uploads refused."""
+the authorisation matrix (API and web UI), `accord push` verified exactly as `hub add`, unsafe uploads refused."""
 
 from __future__ import annotations
 
@@ -379,3 +379,80 @@ def test_analysis_routes_authorisation_matrix(server: str, accounts: dict[str, P
                               for v in values)
     assert denied == sum(1 for _, e in ANALYSIS.values() for s in e.values() if s == 403)
     assert actors <= {"analyst", "steward"}  # a release is made in the token's name
+# The web UI's pages for each principal (signed in with the password; the token problems of the
+# API become session problems: none, forged, expired or signed out, which go to the sign-in page).
+UI_ROUTES = {
+    ("GET", "/ui/steward"): {"steward": 200},
+    ("GET", "/ui/partner"): {"sub_b": 200, "sub_c": 200},
+    ("GET", "/ui/analyst"): {"analyst": 200},
+    ("GET", "/ui/auditor"): {"auditor": 200},
+    ("POST", "/ui/partner/upload"): {"sub_b": 303, "sub_c": 403},  # sub_c: another org's contribution
+    ("POST", "/ui/analyst/report"): {"analyst": 200},
+    ("POST", "/ui/analyst/tables"): {"analyst": 200},
+    ("POST", "/ui/logout"): {p: 303 for p in PRINCIPALS},
+}
+UI_PUBLIC = ("/", "/ui", "/ui/login", "/ui/static/hub.css")
+
+
+def test_web_ui_authorisation_matrix(server: str, accounts: dict[str, Path], hub: str, tmp_path: Path,
+                                     case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
+    """Every UI route x every principal over real HTTP; every refusal is audited; no page, report
+    or download carries a record key or pseudonym; a session cookie opens no API route."""
+    from accord.serve.accounts import Role, User
+    from accord.serve.web.sessions import create_session
+    from tests import test_serve_web as web
+
+    archive = _zip(_contribution(tmp_path, case_export, partner_key))
+    cookies = {p: "accord_session=" + web._http_sign_in(server, p, "correct horse battery staple")
+               for p in PRINCIPALS}
+    with open_store(hub) as store:
+        expired, _ = create_session(store, User("steward", "agency", Role.STEWARD), minutes=0)
+    out_cookies: dict[str, str | None] = {"none": None, "forged": "accord_session=" + "A" * 43,
+                                          "expired": f"accord_session={expired}"}
+    csrf = {}
+    for p, cookie in cookies.items():
+        home = {"sub_b": "/ui/partner", "sub_c": "/ui/partner", "analyst": "/ui/analyst",
+                "steward": "/ui/steward", "auditor": "/ui/auditor"}[p]
+        csrf[p] = web._csrf_of(web._http(server, "GET", home, headers={"Cookie": cookie})[2])
+    with open_store(hub) as store:
+        denied_before = store.scalar("SELECT count(*) FROM audit WHERE action = 'hub.denied'")
+
+    def call(method: str, path: str, who: str) -> tuple[int, dict[str, str], bytes]:
+        cookie = cookies.get(who) or out_cookies.get(who)
+        headers = {"Cookie": cookie} if cookie else {}
+        token = csrf.get(who, "x")
+        if path == "/ui/partner/upload":
+            body = (f'--b\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{token}\r\n--b\r\n'
+                    'Content-Disposition: form-data; name="contribution"; filename="c.zip"\r\n'
+                    'Content-Type: application/zip\r\n\r\n').encode() + archive + b"\r\n--b--\r\n"
+            headers["Content-Type"] = "multipart/form-data; boundary=b"
+        else:
+            body = f"csrf={token}".encode() if method == "POST" else None
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return web._http(server, method, path, body, headers)
+
+    bodies: list[bytes] = []
+    denied = 0
+    for (method, path), expected in UI_ROUTES.items():
+        for who in (*PRINCIPALS, "none", "forged", "expired"):
+            status, headers, body = call(method, path, who)
+            if who in cookies:
+                want = expected.get(who, 403)
+                denied += want == 403  # every refusal of a signed-in user is audited
+            else:
+                want = 303
+                assert headers["location"] == "/ui/login", (method, path, who)
+            assert status == want, (method, path, who, status, body[:300])
+            assert headers["x-frame-options"] == "DENY" and headers["cache-control"] == "no-store"
+            bodies.append(body)
+    for path in UI_PUBLIC:
+        assert web._http(server, "GET", path)[0] in (200, 303), path
+    # a session cookie is not an API credential
+    assert web._http(server, "GET", "/api/batches", headers={"Cookie": cookies["steward"]})[0] == 401
+    with open_store(hub) as store:
+        denied_after = store.scalar("SELECT count(*) FROM audit WHERE action = 'hub.denied'")
+        values = store.query("SELECT record_key, person_pseudonym FROM records").to_pylist()
+    assert denied_after - denied_before == denied
+    everything = b"\n".join(bodies)
+    assert values and not any(v["record_key"].encode() in everything
+                              or (v["person_pseudonym"] or "#").encode() in everything for v in values)

@@ -22,6 +22,11 @@ def serve(
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate "
                                                       "(else put a TLS reverse proxy in front).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key.")] = None,
+    secure_cookies: Annotated[bool | None, typer.Option(
+        "--secure-cookies/--no-secure-cookies", help="Web UI: mark the session cookie Secure (default: "
+        "when the request came over https, directly or through a trusted proxy).")] = None,
+    session_minutes: Annotated[int, typer.Option("--session-minutes", min=1,
+                                                 help="Web UI: a sign-in lasts this long.")] = 480,
 ) -> None:
     """Serve the hub over HTTP: partners push contributions, roles read what they may (docs/hub.md)."""
     with user_errors():
@@ -31,8 +36,10 @@ def serve(
         import uvicorn
 
         from accord.serve.app import ServerConfig, create_app
+        from accord.serve.web import WebSettings
 
-        app = create_app(ServerConfig(hub, max_upload_mb * 1024 * 1024))
+        web = WebSettings(session_minutes=session_minutes, secure_cookies=secure_cookies)
+        app = create_app(ServerConfig(hub, max_upload_mb * 1024 * 1024, web=web))
         uvicorn.run(app, host=host, port=int(port), log_level="info", server_header=False,
                     ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                     ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)

@@ -29,6 +29,21 @@ unknown or revoked token gives 401 everywhere but /api/health):
 
 The analyst's routes (accord.serve.analysis) run the local commands' library calls; their bodies
 are the commands' options as JSON, and a malformed body is 400 naming the field, never its value.
+| GET  /ui/login, /ui/static/hub.css, /, /ui | (no session) |  |       |         |
+| POST /ui/login             | (no session; CSRF cookie + rate limit) | | |         |
+| POST /ui/logout            | yes            | yes     | yes     | yes     |
+| GET  /ui/steward           | 403            | 403     | yes     | 403     |
+| GET  /ui/partner           | own org only   | 403     | 403     | 403     |
+| POST /ui/partner/upload    | own org only   | 403     | 403     | 403     |
+| GET  /ui/analyst           | 403            | yes     | 403     | 403     |
+| POST /ui/analyst/report    | 403            | yes     | 403     | 403     |
+| POST /ui/analyst/tables    | 403            | yes     | 403     | 403     |
+| GET  /ui/auditor           | 403            | 403     | 403     | yes     |
+
+The web UI (accord.serve.web) signs people in with their password into a server-side session
+(cookie HttpOnly, SameSite=Strict); a /ui page without a live session redirects to /ui/login, a
+POST without the session's CSRF token is refused (403, audited), a page of another role is a 403
+page (audited).
 
 A refused request (403) is audited. A pushed contribution is verified exactly as `accord hub add`
 verifies it and loaded as one transaction; a failure is 422 with the same message and nothing
@@ -43,7 +58,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +73,7 @@ from accord.protect.contribution import read_manifest
 from accord.serve import requests_api, withdraw_api
 from accord.serve.accounts import Role, User, user_of_token
 from accord.serve.analysis import analysis_router
+from accord.serve.web import WebSettings, ui_router
 from accord.store import Store, add_contribution, open_store
 
 DEFAULT_MAX_UPLOAD = 2 * 1024**3
@@ -74,12 +90,14 @@ _SECURITY_HEADERS = {
 class ServerConfig:
     hub: Path | str
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 class _Headers(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
-        response.headers.update(_SECURITY_HEADERS)
+        for name, value in _SECURITY_HEADERS.items():  # a page may set its own CSP (the web UI's)
+            response.headers.setdefault(name, value)
         return response
 
 
@@ -125,6 +143,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(withdraw_api.router)  # partner withdrawal
     app.include_router(requests_api.router)  # record-level outputs by request
     app.include_router(analysis_router(config.hub))  # stats, DP tables, estimate, report, budget
+    app.include_router(ui_router(config))
 
     @contextmanager
     def store() -> Iterator[Store]:
