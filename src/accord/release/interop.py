@@ -25,6 +25,8 @@ from typing import Any
 import pycountry
 
 from accord.errors import AccordError
+from accord.standard import load_standard
+from accord.standard.tables import standard_tables
 
 AGENCY = "ACCORD"
 VERSION = "1.0"
@@ -50,6 +52,9 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "migration_status": ("MIGRATION_STATUS", "Migration status"),
     "rh_needs": ("RH_NEED", "Reproductive-health need"),
     "registration_year": ("REGISTRATION_YEAR", "Year of registration"),
+    "referred_to": ("SERVICE_REFERRED", "Service referred to"),
+    "services_received": ("SERVICE_RECEIVED", "Service received"),
+    "sexual_violence_survivor": ("SEXUAL_VIOLENCE_SURVIVOR", "Survivor of sexual violence"),
 }
 FIXED = (("REF_AREA", "Reference area"), ("INDICATOR", "Indicator"))
 SEX_CODES = {"female": "F", "male": "M", "unknown": "_U"}
@@ -59,7 +64,9 @@ HXL = {"SEX": "#group+sex", "AGE": "#group+age", "FORM_OF_EXPLOITATION": "#indic
        "INDICATOR": "#indicator+code", "OBS_VALUE": "#affected+num", "CONF_STATUS": "#status+conf",
        "CASE_TYPE": "#group+case_type", "MIGRATION_STATUS": "#group+migration",
        "RH_NEED": "#indicator+need", "GBV_INCIDENT_TYPE": "#indicator+gbv_type",
-       "RH_SERVICE": "#indicator+service", "REGISTRATION_YEAR": "#date+year+registration", "TABLE": "#meta+table"}
+       "RH_SERVICE": "#indicator+service", "SERVICE_REFERRED": "#indicator+service+referred",
+       "SERVICE_RECEIVED": "#indicator+service+received",
+       "SEXUAL_VIOLENCE_SURVIVOR": "#group+survivor_sv", "REGISTRATION_YEAR": "#date+year+registration", "TABLE": "#meta+table"}
 
 
 def _age_code(code: str) -> str:
@@ -110,6 +117,23 @@ def _cells(values: Any, depth: int) -> list[tuple[tuple[int, ...], Any]]:
     return [((i, *rest), v) for i, sub in enumerate(values) for rest, v in _cells(sub, depth - 1)]
 
 
+def _subpopulations() -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """Table id -> (column, code, label) of the one code each filter of the standard's tables
+    keeps (tables.yaml ``where``); a filter on several codes has no single key and is left out."""
+    standard = load_standard()
+    out: dict[str, tuple[tuple[str, str, str], ...]] = {}
+    for t in standard_tables(standard):
+        parts = []
+        for column, kept in t.where:
+            if len(kept) == 1 and column in DIMENSIONS:
+                label = (standard.field(column).label_of(kept[0]) if column in standard.field_names
+                         else standard.derived_field(column).label_of(kept[0]))
+                parts.append((column, kept[0], label))
+        if parts:
+            out[t.id] = tuple(parts)
+    return out
+
+
 def build_export(published: dict[str, Any], period: str, ref_area: str = TOTAL,
                  indicator: str = "DETECTED_VICTIMS") -> Export:
     """The observations of every published table, keyed by the UNODC-shaped dimensions."""
@@ -127,6 +151,7 @@ def build_export(published: dict[str, Any], period: str, ref_area: str = TOTAL,
     flows: dict[str, str] = {}
     obs: list[Observation] = []
     skipped: list[str] = []
+    subpopulations = _subpopulations()
     for t in tables:
         table_dims = t["dims"]
         if any(d["name"] not in DIMENSIONS for d in table_dims):
@@ -140,8 +165,16 @@ def build_export(published: dict[str, Any], period: str, ref_area: str = TOTAL,
             cl = codes.setdefault(sid, {TOTAL: "Total"})
             for code, label in zip(d["codes"], d["labels"], strict=True):
                 cl.setdefault(_sdmx_code(d["name"], code), str(label))
+        # A table of a subpopulation (GBV cases only, say) carries it in the key: the dimension
+        # it filters on holds that code instead of the total.
+        fixed: dict[str, str] = {}
+        for column, code, label in subpopulations.get(str(t["id"]), ()):
+            sid, sname = DIMENSIONS[column]
+            dims.setdefault(sid, sname)
+            codes.setdefault(sid, {TOTAL: "Total"}).setdefault(_sdmx_code(column, code), label)
+            fixed[sid] = _sdmx_code(column, code)
         for index, value in _cells(t["values"], len(table_dims)):
-            key = {"REF_AREA": ref_area, "INDICATOR": indicator}
+            key = {"REF_AREA": ref_area, "INDICATOR": indicator, **fixed}
             for d, i in zip(table_dims, index, strict=True):
                 sid = DIMENSIONS[d["name"]][0]
                 key[sid] = TOTAL if i == len(d["codes"]) else _sdmx_code(d["name"], d["codes"][i])

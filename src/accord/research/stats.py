@@ -154,10 +154,16 @@ def _dim_sql(spec: DimSpec, allowed: set[str]) -> str:
 def _count(store: Store, spec: TableSpec, unit: Unit, allowed: set[str]) -> dict[tuple[str, ...], int]:
     exprs = ", ".join(f"{_dim_sql(d, allowed)} AS d{i}" for i, d in enumerate(spec.dims))
     keys = ", ".join(f"d{i}" for i in range(len(spec.dims)))
-    sql = (f"SELECT {keys}, count(*) AS n FROM (SELECT {exprs} FROM ({_UNITS_SQL[unit]}) u) "
-           f"GROUP BY {keys}")
+    # A table of a subpopulation (``where``) counts only its people, after choosing each
+    # person's record, so a person counts in it as described everywhere else.
+    conds = [f"CAST({_ident(c, allowed)} AS VARCHAR) IN ({', '.join('?' for _ in v)})"
+             for c, v in spec.where]
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    params = [code for _, v in spec.where for code in v]
+    sql = (f"SELECT {keys}, count(*) AS n FROM (SELECT {exprs} FROM ({_UNITS_SQL[unit]}) u"
+           f"{where}) GROUP BY {keys}")
     out: dict[tuple[str, ...], int] = {}
-    for row in store.query(sql).to_pylist():
+    for row in store.query(sql, params).to_pylist():
         out[tuple(str(row[f"d{i}"]) for i in range(len(spec.dims)))] = int(row["n"])
     return out
 
@@ -228,7 +234,9 @@ def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, al
 
 def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
     """Key of every margin cell, equal across tables that publish the same margin."""
-    population = f"units*{raw.spec.multi_column}" if raw.spec.multi_column else "units"
+    population = f"units[{raw.spec.population}]"
+    if raw.spec.multi_column:
+        population += f"*{raw.spec.multi_column}"
     shape = tuple(n + 1 for n in raw.counts.shape)
     keys: dict[tuple[int, ...], tuple[object, ...]] = {}
     for idx in np.ndindex(*shape):

@@ -19,7 +19,14 @@ from accord.errors import ReleaseRefused
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
 from accord.release.dp.params import check_delta, check_epsilon
-from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, select_tables
+from accord.release.dp.standard_tables import (
+    MAX_VALUES,
+    levels_for,
+    load_people,
+    needed_columns,
+    people_of,
+    select_tables,
+)
 from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
 from accord.release.synthesize.data import write_csv
 from accord.standard import Standard, load_standard
@@ -56,14 +63,15 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
     store.require_intact()
     standard = standard or load_standard()
     chosen = select_tables(names, standard)
-    columns = list(dict.fromkeys(c for t in chosen for c in t.spec.dims))
+    columns = needed_columns(chosen)
     budget = epsilon if mechanism == "laplace" else rho_from_epsilon_delta(epsilon, delta)
     spend_delta = None if mechanism == "laplace" else delta
     with store.transaction():
         people, unit = load_people(store, columns)
-        cache: Cache = {}
-        exact = [count_table(people, t.spec, {c: levels_for(standard, c, years) for c in t.spec.dims},
-                             MAX_VALUES, cache) for t in chosen]
+        caches: dict[object, Cache] = {}  # one per population: codes are cached per column
+        exact = [count_table(people_of(people, t.where), t.spec,
+                             {c: levels_for(standard, c, years) for c in t.spec.dims},
+                             MAX_VALUES, caches.setdefault(t.where, {})) for t in chosen]
         noisy = measure(exact, mechanism, budget, test_seed=test_seed)
         del exact, people  # from here on only the noisy measurements exist
         published = postprocess(noisy)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pycountry
 
 from accord.errors import ReleaseRefused
@@ -36,6 +37,23 @@ class DPTable:
     spec: TableSpec
     title: str
     note: str = ""
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the subpopulation counted (see tables.yaml)
+
+
+def people_of(people: pa.Table, where: tuple[tuple[str, tuple[str, ...]], ...]) -> pa.Table:
+    """The people a table of a subpopulation counts (all of them without ``where``). Filtering
+    keeps one row per person, so each person still moves at most one cell (or MAX_VALUES for a
+    list): the sensitivity is that of the whole table."""
+    for column, codes in where:
+        people = people.filter(pc.fill_null(pc.is_in(people.column(column), pa.array(codes)),
+                                            False))
+    return people
+
+
+def needed_columns(tables: Sequence[DPTable]) -> list[str]:
+    """Columns to load for ``tables``: their dimensions and the columns they filter on."""
+    return list(dict.fromkeys(c for t in tables
+                              for c in (*t.spec.dims, *(w for w, _ in t.where))))
 
 
 def _note(table: shared.TableSpec) -> str:
@@ -49,7 +67,7 @@ def _note(table: shared.TableSpec) -> str:
 
 def standard_tables(standard: Standard | None = None) -> tuple[DPTable, ...]:
     """The standard's tables (``accord.standard.tables``) that are released with DP."""
-    return tuple(DPTable(TableSpec(t.id, t.columns), t.title, _note(t))
+    return tuple(DPTable(TableSpec(t.id, t.columns), t.title, _note(t), t.where)
                  for t in shared.standard_tables(standard or load_standard(), "dp"))
 
 
