@@ -36,7 +36,8 @@ from tests.test_stats_report import make_store, record
 
 STANDARD = load_standard()
 # list fields, from the standard (public)
-LISTS = {"type_of_exploitation", "rh_needs", "gbv_incident_type", "rh_services_received"}
+LISTS = {"type_of_exploitation", "rh_needs", "gbv_incident_type", "rh_services_received",
+         "referred_to", "services_received"}
 SEEDS = range(8)
 Key = tuple[str, frozenset[tuple[str, str]]]  # (namespace, {(dim, code)})
 

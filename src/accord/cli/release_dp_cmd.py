@@ -111,8 +111,16 @@ def tables(
             console.print(f"  ... {len(pub.rows) - 40} more rows in {out / (pub.spec.name + '.csv')}")
     console.print(f"release {rel.release_id}: files in {out}; chain head "
                   f"{_head_text(rel.chain_head)}", highlight=False)
+    _print_consent(rel.parameters["consent"])
     _print_spend(rel.parameters["epsilon"], rel.parameters["delta"], rel.parameters["rho"],
                  rel.budget)
+
+
+def _print_consent(consent: dict[str, Any]) -> None:
+    """Research consent, in aggregate: how many of the hub's records the release could use."""
+    console.print(f"research consent: {consent['records_used']:,} of {consent['records']:,} "
+                  f"records used; {consent['records_withheld']:,} without research consent "
+                  "left out", highlight=False)
 
 
 @app.command("synthetic")
@@ -141,7 +149,7 @@ def synthetic(
         files = write_synthetic(rel, out)
         _add_head(files.get("release"), head)
     if as_json:
-        print_json({"release_id": rel.release_id, "files": files,
+        print_json({"release_id": rel.release_id, "files": files, "consent": rel.consent,
                     "spend": _spend(epsilon, delta, rel.result.measured.rho, rel.budget),
                     "budget_after": rel.budget.to_dict(), "chain_head": head, **rel.reports})
         return
@@ -150,4 +158,5 @@ def synthetic(
     for o in rel.reports["utility"]["orders"]:
         console.print(f"  {o['order']}-way marginals: mean TVD {o['mean_tvd']:.4f}, worst "
                       f"{o['max_tvd']:.4f} ({' x '.join(o['worst'])})")
+    _print_consent(rel.consent)
     _print_spend(epsilon, delta, rel.result.measured.rho, rel.budget)

@@ -21,6 +21,7 @@ from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
 from accord.release.dp.params import check_delta, check_epsilon
 from accord.release.dp.standard_tables import (
     MAX_VALUES,
+    consent_account,
     levels_for,
     load_people,
     needed_columns,
@@ -67,7 +68,9 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
     budget = epsilon if mechanism == "laplace" else rho_from_epsilon_delta(epsilon, delta)
     spend_delta = None if mechanism == "laplace" else delta
     with store.transaction():
-        people, unit = load_people(store, columns)
+        # Research use: records without research consent never enter (counted, not read).
+        consent = consent_account(store, "research")
+        people, unit = load_people(store, columns, purpose="research")
         caches: dict[object, Cache] = {}  # one per population: codes are cached per column
         exact = [count_table(people_of(people, t.where), t.spec,
                              {c: levels_for(standard, c, years) for c in t.spec.dims},
@@ -85,6 +88,7 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
             "moe": "95% margin of error from the mechanism's scale (least-squares variance; "
                    "excludes the +-1 of rounding and the non-negativity projection)",
             "tables": [t.spec.name for t in chosen],
+            "consent": consent,
         }
         # The published cells are public: keeping them in the record lets the report show the
         # tables with their margins of error without recomputing (and re-spending) anything.
