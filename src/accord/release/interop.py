@@ -36,7 +36,8 @@ SUPPRESSED = "C"  # SDMX CONF_STATUS: confidential, not for publication
 FREE = "F"  # SDMX CONF_STATUS: free
 NS = {"mes": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message",
       "str": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/structure",
-      "com": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common"}
+      "com": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common",
+      "gen": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/generic"}
 
 # Accord column -> SDMX dimension (UNODC's names where GLOTIP has one).
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -277,6 +278,41 @@ def write_dsd(export: Export, path: Path) -> None:
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def write_sdmx_ml_data(export: Export, path: Path) -> None:
+    """SDMX-ML 2.1 generic data message: one data set per published table (``setID`` = its
+    dataflow), every observation with its full key against ``DSD_TIP``; a hidden cell's value is
+    NaN (SDMX's missing value) with CONF_STATUS C, so no withheld count is ever written."""
+    for prefix, uri in NS.items():
+        ET.register_namespace(prefix, uri)
+    m, g, c = NS["mes"], NS["gen"], NS["com"]
+    root = ET.Element(f"{{{m}}}GenericData")
+    header = ET.SubElement(root, f"{{{m}}}Header")
+    ET.SubElement(header, f"{{{m}}}ID").text = "ACCORD_TIP_DATA"
+    ET.SubElement(header, f"{{{m}}}Test").text = "false"
+    ET.SubElement(header, f"{{{m}}}Prepared").text = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    ET.SubElement(header, f"{{{m}}}Sender", id=AGENCY)
+    st = ET.SubElement(header, f"{{{m}}}Structure", structureID=DSD_ID,
+                       dimensionAtObservation="AllDimensions")
+    _ref(ET.SubElement(st, f"{{{c}}}Structure"), id=DSD_ID, version=VERSION)
+    dims = [d for d, _ in export.dimensions]
+    by_flow: dict[str, list[Observation]] = {}
+    for o in export.observations:
+        by_flow.setdefault(o.dataflow, []).append(o)
+    for flow, observations in by_flow.items():
+        ds = ET.SubElement(root, f"{{{m}}}DataSet", structureRef=DSD_ID, setID=flow,
+                           action="Information")
+        for o in observations:
+            obs = ET.SubElement(ds, f"{{{g}}}Obs")
+            key = ET.SubElement(obs, f"{{{g}}}ObsKey")
+            for d in dims:
+                ET.SubElement(key, f"{{{g}}}Value", id=d, value=o.key[d])
+            ET.SubElement(obs, f"{{{g}}}ObsValue", value="NaN" if o.value is None else str(o.value))
+            attrs = ET.SubElement(obs, f"{{{g}}}Attributes")
+            ET.SubElement(attrs, f"{{{g}}}Value", id="CONF_STATUS",
+                          value=SUPPRESSED if o.value is None else FREE)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
 def write_hxl_csv(export: Export, path: Path) -> None:
     """CSV with an HXL hashtag row under the header (for HDX); a hidden cell is empty."""
     dims = [d for d, _ in export.dimensions]
@@ -322,11 +358,13 @@ def json_schema(export: Export) -> dict[str, Any]:
 def export_tables(published: dict[str, Any], out: Path, period: str, ref_area: str = TOTAL) -> dict[str, Path]:
     export = build_export(published, period, ref_area)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"sdmx_csv": out / "tables.sdmx.csv", "dsd": out / "structure.sdmx.xml",
+    files = {"sdmx_csv": out / "tables.sdmx.csv", "sdmx_ml": out / "tables.sdmx.xml",
+             "dsd": out / "structure.sdmx.xml",
              "hxl": out / "tables.hxl.csv", "json_schema": out / "observation.schema.json",
              "datapackage": out / "datapackage.json"}
     write_sdmx_csv(export, files["sdmx_csv"])
     write_dsd(export, files["dsd"])
+    write_sdmx_ml_data(export, files["sdmx_ml"])
     write_hxl_csv(export, files["hxl"])
     files["json_schema"].write_text(json.dumps(json_schema(export), indent=2), encoding="utf-8")
     package = {
@@ -338,6 +376,8 @@ def export_tables(published: dict[str, Any], out: Path, period: str, ref_area: s
         "resources": [
             {"name": "tables-sdmx", "path": files["sdmx_csv"].name, "profile": "tabular-data-resource",
              "format": "csv", "mediatype": "text/csv", "encoding": "utf-8", "schema": table_schema(export)},
+            {"name": "tables-sdmx-ml", "path": files["sdmx_ml"].name, "format": "xml",
+             "mediatype": "application/vnd.sdmx.genericdata+xml;version=2.1"},
             {"name": "structure", "path": files["dsd"].name, "format": "xml",
              "mediatype": "application/vnd.sdmx.structure+xml;version=2.1"},
             {"name": "tables-hxl", "path": files["hxl"].name, "format": "csv", "mediatype": "text/csv"},
