@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,15 +47,6 @@ def _print_spend(epsilon: float, delta: float | None, rho: float, budget: ledger
                   f"{ledger.rho_text(rho, at)} (the budget's delta)", highlight=False)
     console.print(f"left:  {ledger.rho_text(budget.remaining_rho, at)}, of "
                   f"{ledger.rho_text(budget.total_rho, at)}", highlight=False)
-
-
-def _add_head(record: str | None, head: dict[str, Any] | None) -> None:
-    """Put the chain head into the release's record file (release.json), as tables releases do."""
-    if record is None or not Path(record).exists():
-        return
-    doc = json.loads(Path(record).read_text(encoding="utf-8"))
-    doc["chain_head"] = head
-    Path(record).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _head_text(head: dict[str, Any] | None) -> str:
@@ -146,8 +136,7 @@ def synthetic(
             head = store.chain_head()
         finally:
             store.close()
-        files = write_synthetic(rel, out)
-        _add_head(files.get("release"), head)
+        files = write_synthetic(rel, out, head)  # the chain head goes into release.json
     if as_json:
         print_json({"release_id": rel.release_id, "files": files, "consent": rel.consent,
                     "spend": _spend(epsilon, delta, rel.result.measured.rho, rel.budget),

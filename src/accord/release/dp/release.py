@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from accord.errors import ReleaseRefused
+from accord.release.datapackage import write_datapackage
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
 from accord.release.dp.params import check_delta, check_epsilon
@@ -130,4 +131,8 @@ def write_tables(release: TablesRelease, out_dir: Path, hxl: bool = False) -> li
               "files": written}
     (out_dir / "release.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     written.append(str(out_dir / "release.json"))
+    written.append(str(write_datapackage(
+        out_dir, "accord-dp-tables", "Accord differentially private tables", written,
+        description="Noisy counts with 95% margins of error; parameters in release.json.",
+        properties={"accord:release_id": release.release_id})))
     return written

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from accord.release.datapackage import write_datapackage
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import rho_from_epsilon_delta
 from accord.release.dp.standard_tables import consent_account, levels_for, load_people
@@ -105,10 +106,18 @@ def release_synthetic(store: Store, epsilon: float, rows: int, *, delta: float =
     return SyntheticRelease(release_id, result, reports, after, consent)
 
 
-def write_synthetic(release: SyntheticRelease, out_dir: Path) -> dict[str, str]:
+def write_synthetic(release: SyntheticRelease, out_dir: Path,
+                    chain_head: dict[str, Any] | None = None) -> dict[str, str]:
     paths = api.write_outputs(release.result, out_dir / "synthetic.csv", release.reports)
     record = {"release_id": release.release_id,
               "parameters": {**release.result.parameters(), "consent": release.consent},
-              "budget_after": release.budget.to_dict(), "files": paths}
+              "budget_after": release.budget.to_dict(), "files": paths,
+              "chain_head": chain_head}
     (out_dir / "release.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    return {**paths, "release": str(out_dir / "release.json")}
+    package = write_datapackage(
+        out_dir, "accord-dp-synthetic", "Accord differentially private synthetic data",
+        [*paths.values(), out_dir / "release.json"],
+        description="Synthetic records drawn from a DP model; utility and privacy reports; "
+                    "parameters in release.json.",
+        properties={"accord:release_id": release.release_id})
+    return {**paths, "release": str(out_dir / "release.json"), "datapackage": str(package)}
