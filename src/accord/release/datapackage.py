@@ -61,7 +61,9 @@ def _hxl_row(path: Path, delimiter: str) -> bool:
         rows = csv.reader(fh, delimiter=delimiter)
         next(rows, None)
         second = next(rows, None)
-    return bool(second) and all(not c or c.startswith("#") for c in second) and any(second or ())
+    if not second:
+        return False
+    return all(not c or c.startswith("#") for c in second) and any(second)
 
 
 def table_schema(path: Path) -> tuple[dict[str, Any], dict[str, Any], bool]:

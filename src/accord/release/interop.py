@@ -67,7 +67,8 @@ HXL = {"SEX": "#group+sex", "AGE": "#group+age", "FORM_OF_EXPLOITATION": "#indic
        "RH_NEED": "#indicator+need", "GBV_INCIDENT_TYPE": "#indicator+gbv_type",
        "RH_SERVICE": "#indicator+service", "SERVICE_REFERRED": "#indicator+service+referred",
        "SERVICE_RECEIVED": "#indicator+service+received",
-       "SEXUAL_VIOLENCE_SURVIVOR": "#group+survivor_sv", "REGISTRATION_YEAR": "#date+year+registration", "TABLE": "#meta+table"}
+       "SEXUAL_VIOLENCE_SURVIVOR": "#group+survivor_sv", "REGISTRATION_YEAR": "#date+year+registration",
+       "TABLE": "#meta+table"}
 
 
 def _age_code(code: str) -> str:

@@ -92,7 +92,7 @@ def _refuse_overlap(owners: dict[tuple[str, int], list[str]]) -> None:
     overlap = {k: v for k, v in owners.items() if len(v) > 1}
     if not overlap:
         return
-    (country, year), who = min(overlap.items())
+    country, year = min(overlap)
     pairs = sorted({" and ".join(sorted(set(v))) for v in overlap.values()})
     raise ReleaseRefused(
         f"{len(overlap)} country-year(s) are covered by more than one source ({'; '.join(pairs)}), "
@@ -154,10 +154,11 @@ def combine(store: Store, threshold: int = 10, sources: Sequence[str] | None = N
         shown_ext[i, j] = None if hide else n
         cells.append(_cell(c, y, HUB, None if hide else n, f"<{threshold}" if hide else None, pop))
     for r in aggregates:
-        n, mark = r["count"], r["mark"]
-        if n is not None and 0 < n < threshold:
-            n, mark = None, f"<{threshold}"
-        cells.append(_cell(str(r["country"]), int(r["year"]), str(r["source"]), n, mark, pop))
+        count: int | None = r["count"]
+        mark: str | None = r["mark"]
+        if count is not None and 0 < count < threshold:
+            count, mark = None, f"<{threshold}"
+        cells.append(_cell(str(r["country"]), int(r["year"]), str(r["source"]), count, mark, pop))
     cells.sort(key=lambda x: (x.country, x.year))
     used = sorted({x.source for x in cells})
     params: dict[str, Any] = {

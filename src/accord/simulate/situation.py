@@ -112,8 +112,10 @@ def situation(rng: np.random.Generator, std: Standard, m: dict[str, Any], case_t
     needs, services = _health(rng, std, female, age, gbv, exp)
     # Referrals come from a generator of their own (spawned, which leaves ``rng`` untouched), so
     # every draw above and after stays what it was before referrals were simulated.
-    referred, received = _referrals(np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]),
-                                    std, case_type, age, gbv, exp, needs, migration)
+    seq = rng.bit_generator.seed_seq
+    assert isinstance(seq, np.random.SeedSequence)  # default_rng's generators have one
+    referred, received = _referrals(np.random.default_rng(seq.spawn(1)[0]), std, case_type, age,
+                                    gbv, exp, needs, migration)
     # Industries and types of sexual exploitation only make sense for the matching exploitation.
     return {"exploitation": exp["mask"], "industry": exp["industry"],
             "sexual_type": exp["sexual_type"], "control": control, "recruiter": recruiter,
@@ -279,6 +281,6 @@ def _referrals(rng: np.random.Generator, std: Standard, case_type: IntArray, age
     factor = np.where(irregular, 0.8, 1.0) * np.where((age >= 10) & (age < 20), 0.85, 1.0)
     received = np.zeros(n, dtype=np.int64)
     for code, bit in s.items():
-        p = UPTAKE.get(code, 0.5) * factor
-        received[((referred & bit) > 0) & (rng.random(n) < p)] |= bit
+        uptake = UPTAKE.get(code, 0.5) * factor
+        received[((referred & bit) > 0) & (rng.random(n) < uptake)] |= bit
     return referred, received
