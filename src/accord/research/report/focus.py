@@ -186,8 +186,9 @@ def focus_groups(stats: StatsResult) -> tuple[FocusGroup, ...]:
                                for b in ADOLESCENT_BANDS]) for c in srh_codes}
     shown_needs = {c: v for c, v in survivor_needs.items() if v}
     top_need = max(shown_needs, key=lambda c: shown_needs[c]) if shown_needs else None
+    top_label = _label(srh, "rh_needs", top_need) if top_need is not None else ""
     need_text = (f" The need adolescent girls who survived sexual violence stated most often is "
-                 f"{_label(srh, 'rh_needs', top_need).lower()} ({shown_needs[top_need]:,})."
+                 f"{top_label[:1].lower()}{top_label[1:]} ({shown_needs[top_need]:,})."
                  if top_need is not None else "")
     out.append(FocusGroup(
         "sexual_violence", "Survivors of sexual violence",
