@@ -9,10 +9,13 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
 from tests.test_consent_releases import _hub
+
+jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is a test-only dependency")
 
 
 def _check_package(out: Path) -> dict[str, object]:
@@ -33,6 +36,17 @@ def _check_package(out: Path) -> dict[str, object]:
             rows = list(csv.reader(fh, delimiter=r["dialect"]["delimiter"]))
         fields = r["schema"]["fields"]
         assert [f["name"] for f in fields] == rows[0]
+        # the JSON Schema of one row, beside the CSV and in the package, takes every row
+        row_schema = json.loads((out / path.replace(".csv", ".schema.json")).read_text())
+        assert path.replace(".csv", ".schema.json") in resources
+        validator = jsonschema.Draft202012Validator(row_schema)
+        hxl = "HXL" in r.get("description", "")
+        for row in rows[1 + hxl:]:
+            typed = {f["name"]: None if v == "" else int(v) if f["type"] == "integer"
+                     else float(v) if f["type"] == "number" else v
+                     for f, v in zip(fields, row, strict=True)}
+            validator.validate(typed)
+        assert not validator.is_valid({**typed, "unexpected": 1})
         for row in rows[1:]:
             for f, v in zip(fields, row, strict=True):
                 if v == "":

@@ -82,6 +82,23 @@ def table_schema(path: Path) -> tuple[dict[str, Any], dict[str, Any], bool]:
     return {"fields": fields, "missingValues": [""]}, {"delimiter": delimiter, "header": True}, hxl
 
 
+_JSON_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
+
+
+def row_json_schema(title: str, table_schema: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema (2020-12) of one row of a CSV, read as an object of typed values (empty cells
+    null), from its Table Schema."""
+    props: dict[str, Any] = {}
+    for f in table_schema["fields"]:
+        prop: dict[str, Any] = {"type": [_JSON_TYPES.get(f["type"], "string"), "null"]}
+        if f["type"] in ("date", "datetime"):
+            prop["format"] = "date" if f["type"] == "date" else "date-time"
+        props[f["name"]] = prop
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title,
+            "type": "object", "properties": props, "required": list(props),
+            "additionalProperties": False}
+
+
 def _name(path: Path) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", path.name.lower()).strip("-") or "file"
 
@@ -91,6 +108,16 @@ def write_datapackage(out_dir: Path, name: str, title: str, files: Iterable[Path
     """Describe ``files`` (inside ``out_dir``) in ``out_dir/datapackage.json``; return its path."""
     resources = []
     seen: set[Path] = set()
+    files = list(files)
+    # A JSON Schema of one row beside each CSV (issue 15: a JSON Schema for every release).
+    for f in list(files):
+        path = Path(f)
+        if path.suffix.lower() == ".csv" and path.is_file():
+            schema, _, _ = table_schema(path)
+            target = path.with_name(f"{path.stem}.schema.json")
+            target.write_text(json.dumps(row_json_schema(f"One row of {path.name}", schema),
+                                         indent=2) + "\n", encoding="utf-8")
+            files.append(target)
     for f in files:
         path = Path(f)
         if path.name == DESCRIPTOR or path in seen or not path.is_file():
