@@ -207,3 +207,26 @@ def test_a_table_filter_must_name_codes_the_column_has() -> None:
     good = bad.replace("nobody", "gbv_survivor")
     (t,) = parse_tables(good, STANDARD)
     assert t.where == (("case_type", ("gbv_survivor",)),)
+
+
+def test_a_table_of_gbv_cases_counts_only_gbv_cases_under_suppression(tmp_path: Path) -> None:
+    """The table filter (tables.yaml ``where``) in the suppression path: victims of trafficking
+    referred to services are not in the GBV-services tables; the same people's needs count in
+    the table over everyone. The survivors' table is DP only and absent here."""
+    from accord.research.stats import compute_tables
+    from tests.test_stats_report import make_store, record
+
+    rows = [record(i, case_type="gbv_survivor", age=16, referred_to=["psychosocial", "health"],
+                   services_received=["psychosocial"]) for i in range(30)]
+    rows += [record(100 + i, case_type="trafficking_victim", age=30,
+                    referred_to=["psychosocial", "shelter"]) for i in range(40)]
+    with make_store(tmp_path / "hub.duckdb", rows) as store:
+        result = compute_tables(store, history=False)
+    ref = result.table("gbv_services_referred_by_sex_by_adolescent_band")
+    got = result.table("gbv_services_received_by_sex_by_adolescent_band")
+    assert ref.value("psychosocial", "female", "15-19") == 30  # not 70: the victims are out
+    assert "shelter" not in ref.dims[0].codes or ref.value("shelter", None, None) == 0
+    assert got.value("psychosocial", None, None) == 30
+    assert "20+" not in ref.dims[2].codes or ref.value(None, "female", "20+") == 0
+    ids = {t.id for t in result.tables}
+    assert "survivor_rh_needs_by_sex_by_adolescent_band" not in ids
