@@ -228,5 +228,30 @@ def test_a_table_of_gbv_cases_counts_only_gbv_cases_under_suppression(tmp_path: 
     assert "shelter" not in ref.dims[0].codes or ref.value("shelter", None, None) == 0
     assert got.value("psychosocial", None, None) == 30
     assert "20+" not in ref.dims[2].codes or ref.value(None, "female", "20+") == 0
-    ids = {t.id for t in result.tables}
-    assert "survivor_rh_needs_by_sex_by_adolescent_band" not in ids
+
+
+def test_a_survivors_cell_is_hidden_when_its_complement_is_small(tmp_path: Path) -> None:
+    """Survivors' RH needs beside the same table over everyone: where everyone minus survivors
+    is 1..9, the survivors' cell is hidden, so the non-survivors' small count cannot be read as a
+    difference of two published cells. Negative control: with a large complement it is shown."""
+    from accord.research.stats import compute_tables
+    from tests.test_stats_report import make_store, record
+
+    def rows(non_survivors: int) -> list[dict[str, object]]:
+        out = [record(i, case_type="gbv_survivor", age=16, gbv_incident_type=["rape"],
+                      rh_needs=["sti_care"], sexual_violence_survivor="yes") for i in range(30)]
+        out += [record(100 + i, age=16, rh_needs=["sti_care"], sexual_violence_survivor="no")
+                for i in range(non_survivors)]
+        return out
+
+    for non_survivors, hidden in ((3, True), (25, False)):
+        with make_store(tmp_path / f"hub{non_survivors}.duckdb", rows(non_survivors)) as store:
+            result = compute_tables(store, history=False)
+        everyone = result.table("rh_needs_by_sex_by_adolescent_band")
+        survivors = result.table("survivor_rh_needs_by_sex_by_adolescent_band")
+        assert everyone.value("sti_care", "female", "15-19") == 30 + non_survivors
+        shown = survivors.value("sti_care", "female", "15-19")
+        assert (shown is None) == hidden, (non_survivors, shown)
+        if hidden:  # and no published margin gives it back
+            assert survivors.value(None, "female", "15-19") is None
+            assert survivors.value("sti_care", None, None) is None

@@ -12,9 +12,10 @@ has not seen yet counts as its own person.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -123,6 +124,9 @@ class _Raw:
     spec: TableSpec
     dims: tuple[Dim, ...]
     counts: np.ndarray
+    # Cells (with margins) to hide from the start: for a table of a subpopulation, those whose
+    # complement (everyone minus the subpopulation, same breakdown) is 1..threshold-1.
+    forced: np.ndarray | None = None
 
 
 def resolve_unit(store: Store, unit: Literal["auto", "records", "persons"]) -> Unit:
@@ -229,7 +233,27 @@ def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, al
         arr[idx] += n
     dims = tuple(Dim(d.column, d.title, codes, tuple(label_of(standard, d, c) for c in codes))
                  for d, (codes, _) in zip(spec.dims, axes, strict=True))
-    return _Raw(spec, dims, arr)
+    forced = None
+    if spec.where:
+        # A table of a subpopulation beside the same breakdown over everyone: their difference
+        # is the complement, which no table shows. Where a complement cell is 1..threshold-1,
+        # the subpopulation's cell is hidden from the start (then protected like any hidden
+        # cell), so the small complement cannot be read as a difference of published cells.
+        ext = with_margins(arr)
+        everyone = np.zeros_like(ext)
+        for key, n in _count(store, replace(spec, where=()), unit, allowed).items():
+            # Each axis: the category's position and the total, or only the total for a
+            # category the subpopulation's table does not publish.
+            choices = []
+            for k, (codes, mapping) in zip(key, axes, strict=True):
+                code = mapping.get(k)
+                at = [codes.index(code)] if code in codes else []
+                choices.append([*at, len(codes)])
+            for idx in itertools.product(*choices):
+                everyone[idx] += n
+        complement = everyone - ext
+        forced = (complement > 0) & (complement < threshold)
+    return _Raw(spec, dims, arr, forced)
 
 
 def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
@@ -318,7 +342,9 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
     moved = [moved_cells(store, _history_id(r.spec.id, chosen), r.dims, with_margins(r.counts),
                          version, rules.threshold) if history else
              (np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool), 0) for r in raws]
-    results = protect_linked(raws, rules, [m for m, _ in moved])
+    initial = [m | r.forced if r.forced is not None else m
+               for r, (m, _) in zip(raws, moved, strict=True)]
+    results = protect_linked(raws, rules, initial)
     tables = [_publish(r, res, chosen, (int(m.sum()), z))
               for r, res, (m, z) in zip(raws, results, moved, strict=True)]
     if chosen == "persons":
