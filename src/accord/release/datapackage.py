@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +135,9 @@ def write_datapackage(out_dir: Path, name: str, title: str, files: Iterable[Path
                 res["description"] = ("The row under the header holds HXL hashtags "
                                       "(hxlstandard.org), so every field is read as text.")
         resources.append(res)
+    # No "created" time: the same release content gives the same descriptor byte for byte (a
+    # render that differed with the clock would tell two releases apart for no reason).
     package = {"name": name, "title": title, "profile": "data-package",
-               "created": datetime.now(UTC).isoformat(timespec="seconds"),
                **({"description": description} if description else {}),
                **(properties or {}), "resources": resources}
     path = out_dir / DESCRIPTOR

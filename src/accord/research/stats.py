@@ -252,7 +252,9 @@ def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, al
             for idx in itertools.product(*choices):
                 everyone[idx] += n
         complement = everyone - ext
-        forced = (complement > 0) & (complement < threshold)
+        # A zero is shown as zero everywhere (hiding it would say "1 or more"); where the
+        # subpopulation has none, the complement is the everyone cell, published anyway.
+        forced = (complement > 0) & (complement < threshold) & (ext > 0)
     return _Raw(spec, dims, arr, forced)
 
 
