@@ -85,3 +85,43 @@ def test_glotip_export_loads_and_every_row_is_accounted_for(tmp_path: Path, runn
     assert rates.exit_code == 0, rates.output
     got = list(csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8")))
     assert any(r["rate_per_100k"] for r in got) and any(r["upper_bound_per_100k"] for r in got)
+
+
+def test_combined_indicators_take_each_country_year_from_one_source(tmp_path: Path,
+                                                                    runner: CliRunner) -> None:
+    """Hub records (TH 2024) and aggregate tables combine when they cover different
+    country-years; a country-year covered twice is refused (exit 3) rather than added twice;
+    small counts are hidden as in every published table."""
+    import json
+
+    from tests.test_consent_releases import N, _hub
+
+    hub = _hub(tmp_path, runner)  # 2N records registered in TH in 2024
+    result = runner.invoke(app, ["tables", "ingest", str(_table(tmp_path, [*GOOD, "KHM,2022,Total,Total,Total,3"])),
+                                 "--source", "nr", "--hub", str(hub)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["tables", "combine", "--hub", str(hub), "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    cells = {(c["country"], c["year"]): c for c in body["cells"]}
+    assert cells["TH", 2024]["source"] == "hub" and cells["TH", 2024]["count"] == 2 * N
+    assert cells["TH", 2020]["source"] == "nr" and cells["TH", 2020]["count"] == 210
+    assert cells["KH", 2022]["count"] == "" and cells["KH", 2022]["mark"] == "<10"  # 3: hidden
+    assert float(cells["TH", 2024]["rate_per_100k"]) == pytest.approx(
+        2 * N / population()[("TH", 2024)] * 100_000, abs=1e-3)
+    assert body["parameters"]["rule"].startswith("each country-year from exactly one source")
+    # A second table that also counts Thailand in 2024: the same victims may be in both.
+    other = tmp_path / "other"
+    other.mkdir()
+    result = runner.invoke(app, ["tables", "ingest", str(_table(other, ["THA,2024,Total,Total,Total,900"])),
+                                 "--source", "national", "--hub", str(hub)])
+    assert result.exit_code == 0, result.output
+    refused = runner.invoke(app, ["tables", "combine", "--hub", str(hub)])
+    assert refused.exit_code == 3, refused.output
+    assert "hub and national" in refused.output and "TH 2024" in refused.output
+    assert "900" not in refused.output  # no count in the message
+    for args in (["--source", "nr"], ["--no-hub"]):
+        ok = runner.invoke(app, ["tables", "combine", "--hub", str(hub), "--json", *args])
+        assert ok.exit_code == 0, (args, ok.output)
+    ok = json.loads(runner.invoke(app, ["tables", "combine", "--hub", str(hub), "--json", "--no-hub"]).output)
+    assert {(c["country"], c["year"]): c["count"] for c in ok["cells"]}[("TH", 2024)] == 900

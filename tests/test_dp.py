@@ -230,7 +230,8 @@ def _hub(path: Path, n: int = 400, seed: int = 0) -> Path:
             "means_of_control": [], "recruiter_relationship": None, "gbv_incident_type": [],
             "rh_needs": [], "rh_services_received": [], "age_group": band("age_group"),
             "age_band_ctdc": band("age_band_ctdc"), "majority_status": band("majority_status"),
-            "registration_year": date.year,
+            "registration_year": date.year, "consent_statistics": "yes",
+            "consent_linkage": "yes", "consent_research": "yes",
         })
     store = open_store(path)
     store.write_table("records", pa.Table.from_pylist(rows, schema=record_schema(std)),

@@ -95,6 +95,51 @@ def test_sdmx_round_trip_gives_the_published_numbers(tmp_path: Path, runner: Cli
     assert {"F", "M", "_T"} <= sex_codes
 
 
+def test_sdmx_ml_data_message_is_valid_against_its_structure(tmp_path: Path,
+                                                             runner: CliRunner) -> None:
+    """The SDMX-ML 2.1 generic data message beside the SDMX-CSV: read with sdmx1 against the
+    structure message, every key names the structure's dimensions in order, every code is in its
+    dimension's code list, and the values are the published ones (hidden cells NaN, status C)."""
+    import math
+
+    published = _published(tmp_path, runner)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["tables", "export", str(published), "--out", str(out), "--period", "2024"])
+    assert result.exit_code == 0, result.output
+    structure = sdmx.read_sdmx(out / "structure.sdmx.xml")
+    dsd = structure.structure["DSD_TIP"]
+    dim_ids = [d.id for d in dsd.dimensions.components]
+    codelists = {d.id: {c.id for c in d.local_representation.enumerated}
+                 for d in dsd.dimensions.components if d.id != "TIME_PERIOD"}
+    conf = {c.id for c in structure.codelist["CL_CONF_STATUS"]}
+    msg = sdmx.read_sdmx(out / "tables.sdmx.xml", structure=dsd)
+    tables = [t for t in json.loads(published.read_text())["tables"] if t["id"] != "partner_overlap"]
+    assert len(msg.data) == len(tables)  # one data set per published table
+    got: list[float | None] = []
+    for ds in msg.data:
+        assert ds.structured_by is dsd or ds.structured_by.id == "DSD_TIP"
+        for obs in ds.obs:
+            key = obs.key.values
+            assert list(key) == dim_ids  # the structure's dimensions, in its order
+            for d, kv in key.items():
+                if d != "TIME_PERIOD":
+                    assert str(kv.value) in codelists[d], (d, kv.value)
+            status = str(obs.attached_attribute["CONF_STATUS"].value)
+            assert status in conf
+            value = float(obs.value)
+            assert (status == "C") == math.isnan(value)  # hidden: no number, marked confidential
+            got.append(None if status == "C" else value)
+    expected: list[float | None] = []
+    for t in tables:
+        expected += [None if v is None else float(v) for v in _cells(t["values"], len(t["dims"]))]
+    key = lambda v: (v is None, v or 0)  # noqa: E731
+    assert sorted(got, key=key) == sorted(expected, key=key)
+    assert None in got and any(v for v in got)
+    # The same content as the SDMX-CSV, row for row.
+    with (out / "tables.sdmx.csv").open(encoding="utf-8") as fh:
+        assert sum(1 for _ in csv.DictReader(fh)) == len(got)
+
+
 def test_hxl_schema_and_data_package(tmp_path: Path, runner: CliRunner) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     published = _published(tmp_path, runner)
@@ -105,7 +150,8 @@ def test_hxl_schema_and_data_package(tmp_path: Path, runner: CliRunner) -> None:
     assert rows[1][0].startswith("#") and "#group+sex" in rows[1] and "#affected+num" in rows[1]
     package = json.loads((out / "datapackage.json").read_text())
     paths = {r["path"] for r in package["resources"]}
-    assert paths == {"tables.sdmx.csv", "structure.sdmx.xml", "tables.hxl.csv", "observation.schema.json"}
+    assert paths == {"tables.sdmx.csv", "tables.sdmx.xml", "structure.sdmx.xml", "tables.hxl.csv",
+                     "observation.schema.json"}
     assert all((out / p).exists() for p in paths)
     schema = json.loads((out / "observation.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)

@@ -100,6 +100,12 @@ def person(rng: np.random.Generator) -> dict[str, Any]:
         # derived without drawing, so the random stream (and the figures) stay those of before
         "gbv_incident_type": ["rape"] if "clinical_management_of_rape" in rh else [],
         "rh_services_received": rh[1:],
+        # GBV services and the survivor flag (issue 18), derived the same way
+        "referred_to": ["health", "psychosocial"] if rh else [],
+        "services_received": ["health"] if len(rh) > 1 else [],
+        "sexual_violence_survivor": ("yes" if "clinical_management_of_rape" in rh
+                                     or "sexual_exploitation" in expl else
+                                     "no" if expl else None),
     }
 
 

@@ -21,8 +21,10 @@ def people_table(people: list[dict[str, Any]]) -> pa.Table:
     cols = ["sex", "age_band_ctdc", "age_group", "majority_status", "case_type",
             "migration_status", "citizenship", "type_of_exploitation", "rh_needs",
             "registration_year", "age_adolescent", "age_youth", "age_young_people",
-            "gbv_incident_type", "rh_services_received"]
-    lists = {"type_of_exploitation", "rh_needs", "gbv_incident_type", "rh_services_received"}
+            "gbv_incident_type", "rh_services_received", "referred_to", "services_received",
+            "sexual_violence_survivor"]
+    lists = {"type_of_exploitation", "rh_needs", "gbv_incident_type", "rh_services_received",
+             "referred_to", "services_received"}
     return pa.table({c: pa.array([p[c] for p in people],
                                  pa.list_(pa.string()) if c in lists else pa.string())
                      for c in cols})

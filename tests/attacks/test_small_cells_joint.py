@@ -32,11 +32,13 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.standard import load_standard
+from accord.standard.tables import standard_tables
 from tests.test_stats_report import make_store, record
 
 STANDARD = load_standard()
 # list fields, from the standard (public)
-LISTS = {"type_of_exploitation", "rh_needs", "gbv_incident_type", "rh_services_received"}
+LISTS = {"type_of_exploitation", "rh_needs", "gbv_incident_type", "rh_services_received",
+         "referred_to", "services_received"}
 SEEDS = range(8)
 Key = tuple[str, frozenset[tuple[str, str]]]  # (namespace, {(dim, code)})
 
@@ -61,8 +63,18 @@ def _people(seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+# Tables of a subpopulation (tables.yaml `where`, public): their people are not everyone's.
+SUBPOPULATION = {t.id: t.where for t in standard_tables(STANDARD) if t.where}
+
+
+def _in(row: dict[str, Any], table_id: str) -> bool:
+    return all(row.get(c) in codes for c, codes in SUBPOPULATION.get(table_id, ()))
+
+
 def _value(row: dict[str, Any], dim: str) -> list[str]:
-    v = row[dim]
+    v = row.get(dim)
+    if v is None:
+        return []
     if dim == "citizenship":
         return [v[0]]  # primary citizenship: the first recorded
     return [str(x) for x in v] if isinstance(v, list) else [str(v)]
@@ -72,7 +84,7 @@ def _truth(rows: list[dict[str, Any]], table: dict[str, Any]) -> np.ndarray:
     """The full table with its totals, counted from the records (totals: last index per dim)."""
     dims = table["dims"]
     out = np.zeros([len(d["codes"]) + 1 for d in dims], dtype=np.int64)
-    for row in rows:
+    for row in (r for r in rows if _in(r, table["id"])):
         per_dim = []
         for d in dims:
             hits = [d["codes"].index(v) for v in _value(row, d["name"]) if v in d["codes"]]
@@ -153,7 +165,9 @@ def build(tables: list[dict[str, Any]]) -> tuple[Attack, dict[tuple[str, tuple[i
         values = np.array(t["values"], dtype=object)
         shape = values.shape
         list_dim = next((d["name"] for d in t["dims"] if d["name"] in LISTS), None)
-        space = f"list:{t['id']}" if list_dim else "people"
+        sub = t["id"] in SUBPOPULATION
+        people_space = f"sub:{t['id']}" if sub else "people"
+        space = f"list:{t['id']}" if list_dim else people_space
         for idx in _cells(shape):
             j = att.var((space, _key(t, idx)))
             where[(t["id"], idx)] = j
@@ -182,14 +196,32 @@ def build(tables: list[dict[str, Any]]) -> tuple[Attack, dict[tuple[str, tuple[i
         axis = [d["name"] for d in t["dims"]].index(list_dim)
         n_codes = len(STANDARD.field(list_dim).codes or ())
         for idx in _cells(shape):
-            people = att.var(("people", _key(t, idx, skip=list_dim)))
+            people = att.var((people_space, _key(t, idx, skip=list_dim)))
             cell = where[(t["id"], idx)]
             if idx[axis] < len(t["dims"][axis]["codes"]):
                 att.le.append(({cell: 1.0, people: -1.0}, 0.0))
             else:
                 att.le.append(({cell: 1.0, people: -float(n_codes)}, 0.0))
+    # A subpopulation's cell is at most the same cell over everyone (the table with the same
+    # dimensions): the attacker reads complements as differences.
+    for t in tables:
+        if t["id"] not in SUBPOPULATION:
+            continue
+        names = [d["name"] for d in t["dims"]]
+        twin = next((u for u in tables if u["id"] not in SUBPOPULATION
+                     and [d["name"] for d in u["dims"]] == names), None)
+        if twin is None:
+            continue
+        list_dim = next((n for n in names if n in LISTS), None)
+        twin_space = f"list:{twin['id']}" if list_dim else "people"
+        for idx in _cells(np.array(t["values"], dtype=object).shape):
+            other = att.names.get((twin_space, _key(t, idx)))
+            if other is not None:
+                att.le.append(({where[(t["id"], idx)]: 1.0, other: -1.0}, 0.0))
     # People counts that only the list tables name are tied to their margins, code lists complete.
-    dims_codes = {d["name"]: d["codes"] for t in tables for d in t["dims"] if d["name"] not in LISTS}
+    # (Code lists from the tables of everyone: a subpopulation's table lists only its categories.)
+    dims_codes = {d["name"]: d["codes"] for t in tables if t["id"] not in SUBPOPULATION
+                  for d in t["dims"] if d["name"] not in LISTS}
     families: set[tuple[frozenset[tuple[str, str]], str]] = set()
     for space, key in list(att.names):
         if space != "people":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,15 +50,6 @@ def _print_spend(epsilon: float, delta: float | None, rho: float, budget: ledger
                   f"{ledger.rho_text(rho, at)} (the budget's delta)", highlight=False)
     console.print(f"left:  {ledger.rho_text(budget.remaining_rho, at)}, of "
                   f"{ledger.rho_text(budget.total_rho, at)}", highlight=False)
-
-
-def _add_head(record: str | None, head: dict[str, Any] | None) -> None:
-    """Put the chain head into the release's record file (release.json), as tables releases do."""
-    if record is None or not Path(record).exists():
-        return
-    doc = json.loads(Path(record).read_text(encoding="utf-8"))
-    doc["chain_head"] = head
-    Path(record).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _head_text(head: dict[str, Any] | None) -> str:
@@ -135,8 +125,16 @@ def tables(
             console.print(f"  ... {len(pub.rows) - 40} more rows in {out / (pub.spec.name + '.csv')}")
     console.print(f"release {rel.release_id}: files in {out}; chain head "
                   f"{_head_text(rel.chain_head)}", highlight=False)
+    _print_consent(rel.parameters["consent"])
     _print_spend(rel.parameters["epsilon"], rel.parameters["delta"], rel.parameters["rho"],
                  rel.budget)
+
+
+def _print_consent(consent: dict[str, Any]) -> None:
+    """Research consent, in aggregate: how many of the hub's records the release could use."""
+    console.print(f"research consent: {consent['records_used']:,} of {consent['records']:,} "
+                  f"records used; {consent['records_withheld']:,} without research consent "
+                  "left out", highlight=False)
 
 
 @app.command("synthetic")
@@ -162,10 +160,9 @@ def synthetic(
             head = store.chain_head()
         finally:
             store.close()
-        files = write_synthetic(rel, out)
-        _add_head(files.get("release"), head)
+        files = write_synthetic(rel, out, head)  # the chain head goes into release.json
     if as_json:
-        print_json({"release_id": rel.release_id, "files": files,
+        print_json({"release_id": rel.release_id, "files": files, "consent": rel.consent,
                     "spend": _spend(epsilon, delta, rel.result.measured.rho, rel.budget),
                     "budget_after": rel.budget.to_dict(), "chain_head": head, **rel.reports})
         return
@@ -174,4 +171,5 @@ def synthetic(
     for o in rel.reports["utility"]["orders"]:
         console.print(f"  {o['order']}-way marginals: mean TVD {o['mean_tvd']:.4f}, worst "
                       f"{o['max_tvd']:.4f} ({' x '.join(o['worst'])})")
+    _print_consent(rel.consent)
     _print_spend(epsilon, delta, rel.result.measured.rho, rel.budget)

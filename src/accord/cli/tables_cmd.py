@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
+from accord.cli.budget_cmd import default_actor
+from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
 from accord.errors import AccordError
 
 app = typer.Typer(help="Tables of counts: import (GLOTIP), rates per 100,000, export (SDMX-CSV, HXL, data package).",
@@ -110,3 +111,48 @@ def rates_command(
         typer.echo(",".join(header))
         for r in rows:
             typer.echo(",".join(str(x) for x in r))
+
+
+@app.command("combine")
+def combine_command(
+    hub: HubOption = DEFAULT_HUB,
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", help="Aggregate source to combine (repeatable); default: every source in the hub.")] = None,
+    no_hub: Annotated[bool, typer.Option(
+        "--no-hub", help="Leave the hub's own records out (aggregate tables only).")] = False,
+    threshold: Annotated[int, typer.Option("--threshold", help="Counts from 1 to this minus 1 are hidden.")] = 10,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the combined indicators as CSV here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Detected victims (and per 100,000 population) by country and year, from the hub's records
+    and the aggregate tables together. Each country-year comes from exactly one source; a
+    country-year two sources cover is refused (they cannot be told apart, so adding them could
+    count the same victims twice). Small counts are hidden as in every published table."""
+    import csv
+
+    from accord.research.combined import combine
+    from accord.store import open_store
+
+    with user_errors(), open_store(hub) as store:
+        got = combine(store, threshold, source or None, include_hub=not no_hub, actor=default_actor())
+    header = ["country", "year", "source", "count", "mark", "population", "rate_per_100k"]
+    rows = [[c.country, c.year, c.source, "" if c.count is None else c.count, c.mark or "",
+             c.population or "", "" if c.rate is None else f"{c.rate:.3f}"] for c in got.cells]
+    if as_json:
+        print_json({"release_id": got.release_id, "parameters": got.parameters,
+                    "hub_unplaced": got.unplaced,
+                    "cells": [dict(zip(header, r, strict=True)) for r in rows]})
+        return
+    if out:
+        with out.open("w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+        console.print(f"wrote {out}: {len(rows):,} country-years")
+    else:
+        typer.echo(",".join(header))
+        for r in rows:
+            typer.echo(",".join(str(x) for x in r))
+    console.print(f"release {got.release_id}: sources {', '.join(got.sources)}; hub counted as "
+                  f"{got.unit}; {got.unplaced:,} hub unit(s) without a country or year of "
+                  "registration are in no cell", highlight=False)

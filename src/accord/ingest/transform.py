@@ -294,6 +294,8 @@ def _derive(columns: dict[str, pa.Array], standard: Standard, year_only: np.ndar
             columns[d.name] = _bands_of_range(low, high, d.bands)
         elif d.rule == "wg_ss":
             columns[d.name] = _wg_ss(columns, d.sources or (d.source,), n)
+        elif d.rule == "sexual_violence":
+            columns[d.name] = _sexual_violence(columns, n)
         elif d.source == "registration_date":
             columns[d.name] = pc.cast(pc.year(reg), derived_arrow_type(standard, d.name))
 
@@ -318,6 +320,33 @@ def _bands_of_range(low: np.ndarray, high: np.ndarray, bands: tuple[tuple[int, i
     for b_low, b_high, label in bands:
         inside = (low >= 0) & (low >= b_low) & (high <= b_high)
         out[inside] = label
+    return pa.array(out.tolist(), pa.string())
+
+
+# What counts as sexual violence for the survivor flag (standard.yaml, sexual_violence_survivor).
+SEXUAL_VIOLENCE = {"gbv_incident_type": ("rape", "sexual_assault"),
+                   "type_of_exploitation": ("sexual_exploitation",)}
+
+
+def _sexual_violence(columns: dict[str, pa.Array], n: int) -> pa.Array:
+    """"yes" when any source list holds one of its sexual-violence codes; "no" when at least
+    one source list is recorded without any; not recorded (null) when every source is empty."""
+    yes = np.zeros(n, dtype=bool)
+    recorded = np.zeros(n, dtype=bool)
+    for name, codes in SEXUAL_VIOLENCE.items():
+        if name not in columns:
+            continue
+        col = columns[name]
+        lengths = np.asarray(pc.fill_null(pc.list_value_length(col), 0))
+        recorded |= lengths > 0
+        flat = pc.list_flatten(col)
+        parents = np.asarray(pc.list_parent_indices(col).to_numpy(zero_copy_only=False),
+                             dtype=np.int64)
+        hit = np.asarray(pc.fill_null(pc.is_in(flat, pa.array(codes)), False), dtype=bool)
+        yes[parents[hit]] = True
+    out = np.full(n, None, dtype=object)
+    out[recorded] = "no"
+    out[yes] = "yes"
     return pa.array(out.tolist(), pa.string())
 
 

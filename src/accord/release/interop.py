@@ -25,6 +25,8 @@ from typing import Any
 import pycountry
 
 from accord.errors import AccordError
+from accord.standard import load_standard
+from accord.standard.tables import standard_tables
 
 AGENCY = "ACCORD"
 VERSION = "1.0"
@@ -34,7 +36,8 @@ SUPPRESSED = "C"  # SDMX CONF_STATUS: confidential, not for publication
 FREE = "F"  # SDMX CONF_STATUS: free
 NS = {"mes": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message",
       "str": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/structure",
-      "com": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common"}
+      "com": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/common",
+      "gen": "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/generic"}
 
 # Accord column -> SDMX dimension (UNODC's names where GLOTIP has one).
 DIMENSIONS: dict[str, tuple[str, str]] = {
@@ -50,6 +53,9 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "migration_status": ("MIGRATION_STATUS", "Migration status"),
     "rh_needs": ("RH_NEED", "Reproductive-health need"),
     "registration_year": ("REGISTRATION_YEAR", "Year of registration"),
+    "referred_to": ("SERVICE_REFERRED", "Service referred to"),
+    "services_received": ("SERVICE_RECEIVED", "Service received"),
+    "sexual_violence_survivor": ("SEXUAL_VIOLENCE_SURVIVOR", "Survivor of sexual violence"),
 }
 FIXED = (("REF_AREA", "Reference area"), ("INDICATOR", "Indicator"))
 SEX_CODES = {"female": "F", "male": "M", "unknown": "_U"}
@@ -59,7 +65,10 @@ HXL = {"SEX": "#group+sex", "AGE": "#group+age", "FORM_OF_EXPLOITATION": "#indic
        "INDICATOR": "#indicator+code", "OBS_VALUE": "#affected+num", "CONF_STATUS": "#status+conf",
        "CASE_TYPE": "#group+case_type", "MIGRATION_STATUS": "#group+migration",
        "RH_NEED": "#indicator+need", "GBV_INCIDENT_TYPE": "#indicator+gbv_type",
-       "RH_SERVICE": "#indicator+service", "REGISTRATION_YEAR": "#date+year+registration", "TABLE": "#meta+table"}
+       "RH_SERVICE": "#indicator+service", "SERVICE_REFERRED": "#indicator+service+referred",
+       "SERVICE_RECEIVED": "#indicator+service+received",
+       "SEXUAL_VIOLENCE_SURVIVOR": "#group+survivor_sv", "REGISTRATION_YEAR": "#date+year+registration",
+       "TABLE": "#meta+table"}
 
 
 def _age_code(code: str) -> str:
@@ -110,6 +119,23 @@ def _cells(values: Any, depth: int) -> list[tuple[tuple[int, ...], Any]]:
     return [((i, *rest), v) for i, sub in enumerate(values) for rest, v in _cells(sub, depth - 1)]
 
 
+def _subpopulations() -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """Table id -> (column, code, label) of the one code each filter of the standard's tables
+    keeps (tables.yaml ``where``); a filter on several codes has no single key and is left out."""
+    standard = load_standard()
+    out: dict[str, tuple[tuple[str, str, str], ...]] = {}
+    for t in standard_tables(standard):
+        parts = []
+        for column, kept in t.where:
+            if len(kept) == 1 and column in DIMENSIONS:
+                label = (standard.field(column).label_of(kept[0]) if column in standard.field_names
+                         else standard.derived_field(column).label_of(kept[0]))
+                parts.append((column, kept[0], label))
+        if parts:
+            out[t.id] = tuple(parts)
+    return out
+
+
 def build_export(published: dict[str, Any], period: str, ref_area: str = TOTAL,
                  indicator: str = "DETECTED_VICTIMS") -> Export:
     """The observations of every published table, keyed by the UNODC-shaped dimensions."""
@@ -127,6 +153,7 @@ def build_export(published: dict[str, Any], period: str, ref_area: str = TOTAL,
     flows: dict[str, str] = {}
     obs: list[Observation] = []
     skipped: list[str] = []
+    subpopulations = _subpopulations()
     for t in tables:
         table_dims = t["dims"]
         if any(d["name"] not in DIMENSIONS for d in table_dims):
@@ -140,8 +167,16 @@ def build_export(published: dict[str, Any], period: str, ref_area: str = TOTAL,
             cl = codes.setdefault(sid, {TOTAL: "Total"})
             for code, label in zip(d["codes"], d["labels"], strict=True):
                 cl.setdefault(_sdmx_code(d["name"], code), str(label))
+        # A table of a subpopulation (GBV cases only, say) carries it in the key: the dimension
+        # it filters on holds that code instead of the total.
+        fixed: dict[str, str] = {}
+        for column, code, label in subpopulations.get(str(t["id"]), ()):
+            sid, sname = DIMENSIONS[column]
+            dims.setdefault(sid, sname)
+            codes.setdefault(sid, {TOTAL: "Total"}).setdefault(_sdmx_code(column, code), label)
+            fixed[sid] = _sdmx_code(column, code)
         for index, value in _cells(t["values"], len(table_dims)):
-            key = {"REF_AREA": ref_area, "INDICATOR": indicator}
+            key = {"REF_AREA": ref_area, "INDICATOR": indicator, **fixed}
             for d, i in zip(table_dims, index, strict=True):
                 sid = DIMENSIONS[d["name"]][0]
                 key[sid] = TOTAL if i == len(d["codes"]) else _sdmx_code(d["name"], d["codes"][i])
@@ -244,6 +279,41 @@ def write_dsd(export: Export, path: Path) -> None:
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def write_sdmx_ml_data(export: Export, path: Path) -> None:
+    """SDMX-ML 2.1 generic data message: one data set per published table (``setID`` = its
+    dataflow), every observation with its full key against ``DSD_TIP``; a hidden cell's value is
+    NaN (SDMX's missing value) with CONF_STATUS C, so no withheld count is ever written."""
+    for prefix, uri in NS.items():
+        ET.register_namespace(prefix, uri)
+    m, g, c = NS["mes"], NS["gen"], NS["com"]
+    root = ET.Element(f"{{{m}}}GenericData")
+    header = ET.SubElement(root, f"{{{m}}}Header")
+    ET.SubElement(header, f"{{{m}}}ID").text = "ACCORD_TIP_DATA"
+    ET.SubElement(header, f"{{{m}}}Test").text = "false"
+    ET.SubElement(header, f"{{{m}}}Prepared").text = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    ET.SubElement(header, f"{{{m}}}Sender", id=AGENCY)
+    st = ET.SubElement(header, f"{{{m}}}Structure", structureID=DSD_ID,
+                       dimensionAtObservation="AllDimensions")
+    _ref(ET.SubElement(st, f"{{{c}}}Structure"), id=DSD_ID, version=VERSION)
+    dims = [d for d, _ in export.dimensions]
+    by_flow: dict[str, list[Observation]] = {}
+    for o in export.observations:
+        by_flow.setdefault(o.dataflow, []).append(o)
+    for flow, observations in by_flow.items():
+        ds = ET.SubElement(root, f"{{{m}}}DataSet", structureRef=DSD_ID, setID=flow,
+                           action="Information")
+        for o in observations:
+            obs = ET.SubElement(ds, f"{{{g}}}Obs")
+            key = ET.SubElement(obs, f"{{{g}}}ObsKey")
+            for d in dims:
+                ET.SubElement(key, f"{{{g}}}Value", id=d, value=o.key[d])
+            ET.SubElement(obs, f"{{{g}}}ObsValue", value="NaN" if o.value is None else str(o.value))
+            attrs = ET.SubElement(obs, f"{{{g}}}Attributes")
+            ET.SubElement(attrs, f"{{{g}}}Value", id="CONF_STATUS",
+                          value=SUPPRESSED if o.value is None else FREE)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
 def write_hxl_csv(export: Export, path: Path) -> None:
     """CSV with an HXL hashtag row under the header (for HDX); a hidden cell is empty."""
     dims = [d for d, _ in export.dimensions]
@@ -289,11 +359,13 @@ def json_schema(export: Export) -> dict[str, Any]:
 def export_tables(published: dict[str, Any], out: Path, period: str, ref_area: str = TOTAL) -> dict[str, Path]:
     export = build_export(published, period, ref_area)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"sdmx_csv": out / "tables.sdmx.csv", "dsd": out / "structure.sdmx.xml",
+    files = {"sdmx_csv": out / "tables.sdmx.csv", "sdmx_ml": out / "tables.sdmx.xml",
+             "dsd": out / "structure.sdmx.xml",
              "hxl": out / "tables.hxl.csv", "json_schema": out / "observation.schema.json",
              "datapackage": out / "datapackage.json"}
     write_sdmx_csv(export, files["sdmx_csv"])
     write_dsd(export, files["dsd"])
+    write_sdmx_ml_data(export, files["sdmx_ml"])
     write_hxl_csv(export, files["hxl"])
     files["json_schema"].write_text(json.dumps(json_schema(export), indent=2), encoding="utf-8")
     package = {
@@ -305,6 +377,8 @@ def export_tables(published: dict[str, Any], out: Path, period: str, ref_area: s
         "resources": [
             {"name": "tables-sdmx", "path": files["sdmx_csv"].name, "profile": "tabular-data-resource",
              "format": "csv", "mediatype": "text/csv", "encoding": "utf-8", "schema": table_schema(export)},
+            {"name": "tables-sdmx-ml", "path": files["sdmx_ml"].name, "format": "xml",
+             "mediatype": "application/vnd.sdmx.genericdata+xml;version=2.1"},
             {"name": "structure", "path": files["dsd"].name, "format": "xml",
              "mediatype": "application/vnd.sdmx.structure+xml;version=2.1"},
             {"name": "tables-hxl", "path": files["hxl"].name, "format": "csv", "mediatype": "text/csv"},

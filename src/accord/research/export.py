@@ -19,6 +19,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from accord.release.datapackage import write_datapackage
 from accord.research.grid import TOTAL_LABEL
 from accord.research.stats import StatsResult, StatTable
 from accord.safe_csv import neutralise, write_csv
@@ -157,6 +158,11 @@ def write_tables(result: StatsResult, out_dir: Path, hxl: bool = False) -> list[
     book = out_dir / "tables.xlsx"
     book.write_bytes(workbook_bytes(result, hxl))
     written.append(book)
+    written.append(write_datapackage(
+        out_dir, "accord-published-tables", "Accord published tables", written,
+        description=" ".join(result.notes),
+        properties={"accord:method": result.method, "accord:unit": result.unit,
+                    "accord:data_version": result.data_version}))
     return written
 
 

@@ -31,7 +31,7 @@ import pyarrow as pa
 from accord.errors import AccordError, LedgerTampered
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import epsilon_from_rho
-from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people
+from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, people_of
 from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
 from accord.release.dp.tables import TableSpec as DPSpec
@@ -145,10 +145,11 @@ def draw_tables(people: pa.Table, standard: Standard, rho: float,
     """One noisy draw of every stats table: fixed public levels and the post-processed values
     (non-negative integers; every margin the sum of its cells). ``test_seed`` only in tests."""
     specs = stats_specs(standard)
-    cache: Cache = {}
     levels = {c: levels_for(standard, c, years) for t in specs for c in t.columns}
-    exact = [count_table(people, DPSpec(t.id, t.columns), {c: levels[c] for c in t.columns},
-                         MAX_VALUES, cache) for t in specs]
+    caches: dict[object, Cache] = {}  # one per population: codes are cached per column
+    exact = [count_table(people_of(people, t.where), DPSpec(t.id, t.columns),
+                         {c: levels[c] for c in t.columns}, MAX_VALUES,
+                         caches.setdefault(t.where or "", {})) for t in specs]
     noisy = measure(exact, "gaussian", rho, test_seed=test_seed)
     del exact  # only noisy measurements from here on
     published = postprocess(noisy, covariance=False)  # margins of error are not shown
@@ -228,7 +229,8 @@ def load_and_draw(store: Store, standard: Standard, rho: float, years: tuple[int
                   actor: str, purpose: str,
                   test_seed: int | None = None) -> tuple[dict[str, Any], bool, str]:
     """The stats draw of the hub's current data version (re-used, or drawn and paid for)."""
-    columns = list(dict.fromkeys(c for t in stats_specs(standard) for c in t.columns))
+    columns = list(dict.fromkeys(c for t in stats_specs(standard)
+                                 for c in (*t.columns, *t.where_columns)))
     unit_box: list[str] = []
 
     def draw() -> dict[str, Any]:

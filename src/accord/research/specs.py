@@ -97,7 +97,8 @@ def label_of(standard: Standard, spec: DimSpec, code: str) -> str:
     if spec.kind in (DimKind.CODE, DimKind.MULTI):
         return standard.field(spec.column).label_of(code)
     if spec.kind == DimKind.BAND:
-        return band_label(spec.column, code)
+        derived = standard.derived_field(spec.column)
+        return derived.label_of(code) if derived.codes else band_label(spec.column, code)
     if spec.kind == DimKind.PRIMARY_COUNTRY:
         return country_label(code)
     return code

@@ -12,9 +12,10 @@ has not seen yet counts as its own person.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -123,6 +124,9 @@ class _Raw:
     spec: TableSpec
     dims: tuple[Dim, ...]
     counts: np.ndarray
+    # Cells (with margins) to hide from the start: for a table of a subpopulation, those whose
+    # complement (everyone minus the subpopulation, same breakdown) is 1..threshold-1.
+    forced: np.ndarray | None = None
 
 
 def resolve_unit(store: Store, unit: Literal["auto", "records", "persons"]) -> Unit:
@@ -154,10 +158,16 @@ def _dim_sql(spec: DimSpec, allowed: set[str]) -> str:
 def _count(store: Store, spec: TableSpec, unit: Unit, allowed: set[str]) -> dict[tuple[str, ...], int]:
     exprs = ", ".join(f"{_dim_sql(d, allowed)} AS d{i}" for i, d in enumerate(spec.dims))
     keys = ", ".join(f"d{i}" for i in range(len(spec.dims)))
-    sql = (f"SELECT {keys}, count(*) AS n FROM (SELECT {exprs} FROM ({_UNITS_SQL[unit]}) u) "
-           f"GROUP BY {keys}")
+    # A table of a subpopulation (``where``) counts only its people, after choosing each
+    # person's record, so a person counts in it as described everywhere else.
+    conds = [f"CAST({_ident(c, allowed)} AS VARCHAR) IN ({', '.join('?' for _ in v)})"
+             for c, v in spec.where]
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    params = [code for _, v in spec.where for code in v]
+    sql = (f"SELECT {keys}, count(*) AS n FROM (SELECT {exprs} FROM ({_UNITS_SQL[unit]}) u"
+           f"{where}) GROUP BY {keys}")
     out: dict[tuple[str, ...], int] = {}
-    for row in store.query(sql).to_pylist():
+    for row in store.query(sql, params).to_pylist():
         out[tuple(str(row[f"d{i}"]) for i in range(len(spec.dims)))] = int(row["n"])
     return out
 
@@ -223,12 +233,36 @@ def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, al
         arr[idx] += n
     dims = tuple(Dim(d.column, d.title, codes, tuple(label_of(standard, d, c) for c in codes))
                  for d, (codes, _) in zip(spec.dims, axes, strict=True))
-    return _Raw(spec, dims, arr)
+    forced = None
+    if spec.where:
+        # A table of a subpopulation beside the same breakdown over everyone: their difference
+        # is the complement, which no table shows. Where a complement cell is 1..threshold-1,
+        # the subpopulation's cell is hidden from the start (then protected like any hidden
+        # cell), so the small complement cannot be read as a difference of published cells.
+        ext = with_margins(arr)
+        everyone = np.zeros_like(ext)
+        for key, n in _count(store, replace(spec, where=()), unit, allowed).items():
+            # Each axis: the category's position and the total, or only the total for a
+            # category the subpopulation's table does not publish.
+            choices = []
+            for k, (codes, mapping) in zip(key, axes, strict=True):
+                code = mapping.get(k)
+                at = [codes.index(code)] if code in codes else []
+                choices.append([*at, len(codes)])
+            for idx in itertools.product(*choices):
+                everyone[idx] += n
+        complement = everyone - ext
+        # A zero is shown as zero everywhere (hiding it would say "1 or more"); where the
+        # subpopulation has none, the complement is the everyone cell, published anyway.
+        forced = (complement > 0) & (complement < threshold) & (ext > 0)
+    return _Raw(spec, dims, arr, forced)
 
 
 def _margin_keys(raw: _Raw) -> dict[tuple[int, ...], tuple[object, ...]]:
     """Key of every margin cell, equal across tables that publish the same margin."""
-    population = f"units*{raw.spec.multi_column}" if raw.spec.multi_column else "units"
+    population = f"units[{raw.spec.population}]"
+    if raw.spec.multi_column:
+        population += f"*{raw.spec.multi_column}"
     shape = tuple(n + 1 for n in raw.counts.shape)
     keys: dict[tuple[int, ...], tuple[object, ...]] = {}
     for idx in np.ndindex(*shape):
@@ -310,7 +344,9 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
     moved = [moved_cells(store, _history_id(r.spec.id, chosen), r.dims, with_margins(r.counts),
                          version, rules.threshold) if history else
              (np.zeros(tuple(n + 1 for n in r.counts.shape), dtype=bool), 0) for r in raws]
-    results = protect_linked(raws, rules, [m for m, _ in moved])
+    initial = [m | r.forced if r.forced is not None else m
+               for r, (m, _) in zip(raws, moved, strict=True)]
+    results = protect_linked(raws, rules, initial)
     tables = [_publish(r, res, chosen, (int(m.sum()), z))
               for r, res, (m, z) in zip(raws, results, moved, strict=True)]
     if chosen == "persons":

@@ -49,6 +49,11 @@ MIGRATION = {"regular": "REG", "irregular": "IRR", "undocumented": "UND", "asylu
              "refugee": "REF", "stateless": "STL", "internally_displaced": "IDP",
              "returnee": "RET"}
 UASC = {"unaccompanied": "UAM", "separated": "SC", "accompanied": "ACC", "not_applicable": "NA"}
+SERVICE = {"education": "EDU", "financial": "FIN", "health": "MED",
+           "labour_exploitation_rehabilitation": "LER", "legal": "LEG", "livelihood": "LIV",
+           "rights_based_training": "RBT", "sexual_exploitation_rehabilitation": "SER",
+           "social_care": "SOC", "shelter": "SHL", "psychosocial": "PSS",
+           "return_reintegration": "RTN", "other": "OTH"}
 YESNO = {"yes": "Y", "no": "N", "unknown": "U"}
 EXPLOIT = {"forced_labour": "FL", "sexual_exploitation": "SE", "child_labour": "CL",
            "forced_marriage": "FM", "servitude": "SV", "forced_military": "FMIL",
@@ -138,6 +143,11 @@ def case_columns(view: RecordView, rng: np.random.Generator,
     cols["ConsentShare"] = pa.array(["Y"] * n, pa.string())
     cols["ConsentLink"] = pa.array(["Y"] * n, pa.string())
     cols["ConsentResearch"] = pa.array(np.where(rng.random(n) < 0.05, "N", "Y").tolist(), pa.string())
+    # Referrals (no draw here: the population holds them).
+    cols["ReferredTo"] = mask_column(view.person(pop.referred),
+                                     relabel(codes("referred_to"), SERVICE), ",")
+    cols["ServicesRec"] = mask_column(view.person(pop.services),
+                                      relabel(codes("services_received"), SERVICE), ",")
     cols = _defects(cols, recs.defect, recs.registration, style)
     # The database writes its missing-value code into every empty cell but the notes.
     return {k: (v if k == "Notes" else pc.fill_null(v, miss)) for k, v in cols.items()}
@@ -214,5 +224,9 @@ def case_mapping(std: Standard, style: CaseStyle) -> dict[str, Any]:
             "consent_statistics": {"column": "ConsentShare", "codes": CONSENT},
             "consent_linkage": {"column": "ConsentLink", "codes": CONSENT},
             "consent_research": {"column": "ConsentResearch", "codes": CONSENT},
+            "referred_to": {"column": "ReferredTo", "split": ",",
+                            "codes": reverse(codes("referred_to"), SERVICE)},
+            "services_received": {"column": "ServicesRec", "split": ",",
+                                  "codes": reverse(codes("services_received"), SERVICE)},
         },
     }

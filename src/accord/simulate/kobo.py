@@ -95,6 +95,10 @@ def kobo_columns(view: RecordView, rng: np.random.Generator) -> dict[str, pa.Arr
                                               relabel(codes("rh_needs"), RH), " ")
     cols["grp_health/rh_services"] = mask_column(view.person(pop.rh_services),
                                                  relabel(codes("rh_services_received"), RH), " ")
+    cols["grp_services/referred"] = mask_column(view.person(pop.referred),
+                                                codes("referred_to"), " ")
+    cols["grp_services/received"] = mask_column(view.person(pop.services),
+                                                codes("services_received"), " ")
     cols["grp_consent/statistics"] = pa.array(["yes"] * n, pa.string())
     cols["grp_consent/linkage"] = pa.array(["yes"] * n, pa.string())
     cols["__version__"] = pa.array(["vQz8mPkR2"] * n)
@@ -181,6 +185,10 @@ def kobo_mapping(std: Standard, fmt: str, sheet: str | None) -> dict[str, Any]:
                          "codes": reverse(codes("rh_needs"), RH)},
             "rh_services_received": {"column": "grp_health/rh_services", "split": " ",
                                      "codes": reverse(codes("rh_services_received"), RH)},
+            "referred_to": {"column": "grp_services/referred", "split": " ",
+                            "codes": reverse(codes("referred_to"), {})},
+            "services_received": {"column": "grp_services/received", "split": " ",
+                                  "codes": reverse(codes("services_received"), {})},
             "consent_statistics": {"column": "grp_consent/statistics"},
             "consent_linkage": {"column": "grp_consent/linkage"},
             "consent_research": {"column": "grp_consent/research"},

@@ -84,6 +84,8 @@ class Population:
     gbv: IntArray  # mask
     rh_needs: IntArray  # mask
     rh_services: IntArray  # mask
+    referred: IntArray  # mask over referred_to (service types)
+    services: IntArray  # mask over services_received (a subset of referred)
     phone: IntArray  # national significant number, 9 digits
     document: IntArray  # 7-8 digit number; -1 = none
 

@@ -110,12 +110,19 @@ def situation(rng: np.random.Generator, std: Standard, m: dict[str, Any], case_t
 
     gbv = _gbv(rng, std, gbv_case, female, age)
     needs, services = _health(rng, std, female, age, gbv, exp)
+    # Referrals come from a generator of their own (spawned, which leaves ``rng`` untouched), so
+    # every draw above and after stays what it was before referrals were simulated.
+    seq = rng.bit_generator.seed_seq
+    assert isinstance(seq, np.random.SeedSequence)  # default_rng's generators have one
+    referred, received = _referrals(np.random.default_rng(seq.spawn(1)[0]), std, case_type, age,
+                                    gbv, exp, needs, migration)
     # Industries and types of sexual exploitation only make sense for the matching exploitation.
     return {"exploitation": exp["mask"], "industry": exp["industry"],
             "sexual_type": exp["sexual_type"], "control": control, "recruiter": recruiter,
             "exploitation_country": exploitation_country, "migration_status": migration,
             "uasc": uasc, "disability": disability.astype(np.int64), "gbv": gbv,
-            "rh_needs": needs, "rh_services": services}
+            "rh_needs": needs, "rh_services": services, "referred": referred,
+            "services": received}
 
 
 def _exploitation(rng: np.random.Generator, std: Standard, m: dict[str, Any], group: IntArray,
@@ -220,3 +227,60 @@ def _health(rng: np.random.Generator, std: Standard, female: np.ndarray, age: In
     for bit in b.values():
         received[((needs & bit) > 0) & (rng.random(n) < 0.65)] |= bit
     return needs, received
+
+
+# Referral and uptake shares (hand-set, illustrative): who is referred to which service, and how
+# often a referral ends in the service being received. GBV survivors are the focus (issue 18):
+# psychosocial support and health care first, then legal aid, safe shelter and social care.
+REFER_GBV = {"psychosocial": 0.75, "health": 0.45, "legal": 0.35, "shelter": 0.15,
+             "social_care": 0.25, "livelihood": 0.12, "financial": 0.08, "education": 0.05}
+REFER_VOT = {"shelter": 0.5, "psychosocial": 0.5, "health": 0.4, "legal": 0.45,
+             "return_reintegration": 0.3, "livelihood": 0.2, "financial": 0.1}
+REFER_MIGRANT = {"legal": 0.35, "shelter": 0.2, "health": 0.25, "social_care": 0.2,
+                 "return_reintegration": 0.15, "education": 0.05}
+UPTAKE = {"health": 0.8, "psychosocial": 0.7, "legal": 0.5, "shelter": 0.6, "social_care": 0.65,
+          "livelihood": 0.35, "financial": 0.4, "education": 0.55, "return_reintegration": 0.5,
+          "sexual_exploitation_rehabilitation": 0.55, "labour_exploitation_rehabilitation": 0.5,
+          "rights_based_training": 0.6, "other": 0.5}
+
+
+def _referrals(rng: np.random.Generator, std: Standard, case_type: IntArray, age: IntArray,
+               gbv: IntArray, exp: dict[str, IntArray], rh_needs: IntArray,
+               migration: IntArray) -> tuple[IntArray, IntArray]:
+    """Services each person was referred to and those received (a subset), as masks over the
+    service codes of ``referred_to`` / ``services_received``."""
+    n = len(case_type)
+    s = {c: 1 << i for i, c in enumerate(std.field("referred_to").code_values)}
+    g = {c: 1 << i for i, c in enumerate(std.field("gbv_incident_type").code_values)}
+    e = {c: 1 << i for i, c in enumerate(std.field("type_of_exploitation").code_values)}
+    referred = np.zeros(n, dtype=np.int64)
+
+    def refer(cond: np.ndarray, p: float | np.ndarray, code: str) -> None:
+        referred[cond & (rng.random(n) < p)] |= s[code]
+
+    gbv_case, vot, vm = case_type == 1, case_type == 0, case_type == 2
+    for shares, cond in ((REFER_GBV, gbv_case), (REFER_VOT, vot), (REFER_MIGRANT, vm)):
+        for code, p in shares.items():
+            refer(cond, p, code)
+    sexual = (gbv & (g["rape"] | g["sexual_assault"])) > 0
+    physical = (gbv & (g["physical_assault"] | g["forced_marriage"])) > 0
+    # Health care after rape or sexual assault, and whenever a reproductive-health need is stated.
+    refer(gbv_case & (sexual | (rh_needs > 0)), 0.85, "health")
+    refer(gbv_case & physical, 0.3, "shelter")  # safe accommodation away from the perpetrator
+    refer(gbv_case & (age >= 10) & (age < 20), 0.25, "education")  # adolescents back to school
+    refer(vot & ((exp["mask"] & e["sexual_exploitation"]) > 0), 0.5,
+          "sexual_exploitation_rehabilitation")
+    refer(vot & ((exp["mask"] & e["forced_labour"]) > 0), 0.4,
+          "labour_exploitation_rehabilitation")
+    refer(vot & (age >= 18), 0.1, "rights_based_training")
+    referred[rng.random(n) < 0.08] = 0  # referrals not recorded
+
+    # Fewer referrals end in a service for people without papers (fear of being reported) and
+    # for adolescents (consent of a guardian, services for adults only).
+    irregular = np.isin(migration, [MIGRATION.index("irregular"), MIGRATION.index("undocumented")])
+    factor = np.where(irregular, 0.8, 1.0) * np.where((age >= 10) & (age < 20), 0.85, 1.0)
+    received = np.zeros(n, dtype=np.int64)
+    for code, bit in s.items():
+        uptake = UPTAKE.get(code, 0.5) * factor
+        received[((referred & bit) > 0) & (rng.random(n) < uptake)] |= bit
+    return referred, received

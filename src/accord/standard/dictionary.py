@@ -27,7 +27,8 @@ def dictionary_markdown(standard: Standard) -> str:
             "| column | from | label | CTDC | bands | definition | source |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for d in standard.derived:
-        bands = ", ".join(d.band_labels) if d.bands else ""
+        bands = (", ".join(d.band_labels) if d.bands else
+                 ", ".join(f"{c.code} ({c.label})" for c in d.codes or ()))
         out.append(f"| `{d.name}` | `{d.source}` | {_cell(d.label)} | {_cell(d.ctdc)} | {bands} "
                    f"| {_cell(d.description)} | {_cell(d.reference)} |")
     out += ["", "## Code lists", ""]

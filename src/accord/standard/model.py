@@ -105,7 +105,10 @@ class DerivedField(BaseModel):
     label: str
     ctdc: str | None = None
     bands: tuple[tuple[int, int, str], ...] | None = None
-    rule: Literal["wg_ss"] | None = None
+    rule: Literal["wg_ss", "sexual_violence"] | None = None
+    # The values a rule gives, with their labels (a flag's yes / no), so that tables count it
+    # like a band and show labels, not codes.
+    codes: tuple[Code, ...] | None = None
     description: str | None = None  # definition, for the data dictionary
     reference: str | None = None  # where the definition comes from (UN, UNFPA, WHO, CTDC)
     sources: tuple[str, ...] = ()  # every field a rule reads (source is the first)
@@ -124,7 +127,21 @@ class DerivedField(BaseModel):
 
     @property
     def band_labels(self) -> tuple[str, ...]:
+        """The column's values in order: its bands, or the codes of a rule that has them."""
+        if self.codes:
+            return tuple(c.code for c in self.codes)
         return tuple(b[2] for b in self.bands or ())
+
+    @property
+    def categorical(self) -> bool:
+        """Counted by category in tables (bands, or a rule with a code list)."""
+        return bool(self.bands or self.codes)
+
+    def label_of(self, code: str) -> str:
+        for c in self.codes or ():
+            if c.code == code:
+                return c.label
+        return code
 
     def band_of(self, value: int | None) -> str | None:
         if value is None:

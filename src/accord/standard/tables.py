@@ -57,10 +57,22 @@ class TableSpec:
     dims: tuple[DimSpec, ...]
     note: str = ""
     methods: tuple[Method, ...] = METHODS
+    # Only people whose column holds one of the codes count (``case_type: [gbv_survivor]``):
+    # the table describes a subpopulation, and its margins are that subpopulation's.
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(d.column for d in self.dims)
+
+    @property
+    def where_columns(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.where)
+
+    @property
+    def population(self) -> str:
+        """Who the table counts, as a key: tables share a margin only within one population."""
+        return ";".join(f"{c}={'|'.join(v)}" for c, v in self.where) or "all"
 
     @property
     def multi(self) -> DimSpec | None:
@@ -89,6 +101,7 @@ class _Table(BaseModel):
     dims: tuple[_Dim, ...] = Field(min_length=1)
     note: str = ""
     methods: tuple[Method, ...] = METHODS
+    where: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
 class _Tables(BaseModel):
@@ -108,7 +121,7 @@ def _kind(standard: Standard, column: str) -> DimKind:
                                 "band or year")
         return kinds[ftype]
     if column in {d.name for d in standard.derived}:
-        return DimKind.BAND if standard.derived_field(column).bands else DimKind.YEAR
+        return DimKind.BAND if standard.derived_field(column).categorical else DimKind.YEAR
     raise StandardError(f"table column '{column}' is not in the standard",
                         hint="name a field or a derived column of standard.yaml")
 
@@ -130,6 +143,22 @@ def _dim(standard: Standard, raw: _Dim) -> DimSpec:
                    group_rare_by_crosswalk=raw.group_rare == "crosswalk", item=raw.item or "")
 
 
+def _where(standard: Standard, table_id: str, column: str,
+           codes: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """A filter on a single-code column, checked against its code list."""
+    kind = _kind(standard, column)
+    if kind not in (DimKind.CODE, DimKind.BAND):
+        raise StandardError(f"table {table_id} filters on '{column}', which is not one code per "
+                            "person", hint="filter on a code field or a derived band or flag")
+    known = (standard.field(column).code_values if kind == DimKind.CODE
+             else standard.derived_field(column).band_labels)
+    unknown = [c for c in codes if c not in known]
+    if unknown or not codes:
+        raise StandardError(f"table {table_id} filters '{column}' on codes it does not have",
+                            hint=f"use codes of {column}'s list")
+    return column, tuple(codes)
+
+
 def parse_tables(text: str, standard: Standard, source: str = TABLES_FILE) -> tuple[TableSpec, ...]:
     """Read and check a table list against the standard."""
     try:
@@ -145,7 +174,8 @@ def parse_tables(text: str, standard: Standard, source: str = TABLES_FILE) -> tu
         if sum(d.kind == DimKind.MULTI for d in dims) > 1:
             raise StandardError(f"table {t.id} crosses two list columns",
                                 hint="keep at most one list column per table")
-        out.append(TableSpec(t.id, t.title, dims, t.note, t.methods))
+        out.append(TableSpec(t.id, t.title, dims, t.note, t.methods,
+                             tuple(_where(standard, t.id, c, v) for c, v in t.where.items())))
     return tuple(out)
 
 

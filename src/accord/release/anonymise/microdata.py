@@ -24,6 +24,7 @@ from accord.release.anonymise.engine import LKind, Metric
 from accord.release.anonymise.hierarchy import SUPPRESSED, Hierarchy
 from accord.release.anonymise.search import ProgressFn
 from accord.release.anonymise.standard_hierarchies import as_strings, hierarchy_for
+from accord.release.datapackage import write_datapackage
 from accord.release.risk import assess_risk
 from accord.safe_csv import write_csv
 from accord.standard.model import FieldRole, Standard
@@ -207,8 +208,15 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
     record.write_text(json.dumps({"release_id": release_id, "actor": actor,
                                   "data_version": data_version, "parameters": parameters,
                                   "results": results}, indent=2, default=str), encoding="utf-8")
+    package = write_datapackage(
+        out_dir, "accord-microdata", "Accord k-anonymous microdata",
+        [files["csv"], files["parquet"], files["dictionary"], record],
+        description="Records of people who consented to research, generalised to k-anonymity; "
+                    "parameters in release.json.",
+        properties={"accord:release_id": release_id, "accord:data_version": data_version})
     return MicrodataRelease(release_id=release_id,
-                            files={k: str(p) for k, p in {**files, "record": record}.items()},
+                            files={k: str(p) for k, p in {**files, "record": record,
+                                                           "datapackage": package}.items()},
                             result=result, parameters=parameters)
 
 

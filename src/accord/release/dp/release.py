@@ -16,10 +16,19 @@ from typing import Any
 import pyarrow as pa
 
 from accord.errors import ReleaseRefused
+from accord.release.datapackage import write_datapackage
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
 from accord.release.dp.params import check_delta, check_epsilon
-from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, select_tables
+from accord.release.dp.standard_tables import (
+    MAX_VALUES,
+    consent_account,
+    levels_for,
+    load_people,
+    needed_columns,
+    people_of,
+    select_tables,
+)
 from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
 from accord.release.synthesize.data import write_csv
 from accord.standard import Standard, load_standard
@@ -56,14 +65,17 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
     store.require_intact()
     standard = standard or load_standard()
     chosen = select_tables(names, standard)
-    columns = list(dict.fromkeys(c for t in chosen for c in t.spec.dims))
+    columns = needed_columns(chosen)
     budget = epsilon if mechanism == "laplace" else rho_from_epsilon_delta(epsilon, delta)
     spend_delta = None if mechanism == "laplace" else delta
     with store.transaction():
-        people, unit = load_people(store, columns)
-        cache: Cache = {}
-        exact = [count_table(people, t.spec, {c: levels_for(standard, c, years) for c in t.spec.dims},
-                             MAX_VALUES, cache) for t in chosen]
+        # Research use: records without research consent never enter (counted, not read).
+        consent = consent_account(store, "research")
+        people, unit = load_people(store, columns, purpose="research")
+        caches: dict[object, Cache] = {}  # one per population: codes are cached per column
+        exact = [count_table(people_of(people, t.where), t.spec,
+                             {c: levels_for(standard, c, years) for c in t.spec.dims},
+                             MAX_VALUES, caches.setdefault(t.where, {})) for t in chosen]
         noisy = measure(exact, mechanism, budget, test_seed=test_seed)
         del exact, people  # from here on only the noisy measurements exist
         published = postprocess(noisy)
@@ -77,6 +89,7 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
             "moe": "95% margin of error from the mechanism's scale (least-squares variance; "
                    "excludes the +-1 of rounding and the non-negativity projection)",
             "tables": [t.spec.name for t in chosen],
+            "consent": consent,
         }
         # The published cells are public: keeping them in the record lets the report show the
         # tables with their margins of error without recomputing (and re-spending) anything.
@@ -118,4 +131,8 @@ def write_tables(release: TablesRelease, out_dir: Path, hxl: bool = False) -> li
               "files": written}
     (out_dir / "release.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     written.append(str(out_dir / "release.json"))
+    written.append(str(write_datapackage(
+        out_dir, "accord-dp-tables", "Accord differentially private tables", written,
+        description="Noisy counts with 95% margins of error; parameters in release.json.",
+        properties={"accord:release_id": release.release_id})))
     return written

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pycountry
 
 from accord.errors import ReleaseRefused
@@ -36,6 +38,23 @@ class DPTable:
     spec: TableSpec
     title: str
     note: str = ""
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the subpopulation counted (see tables.yaml)
+
+
+def people_of(people: pa.Table, where: tuple[tuple[str, tuple[str, ...]], ...]) -> pa.Table:
+    """The people a table of a subpopulation counts (all of them without ``where``). Filtering
+    keeps one row per person, so each person still moves at most one cell (or MAX_VALUES for a
+    list): the sensitivity is that of the whole table."""
+    for column, codes in where:
+        people = people.filter(pc.fill_null(pc.is_in(people.column(column), pa.array(codes)),
+                                            False))
+    return people
+
+
+def needed_columns(tables: Sequence[DPTable]) -> list[str]:
+    """Columns to load for ``tables``: their dimensions and the columns they filter on."""
+    return list(dict.fromkeys(c for t in tables
+                              for c in (*t.spec.dims, *(w for w, _ in t.where))))
 
 
 def _note(table: shared.TableSpec) -> str:
@@ -49,7 +68,7 @@ def _note(table: shared.TableSpec) -> str:
 
 def standard_tables(standard: Standard | None = None) -> tuple[DPTable, ...]:
     """The standard's tables (``accord.standard.tables``) that are released with DP."""
-    return tuple(DPTable(TableSpec(t.id, t.columns), t.title, _note(t))
+    return tuple(DPTable(TableSpec(t.id, t.columns), t.title, _note(t), t.where)
                  for t in shared.standard_tables(standard or load_standard(), "dp"))
 
 
@@ -83,14 +102,47 @@ def levels_for(standard: Standard, column: str,
 
 PERSONS_SQL = """
 SELECT {cols} FROM (
-  SELECT r.*, {person} AS _person FROM records r {join}
+  SELECT r.*, {person} AS _person FROM records r {join} {where}
 ) QUALIFY row_number() OVER (
   PARTITION BY _person ORDER BY registration_date NULLS LAST, partner, record_key) = 1
 """
 
 
-def load_people(store: Store, columns: Sequence[str]) -> tuple[pa.Table, str]:
-    """One row per person with ``columns`` (primary citizenship as a plain code)."""
+Purpose = Literal["statistics", "research"]
+RESEARCH_CONSENT = "consent_research"
+
+
+def _has_consent_column(store: Store) -> bool:
+    # A hub built before standard 0.2 has no per-record consent column.
+    return RESEARCH_CONSENT in store.query("SELECT * FROM records LIMIT 0").column_names
+
+
+def consent_account(store: Store, purpose: Purpose) -> dict[str, Any]:
+    """How many of the hub's records a release of ``purpose`` may use, in aggregate only.
+
+    Statistics consent was applied at the partner (a record without it never left); research
+    releases (DP tables for research, synthetic data, microdata) take only records whose
+    ``consent_research`` is "yes": the others are counted here, never read.
+    """
+    total = int(store.query("SELECT count(*) AS n FROM records").column("n")[0].as_py())
+    if purpose == "statistics" or not _has_consent_column(store):
+        return {"purpose": purpose, "records": total, "records_used": total,
+                "records_withheld": 0}
+    used = int(store.query(f"SELECT count(*) AS n FROM records WHERE {RESEARCH_CONSENT} = 'yes'")
+               .column("n")[0].as_py())
+    return {"purpose": purpose, "records": total, "records_used": used,
+            "records_withheld": total - used,
+            "rule": "only records whose consent_research is yes; a person counts from their "
+                    "earliest record among those"}
+
+
+def load_people(store: Store, columns: Sequence[str],
+                purpose: Purpose = "statistics") -> tuple[pa.Table, str]:
+    """One row per person with ``columns`` (primary citizenship as a plain code).
+
+    For ``purpose="research"``, records without research consent are left out before people are
+    formed, so such a record never enters the release (not even as a person's representative).
+    """
     if not store.table_exists("records"):
         raise ReleaseRefused("the hub has no records yet", hint="add contributions with `accord hub add`")
     linked = store.table_exists("persons")
@@ -110,5 +162,7 @@ def load_people(store: Store, columns: Sequence[str]) -> tuple[pa.Table, str]:
             parts.append('CAST("registration_year" AS VARCHAR) AS "registration_year"')
         else:
             parts.append(f'"{c}"')
-    sql = PERSONS_SQL.format(cols=", ".join(parts), person=person, join=join)
+    where = (f"WHERE r.{RESEARCH_CONSENT} = 'yes'"
+             if purpose == "research" and _has_consent_column(store) else "")
+    sql = PERSONS_SQL.format(cols=", ".join(parts), person=person, join=join, where=where)
     return store.query(sql), ("linked persons" if linked else "partner-scoped pseudonyms")

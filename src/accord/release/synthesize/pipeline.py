@@ -12,7 +12,7 @@ in code-list order; the synthetic records therefore carry one type each.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from accord.release.datapackage import write_datapackage
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import rho_from_epsilon_delta
-from accord.release.dp.standard_tables import levels_for, load_people
+from accord.release.dp.standard_tables import consent_account, levels_for, load_people
 from accord.release.dp.tables import MISSING
 from accord.release.synthesize import api, data
 from accord.standard import Standard, load_standard
@@ -40,6 +41,7 @@ class SyntheticRelease:
     result: api.Synthesis
     reports: dict[str, Any]
     budget: ledger.Budget
+    consent: dict[str, Any] = field(default_factory=dict)  # records used / withheld, aggregate
 
 
 def _levels(standard: Standard, column: str, years: tuple[int, int] | None) -> tuple[str, ...]:
@@ -82,12 +84,15 @@ def release_synthetic(store: Store, epsilon: float, rows: int, *, delta: float =
     standard = standard or load_standard()
     rho_from_epsilon_delta(epsilon, delta)  # refuse bad parameters before reading anything
     with store.transaction():
-        people, unit = load_people(store, COLUMNS)
+        # Research use: records without research consent never enter (counted, not read).
+        consent = consent_account(store, "research")
+        people, unit = load_people(store, COLUMNS, purpose="research")
         table, levels = _prepare(people, standard, years)
         encoded = data.encode(table, levels=levels)
         result = api.synthesize(encoded, epsilon, delta, rows, REQUIRED, test_seed=test_seed)
         reports = api.build_reports(result)
         params = {**result.parameters(), "unit": unit, "composition": ledger.COMPOSITION,
+                  "consent": consent,
                   "list_fields": "type_of_exploitation as its primary (first in code-list order) code"}
         # The hub's release record is the steward's: the unprotected real-data statistics stay
         # there, clearly marked, and never reach the release folder.
@@ -98,12 +103,21 @@ def release_synthetic(store: Store, epsilon: float, rows: int, *, delta: float =
                              purpose=purpose, mechanism="discrete_gaussian+noisy_max",
                              epsilon=epsilon, delta=delta, detail={"rows": rows},
                              release_id=release_id)
-    return SyntheticRelease(release_id, result, reports, after)
+    return SyntheticRelease(release_id, result, reports, after, consent)
 
 
-def write_synthetic(release: SyntheticRelease, out_dir: Path) -> dict[str, str]:
+def write_synthetic(release: SyntheticRelease, out_dir: Path,
+                    chain_head: dict[str, Any] | None = None) -> dict[str, str]:
     paths = api.write_outputs(release.result, out_dir / "synthetic.csv", release.reports)
-    record = {"release_id": release.release_id, "parameters": release.result.parameters(),
-              "budget_after": release.budget.to_dict(), "files": paths}
+    record = {"release_id": release.release_id,
+              "parameters": {**release.result.parameters(), "consent": release.consent},
+              "budget_after": release.budget.to_dict(), "files": paths,
+              "chain_head": chain_head}
     (out_dir / "release.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    return {**paths, "release": str(out_dir / "release.json")}
+    package = write_datapackage(
+        out_dir, "accord-dp-synthetic", "Accord differentially private synthetic data",
+        [*paths.values(), out_dir / "release.json"],
+        description="Synthetic records drawn from a DP model; utility and privacy reports; "
+                    "parameters in release.json.",
+        properties={"accord:release_id": release.release_id})
+    return {**paths, "release": str(out_dir / "release.json"), "datapackage": str(package)}

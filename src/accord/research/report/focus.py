@@ -134,6 +134,9 @@ def focus_groups(stats: StatsResult) -> tuple[FocusGroup, ...]:
     rhs = _table(stats, "rh_services_by_sex_by_adolescent_band")
     exp = _table(stats, "exploitation_by_sex_by_youth")
     mig = _table(stats, "migration_status_by_sex_by_young_people")
+    gref = _table(stats, "gbv_services_referred_by_sex_by_adolescent_band")
+    grec = _table(stats, "gbv_services_received_by_sex_by_adolescent_band")
+    srh = _table(stats, "survivor_rh_needs_by_sex_by_adolescent_band")
     out: list[FocusGroup] = []
 
     women = _value(sexage, sex="female")
@@ -177,12 +180,27 @@ def focus_groups(stats: StatsResult) -> tuple[FocusGroup, ...]:
     girls_sv = {(c, b): _value(gbv, gbv_incident_type=c, sex="female", age_adolescent=b)
                 for c in SEXUAL_VIOLENCE for b in ADOLESCENT_BANDS}
     total_girls = _sum(list(girls_sv.values()))
+    # Survivors of any case type (derived flag): which reproductive-health needs girls stated.
+    srh_codes = [c for c in (srh.dims[0].codes if srh is not None else ()) if c != MISSING]
+    survivor_needs = {c: _sum([_value(srh, rh_needs=c, sex="female", age_adolescent=b)
+                               for b in ADOLESCENT_BANDS]) for c in srh_codes}
+    shown_needs = {c: v for c, v in survivor_needs.items() if v}
+    top_need = max(shown_needs, key=lambda c: shown_needs[c]) if shown_needs else None
+    top_label = _label(srh, "rh_needs", top_need) if top_need is not None else ""
+    need_text = (f" The need adolescent girls who survived sexual violence stated most often is "
+                 f"{top_label[:1].lower()}{top_label[1:]} ({shown_needs[top_need]:,})."
+                 if top_need is not None else "")
     out.append(FocusGroup(
         "sexual_violence", "Survivors of sexual violence",
         f"{_say(total_girls, th)} reports of rape or sexual assault concern adolescent girls "
-        "(10-19); a girl who reported both counts under each.",
-        tuple(Figure(f"Girls {b}: {_label(gbv, 'gbv_incident_type', c)}", v)
-              for (c, b), v in girls_sv.items())))
+        f"(10-19); a girl who reported both counts under each.{need_text}",
+        (*(Figure(f"Girls {b}: {_label(gbv, 'gbv_incident_type', c)}", v)
+           for (c, b), v in girls_sv.items()),
+         *(Figure(f"Girls 10-19 who survived sexual violence, need: {_label(srh, 'rh_needs', c)}",
+                  v) for c, v in survivor_needs.items())),
+        met=needs_met(gref, grec, sd, "age_adolescent"),
+        met_title="GBV services met: services received over services referred to (the stated "
+                  "need), GBV cases, by sex and adolescent band"))
 
     rh_codes = [c for c in (rh.dims[0].codes if rh is not None else ()) if c != MISSING]
     girls_needs = {c: _sum([_value(rh, rh_needs=c, sex="female", age_adolescent=b)
