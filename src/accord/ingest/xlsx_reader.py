@@ -146,7 +146,7 @@ def _load_workbook(path: Path) -> Any:
     """openpyxl's `load_workbook(read_only=True, data_only=True)` with the compact text table."""
     from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
 
-    class CompactReader(ExcelReader):  # type: ignore[misc]
+    class CompactReader(ExcelReader):
         def read_strings(self) -> None:
             ct = self.package.find(SHARED_STRINGS)
             if ct is not None:
