@@ -129,6 +129,20 @@ def user_errors() -> Iterator[None]:
                          "permissions and the free disk space"))
 
 
+PageSizeOption = Annotated[int, typer.Option("--page-size", min=1, max=30000, help="Submissions per request.")]
+
+
+def pull_to_export(fetch: Callable[[str], list[dict[str, Any]]], token_file: Path, out: Path) -> None:
+    """What `accord kobo pull` and `accord odk pull` share: read the token, fetch every submission,
+    write the export `accord ingest` reads, say how many."""
+    from accord.ingest.pull import read_token, write_export
+
+    with user_errors():
+        rows = fetch(read_token(token_file))
+        write_export(rows, out)
+    console.print(f"wrote {out}: {len(rows):,} submissions")
+
+
 def make_progress(transient: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),

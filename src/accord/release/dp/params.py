@@ -31,8 +31,9 @@ def _number(value: object, option: str, allowed: str) -> float:
     return x
 
 
-def _in_range(value: object, option: str, upper: float, hint: str) -> float:
-    """A finite number in (0, upper], or a ParameterError that states the range."""
+def in_range(value: object, option: str, upper: float, hint: str) -> float:
+    """A finite number in (0, upper], or a ParameterError that states the range (the one check
+    behind every privacy parameter: epsilon, delta, rho and the noisy statistics' --rho)."""
     allowed = f"in (0, {upper:g}]"
     x = _number(value, option, allowed)
     if not (math.isfinite(x) and 0.0 < x <= upper):
@@ -42,18 +43,18 @@ def _in_range(value: object, option: str, upper: float, hint: str) -> float:
 
 def check_epsilon(value: object, option: str = "--epsilon") -> float:
     """A finite epsilon in (0, MAX_EPSILON]."""
-    return _in_range(value, option, MAX_EPSILON,
+    return in_range(value, option, MAX_EPSILON,
                      f"give {option} greater than 0 and at most {MAX_EPSILON:g} "
                      "(typical releases use 0.1 to 2)")
 
 
 def check_delta(value: object, option: str = "--delta") -> float:
     """A finite delta in (0, MAX_DELTA]."""
-    return _in_range(value, option, MAX_DELTA,
+    return in_range(value, option, MAX_DELTA,
                      f"give {option} greater than 0 and at most {MAX_DELTA:g}, "
                      "e.g. 1e-9 (or --mechanism laplace for pure DP where offered)")
 
 
 def check_rho(value: object, what: str = "rho") -> float:
     """A finite zCDP cost in (0, MAX_RHO]."""
-    return _in_range(value, what, MAX_RHO, "a DP release must cost a positive, finite rho")
+    return in_range(value, what, MAX_RHO, "a DP release must cost a positive, finite rho")
