@@ -216,6 +216,9 @@ def load_mapping(path: Path, standard: Standard) -> Mapping:
         raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MappingError(f"cannot read mapping {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise MappingError(f"{path} is not a mapping: it is not UTF-8 text",
+                           hint="give the mapping's .yaml file (docs/mapping.md)") from None
     except yaml.YAMLError as exc:
         raise MappingError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
