@@ -57,7 +57,8 @@ def check_delta(value: object, option: str = "--delta") -> float:
             "where offered)")
     x = in_range(value, option, MAX_DELTA, hint)
     if x < MIN_DELTA:
-        raise ParameterError(f"{option} must be at least {MIN_DELTA:g}; got {x!r}", hint=hint)
+        raise ParameterError(f"{option} must be a finite number in (0, {MAX_DELTA:g}] and at least {MIN_DELTA:g}; "
+                             f"got {x!r}", hint=hint)
     return x
 
 
