@@ -24,7 +24,7 @@ from accord.store import open_store
 from tests.attacks.budget_lab import Lab, make_lab
 
 BAD_EPSILON = ["nan", "inf", "-inf", "1e308", "0", "-1", "100.0001"]
-BAD_DELTA = ["nan", "inf", "0", "-1e-9", "1", "1.5", "0.01"]
+BAD_DELTA = ["nan", "inf", "0", "-1e-9", "1", "1.5", "0.01", "1e-320"]
 
 
 @pytest.fixture(scope="module")

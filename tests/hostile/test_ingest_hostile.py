@@ -129,7 +129,27 @@ def test_missing_header_row_does_not_print_the_first_record(partners: Partners, 
     secrets = p.secrets()
     secrets.add(*p.b_rows[0])
     run = run_case(p, tmp_path, export, b_utf8(p, tmp_path)[1], secrets, allowed=(2,))
-    assert "header" in run.stderr
+    assert "looks like data, not a header" in run.stderr, run.stderr
+    assert "column names as the first row" in " ".join(run.stderr.split())
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv_unique"])
+def test_missing_header_row_is_named_plainly_in_every_reader(partners: Partners, tmp_path: Path, fmt: str) -> None:
+    """Without duplicate values in the first record (the mapping then finds none of its columns), and
+    in a workbook (dates as date cells, numbers as numbers)."""
+    p = partners
+    secrets = p.secrets()
+    if fmt == "xlsx":
+        export = write_xlsx(tmp_path / "noheader.xlsx", p.a_rows[0], [list(r) for r in p.a_rows[1:]])
+        mapping = p.mapping("a", source={"format": "xlsx"})
+        secrets.add(*p.a_rows[0])
+    else:
+        first = list(dict.fromkeys(p.b_rows[0]))  # no repeated value: the header check passes
+        export = write_csv(tmp_path / "noheader.csv", first, [r[:len(first)] for r in p.b_rows[1:]])
+        mapping = b_utf8(p, tmp_path)[1]
+        secrets.add(*first)
+    run = run_case(p, tmp_path, export, mapping, secrets, allowed=(2,))
+    assert "looks like data, not a header" in run.stderr, run.stderr
 
 
 def test_sheet_names_are_never_listed(partners: Partners, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from accord.cli.common import (
     JsonOption,
+    check_separator,
     console,
     err_console,
     make_progress,
@@ -32,6 +33,7 @@ def _split(value: str | None) -> list[str]:
 
 def read_csv_as_strings(path: Path, sep: str) -> pa.Table:
     """Read every column as text: codes like ``01`` must not become numbers."""
+    check_separator(sep)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh, delimiter=sep))
@@ -170,6 +172,9 @@ def anonymise_command(
                                  hint="For example: --l-kind distinct --metric entropy "
                                  "--suppression cells")
         qi_cols, sens_cols = _split(qi), _split(sensitive)
+        if not qi_cols:
+            raise AccordError("--qi names no column",
+                              hint="give the quasi-identifier columns, e.g. --qi sex,age,region")
         table = read_csv_as_strings(data, sep)
         refuse_counts(table, qi_cols)
         people = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import getpass
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -34,6 +35,18 @@ def open_hub_waiting(hub: Path, wait: float) -> Store:
                 raise
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+
+T = TypeVar("T")
+
+
+def _on_hub(hub: Path, wait: float, work: Callable[[Store], T]) -> T:
+    """Open the hub (waiting while it is in use), do `work`, close it: what every budget command does."""
+    store = open_hub_waiting(hub, wait)
+    try:
+        return work(store)
+    finally:
+        store.close()
 
 
 def default_actor() -> str:
@@ -65,23 +78,26 @@ def _show(current: ledger.Budget, rows: list[dict[str, Any]], events: list[dict[
                       "`accord hub verify`[/]", highlight=False)
     console.print(f"[dim]{ledger.COMPOSITION}[/]", highlight=False)
     if events:
-        h = Table(title="Budget changes (set, grant, migration)")
-        for col in ("when", "who", "event", "figure", "rho", "reason / note"):
-            h.add_column(col)
-        for e in events:
-            figure = ledger.loss_text(e["epsilon"], e["delta"]) if e["epsilon"] is not None else ""
-            note = e["purpose"] or e["detail"]
-            h.add_row(e["recorded_at"], e["actor"], e["event"], figure, f"{e['rho']:.4g}", note)
-        console.print(h)
-    t = Table(title="Spends")
-    for col in ("when", "who", "kind", "purpose", "asked for", "rho", f"= epsilon at delta {at:g}",
-                "release", "data version"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(r["spent_at"], r["actor"], r["kind"] or "", r["purpose"] or "",
-                  ledger.loss_text(r["epsilon"], r["delta"]), f"{r['rho']:.4g}",
-                  f"{r['epsilon_at_budget_delta']:.3g}", r["release_id"] or "", r["data_version"])
-    console.print(t)
+        console.print(_table("Budget changes (set, grant, migration)",
+                             ("when", "who", "event", "figure", "rho", "reason / note"),
+                             ((e["recorded_at"], e["actor"], e["event"],
+                               ledger.loss_text(e["epsilon"], e["delta"]) if e["epsilon"] is not None else "",
+                               f"{e['rho']:.4g}", e["purpose"] or e["detail"]) for e in events)))
+    console.print(_table("Spends", ("when", "who", "kind", "purpose", "asked for", "rho",
+                                    f"= epsilon at delta {at:g}", "release", "data version"),
+                         ((r["spent_at"], r["actor"], r["kind"] or "", r["purpose"] or "",
+                           ledger.loss_text(r["epsilon"], r["delta"]), f"{r['rho']:.4g}",
+                           f"{r['epsilon_at_budget_delta']:.3g}", r["release_id"] or "", r["data_version"])
+                          for r in rows)))
+
+
+def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @app.callback()
@@ -99,14 +115,8 @@ def budget(ctx: typer.Context, hub: HubOption = DEFAULT_HUB, as_json: JsonOption
             else:
                 _show(_budget_of(doc["budget"]), doc["spends"], doc["events"], doc["chain"]["ok"])
             return
-        store = open_hub_waiting(hub, wait)
-        try:
-            current = ledger.current_budget(store)
-            rows = ledger.spends(store)
-            events = ledger.events(store)
-            report = ledger.verify(store)
-        finally:
-            store.close()
+        current, rows, events, report = _on_hub(hub, wait, lambda store: (
+            ledger.current_budget(store), ledger.spends(store), ledger.events(store), ledger.verify(store)))
     if as_json:
         print_json({"budget": current.to_dict(), "spends": rows, "events": events,
                     "chain": report.to_dict()})
@@ -139,11 +149,7 @@ def set_budget(
                             {"epsilon": epsilon, "delta": delta})
             _print_result(_budget_of(doc), as_json, "budget set")
             return
-        store = open_hub_waiting(hub, wait)
-        try:
-            result = ledger.set_budget(store, epsilon, delta, actor or default_actor())
-        finally:
-            store.close()
+        result = _on_hub(hub, wait, lambda store: ledger.set_budget(store, epsilon, delta, actor or default_actor()))
     _print_result(result, as_json, "budget set")
 
 
@@ -167,11 +173,7 @@ def grant(
                             {"epsilon": epsilon, "reason": reason})
             _print_result(_budget_of(doc), as_json, f"granted epsilon {epsilon:g}")
             return
-        store = open_hub_waiting(hub, wait)
-        try:
-            result = ledger.grant(store, epsilon, actor or default_actor(), reason)
-        finally:
-            store.close()
+        result = _on_hub(hub, wait, lambda store: ledger.grant(store, epsilon, actor or default_actor(), reason))
     _print_result(result, as_json, f"granted epsilon {epsilon:g}")
 
 

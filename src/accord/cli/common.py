@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -118,6 +119,12 @@ def user_errors() -> Iterator[None]:
         if debug_enabled():
             raise
         fail(err)
+    except UnicodeDecodeError:
+        # A binary or non-UTF-8 file where a text file was expected (the bytes are never shown).
+        if debug_enabled():
+            raise
+        fail(AccordError("a file given is not UTF-8 text (a spreadsheet or binary file where a text file was "
+                         "expected?)", hint="check the file paths given; save text files as UTF-8"))
     except OSError as err:
         # A path the user gave cannot be read or written (a directory, a missing folder, no
         # permission): say which and why. The path is the user's own argument, never a record.
@@ -127,6 +134,41 @@ def user_errors() -> Iterator[None]:
         fail(AccordError(f"{what}: {err.strerror or type(err).__name__}",
                          hint="check the paths given (files, not directories; their folders exist), their "
                          "permissions and the free disk space"))
+
+
+def check_separator(sep: str, option: str = "--sep") -> str:
+    """A CSV separator is one character (the readers fail deep inside on anything else)."""
+    if len(sep) != 1 or sep in "\r\n\"":
+        raise AccordError(f"{option} must be one character (e.g. ',' or ';' or a tab), not {len(sep)} characters",
+                          hint=f"give {option} ';' for a semicolon-separated file")
+    return sep
+
+
+def check_finite_positive(value: float, option: str, upper: float = 86_400.0) -> float:
+    """A number of seconds above 0 and at most `upper` (a day): nan and inf pass typer's float parsing,
+    and the socket layer overflows on 1e308."""
+    if not (math.isfinite(value) and 0 < value <= upper):
+        raise AccordError(f"{option} must be a number of seconds greater than 0 and at most {upper:g}",
+                          hint=f"for example {option} 30")
+    return value
+
+
+# The most synthetic records one command draws: the sampler holds rows x columns codes in memory
+# (a row count of 10**20 failed inside numpy); far beyond any caseload Accord serves.
+MAX_SYNTHETIC_ROWS = 5_000_000
+
+PageSizeOption = Annotated[int, typer.Option("--page-size", min=1, max=30000, help="Submissions per request.")]
+
+
+def pull_to_export(fetch: Callable[[str], list[dict[str, Any]]], token_file: Path, out: Path) -> None:
+    """What `accord kobo pull` and `accord odk pull` share: read the token, fetch every submission,
+    write the export `accord ingest` reads, say how many."""
+    from accord.ingest.pull import read_token, write_export
+
+    with user_errors():
+        rows = fetch(read_token(token_file))
+        write_export(rows, out)
+    console.print(f"wrote {out}: {len(rows):,} submissions")
 
 
 def make_progress(transient: bool = False) -> Progress:

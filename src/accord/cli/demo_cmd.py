@@ -10,6 +10,22 @@ import typer
 from rich.table import Table
 
 from accord.cli.common import console, make_progress, user_errors
+from accord.errors import AccordError
+
+# What a directory the demo wrote holds; --fresh deletes only such a directory.
+DEMO_ENTRIES = frozenset({"exports", "partners", "hub", "releases", "report.html"})
+
+
+def _clear_demo_dir(out: Path) -> None:
+    """Delete an earlier demo's directory, and nothing else: `--out .` or `--out ~/Documents` must
+    never wipe a user's files."""
+    if not out.is_dir():
+        raise AccordError(f"{out} exists and is not a directory", hint="give --out a new or demo directory")
+    entries = {p.name for p in out.iterdir()}
+    if entries and not ({"exports", "hub"} <= entries and entries <= DEMO_ENTRIES):
+        raise AccordError(f"{out} is not empty and is not a directory the demo wrote; --fresh would delete it",
+                          hint="give --out a new directory (the demo writes everything inside it)")
+    shutil.rmtree(out)
 
 
 def demo(
@@ -32,11 +48,11 @@ def demo(
     # Imported here: the demo pulls in every stage, which no other command should pay for at start-up.
     from accord.demo import DemoConfig, run_demo
 
-    if serve:
-        with user_errors():
+    with user_errors():
+        if serve:
             host, port = _loopback(bind)
-    if fresh and out.exists():
-        shutil.rmtree(out)
+        if fresh and out.exists():
+            _clear_demo_dir(out)
     config = DemoConfig(out=out, people=people, partners=partners, overlap=overlap, seed=seed, capture=capture)
     with user_errors(), make_progress() as bar:
         task = bar.add_task("demo", total=None)

@@ -52,7 +52,7 @@ def user_add(
         if password_file is not None:
             try:
                 password = password_file.read_text(encoding="utf-8").strip()
-            except OSError:
+            except (OSError, UnicodeDecodeError):
                 raise AccordError(f"cannot read the password file {password_file}") from None
         else:
             password = typer.prompt("password", hide_input=True, confirmation_prompt=True)

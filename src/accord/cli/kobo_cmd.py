@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import console, user_errors
+from accord.cli.common import PageSizeOption, pull_to_export
 
 app = typer.Typer(help="KoboToolbox: pull a form's submissions (API v2).", no_args_is_help=True)
 
@@ -18,14 +18,11 @@ def pull(
     token_file: Annotated[Path, typer.Option("--token-file", help="File holding your Kobo API token.")],
     form: Annotated[str, typer.Option("--form", help="The form's asset uid.")],
     out: Annotated[Path, typer.Option("--out", help="Export file to write (JSON).")] = Path("kobo-export.json"),
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=30000, help="Submissions per request.")] = 1000,
+    page_size: PageSizeOption = 1000,
 ) -> None:
     """Page through the form's submissions and write them as JSON for `accord ingest`.
 
     Repeat groups become space-separated answers plus a count; attachments are not downloaded."""
-    from accord.ingest.pull import kobo_pull, read_token, write_export
+    from accord.ingest.pull import kobo_pull
 
-    with user_errors():
-        rows = kobo_pull(server, read_token(token_file), form, page_size)
-        write_export(rows, out)
-    console.print(f"wrote {out}: {len(rows):,} submissions")
+    pull_to_export(lambda token: kobo_pull(server, token, form, page_size), token_file, out)

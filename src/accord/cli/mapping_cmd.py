@@ -46,8 +46,9 @@ def suggest(
             raise MappingError(f"no such export: {export}")
         s = suggest_mapping(export, load_standard(), form=form, constants=_constants(set_ or []))
         text = suggestion_yaml(s)
+        if out:
+            out.write_text(text, encoding="utf-8")
     if out:
-        out.write_text(text, encoding="utf-8")
         console.print(f"wrote {out}: {len(s.fields)} fields proposed; review the notes at the top")
     else:
         typer.echo(text)

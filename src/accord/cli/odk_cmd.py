@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import console, user_errors
+from accord.cli.common import PageSizeOption, pull_to_export
 
 app = typer.Typer(help="ODK Central: pull a form's submissions (OData).", no_args_is_help=True)
 
@@ -19,13 +19,10 @@ def pull(
     project: Annotated[int, typer.Option("--project", help="Project id.")],
     form: Annotated[str, typer.Option("--form", help="The form's xmlFormId.")],
     out: Annotated[Path, typer.Option("--out", help="Export file to write (JSON).")] = Path("odk-export.json"),
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=30000, help="Submissions per request.")] = 1000,
+    page_size: PageSizeOption = 1000,
 ) -> None:
     """Page through the form's submissions (and repeat tables) and write them as JSON for
     `accord ingest`. Groups become `group/question`; attachments are not downloaded."""
-    from accord.ingest.pull import odk_pull, read_token, write_export
+    from accord.ingest.pull import odk_pull
 
-    with user_errors():
-        rows = odk_pull(server, read_token(token_file), project, form, page_size)
-        write_export(rows, out)
-    console.print(f"wrote {out}: {len(rows):,} submissions")
+    pull_to_export(lambda token: odk_pull(server, token, project, form, page_size), token_file, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import JsonOption, console, print_json, user_errors
+from accord.cli.common import JsonOption, check_finite_positive, console, print_json, user_errors
 from accord.errors import AccordError, ContributionError
 
 
@@ -27,12 +28,20 @@ def push(
     from accord.protect.contribution import MANIFEST, read_manifest
 
     with user_errors():
+        check_finite_positive(timeout, "--timeout")
+        url = urllib.parse.urlsplit(server.strip())
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise AccordError("--server must be the hub's http:// or https:// address",
+                              hint="for example --server https://hub.example.org")
         manifest = read_manifest(contribution)  # a local check first: same message as the hub's
         try:
             token = token_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            raise AccordError(f"cannot read the token file {token_file}",
-                              hint="ask the hub steward for a token (`accord hub token create`)") from None
+        except (OSError, UnicodeDecodeError):
+            token = ""
+        # A token is one line of printable ASCII; anything else is the wrong file (never sent, never shown).
+        if not token or not token.isascii() or not token.isprintable() or " " in token:
+            raise AccordError(f"{token_file} does not hold a hub token",
+                              hint="ask the hub steward for a token (`accord hub token create`)")
         with tempfile.TemporaryDirectory(prefix="accord-push-") as tmp:
             archive = Path(tmp) / "contribution.zip"
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:

@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from accord.cli.budget_cmd import WaitOption, default_actor, open_hub_waiting
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
+from accord.cli.common import (
+    DEFAULT_HUB,
+    MAX_SYNTHETIC_ROWS,
+    HubOption,
+    JsonOption,
+    console,
+    print_json,
+    user_errors,
+)
 from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import MECHANISMS, Mechanism, epsilon_from_rho
@@ -140,7 +148,7 @@ def _print_consent(consent: dict[str, Any]) -> None:
 @app.command("synthetic")
 def synthetic(
     epsilon: EpsilonOption,
-    rows: Annotated[int, typer.Option("--rows", min=1, help="Synthetic records to draw.")],
+    rows: Annotated[int, typer.Option("--rows", min=1, max=MAX_SYNTHETIC_ROWS, help="Synthetic records to draw.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for data and reports.")],
     delta: DeltaOption = DEFAULT_DELTA,
     hub: HubOption = DEFAULT_HUB,

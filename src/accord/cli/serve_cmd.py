@@ -31,8 +31,9 @@ def serve(
     """Serve the hub over HTTP: partners push contributions, roles read what they may (docs/hub.md)."""
     with user_errors():
         host, _, port = bind.rpartition(":")
-        if not host or not port.isdigit():
-            raise AccordError(f"--bind {bind} is not HOST:PORT", hint="for example 127.0.0.1:8000")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise AccordError(f"--bind {bind} is not HOST:PORT",
+                              hint="for example 127.0.0.1:8000 (a port from 1 to 65535)")
         import uvicorn
 
         from accord.serve.app import ServerConfig, create_app

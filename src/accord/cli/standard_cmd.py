@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from accord.cli.common import console, user_errors
+from accord.errors import AccordError
 from accord.standard import load_standard
 from accord.standard.dictionary import dictionary_markdown
 
@@ -25,8 +26,9 @@ def dictionary(
     """Print the data dictionary as Markdown."""
     with user_errors():
         text = dictionary_markdown(load_standard(standard))
+        if out:
+            out.write_text(text, encoding="utf-8")
     if out:
-        out.write_text(text, encoding="utf-8")
         console.print(f"wrote {out}")
     else:
         typer.echo(text)
@@ -43,6 +45,8 @@ def xlsform(
     from accord.standard.xlsform import write_kobo_mapping, write_xlsform
 
     with user_errors():
+        if out.suffix.lower() != ".xlsx":
+            raise AccordError(f"--out {out} must name an .xlsx file", hint="for example --out intake.xlsx")
         s = load_standard(standard)
         write_xlsform(s, out)
         if mapping_out:

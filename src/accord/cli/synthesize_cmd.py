@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, print_json, user_errors
+from accord.cli.common import MAX_SYNTHETIC_ROWS, JsonOption, check_separator, console, print_json, user_errors
 from accord.release.dp.params import check_delta, check_epsilon
 from accord.release.synthesize import api, data
 
@@ -26,7 +26,8 @@ def synthesize(
     out: Annotated[Path, typer.Option("--out", help="Synthetic CSV to write; reports go beside it.")],
     sep: Annotated[str, typer.Option("--sep", help="Field separator of the input and output.")] = ",",
     delta: Annotated[float, typer.Option("--delta", help="Privacy parameter delta.")] = api.DEFAULT_DELTA,
-    rows: Annotated[int | None, typer.Option("--rows", help="Rows to draw (default: noisy count).")] = None,
+    rows: Annotated[int | None, typer.Option("--rows", min=1, max=MAX_SYNTHETIC_ROWS,
+                                             help="Rows to draw (default: noisy count).")] = None,
     bins: Annotated[list[str] | None, typer.Option(
         "--bin", help="Bin a numeric column: COLUMN=LOW:HIGH:WIDTH (repeatable).")] = None,
     steward: Annotated[Path | None, typer.Option(
@@ -47,7 +48,7 @@ def synthesize(
         check_delta(delta)
         if steward is not None:  # refuse a steward path inside the release folder before any work
             api.check_steward_path(steward, out.parent)
-        table = data.read_csv(path, sep)
+        table = data.read_csv(path, check_separator(sep))
         data.refuse_aggregate(table)
         encoded = data.encode(table, data.parse_bins(bins or []))
         wl = [tuple(c.strip() for c in w.split(",")) for w in workload] if workload else None

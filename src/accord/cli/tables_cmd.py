@@ -102,7 +102,7 @@ def rates_command(
              "" if r.rate is None else f"{r.rate:.3f}", "" if r.upper_bound is None else f"{r.upper_bound:.3f}"]
             for r in got]
     if out:
-        with out.open("w", encoding="utf-8", newline="") as fh:
+        with user_errors(), out.open("w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(header)
             w.writerows(rows)

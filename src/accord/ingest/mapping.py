@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from accord.errors import MappingError
 from accord.ingest.identifiers import identifier_kind
-from accord.ingest.raw import folded, visible
+from accord.ingest.raw import first_row_is_data, folded, header_missing_error, visible
 from accord.standard import FieldType, Standard
 from accord.yamlio import load_yaml
 
@@ -195,6 +195,8 @@ def check_against_header(mapping: Mapping, columns: list[str], source: str) -> N
                          + (" (it holds invisible characters)" if visible(match) != match else
                             " (case or spacing differs)"))
     found = len(wanted) - len(missing)
+    if found == 0 and first_row_is_data(columns):
+        raise header_missing_error(columns, source)
     if found == 0:
         hint = (f"none of the mapping's {len(wanted)} columns is in the first row of {source} "
                 f"({len(columns)} cells): is the header row missing, or is this mapping for another export?")
@@ -214,6 +216,9 @@ def load_mapping(path: Path, standard: Standard) -> Mapping:
         raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MappingError(f"cannot read mapping {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise MappingError(f"{path} is not a mapping: it is not UTF-8 text",
+                           hint="give the mapping's .yaml file (docs/mapping.md)") from None
     except yaml.YAMLError as exc:
         raise MappingError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

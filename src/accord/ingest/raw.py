@@ -77,6 +77,45 @@ def folded(name: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+# What a cell of a record looks like and a column name does not: a number, a date or time, a
+# phone number, an e-mail address. Column names are words ("age", "grp_person/phone", "Q12").
+_VALUE_LIKE = re.compile(
+    r"""^(?!(?:19|20)\d\d$)                                      # a year is a fair column name
+        (?:[+-]?\d+(?:[.,]\d+)*                                # 42, 1.5, 1,234,567
+        |\+?[\d\s().-]{7,}                                     # +66 81 234 5678, (02) 555-0101
+        |\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?\S*)?  # 2024-03-01, 01/03/2024 10:00
+        |\d{1,2}:\d{2}(?::\d{2})?                                # 10:30
+        |[^@\s]+@[^@\s]+\.[^@\s]+                                # someone@example.org
+        )$""",
+    re.VERBOSE,
+)
+
+
+def value_like_cells(cells: list[str]) -> int:
+    """How many of the first row's cells look like record values rather than column names."""
+    return sum(1 for c in cells if _VALUE_LIKE.match(c.strip()))
+
+
+def first_row_is_data(cells: list[str]) -> bool:
+    """Whether the first row looks like a record, not a header: at least two cells and a quarter of
+    the named ones are numbers, dates, phones or e-mail addresses. Used only to explain a header
+    that is already refused (duplicate names, none of the mapping's columns), never to refuse one."""
+    named = [c for c in cells if c.strip()]
+    n = value_like_cells(named)
+    return n >= 2 and n * 4 >= len(named)
+
+
+def header_missing_error(cells: list[str], source: str) -> InputFileError:
+    """The refusal for an export whose first row is a record: says so plainly, shows no cell."""
+    named = [c for c in cells if c.strip()]
+    return InputFileError(
+        f"the first row of {source} looks like data, not a header: {value_like_cells(named)} of its "
+        f"{len(named)} cells are numbers, dates, phone numbers or e-mail addresses (not shown: they are "
+        "a record)",
+        hint="export again with the column names as the first row, or insert that row in a spreadsheet "
+             "program (the names the mapping reads are its fields' `column:` entries), then ingest again")
+
+
 def check_header(columns: list[str], source: str) -> list[str]:
     cleaned = [c.strip().lstrip("\ufeff") for c in columns]
     if not cleaned or all(c == "" for c in cleaned):
@@ -86,6 +125,8 @@ def check_header(columns: list[str], source: str) -> list[str]:
         if c:
             positions.setdefault(c, []).append(i)
     dupes = [p for p in positions.values() if len(p) > 1]
+    if dupes and first_row_is_data(cleaned):
+        raise header_missing_error(cleaned, source)
     if dupes:
         # Positions, not names: a file without its header row has a record there (values repeat,
         # e.g. two equal dates), and a message may never quote a record.

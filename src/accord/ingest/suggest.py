@@ -55,8 +55,12 @@ def _form_labels(form: Path) -> dict[str, str]:
 
     try:
         sheet = load_workbook(form, read_only=True)["survey"]
-    except (OSError, KeyError) as exc:
-        raise MappingError(f"cannot read the XLSForm {form}: {exc}",
+    except KeyError:
+        raise MappingError(f"the XLSForm {form} has no 'survey' sheet",
+                           hint="give the form's .xlsx file (with a 'survey' sheet)") from None
+    except Exception as exc:  # openpyxl raises many types on a missing, non-zip or damaged file
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a readable .xlsx workbook"
+        raise MappingError(f"cannot read the XLSForm {form}: {what}",
                            hint="give the form's .xlsx file (with a 'survey' sheet)") from None
     rows = sheet.iter_rows(values_only=True)
     header = [str(c or "") for c in next(rows)]

@@ -39,8 +39,12 @@ def find_partner_key(keys_dir: Path, partner: str) -> PartnerKey:
 def read_truth(path: Path) -> pa.Table:
     if not path.exists():
         raise InputFileError(f"no truth file at {path}", hint="check the --evaluate path")
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-        column_types={"partner": pa.string(), "case_id": pa.string(), "person_id": pa.string()}))
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={"partner": pa.string(), "case_id": pa.string(), "person_id": pa.string()}))
+    except pa.ArrowException:  # empty, not CSV, not UTF-8: Arrow's message can quote the file
+        raise InputFileError(f"{path} is not a readable CSV truth file",
+                             hint="the truth is a UTF-8 CSV with partner, case_id and person_id columns") from None
     missing = {"partner", "case_id", "person_id"} - set(table.column_names)
     if missing:
         raise InputFileError(f"{path} lacks column(s) {', '.join(sorted(missing))}",

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from accord.errors import AccordError, LedgerTampered
+from accord.errors import LedgerTampered
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import epsilon_from_rho
+from accord.release.dp.params import in_range
 from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, people_of
 from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.dp.tables import Cache, PublishedTable, count_table, measure, postprocess
@@ -57,12 +58,9 @@ DRAWS_SQL = """CREATE TABLE IF NOT EXISTS dp_draws (
 
 def check_rho(rho: float) -> float:
     """A usable per-release rho: finite and in (0, 1]; anything else is refused before reading."""
-    if not (isinstance(rho, (int, float)) and np.isfinite(rho) and 0 < rho <= 1):
-        raise AccordError("--rho must be a finite number greater than 0 and at most 1",
-                             hint=f"the defaults ({DEFAULT_RHO} for tables, {ESTIMATE_RHO} for "
-                                  "estimates) keep one data version within 5 points of chance "
-                                  "against an attacker who knows everyone else")
-    return float(rho)
+    return in_range(rho, "--rho", 1.0,
+                    f"the defaults ({DEFAULT_RHO} for tables, {ESTIMATE_RHO} for estimates) keep one data "
+                    "version within 5 points of chance against an attacker who knows everyone else")
 
 
 def reuse_or_draw(store: Store, draw_key: str, rho: float, draw: Callable[[], dict[str, Any]],

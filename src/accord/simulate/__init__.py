@@ -78,6 +78,8 @@ class SimulationConfig:
     def check(self) -> None:
         if self.people < 1:
             raise SimulationError("--people must be at least 1", hint="e.g. --people 10000")
+        if not 0 <= self.seed < 2**63:  # numpy's generators take a non-negative seed
+            raise SimulationError("--seed must be a whole number from 0 to 2^63-1", hint="e.g. --seed 7")
         if not 1 <= self.partners <= 26:
             raise SimulationError("--partners must be between 1 and 26")
         if not 0.0 <= self.overlap <= 1.0:

@@ -51,8 +51,9 @@ class CaptureDesign:
 
     def check(self) -> str | None:
         """A message if the design is impossible, else None."""
-        if not 0.0 < self.rate < 1.0:
-            return "--capture is a probability strictly between 0 and 1 (e.g. 0.3)"
+        # The floor: below it hardly anyone is caught and a partner's list is empty (1e-320 failed).
+        if not 0.001 <= self.rate < 1.0:
+            return "--capture is a probability from 0.001 to below 1 (e.g. 0.3), or 0 for everyone seen"
         if not 0.0 <= self.heterogeneity <= 5.0:
             return "--heterogeneity is a scale between 0 and 5 (1 = the default effects)"
         if not 0.01 <= self.dependence <= 100.0:
