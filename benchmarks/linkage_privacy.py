@@ -12,8 +12,9 @@ Run (from the repository root):
 
     .venv/bin/python benchmarks/linkage_privacy.py [--people 10000,40000] [--schemas all]
 
-Besides the named schemas, `--schemas` takes `dD-pP` for the one-name-field schema at diffusion D
-and randomised response P (e.g. `d5-p0.03`), to measure candidate hardenings.
+Besides the named schemas, `--schemas` takes `dD-pP[-sCOLUMN]` for the one-name-field schema at
+diffusion D and randomised response P, optionally salted with a column (e.g. `d5-p0.03`,
+`d3-p0.02-scitizenship`), to measure candidate hardenings.
 """
 
 from __future__ import annotations
@@ -61,12 +62,18 @@ def _schema_for(key: str) -> tuple[str, EncodingSchema]:
     if key in SCHEMAS:
         return SCHEMAS[key]
     try:
-        d, p = key.split("-")
+        d, p, *salt = key.split("-")
         diffusion, flip = int(d.removeprefix("d")), float(p.removeprefix("p"))
     except ValueError:
-        raise SystemExit(f"unknown schema {key!r}: one of {', '.join(SCHEMAS)} or dD-pP") from None
-    return (f"one name field, diffusion {diffusion}, p={flip:g}",
-            _schema(False, flip, diffusion))
+        raise SystemExit(f"unknown schema {key!r}: one of {', '.join(SCHEMAS)} or "
+                         "dD-pP[-sCOLUMN]") from None
+    schema = _schema(False, flip, diffusion)
+    label = f"one name field, diffusion {diffusion}, p={flip:g}"
+    if salt:
+        doc = schema.model_dump(mode="json", exclude_none=True)
+        doc["fields"][0]["salt"] = salt[0].removeprefix("s")
+        schema, label = schema_from_dict(doc), f"{label}, salted with {salt[0][1:]}"
+    return label, schema
 
 
 def _pct(r: Rates) -> str:

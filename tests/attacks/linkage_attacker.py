@@ -53,6 +53,11 @@ class EncodedField:
     domain: str
     flip: float
     diffusion: int = 0  # the schema's diffusion setting (0: plain Bloom filters)
+    # The field is salted with an attribute the hub holds in clear: its index in a record's
+    # Group (0 sex, 1 citizenship). Bit positions then differ between salts, so the pattern
+    # attack learns them within each salt value. None: not salted, or salted with an attribute
+    # the hub does not hold (it cannot split the records by it).
+    salt_index: int | None = None
 
     @property
     def bits(self) -> int:
@@ -357,15 +362,35 @@ def _solve(f: EncodedField, view: HubView, public: PublicList, kinds: tuple[str,
         assignment = _assign(clusters, pub, score, names)
         out["cluster"] = _Solved(clusters, assignment, 0)
         if "pattern" in kinds:
-            learned: dict[str, np.ndarray] = {}
+            n_learned = 0
             for _ in range(2):
-                learned = _learn_positions(clusters, assignment, f, min_margin=3.0,
-                                           min_support=6)
-                pattern = _pattern_scores(clusters, f, names, learned, PATTERN_WEIGHT)
-                total = {ci: score[ci] + pattern[ci] for ci in score}
+                total, n_learned = _pattern_round(clusters, assignment, f, names, score)
                 assignment = _assign(clusters, pub, total, names)
-            out["pattern"] = _Solved(clusters, assignment, len(learned))
+            out["pattern"] = _Solved(clusters, assignment, n_learned)
     return out
+
+
+def _pattern_round(clusters: list[_Cluster], assignment: _Assignment, f: EncodedField,
+                   names: dict[Group, list[Label]], score: dict[int, np.ndarray],
+                   ) -> tuple[dict[int, np.ndarray], int]:
+    """One round of pattern mining: learn q-gram bit positions from the confident clusters and
+    add each cluster's pattern score to its base score. For a field salted with a clear
+    attribute, positions are learned and used within each salt value."""
+    keys = [c.group[f.salt_index] if f.salt_index is not None else "" for c in clusters]
+    total: dict[int, np.ndarray] = {}
+    n_learned = 0
+    for key in sorted(set(keys)):
+        idx = [ci for ci, k in enumerate(keys) if k == key]
+        sub = [clusters[ci] for ci in idx]
+        sub_assignment = _Assignment(
+            {j: assignment.labels[ci] for j, ci in enumerate(idx) if ci in assignment.labels},
+            {j: assignment.margin[ci] for j, ci in enumerate(idx) if ci in assignment.margin})
+        learned = _learn_positions(sub, sub_assignment, f, min_margin=3.0, min_support=6)
+        pattern = _pattern_scores(sub, f, names, learned, PATTERN_WEIGHT)
+        for j, ci in enumerate(idx):
+            total[ci] = score[ci] + pattern[j]
+        n_learned += len(learned)
+    return total, n_learned
 
 
 def _field_result(solved: _Solved, n: int, min_margin: float) -> FieldResult:

@@ -24,6 +24,7 @@ from tests.attacks.linkage_attacker import EncodedField, Group, HubView, Label, 
 
 SECRET = LinkageSecret(b"attack-scenario-linkage-secret!!")
 COMPONENT = {"given_name": "given", "family_name": "family"}
+CLEAR_INDEX = {"sex": 0, "citizenship": 1}  # the attributes the hub holds in clear (a Group)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def hub_view(partners: Partners, schema: EncodingSchema, seed: int = 0) -> HubVi
         fields.append(EncodedField(
             spec.name, tuple(COMPONENT[c] for c in cols), filters, present, spec.n_hashes,
             spec.ngram, spec.hash_domain, schema.hardening.flip_probability,
-            schema.hardening.diffusion))
+            schema.hardening.diffusion, CLEAR_INDEX.get(spec.salt or "")))
     return HubView(tuple(fields), partners.groups)
 
 
