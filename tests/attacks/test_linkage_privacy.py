@@ -155,3 +155,30 @@ def test_the_protect_step_refuses_an_unsafe_schema_and_records_an_accepted_one()
     accepted = pipeline_encoder(secret, unsafe, allow_unsafe=True)
     assert "name fields" in accepted.manifest["unsafe_encoding"]
     assert "unsafe_encoding" not in pipeline_encoder(secret).manifest
+
+
+def test_a_link_above_the_measured_size_says_so(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the records up to which the harness measured the default safe (250k; lowered here
+    to 1 so two tiny files exceed it), `accord match` says so; at or below it, it does not."""
+    import accord.protect.encoding.schema as schema_mod
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["keys", "init", "--linkage", "--key-file",
+                               str(tmp_path / "l.key")]).exit_code == 0, "keys init"
+    (tmp_path / "ids.csv").write_text("id,given,family\n1,Amina,Haddad\n2,Jose,Santos\n",
+                                      encoding="utf-8")
+    enc = runner.invoke(app, ["encode", str(tmp_path / "ids.csv"), "--id", "id",
+                              "--secret-file", str(tmp_path / "l.key"), "--fields",
+                              "given+family:name", "--out", str(tmp_path / "a.parquet")])
+    assert enc.exit_code == 0, enc.output
+    match = ["match", str(tmp_path / "a.parquet"), str(tmp_path / "a.parquet"), "--all-pairs",
+             "--threshold", "0", "--json", "--out", str(tmp_path / "p.csv")]
+    below = runner.invoke(app, match)
+    assert below.exit_code == 0, below.output
+    assert "privacy_note" not in below.output
+    monkeypatch.setattr(schema_mod, "MEASURED_RECORDS", 3)
+    above = runner.invoke(app, match)
+    assert above.exit_code == 0, above.output
+    assert "privacy_note" in above.output and "4 encoded records" in above.output
+    assert "Amina" not in above.output
