@@ -11,6 +11,10 @@ citizenship) and the commonest-name baseline.
 Run (from the repository root):
 
     .venv/bin/python benchmarks/linkage_privacy.py [--people 10000,40000] [--schemas all]
+
+Besides the named schemas, `--schemas` takes `dD-pP[-sCOLUMN]` for the one-name-field schema at
+diffusion D and randomised response P, optionally salted with a column (e.g. `d5-p0.03`,
+`d3-p0.02-scitizenship`), to measure candidate hardenings.
 """
 
 from __future__ import annotations
@@ -27,7 +31,12 @@ sys.path.insert(0, str(ROOT))
 from accord.protect.encoding import default_schema  # noqa: E402
 from accord.protect.encoding.schema import EncodingSchema, schema_from_dict  # noqa: E402
 from tests.attacks.linkage_attacker import Rates, baseline_rates, best_attack  # noqa: E402
-from tests.attacks.linkage_scenario import hub_view, public_list, simulated_partners  # noqa: E402
+from tests.attacks.linkage_scenario import (  # noqa: E402
+    coarsen,
+    hub_view,
+    public_list,
+    simulated_partners,
+)
 
 
 def _schema(parts: bool, flip: float, diffusion: int) -> EncodingSchema:
@@ -49,27 +58,47 @@ SCHEMAS = {
 }
 
 
+def _schema_for(key: str) -> tuple[str, EncodingSchema]:
+    if key in SCHEMAS:
+        return SCHEMAS[key]
+    try:
+        d, p, *salt = key.split("-")
+        diffusion, flip = int(d.removeprefix("d")), float(p.removeprefix("p"))
+    except ValueError:
+        raise SystemExit(f"unknown schema {key!r}: one of {', '.join(SCHEMAS)} or "
+                         "dD-pP[-sCOLUMN]") from None
+    schema = _schema(False, flip, diffusion)
+    label = f"one name field, diffusion {diffusion}, p={flip:g}"
+    if salt:
+        doc = schema.model_dump(mode="json", exclude_none=True)
+        doc["fields"][0]["salt"] = salt[0].removeprefix("s")
+        schema, label = schema_from_dict(doc), f"{label}, salted with {salt[0][1:]}"
+    return label, schema
+
+
 def _pct(r: Rates) -> str:
     return f"{100 * r.given:5.1f} | {100 * r.family:5.1f} | {100 * r.full:5.1f}"
 
 
-def run(people: int, names: list[str]) -> None:
+def run(people: int, names: list[str], sex_only: bool) -> None:
     partners = simulated_partners(people)
     public = public_list()
+    clear_label = "sex" if sex_only else "sex and citizenship"
     print(f"\n### {people:,} simulated people, {partners.table.num_rows:,} records "
-          f"(nproc {os.cpu_count()})\n")
+          f"(nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})\n")
     print("| schema | attack | given % | family % | full name % | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")
     for key in names:
-        label, schema = SCHEMAS[key]
-        view = hub_view(partners, schema)
-        clear, common = baseline_rates(view, public, partners.truth)
-        print(f"| {label} | baseline: commonest name for the sex and citizenship | "
+        label, schema = _schema_for(key)
+        view, pub = coarsen(hub_view(partners, schema), public, keep_citizenship=not sex_only)
+        clear, common = baseline_rates(view, pub, partners.truth)
+        print(f"| {label} | baseline: commonest name for the {clear_label} | "
               f"{_pct(clear)} | |")
         print(f"| | baseline: commonest name | {_pct(common)} | |")
         t0 = time.perf_counter()
-        results = best_attack(view, public, partners.truth)
+        results = best_attack(view, pub, partners.truth)
         secs = time.perf_counter() - t0
+        cpu = time.process_time()
         for name, r in results.items():
             if name == "best":
                 continue
@@ -77,18 +106,27 @@ def run(people: int, names: list[str]) -> None:
         best = results["best"]
         print(f"| | **best attack** (excess over the clear baseline: given "
               f"{100 * (best.given - clear.given):+.1f}, family "
-              f"{100 * (best.family - clear.family):+.1f} points) | {_pct(best)} | {secs:.0f} |")
+              f"{100 * (best.family - clear.family):+.1f} points) | {_pct(best)} | {secs:.0f} "
+              f"(CPU so far {cpu:.0f}, peak RSS {_peak_gb():.1f} GB) |")
         sys.stdout.flush()
+
+
+def _peak_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--people", default="10000")
     ap.add_argument("--schemas", default="all", help="comma list of " + ", ".join(SCHEMAS))
+    ap.add_argument("--sex-only", action="store_true",
+                    help="the hub holds only sex in clear next to the encodings (not citizenship)")
     args = ap.parse_args()
     names = list(SCHEMAS) if args.schemas == "all" else args.schemas.split(",")
     for n in (int(x) for x in args.people.split(",")):
-        run(n, names)
+        run(n, names, args.sex_only)
 
 
 if __name__ == "__main__":

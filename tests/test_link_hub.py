@@ -143,3 +143,18 @@ def test_hub_link_audit_of_the_default_schema_has_no_unsafe_mark(
     assert res.exit_code == 0, res.output
     records = _link_audits(path)
     assert records and all("unsafe_encoding" not in r for r in records)
+    assert "privacy_note" not in records[-1]  # a small hub is within the measured size
+
+
+def test_hub_link_above_the_measured_size_says_so(hub: tuple[Path, Path, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the records up to which the attack harness measured the default safe (250k,
+    lowered here so this hub exceeds it), the link output and its audit record say so."""
+    import accord.protect.encoding.schema as schema_mod
+
+    path, _, _ = hub
+    monkeypatch.setattr(schema_mod, "MEASURED_RECORDS", 10)
+    res = CliRunner().invoke(app, ["link", "--hub", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "privacy_note" in json.loads(res.output)
+    assert "privacy_note" in _link_audits(path)[-1]

@@ -24,6 +24,7 @@ from tests.attacks.linkage_attacker import EncodedField, Group, HubView, Label, 
 
 SECRET = LinkageSecret(b"attack-scenario-linkage-secret!!")
 COMPONENT = {"given_name": "given", "family_name": "family"}
+CLEAR_INDEX = {"sex": 0, "citizenship": 1}  # the attributes the hub holds in clear (a Group)
 
 
 @dataclass(frozen=True)
@@ -95,5 +96,25 @@ def hub_view(partners: Partners, schema: EncodingSchema, seed: int = 0) -> HubVi
         fields.append(EncodedField(
             spec.name, tuple(COMPONENT[c] for c in cols), filters, present, spec.n_hashes,
             spec.ngram, spec.hash_domain, schema.hardening.flip_probability,
-            schema.hardening.diffusion))
+            schema.hardening.diffusion, CLEAR_INDEX.get(spec.salt or "")))
     return HubView(tuple(fields), partners.groups)
+
+
+def coarsen(view: HubView, public: PublicList, keep_citizenship: bool) -> tuple[HubView,
+                                                                                 PublicList]:
+    """The hub's view and the attacker's list when the hub holds less in clear next to the
+    encodings: sex only (citizenship kept only inside the encodings) instead of sex and
+    citizenship. The attacker then conditions on sex alone."""
+    if keep_citizenship:
+        return view, public
+
+    def grp(g: Group) -> Group:
+        return (g[0], "")
+
+    counts: dict[tuple[str, ...], dict[Group, Counter[Label]]] = {}
+    for comps, by_group in public.counts.items():
+        merged: dict[Group, Counter[Label]] = defaultdict(Counter)
+        for g, counter in by_group.items():
+            merged[grp(g)].update(counter)
+        counts[comps] = dict(merged)
+    return HubView(view.fields, [grp(g) for g in view.groups]), PublicList(counts)

@@ -76,6 +76,11 @@ def link(
             if evaluate is not None:
                 scores = evaluate_hub(store, evaluate, keys or hub.parent)
     out = summary.as_dict()
+    from accord.protect.encoding.schema import scale_note
+
+    note = scale_note(summary.encoded_records)  # also in the audit record
+    if note:
+        out["privacy_note"] = note
     if scores is not None:
         out["evaluation"] = scores.as_dict()
     if as_json:
@@ -90,4 +95,6 @@ def link(
     if scores is not None:
         t.add_row("precision / recall / F1",
                   f"{scores.precision:.4f} / {scores.recall:.4f} / {scores.f1:.4f}")
+    if note:
+        t.add_row("privacy note", note)
     console.print(t)

@@ -35,7 +35,7 @@ def match(
     # `accord match --help` starts without them (issue 11, tests/test_startup.py).
     from accord.link.encodings import EncodedSet
     from accord.link.match import MatchConfig, match_sets
-    from accord.protect.encoding import check_compatible, check_safe, read_encodings
+    from accord.protect.encoding import check_compatible, check_safe, read_encodings, scale_note
     from accord.safe_csv import write_arrow_csv
 
     with user_errors():
@@ -63,6 +63,9 @@ def match(
         "em_iterations": result.model.iterations, "out": str(out),
         **({"unsafe_encoding": unsafe} if unsafe else {}),
     }
+    note = scale_note(len(a) + len(b))
+    if note:
+        summary["privacy_note"] = note
     if as_json:
         print_json({**summary, "model": result.model.summary()})
         return

@@ -25,7 +25,7 @@ from accord.link.fellegi_sunter import LN2, FSModel
 from accord.link.match import MatchConfig, match_sets
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
-from accord.protect.encoding.schema import EncodingSchema, check_safe, default_schema
+from accord.protect.encoding.schema import EncodingSchema, check_safe, default_schema, scale_note
 from accord.store import Store
 
 Progress = Callable[[str], None]
@@ -179,7 +179,9 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
                           sum(len(s) for s in sets.values()), pair_counts, thresholds, automatic)
     with store.transaction():
         store.write_table("persons", persons, mode="replace")
+        note = scale_note(summary.encoded_records)
         store.audit(actor, "link", {"schema_fingerprint": sch.fingerprint(),
                                     **({"unsafe_encoding": unsafe} if unsafe else {}),
+                                    **({"privacy_note": note} if note else {}),
                                     **summary.as_dict()})
     return summary

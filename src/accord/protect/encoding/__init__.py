@@ -23,6 +23,7 @@ from accord.protect.encoding.schema import (
     check_safe,
     default_schema,
     load_schema,
+    scale_note,
     schema_from_fields,
 )
 from accord.protect.encoding.secrets import LinkageSecret, load_linkage_secret, new_linkage_secret
@@ -49,6 +50,7 @@ __all__ = [
     "normalise_name",
     "parse_date",
     "read_encodings",
+    "scale_note",
     "schema_from_fields",
     "write_encodings",
 ]

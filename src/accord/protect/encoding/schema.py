@@ -33,6 +33,10 @@ SCHEMA_FORMAT_VERSION = 3
 # The weakest settings measured safe by the attack harness (see docs/linkage.md, Threat model).
 MIN_DIFFUSION = 3
 MIN_FLIP = 0.02
+# Up to this many encoded records the harness measured the default within its targets (names at
+# the clear-attribute baseline, full names <= 5 %); the full-name figure grows with the records
+# a hub holds (5.3 % at 345k; benchmarks/results/harden.md), so links above it say so.
+MEASURED_RECORDS = 250_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -198,6 +202,15 @@ class EncodingSchema(BaseModel):
             if f.name == name:
                 return f
         raise KeyError(name)
+
+
+def scale_note(records: int) -> str | None:
+    """A note for a link of more encoded records than the attack harness measured safe."""
+    if records <= MEASURED_RECORDS:
+        return None
+    return (f"{records:,} encoded records: above the {MEASURED_RECORDS:,} up to which the attack "
+            "harness keeps a curious hub's full-name re-identification under 5 % (it grows with "
+            "the records linked; docs/linkage.md, Threat model)")
 
 
 class UnsafeEncodingError(EncodingSchemaError):
