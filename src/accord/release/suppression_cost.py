@@ -79,25 +79,30 @@ def attacker_move(values: np.ndarray, m_eq: csr_matrix, hidden: np.ndarray, cell
 
     The attacker solves over deviations ``z`` from the published values: every equation holds,
     published cells do not move, hidden cells stay >= 1 (zeros are published). Weak duality: with
-    reduced costs ``d`` of this optimum, any pattern ``x`` allows at most
-    ``sum_i x_i (inf if d_i < 0 else d_i * (value_i - 1))`` of movement.
+    reduced costs ``d = c - M'y`` of this optimum (``y`` the equations' duals), any pattern ``x``
+    allows at most ``sum_i x_i (inf if d_i < 0 else d_i * (value_i - 1))`` of movement. Only the
+    hidden cells are variables (published ones do not move), which keeps each LP small.
     """
     n = len(values)
-    lower = np.where(hidden, 1.0 - values, 0.0)
-    upper = np.where(hidden, np.inf, 0.0)
-    c = np.zeros(n)
-    c[cell] = -float(direction)  # linprog minimises: minimise -z (up) or z (down)
-    res = linprog(c, A_eq=m_eq, b_eq=np.zeros(m_eq.shape[0]),
-                  bounds=np.column_stack([lower, upper]), method="highs")
-    if res.status == 3:  # unbounded: the attacker cannot bound the cell in this direction
+    cols = np.flatnonzero(hidden)
+    sub = m_eq[:, cols]
+    keep = np.flatnonzero(np.diff(sub.indptr))  # equations with a hidden cell
+    sub = sub[keep]
+    c = np.zeros(len(cols))
+    c[int(np.searchsorted(cols, cell))] = -float(direction)  # linprog minimises
+    res = linprog(c, A_eq=sub, b_eq=np.zeros(len(keep)),
+                  bounds=np.column_stack([1.0 - values[cols], np.full(len(cols), np.inf)]),
+                  method="highs")
+    if res.status != 0:  # unbounded (3): the attacker cannot bound the cell; else no cut
         return math.inf, np.zeros(n)
-    if res.status != 0:  # the true table is feasible, so this is a solver failure: no cut
-        return math.inf, np.zeros(n)
-    moved = float(-res.fun)
-    reduced = np.asarray(res.lower.marginals, float) + np.asarray(res.upper.marginals, float)
+    y = np.zeros(m_eq.shape[0])
+    y[keep] = np.asarray(res.eqlin.marginals, float)
+    full_c = np.zeros(n)
+    full_c[cell] = -float(direction)
+    reduced = full_c - m_eq.T @ y
     coef = np.where(reduced > _EPS, reduced, 0.0) * np.maximum(values - 1.0, 0.0)
     coef[reduced < -_EPS] = math.inf
-    return moved, coef
+    return float(-res.fun), coef
 
 
 def cost_pattern(values: np.ndarray, equations: Sequence[Equation], fixed: np.ndarray,
@@ -126,25 +131,35 @@ def cost_pattern(values: np.ndarray, equations: Sequence[Equation], fixed: np.nd
                 rows.append({**dict.fromkeys(others, 1.0), c: -1.0})
     cuts_seen: set[tuple[tuple[int, float], ...]] = set()
     hidden = fixed.copy()
+    passed: set[int] = set()
     for _ in range(max_rounds):
         solved = _solve_master(cost, rows, lb, ub, n)
         if solved is None:
             return None
+        # Hiding more only widens every interval: cells that passed under a subset of this
+        # pattern still pass, so only a pattern that dropped a cell needs a full re-audit.
+        if (hidden & ~(solved | fixed)).any():
+            passed = set()
         hidden = solved | fixed
         audited = hidden & attackable
         new_cuts = 0
         for c in np.flatnonzero(audited):
             c = int(c)
+            if c in passed:
+                continue
             width = float(need[c]) if fixed[c] else 1.0
             if proof is not None:
                 down, up = proof(np.asarray(values), audited, c)
                 if down + up >= width - 1e-9:
+                    passed.add(c)
                     continue
             up, coef_up = attacker_move(vals, m_eq, audited, c, +1)
             if up >= width - 1e-9:
+                passed.add(c)
                 continue
             down, coef_down = attacker_move(vals, m_eq, audited, c, -1)
             if up + down >= width - 1e-9:
+                passed.add(c)
                 continue
             coef = np.minimum(coef_up + coef_down, width)
             coef[~attackable] = 0.0
