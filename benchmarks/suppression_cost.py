@@ -141,6 +141,7 @@ def bench_hub(name: str, hub: Path, lib: str | None) -> list[str]:
         start = time.perf_counter()
         res = protect_linked(raws, SuppressionRules(threshold=THRESHOLD, method=method))
         runs[method] = (res, time.perf_counter() - start)
+    print(out[0], flush=True)
     out.append(f"Protect all {len(raws)} tables (linked): heuristic {runs['heuristic'][1]:.1f} s, "
                f"cost {runs['cost'][1]:.1f} s (nproc {os.cpu_count()}, shared machine).\n")
     head = ("| table | cells | primary | heuristic hidden / mass / totals | cost hidden / mass / "
@@ -150,6 +151,7 @@ def bench_hub(name: str, hub: Path, lib: str | None) -> list[str]:
         head += " sdcTable SIMPLEHEURISTIC | sdcTable OPT | weak (S/O) |"
         sep += " ---: | ---: | ---: |"
     out += [head, sep]
+    print("\n".join(out[1:]), flush=True)
     sums = np.zeros(12, dtype=np.int64)
     for t, raw in enumerate(raws):
         h = runs["heuristic"][0][t]
@@ -177,6 +179,7 @@ def bench_hub(name: str, hub: Path, lib: str | None) -> list[str]:
                     weak.append(str(weak_cells(ext, mask & (ext > 0), width)))
             row += f" {cells[0]} | {cells[1]} | {'/'.join(weak)} |"
         out.append(row)
+        print(row, flush=True)
     out.append(f"| **all** | | | {sums[0]} / {sums[1]:,} / {sums[2]} | {sums[3]} / {sums[4]:,} / "
                f"{sums[5]} | {sums[6]} / {sums[7]:,} / {sums[8]} | |")
     return out
@@ -203,7 +206,7 @@ def main() -> int:
         big = args.big_hub or build_demo(100_000, Path(tmp) / "big")
         for name, hub in (("demo hub (3,000 simulated people)", demo),
                           ("100,000 simulated people", big)):
-            print("\n".join(bench_hub(name, hub, lib)))
+            print("\n--- summary ---\n" + "\n".join(bench_hub(name, hub, lib)), flush=True)
     return 0
 
 

@@ -13,7 +13,8 @@ Rules (the defaults follow the field: CTDC publishes nothing below 10):
   that the audit below accepts, found by mixed-integer programming (``suppression_cost``): hiding
   a cell costs its count, and a total costs ten times more per axis it totals, so large cells,
   margins and the grand total stay published whenever smaller cells can protect the small ones.
-* **Secondary, heuristic** (``method="heuristic"``, the earlier default): whenever an equation of the table (a row, column or layer and its total) has
+* **Secondary, heuristic** (``method="heuristic"``, the earlier default): whenever an equation
+  of the table (a row, column or layer and its total) has
   exactly one suppressed cell, the smallest published non-zero cell of that equation is suppressed
   as well (inner cells before totals), repeated to a fixed point.
 * **Audit**: for each suppressed cell, linear programming finds the interval of values consistent
