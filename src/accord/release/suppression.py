@@ -313,13 +313,13 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
     if rules.method == "cost" and mask.any() and (eligible & ~mask).any():
         prices = (np.asarray(cost, float) if cost is not None
                   else default_costs(vals, totals.astype(float), rules.objective))
-        need = np.array([_need(r, rules) for r in reasons])
-        best = cost_pattern(vals, equations, mask.copy(), need, eligible, eligible_or_unknown,
+        widths = np.array([_need(r, rules) for r in reasons])
+        best = cost_pattern(vals, equations, mask.copy(), widths, eligible, eligible_or_unknown,
                             prices, proof=proof)
         if best is not None:
-            for c in np.flatnonzero(best & ~mask):
-                mask[c] = True
-                reasons[c] = SECONDARY
+            for added in np.flatnonzero(best & ~mask):
+                mask[added] = True
+                reasons[int(added)] = SECONDARY
     elif complements is not None:
         for c in complements(vals, mask.copy(), eligible):
             if not mask[c] and eligible[c]:

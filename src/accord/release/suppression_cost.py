@@ -143,8 +143,7 @@ def cost_pattern(values: np.ndarray, equations: Sequence[Equation], fixed: np.nd
         hidden = solved | fixed
         audited = hidden & attackable
         new_cuts = 0
-        for c in np.flatnonzero(audited):
-            c = int(c)
+        for c in map(int, np.flatnonzero(audited)):
             if c in passed:
                 continue
             width = float(need[c]) if fixed[c] else 1.0
