@@ -310,7 +310,11 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
     if known is not None:
         eligible &= ~np.asarray(known, dtype=bool)
         eligible_or_unknown = ~np.asarray(known, dtype=bool)
-    if rules.method == "cost" and mask.any() and (eligible & ~mask).any():
+    # With ``previous`` (a linked table forced a few more cells), the earlier optimum stays and
+    # line completion and the audit below add what the forced cells need: re-optimising every
+    # table on every linking round would cost many times more for a few cells.
+    if (rules.method == "cost" and previous is None and mask.any()
+            and (eligible & ~mask).any()):
         prices = (np.asarray(cost, float) if cost is not None
                   else default_costs(vals, totals.astype(float), rules.objective))
         widths = np.array([_need(r, rules) for r in reasons])

@@ -41,7 +41,7 @@ Proof = Callable[[np.ndarray, np.ndarray, int], tuple[float, float]]
 # row total cost as much as ten cells of its size: it is hidden only when no set of inner cells
 # of comparable mass does the job.
 TOTAL_WEIGHT = 10.0
-MAX_ROUNDS = 60
+MAX_ROUNDS = 8
 _EPS = 1e-7
 
 
@@ -132,14 +132,16 @@ def cost_pattern(values: np.ndarray, equations: Sequence[Equation], fixed: np.nd
     cuts_seen: set[tuple[tuple[int, float], ...]] = set()
     hidden = fixed.copy()
     passed: set[int] = set()
+    stale = False  # a cell in ``passed`` may have passed under a pattern with more cells
     for _ in range(max_rounds):
         solved = _solve_master(cost, rows, lb, ub, n)
         if solved is None:
             return None
-        # Hiding more only widens every interval: cells that passed under a subset of this
-        # pattern still pass, so only a pattern that dropped a cell needs a full re-audit.
-        if (hidden & ~(solved | fixed)).any():
-            passed = set()
+        # Hiding more only widens every interval, so a cell that passed under a subset of this
+        # pattern still passes. When the pattern dropped cells, earlier passes may be stale:
+        # they are trusted while the loop still finds cuts elsewhere, and re-checked all at
+        # once before stopping (one full audit instead of one per round).
+        stale = stale or bool((hidden & ~(solved | fixed)).any())
         hidden = solved | fixed
         audited = hidden & attackable
         new_cuts = 0
@@ -174,7 +176,9 @@ def cost_pattern(values: np.ndarray, equations: Sequence[Equation], fixed: np.nd
                 rows.append(cut)
                 new_cuts += 1
         if not new_cuts:
-            return hidden
+            if not stale:
+                return hidden
+            passed, stale = set(), False  # next round: the same pattern, every cell audited
     return hidden
 
 
