@@ -82,7 +82,7 @@ SEEDS = range(12)
 
 @pytest.mark.slow
 def test_cost_pattern_resists_the_attacker() -> None:
-    rules = SuppressionRules(threshold=THRESHOLD)
+    rules = SuppressionRules(threshold=THRESHOLD, method="cost")
     attacked = 0
     for seed in SEEDS:
         inner = _table(seed)

@@ -9,11 +9,11 @@ Rules (the defaults follow the field: CTDC publishes nothing below 10):
   that readers need. Because zeros are always published, an attacker knows every suppressed cell
   holds at least 1; the audit assumes exactly that knowledge. For the same reason a zero is never
   chosen as a complementary cell: hiding a structural zero protects nothing.
-* **Secondary, by cost** (default, ``method="cost"``): the cheapest set of complementary cells
+* **Secondary, by cost** (``method="cost"``): the cheapest set of complementary cells
   that the audit below accepts, found by mixed-integer programming (``suppression_cost``): hiding
   a cell costs its count, and a total costs ten times more per axis it totals, so large cells,
   margins and the grand total stay published whenever smaller cells can protect the small ones.
-* **Secondary, heuristic** (``method="heuristic"``, the earlier default): whenever an equation
+* **Secondary, heuristic** (``method="heuristic"``, still the default): whenever an equation
   of the table (a row, column or layer and its total) has
   exactly one suppressed cell, the smallest published non-zero cell of that equation is suppressed
   as well (inner cells before totals), repeated to a fixed point.
@@ -64,8 +64,10 @@ class SuppressionRules:
 
     threshold: int = 10
     protection: int | None = None
-    # "cost": cheapest complements by mixed-integer programming; "heuristic": greedy complements
-    method: str = "cost"
+    # "cost": cheapest complements by mixed-integer programming; "heuristic": greedy complements.
+    # Heuristic stays the default for now: on a 1,500-record simulated hub the cost method hid
+    # the people total in every linked table (tests/test_differencing.py), not yet understood.
+    method: str = "heuristic"
     # what the cost method minimises: "mass" (suppressed counts) or "count" (suppressed cells)
     objective: str = "mass"
 
