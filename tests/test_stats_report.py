@@ -155,15 +155,17 @@ def test_margin_hidden_as_complement_is_hidden_everywhere(tmp_path: Path) -> Non
     with make_store(tmp_path / "h.duckdb", rows) as store:
         result = compute_tables(store)
     case = result.table("case_type_by_sex")
-    assert case.value(None, "male") is None and case.value(None, None) is None
+    assert case.value(None, "male") is None
+    grand = case.value(None, None)  # the cost method may keep it: then it is 22 everywhere
+    assert grand in (None, 22)
     for tid in ("sex_by_age_band", "migration_status_by_sex", "citizenship_by_sex"):
         t = result.table(tid)
         sex_axis = [d.name for d in t.dims].index("sex")
         codes: list[str | None] = [None, None]
         codes[sex_axis] = "male"
         assert t.value(*codes) is None, tid
-        assert t.value(None, None) is None, tid
-    assert result.table("registrations_by_year").value(None) is None
+        assert t.value(None, None) == grand, tid
+    assert result.table("registrations_by_year").value(None) == grand
 
 
 def test_rare_sex_codes_merge_along_the_ctdc_crosswalk(tmp_path: Path) -> None:
@@ -239,7 +241,8 @@ def test_cli_stats_json_and_threshold(hub: Path) -> None:
     res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
-    assert payload["rules"] == {"threshold": 10, "protection": 5}
+    assert payload["rules"] == {"threshold": 10, "protection": 5, "method": "heuristic",
+                                "objective": "mass"}
     table = next(t for t in payload["tables"] if t["id"] == "sex_by_age_band")
     assert table["values"][-1][-1] == 148
     res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--threshold", "2", "--json"])

@@ -13,6 +13,9 @@ once. The draw is kept in the hub (``dp_draws``) and served again for the same d
 the same data give the same numbers and looking twice costs nothing. A new data version gets a
 fresh draw: re-using the noise of unchanged cells would again show which cells changed.
 
+Tables of one draw agree: every margin two tables share (people, people by sex, migration status
+x sex, ...) is reconciled to one number (``accord.release.dp.consistent``, post-processing).
+
 What a reader sees is post-processing of that draw: categories with a noisy total of 0 left out
 (code lists, countries; age bands always shown), and every value from 1 to threshold-1 shown as
 "<threshold", so no count 1-9 is ever shown (and the ones that are shown are noisy).
@@ -30,6 +33,7 @@ import pyarrow as pa
 
 from accord.errors import LedgerTampered
 from accord.release.dp import ledger
+from accord.release.dp.consistent import FittedTable, reconcile
 from accord.release.dp.mechanism import epsilon_from_rho
 from accord.release.dp.params import in_range
 from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, people_of
@@ -139,9 +143,10 @@ def _levels_of(table: PublishedTable) -> list[tuple[str, ...]]:
 
 def draw_tables(people: pa.Table, standard: Standard, rho: float,
                 years: tuple[int, int] | None = None,
-                test_seed: int | None = None) -> dict[str, Any]:
+                test_seed: int | None = None, consistent: bool = True) -> dict[str, Any]:
     """One noisy draw of every stats table: fixed public levels and the post-processed values
-    (non-negative integers; every margin the sum of its cells). ``test_seed`` only in tests."""
+    (non-negative integers; every margin the sum of its cells; with ``consistent``, every margin
+    two tables share is the same number in both). ``test_seed`` only in tests."""
     specs = stats_specs(standard)
     levels = {c: levels_for(standard, c, years) for t in specs for c in t.columns}
     caches: dict[object, Cache] = {}  # one per population: codes are cached per column
@@ -152,12 +157,33 @@ def draw_tables(people: pa.Table, standard: Standard, rho: float,
     del exact  # only noisy measurements from here on
     published = postprocess(noisy, covariance=False)  # margins of error are not shown
     scales = {t.spec.name: [g.noise.scale for g in t.groups] for t in noisy.tables}
+    arrays = [_reorder(_to_array(pub), _levels_of(pub), noisy_t.levels)
+              for pub, noisy_t in zip(published, noisy.tables, strict=True)]
+    if consistent:
+        arrays = _reconciled(specs, arrays, scales)
     out: dict[str, Any] = {"rho": noisy.rho, "tables": {}}
-    for spec, pub, noisy_t in zip(specs, published, noisy.tables, strict=True):
+    for spec, arr, noisy_t in zip(specs, arrays, noisy.tables, strict=True):
         out["tables"][spec.id] = {"levels": [list(lv) for lv in noisy_t.levels],
-                                  "values": _reorder(_to_array(pub), _levels_of(pub),
-                                                     noisy_t.levels).tolist(),
-                                  "scales": scales[spec.id]}
+                                  "values": arr.tolist(), "scales": scales[spec.id]}
+    return out
+
+
+def _reconciled(specs: Sequence[TableSpec], arrays: list[np.ndarray],
+                scales: dict[str, list[float]]) -> list[np.ndarray]:
+    """The tables with every shared margin one number (``release.dp.consistent``): people by
+    sex is the same in every table that shows it. Post-processing of the noisy values only."""
+    fitted = [FittedTable(tuple(spec.columns),
+                          f"units*{spec.multi.column}" if spec.multi is not None else "units",
+                          arr[tuple(slice(0, -1) for _ in range(arr.ndim))],
+                          float(scales[spec.id][-1]) ** 2)
+              for spec, arr in zip(specs, arrays, strict=True)]
+    return [_with_totals(cells) for cells in reconcile(fitted)]
+
+
+def _with_totals(cells: np.ndarray) -> np.ndarray:
+    out = np.asarray(cells, dtype=np.int64)
+    for axis in range(out.ndim):
+        out = np.concatenate([out, out.sum(axis=axis, keepdims=True)], axis=axis)
     return out
 
 

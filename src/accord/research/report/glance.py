@@ -144,10 +144,19 @@ def _estimate(summary: dict[str, Any] | None) -> dict[str, str] | None:
                "partners' lists overlap (multiple systems estimation).")
     if untrusted:
         meaning += f" Cannot be trusted: {untrusted}."
+    uncertainty = (f"The true total is likely ({level} % interval) between {_n(round(lo))} and "
+                   f"{_n(round(hi))}, if the model's assumptions hold.")
+    choice = est.get("model_choice") or {}
+    if choice.get("supported_range"):
+        # The interval is the chosen model's; other models the data support give other totals.
+        # Their range joined with it is a conservative interval that includes the choice.
+        r_lo, r_hi = choice["supported_range"]
+        both = (min(lo, r_lo), max(hi, r_hi))
+        uncertainty += (f" The models the data support give totals from {_n(round(r_lo))} to "
+                        f"{_n(round(r_hi))}; allowing for the choice of model, between "
+                        f"{_n(round(both[0]))} and {_n(round(both[1]))}.")
     return {"label": "Estimated total, seen and unseen", "figure": _n(round(est["total"])),
-            "meaning": meaning,
-            "uncertainty": f"The true total is likely ({level} % interval) between "
-                           f"{_n(round(lo))} and {_n(round(hi))}, if the model's assumptions hold."}
+            "meaning": meaning, "uncertainty": uncertainty}
 
 
 def key_figures(ctx: ReportContext, estimate: dict[str, Any] | None = None) -> list[dict[str, str]]:

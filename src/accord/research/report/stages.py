@@ -14,7 +14,8 @@ from markupsafe import Markup, escape
 from accord.errors import ReleaseRefused
 from accord.release.dp.ledger import dp_summary, loss_text, rho_text
 from accord.release.suppression import SuppressionRules
-from accord.research.estimate.pipeline import estimate_section
+from accord.research.estimate.mse import EstimateOptions
+from accord.research.estimate.pipeline import PipelineOptions, estimate_section
 from accord.research.report.glance import glance_html
 from accord.research.report.render import context_from, render_report
 from accord.research.report.risk_section import risk_html
@@ -103,7 +104,10 @@ def pipeline_sections(store: Store, method: str = "dp") -> list[ReportSection]:
     dp = dp_html(store, method)
     sections = default_sections()
     protection = sections.pop()  # "how this was protected" stays last
-    estimate = estimate_section(store) if store.table_exists("persons") else None
+    # Averaging over every two-way model: the glance can then say how much the choice of model
+    # moves the total, not only the chosen model's interval.
+    estimate = (estimate_section(store, PipelineOptions(estimate=EstimateOptions(average=True)))
+                if store.table_exists("persons") else None)
     summary = estimate["summary"] if estimate else None
     sections.insert(0, ReportSection("glance", "At a glance",
                                      lambda ctx: glance_html(ctx, summary)))
