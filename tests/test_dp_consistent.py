@@ -30,7 +30,9 @@ YEARS = (2016, 2024)
 
 def _family(spec: object) -> str:
     multi = getattr(spec, "multi", None)
-    return f"units*{multi.column}" if multi is not None else "units"
+    units = f"units*{multi.column}" if multi is not None else "units"
+    where = getattr(spec, "where", ())
+    return units + (f" where {where!r}" if where else "")  # a subpopulation's margins are its own
 
 
 def _margin(values: np.ndarray, columns: tuple[str, ...], keep: tuple[str, ...]) -> np.ndarray:

@@ -53,7 +53,8 @@ def test_analyst_commands_through_the_server_match_local(
     # a DP release paid from the hub's ledger, in the analyst's name, files as a local release writes
     rel = json.loads(_run("release", "tables", *remote, "--epsilon", "0.5", "--tables",
                           "case_type_by_sex", "--out", str(tmp_path / "dp"), "--json"))
-    assert sorted(p.name for p in (tmp_path / "dp").iterdir()) == ["case_type_by_sex.csv", "release.json"]
+    assert sorted(p.name for p in (tmp_path / "dp").iterdir()) == [
+        "case_type_by_sex.csv", "case_type_by_sex.schema.json", "datapackage.json", "release.json"]
     budget = json.loads(_run("budget", *remote, "--json"))
     # one ledger: the tables' and estimates' DP draws (local or remote) and this release
     assert budget["budget"]["spent_rho"] == pytest.approx(sum(s["rho"] for s in budget["spends"]))

@@ -172,12 +172,19 @@ def _reconciled(specs: Sequence[TableSpec], arrays: list[np.ndarray],
                 scales: dict[str, list[float]]) -> list[np.ndarray]:
     """The tables with every shared margin one number (``release.dp.consistent``): people by
     sex is the same in every table that shows it. Post-processing of the noisy values only."""
-    fitted = [FittedTable(tuple(spec.columns),
-                          f"units*{spec.multi.column}" if spec.multi is not None else "units",
+    fitted = [FittedTable(tuple(spec.columns), family_of(spec),
                           arr[tuple(slice(0, -1) for _ in range(arr.ndim))],
                           float(scales[spec.id][-1]) ** 2)
               for spec, arr in zip(specs, arrays, strict=True)]
     return [_with_totals(cells) for cells in reconcile(fitted)]
+
+
+def family_of(spec: TableSpec) -> str:
+    """The tables whose shared margins must agree: the same units (people, or people x a list
+    field's items) of the same population. A table of a subpopulation (``where``) counts other
+    people than the same table over everyone, so its margins are its own."""
+    units = f"units*{spec.multi.column}" if spec.multi is not None else "units"
+    return units + (f" where {spec.where!r}" if spec.where else "")
 
 
 def _with_totals(cells: np.ndarray) -> np.ndarray:
