@@ -139,6 +139,17 @@ BASE: dict[str, list[str]] = {
     "estimate mse": ["{counts}"],
     "report": ["--out", "{out}", "--hub", "{hub}"],
     "demo": ["--people", "120", "--partners", "2", "--out", "{out}"],
+    "tables combine": ["--hub", "{hub}", "--no-hub", "--out", "{out}"],
+    "hub withdraw": ["--partner", "p", "--batch", "3f9c0a1b2c4d", "--hub", "{hub}"],
+    "hub requests list": ["--hub", "{hub}"],
+    "hub requests approve": ["rq-0123456789ab", "--hub", "{hub}"],
+    "hub requests reject": ["rq-0123456789ab", "--reason", "sweep", "--hub", "{hub}"],
+    "withdraw": ["--server", "http://127.0.0.1:9", "--token-file", "{token}", "--batch", "3f9c0a1b2c4d"],
+    "request list": ["--server", "http://127.0.0.1:9", "--token-file", "{token}"],
+    "request microdata": ["--server", "http://127.0.0.1:9", "--token-file", "{token}", "--k", "2"],
+    "request synthetic": ["--server", "http://127.0.0.1:9", "--token-file", "{token}", "--epsilon", "0.5",
+                          "--rows", "50"],
+    "download": ["rq-0123456789ab", "--server", "http://127.0.0.1:9", "--token-file", "{token}", "--out", "{out}"],
 }
 # Options whose value is a flag or never user data worth sweeping.
 SKIP_OPTIONS = {"--json", "--help"}
@@ -354,7 +365,10 @@ def test_every_command_has_a_base_invocation() -> None:
 
 def test_base_invocations_succeed(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep means something only if the unchanged invocations work."""
-    expected_refusals = {"kobo pull", "odk pull", "push", "hub token revoke"}  # no server / no such token
+    # no server / no such token, request or batch
+    expected_refusals = {"kobo pull", "odk pull", "push", "hub token revoke", "download", "request list",
+                         "request microdata", "request synthetic", "withdraw", "hub requests approve",
+                         "hub requests reject", "hub withdraw"}
     for name in sorted(BASE):
         if name == "demo":
             continue  # the world itself was made by it

@@ -8,7 +8,9 @@ messages never hold one.
 from __future__ import annotations
 
 import json
+import math
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,35 @@ def read_token(token_file: Path) -> str:
     except OSError:
         raise AccordError(f"cannot read the token file {token_file}",
                           hint="ask the hub steward for a token (`accord hub token create`)") from None
-    if not token:
-        raise AccordError(f"the token file {token_file} is empty")
+    except UnicodeDecodeError:
+        token = ""
+    # A token is one line of printable ASCII; anything else is the wrong file (never sent, never shown).
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        raise AccordError(f"{token_file} does not hold a hub token",
+                          hint="ask the hub steward for a token (`accord hub token create`)")
     return token
+
+
+def check_server(server: str) -> str:
+    """The hub's http(s) address, checked before anything is sent (as `accord push` checks it)."""
+    url = urllib.parse.urlsplit(server.strip())
+    try:
+        url.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        url = url._replace(scheme="")
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise AccordError("--server must be the hub's http:// or https:// address",
+                          hint="for example --server https://hub.example.org")
+    return server.strip()
 
 
 def call(server: str, token_file: Path, method: str, path: str, body: Any = None,
          timeout: float = 600.0, what: str = "the request") -> tuple[bytes, dict[str, str]]:
     """``method path`` on the hub with the token of ``token_file``: the answer's bytes and headers."""
+    server = check_server(server)
+    if not (math.isfinite(timeout) and 0 < timeout <= 86_400):
+        raise AccordError("--timeout must be a number of seconds greater than 0 and at most 86400",
+                          hint="for example --timeout 30")
     token = read_token(token_file)
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Authorization": f"Bearer {token}"}
@@ -50,7 +73,7 @@ def call(server: str, token_file: Path, method: str, path: str, body: Any = None
         message = detail.get("error") or f"the hub answered {err.code}"
         kind = ReleaseRefused if err.code == 409 and "release was refused" in message else AccordError
         raise kind(f"the hub refused {what} ({err.code}): {message}", hint=detail.get("hint")) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as err:
         reason = getattr(err, "reason", err)
         raise AccordError(f"cannot reach the hub at {server}: {reason}",
                           hint="check the URL and your network") from None

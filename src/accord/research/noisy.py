@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from accord.errors import LedgerTampered
 from accord.release.dp import ledger
-from accord.release.dp.consistent import FittedTable, reconcile
+from accord.release.dp.consistent import FittedTable, ReconcileError, reconcile
 from accord.release.dp.mechanism import epsilon_from_rho
 from accord.release.dp.params import in_range
 from accord.release.dp.standard_tables import MAX_VALUES, levels_for, load_people, people_of
@@ -176,7 +176,14 @@ def _reconciled(specs: Sequence[TableSpec], arrays: list[np.ndarray],
                           arr[tuple(slice(0, -1) for _ in range(arr.ndim))],
                           float(scales[spec.id][-1]) ** 2)
               for spec, arr in zip(specs, arrays, strict=True)]
-    return [_with_totals(cells) for cells in reconcile(fitted)]
+    try:
+        return [_with_totals(cells) for cells in reconcile(fitted)]
+    except ReconcileError:
+        # Margins decided one at a time can admit no non-negative integer table (three two-way
+        # margins need not have a common table). Rare; the draw is then published as each
+        # table's own post-processed values, as before reconciling existed (consistent within
+        # each table, not across tables). A global joint fit would remove this case.
+        return arrays
 
 
 def family_of(spec: TableSpec) -> str:
