@@ -48,7 +48,7 @@ MethodOption = Annotated[
     str, typer.Option("--method", help=f"Model choice: {', '.join(METHODS)}.")
 ]
 BootOption = Annotated[
-    int, typer.Option("--bootstrap", min=0,
+    int, typer.Option("--bootstrap", min=0, max=100_000,
                       help="Bootstrap replicates (repeating the model choice); 0 = none.")
 ]
 AverageOption = Annotated[
@@ -148,7 +148,7 @@ def mse(
     bootstrap: BootOption = 0,
     resample: ResampleOption = "multinomial",
     seed: SeedOption = 20130101,
-    level: Annotated[float, typer.Option("--level", help="Interval coverage.")] = 0.95,
+    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Interval coverage.")] = 0.95,
     pthresh: Annotated[float, typer.Option(
         "--pthresh", help="Stepwise: add pairs while their p-value is below this.")] = 0.02,
     min_list_size: Annotated[int, typer.Option(

@@ -15,7 +15,7 @@ from accord.simulate import simulate as run_simulation
 
 
 def simulate(
-    people: Annotated[int, typer.Option("--people", help="Number of distinct people.")] = 10_000,
+    people: Annotated[int, typer.Option("--people", min=1, max=50_000_000, help="Number of distinct people.")] = 10_000,
     partners: Annotated[int, typer.Option("--partners", help="Number of partners (exports).")] = 2,
     overlap: Annotated[
         float, typer.Option("--overlap", help="Share of people seen by more than one partner.")

@@ -133,8 +133,12 @@ def combine_command(
     from accord.research.combined import combine
     from accord.store import open_store
 
-    with user_errors(), open_store(hub) as store:
-        got = combine(store, threshold, source or None, include_hub=not no_hub, actor=default_actor())
+    with user_errors():
+        if out is not None and out.is_dir():  # checked before the release is put on record
+            raise AccordError(f"--out {out} is a directory; give the CSV file to write",
+                              hint="for example --out combined.csv")
+        with open_store(hub) as store:
+            got = combine(store, threshold, source or None, include_hub=not no_hub, actor=default_actor())
     header = ["country", "year", "source", "count", "mark", "population", "rate_per_100k"]
     rows = [[c.country, c.year, c.source, "" if c.count is None else c.count, c.mark or "",
              c.population or "", "" if c.rate is None else f"{c.rate:.3f}"] for c in got.cells]
@@ -144,7 +148,7 @@ def combine_command(
                     "cells": [dict(zip(header, r, strict=True)) for r in rows]})
         return
     if out:
-        with out.open("w", encoding="utf-8", newline="") as fh:
+        with user_errors(), out.open("w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(header)
             w.writerows(rows)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from accord.errors import LedgerTampered
+from accord.errors import LedgerTampered, ParameterError
 from accord.release.dp import ledger
 from accord.release.dp.consistent import FittedTable, ReconcileError, reconcile
 from accord.release.dp.mechanism import epsilon_from_rho
@@ -60,11 +60,18 @@ DRAWS_SQL = """CREATE TABLE IF NOT EXISTS dp_draws (
     payload VARCHAR NOT NULL, created_at VARCHAR NOT NULL)"""
 
 
+# Below this, the noise's scale overflows OpenDP's arithmetic; such a rho publishes nothing but noise.
+MIN_RHO = 1e-12
+
+
 def check_rho(rho: float) -> float:
-    """A usable per-release rho: finite and in (0, 1]; anything else is refused before reading."""
-    return in_range(rho, "--rho", 1.0,
-                    f"the defaults ({DEFAULT_RHO} for tables, {ESTIMATE_RHO} for estimates) keep one data "
-                    "version within 5 points of chance against an attacker who knows everyone else")
+    """A usable per-release rho: finite and in [MIN_RHO, 1]; anything else is refused before reading."""
+    hint = (f"the defaults ({DEFAULT_RHO} for tables, {ESTIMATE_RHO} for estimates) keep one data "
+            "version within 5 points of chance against an attacker who knows everyone else")
+    x = in_range(rho, "--rho", 1.0, hint)
+    if x < MIN_RHO:
+        raise ParameterError(f"--rho must be at least {MIN_RHO:g}", hint=hint)
+    return x
 
 
 def reuse_or_draw(store: Store, draw_key: str, rho: float, draw: Callable[[], dict[str, Any]],
