@@ -47,7 +47,7 @@ def _show(rows: list[dict[str, Any]], title: str) -> None:
 
 def _submit(server: str, token_file: Path, kind: str, parameters: dict[str, Any], purpose: str,
             timeout: float, as_json: bool) -> None:
-    from accord.cli.server_calls import call_json
+    from accord.cli.remote import call_json
     from accord.serve.requests import check_parameters
 
     with user_errors():
@@ -121,7 +121,7 @@ def request_synthetic(
 def request_list(server: ServerOption, token_file: TokenOption, timeout: TimeoutOption = 600.0,
                  as_json: JsonOption = False) -> None:
     """Your requests and their status."""
-    from accord.cli.server_calls import call_json
+    from accord.cli.remote import call_json
 
     with user_errors():
         rows = call_json(server, token_file, "GET", "/api/requests", None, timeout)
@@ -143,7 +143,7 @@ def download(
     import hashlib
     import tempfile
 
-    from accord.cli.server_calls import call
+    from accord.cli.remote import call
     from accord.serve.app import safe_extract
 
     with user_errors():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -90,8 +90,6 @@ def rates_command(
 ) -> None:
     """Detected victims per 100,000 population, by country and year, from the aggregate tables
     (World Bank population totals shipped with Accord)."""
-    import csv
-
     from accord.research.rates import rates
     from accord.store import open_store
 
@@ -101,16 +99,25 @@ def rates_command(
     rows = [[r.source, r.country, r.year, "" if r.count is None else r.count, r.mark or "", r.population or "",
              "" if r.rate is None else f"{r.rate:.3f}", "" if r.upper_bound is None else f"{r.upper_bound:.3f}"]
             for r in got]
+    _write_csv(header, rows, out)
+
+
+def _write_csv(header: list[str], rows: list[list[Any]], out: Path | None) -> None:
+    """Country-year rows as CSV to ``out`` (``safe_csv.write_csv``, as every CSV Accord writes: a
+    source name is the user's text), or to the terminal, neutralised the same way."""
+    import csv
+    import sys
+
+    from accord.safe_csv import neutralise, write_csv
+
     if out:
-        with user_errors(), out.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
+        with user_errors():
+            write_csv(out, header, rows)
         console.print(f"wrote {out}: {len(rows):,} country-years")
     else:
-        typer.echo(",".join(header))
-        for r in rows:
-            typer.echo(",".join(str(x) for x in r))
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(header)
+        w.writerows([neutralise(v) for v in r] for r in rows)
 
 
 @app.command("combine")
@@ -128,8 +135,6 @@ def combine_command(
     and the aggregate tables together. Each country-year comes from exactly one source; a
     country-year two sources cover is refused (they cannot be told apart, so adding them could
     count the same victims twice). Small counts are hidden as in every published table."""
-    import csv
-
     from accord.research.combined import combine
     from accord.store import open_store
 
@@ -147,16 +152,7 @@ def combine_command(
                     "hub_unplaced": got.unplaced,
                     "cells": [dict(zip(header, r, strict=True)) for r in rows]})
         return
-    if out:
-        with user_errors(), out.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
-        console.print(f"wrote {out}: {len(rows):,} country-years")
-    else:
-        typer.echo(",".join(header))
-        for r in rows:
-            typer.echo(",".join(str(x) for x in r))
+    _write_csv(header, rows, out)
     console.print(f"release {got.release_id}: sources {', '.join(got.sources)}; hub counted as "
                   f"{got.unit}; {got.unplaced:,} hub unit(s) without a country or year of "
                   "registration are in no cell", highlight=False)

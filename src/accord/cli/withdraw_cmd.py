@@ -54,7 +54,7 @@ def withdraw(
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw your organisation's records from the hub (a batch, or listed record keys)."""
-    from accord.cli.server_calls import call_json
+    from accord.cli.remote import call_json
 
     with user_errors():
         batch_id, keys = _target(batch, records)

@@ -29,22 +29,21 @@ server holds the hub file in one process and these routes run one at a time (a l
 from __future__ import annotations
 
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from accord.errors import AccordError, ParameterError, ReleaseRefused, StoreError
 from accord.release.dp.params import MAX_DELTA, MAX_EPSILON
-from accord.serve.accounts import Role, User, user_of_token
+from accord.serve.accounts import Role, User
+from accord.serve.deps import allow, error
 from accord.store import Store, open_store
-from accord.store.urls import is_server_url
 
 M = TypeVar("M", bound=BaseModel)
 ANALYSTS = {Role.ANALYST, Role.STEWARD}
@@ -94,10 +93,6 @@ class BudgetGrantBody(_Body):
     reason: str = Field(max_length=500)
 
 
-def _error(status: int, message: str, hint: str | None = None, exit_code: int = 2) -> HTTPException:
-    return HTTPException(status, {"error": message, "hint": hint, "exit_code": exit_code})
-
-
 def field_errors(err: ValidationError) -> str:
     """Which fields are wrong and why, from pydantic's errors, without the values given."""
     parts = []
@@ -111,52 +106,38 @@ def field_errors(err: ValidationError) -> str:
 async def _parse(request: Request, model: type[M]) -> M:
     raw = await request.body()
     if len(raw) > 64_000:
-        raise _error(413, "the request body is larger than the server accepts")
+        raise error(413, "the request body is larger than the server accepts")
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as err:
         if any(e["type"] == "json_invalid" for e in err.errors()):
-            raise _error(400, "the request body is not JSON",
+            raise error(400, "the request body is not JSON",
                          hint="send a JSON object with the command's options") from None
-        raise _error(400, f"invalid request: {field_errors(err)}",
+        raise error(400, f"invalid request: {field_errors(err)}",
                      hint="the fields and their ranges are those of the CLI command's options") from None
 
 
-def analysis_router(hub: Path | str) -> APIRouter:
+def analysis_router(hub: Path | str, guard: AbstractContextManager[object]) -> APIRouter:
+    """The analyst's routes; ``guard`` is the app's (accord.serve.deps.store_guard)."""
     router = APIRouter()
-    serial = threading.Lock() if not is_server_url(hub) else None
 
     @contextmanager
     def store() -> Iterator[Store]:
         """The hub store for one request; failures become the HTTP answers described above."""
-        guard = serial if serial is not None else _NoLock()
         with guard:
             try:
                 with open_store(hub) as s:
                     yield s
             except StoreError as err:
-                raise _error(503, "the hub store is not available; nothing was released or spent",
+                raise error(503, "the hub store is not available; nothing was released or spent",
                              hint=err.hint or "retry in a moment") from None
             except ParameterError as err:  # the same check as the CLI's; the value is not echoed
-                raise _error(400, f"invalid request: {err.message.split('; got')[0]}",
+                raise error(400, f"invalid request: {err.message.split('; got')[0]}",
                              err.hint) from None
             except ReleaseRefused as err:
-                raise _error(409, err.message, err.hint, exit_code=err.exit_code) from None
+                raise error(409, err.message, err.hint, exit_code=err.exit_code) from None
             except AccordError as err:
-                raise _error(422, err.message, err.hint, exit_code=err.exit_code) from None
-
-    def allow(request: Request, s: Store, roles: set[Role]) -> User:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        user = user_of_token(s, token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-        if user is None:
-            raise _error(401, "a valid bearer token is required (unknown, malformed or revoked)",
-                         hint="pass --token-file with a token from `accord hub token create`")
-        if user.role not in roles:
-            s.audit(user.username, "hub.denied", {"route": request.url.path,
-                                                  "method": request.method, "role": user.role.value})
-            raise _error(403, f"the role {user.role.value} may not use this route")
-        return user
+                raise error(422, err.message, err.hint, exit_code=err.exit_code) from None
 
     async def run(request: Request, roles: set[Role], work: Callable[[Store, User], Any]) -> Any:
         def job() -> Any:
@@ -225,7 +206,7 @@ def analysis_router(hub: Path | str) -> APIRouter:
             from accord.research.estimate.pipeline import PipelineOptions, estimate_hub
 
             if body.method not in METHODS:
-                raise _error(400, f"invalid request: method (use one of {', '.join(METHODS)})")
+                raise error(400, f"invalid request: method (use one of {', '.join(METHODS)})")
             opts = PipelineOptions(
                 by=tuple(c.strip() for c in body.by if c.strip()),
                 rules=SuppressionRules(threshold=body.threshold), min_list_size=body.min_list_size,
@@ -273,11 +254,3 @@ def analysis_router(hub: Path | str) -> APIRouter:
         return await run(request, {Role.STEWARD}, work)
 
     return router
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -56,8 +56,6 @@ import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,10 +69,11 @@ from starlette.responses import Response
 from accord.errors import AccordError, ContributionError, StoreError
 from accord.protect.contribution import read_manifest
 from accord.serve import requests_api, withdraw_api
-from accord.serve.accounts import Role, User, user_of_token
+from accord.serve.accounts import Role, User
 from accord.serve.analysis import analysis_router
+from accord.serve.deps import allow, error, hub_store, store_guard
 from accord.serve.web import WebSettings, ui_router
-from accord.store import Store, add_contribution, open_store
+from accord.store import add_contribution
 
 DEFAULT_MAX_UPLOAD = 2 * 1024**3
 _SECURITY_HEADERS = {
@@ -99,10 +98,6 @@ class _Headers(BaseHTTPMiddleware):
         for name, value in _SECURITY_HEADERS.items():  # a page may set its own CSP (the web UI's)
             response.headers.setdefault(name, value)
         return response
-
-
-def _error(status: int, message: str, hint: str | None = None) -> HTTPException:
-    return HTTPException(status, {"error": message, "hint": hint})
 
 
 def safe_extract(archive: Path, dest: Path, max_bytes: int) -> None:
@@ -140,41 +135,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="Accord hub", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(_Headers)
     app.state.config = config  # routers of other modules find the hub here (accord.serve.deps)
+    guard = app.state.store_guard = store_guard(config.hub)  # one for every route (deps.store_guard)
     app.include_router(withdraw_api.router)  # partner withdrawal
     app.include_router(requests_api.router)  # record-level outputs by request
-    app.include_router(analysis_router(config.hub))  # stats, DP tables, estimate, report, budget
-    app.include_router(ui_router(config))
-
-    @contextmanager
-    def store() -> Iterator[Store]:
-        try:
-            with open_store(config.hub) as s:
-                yield s
-        except StoreError as err:
-            raise _error(503, "the hub store is not available", err.hint) from None
-
-    def authenticate(request: Request, s: Store) -> User:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _error(401, "a bearer token is required", "pass --token-file with a token from "
-                         "`accord hub token create`")
-        user = user_of_token(s, token.strip())
-        if user is None:
-            raise _error(401, "the token is not valid (unknown, malformed or revoked)")
-        return user
-
-    def allow(request: Request, s: Store, roles: set[Role]) -> User:
-        """The caller, if their token is live and their role is one of ``roles``; a refusal is audited."""
-        user = authenticate(request, s)
-        if user.role not in roles:
-            s.audit(user.username, "hub.denied", {"route": request.url.path,
-                                                  "method": request.method, "role": user.role.value})
-            raise _error(403, f"the role {user.role.value} may not use this route")
-        return user
+    app.include_router(analysis_router(config.hub, guard))  # stats, DP tables, estimate, report, budget
+    app.include_router(ui_router(config, guard))
 
     @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def _httperror(request: Request, exc: HTTPException) -> JSONResponse:
         detail: Any = exc.detail if isinstance(exc.detail, dict) else {"error": str(exc.detail)}
         return JSONResponse(detail, status_code=exc.status_code)
 
@@ -184,33 +152,33 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/api/whoami")
     def whoami(request: Request) -> dict[str, str]:
-        with store() as s:
+        with hub_store(request) as s:
             user = allow(request, s, set(Role))
         return {"user": user.username, "org": user.org, "role": user.role.value}
 
     @app.get("/api/batches")
     def batches(request: Request) -> list[dict[str, Any]]:
-        with store() as s:
+        with hub_store(request) as s:
             user = allow(request, s, {Role.SUBMITTER, Role.STEWARD, Role.AUDITOR})
             rows = s.batches()
         return [r for r in rows if user.role != Role.SUBMITTER or r["partner"] == user.org]
 
     @app.get("/api/releases")
     def releases(request: Request) -> list[dict[str, Any]]:
-        with store() as s:
+        with hub_store(request) as s:
             allow(request, s, {Role.ANALYST, Role.STEWARD, Role.AUDITOR})
             return s.releases()
 
     @app.get("/api/audit")
     def audit(request: Request) -> list[dict[str, Any]]:
-        with store() as s:
+        with hub_store(request) as s:
             allow(request, s, {Role.STEWARD, Role.AUDITOR})
             if not s.table_exists("audit"):
                 return []
             return s.query("SELECT * FROM audit ORDER BY occurred_at").to_pylist()
 
     def _check_pusher(request: Request) -> User:
-        with store() as s:
+        with hub_store(request) as s:
             return allow(request, s, {Role.SUBMITTER})
 
     @app.post("/api/contributions")
@@ -218,7 +186,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         user = await run_in_threadpool(_check_pusher, request)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > config.max_upload_bytes:
-            raise _error(413, "the upload is larger than the server accepts")
+            raise error(413, "the upload is larger than the server accepts")
         work = Path(tempfile.mkdtemp(prefix="accord-push-"))
         try:
             archive = work / "upload.zip"
@@ -227,33 +195,33 @@ def create_app(config: ServerConfig) -> FastAPI:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > config.max_upload_bytes:
-                        raise _error(413, "the upload is larger than the server accepts")
+                        raise error(413, "the upload is larger than the server accepts")
                     out.write(chunk)
-            return await run_in_threadpool(_load, archive, work, user)
+            return await run_in_threadpool(_load, request, archive, work, user)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _load(archive: Path, work: Path, user: User) -> JSONResponse:
+    def _load(request: Request, archive: Path, work: Path, user: User) -> JSONResponse:
         contribution = work / "contribution"
         contribution.mkdir()
         try:
             safe_extract(archive, contribution, config.max_upload_bytes * 4)
             manifest = read_manifest(contribution)
             if manifest.partner != user.org:
-                with store() as s:
+                with hub_store(request) as s:
                     s.audit(user.username, "hub.denied", {"route": "/api/contributions",
                                                           "reason": "partner is another organisation"})
-                raise _error(403, "the contribution belongs to another organisation")
-            with store() as s:
+                raise error(403, "the contribution belongs to another organisation")
+            with hub_store(request) as s:
                 outcome = add_contribution(s, contribution, actor=user.username)
         except StoreError as err:
-            raise _error(503, "the hub store is not available", err.hint) from None
+            raise error(503, "the hub store is not available", err.hint) from None
         except AccordError as err:
             # the same reasons as `hub add`, naming the upload rather than the server's scratch folder
             def here(text: str | None) -> str | None:
                 return text.replace(str(contribution), "the upload") if text else text
 
-            raise _error(422, here(err.message) or "the upload was refused", here(err.hint)) from None
+            raise error(422, here(err.message) or "the upload was refused", here(err.hint)) from None
         body = {"batch_id": outcome.batch_id, "partner": outcome.partner, "added": outcome.added,
                 "replaced": outcome.replaced, "duplicate": outcome.duplicate}
         return JSONResponse(body, status_code=200 if outcome.duplicate else 201)

@@ -8,8 +8,10 @@ route's roles is 403 and an audit entry; a store that cannot be reached is 503. 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -17,19 +19,30 @@ from fastapi import HTTPException, Request
 from accord.errors import StoreError
 from accord.serve.accounts import Role, User, user_of_token
 from accord.store import Store, open_store
+from accord.store.urls import is_server_url
 
 
-def error(status: int, message: str, hint: str | None = None) -> HTTPException:
-    return HTTPException(status, {"error": message, "hint": hint})
+def error(status: int, message: str, hint: str | None = None, exit_code: int = 2) -> HTTPException:
+    """An error answer; ``exit_code`` is the one the CLI exits with (3 for a refused release)."""
+    return HTTPException(status, {"error": message, "hint": hint, "exit_code": exit_code})
+
+
+def store_guard(hub: Path | str) -> AbstractContextManager[object]:
+    """What every route holds while it uses the hub. An embedded DuckDB file takes one writer at
+    a time (two at once fail with a write conflict), so its requests are serialised; PostgreSQL
+    handles concurrent requests itself (the chain's advisory lock orders the writes that matter)."""
+    return nullcontext() if is_server_url(hub) else threading.RLock()
 
 
 @contextmanager
 def hub_store(request: Request) -> Iterator[Store]:
-    try:
-        with open_store(request.app.state.config.hub) as s:
-            yield s
-    except StoreError as err:
-        raise error(503, "the hub store is not available", err.hint) from None
+    config = request.app.state.config
+    with request.app.state.store_guard:
+        try:
+            with open_store(config.hub) as s:
+                yield s
+        except StoreError as err:
+            raise error(503, "the hub store is not available", err.hint or "retry in a moment") from None
 
 
 def authenticate(request: Request, s: Store) -> User:

@@ -37,7 +37,7 @@ def _fail(err: AccordError) -> Exception:
         return error(409, err.message, err.hint)
     if isinstance(err, ReleaseRefused):
         return error(409, f"the release was refused: {err.message}; the request stays pending",
-                     err.hint)
+                     err.hint, exit_code=err.exit_code)
     return error(422, err.message, err.hint)
 
 

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -80,7 +80,7 @@ def _detail_text(detail: str | None) -> str:
                      for k, v in data.items())
 
 
-def ui_router(config: ServerConfig) -> APIRouter:
+def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) -> APIRouter:
     settings: WebSettings = getattr(config, "web", WebSettings())
     limiter = LoginLimiter(settings.max_failures_per_user, settings.max_failures_per_address,
                            60.0 * settings.lockout_minutes)
@@ -103,7 +103,7 @@ def ui_router(config: ServerConfig) -> APIRouter:
 
     @contextmanager
     def store() -> Iterator[Store]:
-        with open_store(config.hub) as s:
+        with store_lock, open_store(config.hub) as s:  # the app's (accord.serve.deps.store_guard)
             yield s
 
     def unavailable(err: StoreError) -> HTMLResponse:
