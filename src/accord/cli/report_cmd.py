@@ -14,11 +14,11 @@ from accord.cli.stats_cmd import (
     Method,
     MethodOption,
     ProtectionOption,
-    check_privacy_options,
     RhoOption,
     ThresholdOption,
     Unit,
     UnitOption,
+    check_privacy_options,
     parse_unit,
     require_hub,
 )
