@@ -420,11 +420,9 @@ def test_web_ui_authorisation_matrix(server: str, accounts: dict[str, Path], hub
                                      case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
     """Every UI route x every principal over real HTTP; every refusal is audited; no page, report
     or download carries a record key or pseudonym; a session cookie opens no API route."""
-    from accord.serve.accounts import Role, User
+    from accord.serve.accounts import Role, User, add_user
     from accord.serve.web.sessions import create_session
     from tests import test_serve_web as web
-
-    from accord.serve.accounts import add_user
 
     archive = _zip(_contribution(tmp_path, case_export, partner_key))
     with open_store(hub) as store:
