@@ -170,8 +170,8 @@ def test_steward_approves_a_request_and_the_analyst_downloads_it(
     text = _text(browser)
     assert "50 made-up records" in text and "spends epsilon 1 at delta 1e-09" in text, text
     assert "at least 5 people" in text and "training a service-planning model" in text
-    _check_accessible(browser)
     _shot(browser, "steward-requests")
+    _check_accessible(browser)
     pages.append(browser.page_source)
     with open_store(hub) as store:
         spent = store.scalar("SELECT count(*) FROM dp_ledger WHERE event = 'spend'") or 0
@@ -180,8 +180,8 @@ def test_steward_approves_a_request_and_the_analyst_downloads_it(
     assert f"Approve request {syn['request_id']}?" in text and "runs this release now" in text, text
     with open_store(hub) as store:  # nothing happens before the confirmation
         assert rq.get_request(store, syn["request_id"])["status"] == "pending"
-    _check_accessible(browser)
     _shot(browser, "steward-approve")
+    _check_accessible(browser)
     _click(browser, "form[action='/ui/steward/requests/approve'] button")
     assert f"Request {syn['request_id']} was approved" in _text(browser), _text(browser)
     # reject the other, with a reason
@@ -202,8 +202,8 @@ def test_steward_approves_a_request_and_the_analyst_downloads_it(
     browser.get(site + "/ui/analyst/requests")
     text = _text(browser)
     assert "Reason: please ask for k of at least 11" in text and "by sam" in text
-    _check_accessible(browser)
     _shot(browser, "analyst-requests")
+    _check_accessible(browser)
     pages.append(browser.page_source)
     browser.find_element(By.CSS_SELECTOR, "form[action='/ui/analyst/requests/download'] button").click()
     downloads = tmp_path / "downloads"
@@ -284,8 +284,8 @@ def test_steward_sets_and_grants_budget(hub: str, site: str, people: dict[str, A
     assert "Left after the change: epsilon 4" in text, text
     with open_store(hub) as store:
         assert ledger.current_budget(store).epsilon == 10  # not yet
-    _check_accessible(browser)
     _shot(browser, "steward-budget-confirm")
+    _check_accessible(browser)
     _click(browser, "form[action='/ui/steward/budget/set'] button")
     assert "The privacy budget was changed" in _text(browser)
     _fill(browser, "grant-epsilon", "1")
@@ -341,8 +341,8 @@ def test_accounts_and_forced_password_change(hub: str, site: str, people: dict[s
     assert "Account dana added" in _text(browser)
     one_time = browser.find_element(By.ID, "secret").get_attribute("value")
     assert one_time and len(one_time) >= 12
-    _check_accessible(browser)
     _shot(browser, "steward-secret")
+    _check_accessible(browser)
     browser.get(site + "/ui/steward/accounts")
     assert one_time not in browser.page_source  # shown once
     _click(browser, "form[action='/ui/steward/tokens/create']:has(input[value='dana']) button")
@@ -363,8 +363,8 @@ def test_accounts_and_forced_password_change(hub: str, site: str, people: dict[s
     other = "accord_session=" + _http_sign_in(site, "dana", one_time)  # a second session elsewhere
     _sign_in(browser, site, "dana", one_time)
     assert browser.current_url.endswith("/ui/password") and "one-time password" in _text(browser)
-    _check_accessible(browser)
     _shot(browser, "password")
+    _check_accessible(browser)
     browser.get(site + "/ui/partner")
     assert browser.current_url.endswith("/ui/password")
     _fill(browser, "current", one_time)
@@ -419,3 +419,34 @@ def test_accounts_and_forced_password_change(hub: str, site: str, people: dict[s
     with open_store(hub) as store:
         log = json.dumps(store.query("SELECT * FROM audit").to_pylist())
     assert one_time not in log and again not in log and token not in log and "own long" not in log
+
+
+def test_cli_user_commands(tmp_path: Path) -> None:
+    """`accord hub user add --one-time|reset-password|disable|list`: the same functions as the web
+    pages; the one-time password goes to a 0600 file, nowhere else."""
+    from typer.testing import CliRunner
+
+    from accord.cli.main import app
+
+    hub = str(tmp_path / "hub.duckdb")
+    (tmp_path / "pw").write_text(PASSWORD)
+
+    def cli(*args: str, code: int = 0) -> str:
+        res = CliRunner().invoke(app, [*args, "--hub", hub])
+        assert res.exit_code == code, res.output
+        return res.output
+
+    cli("hub", "org", "add", "agency")
+    cli("hub", "user", "add", "ana", "--org", "agency", "--role", "analyst", "--password-file",
+        str(tmp_path / "pw"), "--one-time")
+    assert "must change password" in cli("hub", "user", "list")
+    printed = cli("hub", "user", "reset-password", "ana", "--out", str(tmp_path / "ana.pw"))
+    secret = (tmp_path / "ana.pw").read_text().strip()
+    assert secret not in printed and (tmp_path / "ana.pw").stat().st_mode & 0o777 == 0o600
+    cli("hub", "user", "reset-password", "ana", "--out", str(tmp_path / "ana.pw"), code=2)  # no overwrite
+    with open_store(hub) as store:
+        assert check_password(store, "ana", secret) is not None
+    cli("hub", "user", "disable", "ana")
+    cli("hub", "user", "disable", "ana", code=2)
+    rows = json.loads(cli("hub", "user", "list", "--json"))
+    assert rows[0]["username"] == "ana" and rows[0]["disabled_at"] and "password_hash" not in rows[0]
