@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -31,6 +32,7 @@ from accord.serve.accounts import (
     reset_password,
     user_of_token,
 )
+from accord.serve.web import WebSettings
 from accord.store import add_contribution, open_store
 from tests.test_hub_backends import contributions  # noqa: F401  (module fixture: 3 partners)
 from tests.test_serve_web import (  # noqa: F401  (fixtures)
@@ -450,3 +452,25 @@ def test_cli_user_commands(tmp_path: Path) -> None:
     cli("hub", "user", "disable", "ana", code=2)
     rows = json.loads(cli("hub", "user", "list", "--json"))
     assert rows[0]["username"] == "ana" and rows[0]["disabled_at"] and "password_hash" not in rows[0]
+
+
+@DUCKDB
+@pytest.mark.parametrize("web_settings", [WebSettings(max_failures_per_user=2)])
+def test_password_change_cannot_be_used_to_guess(hub: str, site: str, people: dict[str, Any]) -> None:
+    """Wrong current passwords on the change page count towards the sign-in limit: a borrowed
+    session cannot guess the password there; each refusal is audited without what was typed."""
+    cookie = "accord_session=" + _http_sign_in(site, "ana")
+    csrf = _csrf_of(_http(site, "GET", "/ui/password", headers={"Cookie": cookie})[2])
+    headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+
+    def change(current: str) -> int:
+        form = urllib.parse.urlencode({"csrf": csrf, "current": current, "new": "a fresh long password",
+                                       "again": "a fresh long password"}).encode()
+        return _http(site, "POST", "/ui/password", form, headers)[0]
+
+    assert [change("guess number one"), change("guess number two")] == [400, 400]
+    assert change(PASSWORD) == 429  # locked, even with the right one
+    refused = _audit(hub, "hub.password_change_refused")
+    assert len(refused) == 3 and "guess" not in json.dumps(refused)
+    with open_store(hub) as store:
+        assert check_password(store, "ana", PASSWORD) is not None

@@ -40,6 +40,7 @@ ACCOUNT_TABLES_SQL = (
         updated_at VARCHAR NOT NULL, updated_by VARCHAR NOT NULL)""",
 )
 MIN_PASSWORD = 12
+WRONG_CURRENT = "the current password is not right"
 TOKEN_PREFIX = "accord"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -205,7 +206,7 @@ def change_password(store: Store, username: str, old: str, new: str) -> User:
     same. Every web session of the account ends (the caller opens a new one)."""
     user = check_password(store, username, old)
     if user is None:
-        raise AccountError("the current password is not right")
+        raise AccountError(WRONG_CURRENT)
     _check_password_text(new)
     if new == old:
         raise AccountError("the new password is the same as the old one", hint="choose a new one")

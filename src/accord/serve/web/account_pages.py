@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from accord.errors import AccordError, StoreError
-from accord.serve.accounts import MIN_PASSWORD, Role, change_password
+from accord.serve.accounts import MIN_PASSWORD, WRONG_CURRENT, Role, change_password
 from accord.serve.web.kit import Kit
 from accord.serve.web.sessions import Session, create_session
 from accord.store import Store
@@ -47,13 +47,22 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             if new != again:
                 return show(s, session, 400, "The two new passwords are not the same. Type the "
                             "new one twice.")
+            name = session.user.username
+            where = request.client.host if request.client else "unknown"
+            if kit.limiter.locked(name, where):
+                s.audit(name, "hub.password_change_refused", {"reason": "too many wrong passwords"})
+                return show(s, session, 429, f"Too many wrong passwords. Wait {kit.lockout_minutes} "
+                            "minutes and try again.")
             try:
-                user = change_password(s, session.user.username, old[:1024], new[:1025])
+                user = change_password(s, name, old[:1024], new[:1025])
             except StoreError:
                 raise
             except AccordError as err:  # audited without what was typed
-                s.audit(session.user.username, "hub.password_change_refused", {"reason": err.message})
+                if err.message == WRONG_CURRENT:
+                    kit.limiter.failed(name, where)
+                s.audit(name, "hub.password_change_refused", {"reason": err.message})
                 return show(s, session, 400, f"The password was not changed: {err.message}.", err.hint)
+            kit.limiter.succeeded(name)
             cookie, _ = create_session(s, user, kit.session_minutes)
             response = RedirectResponse(HOMES[user.role], status_code=303)
             response.set_cookie(SESSION_COOKIE, cookie, max_age=60 * kit.session_minutes, path="/",

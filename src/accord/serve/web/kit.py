@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from accord.serve.accounts import Role
-from accord.serve.web.sessions import Session
+from accord.serve.web.sessions import LoginLimiter, Session
 from accord.store import Store
 
 SMALL_FORM = 16 * 1024  # sign-in, sign-out and the buttons and short forms: a few short fields
@@ -65,6 +65,8 @@ class Kit:
     too_large: Callable[[], HTMLResponse]
     secure: Callable[[Request], bool]
     session_minutes: int
+    limiter: LoginLimiter  # the sign-in limit; wrong current passwords on the change page count too
+    lockout_minutes: int
 
     def get(self, request: Request, roles: set[Role],
             show: Callable[[Store, Session], Response]) -> Response:

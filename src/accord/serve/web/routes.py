@@ -484,7 +484,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
     from accord.serve.web import account_pages, request_pages, steward_pages
 
     kit = Kit(page=page, problem=problem, guard=guard, check_csrf=check_csrf, with_store=with_store,
-              too_large=too_large, secure=secure, session_minutes=settings.session_minutes)
+              too_large=too_large, secure=secure, session_minutes=settings.session_minutes,
+              limiter=limiter, lockout_minutes=settings.lockout_minutes)
     account_pages.add_routes(router, kit)
     steward_pages.add_routes(router, kit)
     request_pages.add_routes(router, kit)
