@@ -262,6 +262,18 @@ def test_another_analyst_cannot_download(hub: str, site: str, people: dict[str, 
     status, headers, body = _http(site, "POST", "/ui/analyst/requests/download",
                                   f"csrf={csrf}&request_id={row['request_id']}".encode(), {**form, "Cookie": ana})
     assert status == 200 and headers["content-type"] == "application/zip" and body[:2] == b"PK"
+    # a release that cannot be made: nothing released or spent, the request stays pending
+    with open_store(hub) as store:
+        hard = rq.create_request(store, User("ana", "agency", Role.ANALYST), "microdata",
+                                 {"k": 10_000, "max_loss": 0.0}, "")
+        releases = len(store.releases())
+    status, _, body = _http(site, "POST", "/ui/steward/requests/approve",
+                            f"csrf={csrf_sam}&request_id={hard['request_id']}&confirm=yes".encode(),
+                            {**form, "Cookie": sam})
+    assert status == 409 and b"Nothing was released and the request is still pending" in body
+    with open_store(hub) as store:
+        assert rq.get_request(store, hard["request_id"])["status"] == "pending"
+        assert len(store.releases()) == releases
     denied = [json.loads(r["detail"]) for r in _audit(hub, "hub.denied")]
     assert any(d.get("reason") == "another analyst's request" for d in denied)
     assert len(_audit(hub, "hub.csrf_refused")) == 1
