@@ -283,7 +283,9 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                          "granted.", spent,
                          f"Left now: epsilon {left_now:.3g}. Left after the change: epsilon {left_after:.3g}.",
                          "A larger budget lets more be published about the same people, and so tells "
-                         "more about each of them."]
+                         "more about each of them." if new_total > budget.total_rho else
+                         "A smaller budget protects the people in the hub more, and leaves less for "
+                         "later releases."]
                 fields = {"epsilon": repr(epsilon), "delta": repr(delta)}
             return confirm(session, "Grant more privacy budget?" if grant else "Change the privacy budget?",
                            f"/ui/steward/budget/{'grant' if grant else 'set'}", fields, lines,
