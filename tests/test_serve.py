@@ -389,8 +389,30 @@ UI_ROUTES = {
     ("POST", "/ui/partner/upload"): {"sub_b": 303, "sub_c": 403},  # sub_c: another org's contribution
     ("POST", "/ui/analyst/report"): {"analyst": 200},
     ("POST", "/ui/analyst/tables"): {"analyst": 200},
-    ("POST", "/ui/logout"): {p: 303 for p in PRINCIPALS},
+    # the steward's, analyst's and account pages (accord.serve.web.steward_pages, .request_pages,
+    # .account_pages): a POST with the CSRF token and nothing else is a 400 page for its role
+    ("GET", "/ui/steward/requests"): {"steward": 200},
+    ("POST", "/ui/steward/requests/approve"): {"steward": 400},
+    ("POST", "/ui/steward/requests/reject"): {"steward": 400},
+    ("GET", "/ui/steward/budget"): {"steward": 200},
+    ("POST", "/ui/steward/budget/set"): {"steward": 400},
+    ("POST", "/ui/steward/budget/grant"): {"steward": 400},
+    ("GET", "/ui/steward/accounts"): {"steward": 200},
+    ("POST", "/ui/steward/accounts/org"): {"steward": 400},
+    ("POST", "/ui/steward/accounts/user"): {"steward": 400},
+    ("POST", "/ui/steward/accounts/disable"): {"steward": 400},
+    ("POST", "/ui/steward/accounts/reset"): {"steward": 400},
+    ("POST", "/ui/steward/tokens/create"): {"steward": 400},
+    ("POST", "/ui/steward/tokens/revoke"): {"steward": 400},
+    ("GET", "/ui/analyst/requests"): {"analyst": 200},
+    ("POST", "/ui/analyst/requests"): {"analyst": 400},
+    ("POST", "/ui/analyst/requests/download"): {"analyst": 400},
+    ("GET", "/ui/password"): {p: 200 for p in PRINCIPALS},
+    ("POST", "/ui/password"): {p: 400 for p in PRINCIPALS},
+    ("POST", "/ui/logout"): {p: 303 for p in PRINCIPALS},  # last: it ends the sessions
 }
+# A one-time password (e.g. a new account's) opens only the change-password page and sign-out.
+ONE_TIME_OPEN = {("GET", "/ui/password"): 200, ("POST", "/ui/password"): 400, ("POST", "/ui/logout"): 303}
 UI_PUBLIC = ("/", "/ui", "/ui/login", "/ui/static/hub.css")
 
 
@@ -398,13 +420,15 @@ def test_web_ui_authorisation_matrix(server: str, accounts: dict[str, Path], hub
                                      case_export: tuple[Path, Path], partner_key: PartnerKey) -> None:
     """Every UI route x every principal over real HTTP; every refusal is audited; no page, report
     or download carries a record key or pseudonym; a session cookie opens no API route."""
-    from accord.serve.accounts import Role, User
+    from accord.serve.accounts import Role, User, add_user
     from accord.serve.web.sessions import create_session
     from tests import test_serve_web as web
 
     archive = _zip(_contribution(tmp_path, case_export, partner_key))
+    with open_store(hub) as store:
+        add_user(store, "fresh", "agency", Role.STEWARD, "correct horse battery staple", "test", one_time=True)
     cookies = {p: "accord_session=" + web._http_sign_in(server, p, "correct horse battery staple")
-               for p in PRINCIPALS}
+               for p in (*PRINCIPALS, "fresh")}
     with open_store(hub) as store:
         expired, _ = create_session(store, User("steward", "agency", Role.STEWARD), minutes=0)
     out_cookies: dict[str, str | None] = {"none": None, "forged": "accord_session=" + "A" * 43,
@@ -412,7 +436,7 @@ def test_web_ui_authorisation_matrix(server: str, accounts: dict[str, Path], hub
     csrf = {}
     for p, cookie in cookies.items():
         home = {"sub_b": "/ui/partner", "sub_c": "/ui/partner", "analyst": "/ui/analyst",
-                "steward": "/ui/steward", "auditor": "/ui/auditor"}[p]
+                "steward": "/ui/steward", "auditor": "/ui/auditor", "fresh": "/ui/password"}[p]
         csrf[p] = web._csrf_of(web._http(server, "GET", home, headers={"Cookie": cookie})[2])
     with open_store(hub) as store:
         denied_before = store.scalar("SELECT count(*) FROM audit WHERE action = 'hub.denied'")
@@ -434,9 +458,13 @@ def test_web_ui_authorisation_matrix(server: str, accounts: dict[str, Path], hub
     bodies: list[bytes] = []
     denied = 0
     for (method, path), expected in UI_ROUTES.items():
-        for who in (*PRINCIPALS, "none", "forged", "expired"):
+        for who in (*PRINCIPALS, "fresh", "none", "forged", "expired"):
             status, headers, body = call(method, path, who)
-            if who in cookies:
+            if who == "fresh":  # a one-time password: every other page sends it to change it
+                want = ONE_TIME_OPEN.get((method, path), 303)
+                if want == 303:
+                    assert headers["location"] == ("/ui/login" if path == "/ui/logout" else "/ui/password")
+            elif who in cookies:
                 want = expected.get(who, 403)
                 denied += want == 403  # every refusal of a signed-in user is audited
             else:

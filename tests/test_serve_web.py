@@ -135,13 +135,21 @@ def _contribution_zip(tmp_path: Path, case_export: tuple[Path, Path], key: Partn
 
 def _click(driver: Any, selector: str) -> None:
     """Press a form's button and wait for the next page to replace this one."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, selector).click()
-    WebDriverWait(driver, 120).until(expected_conditions.staleness_of(old))
+
+    def replaced(_: Any) -> bool:
+        try:
+            old.is_enabled()
+        except WebDriverException:  # stale; chromedriver sometimes says "Node ... does not belong
+            return True             # to the document" instead of raising StaleElementReference
+        return False
+
+    WebDriverWait(driver, 120).until(replaced)
 
 
 def _upload(driver: Any, archive: Path) -> None:

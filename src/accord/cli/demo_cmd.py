@@ -98,7 +98,7 @@ def _serve(hub: Path, host: str, port: int) -> None:
         accounts = demo_accounts(store, hub.parent / "tokens")
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     t = Table(title=f"demo hub at {url} (passwords and tokens are shown only now)")
-    for col in ("user", "organisation", "role", "password", "token file"):
+    for col in ("user", "organisation", "role", "one-time password", "token file"):
         t.add_column(col, overflow="fold")
     for a in accounts:
         t.add_row(a.username, a.org, a.role.value, a.password or "(unchanged)", str(a.token_file))

@@ -37,6 +37,8 @@ def user_add(
     role: Annotated[str, typer.Option("--role", help="submitter, analyst, steward or auditor.")],
     password_file: Annotated[Path | None, typer.Option(
         "--password-file", help="File holding the password (else asked for, not echoed).")] = None,
+    one_time: Annotated[bool, typer.Option(
+        "--one-time", help="The user must choose a new password at the first web sign-in.")] = False,
     hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
 ) -> None:
     """Add a user with one role in one organisation (password stored as an argon2 hash)."""
@@ -57,8 +59,70 @@ def user_add(
         else:
             password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
         with open_store(hub) as store:
-            add_user(store, username, org, chosen, password, actor)
+            add_user(store, username, org, chosen, password, actor, one_time=one_time)
     console.print(f"user {username} ({chosen.value}, {org}) added")
+
+
+def _write_private(out: Path, text: str) -> None:
+    """Write a secret to a new file only its owner can read (never over an existing file)."""
+    import os
+
+    if out.exists():
+        raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    username: Annotated[str, typer.Argument(help="Whose password.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write the one-time password to (created "
+                                                    "0600; it is shown nowhere else).")],
+    hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
+) -> None:
+    """Give a user a new one-time password (to change at the next web sign-in); their web sessions
+    end, their API tokens keep working."""
+    from accord.serve.accounts import reset_password
+    from accord.store import open_store
+
+    with user_errors():
+        if out.exists():
+            raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
+        with open_store(hub) as store:
+            password = reset_password(store, username, actor)
+        _write_private(out, password)
+    console.print(f"one-time password for {username} written to {out}")
+
+
+@user_app.command("disable")
+def user_disable(username: Annotated[str, typer.Argument(help="Whose account.")],
+                 hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward") -> None:
+    """Close an account: no sign-in, its API tokens revoked, its web sessions ended."""
+    from accord.serve.accounts import disable_user
+    from accord.store import open_store
+
+    with user_errors(), open_store(hub) as store:
+        disable_user(store, username, actor)
+    console.print(f"user {username} disabled")
+
+
+@user_app.command("list")
+def user_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
+    """List users, their organisations, roles and state (never a password)."""
+    from accord.serve.accounts import list_users
+    from accord.store import open_store
+
+    with user_errors(), open_store(hub) as store:
+        rows = list_users(store)
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        state = (f"disabled {r['disabled_at']}" if r["disabled_at"] else
+                 "must change password" if r["must_change_password"] else "active")
+        console.print(f"{r['username']}  {r['org']}  {r['role']}  {state}")
 
 
 @token_app.command("create")
@@ -69,8 +133,6 @@ def token_create(
     hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
 ) -> None:
     """Create an API token; the hub keeps only its hash."""
-    import os
-
     from accord.serve.accounts import create_token
     from accord.store import open_store
 
@@ -79,10 +141,7 @@ def token_create(
             raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
         with open_store(hub) as store:
             token_id, token = create_token(store, username, actor)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(token + "\n")
+        _write_private(out, token)
     console.print(f"token {token_id} for {username} written to {out}")
 
 

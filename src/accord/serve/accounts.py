@@ -5,6 +5,12 @@ secrets shown once; the store keeps only their SHA-256 (a fast hash is right for
 256 bits of entropy: nothing to brute-force), and a token names its row by a public id so the check
 is one look-up and a constant-time comparison. Revocation is a timestamp, never a deletion, so the
 audit log can still say whose token did what. SQL is portable (DuckDB and PostgreSQL).
+
+An account's state is kept beside it (``hub_user_state``, a row only for an account that has one, so
+older hubs need no migration): a *one-time* password (a demo account's, or one a steward set with a
+reset) must be changed at the first sign-in to the web UI before any other page opens; a
+*disabled* account can no longer sign in, its API tokens are revoked and its web sessions end.
+A password change or reset ends every web session of the account; API tokens are not touched.
 """
 
 from __future__ import annotations
@@ -29,7 +35,12 @@ ACCOUNT_TABLES_SQL = (
     """CREATE TABLE IF NOT EXISTS hub_tokens (
         token_id VARCHAR PRIMARY KEY, username VARCHAR NOT NULL, token_sha256 VARCHAR NOT NULL,
         created_at VARCHAR NOT NULL, revoked_at VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS hub_user_state (
+        username VARCHAR PRIMARY KEY, must_change_password BOOLEAN NOT NULL, disabled_at VARCHAR,
+        updated_at VARCHAR NOT NULL, updated_by VARCHAR NOT NULL)""",
 )
+MIN_PASSWORD = 12
+WRONG_CURRENT = "the current password is not right"
 TOKEN_PREFIX = "accord"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -80,10 +91,23 @@ def _hasher():  # type: ignore[no-untyped-def]
     return PasswordHasher()
 
 
-def add_user(store: Store, username: str, org: str, role: Role, password: str, actor: str) -> None:
+def _check_password_text(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError("the password is too short", hint=f"use at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise AccountError("the password is too long", hint="use at most 1024 characters")
+
+
+def one_time_password() -> str:
+    """A random password for a steward to hand over (16 characters, 96 bits); to be changed."""
+    return secrets.token_urlsafe(12)
+
+
+def add_user(store: Store, username: str, org: str, role: Role, password: str, actor: str,
+             one_time: bool = False) -> None:
+    """Add a user; ``one_time``: the password must be changed at the first web sign-in."""
     _check_name("user", username)
-    if len(password) < 12:
-        raise AccountError("the password is too short", hint="use at least 12 characters")
+    _check_password_text(password)
     digest = _hasher().hash(password)
     with store.transaction():
         ensure_accounts(store)
@@ -91,9 +115,13 @@ def add_user(store: Store, username: str, org: str, role: Role, password: str, a
             raise AccountError(f"no organisation {org}", hint="add it first with `accord hub org add`")
         if store.query("SELECT username FROM hub_users WHERE username = ?", [username]).num_rows:
             raise AccountError(f"user {username} already exists")
-        store.execute("INSERT INTO hub_users VALUES (?, ?, ?, ?, ?, ?)",
+        store.execute("INSERT INTO hub_users (username, org, role, password_hash, created_at, "
+                      "created_by) VALUES (?, ?, ?, ?, ?, ?)",
                       [username, org, role.value, digest, now_iso(), actor])
-        store.audit(actor, "hub.user_add", {"user": username, "org": org, "role": role.value})
+        if one_time:
+            _set_state(store, username, actor, must_change=True)
+        store.audit(actor, "hub.user_add", {"user": username, "org": org, "role": role.value,
+                                            "one_time_password": one_time})
 
 
 def check_password(store: Store, username: str, password: str) -> User | None:
@@ -101,15 +129,126 @@ def check_password(store: Store, username: str, password: str) -> User | None:
     from argon2.exceptions import VerificationError
 
     ensure_accounts(store)
-    rows = store.query("SELECT username, org, role, password_hash FROM hub_users WHERE username = ?",
-                       [username]).to_pylist()
+    rows = store.query("SELECT u.username, u.org, u.role, u.password_hash, st.disabled_at "
+                       "FROM hub_users u LEFT JOIN hub_user_state st ON st.username = u.username "
+                       "WHERE u.username = ?", [username]).to_pylist()
     hasher = _hasher()
     stored = rows[0]["password_hash"] if rows else hasher.hash(secrets.token_hex(16))
     try:
         hasher.verify(stored, password)
     except VerificationError:
         return None
-    return User(rows[0]["username"], rows[0]["org"], Role(rows[0]["role"])) if rows else None
+    if not rows or rows[0]["disabled_at"] is not None:
+        return None
+    return User(rows[0]["username"], rows[0]["org"], Role(rows[0]["role"]))
+
+
+# ---- account state: one-time passwords, disabled accounts ---------------------------------------
+def _state_row(store: Store, username: str) -> dict[str, object] | None:
+    rows = store.query("SELECT must_change_password, disabled_at FROM hub_user_state WHERE username = ?",
+                       [username]).to_pylist()
+    return rows[0] if rows else None
+
+
+def _set_state(store: Store, username: str, actor: str, *, must_change: bool | None = None,
+               disabled: bool | None = None) -> None:
+    """Change one account's state inside the caller's transaction (delete + insert: portable)."""
+    row = _state_row(store, username) or {"must_change_password": False, "disabled_at": None}
+    change = bool(row["must_change_password"]) if must_change is None else must_change
+    off = row["disabled_at"] if disabled is None else (row["disabled_at"] or now_iso() if disabled else None)
+    store.execute("DELETE FROM hub_user_state WHERE username = ?", [username])
+    store.execute("INSERT INTO hub_user_state (username, must_change_password, disabled_at, updated_at, "
+                  "updated_by) VALUES (?, ?, ?, ?, ?)", [username, change, off, now_iso(), actor])
+
+
+def _end_web_sessions(store: Store, username: str) -> int:
+    """End every web session of ``username`` (the web UI's table; accord.serve.web.sessions)."""
+    if not store.table_exists("hub_web_sessions"):
+        return 0
+    n = int(store.scalar("SELECT count(*) FROM hub_web_sessions WHERE username = ?", [username]) or 0)
+    store.execute("DELETE FROM hub_web_sessions WHERE username = ?", [username])
+    return n
+
+
+def _existing(store: Store, username: str) -> dict[str, object]:
+    rows = store.query("SELECT u.username, u.org, u.role, st.disabled_at FROM hub_users u "
+                       "LEFT JOIN hub_user_state st ON st.username = u.username WHERE u.username = ?",
+                       [username]).to_pylist()
+    if not rows:
+        raise AccountError(f"no user {username}", hint="the steward's accounts page lists them")
+    return rows[0]
+
+
+def must_change_password(store: Store, username: str) -> bool:
+    ensure_accounts(store)
+    row = _state_row(store, username)
+    return bool(row and row["must_change_password"])
+
+
+def reset_password(store: Store, username: str, actor: str) -> str:
+    """Give ``username`` a new one-time password (returned, shown once): it must be changed at the
+    next web sign-in. The account's web sessions end; its API tokens keep working."""
+    password = one_time_password()
+    digest = _hasher().hash(password)
+    with store.transaction():
+        ensure_accounts(store)
+        if _existing(store, username)["disabled_at"] is not None:
+            raise AccountError(f"user {username} is disabled", hint="a disabled account stays closed")
+        store.execute("UPDATE hub_users SET password_hash = ? WHERE username = ?", [digest, username])
+        _set_state(store, username, actor, must_change=True)
+        ended = _end_web_sessions(store, username)
+        store.audit(actor, "hub.password_reset", {"user": username, "sessions_ended": ended})
+    return password
+
+
+def change_password(store: Store, username: str, old: str, new: str) -> User:
+    """The user's own change: the old password must be right, the new one long enough and not the
+    same. Every web session of the account ends (the caller opens a new one)."""
+    user = check_password(store, username, old)
+    if user is None:
+        raise AccountError(WRONG_CURRENT)
+    _check_password_text(new)
+    if new == old:
+        raise AccountError("the new password is the same as the old one", hint="choose a new one")
+    digest = _hasher().hash(new)
+    with store.transaction():
+        ensure_accounts(store)
+        store.execute("UPDATE hub_users SET password_hash = ? WHERE username = ?", [digest, username])
+        _set_state(store, username, username, must_change=False)
+        ended = _end_web_sessions(store, username)
+        store.audit(username, "hub.password_change", {"user": username, "sessions_ended": ended})
+    return user
+
+
+def disable_user(store: Store, username: str, actor: str) -> None:
+    """Close an account: no sign-in, its live API tokens revoked, its web sessions ended. The row
+    stays (the audit log names it). One's own account cannot be disabled (a hub must keep a steward)."""
+    if username == actor:
+        raise AccountError("you cannot disable your own account",
+                           hint="another steward can, if it must be closed")
+    with store.transaction():
+        ensure_accounts(store)
+        if _existing(store, username)["disabled_at"] is not None:
+            raise AccountError(f"user {username} is disabled already")
+        _set_state(store, username, actor, disabled=True)
+        revoked = int(store.scalar("SELECT count(*) FROM hub_tokens WHERE username = ? AND revoked_at IS NULL",
+                                   [username]) or 0)
+        store.execute("UPDATE hub_tokens SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL",
+                      [now_iso(), username])
+        ended = _end_web_sessions(store, username)
+        store.audit(actor, "hub.user_disable", {"user": username, "tokens_revoked": revoked,
+                                                "sessions_ended": ended})
+
+
+def list_users(store: Store) -> list[dict[str, object]]:
+    """Every account with its state (never a password hash)."""
+    ensure_accounts(store)
+    rows = store.query("SELECT u.username, u.org, u.role, u.created_at, st.must_change_password, "
+                       "st.disabled_at FROM hub_users u LEFT JOIN hub_user_state st "
+                       "ON st.username = u.username ORDER BY u.org, u.username").to_pylist()
+    for r in rows:
+        r["must_change_password"] = bool(r["must_change_password"])
+    return rows
 
 
 def _sha256(secret: str) -> str:
@@ -124,6 +263,8 @@ def create_token(store: Store, username: str, actor: str) -> tuple[str, str]:
         ensure_accounts(store)
         if not store.query("SELECT username FROM hub_users WHERE username = ?", [username]).num_rows:
             raise AccountError(f"no user {username}", hint="add it first with `accord hub user add`")
+        if _existing(store, username)["disabled_at"] is not None:
+            raise AccountError(f"user {username} is disabled", hint="a disabled account gets no token")
         store.execute("INSERT INTO hub_tokens VALUES (?, ?, ?, ?, NULL)",
                       [token_id, username, _sha256(secret), now_iso()])
         store.audit(actor, "hub.token_create", {"token_id": token_id, "user": username})
@@ -158,6 +299,7 @@ def user_of_token(store: Store, token: str) -> User | None:
     rows = store.query("SELECT t.token_sha256, t.revoked_at, u.username, u.org, u.role FROM hub_tokens t "
                        "JOIN hub_users u ON u.username = t.username WHERE t.token_id = ?",
                        [parts[1]]).to_pylist()
+    # A disabled account's tokens were revoked when it was disabled (disable_user): no extra look-up.
     if not rows:
         return None
     row = rows[0]

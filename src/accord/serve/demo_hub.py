@@ -55,7 +55,7 @@ def demo_accounts(store: Store, token_dir: Path) -> list[DemoAccount]:
         password = None
         if username not in users:
             password = secrets.token_urlsafe(12)
-            add_user(store, username, org, role, password, ACTOR)
+            add_user(store, username, org, role, password, ACTOR, one_time=True)  # changed at first sign-in
         _, token = create_token(store, username, ACTOR)
         path = token_dir / f"{username}.token"
         _write_secret(path, token)

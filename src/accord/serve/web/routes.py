@@ -17,11 +17,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
-from starlette.types import Message
+from starlette.datastructures import UploadFile
 
 from accord.errors import AccordError, StoreError
-from accord.serve.accounts import Role, check_password, ensure_accounts
+from accord.serve.accounts import Role, check_password, ensure_accounts, must_change_password
+from accord.serve.web.kit import SMALL_FORM, Kit, TooLarge, read_form
 from accord.serve.web.sessions import (
     LoginLimiter,
     Session,
@@ -50,12 +50,10 @@ UI_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'se
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
               "frame-ancestors 'none'; base-uri 'none'")
 STATIC = Path(__file__).parent / "static"
-SMALL_FORM = 16 * 1024  # sign-in, sign-out and the analyst's buttons: a few short fields
+PASSWORD_PAGE = "/ui/password"
+# With a one-time password, only these open (the change page, and signing out).
+ONE_TIME_PATHS = frozenset({PASSWORD_PAGE, "/ui/logout"})
 T = TypeVar("T")
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _environment() -> Environment:
@@ -94,7 +92,9 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
     def page(template: str, status: int = 200, session: Session | None = None, **values: Any) -> HTMLResponse:
         html = env.get_template(template).render(
             user=session.user if session else None, csrf=session.csrf if session else "",
-            home=HOME[session.user.role] if session else "/ui/login", **values)
+            home=HOME[session.user.role] if session else "/ui/login",
+            one_time=bool(session and session.must_change_password), path=values.pop("path", ""),
+            **values)
         return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": UI_CSP})
 
     def problem(status: int, title: str, message: str, session: Session | None = None,
@@ -126,6 +126,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
         session = session_of(s, request.cookies.get(SESSION_COOKIE))
         if session is None:
             return RedirectResponse("/ui/login", status_code=303)
+        if session.must_change_password and request.url.path not in ONE_TIME_PATHS:
+            return RedirectResponse(PASSWORD_PAGE, status_code=303)  # before any other page
         if session.user.role not in roles:
             s.audit(session.user.username, "hub.denied", {"route": request.url.path, "method": request.method,
                                                          "role": session.user.role.value})
@@ -162,7 +164,9 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
     def home(request: Request) -> Response:
         def run(s: Store) -> Response:
             session = session_of(s, request.cookies.get(SESSION_COOKIE))
-            return RedirectResponse(HOME[session.user.role] if session else "/ui/login", status_code=303)
+            where = "/ui/login" if session is None else (
+                PASSWORD_PAGE if session.must_change_password else HOME[session.user.role])
+            return RedirectResponse(where, status_code=303)
         return with_store(run)
 
     def login_page(request: Request, status: int = 200, error: str | None = None,
@@ -180,7 +184,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
         def run(s: Store) -> Response:
             session = session_of(s, request.cookies.get(SESSION_COOKIE))
             if session is not None:
-                return RedirectResponse(HOME[session.user.role], status_code=303)
+                return RedirectResponse(PASSWORD_PAGE if session.must_change_password
+                                        else HOME[session.user.role], status_code=303)
             return login_page(request)
         return with_store(run)
 
@@ -188,7 +193,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
     async def login(request: Request) -> Response:
         try:
             form = await read_form(request, SMALL_FORM, max_files=0, max_fields=5)
-        except _TooLarge:
+        except TooLarge:
             return too_large()
         username = str(form.get("username") or "").strip()[:64]
         password = str(form.get("password") or "")[:1024]
@@ -227,7 +232,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
             limiter.succeeded(username)
             cookie, _ = create_session(s, user, settings.session_minutes)
             s.audit(user.username, "hub.login", {"address": where})
-            response = RedirectResponse(HOME[user.role], status_code=303)
+            first = PASSWORD_PAGE if must_change_password(s, user.username) else HOME[user.role]
+            response = RedirectResponse(first, status_code=303)
             response.set_cookie(SESSION_COOKIE, cookie, max_age=60 * settings.session_minutes, path="/",
                                 httponly=True, samesite="strict", secure=secure(request))
             response.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
@@ -238,7 +244,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
     async def logout(request: Request) -> Response:
         try:
             given = (await read_form(request, SMALL_FORM, max_files=0, max_fields=3)).get("csrf")
-        except _TooLarge:
+        except TooLarge:
             return too_large()
 
         def run(s: Store) -> Response:
@@ -280,7 +286,10 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
                      if s.table_exists("audit") else [])
             for a in audit:
                 a["detail"] = _detail_text(a["detail"])
+            from accord.serve.requests import PENDING, list_requests
+
             return page("steward.html.j2", 200, session, title="Steward dashboard", orgs=orgs,
+                        path="/ui/steward", pending=len(list_requests(s, status=PENDING)),
                         users=users, batches=list(reversed(batches)), per_org=per_org,
                         budget=ledger.current_budget(s), audit=audit,
                         totals={k: sum(t[k] for t in per_org.values()) for k in
@@ -320,7 +329,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
         try:
             try:
                 form = await read_form(request, limit, max_files=1, max_fields=2)
-            except _TooLarge:
+            except TooLarge:
                 return await run_in_threadpool(with_store, lambda s: partner_page(
                     s, session, 413, "The file is larger than this hub accepts, so nothing was loaded.",
                     f"Uploads are limited to {max(config.max_upload_bytes // (1024 * 1024), 1)} MB."))
@@ -372,14 +381,18 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
                      hint: str | None = None) -> HTMLResponse:
         from accord.release.dp import ledger
         from accord.research.noisy import DEFAULT_RHO
+        from accord.serve.requests import list_requests
 
+        mine = {"pending": 0, "approved": 0, "rejected": 0}
+        for rq in list_requests(s, requester=session.user.username):
+            mine[rq["status"]] = mine.get(rq["status"], 0) + 1
         releases = list(reversed(s.releases()))
         for r in releases:
             r["parameters"] = _detail_text(r["parameters"])
         return page("analyst.html.j2", status, session, title="Releases and report", releases=releases,
                     budget=ledger.current_budget(s), rho=DEFAULT_RHO,
                     rho_eps=ledger.epsilon_from_rho(DEFAULT_RHO, ledger.current_budget(s).delta),
-                    data_version=s.data_version(), error=error, hint=hint)
+                    data_version=s.data_version(), error=error, hint=hint, mine=mine)
 
     @router.get("/ui/analyst")
     def analyst(request: Request) -> Response:
@@ -411,7 +424,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
     async def report(request: Request) -> Response:
         try:
             given = (await read_form(request, SMALL_FORM, max_files=0, max_fields=3)).get("csrf")
-        except _TooLarge:
+        except TooLarge:
             return too_large()
 
         def make(s: Store, session: Session, work: Path) -> Response:
@@ -429,7 +442,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
     async def tables(request: Request) -> Response:
         try:
             given = (await read_form(request, SMALL_FORM, max_files=0, max_fields=3)).get("csrf")
-        except _TooLarge:
+        except TooLarge:
             return too_large()
 
         def make(s: Store, session: Session, work: Path) -> Response:
@@ -467,23 +480,13 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
                         total=total)
         return with_store(run)
 
+    # ---------------------------------------------------------------- the other page modules
+    from accord.serve.web import account_pages, request_pages, steward_pages
+
+    kit = Kit(page=page, problem=problem, guard=guard, check_csrf=check_csrf, with_store=with_store,
+              too_large=too_large, secure=secure, session_minutes=settings.session_minutes,
+              limiter=limiter, lockout_minutes=settings.lockout_minutes)
+    account_pages.add_routes(router, kit)
+    steward_pages.add_routes(router, kit)
+    request_pages.add_routes(router, kit)
     return router
-
-
-async def read_form(request: Request, limit: int, max_files: int, max_fields: int) -> FormData:
-    """The request's form, read through a counter: more than ``limit`` bytes raises _TooLarge
-    before more is read (starlette bounds the number of parts, not their total size)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    seen = 0
-
-    async def receive() -> Message:
-        nonlocal seen
-        message = await request.receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            raise _TooLarge
-        return message
-
-    return await Request(request.scope, receive).form(max_files=max_files, max_fields=max_fields)

@@ -50,6 +50,7 @@ class Session:
     user: User
     csrf: str
     session_sha256: str
+    must_change_password: bool = False  # a one-time password: only the change-password page opens
 
 
 def _sha256(secret: str) -> str:
@@ -70,17 +71,21 @@ def create_session(store: Store, user: User, minutes: int) -> tuple[str, str]:
 
 
 def session_of(store: Store, cookie: str | None) -> Session | None:
-    """The live session a cookie names; None when absent, unknown, expired or its user is gone."""
+    """The live session a cookie names; None when absent, unknown, expired, or its user is gone or
+    disabled."""
     if not cookie or len(cookie) > 200 or not store.table_exists("hub_web_sessions"):
         return None
     ensure_accounts(store)
-    rows = store.query("SELECT s.session_sha256, s.csrf, s.expires_at, u.username, u.org, u.role "
+    rows = store.query("SELECT s.session_sha256, s.csrf, s.expires_at, u.username, u.org, u.role, "
+                       "st.must_change_password, st.disabled_at "
                        "FROM hub_web_sessions s JOIN hub_users u ON u.username = s.username "
+                       "LEFT JOIN hub_user_state st ON st.username = u.username "
                        "WHERE s.session_sha256 = ?", [_sha256(cookie)]).to_pylist()
-    if not rows or float(rows[0]["expires_at"]) <= time.time():
+    if not rows or float(rows[0]["expires_at"]) <= time.time() or rows[0]["disabled_at"] is not None:
         return None
     row = rows[0]
-    return Session(User(row["username"], row["org"], Role(row["role"])), row["csrf"], row["session_sha256"])
+    return Session(User(row["username"], row["org"], Role(row["role"])), row["csrf"], row["session_sha256"],
+                   bool(row["must_change_password"]))
 
 
 def end_session(store: Store, session: Session) -> None:
