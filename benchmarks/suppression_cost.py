@@ -49,6 +49,7 @@ from accord.standard import load_standard
 from accord.store import open_store
 
 THRESHOLD = 10
+OPT_MINUTES = 10  # sdcTable OPT's own time limit per table (then its best pattern so far)
 
 
 def raw_tables(hub: Path) -> tuple[list[_Raw], str]:
@@ -90,7 +91,8 @@ def describe(ext: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
     return int(hid.sum()), int(ext[hid].sum()), int((hid & margin_cells(ext.shape)).sum())
 
 
-def sdctable(ext_inner: np.ndarray, lib: str, method: str, tmp: Path) -> np.ndarray | None:
+def sdctable(ext_inner: np.ndarray, lib: str, method: str, tmp: Path,
+             width: int) -> np.ndarray | None:
     """Hidden mask of R sdcTable's protectTable on the same table, or None without R/sdcTable."""
     rscript = shutil.which("Rscript")
     if rscript is None or not Path(lib, "sdcTable").exists():
@@ -106,12 +108,30 @@ def sdctable(ext_inner: np.ndarray, lib: str, method: str, tmp: Path) -> np.ndar
     dims = ", ".join(
         f'{n} = data.frame(levels = c("@", rep("@@", {k})), '
         f'codes = c("Total", sprintf("c%03d", 0:{k - 1})))' for n, k in zip(names, shape, strict=True))
+    # The same protection requirement as Accord's (OPT only: SIMPLEHEURISTIC has no protection
+    # interval, it only checks that no primary cell is pinned, with hidden cells >= 0): zeros
+    # stay published (sdcTable's default status "z"), so every hidden cell is known to be >= 1
+    # (lower bound 1 on non-zero cells), and a primary cell's interval must be at least
+    # ``width`` wide (sliding protection level SPL = width; lower and upper levels 0, where
+    # sdcTable's default is 1 and 1 with lower bound 0).
+    same_rule = f"""
+fr <- getInfo(p, type = "freq"); st <- getInfo(p, type = "sdcStatus")
+nz <- which(fr > 0); pr <- which(st == "u")
+p <- setInfo(p, type = "lb", index = nz, input = rep(1, length(nz)))
+if (length(pr) > 0) {{
+  p <- setInfo(p, type = "LPL", index = pr, input = rep(0, length(pr)))
+  p <- setInfo(p, type = "UPL", index = pr, input = rep(0, length(pr)))
+  p <- setInfo(p, type = "SPL", index = pr, input = rep({width}, length(pr)))
+}}
+"""
+    opt_args = f", timeLimit = {OPT_MINUTES}"
     script = f"""
 suppressMessages(library(sdcTable))
 d <- read.delim("{data}", colClasses = c(rep("character", {len(shape)}), "numeric"))
 p <- makeProblem(data = d, dimList = list({dims}), freqVarInd = {len(shape) + 1})
 p <- primarySuppression(p, type = "freq", maxN = {THRESHOLD - 1}, allowZeros = FALSE)
-r <- protectTable(p, method = "{method}", verbose = FALSE)
+{same_rule if method == "OPT" else ""}
+r <- protectTable(p, method = "{method}", verbose = FALSE{opt_args if method == "OPT" else ""})
 f <- getInfo(r, type = "finalData")
 write.table(as.data.frame(f), "{out}", sep = "\\t", quote = FALSE, row.names = FALSE)
 """
@@ -173,7 +193,7 @@ def bench_hub(name: str, hub: Path, lib: str | None) -> list[str]:
             weak = []
             with tempfile.TemporaryDirectory() as tmp:
                 for method in ("SIMPLEHEURISTIC", "OPT"):
-                    mask = sdctable(raw.counts, lib, method, Path(tmp))
+                    mask = sdctable(raw.counts, lib, method, Path(tmp), width)
                     if mask is None:
                         cells.append("failed")
                         weak.append("-")
