@@ -71,3 +71,7 @@ def test_two_releases_cannot_be_differenced(tmp_path: Path) -> None:
     assert first.data_version != second.data_version
     assert first.table("case_type_by_sex").value(None, None) is not None
     assert second.table("case_type_by_sex").value(None, None) is None
+    # ... and the table says why, in words
+    assert any("total is hidden: it changed by less than the threshold" in n
+               for n in second.table("case_type_by_sex").notes)
+    assert not any("total is hidden" in n for n in first.table("case_type_by_sex").notes)

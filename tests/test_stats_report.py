@@ -241,7 +241,7 @@ def test_cli_stats_json_and_threshold(hub: Path) -> None:
     res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
-    assert payload["rules"] == {"threshold": 10, "protection": 5, "method": "heuristic",
+    assert payload["rules"] == {"threshold": 10, "protection": 5, "method": "cost",
                                 "objective": "mass"}
     table = next(t for t in payload["tables"] if t["id"] == "sex_by_age_band")
     assert table["values"][-1][-1] == 148

@@ -9,11 +9,15 @@ Rules (the defaults follow the field: CTDC publishes nothing below 10):
   that readers need. Because zeros are always published, an attacker knows every suppressed cell
   holds at least 1; the audit assumes exactly that knowledge. For the same reason a zero is never
   chosen as a complementary cell: hiding a structural zero protects nothing.
-* **Secondary, by cost** (``method="cost"``): the cheapest set of complementary cells
+* **Secondary, by cost** (``method="cost"``, the default): the cheapest set of complementary cells
   that the audit below accepts, found by mixed-integer programming (``suppression_cost``): hiding
   a cell costs its count, and a total costs ten times more per axis it totals, so large cells,
   margins and the grand total stay published whenever smaller cells can protect the small ones.
-* **Secondary, heuristic** (``method="heuristic"``, still the default): whenever an equation
+  Tables with many small cells need a few dozen rounds of the optimiser's cut loop; stopping it
+  early left the greedy completion to finish and hid grand totals.
+* **The grand total** of a table is chosen as a complement under either method only when no
+  safe pattern publishes it: the pattern is sought without it first (``suppress_cells``' ``keep``).
+* **Secondary, heuristic** (``method="heuristic"``, kept for comparison): whenever an equation
   of the table (a row, column or layer and its total) has
   exactly one suppressed cell, the smallest published non-zero cell of that equation is suppressed
   as well (inner cells before totals), repeated to a fixed point.
@@ -64,10 +68,9 @@ class SuppressionRules:
 
     threshold: int = 10
     protection: int | None = None
-    # "cost": cheapest complements by mixed-integer programming; "heuristic": greedy complements.
-    # Heuristic stays the default for now: on a 1,500-record simulated hub the cost method hid
-    # the people total in every linked table (tests/test_differencing.py), not yet understood.
-    method: str = "heuristic"
+    # "cost": cheapest complements by mixed-integer programming (the default); "heuristic":
+    # greedy complements, kept for comparison (benchmarks/suppression_cost.py).
+    method: str = "cost"
     # what the cost method minimises: "mass" (suppressed counts) or "count" (suppressed cells)
     objective: str = "mass"
 
@@ -269,16 +272,18 @@ def _widen(values: np.ndarray, eligible: np.ndarray, lines: Sequence[tuple[int, 
 def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equation],
                    rules: SuppressionRules | None = None,
                    forced: Sequence[bool] | np.ndarray | None = None,
-                   is_total: Sequence[bool] | np.ndarray | None = None,
+                   is_total: Sequence[bool] | Sequence[int] | np.ndarray | None = None,
                    complements: Complements | None = None,
                    known: Sequence[bool] | np.ndarray | None = None,
                    proof: Proof | None = None,
                    previous: CellSuppression | None = None,
-                   cost: Sequence[float] | np.ndarray | None = None) -> CellSuppression:
+                   cost: Sequence[float] | np.ndarray | None = None,
+                   keep: Sequence[bool] | np.ndarray | None = None) -> CellSuppression:
     """Suppress cells tied by ``equations`` so that no small cell can be recovered.
 
     ``forced`` marks cells that must be hidden because a linked table hides them (reason
-    "linked"); ``is_total`` marks margins, which are chosen as complements only as a last resort.
+    "linked"); ``is_total`` marks margins (or counts the axes each cell totals), which are chosen
+    as complements only as a last resort, those totalling more axes last of all.
     ``complements`` may pick complementary cells first with knowledge of the table's shape
     (hypercubes for N-D tables); line completion and the audit then do the rest.
     ``known`` marks cells the attacker knows from elsewhere: they are never chosen as
@@ -287,6 +292,9 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
     hidden cells and audited intervals are kept (used when linked tables force more cells).
     ``cost`` is the price of hiding each cell for the cost method (default: its count, ten
     times more for totals); ``complements`` is used by the heuristic method only.
+    ``keep`` marks cells (the grand total) never chosen as complements unless no safe pattern
+    exists without them: the pattern is first sought without them, and only when that leaves a
+    cell unprotected is it sought again with them allowed.
     """
     rules = rules or SuppressionRules()
     vals = np.asarray(values, dtype=np.int64)
@@ -294,7 +302,8 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
         raise ValueError("values must be a flat array")
     if (vals < 0).any():
         raise ValueError("counts must be non-negative")
-    totals = np.zeros(len(vals), dtype=bool) if is_total is None else np.asarray(is_total, bool)
+    totals = (np.zeros(len(vals), dtype=np.int64) if is_total is None
+              else np.asarray(is_total).astype(np.int64))
     reasons = ["" for _ in vals]
     for i, v in enumerate(vals):
         if 1 <= v < rules.threshold:
@@ -303,22 +312,41 @@ def suppress_cells(values: Sequence[int] | np.ndarray, equations: Sequence[Equat
             reasons[i] = LINKED
     if previous is not None:
         reasons = [r or p for r, p in zip(reasons, previous.reasons, strict=True)]
-    mask = np.array([r != "" for r in reasons], dtype=bool)
-    lines = [(*parts, total) for parts, total in equations]
-    lines_of = _index_lines(lines)
     eligible = vals > 0
     # cells known from elsewhere count as published in the audit, whatever this table shows
     eligible_or_unknown = np.ones(len(vals), dtype=bool)
     if known is not None:
         eligible &= ~np.asarray(known, dtype=bool)
         eligible_or_unknown = ~np.asarray(known, dtype=bool)
+    prices = None
+    if rules.method == "cost":
+        prices = (np.asarray(cost, float) if cost is not None
+                  else default_costs(vals, (totals > 0).astype(float), rules.objective))
+    kept = (np.zeros(len(vals), dtype=bool) if keep is None
+            else np.asarray(keep, dtype=bool) & eligible & np.array([r == "" for r in reasons]))
+
+    def attempt(allowed: np.ndarray) -> CellSuppression:
+        return _suppress(vals, equations, rules, list(reasons), allowed, eligible_or_unknown,
+                         totals, complements, proof, previous, prices)
+
+    if kept.any():
+        first = attempt(eligible & ~kept)
+        if not first.unprotected:
+            return first
+    return attempt(eligible)
+
+
+def _suppress(vals: np.ndarray, equations: Sequence[Equation], rules: SuppressionRules,
+              reasons: list[str], eligible: np.ndarray, eligible_or_unknown: np.ndarray,
+              totals: np.ndarray, complements: Complements | None, proof: Proof | None,
+              previous: CellSuppression | None, prices: np.ndarray | None) -> CellSuppression:
+    mask = np.array([r != "" for r in reasons], dtype=bool)
+    lines = [(*parts, total) for parts, total in equations]
+    lines_of = _index_lines(lines)
     # With ``previous`` (a linked table forced a few more cells), the earlier optimum stays and
     # line completion and the audit below add what the forced cells need: re-optimising every
     # table on every linking round would cost many times more for a few cells.
-    if (rules.method == "cost" and previous is None and mask.any()
-            and (eligible & ~mask).any()):
-        prices = (np.asarray(cost, float) if cost is not None
-                  else default_costs(vals, totals.astype(float), rules.objective))
+    if prices is not None and previous is None and mask.any() and (eligible & ~mask).any():
         widths = np.array([_need(r, rules) for r in reasons])
         best = cost_pattern(vals, equations, mask.copy(), widths, eligible, eligible_or_unknown,
                             prices, proof=proof)
@@ -409,17 +437,17 @@ def suppress_table(inner: np.ndarray | Sequence[object], rules: SuppressionRules
         raise ValueError("a table needs at least one dimension")
     ext = with_margins(arr)
     idx = np.indices(ext.shape)
-    is_total = np.zeros(ext.shape, dtype=bool)
-    for axis, n in enumerate(arr.shape):
-        is_total |= idx[axis] == n
-    total_axes = np.zeros(ext.shape)
+    total_axes = np.zeros(ext.shape, dtype=np.int64)
     for axis, n in enumerate(arr.shape):
         total_axes += idx[axis] == n
+    # The grand total is what readers need most: it is hidden as a complement only when no
+    # safe pattern publishes it (see ``suppress_cells``' ``keep``).
+    grand = total_axes == arr.ndim
     result = suppress_cells(
         ext.ravel(), table_equations(arr.shape), rules,
         cost=default_costs(ext.ravel(), total_axes.ravel(), rules.objective),
         forced=None if forced is None else np.asarray(forced, bool).ravel(),
-        is_total=is_total.ravel(),
+        is_total=total_axes.ravel(), keep=grand.ravel(),
         complements=hypercube_complements(arr.shape),
         proof=hypercube_proof(arr.shape),
         previous=None if previous is None else _flat(previous),

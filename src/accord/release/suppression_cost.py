@@ -18,8 +18,9 @@ linear constraints"; tau-Argus' optimal method and R sdcTable's ``OPT`` solve it
 
 The master problem is a mixed-integer program solved by scipy's HiGHS (``scipy.optimize.milp``);
 the attacker's programs are scipy's HiGHS LPs. The loop stops when no cut is needed or after
-``MAX_ROUNDS``; the caller (``suppression.suppress_cells``) then runs its usual audit over the
-result, which stays the only judge of safety and adds cells if anything is still too narrow.
+``MAX_ROUNDS`` (a safeguard; tables converge within a few dozen rounds); the caller
+(``suppression.suppress_cells``) then runs its usual audit over the result, which stays the
+only judge of safety and adds cells if anything is still too narrow.
 
 Why hand-written: the optimisation model is small and standard, but no maintained Python library
 implements it (tau-Argus is Java, sdcTable is R); the solvers are HiGHS.
@@ -41,7 +42,12 @@ Proof = Callable[[np.ndarray, np.ndarray, int], tuple[float, float]]
 # row total cost as much as ten cells of its size: it is hidden only when no set of inner cells
 # of comparable mass does the job.
 TOTAL_WEIGHT = 10.0
-MAX_ROUNDS = 8
+# Rounds of the cut loop. A round is one small MILP plus LP audits of the cells not yet known to
+# pass, so rounds are cheap; 3-D tables with many small cells need 10-20. A loop stopped early
+# hands an unfinished pattern to the greedy completion, which hides far more (on a 1,500-record
+# hub a stop at 8 rounds ended with the grand total hidden): the limit is a safeguard against
+# cycling, never a time budget (a release must not depend on the machine's load).
+MAX_ROUNDS = 200
 _EPS = 1e-7
 
 

@@ -22,6 +22,8 @@ import numpy as np
 
 from accord.errors import AccordError
 from accord.release.suppression import (
+    LINKED,
+    PRIMARY,
     SuppressionRules,
     TableSuppression,
     suppress_table,
@@ -308,7 +310,31 @@ def protect_linked(raws: Sequence[_Raw], rules: SuppressionRules,
             results[t] = suppress_table(raws[t].counts, rules, forced[t], previous=results[t])
 
 
-def _publish(raw: _Raw, res: TableSuppression, unit: Unit, moved: tuple[int, int]) -> StatTable:
+def total_note(raw: _Raw, res: TableSuppression, moved: np.ndarray) -> str:
+    """Why a table's grand total is hidden, in words (empty when it is shown): readers need it
+    most, so a hidden one is explained."""
+    grand = tuple(n - 1 for n in res.values.shape)
+    if not res.mask[grand]:
+        return ""
+    reason = str(res.reasons[grand])
+    if reason == PRIMARY:
+        why = "it is below the threshold"
+    elif moved[grand]:
+        why = ("it changed by less than the threshold since an earlier release, and showing "
+               "both would let the difference be read")
+    elif raw.forced is not None and raw.forced[grand]:
+        why = ("the same total over everyone differs from it by less than the threshold, and "
+               "showing both would give that difference")
+    elif reason == LINKED:
+        why = ("another table hides the same total, or the joint check of all tables needs it "
+               "hidden to protect a small cell")
+    else:
+        why = "no pattern of hidden cells that keeps it shown protects the small cells"
+    return f"The table's total is hidden: {why}."
+
+
+def _publish(raw: _Raw, res: TableSuppression, unit: Unit, moved: tuple[int, int],
+             why_total: str = "") -> StatTable:
     unit_note = ("Counts are people (linked across partners)." if unit == "persons"
                  else "Counts are records; a person registered by two partners counts twice.")
     hidden, zeros = moved
@@ -316,7 +342,8 @@ def _publish(raw: _Raw, res: TableSuppression, unit: Unit, moved: tuple[int, int
                     "since an earlier release." if hidden else "")
     zero_note = (f"{zeros} cell(s) fell to 0 from a small earlier value; a zero cannot be "
                  "hidden, so comparing releases shows those records left." if zeros else "")
-    notes = tuple(n for n in (raw.spec.note, unit_note, res.note, history_note, zero_note) if n)
+    notes = tuple(n for n in (raw.spec.note, unit_note, res.note, why_total, history_note,
+                              zero_note) if n)
     return StatTable(raw.spec.id, raw.spec.title, raw.dims, unit, res.published,
                      int(res.mask.sum()), int(res.mask.size), notes)
 
@@ -347,7 +374,7 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
     initial = [m | r.forced if r.forced is not None else m
                for r, (m, _) in zip(raws, moved, strict=True)]
     results = protect_linked(raws, rules, initial)
-    tables = [_publish(r, res, chosen, (int(m.sum()), z))
+    tables = [_publish(r, res, chosen, (int(m.sum()), z), total_note(r, res, m))
               for r, res, (m, z) in zip(raws, results, moved, strict=True)]
     if chosen == "persons":
         from accord.research.overlap import overlap_table
@@ -556,6 +583,8 @@ def result_from_dict(doc: dict[str, Any]) -> StatsResult:
         for t in doc["tables"])
     rules = doc["rules"]
     return StatsResult(tables, SuppressionRules(threshold=rules["threshold"],
-                                                protection=rules["protection"]),
+                                                protection=rules["protection"],
+                                                method=rules.get("method", "cost"),
+                                                objective=rules.get("objective", "mass")),
                        doc["unit"], doc["data_version"], tuple(doc["notes"]), doc["method"],
                        doc.get("dp", {}))
