@@ -217,9 +217,33 @@ class UnsafeEncodingError(EncodingSchemaError):
     """A schema the attack harness shows to be unsafe, used without --unsafe-encoding."""
 
 
-def check_safe(schema: EncodingSchema, allow_unsafe: bool) -> list[str]:
+# Columns that a linkage unit must not hold encoded next to the names: equal codes cluster
+# trivially, so their filters would give the unit the groups within which name frequencies are
+# steep (citizenship: the harness's attack conditioned on sex and citizenship labels 5.3 % of
+# full names at 345k records, on sex alone about 1 %; benchmarks/results/linkpriv2.md).
+UNIT_EXCLUDED_COLUMNS = ("citizenship",)
+
+
+def unit_schema() -> EncodingSchema:
+    """The default schema of the linkage-unit layout: the default one without citizenship."""
+    doc = default_schema().model_dump(mode="json", exclude_none=True)
+    doc["name"] = "accord-unit-identifiers"
+    doc["fields"] = [f for f in doc["fields"]
+                     if not set(UNIT_EXCLUDED_COLUMNS) & set(EncodingSchema.model_validate(
+                         {**doc, "fields": [f]}).fields[0].sources)]
+    return schema_from_dict(doc, "unit schema")
+
+
+def unit_unsafe_reasons(schema: EncodingSchema) -> list[str]:
+    """What makes a schema unsafe for the linkage unit on top of `unsafe_reasons`."""
+    return [f"field {f.name!r} encodes {c}: the linkage unit could group the name encodings by "
+            "it (use the unit schema, which leaves it to the hub)"
+            for f in schema.fields for c in f.sources if c in UNIT_EXCLUDED_COLUMNS]
+
+
+def check_safe(schema: EncodingSchema, allow_unsafe: bool, unit: bool = False) -> list[str]:
     """The schema's unsafe settings; refused unless the user accepted them explicitly."""
-    reasons = schema.unsafe_reasons()
+    reasons = schema.unsafe_reasons() + (unit_unsafe_reasons(schema) if unit else [])
     if reasons and not allow_unsafe:
         raise UnsafeEncodingError(
             f"the encoding schema is unsafe: {'; '.join(reasons)}",
