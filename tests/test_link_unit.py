@@ -16,7 +16,12 @@ from accord.link.hub_evaluate import evaluate_hub
 from accord.link.unit import import_persons, link_units
 from accord.protect.encoding import default_schema, new_linkage_secret
 from accord.protect.encoding.pipeline import pipeline_encoder
-from accord.protect.encoding.schema import UnsafeEncodingError, write_schema
+from accord.protect.encoding.schema import (
+    UnsafeEncodingError,
+    schema_from_dict,
+    unit_schema,
+    write_schema,
+)
 from accord.protect.job import build_contribution
 from accord.protect.keys import create_partner_key
 from accord.simulate import SimulationConfig, simulate
@@ -81,6 +86,8 @@ def test_neither_party_holds_names_next_to_citizenship(layout: dict[str, object]
         assert {"batch_id", "partner", "record_key", "person_pseudonym", "bf_name"} <= cols
         assert not any("citizenship" in c for c in cols)
         assert not {"sex", "age", "registration_date", "dob_quality"} & cols
+        years = pq.read_table(u, columns=["birth_year_estimate"])["birth_year_estimate"]
+        assert 0 < years.null_count < len(years)  # the estimate from the age, where there is one
 
 
 def test_unit_links_and_hub_takes_the_persons(layout: dict[str, object]) -> None:
@@ -119,6 +126,10 @@ def test_unit_refuses_citizenship_and_attributes(layout: dict[str, object],
     # The hub layout's default schema encodes citizenship: the unit could group names by it.
     with pytest.raises(UnsafeEncodingError, match="citizenship"):
         link_units(units, default_schema())
+    salted = unit_schema().model_dump(mode="json", exclude_none=True)
+    salted["fields"][0]["salt"] = "citizenship"
+    with pytest.raises(UnsafeEncodingError, match="salted with citizenship"):
+        link_units(units, schema_from_dict(salted))
     write_schema(default_schema(), tmp_path / "s.yaml")
     res = CliRunner().invoke(app, ["link", "--unit-file", str(units[0]), "--schema",
                                    str(tmp_path / "s.yaml"), "--persons-out",

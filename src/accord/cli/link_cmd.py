@@ -65,6 +65,10 @@ def link(
     """Link all contributions: persons table with match scores (never two records of one
     partner joined unless they share a pseudonym). With --unit-file / --persons the linkage
     runs at a linkage unit apart from the hub (docs/linkage.md, Threat model)."""
+    if persons_out is not None and not unit_files:
+        with user_errors():
+            raise AccordError("--persons-out needs --unit-file",
+                              hint="it names the linkage unit's output")
     if unit_files or persons is not None:
         _unit_layout(hub, unit_files or [], persons_out, persons, schema_file, threshold,
                      unsafe_encoding, as_json)

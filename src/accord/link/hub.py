@@ -33,6 +33,7 @@ from accord.protect.encoding.schema import (
     scale_note,
     unit_schema,
 )
+from accord.protect.unit import birth_year_estimates
 from accord.store import Store
 
 Progress = Callable[[str], None]
@@ -90,14 +91,18 @@ def _birth_years(store: Store) -> dict[tuple[str, str], float]:
     the simulator's and real partners' records often carry an age without a birth date. The
     estimate is the registration date in years, less the age, less half a year.
     """
+    if "birth_year_estimate" in store.query("SELECT * FROM records LIMIT 0").column_names:
+        # a linkage unit's store: the partners sent the estimate, not the age and date
+        rows = store.query("SELECT partner, record_key, birth_year_estimate FROM records "
+                           "WHERE birth_year_estimate IS NOT NULL")
+        est = rows["birth_year_estimate"].to_numpy(zero_copy_only=False).astype(np.float64)
+        return dict(zip(zip(rows["partner"].to_pylist(), rows["record_key"].to_pylist(),
+                            strict=True), est.tolist(), strict=True))
     rows = store.query("SELECT partner, record_key, registration_date, age FROM records "
                        "WHERE age IS NOT NULL AND registration_date IS NOT NULL")
     if rows.num_rows == 0:
         return {}
-    reg = pc.cast(rows["registration_date"], pa.date32())
-    years = (pc.year(reg).to_numpy(zero_copy_only=False)
-             + (pc.day_of_year(reg).to_numpy(zero_copy_only=False) - 1) / 365.25)
-    est = years - rows["age"].to_numpy(zero_copy_only=False) - 0.5
+    est = birth_year_estimates(rows["registration_date"], rows["age"])
     return dict(zip(zip(rows["partner"].to_pylist(), rows["record_key"].to_pylist(), strict=True),
                     est.tolist(), strict=True))
 

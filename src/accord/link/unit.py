@@ -29,7 +29,7 @@ from accord.link.hub import LinkSummary, link_hub
 from accord.link.match import MatchConfig
 from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
 from accord.protect.encoding.schema import EncodingSchema, check_safe, unit_schema
-from accord.protect.unit import UNIT_KEYS, UnitFileError
+from accord.protect.unit import BIRTH_YEAR, UNIT_KEYS, UnitFileError
 from accord.store import Store
 from accord.store.duckdb_store import DuckDBStore
 
@@ -46,7 +46,7 @@ class UnitLinkResult:
 
 
 def _read_unit_file(path: Path) -> pa.Table:
-    if not path.exists():
+    if not path.is_file():
         raise UnitFileError(f"no unit file at {path}", hint="check the --unit-file path")
     try:
         table = pq.read_table(path)
@@ -57,7 +57,7 @@ def _read_unit_file(path: Path) -> pa.Table:
     if missing:
         raise UnitFileError(f"{path} lacks column(s) {', '.join(missing)}",
                             hint="make it with `accord ingest --linkage-unit-out`")
-    clear = [c for c in table.column_names if c not in UNIT_KEYS and not c.startswith(
+    clear = [c for c in table.column_names if c not in (*UNIT_KEYS, BIRTH_YEAR) and not c.startswith(
         ENCODED_PREFIX) and c not in (FINGERPRINT_COLUMN, CHECK_COLUMN)]
     if clear:  # the unit must not receive attributes: it would hold them next to the names
         raise UnitFileError(f"{path} holds {len(clear)} column(s) that are not encodings",
@@ -100,8 +100,12 @@ def link_units(files: list[Path], schema: EncodingSchema | None = None,
             "dob_quality": pc.if_else(pc.is_null(pseudonym), pa.scalar("unknown"),
                                       pa.scalar("known")),
             "registration_date": pa.nulls(table.num_rows, pa.date32()),
-            "age": pa.nulls(table.num_rows, pa.int32())}), mode="replace")
-        store.write_table("linkage_encodings", table.drop_columns(["person_pseudonym"]),
+            "age": pa.nulls(table.num_rows, pa.int32()),
+            BIRTH_YEAR: (pc.cast(table[BIRTH_YEAR], pa.float64()) if BIRTH_YEAR in
+                         table.column_names else pa.nulls(table.num_rows, pa.float64()))}),
+            mode="replace")
+        store.write_table("linkage_encodings", table.drop_columns(
+            [c for c in ("person_pseudonym", BIRTH_YEAR) if c in table.column_names]),
                           mode="replace")
         summary = link_hub(store, sch, config, progress, actor="linkage-unit",
                            allow_unsafe=allow_unsafe, unit=True)
@@ -111,7 +115,7 @@ def link_units(files: list[Path], schema: EncodingSchema | None = None,
 
 
 def read_persons(path: Path) -> pa.Table:
-    if not path.exists():
+    if not path.is_file():
         raise AccordError(f"no persons file at {path}", hint="check the --persons path")
     try:
         table = pq.read_table(path)

@@ -21,6 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -29,6 +30,21 @@ from accord.errors import AccordError
 
 UNIT_LAYOUT = "linkage-unit"
 UNIT_KEYS = ("batch_id", "partner", "record_key", "person_pseudonym")
+# Birth year estimated from the age at registration: the hub layout compares it where the
+# encoded birth date says nothing (accord.link.hub); the unit gets the estimate, rounded to a
+# tenth of a year, instead of the age and registration date.
+BIRTH_YEAR = "birth_year_estimate"
+
+
+def birth_year_estimates(registration_date: pa.Array | pa.ChunkedArray,
+                         age: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Registration date in years, less the age, less half a year (NaN where either is null)."""
+    reg = pc.cast(registration_date, pa.date32())
+    years = (pc.year(reg).to_numpy(zero_copy_only=False).astype(np.float64)
+             + (pc.day_of_year(reg).to_numpy(zero_copy_only=False).astype(np.float64) - 1)
+             / 365.25)
+    return np.asarray(years - pc.cast(age, pa.float64()).to_numpy(zero_copy_only=False) - 0.5,
+                      dtype=np.float64)
 
 
 class UnitFileError(AccordError):
@@ -43,9 +59,11 @@ def unit_rows(records: pa.Table, linkage: pa.Table) -> pa.Table:
     if linkage.num_rows != records.num_rows or not pc.all(
             pc.equal(linkage["record_key"], records["record_key"])).as_py():
         raise UnitFileError("linkage encodings out of step with their records")
+    est = np.round(birth_year_estimates(records["registration_date"], records["age"]), 1)
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
         "batch_id": linkage["batch_id"], "partner": linkage["partner"],
-        "record_key": linkage["record_key"], "person_pseudonym": pseudonym}
+        "record_key": linkage["record_key"], "person_pseudonym": pseudonym,
+        BIRTH_YEAR: pa.array(est, pa.float64(), mask=np.isnan(est))}
     for c in linkage.column_names:
         if c not in cols:
             cols[c] = linkage[c]
