@@ -63,8 +63,10 @@ def link(
     as_json: JsonOption = False,
 ) -> None:
     """Link all contributions: persons table with match scores (never two records of one
-    partner joined unless they share a pseudonym). With --unit-file / --persons the linkage
-    runs at a linkage unit apart from the hub (docs/linkage.md, Threat model)."""
+    partner joined unless they share a pseudonym).
+
+    With --unit-file / --persons the linkage runs at a linkage unit apart from the hub
+    (docs/linkage.md, Threat model)."""
     if persons_out is not None and not unit_files:
         with user_errors():
             raise AccordError("--persons-out needs --unit-file",
