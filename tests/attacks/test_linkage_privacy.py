@@ -8,6 +8,9 @@ parts encoded on their own, randomised response only), far above that baseline, 
 can fail. The full-name figure grows with the number of records (3.1 % at 11.5k records, 4.4 %
 at 115k, 5.3 % at 345k: benchmarks/results/harden.md), so the claim holds up to about 250,000
 records; `test_full_name_reidentification_grows_with_size` checks that growth at 40,000 people.
+Above that size the linkage-unit layout is the one to use (the hub layout is refused):
+`test_a_linkage_unit_cannot_condition_on_citizenship` attacks the unit's view, with the hub
+layout as its negative control (benchmarks/results/linkpriv2.md).
 """
 
 from __future__ import annotations
