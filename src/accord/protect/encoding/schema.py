@@ -35,7 +35,9 @@ MIN_DIFFUSION = 3
 MIN_FLIP = 0.02
 # Up to this many encoded records the harness measured the default within its targets (names at
 # the clear-attribute baseline, full names <= 5 %); the full-name figure grows with the records
-# a hub holds (5.3 % at 345k; benchmarks/results/harden.md), so links above it say so.
+# a hub holds (5.3 % at 345k; benchmarks/results/harden.md), so a hub holding more is refused
+# (`accord link`, unless --unsafe-encoding; the linkage-unit layout is the way past it) and
+# `accord match` says so.
 MEASURED_RECORDS = 250_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
