@@ -53,18 +53,22 @@ def _contribute(*args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
-def build_hub(out: Path, people: int, partners: int, overlap: float, seed: int) -> Path:
-    """Simulated exports -> contributions with encodings -> hub; returns the truth file."""
+def build_hub(out: Path, people: int, partners: int, overlap: float, seed: int,
+              unit: bool = False) -> Path:
+    """Simulated exports -> contributions with encodings -> hub; returns the truth file.
+    ``unit``: the linkage-unit layout (encodings in unit files under out/unit, not at the hub)."""
     sim = simulate(SimulationConfig(people=people, partners=partners, overlap=overlap,
                                     seed=seed, out=out / "exports", format_a="csv"))
-    enc = pipeline_encoder(new_linkage_secret(out / "linkage.key"))
+    enc = pipeline_encoder(new_linkage_secret(out / "linkage.key"), unit=unit)
     with open_store(out / "hub.duckdb") as store:
         for files in sim.partners:
             home = out / "partners" / files.partner
             key = create_partner_key(home / "partner.key", force=True)
             _contribute(files.export, files.mapping, files.partner.replace("_", "-"),
                         home / "contribution", key, linkage_encoder=enc.encode,
-                        linkage_meta=enc.manifest)
+                        linkage_meta=enc.manifest,
+                        **({"linkage_unit": out / "unit" / f"{files.partner}.parquet"}
+                           if unit else {}))
             add_contribution(store, home / "contribution")
     return sim.truth
 
@@ -107,19 +111,32 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--keep", type=Path, default=None, help="build the hub here and keep it")
+    ap.add_argument("--layout", choices=("hub", "unit"), default="hub",
+                    help="unit: link at a linkage unit (unit schema, no clear attributes) and "
+                         "import its persons into the hub (docs/linkage.md, Threat model)")
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()} (timings under contention from other jobs on this machine)")
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        truth = build_hub(out, args.people, args.partners, args.overlap, args.seed)
+        unit = args.layout == "unit"
+        truth = build_hub(out, args.people, args.partners, args.overlap, args.seed, unit)
         t1 = time.perf_counter()
-        with open_store(out / "hub.duckdb") as store:
-            summary = link_hub(store, config=MatchConfig(threshold=args.threshold))
+        config = MatchConfig(threshold=args.threshold)
+        if unit:
+            from accord.link.unit import import_persons, link_units
+
+            result = link_units(sorted((out / "unit").glob("*.parquet")), config=config)
+            with open_store(out / "hub.duckdb") as store:
+                import_persons(store, result.persons)
+            summary = result.summary
+        else:
+            with open_store(out / "hub.duckdb") as store:
+                summary = link_hub(store, config=config)
         t2 = time.perf_counter()
         res = evaluate(out, truth)
-    print(f"simulator: {args.people} people, {args.partners} partners, overlap {args.overlap}, "
+    print(f"layout {args.layout}; simulator: {args.people} people, {args.partners} partners, overlap {args.overlap}, "
           f"seed {args.seed}: {summary.records} records -> {summary.persons} persons "
           f"(build {t1 - t0:.1f} s, link {t2 - t1:.1f} s)")
     print(f"precision {res['precision']:.4f}  recall {res['recall']:.4f}  F1 {res['f1']:.4f}  "

@@ -33,7 +33,9 @@ def encode(rows: list[dict[str, str]], flip: float, diffusion: int, seed: int,
            salt: str | None = None) -> EncodedSet:
     doc = schema_from_fields(FIELDS).model_dump(mode="json", exclude_none=True)
     doc["hardening"] = {"flip_probability": flip, "diffusion": diffusion}
-    if salt:  # the name field's tokens salted with another column
+    if salt and salt.startswith("-"):  # a field left out (the linkage unit's schema: -citizenship)
+        doc["fields"] = [f for f in doc["fields"] if f["name"] != salt[1:]]
+    elif salt:  # the name field's tokens salted with another column
         doc["fields"][0]["salt"] = salt
     schema = schema_from_dict(doc)
     enc = Encoder(schema, SECRET, np.random.default_rng(seed))
@@ -47,7 +49,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--settings", default="0.02/3,0.05/3,0.1/3,0.02/5",
-                    help="p/diffusion[/salt column of the name field], comma separated")
+                    help="p/diffusion[/salt column of the name field, or -FIELD to leave a field out], "
+                         "comma separated")
     ap.add_argument("--citizenship-differs", type=float, default=0.0,
                     help="share of B records whose citizenship is recorded differently (half "
                          "missing, half another country): what salting names with it costs")

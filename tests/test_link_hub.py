@@ -148,13 +148,20 @@ def test_hub_link_audit_of_the_default_schema_has_no_unsafe_mark(
 
 def test_hub_link_above_the_measured_size_says_so(hub: tuple[Path, Path, Path],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above the records up to which the attack harness measured the default safe (250k,
-    lowered here so this hub exceeds it), the link output and its audit record say so."""
+    """Above the records up to which the attack harness measured the hub layout safe (250k,
+    lowered here so this hub exceeds it), `accord link` refuses to link encodings the hub holds
+    next to clear citizenship (exit 2, pointing to the linkage unit); with --unsafe-encoding it
+    links, and the output and its audit record say so."""
     import accord.protect.encoding.schema as schema_mod
 
     path, _, _ = hub
     monkeypatch.setattr(schema_mod, "MEASURED_RECORDS", 10)
+    before = len(_link_audits(path))
     res = CliRunner().invoke(app, ["link", "--hub", str(path), "--json"])
+    assert res.exit_code == 2, res.output
+    assert "linkage unit" in res.output
+    assert len(_link_audits(path)) == before  # refused before anything is written
+    res = CliRunner().invoke(app, ["link", "--hub", str(path), "--json", "--unsafe-encoding"])
     assert res.exit_code == 0, res.output
     assert "privacy_note" in json.loads(res.output)
     assert "privacy_note" in _link_audits(path)[-1]

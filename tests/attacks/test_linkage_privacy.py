@@ -8,6 +8,9 @@ parts encoded on their own, randomised response only), far above that baseline, 
 can fail. The full-name figure grows with the number of records (3.1 % at 11.5k records, 4.4 %
 at 115k, 5.3 % at 345k: benchmarks/results/harden.md), so the claim holds up to about 250,000
 records; `test_full_name_reidentification_grows_with_size` checks that growth at 40,000 people.
+Above that size the linkage-unit layout is the one to use (the hub layout is refused):
+`test_a_linkage_unit_cannot_condition_on_citizenship` attacks the unit's view, with the hub
+layout as its negative control (benchmarks/results/linkpriv2.md).
 """
 
 from __future__ import annotations
@@ -182,3 +185,26 @@ def test_a_link_above_the_measured_size_says_so(tmp_path: Path,
     assert above.exit_code == 0, above.output
     assert "privacy_note" in above.output and "4 encoded records" in above.output
     assert "Amina" not in above.output
+
+
+@pytest.mark.slow
+def test_a_linkage_unit_cannot_condition_on_citizenship() -> None:
+    """The linkage-unit layout (docs/linkage.md, Threat model): the unit holds the unit schema's
+    encodings (name, birth date, sex; no citizenship field, no clear attribute), the hub holds
+    clear attributes and no encodings. The same attack as the unit (conditioning on sex, which
+    the unit could read from the sex filters: here given in clear, an upper bound) labels names
+    at its baseline; as the hub of the hub layout (negative control) it labels more full names,
+    so the test can fail. Measured at 345k records: benchmarks/results/linkpriv2.md."""
+    from accord.protect.encoding.schema import unit_schema
+    from tests.attacks.linkage_scenario import coarsen
+
+    partners, public = simulated_partners(PEOPLE), public_list()
+    schema = unit_schema()
+    assert not any("citizenship" in f.sources for f in schema.fields)
+    unit_view, unit_public = coarsen(hub_view(partners, schema), public, keep_citizenship=False)
+    clear, _ = baseline_rates(unit_view, unit_public, partners.truth)
+    unit = best_attack(unit_view, unit_public, partners.truth)["best"]
+    assert unit.given <= clear.given + 0.02 and unit.family <= clear.family + 0.02
+    assert unit.full <= 0.02
+    hub_layout = best_attack(hub_view(partners, default_schema()), public, partners.truth)["best"]
+    assert hub_layout.full > unit.full + 0.01

@@ -52,6 +52,10 @@ def ingest(
     unsafe_encoding: Annotated[bool, typer.Option(
         "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
         "(e.g. name parts encoded on their own, no diffusion); the manifest records it.")] = False,
+    linkage_unit_out: Annotated[Path | None, typer.Option(
+        "--linkage-unit-out", help="With --linkage-secret: write the encodings to this file for "
+        "the collaborative's linkage unit instead of into the contribution (the hub then never "
+        "holds them; default schema without citizenship).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Map, validate and protect one export: writes a contribution and a quarantine report."""
@@ -61,6 +65,11 @@ def ingest(
         _check_writable(quarantine or quarantine_path(out), "--quarantine")
         key = load_partner_key(key_file)
         encoder = None
+        from accord.errors import AccordError
+
+        if linkage_unit_out is not None and linkage_secret is None:
+            raise AccordError("--linkage-unit-out needs --linkage-secret",
+                              hint="pass the collaborative's linkage secret file")
         if linkage_secret is not None:
             from accord.protect.encoding.pipeline import pipeline_encoder
             from accord.protect.encoding.schema import load_schema
@@ -68,7 +77,8 @@ def ingest(
 
             encoder = pipeline_encoder(load_linkage_secret(linkage_secret),
                                        load_schema(linkage_schema) if linkage_schema else None,
-                                       allow_unsafe=unsafe_encoding)
+                                       allow_unsafe=unsafe_encoding,
+                                       unit=linkage_unit_out is not None)
         with make_progress(transient=True) as bar:
             task = bar.add_task("ingest", total=None)
 
@@ -77,7 +87,8 @@ def ingest(
 
             result = build_contribution(export, mapping, partner, out, key, quarantine=quarantine, progress=step,
                                    linkage_encoder=encoder.encode if encoder else None,
-                                   linkage_meta=encoder.manifest if encoder else None)
+                                   linkage_meta=encoder.manifest if encoder else None,
+                                   linkage_unit=linkage_unit_out)
     m = result.manifest
     reasons = result.reasons
     summary = {"contribution": str(result.contribution), "batch_id": m.batch_id, "partner": m.partner,
@@ -85,6 +96,8 @@ def ingest(
                "blank_rows": m.blank_rows, "quarantine_report": str(result.quarantine_report),
                "withheld": m.withheld, "consent": m.consent,
                "reasons": dict(reasons), "notices": dict(result.notices)}
+    if linkage_unit_out is not None:
+        summary["linkage_unit_file"] = str(linkage_unit_out)
     if as_json:
         print_json(summary)
         return
@@ -107,5 +120,8 @@ def ingest(
         console.print(t)
         console.print(f"quarantine report (keep it at the partner): {result.quarantine_report}")
     linked = " and linkage encodings" if encoder else " (no linkage encodings: pass --linkage-secret to add them)"
+    if linkage_unit_out is not None:
+        linked = (f"; linkage encodings written to {linkage_unit_out} (send it to the linkage "
+                  "unit, never to the hub)")
     console.print(f"identifiers replaced by keyed pseudonyms{linked} and dropped; send the contribution "
                   "directory to the hub.")

@@ -51,10 +51,30 @@ def link(
     spark_conf: Annotated[list[str] | None, typer.Option(
         "--spark-conf", help="With --engine spark: a Spark setting key=value (repeatable).")]
     = None,
+    unit_files: Annotated[list[Path] | None, typer.Option(
+        "--unit-file", help="Run as the linkage unit: link these partners' unit files "
+        "(`accord ingest --linkage-unit-out`; repeatable) instead of a hub, and write the "
+        "persons to --persons-out.")] = None,
+    persons_out: Annotated[Path | None, typer.Option(
+        "--persons-out", help="With --unit-file: the persons file to send to the hub.")] = None,
+    persons: Annotated[Path | None, typer.Option(
+        "--persons", help="At the hub: take the persons from the linkage unit's file instead of "
+        "linking encodings the hub holds.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Link all contributions: persons table with match scores (never two records of one
-    partner joined unless they share a pseudonym)."""
+    partner joined unless they share a pseudonym).
+
+    With --unit-file / --persons the linkage runs at a linkage unit apart from the hub
+    (docs/linkage.md, Threat model)."""
+    if persons_out is not None and not unit_files:
+        with user_errors():
+            raise AccordError("--persons-out needs --unit-file",
+                              hint="it names the linkage unit's output")
+    if unit_files or persons is not None:
+        _unit_layout(hub, unit_files or [], persons_out, persons, schema_file, threshold,
+                     unsafe_encoding, as_json)
+        return
     with user_errors():
         schema = load_schema(schema_file) if schema_file else None
         if engine not in ("embedded", "spark"):
@@ -97,4 +117,51 @@ def link(
                   f"{scores.precision:.4f} / {scores.recall:.4f} / {scores.f1:.4f}")
     if note:
         t.add_row("privacy note", note)
+    console.print(t)
+
+
+def _unit_layout(hub: Path, unit_files: list[Path], persons_out: Path | None,
+                 persons: Path | None, schema_file: Path | None, threshold: float | None,
+                 unsafe_encoding: bool, as_json: bool) -> None:
+    """The linkage-unit layout: link unit files at the unit, or import its persons at the hub."""
+    from accord.link.unit import import_persons, link_units, read_persons
+
+    with user_errors():
+        if unit_files and persons is not None:
+            raise AccordError("--unit-file runs at the linkage unit and --persons at the hub",
+                              hint="give one of them")
+        if unit_files:
+            if persons_out is None:
+                raise AccordError("--unit-file needs --persons-out",
+                                  hint="name the persons file to send to the hub")
+            if persons_out.exists():
+                raise AccordError(f"{persons_out} already exists",
+                                  hint="choose a new --persons-out file")
+            schema = load_schema(schema_file) if schema_file else None
+            with make_progress(transient=True) as bar:
+                task = bar.add_task("linking", total=None)
+                result = link_units(unit_files, schema, MatchConfig(threshold=threshold),
+                                    progress=lambda m: bar.update(task, description=m),
+                                    allow_unsafe=unsafe_encoding)
+            import pyarrow.parquet as pq
+
+            persons_out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(result.persons, persons_out)
+            out = {**result.summary.as_dict(), "replaced": result.replaced,
+                   "persons_file": str(persons_out)}
+            if result.unsafe:
+                out["unsafe_encoding"] = result.unsafe
+        else:
+            assert persons is not None
+            require_hub(hub)
+            table = read_persons(persons)
+            with open_store(hub) as store:
+                out = import_persons(store, table)
+    if as_json:
+        print_json(out)
+        return
+    t = Table(title="linkage (linkage unit)" if unit_files else "persons from the linkage unit",
+              show_header=False)
+    for k, v in out.items():
+        t.add_row(str(k).replace("_", " "), f"{v:,}" if isinstance(v, int) else str(v))
     console.print(t)

@@ -25,7 +25,15 @@ from accord.link.fellegi_sunter import LN2, FSModel
 from accord.link.match import MatchConfig, match_sets
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
-from accord.protect.encoding.schema import EncodingSchema, check_safe, default_schema, scale_note
+from accord.protect.encoding.schema import (
+    EncodingSchema,
+    UnsafeEncodingError,
+    check_safe,
+    default_schema,
+    scale_note,
+    unit_schema,
+)
+from accord.protect.unit import birth_year_estimates
 from accord.store import Store
 
 Progress = Callable[[str], None]
@@ -83,14 +91,18 @@ def _birth_years(store: Store) -> dict[tuple[str, str], float]:
     the simulator's and real partners' records often carry an age without a birth date. The
     estimate is the registration date in years, less the age, less half a year.
     """
+    if "birth_year_estimate" in store.query("SELECT * FROM records LIMIT 0").column_names:
+        # a linkage unit's store: the partners sent the estimate, not the age and date
+        rows = store.query("SELECT partner, record_key, birth_year_estimate FROM records "
+                           "WHERE birth_year_estimate IS NOT NULL")
+        est = rows["birth_year_estimate"].to_numpy(zero_copy_only=False).astype(np.float64)
+        return dict(zip(zip(rows["partner"].to_pylist(), rows["record_key"].to_pylist(),
+                            strict=True), est.tolist(), strict=True))
     rows = store.query("SELECT partner, record_key, registration_date, age FROM records "
                        "WHERE age IS NOT NULL AND registration_date IS NOT NULL")
     if rows.num_rows == 0:
         return {}
-    reg = pc.cast(rows["registration_date"], pa.date32())
-    years = (pc.year(reg).to_numpy(zero_copy_only=False)
-             + (pc.day_of_year(reg).to_numpy(zero_copy_only=False) - 1) / 365.25)
-    est = years - rows["age"].to_numpy(zero_copy_only=False) - 0.5
+    est = birth_year_estimates(rows["registration_date"], rows["age"])
     return dict(zip(zip(rows["partner"].to_pylist(), rows["record_key"].to_pylist(), strict=True),
                     est.tolist(), strict=True))
 
@@ -120,10 +132,15 @@ def _compatibility(partners: list[str], keys: list[str], sets: dict[str, Encoded
 
 def link_hub(store: Store, schema: EncodingSchema | None = None,
              config: MatchConfig | None = None, progress: Progress | None = None,
-             actor: str = "hub", allow_unsafe: bool = False) -> LinkSummary:
-    """Link all contributions and (re)write the ``persons`` table."""
-    sch = schema or default_schema()
-    unsafe = check_safe(sch, allow_unsafe)
+             actor: str = "hub", allow_unsafe: bool = False, unit: bool = False) -> LinkSummary:
+    """Link all contributions and (re)write the ``persons`` table.
+
+    ``unit``: the store is a linkage unit's (`accord.link.unit`: encodings without clear
+    attributes); otherwise it is a hub holding the encodings next to clear citizenship and sex,
+    which is refused above the size the attack harness measured safe unless ``allow_unsafe``.
+    """
+    sch = schema or (unit_schema() if unit else default_schema())
+    unsafe = check_safe(sch, allow_unsafe, unit=unit)
     cfg = config or MatchConfig()
     say = progress or (lambda _m: None)
     if not store.table_exists("records"):
@@ -137,6 +154,13 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
     keys = recs["record_key"].to_pylist()
     index = {(p, k): i for i, (p, k) in enumerate(zip(partners, keys, strict=True))}
     sets = _encoded_sets(store, sch)
+    note = None if unit else scale_note(sum(len(s) for s in sets.values()))
+    if note and not allow_unsafe:
+        raise UnsafeEncodingError(
+            f"the hub holds name encodings next to clear citizenship and sex: {note}",
+            hint="link at a linkage unit instead (`accord ingest --linkage-unit-out`, "
+                 "`accord link --unit-file`, `accord link --persons`; docs/linkage.md), or pass "
+                 "--unsafe-encoding to accept the risk (the audit record says so)")
     ei: list[np.ndarray] = []
     ej: list[np.ndarray] = []
     sc: list[np.ndarray] = []
@@ -179,7 +203,6 @@ def link_hub(store: Store, schema: EncodingSchema | None = None,
                           sum(len(s) for s in sets.values()), pair_counts, thresholds, automatic)
     with store.transaction():
         store.write_table("persons", persons, mode="replace")
-        note = scale_note(summary.encoded_records)
         store.audit(actor, "link", {"schema_fingerprint": sch.fingerprint(),
                                     **({"unsafe_encoding": unsafe} if unsafe else {}),
                                     **({"privacy_note": note} if note else {}),

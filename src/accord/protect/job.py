@@ -22,6 +22,7 @@ from accord.ingest.pipeline import check_partner_id
 from accord.protect.contribution import ContributionWriter, Manifest
 from accord.protect.keys import PartnerKey
 from accord.protect.pseudonym import LinkageEncoder, protect_records
+from accord.protect.unit import UNIT_LAYOUT, UnitFileWriter, unit_rows
 from accord.standard import Standard, load_standard
 from accord.standard.arrow import record_schema
 
@@ -102,16 +103,24 @@ def build_contribution(
     quarantine: Path | None = None,
     linkage_encoder: LinkageEncoder | None = None,
     linkage_meta: dict[str, str] | None = None,
+    linkage_unit: Path | None = None,
     progress: Progress | None = None,
 ) -> ContributionResult:
+    """With ``linkage_unit`` the encodings go to that unit file, not into the contribution
+    (the linkage-unit layout, `accord.protect.unit`)."""
     standard = standard or load_standard()
     say = progress or (lambda _msg: None)
     check_partner_id(partner)
     account = ExportAccount()
     batch_id = uuid.uuid4().hex
+    meta = dict(linkage_meta or {})
+    if linkage_unit is not None:
+        meta["layout"] = UNIT_LAYOUT
     writer = ContributionWriter(out, record_schema(standard))
     gates: Counter[str] = Counter()
+    unit: UnitFileWriter | None = None
     try:
+        unit = UnitFileWriter(linkage_unit) if linkage_unit is not None else None
         for accepted in validate_export(export, mapping_path, standard, account, progress):
             shared, linkable = _consent_gates(accepted, gates, standard)
             for rows, may_link in ((shared.filter(linkable), True), (shared.filter(pc.invert(linkable)), False)):
@@ -120,17 +129,26 @@ def build_contribution(
                 protected = protect_records(rows, key, standard, partner, batch_id,
                                             linkage_encoder=linkage_encoder if may_link else None)
                 records = protected.records if may_link else _without_person_pseudonym(protected.records)
-                writer.write(records, protected.linkage)
+                if unit is not None and protected.linkage is not None:
+                    unit.write(unit_rows(records, protected.linkage))
+                    writer.write(records, None)
+                else:
+                    writer.write(records, protected.linkage)
         say("writing contribution")
+        if unit is not None:
+            unit.finish()
+            meta["unit_records"] = str(unit.rows)
         manifest = writer.finish(
             batch_id=batch_id, partner=partner, standard=standard.name, standard_version=standard.version,
             rows_in=account.rows_in, quarantined=account.quarantined, blank_rows=account.blank_rows,
-            key_id=key.key_id, mapping_sha256=account.mapping_sha256, linkage=linkage_meta or {},
+            key_id=key.key_id, mapping_sha256=account.mapping_sha256, linkage=meta,
             withheld=gates["no_statistics_consent"],
             consent={k: gates[k] for k in CONSENT_GATES},
         )
     except BaseException:
         writer.abort()
+        if unit is not None:
+            unit.abort()
         raise
     q_path = quarantine or quarantine_path(out)
     findings = account.findings_table()

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from accord.protect.encoding.bloom import Encoder
-from accord.protect.encoding.schema import EncodingSchema, check_safe, default_schema
+from accord.protect.encoding.schema import (
+    EncodingSchema,
+    check_safe,
+    default_schema,
+    unit_schema,
+)
 from accord.protect.encoding.secrets import LinkageSecret
 
 ENCODED_PREFIX = "bf_"
@@ -30,9 +35,11 @@ class PipelineEncoder:
 
 
 def pipeline_encoder(secret: LinkageSecret, schema: EncodingSchema | None = None,
-                     allow_unsafe: bool = False) -> PipelineEncoder:
-    sch = schema or default_schema()
-    unsafe = check_safe(sch, allow_unsafe)
+                     allow_unsafe: bool = False, unit: bool = False) -> PipelineEncoder:
+    """``unit``: the encodings go to a linkage unit (`accord.protect.unit`), whose default
+    schema leaves citizenship out and refuses a schema that encodes it."""
+    sch = schema or (unit_schema() if unit else default_schema())
+    unsafe = check_safe(sch, allow_unsafe, unit=unit)
     encoder = Encoder(sch, secret)
 
     def encode(ids: pa.Table) -> pa.Table:

@@ -35,7 +35,9 @@ MIN_DIFFUSION = 3
 MIN_FLIP = 0.02
 # Up to this many encoded records the harness measured the default within its targets (names at
 # the clear-attribute baseline, full names <= 5 %); the full-name figure grows with the records
-# a hub holds (5.3 % at 345k; benchmarks/results/harden.md), so links above it say so.
+# a hub holds (5.3 % at 345k; benchmarks/results/harden.md), so a hub holding more is refused
+# (`accord link`, unless --unsafe-encoding; the linkage-unit layout is the way past it) and
+# `accord match` says so.
 MEASURED_RECORDS = 250_000
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -217,9 +219,38 @@ class UnsafeEncodingError(EncodingSchemaError):
     """A schema the attack harness shows to be unsafe, used without --unsafe-encoding."""
 
 
-def check_safe(schema: EncodingSchema, allow_unsafe: bool) -> list[str]:
+# Columns that a linkage unit must not hold encoded next to the names: equal codes cluster
+# trivially, so their filters would give the unit the groups within which name frequencies are
+# steep (citizenship: the harness's attack conditioned on sex and citizenship labels 5.3 % of
+# full names at 345k records, on sex alone about 1 %; benchmarks/results/linkpriv2.md).
+UNIT_EXCLUDED_COLUMNS = ("citizenship",)
+
+
+def unit_schema() -> EncodingSchema:
+    """The default schema of the linkage-unit layout: the default one without citizenship."""
+    doc = default_schema().model_dump(mode="json", exclude_none=True)
+    doc["name"] = "accord-unit-identifiers"
+    doc["fields"] = [f for f in doc["fields"]
+                     if not set(UNIT_EXCLUDED_COLUMNS) & set(EncodingSchema.model_validate(
+                         {**doc, "fields": [f]}).fields[0].sources)]
+    return schema_from_dict(doc, "unit schema")
+
+
+def unit_unsafe_reasons(schema: EncodingSchema) -> list[str]:
+    """What makes a schema unsafe for the linkage unit on top of `unsafe_reasons`."""
+    out = [f"field {f.name!r} encodes {c}: the linkage unit could group the name encodings by "
+           "it (use the unit schema, which leaves it to the hub)"
+           for f in schema.fields for c in f.sources if c in UNIT_EXCLUDED_COLUMNS]
+    # A salt splits the name filters by its value: the unit might recover those groups from
+    # the names' structure (names of one language share bigrams within a salt); not measured.
+    return out + [f"field {f.name!r} is salted with {f.salt}: its groups may be recoverable at "
+                  "the linkage unit (not measured)"
+                  for f in schema.fields if f.salt in UNIT_EXCLUDED_COLUMNS]
+
+
+def check_safe(schema: EncodingSchema, allow_unsafe: bool, unit: bool = False) -> list[str]:
     """The schema's unsafe settings; refused unless the user accepted them explicitly."""
-    reasons = schema.unsafe_reasons()
+    reasons = schema.unsafe_reasons() + (unit_unsafe_reasons(schema) if unit else [])
     if reasons and not allow_unsafe:
         raise UnsafeEncodingError(
             f"the encoding schema is unsafe: {'; '.join(reasons)}",
