@@ -26,11 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from linkage import MIGRANT_FIELDS, accord_encode  # noqa: E402
-
 from accord.link.assign import greedy_one_to_one  # noqa: E402
-from accord.link.blocking import candidate_codes  # noqa: E402
+from accord.link.blocking import BlockingConfig, candidate_codes  # noqa: E402
 from accord.link.match import AUTO_THRESHOLD, MatchConfig, score_pairs  # noqa: E402
+from linkage import MIGRANT_FIELDS, accord_encode  # noqa: E402
 from tests.linkage_data import generate  # noqa: E402
 
 
@@ -39,8 +38,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--save", default="")
     ap.add_argument("--load", default="")
-    ap.add_argument("--random-candidates", type=float, default=None,
+    ap.add_argument("--random-candidates", type=float, default=20.0,
                     help="random pairs added per record (MatchConfig.random_candidates)")
+    ap.add_argument("--rounds", type=int, default=MatchConfig().competition_rounds,
+                    help="rounds of the competing-candidates correction")
+    ap.add_argument("--undated-max-side", type=int, default=BlockingConfig().undated_max_side)
     args = ap.parse_args()
     n = args.n
     a_rows, b_rows, truth3 = generate(n, overlap=0.5, seed=21)
@@ -67,9 +69,9 @@ def main() -> None:
             twin[pos_b[y]] = 1 + free_year[(a_key[x], a_year[x])]
         else:
             twin[pos_b[y]] = 1
-    cfg = MatchConfig(exhaustive_below=0)
-    if args.random_candidates is not None:
-        cfg = MatchConfig(exhaustive_below=0, random_candidates=args.random_candidates)
+    cfg = MatchConfig(exhaustive_below=0, random_candidates=args.random_candidates,
+                      competition_rounds=args.rounds,
+                      blocking=BlockingConfig(undated_max_side=args.undated_max_side))
     c0, t0 = time.process_time(), time.perf_counter()
     if args.load:
         codes = np.load(Path(args.load) / "codes.npy")
@@ -105,9 +107,8 @@ def main() -> None:
     p = np.minimum(p, len(sorted_codes) - 1)
     is_cand = sorted_codes[p] == tcode
     tprob = np.where(is_cand, prob[order][np.minimum(p, len(order) - 1)], 0.0)
-    rows = []
     stat: dict[str, Counter[str]] = {}
-    for (x, y, k), c, pr, tc in zip(truth, is_cand, tprob, tcode, strict=True):
+    for (_, y, k), c, pr, tc in zip(truth, is_cand, tprob, tcode, strict=True):
         s = stat.setdefault(k, Counter())
         s["n"] += 1
         s["twin"] += twin[y] > 1
@@ -134,7 +135,6 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for k in sorted(stat):
         s = stat[k]
-        rows.append(k)
         print(f"| {k} | {s['n']} | {s['twin']} | {s['not_candidate']} | {s['below']} | "
               f"{s['assignment']} | {s['linked']} | {fp_kind[k]} |")
     tot = Counter[str]()
