@@ -5,6 +5,7 @@ without a birth date."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -155,3 +156,55 @@ def test_dice_filter_follows_the_schemas_bit_noise() -> None:
     assert min(recall.values()) > 0.95
     low = encode_rows(a_rows[:200], SECRET, 1, flip=0.02)
     assert _noise_factor(low, groups[0], BlockingConfig()) == 1.0
+
+
+def _common_name_sets() -> tuple[EncodedSet, EncodedSet, int, int]:
+    """A population with one very common name (60 people of A: same given and family name,
+    sex and citizenship, different birth dates), 4 undated records of B with that name, and
+    one undated record of B whose rare name has its true match in A."""
+    a_rows, b_rows, _ = generate(2000, seed=17)
+    common = {"given": "Lan", "family": "Nguyen", "sex": "female", "citizenship": "VN"}
+    a_rows += [{"id": f"c{i}", **common, "dob": f"{1970 + i % 40}-0{1 + i % 9}-1{i % 10}"}
+               for i in range(60)]
+    rare = {"given": "Wolodymyra", "family": "Quixtanbekova", "sex": "female",
+            "citizenship": "UA"}
+    a_rows.append({"id": "rare", **rare, "dob": "1981-05-17"})
+    b_rows += [{"id": f"u{i}", **common, "dob": ""} for i in range(4)]
+    b_rows.append({"id": "rare_b", **rare, "dob": ""})
+    return _encode(a_rows, 1), _encode(b_rows, 2), 60, 4
+
+
+def test_undated_pass_is_bounded_where_a_name_is_common() -> None:
+    """The undated pass leaves out a bucket whose full side holds more than
+    `undated_max_side` records: the undated records of a common name are not paired with
+    every record of that name (work linear in the population), a rare name still is."""
+    a, b, n_common, n_undated = _common_name_sets()
+    only_combined = BlockingConfig(coarse_bands=0)
+    capped: dict[str, object] = {}
+    unbounded: dict[str, object] = {}
+    codes = candidate_codes(a, b, only_combined, capped)
+    candidate_codes(a, b, replace(only_combined, undated_max_side=0), unbounded)
+    (plan_capped,) = capped["undated:name+code"]  # type: ignore[misc]
+    (plan_unbounded,) = unbounded["undated:name+code"]  # type: ignore[misc]
+    # Without the bound, each undated record of the common name meets most of its 60 (the
+    # other undated records, about 110 of the generated ones, have a pair or two each).
+    assert plan_unbounded["pairs"] - plan_capped["pairs"] >= 0.8 * n_common * n_undated
+    # With it, at most `undated_max_side` records per band and undated record.
+    cap = only_combined.undated_max_side
+    assert plan_capped["pairs"] <= cap * plan_capped["bands"] * plan_capped["records"]
+    pos_a = {x: i for i, x in enumerate(a.ids.tolist())}
+    pos_b = {x: i for i, x in enumerate(b.ids.tolist())}
+    assert pos_a["rare"] * len(b) + pos_b["rare_b"] in set(codes.tolist())
+
+
+def test_match_links_a_rare_undated_name_but_no_common_one() -> None:
+    """Through the public API with blocking: the rare undated record is linked to its match;
+    none of the common name's undated records is linked to one of its 60 look-alikes (a
+    coin flip among them, which the bound must not turn into a lone, confident candidate)."""
+    from accord.link.match import MatchConfig, match_sets
+
+    a, b, _, _ = _common_name_sets()
+    r = match_sets(a, b, MatchConfig(exhaustive_below=0))
+    links = dict(zip(b.ids[r.ib].tolist(), a.ids[r.ia].tolist(), strict=True))
+    assert links.get("rare_b") == "rare"
+    assert not any(links.get(f"u{i}", "").startswith("c") for i in range(4))

@@ -80,6 +80,14 @@ class BlockingConfig:
     # date, so such a record's pairs collide only by chance, and a pass on names alone is too
     # coarse at scale. One side is only the records without a date, so the pass stays small.
     undated_pass: tuple[FieldKind, ...] = (_K.NAME, _K.CODE)
+    # The bound of that pass: a bucket where the full side holds more records than this is left
+    # out. Its records share names and codes (a common name at this size, about `hit` x the
+    # people of that name: 4 per band at 100,000, 14 at 1,000,000 in the migrant-like
+    # benchmark); an undated record among them cannot be told from the others unless all but
+    # one are matched elsewhere (chance about 2**-(k-1) for k people of whom half are matched),
+    # so pairing it with all of them costs candidates (linear in the population) and buys
+    # coin-flip links. Work stays at most this many pairs per undated record and band.
+    undated_max_side: int = 8
     # Kinds blocked on together in each pass. YEAR means year fields and the year of dates;
     # DATE the full dates. A pass made of codes alone is skipped (too few distinct values).
     passes: tuple[tuple[FieldKind, ...], ...] = (
@@ -251,9 +259,10 @@ def _band(fa: np.ndarray, fb: np.ndarray, rows: int, config: BlockingConfig,
 
 
 def _job(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, rows: int, config: BlockingConfig,
-         bits: list[tuple[np.ndarray, np.ndarray]], min_dice: list[np.ndarray]) -> BandJob:
+         bits: list[tuple[np.ndarray, np.ndarray]], min_dice: list[np.ndarray],
+         max_bucket_side: int = 0) -> BandJob:
     return BandJob(fa, fb, bounds, rows, bits, min_dice, config.max_side,
-                   config.max_bucket_pairs)
+                   config.max_bucket_pairs, max_bucket_side)
 
 
 def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
@@ -292,7 +301,8 @@ def plan(fa: np.ndarray, fb: np.ndarray, config: BlockingConfig,
 
 def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: BlockingPlan,
                 config: BlockingConfig, rng: np.random.Generator, min_dice: np.ndarray,
-                engine: BandEngine | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                engine: BandEngine | None = None,
+                max_bucket_side: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs kept by the bands of one pass; the bits are drawn here, the bands run by the
     engine (threads on this machine by default, or Spark partitions)."""
     n_bands = min(pl.bands, config.max_bands)
@@ -300,7 +310,8 @@ def _pass_pairs(fa: np.ndarray, fb: np.ndarray, bounds: np.ndarray, pl: Blocking
     none = np.zeros_like(min_dice)
     thresholds = [none if band < config.unfiltered_bands else min_dice for band in range(n_bands)]
     run = engine or EmbeddedEngine(config.threads)
-    yield from run.band_pairs(_job(fa, fb, bounds, pl.rows, config, bits, thresholds))
+    yield from run.band_pairs(_job(fa, fb, bounds, pl.rows, config, bits, thresholds,
+                                   max_bucket_side))
 
 
 def _note(report: dict[str, object] | None, key: str, value: object) -> None:
@@ -393,14 +404,17 @@ def _undated_pairs(a: EncodedSet, b: EncodedSet, cfg: BlockingConfig,
             continue
         sa, sb = (fa[rows], fb) if side == "a" else (fa, fb[rows])
         pl = plan(sa, sb, cfg, _target(a, kinds, cfg))
-        plans.append({"records": len(rows), "rows": pl.rows, "bands": min(pl.bands,
-                                                                        cfg.max_bands)})
+        found: list[np.ndarray] = []
         for xa, xb in _pass_pairs(sa, sb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg),
-                                  engine):
+                                  engine, cfg.undated_max_side):
             if side == "a":
-                out.append(rows[xa] * len(b) + xb)
+                found.append(rows[xa] * len(b) + xb)
             else:
-                out.append(xa * len(b) + rows[xb])
+                found.append(xa * len(b) + rows[xb])
+        pairs = np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+        out.append(pairs)
+        plans.append({"records": len(rows), "rows": pl.rows,
+                      "bands": min(pl.bands, cfg.max_bands), "pairs": len(pairs)})
     if plans:
         _note(report, "undated:" + "+".join(k.value for k in kinds), plans)
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)

@@ -33,6 +33,10 @@ class BandJob:
     min_dice: Sequence[np.ndarray]
     max_side: int
     max_bucket_pairs: int
+    # A bucket where either side holds more records than this is left out (0: no limit). The
+    # undated pass uses it: there one side is a few records and the forest never splits, so
+    # a common name would pair each of them with every record of that name.
+    max_bucket_side: int = 0
 
 
 class BandEngine(Protocol):
@@ -50,9 +54,12 @@ def band_buckets(ka: np.ndarray, kb: np.ndarray, job: BandJob,
     from accord.link import kernels  # numba: loaded when first needed (CLI start-up)
 
     oa, ob = np.argsort(ka), np.argsort(kb)
-    return kernels.shared_buckets(ka[oa], kb[ob], job.rows, 64 if not job.bits else
-                                  len(job.bits[0][0]), job.max_side,
-                                  job.max_bucket_pairs), oa, ob
+    buckets = kernels.shared_buckets(ka[oa], kb[ob], job.rows, 64 if not job.bits else
+                                     len(job.bits[0][0]), job.max_side, job.max_bucket_pairs)
+    if job.max_bucket_side and len(buckets):
+        side = np.maximum(buckets[:, 1] - buckets[:, 0], buckets[:, 3] - buckets[:, 2])
+        buckets = buckets[side <= job.max_bucket_side]
+    return buckets, oa, ob
 
 
 def join_band(ka: np.ndarray, kb: np.ndarray, fa: np.ndarray, fb: np.ndarray,

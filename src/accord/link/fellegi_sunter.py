@@ -170,7 +170,7 @@ def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
 
 
 def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, n_b: int,
-                  matches: float, compete: bool = True) -> np.ndarray:
+                  matches: float, compete: bool = True, rounds: int = 1) -> np.ndarray:
     """Natural log odds that each pair is a match, given the records' competing candidates.
 
     With M matches among n_a x n_b pairs, a pair's prior is lambda = M / (n_a n_b), and its odds
@@ -180,6 +180,15 @@ def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, 
     k of i and h of j, where T_k sums the x of k's candidates other than i (and T_h likewise): a
     competitor that is itself the likely match of a third record takes little from this pair.
     With k equal candidates and no other evidence, each gets at most 1/(k+1).
+
+    ``rounds`` > 1 repeats the correction (sum-product belief propagation for the one-to-one
+    constraint, as for the permanent of a bipartite graph: Huang & Jebara 2009, Watanabe &
+    Chertkov 2010): R = 1 + sum_k x_ik / C_ik, C = 1 + sum_h x_hj / R_hj, each over the other
+    pairs of the record, odds x / (R C). One round (the formula above) over-credits a pair
+    in a group where many records of both sides look alike: 4 undated records of a name
+    against 60 people of that name got 0.97 each (a competitor "taken" by the 3 other undated
+    records counted as taken, though each of those has 60 choices); the fixed point gives each
+    about 1/60.
     """
     lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
     if not compete:
@@ -190,6 +199,8 @@ def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, 
     x = np.exp(np.clip(log_x, -700.0, 650.0))
     row = _others(x / (1.0 + _others(x, ib, n_b)), ia, n_a)
     col = _others(x / (1.0 + _others(x, ia, n_a)), ib, n_b)
+    for _ in range(rounds - 1):
+        row, col = _others(x / (1.0 + col), ia, n_a), _others(x / (1.0 + row), ib, n_b)
     return log_x - np.log1p(row) - np.log1p(col)
 
 

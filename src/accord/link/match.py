@@ -33,6 +33,10 @@ class MatchConfig:
     # Divide each pair's odds by the evidence for its records' other candidates (the one-to-one
     # constraint and the frequency adjustment of common names; see fellegi_sunter).
     competing_candidates: bool = True
+    # Rounds of that correction when scoring (fellegi_sunter.pair_log_odds): more than one
+    # lets a group of look-alikes on both sides (a common name with unknown birth dates) share
+    # its odds instead of each pair counting the others' competitors as taken.
+    competition_rounds: int = 10
     # Weigh the closest name levels by how many look-alikes the pair's records have among the
     # candidates, so that a rare name weighs more than a common one (accord.link.frequency);
     # applied where every pair is compared (exhaustive_below, or --all-pairs).
@@ -128,7 +132,8 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
         model = replace(model, frequency=split)
         log_bf = model.pair_log_bayes_factor(gamma, ia, ib)
     log_odds = pair_log_odds(log_bf, ia, ib, len(a), len(b), model.matches,
-                             compete=config.competing_candidates) / LN2
+                             compete=config.competing_candidates,
+                             rounds=config.competition_rounds) / LN2
     weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
     return weight, probability(weight, model.prior), model
 
