@@ -77,4 +77,15 @@ def test_a_refused_microdata_release_leaves_nothing(lab: tuple[Path, list[dict[s
             wd.release_microdata(store, tmp_path / "m2", wd.load_standard(), wd.SETTINGS, "ana")
         assert len(store.releases()) == releases
         assert targets[0]["record_key"] not in str(refused.value)
+        # the same through the hub's request workflow: the approval fails, the request stays pending
+        from accord.serve.accounts import Role, User
+        from accord.serve.requests import approve_request, create_request, get_request
+
+        params = {"k": wd.SETTINGS.k, "l": wd.SETTINGS.l, "qi": list(wd.QI),
+                  "sensitive": [wd.SENSITIVE], "max_loss": None}
+        row = create_request(store, User("ana", "agency", Role.ANALYST), "microdata", params, "x")
+        with pytest.raises(ReleaseRefused):
+            approve_request(store, row["request_id"], "steve")
+        assert get_request(store, row["request_id"])["status"] == "pending"
+        assert len(store.releases()) == releases
     assert not (tmp_path / "m2").exists() or not any((tmp_path / "m2").iterdir())
