@@ -80,7 +80,9 @@ def main() -> None:
         "Reading: without protection the difference of two releases gives the withdrawn person's "
         "value or cell away (control rows). Accord's microdata check refuses the second file (its "
         "rows that changed form a group smaller than k), suppressed tables are refused after "
-        "another data version, and the DP tables' fresh draw leaves the attacker at the prior. "
+        "another data version, and the DP tables' fresh draw leaves the attacker at the prior (at the default rho the "
+        "difference weighs less than the prior in every trial; the attacker reads one table, the "
+        "issue-10 attacks in tests/attacks/test_differencing_attacks.py read them all). "
         "Refusing is the cost: after a withdrawal, microdata with the same settings is refused "
         "until enough other records have changed (or with a larger k / fewer quasi-identifiers).",
         "",
