@@ -20,6 +20,7 @@ are built once per run (timed separately: that is the partners' own work, not th
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -62,8 +63,9 @@ def _port() -> int:
 def _serve(hub: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = _port()
     accord = str(Path(sys.executable).parent / "accord")
+    log = (WORK / f"serve-{port}.log").open("ab")  # the server's own log, read when a request fails
     proc = subprocess.Popen([accord, "serve", "--db", hub, "--bind", f"127.0.0.1:{port}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -84,6 +86,8 @@ def _post(url: str, token: str, body: bytes, timeout: float) -> tuple[int, dict[
             status, payload = r.status, json.loads(r.read())
     except urllib.error.HTTPError as err:
         status, payload = err.code, json.loads(err.read() or b"{}")
+    except (OSError, http.client.HTTPException) as err:  # no answer at all: counted, not lost
+        status, payload = 0, {"error": f"{type(err).__name__}: {err}"}
     return status, payload, time.perf_counter() - start
 
 
@@ -119,6 +123,17 @@ def _contributions(n: int, records: int, big: int) -> tuple[list[tuple[str, Path
     return out, WORK / "c" / "big", time.perf_counter() - start
 
 
+def _built(n: int, records: int, big: int) -> bool:
+    """Whether WORK holds the contributions of a run of these sizes."""
+    try:
+        sizes = [json.loads((WORK / "c" / f"p{i:02d}" / "manifest.json").read_text())["rows_in"]
+                 for i in range(n)]
+        big_rows = json.loads((WORK / "c" / "big" / "manifest.json").read_text())["rows_in"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return sizes == [records] * n and big_rows == big and not (WORK / "c" / f"p{n:02d}").exists()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partners", type=int, default=20)
@@ -129,15 +144,27 @@ def main() -> None:
                         help="share of the asked releases the budget pays for")
     parser.add_argument("--big", type=int, default=200_000, help="records of the push-vs-add contribution")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds any request may take")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the contributions an earlier run of the same sizes built")
     args = parser.parse_args()
     if not (1 <= args.partners <= 50 and 1 <= args.analysts <= 50 and 1 <= args.requests <= 10
             and 100 <= args.records <= 1_000_000 and 100 <= args.big <= 2_000_000):
         raise SystemExit("bounded benchmark: 1-50 partners and analysts, 1-10 requests each, "
                          "100-1,000,000 records per partner, 100-2,000,000 in the big push")
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    contributions, big, build_s = _contributions(args.partners, args.records, args.big)
-    print(f"contributions built in {build_s:.1f} s (partners' side, not timed below)", flush=True)
+    if args.reuse and _built(args.partners, args.records, args.big):
+        for f in WORK.iterdir():  # hub keys, chain heads, logs of the last run: not the inputs
+            if f.name not in ("sim", "c", "keys", "small.csv"):
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
+        contributions = [(f"p{i:02d}", WORK / "c" / f"p{i:02d}") for i in range(args.partners)]
+        big = WORK / "c" / "big"
+        print("contributions of an earlier run reused", flush=True)
+    else:
+        shutil.rmtree(WORK, ignore_errors=True)
+        WORK.mkdir(parents=True)
+        contributions, big, build_s = _contributions(args.partners, args.records, args.big)
+        print(f"contributions built in {build_s:.1f} s (partners' side, not timed below)", flush=True)
+    print(f"cores: {os.cpu_count()} (nproc {len(os.sched_getaffinity(0))}); load average at the "
+          f"start: {os.getloadavg()[0]:.1f}", flush=True)
     pg = PostgresServer.start()
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -220,6 +247,16 @@ def main() -> None:
             problems.append("records per partner differ from the manifests")
         ok = [r for r in releases if r[2] == 200]
         refused = [r for r in releases if r[2] == 409]
+        unanswered = [r for r in results if r[2] == 0]
+        if proc.poll() is not None:
+            problems.append(f"the server exited during the phase (code {proc.returncode}; -9: "
+                            "killed, e.g. by the kernel for memory)")
+        if unanswered:
+            kinds = sorted({r[3]["error"].split(":")[0] for r in unanswered})
+            problems.append(f"{len(unanswered)} requests got no HTTP answer ({', '.join(kinds)}); "
+                            f"server log: {WORK}/serve-*.log")
+        if len(releases) != asked:
+            problems.append(f"{len(releases)} release answers for {asked} asked")
         if len(ok) != affordable or len(ok) + len(refused) != len(releases):
             problems.append(f"releases: {len(ok)} made, {len(refused)} refused, of {len(releases)}; "
                             f"the budget paid for {affordable}")
@@ -239,10 +276,11 @@ def main() -> None:
               f"(+1 loaded before), {args.analysts} analysts x {args.requests} DP releases; "
               f"{wall:.1f} s wall")
         print(f"  push:    p50 {_pct(push_lat, 0.5):.2f} s, p95 {_pct(push_lat, 0.95):.2f} s; "
-              f"{pushed_records / wall:,.0f} records/s loaded")
+              f"{pushed_records / max(push_lat):,.0f} records/s loaded (over the pushes' own time)")
         print(f"  release: p50 {_pct(rel_lat, 0.5):.2f} s, p95 {_pct(rel_lat, 0.95):.2f} s; "
               f"{len(ok)} made, {len(refused)} refused (budget for {affordable})")
-        print(f"  throughput: {len(results) / wall:.2f} requests/s")
+        print(f"  throughput: {len(results) / wall:.2f} requests/s; load average at the end of "
+              f"the phase: {os.getloadavg()[0]:.1f}")
         print(f"  ledger: spent rho {budget.spent_rho:.6g} of {budget.total_rho:.6g}; "
               f"{len(paid)} DP tables spends = {len(dp_releases)} releases; chain ok: {chain_ok}")
         print(f"  batches: {len(batches)} in the hub for {len(manifests)} partners; "

@@ -2,7 +2,9 @@
 
 `initdb` into a temporary directory owned by an unprivileged user (PostgreSQL refuses to run as
 root, and the tests run as root here and in CI), listening on 127.0.0.1 at a free port and on a
-unix socket inside the same directory; stopped and deleted at the end of the session. Each test
+unix socket inside the same directory; stopped and deleted at the end of the session, and also
+when the process that started it dies without stopping it (killed, crashed: see
+``tests/pg_watchdog.py``), so no server outlives its test run. Each test
 gets its own database, so tests are independent and the server starts once per worker.
 
 When the binaries are absent the tests that need them skip with the reason; with
@@ -18,9 +20,10 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REQUIRE_ENV = "ACCORD_REQUIRE_POSTGRES"
@@ -69,17 +72,42 @@ class PostgresServer:
     bindir: Path
     port: int
     as_root: bool
+    # the write end of the watchdog's pipe and the watchdog itself (tests/pg_watchdog.py)
+    _lifeline: int | None = field(default=None, repr=False)
+    _watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def data(self) -> Path:
         return self.root / "data"
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = list(args)
+    def _command(self, *args: str) -> list[str]:
         if self.as_root:
             # runuser drops root for this one command; PostgreSQL refuses to run as root.
-            cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
-        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120)
+            return ["runuser", "-u", RUN_AS, "--", *args]
+        return list(args)
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._command(*args), check=check, capture_output=True, text=True,
+                              timeout=120)
+
+    def _start_watchdog(self) -> None:
+        """Before anything is started: a process that stops the server and deletes its directory
+        once this process is gone (the pipe's write end is not inherited by other children)."""
+        read_end, write_end = os.pipe()
+        stop = self._command(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                             "-w", "stop")
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("pg_watchdog.py")), str(read_end),
+                 str(self.root), "--", *stop],
+                pass_fds=(read_end,), start_new_session=True, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._lifeline = write_end
 
     @classmethod
     def start(cls) -> PostgresServer:
@@ -91,8 +119,13 @@ class PostgresServer:
             entry = pwd.getpwnam(RUN_AS)
             os.chown(root, entry.pw_uid, entry.pw_gid)
         server = cls(root, bindir, _free_port(), as_root)
-        server._run(str(bindir / "initdb"), "-D", str(server.data), "-U", SUPERUSER, "-A", "trust",
-                    "-E", "UTF8", "--locale", "C", "--no-sync")
+        server._start_watchdog()
+        try:
+            server._run(str(bindir / "initdb"), "-D", str(server.data), "-U", SUPERUSER, "-A", "trust",
+                        "-E", "UTF8", "--locale", "C", "--no-sync")
+        except BaseException:
+            server.stop()
+            raise
         # Durability settings off: a test cluster is thrown away; crash safety of the *hub* is
         # PostgreSQL's own, and the atomicity tests kill the client, not the server.
         opts = (f"-c listen_addresses=127.0.0.1 -p {server.port} -k {root} -c fsync=off "
@@ -106,7 +139,7 @@ class PostgresServer:
             last_error = done.stderr + (root / "server.log").read_text(errors="replace")[-2000:]
             server.port = _free_port()
             opts = opts.replace(opts.split(" -p ")[1].split()[0], str(server.port))
-        shutil.rmtree(root, ignore_errors=True)
+        server.stop()
         raise RuntimeError(f"PostgreSQL did not start: {last_error}")
 
     def url(self, dbname: str = "postgres") -> str:
@@ -123,7 +156,13 @@ class PostgresServer:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop",
-                      check=False)
-        finally:
+            if self._lifeline is not None:  # the watchdog stops the server and deletes the directory
+                os.close(self._lifeline)
+                self._lifeline = None
+                if self._watchdog is not None:
+                    self._watchdog.wait(timeout=150)
+        finally:  # and if the watchdog could not, do it here
+            if self.data.exists():
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+                          "stop", check=False)
             shutil.rmtree(self.root, ignore_errors=True)

@@ -52,11 +52,15 @@ def status(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
         print_json({"data_version": version, "batches": batches})
         return
     t = Table(title=f"hub {hub} - data version {version}")
-    for col in ("partner", "batch", "rows in", "accepted", "quarantined", "updated", "added at"):
-        t.add_column(col, justify="right" if col[0] in "rauq" and col != "added at" else "left")
+    # accepted is what the batch loaded; withdrawn and superseded (by a later batch) left since;
+    # "in hub" is what releases are computed from now
+    for col in ("partner", "batch", "rows in", "accepted", "quarantined", "updated", "withdrawn",
+                "superseded", "in hub", "added at"):
+        t.add_column(col, justify="left" if col in ("partner", "batch", "added at") else "right")
     for b in batches:
         t.add_row(b["partner"], b["batch_id"][:12], f"{b['rows_in']:,}", f"{b['accepted']:,}",
-                  f"{b['quarantined']:,}", f"{b['replaced']:,}", b["added_at"])
+                  f"{b['quarantined']:,}", f"{b['replaced']:,}", f"{b['withdrawn']:,}",
+                  f"{b['superseded']:,}", f"{b['current']:,}", b["added_at"])
     console.print(t)
 
 

@@ -28,6 +28,7 @@ server holds the hub file in one process and these routes run one at a time (a l
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -117,9 +118,19 @@ async def _parse(request: Request, model: type[M]) -> M:
                      hint="the fields and their ranges are those of the CLI command's options") from None
 
 
-def analysis_router(hub: Path | str, guard: AbstractContextManager[object]) -> APIRouter:
+# At most this many analyses run at once in one server process; the others wait their turn.
+# Each loads the hub's people into memory (about 0.7 GB for a hub of 1M records), and 20 at once
+# on 1M records got the server killed by the kernel for memory (benchmarks/results/server.md);
+# with the CPU-bound work of a release, more at once than the machine has cores finishes none
+# sooner. Waiting happens before a worker thread is taken, so pushes are not starved of threads.
+MAX_CONCURRENT_ANALYSES = 2
+
+
+def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
+                    max_concurrent: int = MAX_CONCURRENT_ANALYSES) -> APIRouter:
     """The analyst's routes; ``guard`` is the app's (accord.serve.deps.store_guard)."""
     router = APIRouter()
+    turns = asyncio.Semaphore(max_concurrent)  # bound to the server's loop on first use
 
     @contextmanager
     def store() -> Iterator[Store]:
@@ -144,7 +155,8 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object]) -> A
             with store() as s:
                 return work(s, allow(request, s, roles))
 
-        return await run_in_threadpool(job)
+        async with turns:
+            return await run_in_threadpool(job)
 
     @router.post("/api/stats")
     async def stats(request: Request) -> Any:

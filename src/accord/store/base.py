@@ -112,9 +112,24 @@ class Store(ABC):
         return h.hexdigest()[:16]
 
     def batches(self) -> list[dict[str, Any]]:
+        """The batches received, each with its counts as of now: ``loaded`` (= ``accepted``, the
+        records the batch brought), ``withdrawn`` (taken out since by its partner), ``superseded``
+        (replaced since by a later batch of the same partner) and ``current`` (its records in the
+        hub now, what releases are computed from): loaded = withdrawn + superseded + current."""
         if not self.table_exists("batches"):
             return []
-        return self.query("SELECT * FROM batches ORDER BY added_at, batch_id").to_pylist()
+        from accord.store.withdraw import withdrawn_per_batch
+
+        rows = self.query("SELECT * FROM batches ORDER BY added_at, batch_id").to_pylist()
+        current: dict[str, int] = {}
+        if self.table_exists("records"):
+            current = {str(r["batch_id"]): int(r["n"]) for r in self.query(
+                "SELECT batch_id, count(*) AS n FROM records GROUP BY batch_id").to_pylist()}
+        withdrawn = withdrawn_per_batch(self)
+        for r in rows:
+            loaded, now, gone = int(r["accepted"]), current.get(r["batch_id"], 0), withdrawn.get(r["batch_id"], 0)
+            r.update(loaded=loaded, withdrawn=gone, current=now, superseded=max(0, loaded - gone - now))
+        return rows
 
     # ---- the tamper-evident record: audit, releases (and the privacy ledger) -------------------
     # Every row written here is chained in the same transaction (see accord.store.chain); the

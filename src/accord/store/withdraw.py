@@ -30,6 +30,10 @@ WITHDRAWALS_SQL = """CREATE TABLE IF NOT EXISTS withdrawals (
     withdrawal_id VARCHAR PRIMARY KEY, partner VARCHAR NOT NULL, batch_id VARCHAR,
     requested BIGINT NOT NULL, withdrawn BIGINT NOT NULL, actor VARCHAR NOT NULL,
     withdrawn_at VARCHAR NOT NULL)"""
+# How many records each withdrawal took out of each batch (a withdrawal by record key can take
+# records of several batches), so a batch's counts can say loaded, withdrawn and still in the hub.
+WITHDRAWN_BY_BATCH_SQL = """CREATE TABLE IF NOT EXISTS withdrawn_by_batch (
+    withdrawal_id VARCHAR NOT NULL, batch_id VARCHAR NOT NULL, withdrawn BIGINT NOT NULL)"""
 # Tables keyed by (partner, record_key) that hold a record or something derived from it.
 RECORD_TABLES = ("records", "linkage_encodings", "persons")
 MAX_KEYS = 1_000_000
@@ -98,6 +102,7 @@ def withdraw(store: Store, partner: str, actor: str, *, batch_id: str | None = N
                 raise WithdrawalError(f"more than {MAX_KEYS:,} record keys in one withdrawal",
                                       hint="withdraw a whole batch, or split the list")
         withdrawn = 0
+        per_batch: list[dict[str, Any]] = []
         if keys and store.table_exists("records"):
             store.write_table("_withdraw", pa.table({
                 "partner": pa.array([partner] * len(keys), pa.string()),
@@ -112,6 +117,10 @@ def withdraw(store: Store, partner: str, actor: str, *, batch_id: str | None = N
                     f"{partner} in the hub; nothing was withdrawn",
                     hint="give keys of your own records still in the hub (as in your contribution's "
                          "records.parquet, column record_key)")
+            per_batch = store.query(
+                "SELECT r.batch_id, count(*) AS withdrawn FROM records r JOIN _withdraw w "
+                "ON r.partner = w.partner AND r.record_key = w.record_key "
+                "GROUP BY r.batch_id ORDER BY r.batch_id").to_pylist()
             for table in RECORD_TABLES:
                 if store.table_exists(table):
                     store.execute(f"DELETE FROM {table} WHERE (partner, record_key) IN "
@@ -125,6 +134,10 @@ def withdraw(store: Store, partner: str, actor: str, *, batch_id: str | None = N
         store.execute("INSERT INTO withdrawals (withdrawal_id, partner, batch_id, requested, withdrawn, "
                       "actor, withdrawn_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                       [withdrawal_id, partner, batch_id, requested, withdrawn, actor, now_iso()])
+        store.execute(WITHDRAWN_BY_BATCH_SQL)
+        for row in per_batch:
+            store.execute("INSERT INTO withdrawn_by_batch (withdrawal_id, batch_id, withdrawn) "
+                          "VALUES (?, ?, ?)", [withdrawal_id, row["batch_id"], int(row["withdrawn"])])
         store.audit(actor, "hub.withdraw", {"withdrawal_id": withdrawal_id, "partner": partner,
                                             "batch_id": batch_id, "withdrawn": withdrawn,
                                             "by": "batch" if batch_id is not None else "record_keys",
@@ -141,6 +154,26 @@ def withdrawals(store: Store, partner: str | None = None) -> list[dict[str, Any]
         return store.query("SELECT * FROM withdrawals ORDER BY withdrawn_at, withdrawal_id").to_pylist()
     return store.query("SELECT * FROM withdrawals WHERE partner = ? ORDER BY withdrawn_at, withdrawal_id",
                        [partner]).to_pylist()
+
+
+def withdrawn_per_batch(store: Store) -> dict[str, int]:
+    """Records withdrawn from each batch so far. A withdrawal made before this accounting existed
+    counts against its batch when it named one (a withdrawal by key then is not attributed)."""
+    out: dict[str, int] = {}
+    if store.table_exists("withdrawn_by_batch"):
+        for r in store.query("SELECT batch_id, sum(withdrawn) AS n FROM withdrawn_by_batch "
+                             "GROUP BY batch_id").to_pylist():
+            out[str(r["batch_id"])] = int(r["n"])
+    if store.table_exists("withdrawals"):
+        attributed = "withdrawn_by_batch" if store.table_exists("withdrawn_by_batch") else None
+        legacy = store.query(
+            "SELECT batch_id, sum(withdrawn) AS n FROM withdrawals w WHERE batch_id IS NOT NULL"
+            + (" AND NOT EXISTS (SELECT 1 FROM withdrawn_by_batch b WHERE b.withdrawal_id = "
+               "w.withdrawal_id)" if attributed else "")
+            + " GROUP BY batch_id").to_pylist()
+        for r in legacy:
+            out[str(r["batch_id"])] = out.get(str(r["batch_id"]), 0) + int(r["n"])
+    return out
 
 
 def read_record_keys(text: str) -> list[str]:

@@ -22,6 +22,7 @@ from accord.errors import AccordError
 from accord.release.anonymise.api import AnonymisationResult, Suppressing, anonymise
 from accord.release.anonymise.engine import LKind, Metric
 from accord.release.anonymise.hierarchy import SUPPRESSED, Hierarchy
+from accord.release.anonymise.overtime import check_against_earlier, remember_rows
 from accord.release.anonymise.search import ProgressFn
 from accord.release.anonymise.standard_hierarchies import as_strings, hierarchy_for
 from accord.release.datapackage import write_datapackage
@@ -169,6 +170,9 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
                        weights=dict(settings.weights), max_loss=settings.max_loss)
     single = [s for s in sensitive if s not in multi]
     released = _released_table(result, qi, single, multi, standard)
+    # not subtractable from an earlier file of another data version (withdrawals, additions)
+    check_against_earlier(store, data_version, released, qi, result.levels, hierarchies,
+                          settings.k, settings.l)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"parquet": out_dir / "microdata.parquet", "csv": out_dir / "microdata.csv",
              "dictionary": out_dir / "data_dictionary.csv"}
@@ -198,7 +202,9 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
                                   "expected_reidentifications": after.expected_reidentifications,
                                   "max_individual_risk": float(after.individual_risk.max())},
                    "files": {k: {"name": p.name, "sha256": _sha256(p)} for k, p in files.items()}}
-        release_id = store.record_release("microdata", parameters, results, actor)
+        with store.transaction():
+            release_id = store.record_release("microdata", parameters, results, actor)
+            remember_rows(store, release_id, data_version, released, qi, result.levels)
     except BaseException:
         # A file without a release record must not be left behind.
         for p in files.values():
