@@ -92,6 +92,18 @@ def test_counts_follow_withdrawals_and_updates(hub: str, batches_of_a: tuple[Pat
                                                          "superseded": 30, "current": 0}
     status, body, _ = _request(server + "/api/batches", token)
     assert _counts(body)[one.batch_id]["current"] == 0
+    # the web pages (partner's and steward's) show what is in the hub now, not what was loaded
+    from tests import test_serve_web as web
+
+    for user, page in (("pa", "/ui/partner"), ("steve", "/ui/steward")):
+        cookie = "accord_session=" + web._http_sign_in(server, user, "a long enough password")
+        code, _, html = web._http(server, "GET", page, headers={"Cookie": cookie})
+        text = html.decode()
+        assert code == 200 and "Withdrawn since" in text and "In the hub now" in text
+        row = text[text.index(f"<code>{one.batch_id}</code>"):]
+        row = row[:row.index("</tr>")]
+        cells = [c.split("<")[0] for c in row.split('<td class="n">')[1:]]
+        assert cells[-2:] == [f"{loaded - 30:,}", "0"], (user, cells)
 
 
 def test_counts_of_a_withdrawal_made_before_the_per_batch_accounting(
