@@ -252,6 +252,10 @@ def test_cli_stats_json_and_threshold(hub: Path) -> None:
     assert table["values"][male][0] == 3  # 3 is publishable at threshold 2
     res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--protection", "1"])
     assert res.exit_code == 0 and "People by sex and age band" in res.stdout
+    # an option the method does not use is refused, not silently ignored (and nothing is recorded)
+    for wrong in (["--protection", "1"], ["--privacy", "suppression", "--rho", "0.01"]):
+        res = runner.invoke(app, ["stats", "--hub", str(hub), *wrong])
+        assert res.exit_code == 2 and "applies to --privacy" in res.output, wrong
     with open_store(hub) as store:
         store_releases = store.releases()
     kinds = [r["kind"] for r in store_releases]

@@ -19,6 +19,21 @@ def test_a_csv_given_as_hub_is_not_a_hub_file(command: list[str], tmp_path: Path
     assert "Maria" not in out + err
 
 
+def test_serve_refuses_a_file_that_is_not_a_hub_before_listening(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("Maria Lopez\n", encoding="utf-8")
+    code, out, err, _, _ = run_accord(["serve", "--hub", "notes.txt", "--bind", "127.0.0.1:9"], cwd=tmp_path,
+                                      timeout=60)
+    assert code == 2, err
+    assert "not a hub file" in err and "Uvicorn running" not in out + err and "Maria" not in out + err
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1"])
+def test_wait_that_is_not_a_bounded_number_of_seconds(wait: str, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x\n", encoding="utf-8")
+    code, _, err, _, _ = run_accord(["budget", "--hub", "notes.txt", f"--wait={wait}"], cwd=tmp_path, timeout=60)
+    assert code == 2 and "--wait" in err and "Traceback" not in err
+
+
 def test_a_directory_given_as_hub(tmp_path: Path) -> None:
     (tmp_path / "hubdir").mkdir()
     code, _, err, _, _ = run_accord(["stats", "--hub", "hubdir"], cwd=tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.cli.remote import ServerOption, TokenFileOption, call_json
-from accord.errors import StoreError
+from accord.errors import AccordError, StoreError
 from accord.release.dp import ledger
 from accord.release.dp.params import MAX_DELTA, MAX_EPSILON, check_delta, check_epsilon
 from accord.store import Store, open_store
@@ -24,6 +25,9 @@ app = typer.Typer(help="Show or set the differential-privacy budget (zCDP ledger
 
 def open_hub_waiting(hub: Path, wait: float) -> Store:
     """Open the hub, waiting up to ``wait`` seconds while another process holds it."""
+    if not math.isfinite(wait) or not 0 <= wait <= 86_400:  # nan compares false and would wait forever
+        raise AccordError(f"--wait {wait} is not a number of seconds from 0 to 86400",
+                          hint="for example --wait 60")
     require_hub(hub)
     deadline = time.monotonic() + wait
     delay = 0.05

@@ -18,6 +18,7 @@ from accord.cli.stats_cmd import (
     ThresholdOption,
     Unit,
     UnitOption,
+    check_privacy_options,
     parse_unit,
     require_hub,
 )
@@ -41,6 +42,7 @@ def report(
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""
     with user_errors():
+        check_privacy_options(method, protection, rho)
         if server:  # the shared hub's server renders it (publish_report) as the token's user
             html, headers = call(server, token_file, "POST", "/api/report", {
                 "threshold": threshold, "protection": protection, "unit": parse_unit(unit),

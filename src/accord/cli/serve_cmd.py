@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import DEFAULT_HUB, hub_location, user_errors
+from accord.cli.common import DEFAULT_HUB, hub_location, require_hub, user_errors
 from accord.errors import AccordError
 
 
@@ -38,7 +38,14 @@ def serve(
 
         from accord.serve.app import ServerConfig, create_app
         from accord.serve.web import WebSettings
+        from accord.store import open_store
 
+        # Open the hub once before listening: a wrong --hub (a text file, an unreachable server)
+        # is refused here with its reason, not on every request after the server looks healthy.
+        if hub.exists():  # a new hub may be started empty; an existing path must be a hub
+            require_hub(hub)
+        with open_store(hub):
+            pass
         web = WebSettings(session_minutes=session_minutes, secure_cookies=secure_cookies)
         app = create_app(ServerConfig(hub, max_upload_mb * 1024 * 1024, web=web))
         uvicorn.run(app, host=host, port=int(port), log_level="info", server_header=False,

@@ -82,6 +82,17 @@ def parse_unit(unit: Unit) -> Literal["auto", "records", "persons"]:
     return "auto"
 
 
+def check_privacy_options(method: Method, protection: int | None, rho: float | None) -> None:
+    """An option the chosen method does not use is refused: silently ignoring it would let a user
+    believe a release was protected the way they asked."""
+    if method == Method.DP and protection is not None:
+        raise AccordError("--protection applies to --privacy suppression; a DP release has no "
+                          "hidden cells to protect", hint="drop --protection, or add --privacy suppression")
+    if method == Method.SUPPRESSION and rho is not None:
+        raise AccordError("--rho applies to --privacy dp; suppressed tables spend no privacy budget",
+                          hint="drop --rho, or use --privacy dp")
+
+
 def make_tables(hub: Path, rules: SuppressionRules, unit: Unit, actor: str,
                 kind: str, method: Method = Method.DP, rho: float | None = None,
                 groups: GroupEngine = EMBEDDED) -> StatsResult:
@@ -156,6 +167,7 @@ def stats(
     with user_errors():
         if hxl and out is None:
             raise AccordError("--hxl needs --out", hint="give --out DIR to write the tables")
+        check_privacy_options(method, protection, rho)
         check_engine(engine, spark_master, spark_conf)
         if server and engine != "embedded":
             raise AccordError("--engine is the local hub's; the server counts on its own",
