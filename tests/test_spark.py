@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from accord.cli.main import app
@@ -215,6 +217,23 @@ def test_spark_counts_are_numpys(spark: object) -> None:
             assert a is not None and b is not None and np.array_equal(a, b)
     key = rng.integers(0, 40, 1000)
     assert np.array_equal(groups.bincount(key, 45), EMBEDDED.bincount(key, 45))
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(-(1 << 62), 1 << 62), max_size=300), st.integers(1, 40))
+def test_spark_unique_is_numpys_for_any_keys(spark: object, values: list[int],
+                                             spread: int) -> None:
+    from accord.store.groups import EMBEDDED
+    from accord.store.spark_groups import SparkGroups
+
+    key = np.array(values, dtype=np.int64) % spread  # repeats, as real keys have
+    want = EMBEDDED.unique(key, first=True, inverse=True)
+    got = SparkGroups(spark).unique(key, first=True, inverse=True)
+    for a, b in ((want.values, got.values), (want.counts, got.counts),
+                 (want.first, got.first), (want.inverse, got.inverse)):
+        assert a is not None and b is not None and np.array_equal(a, b)
 
 
 @pytest.fixture(scope="module")
