@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from accord.cli.main import app
@@ -195,3 +198,184 @@ def test_core_works_without_pyspark(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, check=True).stdout
     assert "refused:" in out and "accord[spark]" in out
+
+
+# --- The releases' group-bys on Spark: the same tables, risk and anonymisation ---------------
+
+
+def test_spark_counts_are_numpys(spark: object) -> None:
+    from accord.store.groups import EMBEDDED
+    from accord.store.spark_groups import SparkGroups
+
+    groups = SparkGroups(spark)
+    rng = np.random.default_rng(3)
+    for key in (rng.integers(0, 50, 2000), rng.integers(-(1 << 60), 1 << 60, 500),
+                np.zeros(7, dtype=np.int64), np.zeros(0, dtype=np.int64)):
+        want, got = (g.unique(key, first=True, inverse=True) for g in (EMBEDDED, groups))
+        for a, b in ((want.values, got.values), (want.counts, got.counts),
+                     (want.first, got.first), (want.inverse, got.inverse)):
+            assert a is not None and b is not None and np.array_equal(a, b)
+    key = rng.integers(0, 40, 1000)
+    assert np.array_equal(groups.bincount(key, 45), EMBEDDED.bincount(key, 45))
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(-(1 << 62), 1 << 62), max_size=300), st.integers(1, 40))
+def test_spark_unique_is_numpys_for_any_keys(spark: object, values: list[int],
+                                             spread: int) -> None:
+    from accord.store.groups import EMBEDDED
+    from accord.store.spark_groups import SparkGroups
+
+    key = np.array(values, dtype=np.int64) % spread  # repeats, as real keys have
+    want = EMBEDDED.unique(key, first=True, inverse=True)
+    got = SparkGroups(spark).unique(key, first=True, inverse=True)
+    for a, b in ((want.values, got.values), (want.counts, got.counts),
+                 (want.first, got.first), (want.inverse, got.inverse)):
+        assert a is not None and b is not None and np.array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def linked_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small hub with persons (linked on this machine), copied by each test that writes."""
+    from accord.link.hub import link_hub
+    from accord.store import open_store
+
+    hub = _hub(tmp_path_factory.mktemp("releases"))
+    with open_store(hub) as store:
+        link_hub(store, None, MatchConfig())
+    return hub
+
+
+def _copy(hub: Path, to: Path) -> Path:
+    import shutil
+
+    to.mkdir(parents=True, exist_ok=True)
+    for path in hub.parent.glob(hub.name + "*"):  # the hub and its key (the chain's)
+        shutil.copy(path, to / path.name)
+    return to / hub.name
+
+
+SPARK_ARGS = ["--engine", "spark", "--spark-master", "local[2]",
+              "--spark-conf", "spark.sql.shuffle.partitions=3"]
+
+
+@pytest.mark.slow
+def test_stats_and_dp_tables_on_spark_are_the_embedded_ones(spark: object, linked_hub: Path,
+                                                           tmp_path: Path) -> None:
+    from accord.release.dp.release import release_tables
+    from accord.research.stats import compute_dp_tables
+    from accord.store import open_store
+    from accord.store.spark_groups import SparkGroups
+
+    runner = CliRunner()
+    out = {}
+    for engine, extra in (("embedded", []), ("spark", SPARK_ARGS)):
+        hub = _copy(linked_hub, tmp_path / engine)
+        for unit in ("records", "persons"):
+            res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression",
+                                      "--unit", unit, "--json", *extra])
+            assert res.exit_code == 0, res.output
+            out[engine, unit] = json.loads(res.output)
+        # DP: the same exact counts under the same noise seed give the same published tables.
+        with open_store(hub) as store:
+            groups = SparkGroups(spark) if engine == "spark" else None
+            kw = {"groups": groups} if groups else {}
+            dp = compute_dp_tables(store, 10, 0.5, test_seed=7, **kw).to_dict()
+            # partner_overlap comes from the estimates' own DP draw, which test_seed does not
+            # seed (two embedded runs differ there too); every other table is compared.
+            dp["tables"] = [t for t in dp["tables"] if t["id"] != "partner_overlap"]
+            out[engine, "dp"] = dp
+            rel = release_tables(store, 1.0, test_seed=7, actor="t", **kw)
+            out[engine, "release"] = {t.spec.name: t.to_arrow().to_pylist() for t in rel.tables}
+    for what in ("records", "persons", "dp", "release"):
+        assert out["spark", what] == out["embedded", what], what
+    cells = [v for t in out["spark", "persons"]["tables"] for v in t["values"] if v]
+    assert len(cells) > 20  # real tables with published counts, not empty ones
+
+
+@pytest.mark.slow
+def test_risk_and_microdata_on_spark_are_the_embedded_ones(spark: object, linked_hub: Path,
+                                                           tmp_path: Path) -> None:
+    runner = CliRunner()
+    risk, files = {}, {}
+    for engine, extra in (("embedded", []), ("spark", SPARK_ARGS)):
+        hub = _copy(linked_hub, tmp_path / engine)
+        res = runner.invoke(app, ["risk", "--hub", str(hub), "--json", *extra])
+        assert res.exit_code == 0, res.output
+        risk[engine] = json.loads(res.output)
+        out = tmp_path / engine / "micro"
+        res = runner.invoke(app, ["release", "microdata", "--hub", str(hub), "--out", str(out),
+                                  "--k", "3", "--l", "1", "--max-suppression", "0.2",
+                                  "--force", "--json", *extra])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.output)
+        files[engine] = ((out / "microdata.csv").read_bytes(),
+                         {k: v for k, v in summary.items() if k not in ("release_id", "files")})
+    assert risk["spark"] == risk["embedded"]
+    assert risk["spark"]["classes"] > 10 and risk["spark"]["l_diversity"]
+    assert files["spark"] == files["embedded"]
+    assert files["spark"][0].count(b"\n") > 100  # records were released
+
+
+@pytest.mark.slow
+def test_anonymise_csv_on_spark_is_the_embedded_one(spark: object, tmp_path: Path) -> None:
+    import pyarrow.csv as pcsv
+
+    from tests.test_anonymise import _write_hierarchies, random_table
+
+    data = tmp_path / "in.csv"
+    table = random_table(5, 400)
+    people = [f"p{i % 350}" for i in range(400)]  # some people with two records
+    pcsv.write_csv(table.append_column("who", pa.array(people)), data)
+    _write_hierarchies(tmp_path / "h")
+    got = {}
+    for engine, extra in (("embedded", []), ("spark", SPARK_ARGS)):
+        out = tmp_path / f"{engine}.csv"
+        res = CliRunner().invoke(app, [
+            "anonymise", str(data), "--qi", "age,sex,region", "--sensitive", "diag",
+            "--hierarchies", str(tmp_path / "h"), "--k", "4", "--l", "2", "--person", "who",
+            "--max-suppression", "0.1", "--out", str(out), "--json", *extra])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.output)
+        assert summary.pop("out") == str(out)
+        got[engine] = (out.read_bytes(), summary)
+    assert got["spark"] == got["embedded"]
+    assert got["spark"][1]["k"] >= 4
+
+
+@pytest.mark.parametrize("command", [
+    ["stats", "--privacy", "suppression"], ["risk"], ["release", "tables", "--epsilon", "1",
+                                                       "--out", "{tmp}/t"],
+    ["release", "microdata", "--out", "{tmp}/m"], ["anonymise", "{tmp}/in.csv", "--qi", "a",
+                                                   "--hierarchies", "{tmp}", "--k", "2",
+                                                   "--out", "{tmp}/o.csv"]])
+def test_every_spark_command_refuses_the_secret_and_a_bad_engine(command: list[str],
+                                                                 tmp_path: Path) -> None:
+    """Before reading anything: a secret in the Spark settings (exit 2, nothing written), an
+    unknown engine. No Spark needed: the refusal comes first."""
+    (tmp_path / "in.csv").write_text("a\n1\n", encoding="utf-8")
+    secret = tmp_path / "linkage.key"
+    new_linkage_secret(secret)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    hub = ["--hub", str(tmp_path / "none.duckdb")] if command[0] != "anonymise" else []
+    for bad, says in ((["--engine", "spark", "--spark-conf", f"spark.files={secret}"], "secret"),
+                      (["--engine", "spark", "--spark-conf",
+                        "spark.executorEnv.ACCORD_KEY_FILE=/k"], "secret"),
+                      (["--engine", "gpu"], "unknown engine")):
+        res = CliRunner().invoke(app, [*args, *hub, *bad])
+        assert res.exit_code == 2, res.output
+        assert says in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "linkage.key"]
+
+
+def test_spark_that_cannot_start_says_what_to_install_on_every_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    (tmp_path / "in.csv").write_text("a\n1\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["risk", "--data", str(tmp_path / "in.csv"), "--qi", "a",
+                                   "--engine", "spark", "--spark-master", "local[1]"])
+    # Java is checked before a local session is made (or reused): no Java, a clear exit 2.
+    assert res.exit_code == 2, res.output
+    assert "openjdk-17-jre-headless" in res.output and "Traceback" not in res.output

@@ -21,6 +21,13 @@ from accord.cli.common import (
     print_json,
     user_errors,
 )
+from accord.cli.engine_opts import (
+    EngineOption,
+    SparkConfOption,
+    SparkMasterOption,
+    check_engine,
+    group_engine,
+)
 from accord.errors import AccordError, InputFileError
 from accord.release.anonymise import AnonymisationResult, anonymise, load_hierarchies
 from accord.release.anonymise.inputs import count_columns, identifier_columns
@@ -162,9 +169,13 @@ def anonymise_command(
         "--max-loss", help="Refuse when more than this share of the quasi-identifiers' "
         "information is lost (normalised non-uniform entropy).")] = None,
     as_json: JsonOption = False,
+    engine: EngineOption = "embedded",
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
 ) -> None:
     """Generalise and suppress a table until it is k-anonymous (and l-diverse), losing least."""
     with user_errors():
+        check_engine(engine, spark_master, spark_conf)  # before any data is read
         if l_kind not in ("distinct", "entropy") or metric not in ("entropy", "loss") or \
                 suppression not in ("cells", "records"):
             raise InputFileError("--l-kind must be distinct or entropy; --metric entropy or "
@@ -206,7 +217,8 @@ def anonymise_command(
                                             for f in found)
                 + "; pass --keep COL to release one as it is.", highlight=False)
         hier = load_hierarchies(hierarchies, qi_cols, sep=";")
-        with make_progress(transient=True) as bar:
+        with group_engine(engine, spark_master, spark_conf) as groups, \
+                make_progress(transient=True) as bar:
             task = bar.add_task("searching the lattice", total=None)
             result = anonymise(
                 table, qi_cols, hier, k=k, sensitive=sens_cols, l=l,
@@ -215,7 +227,8 @@ def anonymise_command(
                 suppression=suppression,  # type: ignore[arg-type]
                 multi_valued=_split(multi_valued),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                weights=parse_weights(weights), max_loss=max_loss, people=people)
+                weights=parse_weights(weights), max_loss=max_loss, people=people,
+                groups=groups)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_arrow_csv(out, result.table, delimiter=sep)  # formula cells neutralised
     if as_json:

@@ -18,7 +18,15 @@ from accord.cli.common import (
     print_json,
     user_errors,
 )
+from accord.cli.engine_opts import (
+    EngineOption,
+    SparkConfOption,
+    SparkMasterOption,
+    check_engine,
+    group_engine,
+)
 from accord.cli.remote import ServerOption, TokenFileOption, call_json
+from accord.errors import AccordError
 from accord.release.dp import ledger
 from accord.release.dp.mechanism import MECHANISMS, Mechanism, epsilon_from_rho
 from accord.release.dp.params import MAX_DELTA, MAX_EPSILON, check_delta, check_epsilon
@@ -97,23 +105,32 @@ def tables(
     wait: WaitOption = 60.0,
     server: ServerOption = None,
     token_file: TokenFileOption = None,
+    engine: EngineOption = "embedded",
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
 ) -> None:
     """The standard's tables with DP noise, consistent totals and 95 % margins of error."""
     names = [n for item in table_names or [] for n in item.split(",") if n]
     with user_errors():
         check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
         check_delta(delta)
+        check_engine(engine, spark_master, spark_conf)
+        if server and engine != "embedded":
+            raise AccordError("--engine is the local hub's; the server counts on its own",
+                              hint="drop --engine with --server")
         if server:  # the server draws from the shared hub's ledger, as the token's user
             rel = _remote_tables(server, token_file, epsilon, delta, _mechanism(mechanism),
                                  names, purpose)
         else:
-            store = open_hub_waiting(hub, wait)
-            try:
-                rel = release_tables(store, epsilon, delta=delta, mechanism=_mechanism(mechanism),
-                                     names=names or None, actor=actor or default_actor(),
-                                     purpose=purpose)
-            finally:
-                store.close()
+            with group_engine(engine, spark_master, spark_conf) as groups:
+                store = open_hub_waiting(hub, wait)
+                try:
+                    rel = release_tables(store, epsilon, delta=delta,
+                                         mechanism=_mechanism(mechanism), names=names or None,
+                                         actor=actor or default_actor(), purpose=purpose,
+                                         groups=groups)
+                finally:
+                    store.close()
         files = write_tables(rel, out, hxl)
     if as_json:
         print_json({"release_id": rel.release_id, "parameters": rel.parameters,

@@ -13,6 +13,13 @@ from rich.table import Table
 
 from accord.cli.anonymise_cmd import parse_weights, print_loss
 from accord.cli.common import HubOption, JsonOption, console, make_progress, print_json, require_hub, user_errors
+from accord.cli.engine_opts import (
+    EngineOption,
+    SparkConfOption,
+    SparkMasterOption,
+    check_engine,
+    group_engine,
+)
 from accord.errors import StoreError
 from accord.release.anonymise.microdata import (
     DEFAULT_MAX_LOSS,
@@ -59,6 +66,9 @@ def microdata(
     actor: Annotated[str, typer.Option("--actor", help="Who makes this release (recorded).")
                      ] = "hub-steward",
     as_json: JsonOption = False,
+    engine: EngineOption = "embedded",
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
 ) -> None:
     """Generalise and suppress the hub's records until k-anonymous and l-diverse, losing least;
     write Parquet, CSV and a data dictionary; record the release in the hub."""
@@ -66,6 +76,7 @@ def microdata(
         if l_kind not in ("distinct", "entropy") or suppression not in ("cells", "records"):
             raise StoreError("--l-kind must be distinct or entropy; --suppression cells or "
                              "records", hint="--l-kind distinct --suppression cells")
+        check_engine(engine, spark_master, spark_conf)  # before the hub is read
         require_hub(hub)
         from accord.store import open_store
 
@@ -75,11 +86,13 @@ def microdata(
             suppression=suppression,  # type: ignore[arg-type]
             weights=tuple(parse_weights(weights).items()),
             max_loss=None if force else max_loss)
-        with open_store(hub) as store, make_progress(transient=True) as bar:
+        with group_engine(engine, spark_master, spark_conf) as groups, open_store(hub) as store, \
+                make_progress(transient=True) as bar:
             task = bar.add_task("searching the lattice", total=None)
             rel = release_microdata(
                 store, out, load_standard(), settings, actor,
-                progress=lambda done, total: bar.update(task, completed=done, total=total))
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                groups=groups)
     summary = {"release_id": rel.release_id, "files": rel.files, **rel.result.summary()}
     if as_json:
         print_json(summary)

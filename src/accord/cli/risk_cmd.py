@@ -10,6 +10,13 @@ import typer
 from rich.table import Table
 
 from accord.cli.common import HubOption, JsonOption, console, print_json, require_hub, user_errors
+from accord.cli.engine_opts import (
+    EngineOption,
+    SparkConfOption,
+    SparkMasterOption,
+    check_engine,
+    group_engine,
+)
 from accord.errors import StoreError
 from accord.release.risk import RiskInputError, RiskReport, assess_risk
 from accord.standard import load_standard
@@ -105,10 +112,14 @@ def risk_command(
     top: Annotated[int, typer.Option("--top", min=0, help="Riskiest combinations to list.")
                    ] = 10,
     as_json: JsonOption = False,
+    engine: EngineOption = "embedded",
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
 ) -> None:
     """Equivalence classes, k-anonymity, l-diversity, individual and global re-identification
     risk."""
     with user_errors():
+        check_engine(engine, spark_master, spark_conf)  # before any data is read
         if data is not None:
             from accord.cli.anonymise_cmd import read_csv_as_strings, refuse_counts
 
@@ -133,8 +144,10 @@ def risk_command(
                     "(the risk is only as good as that list).")
         sens_cols = (_split(sensitive) if sensitive is not None or data is not None
                      else standard_fields(FieldRole.SENSITIVE, table.column_names))
-        report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top,
-                             multi_valued=_split(multi_valued), people=people)
+        with group_engine(engine, spark_master, spark_conf) as groups:
+            report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top,
+                                 multi_valued=_split(multi_valued), people=people,
+                                 groups=groups)
     if as_json:
         print_json(report.summary())
     else:

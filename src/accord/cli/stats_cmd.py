@@ -18,12 +18,20 @@ from accord.cli.common import (
     require_hub,
     user_errors,
 )
+from accord.cli.engine_opts import (
+    EngineOption,
+    SparkConfOption,
+    SparkMasterOption,
+    check_engine,
+    group_engine,
+)
 from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.errors import AccordError
 from accord.release.suppression import SuppressionRules
 from accord.research.grid import SUPPRESSED_MARK, cell_text, grids
 from accord.research.stats import StatsResult, StatTable, result_from_dict, tables_on_record
 from accord.store import open_store
+from accord.store.groups import EMBEDDED, GroupEngine
 
 ThresholdOption = Annotated[
     int, typer.Option("--threshold", min=2,
@@ -86,12 +94,14 @@ def check_privacy_options(method: Method, protection: int | None, rho: float | N
 
 
 def make_tables(hub: Path, rules: SuppressionRules, unit: Unit, actor: str,
-                kind: str, method: Method = Method.DP, rho: float | None = None) -> StatsResult:
+                kind: str, method: Method = Method.DP, rho: float | None = None,
+                groups: GroupEngine = EMBEDDED) -> StatsResult:
     """Open the hub, compute the protected tables and put the release on record."""
     require_hub(hub)
     with open_store(hub) as store:
         return tables_on_record(store, rules.threshold, rules.protection, parse_unit(unit), actor,
-                                kind, "dp" if method == Method.DP else "suppression", rho)
+                                kind, "dp" if method == Method.DP else "suppression", rho,
+                                groups)
 
 
 def _print_table(table: StatTable, mark: str) -> None:
@@ -149,19 +159,27 @@ def stats(
         "--hxl", help="With --out: add a row of HXL hashtags under each header.")] = False,
     server: ServerOption = None,
     token_file: TokenFileOption = None,
+    engine: EngineOption = "embedded",
+    spark_master: SparkMasterOption = "local[*]",
+    spark_conf: SparkConfOption = None,
 ) -> None:
     """Print the disaggregated tables, with small counts hidden (noisy by default)."""
     with user_errors():
         if hxl and out is None:
             raise AccordError("--hxl needs --out", hint="give --out DIR to write the tables")
         check_privacy_options(method, protection, rho)
+        check_engine(engine, spark_master, spark_conf)
+        if server and engine != "embedded":
+            raise AccordError("--engine is the local hub's; the server counts on its own",
+                              hint="drop --engine with --server")
         rules = SuppressionRules(threshold=threshold, protection=protection)
         if server:  # the shared hub's server runs tables_on_record as the token's user
             result = result_from_dict(call_json(server, token_file, "POST", "/api/stats", {
                 "threshold": threshold, "protection": protection, "unit": parse_unit(unit),
                 "privacy": method.value, "rho": rho}))
         else:
-            result = make_tables(hub, rules, unit, actor, "tables", method, rho)
+            with group_engine(engine, spark_master, spark_conf) as groups:
+                result = make_tables(hub, rules, unit, actor, "tables", method, rho, groups)
         if out is not None:
             from accord.research.export import write_tables
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accord.errors import AccordError
+from accord.store.groups import EMBEDDED, GroupEngine
 
 K_LEVELS = (2, 3, 5, 10)
 FloatArray = npt.NDArray[np.float64]
@@ -115,7 +116,7 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[npt.NDArray[np.int64], p
     return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
 
 
-def equivalence_classes(table: pa.Table, qi: Sequence[str]
+def equivalence_classes(table: pa.Table, qi: Sequence[str], groups: GroupEngine = EMBEDDED
                         ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[pa.Array],
                                    list[npt.NDArray[np.int64]]]:
     """Class id per record, first record of each class, and the per-column codes."""
@@ -129,8 +130,9 @@ def equivalence_classes(table: pa.Table, qi: Sequence[str]
         key = key * card + codes
         dicts.append(dictionary)
         codes_all.append(codes)
-    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    return inv.astype(np.int64).reshape(-1), first.astype(np.int64), dicts, codes_all
+    g = groups.unique(key, first=True, inverse=True)
+    inverse, first = cast(npt.NDArray[np.int64], g.inverse), cast(npt.NDArray[np.int64], g.first)
+    return inverse, first, dicts, codes_all
 
 
 def individual_risk(fk: FloatArray, Fk: FloatArray | None = None,
@@ -155,10 +157,11 @@ def individual_risk(fk: FloatArray, Fk: FloatArray | None = None,
 def _l_diversity_codes(name: str, codes: npt.NDArray[np.int64], card: int,
                        cls: npt.NDArray[np.int64], n_classes: int,
                        sizes: npt.NDArray[np.int64], flag: str | None = None,
-                       missing: int = -1) -> LDiversity:
+                       missing: int = -1, groups: GroupEngine = EMBEDDED) -> LDiversity:
     """l of one attribute over its recorded values: ``missing`` (not recorded) is no value, so a
     class of one recorded value and blanks is 1-diverse, one with nothing recorded 0-diverse."""
-    pair, pair_counts = np.unique(cls * card + codes, return_counts=True)
+    g = groups.unique(cls * card + codes)
+    pair, pair_counts = g.values, g.counts
     recorded = pair % card != missing
     pair, pair_counts = pair[recorded], pair_counts[recorded]
     pair_cls = pair // card
@@ -204,22 +207,22 @@ def flags(column: pa.ChunkedArray | pa.Array, sep: str = "|"
 
 
 def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
-                 n_classes: int, sizes: npt.NDArray[np.int64], multi: bool
-                 ) -> list[LDiversity]:
+                 n_classes: int, sizes: npt.NDArray[np.int64], multi: bool,
+                 groups: GroupEngine = EMBEDDED) -> list[LDiversity]:
     if multi or is_list(column):
         # Named like the released flag columns, so a consumer keyed by field keeps them apart.
-        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code, 2)
-                for code, flag in flags(column)]
+        return [_l_diversity_codes(f"{name}__{code}", flag, 3, cls, n_classes, sizes, code, 2,
+                                   groups) for code, flag in flags(column)]
     codes, dictionary = _codes(column)
     blank = [i for i, v in enumerate(dictionary.to_pylist()) if v == ""]
     return [_l_diversity_codes(name, codes, max(len(dictionary), 1), cls, n_classes, sizes,
-                               missing=blank[0] if blank else -1)]
+                               missing=blank[0] if blank else -1, groups=groups)]
 
 
 def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
                 weight: str | None = None, top: int = 10, sdcmicro_offset: float = 0.0,
-                multi_valued: Sequence[str] = (), people: Sequence[str] | None = None
-                ) -> RiskReport:
+                multi_valued: Sequence[str] = (), people: Sequence[str] | None = None,
+                groups: GroupEngine = EMBEDDED) -> RiskReport:
     """Measure the disclosure risk of a table for the given quasi-identifiers.
 
     Sensitive list columns, and string columns named in ``multi_valued`` ('a|b'), are assessed
@@ -237,9 +240,10 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     n = table.num_rows
     if n == 0:
         raise RiskInputError("the table has no records", hint="Load contributions first.")
-    cls, first, dicts, codes = equivalence_classes(table, qi)
+    cls, first, dicts, codes = equivalence_classes(table, qi, groups)
     n_classes = len(first)
-    sizes = np.bincount(cls, minlength=n_classes).astype(np.int64)
+    # Records per class: counted by the engine (the same numbers as bincount of the classes).
+    sizes = groups.bincount(cls, n_classes)
     fk = sizes[cls].astype(float)
     Fk: FloatArray | None = None
     if weight:
@@ -252,17 +256,17 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     if people is not None and not weight:
         pid = pc.dictionary_encode(pa.array(list(people), pa.string())).indices.to_numpy(
             zero_copy_only=False).astype(np.int64)
-        pairs = np.unique(cls * (int(pid.max(initial=0)) + 1) + pid)
+        pairs = groups.unique(cls * (int(pid.max(initial=0)) + 1) + pid).values
         psizes = np.bincount(pairs // (int(pid.max(initial=0)) + 1),
                              minlength=n_classes).astype(np.int64)
-        n_people = len(np.unique(pid))
+        n_people = len(groups.unique(pid).values)
         fk = psizes[cls].astype(float)
     risk = individual_risk(fk, Fk, sdcmicro_offset)
     # Expected re-identifications are of people: each (class, person) once.
     er = float(risk.sum()) if psizes is sizes else float(n_classes)
     violations = {k: int(sizes[psizes < k].sum()) for k in K_LEVELS}
     ldiv = tuple(ld for s in sensitive for ld in _l_diversity(
-        s, table.column(s), cls, n_classes, sizes, s in multi_valued))
+        s, table.column(s), cls, n_classes, sizes, s in multi_valued, groups))
     class_risk = np.zeros(n_classes)
     class_risk[cls] = risk
     order = np.lexsort((np.arange(n_classes), sizes, -class_risk))[:top]

@@ -46,6 +46,7 @@ from accord.standard.tables import DimKind, TableSpec, standard_tables
 from accord.store import Store
 from accord.store import chain as hub_chain
 from accord.store.base import now_iso
+from accord.store.groups import EMBEDDED, GroupEngine
 
 # Calibration (docs/statistics.md): zCDP rho is (sqrt(2 rho))-Gaussian DP for the Gaussian
 # mechanism; two values of one person's cell differ by a replacement, so the best attacker's
@@ -150,7 +151,8 @@ def _levels_of(table: PublishedTable) -> list[tuple[str, ...]]:
 
 def draw_tables(people: pa.Table, standard: Standard, rho: float,
                 years: tuple[int, int] | None = None,
-                test_seed: int | None = None, consistent: bool = True) -> dict[str, Any]:
+                test_seed: int | None = None, consistent: bool = True,
+                groups: GroupEngine = EMBEDDED) -> dict[str, Any]:
     """One noisy draw of every stats table: fixed public levels and the post-processed values
     (non-negative integers; every margin the sum of its cells; with ``consistent``, every margin
     two tables share is the same number in both). ``test_seed`` only in tests."""
@@ -159,7 +161,7 @@ def draw_tables(people: pa.Table, standard: Standard, rho: float,
     caches: dict[object, Cache] = {}  # one per population: codes are cached per column
     exact = [count_table(people_of(people, t.where), DPSpec(t.id, t.columns),
                          {c: levels[c] for c in t.columns}, MAX_VALUES,
-                         caches.setdefault(t.where or "", {})) for t in specs]
+                         caches.setdefault(t.where or "", {}), groups) for t in specs]
     noisy = measure(exact, "gaussian", rho, test_seed=test_seed)
     del exact  # only noisy measurements from here on
     published = postprocess(noisy, covariance=False)  # margins of error are not shown
@@ -272,7 +274,8 @@ def noise_sd(payload: dict[str, Any], table_id: str) -> float:
 
 def load_and_draw(store: Store, standard: Standard, rho: float, years: tuple[int, int] | None,
                   actor: str, purpose: str,
-                  test_seed: int | None = None) -> tuple[dict[str, Any], bool, str]:
+                  test_seed: int | None = None, groups: GroupEngine = EMBEDDED,
+                  ) -> tuple[dict[str, Any], bool, str]:
     """The stats draw of the hub's current data version (re-used, or drawn and paid for)."""
     columns = list(dict.fromkeys(c for t in stats_specs(standard)
                                  for c in (*t.columns, *t.where_columns)))
@@ -281,7 +284,7 @@ def load_and_draw(store: Store, standard: Standard, rho: float, years: tuple[int
     def draw() -> dict[str, Any]:
         people, unit = load_people(store, columns)
         unit_box.append(unit)
-        payload = draw_tables(people, standard, rho, years, test_seed)
+        payload = draw_tables(people, standard, rho, years, test_seed, groups=groups)
         payload["unit"] = unit
         return payload
 

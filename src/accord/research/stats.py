@@ -46,6 +46,7 @@ from accord.research.specs import (
 )
 from accord.standard import Standard, load_standard
 from accord.store import Store
+from accord.store.groups import EMBEDDED, GroupEngine
 
 Unit = Literal["records", "persons"]
 AUDIT_ACTION = "tables.release"
@@ -157,19 +158,19 @@ def _dim_sql(spec: DimSpec, allowed: set[str]) -> str:
     return f"coalesce(CAST({col} AS VARCHAR), '{MISSING}')"
 
 
-def _count(store: Store, spec: TableSpec, unit: Unit, allowed: set[str]) -> dict[tuple[str, ...], int]:
+def _count(store: Store, spec: TableSpec, unit: Unit, allowed: set[str],
+           groups: GroupEngine = EMBEDDED) -> dict[tuple[str, ...], int]:
     exprs = ", ".join(f"{_dim_sql(d, allowed)} AS d{i}" for i, d in enumerate(spec.dims))
-    keys = ", ".join(f"d{i}" for i in range(len(spec.dims)))
     # A table of a subpopulation (``where``) counts only its people, after choosing each
     # person's record, so a person counts in it as described everywhere else.
     conds = [f"CAST({_ident(c, allowed)} AS VARCHAR) IN ({', '.join('?' for _ in v)})"
              for c, v in spec.where]
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
     params = [code for _, v in spec.where for code in v]
-    sql = (f"SELECT {keys}, count(*) AS n FROM (SELECT {exprs} FROM ({_UNITS_SQL[unit]}) u"
-           f"{where}) GROUP BY {keys}")
+    select = f"SELECT {exprs} FROM ({_UNITS_SQL[unit]}) u{where}"
     out: dict[tuple[str, ...], int] = {}
-    for row in store.query(sql, params).to_pylist():
+    names = [f"d{i}" for i in range(len(spec.dims))]
+    for row in groups.count_query(store, select, params, names).to_pylist():
         out[tuple(str(row[f"d{i}"]) for i in range(len(spec.dims)))] = int(row["n"])
     return out
 
@@ -225,8 +226,8 @@ def _categories(standard: Standard, spec: DimSpec, axis: int, counts: dict[tuple
 
 
 def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, allowed: set[str],
-               top_n: int, threshold: int) -> _Raw:
-    counts = _count(store, spec, unit, allowed)
+               top_n: int, threshold: int, groups: GroupEngine = EMBEDDED) -> _Raw:
+    counts = _count(store, spec, unit, allowed, groups)
     axes = [_categories(standard, d, i, counts, top_n, threshold)
             for i, d in enumerate(spec.dims)]
     arr = np.zeros(tuple(len(codes) for codes, _ in axes), dtype=np.int64)
@@ -243,7 +244,8 @@ def _raw_table(store: Store, standard: Standard, spec: TableSpec, unit: Unit, al
         # cell), so the small complement cannot be read as a difference of published cells.
         ext = with_margins(arr)
         everyone = np.zeros_like(ext)
-        for key, n in _count(store, replace(spec, where=()), unit, allowed).items():
+        for key, n in _count(store, replace(spec, where=()), unit, allowed,
+                                   groups).items():
             # Each axis: the category's position and the total, or only the total for a
             # category the subpopulation's table does not publish.
             choices = []
@@ -352,7 +354,8 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
                    standard: Standard | None = None,
                    specs: Sequence[TableSpec] | None = None,
                    unit: Literal["auto", "records", "persons"] = "auto",
-                   top_citizenships: int = 10, history: bool = True) -> StatsResult:
+                   top_citizenships: int = 10, history: bool = True,
+                   groups: GroupEngine = EMBEDDED) -> StatsResult:
     """Count, protect and return every table. Raises StatsError on a hub without records.
 
     With ``history``, cells that moved by less than the threshold since a release of an earlier
@@ -365,8 +368,8 @@ def compute_tables(store: Store, rules: SuppressionRules | None = None,
                          hint="add a contribution with `accord hub add`")
     chosen = resolve_unit(store, unit)
     allowed = set(standard.field_names) | {d.name for d in standard.derived}
-    raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships, rules.threshold)
-            for s in (specs or default_specs(standard))]
+    raws = [_raw_table(store, standard, s, chosen, allowed, top_citizenships, rules.threshold,
+                       groups) for s in (specs or default_specs(standard))]
     version = store.data_version()
     moved = [moved_cells(store, _history_id(r.spec.id, chosen), r.dims, with_margins(r.counts),
                          version, rules.threshold) if history else
@@ -450,7 +453,8 @@ def record_tables_release(store: Store, result: StatsResult, kind: str, actor: s
 def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = None,
                       standard: Standard | None = None, years: tuple[int, int] | None = None,
                       actor: str = "hub", purpose: str = "",
-                      test_seed: int | None = None) -> StatsResult:
+                      test_seed: int | None = None,
+                      groups: GroupEngine = EMBEDDED) -> StatsResult:
     """The tables of a release in a sequence: one DP draw per data version (paid once, then
     served again), values 1..threshold-1 hidden. See ``accord.research.noisy``."""
     from accord.research.noisy import DEFAULT_RHO, check_rho, load_and_draw, noise_sd, publish
@@ -463,7 +467,8 @@ def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = Non
         raise StatsError("the hub holds no records yet",
                          hint="add a contribution with `accord hub add`")
     version = store.data_version()
-    payload, reused, how = load_and_draw(store, standard, rho, years, actor, purpose, test_seed)
+    payload, reused, how = load_and_draw(store, standard, rho, years, actor, purpose,
+                                           test_seed, groups)
     unit = "persons"
     tables = []
     for spec, dims, values, hidden, cells in publish(payload, standard, threshold, unit):
@@ -551,7 +556,8 @@ def _noisy_overlap(store: Store, threshold: int, actor: str) -> StatTable:
 def tables_on_record(store: Store, threshold: int, protection: int | None,
                      unit: Literal["auto", "records", "persons"], actor: str, kind: str,
                      method: Literal["dp", "suppression"] = "dp",
-                     rho: float | None = None) -> StatsResult:
+                     rho: float | None = None,
+                     groups: GroupEngine = EMBEDDED) -> StatsResult:
     """`accord stats` on an open hub (the CLI and the hub's server both call this): the protected
     tables, put on record. DP counts people; suppression is a hub's one-off release."""
     from accord.research.noisy import DEFAULT_RHO, check_rho
@@ -562,10 +568,11 @@ def tables_on_record(store: Store, threshold: int, protection: int | None,
         if unit == "records":
             raise AccordError("--method dp counts people (one row per person bounds what one "
                               "person can change)", hint="drop --unit, or use --unit persons")
-        result = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose=kind)
+        result = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose=kind,
+                                   groups=groups)
     else:
         check_one_off(store)
-        result = compute_tables(store, rules, unit=unit)
+        result = compute_tables(store, rules, unit=unit, groups=groups)
     record_tables_release(store, result, kind, actor)
     return result
 

@@ -28,6 +28,7 @@ from accord.release.anonymise.hierarchy import SUPPRESSED, Hierarchy
 from accord.release.anonymise.local import Suppression, local_suppression, record_suppression
 from accord.release.anonymise.nodes import diverse, evaluate
 from accord.release.anonymise.search import ProgressFn, SearchStats, optimal_search
+from accord.store.groups import EMBEDDED, GroupEngine
 
 Suppressing = Literal["cells", "records"]
 
@@ -252,8 +253,8 @@ def anonymise(table: pa.Table, qi: Sequence[str], hierarchies: Mapping[str, Hier
               metric: Metric = "entropy", suppression: Suppressing = "cells",
               multi_valued: Sequence[str] = (), progress: ProgressFn | None = None,
               people: Sequence[str | None] | None = None,
-              weights: Mapping[str, float] | None = None, max_loss: float | None = None
-              ) -> AnonymisationResult:
+              weights: Mapping[str, float] | None = None, max_loss: float | None = None,
+              groups: GroupEngine = EMBEDDED) -> AnonymisationResult:
     """Release ``table`` k-anonymous (and l-diverse) at the least information loss.
 
     ``suppression``: "cells" (local suppression of the outliers' cells, the default) or
@@ -298,7 +299,7 @@ def anonymise(table: pa.Table, qi: Sequence[str], hierarchies: Mapping[str, Hier
     if table.num_rows == 0:
         raise AccordError("the table has no records", hint="Check the input file.")
     problem = build_problem(table, qi, sensitive, dict(hierarchies), multi, people=people,
-                            weights=weights)
+                            weights=weights, groups=groups)
     result = optimal_search(problem, model, metric, progress)
     if result.best is None:
         raise _refuse(problem, model)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accord.release.anonymise.hierarchy import EncodedHierarchy, Hierarchy, encode_column
+from accord.store.groups import EMBEDDED, GroupEngine
 
 IntArray = npt.NDArray[np.int64]
 CodeArray = npt.NDArray[np.int32]
@@ -309,7 +310,8 @@ def flag_attributes(column: pa.ChunkedArray | pa.Array, name: str
 def build_problem(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str],
                   hierarchies: dict[str, Hierarchy], multi_valued: Sequence[str] = (),
                   people: Sequence[str | None] | None = None,
-                  weights: Mapping[str, float] | None = None) -> Problem:
+                  weights: Mapping[str, float] | None = None,
+                  groups: GroupEngine = EMBEDDED) -> Problem:
     """Encode the table and reduce it to distinct tuples.
 
     Columns of ``sensitive`` also named in ``multi_valued`` hold sets ('a|b') and are checked
@@ -353,9 +355,10 @@ def build_problem(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str],
         sens_cards.append(card)
     cards = [e.cardinality(0) for e in encs] + sens_cards
     key, _ = _dense_codes(cols + sens_cols, cards)
-    uniq, first, inv, counts = np.unique(key, return_index=True, return_inverse=True,
-                                         return_counts=True)
-    del uniq
+    # The reduction to distinct tuples (records per tuple) is the engine's: the lattice search
+    # then works on the tuples, which are few however many the records.
+    g = groups.unique(key, first=True, inverse=True)
+    first, inv, counts = cast(IntArray, g.first), cast(IntArray, g.inverse), g.counts
     base = np.stack([c[first] for c in cols], axis=1).astype(np.int32) if cols else \
         np.zeros((len(first), 0), dtype=np.int32)
     sens = np.stack([c[first] for c in sens_cols], axis=1).astype(np.int32) if sens_cols else \

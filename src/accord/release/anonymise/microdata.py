@@ -30,6 +30,7 @@ from accord.release.risk import assess_risk
 from accord.safe_csv import write_csv
 from accord.standard.model import FieldRole, Standard
 from accord.store.base import Store
+from accord.store.groups import EMBEDDED, GroupEngine
 
 HXL_TAGS = {
     "registration_date": "#date +registration",
@@ -126,7 +127,8 @@ def _sha256(path: Path) -> str:
 
 
 def release_microdata(store: Store, out_dir: Path, standard: Standard, settings: MicrodataSettings,
-                      actor: str, progress: ProgressFn | None = None) -> MicrodataRelease:
+                      actor: str, progress: ProgressFn | None = None,
+                      groups: GroupEngine = EMBEDDED) -> MicrodataRelease:
     """Anonymise the hub's records, write Parquet + CSV + dictionary, record the release."""
     if not store.table_exists("records"):
         raise AccordError("the hub has no records yet", hint="Add contributions first.")
@@ -167,7 +169,8 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
                        l_kind=settings.l_kind, max_suppression=settings.max_suppression,
                        metric=settings.metric, suppression=settings.suppression,
                        multi_valued=multi, progress=progress, people=people,
-                       weights=dict(settings.weights), max_loss=settings.max_loss)
+                       weights=dict(settings.weights), max_loss=settings.max_loss,
+                       groups=groups)
     single = [s for s in sensitive if s not in multi]
     released = _released_table(result, qi, single, multi, standard)
     # not subtractable from an earlier file of another data version (withdrawals, additions)
@@ -196,7 +199,7 @@ def release_microdata(store: Store, out_dir: Path, standard: Standard, settings:
                       "counts twice)",
                       "l_counts": "recorded values only",
                       "weights": dict(settings.weights), "max_loss": settings.max_loss}
-        after = assess_risk(result.table, qi, top=0)
+        after = assess_risk(result.table, qi, top=0, groups=groups)
         results = {**result.summary(), "data_version": data_version,
                    "risk_after": {"global_risk": after.global_risk,
                                   "expected_reidentifications": after.expected_reidentifications,

@@ -33,6 +33,7 @@ from accord.release.dp.tables import Cache, PublishedTable, count_table, measure
 from accord.release.synthesize.data import write_csv
 from accord.standard import Standard, load_standard
 from accord.store import Store
+from accord.store.groups import EMBEDDED, GroupEngine
 
 DEFAULT_DELTA = 1e-9
 
@@ -58,7 +59,8 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
                    mechanism: Mechanism = "gaussian", names: Sequence[str] | None = None,
                    actor: str = "hub", purpose: str = "", standard: Standard | None = None,
                    years: tuple[int, int] | None = None,
-                   test_seed: int | None = None) -> TablesRelease:
+                   test_seed: int | None = None,
+                   groups: GroupEngine = EMBEDDED) -> TablesRelease:
     # Refuse bad parameters (exit 2) and a broken chain (exit 3) before reading anything.
     epsilon = check_epsilon(epsilon)
     delta = check_delta(delta)
@@ -75,7 +77,8 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
         caches: dict[object, Cache] = {}  # one per population: codes are cached per column
         exact = [count_table(people_of(people, t.where), t.spec,
                              {c: levels_for(standard, c, years) for c in t.spec.dims},
-                             MAX_VALUES, caches.setdefault(t.where, {})) for t in chosen]
+                             MAX_VALUES, caches.setdefault(t.where, {}), groups)
+                 for t in chosen]
         noisy = measure(exact, mechanism, budget, test_seed=test_seed)
         del exact, people  # from here on only the noisy measurements exist
         published = postprocess(noisy)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from accord.errors import ReleaseRefused
 from accord.release.dp.mechanism import Mechanism, NoiseSpec, add_noise, calibrate
+from accord.store.groups import EMBEDDED, GroupEngine
 
 MISSING = "(missing)"
 TOTAL = "Total"
@@ -131,7 +132,8 @@ def _column_codes(data: pa.Table, column: str, levels: tuple[str, ...], max_valu
 
 
 def count_table(data: pa.Table, spec: TableSpec, levels: Mapping[str, Sequence[str]],
-                max_values: int = 2, cache: Cache | None = None) -> ExactTable:
+                max_values: int = 2, cache: Cache | None = None,
+                groups: GroupEngine = EMBEDDED) -> ExactTable:
     """Count one row per person (the caller bounds persons) into ``spec``'s cells.
 
     A list-valued column (several exploitation types) may appear in one dimension; each person
@@ -151,7 +153,7 @@ def count_table(data: pa.Table, spec: TableSpec, levels: Mapping[str, Sequence[s
              for c, rows in coded]
     shape = tuple(len(x) for x in lv)
     flat_index = np.ravel_multi_index(tuple(codes), shape) if codes else np.zeros(0, np.int64)
-    counts = np.bincount(flat_index, minlength=int(np.prod(shape))).reshape(shape)
+    counts = groups.bincount(flat_index, int(np.prod(shape))).reshape(shape)
     return ExactTable(spec, lv, counts.astype(np.int64), multi[0] if multi else None, max_values)
 
 
