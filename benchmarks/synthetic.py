@@ -36,7 +36,7 @@ from accord.release.dp.mechanism import rho_from_epsilon_delta
 from accord.release.dp.standard_tables import levels_for, standard_tables
 from accord.release.dp.tables import Cache, count_table, measure, postprocess
 from accord.release.synthesize import api, data
-from accord.release.synthesize.mst import Encoded
+from accord.release.synthesize.model import Encoded
 from accord.release.synthesize.report import utility
 from accord.standard import load_standard
 
