@@ -1,4 +1,4 @@
-"""Adaptive selection of marginals (AIM-like), kept to a junction tree so the fit stays closed form.
+"""Adaptive selection of marginals (AIM-like) for a triangulated model within AIM's size caps.
 
 Follows McKenna, Mullins, Sheldon & Miklau's AIM (VLDB 2022) under zCDP, with OpenDP for every
 random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``_noisy_max``):
@@ -6,13 +6,16 @@ random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``
 1. measure every one-way marginal (a tenth of the budget, discrete Gaussian) and merge rare levels
    as MST does;
 2. rounds: among the workload's marginals (all 2- and 3-way by default) and their 2-way subsets,
-   those the model can hold (the measured sets stay a junction tree whose cliques each have at
-   most :data:`MAX_MODEL_CELLS` cells: AIM's model-size cap, in the form our closed-form fit
-   needs), OpenDP's noisy max picks the one whose current model estimate is furthest from the
-   truth, net of the noise its measurement would add: ``L1(true - model) - sqrt(2/pi) sigma
-   cells``. The model estimate and the penalty come from earlier noisy outputs only, so one person
-   moves a score by at most 1 (:data:`SELECTION_SENSITIVITY`). The pick is measured (discrete
-   Gaussian, L2 sensitivity 1) and the model refitted;
+   those the model can hold (the triangulation of the measured sets plus the candidate keeps every
+   clique within :data:`~accord.release.synthesize.model.MAX_MODEL_CELLS` cells and all of them
+   within :data:`~accord.release.synthesize.model.MAX_TOTAL_CELLS`: AIM's model-size filter; a
+   cycle of pairs is allowed, as in AIM), OpenDP's noisy max picks the one whose current model
+   estimate is furthest from the truth, net of the noise its measurement would add:
+   ``L1(true - model) - sqrt(2/pi) sigma cells``. The model estimate and the penalty come from
+   earlier noisy outputs only, so one person moves a score by at most 1
+   (:data:`SELECTION_SENSITIVITY`). The pick is measured (discrete Gaussian, L2 sensitivity 1)
+   and the model refitted (warm-started, a few raking sweeps: it only
+   ranks the next candidates; the released model is fitted afresh);
 3. budget annealing as in AIM: when a measurement barely changed the model's estimate of its
    marginal (by less than the noise expected), the per-round budget is quadrupled (sigma halved);
    the last round takes whatever remains, so the whole rho is spent and no more.
