@@ -187,6 +187,12 @@ def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: 
                         f"{algo}_mb": pst["peak_mb"], f"{algo}_null_rows": pbad,
                         f"{algo}_rows_in": peer_rows or table.num_rows})
             print(_fmt(row, algo), flush=True)
+            if "model_tvd2" in pst:
+                row.update({f"{algo}_model_tvd2": pst["model_tvd2"],
+                            f"{algo}_model_tvd3": pst["model_tvd3"]})
+                print(f"|   {name} | {eps:g} | OpenDP {algo}, its model's own marginals (before "
+                      f"mbi 1.1's sampler) | {pst['model_tvd2']:.3f} | {pst['model_tvd3']:.3f} | "
+                      "| | |", flush=True)
             print(f"  load average now: {os.getloadavg()}", flush=True)
         rows.append(row)
     return rows
