@@ -187,6 +187,8 @@ def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: 
                         f"{algo}_mb": pst["peak_mb"], f"{algo}_null_rows": pbad,
                         f"{algo}_rows_in": peer_rows or table.num_rows})
             print(_fmt(row, algo), flush=True)
+            if "model_tvd_error" in pst:
+                print(f"  model marginals not computed: {pst['model_tvd_error']}", flush=True)
             if "model_tvd2" in pst:
                 row.update({f"{algo}_model_tvd2": pst["model_tvd2"],
                             f"{algo}_model_tvd3": pst["model_tvd3"]})
