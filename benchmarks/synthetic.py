@@ -36,7 +36,7 @@ from accord.release.dp.mechanism import rho_from_epsilon_delta
 from accord.release.dp.standard_tables import levels_for, standard_tables
 from accord.release.dp.tables import Cache, count_table, measure, postprocess
 from accord.release.synthesize import api, data
-from accord.release.synthesize.mst import Encoded
+from accord.release.synthesize.model import Encoded
 from accord.release.synthesize.report import utility
 from accord.standard import load_standard
 
@@ -137,7 +137,8 @@ def score_table(enc: Encoded, synth: pa.Table) -> tuple[float, float, int]:
 
 
 def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: str | None,
-                peer_rows: int | None, work: Path) -> list[dict[str, Any]]:
+                peer_rows: int | None, work: Path, seeds: int = 3,
+                modes: tuple[str, ...] = ("adaptive", "mst")) -> list[dict[str, Any]]:
     import pyarrow.csv as pacsv
 
     enc = data.encode(table)
@@ -152,14 +153,27 @@ def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: 
     rows = []
     for eps in epsilons:
         rho = rho_from_epsilon_delta(eps, DELTA)
-        out = work / f"{slug}_accord_{eps:g}.csv"
-        synth, st = run_child([sys.executable, __file__, "--accord-one", str(src), str(out),
-                               str(eps)], out)
-        tv2, tv3, bad = score_table(enc, synth)
-        row: dict[str, Any] = {"data": name, "epsilon": eps, "rho": rho, "accord_tvd2": tv2,
-                               "accord_tvd3": tv3, "accord_s": st["seconds"],
-                               "accord_mb": st["peak_mb"], "accord_null_rows": bad}
-        print(_fmt(row, "accord"), flush=True)
+        row: dict[str, Any] = {"data": name, "epsilon": eps, "rho": rho}
+        for mode in modes:
+            # Accord draws its noise from OpenDP's OS randomness: each run is an independent
+            # release; the row is the mean over ``seeds`` runs (single runs vary by about 0.01).
+            runs = []
+            for i in range(seeds):
+                out = work / f"{slug}_accord_{mode}_{eps:g}_{i}.csv"
+                synth, st = run_child([sys.executable, __file__, "--accord-one", str(src),
+                                       str(out), str(eps), mode], out)
+                tv2, tv3, bad = score_table(enc, synth)
+                runs.append((tv2, tv3, st["seconds"], st["peak_mb"], bad))
+                print(f"|   {name} run {i + 1} | {eps:g} | accord {mode} | {tv2:.3f} | {tv3:.3f} | "
+                      f"{st['seconds']:.1f} | {st['peak_mb']:.0f} | {bad} |", flush=True)
+            who = "accord" if mode == "adaptive" else f"accord_{mode}"
+            a = np.asarray(runs, dtype=float)
+            row.update({f"{who}_tvd2": a[:, 0].mean(), f"{who}_tvd3": a[:, 1].mean(),
+                        f"{who}_tvd2_sd": a[:, 0].std(ddof=1) if seeds > 1 else 0.0,
+                        f"{who}_tvd3_sd": a[:, 1].std(ddof=1) if seeds > 1 else 0.0,
+                        f"{who}_s": a[:, 2].mean(), f"{who}_mb": a[:, 3].max(),
+                        f"{who}_null_rows": int(a[:, 4].sum()), f"{who}_runs": seeds})
+            print(_fmt(row, who), flush=True)
         for algo in (("mst", "aim") if peer_python else ()):
             pout = work / f"{slug}_{algo}_{eps:g}.csv"
             try:
@@ -173,15 +187,29 @@ def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: 
                         f"{algo}_mb": pst["peak_mb"], f"{algo}_null_rows": pbad,
                         f"{algo}_rows_in": peer_rows or table.num_rows})
             print(_fmt(row, algo), flush=True)
+            if "model_tvd_error" in pst:
+                print(f"  model marginals not computed: {pst['model_tvd_error']}", flush=True)
+            if "model_tvd2" in pst:
+                row.update({f"{algo}_model_tvd2": pst["model_tvd2"],
+                            f"{algo}_model_tvd3": pst["model_tvd3"]})
+                print(f"|   {name} | {eps:g} | OpenDP {algo}, its model's own marginals (before "
+                      f"mbi 1.1's sampler) | {pst['model_tvd2']:.3f} | {pst['model_tvd3']:.3f} | "
+                      "| | |", flush=True)
+            print(f"  load average now: {os.getloadavg()}", flush=True)
         rows.append(row)
     return rows
 
 
 def _fmt(r: dict[str, Any], who: str) -> str:
-    s = (f"| {r['data']} | {r['epsilon']:g} | {who} | {r[who + '_tvd2']:.3f} | "
-         f"{r[who + '_tvd3']:.3f} | {r[who + '_s']:.1f} | {r[who + '_mb']:.0f} | "
+    label = {"accord": "accord adaptive", "accord_mst": "accord mst"}.get(who, f"OpenDP {who}")
+    runs = r.get(f"{who}_runs")
+    mean = f"mean of {runs}: " if runs else ""
+    spread = (f" (sd {r[who + '_tvd2_sd']:.3f} / {r[who + '_tvd3_sd']:.3f})"
+              if runs and runs > 1 else "")
+    s = (f"| {r['data']} | {r['epsilon']:g} | {label} | {mean}{r[who + '_tvd2']:.3f} | "
+         f"{r[who + '_tvd3']:.3f}{spread} | {r[who + '_s']:.1f} | {r[who + '_mb']:.0f} | "
          f"{r[who + '_null_rows']} |")
-    if who != "accord":
+    if not who.startswith("accord") and "accord_tvd2" in r:
         s += (f" {r['accord_tvd2'] / r[who + '_tvd2']:.2f} | {r['accord_tvd3'] / r[who + '_tvd3']:.2f}"
               f" | {r['accord_s'] / r[who + '_s']:.3f} | {r['accord_mb'] / r[who + '_mb']:.2f} |")
     else:
@@ -189,7 +217,7 @@ def _fmt(r: dict[str, Any], who: str) -> str:
     return s
 
 
-def accord_one(src: Path, out: Path, eps: float) -> None:
+def accord_one(src: Path, out: Path, eps: float, mode: str) -> None:
     """Child process: one Accord synthesis, timed from the encoded table, peak RSS reported."""
     import json
     import resource
@@ -198,7 +226,7 @@ def accord_one(src: Path, out: Path, eps: float) -> None:
 
     enc = data.encode(data.read_csv(src, ","))
     t0 = time.perf_counter()
-    res = api.synthesize(enc, eps, DELTA, rows=enc.codes.shape[0])
+    res = api.synthesize(enc, eps, DELTA, rows=enc.codes.shape[0], mode=mode)
     elapsed = time.perf_counter() - t0
     pacsv.write_csv(res.table(), out)
     print(json.dumps({"seconds": elapsed,
@@ -271,10 +299,15 @@ def main() -> None:
     ap.add_argument("--sim-rows", type=int, default=100_000)
     ap.add_argument("--table-rows", type=int, default=1_000_000)
     ap.add_argument("--only-tables", action="store_true", help="DP tables at scale only")
-    ap.add_argument("--accord-one", nargs=3, metavar=("IN", "OUT", "EPS"), help=argparse.SUPPRESS)
+    ap.add_argument("--seeds", type=int, default=3, help="Accord runs per epsilon and mode (mean)")
+    ap.add_argument("--modes", default="adaptive,mst", help="Accord modes to run")
+    ap.add_argument("--peer-data", default="adult", help="data sets the peers run on")
+    ap.add_argument("--accord-one", nargs=4, metavar=("IN", "OUT", "EPS", "MODE"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.accord_one:
-        accord_one(Path(args.accord_one[0]), Path(args.accord_one[1]), float(args.accord_one[2]))
+        accord_one(Path(args.accord_one[0]), Path(args.accord_one[1]), float(args.accord_one[2]),
+                   args.accord_one[3])
         return
     if args.only_tables:
         print(bench_tables(args.table_rows, 1.0))
@@ -282,14 +315,19 @@ def main() -> None:
     import tempfile
 
     epsilons = [1.0] if args.quick else [float(e) for e in args.epsilons.split(",")]
-    print(f"nproc={os.cpu_count()} load={os.getloadavg()}\n{HEADER}", flush=True)
+    modes = tuple(args.modes.split(","))
+    print(f"nproc={os.cpu_count()} load={os.getloadavg()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+          f"{HEADER}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if "adult" in args.data:
             adult = data.read_csv(shared_data() / "arx" / "adult.csv", ";")
-            bench_synth("adult", adult, epsilons, args.peer_python, args.peer_rows, Path(tmp))
+            bench_synth("adult", adult, epsilons,
+                        args.peer_python if "adult" in args.peer_data else None, args.peer_rows,
+                        Path(tmp), args.seeds, modes)
         if "simulated" in args.data and not args.quick:
             bench_synth(f"simulated {args.sim_rows:,}", sim_categorical(args.sim_rows), epsilons,
-                        args.peer_python, args.peer_rows, Path(tmp))
+                        args.peer_python if "simulated" in args.peer_data else None,
+                        args.peer_rows, Path(tmp), args.seeds, modes)
     print(f"load after: {os.getloadavg()}")
     if not args.quick and "tables" in args.data:
         res = bench_tables(args.table_rows, 1.0)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from accord.cli.main import app
-from accord.release.dp.mechanism import rho_from_epsilon_delta
+from accord.release.dp.mechanism import calibrate, rho_from_epsilon_delta
 from accord.release.synthesize import api, data, model
 from accord.release.synthesize.mst import measure
 from accord.release.synthesize.report import tvd
@@ -301,3 +301,48 @@ def test_cli_refuses_unknown_workload_and_huge_domains(tmp_path: Path) -> None:
                                    "--out", str(tmp_path / "y.csv")])
     assert res.exit_code == 3 and "id" in res.output and "--bin" in res.output
     assert not (tmp_path / "y.csv").exists()
+
+
+def test_model_cliques_triangulate_the_measured_sets_within_the_caps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chordal family keeps its own cliques (no fill-in); a triangle of pairs becomes one
+    # clique; a 4-cycle gets one chord (two 3-column cliques); too many cells: None.
+    assert model.model_cliques([(0, 1), (1, 2)], (2, 3, 4)) == ((0, 1), (1, 2))
+    assert model.model_cliques([(0, 1), (1, 2), (0, 2)], (2, 3, 4)) == ((0, 1, 2),)
+    square = model.model_cliques([(0, 1), (1, 2), (2, 3), (0, 3)], (2, 2, 2, 2))
+    assert square is not None and len(square) == 2 and all(len(c) == 3 for c in square)
+    assert model.model_cliques([(0,), (1,)], (5, 5)) == ((0,), (1,))
+    assert model.model_cliques([(0, 1), (1, 2), (0, 2)], (600, 600, 2)) is None
+    monkeypatch.setattr(model, "MAX_TOTAL_CELLS", 10)
+    model._cliques.cache_clear()
+    assert model.model_cliques([(0, 1), (1, 2)], (3, 3, 3)) is None
+    model._cliques.cache_clear()
+
+
+def test_fit_holds_a_cycle_of_pairs_the_junction_tree_could_not() -> None:
+    # Three pairwise-dependent columns measured as three 2-way tables (a cycle): the model
+    # carries one 3-column clique raked to all three, and reproduces each pair.
+    rng = np.random.default_rng(5)
+    n = 20_000
+    a = rng.integers(0, 3, n)
+    b = np.where(rng.random(n) < 0.7, a, rng.integers(0, 3, n))
+    c = np.where(rng.random(n) < 0.5, (a + b) % 3, rng.integers(0, 3, n))
+    codes = np.stack([a, b, c], axis=1)
+    sizes = (3, 3, 3)
+    spec = calibrate("gaussian", 1, 6, 50.0)
+    one = tuple(model.Measurement((j,), model.marginal(codes, sizes, (j,)), spec)
+                for j in range(3))
+    pairs = tuple(model.Measurement(p, model.marginal(codes, sizes, p), spec)
+                  for p in ((0, 1), (1, 2), (0, 2)))
+    lv = tuple(tuple(str(i) for i in range(3)) for _ in range(3))
+    measured = model.Measured(("a", "b", "c"), lv, tuple(np.arange(3) for _ in range(3)), one,
+                              pairs, 1.0, ())
+    fitted = model.fit(measured)
+    assert fitted.cliques == ((0, 1, 2),)
+    joint = fitted.tables[0]
+    for p in ((0, 1), (1, 2), (0, 2)):
+        drop = tuple(i for i in range(3) if i not in p)
+        true = model.marginal(codes, sizes, p).ravel() / n
+        assert 0.5 * np.abs(joint.sum(axis=drop).ravel() - true).sum() < 0.01
+    draws = model.sample(fitted, 5000, np.random.default_rng(1))
+    assert tvd(codes, draws, sizes, (0, 2)) < 0.03

@@ -1,4 +1,4 @@
-"""Adaptive selection of marginals (AIM-like), kept to a junction tree so the fit stays closed form.
+"""Adaptive selection of marginals (AIM-like) for a triangulated model within AIM's size caps.
 
 Follows McKenna, Mullins, Sheldon & Miklau's AIM (VLDB 2022) under zCDP, with OpenDP for every
 random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``_noisy_max``):
@@ -6,13 +6,16 @@ random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``
 1. measure every one-way marginal (a tenth of the budget, discrete Gaussian) and merge rare levels
    as MST does;
 2. rounds: among the workload's marginals (all 2- and 3-way by default) and their 2-way subsets,
-   those the model can hold (the measured sets stay a junction tree whose cliques each have at
-   most :data:`MAX_MODEL_CELLS` cells: AIM's model-size cap, in the form our closed-form fit
-   needs), OpenDP's noisy max picks the one whose current model estimate is furthest from the
-   truth, net of the noise its measurement would add: ``L1(true - model) - sqrt(2/pi) sigma
-   cells``. The model estimate and the penalty come from earlier noisy outputs only, so one person
-   moves a score by at most 1 (:data:`SELECTION_SENSITIVITY`). The pick is measured (discrete
-   Gaussian, L2 sensitivity 1) and the model refitted;
+   those the model can hold (the triangulation of the measured sets plus the candidate keeps every
+   clique within :data:`~accord.release.synthesize.model.MAX_MODEL_CELLS` cells and all of them
+   within :data:`~accord.release.synthesize.model.MAX_TOTAL_CELLS`: AIM's model-size filter; a
+   cycle of pairs is allowed, as in AIM), OpenDP's noisy max picks the one whose current model
+   estimate is furthest from the truth, net of the noise its measurement would add:
+   ``L1(true - model) - sqrt(2/pi) sigma cells``. The model estimate and the penalty come from
+   earlier noisy outputs only, so one person moves a score by at most 1
+   (:data:`SELECTION_SENSITIVITY`). The pick is measured (discrete Gaussian, L2 sensitivity 1)
+   and the model refitted (warm-started, a few raking sweeps: it only
+   ranks the next candidates; the released model is fitted afresh);
 3. budget annealing as in AIM: when a measurement barely changed the model's estimate of its
    marginal (by less than the noise expected), the per-round budget is quadrupled (sigma halved);
    the last round takes whatever remains, so the whole rho is spent and no more.
@@ -25,19 +28,33 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 
 from accord.errors import ReleaseRefused
 from accord.release.dp.mechanism import calibrate
 from accord.release.synthesize import mst
-from accord.release.synthesize.mst import Encoded, Measured, Measurement, column_label, marginal
+from accord.release.synthesize.model import (
+    MAX_MODEL_CELLS,
+    Encoded,
+    FitCache,
+    Measured,
+    Measurement,
+    Model,
+    check_columns,
+    column_label,
+    fit,
+    marginal,
+    measure_one_way,
+    model_cliques,
+    seeder,
+    spec_variance,
+)
 
 SELECTION_SENSITIVITY = 1.0  # L-inf sensitivity of quality_score (model and penalty are noisy)
-MAX_MODEL_CELLS = 250_000  # per junction-tree clique: keeps the fit and the memory bounded
 ONE_WAY_SHARE = 0.1
 SELECT_SHARE = 0.1  # of each round's budget, as in AIM
+ROUND_SWEEPS = 4  # raking sweeps of the refits between rounds (warm-started); the final fit: 20
 
 
 def quality_score(true: np.ndarray, estimate: np.ndarray, sigma: float) -> float:
@@ -68,58 +85,23 @@ def check_workload(workload: Sequence[Sequence[str]], columns: Sequence[str]) ->
                                  hint="write marginals as COL1,COL2[,COL3]")
 
 
-def _maximal(sets: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    uniq = sorted(set(sets))
-    return [s for s in uniq if not any(set(s) < set(t) for t in uniq)]
+def fits_model(sets: Sequence[tuple[int, ...]], sizes: Sequence[int]) -> bool:
+    """Whether a model holding every set in ``sets`` stays within the size caps (AIM's filter)."""
+    return model_cliques(sets, sizes) is not None
 
 
-def fits_junction_tree(sets: Sequence[tuple[int, ...]], sizes: Sequence[int]) -> bool:
-    """Whether the measured sets' maximal elements form a junction tree, within the size cap.
-
-    A family of sets has a junction tree exactly when it is alpha-acyclic, which the GYO
-    reduction decides: repeatedly drop a column that only one set holds, and a set contained in
-    another; the family is acyclic when nothing is left. (networkx's chordality test plus a
-    clique comparison says the same, 100 times slower on this many small checks.)
-    """
-    top = _maximal(sets)
-    if any(int(np.prod([sizes[a] for a in s])) > MAX_MODEL_CELLS for s in top):
-        return False
-    return _acyclic(frozenset(frozenset(s) for s in top))
-
-
-@lru_cache(maxsize=65536)
-def _acyclic(family: frozenset[frozenset[int]]) -> bool:
-    edges = [set(s) for s in family]
-    changed = True
-    while changed:
-        changed = False
-        counts: dict[int, int] = {}
-        for e in edges:
-            for a in e:
-                counts[a] = counts.get(a, 0) + 1
-        for e in edges:
-            lone = {a for a in e if counts[a] == 1}
-            if lone:
-                e -= lone
-                changed = True
-        kept: list[set[int]] = []
-        for i, e in enumerate(edges):
-            if not e or any(e <= f for j, f in enumerate(edges) if j != i and (e < f or j < i)):
-                changed = True
-                continue
-            kept.append(e)
-        edges = kept
-    return not edges
-
-
-def model_marginal(model: object, attrs: tuple[int, ...]) -> np.ndarray:
+def model_marginal(model: Model, attrs: tuple[int, ...]) -> np.ndarray:
     """The fitted model's probability table over ``attrs`` (compressed levels), by elimination.
 
     The junction-tree model is a chain of conditionals P(new columns | separator) in sampling
     order; einsum sums out every other column.
     """
-    from accord.release.synthesize.model import Model
-    assert isinstance(model, Model)
+    for clique, table in zip(model.cliques, model.tables, strict=True):
+        if set(attrs) <= set(clique):  # inside one clique: a plain sum (most candidates)
+            drop = tuple(i for i, a in enumerate(clique) if a not in attrs)
+            kept_order = [a for a in clique if a in attrs]
+            out = table.sum(axis=drop) if drop else table
+            return np.asarray(np.transpose(out, [kept_order.index(a) for a in attrs]), float)
     # Barren factors (conditionals of columns neither asked for nor conditioned on later) sum to
     # one and are dropped, so most queries touch two or three small tables.
     factors: list[tuple[tuple[int, ...], np.ndarray, frozenset[int]]] = []
@@ -146,7 +128,8 @@ def model_marginal(model: object, attrs: tuple[int, ...]) -> np.ndarray:
                for i, a in enumerate(sorted({a for c, _ in kept for a in c}))}
     spec = ",".join("".join(letters[a] for a in c) for c, _ in kept) + "->" + "".join(
         letters[a] for a in attrs)
-    out = np.einsum(spec, *[t for _, t in kept], optimize=len(kept) > 2)
+    big = max(t.size for _, t in kept) > 10_000  # BLAS contraction beats einsum's plain loop
+    out = np.einsum(spec, *[t for _, t in kept], optimize=len(kept) > 2 or big)
     return np.asarray(out, dtype=float)
 
 
@@ -154,25 +137,14 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
                      workload: Sequence[Sequence[str]] | None = None,
                      test_seed: int | None = None) -> Measured:
     """Run the adaptive selection and measurements with a total zCDP budget ``rho``."""
-    from accord.release.synthesize.model import fit, spec_variance
+    check_columns(data)
     d = len(data.columns)
-    if d == 0 or data.codes.shape[0] == 0:
-        raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
     work = tuple(tuple(w) for w in (default_workload(data.columns) if workload is None
                                     else workload))
     check_workload([*work, *required], data.columns)
-    wide = [column_label(c, j) for j, (c, n) in enumerate(zip(data.columns, data.sizes, strict=True))
-            if n > mst.MAX_LEVELS]
-    if wide:
-        raise ReleaseRefused(f"column(s) with more than {mst.MAX_LEVELS} distinct values: "
-                             f"{', '.join(wide)}",
-                             hint="drop identifier-like columns, or bin numeric ones with --bin")
     idx = {c: i for i, c in enumerate(data.columns)}
     req = [tuple(sorted(idx[c] for c in t)) for t in required]
-    seeds = iter(range(10**6)) if test_seed is None else iter(range(test_seed * 1000, 10**9))
-
-    def seed() -> int | None:
-        return None if test_seed is None else next(seeds)
+    seed = seeder(test_seed)
 
     # Refuse a domain too large before any budget is spent (sizes here are the public levels).
     for t in [*work, *required]:
@@ -184,22 +156,17 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
                                  hint="bin that column with --bin, or drop it")
 
     # 1. one-way marginals (L2^2 = d over all of them).
-    spec1 = calibrate("gaussian", 1, d, rho * ONE_WAY_SHARE)
-    one_way, groups = [], []
-    for j in range(d):
-        noisy = mst.add_noise(marginal(data.codes, data.sizes, (j,)), spec1, seed())
-        groups.append(mst._compress(noisy, math.sqrt(spec1.variance())))
-        one_way.append(Measurement((j,), noisy, spec1))
-    comp = np.stack([groups[j][data.codes[:, j]] for j in range(d)], axis=1)
-    csizes = tuple(int(g.max()) + 1 for g in groups)
-    spent = spec1.cost_rho()
+    first = measure_one_way(data, calibrate("gaussian", 1, d, rho * ONE_WAY_SHARE), seed,
+                            mst.add_noise)
+    one_way, groups, comp, csizes = first.measurements, first.groups, first.comp, first.csizes
+    spent = first.rho
 
     measured: list[Measurement] = []
     # Required marginals are measured first (they must be in the model whatever the scores say).
     if req:
-        if not fits_junction_tree(req, csizes):
-            raise ReleaseRefused("the required marginals do not form a junction tree",
-                                 hint="choose required column sets that chain through shared columns")
+        if not fits_model(req, csizes):
+            raise ReleaseRefused("the required marginals are too large to model together",
+                                 hint="bin their columns with --bin, or require fewer")
         spec_r = calibrate("gaussian", 1, len(req), rho * ONE_WAY_SHARE)
         for r in req:
             measured.append(Measurement(r, mst.add_noise(marginal(comp, csizes, r), spec_r,
@@ -218,10 +185,10 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
     selected: list[tuple[str, ...]] = []
 
     def build(ms: list[Measurement]) -> Measured:
-        return Measured(data.columns, data.levels, tuple(groups), tuple(one_way), tuple(ms),
-                        spent, ())
+        return Measured(data.columns, data.levels, groups, one_way, tuple(ms), spent, ())
 
-    model = fit(build(measured))
+    cache: FitCache = {}
+    model = fit(build(measured), cache, sweeps=ROUND_SWEEPS)
     while rho - spent > 1e-12:
         remaining = rho - spent
         if remaining < 2 * rho_round:  # the last round takes the rest
@@ -229,8 +196,10 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
         rho_sel, rho_meas = SELECT_SHARE * rho_round, (1 - SELECT_SHARE) * rho_round
         spec = calibrate("gaussian", 1, 1, rho_meas)
         sigma = math.sqrt(spec_variance(spec))
-        attrs_now = _maximal([m.attrs for m in measured])
-        allowed = [c for c in candidates if fits_junction_tree([*attrs_now, c], csizes)]
+        attrs_now = sorted({m.attrs for m in measured})
+        held = [set(c) for c in model.cliques]
+        allowed = [c for c in candidates if any(set(c) <= h for h in held)
+                   or fits_model([*attrs_now, c], csizes)]
         if not allowed:
             break
         total = model.total
@@ -245,7 +214,7 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
         measured.append(Measurement(chosen, noisy, spec))
         selected.append(tuple(data.columns[a] for a in chosen))
         before = estimates[pick]
-        model = fit(build(measured))
+        model = fit(build(measured), cache, sweeps=ROUND_SWEEPS, warm=model)
         after = model_marginal(model, chosen) * model.total
         if np.abs(after - before).sum() <= math.sqrt(2 / math.pi) * sigma * before.size:
             rho_round *= 4.0  # annealing: the model has caught up, spend more per round

@@ -17,7 +17,8 @@ from accord.release.synthesize import data as data_mod
 from accord.release.synthesize import model as model_mod
 from accord.release.synthesize import report
 from accord.release.synthesize.aim import check_workload, measure_adaptive
-from accord.release.synthesize.mst import Encoded, Measured, measure
+from accord.release.synthesize.model import Encoded, Measured
+from accord.release.synthesize.mst import measure
 
 DEFAULT_DELTA = 1e-9
 MODES = ("adaptive", "mst")

@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 
 from accord.errors import InputFileError
 from accord.release.anonymise.inputs import count_columns
-from accord.release.synthesize.mst import Encoded, column_label
+from accord.release.synthesize.model import Encoded, column_label
 from accord.safe_csv import write_csv as safe_write_csv
 
 

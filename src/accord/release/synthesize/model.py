@@ -1,37 +1,166 @@
-"""Fit a decomposable graphical model to noisy marginals, and sample records from it.
+"""The synthesiser's model: the measured tables, the one-way step, the fit and the sampling.
 
-Pure post-processing: the input is :class:`~accord.release.synthesize.mst.Measured` only.
+Shared by both modes (:mod:`~accord.release.synthesize.aim`, the default, and
+:mod:`~accord.release.synthesize.mst`): the types a private step returns (:class:`Measured`), the
+first measurement both run (every one-way marginal, then rare levels merged:
+:func:`measure_one_way`), and the post-processing: :func:`fit` and :func:`sample` read a
+:class:`Measured` only, never the records.
 
-Why not ``mbi``: the measured cliques here always form a junction tree (MST's tree plus required
-cliques that chain through shared columns), and for such a decomposable model the distribution is
-``prod(clique marginals) / prod(separator marginals)``, fitted in closed form and sampled exactly
-clique by clique. mbi 2.0 installs cleanly (about 30 s) but brings JAX (about 650 MB), a heavy
-runtime dependency for what is closed form here; mbi 1.1's rounding sampler (``method="round"``)
-also invents correlations (see docs). Sampling here draws each record from the model's
-conditionals, so no rounding artefacts arise.
+The model is a decomposable graphical model on a triangulation of the measured sets: the graph
+joining every two columns some measured set holds together is completed to a chordal graph by
+greedy elimination (the column whose elimination clique has the fewest cells first, as private-pgm
+does), and its maximal cliques, joined into a junction tree, carry one table each. A clique the
+adaptive mode measured directly starts from its noisy table; a clique the triangulation made up
+(three 2-way marginals measured around a triangle, say) starts uniform. Each clique is then raked
+(iterative proportional fitting) to every measured margin inside it, fused over all measurements
+by inverse variance and projected onto the non-negative tables with the estimated total, and to
+its separator with the clique before it, so the result is the maximum-entropy table with those
+margins. This is private-pgm's estimate for a decomposable model without its mirror descent
+(which, with JAX, takes minutes and gigabytes on adult: docs/dp.md).
 
-Fitting: each noisy clique table is projected onto the non-negative tables with the estimated total
-(Euclidean projection onto the simplex, which zeroes the cells that noise alone lifted), the
-separator and one-way margins are fused by inverse-variance weighting, and each clique is raked
-(iterative proportional fitting) to the fused margins so that neighbouring cliques agree.
+Fitting details: a measured table is projected onto the non-negative tables with the estimated
+total (Euclidean projection onto the simplex, which zeroes the cells that noise alone lifted).
+Sampling draws each record from the model's conditionals clique by clique, so no rounding
+artefacts arise (mbi 1.1's ``method="round"`` invents correlations: see docs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import networkx as nx
 import numpy as np
 
+from accord.errors import ReleaseRefused
 from accord.release.dp.mechanism import NoiseSpec, noise_variance
 from accord.release.dp.tables import project_to_simplex
-from accord.release.synthesize.mst import Measured, Measurement
 
-__all__ = ["Model", "fit", "project_to_simplex", "sample"]
+__all__ = ["Encoded", "FitCache", "Measured", "Measurement", "Model", "fit", "model_cliques",
+           "project_to_simplex", "sample"]
 
 RAKE_ITERATIONS = 20
+RAKE_TOLERANCE = 0.01  # counts
+MAX_LEVELS = 10_000
+MAX_MODEL_CELLS = 250_000  # per model clique: keeps the fit and the memory bounded
+MAX_TOTAL_CELLS = 2_000_000  # over all model cliques (16 MB of float64), as AIM caps its model
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A table as integer codes: ``codes[:, j]`` indexes ``levels[j]``. Holds real data."""
+
+    columns: tuple[str, ...]
+    levels: tuple[tuple[str, ...], ...]
+    codes: np.ndarray
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(len(x) for x in self.levels)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    attrs: tuple[int, ...]  # column indices, ascending
+    noisy: np.ndarray  # noisy counts over the compressed levels of those columns
+    noise: NoiseSpec
+
+
+@dataclass(frozen=True)
+class Measured:
+    """All the synthesiser may use after the private step."""
+
+    columns: tuple[str, ...]
+    levels: tuple[tuple[str, ...], ...]
+    groups: tuple[np.ndarray, ...]  # per column: original level -> compressed level
+    one_way: tuple[Measurement, ...]
+    cliques: tuple[Measurement, ...]
+    rho: float
+    selected_pairs: tuple[tuple[str, str], ...]
+
+    def compressed_sizes(self) -> tuple[int, ...]:
+        return tuple(int(g.max()) + 1 if len(g) else 1 for g in self.groups)
+
+
+def column_label(name: str, index: int) -> str:
+    """How a message names a column: its header, or its position when the header is blank."""
+    return name if name.strip() else f"column {index + 1} (no header)"
+
+
+def marginal(codes: np.ndarray, sizes: Sequence[int], attrs: Sequence[int]) -> np.ndarray:
+    """Exact contingency table of ``codes`` over ``attrs``."""
+    shape = tuple(sizes[a] for a in attrs)
+    if not attrs:
+        return np.array([codes.shape[0]])
+    flat = np.ravel_multi_index(tuple(codes[:, a] for a in attrs), shape)
+    return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
+
+
+def compress(noisy: np.ndarray, sd: float) -> np.ndarray:
+    """Map levels to compressed levels: well-measured levels keep their own, the rest share one."""
+    keep = noisy >= 3.0 * sd
+    if keep.all() or (~keep).sum() == 1:
+        return np.arange(len(noisy))
+    mapping = np.empty(len(noisy), dtype=np.int64)
+    mapping[keep] = np.arange(int(keep.sum()))
+    mapping[~keep] = int(keep.sum())
+    return mapping
+
+
+Seeds = Callable[[], "int | None"]
+
+
+def seeder(test_seed: int | None) -> Seeds:
+    """Each mechanism's seed: None (OpenDP's OS randomness) unless a test fixes the run."""
+    counter = itertools.count(0 if test_seed is None else test_seed * 1000)
+
+    def seed() -> int | None:
+        return None if test_seed is None else next(counter)
+    return seed
+
+
+def check_columns(data: Encoded) -> None:
+    """Refuse, before anything is measured, a table with nothing to model or an identifier."""
+    if len(data.columns) == 0 or data.codes.shape[0] == 0:
+        raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
+    wide = [column_label(c, j) for j, (c, n) in enumerate(zip(data.columns, data.sizes, strict=True))
+            if n > MAX_LEVELS]
+    if wide:
+        raise ReleaseRefused(f"column(s) with more than {MAX_LEVELS} distinct values: "
+                             f"{', '.join(wide)}",
+                             hint="drop identifier-like columns, or bin numeric ones with --bin")
+
+
+@dataclass(frozen=True)
+class OneWay:
+    """The first private step of both modes. ``comp`` holds real data: never leaves the step."""
+
+    measurements: tuple[Measurement, ...]
+    groups: tuple[np.ndarray, ...]
+    comp: np.ndarray  # the records on compressed levels
+    csizes: tuple[int, ...]
+    rho: float
+
+
+def measure_one_way(data: Encoded, spec: NoiseSpec, seed: Seeds,
+                    noise: Callable[[np.ndarray, NoiseSpec, int | None], np.ndarray]) -> OneWay:
+    """Measure every one-way marginal with ``spec`` (calibrated for L2^2 = number of columns:
+    one person moves one cell in each) and merge the levels whose noisy count is below three noise
+    standard deviations into one bucket per column (fewer, better-measured cells).
+
+    ``noise`` is the caller's ``add_noise`` (the privacy tests record every mechanism through it).
+    """
+    measurements, groups = [], []
+    for j in range(len(data.columns)):
+        noisy = noise(marginal(data.codes, data.sizes, (j,)), spec, seed())
+        groups.append(compress(noisy, math.sqrt(spec.variance())))
+        measurements.append(Measurement((j,), noisy, spec))
+    comp = np.stack([groups[j][data.codes[:, j]] for j in range(len(data.columns))], axis=1)
+    return OneWay(tuple(measurements), tuple(groups), comp,
+                  tuple(int(g.max()) + 1 for g in groups), spec.cost_rho())
 
 
 @dataclass(frozen=True)
@@ -79,10 +208,16 @@ def _fuse(measured: Measured, attrs: tuple[int, ...], sizes: Sequence[int]) -> n
     return num / den
 
 
-def _rake(table: np.ndarray, margins: dict[tuple[int, ...], np.ndarray]) -> np.ndarray:
-    """Iterative proportional fitting of ``table`` to the given margins (axes tuples)."""
+def _rake(table: np.ndarray, margins: dict[tuple[int, ...], np.ndarray],
+          sweeps: int = RAKE_ITERATIONS) -> np.ndarray:
+    """Iterative proportional fitting of ``table`` to the given margins (axes tuples).
+
+    Stops when a sweep moves no cell by more than :data:`RAKE_TOLERANCE` (in counts), or after
+    ``sweeps`` (noisy margins need not agree, and then IPF only cycles).
+    """
     t = table + 1e-9
-    for _ in range(RAKE_ITERATIONS):
+    for _ in range(sweeps):
+        before = t
         for axes, target in margins.items():
             drop = tuple(i for i in range(t.ndim) if i not in axes)
             current = t.sum(axis=drop, keepdims=True)
@@ -90,46 +225,165 @@ def _rake(table: np.ndarray, margins: dict[tuple[int, ...], np.ndarray]) -> np.n
             ratio = np.divide(target.reshape(shape), current, out=np.zeros_like(current),
                               where=current > 0)
             t = t * ratio
+        if np.abs(t - before).max(initial=0.0) <= RAKE_TOLERANCE:
+            break
     return t
 
 
-def fit(measured: Measured) -> Model:
+def _maximal(sets: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    uniq = sorted(set(sets))
+    return [s for s in uniq if not any(set(s) < set(t) for t in uniq)]
+
+
+def model_cliques(sets: Sequence[tuple[int, ...]], sizes: Sequence[int]
+                  ) -> tuple[tuple[int, ...], ...] | None:
+    """The cliques of the model holding ``sets``, or None when it exceeds the size caps.
+
+    Every column is a node; two columns are joined when a set holds both. The graph is made
+    chordal by greedy elimination: repeatedly eliminate the column whose elimination clique (it and
+    its remaining neighbours) has the fewest cells, joining its neighbours (a column that adds no
+    edge first). Every elimination
+    clique is a clique of the chordal graph and every maximal one arises, so the maximal ones are
+    the model's cliques. (Hand-written: networkx's triangulations ignore the number of cells,
+    which is what bounds the fit's memory; private-pgm orders the same way.)
+    """
+    return _cliques(frozenset(frozenset(s) for s in sets if len(s) > 1), tuple(sizes))
+
+
+@lru_cache(maxsize=65536)
+def _cliques(family: frozenset[frozenset[int]], sizes: tuple[int, ...]
+             ) -> tuple[tuple[int, ...], ...] | None:
+    # Column sets as bit masks: this runs for every candidate in every round.
+    n = len(sizes)
+    nbrs = [0] * n
+    for s in family:
+        mask = sum(1 << a for a in s)
+        for a in s:
+            nbrs[a] |= mask & ~(1 << a)
+
+    def members(mask: int) -> list[int]:
+        return [a for a in range(n) if mask >> a & 1]
+
+    memo: dict[int, int] = {}
+
+    def cells(mask: int) -> int:
+        if mask not in memo:
+            memo[mask] = math.prod(sizes[a] for a in members(mask))
+        return memo[mask]
+
+    def fill(u: int) -> bool:  # would eliminating u join two columns not yet joined?
+        return any(nbrs[u] & ~nbrs[a] & ~(1 << a) for a in members(nbrs[u]))
+
+    found: list[int] = []
+    left = set(range(n))
+    while left:
+        # A column whose neighbours are already joined goes first (no fill-in: a chordal graph
+        # keeps its own cliques), then the fewest cells.
+        v = min(left, key=lambda u: (fill(u), cells(nbrs[u] | 1 << u), u))
+        clique = nbrs[v] | 1 << v
+        if cells(clique) > MAX_MODEL_CELLS:
+            return None
+        found.append(clique)
+        for a in members(nbrs[v]):
+            nbrs[a] = (nbrs[a] | nbrs[v]) & ~(1 << a) & ~(1 << v)
+        left.discard(v)
+    top = [c for c in set(found) if not any(c != o and c & o == c for o in found)]
+    if sum(cells(c) for c in top) > MAX_TOTAL_CELLS:
+        return None
+    return tuple(sorted(tuple(members(c)) for c in top))
+
+
+FitCache = dict[tuple[object, ...], np.ndarray]
+
+
+def fit(measured: Measured, cache: FitCache | None = None, sweeps: int = RAKE_ITERATIONS,
+        warm: Model | None = None) -> Model:
+    """The model for ``measured``.
+
+    The adaptive mode refits after every round and only needs a model good enough to score the
+    candidates: it passes a ``cache`` (one per run: each clique's fitted table under what it was
+    fitted from, so a round refits only the cliques its new measurement touches), fewer
+    ``sweeps``, and the previous model as a ``warm`` start (a clique it already had starts from
+    its previous table, as AIM warm-starts its estimation). The released model is fitted afresh.
+    """
+    cache = {} if cache is None else cache
     sizes = measured.compressed_sizes()
     total = float(np.mean([max(float(m.noisy.sum()), 1.0) for m in measured.one_way]))
-    # The model's cliques are the maximal measured sets (the adaptive mode may measure a set
-    # twice, or a subset of another) plus every column no measured set covers.
     measured_sets = {m.attrs for m in measured.cliques}
-    attrs = [a for a in sorted(measured_sets) if not any(set(a) < set(b) for b in measured_sets)]
-    covered = {j for a in attrs for j in a}
-    attrs += [(j,) for j in range(len(sizes)) if j not in covered]
+    cliques = model_cliques(sorted(measured_sets), sizes)
+    if cliques is None:  # the private step only measures what the model can hold
+        raise ReleaseRefused("the measured marginals are too large to model together",
+                             hint="bin numeric columns or drop high-cardinality columns")
+    attrs = list(cliques)
     graph = nx.Graph()
     graph.add_nodes_from(attrs)
     for i, a in enumerate(attrs):
         for b in attrs[i + 1:]:
             if set(a) & set(b):
                 graph.add_edge(a, b, weight=len(set(a) & set(b)))
+    # The maximal cliques of a chordal graph, joined by a maximum-weight spanning tree of their
+    # intersection sizes, form a junction tree.
     tree = nx.maximum_spanning_tree(graph)
-    fused1 = {j: project_to_simplex(_fuse(measured, (j,), sizes), total)
-              for j in range(len(sizes))}
-    fitted: dict[tuple[int, ...], np.ndarray] = {}
-    for c in attrs:
-        # Inverse-variance fusion of every measurement of exactly this set (one, under MST).
-        table = project_to_simplex(_fuse(measured, c, sizes), total)
-        targets: dict[tuple[int, ...], np.ndarray] = {(i,): fused1[a] for i, a in enumerate(c)}
-        for sub in measured_sets:
-            if 1 < len(sub) < len(c) and set(sub) < set(c):
-                targets[tuple(c.index(a) for a in sub)] = project_to_simplex(
-                    _fuse(measured, sub, sizes), total)
-        for nb in tree.neighbors(c):
-            sep = tuple(sorted(set(c) & set(nb)))
-            if len(sep) > 1:
-                axes = tuple(c.index(a) for a in sep)
-                targets[axes] = project_to_simplex(_fuse(measured, sep, sizes), total)
-        fitted[c] = _rake(table, targets) if table.sum() > 0 else np.full(table.shape, 1.0)
     order: list[tuple[int, ...]] = []
+    parent: dict[tuple[int, ...], tuple[int, ...]] = {}
     for comp in nx.connected_components(tree):
-        root = max(comp, key=len)
+        root = max(comp, key=lambda c: (len(c), c))
         order.extend(nx.dfs_preorder_nodes(tree, root))
+        parent.update({v: u for u, v in nx.dfs_edges(tree, root)})
+    targets_cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    def target(sub: tuple[int, ...]) -> np.ndarray:
+        # A multi-way margin is first raked to the fused one-way margins (small tables): the
+        # margins a clique is raked to then agree on their columns, so its raking converges in
+        # a few sweeps instead of cycling between noisy disagreements.
+        if sub not in targets_cache:
+            table = project_to_simplex(_fuse(measured, sub, sizes), total)
+            if len(sub) > 1 and table.sum() > 0:
+                table = _rake(table, {(i,): target((a,)) for i, a in enumerate(sub)})
+            targets_cache[sub] = table
+        return targets_cache[sub]
+
+    def covered(sub: tuple[int, ...]) -> bool:
+        return len(sub) == 1 or any(set(sub) <= set(m) for m in measured_sets)
+
+    # What a clique's fit reads: every measurement touching its columns (the one-way ones are
+    # fixed in a run), the total, and the clique before it when a separator is not measured.
+    digests = [(m.attrs, m.noise.kind, m.noise.scale, hash(m.noisy.tobytes()))
+               for m in measured.cliques]
+    keys: dict[tuple[int, ...], tuple[object, ...]] = {}
+    fitted: dict[tuple[int, ...], np.ndarray] = {}
+    for c in order:
+        touching = tuple(sorted(dg for m, dg in zip(measured.cliques, digests, strict=True)
+                                if set(m.attrs) & set(c)))
+        sep = tuple(sorted(set(c) & set(parent[c]))) if c in parent else ()
+        upstream = keys[parent[c]] if len(sep) > 1 and not covered(sep) else None
+        keys[c] = (c, total, touching, sep, upstream, sweeps)
+        if keys[c] in cache:
+            fitted[c] = cache[keys[c]]
+            continue
+        # Start from the measurements of exactly this set, or uniform (maximum entropy) when the
+        # triangulation made the clique up; then rake to every measured margin inside it.
+        if warm is not None and c in warm.cliques:
+            table = warm.tables[warm.cliques.index(c)] * total
+        elif c in measured_sets:
+            table = target(c)
+        else:
+            table = np.full(tuple(sizes[a] for a in c), total / math.prod(sizes[a] for a in c))
+        margins: dict[tuple[int, ...], np.ndarray] = {(i,): target((a,)) for i, a in enumerate(c)}
+        for sub in sorted(measured_sets):
+            if 1 < len(sub) < len(c) and set(sub) < set(c):
+                margins[tuple(c.index(a) for a in sub)] = target(sub)
+        if c in parent and len(sep) > 1:
+            axes = tuple(c.index(a) for a in sep)
+            if covered(sep):
+                margins[axes] = target(sep)
+            else:  # no measurement holds the separator: agree with the clique before
+                p = parent[c]
+                drop = tuple(i for i, a in enumerate(p) if a not in sep)
+                margins[axes] = fitted[p].sum(axis=drop) if drop else fitted[p]
+        fitted[c] = (_rake(table, margins, sweeps) if table.sum() > 0
+                     else np.full(table.shape, 1.0))
+        cache[keys[c]] = fitted[c]
     within = []
     for j, g in enumerate(measured.groups):
         # Projecting the noisy one-way counts (rather than clipping them) zeroes the levels that

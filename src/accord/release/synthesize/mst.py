@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 import networkx as nx
@@ -29,63 +28,21 @@ import numpy as np
 import opendp.prelude as dp
 
 from accord.errors import ReleaseRefused
-from accord.release.dp.mechanism import NoiseSpec, add_noise, calibrate
+from accord.release.dp.mechanism import add_noise, calibrate
+from accord.release.synthesize.model import (
+    Encoded,
+    Measured,
+    Measurement,
+    check_columns,
+    marginal,
+    measure_one_way,
+    model_cliques,
+    seeder,
+)
 
 dp.enable_features("contrib")
 
-MAX_CLIQUE_CELLS = 2_000_000
-MAX_LEVELS = 10_000
 SELECTION_SENSITIVITY = 1.0  # L-inf sensitivity of the selection scores (see selection_score)
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A table as integer codes: ``codes[:, j]`` indexes ``levels[j]``. Holds real data."""
-
-    columns: tuple[str, ...]
-    levels: tuple[tuple[str, ...], ...]
-    codes: np.ndarray
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return tuple(len(x) for x in self.levels)
-
-
-@dataclass(frozen=True)
-class Measurement:
-    attrs: tuple[int, ...]  # column indices, ascending
-    noisy: np.ndarray  # noisy counts over the compressed levels of those columns
-    noise: NoiseSpec
-
-
-@dataclass(frozen=True)
-class Measured:
-    """All the synthesiser may use after the private step."""
-
-    columns: tuple[str, ...]
-    levels: tuple[tuple[str, ...], ...]
-    groups: tuple[np.ndarray, ...]  # per column: original level -> compressed level
-    one_way: tuple[Measurement, ...]
-    cliques: tuple[Measurement, ...]
-    rho: float
-    selected_pairs: tuple[tuple[str, str], ...]
-
-    def compressed_sizes(self) -> tuple[int, ...]:
-        return tuple(int(g.max()) + 1 if len(g) else 1 for g in self.groups)
-
-
-def column_label(name: str, index: int) -> str:
-    """How a message names a column: its header, or its position when the header is blank."""
-    return name if name.strip() else f"column {index + 1} (no header)"
-
-
-def marginal(codes: np.ndarray, sizes: Sequence[int], attrs: Sequence[int]) -> np.ndarray:
-    """Exact contingency table of ``codes`` over ``attrs``."""
-    shape = tuple(sizes[a] for a in attrs)
-    if not attrs:
-        return np.array([codes.shape[0]])
-    flat = np.ravel_multi_index(tuple(codes[:, a] for a in attrs), shape)
-    return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
 
 
 def _make_noisy_max(scale: float) -> dp.Measurement:
@@ -120,47 +77,19 @@ def selection_score(true: np.ndarray, expected_share: np.ndarray, total_hat: flo
     return float(np.abs(true - total_hat * expected_share).sum())
 
 
-def _compress(noisy: np.ndarray, sd: float) -> np.ndarray:
-    """Map levels to compressed levels: well-measured levels keep their own, the rest share one."""
-    keep = noisy >= 3.0 * sd
-    if keep.all() or (~keep).sum() == 1:
-        return np.arange(len(noisy))
-    mapping = np.empty(len(noisy), dtype=np.int64)
-    mapping[keep] = np.arange(int(keep.sum()))
-    mapping[~keep] = int(keep.sum())
-    return mapping
-
-
 def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
             test_seed: int | None = None) -> Measured:
     """Run the private selection and measurements with a total zCDP budget ``rho``."""
+    check_columns(data)
     d = len(data.columns)
-    if d == 0 or data.codes.shape[0] == 0:
-        raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
-    wide = [column_label(c, j) for j, (c, n) in enumerate(zip(data.columns, data.sizes, strict=True))
-            if n > MAX_LEVELS]
-    if wide:
-        raise ReleaseRefused(f"column(s) with more than {MAX_LEVELS} distinct values: "
-                             f"{', '.join(wide)}",
-                             hint="drop identifier-like columns, or bin numeric ones with --bin")
     name_to_idx = {c: i for i, c in enumerate(data.columns)}
     req = [tuple(sorted(name_to_idx[c] for c in clique)) for clique in required]
-    seeds = iter(range(10**6)) if test_seed is None else iter(range(test_seed * 1000, 10**9))
-
-    def seed() -> int | None:
-        return None if test_seed is None else next(seeds)
+    seed = seeder(test_seed)
 
     # 1. one-way marginals: one person moves one cell in each -> L2^2 = d over all of them.
-    rho1 = rho / 3.0
-    spec1 = calibrate("gaussian", 1, d, rho1)
-    one_way, groups = [], []
-    for j in range(d):
-        noisy = add_noise(marginal(data.codes, data.sizes, (j,)), spec1, seed())
-        groups.append(_compress(noisy, math.sqrt(spec1.variance())))
-        one_way.append(Measurement((j,), noisy, spec1))
-    comp = np.stack([groups[j][data.codes[:, j]] for j in range(d)], axis=1)
-    csizes = tuple(int(g.max()) + 1 for g in groups)
-    spent = spec1.cost_rho()
+    first = measure_one_way(data, calibrate("gaussian", 1, d, rho / 3.0), seed, add_noise)
+    one_way, groups, comp, csizes = first.measurements, first.groups, first.comp, first.csizes
+    spent = first.rho
 
     # 2. spanning structure: required cliques first, then noisy-max bridges between components.
     graph = nx.Graph()
@@ -193,15 +122,14 @@ def measure(data: Encoded, rho: float, required: Sequence[Sequence[str]] = (),
 
     # 3. measure every maximal clique: one person moves one cell in each -> L2^2 = #cliques.
     cliques = sorted(tuple(sorted(c)) for c in nx.chordal_graph_cliques(graph))
-    for c in cliques:
-        cells = int(np.prod([csizes[a] for a in c]))
-        if cells > MAX_CLIQUE_CELLS:
-            raise ReleaseRefused(f"a measured marginal would have {cells} cells",
-                                 hint="bin numeric columns or drop high-cardinality columns")
+    if model_cliques(cliques, csizes) is None:
+        cells = max(math.prod(csizes[a] for a in c) for c in cliques)
+        raise ReleaseRefused(f"a measured marginal would have {cells} cells",
+                             hint="bin numeric columns or drop high-cardinality columns")
     rho3 = rho - spent
     spec3 = calibrate("gaussian", 1, len(cliques), rho3)
     measured = tuple(Measurement(c, add_noise(marginal(comp, csizes, c), spec3, seed()), spec3)
                      for c in cliques)
     spent += spec3.cost_rho()
-    return Measured(data.columns, data.levels, tuple(groups), tuple(one_way), measured, spent,
+    return Measured(data.columns, data.levels, groups, one_way, measured, spent,
                     tuple(selected))

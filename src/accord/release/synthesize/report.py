@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from accord.release.synthesize.mst import Measured, marginal
+from accord.release.synthesize.model import Measured, marginal
 
 MAX_MARGINALS_PER_ORDER = 2000
 DCR_SAMPLE = 1000
