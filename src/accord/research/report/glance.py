@@ -70,7 +70,8 @@ def _sex_breakdown(t: StatTable, ctx: ReportContext) -> dict[str, str] | None:
     if not parts:
         return None
     return {"label": "By sex", "figure": ", ".join(parts[:2]),
-            "meaning": ("; ".join(parts[2:]) or "People by recorded sex.") + " " + _source(t),
+            "meaning": (f"Also recorded: {'; '.join(parts[2:])}." if parts[2:] else "People by recorded sex.")
+            + " " + _source(t),
             "uncertainty": _uncertainty(ctx, t.id)}
 
 
