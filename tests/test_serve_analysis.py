@@ -103,6 +103,8 @@ def test_malformed_requests_name_the_field_never_the_value(
         ("/api/estimate", {"bootstrap": 10**9}, "bootstrap"),
         ("/api/estimate", {"method": secret}, "method"),
         ("/api/report", {"rho": -1}, "rho"),
+        ("/api/stats", {"protection": 3}, "protection applies to privacy 'suppression'"),
+        ("/api/report", {"privacy": "suppression", "rho": 0.01}, "rho applies to privacy 'dp'"),
         ("/api/stats", [secret], "body"),
     ]
     for route, body, names in cases:

@@ -37,7 +37,7 @@ from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from accord.errors import AccordError, ParameterError, ReleaseRefused, StoreError
@@ -61,6 +61,15 @@ class StatsBody(_Body):
     unit: Literal["auto", "records", "persons"] = "auto"
     privacy: Literal["dp", "suppression"] = "dp"
     rho: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _options_of_the_method(self) -> StatsBody:
+        """As the CLI: an option the chosen method does not use is refused, not ignored."""
+        if self.privacy == "dp" and self.protection is not None:
+            raise ValueError("protection applies to privacy 'suppression' only")
+        if self.privacy == "suppression" and self.rho is not None:
+            raise ValueError("rho applies to privacy 'dp' only")
+        return self
 
 
 class TablesBody(_Body):
@@ -99,6 +108,9 @@ def field_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors(include_input=False, include_url=False, include_context=False):
         where = ".".join(str(p) for p in e["loc"]) or "body"
+        if e["type"] == "value_error" and not e["loc"]:  # a rule across fields: its message names them
+            parts.append(str(e["msg"]).removeprefix("Value error, "))
+            continue
         kind = {"extra_forbidden": "is not a known field", "missing": "is required"}.get(e["type"])
         parts.append(f"{where} {kind or '(' + str(e['msg']).split(',')[0].lower() + ')'}")
     return "; ".join(parts)
