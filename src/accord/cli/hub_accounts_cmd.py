@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
+from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.errors import AccordError
 
 org_app = typer.Typer(help="Organisations (partners) of the shared hub.", no_args_is_help=True)
@@ -63,16 +65,26 @@ def user_add(
     console.print(f"user {username} ({chosen.value}, {org}) added")
 
 
-def _write_private(out: Path, text: str) -> None:
-    """Write a secret to a new file only its owner can read (never over an existing file)."""
+@contextmanager
+def _private_file(out: Path) -> Iterator[TextIO]:
+    """A new file only its owner can read, created *before* the secret is made: a path that exists
+    or cannot be written is refused before the hub changes, and the file is removed again if
+    making the secret fails (so no secret is stored at the hub that nobody was given)."""
     import os
 
     if out.exists():
         raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise AccordError(f"cannot create {out}: {exc.strerror}", hint="choose a writable path with --out") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
 
 
 @user_app.command("reset-password")
@@ -88,11 +100,9 @@ def user_reset_password(
     from accord.store import open_store
 
     with user_errors():
-        if out.exists():
-            raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
-        with open_store(hub) as store:
-            password = reset_password(store, username, actor)
-        _write_private(out, password)
+        require_hub(hub)
+        with _private_file(out) as f, open_store(hub) as store:
+            f.write(reset_password(store, username, actor) + "\n")
     console.print(f"one-time password for {username} written to {out}")
 
 
@@ -103,8 +113,10 @@ def user_disable(username: Annotated[str, typer.Argument(help="Whose account.")]
     from accord.serve.accounts import disable_user
     from accord.store import open_store
 
-    with user_errors(), open_store(hub) as store:
-        disable_user(store, username, actor)
+    with user_errors():
+        require_hub(hub)  # a typo must not create an empty hub
+        with open_store(hub) as store:
+            disable_user(store, username, actor)
     console.print(f"user {username} disabled")
 
 
@@ -114,8 +126,10 @@ def user_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None
     from accord.serve.accounts import list_users
     from accord.store import open_store
 
-    with user_errors(), open_store(hub) as store:
-        rows = list_users(store)
+    with user_errors():
+        require_hub(hub)  # a typo must not create an empty hub
+        with open_store(hub) as store:
+            rows = list_users(store)
     if as_json:
         print_json(rows)
         return
@@ -137,11 +151,10 @@ def token_create(
     from accord.store import open_store
 
     with user_errors():
-        if out.exists():
-            raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
-        with open_store(hub) as store:
+        require_hub(hub)
+        with _private_file(out) as f, open_store(hub) as store:
             token_id, token = create_token(store, username, actor)
-        _write_private(out, token)
+            f.write(token + "\n")
     console.print(f"token {token_id} for {username} written to {out}")
 
 
@@ -152,8 +165,10 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="Token id (see `ac
     from accord.serve.accounts import revoke_token
     from accord.store import open_store
 
-    with user_errors(), open_store(hub) as store:
-        revoke_token(store, token_id, actor)
+    with user_errors():
+        require_hub(hub)  # a typo must not create an empty hub
+        with open_store(hub) as store:
+            revoke_token(store, token_id, actor)
     console.print(f"token {token_id} revoked")
 
 
@@ -163,8 +178,10 @@ def token_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> Non
     from accord.serve.accounts import list_tokens
     from accord.store import open_store
 
-    with user_errors(), open_store(hub) as store:
-        rows = list_tokens(store)
+    with user_errors():
+        require_hub(hub)  # a typo must not create an empty hub
+        with open_store(hub) as store:
+            rows = list_tokens(store)
     if as_json:
         print_json(rows)
         return
