@@ -99,8 +99,10 @@ def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     with user_errors():
         require_hub(hub)
         with open_store(hub, read_only=True) as store:
-            rows = store.query("SELECT * FROM audit ORDER BY occurred_at").to_pylist() \
-                if store.table_exists("audit") else []
+            from accord.store import chain as hub_chain
+            rows = hub_chain.in_chain_order(
+                store, "audit", store.query("SELECT * FROM audit").to_pylist(),
+                ("occurred_at",)) if store.table_exists("audit") else []
     if as_json:
         print_json(rows)
         return

@@ -74,6 +74,7 @@ from accord.serve.analysis import analysis_router
 from accord.serve.deps import allow, error, hub_store, store_guard
 from accord.serve.web import WebSettings, ui_router
 from accord.store import add_contribution
+from accord.store import chain as hub_chain
 
 DEFAULT_MAX_UPLOAD = 2 * 1024**3
 _SECURITY_HEADERS = {
@@ -175,7 +176,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             allow(request, s, {Role.STEWARD, Role.AUDITOR})
             if not s.table_exists("audit"):
                 return []
-            return s.query("SELECT * FROM audit ORDER BY occurred_at").to_pylist()
+            return hub_chain.in_chain_order(
+                s, "audit", s.query("SELECT * FROM audit").to_pylist(), ("occurred_at",))
 
     def _check_pusher(request: Request) -> User:
         with hub_store(request) as s:

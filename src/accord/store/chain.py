@@ -247,6 +247,27 @@ def head_state(store: Store) -> dict[str, Any]:
     return json.loads(rows[0]["state"]) if rows else {}
 
 
+def sequence_of(store: Store, source: str) -> dict[str, int]:
+    """Each chained row's place on the chain, by its digest: the order rows were written in.
+    Tables' own times have second precision, so rows written in one second need this to keep
+    their order (a spend and the grant before it, a set and the grant after it)."""
+    if not store.table_exists("hub_chain"):
+        return {}
+    rows = store.query("SELECT seq, entry_sha256 FROM hub_chain WHERE source = ?",
+                       [source]).to_pylist()
+    return {r["entry_sha256"]: int(r["seq"]) for r in rows}
+
+
+def in_chain_order(store: Store, source: str, rows: list[dict[str, Any]],
+                   fallback: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``rows`` (each holding every column ``source`` is digested over) in the order they were
+    chained; a row not on the chain (an older hub's, before it was sealed) sorts first, by
+    ``fallback``."""
+    seq = sequence_of(store, source)
+    return sorted(rows, key=lambda r: (seq.get(row_digest(source, r), -1),
+                                       tuple(str(r.get(c)) for c in fallback)))
+
+
 def _table_rows(store: Store, source: str) -> list[dict[str, Any]]:
     if not store.table_exists(source):
         return []

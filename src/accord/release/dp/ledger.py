@@ -291,10 +291,12 @@ def spends(store: Store) -> list[dict[str, Any]]:
     hub budget's delta), comparable with the budget's spent and left."""
     ensure_ledger(store)
     at = float(_state(store)["delta"])
-    rows = store.query(
-        "SELECT entry_id AS spend_id, data_version, release_id, kind, actor, purpose, mechanism, "
-        "epsilon, delta, rho, recorded_at AS spent_at FROM dp_ledger WHERE event = 'spend' "
-        "ORDER BY recorded_at, entry_id").to_pylist()
+    chained = hub_chain.in_chain_order(store, "dp_ledger", store.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM dp_ledger WHERE event = 'spend'").to_pylist(),
+        ("recorded_at", "entry_id"))
+    rows = [{"spend_id": r["entry_id"], **{c: r[c] for c in (
+        "data_version", "release_id", "kind", "actor", "purpose", "mechanism", "epsilon",
+        "delta", "rho")}, "spent_at": r["recorded_at"]} for r in chained]
     for r in rows:
         r["budget_delta"] = at
         r["epsilon_at_budget_delta"] = epsilon_from_rho(r["rho"], at)
@@ -304,9 +306,12 @@ def spends(store: Store) -> list[dict[str, Any]]:
 def events(store: Store) -> list[dict[str, Any]]:
     """The budget's history: every set, grant and migration, with who, when and the figure."""
     ensure_ledger(store)
-    return store.query("SELECT entry_id, event, rho, epsilon, delta, actor, purpose, detail, "
-                       "recorded_at FROM dp_ledger WHERE event <> 'spend' "
-                       "ORDER BY recorded_at, entry_id").to_pylist()
+    chained = hub_chain.in_chain_order(store, "dp_ledger", store.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM dp_ledger WHERE event <> 'spend'").to_pylist(),
+        ("recorded_at", "entry_id"))
+    keep = ("entry_id", "event", "rho", "epsilon", "delta", "actor", "purpose", "detail",
+            "recorded_at")
+    return [{c: r[c] for c in keep} for r in chained]
 
 
 def verify(store: Store, expected_head: tuple[int, str] | None = None) -> hub_chain.ChainReport:
