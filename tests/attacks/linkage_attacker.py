@@ -117,9 +117,10 @@ def _unpack(f: EncodedField, rows: np.ndarray) -> np.ndarray:
     return np.unpackbits(f.filters[rows], axis=1).astype(np.float32)
 
 
-def _leaders(x: np.ndarray, threshold: float) -> list[np.ndarray]:
+def _leaders(x: np.ndarray, threshold: float, all_pairs: bool = False) -> list[np.ndarray]:
     """Clusters of similar filters: the record with most unassigned neighbours leads, takes its
-    unassigned neighbours, and so on (chaining through near neighbours is avoided)."""
+    unassigned neighbours, and so on (chaining through near neighbours is avoided). Neighbours
+    are found by `_neighbours_lsh` (default) or by comparing every pair (``all_pairs``)."""
     n = len(x)
     if n == 0:
         return []
@@ -129,18 +130,9 @@ def _leaders(x: np.ndarray, threshold: float) -> list[np.ndarray]:
         for i, k in enumerate(keys):
             by_key[k].append(i)
         return [np.asarray(v) for v in by_key.values()]
+    neigh = _neighbours_all_pairs(x, threshold) if all_pairs else _neighbours_lsh(x, threshold)
     out: list[np.ndarray] = []
     free = np.ones(n, bool)
-    # Neighbour lists, chunked so a large group never holds an n x n float matrix at once
-    # (about 5e7 cells a chunk: a few hundred MB at 300,000 records).
-    chunk = max(64, min(3000, 50_000_000 // n))
-    neigh: list[np.ndarray] = []
-    ones = x.sum(axis=1)
-    for s in range(0, n, chunk):
-        inter = x[s : s + chunk] @ x.T
-        den = ones[s : s + chunk, None] + ones[None, :]
-        d = np.where(den > 0, 2 * inter / np.maximum(den, 1), 0.0)
-        neigh.extend(np.flatnonzero(row >= threshold) for row in d)
     degree = np.array([len(v) for v in neigh])
     for i in np.argsort(-degree, kind="stable"):
         if not free[i]:
@@ -151,6 +143,110 @@ def _leaders(x: np.ndarray, threshold: float) -> list[np.ndarray]:
         free[members] = False
         out.append(members)
     return out
+
+
+def _neighbours_all_pairs(x: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Per row, the rows at Dice >= threshold (itself included unless empty), comparing every
+    pair; chunked so a large group never holds an n x n float matrix at once (about 5e7 cells a
+    chunk: a few hundred MB at 300,000 records)."""
+    n = len(x)
+    chunk = max(64, min(3000, 50_000_000 // max(n, 1)))
+    neigh: list[np.ndarray] = []
+    ones = x.sum(axis=1)
+    for s in range(0, n, chunk):
+        inter = x[s : s + chunk] @ x.T
+        den = ones[s : s + chunk, None] + ones[None, :]
+        d = np.where(den > 0, 2 * inter / np.maximum(den, 1), 0.0)
+        neigh.extend(np.flatnonzero(row >= threshold) for row in d)
+    return neigh
+
+
+# Candidate search of the cluster step: bit-sampling LSH for the Hamming distance, the classic
+# index for it (no maintained library does this on packed filters with the exact-Dice check
+# below; a few numpy lines do). Each table keys the filters by LSH_BITS sampled bit positions.
+# Two encodings of one name differ in about 2p(1-p) = 4 % of their bits at p = 0.02, so they
+# share a table's key with probability about 0.96^16 = 0.52; a pair at the threshold of Dice
+# 0.85 (about 15 % of the bits differ) with probability 0.074, so LSH_TABLES = 64 tables find
+# it with probability 0.993 (and far more often through the other records of its two names);
+# unrelated filters (about half their bits set) share a key with probability 2^-16.
+LSH_BITS = 16
+LSH_TABLES = 64
+LSH_BAND = 32  # within a bucket, each filter is compared with the next LSH_BAND - 1 in it
+LSH_SEED = 20_261_207
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def _dice_pairs(packed: np.ndarray, ones: np.ndarray, a: np.ndarray, b: np.ndarray,
+                ) -> np.ndarray:
+    """Exact Dice of the pairs (a[i], b[i]) of packed filters (as `_neighbours_all_pairs`
+    computes it: 0 for two empty filters)."""
+    out = np.empty(len(a), np.float32)
+    for s in range(0, len(a), 500_000):
+        aa, bb = a[s : s + 500_000], b[s : s + 500_000]
+        inter = _POPCOUNT[packed[aa] & packed[bb]].sum(axis=1, dtype=np.float32)
+        den = ones[aa] + ones[bb]
+        out[s : s + 500_000] = np.where(den > 0, 2 * inter / np.maximum(den, 1), 0.0)
+    return out
+
+
+def _neighbours_lsh(x: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """The neighbour lists of `_neighbours_all_pairs` without comparing every pair.
+
+    1. Candidates: in each LSH table, sort the filters by key; each filter is compared (exact
+       Dice) with the next LSH_BAND - 1 filters of its bucket (every pair of a bucket of up to
+       LSH_BAND filters). A pair at Dice >= threshold - 0.05 joins their components (the
+       margin lets chains of near-threshold pairs join too).
+    2. Within each connected component every pair is compared exactly (the all-pairs code on
+       the component), so the neighbour lists are exact within components. A pair at Dice >=
+       threshold is missed only if no chain of candidate pairs joins its two records; the
+       benchmark counts such pairs against the all-pairs step (benchmarks/results/linkpriv3.md).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, bits = x.shape
+    xb = x.astype(np.uint8)
+    packed = np.packbits(xb, axis=1)
+    ones = x.sum(axis=1)
+    rng = np.random.default_rng(LSH_SEED)
+    k = min(LSH_BITS, bits)
+    weights = np.uint64(1) << np.arange(k, dtype=np.uint64)
+    verify = threshold - 0.05
+    root = np.arange(n)  # a representative filter of each filter's component so far
+    for _ in range(LSH_TABLES):
+        pos = np.sort(rng.choice(bits, size=k, replace=False))
+        key = (xb[:, pos].astype(np.uint64) * weights).sum(axis=1)
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        src: list[np.ndarray] = [np.arange(n)]
+        dst: list[np.ndarray] = [root]  # keeps the components found so far joined
+        for d in range(1, min(LSH_BAND, n)):
+            same = np.flatnonzero(sk[:-d] == sk[d:])
+            if len(same) == 0:
+                break
+            a, b = order[same], order[same + d]
+            new = root[a] != root[b]  # a pair already joined needs no check
+            a, b = a[new], b[new]
+            keep = _dice_pairs(packed, ones, a, b) >= verify
+            src.append(a[keep])
+            dst.append(b[keep])
+        i, j = np.concatenate(src), np.concatenate(dst)
+        graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+        first = np.full(comp.max() + 1, n)
+        np.minimum.at(first, comp, np.arange(n))
+        root = first[comp]
+    neigh: list[np.ndarray] = [np.array([r]) if ones[r] > 0 else np.zeros(0, np.int64)
+                               for r in range(n)]
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, comp[order][1:] != comp[order][:-1], True])
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if hi - lo < 2:
+            continue
+        members = order[lo:hi]  # ascending: the stable sort keeps row order within a component
+        for r, local in zip(members, _neighbours_all_pairs(x[members], threshold), strict=True):
+            neigh[r] = members[local]
+    return neigh
 
 
 def _expected_ones(label: Label, f: EncodedField) -> float:
@@ -180,7 +276,8 @@ def cluster_threshold(f: EncodedField) -> float:
                             REFERENCE_DIFFUSION)[0]
 
 
-def _clusters(f: EncodedField, view: HubView, threshold: float) -> list[_Cluster]:
+def _clusters(f: EncodedField, view: HubView, threshold: float,
+              all_pairs: bool = False) -> list[_Cluster]:
     by_group: dict[Group, list[int]] = defaultdict(list)
     for i, g in enumerate(view.groups):
         if f.present[i]:
@@ -189,7 +286,7 @@ def _clusters(f: EncodedField, view: HubView, threshold: float) -> list[_Cluster
     for g, rows_list in by_group.items():
         rows = np.asarray(rows_list)
         x = _unpack(f, rows)
-        for members in _leaders(x, threshold):
+        for members in _leaders(x, threshold, all_pairs):
             xs = x[members]
             out.append(_Cluster(g, rows[members], xs.mean(axis=0),
                                 float(xs.sum(axis=1).mean()), len(rows)))
@@ -347,7 +444,7 @@ class _Solved:
 
 
 def _solve(f: EncodedField, view: HubView, public: PublicList, kinds: tuple[str, ...],
-           top: int) -> dict[str, _Solved]:
+           top: int, all_pairs: bool = False) -> dict[str, _Solved]:
     """Each attack's clusters and one-to-one labelling of one field. The cluster attack is the
     pattern attack's first step, so both share the (costly) clustering."""
     pub = public.for_components(f.components)
@@ -357,7 +454,7 @@ def _solve(f: EncodedField, view: HubView, public: PublicList, kinds: tuple[str,
         score, names = _base_scores(clusters, f, pub, top)
         out["frequency"] = _Solved(clusters, _assign(clusters, pub, score, names), 0)
     if "cluster" in kinds or "pattern" in kinds:
-        clusters = _clusters(f, view, cluster_threshold(f))
+        clusters = _clusters(f, view, cluster_threshold(f), all_pairs)
         score, names = _base_scores(clusters, f, pub, top)
         assignment = _assign(clusters, pub, score, names)
         out["cluster"] = _Solved(clusters, assignment, 0)
@@ -404,11 +501,13 @@ def _field_result(solved: _Solved, n: int, min_margin: float) -> FieldResult:
 
 
 def attack_field(f: EncodedField, view: HubView, public: PublicList, kind: str,
-                 top: int = 300, min_margin: float = -np.inf) -> FieldResult:
+                 top: int = 300, min_margin: float = -np.inf,
+                 all_pairs: bool = False) -> FieldResult:
     """Label each record's value of one encoded field; ``kind``: frequency, cluster or pattern.
     ``min_margin``: keep only labels whose log-likelihood beats the cluster's next best choice
-    by this much (the others keep the clear-attribute guess)."""
-    solved = _solve(f, view, public, (kind,), top)[kind]
+    by this much (the others keep the clear-attribute guess). ``all_pairs``: the cluster step
+    compares every pair of filters within a group instead of LSH candidates."""
+    solved = _solve(f, view, public, (kind,), top, all_pairs)[kind]
     return _field_result(solved, len(view.groups), min_margin)
 
 
@@ -476,10 +575,11 @@ def _combine(view: HubView, public: PublicList, truth: Truth,
 
 
 def run_attack(view: HubView, public: PublicList, truth: Truth, kind: str,
-               min_margin: float = -np.inf) -> Rates:
+               min_margin: float = -np.inf, all_pairs: bool = False) -> Rates:
     """The attack on every encoded name field; records it leaves unlabelled get the
     clear-attribute guess. Where two fields label the same component, the first wins."""
-    per_field = [(f, attack_field(f, view, public, kind, min_margin=min_margin))
+    per_field = [(f, attack_field(f, view, public, kind, min_margin=min_margin,
+                                  all_pairs=all_pairs))
                  for f in view.fields]
     return _combine(view, public, truth, per_field)
 
@@ -493,11 +593,12 @@ ATTACKS = ("frequency", "cluster", "pattern")
 MARGINS = (-np.inf, 2.0)  # every label; only labels at odds of about 7:1 or better
 
 
-def best_attack(view: HubView, public: PublicList, truth: Truth) -> dict[str, Rates]:
+def best_attack(view: HubView, public: PublicList, truth: Truth,
+                all_pairs: bool = False) -> dict[str, Rates]:
     """Every attack, with all its labels and with its confident labels only; and per measure
     (given, family, full) the best of them, under the key ``best``. Each field is clustered
     once per threshold and each attack solved once (the margins only filter its labels)."""
-    solved = [(f, _solve(f, view, public, ATTACKS, 300)) for f in view.fields]
+    solved = [(f, _solve(f, view, public, ATTACKS, 300, all_pairs)) for f in view.fields]
     n = len(view.groups)
     out: dict[str, Rates] = {}
     for kind in ATTACKS:
@@ -508,3 +609,161 @@ def best_attack(view: HubView, public: PublicList, truth: Truth) -> dict[str, Ra
     out["best"] = Rates(*(max(getattr(r, k) for r in out.values())
                           for k in ("given", "family", "full")))
     return out
+
+
+@dataclass(frozen=True)
+class StepAgreement:
+    """How the LSH cluster step's neighbour lists compare with comparing every pair."""
+
+    pairs: int  # ordered pairs at Dice >= the threshold (self pairs excluded), every pair compared
+    missed: int  # of those, not found by the LSH step
+    extra: int  # found by the LSH step and not by all pairs (must be 0: both are exact checks)
+    same_clusters: bool  # the leader clustering comes out the same
+
+
+def compare_cluster_steps(f: EncodedField, view: HubView) -> StepAgreement:
+    """Run both neighbour searches on each group of one field (the benchmark's check that the
+    faster step is not a weaker attack)."""
+    threshold = cluster_threshold(f)
+    by_group: dict[Group, list[int]] = defaultdict(list)
+    for i, g in enumerate(view.groups):
+        if f.present[i]:
+            by_group[g].append(i)
+    pairs = missed = extra = 0
+    same = True
+    for rows_list in by_group.values():
+        x = _unpack(f, np.asarray(rows_list))
+        exact = _neighbours_all_pairs(x, threshold)
+        fast = _neighbours_lsh(x, threshold)
+        for r, (a, b) in enumerate(zip(exact, fast, strict=True)):
+            sa, sb = set(a.tolist()) - {r}, set(b.tolist()) - {r}
+            pairs += len(sa)
+            missed += len(sa - sb)
+            extra += len(sb - sa)
+        la = _leaders(x, threshold, all_pairs=True)
+        lb = _leaders(x, threshold)
+        same = same and len(la) == len(lb) and all(
+            np.array_equal(p, q) for p, q in zip(la, lb, strict=True))
+    return StepAgreement(pairs, missed, extra, same)
+
+
+# ------------------------------------------------------------------ language groups
+def language_groups(public: PublicList, overlap: float = 0.5) -> dict[str, str]:
+    """Citizenships whose given- and family-name distributions overlap (1 - total variation
+    distance >= ``overlap``) form one language group: what an attacker with the public list
+    can tell apart by names at all. Returns citizenship -> group id (the group's first
+    citizenship in sorted order)."""
+    mass: dict[str, Counter[str]] = defaultdict(Counter)
+    for comp in ("given", "family"):
+        for (_, cit), counter in public.for_components((comp,)).items():
+            for lab, k in counter.items():
+                mass[cit][f"{comp}:{lab[0]}"] += k
+    cits = sorted(mass)
+    dist = {c: {k: v / sum(mass[c].values()) for k, v in mass[c].items()} for c in cits}
+    parent = {c: c for c in cits}
+
+    def root(c: str) -> str:
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    for i, a in enumerate(cits):
+        for b in cits[i + 1 :]:
+            shared = sum(min(p, dist[b].get(k, 0.0)) for k, p in dist[a].items())
+            if shared >= overlap:
+                ra, rb = root(a), root(b)
+                parent[max(ra, rb)] = min(ra, rb)
+    return {c: root(c) for c in cits}
+
+
+@dataclass(frozen=True)
+class LanguageResult:
+    rates: dict[str, Rates]  # the conditioned attacks (as best_attack), under the inferred groups
+    accuracy: float  # share of records with a name whose language group is inferred correctly
+    groups: int  # language groups the attacker told apart in the public list
+
+
+def _naive_bayes(x_sum: np.ndarray, n: np.ndarray, train: np.ndarray, target: np.ndarray,
+                 k: int) -> np.ndarray:
+    """Per cluster, the language group maximising the Bernoulli naive-Bayes log-likelihood of
+    its members' bits, with per-group bit frequencies from the training clusters."""
+    on = np.zeros((k, x_sum.shape[1]))
+    tot = np.zeros(k)
+    np.add.at(on, target[train], x_sum[train])
+    np.add.at(tot, target[train], n[train])
+    p = (on + 1) / (tot[:, None] + 2)
+    prior = np.log((tot + 1) / (tot.sum() + k))
+    ll = x_sum @ np.log(p).T + (n[:, None] - x_sum) @ np.log(1 - p).T + prior[None, :]
+    return np.argmax(ll, axis=1)
+
+
+def language_attack(view: HubView, public: PublicList, truth: Truth,
+                    true_groups: Sequence[Group], rounds: int = 2) -> LanguageResult:
+    """An attacker at the linkage unit (sex only next to the name encodings) that infers
+    language groups from the names' bigram structure, then runs the attacks conditioned on
+    (sex, language group), as the hub layout's attacker conditions on (sex, citizenship).
+
+    1. Language groups from the public list (``language_groups``).
+    2. Cluster each sex's name filters (the cluster step), label the clusters with the
+       sex-only pattern attack, and take each confidently labelled cluster's language group
+       as the public list's most likely group for that name.
+    3. Train a Bernoulli naive-Bayes classifier of bits by language group on those clusters
+       and classify every cluster; retrain on all clusters' inferred groups (``rounds``).
+    4. Run ``best_attack`` with the groups (sex, inferred language group) and the public list
+       merged to the same groups.
+
+    ``view``/``public`` are the unit's (sex-only) view and the public list by sex and
+    citizenship; ``true_groups`` the records' true (sex, citizenship), for the accuracy only.
+    """
+    lang = language_groups(public)
+    names = sorted(set(lang.values()))
+    index = {g: i for i, g in enumerate(names)}
+    merged_counts: dict[tuple[str, ...], dict[Group, Counter[Label]]] = {}
+    for comps, by_group in public.counts.items():
+        m: dict[Group, Counter[Label]] = defaultdict(Counter)
+        for (sex, cit), counter in by_group.items():
+            m[(sex, lang[cit])].update(counter)
+        merged_counts[comps] = dict(m)
+    lang_public = PublicList(merged_counts)
+    sex_public = PublicList({c: _by_sex(bg) for c, bg in public.counts.items()})
+    f = view.fields[0]  # the unit schema's one name field (given + family)
+    sex_view = HubView(view.fields, [(g[0], "") for g in view.groups])
+    solved = _solve(f, sex_view, sex_public, ("cluster", "pattern"), 300)["pattern"]
+    clusters = solved.clusters
+    # P(language group | full name) from the public list, for the confident clusters' labels.
+    by_label: dict[Label, Counter[str]] = defaultdict(Counter)
+    for (_, cit), counter in public.for_components(f.components).items():
+        for lab, k in counter.items():
+            by_label[lab][lang[cit]] += k
+    target = np.full(len(clusters), -1)
+    for ci, lab in solved.assignment.labels.items():
+        if solved.assignment.margin.get(ci, 0.0) >= 2.0 and by_label.get(lab):
+            target[ci] = index[by_label[lab].most_common(1)[0][0]]
+    x_sum = np.stack([c.centroid * len(c.rows) for c in clusters]).astype(np.float64)
+    n = np.array([len(c.rows) for c in clusters], np.float64)
+    train = target >= 0
+    inferred = target.copy()
+    for _ in range(rounds):
+        if not train.any():
+            break
+        guess = _naive_bayes(x_sum, n, train, np.where(train, inferred, 0), len(names))
+        inferred = guess
+        train = np.ones(len(clusters), bool)
+    per_record = [""] * len(view.groups)
+    for ci, c in enumerate(clusters):
+        for r in c.rows.tolist():
+            per_record[r] = names[inferred[ci]] if inferred[ci] >= 0 else ""
+    # Records with no name value keep a group of their own (they are never labelled).
+    groups = [(g[0], per_record[i]) for i, g in enumerate(view.groups)]
+    lang_view = HubView(view.fields, groups)
+    has = [i for i in range(len(groups)) if f.present[i]]
+    accuracy = float(np.mean([per_record[i] == lang[true_groups[i][1]] for i in has])) \
+        if has else 0.0
+    return LanguageResult(best_attack(lang_view, lang_public, truth), accuracy, len(names))
+
+
+def _by_sex(by_group: Mapping[Group, Counter[Label]]) -> dict[Group, Counter[Label]]:
+    out: dict[Group, Counter[Label]] = defaultdict(Counter)
+    for (sex, _), counter in by_group.items():
+        out[(sex, "")].update(counter)
+    return dict(out)
