@@ -30,7 +30,15 @@ sys.path.insert(0, str(ROOT))
 
 from accord.protect.encoding import default_schema  # noqa: E402
 from accord.protect.encoding.schema import EncodingSchema, schema_from_dict  # noqa: E402
-from tests.attacks.linkage_attacker import Rates, baseline_rates, best_attack  # noqa: E402
+from accord.protect.encoding.schema import unit_schema  # noqa: E402
+from tests.attacks.linkage_attacker import (  # noqa: E402
+    Rates,
+    baseline_rates,
+    best_attack,
+    cluster_threshold,
+    compare_cluster_steps,
+    language_attack,
+)
 from tests.attacks.linkage_scenario import (  # noqa: E402
     coarsen,
     hub_view,
@@ -55,7 +63,10 @@ SCHEMAS = {
     "parts-diffused": ("name parts apart, diffusion 3, p=0.02", _schema(True, 0.02, 3)),
     "joint": ("one name field (given+family), p=0.02, no diffusion", _schema(False, 0.02, 0)),
     "format3": ("format 3 default: one name field, diffusion 3, p=0.02", default_schema()),
+    "unit": ("unit schema (name, birth date, sex; no citizenship): the linkage unit's view, "
+             "sex only", unit_schema()),
 }
+SEX_ONLY_SCHEMAS = {"unit"}  # the linkage unit holds no clear citizenship
 
 
 def _schema_for(key: str) -> tuple[str, EncodingSchema]:
@@ -80,34 +91,68 @@ def _pct(r: Rates) -> str:
     return f"{100 * r.given:5.1f} | {100 * r.family:5.1f} | {100 * r.full:5.1f}"
 
 
-def run(people: int, names: list[str], sex_only: bool) -> None:
+def _excess(best: Rates, clear: Rates) -> str:
+    return (f"excess over the clear baseline: given {100 * (best.given - clear.given):+.1f}, "
+            f"family {100 * (best.family - clear.family):+.1f} points")
+
+
+def _cost(t0: float, c0: float) -> str:
+    return (f"{time.perf_counter() - t0:.0f} (CPU {time.process_time() - c0:.0f}, peak RSS "
+            f"{_peak_gb():.1f} GB, load {os.getloadavg()[0]:.1f})")
+
+
+def run(people: int, names: list[str], sex_only: bool, all_pairs: bool = False,
+        check_all_pairs: bool = False, language: bool = False) -> None:
     partners = simulated_partners(people)
     public = public_list()
-    clear_label = "sex" if sex_only else "sex and citizenship"
     print(f"\n### {people:,} simulated people, {partners.table.num_rows:,} records "
-          f"(nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f})\n")
+          f"(nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; cluster step: "
+          f"{'every pair' if all_pairs else 'LSH candidates'})\n")
     print("| schema | attack | given % | family % | full name % | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")
     for key in names:
         label, schema = _schema_for(key)
-        view, pub = coarsen(hub_view(partners, schema), public, keep_citizenship=not sex_only)
+        unit = key in SEX_ONLY_SCHEMAS or sex_only
+        clear_label = "sex" if unit else "sex and citizenship"
+        full_view = hub_view(partners, schema)
+        view, pub = coarsen(full_view, public, keep_citizenship=not unit)
         clear, common = baseline_rates(view, pub, partners.truth)
         print(f"| {label} | baseline: commonest name for the {clear_label} | "
               f"{_pct(clear)} | |")
         print(f"| | baseline: commonest name | {_pct(common)} | |")
-        t0 = time.perf_counter()
-        results = best_attack(view, pub, partners.truth)
-        secs = time.perf_counter() - t0
-        cpu = time.process_time()
-        for name, r in results.items():
-            if name == "best":
-                continue
-            print(f"| | {name} | {_pct(r)} | |")
-        best = results["best"]
-        print(f"| | **best attack** (excess over the clear baseline: given "
-              f"{100 * (best.given - clear.given):+.1f}, family "
-              f"{100 * (best.family - clear.family):+.1f} points) | {_pct(best)} | {secs:.0f} "
-              f"(CPU so far {cpu:.0f}, peak RSS {_peak_gb():.1f} GB) |")
+        steps = [all_pairs, not all_pairs] if check_all_pairs else [all_pairs]
+        for step_all_pairs in steps:
+            t0, c0 = time.perf_counter(), time.process_time()
+            results = best_attack(view, pub, partners.truth, all_pairs=step_all_pairs)
+            step = "every pair" if step_all_pairs else "LSH"
+            for name, r in results.items():
+                if name == "best":
+                    continue
+                print(f"| | {name} (cluster step: {step}) | {_pct(r)} | |")
+            best = results["best"]
+            print(f"| | **best attack** (cluster step: {step}; {_excess(best, clear)}) | "
+                  f"{_pct(best)} | {_cost(t0, c0)} |")
+            sys.stdout.flush()
+        if check_all_pairs:
+            for f in view.fields:
+                t0, c0 = time.perf_counter(), time.process_time()
+                agree = compare_cluster_steps(f, view)
+                print(f"| | cluster step check, field {f.name}: {agree.pairs:,} ordered pairs at "
+                      f"Dice >= {cluster_threshold(f):.3f} comparing every pair; LSH missed "
+                      f"{agree.missed:,}, added {agree.extra:,}; same clusters: "
+                      f"{agree.same_clusters} | | | | {_cost(t0, c0)} |")
+        if language and unit:
+            t0, c0 = time.perf_counter(), time.process_time()
+            lang = language_attack(view, public, partners.truth, partners.groups)
+            for name, r in lang.rates.items():
+                if name == "best":
+                    continue
+                print(f"| | language groups inferred, then {name} | {_pct(r)} | |")
+            best = lang.rates["best"]
+            print(f"| | **best attack after inferring language groups** ({lang.groups} groups "
+                  f"from the public list, {100 * lang.accuracy:.1f} % of records with a name "
+                  f"put in their true group; {_excess(best, clear)}) | {_pct(best)} | "
+                  f"{_cost(t0, c0)} |")
         sys.stdout.flush()
 
 
@@ -123,10 +168,19 @@ def main() -> None:
     ap.add_argument("--schemas", default="all", help="comma list of " + ", ".join(SCHEMAS))
     ap.add_argument("--sex-only", action="store_true",
                     help="the hub holds only sex in clear next to the encodings (not citizenship)")
+    ap.add_argument("--all-pairs", action="store_true",
+                    help="the cluster step compares every pair of filters (slow; as before LSH)")
+    ap.add_argument("--check-all-pairs", action="store_true",
+                    help="run the attacks with both cluster steps and count the neighbour pairs "
+                         "the LSH step misses")
+    ap.add_argument("--language", action="store_true",
+                    help="for sex-only views (the unit), also the attack that first infers "
+                         "language groups from the name encodings")
     args = ap.parse_args()
-    names = list(SCHEMAS) if args.schemas == "all" else args.schemas.split(",")
+    names = [k for k in SCHEMAS if k != "unit"] if args.schemas == "all" \
+        else args.schemas.split(",")
     for n in (int(x) for x in args.people.split(",")):
-        run(n, names, args.sex_only)
+        run(n, names, args.sex_only, args.all_pairs, args.check_all_pairs, args.language)
 
 
 if __name__ == "__main__":
