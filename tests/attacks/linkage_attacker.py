@@ -683,37 +683,71 @@ class LanguageResult:
     groups: int  # language groups the attacker told apart in the public list
 
 
-def _naive_bayes(x_sum: np.ndarray, n: np.ndarray, train: np.ndarray, target: np.ndarray,
-                 k: int) -> np.ndarray:
-    """Per cluster, the language group maximising the Bernoulli naive-Bayes log-likelihood of
-    its members' bits, with per-group bit frequencies from the training clusters."""
-    on = np.zeros((k, x_sum.shape[1]))
-    tot = np.zeros(k)
-    np.add.at(on, target[train], x_sum[train])
-    np.add.at(tot, target[train], n[train])
-    p = (on + 1) / (tot[:, None] + 2)
-    prior = np.log((tot + 1) / (tot.sum() + k))
-    ll = x_sum @ np.log(p).T + (n[:, None] - x_sum) @ np.log(1 - p).T + prior[None, :]
-    return np.argmax(ll, axis=1)
+def _bernoulli_loglik(x_sum: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """(clusters, groups) log-likelihood of each cluster's members' bits under each group's
+    independent bit frequencies ``p`` (groups, bits)."""
+    p = np.clip(p, 1e-3, 1 - 1e-3)
+    return x_sum @ np.log(p).T + (n[:, None] - x_sum) @ np.log(1 - p).T
+
+
+def _fit_groups(x_sum: np.ndarray, n: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Per-group bit frequencies and log shares from soft assignments (clusters, groups)."""
+    w = resp * n[:, None]
+    p = (resp.T @ x_sum + 1) / (w.sum(axis=0)[:, None] + 2)
+    share = np.log((w.sum(axis=0) + 1) / (w.sum() + len(p)))
+    return p, share
+
+
+def _mixture(x_sum: np.ndarray, n: np.ndarray, k: int, iters: int = 40,
+             restarts: int = 4) -> np.ndarray:
+    """Unsupervised: a mixture of k independent-Bernoulli bit profiles fitted by EM on the name
+    clusters (each weighted by its members), the best of a few random starts by likelihood;
+    returns each cluster's component."""
+    best: tuple[float, np.ndarray] | None = None
+    for seed in range(restarts):
+        rng = np.random.default_rng(seed)
+        resp = rng.dirichlet(np.ones(k), size=len(n))
+        for _ in range(iters):
+            p, share = _fit_groups(x_sum, n, resp)
+            ll = _bernoulli_loglik(x_sum, n, p) + share[None, :]
+            top = ll.max(axis=1, keepdims=True)
+            resp = np.exp(ll - top)
+            total = float((top[:, 0] + np.log(resp.sum(axis=1))).sum())
+            resp /= resp.sum(axis=1, keepdims=True)
+        if best is None or total > best[0]:
+            best = (total, np.argmax(resp, axis=1))
+    assert best is not None
+    return best[1]
+
+
+KNOWN_SHARE = 0.1
 
 
 def language_attack(view: HubView, public: PublicList, truth: Truth,
-                    true_groups: Sequence[Group], rounds: int = 2) -> LanguageResult:
+                    true_groups: Sequence[Group], how: str = "mixture") -> LanguageResult:
     """An attacker at the linkage unit (sex only next to the name encodings) that infers
     language groups from the names' bigram structure, then runs the attacks conditioned on
     (sex, language group), as the hub layout's attacker conditions on (sex, citizenship).
 
-    1. Language groups from the public list (``language_groups``).
-    2. Cluster each sex's name filters (the cluster step), label the clusters with the
-       sex-only pattern attack, and take each confidently labelled cluster's language group
-       as the public list's most likely group for that name.
-    3. Train a Bernoulli naive-Bayes classifier of bits by language group on those clusters
-       and classify every cluster; retrain on all clusters' inferred groups (``rounds``).
-    4. Run ``best_attack`` with the groups (sex, inferred language group) and the public list
+    1. Language groups from the public list (``language_groups``): citizenships whose names
+       overlap cannot be told apart by names at all.
+    2. Cluster each sex's name filters (the cluster step: one cluster per name, mostly).
+    3. Give each cluster a language group:
+       ``mixture``: unsupervised, a mixture of independent-Bernoulli bit profiles (one per
+       language group) fitted by EM on the clusters, its components matched one-to-one to the
+       public list's groups by their shares of the records (Hungarian on the share gap);
+       ``known``: semi-supervised, an attacker who knows the true group of a random tenth of
+       the clusters (e.g. from a colluding partner) trains the same bit profiles on them and
+       classifies the rest;
+       ``oracle``: an upper bound no attacker has, every cluster's true (majority) group: what
+       any language inference could give at best.
+    4. ``best_attack`` with the groups (sex, inferred language group) and the public list
        merged to the same groups.
 
     ``view``/``public`` are the unit's (sex-only) view and the public list by sex and
-    citizenship; ``true_groups`` the records' true (sex, citizenship), for the accuracy only.
+    citizenship; ``true_groups`` the records' true (sex, citizenship), for ``oracle`` and the
+    accuracy only.
     """
     lang = language_groups(public)
     names = sorted(set(lang.values()))
@@ -725,45 +759,48 @@ def language_attack(view: HubView, public: PublicList, truth: Truth,
             m[(sex, lang[cit])].update(counter)
         merged_counts[comps] = dict(m)
     lang_public = PublicList(merged_counts)
-    sex_public = PublicList({c: _by_sex(bg) for c, bg in public.counts.items()})
     f = view.fields[0]  # the unit schema's one name field (given + family)
     sex_view = HubView(view.fields, [(g[0], "") for g in view.groups])
-    solved = _solve(f, sex_view, sex_public, ("cluster", "pattern"), 300)["pattern"]
-    clusters = solved.clusters
-    # P(language group | full name) from the public list, for the confident clusters' labels.
-    by_label: dict[Label, Counter[str]] = defaultdict(Counter)
-    for (_, cit), counter in public.for_components(f.components).items():
-        for lab, k in counter.items():
-            by_label[lab][lang[cit]] += k
-    target = np.full(len(clusters), -1)
-    for ci, lab in solved.assignment.labels.items():
-        if solved.assignment.margin.get(ci, 0.0) >= 2.0 and by_label.get(lab):
-            target[ci] = index[by_label[lab].most_common(1)[0][0]]
+    clusters = _clusters(f, sex_view, cluster_threshold(f))
     x_sum = np.stack([c.centroid * len(c.rows) for c in clusters]).astype(np.float64)
     n = np.array([len(c.rows) for c in clusters], np.float64)
-    train = target >= 0
-    inferred = target.copy()
-    for _ in range(rounds):
-        if not train.any():
-            break
-        guess = _naive_bayes(x_sum, n, train, np.where(train, inferred, 0), len(names))
-        inferred = guess
-        train = np.ones(len(clusters), bool)
+    k = len(names)
+    if how in ("oracle", "known"):
+        target = np.zeros((len(clusters), k))
+        for ci, c in enumerate(clusters):
+            for r in c.rows.tolist():
+                target[ci, index[lang[true_groups[r][1]]]] += 1
+        resp = target / np.maximum(target.sum(axis=1, keepdims=True), 1)
+        # "known": the attacker knows the true group of a random tenth of the clusters only
+        # (e.g. from a colluding partner), trains on those and keeps them.
+        # "oracle": every cluster's true (majority) group, as if inferred without error.
+        known = np.random.default_rng(1).random(len(clusters)) < (
+            KNOWN_SHARE if how == "known" else 1.0)
+        p, share = _fit_groups(x_sum[known], n[known], resp[known])
+        inferred = np.argmax(_bernoulli_loglik(x_sum, n, p) + share[None, :], axis=1)
+        inferred[known] = np.argmax(resp[known], axis=1)
+    elif how == "mixture":
+        comp = _mixture(x_sum, n, k)
+        got = np.bincount(comp, weights=n, minlength=k) / n.sum()
+        counts = public.for_components(f.components)
+        want = np.zeros(k)
+        for (_, cit), counter in counts.items():
+            want[index[lang[cit]]] += sum(counter.values())
+        want /= want.sum()
+        r, c = linear_sum_assignment(np.abs(got[:, None] - want[None, :]))
+        to_lang = np.zeros(k, int)
+        to_lang[r] = c
+        inferred = to_lang[comp]
+    else:
+        raise ValueError(f"unknown language inference {how!r}")
     per_record = [""] * len(view.groups)
     for ci, c in enumerate(clusters):
         for r in c.rows.tolist():
-            per_record[r] = names[inferred[ci]] if inferred[ci] >= 0 else ""
+            per_record[r] = names[inferred[ci]]
     # Records with no name value keep a group of their own (they are never labelled).
     groups = [(g[0], per_record[i]) for i, g in enumerate(view.groups)]
-    lang_view = HubView(view.fields, groups)
     has = [i for i in range(len(groups)) if f.present[i]]
     accuracy = float(np.mean([per_record[i] == lang[true_groups[i][1]] for i in has])) \
         if has else 0.0
-    return LanguageResult(best_attack(lang_view, lang_public, truth), accuracy, len(names))
-
-
-def _by_sex(by_group: Mapping[Group, Counter[Label]]) -> dict[Group, Counter[Label]]:
-    out: dict[Group, Counter[Label]] = defaultdict(Counter)
-    for (sex, _), counter in by_group.items():
-        out[(sex, "")].update(counter)
-    return dict(out)
+    rates_ = best_attack(HubView(view.fields, groups), lang_public, truth)
+    return LanguageResult(rates_, accuracy, k)

@@ -194,7 +194,7 @@ def test_a_linkage_unit_cannot_condition_on_citizenship() -> None:
     clear attributes and no encodings. The same attack as the unit (conditioning on sex, which
     the unit could read from the sex filters: here given in clear, an upper bound) labels names
     at its baseline; as the hub of the hub layout (negative control) it labels more full names,
-    so the test can fail. Measured at 345k records: benchmarks/results/linkpriv2.md."""
+    so the test can fail. Measured at 345k records: benchmarks/results/linkpriv3.md."""
     from accord.protect.encoding.schema import unit_schema
     from tests.attacks.linkage_scenario import coarsen
 
@@ -208,3 +208,57 @@ def test_a_linkage_unit_cannot_condition_on_citizenship() -> None:
     assert unit.full <= 0.02
     hub_layout = best_attack(hub_view(partners, default_schema()), public, partners.truth)["best"]
     assert hub_layout.full > unit.full + 0.01
+
+
+def test_the_lsh_cluster_step_finds_every_pair_the_all_pairs_step_finds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cluster step finds neighbours through LSH candidates (so the unit's view can be
+    attacked at 345k records and beyond); it must not be a weaker attack than comparing every
+    pair: the same neighbour pairs, the same clusters, the same labels. Control: an LSH with one
+    table of many bits misses pairs, and the check sees it."""
+    import tests.attacks.linkage_attacker as attacker
+    from accord.protect.encoding.schema import unit_schema
+    from tests.attacks.linkage_scenario import coarsen
+
+    partners, public = simulated_partners(3_000), public_list()
+    for schema, keep in ((unit_schema(), False), (default_schema(), True)):
+        view, pub = coarsen(hub_view(partners, schema), public, keep_citizenship=keep)
+        agree = attacker.compare_cluster_steps(view.fields[0], view)
+        assert agree.pairs > 1000
+        assert agree.missed == 0 and agree.extra == 0 and agree.same_clusters
+    assert run_attack(view, pub, partners.truth, "cluster") == run_attack(
+        view, pub, partners.truth, "cluster", all_pairs=True)
+    monkeypatch.setattr(attacker, "LSH_TABLES", 1)
+    monkeypatch.setattr(attacker, "LSH_BITS", 60)
+    weak = attacker.compare_cluster_steps(view.fields[0], view)
+    assert weak.missed > 0 and weak.extra == 0
+
+
+@pytest.mark.slow
+def test_a_linkage_unit_that_infers_language_groups() -> None:
+    """The attacker at the unit infers language groups from the name encodings (names of one
+    language share bigrams) and conditions on them as the hub layout's attacker conditions on
+    citizenship (docs/linkage.md, Threat model; benchmarks/results/linkpriv3.md).
+    Unsupervised (a mixture of bit profiles), it gains nothing over the unit's baseline; an
+    attacker who knows the language of one cluster in ten gains several points (the documented
+    limit). Control: the true language groups (perfect inference) label names far above the
+    baseline, so the test can fail."""
+    from accord.protect.encoding.schema import unit_schema
+    from tests.attacks.linkage_attacker import language_attack
+    from tests.attacks.linkage_scenario import coarsen
+
+    partners, public = simulated_partners(3_000), public_list()
+    view, pub = coarsen(hub_view(partners, unit_schema()), public, keep_citizenship=False)
+    clear, _ = baseline_rates(view, pub, partners.truth)
+    mixture = language_attack(view, public, partners.truth, partners.groups, "mixture")
+    assert mixture.groups >= 10  # the public list tells the language groups apart
+    best = mixture.rates["best"]
+    assert best.given <= clear.given + 0.02 and best.family <= clear.family + 0.02
+    assert best.full <= 0.02
+    known = language_attack(view, public, partners.truth, partners.groups, "known")
+    assert known.accuracy > mixture.accuracy + 0.2
+    assert known.rates["best"].given > clear.given + 0.03
+    oracle = language_attack(view, public, partners.truth, partners.groups, "oracle")
+    assert oracle.accuracy > 0.99
+    assert oracle.rates["best"].given > clear.given + 0.1
+    assert oracle.rates["best"].family > clear.family + 0.1
