@@ -130,7 +130,14 @@ def _leaders(x: np.ndarray, threshold: float, all_pairs: bool = False) -> list[n
         for i, k in enumerate(keys):
             by_key[k].append(i)
         return [np.asarray(v) for v in by_key.values()]
-    neigh = _neighbours_all_pairs(x, threshold) if all_pairs else _neighbours_lsh(x, threshold)
+    # Small groups: every pair is cheaper than the LSH tables (and exact by definition).
+    exact = all_pairs or n <= LSH_ABOVE
+    neigh = _neighbours_all_pairs(x, threshold) if exact else _neighbours_lsh(x, threshold)
+    return _leaders_from(neigh)
+
+
+def _leaders_from(neigh: list[np.ndarray]) -> list[np.ndarray]:
+    n = len(neigh)
     out: list[np.ndarray] = []
     free = np.ones(n, bool)
     degree = np.array([len(v) for v in neigh])
@@ -173,6 +180,7 @@ LSH_BITS = 16
 LSH_TABLES = 64
 LSH_BAND = 32  # within a bucket, each filter is compared with the next LSH_BAND - 1 in it
 LSH_SEED = 20_261_207
+LSH_ABOVE = 3_000  # groups of up to this many filters compare every pair
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
 
@@ -640,8 +648,7 @@ def compare_cluster_steps(f: EncodedField, view: HubView) -> StepAgreement:
             pairs += len(sa)
             missed += len(sa - sb)
             extra += len(sb - sa)
-        la = _leaders(x, threshold, all_pairs=True)
-        lb = _leaders(x, threshold)
+        la, lb = _leaders_from(exact), _leaders_from(fast)
         same = same and len(la) == len(lb) and all(
             np.array_equal(p, q) for p, q in zip(la, lb, strict=True))
     return StepAgreement(pairs, missed, extra, same)

@@ -220,6 +220,7 @@ def test_the_lsh_cluster_step_finds_every_pair_the_all_pairs_step_finds(
     from accord.protect.encoding.schema import unit_schema
     from tests.attacks.linkage_scenario import coarsen
 
+    monkeypatch.setattr(attacker, "LSH_ABOVE", 0)  # LSH for every group, however small
     partners, public = simulated_partners(3_000), public_list()
     for schema, keep in ((unit_schema(), False), (default_schema(), True)):
         view, pub = coarsen(hub_view(partners, schema), public, keep_citizenship=keep)
