@@ -12,6 +12,17 @@ Run (from the repository root):
 
     .venv/bin/python benchmarks/linkage_privacy.py [--people 10000,40000] [--schemas all]
 
+The linkage unit's view (`--schemas unit`: the unit schema, sex only next to the encodings) and
+the hub layout's (`format3`) in one run, at 345k records (benchmarks/results/linkpriv3.md):
+
+    nice -n 10 .venv/bin/python benchmarks/linkage_privacy.py --people 300000 \
+        --schemas unit,format3 [--language] [--check-all-pairs]
+
+`--language` adds, for the unit's view, the attack that first infers language groups from the
+encodings; `--check-all-pairs` runs the attacks with the all-pairs cluster step too and counts
+the neighbour pairs the LSH step misses; `--all-pairs` uses the all-pairs step only (as before
+the LSH step; slow above about 100k records). `--sex-only` gives any schema's view sex only.
+
 Besides the named schemas, `--schemas` takes `dD-pP[-sCOLUMN]` for the one-name-field schema at
 diffusion D and randomised response P, optionally salted with a column (e.g. `d5-p0.03`,
 `d3-p0.02-scitizenship`), to measure candidate hardenings.
@@ -29,8 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from accord.protect.encoding import default_schema  # noqa: E402
-from accord.protect.encoding.schema import EncodingSchema, schema_from_dict  # noqa: E402
-from accord.protect.encoding.schema import unit_schema  # noqa: E402
+from accord.protect.encoding.schema import (  # noqa: E402
+    EncodingSchema,
+    schema_from_dict,
+    unit_schema,
+)
 from tests.attacks.linkage_attacker import (  # noqa: E402
     Rates,
     baseline_rates,

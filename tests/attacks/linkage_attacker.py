@@ -12,13 +12,19 @@ its sex and citizenship, so no attack scores below the clear-attribute baseline)
 
 * ``frequency``: group *equal* filters, match groups to names by frequency and filter weight,
   one-to-one (the attack randomised response was designed against).
-* ``cluster``: group *similar* filters (Dice >= 0.85, leaders by density), estimate the name's
-  length from the cluster's bit count, score clusters against names by frequency within the
-  record's clear sex and citizenship, match one-to-one.
+* ``cluster``: group *similar* filters (Dice >= 0.85, leaders by density; neighbours found
+  through LSH candidates and checked exactly, the same neighbours as comparing every pair, so
+  groups of hundreds of thousands of filters can be attacked), estimate the name's length from
+  the cluster's bit count, score clusters against names by frequency within the record's clear
+  sex and citizenship, match one-to-one.
 * ``pattern``: the cluster attack, then pattern mining in the manner of Vidanage, Christen et al.:
   learn which bit positions each q-gram sets from the clusters labelled with confidence (bits set
   in nearly every cluster whose name holds the q-gram), re-score every cluster by how well each
   candidate name's learned bits explain its bits, match again; twice.
+
+``language_attack``: an attacker at the linkage unit (sex only next to the encodings) first puts
+the name clusters into language groups from their bits, then runs the attacks above conditioned
+on them.
 
 Written by hand: no maintained library implements these attacks (the PPRL attack code of the
 papers is research code for their data sets).
@@ -29,6 +35,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -248,7 +255,7 @@ def _neighbours_lsh(x: np.ndarray, threshold: float) -> list[np.ndarray]:
                                for r in range(n)]
     order = np.argsort(comp, kind="stable")
     bounds = np.flatnonzero(np.r_[True, comp[order][1:] != comp[order][:-1], True])
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in pairwise(bounds.tolist()):
         if hi - lo < 2:
             continue
         members = order[lo:hi]  # ascending: the stable sort keeps row order within a component
