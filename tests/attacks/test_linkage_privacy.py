@@ -10,7 +10,11 @@ at 115k, 5.3 % at 345k: benchmarks/results/harden.md), so the claim holds up to 
 records; `test_full_name_reidentification_grows_with_size` checks that growth at 40,000 people.
 Above that size the linkage-unit layout is the one to use (the hub layout is refused):
 `test_a_linkage_unit_cannot_condition_on_citizenship` attacks the unit's view, with the hub
-layout as its negative control (benchmarks/results/linkpriv2.md).
+layout as its negative control (benchmarks/results/linkpriv2.md; at 345k records
+linkpriv3.md); `test_a_linkage_unit_that_infers_language_groups` attacks it with language
+groups inferred from the encodings. The cluster step finds neighbours through LSH candidates;
+`test_the_lsh_cluster_step_finds_every_pair_the_all_pairs_step_finds` checks it against
+comparing every pair.
 """
 
 from __future__ import annotations
