@@ -105,9 +105,8 @@ def sim_categorical(n: int) -> pa.Table:
 def run_child(cmd: list[str], out: Path) -> tuple[pa.Table, dict[str, float]]:
     """Run one synthesiser in its own process; its JSON line gives time and peak memory."""
     import json
-    import subprocess
-
     import resource
+    import subprocess
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
