@@ -105,10 +105,16 @@ def sim_categorical(n: int) -> pa.Table:
 def run_child(cmd: list[str], out: Path) -> tuple[pa.Table, dict[str, float]]:
     """Run one synthesiser in its own process; its JSON line gives time and peak memory."""
     import json
+    import resource
     import subprocess
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     stats = json.loads(res.stdout.strip().splitlines()[-1])
+    # CPU of the whole child process (loading included), user + system: at a load of many jobs
+    # per core, wall time says more about the neighbours than about the synthesiser.
+    stats["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return data.read_csv(out, ","), stats
 
 
@@ -138,7 +144,8 @@ def score_table(enc: Encoded, synth: pa.Table) -> tuple[float, float, int]:
 
 def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: str | None,
                 peer_rows: int | None, work: Path, seeds: int = 3,
-                modes: tuple[str, ...] = ("adaptive", "mst")) -> list[dict[str, Any]]:
+                modes: tuple[str, ...] = ("adaptive", "mst"),
+                peers: tuple[str, ...] = ("aim", "mst")) -> list[dict[str, Any]]:
     import pyarrow.csv as pacsv
 
     enc = data.encode(table)
@@ -163,27 +170,32 @@ def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: 
                 synth, st = run_child([sys.executable, __file__, "--accord-one", str(src),
                                        str(out), str(eps), mode], out)
                 tv2, tv3, bad = score_table(enc, synth)
-                runs.append((tv2, tv3, st["seconds"], st["peak_mb"], bad))
+                runs.append((tv2, tv3, st["seconds"], st["peak_mb"], bad, st["cpu_s"]))
                 print(f"|   {name} run {i + 1} | {eps:g} | accord {mode} | {tv2:.3f} | {tv3:.3f} | "
-                      f"{st['seconds']:.1f} | {st['peak_mb']:.0f} | {bad} |", flush=True)
+                      f"{st['seconds']:.1f} (CPU {st['cpu_s']:.1f}) | {st['peak_mb']:.0f} | {bad} |",
+                      flush=True)
             who = "accord" if mode == "adaptive" else f"accord_{mode}"
             a = np.asarray(runs, dtype=float)
             row.update({f"{who}_tvd2": a[:, 0].mean(), f"{who}_tvd3": a[:, 1].mean(),
                         f"{who}_tvd2_sd": a[:, 0].std(ddof=1) if seeds > 1 else 0.0,
                         f"{who}_tvd3_sd": a[:, 1].std(ddof=1) if seeds > 1 else 0.0,
                         f"{who}_s": a[:, 2].mean(), f"{who}_mb": a[:, 3].max(),
+                        f"{who}_cpu": a[:, 5].mean(),
                         f"{who}_null_rows": int(a[:, 4].sum()), f"{who}_runs": seeds})
             print(_fmt(row, who), flush=True)
-        for algo in (("mst", "aim") if peer_python else ()):
+        for algo in (peers if peer_python else ()):
             pout = work / f"{slug}_{algo}_{eps:g}.csv"
             try:
                 psynth, pst = run_child([peer_python, str(Path(__file__).with_name(
                     "synthetic_peers.py")), str(peer_src), str(pout), algo, repr(rho)], pout)
             except Exception as exc:
-                print(f"| {name} | {eps:g} | {algo} failed: {type(exc).__name__} |", flush=True)
+                tail = str(getattr(exc, "stderr", "") or "").strip().splitlines()[-1:]
+                print(f"| {name} | {eps:g} | {algo} failed: {type(exc).__name__} {tail} |",
+                      flush=True)
                 continue
             p2, p3, pbad = score_table(enc, psynth)
             row.update({f"{algo}_tvd2": p2, f"{algo}_tvd3": p3, f"{algo}_s": pst["seconds"],
+                        f"{algo}_cpu": pst["cpu_s"],
                         f"{algo}_mb": pst["peak_mb"], f"{algo}_null_rows": pbad,
                         f"{algo}_rows_in": peer_rows or table.num_rows})
             print(_fmt(row, algo), flush=True)
@@ -207,7 +219,8 @@ def _fmt(r: dict[str, Any], who: str) -> str:
     spread = (f" (sd {r[who + '_tvd2_sd']:.3f} / {r[who + '_tvd3_sd']:.3f})"
               if runs and runs > 1 else "")
     s = (f"| {r['data']} | {r['epsilon']:g} | {label} | {mean}{r[who + '_tvd2']:.3f} | "
-         f"{r[who + '_tvd3']:.3f}{spread} | {r[who + '_s']:.1f} | {r[who + '_mb']:.0f} | "
+         f"{r[who + '_tvd3']:.3f}{spread} | {r[who + '_s']:.1f} (CPU {r[who + '_cpu']:.1f}) | "
+         f"{r[who + '_mb']:.0f} | "
          f"{r[who + '_null_rows']} |")
     if not who.startswith("accord") and "accord_tvd2" in r:
         s += (f" {r['accord_tvd2'] / r[who + '_tvd2']:.2f} | {r['accord_tvd3'] / r[who + '_tvd3']:.2f}"
@@ -300,7 +313,8 @@ def main() -> None:
     ap.add_argument("--table-rows", type=int, default=1_000_000)
     ap.add_argument("--only-tables", action="store_true", help="DP tables at scale only")
     ap.add_argument("--seeds", type=int, default=3, help="Accord runs per epsilon and mode (mean)")
-    ap.add_argument("--modes", default="adaptive,mst", help="Accord modes to run")
+    ap.add_argument("--modes", default="adaptive,mst", help="Accord modes to run ('' for none)")
+    ap.add_argument("--peers", default="aim,mst", help="OpenDP synthesisers to run, in order")
     ap.add_argument("--peer-data", default="adult", help="data sets the peers run on")
     ap.add_argument("--accord-one", nargs=4, metavar=("IN", "OUT", "EPS", "MODE"),
                     help=argparse.SUPPRESS)
@@ -315,7 +329,8 @@ def main() -> None:
     import tempfile
 
     epsilons = [1.0] if args.quick else [float(e) for e in args.epsilons.split(",")]
-    modes = tuple(args.modes.split(","))
+    modes = tuple(m for m in args.modes.split(",") if m)
+    peers = tuple(p for p in args.peers.split(",") if p)
     print(f"nproc={os.cpu_count()} load={os.getloadavg()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
           f"{HEADER}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -323,11 +338,11 @@ def main() -> None:
             adult = data.read_csv(shared_data() / "arx" / "adult.csv", ";")
             bench_synth("adult", adult, epsilons,
                         args.peer_python if "adult" in args.peer_data else None, args.peer_rows,
-                        Path(tmp), args.seeds, modes)
+                        Path(tmp), args.seeds, modes, peers)
         if "simulated" in args.data and not args.quick:
             bench_synth(f"simulated {args.sim_rows:,}", sim_categorical(args.sim_rows), epsilons,
                         args.peer_python if "simulated" in args.peer_data else None,
-                        args.peer_rows, Path(tmp), args.seeds, modes)
+                        args.peer_rows, Path(tmp), args.seeds, modes, peers)
     print(f"load after: {os.getloadavg()}")
     if not args.quick and "tables" in args.data:
         res = bench_tables(args.table_rows, 1.0)

@@ -3,7 +3,8 @@
 Follows McKenna, Mullins, Sheldon & Miklau's AIM (VLDB 2022) under zCDP, with OpenDP for every
 random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``_noisy_max``):
 
-1. measure every one-way marginal (a tenth of the budget, discrete Gaussian) and merge rare levels
+1. measure every one-way marginal (a fifth of the budget up to epsilon about 1, down to a tenth
+   from about 3.3: :func:`one_way_share`; discrete Gaussian) and merge rare levels
    as MST does;
 2. rounds: among the workload's marginals (all 2- and 3-way by default) and their 2-way subsets,
    those the model can hold (the triangulation of the measured sets plus the candidate keeps every
@@ -52,9 +53,29 @@ from accord.release.synthesize.model import (
 )
 
 SELECTION_SENSITIVITY = 1.0  # L-inf sensitivity of quality_score (model and penalty are noisy)
-ONE_WAY_SHARE = 0.1
+# The one-way marginals' share of rho: a fifth at small budgets, a tenth at large ones, log-linear
+# in rho between (public: the budget alone decides it). Every workload marginal contains its
+# columns' one-way margins, the fit rakes every clique to them (fused with every later
+# measurement), and they decide which rare levels are merged: at small budgets, where the rounds
+# can afford only a score of marginals, they carry most of the 2-way accuracy; at large budgets
+# the rounds' higher-order marginals gain more from the budget. Measured on adult (mean TVD2 /
+# TVD3, seeded runs; benchmarks/results/aim.md): a tenth gave 0.0588 / 0.113 at epsilon 0.5
+# (20 runs), 0.0414 / 0.087 at 1 (20), 0.0246 / 0.0595 at 4 (5); a fifth 0.0538 / 0.107,
+# 0.0399 / 0.087 and 0.0251 / 0.0609; AIM's ~5.6 % 0.0695 / 0.128 at 0.5.
+ONE_WAY_SHARE = 0.2
+ONE_WAY_SHARE_LARGE = 0.1
+ONE_WAY_RHO_SMALL, ONE_WAY_RHO_LARGE = 0.012, 0.12  # epsilon about 1 and 3.3 at delta 1e-9
+REQUIRED_SHARE = 0.1  # the required marginals (the hub's sex x age x ...), measured next
 SELECT_SHARE = 0.1  # of each round's budget, as in AIM
+ROUNDS_PER_COLUMN = 16  # AIM's initial schedule: 16 d rounds
 ROUND_SWEEPS = 4  # raking sweeps of the refits between rounds (warm-started); the final fit: 20
+
+
+def one_way_share(rho: float) -> float:
+    """The share of ``rho`` the one-way marginals get (see :data:`ONE_WAY_SHARE`)."""
+    lo, hi = ONE_WAY_SHARE, ONE_WAY_SHARE_LARGE
+    t = math.log(rho / ONE_WAY_RHO_SMALL) / math.log(ONE_WAY_RHO_LARGE / ONE_WAY_RHO_SMALL)
+    return lo + (hi - lo) * min(max(t, 0.0), 1.0)
 
 
 def quality_score(true: np.ndarray, estimate: np.ndarray, sigma: float) -> float:
@@ -156,7 +177,7 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
                                  hint="bin that column with --bin, or drop it")
 
     # 1. one-way marginals (L2^2 = d over all of them).
-    first = measure_one_way(data, calibrate("gaussian", 1, d, rho * ONE_WAY_SHARE), seed,
+    first = measure_one_way(data, calibrate("gaussian", 1, d, rho * one_way_share(rho)), seed,
                             mst.add_noise)
     one_way, groups, comp, csizes = first.measurements, first.groups, first.comp, first.csizes
     spent = first.rho
@@ -167,7 +188,7 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
         if not fits_model(req, csizes):
             raise ReleaseRefused("the required marginals are too large to model together",
                                  hint="bin their columns with --bin, or require fewer")
-        spec_r = calibrate("gaussian", 1, len(req), rho * ONE_WAY_SHARE)
+        spec_r = calibrate("gaussian", 1, len(req), rho * REQUIRED_SHARE)
         for r in req:
             measured.append(Measurement(r, mst.add_noise(marginal(comp, csizes, r), spec_r,
                                                          seed()), spec_r))
@@ -180,7 +201,7 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
                   if int(np.prod([csizes[a] for a in c])) <= MAX_MODEL_CELLS]
     true_tables = {c: marginal(comp, csizes, c).astype(float) for c in candidates}
     # AIM's initial schedule: 16 d rounds; sigma and the selection rho follow from it.
-    rounds = 16 * d
+    rounds = ROUNDS_PER_COLUMN * d
     rho_round = (rho - spent) / rounds
     selected: list[tuple[str, ...]] = []
 
