@@ -240,6 +240,18 @@ def test_unsafe_uploads_are_refused(server: str, accounts: dict[str, Path], hub:
         assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
 
 
+def test_user_add_without_a_terminal_says_what_to_pass(hub: str) -> None:
+    """No --password-file and no terminal to ask at (a script, CI): a clear error naming the option
+    (exit 2), not the prompt's bare "Aborted." (exit 1); no user is added."""
+    _cli("hub", "org", "add", "ngo-a", "--hub", hub)
+    for extra in ([], ["--one-time"]):
+        r = CliRunner().invoke(app, ["hub", "user", "add", "u", "--org", "ngo-a", "--role", "analyst",
+                                     "--hub", hub, *extra])
+        assert r.exit_code == 2, r.output
+        assert "--password-file" in r.output and "Aborted" not in r.output
+    assert "u " not in _cli("hub", "user", "list", "--hub", hub)
+
+
 def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
     runner = CliRunner()
     short = tmp_path / "short"

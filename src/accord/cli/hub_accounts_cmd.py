@@ -38,7 +38,7 @@ def user_add(
     org: Annotated[str, typer.Option("--org", help="The user's organisation.")],
     role: Annotated[str, typer.Option("--role", help="submitter, analyst, steward or auditor.")],
     password_file: Annotated[Path | None, typer.Option(
-        "--password-file", help="File holding the password (else asked for, not echoed).")] = None,
+        "--password-file", help="File holding the password (else asked for at the terminal, not echoed).")] = None,
     one_time: Annotated[bool, typer.Option(
         "--one-time", help="The user must choose a new password at the first web sign-in.")] = False,
     hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
@@ -59,10 +59,22 @@ def user_add(
             except (OSError, UnicodeDecodeError):
                 raise AccordError(f"cannot read the password file {password_file}") from None
         else:
-            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+            password = _ask_password()
         with open_store(hub) as store:
             add_user(store, username, org, chosen, password, actor, one_time=one_time)
     console.print(f"user {username} ({chosen.value}, {org}) added")
+
+
+def _ask_password() -> str:
+    """Ask for the password at the terminal; without one (a script, a pipe, CI) say what to pass
+    instead (the prompt would otherwise read end-of-input and print only "Aborted.", exit 1)."""
+    import sys
+
+    if not sys.stdin.isatty():
+        raise AccordError("no password given and standard input is not a terminal to ask for one",
+                          hint="pass --password-file FILE (with --one-time the user must replace it "
+                               "at the first web sign-in)")
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
 
 
 @contextmanager
