@@ -6,8 +6,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,41 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
-from accord.serve.app import ServerConfig, create_app
+from accord.serve.app import ServerConfig
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
+from tests.serving import free_port, serving
 
 PRINCIPALS = ("sub_b", "sub_c", "analyst", "steward", "auditor")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(hub: str) -> Iterator[str]:
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(ServerConfig(hub, max_upload_bytes=5_000_000)),
-                                        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)
+    with serving(ServerConfig(hub, max_upload_bytes=5_000_000)) as url:
+        yield url
 
 
 def _cli(*args: str) -> str:
@@ -306,7 +286,7 @@ def test_serve_command_answers_on_loopback(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
                              "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

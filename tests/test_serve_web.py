@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 import urllib.parse
 import zipfile
@@ -23,15 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
-from accord.serve.app import ServerConfig, create_app
+from accord.serve.app import ServerConfig
 from accord.serve.web import WebSettings
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
-from tests.test_serve import _free_port
+from tests.serving import free_port, serving
 
 pytestmark = pytest.mark.slow  # a server, accounts and a browser per test
 
@@ -44,19 +42,6 @@ PAGES = {"/ui/steward": "steward", "/ui/partner": "submitter", "/ui/analyst": "a
 
 
 # ---------------------------------------------------------------- fixtures
-def _start(hub: str, settings: WebSettings) -> tuple[str, uvicorn.Server, threading.Thread]:
-    port = _free_port()
-    config = ServerConfig(hub, max_upload_bytes=5_000_000, web=settings)
-    srv = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", srv, thread
-
-
 @pytest.fixture
 def web_settings() -> WebSettings:
     return WebSettings()
@@ -64,12 +49,8 @@ def web_settings() -> WebSettings:
 
 @pytest.fixture
 def site(hub: str, web_settings: WebSettings) -> Iterator[str]:
-    url, srv, thread = _start(hub, web_settings)
-    try:
+    with serving(ServerConfig(hub, max_upload_bytes=5_000_000, web=web_settings)) as url:
         yield url
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture
@@ -528,7 +509,7 @@ def test_serve_command_sets_the_cookie_options(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
                              "--bind", f"127.0.0.1:{port}", "--secure-cookies", "--session-minutes", "30"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -590,14 +571,10 @@ def test_oversized_browser_upload_is_refused(hub: str, site: str, people: dict[s
 def test_unreachable_hub_is_a_plain_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The database is down: every page says so in plain words (503), no traceback, no detail."""
     monkeypatch.setenv("ACCORD_HUB_KEY", str(tmp_path / "k.key"))
-    url, srv, thread = _start(f"postgresql://accord@127.0.0.1:{_free_port()}/hub", WebSettings())
-    try:
+    with serving(ServerConfig(f"postgresql://accord@127.0.0.1:{free_port()}/hub")) as url:
         for method, path in (("GET", "/ui/steward"), ("POST", "/ui/login")):
             status, headers, body = _http(url, method, path, b"" if method == "POST" else None,
                                           {"Content-Type": "application/x-www-form-urlencoded"})
             assert status == 503 and b"The hub is not available" in body, (path, body[:200])
             assert b"Traceback" not in body and b"127.0.0.1" not in body
             assert headers["cache-control"] == "no-store"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from accord.serve.accounts import Role
+from accord.serve.deps import AnalysisLimit
 from accord.serve.web.sessions import LoginLimiter, Session
 from accord.store import Store
 
@@ -67,6 +68,7 @@ class Kit:
     session_minutes: int
     limiter: LoginLimiter  # the sign-in limit; wrong current passwords on the change page count too
     lockout_minutes: int
+    analyses: AnalysisLimit  # the app's limit on analyses at once (accord.serve.deps)
 
     def get(self, request: Request, roles: set[Role],
             show: Callable[[Store, Session], Response]) -> Response:
@@ -78,21 +80,34 @@ class Kit:
         return answer
 
     def post(self, request: Request, roles: set[Role], max_fields: int,
-             act: Callable[[Store, Session, FormData], Response]) -> Awaitable[Response]:
+             act: Callable[[Store, Session, FormData], Response],
+             check: Callable[[Store, Session, FormData], Response | None] | None = None,
+             analysis: str | None = None) -> Awaitable[Response]:
         """A short form's POST for ``roles``: read (bounded), the guard, the CSRF check, then ``act``
-        in a worker thread with the hub store."""
+        in a worker thread with the hub store. ``check`` (if given) runs first with its own short
+        use of the store: an answer from it (a confirmation page, a refusal) is the answer and
+        ``act`` does not run. With ``analysis`` (its name), ``act`` waits for its turn in the
+        app's limit on analyses at once; ``check`` does not."""
         async def handle() -> Response:
             try:
                 form = await read_form(request, SMALL_FORM, max_files=0, max_fields=max_fields)
             except TooLarge:
                 return self.too_large()
 
-            def run(s: Store) -> Response:
+            def run(s: Store, step: Callable[[Store, Session, FormData], Response | None]) -> Response | None:
                 session = self.guard(request, s, roles)
                 if not isinstance(session, Session):
                     return session
                 refused = self.check_csrf(request, s, session, form.get("csrf"))
-                return refused or act(s, session, form)
-            answer: Response = await run_in_threadpool(self.with_store, run)
+                return refused or step(s, session, form)
+
+            if check is not None:
+                first: Response | None = await run_in_threadpool(self.with_store, lambda s: run(s, check))
+                if first is not None:
+                    return first
+            if analysis is not None:
+                answer: Response = await self.analyses.run(analysis, self.with_store, lambda s: run(s, act))
+            else:
+                answer = await run_in_threadpool(self.with_store, lambda s: run(s, act))
             return answer
         return handle()

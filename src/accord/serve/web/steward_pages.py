@@ -157,7 +157,8 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
 
     @router.post("/ui/steward/requests/approve")
     async def approve(request: Request) -> Response:
-        def act(s: Store, session: Session, form: FormData) -> Response:
+        def check(s: Store, session: Session, form: FormData) -> Response | None:
+            """The confirmation page, or a refusal; None when the release may take its turn."""
             from accord.release.dp import ledger
             from accord.serve import requests as rq
 
@@ -189,15 +190,30 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                 return confirm(session, f"Approve request {request_id}?", "/ui/steward/requests/approve",
                                {"request_id": request_id}, lines, "Approve and run the release",
                                "/ui/steward/requests")
+            try:  # a release the budget cannot pay is refused before it waits for its turn
+                rq.require_affordable(s, request_id)
+            except StoreError:
+                raise
+            except AccordError as err:
+                return not_released(s, session, err)
+            return None
+
+        def act(s: Store, session: Session, form: FormData) -> Response:
+            from accord.serve import requests as rq
+
+            request_id = text_field(form, "request_id", 64)
             try:
                 rq.approve_request(s, request_id, session.user.username)
             except StoreError:
                 raise
             except AccordError as err:
-                return requests_page(s, session, 409, f"Nothing was released and the request is still "
-                                     f"pending: {_message(err)}", err.hint)
+                return not_released(s, session, err)
             return RedirectResponse(f"/ui/steward/requests?done=approved&id={request_id}", status_code=303)
-        return await kit.post(request, STEWARD, 4, act)
+
+        def not_released(s: Store, session: Session, err: AccordError) -> Response:
+            return requests_page(s, session, 409, f"Nothing was released and the request is still "
+                                 f"pending: {_message(err)}", err.hint)
+        return await kit.post(request, STEWARD, 4, act, check=check, analysis="/ui/steward/requests/approve")
 
     @router.post("/ui/steward/requests/reject")
     async def reject(request: Request) -> Response:
