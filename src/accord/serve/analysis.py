@@ -155,9 +155,8 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
             except StoreError as err:
                 raise error(503, "the hub store is not available; nothing was released or spent",
                              hint=err.hint or "retry in a moment") from None
-            except ParameterError as err:  # the same check as the CLI's; the value is not echoed
-                raise error(400, f"invalid request: {err.message.split('; got')[0]}",
-                             err.hint) from None
+            except ParameterError as err:  # the same check as the CLI's (it never repeats the value)
+                raise error(400, f"invalid request: {err.message}", err.hint) from None
             except ReleaseRefused as err:
                 raise error(409, err.message, err.hint, exit_code=err.exit_code) from None
             except AccordError as err:

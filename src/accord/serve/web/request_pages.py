@@ -96,8 +96,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             except StoreError:
                 raise
             except AccordError as err:
-                return requests_page(s, session, 400, f"The request was not sent: "
-                                     f"{err.message.split('; got')[0]}", err.hint)
+                return requests_page(s, session, 400, f"The request was not sent: {err.message}", err.hint)
             return RedirectResponse(f"/ui/analyst/requests?made={row['request_id']}", status_code=303)
         return await kit.post(request, ANALYST, 10, act)
 

@@ -61,11 +61,6 @@ DONE = {
 }
 
 
-def _message(err: AccordError) -> str:
-    """An error's message without a repeated value (the parameter checks add "; got ...")."""
-    return err.message.split("; got")[0]
-
-
 def number(form: FormData, name: str, label: str, default: float | None = None) -> float:
     raw = text_field(form, name, 40)
     if not raw and default is not None:
@@ -212,7 +207,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
 
         def not_released(s: Store, session: Session, err: AccordError) -> Response:
             return requests_page(s, session, 409, f"Nothing was released and the request is still "
-                                 f"pending: {_message(err)}", err.hint)
+                                 f"pending: {err.message}", err.hint)
         return await kit.post(request, STEWARD, 4, act, check=check, analysis="/ui/steward/requests/approve")
 
     @router.post("/ui/steward/requests/reject")
@@ -234,7 +229,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             except rq.NoSuchRequest:
                 return requests_page(s, session, 404, "There is no such request.")
             except AccordError as err:
-                return requests_page(s, session, 409, f"The request was not rejected: {_message(err)}",
+                return requests_page(s, session, 409, f"The request was not rejected: {err.message}",
                                      err.hint)
             return RedirectResponse(f"/ui/steward/requests?done=rejected&id={request_id}", status_code=303)
         return await kit.post(request, STEWARD, 4, act)
@@ -277,7 +272,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                 delta = check_delta(number(form, "delta", "delta", budget.delta), "delta")
                 new_total = ledger.rho_from_epsilon_delta(epsilon, delta) + budget.granted_rho
         except ParameterError as err:
-            return budget_page(s, session, 400, f"Nothing was changed: {_message(err)}.", err.hint)
+            return budget_page(s, session, 400, f"Nothing was changed: {err.message}.", err.hint)
         left_now = budget.remaining_epsilon
         left_after = ledger.epsilon_from_rho(max(new_total - budget.spent_rho, 0.0), delta)
         if not grant and new_total + 1e-12 < budget.spent_rho:
@@ -314,9 +309,9 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
         except StoreError:
             raise
         except ReleaseRefused as err:
-            return budget_page(s, session, 409, f"Nothing was changed: {_message(err)}.", err.hint)
+            return budget_page(s, session, 409, f"Nothing was changed: {err.message}.", err.hint)
         except AccordError as err:
-            return budget_page(s, session, 400, f"Nothing was changed: {_message(err)}.", err.hint)
+            return budget_page(s, session, 400, f"Nothing was changed: {err.message}.", err.hint)
         return RedirectResponse(f"/ui/steward/budget?done={'budget_grant' if grant else 'budget_set'}",
                                 status_code=303)
 
@@ -344,7 +339,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
 
     def account_error(s: Store, session: Session, err: AccordError) -> Response:
         status = 409 if "already" in err.message else 400
-        return accounts_page(s, session, status, f"Nothing was changed: {_message(err)}.", err.hint)
+        return accounts_page(s, session, status, f"Nothing was changed: {err.message}.", err.hint)
 
     @router.post("/ui/steward/accounts/org")
     async def org_add(request: Request) -> Response:
