@@ -294,9 +294,11 @@ _PLANNED_SLACK = 1e-6
 def require_affordable(store: Store, rho: float, what: str = "this release") -> Budget:
     """Refuse (ReleaseRefused, exit 3) a release whose planned cost ``rho`` is more than the hub's
     lifetime budget has left, before any record is read or any work waits for its turn: nothing is
-    computed or spent. The spend inside the release still makes the exact check."""
-    store.require_intact()  # a forged state would misstate what is left
-    budget = current_budget(store)
+    computed or spent. The spend inside the release still makes the exact check, with the chain's.
+
+    Read-only (no lock, no table made): it runs before the release's own transaction, beside
+    others, and a write here would meet DuckDB's write-write conflicts."""
+    budget = _budget(store, _state(store))
     if rho > budget.remaining_rho * (1 + _PLANNED_SLACK) + _SLACK:
         raise ReleaseRefused(
             f"{what} needs {rho_text(rho, budget.delta)} but only "
