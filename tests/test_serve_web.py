@@ -1,6 +1,8 @@
 """The hub's web UI driven in a real browser: Debian's headless Chromium through its chromedriver
 (Selenium), against `accord serve` on 127.0.0.1 (uvicorn in a thread), on each hub engine for the
-sign-in + upload path. Screenshots of each page go to docs/img/hub-*.png.
+sign-in + upload path. Each page is screenshotted into the test's temporary folder; with
+ACCORD_WRITE_SCREENSHOTS=1 the screenshots replace docs/img/hub-*.png instead (run so when a page
+changes, and commit the images): a plain test run never changes a tracked file.
 
 Without Chromium and chromedriver the browser tests skip, unless ACCORD_REQUIRE_BROWSER=1 (set by
 .ci/run), where a skip is a failure. The HTTP-level checks (CSRF, headers, sessions) need no browser.
@@ -34,6 +36,7 @@ from tests.serving import free_port, serving
 pytestmark = pytest.mark.slow  # a server, accounts and a browser per test
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+WRITE_SCREENSHOTS = "ACCORD_WRITE_SCREENSHOTS"  # =1: screenshots go to docs/img (tests/test_report_page.py too)
 PASSWORD = "correct horse battery staple"
 USERS = {"maria": ("ngo-b", "submitter"), "chen": ("ngo-c", "submitter"), "ana": ("agency", "analyst"),
          "sam": ("agency", "steward"), "olu": ("agency", "auditor")}
@@ -93,6 +96,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(executable_path=found[1]), options=options)
     driver.set_page_load_timeout(120)
+    driver.accord_screenshots = screenshot_dir(tmp_path)  # where _shot writes this test's pages
     try:
         yield driver
     finally:
@@ -100,6 +104,11 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------- helpers
+def screenshot_dir(tmp_path: Path) -> Path:
+    """docs/img with ACCORD_WRITE_SCREENSHOTS=1, else the test's own temporary folder."""
+    return IMG if os.environ.get(WRITE_SCREENSHOTS) == "1" else tmp_path / "screenshots"
+
+
 def _contribution_zip(tmp_path: Path, case_export: tuple[Path, Path], key: PartnerKey, partner: str = "ngo-b",
                       extra: dict[str, bytes] | None = None) -> Path:
     out = tmp_path / f"contribution-{partner}"
@@ -155,6 +164,13 @@ def _sign_out(driver: Any) -> None:
     assert driver.current_url.endswith("/ui/login")
 
 
+def test_screenshots_change_docs_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(WRITE_SCREENSHOTS, raising=False)
+    assert screenshot_dir(tmp_path).is_relative_to(tmp_path)
+    monkeypatch.setenv(WRITE_SCREENSHOTS, "1")
+    assert screenshot_dir(tmp_path) == IMG
+
+
 def _text(driver: Any) -> str:
     from selenium.webdriver.common.by import By
 
@@ -166,8 +182,9 @@ def _shot(driver: Any, name: str, max_height: int = 5000) -> None:
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": 1280, "height": min(max(height, 600), max_height), "deviceScaleFactor": 1, "mobile": False})
-    IMG.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(IMG / f"hub-{name}.png"))
+    folder: Path = driver.accord_screenshots
+    folder.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(folder / f"hub-{name}.png"))
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
