@@ -171,6 +171,28 @@ def test_screenshots_change_docs_only_when_asked(tmp_path: Path, monkeypatch: py
     assert screenshot_dir(tmp_path) == IMG
 
 
+def test_a_refusal_is_a_page_and_an_unreachable_store_is_not() -> None:
+    """kit.attempt, the one place the web pages turn an AccordError into their answer: a refusal
+    becomes the page made of it; a StoreError goes on (to the router's 503 page)."""
+    from starlette.responses import Response
+
+    from accord.errors import AccordError, StoreError
+    from accord.serve.web.kit import attempt
+
+    def refuse(err: AccordError) -> Response:
+        return Response(err.message, status_code=409)
+
+    assert attempt(lambda: 7, refuse) == 7
+
+    def fail(err: AccordError) -> int:
+        raise err
+
+    answer = attempt(lambda: fail(AccordError("no")), refuse)
+    assert isinstance(answer, Response) and answer.status_code == 409 and answer.body == b"no"
+    with pytest.raises(StoreError):
+        attempt(lambda: fail(StoreError("down")), refuse)
+
+
 def _text(driver: Any) -> str:
     from selenium.webdriver.common.by import By
 

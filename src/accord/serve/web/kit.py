@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from starlette.types import Message
 
+from accord.errors import AccordError, StoreError
 from accord.serve.accounts import Role
 from accord.serve.deps import AnalysisLimit
 from accord.serve.web.sessions import LoginLimiter, Session
@@ -52,6 +53,18 @@ def text_field(form: FormData, name: str, limit: int = 1000) -> str:
     """A form field as stripped text ('' when absent or a file), cut at ``limit`` characters."""
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def attempt(action: Callable[[], T], refused: Callable[[AccordError], Response]) -> T | Response:
+    """``action()``, or the page ``refused`` makes of the AccordError it raised (a refusal said in
+    plain words on the page the form came from). A StoreError is not a refusal: the hub cannot be
+    reached, and it goes on to the router's one "not available" page (503)."""
+    try:
+        return action()
+    except StoreError:
+        raise
+    except AccordError as err:
+        return refused(err)
 
 
 @dataclass(frozen=True)

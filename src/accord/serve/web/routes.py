@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 from accord.errors import AccordError, StoreError
 from accord.serve.accounts import Role, check_password, ensure_accounts, must_change_password
 from accord.serve.deps import AnalysisLimit
-from accord.serve.web.kit import SMALL_FORM, Kit, TooLarge, read_form
+from accord.serve.web.kit import SMALL_FORM, Kit, TooLarge, attempt, read_form
 from accord.serve.web.sessions import (
     LoginLimiter,
     Session,
@@ -362,7 +362,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
             return partner_page(s, session, 400, "Choose the zip file of a contribution to upload.")
         contribution = work / "contribution"
         contribution.mkdir()
-        try:
+
+        def load() -> Response:
             safe_extract(archive, contribution, config.max_upload_bytes * 4)
             manifest = read_manifest(contribution)
             if manifest.partner != session.user.org:
@@ -371,14 +372,14 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
                 return partner_page(s, session, 403, "This contribution belongs to another organisation, "
                                     "so it was not loaded.", "Upload only your organisation's contributions.")
             outcome = add_contribution(s, contribution, actor=session.user.username)
-        except StoreError:
-            raise
-        except AccordError as err:
+            return RedirectResponse(f"/ui/partner?added={outcome.batch_id}", status_code=303)
+
+        def not_loaded(err: AccordError) -> Response:
             def here(text: str | None) -> str | None:
                 return text.replace(str(contribution), "the upload") if text else text
             return partner_page(s, session, 422, f"The upload was refused and nothing was loaded: "
                                 f"{here(err.message)}", here(err.hint))
-        return RedirectResponse(f"/ui/partner?added={outcome.batch_id}", status_code=303)
+        return attempt(load, not_loaded)
 
     # ---------------------------------------------------------------- analyst
     def analyst_page(s: Store, session: Session, status: int = 200, error: str | None = None,
@@ -415,11 +416,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
                 return refused
             work = Path(tempfile.mkdtemp(prefix="accord-ui-release-"))
             try:
-                return make(s, session, work)
-            except StoreError:
-                raise
-            except AccordError as err:
-                return analyst_page(s, session, 409, f"Nothing was published: {err.message}", err.hint)
+                return attempt(lambda: make(s, session, work), lambda err: analyst_page(
+                    s, session, 409, f"Nothing was published: {err.message}", err.hint))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         return with_store(run)
