@@ -89,9 +89,12 @@ def test_noise_matches_the_claimed_privacy_loss(kind: str, budget: float) -> Non
         assert scale == pytest.approx(math.sqrt(1 / (2 * budget / groups)), rel=1e-6)
     else:
         assert scale == pytest.approx(1 / (budget / groups), rel=1e-6)
-    assert _chi_square_p(samples, kind, scale) > 1e-4
-    assert _chi_square_p(samples, kind, scale * 0.75) < 1e-4
-    assert abs(samples.mean()) < 4 * math.sqrt(np.var(samples) / len(samples))
+    # Unseeded on purpose (OpenDP's own sampler, not the tests' seeded one), so the thresholds leave
+    # chance failures at about 1e-8 each: the fit's p-value was 0.25-0.6 in trials and the 25 %-less
+    # noise law's 1e-24 to 1e-119, and the mean is checked at 6 standard errors.
+    assert _chi_square_p(samples, kind, scale) > 1e-8
+    assert _chi_square_p(samples, kind, scale * 0.75) < 1e-8
+    assert abs(samples.mean()) < 6 * math.sqrt(np.var(samples) / len(samples))
 
 
 def test_postprocessing_never_reads_the_records_again() -> None:
