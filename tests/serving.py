@@ -5,13 +5,18 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from accord.serve.accounts import Role, add_org, add_user, create_token, revoke_token
 from accord.serve.app import ServerConfig, create_app
+from accord.store import open_store
+
+PASSWORD = "correct horse battery staple"
 
 
 def free_port() -> int:
@@ -37,3 +42,24 @@ def serving(config: ServerConfig | FastAPI) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(timeout=15)
+
+
+def accounts_with_tokens(hub: str | Path, folder: Path, orgs: Iterable[str],
+                         users: Mapping[str, tuple[str, Role]]) -> dict[str, Path]:
+    """The organisations, one user each of ``users`` (name: (org, role)) with a token file under
+    ``folder``, and a revoked token of the steward (``"revoked"``), made through the account
+    functions in one session."""
+    tokens: dict[str, Path] = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    with open_store(hub) as store:
+        for org in orgs:
+            add_org(store, org, "test")
+        for user, (org, role) in users.items():
+            add_user(store, user, org, role, PASSWORD, "test")
+            tokens[user] = folder / f"{user}.token"
+            tokens[user].write_text(create_token(store, user, "test")[1])
+        token_id, token = create_token(store, "steward", "test")
+        revoke_token(store, token_id, "test")
+    tokens["revoked"] = folder / "revoked.token"
+    tokens["revoked"].write_text(token)
+    return tokens

@@ -23,7 +23,7 @@ from accord.protect.keys import PartnerKey
 from accord.serve.app import ServerConfig
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
-from tests.serving import free_port, serving
+from tests.serving import accounts_with_tokens, free_port, serving
 
 PRINCIPALS = ("sub_b", "sub_c", "analyst", "steward", "auditor")
 
@@ -44,25 +44,12 @@ def _cli(*args: str) -> str:
 def accounts(hub: str, tmp_path: Path) -> dict[str, Path]:
     """Two partner organisations, one user per role, a token file each, and one revoked token
     (made through the API in one session: the CLI commands have their own test below)."""
-    from accord.serve.accounts import Role, add_org, add_user, create_token, revoke_token
+    from accord.serve.accounts import Role
 
-    users = {"sub_b": ("ngo-b", Role.SUBMITTER), "sub_c": ("ngo-c", Role.SUBMITTER),
-             "analyst": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
-             "auditor": ("agency", Role.AUDITOR)}
-    tokens = {}
-    (tmp_path / "tokens").mkdir()
-    with open_store(hub) as store:
-        for org in ("ngo-b", "ngo-c", "agency"):
-            add_org(store, org, "test")
-        for user, (org, role) in users.items():
-            add_user(store, user, org, role, "correct horse battery staple", "test")
-            tokens[user] = tmp_path / "tokens" / f"{user}.token"
-            tokens[user].write_text(create_token(store, user, "test")[1])
-        token_id, token = create_token(store, "steward", "test")
-        revoke_token(store, token_id, "test")
-    tokens["revoked"] = tmp_path / "tokens" / "revoked.token"
-    tokens["revoked"].write_text(token)
-    return tokens
+    return accounts_with_tokens(hub, tmp_path / "tokens", ("ngo-b", "ngo-c", "agency"), {
+        "sub_b": ("ngo-b", Role.SUBMITTER), "sub_c": ("ngo-c", Role.SUBMITTER),
+        "analyst": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
+        "auditor": ("agency", Role.AUDITOR)})
 
 
 def _request(url: str, token: str | None, method: str = "GET", body: bytes | None = None

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.serve import requests as rq
-from accord.serve.accounts import Role, User, add_org, add_user, create_token
+from accord.serve.accounts import Role, User
 from accord.serve.app import ServerConfig, create_app
 from accord.store import add_contribution, open_store
-from tests.serving import serving
+from tests.serving import accounts_with_tokens, serving
 from tests.test_hub_backends import contributions  # noqa: F401  (module fixture: 3 partners)
 from tests.test_serve import _request
 
@@ -34,15 +34,12 @@ DEADLINE = 240.0  # a bound on waiting for the server, never an assertion on how
 @pytest.fixture
 def loaded(hub: str, contributions: list[Path], tmp_path: Path) -> dict[str, str]:  # noqa: F811
     """A hub with three partners' records, an analyst and a steward (their tokens)."""
-    tokens = {}
     with open_store(hub) as store:
         for c in contributions:
             add_contribution(store, c)
-        add_org(store, "agency", "test")
-        for name, role in (("ana", Role.ANALYST), ("sam", Role.STEWARD)):
-            add_user(store, name, "agency", role, "correct horse battery staple", "test")
-            tokens[name] = create_token(store, name, "test")[1]
-    return tokens
+    files = accounts_with_tokens(hub, tmp_path / "tokens", ["agency"],
+                                 {"ana": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD)})
+    return {"ana": files["ana"].read_text(), "sam": files["steward"].read_text()}
 
 
 def _wait_for(condition: Any, what: str) -> None:
