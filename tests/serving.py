@@ -63,3 +63,32 @@ def accounts_with_tokens(hub: str | Path, folder: Path, orgs: Iterable[str],
     tokens["revoked"] = folder / "revoked.token"
     tokens["revoked"].write_text(token)
     return tokens
+
+
+@contextmanager
+def accord_serve(*args: str) -> Iterator[str]:
+    """`accord serve ARGS --bind 127.0.0.1:PORT` as its own process, once it answers /api/health;
+    stopped with SIGTERM on leaving (and waited for)."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", *args, "--bind", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                with urllib.request.urlopen(url + "/api/health", timeout=10):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "accord serve did not answer"
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -23,7 +23,7 @@ from accord.protect.keys import PartnerKey
 from accord.serve.app import ServerConfig
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
-from tests.serving import accounts_with_tokens, free_port, serving
+from tests.serving import accord_serve, accounts_with_tokens, serving
 
 PRINCIPALS = ("sub_b", "sub_c", "analyst", "steward", "auditor")
 
@@ -269,28 +269,10 @@ def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
 
 def test_serve_command_answers_on_loopback(tmp_path: Path) -> None:
     """`accord serve` itself: starts uvicorn on the given address, answers, stops on SIGTERM."""
-    import signal
-    import subprocess
-    import sys
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
-                             "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                status, payload, headers = _request(f"http://127.0.0.1:{port}/api/health", None)
-                break
-            except urllib.error.URLError:
-                assert time.monotonic() < deadline, "accord serve did not answer"
-                time.sleep(0.2)
+    with accord_serve("--db", str(tmp_path / "h.duckdb")) as url:
+        status, payload, headers = _request(url + "/api/health", None)
         assert status == 200 and payload == {"status": "ok"} and "server" not in headers
-        assert _request(f"http://127.0.0.1:{port}/api/batches", None)[0] == 401
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        assert _request(url + "/api/batches", None)[0] == 401
     bad = CliRunner().invoke(app, ["serve", "--bind", "nonsense"])
     assert bad.exit_code == 2 and "HOST:PORT" in bad.output
 

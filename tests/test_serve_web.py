@@ -31,7 +31,7 @@ from accord.serve.app import ServerConfig
 from accord.serve.web import WebSettings
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
-from tests.serving import free_port, serving
+from tests.serving import accord_serve, free_port, serving
 
 pytestmark = pytest.mark.slow  # a server, accounts and a browser per test
 
@@ -544,25 +544,8 @@ def test_sessions_cookies_and_headers(hub: str, site: str, people: dict[str, Any
 
 def test_serve_command_sets_the_cookie_options(tmp_path: Path) -> None:
     """`accord serve --secure-cookies --session-minutes 30`: the cookie is Secure and lasts 30 minutes."""
-    import signal
-    import subprocess
-    import sys
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
-                             "--bind", f"127.0.0.1:{port}", "--secure-cookies", "--session-minutes", "30"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    site = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                _, headers, _ = _http(site, "GET", "/ui/login")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "accord serve did not answer"
-                time.sleep(0.2)
+    with accord_serve("--db", str(tmp_path / "h.duckdb"), "--secure-cookies", "--session-minutes", "30") as site:
+        _, headers, _ = _http(site, "GET", "/ui/login")
         assert "; secure" in headers["set-cookie"].lower()  # the sign-in form's cookie too
         from accord.serve.accounts import Role, add_org, add_user
 
@@ -576,9 +559,6 @@ def test_serve_command_sets_the_cookie_options(tmp_path: Path) -> None:
                                     "Cookie": _cookie(headers, "accord_login_csrf")})
         flags = next(c for c in headers["set-cookie"].split("\n") if c.startswith("accord_session=")).lower()
         assert status == 303 and "; secure" in flags and "max-age=1800" in flags
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("hub", ["duckdb"], indirect=True)  # same code on both engines: see the upload test
