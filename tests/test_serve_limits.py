@@ -146,3 +146,39 @@ def test_planned_cost_is_what_a_release_spends(hub: str, loaded: dict[str, str])
         ledger.require_affordable(store, left)
         with pytest.raises(ReleaseRefused, match="left"):
             ledger.require_affordable(store, left * 1.01)
+
+
+@pytest.mark.parametrize("hub", ["duckdb"], indirect=True)  # the pages call the code tested above on both
+def test_web_approvals_and_analyses_take_their_turn(hub: str, loaded: dict[str, str]) -> None:
+    """The web pages go through the same limit: an approval and the analyst's report each take a
+    turn; a confirmation page does not; an approval the budget cannot pay is refused before."""
+    import urllib.parse
+
+    from tests.test_serve_web import _csrf_of, _http, _http_sign_in
+
+    with open_store(hub) as store:
+        micro = rq.create_request(store, ANALYST, "microdata", {"k": 2, "l": 1, "max_loss": None,
+                                                                "sensitive": []})["request_id"]
+        costly = rq.create_request(store, ANALYST, "synthetic", {"epsilon": 50.0, "rows": 20})["request_id"]
+    started: list[str] = []
+    with serving(ServerConfig(hub, on_analysis=started.append)) as url:
+        def post(who: str, page: str, path: str, fields: dict[str, str]) -> tuple[int, bytes]:
+            cookie = {"Cookie": "accord_session=" + _http_sign_in(url, who)}
+            csrf = _csrf_of(_http(url, "GET", page, headers=cookie)[2])
+            status, _, body = _http(url, "POST", path, urllib.parse.urlencode({**fields, "csrf": csrf}).encode(),
+                                    {**cookie, "Content-Type": "application/x-www-form-urlencoded"})
+            return status, body
+
+        approve = "/ui/steward/requests/approve"
+        status, body = post("steward", "/ui/steward/requests", approve, {"request_id": micro})
+        assert status == 200 and b"Approve and run the release" in body and started == []
+        status, body = post("steward", "/ui/steward/requests", approve, {"request_id": costly, "confirm": "yes"})
+        assert status == 409 and b"left" in body and b"nothing was computed or spent" in body
+        assert started == []
+        status, _ = post("steward", "/ui/steward/requests", approve, {"request_id": micro, "confirm": "yes"})
+        assert status == 303 and started == [approve]
+        status, _ = post("ana", "/ui/analyst", "/ui/analyst/report", {})
+        assert status in (200, 409) and started == [approve, "/ui/analyst/report"]
+    with open_store(hub) as store:
+        assert rq.get_request(store, micro)["status"] == rq.APPROVED
+        assert rq.get_request(store, costly)["status"] == rq.PENDING
