@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
+from tests.hubs import hub_from_export
 
 N = 240  # women with research consent; as many men without
 
@@ -33,14 +34,7 @@ def _hub(tmp_path: Path, runner: CliRunner) -> Path:
         "  country_of_registration: {value: TH}\n  consent_statistics: {column: share}\n"
         "  consent_linkage: {column: share}\n  consent_research: {column: research}\n",
         encoding="utf-8")
-    key, hub = tmp_path / "partner.key", tmp_path / "hub.duckdb"
-    for args in (["keys", "init", "--key-file", str(key)],
-                 ["ingest", str(export), "--mapping", str(mapping), "--partner", "ngo_a",
-                  "--key-file", str(key), "--out", str(tmp_path / "c")],
-                 ["hub", "add", str(tmp_path / "c"), "--hub", str(hub)]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.output
-    return hub
+    return hub_from_export(tmp_path, export, mapping)
 
 
 @pytest.fixture()

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
-from tests.test_serve import _free_port, _request
+from tests.serving import free_port as _free_port
+from tests.test_serve import _request
 
 pytestmark = pytest.mark.slow  # a small demo (about 30 s on 2 cores), then the server
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
+from tests.hubs import hub_from_export
 
 sdmx = pytest.importorskip("sdmx", reason="sdmx1 is a test-only dependency (pip install sdmx1)")
 
@@ -30,13 +31,7 @@ def _published(tmp_path: Path, runner: CliRunner) -> Path:
         "  case_type: {column: ctype}\n  registration_date: {column: reg}\n  country_of_registration: {value: TH}\n"
         "  type_of_exploitation: {column: expl, split: ' '}\n  consent_statistics: {column: share}\n"
         "  consent_linkage: {column: share}\n  consent_research: {column: share}\n", encoding="utf-8")
-    key, hub = tmp_path / "partner.key", tmp_path / "hub.duckdb"
-    for args in (["keys", "init", "--key-file", str(key)],
-                 ["ingest", str(export), "--mapping", str(mapping), "--partner", "ngo_a", "--key-file", str(key),
-                  "--out", str(tmp_path / "c")],
-                 ["hub", "add", str(tmp_path / "c"), "--hub", str(hub)]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.output
+    hub = hub_from_export(tmp_path, export, mapping)
     result = runner.invoke(app, ["stats", "--hub", str(hub), "--json"])
     assert result.exit_code == 0, result.output
     path = tmp_path / "published.json"

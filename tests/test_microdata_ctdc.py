@@ -22,6 +22,7 @@ from accord.cli.main import app
 from accord.release.anonymise import check_release
 from tests.anonymise_hierarchies import HIERARCHIES
 from tests.data_paths import SHARED_DATA
+from tests.hubs import hub_from_export
 
 CTDC = SHARED_DATA / "ctdc" / "ctdc_2020_derived.csv"
 
@@ -77,13 +78,7 @@ def test_ctdc_2020_hub_releases_at_k11_l2(tmp_path: Path) -> None:
     runner = CliRunner()
     mapping = tmp_path / "ctdc.mapping.yaml"
     mapping.write_text(CTDC_MAPPING, encoding="utf-8")
-    key, hub = tmp_path / "p.key", tmp_path / "hub.duckdb"
-    for args in (["keys", "init", "--key-file", str(key)],
-                 ["ingest", str(CTDC), "--mapping", str(mapping), "--partner", "ctdc",
-                  "--key-file", str(key), "--out", str(tmp_path / "contrib")],
-                 ["hub", "add", str(tmp_path / "contrib"), "--hub", str(hub)]):
-        res = runner.invoke(app, args)
-        assert res.exit_code == 0, res.output
+    hub = hub_from_export(tmp_path, CTDC, mapping, partner="ctdc")
     out = tmp_path / "micro"
     # l = 2 over every flag of every sensitive field, counting recorded values only, leaves
     # nothing of CTDC's few columns: said plainly and refused (not reported as a bug) ...

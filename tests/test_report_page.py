@@ -1,7 +1,8 @@
 """The report a programme officer reads, the tables to take away, and the terminal tables.
 
 The page is rendered in headless Chromium (Debian's build) where it is installed: no horizontal
-overflow, no raw code in the visible text, a screenshot in docs/img/. Without Chromium those
+overflow, no raw code in the visible text, a screenshot (copied to docs/img/ only with
+ACCORD_WRITE_SCREENSHOTS=1, so a test run changes no tracked file). Without Chromium those
 tests skip, unless ACCORD_REQUIRE_BROWSER=1 (set by .ci/run), where a skip is a failure.
 """
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,41 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
-from accord.serve.app import ServerConfig, create_app
+from accord.serve.app import ServerConfig
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
+from tests.serving import accord_serve, accounts_with_tokens, serving
 
 PRINCIPALS = ("sub_b", "sub_c", "analyst", "steward", "auditor")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(hub: str) -> Iterator[str]:
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(ServerConfig(hub, max_upload_bytes=5_000_000)),
-                                        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)
+    with serving(ServerConfig(hub, max_upload_bytes=5_000_000)) as url:
+        yield url
 
 
 def _cli(*args: str) -> str:
@@ -64,25 +44,12 @@ def _cli(*args: str) -> str:
 def accounts(hub: str, tmp_path: Path) -> dict[str, Path]:
     """Two partner organisations, one user per role, a token file each, and one revoked token
     (made through the API in one session: the CLI commands have their own test below)."""
-    from accord.serve.accounts import Role, add_org, add_user, create_token, revoke_token
+    from accord.serve.accounts import Role
 
-    users = {"sub_b": ("ngo-b", Role.SUBMITTER), "sub_c": ("ngo-c", Role.SUBMITTER),
-             "analyst": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
-             "auditor": ("agency", Role.AUDITOR)}
-    tokens = {}
-    (tmp_path / "tokens").mkdir()
-    with open_store(hub) as store:
-        for org in ("ngo-b", "ngo-c", "agency"):
-            add_org(store, org, "test")
-        for user, (org, role) in users.items():
-            add_user(store, user, org, role, "correct horse battery staple", "test")
-            tokens[user] = tmp_path / "tokens" / f"{user}.token"
-            tokens[user].write_text(create_token(store, user, "test")[1])
-        token_id, token = create_token(store, "steward", "test")
-        revoke_token(store, token_id, "test")
-    tokens["revoked"] = tmp_path / "tokens" / "revoked.token"
-    tokens["revoked"].write_text(token)
-    return tokens
+    return accounts_with_tokens(hub, tmp_path / "tokens", ("ngo-b", "ngo-c", "agency"), {
+        "sub_b": ("ngo-b", Role.SUBMITTER), "sub_c": ("ngo-c", Role.SUBMITTER),
+        "analyst": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
+        "auditor": ("agency", Role.AUDITOR)})
 
 
 def _request(url: str, token: str | None, method: str = "GET", body: bytes | None = None
@@ -240,6 +207,18 @@ def test_unsafe_uploads_are_refused(server: str, accounts: dict[str, Path], hub:
         assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
 
 
+def test_user_add_without_a_terminal_says_what_to_pass(hub: str) -> None:
+    """No --password-file and no terminal to ask at (a script, CI): a clear error naming the option
+    (exit 2), not the prompt's bare "Aborted." (exit 1); no user is added."""
+    _cli("hub", "org", "add", "ngo-a", "--hub", hub)
+    for extra in ([], ["--one-time"]):
+        r = CliRunner().invoke(app, ["hub", "user", "add", "u", "--org", "ngo-a", "--role", "analyst",
+                                     "--hub", hub, *extra])
+        assert r.exit_code == 2, r.output
+        assert "--password-file" in r.output and "Aborted" not in r.output
+    assert "u " not in _cli("hub", "user", "list", "--hub", hub)
+
+
 def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
     runner = CliRunner()
     short = tmp_path / "short"
@@ -290,28 +269,10 @@ def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
 
 def test_serve_command_answers_on_loopback(tmp_path: Path) -> None:
     """`accord serve` itself: starts uvicorn on the given address, answers, stops on SIGTERM."""
-    import signal
-    import subprocess
-    import sys
-
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
-                             "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                status, payload, headers = _request(f"http://127.0.0.1:{port}/api/health", None)
-                break
-            except urllib.error.URLError:
-                assert time.monotonic() < deadline, "accord serve did not answer"
-                time.sleep(0.2)
+    with accord_serve("--db", str(tmp_path / "h.duckdb")) as url:
+        status, payload, headers = _request(url + "/api/health", None)
         assert status == 200 and payload == {"status": "ok"} and "server" not in headers
-        assert _request(f"http://127.0.0.1:{port}/api/batches", None)[0] == 401
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        assert _request(url + "/api/batches", None)[0] == 401
     bad = CliRunner().invoke(app, ["serve", "--bind", "nonsense"])
     assert bad.exit_code == 2 and "HOST:PORT" in bad.output
 

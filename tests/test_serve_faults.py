@@ -40,7 +40,8 @@ from accord.store import add_contribution, open_store
 from accord.store.postgres_store import _CHAIN_LOCK
 from tests.conftest import EXPECTED_ACCEPTED
 from tests.postgres_server import PostgresServer
-from tests.test_serve import _free_port, _zip
+from tests.serving import free_port as _free_port
+from tests.test_serve import _zip
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
-from accord.serve.accounts import Role, User, add_org, add_user, create_token, revoke_token
+from accord.serve.accounts import Role, User
 from accord.store import add_contribution, open_store
+from tests.serving import accounts_with_tokens
 from tests.test_hub_backends import contributions  # noqa: F401  (module fixture: 3 partners)
 from tests.test_serve import _request, _zip, server  # noqa: F401  (uvicorn on loopback)
 
@@ -191,23 +192,10 @@ PRINCIPALS = ("part_a", "part_b", "analyst", "analyst2", "steward", "auditor")
 
 @pytest.fixture
 def flow_accounts(hub: str, tmp_path: Path) -> dict[str, Path]:
-    users = {"part_a": ("partner-a", Role.SUBMITTER), "part_b": ("partner-b", Role.SUBMITTER),
-             "analyst": ("agency", Role.ANALYST), "analyst2": ("agency", Role.ANALYST),
-             "steward": ("agency", Role.STEWARD), "auditor": ("agency", Role.AUDITOR)}
-    tokens: dict[str, Path] = {}
-    (tmp_path / "tokens").mkdir()
-    with open_store(hub) as store:
-        for org in ("partner-a", "partner-b", "partner-c", "agency"):
-            add_org(store, org, "test")
-        for user, (org, role) in users.items():
-            add_user(store, user, org, role, "correct horse battery staple", "test")
-            tokens[user] = tmp_path / "tokens" / f"{user}.token"
-            tokens[user].write_text(create_token(store, user, "test")[1])
-        token_id, token = create_token(store, "steward", "test")
-        revoke_token(store, token_id, "test")
-    tokens["revoked"] = tmp_path / "tokens" / "revoked.token"
-    tokens["revoked"].write_text(token)
-    return tokens
+    return accounts_with_tokens(hub, tmp_path / "tokens", ("partner-a", "partner-b", "partner-c", "agency"), {
+        "part_a": ("partner-a", Role.SUBMITTER), "part_b": ("partner-b", Role.SUBMITTER),
+        "analyst": ("agency", Role.ANALYST), "analyst2": ("agency", Role.ANALYST),
+        "steward": ("agency", Role.STEWARD), "auditor": ("agency", Role.AUDITOR)})
 
 
 def _json(body: dict[str, Any]) -> bytes:

@@ -1,6 +1,8 @@
 """The hub's web UI driven in a real browser: Debian's headless Chromium through its chromedriver
 (Selenium), against `accord serve` on 127.0.0.1 (uvicorn in a thread), on each hub engine for the
-sign-in + upload path. Screenshots of each page go to docs/img/hub-*.png.
+sign-in + upload path. Each page is screenshotted into the test's temporary folder; with
+ACCORD_WRITE_SCREENSHOTS=1 the screenshots replace docs/img/hub-*.png instead (run so when a page
+changes, and commit the images): a plain test run never changes a tracked file.
 
 Without Chromium and chromedriver the browser tests skip, unless ACCORD_REQUIRE_BROWSER=1 (set by
 .ci/run), where a skip is a failure. The HTTP-level checks (CSRF, headers, sessions) need no browser.
@@ -14,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 import urllib.parse
 import zipfile
@@ -23,19 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
-from accord.serve.app import ServerConfig, create_app
+from accord.serve.app import ServerConfig
 from accord.serve.web import WebSettings
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
-from tests.test_serve import _free_port
+from tests.serving import accord_serve, free_port, serving
 
 pytestmark = pytest.mark.slow  # a server, accounts and a browser per test
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+WRITE_SCREENSHOTS = "ACCORD_WRITE_SCREENSHOTS"  # =1: screenshots go to docs/img (tests/test_report_page.py too)
 PASSWORD = "correct horse battery staple"
 USERS = {"maria": ("ngo-b", "submitter"), "chen": ("ngo-c", "submitter"), "ana": ("agency", "analyst"),
          "sam": ("agency", "steward"), "olu": ("agency", "auditor")}
@@ -44,19 +45,6 @@ PAGES = {"/ui/steward": "steward", "/ui/partner": "submitter", "/ui/analyst": "a
 
 
 # ---------------------------------------------------------------- fixtures
-def _start(hub: str, settings: WebSettings) -> tuple[str, uvicorn.Server, threading.Thread]:
-    port = _free_port()
-    config = ServerConfig(hub, max_upload_bytes=5_000_000, web=settings)
-    srv = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", srv, thread
-
-
 @pytest.fixture
 def web_settings() -> WebSettings:
     return WebSettings()
@@ -64,12 +52,8 @@ def web_settings() -> WebSettings:
 
 @pytest.fixture
 def site(hub: str, web_settings: WebSettings) -> Iterator[str]:
-    url, srv, thread = _start(hub, web_settings)
-    try:
+    with serving(ServerConfig(hub, max_upload_bytes=5_000_000, web=web_settings)) as url:
         yield url
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture
@@ -112,6 +96,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(executable_path=found[1]), options=options)
     driver.set_page_load_timeout(120)
+    driver.accord_screenshots = screenshot_dir(tmp_path)  # where _shot writes this test's pages
     try:
         yield driver
     finally:
@@ -119,6 +104,11 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------- helpers
+def screenshot_dir(tmp_path: Path) -> Path:
+    """docs/img with ACCORD_WRITE_SCREENSHOTS=1, else the test's own temporary folder."""
+    return IMG if os.environ.get(WRITE_SCREENSHOTS) == "1" else tmp_path / "screenshots"
+
+
 def _contribution_zip(tmp_path: Path, case_export: tuple[Path, Path], key: PartnerKey, partner: str = "ngo-b",
                       extra: dict[str, bytes] | None = None) -> Path:
     out = tmp_path / f"contribution-{partner}"
@@ -174,6 +164,35 @@ def _sign_out(driver: Any) -> None:
     assert driver.current_url.endswith("/ui/login")
 
 
+def test_screenshots_change_docs_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(WRITE_SCREENSHOTS, raising=False)
+    assert screenshot_dir(tmp_path).is_relative_to(tmp_path)
+    monkeypatch.setenv(WRITE_SCREENSHOTS, "1")
+    assert screenshot_dir(tmp_path) == IMG
+
+
+def test_a_refusal_is_a_page_and_an_unreachable_store_is_not() -> None:
+    """kit.attempt, the one place the web pages turn an AccordError into their answer: a refusal
+    becomes the page made of it; a StoreError goes on (to the router's 503 page)."""
+    from starlette.responses import Response
+
+    from accord.errors import AccordError, StoreError
+    from accord.serve.web.kit import attempt
+
+    def refuse(err: AccordError) -> Response:
+        return Response(err.message, status_code=409)
+
+    assert attempt(lambda: 7, refuse) == 7
+
+    def fail(err: AccordError) -> int:
+        raise err
+
+    answer = attempt(lambda: fail(AccordError("no")), refuse)
+    assert isinstance(answer, Response) and answer.status_code == 409 and answer.body == b"no"
+    with pytest.raises(StoreError):
+        attempt(lambda: fail(StoreError("down")), refuse)
+
+
 def _text(driver: Any) -> str:
     from selenium.webdriver.common.by import By
 
@@ -185,8 +204,9 @@ def _shot(driver: Any, name: str, max_height: int = 5000) -> None:
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": 1280, "height": min(max(height, 600), max_height), "deviceScaleFactor": 1, "mobile": False})
-    IMG.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(IMG / f"hub-{name}.png"))
+    folder: Path = driver.accord_screenshots
+    folder.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(folder / f"hub-{name}.png"))
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
@@ -524,25 +544,8 @@ def test_sessions_cookies_and_headers(hub: str, site: str, people: dict[str, Any
 
 def test_serve_command_sets_the_cookie_options(tmp_path: Path) -> None:
     """`accord serve --secure-cookies --session-minutes 30`: the cookie is Secure and lasts 30 minutes."""
-    import signal
-    import subprocess
-    import sys
-
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "accord.cli.main", "serve", "--db", str(tmp_path / "h.duckdb"),
-                             "--bind", f"127.0.0.1:{port}", "--secure-cookies", "--session-minutes", "30"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    site = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                _, headers, _ = _http(site, "GET", "/ui/login")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "accord serve did not answer"
-                time.sleep(0.2)
+    with accord_serve("--db", str(tmp_path / "h.duckdb"), "--secure-cookies", "--session-minutes", "30") as site:
+        _, headers, _ = _http(site, "GET", "/ui/login")
         assert "; secure" in headers["set-cookie"].lower()  # the sign-in form's cookie too
         from accord.serve.accounts import Role, add_org, add_user
 
@@ -556,9 +559,6 @@ def test_serve_command_sets_the_cookie_options(tmp_path: Path) -> None:
                                     "Cookie": _cookie(headers, "accord_login_csrf")})
         flags = next(c for c in headers["set-cookie"].split("\n") if c.startswith("accord_session=")).lower()
         assert status == 303 and "; secure" in flags and "max-age=1800" in flags
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("hub", ["duckdb"], indirect=True)  # same code on both engines: see the upload test
@@ -590,14 +590,10 @@ def test_oversized_browser_upload_is_refused(hub: str, site: str, people: dict[s
 def test_unreachable_hub_is_a_plain_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The database is down: every page says so in plain words (503), no traceback, no detail."""
     monkeypatch.setenv("ACCORD_HUB_KEY", str(tmp_path / "k.key"))
-    url, srv, thread = _start(f"postgresql://accord@127.0.0.1:{_free_port()}/hub", WebSettings())
-    try:
+    with serving(ServerConfig(f"postgresql://accord@127.0.0.1:{free_port()}/hub")) as url:
         for method, path in (("GET", "/ui/steward"), ("POST", "/ui/login")):
             status, headers, body = _http(url, method, path, b"" if method == "POST" else None,
                                           {"Content-Type": "application/x-www-form-urlencoded"})
             assert status == 503 and b"The hub is not available" in body, (path, body[:200])
             assert b"Traceback" not in body and b"127.0.0.1" not in body
             assert headers["cache-control"] == "no-store"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)

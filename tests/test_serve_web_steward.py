@@ -1,7 +1,8 @@
 """The steward's web pages (requests, privacy budget, accounts), the analyst's requests and the
 forced change of a one-time password, driven in headless Chromium (see tests/test_serve_web.py for
 the browser and server fixtures) and over plain HTTP; plus the account functions behind them.
-Screenshots go to docs/img/hub-*.png."""
+Screenshots go to the test's temporary folder, or to docs/img/hub-*.png
+with ACCORD_WRITE_SCREENSHOTS=1 (see tests/test_serve_web.py)."""
 # ruff: noqa: F811  (the fixtures imported from tests.test_serve_web are parameters below)
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from accord.research.stats import StatsError, StatTable, compute_tables
 from accord.standard import load_standard
 from accord.standard.arrow import record_schema
 from accord.store import Store, open_store
+from tests.hubs import hub_from_export
 
 STANDARD = load_standard()
 runner = CliRunner()
@@ -315,14 +316,7 @@ def test_pipeline_csv_to_report(tmp_path: Path) -> None:
         "  type_of_exploitation: {column: expl, split: ' '}\n"
         "  consent_statistics: {value: 'yes'}\n  consent_linkage: {value: 'yes'}\n"
         "  consent_research: {value: 'yes'}\n", encoding="utf-8")
-    key = tmp_path / "partner.key"
-    hub = tmp_path / "hub.duckdb"
-    for args in (["keys", "init", "--key-file", str(key)],
-                 ["ingest", str(export), "--mapping", str(mapping), "--partner", "ngo_a",
-                  "--out", str(tmp_path / "contrib"), "--key-file", str(key)],
-                 ["hub", "add", str(tmp_path / "contrib"), "--hub", str(hub)]):
-        res = runner.invoke(app, args)
-        assert res.exit_code == 0, (args[0], res.output)
+    hub = hub_from_export(tmp_path, export, mapping)
     res = runner.invoke(app, ["stats", "--hub", str(hub), "--privacy", "suppression", "--json"])
     assert res.exit_code == 0, res.output
     tables = {t["id"]: t for t in json.loads(res.stdout)["tables"]}

@@ -148,12 +148,8 @@ def set_budget(
     with user_errors():
         check_epsilon(epsilon)
         check_delta(delta)
-        if server:  # a steward's token: the server records the token's user as the actor
-            doc = call_json(server, token_file, "POST", "/api/budget/set",
-                            {"epsilon": epsilon, "delta": delta})
-            _print_result(_budget_of(doc), as_json, "budget set")
-            return
-        result = _on_hub(hub, wait, lambda store: ledger.set_budget(store, epsilon, delta, actor or default_actor()))
+        result = _change(server, token_file, "/api/budget/set", {"epsilon": epsilon, "delta": delta}, hub, wait,
+                         lambda store: ledger.set_budget(store, epsilon, delta, actor or default_actor()))
     _print_result(result, as_json, "budget set")
 
 
@@ -172,13 +168,18 @@ def grant(
     """Grant more budget (a renewal, e.g. a yearly allowance): an explicit, audited act."""
     with user_errors():
         check_epsilon(epsilon)
-        if server:
-            doc = call_json(server, token_file, "POST", "/api/budget/grant",
-                            {"epsilon": epsilon, "reason": reason})
-            _print_result(_budget_of(doc), as_json, f"granted epsilon {epsilon:g}")
-            return
-        result = _on_hub(hub, wait, lambda store: ledger.grant(store, epsilon, actor or default_actor(), reason))
+        result = _change(server, token_file, "/api/budget/grant", {"epsilon": epsilon, "reason": reason}, hub, wait,
+                         lambda store: ledger.grant(store, epsilon, actor or default_actor(), reason))
     _print_result(result, as_json, f"granted epsilon {epsilon:g}")
+
+
+def _change(server: str | None, token_file: Path | None, route: str, body: dict[str, Any], hub: Path,
+            wait: float, local: Callable[[Store], ledger.Budget]) -> ledger.Budget:
+    """A budget change through the shared hub's server (a steward's token: the server records the
+    token's user as the actor) or on the local hub: the budget after it."""
+    if server:
+        return _budget_of(call_json(server, token_file, "POST", route, body))
+    return _on_hub(hub, wait, local)
 
 
 def _budget_of(b: dict[str, Any]) -> ledger.Budget:

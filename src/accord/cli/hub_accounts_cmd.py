@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO, TypeVar
 
 import typer
 
 from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
 from accord.errors import AccordError
+
+if TYPE_CHECKING:
+    from accord.store import Store
+
+T = TypeVar("T")
 
 org_app = typer.Typer(help="Organisations (partners) of the shared hub.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of the shared hub and their roles.", no_args_is_help=True)
@@ -38,7 +43,7 @@ def user_add(
     org: Annotated[str, typer.Option("--org", help="The user's organisation.")],
     role: Annotated[str, typer.Option("--role", help="submitter, analyst, steward or auditor.")],
     password_file: Annotated[Path | None, typer.Option(
-        "--password-file", help="File holding the password (else asked for, not echoed).")] = None,
+        "--password-file", help="File holding the password (else asked for at the terminal, not echoed).")] = None,
     one_time: Annotated[bool, typer.Option(
         "--one-time", help="The user must choose a new password at the first web sign-in.")] = False,
     hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
@@ -59,10 +64,31 @@ def user_add(
             except (OSError, UnicodeDecodeError):
                 raise AccordError(f"cannot read the password file {password_file}") from None
         else:
-            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+            password = _ask_password()
         with open_store(hub) as store:
             add_user(store, username, org, chosen, password, actor, one_time=one_time)
     console.print(f"user {username} ({chosen.value}, {org}) added")
+
+
+def _ask_password() -> str:
+    """Ask for the password at the terminal; without one (a script, a pipe, CI) say what to pass
+    instead (the prompt would otherwise read end-of-input and print only "Aborted.", exit 1)."""
+    import sys
+
+    if not sys.stdin.isatty():
+        raise AccordError("no password given and standard input is not a terminal to ask for one",
+                          hint="pass --password-file FILE (with --one-time the user must replace it "
+                               "at the first web sign-in)")
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+def _on_existing_hub(hub: Path, work: Callable[[Store], T]) -> T:
+    """``work`` on the hub, which must exist: a typo must not create an empty hub."""
+    from accord.store import open_store
+
+    require_hub(hub)
+    with open_store(hub) as store:
+        return work(store)
 
 
 @contextmanager
@@ -111,12 +137,9 @@ def user_disable(username: Annotated[str, typer.Argument(help="Whose account.")]
                  hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward") -> None:
     """Close an account: no sign-in, its API tokens revoked, its web sessions ended."""
     from accord.serve.accounts import disable_user
-    from accord.store import open_store
 
     with user_errors():
-        require_hub(hub)  # a typo must not create an empty hub
-        with open_store(hub) as store:
-            disable_user(store, username, actor)
+        _on_existing_hub(hub, lambda store: disable_user(store, username, actor))
     console.print(f"user {username} disabled")
 
 
@@ -124,12 +147,9 @@ def user_disable(username: Annotated[str, typer.Argument(help="Whose account.")]
 def user_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List users, their organisations, roles and state (never a password)."""
     from accord.serve.accounts import list_users
-    from accord.store import open_store
 
     with user_errors():
-        require_hub(hub)  # a typo must not create an empty hub
-        with open_store(hub) as store:
-            rows = list_users(store)
+        rows = _on_existing_hub(hub, list_users)
     if as_json:
         print_json(rows)
         return
@@ -163,12 +183,9 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="Token id (see `ac
                  hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward") -> None:
     """Revoke a token: it stops working at once."""
     from accord.serve.accounts import revoke_token
-    from accord.store import open_store
 
     with user_errors():
-        require_hub(hub)  # a typo must not create an empty hub
-        with open_store(hub) as store:
-            revoke_token(store, token_id, actor)
+        _on_existing_hub(hub, lambda store: revoke_token(store, token_id, actor))
     console.print(f"token {token_id} revoked")
 
 
@@ -176,12 +193,9 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="Token id (see `ac
 def token_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List tokens (ids, owners, roles, revocation), never the tokens themselves."""
     from accord.serve.accounts import list_tokens
-    from accord.store import open_store
 
     with user_errors():
-        require_hub(hub)  # a typo must not create an empty hub
-        with open_store(hub) as store:
-            rows = list_tokens(store)
+        rows = _on_existing_hub(hub, list_tokens)
     if as_json:
         print_json(rows)
         return

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from accord.errors import KeyMissingError
+from accord.protect.secret_file import read_secret_file, write_secret_file
 
 KEY_KIND = "accord-pseudonym-key"
 KEY_BYTES = 32
@@ -55,27 +54,14 @@ def create_partner_key(path: Path, *, force: bool = False) -> PartnerKey:
         "key_id": key.key_id,
         "secret": base64.b64encode(key.secret).decode("ascii"),
     }
-    header = "# Accord partner pseudonym key. Secret: keep it at the partner, never send it.\n"
-    # Create with owner-only permissions from the start, not chmod after writing.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(header + yaml.safe_dump(doc, sort_keys=False))
+    write_secret_file(path, doc, "# Accord partner pseudonym key. Secret: keep it at the partner, never send it.\n")
     return key
 
 
 def load_partner_key(path: Path | None = None) -> PartnerKey:
     p = key_file_path(path)
-    make = "create one with `accord keys init` (or point --key-file / ACCORD_KEY_FILE at it)"
-    if not p.exists():
-        raise KeyMissingError(f"no pseudonym key at {p}: Accord will not protect data without one",
-                              hint=make)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or doc.get("kind") != KEY_KIND:
-            raise ValueError
-        secret = base64.b64decode(str(doc["secret"]), validate=True)
-    except (ValueError, KeyError, yaml.YAMLError, UnicodeDecodeError):
-        raise KeyMissingError(f"{p} is not an Accord pseudonym key file", hint=make) from None
-    if len(secret) < 16:
-        raise KeyMissingError(f"the key in {p} is too short", hint=make)
-    return PartnerKey(secret=secret, created=str(doc.get("created", "")))
+    secret, created = read_secret_file(
+        p, KEY_KIND, missing=f"no pseudonym key at {p}: Accord will not protect data without one",
+        what="pseudonym key", short="key",
+        hint="create one with `accord keys init` (or point --key-file / ACCORD_KEY_FILE at it)")
+    return PartnerKey(secret=secret, created=created)

@@ -28,7 +28,6 @@ server holds the hub file in one process and these routes run one at a time (a l
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -43,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from accord.errors import AccordError, ParameterError, ReleaseRefused, StoreError
 from accord.release.dp.params import MAX_DELTA, MAX_EPSILON
 from accord.serve.accounts import Role, User
-from accord.serve.deps import allow, error
+from accord.serve.deps import AnalysisLimit, allow, error
 from accord.store import Store, open_store
 
 M = TypeVar("M", bound=BaseModel)
@@ -135,14 +134,16 @@ async def _parse(request: Request, model: type[M]) -> M:
 # on 1M records got the server killed by the kernel for memory (benchmarks/results/server.md);
 # with the CPU-bound work of a release, more at once than the machine has cores finishes none
 # sooner. Waiting happens before a worker thread is taken, so pushes are not starved of threads.
+# The limit (accord.serve.deps.AnalysisLimit) is the app's: these routes, the approval of a
+# requested release (API and web) and the web UI's report and tables all take their turn in it.
 MAX_CONCURRENT_ANALYSES = 2
 
 
 def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
-                    max_concurrent: int = MAX_CONCURRENT_ANALYSES) -> APIRouter:
-    """The analyst's routes; ``guard`` is the app's (accord.serve.deps.store_guard)."""
+                    limit: AnalysisLimit) -> APIRouter:
+    """The analyst's routes; ``guard`` is the app's (accord.serve.deps.store_guard), ``limit`` its
+    limit on analyses at once."""
     router = APIRouter()
-    turns = asyncio.Semaphore(max_concurrent)  # bound to the server's loop on first use
 
     @contextmanager
     def store() -> Iterator[Store]:
@@ -154,21 +155,29 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
             except StoreError as err:
                 raise error(503, "the hub store is not available; nothing was released or spent",
                              hint=err.hint or "retry in a moment") from None
-            except ParameterError as err:  # the same check as the CLI's; the value is not echoed
-                raise error(400, f"invalid request: {err.message.split('; got')[0]}",
-                             err.hint) from None
+            except ParameterError as err:  # the same check as the CLI's (it never repeats the value)
+                raise error(400, f"invalid request: {err.message}", err.hint) from None
             except ReleaseRefused as err:
                 raise error(409, err.message, err.hint, exit_code=err.exit_code) from None
             except AccordError as err:
                 raise error(422, err.message, err.hint, exit_code=err.exit_code) from None
 
-    async def run(request: Request, roles: set[Role], work: Callable[[Store, User], Any]) -> Any:
+    async def run(request: Request, roles: set[Role], work: Callable[[Store, User], Any],
+                  check: Callable[[Store, User], None] | None = None) -> Any:
+        """``work`` in its turn; ``check`` (cheap: no data read) first, outside the limit, so a
+        request it refuses neither waits nor computes."""
+        if check is not None:
+            def first() -> None:
+                with store() as s:
+                    check(s, allow(request, s, roles))
+
+            await run_in_threadpool(first)
+
         def job() -> Any:
             with store() as s:
                 return work(s, allow(request, s, roles))
 
-        async with turns:
-            return await run_in_threadpool(job)
+        return await limit.run(request.url.path, job)
 
     @router.post("/api/stats")
     async def stats(request: Request) -> Any:
@@ -218,7 +227,14 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
                                              "rows": [list(r) for r in t.rows]}
                                for t in rel.tables}}
 
-        return await run(request, ANALYSTS, work)
+        def affordable(s: Store, user: User) -> None:
+            from accord.release.dp import ledger
+            from accord.release.dp.release import tables_cost
+
+            ledger.require_affordable(s, tables_cost(body.epsilon, body.delta, body.mechanism,
+                                                     body.tables or None))
+
+        return await run(request, ANALYSTS, work, affordable)
 
     @router.post("/api/estimate")
     async def estimate(request: Request) -> Any:

@@ -56,6 +56,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,8 @@ from accord.errors import AccordError, ContributionError, StoreError
 from accord.protect.contribution import read_manifest
 from accord.serve import requests_api, withdraw_api
 from accord.serve.accounts import Role, User
-from accord.serve.analysis import analysis_router
-from accord.serve.deps import allow, error, hub_store, store_guard
+from accord.serve.analysis import MAX_CONCURRENT_ANALYSES, analysis_router
+from accord.serve.deps import AnalysisLimit, allow, error, hub_store, store_guard
 from accord.serve.web import WebSettings, ui_router
 from accord.store import add_contribution
 from accord.store import chain as hub_chain
@@ -91,6 +92,9 @@ class ServerConfig:
     hub: Path | str
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     web: WebSettings = field(default_factory=WebSettings)
+    max_concurrent_analyses: int = MAX_CONCURRENT_ANALYSES
+    # Called in the worker thread as each analysis starts, with its name (for tests and monitoring).
+    on_analysis: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 class _Headers(BaseHTTPMiddleware):
@@ -137,10 +141,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_middleware(_Headers)
     app.state.config = config  # routers of other modules find the hub here (accord.serve.deps)
     guard = app.state.store_guard = store_guard(config.hub)  # one for every route (deps.store_guard)
+    # One limit on analyses for the API's routes, request approvals and the web pages alike.
+    limit = app.state.analysis_limit = AnalysisLimit(config.max_concurrent_analyses, config.on_analysis)
     app.include_router(withdraw_api.router)  # partner withdrawal
     app.include_router(requests_api.router)  # record-level outputs by request
-    app.include_router(analysis_router(config.hub, guard))  # stats, DP tables, estimate, report, budget
-    app.include_router(ui_router(config, guard))
+    app.include_router(analysis_router(config.hub, guard, limit))  # stats, DP tables, estimate, report, budget
+    app.include_router(ui_router(config, guard, limit))
 
     @app.exception_handler(HTTPException)
     async def _httperror(request: Request, exc: HTTPException) -> JSONResponse:

@@ -7,19 +7,23 @@ route's roles is 403 and an audit entry; a store that cannot be reached is 503. 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from accord.errors import StoreError
 from accord.serve.accounts import Role, User, user_of_token
 from accord.store import Store, open_store
 from accord.store.urls import is_server_url
+
+T = TypeVar("T")
 
 
 def error(status: int, message: str, hint: str | None = None, exit_code: int = 2) -> HTTPException:
@@ -32,6 +36,51 @@ def store_guard(hub: Path | str) -> AbstractContextManager[object]:
     a time (two at once fail with a write conflict), so its requests are serialised; PostgreSQL
     handles concurrent requests itself (the chain's advisory lock orders the writes that matter)."""
     return nullcontext() if is_server_url(hub) else threading.RLock()
+
+
+class AnalysisLimit:
+    """At most ``size`` analyses (a release, a report, an estimate, an approved request's release)
+    run at once in one server process, whichever route or page asked; the others wait their turn
+    (accord.serve.analysis.MAX_CONCURRENT_ANALYSES says why). Waiting happens on the event loop,
+    before a worker thread is taken, so cheap requests are not starved of threads.
+
+    ``running`` and ``waiting`` count the analyses in and before their turn; ``on_start`` (if
+    given) is called in the worker thread as each one starts, with its name (tests observe the
+    limit through it)."""
+
+    def __init__(self, size: int, on_start: Callable[[str], None] | None = None) -> None:
+        if size < 1:
+            raise ValueError("an analysis limit needs at least one turn")
+        self.size = size
+        self.running = 0
+        self.waiting = 0
+        self._on_start = on_start
+        self._turns = asyncio.Semaphore(size)  # bound to the server's loop on first wait
+
+    async def run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread once a turn is free."""
+        self.waiting += 1
+        try:
+            await self._turns.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            return await run_in_threadpool(self._start, what, fn, *args)
+        finally:
+            self.running -= 1
+            self._turns.release()
+
+    def _start(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        if self._on_start is not None:
+            self._on_start(what)
+        return fn(*args)
+
+
+def analysis_limit(request: Request) -> AnalysisLimit:
+    """The app's one limit (made by accord.serve.app.create_app)."""
+    limit: AnalysisLimit = request.app.state.analysis_limit
+    return limit
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from accord.errors import AccordError, ParameterError, ReleaseRefused, StoreError
 from accord.serve import requests as rq
 from accord.serve.accounts import Role, User
-from accord.serve.deps import allow, deny, error, hub_store, json_object
+from accord.serve.deps import allow, analysis_limit, deny, error, hub_store, json_object
 
 router = APIRouter()
 
@@ -90,9 +90,27 @@ def get_one(request: Request, request_id: str) -> dict[str, Any]:
 
 
 @router.post("/api/requests/{request_id}/approve")
-def approve(request: Request, request_id: str) -> dict[str, Any]:
+async def approve(request: Request, request_id: str) -> dict[str, Any]:
+    # The release runs in the app's limit on analyses at once (accord.serve.deps.AnalysisLimit);
+    # one the budget cannot pay is refused before it waits for its turn.
+    user = await run_in_threadpool(_affordable, request, request_id)
+    result: dict[str, Any] = await analysis_limit(request).run(
+        "/api/requests/approve", _approve, request, user, request_id)
+    return result
+
+
+def _affordable(request: Request, request_id: str) -> User:
     with hub_store(request) as s:
         user = allow(request, s, {Role.STEWARD})
+        try:
+            rq.require_affordable(s, request_id)
+        except AccordError as err:
+            raise _fail(err) from None
+        return user
+
+
+def _approve(request: Request, user: User, request_id: str) -> dict[str, Any]:
+    with hub_store(request) as s:
         try:
             return rq.approve_request(s, request_id, user.username)
         except AccordError as err:

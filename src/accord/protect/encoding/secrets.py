@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets as _secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from accord.errors import KeyMissingError
+from accord.protect.secret_file import read_secret_file, write_secret_file
 
 SECRET_KIND = "accord-linkage-secret"
 SECRET_BYTES = 32
@@ -47,8 +47,6 @@ class LinkageSecret:
 
 def new_linkage_secret(path: Path, *, force: bool = False) -> LinkageSecret:
     """Create a linkage secret file (owner-only). What `accord keys init --linkage` calls."""
-    import yaml  # here, not at the top: `accord encode --help` starts without it
-
     if path.exists() and not force:
         raise KeyMissingError(
             f"a linkage secret already exists at {path}",
@@ -65,27 +63,14 @@ def new_linkage_secret(path: Path, *, force: bool = False) -> LinkageSecret:
         "secret_id": key.secret_id,
         "secret": base64.b64encode(key.secret).decode("ascii"),
     }
-    header = ("# Accord linkage secret, shared by all partners of one collaborative.\n"
-              "# Give it to partners out of band; never to the hub.\n")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(header + yaml.safe_dump(doc, sort_keys=False))
+    write_secret_file(path, doc, "# Accord linkage secret, shared by all partners of one collaborative.\n"
+                                 "# Give it to partners out of band; never to the hub.\n")
     return key
 
 
 def load_linkage_secret(path: Path) -> LinkageSecret:
-    import yaml
-
-    make = "create one with `accord keys init --linkage` and share it with every partner"
-    if not path.exists():
-        raise KeyMissingError(f"no linkage secret at {path}", hint=make)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or doc.get("kind") != SECRET_KIND:
-            raise ValueError
-        secret = base64.b64decode(str(doc["secret"]), validate=True)
-    except (ValueError, KeyError, yaml.YAMLError, UnicodeDecodeError):
-        raise KeyMissingError(f"{path} is not an Accord linkage secret file", hint=make) from None
-    if len(secret) < 16:
-        raise KeyMissingError(f"the linkage secret in {path} is too short", hint=make)
-    return LinkageSecret(secret=secret, created=str(doc.get("created", "")))
+    secret, created = read_secret_file(
+        path, SECRET_KIND, missing=f"no linkage secret at {path}", what="linkage secret",
+        short="linkage secret",
+        hint="create one with `accord keys init --linkage` and share it with every partner")
+    return LinkageSecret(secret=secret, created=created)

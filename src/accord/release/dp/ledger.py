@@ -285,6 +285,29 @@ def spend(store: Store, rho: float, *, kind: str, actor: str, purpose: str, mech
     return _budget(store, _state(store))
 
 
+# A planned cost is what the release asks for; the calibrated noise may cost a hair less (scales
+# are nudged up until OpenDP's map fits), so the early refusal leaves this much room for rounding
+# and the exact check stays the spend's.
+_PLANNED_SLACK = 1e-6
+
+
+def require_affordable(store: Store, rho: float, what: str = "this release") -> Budget:
+    """Refuse (ReleaseRefused, exit 3) a release whose planned cost ``rho`` is more than the hub's
+    lifetime budget has left, before any record is read or any work waits for its turn: nothing is
+    computed or spent. The spend inside the release still makes the exact check, with the chain's.
+
+    Read-only (no lock, no table made): it runs before the release's own transaction, beside
+    others, and a write here would meet DuckDB's write-write conflicts."""
+    budget = _budget(store, _state(store))
+    if rho > budget.remaining_rho * (1 + _PLANNED_SLACK) + _SLACK:
+        raise ReleaseRefused(
+            f"{what} needs {rho_text(rho, budget.delta)} but only "
+            f"{rho_text(budget.remaining_rho, budget.delta)} of the hub's lifetime budget is left; "
+            "nothing was computed or spent",
+            hint="lower --epsilon, or (data steward) grant more with `accord budget grant`")
+    return budget
+
+
 def spends(store: Store) -> list[dict[str, Any]]:
     """Every spend: what the release asked for (``epsilon`` at ``delta``; no delta = pure DP),
     its cost ``rho``, and that cost as ``epsilon_at_budget_delta`` at ``budget_delta`` (the

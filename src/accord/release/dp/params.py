@@ -40,7 +40,8 @@ def in_range(value: object, option: str, upper: float, hint: str) -> float:
     allowed = f"in (0, {upper:g}]"
     x = _number(value, option, allowed)
     if not (math.isfinite(x) and 0.0 < x <= upper):
-        raise ParameterError(f"{option} must be a finite number {allowed}; got {x!r}", hint=hint)
+        # The value given is not repeated: it may be anything a client sent (the range says enough).
+        raise ParameterError(f"{option} must be a finite number {allowed}", hint=hint)
     return x
 
 
@@ -57,8 +58,8 @@ def check_delta(value: object, option: str = "--delta") -> float:
             "where offered)")
     x = in_range(value, option, MAX_DELTA, hint)
     if x < MIN_DELTA:
-        raise ParameterError(f"{option} must be a finite number in (0, {MAX_DELTA:g}] and at least {MIN_DELTA:g}; "
-                             f"got {x!r}", hint=hint)
+        raise ParameterError(f"{option} must be a finite number in (0, {MAX_DELTA:g}] and at least {MIN_DELTA:g}",
+                             hint=hint)
     return x
 
 

@@ -22,6 +22,7 @@ from accord.release.dp.mechanism import Mechanism, rho_from_epsilon_delta
 from accord.release.dp.params import check_delta, check_epsilon
 from accord.release.dp.standard_tables import (
     MAX_VALUES,
+    DPTable,
     consent_account,
     levels_for,
     load_people,
@@ -67,6 +68,8 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
     store.require_intact()
     standard = standard or load_standard()
     chosen = select_tables(names, standard)
+    # A release the budget cannot pay is refused before the people are read (exit 3).
+    ledger.require_affordable(store, _planned_rho(chosen, epsilon, delta, mechanism))
     columns = needed_columns(chosen)
     budget = epsilon if mechanism == "laplace" else rho_from_epsilon_delta(epsilon, delta)
     spend_delta = None if mechanism == "laplace" else delta
@@ -104,6 +107,23 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
                              delta=spend_delta, detail={"tables": params["tables"]},
                              release_id=release_id)
     return TablesRelease(release_id, published, params, after, store.chain_head())
+
+
+def _planned_rho(chosen: Sequence[DPTable], epsilon: float, delta: float, mechanism: Mechanism) -> float:
+    """What :func:`measure` will spend, in rho: the Gaussian's whole rho; for Laplace, the budget
+    split evenly over the query groups, each group's pure epsilon costing epsilon**2 / 2."""
+    if mechanism == "laplace":
+        groups = sum(len(t.spec.groups()) for t in chosen)
+        return epsilon * epsilon / (2 * groups) if groups else 0.0
+    return rho_from_epsilon_delta(epsilon, delta)
+
+
+def tables_cost(epsilon: float, delta: float = DEFAULT_DELTA, mechanism: Mechanism = "gaussian",
+                names: Sequence[str] | None = None, standard: Standard | None = None) -> float:
+    """The rho :func:`release_tables` will spend with these parameters, known before any record
+    is read (the server refuses a release the budget cannot pay before it waits for its turn)."""
+    return _planned_rho(select_tables(names, standard), check_epsilon(epsilon), check_delta(delta),
+                        mechanism)
 
 
 def _grand_total(p: PublishedTable) -> int:

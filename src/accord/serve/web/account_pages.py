@@ -14,9 +14,9 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from accord.errors import AccordError, StoreError
+from accord.errors import AccordError
 from accord.serve.accounts import MIN_PASSWORD, WRONG_CURRENT, Role, change_password
-from accord.serve.web.kit import Kit
+from accord.serve.web.kit import Kit, attempt
 from accord.serve.web.sessions import Session, create_session
 from accord.store import Store
 
@@ -53,15 +53,15 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                 s.audit(name, "hub.password_change_refused", {"reason": "too many wrong passwords"})
                 return show(s, session, 429, f"Too many wrong passwords. Wait {kit.lockout_minutes} "
                             "minutes and try again.")
-            try:
-                user = change_password(s, name, old[:1024], new[:1025])
-            except StoreError:
-                raise
-            except AccordError as err:  # audited without what was typed
+            def refused(err: AccordError) -> Response:  # audited without what was typed
                 if err.message == WRONG_CURRENT:
                     kit.limiter.failed(name, where)
                 s.audit(name, "hub.password_change_refused", {"reason": err.message})
                 return show(s, session, 400, f"The password was not changed: {err.message}.", err.hint)
+
+            user = attempt(lambda: change_password(s, name, old[:1024], new[:1025]), refused)
+            if isinstance(user, Response):
+                return user
             kit.limiter.succeeded(name)
             cookie, _ = create_session(s, user, kit.session_minutes)
             response = RedirectResponse(HOMES[user.role], status_code=303)

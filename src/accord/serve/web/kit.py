@@ -16,7 +16,9 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from starlette.types import Message
 
+from accord.errors import AccordError, StoreError
 from accord.serve.accounts import Role
+from accord.serve.deps import AnalysisLimit
 from accord.serve.web.sessions import LoginLimiter, Session
 from accord.store import Store
 
@@ -53,6 +55,18 @@ def text_field(form: FormData, name: str, limit: int = 1000) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
+def attempt(action: Callable[[], T], refused: Callable[[AccordError], Response]) -> T | Response:
+    """``action()``, or the page ``refused`` makes of the AccordError it raised (a refusal said in
+    plain words on the page the form came from). A StoreError is not a refusal: the hub cannot be
+    reached, and it goes on to the router's one "not available" page (503)."""
+    try:
+        return action()
+    except StoreError:
+        raise
+    except AccordError as err:
+        return refused(err)
+
+
 @dataclass(frozen=True)
 class Kit:
     """The helpers of one ``ui_router`` (see accord.serve.web.routes for what each does)."""
@@ -67,6 +81,7 @@ class Kit:
     session_minutes: int
     limiter: LoginLimiter  # the sign-in limit; wrong current passwords on the change page count too
     lockout_minutes: int
+    analyses: AnalysisLimit  # the app's limit on analyses at once (accord.serve.deps)
 
     def get(self, request: Request, roles: set[Role],
             show: Callable[[Store, Session], Response]) -> Response:
@@ -78,21 +93,34 @@ class Kit:
         return answer
 
     def post(self, request: Request, roles: set[Role], max_fields: int,
-             act: Callable[[Store, Session, FormData], Response]) -> Awaitable[Response]:
+             act: Callable[[Store, Session, FormData], Response],
+             check: Callable[[Store, Session, FormData], Response | None] | None = None,
+             analysis: str | None = None) -> Awaitable[Response]:
         """A short form's POST for ``roles``: read (bounded), the guard, the CSRF check, then ``act``
-        in a worker thread with the hub store."""
+        in a worker thread with the hub store. ``check`` (if given) runs first with its own short
+        use of the store: an answer from it (a confirmation page, a refusal) is the answer and
+        ``act`` does not run. With ``analysis`` (its name), ``act`` waits for its turn in the
+        app's limit on analyses at once; ``check`` does not."""
         async def handle() -> Response:
             try:
                 form = await read_form(request, SMALL_FORM, max_files=0, max_fields=max_fields)
             except TooLarge:
                 return self.too_large()
 
-            def run(s: Store) -> Response:
+            def run(s: Store, step: Callable[[Store, Session, FormData], Response | None]) -> Response | None:
                 session = self.guard(request, s, roles)
                 if not isinstance(session, Session):
                     return session
                 refused = self.check_csrf(request, s, session, form.get("csrf"))
-                return refused or act(s, session, form)
-            answer: Response = await run_in_threadpool(self.with_store, run)
+                return refused or step(s, session, form)
+
+            if check is not None:
+                first: Response | None = await run_in_threadpool(self.with_store, lambda s: run(s, check))
+                if first is not None:
+                    return first
+            if analysis is not None:
+                answer: Response = await self.analyses.run(analysis, self.with_store, lambda s: run(s, act))
+            else:
+                answer = await run_in_threadpool(self.with_store, lambda s: run(s, act))
             return answer
         return handle()

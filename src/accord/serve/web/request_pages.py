@@ -21,9 +21,9 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from accord.errors import AccordError, ParameterError, StoreError
+from accord.errors import AccordError, ParameterError
 from accord.serve.accounts import Role
-from accord.serve.web.kit import Kit, text_field
+from accord.serve.web.kit import Kit, attempt, text_field
 from accord.serve.web.sessions import Session
 from accord.serve.web.steward_pages import _ID, request_words, summary_words
 from accord.store import Store
@@ -88,16 +88,17 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             from accord.serve import requests as rq
 
             kind = text_field(form, "kind", 20)
-            try:
+
+            def send() -> dict[str, Any]:
                 if kind not in rq.KINDS:
                     raise ParameterError("choose microdata or synthetic data")
-                row = rq.create_request(s, session.user, kind, parameters_of(form, kind),
-                                        text_field(form, "purpose", rq.MAX_TEXT + 1))
-            except StoreError:
-                raise
-            except AccordError as err:
-                return requests_page(s, session, 400, f"The request was not sent: "
-                                     f"{err.message.split('; got')[0]}", err.hint)
+                return rq.create_request(s, session.user, kind, parameters_of(form, kind),
+                                         text_field(form, "purpose", rq.MAX_TEXT + 1))
+
+            row = attempt(send, lambda err: requests_page(s, session, 400, f"The request was not sent: "
+                                                          f"{err.message}", err.hint))
+            if isinstance(row, Response):
+                return row
             return RedirectResponse(f"/ui/analyst/requests?made={row['request_id']}", status_code=303)
         return await kit.post(request, ANALYST, 10, act)
 
@@ -109,20 +110,20 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             request_id = text_field(form, "request_id", 64)
             if not request_id:
                 return requests_page(s, session, 400, "Choose a request to download.")
-            try:
-                got = rq.request_output(s, request_id, session.user)
-            except StoreError:
-                raise
-            except rq.NotYourRequest:
-                s.audit(session.user.username, "hub.denied", {"route": request.url.path,
-                                                             "reason": "another analyst's request"})
-                return kit.problem(403, "This output is not yours",
-                                   "Only the analyst who asked for a release downloads it. The attempt "
-                                   "is on the audit log.", session)
-            except rq.NoSuchRequest:
-                return requests_page(s, session, 404, "There is no such request.")
-            except AccordError as err:
+            def refused(err: AccordError) -> Response:
+                if isinstance(err, rq.NotYourRequest):
+                    s.audit(session.user.username, "hub.denied", {"route": request.url.path,
+                                                                 "reason": "another analyst's request"})
+                    return kit.problem(403, "This output is not yours",
+                                       "Only the analyst who asked for a release downloads it. The attempt "
+                                       "is on the audit log.", session)
+                if isinstance(err, rq.NoSuchRequest):
+                    return requests_page(s, session, 404, "There is no such request.")
                 return requests_page(s, session, 409, f"Nothing to download: {err.message}", err.hint)
+
+            got = attempt(lambda: rq.request_output(s, request_id, session.user), refused)
+            if isinstance(got, Response):
+                return got
             return Response(got.content, media_type="application/zip", headers={
                 "Content-Disposition": f'attachment; filename="{got.filename}"', "X-Accord-SHA256": got.sha256})
         return await kit.post(request, ANALYST, 3, act)

@@ -21,7 +21,8 @@ from starlette.datastructures import UploadFile
 
 from accord.errors import AccordError, StoreError
 from accord.serve.accounts import Role, check_password, ensure_accounts, must_change_password
-from accord.serve.web.kit import SMALL_FORM, Kit, TooLarge, read_form
+from accord.serve.deps import AnalysisLimit
+from accord.serve.web.kit import SMALL_FORM, Kit, TooLarge, attempt, read_form
 from accord.serve.web.sessions import (
     LoginLimiter,
     Session,
@@ -78,7 +79,10 @@ def _detail_text(detail: str | None) -> str:
                      for k, v in data.items())
 
 
-def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) -> APIRouter:
+def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
+              analyses: AnalysisLimit) -> APIRouter:
+    """The web UI's routes; ``store_lock`` is the app's (accord.serve.deps.store_guard), ``analyses``
+    its limit on analyses at once (the report and tables pages, approvals take their turn in it)."""
     settings: WebSettings = getattr(config, "web", WebSettings())
     limiter = LoginLimiter(settings.max_failures_per_user, settings.max_failures_per_address,
                            60.0 * settings.lockout_minutes)
@@ -358,7 +362,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
             return partner_page(s, session, 400, "Choose the zip file of a contribution to upload.")
         contribution = work / "contribution"
         contribution.mkdir()
-        try:
+
+        def load() -> Response:
             safe_extract(archive, contribution, config.max_upload_bytes * 4)
             manifest = read_manifest(contribution)
             if manifest.partner != session.user.org:
@@ -367,14 +372,14 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
                 return partner_page(s, session, 403, "This contribution belongs to another organisation, "
                                     "so it was not loaded.", "Upload only your organisation's contributions.")
             outcome = add_contribution(s, contribution, actor=session.user.username)
-        except StoreError:
-            raise
-        except AccordError as err:
+            return RedirectResponse(f"/ui/partner?added={outcome.batch_id}", status_code=303)
+
+        def not_loaded(err: AccordError) -> Response:
             def here(text: str | None) -> str | None:
                 return text.replace(str(contribution), "the upload") if text else text
             return partner_page(s, session, 422, f"The upload was refused and nothing was loaded: "
                                 f"{here(err.message)}", here(err.hint))
-        return RedirectResponse(f"/ui/partner?added={outcome.batch_id}", status_code=303)
+        return attempt(load, not_loaded)
 
     # ---------------------------------------------------------------- analyst
     def analyst_page(s: Store, session: Session, status: int = 200, error: str | None = None,
@@ -411,11 +416,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
                 return refused
             work = Path(tempfile.mkdtemp(prefix="accord-ui-release-"))
             try:
-                return make(s, session, work)
-            except StoreError:
-                raise
-            except AccordError as err:
-                return analyst_page(s, session, 409, f"Nothing was published: {err.message}", err.hint)
+                return attempt(lambda: make(s, session, work), lambda err: analyst_page(
+                    s, session, 409, f"Nothing was published: {err.message}", err.hint))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         return with_store(run)
@@ -436,7 +438,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
             # then shown again at no cost), recorded as a release and audited with who looked.
             publish_report(s, out, SuppressionRules(threshold=10), actor=session.user.username, method="dp")
             return HTMLResponse(out.read_text(encoding="utf-8"), headers={"Content-Security-Policy": REPORT_CSP})
-        return await run_in_threadpool(analyst_post, request, given, make)
+        return await analyses.run(request.url.path, analyst_post, request, given, make)
 
     @router.post("/ui/analyst/tables")
     async def tables(request: Request) -> Response:
@@ -458,7 +460,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
             name = f"accord-tables-{result.data_version}.zip"
             return Response(buf.getvalue(), media_type="application/zip",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
-        return await run_in_threadpool(analyst_post, request, given, make)
+        return await analyses.run(request.url.path, analyst_post, request, given, make)
 
     # ---------------------------------------------------------------- auditor
     @router.get("/ui/auditor")
@@ -485,7 +487,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object]) 
 
     kit = Kit(page=page, problem=problem, guard=guard, check_csrf=check_csrf, with_store=with_store,
               too_large=too_large, secure=secure, session_minutes=settings.session_minutes,
-              limiter=limiter, lockout_minutes=settings.lockout_minutes)
+              limiter=limiter, lockout_minutes=settings.lockout_minutes, analyses=analyses)
     account_pages.add_routes(router, kit)
     steward_pages.add_routes(router, kit)
     request_pages.add_routes(router, kit)

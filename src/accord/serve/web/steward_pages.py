@@ -37,9 +37,9 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from accord.errors import AccordError, ParameterError, ReleaseRefused, StoreError
+from accord.errors import AccordError, ParameterError, ReleaseRefused
 from accord.serve.accounts import Role
-from accord.serve.web.kit import Kit, text_field
+from accord.serve.web.kit import Kit, attempt, text_field
 from accord.serve.web.sessions import Session
 from accord.store import Store
 
@@ -59,11 +59,6 @@ DONE = {
     "disabled": "The account {id} was closed: it cannot sign in and its API tokens no longer work.",
     "revoked": "API token {id} was revoked. It stopped working at once.",
 }
-
-
-def _message(err: AccordError) -> str:
-    """An error's message without a repeated value (the parameter checks add "; got ...")."""
-    return err.message.split("; got")[0]
 
 
 def number(form: FormData, name: str, label: str, default: float | None = None) -> float:
@@ -157,7 +152,8 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
 
     @router.post("/ui/steward/requests/approve")
     async def approve(request: Request) -> Response:
-        def act(s: Store, session: Session, form: FormData) -> Response:
+        def check(s: Store, session: Session, form: FormData) -> Response | None:
+            """The confirmation page, or a refusal; None when the release may take its turn."""
             from accord.release.dp import ledger
             from accord.serve import requests as rq
 
@@ -189,15 +185,24 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                 return confirm(session, f"Approve request {request_id}?", "/ui/steward/requests/approve",
                                {"request_id": request_id}, lines, "Approve and run the release",
                                "/ui/steward/requests")
-            try:
-                rq.approve_request(s, request_id, session.user.username)
-            except StoreError:
-                raise
-            except AccordError as err:
-                return requests_page(s, session, 409, f"Nothing was released and the request is still "
-                                     f"pending: {_message(err)}", err.hint)
+            # a release the budget cannot pay is refused before it waits for its turn
+            refusal = attempt(lambda: rq.require_affordable(s, request_id), lambda err: not_released(s, session, err))
+            return refusal if isinstance(refusal, Response) else None
+
+        def act(s: Store, session: Session, form: FormData) -> Response:
+            from accord.serve import requests as rq
+
+            request_id = text_field(form, "request_id", 64)
+            refusal = attempt(lambda: rq.approve_request(s, request_id, session.user.username),
+                              lambda err: not_released(s, session, err))
+            if isinstance(refusal, Response):
+                return refusal
             return RedirectResponse(f"/ui/steward/requests?done=approved&id={request_id}", status_code=303)
-        return await kit.post(request, STEWARD, 4, act)
+
+        def not_released(s: Store, session: Session, err: AccordError) -> Response:
+            return requests_page(s, session, 409, f"Nothing was released and the request is still "
+                                 f"pending: {err.message}", err.hint)
+        return await kit.post(request, STEWARD, 4, act, check=check, analysis="/ui/steward/requests/approve")
 
     @router.post("/ui/steward/requests/reject")
     async def reject(request: Request) -> Response:
@@ -211,15 +216,15 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             if not reason:
                 return requests_page(s, session, 400, "Give a reason for rejecting the request: its "
                                      "requester will see it.")
-            try:
-                rq.reject_request(s, request_id, session.user.username, reason)
-            except StoreError:
-                raise
-            except rq.NoSuchRequest:
-                return requests_page(s, session, 404, "There is no such request.")
-            except AccordError as err:
-                return requests_page(s, session, 409, f"The request was not rejected: {_message(err)}",
+            def refused(err: AccordError) -> Response:
+                if isinstance(err, rq.NoSuchRequest):
+                    return requests_page(s, session, 404, "There is no such request.")
+                return requests_page(s, session, 409, f"The request was not rejected: {err.message}",
                                      err.hint)
+
+            refusal = attempt(lambda: rq.reject_request(s, request_id, session.user.username, reason), refused)
+            if isinstance(refusal, Response):
+                return refusal
             return RedirectResponse(f"/ui/steward/requests?done=rejected&id={request_id}", status_code=303)
         return await kit.post(request, STEWARD, 4, act)
 
@@ -261,7 +266,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                 delta = check_delta(number(form, "delta", "delta", budget.delta), "delta")
                 new_total = ledger.rho_from_epsilon_delta(epsilon, delta) + budget.granted_rho
         except ParameterError as err:
-            return budget_page(s, session, 400, f"Nothing was changed: {_message(err)}.", err.hint)
+            return budget_page(s, session, 400, f"Nothing was changed: {err.message}.", err.hint)
         left_now = budget.remaining_epsilon
         left_after = ledger.epsilon_from_rho(max(new_total - budget.spent_rho, 0.0), delta)
         if not grant and new_total + 1e-12 < budget.spent_rho:
@@ -290,17 +295,17 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             return confirm(session, "Grant more privacy budget?" if grant else "Change the privacy budget?",
                            f"/ui/steward/budget/{'grant' if grant else 'set'}", fields, lines,
                            "Grant it" if grant else "Set the budget", "/ui/steward/budget")
-        try:
+        def change() -> None:
             if grant:
                 ledger.grant(s, epsilon, session.user.username, text_field(form, "reason", 500))
             else:
                 ledger.set_budget(s, epsilon, delta, session.user.username)
-        except StoreError:
-            raise
-        except ReleaseRefused as err:
-            return budget_page(s, session, 409, f"Nothing was changed: {_message(err)}.", err.hint)
-        except AccordError as err:
-            return budget_page(s, session, 400, f"Nothing was changed: {_message(err)}.", err.hint)
+
+        refusal = attempt(change, lambda err: budget_page(
+            s, session, 409 if isinstance(err, ReleaseRefused) else 400,
+            f"Nothing was changed: {err.message}.", err.hint))
+        if isinstance(refusal, Response):
+            return refusal
         return RedirectResponse(f"/ui/steward/budget?done={'budget_grant' if grant else 'budget_set'}",
                                 status_code=303)
 
@@ -328,7 +333,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
 
     def account_error(s: Store, session: Session, err: AccordError) -> Response:
         status = 409 if "already" in err.message else 400
-        return accounts_page(s, session, status, f"Nothing was changed: {_message(err)}.", err.hint)
+        return accounts_page(s, session, status, f"Nothing was changed: {err.message}.", err.hint)
 
     @router.post("/ui/steward/accounts/org")
     async def org_add(request: Request) -> Response:
@@ -336,12 +341,10 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             from accord.serve.accounts import add_org
 
             org = text_field(form, "org", 64)
-            try:
-                add_org(s, org, session.user.username)
-            except StoreError:
-                raise
-            except AccordError as err:
-                return account_error(s, session, err)
+            refusal = attempt(lambda: add_org(s, org, session.user.username),
+                              lambda err: account_error(s, session, err))
+            if isinstance(refusal, Response):
+                return refusal
             return RedirectResponse(f"/ui/steward/accounts?done=org&id={org}", status_code=303)
         return await kit.post(request, STEWARD, 3, act)
 
@@ -353,16 +356,17 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             username = text_field(form, "username", 64)
             org = text_field(form, "org", 64)
             password = one_time_password()
-            try:
+            def add() -> Role:
                 try:
                     role = Role(text_field(form, "role", 20))
                 except ValueError:
                     raise AccountError("choose a role") from None
                 add_user(s, username, org, role, password, session.user.username, one_time=True)
-            except StoreError:
-                raise
-            except AccordError as err:
-                return account_error(s, session, err)
+                return role
+
+            role = attempt(add, lambda err: account_error(s, session, err))
+            if isinstance(role, Response):
+                return role
             return secret(session, f"Account {username} added", f"One-time password of {username}", password,
                           [f"{username} is a {dict(ROLE_CHOICES)[role.value].split(' (')[0]} of {org}.",
                            "Give this password to them in person or by another safe channel. They must "
@@ -392,15 +396,15 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                            f"/ui/steward/accounts/{'reset' if reset else 'disable'}", {"username": username},
                            lines, "Reset the password" if reset else "Close the account",
                            "/ui/steward/accounts", danger=not reset)
-        try:
+        def change() -> str:
             if reset:
-                password = reset_password(s, username, session.user.username)
-            else:
-                disable_user(s, username, session.user.username)
-        except StoreError:
-            raise
-        except AccordError as err:
-            return account_error(s, session, err)
+                return reset_password(s, username, session.user.username)
+            disable_user(s, username, session.user.username)
+            return ""
+
+        password = attempt(change, lambda err: account_error(s, session, err))
+        if isinstance(password, Response):
+            return password
         if not reset:
             return RedirectResponse(f"/ui/steward/accounts?done=disabled&id={username}", status_code=303)
         return secret(session, f"New one-time password for {username}", f"One-time password of {username}",
@@ -425,12 +429,11 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             username = text_field(form, "username", 64)
             if not username:
                 return accounts_page(s, session, 400, "Choose whose token to create.")
-            try:
-                token_id, token = create_token(s, username, session.user.username)
-            except StoreError:
-                raise
-            except AccordError as err:
-                return account_error(s, session, err)
+            made = attempt(lambda: create_token(s, username, session.user.username),
+                           lambda err: account_error(s, session, err))
+            if isinstance(made, Response):
+                return made
+            token_id, token = made
             return secret(session, f"API token {token_id} for {username}", f"API token of {username}", token,
                           [f"It acts as {username} on the hub's API (e.g. `accord push --server URL "
                            "--token-file FILE`). Save it in a file only its owner can read "
@@ -454,11 +457,9 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                                 "refused from then on.",
                                 "Its owner keeps their account; create a new token for them if needed."],
                                "Revoke the token", "/ui/steward/accounts", danger=True)
-            try:
-                revoke_token(s, token_id, session.user.username)
-            except StoreError:
-                raise
-            except AccordError as err:
-                return account_error(s, session, err)
+            refusal = attempt(lambda: revoke_token(s, token_id, session.user.username),
+                              lambda err: account_error(s, session, err))
+            if isinstance(refusal, Response):
+                return refusal
             return RedirectResponse(f"/ui/steward/accounts?done=revoked&id={token_id}", status_code=303)
         return await kit.post(request, STEWARD, 4, act)

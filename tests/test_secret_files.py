@@ -1,0 +1,53 @@
+"""A partner's pseudonym key and the linkage secret share one file format (accord.protect.secret_file):
+both are written owner-only and read back, and both refuse a missing, foreign, malformed or short
+file with their own words, never showing the secret."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accord.errors import KeyMissingError
+from accord.protect.encoding.secrets import load_linkage_secret, new_linkage_secret
+from accord.protect.keys import create_partner_key, load_partner_key
+
+KINDS: list[tuple[Callable[..., Any], Callable[[Path], Any], str, str, str]] = [
+    (create_partner_key, load_partner_key, "pseudonym key", "the key in", "accord keys init"),
+    (new_linkage_secret, load_linkage_secret, "linkage secret", "the linkage secret in", "--linkage"),
+]
+
+
+@pytest.mark.parametrize(("make", "load", "what", "short", "hint"), KINDS)
+def test_written_owner_only_read_back_and_refused_in_its_own_words(
+        tmp_path: Path, make: Callable[..., Any], load: Callable[[Path], Any], what: str, short: str,
+        hint: str) -> None:
+    path = tmp_path / "k" / "secret.key"
+    made = make(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load(path) == made
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Accord ") and base64.b64encode(made.secret).decode() in text
+
+    def refused(p: Path) -> KeyMissingError:
+        with pytest.raises(KeyMissingError) as caught:
+            load(p)
+        assert hint in (caught.value.hint or "")
+        assert base64.b64encode(made.secret).decode() not in caught.value.message
+        return caught.value
+
+    assert str(tmp_path / "none") in refused(tmp_path / "none").message
+    other = tmp_path / "other.key"
+    other.write_text(text.replace("kind: accord-", "kind: not-accord-"), encoding="utf-8")
+    assert f"is not an Accord {what} file" in refused(other).message
+    other.write_text("secret: [unclosed", encoding="utf-8")
+    assert f"is not an Accord {what} file" in refused(other).message
+    other.write_bytes(b"\xff\xfe binary")
+    assert f"is not an Accord {what} file" in refused(other).message
+    other.write_text(text.replace(base64.b64encode(made.secret).decode(),
+                                  base64.b64encode(b"short").decode()), encoding="utf-8")
+    message = refused(other).message
+    assert message.startswith(short) and message.endswith("is too short")
