@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,8 +29,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from accord.link.assign import greedy_one_to_one  # noqa: E402
 from accord.link.blocking import all_pairs, candidate_codes  # noqa: E402
 from accord.link.match import MatchConfig, score_pairs  # noqa: E402
-from linkage_levels import encode  # noqa: E402
-from tests.linkage_data import f1_ceiling, generate, look_alikes  # noqa: E402
+from accord.link.encodings import EncodedSet  # noqa: E402
+from accord.protect.encoding import Encoder, EncodingInfo  # noqa: E402
+from accord.protect.encoding.schema import (  # noqa: E402
+    FieldKind,
+    schema_from_dict,
+    schema_from_fields,
+    unit_schema,
+)
+from linkage_levels import SECRET, encode  # noqa: E402
+from tests.linkage_data import FIELDS, f1_ceiling, generate, look_alikes  # noqa: E402
 
 
 def candidates(a, b, cfg: MatchConfig) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -43,14 +52,32 @@ def candidates(a, b, cfg: MatchConfig) -> tuple[np.ndarray, np.ndarray]:  # type
     return codes // len(b), codes % len(b)
 
 
+def encode_unit(rows: list[dict[str, str]], seed: int) -> EncodedSet:
+    """The unit schema's fields and comparison levels on the generator's columns."""
+    doc = schema_from_fields(FIELDS).model_dump(mode="json", exclude_none=True)
+    levels = {f.kind.value: f.dice_levels for f in unit_schema().fields}
+    doc["fields"] = [f for f in doc["fields"] if f["name"] != "citizenship"]
+    for f in doc["fields"]:
+        if f["kind"] == FieldKind.NAME.value:
+            f["levels"] = list(levels[FieldKind.NAME.value])
+    schema = schema_from_dict(doc)
+    enc = Encoder(schema, SECRET, np.random.default_rng(seed))
+    t = pa.Table.from_pylist(rows)
+    out = enc.encode(t).append_column("id", t["id"])
+    return EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value))
+
+
 def run(n: int, seed: int, setting: str, cfg: MatchConfig) -> None:
     a_rows, b_rows, truth3 = generate(n, seed=seed)
     parts = setting.split("/")
     salt = parts[2] if len(parts) > 2 else None
-    look = look_alikes(a_rows, truth3, citizenship=salt != "-citizenship")
+    look = look_alikes(a_rows, truth3, citizenship=setting != "unit" and salt != "-citizenship")
     amb = {y for y, v in look.items() if v > 1}
-    a = encode(a_rows, float(parts[0]), int(parts[1]), 1, salt)
-    b = encode(b_rows, float(parts[0]), int(parts[1]), 2, salt)
+    if setting == "unit":
+        a, b = encode_unit(a_rows, 1), encode_unit(b_rows, 2)
+    else:
+        a = encode(a_rows, float(parts[0]), int(parts[1]), 1, salt)
+        b = encode(b_rows, float(parts[0]), int(parts[1]), 2, salt)
     t0 = time.process_time()
     ia, ib = candidates(a, b, cfg)
     weight, prob, model = score_pairs(a, b, ia, ib, cfg)
@@ -109,8 +136,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--seeds", default="11,12,13")
-    ap.add_argument("--settings", default="0.02/3,0.02/3/-citizenship",
-                    help="as linkage_levels.py: the hub layout's schema, then the unit's")
+    ap.add_argument("--settings", default="0.02/3,0.02/3/-citizenship,unit",
+                    help="as linkage_levels.py (the hub layout's schema; the same without "
+                         "citizenship), or 'unit': the unit schema's fields and levels")
     args = ap.parse_args()
     print(f"nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     for seed in (int(s) for s in args.seeds.split(",")):
