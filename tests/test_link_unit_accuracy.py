@@ -96,3 +96,19 @@ def test_look_alikes_count_only_what_the_schema_cannot_separate() -> None:
     assert f1_ceiling({"b0": 1, "b2": 1}) == 1.0
     # one sure pair and one coin flip between two: linking the flip raises F1 (0.5 > 1/2 * 2/3)
     assert f1_ceiling({"b0": 2, "b2": 1}) == pytest.approx(2 * 1.5 / (1.5 + 0.5 + 2))
+
+
+def test_unit_encodings_are_the_default_schemas_bit_for_bit() -> None:
+    """The extra level is comparison only: what the partners send the unit is unchanged, so the
+    privacy figures of the unit layout (benchmarks/results/linkpriv2.md) still hold."""
+    rows = pa.table({"given_name": ["Amina", "Yusuf", None],
+                     "family_name": ["Haddad", "Abdi", "Le"],
+                     "date_of_birth": ["1990-03-07", None, "1984"],
+                     "dob_quality": ["exact", "unknown", "year_only"],
+                     "sex": ["female", "male", "female"]})
+    doc = default_schema().model_dump(mode="json", exclude_none=True)
+    doc["fields"] = [f for f in doc["fields"] if f["name"] != "citizenship"]
+    plain = Encoder(schema_from_dict(doc), SECRET, np.random.default_rng(5)).encode(rows)
+    unit = Encoder(unit_schema(), SECRET, np.random.default_rng(5)).encode(rows)
+    assert plain.column_names == unit.column_names
+    assert "name" in unit.column_names and plain.equals(unit)

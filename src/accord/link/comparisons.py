@@ -20,12 +20,8 @@ from accord.protect.encoding.schema import EncodingSchema, FieldKind, FieldSpec
 _YEAR_LEVELS = (0.8, 0.3)
 # Birth years from reported ages (EncodedSet.birth_years), used where the date is unknown: years
 # apart at most this much (an age is reported in whole years at a registration date, so one
-# person's estimates differ by up to about a year, more when the age itself is a guess). Two
-# levels within the year: on the three-partner simulator, true pairs' estimates differ by less
-# than 0.5 in 65 % of pairs (random pairs 1.9 %), by 0.5-1 in 29 % (random 2.1 %), by 1-1.5 in
-# 2 % (random 2.1 %: no evidence); one level up to 1.5 years counted those alike and gave
-# random pairs 1-1.5 years apart the weight of a near-equal estimate.
-_AGE_YEAR_LEVELS = (0.5, 1.0, 2.5, 7.0)
+# person's estimates differ by up to about a year, more when the age itself is a guess).
+_AGE_YEAR_LEVELS = (1.5, 7.0)
 # Full dates of the same year in the lowest band whose Dice is at least this: they share the
 # unordered month/day token as well (day and month swapped) or the month. Random same-year dates
 # share only the year token and land below it in the default date filter (128 bits, 6 hashes
