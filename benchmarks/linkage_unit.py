@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accord.link.assign import greedy_one_to_one  # noqa: E402
 from accord.link.blocking import all_pairs, candidate_codes  # noqa: E402
-from accord.link.match import MatchConfig, score_pairs  # noqa: E402
 from accord.link.encodings import EncodedSet  # noqa: E402
+from accord.link.match import MatchConfig, score_pairs  # noqa: E402
 from accord.protect.encoding import Encoder, EncodingInfo  # noqa: E402
 from accord.protect.encoding.schema import (  # noqa: E402
     FieldKind,
@@ -41,7 +41,7 @@ from linkage_levels import SECRET, encode  # noqa: E402
 from tests.linkage_data import FIELDS, f1_ceiling, generate, look_alikes  # noqa: E402
 
 
-def candidates(a, b, cfg: MatchConfig) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def candidates(a: EncodedSet, b: EncodedSet, cfg: MatchConfig) -> tuple[np.ndarray, np.ndarray]:
     """The candidate pairs `match_sets` scores (same rule, same seeds)."""
     if len(a) * len(b) <= cfg.exhaustive_below:
         return all_pairs(a, b)
