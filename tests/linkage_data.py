@@ -126,3 +126,43 @@ def encode_rows(rows: list[dict[str, str]], secret: LinkageSecret, seed: int = 0
     t = pa.Table.from_pylist(rows)
     out = enc.encode(t).append_column("id", t["id"])
     return EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value))
+
+
+def look_alikes(a_rows: list[dict[str, str]], truth: list[tuple[str, str, str]],
+                citizenship: bool = True) -> dict[str, int]:
+    """For each true pair (by its B id), how many A records a linker cannot tell its B record
+    from with the generated fields: the true match and every other A record of the same name
+    and sex (and citizenship, when the linker compares it) that is not the true match of a B
+    record with a full birth date and that the B record's date does not rule out (unknown: any
+    birth date; year only or 1 January: the same birth year). 1 = unambiguous. Names carry no
+    error in these kinds, so nothing else tells the candidates apart."""
+    def key(r: dict[str, str]) -> tuple[str, ...]:
+        return (r["given"], r["family"], r["sex"]) + ((r["citizenship"],) if citizenship else ())
+
+    rough = ("unknown_date", "year_only", "default_date")
+    dated = {x for x, _, k in truth if k not in rough}
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for r in a_rows:
+        groups.setdefault(key(r), []).append(r)
+    a_of = {r["id"]: r for r in a_rows}
+    out = {}
+    for x, y, k in truth:
+        r = a_of[x]
+        same = [o for o in groups[key(r)] if o["id"] == x or o["id"] not in dated]
+        if k != "unknown_date":
+            same = [o for o in same if o["dob"][:4] == r["dob"][:4]]
+        out[y] = len(same) if k in rough else 1
+    return out
+
+
+def f1_ceiling(counts: dict[str, int]) -> float:
+    """Expected F1 of the best linker given `look_alikes`: it links every unambiguous pair and,
+    for a pair with k look-alikes, one of them at random (right with chance 1/k) when that
+    raises F1 (a link right with chance q raises F1 exactly when q > F1 / 2)."""
+    pairs = len(counts)
+    tp = float(sum(v == 1 for v in counts.values()))
+    fp = 0.0
+    for v in sorted(x for x in counts.values() if x > 1):
+        if 2 / v > 2 * tp / (tp + fp + pairs):
+            tp, fp = tp + 1 / v, fp + 1 - 1 / v
+    return 2 * tp / (tp + fp + pairs) if pairs else 1.0
