@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,21 @@ def test_spark_gives_the_same_candidates_and_links(spark: object, sets: tuple) -
     assert len(one.ia) > 0.3 * len(a)
     assert np.array_equal(one.ia, two.ia) and np.array_equal(one.ib, two.ib)
     assert np.array_equal(one.score, two.score) and one.candidates == two.candidates
+    # Scored in partitions (levels, EM's pairs, competing candidates), to the last bit.
+    assert np.array_equal(one.weight, two.weight)
+    assert one.model.matches == two.model.matches and one.model.iterations == two.model.iterations
+    assert one.diagnostics["above_threshold"] == two.diagnostics["above_threshold"]
+
+
+@pytest.mark.slow
+def test_spark_scores_without_competing_candidates_too(spark: object, sets: tuple) -> None:
+    a, b = sets
+    cfg = MatchConfig(competing_candidates=False, threshold=0.9)
+    one = match_sets(a, b, cfg)
+    two = match_sets(a, b, replace(cfg, engine=SparkEngine(spark, 3)))
+    assert len(one.ia) > 0.3 * len(a)
+    assert np.array_equal(one.ia, two.ia) and np.array_equal(one.ib, two.ib)
+    assert np.array_equal(one.weight, two.weight) and np.array_equal(one.score, two.score)
 
 
 def _hub(tmp: Path) -> Path:
