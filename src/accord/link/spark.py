@@ -226,6 +226,9 @@ class SparkEngine:
     session: Any  # pyspark.sql.SparkSession (typed loosely: pyspark is optional)
     partitions: int | None = None
     name: str = "spark"
+    # The partners' Parquet encodings the two sets were read from (A, B): the executors then
+    # read the records for scoring themselves instead of the driver shipping them.
+    sources: tuple[str, str] | None = None
 
     def band_pairs(self, job: BandJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         width = job.fa.shape[1]
@@ -258,7 +261,7 @@ class SparkEngine:
         from accord.link.spark_score import score_on_spark
 
         return score_on_spark(self.session, a, b, codes, fit, config, threshold,
-                              self.partitions)
+                              self.partitions, self.sources)
 
 
 def _spark_schema(schema: pa.Schema) -> str:

@@ -44,6 +44,7 @@ from accord.link.fellegi_sunter import (
     alone_log_odds,
     pair_odds,
 )
+from accord.protect.encoding.bloom import QUALITY_SUFFIX
 
 if TYPE_CHECKING:  # pragma: no cover
     from accord.link.match import MatchConfig
@@ -97,6 +98,29 @@ class _Layout:
             assert s.birth_years is not None
             cols[prefix + "by"] = pa.array(np.asarray(s.birth_years, dtype=np.float64))
         return pa.table(cols)
+
+    def read(self, session: Any, path: str, prefix: str, n: int) -> Any:
+        """One side's records read by the executors from the partner's Parquet encodings
+        (`accord encode`'s file, whose row order is the EncodedSet's), in the layout of
+        `table`: nothing of the records passes through the driver."""
+        from pyspark.sql import functions as F
+
+        df = session.read.parquet(path)
+        cols = [F.col("_metadata.row_index").alias(prefix + "idx")]
+        for k, (name, width) in enumerate(zip(self.names, self.widths, strict=True)):
+            # A missing filter is all zeros, as EncodedSet.from_table makes it.
+            cols += [F.coalesce(F.col(f"`{name}`").cast("binary"),
+                                F.lit(bytearray(8 * width))).alias(f"{prefix}w{k}"),
+                     F.col(f"`{name}`").isNotNull().alias(f"{prefix}p{k}")]
+        for k, d in enumerate(self.dates):
+            cols.append(F.coalesce(F.col(f"`{d}{QUALITY_SUFFIX}`"), F.lit("unknown"))
+                        .alias(f"{prefix}q{k}"))
+        out = df.select(*cols)
+        rows = out.count()
+        if rows != n:
+            raise AccordError(f"the encodings file holds {rows} records, the linkage {n}",
+                              hint="give the Spark engine the files the sets were read from")
+        return out
 
     def side(self, t: pa.RecordBatch, prefix: str) -> EncodedSet:
         """The batch's records of one side (one per pair) as an EncodedSet that compares as
@@ -290,11 +314,11 @@ def _final_fn(rounds: int, model: FSModel, threshold: float,
 def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray,
                    fit: Callable[[SparkCandidates], FSModel], config: MatchConfig,
                    threshold: float, partitions: int | None,
+                   sources: tuple[str, str] | None = None,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, FSModel]:
     """Codes, weights and probabilities of the candidates reaching ``threshold`` (code order),
     and the model: `match.CandidateScorer` on Spark (see the module doc)."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
     from accord.link.match import weights_of
 
@@ -307,8 +331,12 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
     sc = session.sparkContext
     n_parts = max(partitions or 4 * sc.defaultParallelism, -(-len(codes) // 2_000_000))
     layout = _Layout(a, b)
-    rec_a = session.createDataFrame(layout.table(a, "a_"))
-    rec_b = session.createDataFrame(layout.table(b, "b_"))
+    if sources is not None and not layout.ages:  # the executors read the partners' files
+        rec_a = layout.read(session, sources[0], "a_", len(a))
+        rec_b = layout.read(session, sources[1], "b_", nb)
+    else:  # the driver's sets (e.g. the hub's, with birth years from ages) are shipped
+        rec_a = session.createDataFrame(layout.table(a, "a_"))
+        rec_b = session.createDataFrame(layout.table(b, "b_"))
     pairs = (session.createDataFrame(pa.table({"code": pa.array(codes, pa.int64())}))
              .selectExpr("code", f"code div {nb} AS ia", f"code % {nb} AS ib"))
     joined = (pairs.join(rec_a, pairs.ia == rec_a.a_idx).join(rec_b, pairs.ib == rec_b.b_idx)
@@ -335,8 +363,11 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
                         .mapInArrow(_pass_fn(key, outs, cols), _ddl(cols)))
             odds = odds.mapInArrow(_final_fn(rounds, model, threshold, weights_of),
                                    "code bigint, weight double, prob double")
-        got = odds.orderBy(F.col("code")).toArrow()
+        # Few pairs reach the threshold (about one a record): sorted into candidate order on
+        # the driver (a Spark orderBy would run the last pass twice, once to sample ranges).
+        got = odds.toArrow()
     finally:
         levels.unpersist()
-    return (got.column("code").to_numpy(), got.column("weight").to_numpy(),
-            got.column("prob").to_numpy(), model)
+    order = np.argsort(got.column("code").to_numpy(), kind="stable")
+    return (got.column("code").to_numpy()[order], got.column("weight").to_numpy()[order],
+            got.column("prob").to_numpy()[order], model)
