@@ -96,6 +96,32 @@ def _poll(ui: str, out: Path, stop: threading.Event) -> None:
             continue
 
 
+def _tree_cpu() -> float:
+    """CPU seconds of this process's live descendants (the JVM, the Python workers), from
+    /proc (Linux): Spark's own metrics count only the JVM's task threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(proc.name)] = int(fields[1])
+        cpu[int(proc.name)] = (int(fields[11]) + int(fields[12]) + int(fields[13])
+                               + int(fields[14])) / tick  # utime stime cutime cstime
+    me, total = os.getpid(), 0.0
+    for pid in cpu:
+        p = pid
+        while p in parent and p not in (0, 1, me):
+            p = parent[p]
+        if p == me and pid != me:
+            total += cpu[pid]
+    return total
+
+
 def child(engine: str, d: Path, master: str, partitions: int | None, driver_memory: str) -> None:
     """One engine's linkage of the prepared data; results and metrics into d."""
     a, b = _load(d, "a"), _load(d, "b")
@@ -123,12 +149,15 @@ def child(engine: str, d: Path, master: str, partitions: int | None, driver_memo
                                   daemon=True)
         poller.start()
         try:
-            res = match_sets(a, b, MatchConfig(exhaustive_below=0,
-                                               engine=SparkEngine(session, partitions)), note)
+            # The executors read the partners' Parquet themselves for the scoring join.
+            engine_ = SparkEngine(session, partitions,
+                                  sources=(str(d / "a.parquet"), str(d / "b.parquet")))
+            res = match_sets(a, b, MatchConfig(exhaustive_below=0, engine=engine_), note)
             ui = session.sparkContext.uiWebUrl
             app = _rest(ui, "applications")[0]["id"]
             metrics = {"stages": _rest(ui, f"applications/{app}/stages"),
-                       "executors": _rest(ui, f"applications/{app}/allexecutors")}
+                       "executors": _rest(ui, f"applications/{app}/allexecutors"),
+                       "cpu_tree": _tree_cpu()}
         finally:
             stop.set()
             session.stop()
@@ -148,20 +177,21 @@ def child(engine: str, d: Path, master: str, partitions: int | None, driver_memo
 
 
 def run(n: int, engines: list[str], work: Path, master: str, partitions: int | None,
-        driver_memory: str) -> None:
+        driver_memory: str, report_only: bool = False) -> None:
     d = prepare(n, work)
     print(f"## {n:,} x {n:,}\n\nload average {os.getloadavg()[0]:.1f} at the start "
           f"(nproc {os.cpu_count()})\n")
-    cpu: dict[str, float] = {}
     for engine in engines:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run([sys.executable, __file__, "--child", engine, "--data", str(d),
-                        "--master", master, "--driver-memory", driver_memory,
-                        *(["--partitions", str(partitions)] if partitions else [])], check=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu[engine] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if not report_only:
+            subprocess.run([sys.executable, __file__, "--child", engine, "--data", str(d),
+                            "--master", master, "--driver-memory", driver_memory,
+                            *(["--partitions", str(partitions)] if partitions else [])],
+                           check=True)
     got = {e: json.loads((d / f"{e}.json").read_text()) for e in engines}
-    print("| engine | wall s | CPU s (process tree) | driver peak RSS GB | candidates | "
+    # CPU: the driver process's own, plus its descendants' (the JVM and the Python workers,
+    # read from /proc before the session stops); Spark's task CPU (JVM threads) beside it.
+    cpu = {e: r["cpu_driver"] + r.get("cpu_tree", 0.0) for e, r in got.items()}
+    print("| engine | wall s | CPU s (driver, JVM, Python workers) | driver peak RSS GB | candidates | "
           "above threshold | linked | precision | recall | F1 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for e, r in got.items():
@@ -202,13 +232,15 @@ def main() -> None:
     ap.add_argument("--driver-memory", default="4g")
     ap.add_argument("--child", default=None)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--report-only", action="store_true",
+                    help="print the tables from the last run's files under --work")
     args = ap.parse_args()
     if args.child:
         child(args.child, Path(args.data), args.master, args.partitions, args.driver_memory)
         return
     for n in (int(x) for x in args.n.split(",")):
         run(n, args.engines.split(","), Path(args.work), args.master, args.partitions,
-            args.driver_memory)
+            args.driver_memory, args.report_only)
 
 
 if __name__ == "__main__":
