@@ -126,7 +126,7 @@ def weights_of(log_odds: np.ndarray, model: FSModel) -> tuple[np.ndarray, np.nda
 class CandidateScorer(Protocol):
     """An engine that scores the candidates where they are (accord.link.spark_score): it
     computes their comparison levels in its partitions, lets the driver fit the model on them
-    with ``fit`` (EM reads pattern counts and the few pairs it weighs one by one), scores every
+    with ``fit`` (EM reads pattern counts and the pairs it weighs one by one), scores every
     pair with the model and returns the codes, weights and probabilities of the pairs whose
     probability reaches ``threshold``, in candidate (code) order."""
 
