@@ -1,14 +1,20 @@
 """Linkage on the Spark engine (local mode) against the embedded engine, same data, same run.
 
     .venv/bin/python benchmarks/spark.py [--n 100000,1000000] [--master local[2]]
+        [--engines embedded,spark] [--work /tmp/accord-spark-bench] [--driver-memory 4g]
 
-For each N (records per side, simulated migrant-like people, half shared): encodes both sides
-(as partners would: the secret stays in this script, never in the Spark settings), then links
-with the embedded engine and with the Spark engine, checks the pairs are identical, and reports
-wall time, the driver's peak RSS, Spark's executor peak memory (JVM heap and the process tree,
-which includes the Python workers) and shuffle volume per stage, read from Spark's own REST
-status API (http://<driver>:4040/api/v1, local to this machine). Prints the load average: the
-machine is shared, so wall times are inflated.
+For each N (records per side, simulated migrant-like people, half shared): simulates and encodes
+both sides once, as partners would (the secret stays in this script, never in the Spark
+settings), and writes them as the partners' Parquet encodings under --work (reused by later
+runs). Each engine then links them in a fresh child process (so each one's peak memory is its
+own): the embedded engine, and the Spark engine (blocking, comparison levels, EM's pairs and
+scores in partitions; one-to-one on the driver). Reports wall and CPU time, the driver's peak
+RSS, Spark's executor peak memory (JVM heap and the process tree, which includes the Python
+workers) and the shuffle volume of every stage, read from Spark's REST status API
+(http://<driver>:4040/api/v1, local to this machine; polled every 20 s into --work, so a run
+stopped early still leaves its finished stages), F1 against the true pairs, and whether the two
+engines' pairs and scores are identical. Prints the load average: the machine is shared, so
+wall times are inflated.
 """
 
 from __future__ import annotations
@@ -16,22 +22,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import resource
+import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accord.link.encodings import EncodedSet  # noqa: E402
+from accord.link.evaluate import pair_scores  # noqa: E402
 from accord.link.match import MatchConfig, match_sets  # noqa: E402
-from accord.link.spark import SparkEngine, SparkSettings, start_session  # noqa: E402
-from accord.protect.encoding import LinkageSecret  # noqa: E402
-from tests.linkage_data import encode_rows, generate  # noqa: E402
+from accord.protect.encoding import (  # noqa: E402
+    Encoder,
+    EncodingInfo,
+    LinkageSecret,
+    schema_from_fields,
+)
+from tests.linkage_data import FIELDS, generate  # noqa: E402
 
 
 def _rest(ui: str, path: str) -> Any:
@@ -39,60 +56,170 @@ def _rest(ui: str, path: str) -> Any:
         return json.load(r)
 
 
-def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
-def run(n: int, master: str, partitions: int | None) -> None:
-    secret = LinkageSecret(os.urandom(32))
+def prepare(n: int, work: Path) -> Path:
+    """Both sides' encodings as Parquet (and the true pairs), made once per N."""
+    d = work / f"n{n}"
+    if (d / "truth.parquet").exists():
+        return d
+    d.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    a_rows, b_rows, _ = generate(n, overlap=0.5, seed=21)
-    a, b = encode_rows(a_rows, secret, 1), encode_rows(b_rows[:n], secret, 2)
-    del a_rows, b_rows, secret
-    print(f"## {n:,} x {n:,}\n\nsimulated and encoded in {time.perf_counter() - t0:.0f} s; "
-          f"load average {os.getloadavg()[0]:.1f} (nproc {os.cpu_count()})\n")
-    cfg = MatchConfig(exhaustive_below=0)
+    secret = LinkageSecret(os.urandom(32))
+    a_rows, b_rows, truth = generate(n, overlap=0.5, seed=21)
+    b_rows = b_rows[:n]
+    schema = schema_from_fields(FIELDS)
+    for side, rows in (("a", a_rows), ("b", b_rows)):
+        enc = Encoder(schema, secret, np.random.default_rng(1 if side == "a" else 2))
+        t = pa.Table.from_pylist(rows)
+        out = enc.encode(t).append_column("id", t["id"])
+        pq.write_table(out, d / f"{side}.parquet")
+        (d / f"{side}.info").write_bytes(pickle.dumps(
+            EncodingInfo(schema, enc.fingerprint, enc.check_value)))
+    kept = {r["id"] for r in b_rows}
+    pq.write_table(pa.table({"a": [x for x, y, _ in truth if y in kept],
+                             "b": [y for x, y, _ in truth if y in kept]}), d / "truth.parquet")
+    print(f"simulated and encoded {n:,} a side in {time.perf_counter() - t0:.0f} s")
+    return d
+
+
+def _load(d: Path, side: str) -> EncodedSet:
+    info = pickle.loads((d / f"{side}.info").read_bytes())
+    return EncodedSet.from_table(pq.read_table(d / f"{side}.parquet"), info)
+
+
+def _poll(ui: str, out: Path, stop: threading.Event) -> None:
+    while not stop.wait(20):
+        try:
+            app = _rest(ui, "applications")[0]["id"]
+            out.write_text(json.dumps({"stages": _rest(ui, f"applications/{app}/stages"),
+                                       "executors": _rest(ui, f"applications/{app}/allexecutors")}))
+        except Exception:  # the UI may be busy or gone: keep the last snapshot
+            continue
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process's live descendants (the JVM, the Python workers), from
+    /proc (Linux): Spark's own metrics count only the JVM's task threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(proc.name)] = int(fields[1])
+        cpu[int(proc.name)] = (int(fields[11]) + int(fields[12]) + int(fields[13])
+                               + int(fields[14])) / tick  # utime stime cutime cstime
+    me, total = os.getpid(), 0.0
+    for pid in cpu:
+        p = pid
+        while p in parent and p not in (0, 1, me):
+            p = parent[p]
+        if p == me and pid != me:
+            total += cpu[pid]
+    return total
+
+
+def child(engine: str, d: Path, master: str, partitions: int | None, driver_memory: str) -> None:
+    """One engine's linkage of the prepared data; results and metrics into d."""
+    a, b = _load(d, "a"), _load(d, "b")
+    steps: dict[str, float] = {}
     t = time.perf_counter()
-    one = match_sets(a, b, cfg)
-    t_emb = time.perf_counter() - t
-    peak_emb = _peak_gb()
-    session = start_session(SparkSettings(master, (
-        ("spark.executor.processTreeMetrics.enabled", "true"),
-        ("spark.driver.memory", "6g"))))
-    try:
-        steps: dict[str, float] = {}
-        t = time.perf_counter()
-        two = match_sets(a, b, MatchConfig(exhaustive_below=0,
-                                           engine=SparkEngine(session, partitions)),
-                         lambda m: steps.setdefault(m.split(" ")[0], time.perf_counter() - t))
-        t_spark = time.perf_counter() - t
-        ui = session.sparkContext.uiWebUrl
-        app = _rest(ui, "applications")[0]["id"]
-        stages = _rest(ui, f"applications/{app}/stages")
-        execs = _rest(ui, f"applications/{app}/allexecutors")
-    finally:
-        session.stop()
-    same = (np.array_equal(one.ia, two.ia) and np.array_equal(one.ib, two.ib)
-            and np.array_equal(one.score, two.score) and one.candidates == two.candidates)
-    print("| engine | wall s | candidates | linked pairs | identical |\n| --- | --- | --- | --- | --- |")
-    print(f"| embedded | {t_emb:.1f} | {one.candidates:,} | {len(one.ia):,} | - |")
-    print(f"| spark {master} | {t_spark:.1f} | {two.candidates:,} | {len(two.ia):,} | {same} |\n")
-    print(f"Spark steps (s from start): {steps}; blocking passes: "
-          f"{one.diagnostics.get('blocking')}\n")
-    print(f"driver peak RSS {_peak_gb():.2f} GB (embedded alone {peak_emb:.2f} GB)\n")
-    for e in execs:
-        pm = e.get("peakMemoryMetrics") or {}
-        print(f"executor {e['id']}: peak JVM heap {pm.get('JVMHeapMemory', 0) / 1e9:.2f} GB, "
-              f"process tree RSS (JVM + Python workers) "
-              f"{(pm.get('ProcessTreeJVMRSSMemory', 0) + pm.get('ProcessTreePythonRSSMemory', 0)) / 1e9:.2f} GB")
-    print("\n| stage | tasks | shuffle write MB | shuffle read MB | input rows | s |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for s in sorted(stages, key=lambda s: s["stageId"]):
-        secs = (s.get("executorRunTime") or 0) / 1000
-        print(f"| {s['stageId']} {s['name'][:40]} | {s['numTasks']} | "
-              f"{s['shuffleWriteBytes'] / 1e6:.1f} | {s['shuffleReadBytes'] / 1e6:.1f} | "
-              f"{s.get('inputRecords', 0):,} | {secs:.1f} |")
-    print(f"\nload average after: {os.getloadavg()[0]:.1f}\n")
+    c0 = time.process_time()
+
+    def note(msg: str) -> None:
+        steps.setdefault(msg.split(" ")[0], round(time.perf_counter() - t, 1))
+        print(f"  [{engine}] {time.perf_counter() - t:7.1f} s  {msg}", flush=True)
+
+    metrics: dict[str, Any] = {}
+    if engine == "embedded":
+        res = match_sets(a, b, MatchConfig(exhaustive_below=0), note)
+    else:
+        from accord.link.spark import SparkEngine, SparkSettings, start_session
+
+        session = start_session(SparkSettings(master, (
+            ("spark.executor.processTreeMetrics.enabled", "true"),
+            ("spark.driver.memory", driver_memory),
+            ("spark.local.dir", str(d / "spark-local")))))
+        stop = threading.Event()
+        live = d / "spark-metrics.json"
+        poller = threading.Thread(target=_poll, args=(session.sparkContext.uiWebUrl, live, stop),
+                                  daemon=True)
+        poller.start()
+        try:
+            # The executors read the partners' Parquet themselves for the scoring join.
+            engine_ = SparkEngine(session, partitions,
+                                  sources=(str(d / "a.parquet"), str(d / "b.parquet")))
+            res = match_sets(a, b, MatchConfig(exhaustive_below=0, engine=engine_), note)
+            ui = session.sparkContext.uiWebUrl
+            app = _rest(ui, "applications")[0]["id"]
+            metrics = {"stages": _rest(ui, f"applications/{app}/stages"),
+                       "executors": _rest(ui, f"applications/{app}/allexecutors"),
+                       "cpu_tree": _tree_cpu()}
+        finally:
+            stop.set()
+            session.stop()
+    wall = time.perf_counter() - t
+    np.savez(d / f"{engine}.npz", ia=res.ia, ib=res.ib, score=res.score, weight=res.weight)
+    truth = pq.read_table(d / "truth.parquet")
+    f1 = pair_scores([(a.ids[i], b.ids[j]) for i, j in zip(res.ia, res.ib, strict=True)],
+                     set(zip(truth.column("a").to_pylist(), truth.column("b").to_pylist(),
+                             strict=True)))
+    (d / f"{engine}.json").write_text(json.dumps({
+        "wall": wall, "cpu_driver": time.process_time() - c0, "steps": steps,
+        "candidates": res.candidates, "linked": len(res.ia),
+        "above_threshold": res.diagnostics.get("above_threshold"),
+        "blocking": res.diagnostics.get("blocking"), "f1": f1.as_dict(),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        **metrics}, default=str))
+
+
+def run(n: int, engines: list[str], work: Path, master: str, partitions: int | None,
+        driver_memory: str, report_only: bool = False) -> None:
+    d = prepare(n, work)
+    print(f"## {n:,} x {n:,}\n\nload average {os.getloadavg()[0]:.1f} at the start "
+          f"(nproc {os.cpu_count()})\n")
+    for engine in engines:
+        if not report_only:
+            subprocess.run([sys.executable, __file__, "--child", engine, "--data", str(d),
+                            "--master", master, "--driver-memory", driver_memory,
+                            *(["--partitions", str(partitions)] if partitions else [])],
+                           check=True)
+    got = {e: json.loads((d / f"{e}.json").read_text()) for e in engines}
+    # CPU: the driver process's own, plus its descendants' (the JVM and the Python workers,
+    # read from /proc before the session stops); Spark's task CPU (JVM threads) beside it.
+    cpu = {e: r["cpu_driver"] + r.get("cpu_tree", 0.0) for e, r in got.items()}
+    print("| engine | wall s | CPU s (driver, JVM, Python workers) | driver peak RSS GB | candidates | "
+          "above threshold | linked | precision | recall | F1 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for e, r in got.items():
+        f = r["f1"]
+        print(f"| {e} | {r['wall']:.1f} | {cpu[e]:.0f} | {r['peak_rss_gb']:.2f} | "
+              f"{r['candidates']:,} | {r['above_threshold']:,} | {r['linked']:,} | "
+              f"{f['precision']:.4f} | {f['recall']:.4f} | {f['f1']:.4f} |")
+    if len(got) == 2:
+        one, two = (np.load(d / f"{e}.npz") for e in engines)
+        same = all(np.array_equal(one[k], two[k]) for k in ("ia", "ib", "score", "weight"))
+        print(f"\nidentical pairs, scores and weights: **{same}**")
+    for e, r in got.items():
+        print(f"\n{e} steps (s from start): {r['steps']}; blocking: {r['blocking']}")
+        for ex in r.get("executors", []):
+            pm = ex.get("peakMemoryMetrics") or {}
+            print(f"\nexecutor {ex['id']}: peak JVM heap {pm.get('JVMHeapMemory', 0) / 1e9:.2f} GB, "
+                  f"process tree RSS (JVM + Python workers) "
+                  f"{(pm.get('ProcessTreeJVMRSSMemory', 0) + pm.get('ProcessTreePythonRSSMemory', 0)) / 1e9:.2f} GB")
+        if r.get("stages"):
+            print("\n| stage | tasks | shuffle write MB | shuffle read MB | executor run s |")
+            print("| --- | --- | --- | --- | --- |")
+            for s in sorted(r["stages"], key=lambda s: s["stageId"]):
+                print(f"| {s['stageId']} {s['name'][:36]} | {s['numTasks']} | "
+                      f"{s['shuffleWriteBytes'] / 1e6:.1f} | {s['shuffleReadBytes'] / 1e6:.1f} | "
+                      f"{(s.get('executorRunTime') or 0) / 1000:.1f} |")
+            total = sum(s["shuffleWriteBytes"] for s in r["stages"]) / 1e6
+            print(f"\nshuffle written in all: {total:,.1f} MB")
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}\n", flush=True)
 
 
 def main() -> None:
@@ -100,9 +227,20 @@ def main() -> None:
     ap.add_argument("--n", default="100000")
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--partitions", type=int, default=None)
+    ap.add_argument("--engines", default="embedded,spark")
+    ap.add_argument("--work", default="/tmp/accord-spark-bench")
+    ap.add_argument("--driver-memory", default="4g")
+    ap.add_argument("--child", default=None)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--report-only", action="store_true",
+                    help="print the tables from the last run's files under --work")
     args = ap.parse_args()
+    if args.child:
+        child(args.child, Path(args.data), args.master, args.partitions, args.driver_memory)
+        return
     for n in (int(x) for x in args.n.split(",")):
-        run(n, args.master, args.partitions)
+        run(n, args.engines.split(","), Path(args.work), args.master, args.partitions,
+            args.driver_memory, args.report_only)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,21 @@ def test_spark_gives_the_same_candidates_and_links(spark: object, sets: tuple) -
     assert len(one.ia) > 0.3 * len(a)
     assert np.array_equal(one.ia, two.ia) and np.array_equal(one.ib, two.ib)
     assert np.array_equal(one.score, two.score) and one.candidates == two.candidates
+    # Scored in partitions (levels, EM's pairs, competing candidates), to the last bit.
+    assert np.array_equal(one.weight, two.weight)
+    assert one.model.matches == two.model.matches and one.model.iterations == two.model.iterations
+    assert one.diagnostics["above_threshold"] == two.diagnostics["above_threshold"]
+
+
+@pytest.mark.slow
+def test_spark_scores_without_competing_candidates_too(spark: object, sets: tuple) -> None:
+    a, b = sets
+    cfg = MatchConfig(competing_candidates=False, threshold=0.9)
+    one = match_sets(a, b, cfg)
+    two = match_sets(a, b, replace(cfg, engine=SparkEngine(spark, 3)))
+    assert len(one.ia) > 0.3 * len(a)
+    assert np.array_equal(one.ia, two.ia) and np.array_equal(one.ib, two.ib)
+    assert np.array_equal(one.weight, two.weight) and np.array_equal(one.score, two.score)
 
 
 def _hub(tmp: Path) -> Path:
@@ -379,3 +395,42 @@ def test_spark_that_cannot_start_says_what_to_install_on_every_command(
     # Java is checked before a local session is made (or reused): no Java, a clear exit 2.
     assert res.exit_code == 2, res.output
     assert "openjdk-17-jre-headless" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_spark_reads_the_partners_parquet_for_scoring(spark: object, tmp_path: Path) -> None:
+    """With the partners' encodings files given, the executors read the records themselves
+    (row order = the sets'), and the links are the embedded engine's."""
+    import pyarrow.parquet as pq
+
+    from accord.link.encodings import EncodedSet
+    from accord.protect.encoding import Encoder, EncodingInfo, schema_from_fields
+    from tests.linkage_data import FIELDS
+
+    a_rows, b_rows, _ = generate(600, seed=12)
+    schema = schema_from_fields(FIELDS)
+    sets, paths = [], []
+    for k, rows in enumerate((a_rows, b_rows)):
+        enc = Encoder(schema, SECRET, np.random.default_rng(k))
+        t = pa.Table.from_pylist(rows)
+        out = enc.encode(t).append_column("id", t["id"])
+        path = tmp_path / f"side{k}.parquet"
+        pq.write_table(out, path, row_group_size=200)  # several row groups: order kept
+        paths.append(str(path))
+        sets.append(EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint,
+                                                            enc.check_value)))
+    a, b = sets
+    cfg = MatchConfig(exhaustive_below=0)
+    one = match_sets(a, b, cfg)
+    two = match_sets(a, b, replace(cfg, engine=SparkEngine(spark, 3, sources=(paths[0],
+                                                                               paths[1]))))
+    assert len(one.ia) > 0.3 * len(a)
+    assert np.array_equal(one.ia, two.ia) and np.array_equal(one.ib, two.ib)
+    assert np.array_equal(one.weight, two.weight)
+    # A file that is not the set's (another row count) is refused, not silently misread.
+    from accord.link.spark_score import _Layout
+
+    short = tmp_path / "short.parquet"
+    pq.write_table(pq.read_table(paths[0]).slice(0, 100), short)
+    with pytest.raises(AccordError, match="records"):
+        _Layout(a, b).read(spark, str(short), "a_", len(a))

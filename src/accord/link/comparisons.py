@@ -79,7 +79,10 @@ def follow_hardening(thresholds: tuple[float, ...], observed_fill: float, mixing
     return tuple(round(float(np.interp(t, ref, now)), 4) for t in thresholds)
 
 
-def _fill(a: EncodedSet, b: EncodedSet, name: str) -> float:
+def linkage_fill(a: EncodedSet, b: EncodedSet, name: str) -> float:
+    """Share of set bits of a column over the present filters of both sides."""
+    if a.linkage_fill is not None:  # a part of a linkage: the whole linkage's share
+        return a.linkage_fill[name]
     ones, n = 0, 0
     for s in (a, b):
         f = s.fields[name]
@@ -102,7 +105,7 @@ def field_levels(a: EncodedSet, b: EncodedSet, spec: FieldSpec,
     named = spec.kind is FieldKind.NAME
     mixing = max(1, hardening.diffusion) if named else 1
     ref_mixing = REFERENCE_DIFFUSION if named else 1
-    return follow_hardening(thresholds, _fill(a, b, column or spec.name), mixing,
+    return follow_hardening(thresholds, linkage_fill(a, b, column or spec.name), mixing,
                             hardening.flip_probability, ref_mixing)
 
 

@@ -58,6 +58,10 @@ class EncodedSet:
     # Approximate birth year per record from outside the encodings (the hub: registration date
     # minus reported age), NaN where unknown; compared only where the birth date says nothing.
     birth_years: np.ndarray | None = None
+    # The share of set bits of each column over both sides of the whole linkage, when this set
+    # is a part of one side (an engine's partition, accord.link.spark_score): comparison levels
+    # then use the whole linkage's Dice thresholds (`comparisons.field_levels`), not the part's.
+    linkage_fill: dict[str, float] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)

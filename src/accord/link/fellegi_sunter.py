@@ -26,6 +26,7 @@ one-to-one idea, in a closed-form approximation) is a few vectorised lines.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -169,6 +170,23 @@ def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
                               np.ascontiguousarray(idx, dtype=np.int64), int(n))
 
 
+def alone_log_odds(log_bf: np.ndarray, n_a: int, n_b: int, matches: float) -> np.ndarray:
+    """Natural log odds of each pair without its competing candidates (a pair on its own)."""
+    lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
+    return np.log(lam) + log_bf - np.log1p(-lam)
+
+
+def pair_odds(log_bf: np.ndarray, n_a: int, n_b: int,
+              matches: float) -> tuple[np.ndarray, np.ndarray]:
+    """log x and x of each pair: its odds against "both records unmatched" (`pair_log_odds`).
+    Per pair, so an engine computes it in its partitions (accord.link.spark_score)."""
+    lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
+    pa = min(matches / max(n_a, 1), 0.999)
+    pb = min(matches / max(n_b, 1), 0.999)
+    log_x = np.log(lam) + log_bf - np.log(1.0 - pa) - np.log(1.0 - pb)
+    return log_x, np.exp(np.clip(log_x, -700.0, 650.0))
+
+
 def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, n_b: int,
                   matches: float, compete: bool = True, rounds: int = 1) -> np.ndarray:
     """Natural log odds that each pair is a match, given the records' competing candidates.
@@ -190,13 +208,9 @@ def pair_log_odds(log_bf: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_a: int, 
     records counted as taken, though each of those has 60 choices); the fixed point gives each
     about 1/60.
     """
-    lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
     if not compete:
-        return np.log(lam) + log_bf - np.log1p(-lam)
-    pa = min(matches / max(n_a, 1), 0.999)
-    pb = min(matches / max(n_b, 1), 0.999)
-    log_x = np.log(lam) + log_bf - np.log(1.0 - pa) - np.log(1.0 - pb)
-    x = np.exp(np.clip(log_x, -700.0, 650.0))
+        return alone_log_odds(log_bf, n_a, n_b, matches)
+    log_x, x = pair_odds(log_bf, n_a, n_b, matches)
     row = _others(x / (1.0 + _others(x, ib, n_b)), ia, n_a)
     col = _others(x / (1.0 + _others(x, ia, n_a)), ib, n_b)
     for _ in range(rounds - 1):
@@ -280,6 +294,51 @@ def _clean_joint_log_u(jc: _JointCounts, clean: np.ndarray, shrinkage: float) ->
     return np.log((counts + shrinkage * indep) / (r + shrinkage))
 
 
+class Candidates(Protocol):
+    """The candidate pairs as EM sees them: their level patterns, and the pairs of the patterns
+    EM needs pair by pair. In memory (`PairLevels`) or in an engine's partitions
+    (accord.link.spark_score), so that EM runs on the driver without every pair there."""
+
+    def __len__(self) -> int: ...
+
+    def patterns(self, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct level patterns (ascending `_codes`) and how many pairs have each."""
+        ...
+
+    def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pattern number, ia, ib) of the pairs whose pattern is ``wanted`` (a mask over
+        `patterns`), in candidate order."""
+        ...
+
+    def sample(self, number: np.ndarray) -> Candidates:
+        """The pairs of the A records with ``number`` >= 0, numbered so in A."""
+        ...
+
+
+class PairLevels:
+    """Candidates in memory: levels ``gamma`` of the pairs (ia, ib)."""
+
+    def __init__(self, gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> None:
+        self.gamma, self.ia, self.ib = gamma, ia, ib
+        self._pid: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.gamma)
+
+    def patterns(self, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        patterns, self._pid = _pattern_ids(self.gamma, n_levels)
+        return patterns, np.bincount(self._pid, minlength=len(patterns)).astype(np.float64)
+
+    def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        assert self._pid is not None, "patterns() first"
+        sel = np.flatnonzero(wanted[self._pid])
+        return self._pid[sel], self.ia[sel], self.ib[sel]
+
+    def sample(self, number: np.ndarray) -> PairLevels:
+        pos = np.flatnonzero(number[self.ia] >= 0)
+        return PairLevels(self.gamma[pos], number[self.ia[pos]], self.ib[pos])
+
+
 def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
            pairs: tuple[np.ndarray, np.ndarray], sizes: tuple[int, int],
            independent: tuple[int, ...] = (), labels: list[tuple[str, ...]] | None = None,
@@ -296,7 +355,19 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
     a mask of the random pairs known to be non-matches (see `fit`); the joint u is then
     estimated once from them instead of from all random pairs less the expected matches.
     """
-    ia, ib = pairs
+    return fit_em_on(PairLevels(gamma, *pairs), random_gamma, n_levels, sizes=sizes,
+                     independent=independent, labels=labels, shrinkage=shrinkage,
+                     max_iter=max_iter, tol=tol, negligible=negligible, m_floor=m_floor,
+                     prior_matches=prior_matches, clean=clean)
+
+
+def fit_em_on(cands: Candidates, random_gamma: np.ndarray, n_levels: list[int], *,
+              sizes: tuple[int, int], independent: tuple[int, ...] = (),
+              labels: list[tuple[str, ...]] | None = None, shrinkage: float = 20.0,
+              max_iter: int = 200, tol: float = 1e-5, negligible: float = 1e-9,
+              m_floor: float = 0.002, prior_matches: float = 5.0,
+              clean: np.ndarray | None = None) -> FSModel:
+    """`fit_em` on candidates wherever they are (see `Candidates`)."""
     n_a, n_b = sizes
     total = max(float(n_a) * n_b, 1.0)
     r = max(len(random_gamma), 1)
@@ -305,10 +376,9 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
     u = [(c + 0.5) / (c.sum() + 0.5 * len(c)) for c in counts]
     m = m0 = _initial_m(u)
     labs = labels or []
-    if len(gamma) == 0:
+    if len(cands) == 0:
         return FSModel(m, u, 1e-9, 0, False, labs, 0.0, independent)
-    patterns, pid = _pattern_ids(gamma, n_levels)
-    per_pattern = np.bincount(pid, minlength=len(patterns)).astype(np.float64)
+    patterns, per_pattern = cands.patterns(n_levels)
     jc = _joint_counts(patterns, random_gamma, n_levels, independent)
     table = None if jc is None else jc.table
     fixed = None if jc is None or clean is None else _clean_joint_log_u(jc, clean, shrinkage)
@@ -328,10 +398,10 @@ def fit_em(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         x_pat = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0)) / base
         live = x_pat > negligible
         post_pat = np.where(live, 0.0, per_pattern * x_pat / (1.0 + x_pat))
-        sel = np.flatnonzero(live[pid])
-        if len(sel):
-            lo = pair_log_odds(log_bf[pid[sel]], ia[sel], ib[sel], n_a, n_b, matches)
-            post_pat += np.bincount(pid[sel], weights=_sigmoid(lo), minlength=len(patterns))
+        pid, ia, ib = cands.pairs_of(live)
+        if len(pid):
+            lo = pair_log_odds(log_bf[pid], ia, ib, n_a, n_b, matches)
+            post_pat += np.bincount(pid, weights=_sigmoid(lo), minlength=len(patterns))
         new_matches = float(post_pat.sum())
         # A small floor on every level: one level never seen among the estimated matches must
         # not veto a pair outright (EM's m of a rare level is noisy).
@@ -358,18 +428,17 @@ def probability(weight: np.ndarray, prior: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp2(-np.clip(w, -1000, 1000)))
 
 
-def _sample_pairs(ia: np.ndarray, n_a: int, records: int,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """The candidate pairs of a random sample of ``records`` records of A (all of each sampled
-    record's candidates, so its competing candidates are complete): their positions, their A
-    records numbered within the sample, and the sample's size."""
+def sample_numbers(n_a: int, records: int, seed: int) -> np.ndarray | None:
+    """A random sample of ``records`` records of A, numbered within the sample (-1 for the
+    others); None when A has no more records than that (the sample is all of A). EM on the
+    sample takes all of each sampled record's candidates, so its competing candidates are
+    complete."""
     if n_a <= records:
-        return np.arange(len(ia)), ia, n_a
+        return None
     rng = np.random.default_rng(seed)
     number = np.full(n_a, -1, dtype=np.int64)
     number[rng.choice(n_a, size=records, replace=False)] = np.arange(records)
-    pos = np.flatnonzero(number[ia] >= 0)
-    return pos, number[ia[pos]], records
+    return number
 
 
 def fit(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
@@ -395,14 +464,25 @@ def fit(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
     Falls back to `fit_em` as is when there are no independent fields or too few random pairs
     (below ``min_clean`` of them) clearly disagree on them.
     """
-    ia, ib = pairs
+    return fit_on(PairLevels(gamma, *pairs), random_gamma, n_levels, sizes=sizes,
+                  independent=independent, labels=labels, sample_records=sample_records,
+                  clear_ratio=clear_ratio, min_clean=min_clean, seed=seed)
+
+
+def fit_on(cands: Candidates, random_gamma: np.ndarray, n_levels: list[int], *,
+           sizes: tuple[int, int], independent: tuple[int, ...] = (),
+           labels: list[tuple[str, ...]] | None = None, sample_records: int = 50_000,
+           clear_ratio: float = 0.1, min_clean: float = 0.2, seed: int = 11) -> FSModel:
+    """`fit` on candidates wherever they are (see `Candidates`)."""
     n_a, n_b = sizes
-    if not independent or len(independent) == len(n_levels) or len(gamma) == 0:
-        return fit_em(gamma, random_gamma, n_levels, pairs=pairs, sizes=sizes,
-                      independent=independent, labels=labels)
-    pos, sample_ia, n_sample = _sample_pairs(ia, n_a, sample_records, seed)
-    first = fit_em(gamma[pos], random_gamma, n_levels, pairs=(sample_ia, ib[pos]),
-                   sizes=(n_sample, n_b), independent=tuple(range(len(n_levels))))
+    if not independent or len(independent) == len(n_levels) or len(cands) == 0:
+        return fit_em_on(cands, random_gamma, n_levels, sizes=sizes,
+                         independent=independent, labels=labels)
+    number = sample_numbers(n_a, sample_records, seed)
+    sampled = cands if number is None else cands.sample(number)
+    n_sample = n_a if number is None else sample_records
+    first = fit_em_on(sampled, random_gamma, n_levels, sizes=(n_sample, n_b),
+                      independent=tuple(range(len(n_levels))))
     clean = np.zeros(len(random_gamma), dtype=bool)
     for j in independent:
         ratio = first.m[j] / np.maximum(first.u[j], _EPS)
@@ -410,7 +490,7 @@ def fit(gamma: np.ndarray, random_gamma: np.ndarray, n_levels: list[int], *,
         clear[0] = False  # a missing value says nothing
         clean |= clear[random_gamma[:, j]]
     if clean.sum() < min_clean * len(random_gamma):
-        return fit_em(gamma, random_gamma, n_levels, pairs=pairs, sizes=sizes,
-                      independent=independent, labels=labels)
-    return fit_em(gamma, random_gamma, n_levels, pairs=pairs, sizes=sizes,
-                  independent=independent, labels=labels, clean=clean)
+        return fit_em_on(cands, random_gamma, n_levels, sizes=sizes,
+                         independent=independent, labels=labels)
+    return fit_em_on(cands, random_gamma, n_levels, sizes=sizes,
+                     independent=independent, labels=labels, clean=clean)

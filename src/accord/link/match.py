@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +15,15 @@ from accord.link.blocking import BlockingConfig, all_pairs, candidate_codes
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
 from accord.link.engine import BandEngine
-from accord.link.fellegi_sunter import LN2, FSModel, fit, pair_log_odds, probability
+from accord.link.fellegi_sunter import (
+    LN2,
+    Candidates,
+    FSModel,
+    fit,
+    fit_on,
+    pair_log_odds,
+    probability,
+)
 from accord.link.frequency import frequency_split
 from accord.protect.encoding.files import check_compatible
 from accord.protect.encoding.schema import EncodingSchema, FieldKind
@@ -91,6 +100,42 @@ def _name_codes(schema: EncodingSchema,
     return names[0], tuple(j for j, f in enumerate(schema.fields) if f.kind is FieldKind.CODE)
 
 
+def _independent(schema: EncodingSchema) -> tuple[int, ...]:
+    return tuple(j for j, f in enumerate(schema.fields)
+                 if f.kind in (FieldKind.DATE, FieldKind.YEAR))
+
+
+def fit_model(a: EncodedSet, b: EncodedSet, cands: Candidates, config: MatchConfig) -> FSModel:
+    """The model fitted on blocked candidates (not every pair), u from random pairs: what
+    `score_pairs` does there, for candidates wherever they are (an engine's partitions)."""
+    comps = comparisons(a.info.schema)
+    ra, rb = _random_pairs(len(a), len(b), config.u_pairs, config.seed)
+    return fit_on(cands, comparison_levels(a, b, ra, rb), [len(c.labels) for c in comps],
+                  sizes=(len(a), len(b)), independent=_independent(a.info.schema),
+                  labels=[c.labels for c in comps])
+
+
+def weights_of(log_odds: np.ndarray, model: FSModel) -> tuple[np.ndarray, np.ndarray]:
+    """Match weights (log2 Bayes factors after the competing candidates) and probabilities
+    from the natural log odds of `pair_log_odds`."""
+    weight = log_odds / LN2 - float(np.log2(model.prior / (1 - model.prior)))
+    return weight, probability(weight, model.prior)
+
+
+@runtime_checkable
+class CandidateScorer(Protocol):
+    """An engine that scores the candidates where they are (accord.link.spark_score): it
+    computes their comparison levels in its partitions, lets the driver fit the model on them
+    with ``fit`` (EM reads pattern counts and the pairs it weighs one by one), scores every
+    pair with the model and returns the codes, weights and probabilities of the pairs whose
+    probability reaches ``threshold``, in candidate (code) order."""
+
+    def score_candidates(self, a: EncodedSet, b: EncodedSet, codes: np.ndarray,
+                         fit: Callable[[Candidates], FSModel], config: MatchConfig,
+                         threshold: float,
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, FSModel]: ...
+
+
 def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
                 config: MatchConfig) -> tuple[np.ndarray, np.ndarray, FSModel]:
     """Match weights and probabilities of the given pairs, with the model fitted on them.
@@ -111,10 +156,8 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
     else:
         ra, rb = _random_pairs(len(a), len(b), config.u_pairs, config.seed)
         random_gamma = comparison_levels(a, b, ra, rb)
-    independent = tuple(j for j, f in enumerate(schema.fields)
-                        if f.kind in (FieldKind.DATE, FieldKind.YEAR))
     model = fit(gamma, random_gamma, n_levels, pairs=(ia, ib), sizes=(len(a), len(b)),
-                independent=independent, labels=[c.labels for c in comps])
+                independent=_independent(schema), labels=[c.labels for c in comps])
     log_bf = model.log_bayes_factor(gamma)
     fields = _name_codes(schema, config)
     if fields is not None and exhaustive and len(gamma):
@@ -133,9 +176,9 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
         log_bf = model.pair_log_bayes_factor(gamma, ia, ib)
     log_odds = pair_log_odds(log_bf, ia, ib, len(a), len(b), model.matches,
                              compete=config.competing_candidates,
-                             rounds=config.competition_rounds) / LN2
-    weight = log_odds - float(np.log2(model.prior / (1 - model.prior)))
-    return weight, probability(weight, model.prior), model
+                             rounds=config.competition_rounds)
+    weight, prob = weights_of(log_odds, model)
+    return weight, prob, model
 
 
 def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
@@ -145,6 +188,8 @@ def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
     say = progress or (lambda _msg: None)
     say("candidate generation")
     report: dict[str, object] = {}
+    automatic = cfg.threshold is None
+    threshold = AUTO_THRESHOLD if cfg.threshold is None else float(cfg.threshold)
     if len(a) * len(b) <= cfg.exhaustive_below or min(len(a), len(b)) == 0:
         ia, ib = all_pairs(a, b)
     else:
@@ -153,12 +198,24 @@ def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
         extra = int(min(cfg.random_candidates * max(len(a), len(b)), cfg.max_random_candidates))
         rng = np.random.default_rng(cfg.seed + 1)
         codes = np.union1d(codes, rng.integers(0, len(a) * len(b), extra, dtype=np.int64))
+        if isinstance(cfg.engine, CandidateScorer):
+            # Levels, EM's pairs and scores in the engine's partitions; only the pairs that
+            # reach the threshold come back for the one-to-one assignment.
+            say(f"scoring {len(codes)} candidate pairs ({cfg.engine.name})")
+            n_candidates = len(codes)
+            above_codes, weight, prob, model = cfg.engine.score_candidates(
+                a, b, codes, lambda cands: fit_model(a, b, cands, cfg), cfg, threshold)
+            del codes
+            ia, ib = above_codes // len(b), above_codes % len(b)
+            say("one-to-one assignment")
+            keep = greedy_one_to_one(ia, ib, weight)
+            return MatchResult(ia[keep], ib[keep], prob[keep], weight[keep], threshold,
+                               automatic, n_candidates, model,
+                               {"above_threshold": len(ia), "blocking": report})
         ia, ib = codes // len(b), codes % len(b)
         del codes
     say(f"scoring {len(ia)} candidate pairs")
     weight, prob, model = score_pairs(a, b, ia, ib, cfg)
-    automatic = cfg.threshold is None
-    threshold = AUTO_THRESHOLD if cfg.threshold is None else float(cfg.threshold)
     above = np.flatnonzero(prob >= threshold)
     say("one-to-one assignment")
     keep = above[greedy_one_to_one(ia[above], ib[above], weight[above])]

@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +36,10 @@ from accord.protect.keys import KEY_KIND
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
+
+    from accord.link.encodings import EncodedSet
+    from accord.link.fellegi_sunter import Candidates, FSModel
+    from accord.link.match import MatchConfig
 
 INSTALL_HINT = ("install the Spark extra and Java 17: pip install 'accord[spark]' and "
                 "apt-get install openjdk-17-jre-headless (or point JAVA_HOME at a Java 17 or 21)")
@@ -222,6 +226,9 @@ class SparkEngine:
     session: Any  # pyspark.sql.SparkSession (typed loosely: pyspark is optional)
     partitions: int | None = None
     name: str = "spark"
+    # The partners' Parquet encodings the two sets were read from (A, B): the executors then
+    # read the records for scoring themselves instead of the driver shipping them.
+    sources: tuple[str, str] | None = None
 
     def band_pairs(self, job: BandJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         width = job.fa.shape[1]
@@ -245,6 +252,16 @@ class SparkEngine:
         got = codes.toArrow().column("code").to_numpy()
         got = np.sort(got)
         yield got // nb, got % nb
+
+    def score_candidates(self, a: EncodedSet, b: EncodedSet, codes: np.ndarray,
+                         fit: Callable[[Candidates], FSModel], config: MatchConfig,
+                         threshold: float,
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, FSModel]:
+        """Levels, EM's pairs and scores in partitions (`accord.link.spark_score`)."""
+        from accord.link.spark_score import score_on_spark
+
+        return score_on_spark(self.session, a, b, codes, fit, config, threshold,
+                              self.partitions, self.sources)
 
 
 def _spark_schema(schema: pa.Schema) -> str:

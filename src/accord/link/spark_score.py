@@ -1,0 +1,375 @@
+"""Scoring on the Spark engine: comparison levels, EM's pairs and scores in Spark partitions.
+
+The stage logic is `accord.link.match`'s and `accord.link.fellegi_sunter`'s, run where the
+pairs are, with the same functions:
+
+1. **Levels.** The candidate codes become a DataFrame; each pair is joined with its two
+   records' filters and `comparisons.comparison_levels` runs per partition on the partition's
+   records (``mapInArrow``). The Dice thresholds that depend on the whole linkage (the share of
+   set bits of each column, `comparisons.linkage_fill`) are computed once on the driver and
+   given to every partition, so a pair's levels are the embedded engine's.
+2. **EM on the driver, pairs where they are.** `fellegi_sunter.fit_on` reads the candidates
+   through `SparkCandidates`: the count of each level pattern (a ``groupBy``) and, for the
+   patterns whose pairs EM weighs one by one against their competing candidates (those with
+   odds above ``negligible`` in some iteration), those pairs only, fetched once per pattern
+   as (code, records, pattern): not few (about half the candidates at 20k), but 32 bytes a
+   pair instead of the whole scoring state. The sample of A records of EM's first step is
+   drawn on the driver by the same function and seed.
+3. **Scores.** The model goes to the partitions; each pair's Bayes factor and odds are computed
+   there (`FSModel.log_bayes_factor`, `fellegi_sunter.pair_odds`). The competing candidates'
+   sums of `fellegi_sunter.pair_log_odds` need every pair of a record: each sum is a pass that
+   repartitions the pairs by record (A or B), sorts a record's pairs in candidate order and
+   runs `fellegi_sunter._others` (the same compiled kernel) per partition, so every sum is
+   added up in the same order as on one machine and the scores are equal to the last bit.
+   Both chains of the belief-propagation rounds advance in each pass (see `competition_plan`):
+   12 passes for the default 10 rounds, not 21.
+4. Only the pairs whose probability reaches the threshold come back to the driver, where the
+   one-to-one assignment runs (`match_sets`): greedy by score is sequential, each decision
+   depending on every better pair, and its input is about one pair a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from accord.errors import AccordError
+from accord.link.comparisons import comparison_levels, comparisons, linkage_fill
+from accord.link.encodings import BitField, EncodedSet
+from accord.link.fellegi_sunter import (
+    FSModel,
+    _codes,
+    _others,
+    alone_log_odds,
+    pair_odds,
+)
+from accord.protect.encoding.bloom import QUALITY_SUFFIX
+
+if TYPE_CHECKING:  # pragma: no cover
+    from accord.link.match import MatchConfig
+
+_BASE = ["code", "ia", "ib"]
+Plan = list[tuple[str, list[tuple[str, str | None]]]]
+
+
+def _binary(matrix: np.ndarray) -> pa.Array:
+    """Rows of a 2-D array as equal-length binary values."""
+    m = np.ascontiguousarray(matrix)
+    n = len(m)
+    width = m.dtype.itemsize * (m.shape[1] if m.ndim > 1 else 1)
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n,
+                                                 [None, pa.py_buffer(m.tobytes())])
+    return fixed.cast(pa.binary())
+
+
+def _matrix(col: pa.Array | pa.ChunkedArray, dtype: type, width: int) -> np.ndarray:
+    """(n, width) array of ``dtype`` back from a binary column of equal-length values."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    if n == 0:
+        return np.zeros((0, width), dtype=dtype)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return data.view(dtype).reshape(n, width).copy()
+
+
+class _Layout:
+    """How one side's records travel as columns (positional names: field names may hold
+    characters Spark column names do not take)."""
+
+    def __init__(self, a: EncodedSet, b: EncodedSet) -> None:
+        self.names = list(a.fields)
+        self.widths = [a.fields[n].words.shape[1] for n in self.names]
+        self.dates = list(a.quality)
+        self.ages = a.birth_years is not None and b.birth_years is not None
+        self.fill = {n: linkage_fill(a, b, n) for n in self.names}
+        self.info = a.info
+
+    def table(self, s: EncodedSet, prefix: str) -> pa.Table:
+        cols: dict[str, pa.Array] = {prefix + "idx": pa.array(np.arange(len(s), dtype=np.int64))}
+        for k, name in enumerate(self.names):
+            f = s.fields[name]
+            cols[f"{prefix}w{k}"] = _binary(f.words)
+            cols[f"{prefix}p{k}"] = pa.array(f.present)
+        for k, d in enumerate(self.dates):
+            cols[f"{prefix}q{k}"] = pa.array(s.quality[d].tolist(), pa.string())
+        if self.ages:
+            assert s.birth_years is not None
+            cols[prefix + "by"] = pa.array(np.asarray(s.birth_years, dtype=np.float64))
+        return pa.table(cols)
+
+    def read(self, session: Any, path: str, prefix: str, n: int) -> Any:
+        """One side's records read by the executors from the partner's Parquet encodings
+        (`accord encode`'s file, whose row order is the EncodedSet's), in the layout of
+        `table`: nothing of the records passes through the driver."""
+        from pyspark.sql import functions as F
+
+        df = session.read.parquet(path)
+        cols = [F.col("_metadata.row_index").alias(prefix + "idx")]
+        for k, (name, width) in enumerate(zip(self.names, self.widths, strict=True)):
+            # A missing filter is all zeros, as EncodedSet.from_table makes it.
+            cols += [F.coalesce(F.col(f"`{name}`").cast("binary"),
+                                F.lit(bytearray(8 * width))).alias(f"{prefix}w{k}"),
+                     F.col(f"`{name}`").isNotNull().alias(f"{prefix}p{k}")]
+        for k, d in enumerate(self.dates):
+            cols.append(F.coalesce(F.col(f"`{d}{QUALITY_SUFFIX}`"), F.lit("unknown"))
+                        .alias(f"{prefix}q{k}"))
+        out = df.select(*cols)
+        rows = out.count()
+        if rows != n:
+            raise AccordError(f"the encodings file holds {rows} records, the linkage {n}",
+                              hint="give the Spark engine the files the sets were read from")
+        return out
+
+    def side(self, t: pa.RecordBatch, prefix: str) -> EncodedSet:
+        """The batch's records of one side (one per pair) as an EncodedSet that compares as
+        the whole linkage does (its Dice thresholds from the whole linkage's fill)."""
+        fields = {}
+        for k, name in enumerate(self.names):
+            words = _matrix(t.column(f"{prefix}w{k}"), np.uint64, self.widths[k])
+            present = t.column(f"{prefix}p{k}").to_numpy(zero_copy_only=False)
+            fields[name] = BitField(words, np.bitwise_count(words).sum(axis=1, dtype=np.int32),
+                                    present)
+        quality = {d: t.column(f"{prefix}q{k}").to_numpy(zero_copy_only=False)
+                   for k, d in enumerate(self.dates)}
+        years = t.column(prefix + "by").to_numpy() if self.ages else None
+        return EncodedSet(np.empty(t.num_rows, dtype=object), fields, quality, self.info,
+                          years, linkage_fill=self.fill)
+
+
+def _levels_fn(layout: _Layout, n_levels: list[int]) -> Callable[..., Iterator[pa.RecordBatch]]:
+    def levels(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            n = batch.num_rows
+            if not n:
+                continue
+            pos = np.arange(n, dtype=np.int64)
+            gamma = comparison_levels(layout.side(batch, "a_"), layout.side(batch, "b_"),
+                                      pos, pos)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("code"), batch.column("ia"), batch.column("ib"),
+                 pa.array(_codes(gamma, n_levels)), _binary(gamma.astype(np.int8))],
+                names=[*_BASE, "pcode", "gamma"])
+
+    return levels
+
+
+class SparkCandidates:
+    """Candidates in a Spark DataFrame (code, ia, ib, pcode, gamma) for `fit_on`."""
+
+    def __init__(self, df: Any, n: int, n_fields: int) -> None:
+        self.df, self.n, self.n_fields = df, n, n_fields
+        self._table = np.empty(0, dtype=np.int64)  # pattern codes, ascending
+        self._have = np.empty(0, dtype=np.int64)  # patterns whose pairs were fetched
+        self._pairs = (np.empty(0, np.int64),) * 4  # code, ia, ib, pcode, in code order
+
+    def __len__(self) -> int:
+        return self.n
+
+    def patterns(self, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        from pyspark.sql import functions as F
+
+        t = (self.df.groupBy("pcode").agg(F.count("*").alias("n"), F.first("gamma").alias("g"))
+             .toArrow())
+        order = np.argsort(t.column("pcode").to_numpy())
+        self._table = t.column("pcode").to_numpy()[order]
+        patterns = _matrix(t.column("g"), np.int8, self.n_fields)[order]
+        return patterns, t.column("n").to_numpy()[order].astype(np.float64)
+
+    def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from pyspark.sql import functions as F
+
+        want = self._table[wanted]
+        new = np.setdiff1d(want, self._have)
+        if len(new):
+            t = (self.df.filter(F.col("pcode").isin([int(c) for c in new]))
+                 .select(*_BASE, "pcode").toArrow())
+            got = [np.r_[old, t.column(c).to_numpy()]
+                   for old, c in zip(self._pairs, [*_BASE, "pcode"], strict=True)]
+            order = np.argsort(got[0], kind="stable")
+            self._pairs = tuple(g[order] for g in got)
+            self._have = np.union1d(self._have, new)
+        _, ia, ib, pcode = self._pairs
+        sel = np.flatnonzero(np.isin(pcode, want))
+        return np.searchsorted(self._table, pcode[sel]), ia[sel], ib[sel]
+
+    def sample(self, number: np.ndarray) -> SparkCandidates:
+        from pyspark.sql import functions as F
+
+        keep = np.flatnonzero(number >= 0)
+        numbers = self.df.sparkSession.createDataFrame(
+            pa.table({"ia": pa.array(keep.astype(np.int64)), "new": pa.array(number[keep])}))
+        df = (self.df.join(F.broadcast(numbers), "ia")
+              .select("code", F.col("new").alias("ia"), "ib", "pcode", "gamma"))
+        return SparkCandidates(df, df.count(), self.n_fields)
+
+
+def competition_plan(rounds: int) -> Plan:
+    """The passes over the pairs that give `fellegi_sunter.pair_log_odds`'s sums.
+
+    A pass groups the pairs by their A (``"a"``) or B (``"b"``) record and computes, for each
+    (out, src), out = the sum over the record's other pairs of x / (1 + src) (x itself when src
+    is None). ``pair_log_odds`` computes row_1 = O_a(x / (1 + O_b(x))), col_1 = O_b(x / (1 +
+    O_a(x))), then row_k = O_a(x / (1 + col_{k-1})), col_k = O_b(x / (1 + row_{k-1})): two
+    chains that alternate sides, so each pass advances both. The result is r{rounds} and
+    c{rounds}.
+    """
+    plan: Plan = [("b", [("t1", None)]), ("a", [("r1", "t1"), ("t2", None)])]
+    third: list[tuple[str, str | None]] = [("c1", "t2")]
+    if rounds >= 2:
+        third.append(("c2", "r1"))
+    plan.append(("b", third))
+    top = {"r": 1, "c": min(rounds, 2)}
+    side = "a"
+    while top["r"] < rounds or top["c"] < rounds:
+        mine, other = ("r", "c") if side == "a" else ("c", "r")
+        outs: list[tuple[str, str | None]] = [
+            (f"{mine}{j}", f"{other}{j - 1}")
+            for j in range(top[mine] + 1, min(top[mine] + 2, rounds) + 1) if j - 1 <= top[other]]
+        plan.append((side, outs))
+        top[mine] = max(top[mine], *(int(o[1:]) for o, _ in outs))
+        side = "b" if side == "a" else "a"
+    return plan
+
+
+def _kept_after(plan: Plan, rounds: int) -> list[list[str]]:
+    """The sums still needed after each pass (by a later pass, or at the end)."""
+    out = []
+    for p in range(len(plan)):
+        made = [o for q in range(p + 1) for o, _ in plan[q][1]]
+        later = {s for q in range(p + 1, len(plan)) for _, s in plan[q][1] if s}
+        out.append([c for c in made if c in later or c in (f"r{rounds}", f"c{rounds}")])
+    return out
+
+
+def _ddl(cols: list[str]) -> str:
+    return ", ".join(f"{c} {'bigint' if c in _BASE else 'double'}" for c in cols)
+
+
+def _odds_fn(model: FSModel, sizes: tuple[int, int], compete: bool, threshold: float,
+             finish: Callable[[np.ndarray, FSModel], tuple[np.ndarray, np.ndarray]],
+             n_fields: int) -> Callable[..., Iterator[pa.RecordBatch]]:
+    def odds(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            gamma = _matrix(batch.column("gamma"), np.int8, n_fields)
+            log_bf = model.log_bayes_factor(gamma)
+            base = [batch.column(c) for c in _BASE]
+            if not compete:
+                weight, prob = finish(alone_log_odds(log_bf, *sizes, model.matches), model)
+                keep = np.flatnonzero(prob >= threshold)
+                yield pa.RecordBatch.from_arrays(
+                    [base[0].take(pa.array(keep)), pa.array(weight[keep]), pa.array(prob[keep])],
+                    names=["code", "weight", "prob"])
+                continue
+            log_x, x = pair_odds(log_bf, *sizes, model.matches)
+            yield pa.RecordBatch.from_arrays([*base, pa.array(log_x), pa.array(x)],
+                                             names=[*_BASE, "log_x", "x"])
+
+    return odds
+
+
+def _pass_fn(key: str, outs: list[tuple[str, str | None]],
+             cols: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        parts = [b for b in batches if b.num_rows]
+        if not parts:
+            return
+        t = pa.Table.from_batches(parts)  # sorted by (record, code): a record's pairs in order
+        _, local = np.unique(t.column(key).to_numpy(), return_inverse=True)
+        local = local.ravel().astype(np.int64)
+        n = int(local.max()) + 1
+        x = t.column("x").to_numpy()
+        made = {}
+        for out, src in outs:
+            v = x if src is None else x / (1.0 + t.column(src).to_numpy())
+            made[out] = pa.array(_others(v, local, n))
+        arrays = [made[c] if c in made else t.column(c).combine_chunks() for c in cols]
+        yield from pa.Table.from_arrays(arrays, names=cols).to_batches()
+
+    return run
+
+
+def _final_fn(rounds: int, model: FSModel, threshold: float,
+              finish: Callable[[np.ndarray, FSModel], tuple[np.ndarray, np.ndarray]],
+              ) -> Callable[..., Iterator[pa.RecordBatch]]:
+    def final(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            log_odds = (batch.column("log_x").to_numpy()
+                        - np.log1p(batch.column(f"r{rounds}").to_numpy())
+                        - np.log1p(batch.column(f"c{rounds}").to_numpy()))
+            weight, prob = finish(log_odds, model)
+            keep = np.flatnonzero(prob >= threshold)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("code").take(pa.array(keep)), pa.array(weight[keep]),
+                 pa.array(prob[keep])], names=["code", "weight", "prob"])
+
+    return final
+
+
+def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray,
+                   fit: Callable[[SparkCandidates], FSModel], config: MatchConfig,
+                   threshold: float, partitions: int | None,
+                   sources: tuple[str, str] | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, FSModel]:
+    """Codes, weights and probabilities of the candidates reaching ``threshold`` (code order),
+    and the model: `match.CandidateScorer` on Spark (see the module doc)."""
+    from pyspark import StorageLevel
+
+    from accord.link.match import weights_of
+
+    n_levels = [len(c.labels) for c in comparisons(a.info.schema)]
+    if float(np.prod(np.asarray(n_levels, dtype=np.float64))) >= 2.0**62:
+        raise AccordError("the Spark engine cannot score a schema with this many comparison "
+                          "levels", hint="link with the embedded engine (no --engine spark)")
+    n_fields = len(n_levels)
+    nb = len(b)
+    sc = session.sparkContext
+    n_parts = max(partitions or 4 * sc.defaultParallelism, -(-len(codes) // 2_000_000))
+    layout = _Layout(a, b)
+    if sources is not None and not layout.ages:  # the executors read the partners' files
+        rec_a = layout.read(session, sources[0], "a_", len(a))
+        rec_b = layout.read(session, sources[1], "b_", nb)
+    else:  # the driver's sets (e.g. the hub's, with birth years from ages) are shipped
+        rec_a = session.createDataFrame(layout.table(a, "a_"))
+        rec_b = session.createDataFrame(layout.table(b, "b_"))
+    pairs = (session.createDataFrame(pa.table({"code": pa.array(codes, pa.int64())}))
+             .selectExpr("code", f"code div {nb} AS ia", f"code % {nb} AS ib"))
+    joined = (pairs.join(rec_a, pairs.ia == rec_a.a_idx).join(rec_b, pairs.ib == rec_b.b_idx)
+              .repartition(n_parts))
+    levels = joined.mapInArrow(_levels_fn(layout, n_levels),
+                               "code bigint, ia bigint, ib bigint, pcode bigint, gamma binary")
+    levels = levels.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        cands = SparkCandidates(levels, levels.count(), n_fields)
+        model = fit(cands)
+        sizes = (len(a), nb)
+        compete = config.competing_candidates
+        odds = levels.mapInArrow(
+            _odds_fn(model, sizes, compete, threshold, weights_of, n_fields),
+            "code bigint, weight double, prob double" if not compete
+            else _ddl([*_BASE, "log_x", "x"]))
+        if compete:
+            rounds = config.competition_rounds
+            plan = competition_plan(rounds)
+            for (side, outs), kept in zip(plan, _kept_after(plan, rounds), strict=True):
+                key = "ia" if side == "a" else "ib"
+                cols = [*_BASE, "log_x", "x", *kept]
+                odds = (odds.repartition(n_parts, key).sortWithinPartitions(key, "code")
+                        .mapInArrow(_pass_fn(key, outs, cols), _ddl(cols)))
+            odds = odds.mapInArrow(_final_fn(rounds, model, threshold, weights_of),
+                                   "code bigint, weight double, prob double")
+        # Few pairs reach the threshold (about one a record): sorted into candidate order on
+        # the driver (a Spark orderBy would run the last pass twice, once to sample ranges).
+        got = odds.toArrow()
+    finally:
+        levels.unpersist()
+    order = np.argsort(got.column("code").to_numpy(), kind="stable")
+    return (got.column("code").to_numpy()[order], got.column("weight").to_numpy()[order],
+            got.column("prob").to_numpy()[order], model)
