@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from accord.link.evaluate import pair_scores  # noqa: E402
 from linkage import (  # noqa: E402
     FEBRL_FIELDS,
     MIGRANT_FIELDS,
@@ -31,8 +32,6 @@ from linkage import (  # noqa: E402
     accord_link,
     febrl_data,
 )
-
-from accord.link.evaluate import pair_scores  # noqa: E402
 from tests.linkage_data import generate  # noqa: E402
 
 
