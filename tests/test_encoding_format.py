@@ -15,10 +15,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accord.protect.encoding import Encoder, LinkageSecret
-from accord.protect.encoding.bloom import YEAR_BITS, YEAR_HASHES, YEAR_SUFFIX, _Hasher
+from accord.protect.encoding.bloom import (
+    UNORDERED_BITS,
+    UNORDERED_HASHES,
+    UNORDERED_SUFFIX,
+    YEAR_BITS,
+    YEAR_HASHES,
+    YEAR_SUFFIX,
+    _Hasher,
+)
 from accord.protect.encoding.normalise import parse_date
 from accord.protect.encoding.schema import EncodingSchema, FieldKind, schema_from_dict
-from accord.protect.encoding.tokens import date_tokens, value_tokens, year_tokens
+from accord.protect.encoding.tokens import (
+    date_tokens,
+    unordered_date_tokens,
+    value_tokens,
+    year_tokens,
+)
 from accord.protect.normalise import normalise_name
 
 SECRET = LinkageSecret(b"format-test-secret-of-32-bytes!!")
@@ -66,7 +79,7 @@ def reference_encode(schema: EncodingSchema, rows: list[dict[str, str | None]]) 
     out: dict[str, list] = {}
     for spec in schema.fields:
         key = SECRET.domain_key(spec.hash_domain)
-        col, year_col = [], []
+        col, year_col, unordered_col = [], [], []
         for row in rows:
             parts = [row.get(c) for c in spec.sources]
             words = " ".join(p for p in parts if p is not None).strip()
@@ -80,6 +93,7 @@ def reference_encode(schema: EncodingSchema, rows: list[dict[str, str | None]]) 
             if raw is None:
                 col.append(None)
                 year_col.append(None)
+                unordered_col.append(None)
             elif spec.kind is FieldKind.DATE:
                 d = parse_date(raw)
                 col.append(reference_filter(salted(date_tokens(d)), key, spec.n_bits,
@@ -87,6 +101,11 @@ def reference_encode(schema: EncodingSchema, rows: list[dict[str, str | None]]) 
                 year_col.append(reference_filter(
                     salted(year_tokens(d.year)), SECRET.domain_key(spec.hash_domain + "/year"),
                     YEAR_BITS, YEAR_HASHES))
+                # format 4: the year with day and month sorted, under four names
+                unordered_col.append(reference_filter(
+                    salted(unordered_date_tokens(d)),
+                    SECRET.domain_key(spec.hash_domain + "/unordered"), UNORDERED_BITS,
+                    UNORDERED_HASHES))
             else:
                 diffusion = schema.hardening.diffusion if spec.kind is FieldKind.NAME else 0
                 col.append(reference_filter(salted(value_tokens(spec, raw)), key, spec.n_bits,
@@ -94,6 +113,7 @@ def reference_encode(schema: EncodingSchema, rows: list[dict[str, str | None]]) 
         out[spec.name] = col
         if spec.kind is FieldKind.DATE:
             out[spec.name + YEAR_SUFFIX] = year_col
+            out[spec.name + UNORDERED_SUFFIX] = unordered_col
     return out
 
 

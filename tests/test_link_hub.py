@@ -107,6 +107,19 @@ def test_hub_refuses_mixed_secrets(tmp_path: Path) -> None:
         link_hub(store)
 
 
+def test_hub_refuses_format_3_encodings(tmp_path: Path) -> None:
+    """A hub whose encodings predate format 4 (no unordered birth-date filter, another schema
+    fingerprint) is refused with a message saying so, not with a missing-column error."""
+    secret = new_linkage_secret(tmp_path / "linkage.key")
+    path, _ = _build_hub(tmp_path, secret, people=120)
+    with open_store(path) as store:
+        store.execute("ALTER TABLE linkage_encodings DROP COLUMN bf_date_of_birth__unordered")
+        store.execute("UPDATE linkage_encodings SET schema_fingerprint = 'format3'")
+    res = CliRunner().invoke(app, ["link", "--hub", str(path)])
+    assert res.exit_code == 2
+    assert "older encoding format" in res.output and "protect their records again" in res.output
+
+
 def _link_audits(path: Path) -> list[dict[str, object]]:
     with open_store(path) as store:
         rows = store.query("SELECT detail FROM audit WHERE action = 'link'")["detail"].to_pylist()

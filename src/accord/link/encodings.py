@@ -8,7 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accord.protect.encoding.bloom import QUALITY_SUFFIX, YEAR_BITS, YEAR_SUFFIX
+from accord.protect.encoding.bloom import (
+    QUALITY_SUFFIX,
+    UNORDERED_BITS,
+    UNORDERED_SUFFIX,
+    YEAR_BITS,
+    YEAR_SUFFIX,
+)
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.schema import FieldKind
 
@@ -78,6 +84,7 @@ class EncodedSet:
             names = [(spec.name, spec.n_bits // 8)]
             if spec.kind is FieldKind.DATE:
                 names.append((spec.name + YEAR_SUFFIX, YEAR_BITS // 8))
+                names.append((spec.name + UNORDERED_SUFFIX, UNORDERED_BITS // 8))
                 qcol = spec.name + QUALITY_SUFFIX
                 if qcol not in table.column_names:
                     raise EncodingFileError(f"encodings lack column {qcol}",

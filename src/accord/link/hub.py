@@ -23,10 +23,12 @@ from accord.link.comparisons import comparison_levels
 from accord.link.encodings import EncodedSet
 from accord.link.fellegi_sunter import LN2, FSModel
 from accord.link.match import MatchConfig, match_sets
+from accord.protect.encoding.bloom import UNORDERED_SUFFIX
 from accord.protect.encoding.files import EncodingFileError, EncodingInfo
 from accord.protect.encoding.pipeline import CHECK_COLUMN, ENCODED_PREFIX, FINGERPRINT_COLUMN
 from accord.protect.encoding.schema import (
     EncodingSchema,
+    FieldKind,
     UnsafeEncodingError,
     check_safe,
     default_schema,
@@ -68,6 +70,14 @@ def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]
             "the hub holds encodings made with different schemas or linkage secrets",
             hint="every partner must re-encode with the collaborative's one schema and secret")
     fingerprint, check = stamps.pop()
+    older = [f.name for f in schema.fields if f.kind is FieldKind.DATE
+             and ENCODED_PREFIX + f.name + UNORDERED_SUFFIX not in table.column_names]
+    if older and fingerprint != schema.fingerprint():
+        raise EncodingFileError(
+            "the hub's encodings were made with an older encoding format (format 3 or before: "
+            "no day/month-swap filter of the birth date), which this version does not link",
+            hint="the partners protect their records again with this version of Accord and send "
+                 "the new contributions (docs/linkage.md, Encoding schema)")
     if fingerprint != schema.fingerprint():
         raise EncodingFileError("the hub's encodings were made with another encoding schema",
                                 hint="pass that schema file with --schema")

@@ -30,6 +30,11 @@ _SPACE = 32
 SALT_SEP = "\x1f"  # between a salt and a token; a normalised salt cannot contain it
 _ISO = r"^\s*(?P<y>\d{4})(?:-(?P<m>\d{1,2})(?:-(?P<d>\d{1,2}))?)?\s*$"
 _COMPACT = r"^\s*(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\s*$"
+# The unordered date token is hashed under this many names: bit positions of one token come
+# from one HMAC by double hashing (an arithmetic progression modulo the filter size), and two
+# tokens whose progressions share a step overlap in most positions (about 4 in 10,000 pairs of
+# different dates at one token); with independent repeats that needs all of them to collide.
+UNORDERED_REPEATS = 4
 _DMY = r"^\s*(?P<d>\d{1,2})[./](?P<m>\d{1,2})[./](?P<y>\d{4})\s*$"
 
 
@@ -63,6 +68,16 @@ def date_tokens(d: ParsedDate) -> set[str]:
         f"MD{d.month}-{d.day}", f"P{lo}-{hi}", f"YP{d.year}-{lo}-{hi}",
         f"F{d.year}-{d.month}-{d.day}",
     }
+
+
+def unordered_date_tokens(d: ParsedDate) -> set[str]:
+    """The token of a full date's year with its day and month in canonical (sorted) order: a
+    date and its day/month swap share it, and nothing else of the same year does (the date
+    filter cannot tell a swap from the same month: both share three of its eight tokens)."""
+    if d.year is None or d.month is None or d.day is None:
+        return set()
+    lo, hi = sorted((d.month, d.day))
+    return {f"U{i}:{d.year}-{lo}-{hi}" for i in range(UNORDERED_REPEATS)}
 
 
 def value_tokens(spec: FieldSpec, raw: str | None) -> set[str]:
@@ -240,6 +255,17 @@ def date_token_pairs(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> TokenPairs:
     owners = np.concatenate([rows[mask] for mask, _ in parts])
     return TokenPairs.from_arrow(owners, pa.concat_arrays([a.filter(pa.array(mask))
                                                            for mask, a in parts]))
+
+
+def unordered_token_pairs(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> TokenPairs:
+    """`unordered_date_tokens` of parsed dates."""
+    rows = np.flatnonzero((y > 0) & (m > 0))
+    lo, hi = np.minimum(m[rows], d[rows]), np.maximum(m[rows], d[rows])
+    joined = pc.binary_join_element_wise(_text(y[rows]), _text(lo), _text(hi), "-")
+    return TokenPairs.from_arrow(
+        np.tile(rows, UNORDERED_REPEATS),
+        pa.concat_arrays([pc.binary_join_element_wise(f"U{i}:", joined, "")
+                          for i in range(UNORDERED_REPEATS)]))
 
 
 def year_token_pairs(y: np.ndarray) -> TokenPairs:
