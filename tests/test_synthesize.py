@@ -394,6 +394,8 @@ def test_one_way_share_falls_from_a_fifth_to_a_tenth_with_the_budget() -> None:
     shares = [aim.one_way_share(rho_from_epsilon_delta(e, 1e-9)) for e in (0.1, 0.5, 1, 2, 4, 8)]
     assert shares[:3] == [0.2, 0.2, 0.2] and shares[-2:] == [0.1, 0.1]
     assert 0.1 < shares[3] < 0.2
+    # rho underflows to 0 for an epsilon like 1e-320 (found by the CLI sweep): a share, no error
+    assert aim.one_way_share(0.0) == 0.2 and aim.one_way_share(5e-324) == 0.2
     real = data.encode(_people(2000))
     res = api.synthesize(real, 4.0, test_seed=3)
     rho = rho_from_epsilon_delta(4.0, api.DEFAULT_DELTA)

@@ -74,6 +74,11 @@ ROUND_SWEEPS = 4  # raking sweeps of the refits between rounds (warm-started); t
 def one_way_share(rho: float) -> float:
     """The share of ``rho`` the one-way marginals get (see :data:`ONE_WAY_SHARE`)."""
     lo, hi = ONE_WAY_SHARE, ONE_WAY_SHARE_LARGE
+    # An epsilon as small as 1e-320 gives rho = 0.0 (underflow): no logarithm of it.
+    if rho <= ONE_WAY_RHO_SMALL:
+        return lo
+    if rho >= ONE_WAY_RHO_LARGE:
+        return hi
     t = math.log(rho / ONE_WAY_RHO_SMALL) / math.log(ONE_WAY_RHO_LARGE / ONE_WAY_RHO_SMALL)
     return lo + (hi - lo) * min(max(t, 0.0), 1.0)
 
