@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -166,3 +167,27 @@ def f1_ceiling(counts: dict[str, int]) -> float:
         if 2 / v > 2 * tp / (tp + fp + pairs):
             tp, fp = tp + 1 / v, fp + 1 - 1 / v
     return 2 * tp / (tp + fp + pairs) if pairs else 1.0
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    """Rows as a CSV export (header from the first row), as a partner hands it to `accord encode`."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def stamp_format_version(path: Path, version: int) -> None:
+    """Rewrite an encoding file's recorded schema format, as a file of an older format carries it."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from accord.protect.encoding.files import META_KEY
+
+    t = pq.read_table(path)
+    meta = json.loads(t.schema.metadata[META_KEY])
+    meta["schema"]["format_version"] = version
+    pq.write_table(t.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), path)

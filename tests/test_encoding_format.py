@@ -33,6 +33,7 @@ from accord.protect.encoding.tokens import (
     year_tokens,
 )
 from accord.protect.normalise import normalise_name
+from tests.linkage_data import stamp_format_version
 
 SECRET = LinkageSecret(b"format-test-secret-of-32-bytes!!")
 
@@ -210,15 +211,12 @@ def test_qgrams_of_sliced_arrays(values: list[str | None], cut: int, q: int) -> 
 def test_format_2_schemas_and_encodings_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Format 3 diffuses names and encodes them together: format-2 encodings must be made again
     (they are also the ones the attack harness labels, tests/attacks/test_linkage_privacy.py)."""
-    import json
 
-    import pyarrow.parquet as pq
     import pytest
     from typer.testing import CliRunner
 
     from accord.cli.main import app
     from accord.protect.encoding import EncodingInfo, EncodingSchemaError, write_encodings
-    from accord.protect.encoding.files import META_KEY
 
     old = {"format_version": 2, "name": "t", "fields": [{"name": "given", "kind": "name"}]}
     with pytest.raises(EncodingSchemaError, match=r"format_version 2.*made again"):
@@ -228,10 +226,7 @@ def test_format_2_schemas_and_encodings_are_refused(tmp_path) -> None:  # type: 
     table = enc.encode(pa.table({"given": ["Amina"]})).add_column(0, "id", pa.array(["1"]))
     path = tmp_path / "old.parquet"
     write_encodings(path, table, EncodingInfo(schema, enc.fingerprint, enc.check_value))
-    t = pq.read_table(path)
-    meta = json.loads(t.schema.metadata[META_KEY])
-    meta["schema"]["format_version"] = 2  # as a format-2 file carries it
-    pq.write_table(t.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), path)
+    stamp_format_version(path, 2)
     res = CliRunner().invoke(app, ["match", str(path), str(path), "--out",
                                    str(tmp_path / "p.csv")])
     assert res.exit_code == 2

@@ -26,7 +26,7 @@ from accord.protect.encoding import (
     new_linkage_secret,
     schema_from_fields,
 )
-from tests.linkage_data import FIELDS, encode_rows, generate
+from tests.linkage_data import FIELDS, encode_rows, generate, write_csv
 
 SECRET = LinkageSecret(b"k" * 32)
 
@@ -132,13 +132,6 @@ def test_encodings_with_other_secret_or_schema_are_refused(generated: tuple) -> 
 
 
 # ------------------------------------------------------------------ CLI
-def _csv(path: Path, rows: list[dict[str, str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 def test_cli_encode_and_match(tmp_path: Path) -> None:
     a_rows, b_rows, truth = generate(300, seed=9)
     runner = CliRunner()
@@ -147,7 +140,7 @@ def test_cli_encode_and_match(tmp_path: Path) -> None:
     new_linkage_secret(other)
     outs = []
     for name, rows, k in (("a", a_rows, key), ("b", b_rows, key), ("c", b_rows, other)):
-        _csv(tmp_path / f"{name}.csv", rows)
+        write_csv(tmp_path / f"{name}.csv", rows)
         out = tmp_path / f"{name}.parquet"
         res = runner.invoke(app, ["encode", str(tmp_path / f"{name}.csv"), "--id", "id",
                                   "--fields", FIELDS, "--secret-file", str(k),
@@ -177,7 +170,7 @@ def test_cli_match_all_pairs_and_formula_ids_neutralised(tmp_path: Path) -> None
     outs = []
     for name, rows in (("a", a_rows), ("b", b_rows)):
         rows = [{**r, "id": "=" + str(r["id"])} for r in rows]  # ids a spreadsheet would run
-        _csv(tmp_path / f"{name}.csv", rows)
+        write_csv(tmp_path / f"{name}.csv", rows)
         out = tmp_path / f"{name}.parquet"
         res = runner.invoke(app, ["encode", str(tmp_path / f"{name}.csv"), "--id", "id", "--fields", FIELDS,
                                   "--secret-file", str(key), "--out", str(out)])

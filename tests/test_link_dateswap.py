@@ -28,10 +28,9 @@ from accord.protect.encoding import (
     write_encodings,
 )
 from accord.protect.encoding.bloom import UNORDERED_SUFFIX
-from accord.protect.encoding.files import META_KEY
 from accord.protect.encoding.schema import SCHEMA_FORMAT_VERSION, schema_from_dict
 from accord.protect.encoding.tokens import unordered_date_tokens
-from tests.linkage_data import FIELDS, encode_rows, generate
+from tests.linkage_data import FIELDS, encode_rows, generate, stamp_format_version, write_csv
 
 SECRET = LinkageSecret(b"d" * 32)
 PARTIAL = "dice>=0.44, year equal"
@@ -112,13 +111,6 @@ def test_swapped_date_links_and_a_random_same_year_date_does_not_gain() -> None:
     assert m[other] < u[other]
 
 
-def _csv(path: Path, rows: list[dict[str, str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 def test_cli_encode_and_match_link_swapped_dates(tmp_path: Path) -> None:
     a_rows, b_rows, truth = generate(400, seed=23)
     runner = CliRunner()
@@ -126,7 +118,7 @@ def test_cli_encode_and_match_link_swapped_dates(tmp_path: Path) -> None:
     new_linkage_secret(key)
     outs = []
     for name, rows in (("a", a_rows), ("b", b_rows)):
-        _csv(tmp_path / f"{name}.csv", rows)
+        write_csv(tmp_path / f"{name}.csv", rows)
         out = tmp_path / f"{name}.parquet"
         res = runner.invoke(app, ["encode", str(tmp_path / f"{name}.csv"), "--id", "id",
                                   "--fields", FIELDS, "--secret-file", str(key),
@@ -157,10 +149,7 @@ def test_format_3_schemas_and_encodings_are_refused(tmp_path: Path) -> None:
     table = table.drop_columns(["dob" + UNORDERED_SUFFIX]).add_column(0, "id", pa.array(["1"]))
     path = tmp_path / "old.parquet"
     write_encodings(path, table, EncodingInfo(schema, enc.fingerprint, enc.check_value))
-    t = pq.read_table(path)
-    meta = json.loads(t.schema.metadata[META_KEY])
-    meta["schema"]["format_version"] = 3  # as a format-3 file carries it
-    pq.write_table(t.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), path)
+    stamp_format_version(path, 3)
     res = CliRunner().invoke(app, ["match", str(path), str(path), "--out",
                                    str(tmp_path / "p.csv")])
     assert res.exit_code == 2

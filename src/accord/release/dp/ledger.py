@@ -314,12 +314,9 @@ def spends(store: Store) -> list[dict[str, Any]]:
     hub budget's delta), comparable with the budget's spent and left."""
     ensure_ledger(store)
     at = float(_state(store)["delta"])
-    chained = hub_chain.in_chain_order(store, "dp_ledger", store.query(
-        f"SELECT {', '.join(_COLUMNS)} FROM dp_ledger WHERE event = 'spend'").to_pylist(),
-        ("recorded_at", "entry_id"))
     rows = [{"spend_id": r["entry_id"], **{c: r[c] for c in (
         "data_version", "release_id", "kind", "actor", "purpose", "mechanism", "epsilon",
-        "delta", "rho")}, "spent_at": r["recorded_at"]} for r in chained]
+        "delta", "rho")}, "spent_at": r["recorded_at"]} for r in _in_order(store, "= 'spend'")]
     for r in rows:
         r["budget_delta"] = at
         r["epsilon_at_budget_delta"] = epsilon_from_rho(r["rho"], at)
@@ -329,12 +326,17 @@ def spends(store: Store) -> list[dict[str, Any]]:
 def events(store: Store) -> list[dict[str, Any]]:
     """The budget's history: every set, grant and migration, with who, when and the figure."""
     ensure_ledger(store)
-    chained = hub_chain.in_chain_order(store, "dp_ledger", store.query(
-        f"SELECT {', '.join(_COLUMNS)} FROM dp_ledger WHERE event <> 'spend'").to_pylist(),
-        ("recorded_at", "entry_id"))
     keep = ("entry_id", "event", "rho", "epsilon", "delta", "actor", "purpose", "detail",
             "recorded_at")
-    return [{c: r[c] for c in keep} for r in chained]
+    return [{c: r[c] for c in keep} for r in _in_order(store, "<> 'spend'")]
+
+
+def _in_order(store: Store, event_test: str) -> list[dict[str, Any]]:
+    """Ledger rows whose event passes ``event_test`` (SQL), in the order they were written: the
+    chain's, since ``recorded_at`` has second precision and ids are random."""
+    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM dp_ledger WHERE event {event_test}")
+    return hub_chain.in_chain_order(store, "dp_ledger", rows.to_pylist(),
+                                    ("recorded_at", "entry_id"))
 
 
 def verify(store: Store, expected_head: tuple[int, str] | None = None) -> hub_chain.ChainReport:
