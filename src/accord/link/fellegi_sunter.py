@@ -170,9 +170,14 @@ def _others(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
                               np.ascontiguousarray(idx, dtype=np.int64), int(n))
 
 
+def _prior_odds_share(n_a: int, n_b: int, matches: float) -> float:
+    """lambda: the share of all pairs that are matches (bounded away from 0 and 1)."""
+    return min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
+
+
 def alone_log_odds(log_bf: np.ndarray, n_a: int, n_b: int, matches: float) -> np.ndarray:
     """Natural log odds of each pair without its competing candidates (a pair on its own)."""
-    lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
+    lam = _prior_odds_share(n_a, n_b, matches)
     return np.log(lam) + log_bf - np.log1p(-lam)
 
 
@@ -180,7 +185,7 @@ def pair_odds(log_bf: np.ndarray, n_a: int, n_b: int,
               matches: float) -> tuple[np.ndarray, np.ndarray]:
     """log x and x of each pair: its odds against "both records unmatched" (`pair_log_odds`).
     Per pair, so an engine computes it in its partitions (accord.link.spark_score)."""
-    lam = min(max(matches / max(float(n_a) * n_b, 1.0), 1e-15), 0.5)
+    lam = _prior_odds_share(n_a, n_b, matches)
     pa = min(matches / max(n_a, 1), 0.999)
     pb = min(matches / max(n_b, 1), 0.999)
     log_x = np.log(lam) + log_bf - np.log(1.0 - pa) - np.log(1.0 - pb)

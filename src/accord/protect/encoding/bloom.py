@@ -45,8 +45,8 @@ YEAR_HASHES = 6
 QUALITY_SUFFIX = "__quality"
 YEAR_SUFFIX = "__year"
 # A date's year with day and month in canonical order (format 4): one token, so a swap of day
-# and month agrees there and (nearly) nothing else does. 256 bits and 16 hashes: two different
-# tokens share about one bit, equal ones about 15 after randomised response (docs/linkage.md).
+# and month agrees there and (nearly) nothing else does. 256 bits; the token is hashed under
+# `tokens.UNORDERED_REPEATS` (4) names with 4 hashes each, 16 positions (docs/linkage.md).
 UNORDERED_SUFFIX = "__unordered"
 UNORDERED_BITS = 256
 UNORDERED_HASHES = 4

@@ -80,7 +80,7 @@ def one_way_share(rho: float) -> float:
     if rho >= ONE_WAY_RHO_LARGE:
         return hi
     t = math.log(rho / ONE_WAY_RHO_SMALL) / math.log(ONE_WAY_RHO_LARGE / ONE_WAY_RHO_SMALL)
-    return lo + (hi - lo) * min(max(t, 0.0), 1.0)
+    return lo + (hi - lo) * t
 
 
 def quality_score(true: np.ndarray, estimate: np.ndarray, sigma: float) -> float:
