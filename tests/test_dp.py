@@ -37,6 +37,7 @@ from accord.release.dp.tables import (
 from accord.standard import load_standard
 from accord.standard.arrow import record_schema
 from accord.store import open_store
+from accord.store.base import INSERT_BATCH_SQL
 
 LEVELS = {
     "sex": ["female", "male", MISSING],
@@ -240,7 +241,7 @@ def _hub(path: Path, n: int = 400, seed: int = 0) -> Path:
     store.write_table("records", pa.Table.from_pylist(rows, schema=record_schema(std)),
                       mode="replace")
     store.ensure_meta()
-    store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    store.execute(INSERT_BATCH_SQL,
                   ["b0", "ngo_a", std.version, n, n, 0, 0, 0, "sha0", "k",
                    "2026-01-01T00:00:00", "2026-01-02T00:00:00"])
     store.close()

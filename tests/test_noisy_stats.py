@@ -18,6 +18,7 @@ from accord.research.stats import compute_dp_tables
 from accord.standard import load_standard
 from accord.standard.arrow import record_schema
 from accord.store import open_store
+from accord.store.base import INSERT_BATCH_SQL
 from tests.attacks.differencing import person
 from tests.attacks.noisy_release import people_table
 from tests.test_stats_report import known_records, make_store, record
@@ -37,7 +38,7 @@ def _add_batch(hub: Path, n: int, batch: str = "b9") -> None:
     with open_store(hub) as store:
         new = [record(900 + i, "ngo_a", sex="female") for i in range(n)]
         store.write_table("records", pa.Table.from_pylist(new, schema=record_schema(STANDARD)))
-        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        store.execute(INSERT_BATCH_SQL,
                       [batch, "ngo_a", STANDARD.version, n, n, 0, 0, 0, f"sha-{batch}", "k",
                        "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
 

@@ -23,6 +23,7 @@ from accord.research.stats import StatsError, StatTable, compute_tables
 from accord.standard import load_standard
 from accord.standard.arrow import record_schema
 from accord.store import Store, open_store
+from accord.store.base import INSERT_BATCH_SQL
 from tests.hubs import hub_from_export
 
 STANDARD = load_standard()
@@ -85,7 +86,7 @@ def make_store(path: Path, rows: list[dict[str, Any]], partner_names: tuple[str,
     for p in partner_names:
         by_partner.setdefault(p, 0)
     for i, (partner, n) in enumerate(sorted(by_partner.items())):
-        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        store.execute(INSERT_BATCH_SQL,
                       [f"b{i}", partner, STANDARD.version, n + 2, n, 2, 0, 0, f"sha{i}", "k",
                        "2026-01-01T00:00:00", "2026-01-02T00:00:00"])
     return store
@@ -342,7 +343,7 @@ def test_cells_that_moved_a_little_since_the_last_release_are_hidden(hub: Path) 
     with open_store(hub) as store:  # three more women, in a new batch (a new data version)
         new = [record(900 + i, "ngo_a", sex="female") for i in range(3)]
         store.write_table("records", pa.Table.from_pylist(new, schema=record_schema(STANDARD)))
-        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        store.execute(INSERT_BATCH_SQL,
                       ["b9", "ngo_a", STANDARD.version, 3, 3, 0, 0, 0, "sha9", "k",
                        "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
         plain = compute_tables(store, history=False).table("case_type_by_sex")
@@ -476,7 +477,7 @@ def test_an_identical_stats_run_is_audited_but_not_recorded_again(hub: Path) -> 
     with open_store(hub) as store:
         new = [record(900 + i, "ngo_a", sex="male") for i in range(12)]
         store.write_table("records", pa.Table.from_pylist(new, schema=record_schema(STANDARD)))
-        store.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        store.execute(INSERT_BATCH_SQL,
                       ["b9", "ngo_a", STANDARD.version, 12, 12, 0, 0, 0, "sha9", "k",
                        "2026-02-01T00:00:00", "2026-02-02T00:00:00"])
     run()

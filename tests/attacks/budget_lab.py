@@ -233,8 +233,10 @@ def tamper_named(hub: Path, name: str) -> None:
         _sql(hub, "UPDATE hub_chain SET state = ? WHERE seq = ?",
              params=[[json.dumps(st, sort_keys=True), head[0]]])
     elif name == "forged_grant":
-        _sql(hub, "INSERT INTO dp_ledger VALUES ('forged', 'grant', 100, 100, 1e-6, NULL, NULL, "
-                  "'x', 'x', NULL, 'v', '{}', '2026-01-01T00:00:00+00:00')")
+        _sql(hub, "INSERT INTO dp_ledger (entry_id, event, rho, epsilon, delta, release_id, kind, "
+                  "actor, purpose, mechanism, data_version, detail, recorded_at) VALUES ('forged', "
+                  "'grant', 100, 100, 1e-6, NULL, NULL, 'x', 'x', NULL, 'v', '{}', "
+                  "'2026-01-01T00:00:00+00:00')")
     elif name == "drop_chain":
         _sql(hub, "DROP TABLE hub_chain")
     elif name == "empty_chain":

@@ -100,9 +100,7 @@ def audit(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
         require_hub(hub)
         with open_store(hub, read_only=True) as store:
             from accord.store import chain as hub_chain
-            rows = hub_chain.in_chain_order(
-                store, "audit", store.query("SELECT * FROM audit").to_pylist(),
-                ("occurred_at",)) if store.table_exists("audit") else []
+            rows = hub_chain.rows_in_order(store, "audit", ("occurred_at",))
     if as_json:
         print_json(rows)
         return

@@ -414,7 +414,8 @@ def _same_release(store: Store, kind: str, data_version: str, digest: str) -> st
     if not store.table_exists("releases"):
         return None
     rows = store.query("SELECT release_id, results FROM releases WHERE kind = ? AND "
-                       "data_version = ? ORDER BY created_at, release_id",
+                       "data_version = ? ORDER BY "
+                       + store.order_sql("releases", "created_at", "release_id"),
                        [kind, data_version]).to_pylist()
     return next((r["release_id"] for r in rows
                  if json.loads(r["results"]).get("content_sha256") == digest), None)

@@ -66,6 +66,7 @@ class User:
 def ensure_accounts(store: Store) -> None:
     for sql in ACCOUNT_TABLES_SQL:
         store.execute(sql)
+    store.ensure_row_order("hub_tokens")
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -265,7 +266,8 @@ def create_token(store: Store, username: str, actor: str) -> tuple[str, str]:
             raise AccountError(f"no user {username}", hint="add it first with `accord hub user add`")
         if _existing(store, username)["disabled_at"] is not None:
             raise AccountError(f"user {username} is disabled", hint="a disabled account gets no token")
-        store.execute("INSERT INTO hub_tokens VALUES (?, ?, ?, ?, NULL)",
+        store.execute("INSERT INTO hub_tokens (token_id, username, token_sha256, created_at) "
+                      "VALUES (?, ?, ?, ?)",
                       [token_id, username, _sha256(secret), now_iso()])
         store.audit(actor, "hub.token_create", {"token_id": token_id, "user": username})
     return token_id, f"{TOKEN_PREFIX}_{token_id}_{secret}"
@@ -286,7 +288,8 @@ def list_tokens(store: Store) -> list[dict[str, object]]:
     ensure_accounts(store)
     return store.query("SELECT t.token_id, t.username, u.org, u.role, t.created_at, t.revoked_at "
                        "FROM hub_tokens t JOIN hub_users u ON u.username = t.username "
-                       "ORDER BY t.created_at, t.token_id").to_pylist()
+                       "ORDER BY " + store.order_sql("hub_tokens", "t.created_at", "t.token_id")
+                       ).to_pylist()
 
 
 def user_of_token(store: Store, token: str) -> User | None:

@@ -180,10 +180,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     def audit(request: Request) -> list[dict[str, Any]]:
         with hub_store(request) as s:
             allow(request, s, {Role.STEWARD, Role.AUDITOR})
-            if not s.table_exists("audit"):
-                return []
-            return hub_chain.in_chain_order(
-                s, "audit", s.query("SELECT * FROM audit").to_pylist(), ("occurred_at",))
+            return hub_chain.rows_in_order(s, "audit", ("occurred_at",))
 
     def _check_pusher(request: Request) -> User:
         with hub_store(request) as s:

@@ -83,6 +83,7 @@ class Output:
 def ensure_requests(store: Store) -> None:
     for sql in REQUESTS_SQL:
         store.execute(sql)
+    store.ensure_row_order("hub_requests")
 
 
 # ---- parameters: the CLI's checks, on a JSON object ---------------------------------------------
@@ -227,7 +228,8 @@ def list_requests(store: Store, requester: str | None = None, status: str | None
         where.append("status = ?")
         params.append(status)
     sql = (f"SELECT {', '.join(_COLUMNS)} FROM hub_requests"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY requested_at, request_id")
+           + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY " + store.order_sql("hub_requests", "requested_at", "request_id"))
     return [_public(r) for r in store.query(sql, params).to_pylist()]
 
 

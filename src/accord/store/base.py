@@ -37,6 +37,12 @@ META_TABLES_SQL = (
         occurred_at VARCHAR NOT NULL, actor VARCHAR NOT NULL, action VARCHAR NOT NULL, detail VARCHAR NOT NULL)""",
 )
 
+# Named columns: the table also has ``row_order``, which the database fills.
+INSERT_BATCH_SQL = (
+    "INSERT INTO batches (batch_id, partner, standard_version, rows_in, accepted, quarantined, "
+    "blank_rows, replaced, data_sha256, key_id, created_at, added_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
 
 @dataclass(frozen=True)
 class AddOutcome:
@@ -47,14 +53,30 @@ class AddOutcome:
     duplicate: bool
 
 
+# Times are kept to the second, and ids are random: rows written in one second need another
+# key for the order they were written in. Every listed table gets ``row_order`` from one hub-wide
+# sequence, filled by the database at INSERT (a column default, so inserts need not name it).
+ROW_ORDER = "row_order"
+ROW_ORDER_SEQUENCE = "hub_row_order"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def in_row_order(*then: str, newest_first: bool = False) -> str:
+    """An ORDER BY list: the order rows were written in. Rows of a hub made before ``row_order``
+    existed have none: they come first (last when newest first), by the columns ``then``."""
+    if newest_first:
+        return ", ".join([f"{ROW_ORDER} DESC NULLS LAST", *(f"{c} DESC" for c in then)])
+    return ", ".join([f"{ROW_ORDER} NULLS FIRST", *then])
 
 
 class Store(ABC):
     """A hub store. Use as a context manager or call ``close()``."""
 
     engine: str = "abstract"
+    _in_tx: bool = False  # engines set it while a transaction is open
 
     # ---- primitives each engine implements -------------------------------------------------
     @abstractmethod
@@ -96,6 +118,37 @@ class Store(ABC):
     def ensure_meta(self) -> None:
         for sql in META_TABLES_SQL:
             self.execute(sql)
+        for table in ("batches", "releases", "audit"):
+            self.ensure_row_order(table)
+
+    def has_row_order(self, table: str) -> bool:
+        """Whether ``table`` (which exists) has its ``row_order`` column yet. Remembered once seen
+        outside a transaction (an ALTER inside one that then rolls back is undone)."""
+        ready: set[str] = self.__dict__.setdefault("_row_order_ready", set())
+        if table in ready:
+            return True
+        found = ROW_ORDER in self.query(f"SELECT * FROM {table} WHERE 1 = 0").column_names
+        if found and not self._in_tx:
+            ready.add(table)
+        return found
+
+    def ensure_row_order(self, table: str) -> None:
+        """Give ``table`` (which exists) its ``row_order`` column, filled from the hub's sequence
+        at each INSERT. The migration of an older hub: its rows keep a null ``row_order``."""
+        if self.has_row_order(table):
+            return
+        with self.transaction():
+            self.execute(f"CREATE SEQUENCE IF NOT EXISTS {ROW_ORDER_SEQUENCE}")
+            self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {ROW_ORDER} BIGINT")
+            self.execute(f"ALTER TABLE {table} ALTER COLUMN {ROW_ORDER} "
+                         f"SET DEFAULT nextval('{ROW_ORDER_SEQUENCE}')")
+
+    def order_sql(self, table: str, *then: str, newest_first: bool = False) -> str:
+        """The ORDER BY list for ``table`` in the order its rows were written: ``row_order``,
+        then ``then``; by ``then`` alone on an older hub read without migrating it."""
+        if self.has_row_order(table):
+            return in_row_order(*then, newest_first=newest_first)
+        return ", ".join(f"{c} DESC" if newest_first else c for c in then)
 
     def scalar(self, sql: str, params: Params = ()) -> Any:
         t = self.query(sql, params)
@@ -120,7 +173,8 @@ class Store(ABC):
             return []
         from accord.store.withdraw import withdrawn_per_batch
 
-        rows = self.query("SELECT * FROM batches ORDER BY added_at, batch_id").to_pylist()
+        rows = self.query("SELECT * FROM batches ORDER BY "
+                          + self.order_sql("batches", "added_at", "batch_id")).to_pylist()
         current: dict[str, int] = {}
         if self.table_exists("records"):
             current = {str(r["batch_id"]): int(r["n"]) for r in self.query(
@@ -139,6 +193,7 @@ class Store(ABC):
         row = {"occurred_at": now_iso(), "actor": actor, "action": action,
                "detail": json.dumps(detail, sort_keys=True, default=str)}
         with self.transaction():
+            self.lock_chain()  # row_order then follows the chain's order between server processes
             self.execute("INSERT INTO audit (occurred_at, actor, action, detail) VALUES (?, ?, ?, ?)",
                          [row["occurred_at"], row["actor"], row["action"], row["detail"]])
             self.chain_append("audit", row)
@@ -209,4 +264,5 @@ class Store(ABC):
     def releases(self) -> list[dict[str, Any]]:
         if not self.table_exists("releases"):
             return []
-        return self.query("SELECT * FROM releases ORDER BY created_at").to_pylist()
+        return self.query("SELECT * FROM releases ORDER BY "
+                          + self.order_sql("releases", "created_at", "release_id")).to_pylist()

@@ -248,9 +248,7 @@ def head_state(store: Store) -> dict[str, Any]:
 
 
 def sequence_of(store: Store, source: str) -> dict[str, int]:
-    """Each chained row's place on the chain, by its digest: the order rows were written in.
-    Tables' own times have second precision, so rows written in one second need this to keep
-    their order (a spend and the grant before it, a set and the grant after it)."""
+    """Each chained row's place on the chain, by its digest: the order rows were written in."""
     if not store.table_exists("hub_chain"):
         return {}
     rows = store.query("SELECT seq, entry_sha256 FROM hub_chain WHERE source = ?",
@@ -259,20 +257,63 @@ def sequence_of(store: Store, source: str) -> dict[str, int]:
 
 
 def in_chain_order(store: Store, source: str, rows: list[dict[str, Any]],
-                   fallback: tuple[str, ...]) -> list[dict[str, Any]]:
-    """``rows`` (each holding every column ``source`` is digested over) in the order they were
-    chained; a row not on the chain (an older hub's, before it was sealed) sorts first, by
-    ``fallback``."""
-    seq = sequence_of(store, source)
-    return sorted(rows, key=lambda r: (seq.get(row_digest(source, r), -1),
-                                       tuple(str(r.get(c)) for c in fallback)))
+                   fallback: tuple[str, ...], newest_first: bool = False) -> list[dict[str, Any]]:
+    """``rows`` (each holding every column ``source`` is digested over, and ``row_order`` where
+    the table has it) in the order they were written: by ``row_order`` (which verification
+    holds to the chain's order). Rows written before ``row_order`` existed come first, in the
+    chain's order (only they are digested), then by ``fallback`` (an older hub's rows from before
+    it was sealed)."""
+    from accord.store.base import ROW_ORDER
+
+    legacy = any(r.get(ROW_ORDER) is None for r in rows)
+    seq = sequence_of(store, source) if legacy else {}
+
+    def key(r: dict[str, Any]) -> tuple[int, int, tuple[str, ...]]:
+        order = r.get(ROW_ORDER)
+        if order is not None:
+            return 1, int(order), ()
+        return 0, seq.get(row_digest(source, r), -1), tuple(str(r.get(c)) for c in fallback)
+
+    return sorted(rows, key=key, reverse=newest_first)
+
+
+def rows_in_order(store: Store, source: str, fallback: tuple[str, ...], where: str = "",
+                  params: tuple[Any, ...] = (), newest_first: bool = False,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a chained table (every column; ``where`` an SQL condition) in the order they
+    were written, oldest first or ``newest_first``, at most ``limit``."""
+    if not store.table_exists(source):
+        return []
+    sql = (f"SELECT * FROM {source}" + (f" WHERE {where}" if where else "")
+           + f" ORDER BY {store.order_sql(source, *fallback, newest_first=newest_first)}"
+           + (f" LIMIT {int(limit)}" if limit is not None else ""))
+    return in_chain_order(store, source, store.query(sql, params).to_pylist(), fallback,
+                          newest_first)
 
 
 def _table_rows(store: Store, source: str) -> list[dict[str, Any]]:
     if not store.table_exists(source):
         return []
-    cols = ", ".join(CHAINED[source])
+    from accord.store.base import ROW_ORDER
+
+    cols = ", ".join(CHAINED[source] + ((ROW_ORDER,) if store.has_row_order(source) else ()))
     return store.query(f"SELECT {cols} FROM {source}").to_pylist()
+
+
+def _order_broken(source: str, rows: list[dict[str, Any]], where: dict[str, list[int]]) -> bool:
+    """Whether the rows chained after the last seal (``where``: digest -> their entries) are
+    listed out of the chain's order: ``row_order`` is not in the digest, so this is what makes an
+    edit of it seen. Rows without one (written before it existed) must precede those with one."""
+    from accord.store.base import ROW_ORDER
+
+    left = {d: sorted(seqs) for d, seqs in where.items()}
+    legacy: list[int] = []
+    ordered: list[int] = []
+    for r in sorted(rows, key=lambda r: (r.get(ROW_ORDER) is not None, r.get(ROW_ORDER) or 0)):
+        seqs = left.get(row_digest(source, r))
+        if seqs:
+            (legacy if r.get(ROW_ORDER) is None else ordered).append(seqs.pop(0))
+    return ordered != sorted(ordered) or bool(legacy and ordered and max(legacy) > ordered[0])
 
 
 def _describe(source: str, row: dict[str, Any]) -> str:
@@ -460,6 +501,9 @@ def verify(store: Store, expected_head: tuple[int, str] | None = None) -> ChainR
             for r in present[digest][:n]:
                 report.problems.append(f"{source}: row ({_describe(source, r)}) is not on the chain "
                                        "(changed or inserted outside Accord)")
+        if _order_broken(source, rows, where):
+            report.problems.append(f"{source}: rows are out of the order they were written in "
+                                   "(their row_order was changed outside Accord)")
 
     # 3. The end of the chain: the head committed last (outside the database) must still be there.
     by_seq = {int(e.seq): e.mac for e in checked}

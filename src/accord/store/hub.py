@@ -14,7 +14,7 @@ from accord.standard import FieldRole, Standard, load_standard
 from accord.standard.arrow import record_schema
 from accord.standard.model import load_version
 from accord.standard.upgrade import upgrade_records
-from accord.store.base import AddOutcome, Store, now_iso
+from accord.store.base import INSERT_BATCH_SQL, AddOutcome, Store, now_iso
 from accord.store.duckdb_store import DuckDBStore
 from accord.store.urls import is_server_url, normalise_url
 
@@ -118,7 +118,7 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
         if LINKAGE in manifest.files:
             store.append_parquet("linkage_encodings", contribution / LINKAGE)
         store.execute(
-            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            INSERT_BATCH_SQL,
             [manifest.batch_id, manifest.partner, manifest.standard_version, manifest.rows_in,
              manifest.accepted, manifest.quarantined, manifest.blank_rows, replaced,
              manifest.data_sha256, manifest.key_id, manifest.created_at, now_iso()],

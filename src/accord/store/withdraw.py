@@ -130,6 +130,7 @@ def withdraw(store: Store, partner: str, actor: str, *, batch_id: str | None = N
             raise WithdrawalError(f"none of the {len(keys):,} record keys are records of {partner} "
                                   "in the hub; nothing was withdrawn")
         store.execute(WITHDRAWALS_SQL)
+        store.ensure_row_order("withdrawals")
         withdrawal_id = f"w-{uuid.uuid4().hex[:12]}"
         store.execute("INSERT INTO withdrawals (withdrawal_id, partner, batch_id, requested, withdrawn, "
                       "actor, withdrawn_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -150,9 +151,10 @@ def withdrawals(store: Store, partner: str | None = None) -> list[dict[str, Any]
     """The withdrawals made (one partner's, or all)."""
     if not store.table_exists("withdrawals"):
         return []
+    order = store.order_sql("withdrawals", "withdrawn_at", "withdrawal_id")
     if partner is None:
-        return store.query("SELECT * FROM withdrawals ORDER BY withdrawn_at, withdrawal_id").to_pylist()
-    return store.query("SELECT * FROM withdrawals WHERE partner = ? ORDER BY withdrawn_at, withdrawal_id",
+        return store.query("SELECT * FROM withdrawals ORDER BY " + order).to_pylist()
+    return store.query("SELECT * FROM withdrawals WHERE partner = ? ORDER BY " + order,
                        [partner]).to_pylist()
 
 

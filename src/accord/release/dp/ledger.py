@@ -140,6 +140,7 @@ def _write(store: Store, event: str, rho: float, state: dict[str, Any], *, actor
            "data_version": data_version or store.data_version(),
            "detail": json.dumps(detail or {}, sort_keys=True, default=str),
            "recorded_at": at or now_iso()}
+    store.lock_chain()  # row_order then follows the chain's order between server processes
     store.execute(f"INSERT INTO dp_ledger ({', '.join(_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in _COLUMNS)})", [row[c] for c in _COLUMNS])
     store.chain_append("dp_ledger", row, state)
@@ -148,6 +149,7 @@ def _write(store: Store, event: str, rho: float, state: dict[str, Any], *, actor
 def ensure_ledger(store: Store) -> None:
     """Create the ledger; carry a per-data-version ledger of an older hub over (see _migrate)."""
     store.execute(LEDGER_SQL)
+    store.ensure_row_order("dp_ledger")
     if store.table_exists("dp_budget") and "data_version" in store.query(
             "SELECT * FROM dp_budget WHERE 1 = 0").column_names:
         _migrate(store)
@@ -332,11 +334,9 @@ def events(store: Store) -> list[dict[str, Any]]:
 
 
 def _in_order(store: Store, event_test: str) -> list[dict[str, Any]]:
-    """Ledger rows whose event passes ``event_test`` (SQL), in the order they were written: the
-    chain's, since ``recorded_at`` has second precision and ids are random."""
-    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM dp_ledger WHERE event {event_test}")
-    return hub_chain.in_chain_order(store, "dp_ledger", rows.to_pylist(),
-                                    ("recorded_at", "entry_id"))
+    """Ledger rows whose event passes ``event_test`` (SQL), in the order they were written."""
+    return hub_chain.rows_in_order(store, "dp_ledger", ("recorded_at", "entry_id"),
+                                   where=f"event {event_test}")
 
 
 def verify(store: Store, expected_head: tuple[int, str] | None = None) -> hub_chain.ChainReport:
@@ -398,7 +398,9 @@ def dp_summary(store: Store) -> dict[str, Any]:
     latest = None
     if store.table_exists("releases"):
         rows = store.query("SELECT release_id, created_at, actor, parameters, results FROM releases "
-                           "WHERE kind = 'dp_tables' ORDER BY created_at DESC LIMIT 1").to_pylist()
+                           "WHERE kind = 'dp_tables' ORDER BY "
+                           + store.order_sql("releases", "created_at", "release_id", newest_first=True)
+                           + " LIMIT 1").to_pylist()
         if rows:
             latest = {**rows[0], "parameters": json.loads(rows[0]["parameters"]),
                       "results": json.loads(rows[0]["results"])}

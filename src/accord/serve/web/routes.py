@@ -33,6 +33,7 @@ from accord.serve.web.sessions import (
     session_of,
 )
 from accord.store import Store, open_store
+from accord.store import chain as hub_chain
 
 if TYPE_CHECKING:
     from accord.serve.app import ServerConfig
@@ -285,9 +286,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
                 t["batches"] += 1
                 t["accepted"] += int(b["accepted"])
                 t["quarantined"] += int(b["quarantined"])
-            audit = (s.query("SELECT occurred_at, actor, action, detail FROM audit "
-                             "ORDER BY occurred_at DESC LIMIT 15").to_pylist()
-                     if s.table_exists("audit") else [])
+            audit = hub_chain.rows_in_order(s, "audit", ("occurred_at",), newest_first=True,
+                                            limit=15)
             for a in audit:
                 a["detail"] = _detail_text(a["detail"])
             from accord.serve.requests import PENDING, list_requests
@@ -473,9 +473,8 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
 
             report = ledger.verify(s)
             total = s.scalar("SELECT count(*) FROM audit") if s.table_exists("audit") else 0
-            rows = (s.query("SELECT occurred_at, actor, action, detail FROM audit "
-                            "ORDER BY occurred_at DESC LIMIT 500").to_pylist()
-                    if s.table_exists("audit") else [])
+            rows = hub_chain.rows_in_order(s, "audit", ("occurred_at",), newest_first=True,
+                                           limit=500)
             for a in rows:
                 a["detail"] = _detail_text(a["detail"])
             return page("auditor.html.j2", 200, session, title="Audit log", chain=report, audit=rows,
