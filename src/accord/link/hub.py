@@ -65,6 +65,15 @@ def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]
         return {}
     stamps = {(r[FINGERPRINT_COLUMN], r[CHECK_COLUMN]) for r in
               table.select([FINGERPRINT_COLUMN, CHECK_COLUMN]).to_pylist()}
+    again = ("withdraw the batches with those encodings (`accord hub withdraw --partner P "
+             "--batch B`; `accord hub status` lists them), have their partners protect their "
+             "records again with this version of Accord, and add the new contributions "
+             "(docs/linkage.md, Encoding schema)")
+    if len({fp for fp, _ in stamps}) > 1 and schema.fingerprint() in {fp for fp, _ in stamps}:
+        # an older Accord took a contribution of an older format beside current ones
+        raise EncodingFileError(
+            "some of the hub's encodings were made with another encoding schema than this one "
+            "(an older encoding format, or another schema), so they cannot be linked", hint=again)
     if len(stamps) > 1:
         raise EncodingFileError(
             "the hub holds encodings made with different schemas or linkage secrets",
@@ -76,8 +85,7 @@ def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]
         raise EncodingFileError(
             "the hub's encodings were made with an older encoding format (format 3 or before: "
             "no day/month-swap filter of the birth date), which this version does not link",
-            hint="the partners protect their records again with this version of Accord and send "
-                 "the new contributions (docs/linkage.md, Encoding schema)")
+            hint=again)
     if fingerprint != schema.fingerprint():
         raise EncodingFileError("the hub's encodings were made with another encoding schema",
                                 hint="pass that schema file with --schema")

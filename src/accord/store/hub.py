@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 
 from accord.errors import ContributionError
 from accord.protect.contribution import LINKAGE, RECORDS, read_manifest, verify_files
+from accord.protect.encoding.bloom import UNORDERED_SUFFIX
+from accord.protect.encoding.schema import SCHEMA_FORMAT_VERSION
 from accord.standard import FieldRole, Standard, load_standard
 from accord.standard.arrow import record_schema
 from accord.standard.model import load_version
@@ -66,6 +68,50 @@ def _check_hub_layout(store: Store, standard: Standard) -> None:
             "contributions of earlier compatible versions are upgraded on the way in")
 
 
+def _batches_with_encodings(store: Store) -> list[str]:
+    rows = store.query("SELECT DISTINCT r.partner, r.batch_id FROM records r JOIN linkage_encodings e "
+                       "ON r.partner = e.partner AND r.record_key = e.record_key "
+                       "ORDER BY r.partner, r.batch_id").to_pylist()
+    return [f"{r['partner']}:{r['batch_id']}" for r in rows]
+
+
+def _check_linkage_layout(store: Store, contribution: Path) -> bool:
+    """Refuse linkage encodings of another encoding format (or schema) than those the hub holds:
+    they cannot be linked together, and one table cannot hold both. True if the hub's encodings
+    table is empty (its partners withdrew every batch) and is to be made again for these."""
+    if not store.table_exists("linkage_encodings"):
+        return False
+    have = set(store.query("SELECT * FROM linkage_encodings LIMIT 0").column_names)
+    incoming = set(pq.read_schema(contribution / LINKAGE).names)
+    if have == incoming:
+        return False
+    if not store.scalar("SELECT count(*) FROM linkage_encodings"):
+        return True
+    held = _batches_with_encodings(store)
+    shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+    if any(c.endswith(UNORDERED_SUFFIX) for c in incoming - have):
+        raise ContributionError(
+            f"{contribution} has linkage encodings of the current encoding format "
+            f"({SCHEMA_FORMAT_VERSION}), but the hub holds encodings of an older format (format 3 "
+            f"or before, from {len(held)} batch(es), partner:batch {shown}); the two cannot be "
+            "linked together, so nothing was added",
+            hint="withdraw the batches with the older encodings (`accord hub withdraw --partner P "
+                 "--batch B`, or each partner's `accord withdraw --batch B`), have those partners "
+                 "protect their records again with this version of Accord, then add this "
+                 "contribution again (docs/linkage.md, Encoding schema)")
+    if any(c.endswith(UNORDERED_SUFFIX) for c in have - incoming):
+        raise ContributionError(
+            f"{contribution} has linkage encodings of an older encoding format (format 3 or "
+            f"before) than the hub's ({SCHEMA_FORMAT_VERSION}); nothing was added",
+            hint="protect the records again with this version of Accord (`accord ingest "
+                 "--linkage-secret ...`) and send the new contribution")
+    raise ContributionError(
+        f"{contribution} has linkage encodings of another encoding schema than the hub's (its "
+        "encoded fields differ); nothing was added",
+        hint="every partner encodes with the collaborative's one schema (`accord ingest "
+             "--linkage-schema`); protect the records again with it")
+
+
 def add_contribution(store: Store, contribution: Path, actor: str = "hub",
                      standard: Standard | None = None) -> AddOutcome:
     """Verify and load one contribution. Idempotent: the same contribution twice adds nothing.
@@ -95,6 +141,7 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
     if known.num_rows:
         return AddOutcome(manifest.batch_id, manifest.partner, 0, 0, duplicate=True)
 
+    remake_encodings = LINKAGE in manifest.files and _check_linkage_layout(store, contribution)
     records_file = contribution / RECORDS
     with store.transaction():
         if not store.table_exists("records"):
@@ -116,6 +163,8 @@ def add_contribution(store: Store, contribution: Path, actor: str = "hub",
         else:
             store.append_parquet("records", records_file)
         if LINKAGE in manifest.files:
+            if remake_encodings:
+                store.execute("DROP TABLE linkage_encodings")
             store.append_parquet("linkage_encodings", contribution / LINKAGE)
         store.execute(
             INSERT_BATCH_SQL,
