@@ -75,6 +75,32 @@ def check_rho(rho: float) -> float:
     return x
 
 
+def draw_stored(store: Store, draw_key: str, rho: float) -> bool:
+    """Whether the current data version's draw under ``draw_key`` and ``rho`` is in the hub
+    (served again at no cost; checked against the ledger when it is served)."""
+    if not store.table_exists("dp_draws"):
+        return False
+    return bool(store.scalar("SELECT count(*) FROM dp_draws WHERE data_version = ? AND "
+                             "draw_key = ? AND rho = ?", [store.data_version(), draw_key, rho]))
+
+
+def require_draws_affordable(store: Store, draws: Sequence[tuple[str, float]],
+                             what: str) -> None:
+    """Refuse (ReleaseRefused, exit 3), before a record is read, a release whose draws (key, rho)
+    the hub does not hold yet and the budget left cannot pay for together: nothing computed, and
+    no draw paid for while a later one of the same release is refused."""
+    cost = sum(rho for key, rho in draws if not draw_stored(store, key, rho))
+    if cost > 0:
+        ledger.require_affordable(store, cost, what, option="--rho")
+
+
+def stats_draw_key(standard: Standard, years: tuple[int, int] | None) -> str:
+    # The table list is part of the key: a draw stored before tables were added (a new
+    # release of Accord on the same data) does not hold them, so the new list draws afresh.
+    ids = ",".join(t.id for t in stats_specs(standard))
+    return f"stats:years={years}:tables={hashlib.sha256(ids.encode()).hexdigest()[:12]}"
+
+
 def reuse_or_draw(store: Store, draw_key: str, rho: float, draw: Callable[[], dict[str, Any]],
                   *, actor: str, kind: str, purpose: str) -> tuple[dict[str, Any], bool]:
     """The draw of this data version under ``draw_key`` and ``rho``: the stored one if there is
@@ -288,10 +314,6 @@ def load_and_draw(store: Store, standard: Standard, rho: float, years: tuple[int
         payload["unit"] = unit
         return payload
 
-    # The table list is part of the key: a draw stored before tables were added (a new
-    # release of Accord on the same data) does not hold them, so the new list draws afresh.
-    ids = ",".join(t.id for t in stats_specs(standard))
-    key = f"stats:years={years}:tables={hashlib.sha256(ids.encode()).hexdigest()[:12]}"
-    payload, reused = reuse_or_draw(store, key, rho, draw, actor=actor, kind="dp_stats",
+    payload, reused = reuse_or_draw(store, stats_draw_key(standard, years), rho, draw, actor=actor, kind="dp_stats",
                                     purpose=purpose or "accord stats / report")
     return payload, reused, str(payload.get("unit", unit_box[0] if unit_box else "persons"))

@@ -179,6 +179,18 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
 
         return await limit.run(request.url.path, job)
 
+    def dp_tables_affordable(body: StatsBody) -> Callable[[Store, User], None] | None:
+        """A DP release of the stats tables the budget cannot pay: refused before its turn."""
+        if body.privacy != "dp":
+            return None
+
+        def check(s: Store, user: User) -> None:
+            from accord.research.stats import require_dp_tables_affordable
+
+            require_dp_tables_affordable(s, body.rho)
+
+        return check
+
     @router.post("/api/stats")
     async def stats(request: Request) -> Any:
         body = await _parse(request, StatsBody)
@@ -189,7 +201,7 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
             return tables_on_record(s, body.threshold, body.protection, body.unit, user.username,
                                     "tables", body.privacy, body.rho).to_dict()
 
-        return await run(request, ANALYSTS, work)
+        return await run(request, ANALYSTS, work, dp_tables_affordable(body))
 
     @router.post("/api/report")
     async def report(request: Request) -> HTMLResponse:
@@ -208,7 +220,7 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
             return HTMLResponse(html, headers={"X-Accord-Release": release_id,
                                                "X-Accord-Data-Version": result.data_version})
 
-        response: HTMLResponse = await run(request, ANALYSTS, work)
+        response: HTMLResponse = await run(request, ANALYSTS, work, dp_tables_affordable(body))
         return response
 
     @router.post("/api/release/tables")
@@ -259,7 +271,15 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
                 {"overall": summary["overall"], "strata": summary["strata"]}, user.username)
             return summary
 
-        return await run(request, ANALYSTS, work)
+        def affordable(s: Store, user: User) -> None:
+            from accord.research.estimate.pipeline import require_estimate_affordable
+            from accord.research.noisy import ESTIMATE_RHO, check_rho
+
+            if body.privacy == "dp":
+                require_estimate_affordable(s, check_rho(ESTIMATE_RHO if body.rho is None
+                                                         else body.rho))
+
+        return await run(request, ANALYSTS, work, affordable)
 
     @router.get("/api/budget")
     async def budget(request: Request) -> Any:

@@ -293,7 +293,8 @@ def spend(store: Store, rho: float, *, kind: str, actor: str, purpose: str, mech
 _PLANNED_SLACK = 1e-6
 
 
-def require_affordable(store: Store, rho: float, what: str = "this release") -> Budget:
+def require_affordable(store: Store, rho: float, what: str = "this release",
+                       option: str = "--epsilon") -> Budget:
     """Refuse (ReleaseRefused, exit 3) a release whose planned cost ``rho`` is more than the hub's
     lifetime budget has left, before any record is read or any work waits for its turn: nothing is
     computed or spent. The spend inside the release still makes the exact check, with the chain's.
@@ -306,7 +307,7 @@ def require_affordable(store: Store, rho: float, what: str = "this release") -> 
             f"{what} needs {rho_text(rho, budget.delta)} but only "
             f"{rho_text(budget.remaining_rho, budget.delta)} of the hub's lifetime budget is left; "
             "nothing was computed or spent",
-            hint="lower --epsilon, or (data steward) grant more with `accord budget grant`")
+            hint=f"lower {option}, or (data steward) grant more with `accord budget grant`")
     return budget
 
 

@@ -22,7 +22,7 @@ from accord.errors import AccordError
 from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
-from accord.research.estimate.noisy import STRATA, by_strata, ensure_draw
+from accord.research.estimate.noisy import STRATA, by_strata, ensure_draw, hub_draw_key
 from accord.research.estimate.table import (
     CaptureTableError,
     from_memberships,
@@ -239,6 +239,16 @@ def _present_strata(store: Store) -> list[str]:
     return [c for c in STRATA if c in names]
 
 
+def require_estimate_affordable(store: Store, rho: float) -> None:
+    """Refuse (exit 3) before any record is read an estimate whose draw (not yet made for this
+    data version) the budget left cannot pay for. A hub without linked persons is left to
+    ``person_lists`` to refuse, with its own reason."""
+    from accord.research.noisy import require_draws_affordable
+
+    if store.table_exists("persons") and store.table_exists("records"):
+        require_draws_affordable(store, [(hub_draw_key(store), rho)], "this estimate")
+
+
 def noisy_draw(store: Store, rho: float, actor: str,
                test_seed: int | None = None) -> tuple[list[str], dict[str, Any], bool]:
     """The partners and the data version's DP draw of people by stratum x capture history
@@ -271,6 +281,7 @@ def _estimate_hub_dp(store: Store, opts: PipelineOptions,
             f"cannot stratify by {', '.join(bad)}",
             hint=f"strata are fixed public categories: choose from {', '.join(STRATA)}")
     rho = opts.resolved_rho()
+    require_estimate_affordable(store, rho)
     partners, payload, reused = noisy_draw(store, rho, opts.actor, opts.test_seed)
     t = opts.rules.threshold
     hist = histories(len(partners))

@@ -1,0 +1,90 @@
+"""DP releases the budget left cannot pay are refused before any record is read, with the budget
+figures and nothing spent: `accord stats`, `report` and `estimate`, locally and through the
+server's routes, on both engines. Before, the stats draw was computed (and, with people linked,
+paid for) before the partner-overlap draw found the budget short: exit 3 with rho spent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from typer.testing import CliRunner
+
+from accord.cli.main import app
+from accord.protect.encoding import new_linkage_secret
+from accord.simulate import SimulationConfig, simulate
+from tests.test_serve import accounts, server  # noqa: F401  (fixtures)
+
+# rho 0.0120 at the default delta 1e-6: more than the stats draw (0.01), less than the stats and
+# partner-overlap draws together (0.015).
+SHORT_EPSILON = "0.83"
+
+
+@pytest.fixture(scope="module")
+def contributions(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    tmp = tmp_path_factory.mktemp("early")
+    sim = simulate(SimulationConfig(people=80, partners=2, overlap=0.3, seed=5,
+                                    out=tmp / "exports", format_a="csv"))
+    new_linkage_secret(tmp / "linkage.key")
+    _run("keys", "init", "--key-file", str(tmp / "partner.key"))
+    out = []
+    for i, files in enumerate(sim.partners):
+        _run("ingest", str(files.export), "--mapping", str(files.mapping), "--partner",
+             files.partner.replace("_", "-"), "--key-file", str(tmp / "partner.key"),
+             "--out", str(tmp / f"c{i}"), "--linkage-secret", str(tmp / "linkage.key"))
+        out.append(tmp / f"c{i}")
+    return out
+
+
+def _run(*args: str, code: int = 0) -> str:
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == code, res.output
+    return " ".join(res.output.split())
+
+
+def _budget(hub: str) -> dict[str, Any]:
+    return dict(json.loads(_run("budget", "--hub", hub, "--json")))
+
+
+def _no_record_read(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("a refused release read the hub's records")
+
+
+def test_releases_the_budget_cannot_pay_are_refused_before_reading(
+        hub: str, contributions: list[Path], server: str,  # noqa: F811
+        accounts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    for c in contributions:
+        _run("hub", "add", str(c), "--hub", hub)
+    _run("link", "--hub", hub)
+    _run("budget", "set", "--epsilon", SHORT_EPSILON, "--hub", hub)
+    remote = ("--server", server, "--token-file", str(accounts["analyst"]))
+    with monkeypatch.context() as m:  # the server runs in this process: it is watched as well
+        m.setattr("accord.research.noisy.load_people", _no_record_read)
+        m.setattr("accord.research.estimate.pipeline.person_lists", _no_record_read)
+        for where in (("--hub", hub), remote):
+            out = _run("stats", *where, code=3)
+            assert "needs rho 0.015" in out and "but only rho 0.01" in out, out
+            assert "nothing was computed or spent" in out and "lower --rho" in out
+            out = _run("report", *where, "--out", str(tmp_path / "r.html"), code=3)
+            assert "needs rho 0.015" in out and "nothing was computed or spent" in out, out
+            out = _run("estimate", *where, "--rho", "0.05", code=3)
+            assert "needs rho 0.05" in out and "nothing was computed or spent" in out, out
+    assert not (tmp_path / "r.html").exists()
+    left = _budget(hub)
+    assert left["budget"]["spent_rho"] == 0 and left["spends"] == []
+
+    # Negative control: with the budget to pay for both draws, the same release reads and pays.
+    _run("budget", "grant", "--epsilon", "0.65", "--reason", "enough for one version",
+         "--hub", hub)
+    _run("stats", "--hub", hub)
+    after = _budget(hub)["budget"]
+    assert after["spent_rho"] == pytest.approx(0.015)
+    assert after["remaining_rho"] < 0.005 + 1e-6  # less than any draw costs
+    # A draw the hub holds costs nothing: served again with less budget left than it cost.
+    _run("stats", *remote)
+    _run("report", "--hub", hub, "--out", str(tmp_path / "r.html"))
+    _run("estimate", *remote)
+    assert "needs rho 0.01" in _run("estimate", "--hub", hub, "--rho", "0.01", code=3)
+    assert _budget(hub)["budget"]["spent_rho"] == pytest.approx(0.015)
