@@ -58,7 +58,10 @@ class AnalysisLimit:
         self._turns = asyncio.Semaphore(size)  # bound to the server's loop on first wait
 
     async def run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread once a turn is free."""
+        """``fn(*args)`` in a worker thread once a turn is free. The turn lasts as long as the
+        work: a thread cannot be stopped, so if the request's task is cancelled (its client went
+        away) the work runs on in its own task, which gives the turn back when it ends;
+        otherwise a client could start any number of analyses at once by disconnecting."""
         self.waiting += 1
         try:
             await self._turns.acquire()
@@ -66,10 +69,18 @@ class AnalysisLimit:
             self.waiting -= 1
         self.running += 1
         try:
-            return await run_in_threadpool(self._start, what, fn, *args)
-        finally:
-            self.running -= 1
-            self._turns.release()
+            work = asyncio.ensure_future(run_in_threadpool(self._start, what, fn, *args))
+        except BaseException:
+            self._end(None)
+            raise
+        work.add_done_callback(self._end)
+        return await asyncio.shield(work)
+
+    def _end(self, work: asyncio.Future[Any] | None) -> None:
+        if work is not None and not work.cancelled():
+            work.exception()  # retrieved here: nobody awaits it once its request was cancelled
+        self.running -= 1
+        self._turns.release()
 
     def _start(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         if self._on_start is not None:
