@@ -53,7 +53,10 @@ SLACK = {AGE_GUESS: 3, AGE: 1, YEAR: 0}
 ORDER = {NONE: 0, AGE_GUESS: 1, AGE: 2, YEAR: 3, FULL: 4}
 
 
-def ceiling(people: int, partners: int, overlap: float, seed: int) -> dict[str, object]:
+def _twin_counts(people: int, partners: int, overlap: float,
+                 seed: int) -> list[tuple[int, int, int, int, set[str]]]:
+    """Per true pair of records of two partners (rows r < s of the simulator's records, the
+    order of truth.csv): twins k among the free people, among all people (k2), error kinds."""
     pop = make_population(people, seed, load_standard())
     recs = make_records(pop, partners, overlap, seed)
     voc = load_vocabulary()
@@ -92,9 +95,7 @@ def ceiling(people: int, partners: int, overlap: float, seed: int) -> dict[str, 
     rows_of: dict[int, list[int]] = defaultdict(list)
     for i, person in enumerate(recs.person):
         rows_of[int(person)].append(i)
-    k_of: list[int] = []
-    k_any: list[int] = []  # twins among all people of the other partner, not only free ones
-    kinds: list[set[str]] = []
+    out: list[tuple[int, int, int, int, set[str]]] = []
     for person, rows in rows_of.items():
         for r, s in combinations(rows, 2):
             p, q = int(recs.partner[r]), int(recs.partner[s])
@@ -115,10 +116,22 @@ def ceiling(people: int, partners: int, overlap: float, seed: int) -> dict[str, 
                          for d in range(-SLACK[level], SLACK[level] + 1)]
                 k = 1 + sum(free_year[(pw, po)][y] for y in years)
                 k2 = sum(held_year[po][y] for y in years)
-            k_of.append(k)
-            k_any.append(k2)
             err = int(recs.errors[r]) | int(recs.errors[s])
-            kinds.append({name for name, bit in E.items() if err & bit} or {"none"})
+            out.append((min(r, s), max(r, s), k, k2,
+                        {name for name, bit in E.items() if err & bit} or {"none"}))
+    return out
+
+
+def pair_twins(people: int, partners: int, overlap: float, seed: int) -> dict[tuple[int, int], int]:
+    """Twins k of each true pair (rows r < s of truth.csv): 1 = a clear-text linker finds it."""
+    return {(r, s): k for r, s, k, _, _ in _twin_counts(people, partners, overlap, seed)}
+
+
+def ceiling(people: int, partners: int, overlap: float, seed: int) -> dict[str, object]:
+    counts = _twin_counts(people, partners, overlap, seed)
+    k_of = [c[2] for c in counts]
+    k_any = [c[3] for c in counts]  # twins among all people of the other partner
+    kinds = [c[4] for c in counts]
     pairs = len(k_of)
     sure = sum(k == 1 for k in k_of)
     r0 = sure / max(pairs, 1)

@@ -115,6 +115,8 @@ def test_birth_years_from_ages_count_only_where_the_date_is_unknown() -> None:
     b = replace(b, birth_years=np.array([1990.9, 1960.0]))
     assert _date_level(a, b, 0, 0) == "age year +/-1.5"
     assert _date_level(a, b, 0, 1) == "age year differs"
+    b = replace(b, birth_years=np.array([1990.6, 1960.0]))
+    assert _date_level(a, b, 0, 0) == "age year +/-0.5"
     assert _date_level(a, b, 1, 1) == "dice>=0.85"  # a known date is never overridden
 
 

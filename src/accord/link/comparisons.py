@@ -20,8 +20,12 @@ from accord.protect.encoding.schema import EncodingSchema, FieldKind, FieldSpec
 _YEAR_LEVELS = (0.8, 0.3)
 # Birth years from reported ages (EncodedSet.birth_years), used where the date is unknown: years
 # apart at most this much (an age is reported in whole years at a registration date, so one
-# person's estimates differ by up to about a year, more when the age itself is a guess).
-_AGE_YEAR_LEVELS = (1.5, 7.0)
+# person's estimates differ by up to about a year, more when the age itself is a guess). Within
+# half a year is a level of its own: on the simulator 65 % of true pairs' estimates are that
+# close against 1.9 % of random pairs, while 0.5-1.5 years apart is hardly more common among
+# true pairs than among random ones, so one level up to 1.5 years diluted the close ones
+# (benchmarks/results/linksim.md).
+_AGE_YEAR_LEVELS = (0.5, 1.5, 7.0)
 # Full dates of the same year in the lowest band whose Dice is at least this: they share the
 # unordered month/day token as well (day and month swapped) or the month. Random same-year dates
 # share only the year token and land below it in the default date filter (128 bits, 6 hashes
