@@ -239,9 +239,13 @@ class Shipment:
                                          dir=local.split(",")[0] if local else None))
 
     def table(self, table: pa.Table) -> Any:
-        from pyspark.sql.pandas.types import from_arrow_schema
+        from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
         sc = self.session.sparkContext
+        spark_schema = from_arrow_schema(table.schema)
+        # The Arrow types Spark expects back from a partition (large or dictionary strings
+        # become plain strings, as createDataFrame would make them).
+        table = table.cast(to_arrow_schema(spark_schema))
         tag = uuid.uuid4().hex
         # At least two parts a core, so that the stage reading them keeps every core busy.
         parts = max(2 * sc.defaultParallelism, -(-table.num_rows // self.rows_per_part))
@@ -255,7 +259,7 @@ class Shipment:
             sc.addFile(str(self.dir / name))
             names.append(name)
         return (self.session.range(0, len(names), 1, len(names))
-                .mapInArrow(_read_parts(names), from_arrow_schema(table.schema)))
+                .mapInArrow(_read_parts(names), spark_schema))
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
