@@ -440,7 +440,7 @@ def test_shipped_tables_are_read_by_the_partitions_not_held_in_the_plan(spark: o
     """A driver-side table reaches Spark as files the partitions read (the rows are never a
     local relation in the driver's heap, whose tasks carried 100 MB of candidate codes each at
     100k), row for row, and the files go when the shipment closes."""
-    from accord.link.spark import shipment
+    from accord.store.spark_ship import shipment
 
     table = pa.table({"code": pa.array(np.arange(50_003, dtype=np.int64) * 7),
                       "w": pa.array(np.arange(50_003) % 3 == 0)})

@@ -46,8 +46,8 @@ from accord.link.fellegi_sunter import (
     alone_log_odds,
     pair_odds,
 )
-from accord.link.spark import Shipment, shipment
 from accord.protect.encoding.bloom import QUALITY_SUFFIX
+from accord.store.spark_ship import Shipment, shipment
 
 if TYPE_CHECKING:  # pragma: no cover
     from accord.link.match import MatchConfig

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from accord.store.base import Store
 from accord.store.groups import Groups, IntArray
+from accord.store.spark_ship import shipment
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,7 @@ class SparkGroups:
 
     def _count(self, table: pa.Table, count: Callable[[Any], Any]) -> pa.Table:
         """``count`` of the table as a DataFrame, collected. The table reaches the executors as
-        files they read (`accord.link.spark.Shipment`), not as rows in the driver's heap."""
-        from accord.link.spark import shipment
-
+        files they read (`accord.store.spark_ship.Shipment`), not as rows in the driver's heap."""
         with shipment(self.session) as ship:
             return count(ship.table(table)).toArrow()
 
