@@ -434,3 +434,22 @@ def test_spark_reads_the_partners_parquet_for_scoring(spark: object, tmp_path: P
     pq.write_table(pq.read_table(paths[0]).slice(0, 100), short)
     with pytest.raises(AccordError, match="records"):
         _Layout(a, b).read(spark, str(short), "a_", len(a))
+
+
+def test_shipped_tables_are_read_by_the_partitions_not_held_in_the_plan(spark: object) -> None:
+    """A driver-side table reaches Spark as files the partitions read (the rows are never a
+    local relation in the driver's heap, whose tasks carried 100 MB of candidate codes each at
+    100k), row for row, and the files go when the shipment closes."""
+    from accord.store.spark_ship import shipment
+
+    table = pa.table({"code": pa.array(np.arange(50_003, dtype=np.int64) * 7),
+                      "w": pa.array(np.arange(50_003) % 3 == 0)})
+    with shipment(spark) as ship:
+        df = ship.table(table)
+        plan = df._jdf.queryExecution().executedPlan().toString()  # type: ignore[attr-defined]
+        assert "LocalTableScan" not in plan
+        assert df.rdd.getNumPartitions() >= 2  # type: ignore[attr-defined]
+        got = df.toArrow().sort_by("code")  # type: ignore[attr-defined]
+        assert got.equals(table)
+        assert any(ship.dir.iterdir())
+    assert not ship.dir.exists()

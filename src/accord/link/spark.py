@@ -33,6 +33,7 @@ from accord.link import kernels
 from accord.link.engine import BandJob, join_band
 from accord.protect.encoding.secrets import SECRET_KIND
 from accord.protect.keys import KEY_KIND
+from accord.store.spark_ship import shipment
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -243,13 +244,18 @@ class SparkEngine:
         # Ship the plan, not the filters: the records travel in the DataFrame.
         light = replace(job, fa=job.fa[:0], fb=job.fb[:0])
         sc = self.session.sparkContext
-        n_parts = self.partitions or 4 * sc.defaultParallelism
-        df = self.session.createDataFrame(records)
-        keyed = df.mapInArrow(_keys_fn(light, width), _spark_schema(_KEYED))
-        pairs = (keyed.repartition(n_parts, "band", "prefix")
-                 .mapInArrow(_join_fn(light, width), _spark_schema(_PAIRS)))
-        codes = pairs.selectExpr(f"ia * {nb} + ib AS code").distinct()
-        got = codes.toArrow().column("code").to_numpy()
+        # A partition's band rows are all in one Python worker at once (the bucket join needs
+        # a bucket's records together): at most about 2 M of them (~150 MB), so the workers'
+        # memory does not grow with N (at 1M a side, 8 partitions held 9.4 M rows each; with
+        # one per 2 M rows, blocking's Python workers peaked at 2.82 GB).
+        rows = (len(job.fa) + nb) * len(job.bits)
+        n_parts = self.partitions or max(4 * sc.defaultParallelism, -(-rows // 2_000_000))
+        with shipment(self.session) as ship:
+            keyed = ship.table(records).mapInArrow(_keys_fn(light, width), _spark_schema(_KEYED))
+            pairs = (keyed.repartition(n_parts, "band", "prefix")
+                     .mapInArrow(_join_fn(light, width), _spark_schema(_PAIRS)))
+            codes = pairs.selectExpr(f"ia * {nb} + ib AS code").distinct()
+            got = codes.toArrow().column("code").to_numpy()
         got = np.sort(got)
         yield got // nb, got % nb
 

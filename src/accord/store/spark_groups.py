@@ -1,6 +1,6 @@
 """The Spark engine of the releases' group-bys (see ``accord.store.groups``).
 
-Keys travel to Spark as Arrow batches, are counted by ``groupBy`` in partitions (a shuffle by
+Keys travel to Spark as Arrow files the partitions read, are counted by ``groupBy`` in partitions (a shuffle by
 key, partial counts combined), and only the distinct keys and their counts come back: for the
 releases, the distinct keys are few (table cells, equivalence classes, distinct tuples) however
 many the rows. Counts of integers and of strings are exact in any order, so the numbers are the
@@ -11,7 +11,7 @@ secrets); this module only needs one, and imports pyspark only when it counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from accord.store.base import Store
 from accord.store.groups import Groups, IntArray
+from accord.store.spark_ship import shipment
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,11 @@ class SparkGroups:
     session: Any  # pyspark.sql.SparkSession (typed loosely: pyspark is optional)
     name: str = "spark"
 
-    def _frame(self, table: pa.Table) -> Any:
-        return self.session.createDataFrame(table)
+    def _count(self, table: pa.Table, count: Callable[[Any], Any]) -> pa.Table:
+        """``count`` of the table as a DataFrame, collected. The table reaches the executors as
+        files they read (`accord.store.spark_ship.Shipment`), not as rows in the driver's heap."""
+        with shipment(self.session) as ship:
+            return count(ship.table(table)).toArrow()
 
     def unique(self, key: npt.NDArray[np.integer], *, first: bool = False,
                inverse: bool = False) -> Groups:
@@ -45,7 +49,7 @@ class SparkGroups:
         if first:
             cols["i"] = pa.array(np.arange(n, dtype=np.int64))
             aggs.append(F.min("i").alias("f"))
-        out = self._frame(pa.table(cols)).groupBy("k").agg(*aggs).toArrow()
+        out = self._count(pa.table(cols), lambda df: df.groupBy("k").agg(*aggs))
         values = out.column("k").to_numpy().astype(np.int64)
         order = np.argsort(values, kind="stable")  # Spark's order is a partition's, not ours
         values = values[order]
@@ -67,5 +71,5 @@ class SparkGroups:
         if rows.num_rows == 0:
             return pa.table({**{k: pa.array([], pa.string()) for k in keys},
                              "n": pa.array([], pa.int64())})
-        counted = self._frame(rows).groupBy(*keys).count().withColumnRenamed("count", "n")
-        return counted.toArrow()
+        return self._count(rows, lambda df: df.groupBy(*keys).count()
+                           .withColumnRenamed("count", "n"))
