@@ -3,7 +3,7 @@
 Setup (once): the peers pull JAX, so they live in their own environment:
 
     python3 -m venv /tmp/dp-peers
-    /tmp/dp-peers/bin/pip install 'opendp[mbi]' pyarrow
+    /tmp/dp-peers/bin/pip install 'opendp[mbi]' pyarrow pandas
 
 Run (from the repository root, with Accord's environment):
 
@@ -107,11 +107,32 @@ def run_child(cmd: list[str], out: Path) -> tuple[pa.Table, dict[str, float]]:
     import json
     import resource
     import subprocess
+    import tempfile
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    # The child's lines are echoed as they come: AIM on large data runs for hours and prints its
+    # timing line before the (slow, untimed) model-error step, so a run stopped during that step
+    # still counts with the figures it printed.
+    # stderr goes to a file: a pipe nobody reads while stdout is followed fills at 64 KB (JAX's
+    # warnings) and would block the child.
+    lines: list[str] = []
+    with tempfile.TemporaryFile("w+") as errf, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=errf, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if len(cmd) > 2 and cmd[2] != "--accord-one":
+                print(f"  peer pid {proc.pid}: {line.strip()}", flush=True)
+        proc.wait()
+        errf.seek(0)
+        err = errf.read()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    stats = json.loads(res.stdout.strip().splitlines()[-1])
+    found = [ln for ln in lines if ln.startswith("{")]
+    if not found or (proc.returncode != 0 and not out.exists()):
+        raise subprocess.CalledProcessError(proc.returncode, cmd, "\n".join(lines), err)
+    if proc.returncode != 0:
+        print(f"  child exited {proc.returncode} after its timing line: figures kept", flush=True)
+    stats = json.loads(found[-1])
     # CPU of the whole child process (loading included), user + system: at a load of many jobs
     # per core, wall time says more about the neighbours than about the synthesiser.
     stats["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
