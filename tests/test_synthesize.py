@@ -407,3 +407,36 @@ def test_one_way_share_falls_from_a_fifth_to_a_tenth_with_the_budget() -> None:
     rho = rho_from_epsilon_delta(4.0, api.DEFAULT_DELTA)
     assert res.measured.one_way[0].noise.cost_rho() <= 0.1 * rho * (1 + 1e-9)
     assert rho * 0.99 < res.measured.rho <= rho * (1 + 1e-9)
+
+
+def test_a_clique_is_raked_to_the_part_of_a_measured_set_inside_it(shared_data: Path) -> None:
+    """The measured sets of an adult run (epsilon 1) whose model put marital x salary, measured
+    only inside sex x marital x salary, in a root clique (marital, education, occupation, salary)
+    that held none of the sets wholly: that margin was fitted at maximum entropy (TVD 0.17, the
+    run's TVD2 0.053 against 0.039 typical). Exact counts here, so only the fit can be wrong."""
+    from accord.release.synthesize.aim import model_marginal
+
+    real = data.encode(data.read_csv(shared_data / "arx" / "adult.csv", ";"))
+    col = {c: i for i, c in enumerate(real.columns)}
+    names = [("sex", "marital-status", "salary-class"), ("sex", "occupation", "salary-class"),
+             ("education", "salary-class"), ("sex", "workclass"), ("sex", "race"),
+             ("workclass", "salary-class"), ("race", "native-country"), ("age", "salary-class"),
+             ("sex", "race", "salary-class"), ("education", "occupation"),
+             ("workclass", "occupation"), ("age", "marital-status"),
+             ("marital-status", "occupation"), ("race", "native-country", "salary-class"),
+             ("marital-status", "education")]
+    spec = calibrate("gaussian", 1, 1, 1.0)
+    sizes = real.sizes
+
+    def exact(attrs: tuple[int, ...]) -> model.Measurement:
+        return model.Measurement(attrs, model.marginal(real.codes, sizes, attrs), spec)
+
+    measured = model.Measured(
+        real.columns, real.levels, tuple(np.arange(s) for s in sizes),
+        tuple(exact((j,)) for j in range(len(sizes))),
+        tuple(exact(tuple(sorted(col[c] for c in t))) for t in names), 1.0, ())
+    fitted = model.fit(measured)
+    pair = (col["marital-status"], col["salary-class"])
+    truth = model.marginal(real.codes, sizes, pair).astype(float)
+    est = model_marginal(fitted, pair)
+    assert 0.5 * np.abs(truth / truth.sum() - est).sum() < 0.01
