@@ -440,3 +440,14 @@ def test_a_clique_is_raked_to_the_part_of_a_measured_set_inside_it(shared_data: 
     truth = model.marginal(real.codes, sizes, pair).astype(float)
     est = model_marginal(fitted, pair)
     assert 0.5 * np.abs(truth / truth.sum() - est).sum() < 0.01
+
+
+def test_draws_are_the_expected_counts_rounded() -> None:
+    """Sampling rounds n p (as mbi's sampler does) instead of drawing a multinomial: on adult at
+    epsilon 4 that took the sampled rows' TVD2 from 0.024 to 0.020 (the model's own: 0.017)."""
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(40))
+    for n in (0, 1, 7, 1000, 30_162):
+        counts = np.bincount(model._draw(probs, n, rng), minlength=probs.size)
+        assert counts.sum() == n and np.all(np.abs(counts - n * probs) < 1)
+    assert len(set(model._draw(probs, 1000, rng)[:50].tolist())) > 5  # shuffled, not sorted
