@@ -3,7 +3,7 @@
 Setup (once): the peers pull JAX, so they live in their own environment:
 
     python3 -m venv /tmp/dp-peers
-    /tmp/dp-peers/bin/pip install 'opendp[mbi]' pyarrow
+    /tmp/dp-peers/bin/pip install 'opendp[mbi]' pyarrow pandas
 
 Run (from the repository root, with Accord's environment):
 
@@ -107,11 +107,32 @@ def run_child(cmd: list[str], out: Path) -> tuple[pa.Table, dict[str, float]]:
     import json
     import resource
     import subprocess
+    import tempfile
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    # The child's lines are echoed as they come: AIM on large data runs for hours and prints its
+    # timing line before the (slow, untimed) model-error step, so a run stopped during that step
+    # still counts with the figures it printed.
+    # stderr goes to a file: a pipe nobody reads while stdout is followed fills at 64 KB (JAX's
+    # warnings) and would block the child.
+    lines: list[str] = []
+    with tempfile.TemporaryFile("w+") as errf, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=errf, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if len(cmd) > 2 and cmd[2] != "--accord-one":
+                print(f"  peer pid {proc.pid}: {line.strip()}", flush=True)
+        proc.wait()
+        errf.seek(0)
+        err = errf.read()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    stats = json.loads(res.stdout.strip().splitlines()[-1])
+    found = [ln for ln in lines if ln.startswith("{")]
+    if not found or (proc.returncode != 0 and not out.exists()):
+        raise subprocess.CalledProcessError(proc.returncode, cmd, "\n".join(lines), err)
+    if proc.returncode != 0:
+        print(f"  child exited {proc.returncode} after its timing line: figures kept", flush=True)
+    stats = json.loads(found[-1])
     # CPU of the whole child process (loading included), user + system: at a load of many jobs
     # per core, wall time says more about the neighbours than about the synthesiser.
     stats["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -170,10 +191,11 @@ def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: 
                 synth, st = run_child([sys.executable, __file__, "--accord-one", str(src),
                                        str(out), str(eps), mode], out)
                 tv2, tv3, bad = score_table(enc, synth)
-                runs.append((tv2, tv3, st["seconds"], st["peak_mb"], bad, st["cpu_s"]))
+                runs.append((tv2, tv3, st["seconds"], st["peak_mb"], bad, st["cpu_s"],
+                             st["model_tvd2"], st["model_tvd3"]))
                 print(f"|   {name} run {i + 1} | {eps:g} | accord {mode} | {tv2:.3f} | {tv3:.3f} | "
-                      f"{st['seconds']:.1f} (CPU {st['cpu_s']:.1f}) | {st['peak_mb']:.0f} | {bad} |",
-                      flush=True)
+                      f"{st['seconds']:.1f} (CPU {st['cpu_s']:.1f}) | {st['peak_mb']:.0f} | {bad} | "
+                      f"model {st['model_tvd2']:.4f} / {st['model_tvd3']:.4f} |", flush=True)
             who = "accord" if mode == "adaptive" else f"accord_{mode}"
             a = np.asarray(runs, dtype=float)
             row.update({f"{who}_tvd2": a[:, 0].mean(), f"{who}_tvd3": a[:, 1].mean(),
@@ -183,6 +205,9 @@ def bench_synth(name: str, table: pa.Table, epsilons: list[float], peer_python: 
                         f"{who}_cpu": a[:, 5].mean(),
                         f"{who}_null_rows": int(a[:, 4].sum()), f"{who}_runs": seeds})
             print(_fmt(row, who), flush=True)
+            row[f"{who}_model_tvd2"], row[f"{who}_model_tvd3"] = a[:, 6].mean(), a[:, 7].mean()
+            print(f"|   {name} | {eps:g} | accord {mode}, its model's own marginals (mean of "
+                  f"{seeds}) | {a[:, 6].mean():.3f} | {a[:, 7].mean():.3f} | | | |", flush=True)
         for algo in (peers if peer_python else ()):
             pout = work / f"{slug}_{algo}_{eps:g}.csv"
             try:
@@ -242,8 +267,35 @@ def accord_one(src: Path, out: Path, eps: float, mode: str) -> None:
     res = api.synthesize(enc, eps, DELTA, rows=enc.codes.shape[0], mode=mode)
     elapsed = time.perf_counter() - t0
     pacsv.write_csv(res.table(), out)
-    print(json.dumps({"seconds": elapsed,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": elapsed, "peak_mb": peak, **model_tvd(enc, res)}))
+
+
+def model_tvd(enc: Encoded, res: api.Synthesis) -> dict[str, float]:
+    """Mean TVD of Accord's fitted model's own 2- and 3-way marginals (before sampling), untimed.
+
+    The counterpart of ``synthetic_peers.model_tvd`` for the peers: sampled rows carry sampling
+    error (the bootstrap floor on adult is 0.016 / 0.034), a model's marginals do not, so model
+    is compared with model and sampled rows with sampled rows.
+    """
+    import itertools
+
+    from accord.release.synthesize import model as model_mod
+    from accord.release.synthesize.aim import model_marginal
+
+    fitted = model_mod.fit(res.measured)
+    out = {}
+    for order in (2, 3):
+        tvds = []
+        for attrs in itertools.combinations(range(len(enc.columns)), order):
+            p = model_marginal(fitted, attrs)
+            for k, a in enumerate(attrs):  # compressed levels back to the original ones
+                w = fitted.within[a].reshape([-1 if i == k else 1 for i in range(order)])
+                p = np.take(p, fitted.groups[a], axis=k) * w
+            real = model_mod.marginal(enc.codes, enc.sizes, attrs).astype(float)
+            tvds.append(0.5 * float(np.abs(real / real.sum() - p / p.sum()).sum()))
+        out[f"model_tvd{order}"] = float(np.mean(tvds))
+    return out
 
 
 def bench_tables(n: int, eps: float) -> dict[str, float]:

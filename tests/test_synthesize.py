@@ -100,7 +100,13 @@ def test_required_marginals_are_always_measured() -> None:
     measured = res.parameters()["measured_marginals"]
     for clique in required:
         assert sorted(clique) in [sorted(m) for m in measured]
-    assert "region" in {c for m in measured for c in m}  # every column is in the model
+    # Every column is in the model through its one-way marginal: region (independent of the
+    # rest) needs no joint measurement in the adaptive mode, unlike in MST's spanning tree.
+    assert res.parameters()["one_way_marginals"] == len(enc.columns)
+    j = enc.columns.index("region")
+    real = np.bincount(enc.codes[:, j], minlength=enc.sizes[j]) / enc.codes.shape[0]
+    synth = np.bincount(res.synthetic_codes[:, j], minlength=enc.sizes[j])
+    assert 0.5 * np.abs(real - synth / synth.sum()).sum() < 0.1
 
 
 def test_post_processing_reads_only_the_measurements() -> None:
@@ -401,3 +407,47 @@ def test_one_way_share_falls_from_a_fifth_to_a_tenth_with_the_budget() -> None:
     rho = rho_from_epsilon_delta(4.0, api.DEFAULT_DELTA)
     assert res.measured.one_way[0].noise.cost_rho() <= 0.1 * rho * (1 + 1e-9)
     assert rho * 0.99 < res.measured.rho <= rho * (1 + 1e-9)
+
+
+def test_a_clique_is_raked_to_the_part_of_a_measured_set_inside_it(shared_data: Path) -> None:
+    """The measured sets of an adult run (epsilon 1) whose model put marital x salary, measured
+    only inside sex x marital x salary, in a root clique (marital, education, occupation, salary)
+    that held none of the sets wholly: that margin was fitted at maximum entropy (TVD 0.17, the
+    run's TVD2 0.053 against 0.039 typical). Exact counts here, so only the fit can be wrong."""
+    from accord.release.synthesize.aim import model_marginal
+
+    real = data.encode(data.read_csv(shared_data / "arx" / "adult.csv", ";"))
+    col = {c: i for i, c in enumerate(real.columns)}
+    names = [("sex", "marital-status", "salary-class"), ("sex", "occupation", "salary-class"),
+             ("education", "salary-class"), ("sex", "workclass"), ("sex", "race"),
+             ("workclass", "salary-class"), ("race", "native-country"), ("age", "salary-class"),
+             ("sex", "race", "salary-class"), ("education", "occupation"),
+             ("workclass", "occupation"), ("age", "marital-status"),
+             ("marital-status", "occupation"), ("race", "native-country", "salary-class"),
+             ("marital-status", "education")]
+    spec = calibrate("gaussian", 1, 1, 1.0)
+    sizes = real.sizes
+
+    def exact(attrs: tuple[int, ...]) -> model.Measurement:
+        return model.Measurement(attrs, model.marginal(real.codes, sizes, attrs), spec)
+
+    measured = model.Measured(
+        real.columns, real.levels, tuple(np.arange(s) for s in sizes),
+        tuple(exact((j,)) for j in range(len(sizes))),
+        tuple(exact(tuple(sorted(col[c] for c in t))) for t in names), 1.0, ())
+    fitted = model.fit(measured)
+    pair = (col["marital-status"], col["salary-class"])
+    truth = model.marginal(real.codes, sizes, pair).astype(float)
+    est = model_marginal(fitted, pair)
+    assert 0.5 * np.abs(truth / truth.sum() - est).sum() < 0.01
+
+
+def test_draws_are_the_expected_counts_rounded() -> None:
+    """Sampling rounds n p (as mbi's sampler does) instead of drawing a multinomial: on adult at
+    epsilon 4 that took the sampled rows' TVD2 from 0.024 to 0.020 (the model's own: 0.017)."""
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(40))
+    for n in (0, 1, 7, 1000, 30_162):
+        counts = np.bincount(model._draw(probs, n, rng), minlength=probs.size)
+        assert counts.sum() == n and np.all(np.abs(counts - n * probs) < 1)
+    assert len(set(model._draw(probs, 1000, rng)[:50].tolist())) > 5  # shuffled, not sorted

@@ -370,8 +370,13 @@ def fit(measured: Measured, cache: FitCache | None = None, sweeps: int = RAKE_IT
         else:
             table = np.full(tuple(sizes[a] for a in c), total / math.prod(sizes[a] for a in c))
         margins: dict[tuple[int, ...], np.ndarray] = {(i,): target((a,)) for i, a in enumerate(c)}
-        for sub in sorted(measured_sets):
-            if 1 < len(sub) < len(c) and set(sub) < set(c):
+        # Every measured set's part inside the clique, not only the sets wholly inside it: a
+        # root clique (marital, education, occupation, salary) without the margin marital x
+        # salary that (sex, marital, salary) measured three times was fitted with marital x
+        # salary at maximum entropy (TVD 0.17 on adult, epsilon 1, 2 runs in 40), and its child
+        # raked to that through their separator.
+        for sub in sorted({tuple(sorted(set(m) & set(c))) for m in measured_sets}):
+            if 1 < len(sub) < len(c):
                 margins[tuple(c.index(a) for a in sub)] = target(sub)
         if c in parent and len(sep) > 1:
             axes = tuple(c.index(a) for a in sep)
@@ -400,8 +405,22 @@ def fit(measured: Measured, cache: FitCache | None = None, sweeps: int = RAKE_IT
 
 
 def _draw(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` cell indices whose counts are ``n p`` rounded (as mbi's sampler does), in random order.
+
+    Each cell gets the integer part of its expected count and the rows left over go to cells
+    drawn in proportion to the fractional parts, without replacement: the counts are within one
+    of ``n p`` instead of carrying multinomial sampling error.
+    """
     p = probs.ravel() / probs.sum()
-    return rng.choice(p.size, size=n, p=p)
+    expected = p * n
+    counts = np.floor(expected).astype(np.int64)
+    left = n - int(counts.sum())
+    frac = expected - counts
+    if 0 < left <= np.count_nonzero(frac):
+        counts[rng.choice(p.size, size=left, replace=False, p=frac / frac.sum())] += 1
+    elif left > 0:  # floating-point residue only: fall back to plain draws
+        counts += rng.multinomial(left, p)
+    return rng.permutation(np.repeat(np.arange(p.size), counts))
 
 
 def sample(model: Model, rows: int, rng: np.random.Generator) -> np.ndarray:
