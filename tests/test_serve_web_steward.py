@@ -161,10 +161,11 @@ def test_steward_approves_a_request_and_the_analyst_downloads_it(
     with open_store(hub) as store:
         from accord.serve import requests as rq
 
-        # by kind: two requests made in the same second list in either order (requested_at has
-        # second precision; see the closing note)
-        by_kind = {r["kind"]: r for r in rq.list_requests(store)}
+        # in the order they were made, even within one second (the hub's row_order)
+        listed = rq.list_requests(store)
+        by_kind = {r["kind"]: r for r in listed}
         syn, micro = by_kind["synthetic"], by_kind["microdata"]
+    assert [r["kind"] for r in listed] == ["synthetic", "microdata"]
     assert (len(by_kind), micro["parameters"]["k"]) == (2, 5)
     assert {syn["status"], micro["status"]} == {"pending"}
     pages.append(browser.page_source)
