@@ -37,6 +37,7 @@ from accord.protect.encoding.schema import (
 )
 from accord.protect.unit import birth_year_estimates
 from accord.store import Store
+from accord.store.hub import REENCODE_HINT
 
 Progress = Callable[[str], None]
 
@@ -65,15 +66,11 @@ def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]
         return {}
     stamps = {(r[FINGERPRINT_COLUMN], r[CHECK_COLUMN]) for r in
               table.select([FINGERPRINT_COLUMN, CHECK_COLUMN]).to_pylist()}
-    again = ("withdraw the batches with those encodings (`accord hub withdraw --partner P "
-             "--batch B`; `accord hub status` lists them), have their partners protect their "
-             "records again with this version of Accord, and add the new contributions "
-             "(docs/linkage.md, Encoding schema)")
     if len({fp for fp, _ in stamps}) > 1 and schema.fingerprint() in {fp for fp, _ in stamps}:
         # an older Accord took a contribution of an older format beside current ones
         raise EncodingFileError(
             "some of the hub's encodings were made with another encoding schema than this one "
-            "(an older encoding format, or another schema), so they cannot be linked", hint=again)
+            "(an older encoding format, or another schema), so they cannot be linked", hint=REENCODE_HINT)
     if len(stamps) > 1:
         raise EncodingFileError(
             "the hub holds encodings made with different schemas or linkage secrets",
@@ -85,7 +82,7 @@ def _encoded_sets(store: Store, schema: EncodingSchema) -> dict[str, EncodedSet]
         raise EncodingFileError(
             "the hub's encodings were made with an older encoding format (format 3 or before: "
             "no day/month-swap filter of the birth date), which this version does not link",
-            hint=again)
+            hint=REENCODE_HINT)
     if fingerprint != schema.fingerprint():
         raise EncodingFileError("the hub's encodings were made with another encoding schema",
                                 hint="pass that schema file with --schema")

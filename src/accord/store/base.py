@@ -192,11 +192,7 @@ class Store(ABC):
         self.ensure_meta()
         row = {"occurred_at": now_iso(), "actor": actor, "action": action,
                "detail": json.dumps(detail, sort_keys=True, default=str)}
-        with self.transaction():
-            self.lock_chain()  # row_order then follows the chain's order between server processes
-            self.execute("INSERT INTO audit (occurred_at, actor, action, detail) VALUES (?, ?, ?, ?)",
-                         [row["occurred_at"], row["actor"], row["action"], row["detail"]])
-            self.chain_append("audit", row)
+        self.insert_chained("audit", row)
 
     def record_release(self, kind: str, parameters: dict[str, Any], results: dict[str, Any],
                        actor: str) -> str:
@@ -212,13 +208,19 @@ class Store(ABC):
                "results": json.dumps(results, sort_keys=True, default=str)}
         with self.transaction():
             self.require_intact()
-            self.execute(
-                "INSERT INTO releases (release_id, kind, created_at, actor, data_version, "
-                "parameters, results) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [row[c] for c in ("release_id", "kind", "created_at", "actor", "data_version",
-                                  "parameters", "results")])
-            self.chain_append("releases", row)
+            self.insert_chained("releases", row)
         return release_id
+
+    def insert_chained(self, source: str, row: dict[str, Any],
+                       state: dict[str, Any] | None = None) -> None:
+        """Insert ``row`` (its keys name the columns) into the chained table ``source`` and chain
+        it, in one transaction. The chain's lock is taken before the INSERT, so the ``row_order``
+        the database gives the row follows the chain's order between server processes."""
+        with self.transaction():
+            self.lock_chain()
+            self.execute(f"INSERT INTO {source} ({', '.join(row)}) "
+                         f"VALUES ({', '.join('?' for _ in row)})", list(row.values()))
+            self.chain_append(source, row, state)
 
     def chain_append(self, source: str, row: dict[str, Any],
                      state: dict[str, Any] | None = None) -> None:

@@ -68,6 +68,14 @@ def _check_hub_layout(store: Store, standard: Standard) -> None:
             "contributions of earlier compatible versions are upgraded on the way in")
 
 
+# What to do with a hub's encodings of an older format (or another schema): `hub add` and
+# `accord link` both refuse them with this one hint.
+REENCODE_HINT = ("withdraw the batches with those encodings (`accord hub withdraw --partner P "
+                 "--batch B`, or each partner's `accord withdraw --batch B`; `accord hub status` "
+                 "lists them), have their partners protect their records again with this version "
+                 "of Accord, and add the new contributions (docs/linkage.md, Encoding schema)")
+
+
 def _batches_with_encodings(store: Store) -> list[str]:
     rows = store.query("SELECT DISTINCT r.partner, r.batch_id FROM records r JOIN linkage_encodings e "
                        "ON r.partner = e.partner AND r.record_key = e.record_key "
@@ -95,10 +103,7 @@ def _check_linkage_layout(store: Store, contribution: Path) -> bool:
             f"({SCHEMA_FORMAT_VERSION}), but the hub holds encodings of an older format (format 3 "
             f"or before, from {len(held)} batch(es), partner:batch {shown}); the two cannot be "
             "linked together, so nothing was added",
-            hint="withdraw the batches with the older encodings (`accord hub withdraw --partner P "
-                 "--batch B`, or each partner's `accord withdraw --batch B`), have those partners "
-                 "protect their records again with this version of Accord, then add this "
-                 "contribution again (docs/linkage.md, Encoding schema)")
+            hint=REENCODE_HINT)
     if any(c.endswith(UNORDERED_SUFFIX) for c in have - incoming):
         raise ContributionError(
             f"{contribution} has linkage encodings of an older encoding format (format 3 or "

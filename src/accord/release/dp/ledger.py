@@ -140,10 +140,7 @@ def _write(store: Store, event: str, rho: float, state: dict[str, Any], *, actor
            "data_version": data_version or store.data_version(),
            "detail": json.dumps(detail or {}, sort_keys=True, default=str),
            "recorded_at": at or now_iso()}
-    store.lock_chain()  # row_order then follows the chain's order between server processes
-    store.execute(f"INSERT INTO dp_ledger ({', '.join(_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in _COLUMNS)})", [row[c] for c in _COLUMNS])
-    store.chain_append("dp_ledger", row, state)
+    store.insert_chained("dp_ledger", row, state)
 
 
 def ensure_ledger(store: Store) -> None:
