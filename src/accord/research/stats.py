@@ -470,7 +470,7 @@ def require_dp_tables_affordable(store: Store, rho: float | None = None,
     draws = [(stats_draw_key(standard or load_standard(), years),
               check_rho(DEFAULT_RHO if rho is None else rho))]
     if store.table_exists("persons"):
-        from accord.research.estimate.noisy import hub_draw_key
+        from accord.research.estimate.pipeline import hub_draw_key
 
         draws.append((hub_draw_key(store), ESTIMATE_RHO))
     require_draws_affordable(store, draws, "this release of DP tables")

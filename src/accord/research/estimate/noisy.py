@@ -103,14 +103,6 @@ def draw_key(partners: Sequence[str]) -> str:
     return f"estimate:strata={','.join(STRATA)}:lists={','.join(partners)}"
 
 
-def hub_draw_key(store: Store) -> str:
-    """``draw_key`` of the hub's partners (every partner with a record, as ``person_lists``
-    finds them), without reading the records themselves."""
-    partners = sorted(str(p) for p in store.query(
-        "SELECT DISTINCT partner FROM records").column(0).to_pylist())
-    return draw_key(partners)
-
-
 def by_strata(payload: dict[str, Any], by: Sequence[str]) -> dict[tuple[str, ...], np.ndarray]:
     """History counts of every stratum of ``by`` (all fixed levels, empty ones included)."""
     fine = np.asarray(payload["values"], dtype=np.int64)

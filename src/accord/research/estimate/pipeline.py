@@ -10,7 +10,7 @@ seen count is hidden, so that seen = total - dark figure cannot give it away.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,7 +22,7 @@ from accord.errors import AccordError
 from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
-from accord.research.estimate.noisy import STRATA, by_strata, ensure_draw, hub_draw_key
+from accord.research.estimate.noisy import STRATA, by_strata, draw_key, ensure_draw
 from accord.research.estimate.table import (
     CaptureTableError,
     from_memberships,
@@ -117,6 +117,23 @@ def _mode(votes: dict[str, int]) -> str:
     return min(votes, key=lambda value: (-votes[value], value))
 
 
+def _partner_list(partners: Iterable[str]) -> list[str]:
+    return sorted(set(partners))
+
+
+def hub_partners(store: Store) -> list[str]:
+    """The partners ``person_lists`` finds, without reading the records themselves: every partner
+    with a record. The rows of ``_PERSONS_SQL`` are the records (a LEFT JOIN keeps each one, and
+    its partner), so their partners are the records' partners whatever is linked or withdrawn."""
+    return _partner_list(store.query("SELECT DISTINCT partner FROM records").column(0).to_pylist())
+
+
+def hub_draw_key(store: Store) -> str:
+    """The key the estimates' draw of this hub is stored and paid under (``ensure_draw`` with
+    ``person_lists``' partners), for the checks made before any record is read."""
+    return draw_key(hub_partners(store))
+
+
 def person_lists(store: Store, by: Sequence[str] = ()) -> tuple[list[str], dict[tuple[str, ...],
                                                                             list[set[str]]]]:
     """Partners, and per stratum each person's set of partners.
@@ -144,8 +161,8 @@ def person_lists(store: Store, by: Sequence[str] = ()) -> tuple[list[str], dict[
     for lists, votes in per.values():
         key = tuple(_mode(v) for v in votes)
         strata.setdefault(key, []).append(lists)
-    partners = sorted({p for lists, _ in per.values() for p in lists})
-    return partners, strata
+    # From the rows read (one snapshot), as ``hub_partners`` reads them from the records.
+    return _partner_list(row["partner"] for row in rows), strata
 
 
 def _estimate_one(

@@ -1,0 +1,108 @@
+"""The estimates' DP draw is made, stored and paid under the key of the partners ``person_lists``
+finds, and every check before it (``accord estimate``'s and ``accord stats``' budget checks) looks
+it up under ``hub_draw_key``. The two must name the same partners on every hub, or a draw the
+hub holds would be refused as unaffordable (or a new one not checked): here on both engines, with
+a partner whose records are not linked yet, a batch withdrawn after a draw and a partner whose
+records were all withdrawn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from accord.cli.main import app
+from accord.protect.encoding import new_linkage_secret
+from accord.research.estimate.noisy import draw_key
+from accord.research.estimate.pipeline import hub_draw_key, person_lists
+from accord.simulate import SimulationConfig, simulate
+from accord.store import open_store
+
+
+@pytest.fixture(scope="module")
+def contributions(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    tmp = tmp_path_factory.mktemp("drawkey")
+    sim = simulate(SimulationConfig(people=90, partners=3, overlap=0.4, seed=11,
+                                    out=tmp / "exports", format_a="csv"))
+    new_linkage_secret(tmp / "linkage.key")
+    _run("keys", "init", "--key-file", str(tmp / "partner.key"))
+    out = []
+    for i, files in enumerate(sim.partners):
+        _run("ingest", str(files.export), "--mapping", str(files.mapping), "--partner",
+             files.partner.replace("_", "-"), "--key-file", str(tmp / "partner.key"),
+             "--out", str(tmp / f"c{i}"), "--linkage-secret", str(tmp / "linkage.key"))
+        out.append(tmp / f"c{i}")
+    return out
+
+
+def _run(*args: str, code: int = 0) -> str:
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == code, res.output
+    return res.stdout
+
+
+def _keys(hub: str) -> tuple[str, str, list[str]]:
+    """hub_draw_key, the key of person_lists' partners, and those partners."""
+    with open_store(hub, read_only=True) as store:
+        partners, _ = person_lists(store)
+        return hub_draw_key(store), draw_key(partners), partners
+
+
+def _stored_keys(hub: str) -> list[str]:
+    """The keys of the current data version's stored draws."""
+    with open_store(hub, read_only=True) as store:
+        return [str(k) for k in store.query(
+            "SELECT draw_key FROM dp_draws WHERE data_version = ?",
+            [store.data_version()]).column(0).to_pylist()]
+
+
+def _spent(hub: str) -> float:
+    return float(json.loads(_run("budget", "--hub", hub, "--json"))["budget"]["spent_rho"])
+
+
+def _batches(hub: str) -> list[dict[str, Any]]:
+    return list(json.loads(_run("hub", "status", "--hub", hub, "--json"))["batches"])
+
+
+def test_the_draw_is_looked_up_under_the_key_it_was_made_under(
+        hub: str, contributions: list[Path]) -> None:
+    for c in contributions[:2]:
+        _run("hub", "add", str(c), "--hub", hub)
+    _run("link", "--hub", hub)
+    linked = {b["batch_id"] for b in _batches(hub)}
+    _run("hub", "add", str(contributions[2]), "--hub", hub)  # not linked: each record a person
+    late = next(b for b in _batches(hub) if b["batch_id"] not in linked)
+    checked, drawn, partners = _keys(hub)
+    assert len(partners) == 3 and late["partner"] in partners
+    assert checked == drawn
+
+    # Budget for the stats and estimates draws of one data version (rho 0.015), not for more.
+    _run("budget", "set", "--epsilon", "0.83", "--hub", hub)
+    _run("budget", "grant", "--epsilon", "0.65", "--reason", "one version", "--hub", hub)
+    _run("stats", "--hub", hub)
+    assert _stored_keys(hub).count(checked) == 1
+    spent = _spent(hub)
+    assert spent == pytest.approx(0.015)
+    # Less budget left than a draw costs: the draws the hub holds are served again (the checks
+    # before reading find them under the key they were stored under), at no cost.
+    _run("estimate", "--hub", hub)
+    _run("stats", "--hub", hub)
+    assert _spent(hub) == spent
+
+    # The late partner withdraws its batch after the draw: a new data version without it.
+    _run("hub", "withdraw", "--partner", late["partner"], "--batch", late["batch_id"],
+         "--hub", hub)
+    checked, drawn, partners = _keys(hub)
+    assert late["partner"] not in partners and len(partners) == 2
+    assert checked == drawn
+    assert _stored_keys(hub) == []
+    out = " ".join(CliRunner().invoke(app, ["estimate", "--hub", hub]).output.split())
+    assert "needs rho 0.005" in out  # a new version's draw is not free: the check found none
+    _run("budget", "grant", "--epsilon", "0.65", "--reason", "next version", "--hub", hub)
+    _run("estimate", "--hub", hub)
+    assert _stored_keys(hub) == [checked]
+    _run("estimate", "--hub", hub)
+    assert _spent(hub) == pytest.approx(spent + 0.005)
