@@ -88,3 +88,46 @@ def test_releases_the_budget_cannot_pay_are_refused_before_reading(
     _run("estimate", *remote)
     assert "needs rho 0.01" in _run("estimate", "--hub", hub, "--rho", "0.01", code=3)
     assert _budget(hub)["budget"]["spent_rho"] == pytest.approx(0.015)
+
+
+def _post_estimate(url: str, token_file: Path, body: dict[str, Any]) -> tuple[int, Any]:
+    from tests.test_serve import _request
+
+    status, answer, _ = _request(f"{url}/api/estimate", token_file.read_text().strip(), "POST",
+                                 json.dumps(body).encode())
+    return status, answer
+
+
+def test_the_estimate_route_and_the_cli_refuse_alike(
+        hub: str, contributions: list[Path], server: str,  # noqa: F811
+        accounts: dict[str, Path]) -> None:  # noqa: F811
+    """One resolution of rho and one check for ``accord estimate`` and POST /api/estimate: on the
+    same hub they refuse the same requests, first for the same reason, with the same words."""
+    for c in contributions:
+        _run("hub", "add", str(c), "--hub", hub)
+    _run("link", "--hub", hub)
+    _run("budget", "set", "--epsilon", SHORT_EPSILON, "--hub", hub)
+    analyst = accounts["analyst"]
+
+    # Too dear: exit 3 / 409, the same sentence (the default rho of each is the same too).
+    local = _run("estimate", "--hub", hub, "--rho", "0.05", code=3)
+    status, answer = _post_estimate(server, analyst, {"rho": 0.05})
+    assert status == 409 and answer["exit_code"] == 3
+    assert " ".join(answer["error"].split()) in local
+    assert "needs rho 0.05" in local
+    # A rho out of range: exit 2 / 400, the same words, before the budget is looked at.
+    local = _run("estimate", "--hub", hub, "--rho", "1e-13", code=2)
+    status, answer = _post_estimate(server, analyst, {"rho": 1e-13})
+    assert status == 400 and "--rho must be at least" in answer["error"]
+    assert answer["error"].removeprefix("invalid request: ") in local
+    # An unknown method with a rho the budget cannot pay: the CLI says the method is wrong (exit
+    # 2), and so does the server (400), instead of refusing for the budget (409).
+    assert "use one of" in _run("estimate", "--hub", hub, "--method", "nope", "--rho", "0.05",
+                                code=2)
+    status, answer = _post_estimate(server, analyst, {"method": "nope", "rho": 0.05})
+    assert status == 400 and "method" in answer["error"], answer
+    # Negative control: what the budget can pay is made by both (one draw: the second is free).
+    _run("estimate", "--hub", hub)
+    status, answer = _post_estimate(server, analyst, {})
+    assert status == 200 and answer["dp"]["reused"] is True
+    assert _budget(hub)["budget"]["spent_rho"] == pytest.approx(0.005)

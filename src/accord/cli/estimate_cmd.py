@@ -27,7 +27,6 @@ from accord.cli.common import (
 )
 from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.errors import AccordError
-from accord.release.suppression import SuppressionRules
 from accord.research.estimate import (
     METHODS,
     EstimateOptions,
@@ -303,13 +302,10 @@ def pipeline(
                 _print_hub(summary)
             return
         require_hub(hub)
-        opts = PipelineOptions(
-            by=tuple(c.strip() for c in by.split(",") if c.strip()),
-            rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,
-            estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed,
-                                     average=average, latent=latent),
-            method=privacy, rho=rho, actor=actor or os.environ.get("USER", "cli"),
-        )
+        opts = PipelineOptions.of(
+            by=by.split(","), threshold=threshold, min_list_size=min_list_size, method=method,
+            bootstrap=bootstrap, seed=seed, average=average, latent=latent, privacy=privacy,
+            rho=rho, actor=actor or os.environ.get("USER", "cli"))
         with open_store(hub) as store:
             summary = _progress_run(opts.estimate, lambda tick: estimate_hub(store, opts, tick))
             rel = store.record_release(

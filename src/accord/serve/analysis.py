@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -44,6 +44,9 @@ from accord.release.dp.params import MAX_DELTA, MAX_EPSILON
 from accord.serve.accounts import Role, User
 from accord.serve.deps import AnalysisLimit, allow, error
 from accord.store import Store, open_store
+
+if TYPE_CHECKING:
+    from accord.research.estimate.pipeline import PipelineOptions
 
 M = TypeVar("M", bound=BaseModel)
 ANALYSTS = {Role.ANALYST, Role.STEWARD}
@@ -252,19 +255,23 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
     async def estimate(request: Request) -> Any:
         body = await _parse(request, EstimateBody)
 
-        def work(s: Store, user: User) -> Any:
-            from accord.release.suppression import SuppressionRules
-            from accord.research.estimate import METHODS, EstimateOptions
-            from accord.research.estimate.pipeline import PipelineOptions, estimate_hub
+        def options(user: User) -> PipelineOptions:
+            """The CLI's options (accord.cli.estimate_cmd builds them with the same call)."""
+            from accord.research.estimate import METHODS
+            from accord.research.estimate.pipeline import PipelineOptions
 
             if body.method not in METHODS:
                 raise error(400, f"invalid request: method (use one of {', '.join(METHODS)})")
-            opts = PipelineOptions(
-                by=tuple(c.strip() for c in body.by if c.strip()),
-                rules=SuppressionRules(threshold=body.threshold), min_list_size=body.min_list_size,
-                estimate=EstimateOptions(method=body.method, bootstrap=body.bootstrap,
-                                         seed=body.seed, average=body.average, latent=body.latent),
-                method=body.privacy, rho=body.rho, actor=user.username)
+            return PipelineOptions.of(
+                by=body.by, threshold=body.threshold, min_list_size=body.min_list_size,
+                method=body.method, bootstrap=body.bootstrap, seed=body.seed,
+                average=body.average, latent=body.latent, privacy=body.privacy, rho=body.rho,
+                actor=user.username)
+
+        def work(s: Store, user: User) -> Any:
+            from accord.research.estimate.pipeline import estimate_hub
+
+            opts = options(user)
             summary = estimate_hub(s, opts, None)
             summary["release_id"] = s.record_release(
                 "estimate", opts.parameters(),
@@ -273,11 +280,8 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
 
         def affordable(s: Store, user: User) -> None:
             from accord.research.estimate.pipeline import require_estimate_affordable
-            from accord.research.noisy import ESTIMATE_RHO, check_rho
 
-            if body.privacy == "dp":
-                require_estimate_affordable(s, check_rho(ESTIMATE_RHO if body.rho is None
-                                                         else body.rho))
+            require_estimate_affordable(s, options(user))
 
         return await run(request, ANALYSTS, work, affordable)
 

@@ -72,6 +72,18 @@ class PipelineOptions:
             "average": e.average, "latent": e.latent,
         }
 
+    @classmethod
+    def of(cls, *, by: Sequence[str], threshold: int, min_list_size: int, method: str,
+           bootstrap: int, seed: int, average: bool, latent: bool, privacy: str,
+           rho: float | None, actor: str) -> PipelineOptions:
+        """The options of ``accord estimate`` and of the server's estimate route, from the
+        fields both take (``by`` as given: blank names dropped)."""
+        return cls(by=tuple(c.strip() for c in by if c.strip()),
+                   rules=SuppressionRules(threshold=threshold), min_list_size=min_list_size,
+                   estimate=EstimateOptions(method=method, bootstrap=bootstrap, seed=seed,
+                                            average=average, latent=latent),
+                   method=privacy, rho=rho, actor=actor)
+
     def resolved_rho(self) -> float:
         from accord.research.noisy import ESTIMATE_RHO, check_rho
 
@@ -256,12 +268,17 @@ def _present_strata(store: Store) -> list[str]:
     return [c for c in STRATA if c in names]
 
 
-def require_estimate_affordable(store: Store, rho: float) -> None:
+def require_estimate_affordable(store: Store, opts: PipelineOptions) -> None:
     """Refuse (exit 3) before any record is read an estimate whose draw (not yet made for this
-    data version) the budget left cannot pay for. A hub without linked persons is left to
+    data version) the budget left cannot pay for; a bad rho is refused (exit 2) first. The one
+    check of the CLI, the server's route (before the estimate waits for its turn) and
+    ``estimate_hub``. Suppression draws nothing; a hub without linked persons is left to
     ``person_lists`` to refuse, with its own reason."""
     from accord.research.noisy import require_draws_affordable
 
+    if opts.method != "dp":
+        return
+    rho = opts.resolved_rho()
     if store.table_exists("persons") and store.table_exists("records"):
         require_draws_affordable(store, [(hub_draw_key(store), rho)], "this estimate")
 
@@ -297,8 +314,8 @@ def _estimate_hub_dp(store: Store, opts: PipelineOptions,
         raise EstimateInputError(
             f"cannot stratify by {', '.join(bad)}",
             hint=f"strata are fixed public categories: choose from {', '.join(STRATA)}")
+    require_estimate_affordable(store, opts)
     rho = opts.resolved_rho()
-    require_estimate_affordable(store, rho)
     partners, payload, reused = noisy_draw(store, rho, opts.actor, opts.test_seed)
     t = opts.rules.threshold
     hist = histories(len(partners))
