@@ -453,3 +453,15 @@ def test_shipped_tables_are_read_by_the_partitions_not_held_in_the_plan(spark: o
         assert got.equals(table)
         assert any(ship.dir.iterdir())
     assert not ship.dir.exists()
+
+
+def test_a_failed_job_leaves_no_shipped_files(spark: object) -> None:
+    """The files (encodings) of a shipment whose job fails go with it; a driver killed outright
+    leaves its directory to the next shipment (tests/test_spark_ship.py)."""
+    from accord.store.spark_ship import shipment
+
+    with pytest.raises(RuntimeError, match="the job failed"), shipment(spark) as ship:
+        ship.table(pa.table({"code": pa.array(np.arange(1000, dtype=np.int64))}))
+        assert any(ship.dir.iterdir())
+        raise RuntimeError("the job failed")
+    assert not ship.dir.exists()

@@ -1,17 +1,121 @@
 """Driver-side tables sent to Spark's executors as files they read (the Spark engines of linkage
-and of the releases' counts). pyspark is imported only when a table is shipped."""
+and of the releases' counts). pyspark is imported only when a table is shipped.
+
+The files hold encodings (candidate codes, blocking records), so none outlives its run: a
+shipment's directory is removed when it closes, on every normal and error path, or when it is
+garbage-collected or the interpreter exits; a driver killed outright (SIGKILL, out of memory)
+cannot remove its own, so every new shipment first removes the directories of owners that are
+gone. Ownership is an exclusive ``flock`` on the directory's lock file, held while the owner
+lives and released by the kernel when it dies (whatever its PID or PID namespace): a directory
+whose lock can be taken is stale, one whose lock is held is a live run's and is left alone.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import tempfile
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+PREFIX = "accord-ship-"
+# A directory is made under this name and renamed to PREFIX... only once its lock is held, so a
+# PREFIX directory without a held lock is never one being set up by a live process.
+_CLAIMING = ".accord-ship-new-"
+_LOCK = ".owner.lock"
+_CLAIM_GRACE_SECONDS = 600.0  # an unrenamed claim older than this was left by a crash
+
+
+def _take_lock(path: Path, create: bool) -> int | None:
+    """The fd of ``path`` locked exclusively for this open file, or None if another holds it (or
+    it is not there to take, or not ours to open)."""
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0) | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _release(directory: Path, fd: int) -> None:
+    """Remove ``directory`` then let go of its lock (in that order: never unlocked and present)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    with suppress(OSError):
+        os.close(fd)
+
+
+def remove_stale(base: Path) -> list[Path]:
+    """Remove the shipment directories under ``base`` whose owners are gone (their lock can be
+    taken); those of live processes, of other users and of an older Accord (no lock file: no
+    way to tell) are left. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        claiming = entry.name.startswith(_CLAIMING)
+        if not (claiming or entry.name.startswith(PREFIX)):
+            continue
+        try:
+            st = entry.lstat()
+        except OSError:
+            continue
+        if not entry.is_dir() or entry.is_symlink() or st.st_uid != uid:
+            continue
+        if claiming and time.time() - st.st_mtime < _CLAIM_GRACE_SECONDS:
+            continue  # maybe being set up right now
+        fd = _take_lock(entry / _LOCK, create=False)
+        if fd is None:
+            if claiming and not (entry / _LOCK).exists():  # a crash before its lock: empty
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+            continue
+        _release(entry, fd)
+        removed.append(entry)
+    return removed
+
+
+class ShipDir:
+    """A directory of files to ship, owned (locked) by this process until ``close``. Stale
+    directories of dead owners under the same ``base`` are removed first."""
+
+    def __init__(self, base: Path | str | None = None) -> None:
+        self.base = Path(base) if base else Path(tempfile.gettempdir())
+        self.removed_stale = remove_stale(self.base)
+        claim = Path(tempfile.mkdtemp(prefix=_CLAIMING, dir=self.base))
+        fd = _take_lock(claim / _LOCK, create=True)
+        if fd is None:  # our own new directory: only a broken file system refuses the lock
+            shutil.rmtree(claim, ignore_errors=True)
+            raise OSError(f"cannot lock a new directory under {self.base}")
+        self.path = self.base / (PREFIX + claim.name.removeprefix(_CLAIMING))
+        try:
+            os.rename(claim, self.path)
+        except OSError:
+            _release(claim, fd)
+            raise
+        # Removed on close, or when this object is collected or the interpreter exits.
+        self._finalizer = weakref.finalize(self, _release, self.path, fd)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
 
 
 class Shipment:
@@ -23,13 +127,16 @@ class Shipment:
     the scoring join's first stage stalled in garbage collection of a 2 GB heap (old generation
     full, back-to-back full collections). A file is streamed from disk by the driver's file
     server, each partition reads its own part, and the JVM heap never holds the rows.
+
+    The files are in a ``ShipDir`` under Spark's first local directory (the system's temporary
+    directory if none is set): removed on ``close``, and by a later shipment if this driver dies.
     """
 
     def __init__(self, session: Any, rows_per_part: int = 1 << 20) -> None:
         self.session, self.rows_per_part = session, rows_per_part
         local = session.sparkContext.getConf().get("spark.local.dir")
-        self.dir = Path(tempfile.mkdtemp(prefix="accord-ship-",
-                                         dir=local.split(",")[0] if local else None))
+        self._dir = ShipDir(local.split(",")[0] if local else None)
+        self.dir = self._dir.path
 
     def table(self, table: pa.Table) -> Any:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -55,7 +162,7 @@ class Shipment:
                 .mapInArrow(_read_parts(names), spark_schema))
 
     def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._dir.close()
 
 
 def _read_parts(names: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
