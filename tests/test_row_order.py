@@ -115,3 +115,19 @@ def test_an_older_hub_lists_its_rows_first(hub: str, one_second: None) -> None:
     asked = [json.loads(r["detail"])["request_id"] for r in audit if r["action"] == "hub.request"]
     assert asked == made
     assert _cli("hub", "verify", "--hub", hub, "--json")["ok"] is True
+
+
+def test_rows_the_sql_listed_in_order_are_kept_and_others_sorted(hub: str) -> None:
+    """``in_chain_order`` leaves rows the SQL already ordered by ``row_order`` as they are (after
+    checking that they are) and still sorts rows given in any other order."""
+    from accord.store import chain as hub_chain
+
+    for i in range(4):
+        _request(hub, 100 + i)
+    with open_store(hub) as store:
+        rows = hub_chain.rows_in_order(store, "audit", ("occurred_at",))
+        assert len(rows) == 4
+        assert hub_chain.in_chain_order(store, "audit", rows, ("occurred_at",)) is rows
+        assert hub_chain.in_chain_order(store, "audit", rows[::-1], ("occurred_at",)) == rows
+        assert hub_chain.in_chain_order(store, "audit", rows, ("occurred_at",),
+                                        newest_first=True) == rows[::-1]

@@ -296,9 +296,10 @@ def _run_release(store: Store, row: dict[str, Any], out: Path) -> tuple[str, dic
                             "utility": syn.reports["utility"], "budget_after": syn.budget.to_dict()}
 
 
-def require_affordable(store: Store, request_id: str) -> dict[str, Any]:
+def require_request_affordable(store: Store, request_id: str) -> dict[str, Any]:
     """The request; a pending one whose DP cost the budget cannot pay is refused (ReleaseRefused,
-    exit 3) before its release waits for a turn or reads a record, and stays pending."""
+    exit 3) before its release waits for a turn or reads a record, and stays pending. The
+    request's planned cost, checked by the ledger's one check (``ledger.require_affordable``)."""
     row = get_request(store, request_id)
     if row["kind"] == "synthetic" and row["status"] == PENDING:
         from accord.release.dp import ledger
@@ -312,7 +313,7 @@ def require_affordable(store: Store, request_id: str) -> dict[str, Any]:
 
 def approve_request(store: Store, request_id: str, actor: str) -> dict[str, Any]:
     """Run the requested release and keep its output for the analyst, all in one transaction."""
-    require_affordable(store, request_id)
+    require_request_affordable(store, request_id)
     with store.transaction():
         row = _claim(store, request_id)
         with tempfile.TemporaryDirectory(prefix="accord-request-") as tmp:

@@ -103,7 +103,7 @@ def _affordable(request: Request, request_id: str) -> User:
     with hub_store(request) as s:
         user = allow(request, s, {Role.STEWARD})
         try:
-            rq.require_affordable(s, request_id)
+            rq.require_request_affordable(s, request_id)
         except AccordError as err:
             raise _fail(err) from None
         return user

@@ -76,7 +76,18 @@ class Store(ABC):
     """A hub store. Use as a context manager or call ``close()``."""
 
     engine: str = "abstract"
-    _in_tx: bool = False  # engines set it while a transaction is open
+
+    def __init__(self) -> None:
+        """This connection's own state (engines call it first), explicit rather than cached in
+        ``__dict__`` by whoever needs it: never shared between stores, gone with the store."""
+        self._in_tx = False  # engines set it while a transaction is open
+        # Tables seen with their ``row_order`` column outside a transaction (``has_row_order``):
+        # a committed column is never dropped, so the answer holds while the store is open.
+        self._row_order_ready: set[str] = set()
+        # accord.store.chain's: the chain key of a hub without a key file (in memory only), and
+        # the entry written in the open transaction (its witness is written after COMMIT).
+        self._chain_mem_key: bytes | None = None
+        self._chain_pending: tuple[int, str] | None = None
 
     # ---- primitives each engine implements -------------------------------------------------
     @abstractmethod
@@ -124,12 +135,11 @@ class Store(ABC):
     def has_row_order(self, table: str) -> bool:
         """Whether ``table`` (which exists) has its ``row_order`` column yet. Remembered once seen
         outside a transaction (an ALTER inside one that then rolls back is undone)."""
-        ready: set[str] = self.__dict__.setdefault("_row_order_ready", set())
-        if table in ready:
+        if table in self._row_order_ready:
             return True
         found = ROW_ORDER in self.query(f"SELECT * FROM {table} WHERE 1 = 0").column_names
         if found and not self._in_tx:
-            ready.add(table)
+            self._row_order_ready.add(table)
         return found
 
     def ensure_row_order(self, table: str) -> None:

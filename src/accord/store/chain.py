@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,11 +113,9 @@ def _head_file(kp: Path) -> Path:
 def load_key(store: Store, create: bool) -> bytes | None:
     kp = key_path(store)
     if kp is None:
-        cached: bytes | None = store.__dict__.get("_chain_mem_key")
-        if cached is None and create:
-            cached = secrets.token_bytes(32)
-            store.__dict__["_chain_mem_key"] = cached
-        return cached
+        if store._chain_mem_key is None and create:
+            store._chain_mem_key = secrets.token_bytes(32)
+        return store._chain_mem_key
     if kp.exists():
         mode = kp.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -266,6 +265,8 @@ def in_chain_order(store: Store, source: str, rows: list[dict[str, Any]],
     from accord.store.base import ROW_ORDER
 
     legacy = any(r.get(ROW_ORDER) is None for r in rows)
+    if not legacy and _by_row_order(rows, newest_first):
+        return rows  # as the SQL listed them (``store.order_sql``), verified: nothing to sort
     seq = sequence_of(store, source) if legacy else {}
 
     def key(r: dict[str, Any]) -> tuple[int, int, tuple[str, ...]]:
@@ -275,6 +276,16 @@ def in_chain_order(store: Store, source: str, rows: list[dict[str, Any]],
         return 0, seq.get(row_digest(source, r), -1), tuple(str(r.get(c)) for c in fallback)
 
     return sorted(rows, key=key, reverse=newest_first)
+
+
+def _by_row_order(rows: list[dict[str, Any]], newest_first: bool) -> bool:
+    """Whether ``rows``' ``row_order`` values (from the hub's sequence: unique) strictly rise
+    (fall when ``newest_first``): the order ``in_chain_order`` gives rows that all have one."""
+    from accord.store.base import ROW_ORDER
+
+    orders = [int(r[ROW_ORDER]) for r in rows]
+    pairs = pairwise(orders)
+    return all(a > b for a, b in pairs) if newest_first else all(a < b for a, b in pairs)
 
 
 def rows_in_order(store: Store, source: str, fallback: tuple[str, ...], where: str = "",
@@ -330,7 +341,7 @@ def _insert(store: Store, key: bytes, prev: str, seq: int, source: str, digest: 
     mac = _mac(key, prev, seq, source, digest, state, body, at)
     store.execute("INSERT INTO hub_chain (seq, source, entry_sha256, state, body, recorded_at, mac) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)", [seq, source, digest, state, body, at, mac])
-    store.__dict__["_chain_pending"] = (seq, mac)
+    store._chain_pending = (seq, mac)
     return mac
 
 
@@ -397,7 +408,7 @@ def seal(store: Store, at: str, state: dict[str, Any], info: dict[str, Any],
 
 
 def after_commit(store: Store) -> None:
-    pending = store.__dict__.pop("_chain_pending", None)
+    pending, store._chain_pending = store._chain_pending, None
     if pending is None:
         return
     seq, mac = pending

@@ -24,6 +24,7 @@ class DuckDBStore(Store):
     engine = "duckdb"
 
     def __init__(self, path: Path | str, read_only: bool = False) -> None:
+        super().__init__()
         self.path = Path(path) if str(path) != ":memory:" else None
         try:
             self._con = duckdb.connect(str(path), read_only=read_only)
@@ -36,7 +37,6 @@ class DuckDBStore(Store):
         except duckdb.Error as exc:
             raise StoreError(f"{path} is not a usable DuckDB hub file ({type(exc).__name__})",
                              hint="point --hub at an Accord hub file, or at a new path") from None
-        self._in_tx = False
 
     def query(self, sql: str, params: Params = ()) -> pa.Table:
         rel = self._con.sql(sql, params=list(params)) if params else self._con.sql(sql)

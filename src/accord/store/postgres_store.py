@@ -233,6 +233,7 @@ class PostgresStore(Store):
     def __init__(self, url: str, read_only: bool = False) -> None:
         import psycopg
 
+        super().__init__()
         self.url = normalise_url(url)
         self._psycopg = psycopg
         try:
@@ -245,7 +246,6 @@ class PostgresStore(Store):
                                   "user may connect (see docs/hub.md)") from None
         if read_only:
             self._con.execute("SET default_transaction_read_only = on")
-        self._in_tx = False
         self._writes = 0  # bumped by every change made through this store
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._copies: dict[str, tuple[tuple[str, int], pa.Table]] = {}

@@ -186,7 +186,8 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                                {"request_id": request_id}, lines, "Approve and run the release",
                                "/ui/steward/requests")
             # a release the budget cannot pay is refused before it waits for its turn
-            refusal = attempt(lambda: rq.require_affordable(s, request_id), lambda err: not_released(s, session, err))
+            refusal = attempt(lambda: rq.require_request_affordable(s, request_id),
+                              lambda err: not_released(s, session, err))
             return refusal if isinstance(refusal, Response) else None
 
         def act(s: Store, session: Session, form: FormData) -> Response:
