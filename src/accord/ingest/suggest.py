@@ -16,13 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pycountry
-
 from accord.errors import MappingError
 from accord.ingest.identifiers import identifier_kind, identifier_values
-from accord.ingest.mapping import country_code
 from accord.ingest.readers import detect_format, iter_table, read_header
-from accord.ingest.values import _YEAR_ONLY, _month_only
+from accord.ingest.values import _YEAR_ONLY, _month_only, country_of
 from accord.standard import Field, FieldRole, FieldType, Standard
 
 SAMPLE_ROWS = 20_000
@@ -97,16 +94,6 @@ def _code_keys(f: Field) -> dict[str, str]:
     return keys
 
 
-def _country(text: str) -> str | None:
-    code = country_code(text)
-    if code:
-        return code
-    try:
-        return str(pycountry.countries.lookup(text.strip()).alpha_2)
-    except LookupError:
-        return None
-
-
 def _fit(f: Field, values: Counter[str]) -> tuple[bool, dict[str, Any], list[str]]:
     """Does every non-missing value fit field ``f``? Returns (fits, mapping extras, unmatched values)."""
     present = [v for v in values if v.casefold() not in MISSING]
@@ -128,9 +115,9 @@ def _fit(f: Field, values: Counter[str]) -> tuple[bool, dict[str, Any], list[str
         return not unmatched, extra, unmatched
     if f.type in (FieldType.COUNTRY, FieldType.COUNTRIES):
         split = " " if f.type.is_multi and any(" " in v for v in present) and \
-            not all(_country(v) for v in present) else None
+            not all(country_of(v) for v in present) else None
         parts = {p for v in present for p in (v.split(split) if split else [v]) if p}
-        unmatched = sorted(p for p in parts if _country(p) is None)
+        unmatched = sorted(p for p in parts if country_of(p) is None)
         return not unmatched, ({"split": split} if split else {}), unmatched
     if f.type == FieldType.DATE:
         unmatched = [v for v in present if not (re.match(r"^\d{4}-\d{2}-\d{2}", v) or _YEAR_ONLY.match(v)

@@ -56,6 +56,17 @@ def _code_lookup(field: Field, fm: FieldMapping) -> Callable[[str], str | bool |
     return lookup
 
 
+def country_of(text: str) -> str | None:
+    """The ISO alpha-2 code a country value names (a code, or a name pycountry knows), if any."""
+    code = country_code(text)
+    if code:
+        return code
+    try:
+        return str(pycountry.countries.lookup(text.strip()).alpha_2)
+    except LookupError:
+        return None
+
+
 def _country_lookup(fm: FieldMapping) -> Callable[[str], str | bool | None]:
     explicit = {k.strip().casefold(): v for k, v in (fm.codes or {}).items()}
 
@@ -64,13 +75,7 @@ def _country_lookup(fm: FieldMapping) -> Callable[[str], str | bool | None]:
         if key in explicit:
             target = explicit[key]
             return None if target is None else country_code(target) or False
-        code = country_code(text)
-        if code:
-            return code
-        try:
-            return str(pycountry.countries.lookup(text.strip()).alpha_2)
-        except LookupError:
-            return False
+        return country_of(text) or False
 
     return lookup
 
