@@ -1,0 +1,85 @@
+"""Accord's adaptive synthesiser under parameter variants, on the same data and seeds (issue 19).
+
+Tuning aid, Accord only (no peer): each variant runs the same seeded releases (``test_seed``
+1..N) on the 100k simulated records of ``synthetic.py`` and prints the mean TVD2 / TVD3 of the
+sampled rows and of the model's own marginals. A variant patches one module constant
+(``aim.ONE_WAY_SHARE=0.3``, ``aim.ROUNDS_PER_COLUMN=8``, ...) or the rare-level merge threshold
+(``K=5``: levels whose noisy one-way count is below K noise standard deviations share a bucket;
+the code's value is 3). Variants run in separate processes (they patch modules):
+
+    .venv/bin/python benchmarks/synthetic_variants.py 0.5 'aim.ONE_WAY_SHARE=0.3' 1,2,3,4,5
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import synthetic as bench
+from accord.release.synthesize import aim, api, data
+from accord.release.synthesize import model as model_mod
+
+
+def merge_threshold(k: float) -> None:
+    """Patch the rare-level merge to ``k`` noise standard deviations (the code uses 3)."""
+    def compress(noisy: np.ndarray, sd: float) -> np.ndarray:
+        keep = noisy >= k * sd
+        if keep.all() or (~keep).sum() == 1:
+            return np.arange(len(noisy))
+        mapping = np.empty(len(noisy), dtype=np.int64)
+        mapping[keep] = np.arange(int(keep.sum()))
+        mapping[~keep] = int(keep.sum())
+        return mapping
+    model_mod.compress = compress  # type: ignore[assignment]
+
+
+def apply(variant: str) -> None:
+    for part in filter(None, variant.split(";")):
+        if part == "base":
+            continue
+        if part.startswith("K="):
+            merge_threshold(float(part[2:]))
+            continue
+        target, value = part.split("=")
+        module, name = target.split(".", 1)
+        owner = {"aim": aim, "model": model_mod}[module]
+        if not hasattr(owner, name):
+            raise SystemExit(f"no constant {target}")
+        setattr(owner, name, float(value) if "." in value else int(value))
+
+
+def main() -> None:
+    if len(sys.argv) < 4:
+        raise SystemExit(__doc__)
+    eps, variant = float(sys.argv[1]), sys.argv[2]
+    seeds = [int(s) for s in sys.argv[3].split(",")]
+    rows = int(sys.argv[4]) if len(sys.argv) > 4 else 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "simulated.csv"
+        pacsv.write_csv(bench.sim_categorical(rows), path)
+        enc = data.encode(data.read_csv(path, ","))
+    apply(variant)
+    got = []
+    for seed in seeds:
+        t0 = time.process_time()
+        res = api.synthesize(enc, eps, bench.DELTA, rows=enc.codes.shape[0], test_seed=seed)
+        cpu = time.process_time() - t0
+        tv2, tv3, _ = bench.score_table(enc, res.table())
+        m = bench.model_tvd(enc, res)
+        got.append((tv2, tv3, m["model_tvd2"], m["model_tvd3"], cpu))
+        print(json.dumps({"seed": seed, "tvd2": tv2, "tvd3": tv3, **m, "cpu_s": cpu}), flush=True)
+    a = np.asarray(got)
+    print(f"{variant} epsilon {eps}, {len(seeds)} seeds: sampled {a[:, 0].mean():.4f} / "
+          f"{a[:, 1].mean():.4f}, model {a[:, 2].mean():.4f} / {a[:, 3].mean():.4f}, "
+          f"{a[:, 4].mean():.1f} s CPU a release")
+
+
+if __name__ == "__main__":
+    main()
