@@ -18,7 +18,7 @@ pairs are, with the same functions:
 3. **Scores.** The model goes to the partitions; each pair's Bayes factor and odds are computed
    there (`FSModel.log_bayes_factor`, `fellegi_sunter.pair_odds`). The competing candidates'
    sums of `fellegi_sunter.pair_log_odds` need every pair of a record: each sum is a pass that
-   repartitions the pairs by record (A or B), sorts a record's pairs in candidate order and
+   repartitions the pairs by record (A or B), sorts a partition's pairs in candidate order and
    runs `fellegi_sunter._others` (the same compiled kernel) per partition, so every sum is
    added up in the same order as on one machine and the scores are equal to the last bit.
    Both chains of the belief-propagation rounds advance in each pass (see `competition_plan`):
