@@ -188,7 +188,8 @@ def task_threads() -> None:
 
     ctx = TaskContext.get()
     cpus = ctx.cpus() if ctx is not None else 1
-    numba.set_num_threads(max(1, min(int(cpus), numba.config.NUMBA_NUM_THREADS)))
+    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    numba.set_num_threads(max(1, min(int(cpus), most)))
 
 
 def _keys_fn(job: BandJob, width: int) -> Any:
