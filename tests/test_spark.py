@@ -90,6 +90,8 @@ def test_spark_gives_the_same_candidates_and_links(spark: object, sets: tuple) -
     assert np.array_equal(one.weight, two.weight)
     assert one.model.matches == two.model.matches and one.model.iterations == two.model.iterations
     assert one.diagnostics["above_threshold"] == two.diagnostics["above_threshold"]
+    # The scoring's own partition count is set for its joins only, the session's restored.
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "4"  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
@@ -465,3 +467,35 @@ def test_a_failed_job_leaves_no_shipped_files(spark: object) -> None:
         assert any(ship.dir.iterdir())
         raise RuntimeError("the job failed")
     assert not ship.dir.exists()
+
+
+@pytest.mark.slow
+def test_em_on_spark_candidates_with_a_sample_is_em_on_arrays(spark: object) -> None:
+    """`SparkCandidates` (pattern counts and their total from one scan, counted once; EM's
+    sample of A records; the pairs EM fetches by pattern) fit the model the arrays fit, with
+    the first step on a sample of A (the path of more than `sample_records` A records, which
+    the linkage tests' small sets do not take)."""
+    from accord.link.fellegi_sunter import _codes, fit, fit_on
+    from accord.link.spark_score import SparkCandidates, _binary
+
+    rng = np.random.default_rng(3)
+    n = 400
+    codes = np.union1d(np.unique(rng.integers(0, n * n, 30 * n)), np.arange(n) * (n + 1))
+    ia, ib = codes // n, codes % n
+    chance = [0.0, 0.02, 0.05, 0.13, 0.8]
+    gamma = rng.choice(5, (len(codes), 5), p=chance).astype(np.int8)
+    gamma[ia == ib] = 1
+    random_gamma = rng.choice(5, (20000, 5), p=chance).astype(np.int8)
+    levels = [5] * 5
+    one = fit(gamma, random_gamma, levels, pairs=(ia, ib), sizes=(n, n), independent=(4,),
+              sample_records=150)
+    df = spark.createDataFrame(pa.table({  # type: ignore[attr-defined]
+        "code": pa.array(codes), "ia": pa.array(ia), "ib": pa.array(ib),
+        "pcode": pa.array(_codes(gamma, levels)), "gamma": _binary(gamma)}))
+    cands = SparkCandidates(df, 5)
+    assert len(cands) == len(codes)
+    two = fit_on(cands, random_gamma, levels, sizes=(n, n), independent=(4,),
+                 sample_records=150)
+    assert one.matches == two.matches and one.iterations == two.iterations
+    assert all(np.array_equal(x, y) for x, y in zip(one.m, two.m, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(one.u, two.u, strict=True))

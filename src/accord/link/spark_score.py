@@ -18,7 +18,7 @@ pairs are, with the same functions:
 3. **Scores.** The model goes to the partitions; each pair's Bayes factor and odds are computed
    there (`FSModel.log_bayes_factor`, `fellegi_sunter.pair_odds`). The competing candidates'
    sums of `fellegi_sunter.pair_log_odds` need every pair of a record: each sum is a pass that
-   repartitions the pairs by record (A or B), sorts a record's pairs in candidate order and
+   repartitions the pairs by record (A or B), sorts a partition's pairs in candidate order and
    runs `fellegi_sunter._others` (the same compiled kernel) per partition, so every sum is
    added up in the same order as on one machine and the scores are equal to the last bit.
    Both chains of the belief-propagation rounds advance in each pass (see `competition_plan`):
@@ -143,6 +143,9 @@ class _Layout:
 
 def _levels_fn(layout: _Layout, n_levels: list[int]) -> Callable[..., Iterator[pa.RecordBatch]]:
     def levels(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from accord.link.spark import task_threads
+
+        task_threads()
         for batch in batches:
             n = batch.num_rows
             if not n:
@@ -161,24 +164,35 @@ def _levels_fn(layout: _Layout, n_levels: list[int]) -> Callable[..., Iterator[p
 class SparkCandidates:
     """Candidates in a Spark DataFrame (code, ia, ib, pcode, gamma) for `fit_on`."""
 
-    def __init__(self, df: Any, n: int, n_fields: int) -> None:
-        self.df, self.n, self.n_fields = df, n, n_fields
+    def __init__(self, df: Any, n_fields: int) -> None:
+        self.df, self.n_fields = df, n_fields
         self._table = np.empty(0, dtype=np.int64)  # pattern codes, ascending
         self._have = np.empty(0, dtype=np.int64)  # patterns whose pairs were fetched
         self._pairs = (np.empty(0, np.int64),) * 4  # code, ia, ib, pcode, in code order
+        self._counted: tuple[np.ndarray, np.ndarray] | None = None  # patterns' result
 
     def __len__(self) -> int:
-        return self.n
+        # The sum of the pattern counts: one scan of the pairs gives both, where a count()
+        # first was a scan of its own (two more at 100k: the levels, EM's sample).
+        return int(self._count()[1].sum())
 
     def patterns(self, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        patterns, counts = self._count()
+        return patterns.copy(), counts.copy()
+
+    def _count(self) -> tuple[np.ndarray, np.ndarray]:
         from pyspark.sql import functions as F
 
-        t = (self.df.groupBy("pcode").agg(F.count("*").alias("n"), F.first("gamma").alias("g"))
-             .toArrow())
-        order = np.argsort(t.column("pcode").to_numpy())
-        self._table = t.column("pcode").to_numpy()[order]
-        patterns = _matrix(t.column("g"), np.int8, self.n_fields)[order]
-        return patterns, t.column("n").to_numpy()[order].astype(np.float64)
+        # Counted once: `fit_on` runs EM on the same candidates twice (its first step's sample
+        # is all of them below `sample_records` A records), and each count scans every pair.
+        if self._counted is None:
+            t = (self.df.groupBy("pcode")
+                 .agg(F.count("*").alias("n"), F.first("gamma").alias("g")).toArrow())
+            order = np.argsort(t.column("pcode").to_numpy())
+            self._table = t.column("pcode").to_numpy()[order]
+            patterns = _matrix(t.column("g"), np.int8, self.n_fields)[order]
+            self._counted = (patterns, t.column("n").to_numpy()[order].astype(np.float64))
+        return self._counted
 
     def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from pyspark.sql import functions as F
@@ -205,7 +219,7 @@ class SparkCandidates:
             pa.table({"ia": pa.array(keep.astype(np.int64)), "new": pa.array(number[keep])}))
         df = (self.df.join(F.broadcast(numbers), "ia")
               .select("code", F.col("new").alias("ia"), "ib", "pcode", "gamma"))
-        return SparkCandidates(df, df.count(), self.n_fields)
+        return SparkCandidates(df, self.n_fields)
 
 
 def competition_plan(rounds: int) -> Plan:
@@ -280,7 +294,11 @@ def _pass_fn(key: str, outs: list[tuple[str, str | None]],
         parts = [b for b in batches if b.num_rows]
         if not parts:
             return
-        t = pa.Table.from_batches(parts)  # sorted by (record, code): a record's pairs in order
+        t = pa.Table.from_batches(parts)
+        # A record's pairs in candidate order, as `pair_log_odds` adds them (a sort by code,
+        # here rather than a Spark sort of the rows before the hand-off: the order of the
+        # records themselves does not matter).
+        t = t.take(pa.array(np.argsort(t.column("code").to_numpy(), kind="stable")))
         _, local = np.unique(t.column(key).to_numpy(), return_inverse=True)
         local = local.ravel().astype(np.int64)
         n = int(local.max()) + 1
@@ -358,10 +376,16 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
     n_parts = max(partitions or 4 * sc.defaultParallelism, -(-len(codes) // 2_000_000))
     layout = _Layout(a, b)
     with shipment(session) as ship:
+        # The joins' partitions are the engine's, not spark.sql.shuffle.partitions (200 by
+        # default, and not coalesced by adaptive execution in a persisted plan): with 200,
+        # every scan of the persisted levels (pattern counts, each of EM's fetches, the odds)
+        # ran 200 tasks. Set while the levels are planned and first computed, then restored.
+        given = session.conf.get("spark.sql.shuffle.partitions")
+        session.conf.set("spark.sql.shuffle.partitions", str(n_parts))
         levels = _levels_of(session, ship, layout, a, b, codes, sources,
                             n_levels).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            cands = SparkCandidates(levels, levels.count(), n_fields)
+            cands = SparkCandidates(levels, n_fields)
             model = fit(cands)
             sizes = (len(a), nb)
             compete = config.competing_candidates
@@ -375,7 +399,7 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
                 for (side, outs), kept in zip(plan, _kept_after(plan, rounds), strict=True):
                     key = "ia" if side == "a" else "ib"
                     cols = [*_BASE, "log_x", "x", *kept]
-                    odds = (odds.repartition(n_parts, key).sortWithinPartitions(key, "code")
+                    odds = (odds.repartition(n_parts, key)
                             .mapInArrow(_pass_fn(key, outs, cols), _ddl(cols)))
                 odds = odds.mapInArrow(_final_fn(rounds, model, threshold, weights_of),
                                        "code bigint, weight double, prob double")
@@ -384,6 +408,7 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
             got = odds.toArrow()
         finally:
             levels.unpersist()
+            session.conf.set("spark.sql.shuffle.partitions", given)
     order = np.argsort(got.column("code").to_numpy(), kind="stable")
     return (got.column("code").to_numpy()[order], got.column("weight").to_numpy()[order],
             got.column("prob").to_numpy()[order], model)
