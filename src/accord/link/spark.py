@@ -33,7 +33,7 @@ from accord.link import kernels
 from accord.link.engine import BandJob, join_band
 from accord.protect.encoding.secrets import SECRET_KIND
 from accord.protect.keys import KEY_KIND
-from accord.store.spark_ship import shipment
+from accord.store.spark_ship import release_shipped, shipment
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -306,7 +306,9 @@ def spark_engine(settings: SparkSettings) -> Iterator[SparkEngine]:
         yield SparkEngine(session, settings.partitions or (int(given) if given else None))
     finally:
         if from_before is None:
+            sc = session.sparkContext
             session.stop()
+            release_shipped(sc)  # the shipped files outlive each shipment, not the context
 
 
 def _active_session() -> Any:

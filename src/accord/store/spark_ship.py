@@ -1,9 +1,11 @@
 """Driver-side tables sent to Spark's executors as files they read (the Spark engines of linkage
 and of the releases' counts). pyspark is imported only when a table is shipped.
 
-The files hold encodings (candidate codes, blocking records), so none outlives its run: a
-shipment's directory is removed when it closes, on every normal and error path, or when it is
-garbage-collected or the interpreter exits; a driver killed outright (SIGKILL, out of memory)
+The files hold encodings (candidate codes, blocking records), so none outlives its run. A
+shipment's directory lives as long as its SparkContext (executors fetch every added file at their
+next task, so a file removed earlier fails a later job: see ``Shipment``): it is removed by
+``release_shipped`` when the context Accord started stops, or when the interpreter exits, on every
+normal and error path; a driver killed outright (SIGKILL, out of memory)
 cannot remove its own, so every new shipment first removes the directories of owners that are
 gone. Ownership is an exclusive ``flock`` on the directory's lock file, held while the owner
 lives and released by the kernel when it dies (whatever its PID or PID namespace): a directory
@@ -129,7 +131,14 @@ class Shipment:
     server, each partition reads its own part, and the JVM heap never holds the rows.
 
     The files are in a ``ShipDir`` under Spark's first local directory (the system's temporary
-    directory if none is set): removed on ``close``, and by a later shipment if this driver dies.
+    directory if none is set). They stay as long as the SparkContext, not the shipment: every
+    executor fetches every file ever added to the context at its next task, whatever job the task
+    belongs to (an executor that ran none of this shipment's tasks, one added later, or, in local
+    mode, any task after a shipment whose job failed before reading it), and a file gone from the
+    driver fails that task. Spark's own shuffle files hold the same rows for the context's life,
+    so this keeps nothing longer than Spark does. :func:`release_shipped` removes them when the
+    context stops (`accord.link.spark.spark_engine` calls it); at interpreter exit they go too,
+    and after a killed driver the next shipment removes them.
     """
 
     def __init__(self, session: Any, rows_per_part: int = 1 << 20) -> None:
@@ -137,6 +146,7 @@ class Shipment:
         local = session.sparkContext.getConf().get("spark.local.dir")
         self._dir = ShipDir(local.split(",")[0] if local else None)
         self.dir = self._dir.path
+        _held(session.sparkContext).append(self._dir)
 
     def table(self, table: pa.Table) -> Any:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -162,7 +172,31 @@ class Shipment:
                 .mapInArrow(_read_parts(names), spark_schema))
 
     def close(self) -> None:
-        self._dir.close()
+        """The shipment is done; its files stay until the context stops (see the class)."""
+
+
+# The context's Python object carries its shipments' directories (an attribute, not a registry
+# of this module): they must outlive each shipment and go with the context.
+_HELD = "_accord_ship_dirs"
+
+
+def _held(sc: Any) -> list[ShipDir]:
+    held: list[ShipDir] | None = getattr(sc, _HELD, None)
+    if held is None:
+        held = []
+        setattr(sc, _HELD, held)
+    return held
+
+
+def release_shipped(sc: Any) -> int:
+    """Remove the shipped files of the SparkContext ``sc``, once it has stopped (or when no
+    executor can still fetch them). Returns how many directories went."""
+    held = _held(sc)
+    for d in held:
+        d.close()
+    count = len(held)
+    held.clear()
+    return count
 
 
 def _read_parts(names: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
