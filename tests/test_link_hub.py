@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -53,8 +54,11 @@ def _build_hub(tmp: Path, secret: LinkageSecret, people: int = 600,
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     tmp = tmp_path_factory.mktemp("linkhub")
-    secret_path = tmp / "linkage.key"
-    secret = new_linkage_secret(secret_path)
+    # A fixed secret: the encodings' randomised response is keyed by it, and over fresh random
+    # secrets precision on this 600-person hub ranged 0.89-0.95 with a tail (0.834, F1 0.874, in
+    # one CI rehearsal): a bound that holds for every secret would test nothing. The spread over
+    # secrets is the benchmarks' business (benchmarks/linkage_hub.py runs a fresh one each time).
+    secret = LinkageSecret(hashlib.sha256(b"accord tests/test_link_hub.py").digest())
     h, truth = _build_hub(tmp, secret)
     return h, truth, tmp / "partners"
 
