@@ -3,9 +3,8 @@
 Tuning aid, Accord only (no peer): each variant runs the same seeded releases (``test_seed``
 1..N) on the 100k simulated records of ``synthetic.py`` and prints the mean TVD2 / TVD3 of the
 sampled rows and of the model's own marginals. A variant patches one module constant
-(``aim.ONE_WAY_SHARE=0.3``, ``aim.ROUNDS_PER_COLUMN=8``, ...) or the rare-level merge threshold
-(``K=5``: levels whose noisy one-way count is below K noise standard deviations share a bucket;
-the code's value is 3). Variants run in separate processes (they patch modules):
+(``aim.ONE_WAY_SHARE=0.3``, ``aim.ROUNDS_PER_COLUMN=8``, ``model.MERGE_SDS=5.0``: the rare-level
+merge threshold, in noise standard deviations). Variants run in separate processes (they patch modules):
 
     .venv/bin/python benchmarks/synthetic_variants.py 0.5 'aim.ONE_WAY_SHARE=0.3' 1,2,3,4,5
 """
@@ -27,25 +26,9 @@ from accord.release.synthesize import aim, api, data
 from accord.release.synthesize import model as model_mod
 
 
-def merge_threshold(k: float) -> None:
-    """Patch the rare-level merge to ``k`` noise standard deviations (the code uses 3)."""
-    def compress(noisy: np.ndarray, sd: float) -> np.ndarray:
-        keep = noisy >= k * sd
-        if keep.all() or (~keep).sum() == 1:
-            return np.arange(len(noisy))
-        mapping = np.empty(len(noisy), dtype=np.int64)
-        mapping[keep] = np.arange(int(keep.sum()))
-        mapping[~keep] = int(keep.sum())
-        return mapping
-    model_mod.compress = compress  # type: ignore[assignment]
-
-
 def apply(variant: str) -> None:
     for part in filter(None, variant.split(";")):
         if part == "base":
-            continue
-        if part.startswith("K="):
-            merge_threshold(float(part[2:]))
             continue
         target, value = part.split("=")
         module, name = target.split(".", 1)

@@ -382,9 +382,10 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
         # ran 200 tasks. Set while the levels are planned and first computed, then restored.
         given = session.conf.get("spark.sql.shuffle.partitions")
         session.conf.set("spark.sql.shuffle.partitions", str(n_parts))
-        levels = _levels_of(session, ship, layout, a, b, codes, sources,
-                            n_levels).persist(StorageLevel.MEMORY_AND_DISK)
+        levels = None
         try:
+            levels = _levels_of(session, ship, layout, a, b, codes, sources,
+                                n_levels).persist(StorageLevel.MEMORY_AND_DISK)
             cands = SparkCandidates(levels, n_fields)
             model = fit(cands)
             sizes = (len(a), nb)
@@ -407,7 +408,8 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
             # on the driver (a Spark orderBy would run the last pass twice, to sample ranges).
             got = odds.toArrow()
         finally:
-            levels.unpersist()
+            if levels is not None:
+                levels.unpersist()
             session.conf.set("spark.sql.shuffle.partitions", given)
     order = np.argsort(got.column("code").to_numpy(), kind="stable")
     return (got.column("code").to_numpy()[order], got.column("weight").to_numpy()[order],

@@ -130,7 +130,7 @@ class Shipment:
     full, back-to-back full collections). A file is streamed from disk by the driver's file
     server, each partition reads its own part, and the JVM heap never holds the rows.
 
-    The files are in a ``ShipDir`` under Spark's first local directory (the system's temporary
+    The files are in the context's one ``ShipDir`` under Spark's first local directory (the system's temporary
     directory if none is set). They stay as long as the SparkContext, not the shipment: every
     executor fetches every file ever added to the context at its next task, whatever job the task
     belongs to (an executor that ran none of this shipment's tasks, one added later, or, in local
@@ -143,10 +143,7 @@ class Shipment:
 
     def __init__(self, session: Any, rows_per_part: int = 1 << 20) -> None:
         self.session, self.rows_per_part = session, rows_per_part
-        local = session.sparkContext.getConf().get("spark.local.dir")
-        self._dir = ShipDir(local.split(",")[0] if local else None)
-        self.dir = self._dir.path
-        _held(session.sparkContext).append(self._dir)
+        self.dir = _context_dir(session.sparkContext).path
 
     def table(self, table: pa.Table) -> Any:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -171,32 +168,30 @@ class Shipment:
         return (self.session.range(0, len(names), 1, len(names))
                 .mapInArrow(_read_parts(names), spark_schema))
 
-    def close(self) -> None:
-        """The shipment is done; its files stay until the context stops (see the class)."""
+
+# The context's Python object carries the one directory of all its shipments (an attribute, not
+# a registry of this module): it must outlive each shipment and go with the context.
+_HELD = "_accord_ship_dir"
 
 
-# The context's Python object carries its shipments' directories (an attribute, not a registry
-# of this module): they must outlive each shipment and go with the context.
-_HELD = "_accord_ship_dirs"
-
-
-def _held(sc: Any) -> list[ShipDir]:
-    held: list[ShipDir] | None = getattr(sc, _HELD, None)
-    if held is None:
-        held = []
+def _context_dir(sc: Any) -> ShipDir:
+    """The SparkContext's shipment directory (one lock, one stale sweep), made on first use."""
+    held: ShipDir | None = getattr(sc, _HELD, None)
+    if held is None or held.closed:
+        local = sc.getConf().get("spark.local.dir")
+        held = ShipDir(local.split(",")[0] if local else None)
         setattr(sc, _HELD, held)
     return held
 
 
 def release_shipped(sc: Any) -> int:
     """Remove the shipped files of the SparkContext ``sc``, once it has stopped (or when no
-    executor can still fetch them). Returns how many directories went."""
-    held = _held(sc)
-    for d in held:
-        d.close()
-    count = len(held)
-    held.clear()
-    return count
+    executor can still fetch them). Returns how many directories went (0 or 1)."""
+    held: ShipDir | None = getattr(sc, _HELD, None)
+    if held is None or held.closed:
+        return 0
+    held.close()
+    return 1
 
 
 def _read_parts(names: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
@@ -214,8 +209,6 @@ def _read_parts(names: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
 
 @contextmanager
 def shipment(session: Any) -> Iterator[Shipment]:
-    ship = Shipment(session)
-    try:
-        yield ship
-    finally:
-        ship.close()
+    """A shipment for the work in the block; its files stay with the context (see
+    ``Shipment``), so leaving the block removes nothing."""
+    yield Shipment(session)
