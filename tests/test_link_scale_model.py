@@ -80,9 +80,11 @@ def test_joint_u_from_clear_non_matches_is_unbiased(synthetic: tuple) -> None:
 
 def test_clean_random_pairs_exclude_the_matches_among_them(synthetic: tuple) -> None:
     gamma, random_gamma, pairs, n, _ = synthetic
-    # The clear-disagreement level of the date is "disagree" (not "close": m/u = 3.5 is not
-    # clear, so it must not be used): the pairs used never include an agreeing date.
-    clean = np.isin(random_gamma[:, 2], [3])
+    # The clean pairs are those whose date level has m/u below fellegi_sunter.CLEAR_RATIO in
+    # the first (all-independent) EM: "disagree" (0.002) and "close" (0.13 there), never
+    # "agree" (4,500): among random pairs a level with m/u = rho holds a share of about
+    # lambda rho matches, negligible below 1.
+    clean = np.isin(random_gamma[:, 2], [2, 3])
     model = fit_em(gamma, random_gamma, [4, 3, 4], pairs=pairs, sizes=(n, n),
                    independent=(2,), clean=clean)
     auto = fit(gamma, random_gamma, [4, 3, 4], pairs=pairs, sizes=(n, n), independent=(2,))

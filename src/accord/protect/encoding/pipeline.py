@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from accord.protect.encoding.bloom import Encoder
@@ -35,12 +36,15 @@ class PipelineEncoder:
 
 
 def pipeline_encoder(secret: LinkageSecret, schema: EncodingSchema | None = None,
-                     allow_unsafe: bool = False, unit: bool = False) -> PipelineEncoder:
+                     allow_unsafe: bool = False, unit: bool = False,
+                     rng: np.random.Generator | None = None) -> PipelineEncoder:
     """``unit``: the encodings go to a linkage unit (`accord.protect.unit`), whose default
-    schema leaves citizenship out and refuses a schema that encodes it."""
+    schema leaves citizenship out and refuses a schema that encodes it. ``rng``: the source of
+    the randomised response, for tests and benchmarks that must rebuild the same encodings;
+    never given by a command (the flips must be unpredictable: fresh from the OS)."""
     sch = schema or (unit_schema() if unit else default_schema())
     unsafe = check_safe(sch, allow_unsafe, unit=unit)
-    encoder = Encoder(sch, secret)
+    encoder = Encoder(sch, secret, rng)
 
     def encode(ids: pa.Table) -> pa.Table:
         enc = encoder.encode(ids)
