@@ -13,8 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
-from accord.protect.encoding import new_linkage_secret
-from accord.simulate import SimulationConfig, simulate
+from tests.hubs import simulated_contributions
 from tests.test_serve import accounts, server  # noqa: F401  (fixtures)
 
 # rho 0.0120 at the default delta 1e-6: more than the stats draw (0.01), less than the stats and
@@ -24,18 +23,8 @@ SHORT_EPSILON = "0.83"
 
 @pytest.fixture(scope="module")
 def contributions(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    tmp = tmp_path_factory.mktemp("early")
-    sim = simulate(SimulationConfig(people=80, partners=2, overlap=0.3, seed=5,
-                                    out=tmp / "exports", format_a="csv"))
-    new_linkage_secret(tmp / "linkage.key")
-    _run("keys", "init", "--key-file", str(tmp / "partner.key"))
-    out = []
-    for i, files in enumerate(sim.partners):
-        _run("ingest", str(files.export), "--mapping", str(files.mapping), "--partner",
-             files.partner.replace("_", "-"), "--key-file", str(tmp / "partner.key"),
-             "--out", str(tmp / f"c{i}"), "--linkage-secret", str(tmp / "linkage.key"))
-        out.append(tmp / f"c{i}")
-    return out
+    return simulated_contributions(tmp_path_factory.mktemp("early"),
+                                   people=80, partners=2, overlap=0.3, seed=5)
 
 
 def _run(*args: str, code: int = 0) -> str:
