@@ -115,6 +115,20 @@ def test_the_estimate_route_and_the_cli_refuse_alike(
                                 code=2)
     status, answer = _post_estimate(server, analyst, {"method": "nope", "rho": 0.05})
     assert status == 400 and "method" in answer["error"], answer
+    # Suppressed estimates with a rho: refused (exit 2 / 400) before anything is read or
+    # recorded, not made with the rho silently ignored.
+    remote = ("--server", server, "--token-file", str(analyst))
+    for where in (("--hub", hub), remote):
+        out = _run("estimate", *where, "--privacy", "suppression", "--rho", "0.001", code=2)
+        assert "--rho applies to --privacy dp" in out and "drop --rho" in out, out
+    status, answer = _post_estimate(server, analyst, {"privacy": "suppression", "rho": 0.001})
+    assert status == 400 and "--rho applies to --privacy dp" in answer["error"], answer
+    assert json.loads(_run("hub", "releases", "--hub", hub, "--json")) == []
+    # Negative control: without the rho, both make them (exact counts, no budget spent).
+    assert "suppression" in _run("estimate", "--hub", hub, "--privacy", "suppression", "--json")
+    status, answer = _post_estimate(server, analyst, {"privacy": "suppression"})
+    assert status == 200, answer
+    assert len(json.loads(_run("hub", "releases", "--hub", hub, "--json"))) == 2
     # Negative control: what the budget can pay is made by both (one draw: the second is free).
     _run("estimate", "--hub", hub)
     status, answer = _post_estimate(server, analyst, {})

@@ -275,7 +275,8 @@ def pipeline(
                          "to repeat; suppression: exact counts, only for a hub's first release "
                          "of estimates.")] = "dp",
     rho: Annotated[float | None, typer.Option(
-        "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.005).")
+        "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.005; "
+                      "--privacy dp only).")
     ] = None,
     as_json: JsonOption = False,
     server: ServerOption = None,
@@ -290,6 +291,11 @@ def pipeline(
     from accord.store import open_store
 
     with user_errors():
+        # Built (and so checked) before anything is sent or read: the server builds the same.
+        opts = PipelineOptions.of(
+            by=by.split(","), threshold=threshold, min_list_size=min_list_size, method=method,
+            bootstrap=bootstrap, seed=seed, average=average, latent=latent, privacy=privacy,
+            rho=rho, actor=actor or os.environ.get("USER", "cli"))
         if server:  # the shared hub's server runs estimate_hub as the token's user
             summary = call_json(server, token_file, "POST", "/api/estimate", {
                 "by": [c.strip() for c in by.split(",") if c.strip()], "method": method,
@@ -302,10 +308,6 @@ def pipeline(
                 _print_hub(summary)
             return
         require_hub(hub)
-        opts = PipelineOptions.of(
-            by=by.split(","), threshold=threshold, min_list_size=min_list_size, method=method,
-            bootstrap=bootstrap, seed=seed, average=average, latent=latent, privacy=privacy,
-            rho=rho, actor=actor or os.environ.get("USER", "cli"))
         with open_store(hub) as store:
             summary = _progress_run(opts.estimate, lambda tick: estimate_hub(store, opts, tick))
             rel = store.record_release(

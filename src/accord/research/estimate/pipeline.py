@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 from markupsafe import Markup
 
-from accord.errors import AccordError
+from accord.errors import AccordError, ParameterError
 from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
@@ -58,6 +58,14 @@ class PipelineOptions:
     rho: float | None = None  # DP cost of the draw (default accord.research.noisy.ESTIMATE_RHO)
     actor: str = "hub"
     test_seed: int | None = None  # tests only: reproducible, NOT private noise
+
+    def __post_init__(self) -> None:
+        # Refused, not ignored (as `accord stats` does): a user would believe the estimates were
+        # drawn at the rho asked for. Here, not in the CLI alone: the server's route builds these
+        # options too, before any record is read or anything recorded.
+        if self.method == "suppression" and self.rho is not None:
+            raise ParameterError("--rho applies to --privacy dp; suppressed estimates spend no "
+                                 "privacy budget", hint="drop --rho, or use --privacy dp")
 
     def parameters(self) -> dict[str, Any]:
         """What a release of these estimates records."""
