@@ -88,6 +88,10 @@ def test_the_draw_is_looked_up_under_the_key_it_was_made_under(
     assert late["partner"] not in partners and len(partners) == 2
     assert checked == drawn
     assert _stored_keys(hub) == []
+    # Exact counts of this version could be differenced against the estimates published: refused,
+    # pointing at the option that is safe (--privacy; there is no --method dp).
+    res = CliRunner().invoke(app, ["estimate", "--hub", hub, "--privacy", "suppression"])
+    assert res.exit_code == 3 and "use the default --privacy dp" in res.output, res.output
     out = " ".join(CliRunner().invoke(app, ["estimate", "--hub", hub]).output.split())
     assert "needs rho 0.005" in out  # a new version's draw is not free: the check found none
     _run("budget", "grant", "--epsilon", "0.65", "--reason", "next version", "--hub", hub)

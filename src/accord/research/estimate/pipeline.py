@@ -268,7 +268,7 @@ def _check_one_off(store: Store) -> None:
         raise ReleaseRefused(
             "this hub has already published estimates of another data version; exact seen "
             "counts now could be differenced against them",
-            hint="use the default --method dp (one noisy draw per data version)")
+            hint="use the default --privacy dp (one noisy draw per data version)")
 
 
 def _present_strata(store: Store) -> list[str]:
