@@ -149,3 +149,11 @@ def test_the_cli_ships_to_a_local_dir_spark_can_use_or_says_which_setting_to_fix
     assert "cannot make a directory for the files shipped to Spark under spark.local.dir" in err
     assert "what to do:" in err and "Traceback" not in err and "unexpected" not in err
     assert not [p for p in good.iterdir() if p.name.startswith(PREFIX)]
+    # No usable directory at all: Spark itself stops; the hint points at the settings, not only
+    # at installing Java and pyspark (both are here).
+    code, _, err, _, _ = run_accord([*risk, "--spark-conf", f"spark.local.dir={bad}"],
+                                    cwd=tmp_path)
+    assert code == 2, err
+    said = " ".join(err.split())
+    assert "Spark could not start" in said, err
+    assert "a spark.local.dir that cannot be created stops Spark" in said, err
