@@ -95,6 +95,15 @@ def test_cli_shows_bracketed_names_and_values_as_written(tmp_path: Path) -> None
     res = CliRunner().invoke(app, ["risk", "--data", str(data), "--qi", "[/c],[age]"])
     assert res.exit_code == 2, res.output
     assert "not in the data: [/c]" in res.output
+    assert "columns present: [/b], [age]" in res.output  # the file's, not the standard's
+
+
+def test_cli_risk_of_a_file_without_rows_says_so(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("a,b\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["risk", "--data", str(tmp_path / "in.csv"), "--qi", "a"])
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())
+    assert "no records" in said and "a file with data rows under its header (--data)" in said
 
 
 @needs_sdc
