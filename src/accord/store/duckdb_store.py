@@ -37,6 +37,15 @@ class DuckDBStore(Store):
         except duckdb.Error as exc:
             raise StoreError(f"{path} is not a usable DuckDB hub file ({type(exc).__name__})",
                              hint="point --hub at an Accord hub file, or at a new path") from None
+        if self.path is not None and self._con.execute(
+                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall() in ([], [(None,)]):
+            # DuckDB opens an existing .csv, .parquet or .json file as an in-memory database
+            # with a view of the file: a hub "added to" there kept nothing, silently.
+            self._con.close()
+            raise StoreError(f"{path} is not a hub file (not a DuckDB database)",
+                             hint="point --hub (or $ACCORD_HUB) at the file `accord hub add` "
+                                  "created, or at a new path ending in .duckdb")
 
     def query(self, sql: str, params: Params = ()) -> pa.Table:
         rel = self._con.sql(sql, params=list(params)) if params else self._con.sql(sql)
