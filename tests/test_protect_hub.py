@@ -261,6 +261,12 @@ def test_hub_add_to_a_csv_file_is_refused_not_kept_in_memory(
     assert "added" not in res.output
     assert export.read_bytes() == before
     assert not list(tmp_path.glob(export.name + ".*"))  # no chain key made for it
+    # A directory, or an empty file, likewise says what to give instead.
+    (tmp_path / "empty.duckdb").write_bytes(b"")
+    for where in (tmp_path / "contrib", tmp_path / "empty.duckdb"):
+        res = CliRunner().invoke(app, ["hub", "add", str(tmp_path / "contrib"), "--hub", str(where)])
+        assert res.exit_code == 2, res.output
+        assert "what to do: point --hub" in res.output, res.output
     # Negative control: a new path is a new hub.
     res = CliRunner().invoke(app, ["hub", "add", str(tmp_path / "contrib"), "--hub",
                                    str(tmp_path / "new.duckdb")])
