@@ -1,4 +1,4 @@
-"""A one-partner hub made through the CLI, as a partner and the hub would make it."""
+"""Hubs and contributions made through the CLI, as partners and the hub would make them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from accord.cli.main import app
+from accord.protect.encoding import new_linkage_secret
+from accord.simulate import SimulationConfig, simulate
 
 
 def hub_from_export(tmp_path: Path, export: Path, mapping: Path, partner: str = "ngo_a") -> Path:
@@ -21,3 +23,26 @@ def hub_from_export(tmp_path: Path, export: Path, mapping: Path, partner: str = 
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args[0], result.output)
     return hub
+
+
+def simulated_contributions(tmp: Path, people: int, partners: int, overlap: float,
+                            seed: int) -> list[Path]:
+    """The contributions ``tmp/c0``, ``tmp/c1``, ... of ``partners`` simulated partners (CSV
+    exports), each made by `accord ingest` with the partner key of `accord keys init` and one
+    shared linkage secret, so that the hub can link them; each command must succeed."""
+    sim = simulate(SimulationConfig(people=people, partners=partners, overlap=overlap, seed=seed,
+                                    out=tmp / "exports", format_a="csv"))
+    secret, key = tmp / "linkage.key", tmp / "partner.key"
+    new_linkage_secret(secret)
+    runner = CliRunner()
+    result = runner.invoke(app, ["keys", "init", "--key-file", str(key)])
+    assert result.exit_code == 0, result.output
+    out = []
+    for i, files in enumerate(sim.partners):
+        result = runner.invoke(app, [
+            "ingest", str(files.export), "--mapping", str(files.mapping), "--partner",
+            files.partner.replace("_", "-"), "--key-file", str(key), "--out", str(tmp / f"c{i}"),
+            "--linkage-secret", str(secret)])
+        assert result.exit_code == 0, (files.partner, result.output)
+        out.append(tmp / f"c{i}")
+    return out

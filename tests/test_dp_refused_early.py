@@ -13,8 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from accord.cli.main import app
-from accord.protect.encoding import new_linkage_secret
-from accord.simulate import SimulationConfig, simulate
+from tests.hubs import simulated_contributions
 from tests.test_serve import accounts, server  # noqa: F401  (fixtures)
 
 # rho 0.0120 at the default delta 1e-6: more than the stats draw (0.01), less than the stats and
@@ -24,18 +23,8 @@ SHORT_EPSILON = "0.83"
 
 @pytest.fixture(scope="module")
 def contributions(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    tmp = tmp_path_factory.mktemp("early")
-    sim = simulate(SimulationConfig(people=80, partners=2, overlap=0.3, seed=5,
-                                    out=tmp / "exports", format_a="csv"))
-    new_linkage_secret(tmp / "linkage.key")
-    _run("keys", "init", "--key-file", str(tmp / "partner.key"))
-    out = []
-    for i, files in enumerate(sim.partners):
-        _run("ingest", str(files.export), "--mapping", str(files.mapping), "--partner",
-             files.partner.replace("_", "-"), "--key-file", str(tmp / "partner.key"),
-             "--out", str(tmp / f"c{i}"), "--linkage-secret", str(tmp / "linkage.key"))
-        out.append(tmp / f"c{i}")
-    return out
+    return simulated_contributions(tmp_path_factory.mktemp("early"),
+                                   people=80, partners=2, overlap=0.3, seed=5)
 
 
 def _run(*args: str, code: int = 0) -> str:
@@ -126,6 +115,20 @@ def test_the_estimate_route_and_the_cli_refuse_alike(
                                 code=2)
     status, answer = _post_estimate(server, analyst, {"method": "nope", "rho": 0.05})
     assert status == 400 and "method" in answer["error"], answer
+    # Suppressed estimates with a rho: refused (exit 2 / 400) before anything is read or
+    # recorded, not made with the rho silently ignored.
+    remote = ("--server", server, "--token-file", str(analyst))
+    for where in (("--hub", hub), remote):
+        out = _run("estimate", *where, "--privacy", "suppression", "--rho", "0.001", code=2)
+        assert "--rho applies to --privacy dp" in out and "drop --rho" in out, out
+    status, answer = _post_estimate(server, analyst, {"privacy": "suppression", "rho": 0.001})
+    assert status == 400 and "--rho applies to --privacy dp" in answer["error"], answer
+    assert json.loads(_run("hub", "releases", "--hub", hub, "--json")) == []
+    # Negative control: without the rho, both make them (exact counts, no budget spent).
+    assert "suppression" in _run("estimate", "--hub", hub, "--privacy", "suppression", "--json")
+    status, answer = _post_estimate(server, analyst, {"privacy": "suppression"})
+    assert status == 200, answer
+    assert len(json.loads(_run("hub", "releases", "--hub", hub, "--json"))) == 2
     # Negative control: what the budget can pay is made by both (one draw: the second is free).
     _run("estimate", "--hub", hub)
     status, answer = _post_estimate(server, analyst, {})

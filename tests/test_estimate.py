@@ -247,6 +247,27 @@ def test_cli_mse_bad_method(mse_dir: Path) -> None:
     assert out.exit_code != 0
 
 
+def test_cli_mse_count_beyond_any_population_is_an_input_error(tmp_path: Path) -> None:
+    """1e300 people was taken as a whole number, wrapped to a negative int64 and failed in the
+    model fit (exit 70); the largest count allowed still estimates."""
+    for count, code in (("1e300", 2), ("10000000001", 2), ("10000000000", 0)):
+        (tmp_path / "t.csv").write_text(f"A,B,count\n1,0,50\n0,1,{count}\n1,1,20\n",
+                                        encoding="utf-8")
+        out = runner.invoke(app, ["estimate", "mse", str(tmp_path / "t.csv"), "--json"])
+        assert out.exit_code == code, out.output
+        if code:
+            assert "a value above 10,000,000,000 (data row 2)" in out.output
+
+
+def test_cli_mse_shows_bracketed_list_names_as_written(tmp_path: Path) -> None:
+    """List names are the user's headers, not console markup ('[/a]' was exit 70)."""
+    (tmp_path / "t.csv").write_text("[/a],[b],count\n1,0,50\n0,1,40\n1,1,20\n", encoding="utf-8")
+    for extra in ([], ["--check-models"]):
+        out = runner.invoke(app, ["estimate", "mse", str(tmp_path / "t.csv"), *extra])
+        assert out.exit_code == 0, out.output
+        assert ("[/a]:[b]" if extra else "lists: [/a], [b]") in out.output
+
+
 def test_empty_list_is_left_out() -> None:
     table = from_rows(["A", "B", "C"], [[1, 0, 0], [0, 1, 0], [1, 1, 0]], [40, 30, 10])
     res = estimate(table, EstimateOptions(method="main"))

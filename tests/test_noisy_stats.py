@@ -136,9 +136,15 @@ def test_cli_suppression_is_one_off(hub: Path, tmp_path: Path) -> None:
     assert "differential privacy" in html.lower()
 
 
-def test_dp_counts_people_not_records(hub: Path) -> None:
+def test_dp_counts_people_not_records(hub: Path, tmp_path: Path) -> None:
+    """Both commands say so with the option they have (--privacy; no --method), as an input
+    error (the report's was exit 3, a refused release)."""
     res = runner.invoke(app, ["stats", "--hub", str(hub), "--unit", "records"])
-    assert res.exit_code == 2 and "counts people" in res.output
+    assert res.exit_code == 2 and "--privacy dp counts people" in res.output
+    res = runner.invoke(app, ["report", "--hub", str(hub), "--unit", "records",
+                              "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "--privacy dp counts people" in res.output, res.output
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_estimates_come_from_one_draw_over_fixed_strata(tmp_path: Path) -> None:

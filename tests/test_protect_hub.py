@@ -244,3 +244,30 @@ def test_audit_and_releases_cli(tmp_path: Path, case_export: tuple[Path, Path], 
     releases = json.loads(runner.invoke(app, ["hub", "releases", "--hub", str(hub), "--json"]).stdout)
     assert releases[0]["parameters"] == {"k": 11} and releases[0]["actor"] == "analyst-2"
     assert runner.invoke(app, ["hub", "audit", "--hub", str(tmp_path / "none.duckdb")]).exit_code == 2
+
+
+def test_hub_add_to_a_csv_file_is_refused_not_kept_in_memory(
+        tmp_path: Path, case_export: tuple[Path, Path]) -> None:
+    """DuckDB opens an existing CSV (or Parquet, JSON) file as an in-memory database with a view
+    of it: `accord hub add --hub export.csv` said 'added N records' and kept nothing."""
+    from tests.hubs import hub_from_export
+
+    export, mapping = case_export
+    hub_from_export(tmp_path, export, mapping)
+    before = export.read_bytes()
+    res = CliRunner().invoke(app, ["hub", "add", str(tmp_path / "contrib"), "--hub", str(export)])
+    assert res.exit_code == 2, res.output
+    assert "is not a hub file (not a DuckDB database)" in " ".join(res.output.split())
+    assert "added" not in res.output
+    assert export.read_bytes() == before
+    assert not list(tmp_path.glob(export.name + ".*"))  # no chain key made for it
+    # A directory, or an empty file, likewise says what to give instead.
+    (tmp_path / "empty.duckdb").write_bytes(b"")
+    for where in (tmp_path / "contrib", tmp_path / "empty.duckdb"):
+        res = CliRunner().invoke(app, ["hub", "add", str(tmp_path / "contrib"), "--hub", str(where)])
+        assert res.exit_code == 2, res.output
+        assert "what to do: point --hub" in res.output, res.output
+    # Negative control: a new path is a new hub.
+    res = CliRunner().invoke(app, ["hub", "add", str(tmp_path / "contrib"), "--hub",
+                                   str(tmp_path / "new.duckdb")])
+    assert res.exit_code == 0 and "added" in res.output, res.output

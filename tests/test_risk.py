@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -78,6 +79,31 @@ def test_riskiest_combinations_come_first() -> None:
 def test_unknown_field_is_a_user_error() -> None:
     with pytest.raises(RiskInputError):
         assess_risk(SDC_SAMPLE, ["A", "nope"])
+
+
+def test_cli_shows_bracketed_names_and_values_as_written(tmp_path: Path) -> None:
+    """Column names and values are the user's text, not console markup: before, a '[/b]' ended
+    the command as an unexpected error (exit 70) and a '[age]' vanished from the output."""
+    data = tmp_path / "in.csv"
+    data.write_text("[/b],[age]\n[/x],x\n2,y\n[/x],y\n[/x],x\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["risk", "--data", str(data), "--qi", "[/b],[age]",
+                                   "--sensitive", "[age]"])
+    assert res.exit_code == 0, res.output
+    assert "quasi-identifiers used (2): [/b], [age]" in res.output
+    assert "l-diversity of [age]" in res.output and "│ [/x] │ x" in res.output
+    # An error naming the user's column, and a hint with brackets, are shown as written too.
+    res = CliRunner().invoke(app, ["risk", "--data", str(data), "--qi", "[/c],[age]"])
+    assert res.exit_code == 2, res.output
+    assert "not in the data: [/c]" in res.output
+    assert "columns present: [/b], [age]" in res.output  # the file's, not the standard's
+
+
+def test_cli_risk_of_a_file_without_rows_says_so(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("a,b\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["risk", "--data", str(tmp_path / "in.csv"), "--qi", "a"])
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())
+    assert "no records" in said and "a file with data rows under its header (--data)" in said
 
 
 @needs_sdc

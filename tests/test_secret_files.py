@@ -51,3 +51,25 @@ def test_written_owner_only_read_back_and_refused_in_its_own_words(
                                   base64.b64encode(b"short").decode()), encoding="utf-8")
     message = refused(other).message
     assert message.startswith(short) and message.endswith("is too short")
+
+
+@pytest.mark.parametrize("linkage", [False, True])
+def test_keys_init_on_a_directory_says_it_is_one(tmp_path: Path, linkage: bool) -> None:
+    """Through the CLI, with and without --force: said as a directory (it was 'a key already
+    exists at DIR', and with --force 'cannot use DIR'); the directory is left as it was."""
+    from typer.testing import CliRunner
+
+    from accord.cli.main import app
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep").write_text("x")
+    for force in ([], ["--force"]):
+        args = ["keys", "init", *(["--linkage"] if linkage else []), "--key-file",
+                str(tmp_path / "d"), *force]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, res.output
+        said = " ".join(res.output.split())
+        assert "d is a directory, not a secret file" in said, said
+        assert "--key-file the file to create, e.g." in said
+        assert ("linkage.secret" if linkage else "partner.key") in said
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["keep"]

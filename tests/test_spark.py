@@ -397,6 +397,7 @@ def test_spark_that_cannot_start_says_what_to_install_on_every_command(
     # Java is checked before a local session is made (or reused): no Java, a clear exit 2.
     assert res.exit_code == 2, res.output
     assert "openjdk-17-jre-headless" in res.output and "Traceback" not in res.output
+    assert "pip install 'accord[spark]'" in " ".join(res.output.split())  # brackets not markup
 
 
 @pytest.mark.slow

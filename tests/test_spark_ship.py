@@ -6,6 +6,7 @@ next shipment; never another live run's. Real processes, killed with SIGKILL; no
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from accord.store.spark_ship import PREFIX, ShipDir, remove_stale
+from accord.errors import AccordError
+from accord.store.spark_ship import PREFIX, ShipDir, ShipDirError, remove_stale, ship_dir_in
+from tests.hostile.harness import run_accord
+from tests.test_spark import REQUIRED, _spark_missing
 
 # A driver that makes its directory, puts an "encoding" in it, says where, and waits to be killed.
 _OWNER = """
@@ -93,3 +97,63 @@ def test_a_claim_left_by_a_crash_before_its_lock_goes_once_old(tmp_path: Path) -
     os.utime(old, (1_000_000_000, 1_000_000_000))
     assert remove_stale(tmp_path) == [old]
     assert fresh.exists()
+
+
+def test_a_local_dir_that_cannot_hold_the_files_is_a_clear_error(tmp_path: Path) -> None:
+    """A path under a regular file cannot be made, even by root: an AccordError that names the
+    setting and says what to do, not an OSError on a directory the user never gave."""
+    (tmp_path / "a-file").write_bytes(b"")
+    bad, worse, good = tmp_path / "a-file" / "spark", tmp_path / "a-file" / "more", tmp_path / "ok"
+    good.mkdir()
+    with pytest.raises(ShipDirError) as err:
+        ShipDir(bad)
+    assert isinstance(err.value, AccordError)
+    assert err.value.message == (f"cannot make a directory for the files shipped to Spark under "
+                                 f"spark.local.dir {bad}: Not a directory")
+    assert err.value.hint and "--spark-conf spark.local.dir=DIR" in err.value.hint
+    # Of several directories, as Spark does, the first that works.
+    ship = ship_dir_in(f"{bad},{good}")
+    assert ship.path.parent == good
+    ship.close()
+    with pytest.raises(ShipDirError) as err:
+        ship_dir_in(f"{bad},{worse}")
+    assert f"spark.local.dir {bad}: Not a directory; nor under the other 1 " in err.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "ok"]
+
+
+@pytest.mark.slow
+def test_the_cli_ships_to_a_local_dir_spark_can_use_or_says_which_setting_to_fix(
+        tmp_path: Path) -> None:
+    """Through the installed CLI (a new Spark context each run, so spark.local.dir applies)."""
+    missing = _spark_missing()
+    if missing:
+        if REQUIRED:
+            pytest.fail(f"ACCORD_REQUIRE_SPARK=1 but {missing}")
+        pytest.skip(missing)
+    (tmp_path / "in.csv").write_text("a,b\n" + "1,x\n2,y\n1,y\n" * 5, encoding="utf-8")
+    (tmp_path / "a-file").write_bytes(b"")
+    bad, good = tmp_path / "a-file" / "spark", tmp_path / "ok"
+    good.mkdir()
+    risk = ["risk", "--data", "in.csv", "--qi", "a", "--json", "--engine", "spark",
+            "--spark-master", "local[1]"]
+    # Spark skips a listed directory it cannot create: so does the shipment (it took the first
+    # one, and the command failed on a path the user never gave).
+    code, out, err, _, _ = run_accord([*risk, "--spark-conf", f"spark.local.dir={bad},{good}"],
+                                      cwd=tmp_path)
+    assert code == 0, err
+    assert json.loads(out)["records"] == 15
+    # Spark started (SPARK_LOCAL_DIRS, which Spark prefers, is usable) but spark.local.dir is not.
+    code, _, err, _, _ = run_accord([*risk, "--spark-conf", f"spark.local.dir={bad}"],
+                                    cwd=tmp_path, env={"SPARK_LOCAL_DIRS": str(good)})
+    assert code == 2, err
+    assert "cannot make a directory for the files shipped to Spark under spark.local.dir" in err
+    assert "what to do:" in err and "Traceback" not in err and "unexpected" not in err
+    assert not [p for p in good.iterdir() if p.name.startswith(PREFIX)]
+    # No usable directory at all: Spark itself stops; the hint points at the settings, not only
+    # at installing Java and pyspark (both are here).
+    code, _, err, _, _ = run_accord([*risk, "--spark-conf", f"spark.local.dir={bad}"],
+                                    cwd=tmp_path)
+    assert code == 2, err
+    said = " ".join(err.split())
+    assert "Spark could not start" in said, err
+    assert "a spark.local.dir that cannot be created stops Spark" in said, err

@@ -28,6 +28,7 @@ from accord.release.anonymise import anonymise
 from accord.release.anonymise.standard_hierarchies import as_strings, hierarchy_for
 from accord.standard import load_standard
 from accord.store import open_store
+from tests.hubs import simulated_contributions
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +48,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three partners, 30 % of people seen by more than one, linked at the hub."""
     d = tmp_path_factory.mktemp("people")
     run = CliRunner().invoke
-    _ok(run(app, ["simulate", "--people", "3000", "--partners", "3", "--overlap", "0.3",
-                  "--seed", "7", "--format-a", "csv", "--out", str(d / "sim")]))
-    _ok(run(app, ["keys", "init", "--linkage", "--key-file", str(d / "link.secret")]))
-    contributions = []
-    for name in ("partner_a", "partner_b", "partner_c"):
-        export = next(p for p in (d / "sim").glob(f"{name}.*") if p.suffix in (".csv", ".xlsx", ".json"))
-        _ok(run(app, ["keys", "init", "--key-file", str(d / f"{name}.key")]))
-        _ok(run(app, ["ingest", str(export), "--mapping", str(d / "sim" / f"{name}.mapping.yaml"),
-                      "--partner", name, "--key-file", str(d / f"{name}.key"),
-                      "--linkage-secret", str(d / "link.secret"), "--out", str(d / name)]))
-        contributions.append(str(d / name))
+    contributions = [str(c) for c in simulated_contributions(d, people=3000, partners=3,
+                                                             overlap=0.3, seed=7)]
     _ok(run(app, ["hub", "add", *contributions, "--hub", str(d / "hub.duckdb")]))
     _ok(run(app, ["link", "--hub", str(d / "hub.duckdb")]))
     return d / "hub.duckdb"

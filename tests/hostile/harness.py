@@ -50,10 +50,12 @@ class Run:
         return self.stdout + "\n" + self.stderr
 
 
-def run_accord(args: list[str], cwd: Path, timeout: float = MAX_SECONDS) -> tuple[int, str, str, float, float]:
-    """Run the installed `accord` (through its real entry point, so exit 70 is what a user would see);
-    returns exit code, stdout, stderr, peak RSS of the child in MB and wall seconds."""
-    env = {**os.environ, "COLUMNS": "200", "ACCORD_PROGRESS": "0"}
+def run_accord(args: list[str], cwd: Path, timeout: float = MAX_SECONDS,
+               env: dict[str, str] | None = None) -> tuple[int, str, str, float, float]:
+    """Run the installed `accord` (through its real entry point, so exit 70 is what a user would see),
+    with ``env`` added to the environment; returns exit code, stdout, stderr, peak RSS of the child in
+    MB and wall seconds."""
+    env = {**os.environ, "COLUMNS": "200", "ACCORD_PROGRESS": "0", **(env or {})}
     env.pop("ACCORD_DEBUG", None)
     start = time.monotonic()
     proc = subprocess.Popen([ACCORD, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -104,9 +105,11 @@ def print_json(payload: Any) -> None:
 
 
 def fail(err: AccordError) -> None:
-    err_console.print(f"[bold red]error:[/] {err.message}", highlight=False)
+    # Escaped: a message names the user's paths and column names, and a hint may hold brackets
+    # (pip install 'accord[spark]'); as markup, '[age]' vanished and '[/b]' crashed (exit 70).
+    err_console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False)
     if err.hint:
-        err_console.print(f"[yellow]what to do:[/] {err.hint}", highlight=False)
+        err_console.print(f"[yellow]what to do:[/] {escape(err.hint)}", highlight=False)
     raise typer.Exit(code=err.exit_code)
 
 

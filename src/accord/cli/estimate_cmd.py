@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from accord.cli.common import (
@@ -80,10 +81,12 @@ def _num(v: float | str | None) -> str:
 
 
 def _print_result(res: MSEResult) -> None:
-    console.print(f"lists: {', '.join(res.lists)}  (people seen: {res.observed:,})",
+    # List names are the user's column headers, and the model, reasons and notes name them:
+    # escaped, not read as markup (a list '[/a]' ended as 'unexpected MarkupError').
+    console.print(f"lists: {escape(', '.join(res.lists))}  (people seen: {res.observed:,})",
                   highlight=False)
-    console.print(f"model: {res.model}", highlight=False)
-    console.print(f"why: {res.reason}", highlight=False)
+    console.print(f"model: {escape(str(res.model))}", highlight=False)
+    console.print(f"why: {escape(res.reason)}", highlight=False)
     if not res.ok or res.total is None:
         console.print(f"[bold red]no estimate:[/] the model's estimate {res.status}; "
                       "try another method or merge sparse lists", highlight=False)
@@ -108,19 +111,19 @@ def _print_result(res: MSEResult) -> None:
                 f"model re-chosen each time): {_num(lo)} to {_num(hi)}", highlight=False)
     mc = res.extra.get("model_choice")
     if isinstance(mc, dict) and "summary" in mc:
-        console.print(f"model choice: {mc['summary']}", highlight=False)
+        console.print(f"model choice: {escape(str(mc['summary']))}", highlight=False)
     lc = res.extra.get("latent_class")
     if isinstance(lc, dict):
         console.print(f"latent-class model (people differ in how catchable they are): "
                       f"{_num(lc['total'])} ({res.level:.0%} credible interval "
                       f"{_num(lc['interval'][0])} to {_num(lc['interval'][1])})", highlight=False)
     for why in res.distrust:
-        console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
+        console.print(f"[bold yellow]cannot be trusted:[/] {escape(why)}", highlight=False)
     if res.empty_overlaps:
         console.print(f"pairs of lists with nobody in common (fitted as -inf): "
-                      f"{', '.join(res.empty_overlaps)}", highlight=False)
+                      f"{escape(', '.join(res.empty_overlaps))}", highlight=False)
     for note in res.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for c in res.caveats:
         console.print(f"[dim]- {c}[/]", highlight=False)
 
@@ -179,7 +182,7 @@ def mse(
                 t.add_column("model")
                 t.add_column("status")
                 for r in rows:
-                    t.add_row(r["model"], r["status"])
+                    t.add_row(escape(r["model"]), r["status"])
                 console.print(t)
             return
         opts = EstimateOptions(
@@ -275,7 +278,8 @@ def pipeline(
                          "to repeat; suppression: exact counts, only for a hub's first release "
                          "of estimates.")] = "dp",
     rho: Annotated[float | None, typer.Option(
-        "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.005).")
+        "--rho", help="Privacy cost (zCDP rho) of the data version's draw (default 0.005; "
+                      "--privacy dp only).")
     ] = None,
     as_json: JsonOption = False,
     server: ServerOption = None,
@@ -290,6 +294,11 @@ def pipeline(
     from accord.store import open_store
 
     with user_errors():
+        # Built (and so checked) before anything is sent or read: the server builds the same.
+        opts = PipelineOptions.of(
+            by=by.split(","), threshold=threshold, min_list_size=min_list_size, method=method,
+            bootstrap=bootstrap, seed=seed, average=average, latent=latent, privacy=privacy,
+            rho=rho, actor=actor or os.environ.get("USER", "cli"))
         if server:  # the shared hub's server runs estimate_hub as the token's user
             summary = call_json(server, token_file, "POST", "/api/estimate", {
                 "by": [c.strip() for c in by.split(",") if c.strip()], "method": method,
@@ -302,10 +311,6 @@ def pipeline(
                 _print_hub(summary)
             return
         require_hub(hub)
-        opts = PipelineOptions.of(
-            by=by.split(","), threshold=threshold, min_list_size=min_list_size, method=method,
-            bootstrap=bootstrap, seed=seed, average=average, latent=latent, privacy=privacy,
-            rho=rho, actor=actor or os.environ.get("USER", "cli"))
         with open_store(hub) as store:
             summary = _progress_run(opts.estimate, lambda tick: estimate_hub(store, opts, tick))
             rel = store.record_release(

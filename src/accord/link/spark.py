@@ -44,6 +44,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 INSTALL_HINT = ("install the Spark extra and Java 17: pip install 'accord[spark]' and "
                 "apt-get install openjdk-17-jre-headless (or point JAVA_HOME at a Java 17 or 21)")
+# Java and pyspark were found, yet the JVM stopped: most often a setting (its log, above the
+# error, says which), not the install; the install hint alone sent users the wrong way.
+START_HINT = ("Spark's log above says why: check the --spark-conf settings and the master (a "
+              "spark.local.dir that cannot be created stops Spark); if Java or pyspark is the "
+              "cause, " + INSTALL_HINT)
 MIN_JAVA = 17
 _SECRET_WORDS = re.compile(r"linkage[-_.]?secret|partner[-_.]?key|ACCORD_KEY_FILE", re.I)
 
@@ -150,7 +155,7 @@ def start_session(settings: SparkSettings) -> SparkSession:
         return builder.getOrCreate()
     except Exception as exc:  # py4j/pyspark raise their own types for a JVM that cannot start
         raise SparkUnavailableError(f"Spark could not start ({type(exc).__name__})",
-                                    hint=INSTALL_HINT) from exc
+                                    hint=START_HINT) from exc
 
 
 def _words_array(words: np.ndarray) -> pa.Array:

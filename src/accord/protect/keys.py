@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from accord.errors import KeyMissingError
-from accord.protect.secret_file import read_secret_file, write_secret_file
+from accord.protect.secret_file import read_secret_file, refuse_directory, write_secret_file
 
 KEY_KIND = "accord-pseudonym-key"
 KEY_BYTES = 32
@@ -40,6 +40,7 @@ def key_file_path(path: Path | None) -> Path:
 
 
 def create_partner_key(path: Path, *, force: bool = False) -> PartnerKey:
+    refuse_directory(path, "partner.key")
     if path.exists() and not force:
         raise KeyMissingError(
             f"a key already exists at {path}",

@@ -18,6 +18,14 @@ from accord.errors import KeyMissingError
 MIN_SECRET_BYTES = 16
 
 
+def refuse_directory(path: Path, example: str) -> None:
+    """A directory where a secret file is to be made: said as such (it was 'a key already
+    exists at DIR', and with --force an OSError), before the exists check."""
+    if path.is_dir():
+        raise KeyMissingError(f"{path} is a directory, not a secret file",
+                              hint=f"give --key-file the file to create, e.g. {path / example}")
+
+
 def write_secret_file(path: Path, doc: dict[str, Any], header: str) -> None:
     import yaml
 

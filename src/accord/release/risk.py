@@ -233,13 +233,17 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     missing = [c for c in [*qi, *sensitive, *([weight] if weight else [])]
                if c not in table.column_names]
     if missing:
+        # The columns present, not the standard's dictionary: a plain file (--data) has its own.
+        present = ", ".join(table.column_names[:20]) + (", ..." if table.num_columns > 20 else "")
         raise RiskInputError(f"{len(missing)} field(s) not in the data: {', '.join(missing)}",
-                             hint="Check the field names with `accord standard dictionary`.")
+                             hint=f"columns present: {present}")
     if not qi:
         raise RiskInputError("no quasi-identifiers given", hint="Pass --qi FIELD,FIELD,...")
     n = table.num_rows
     if n == 0:
-        raise RiskInputError("the table has no records", hint="Load contributions first.")
+        raise RiskInputError("the table has no records",
+                             hint="give a file with data rows under its header (--data), or add "
+                                  "contributions to the hub first (accord hub add)")
     cls, first, dicts, codes = equivalence_classes(table, qi, groups)
     n_classes = len(first)
     # Records per class: counted by the engine (the same numbers as bincount of the classes).

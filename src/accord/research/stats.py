@@ -593,7 +593,7 @@ def tables_on_record(store: Store, threshold: int, protection: int | None,
     if method == "dp":
         check_rho(DEFAULT_RHO if rho is None else rho)
         if unit == "records":
-            raise AccordError("--method dp counts people (one row per person bounds what one "
+            raise AccordError("--privacy dp counts people (one row per person bounds what one "
                               "person can change)", hint="drop --unit, or use --unit persons")
         result = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose=kind,
                                    groups=groups)

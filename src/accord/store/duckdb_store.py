@@ -20,6 +20,11 @@ def _quote(name: str) -> str:
     return f'"{name}"'
 
 
+# A path that is a directory, an empty or foreign file: what to give instead.
+_HUB_HINT = ("point --hub (or $ACCORD_HUB) at the file `accord hub add` created, or at a new path "
+             "ending in .duckdb")
+
+
 class DuckDBStore(Store):
     engine = "duckdb"
 
@@ -33,10 +38,17 @@ class DuckDBStore(Store):
             if "lock" in msg.lower():
                 raise StoreError(f"the hub {path} is in use by another Accord process",
                                  hint="wait for it to finish, then try again") from None
-            raise StoreError(f"cannot open the hub {path}: {msg}") from None
+            raise StoreError(f"cannot open the hub {path}: {msg}", hint=_HUB_HINT) from None
         except duckdb.Error as exc:
             raise StoreError(f"{path} is not a usable DuckDB hub file ({type(exc).__name__})",
                              hint="point --hub at an Accord hub file, or at a new path") from None
+        if self.path is not None and self._con.execute(
+                "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall() in ([], [(None,)]):
+            # DuckDB opens an existing .csv, .parquet or .json file as an in-memory database
+            # with a view of the file: a hub "added to" there kept nothing, silently.
+            self._con.close()
+            raise StoreError(f"{path} is not a hub file (not a DuckDB database)", hint=_HUB_HINT)
 
     def query(self, sql: str, params: Params = ()) -> pa.Table:
         rel = self._con.sql(sql, params=list(params)) if params else self._con.sql(sql)

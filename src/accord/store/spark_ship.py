@@ -28,6 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from accord.errors import AccordError
+
 PREFIX = "accord-ship-"
 # A directory is made under this name and renamed to PREFIX... only once its lock is held, so a
 # PREFIX directory without a held lock is never one being set up by a live process.
@@ -91,26 +93,59 @@ def remove_stale(base: Path) -> list[Path]:
     return removed
 
 
+class ShipDirError(AccordError):
+    """The shipment directory cannot be made, locked or written under Spark's local directory."""
+
+
+_SHIP_HINT = ("set spark.local.dir (--spark-conf spark.local.dir=DIR; of several, comma-separated, "
+              "the first that works is used) to an existing directory this user can write, with "
+              "room for the shipped encodings; without it the system's temporary directory "
+              "(TMPDIR) is used")
+
+
+def _where(base: Path, given: bool) -> str:
+    """The directory setting a message names (the user's own setting, never a record)."""
+    return (f"spark.local.dir {base}" if given
+            else f"the system's temporary directory {base} (spark.local.dir is not set)")
+
+
+def _ship_error(what: str, base: Path, given: bool, exc: OSError | None) -> ShipDirError:
+    why = f": {exc.strerror or type(exc).__name__}" if exc is not None else ""
+    return ShipDirError(f"cannot {what} the files shipped to Spark under {_where(base, given)}"
+                        f"{why}", hint=_SHIP_HINT)
+
+
 class ShipDir:
     """A directory of files to ship, owned (locked) by this process until ``close``. Stale
-    directories of dead owners under the same ``base`` are removed first."""
+    directories of dead owners under the same ``base`` are removed first. A ``base`` that cannot
+    hold it is a ``ShipDirError`` naming the setting, not an OSError on a path the user never
+    gave."""
 
     def __init__(self, base: Path | str | None = None) -> None:
         self.base = Path(base) if base else Path(tempfile.gettempdir())
+        given = bool(base)
         self.removed_stale = remove_stale(self.base)
-        claim = Path(tempfile.mkdtemp(prefix=_CLAIMING, dir=self.base))
+        try:
+            claim = Path(tempfile.mkdtemp(prefix=_CLAIMING, dir=self.base))
+        except OSError as exc:
+            raise _ship_error("make a directory for", self.base, given, exc) from exc
         fd = _take_lock(claim / _LOCK, create=True)
         if fd is None:  # our own new directory: only a broken file system refuses the lock
             shutil.rmtree(claim, ignore_errors=True)
-            raise OSError(f"cannot lock a new directory under {self.base}")
+            raise _ship_error("lock a directory for", self.base, given, None)
         self.path = self.base / (PREFIX + claim.name.removeprefix(_CLAIMING))
         try:
             os.rename(claim, self.path)
-        except OSError:
+        except OSError as exc:
             _release(claim, fd)
-            raise
+            raise _ship_error("make a directory for", self.base, given, exc) from exc
+        self.given = given
         # Removed on close, or when this object is collected or the interpreter exits.
         self._finalizer = weakref.finalize(self, _release, self.path, fd)
+
+    def write_error(self, exc: OSError) -> ShipDirError:
+        """What a shipped file that cannot be written (a full disk) is said as."""
+        return _ship_error("write", self.base, self.given, exc)
 
     def close(self) -> None:
         self._finalizer()
@@ -130,20 +165,22 @@ class Shipment:
     full, back-to-back full collections). A file is streamed from disk by the driver's file
     server, each partition reads its own part, and the JVM heap never holds the rows.
 
-    The files are in the context's one ``ShipDir`` under Spark's first local directory (the system's temporary
-    directory if none is set). They stay as long as the SparkContext, not the shipment: every
-    executor fetches every file ever added to the context at its next task, whatever job the task
-    belongs to (an executor that ran none of this shipment's tasks, one added later, or, in local
-    mode, any task after a shipment whose job failed before reading it), and a file gone from the
-    driver fails that task. Spark's own shuffle files hold the same rows for the context's life,
-    so this keeps nothing longer than Spark does. :func:`release_shipped` removes them when the
-    context stops (`accord.link.spark.spark_engine` calls it); at interpreter exit they go too,
+    The files are in the context's one ``ShipDir`` under the first of Spark's local directories
+    that can hold it (the system's temporary directory if none is set). They stay as long as the
+    SparkContext, not the shipment: every executor fetches every file ever added to the context
+    at its next task, whatever job the task belongs to (an executor that ran none of this
+    shipment's tasks, one added later, or, in local mode, any task after a shipment whose job
+    failed before reading it), and a file gone from the driver fails that task. Spark's own
+    shuffle files hold the same rows for the context's life, so this keeps nothing longer than
+    Spark does. :func:`release_shipped` removes them when the context stops
+    (`accord.link.spark.spark_engine` calls it); at interpreter exit they go too,
     and after a killed driver the next shipment removes them.
     """
 
     def __init__(self, session: Any, rows_per_part: int = 1 << 20) -> None:
         self.session, self.rows_per_part = session, rows_per_part
-        self.dir = _context_dir(session.sparkContext).path
+        self.ship_dir = _context_dir(session.sparkContext)
+        self.dir = self.ship_dir.path
 
     def table(self, table: pa.Table) -> Any:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -160,9 +197,12 @@ class Shipment:
         names = []
         for k, start in enumerate(range(0, max(table.num_rows, 1), rows)):
             name = f"accord-{tag}-{k}.arrow"
-            with pa.OSFile(str(self.dir / name), "wb") as sink, \
-                    pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table.slice(start, rows))
+            try:
+                with pa.OSFile(str(self.dir / name), "wb") as sink, \
+                        pa.ipc.new_file(sink, table.schema) as writer:
+                    writer.write_table(table.slice(start, rows))
+            except OSError as exc:
+                raise self.ship_dir.write_error(exc) from exc
             sc.addFile(str(self.dir / name))
             names.append(name)
         return (self.session.range(0, len(names), 1, len(names))
@@ -175,13 +215,33 @@ _HELD = "_accord_ship_dir"
 
 
 def _context_dir(sc: Any) -> ShipDir:
-    """The SparkContext's shipment directory (one lock, one stale sweep), made on first use."""
+    """The SparkContext's shipment directory (one lock, one stale sweep), made on first use in
+    the first of Spark's local directories that can hold it (Spark too skips a listed directory
+    it cannot create, and starts if any one works)."""
     held: ShipDir | None = getattr(sc, _HELD, None)
     if held is None or held.closed:
-        local = sc.getConf().get("spark.local.dir")
-        held = ShipDir(local.split(",")[0] if local else None)
+        held = ship_dir_in(sc.getConf().get("spark.local.dir"))
         setattr(sc, _HELD, held)
     return held
+
+
+def ship_dir_in(local_dir: str | None) -> ShipDir:
+    """A ``ShipDir`` in the first directory of ``local_dir`` (a ``spark.local.dir`` setting:
+    comma-separated) that can hold one; the system's temporary directory if it is not set.
+    None can: a ``ShipDirError`` naming the first."""
+    bases = [b.strip() for b in (local_dir or "").split(",") if b.strip()]
+    if not bases:
+        return ShipDir(None)
+    failed: list[ShipDirError] = []
+    for base in bases:
+        try:
+            return ShipDir(base)
+        except ShipDirError as exc:
+            failed.append(exc)
+    if len(failed) == 1:
+        raise failed[0]
+    raise ShipDirError(f"{failed[0].message}; nor under the other {len(failed) - 1} "
+                       "directories of spark.local.dir", hint=_SHIP_HINT)
 
 
 def release_shipped(sc: Any) -> int:

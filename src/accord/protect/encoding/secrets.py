@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from accord.errors import KeyMissingError
-from accord.protect.secret_file import read_secret_file, write_secret_file
+from accord.protect.secret_file import read_secret_file, refuse_directory, write_secret_file
 
 SECRET_KIND = "accord-linkage-secret"
 SECRET_BYTES = 32
@@ -47,6 +47,7 @@ class LinkageSecret:
 
 def new_linkage_secret(path: Path, *, force: bool = False) -> LinkageSecret:
     """Create a linkage secret file (owner-only). What `accord keys init --linkage` calls."""
+    refuse_directory(path, "linkage.secret")
     if path.exists() and not force:
         raise KeyMissingError(
             f"a linkage secret already exists at {path}",

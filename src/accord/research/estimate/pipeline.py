@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 from markupsafe import Markup
 
-from accord.errors import AccordError
+from accord.errors import AccordError, ParameterError
 from accord.release.dp.tables import MISSING as DP_MISSING
 from accord.release.suppression import Equation, SuppressionRules, suppress_cells
 from accord.research.estimate.mse import CAVEATS, EstimateOptions, MSEResult, estimate
@@ -58,6 +58,14 @@ class PipelineOptions:
     rho: float | None = None  # DP cost of the draw (default accord.research.noisy.ESTIMATE_RHO)
     actor: str = "hub"
     test_seed: int | None = None  # tests only: reproducible, NOT private noise
+
+    def __post_init__(self) -> None:
+        # Refused, not ignored (as `accord stats` does): a user would believe the estimates were
+        # drawn at the rho asked for. Here, not in the CLI alone: the server's route builds these
+        # options too, before any record is read or anything recorded.
+        if self.method == "suppression" and self.rho is not None:
+            raise ParameterError("--rho applies to --privacy dp; suppressed estimates spend no "
+                                 "privacy budget", hint="drop --rho, or use --privacy dp")
 
     def parameters(self) -> dict[str, Any]:
         """What a release of these estimates records."""
@@ -260,7 +268,7 @@ def _check_one_off(store: Store) -> None:
         raise ReleaseRefused(
             "this hub has already published estimates of another data version; exact seen "
             "counts now could be differenced against them",
-            hint="use the default --method dp (one noisy draw per data version)")
+            hint="use the default --privacy dp (one noisy draw per data version)")
 
 
 def _present_strata(store: Store) -> list[str]:

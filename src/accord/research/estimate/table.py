@@ -25,6 +25,7 @@ class CaptureTableError(AccordError):
 
 
 MIN_LISTS = 2
+MAX_COUNT = 10_000_000_000  # people with one history: more than live on Earth
 MAX_LISTS = 12  # 4,095 cells; beyond this the two-way model space is not searchable here
 
 
@@ -107,6 +108,13 @@ def from_rows(
         raise CaptureTableError(
             f"the count column has a negative, fractional or missing value (data row {r + 1})",
             hint="the last column must be the number of people with that history (0 or more)",
+        )
+    if (cnt > MAX_COUNT).any():
+        # Cast to int64 (1e300 wrapped to a negative count) it failed deep in the model fit.
+        r = int(np.argmax(cnt > MAX_COUNT))
+        raise CaptureTableError(
+            f"the count column has a value above {MAX_COUNT:,} (data row {r + 1})",
+            hint="the last column must be the number of people with that history",
         )
     if (pat.sum(axis=1) == 0).any() and cnt[pat.sum(axis=1) == 0].sum() > 0:
         raise CaptureTableError(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from accord.errors import ReleaseRefused
+from accord.errors import AccordError
 from accord.release.dp.ledger import dp_summary, loss_text, rho_text
 from accord.release.suppression import SuppressionRules
 from accord.research.estimate.mse import EstimateOptions
@@ -131,7 +131,9 @@ def publish_report(store: Store, out: Path, rules: SuppressionRules, unit: str =
     """
     if method == "dp":
         if unit == "records":
-            raise ReleaseRefused("--method dp counts people", hint="drop --unit records")
+            # The same input error, and exit code, as `accord stats --unit records`.
+            raise AccordError("--privacy dp counts people (one row per person bounds what one "
+                              "person can change)", hint="drop --unit, or use --unit persons")
         stats = compute_dp_tables(store, rules.threshold, rho, actor=actor, purpose="report")
     else:
         check_one_off(store)

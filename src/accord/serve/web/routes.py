@@ -434,7 +434,7 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
             from accord.research.report.stages import publish_report
 
             out = work / "report.html"
-            # The CLI's `accord report --method dp`: the data version's one noisy draw (paid once,
+            # The CLI's `accord report --privacy dp`: the data version's one noisy draw (paid once,
             # then shown again at no cost), recorded as a release and audited with who looked.
             publish_report(s, out, SuppressionRules(threshold=10), actor=session.user.username, method="dp")
             return HTMLResponse(out.read_text(encoding="utf-8"), headers={"Content-Security-Policy": REPORT_CSP})
