@@ -110,4 +110,4 @@ def test_no_steps_leaves_the_raked_model() -> None:
     measured = _measured(1, 1.0)
     raked = model.fit(measured)
     assert joint.joint_fit(measured, raked, 0).model is raked
-    assert 0 < joint.steps(raked) <= joint.ITERATIONS
+    assert 0 < joint.steps(measured, raked) <= joint.ITERATIONS

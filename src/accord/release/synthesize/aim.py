@@ -21,7 +21,9 @@ random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``
    marginal (by less than the noise expected), the per-round budget is quadrupled (sigma halved);
    the last round takes whatever remains, so the whole rho is spent and no more.
 
-Why not AIM's ``mbi`` estimation: see :mod:`accord.release.synthesize.model` and docs/dp.md.
+The released model is the raked model refined by :func:`accord.release.synthesize.joint.estimate`
+(AIM's estimation, one least-squares fit of all measurements, written without ``mbi``'s JAX: see
+that module and docs/dp.md).
 """
 
 from __future__ import annotations
