@@ -39,15 +39,15 @@ __all__ = ["JointFit", "estimate", "joint_fit", "weighted_residual"]
 
 # Mirror-descent steps: at most ITERATIONS (private-pgm's AIM runs 1,000 per round), fewer on a
 # large model so that steps x work stays under WORK_STEPS (seconds, not minutes). A step's work
-# is, per clique, its cells times (3 + the measurements it holds): belief propagation passes
-# over every cell a few times, and each measurement's residual is a sum over its clique and its
-# gradient a broadcast back. On the 100k simulated records at epsilon 1 (about 7,000 cells) 200
-# steps gave 0.0084 / 0.0212 model TVD2 / TVD3, 1,000 0.0081 / 0.0208, 3,000 0.0081 / 0.0206;
-# on adult at epsilon 4 (one 7-column clique of 300,000 cells holding most of 46 measurements:
-# 20 s CPU for 254 steps) 30 steps gave 0.0174 / 0.0469 and 80 steps 0.0168 / 0.0462 against
-# the raked 0.0181 / 0.0477.
+# is, per clique, its cells times (3 + the margins summed from the whole clique table): belief
+# propagation passes over every cell a few times, and each such margin is a pass to sum and one
+# to broadcast its gradient back (the other margins are summed from smaller tables: _plan). On
+# the 100k simulated records at epsilon 1 (about 7,000 cells) 200 steps gave 0.0084 / 0.0212
+# model TVD2 / TVD3, 1,000 0.0081 / 0.0208, 3,000 0.0081 / 0.0206; on adult at epsilon 4 (one
+# 7-column clique of 300,000 cells holding most of 46 measurements) 45 steps gave 0.0172 /
+# 0.0466, 254 steps 0.0163 / 0.0455, against the raked 0.0181 / 0.0477.
 ITERATIONS = 1000
-WORK_STEPS = 400_000_000
+WORK_STEPS = 250_000_000
 FLOOR = 1e-12  # probability floor of the warm start (log 0 would pin a cell at zero for good)
 
 
@@ -168,16 +168,78 @@ def _terms(measured: Measured, cliques: tuple[tuple[int, ...], ...]) -> list[_Te
     return terms
 
 
-def _loss(terms: list[_Term], mu: list[np.ndarray], grad: bool
+@dataclass(frozen=True)
+class _Plan:
+    """How each clique's measured margins are summed: node 0 is the clique's table, every other
+    node a margin summed from an earlier, larger node (``(axes, source)``), so a margin is summed
+    from the smallest table that holds it rather than from the whole clique each time."""
+
+    nodes: tuple[tuple[tuple[tuple[int, ...], int], ...], ...]  # per clique
+    node_of: tuple[int, ...]  # per term: its node in its clique
+
+
+def _plan(terms: list[_Term], shapes: list[tuple[int, ...]]) -> _Plan:
+    nodes: list[list[tuple[tuple[int, ...], int]]] = [[(tuple(range(len(sh))), -1)]
+                                                      for sh in shapes]
+
+    def node(c: int, axes: tuple[int, ...]) -> int:
+        have = nodes[c]
+        for k, (a, _) in enumerate(have):
+            if a == axes:
+                return k
+        shape = shapes[c]
+        src = min((k for k, (a, _) in enumerate(have) if set(axes) <= set(a)),
+                  key=lambda k: math.prod(shape[i] for i in have[k][0]))
+        extra = [i for i in have[src][0] if i not in axes]
+        if len(extra) >= 2:
+            # Sum the largest column out first, into a table other margins can start from: on
+            # adult at epsilon 4 one 7-column clique of 300,000 cells held most of 46
+            # measurements, and summing each from the whole clique was most of the fit's time.
+            big = max(extra, key=lambda i: (shape[i], i))
+            src = node(c, tuple(i for i in have[src][0] if i != big))
+        have.append((axes, src))
+        return len(have) - 1
+
+    order = sorted(range(len(terms)), key=lambda i: -math.prod(
+        shapes[terms[i].clique][a] for a in terms[i].axes))
+    node_of = [0] * len(terms)
+    for i in order:
+        node_of[i] = node(terms[i].clique, terms[i].axes)
+    return _Plan(tuple(tuple(n) for n in nodes), tuple(node_of))
+
+
+def _loss(terms: list[_Term], plan: _Plan, mu: list[np.ndarray], grad: bool
           ) -> tuple[float, list[np.ndarray] | None]:
+    tables = []
+    for c, nodes in enumerate(plan.nodes):
+        tabs = [mu[c]]
+        for axes, src in nodes[1:]:
+            tabs.append(_keep(tabs[src], axes))
+        tables.append(tabs)
     loss = 0.0
-    g = [np.zeros_like(t) for t in mu] if grad else None
-    for t in terms:
-        r = _keep(mu[t.clique], t.axes) - t.target
+    acc: list[list[np.ndarray | None]] = [[None] * len(n) for n in plan.nodes]
+    for t, k in zip(terms, plan.node_of, strict=True):
+        r = tables[t.clique][k] - t.target
         wr = r * t.weight
         loss += 0.5 * float((r * wr).sum())
-        if g is not None:
-            g[t.clique] += wr  # broadcasts over the clique's other axes
+        if grad:
+            prev = acc[t.clique][k]
+            acc[t.clique][k] = wr if prev is None else prev + wr
+    if not grad:
+        return loss, None
+    g = []
+    for c, nodes in enumerate(plan.nodes):
+        # Each node's gradient flows back to the node it was summed from (a broadcast), so
+        # the clique's table receives one broadcast per node summed from it directly.
+        for k in range(len(nodes) - 1, 0, -1):
+            part = acc[c][k]
+            if part is not None:
+                src = nodes[k][1]
+                prev = acc[c][src]
+                acc[c][src] = part if prev is None else prev + part
+        total = acc[c][0]
+        g.append(np.zeros_like(mu[c]) if total is None
+                 else np.broadcast_to(total, mu[c].shape).copy())
     return loss, g
 
 
@@ -185,7 +247,9 @@ def weighted_residual(measured: Measured, model: Model) -> float:
     """The loss a joint fit minimises, for any model of ``measured`` (tests compare fits)."""
     tree = _tree(model.cliques)
     theta = _warm(tree, model)
-    return _loss(_terms(measured, tree.cliques), _marginals(tree, theta, model.total), False)[0]
+    terms = _terms(measured, tree.cliques)
+    plan = _plan(terms, [t.shape for t in model.tables])
+    return _loss(terms, plan, _marginals(tree, theta, model.total), False)[0]
 
 
 def _warm(tree: _Tree, model: Model) -> list[np.ndarray]:
@@ -203,10 +267,9 @@ def _warm(tree: _Tree, model: Model) -> list[np.ndarray]:
 
 def steps(measured: Measured, model: Model) -> int:
     """How many mirror-descent steps a model of this size gets (:data:`WORK_STEPS`)."""
-    held = [0] * len(model.cliques)
-    for t in _terms(measured, model.cliques):
-        held[t.clique] += 1
-    work = sum(t.size * (3 + k) for t, k in zip(model.tables, held, strict=True))
+    plan = _plan(_terms(measured, model.cliques), [t.shape for t in model.tables])
+    work = sum(t.size * (3 + sum(1 for _, src in nodes if src == 0))
+               for t, nodes in zip(model.tables, plan.nodes, strict=True))
     return max(1, min(ITERATIONS, WORK_STEPS // max(work, 1)))
 
 
@@ -230,8 +293,9 @@ def joint_fit(measured: Measured, start: Model, iterations: int | None = None) -
     terms = _terms(measured, tree.cliques)
     total = start.total
     theta = _warm(tree, start)
+    plan = _plan(terms, [t.shape for t in start.tables])
     mu = _marginals(tree, theta, total)
-    loss, grad = _loss(terms, mu, True)
+    loss, grad = _loss(terms, plan, mu, True)
     first = loss
     # Step size as private-pgm: 1 / total^2 to start, halved until the Armijo condition holds;
     # doubled before a step only when the step before it was taken at its first trial
@@ -248,7 +312,7 @@ def joint_fit(measured: Measured, start: Model, iterations: int | None = None) -
         for _ in range(25):
             new_theta = [t - alpha * g for t, g in zip(theta, grad, strict=True)]
             new_mu = _marginals(tree, new_theta, total)
-            new_loss, new_grad = _loss(terms, new_mu, True)
+            new_loss, new_grad = _loss(terms, plan, new_mu, True)
             gain = 0.5 * alpha * sum(float((g * (m - n)).sum())
                                      for g, m, n in zip(grad, mu, new_mu, strict=True))
             if loss - new_loss >= gain:
