@@ -280,10 +280,11 @@ def model_tvd(enc: Encoded, res: api.Synthesis) -> dict[str, float]:
     """
     import itertools
 
+    from accord.release.synthesize import joint
     from accord.release.synthesize import model as model_mod
     from accord.release.synthesize.aim import model_marginal
 
-    fitted = model_mod.fit(res.measured)
+    fitted = joint.estimate(res.measured)  # the model api.synthesize sampled from
     out = {}
     for order in (2, 3):
         tvds = []

@@ -21,7 +21,9 @@ random draw (through :mod:`accord.release.synthesize.mst`'s ``add_noise`` and ``
    marginal (by less than the noise expected), the per-round budget is quadrupled (sigma halved);
    the last round takes whatever remains, so the whole rho is spent and no more.
 
-Why not AIM's ``mbi`` estimation: see :mod:`accord.release.synthesize.model` and docs/dp.md.
+The released model is the raked model refined by :func:`accord.release.synthesize.joint.estimate`
+(AIM's estimation, one least-squares fit of all measurements, written without ``mbi``'s JAX: see
+that module and docs/dp.md).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from accord.errors import ReleaseRefused
 from accord.release.dp.mechanism import calibrate
-from accord.release.synthesize import mst
+from accord.release.synthesize import joint, mst
 from accord.release.synthesize.model import (
     MAX_MODEL_CELLS,
     Encoded,
@@ -69,6 +71,9 @@ REQUIRED_SHARE = 0.1  # the required marginals (the hub's sex x age x ...), meas
 SELECT_SHARE = 0.1  # of each round's budget, as in AIM
 ROUNDS_PER_COLUMN = 16  # AIM's initial schedule: 16 d rounds
 ROUND_SWEEPS = 4  # raking sweeps of the refits between rounds (warm-started); the final fit: 20
+# Joint-fit steps after each round's refit (0: raking only; the released model is always fitted
+# jointly, see joint.estimate). A variant for benchmarks/synthetic_variants.py.
+ROUND_JOINT_ITERATIONS = 0
 
 
 def one_way_share(rho: float) -> float:
@@ -246,6 +251,8 @@ def measure_adaptive(data: Encoded, rho: float, required: Sequence[Sequence[str]
         selected.append(tuple(data.columns[a] for a in chosen))
         before = estimates[pick]
         model = fit(build(measured), cache, sweeps=ROUND_SWEEPS, warm=model)
+        if ROUND_JOINT_ITERATIONS > 0:
+            model = joint.joint_fit(build(measured), model, ROUND_JOINT_ITERATIONS).model
         after = model_marginal(model, chosen) * model.total
         if np.abs(after - before).sum() <= math.sqrt(2 / math.pi) * sigma * before.size:
             rho_round *= 4.0  # annealing: the model has caught up, spend more per round

@@ -14,8 +14,8 @@ import pyarrow as pa
 from accord.errors import InputFileError, ReleaseRefused
 from accord.release.dp.mechanism import epsilon_from_rho, rho_from_epsilon_delta
 from accord.release.synthesize import data as data_mod
+from accord.release.synthesize import joint, report
 from accord.release.synthesize import model as model_mod
-from accord.release.synthesize import report
 from accord.release.synthesize.aim import check_workload, measure_adaptive
 from accord.release.synthesize.model import Encoded, Measured
 from accord.release.synthesize.mst import measure
@@ -78,7 +78,7 @@ def synthesize(encoded: Encoded, epsilon: float, delta: float = DEFAULT_DELTA,
         measured = measure_adaptive(encoded, rho, required, workload, test_seed=test_seed)
     else:
         measured = measure(encoded, rho, required, test_seed=test_seed)
-    fitted = model_mod.fit(measured)
+    fitted = joint.estimate(measured)  # post-processing: reads the noisy measurements only
     n = round(fitted.total) if rows is None else rows
     if n <= 0:
         raise ReleaseRefused("the number of rows to draw must be positive", hint="give --rows N")

@@ -15,8 +15,10 @@ adaptive mode measured directly starts from its noisy table; a clique the triang
 (iterative proportional fitting) to every measured margin inside it, fused over all measurements
 by inverse variance and projected onto the non-negative tables with the estimated total, and to
 its separator with the clique before it, so the result is the maximum-entropy table with those
-margins. This is private-pgm's estimate for a decomposable model without its mirror descent
-(which, with JAX, takes minutes and gigabytes on adult: docs/dp.md).
+margins. That is the between-rounds model and the start of the released one, which
+:mod:`~accord.release.synthesize.joint` then fits to all measurements at once (private-pgm's
+estimate, by hand without JAX: raking alone left the model 15-20 % of TVD2 above it on the
+simulated hub data, benchmarks/results/aim.md).
 
 Fitting details: a measured table is projected onto the non-negative tables with the estimated
 total (Euclidean projection onto the simplex, which zeroes the cells that noise alone lifted).
