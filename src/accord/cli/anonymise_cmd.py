@@ -18,6 +18,7 @@ from accord.cli.common import (
     console,
     err_console,
     make_progress,
+    plain,
     print_json,
     user_errors,
 )
@@ -100,9 +101,9 @@ def print_loss(result: AnonymisationResult) -> None:
     if lost >= 0.5 or useless:
         console.print(f"[yellow]warning:[/] this release keeps little: {lost:.0%} of the "
                       "quasi-identifiers' information is lost"
-                      + (f"; starred in every row: {', '.join(useless)}" if useless else "")
+                      + (f"; starred in every row: {plain(', '.join(useless))}" if useless else "")
                       + ". Say which fields matter most with --weights COL=N, release fewer "
-                      "fields, or lower k / l.")
+                      "fields, or lower k / l.", markup=True)
 
 
 def _print(result: AnonymisationResult, out: Path) -> None:
@@ -126,7 +127,7 @@ def _print(result: AnonymisationResult, out: Path) -> None:
     console.print(t)
     if result.sensitive_hidden_in_suppressed:
         console.print("[yellow]note:[/] the suppressed records were too few or not diverse "
-                      "enough to hide among, so their sensitive values are suppressed too.")
+                      "enough to hide among, so their sensitive values are suppressed too.", markup=True)
 
 
 def anonymise_command(
@@ -212,10 +213,10 @@ def anonymise_command(
         if dropped:
             table = table.drop_columns(dropped)
             err_console.print(
-                f"[yellow]note:[/] dropped {len(found)} column(s) that look like direct "
-                "identifiers: " + ", ".join(f"{f.column} ({f.looks_like}, by its {f.by})"
+                f"[yellow]note:[/] dropped {len(found):,} column(s) that look like direct "
+                "identifiers: " + ", ".join(plain(f"{f.column} ({f.looks_like}, by its {f.by})")
                                             for f in found)
-                + "; pass --keep COL to release one as it is.", highlight=False)
+                + "; pass --keep COL to release one as it is.", markup=True, highlight=False)
         hier = load_hierarchies(hierarchies, qi_cols, sep=";")
         with group_engine(engine, spark_master, spark_conf) as groups, \
                 make_progress(transient=True) as bar:

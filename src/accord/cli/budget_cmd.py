@@ -12,7 +12,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    console,
+    plain,
+    print_json,
+    require_hub,
+    user_errors,
+)
 from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.errors import AccordError, StoreError
 from accord.release.dp import ledger
@@ -79,8 +88,8 @@ def _show(current: ledger.Budget, rows: list[dict[str, Any]], events: list[dict[
     console.print(f"  left   {ledger.rho_text(current.remaining_rho, at)}", highlight=False)
     if not chain_ok:
         console.print("[bold red]  the hub's chain is broken: every release is refused; run "
-                      "`accord hub verify`[/]", highlight=False)
-    console.print(f"[dim]{ledger.COMPOSITION}[/]", highlight=False)
+                      "`accord hub verify`[/]", markup=True, highlight=False)
+    console.print(f"[dim]{plain(ledger.COMPOSITION)}[/]", markup=True, highlight=False)
     if events:
         console.print(_table("Budget changes (set, grant, migration)",
                              ("when", "who", "event", "figure", "rho", "reason / note"),

@@ -25,8 +25,13 @@ from rich.progress import (
 
 from accord.errors import AccordError
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# Markup off by default: what the commands print is full of the user's text (paths, file, partner,
+# column and table names), and read as markup '[final]' vanished and '[/b]' ended in exit 70. A
+# message with intended styling says so with `markup=True` and passes every value through `plain`.
+# Emoji codes off too: ':warning:' in a file name is text. Tables render with these defaults, so
+# their titles and cells are plain text.
+console = Console(stderr=False, markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
 
 DEFAULT_HUB = Path("accord-hub.duckdb")
 
@@ -68,6 +73,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def plain(value: object) -> str:
+    """A value in a `markup=True` message, shown as typed (escaped, never read as markup)."""
+    return escape(str(value))
+
+
 def require_hub(hub: Path) -> None:
     """Commands that read a hub refuse a missing file (opening it would create an empty hub)."""
     from accord.errors import StoreError
@@ -107,9 +117,9 @@ def print_json(payload: Any) -> None:
 def fail(err: AccordError) -> None:
     # Escaped: a message names the user's paths and column names, and a hint may hold brackets
     # (pip install 'accord[spark]'); as markup, '[age]' vanished and '[/b]' crashed (exit 70).
-    err_console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {plain(err.message)}", markup=True, highlight=False)
     if err.hint:
-        err_console.print(f"[yellow]what to do:[/] {escape(err.hint)}", highlight=False)
+        err_console.print(f"[yellow]what to do:[/] {plain(err.hint)}", markup=True, highlight=False)
     raise typer.Exit(code=err.exit_code)
 
 
@@ -177,7 +187,8 @@ def pull_to_export(fetch: Callable[[str], list[dict[str, Any]]], token_file: Pat
 def make_progress(transient: bool = False) -> Progress:
     return Progress(
         SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
+        # The description names files and stages: plain text, not markup.
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

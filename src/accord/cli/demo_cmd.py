@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import console, make_progress, user_errors
+from accord.cli.common import console, make_progress, plain, user_errors
 from accord.errors import AccordError
 
 # What a directory the demo wrote holds; --fresh deletes only such a directory.
@@ -67,7 +67,8 @@ def demo(
     for k, v in summary.lines:
         t.add_row(k, v)
     console.print(t)
-    console.print(f"report: [bold]{summary.report}[/]  (open it in a browser; it works offline)")
+    console.print(f"report: [bold]{plain(summary.report)}[/]  (open it in a browser; it works offline)",
+                  markup=True)
     if serve:
         _serve(summary.hub, host, port)
 

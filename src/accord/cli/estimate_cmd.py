@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from accord.cli.common import (
@@ -22,6 +21,7 @@ from accord.cli.common import (
     JsonOption,
     console,
     make_progress,
+    plain,
     print_json,
     require_hub,
     user_errors,
@@ -81,15 +81,15 @@ def _num(v: float | str | None) -> str:
 
 
 def _print_result(res: MSEResult) -> None:
-    # List names are the user's column headers, and the model, reasons and notes name them:
-    # escaped, not read as markup (a list '[/a]' ended as 'unexpected MarkupError').
-    console.print(f"lists: {escape(', '.join(res.lists))}  (people seen: {res.observed:,})",
-                  highlight=False)
-    console.print(f"model: {escape(str(res.model))}", highlight=False)
-    console.print(f"why: {escape(res.reason)}", highlight=False)
+    # List names are the user's column headers, and the model, reasons and notes name them: the
+    # console reads no markup, and styled lines pass them through `plain` (a list '[/a]' ended as
+    # 'unexpected MarkupError').
+    console.print(f"lists: {', '.join(res.lists)}  (people seen: {res.observed:,})", highlight=False)
+    console.print(f"model: {res.model}", highlight=False)
+    console.print(f"why: {res.reason}", highlight=False)
     if not res.ok or res.total is None:
-        console.print(f"[bold red]no estimate:[/] the model's estimate {res.status}; "
-                      "try another method or merge sparse lists", highlight=False)
+        console.print(f"[bold red]no estimate:[/] the model's estimate {plain(res.status)}; "
+                      "try another method or merge sparse lists", markup=True, highlight=False)
     else:
         t = Table(title="Estimated number of people", title_justify="left")
         t.add_column("")
@@ -111,21 +111,21 @@ def _print_result(res: MSEResult) -> None:
                 f"model re-chosen each time): {_num(lo)} to {_num(hi)}", highlight=False)
     mc = res.extra.get("model_choice")
     if isinstance(mc, dict) and "summary" in mc:
-        console.print(f"model choice: {escape(str(mc['summary']))}", highlight=False)
+        console.print(f"model choice: {mc['summary']}", highlight=False)
     lc = res.extra.get("latent_class")
     if isinstance(lc, dict):
         console.print(f"latent-class model (people differ in how catchable they are): "
                       f"{_num(lc['total'])} ({res.level:.0%} credible interval "
                       f"{_num(lc['interval'][0])} to {_num(lc['interval'][1])})", highlight=False)
     for why in res.distrust:
-        console.print(f"[bold yellow]cannot be trusted:[/] {escape(why)}", highlight=False)
+        console.print(f"[bold yellow]cannot be trusted:[/] {plain(why)}", markup=True, highlight=False)
     if res.empty_overlaps:
         console.print(f"pairs of lists with nobody in common (fitted as -inf): "
-                      f"{escape(', '.join(res.empty_overlaps))}", highlight=False)
+                      f"{', '.join(res.empty_overlaps)}", highlight=False)
     for note in res.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {plain(note)}", markup=True, highlight=False)
     for c in res.caveats:
-        console.print(f"[dim]- {c}[/]", highlight=False)
+        console.print(f"[dim]- {plain(c)}[/]", markup=True, highlight=False)
 
 
 def _progress_run(opts: EstimateOptions, run: Any) -> Any:
@@ -182,7 +182,7 @@ def mse(
                 t.add_column("model")
                 t.add_column("status")
                 for r in rows:
-                    t.add_row(escape(r["model"]), r["status"])
+                    t.add_row(r["model"], r["status"])
                 console.print(t)
             return
         opts = EstimateOptions(
@@ -212,7 +212,7 @@ def _print_hub(summary: dict[str, Any]) -> None:
     t.add_row("total", _num(ch["total"]) if ch["total"] is not None else "<hidden>")
     console.print(t)
     for note in ch["notes"]:
-        console.print(f"[dim]{note}[/]", highlight=False)
+        console.print(f"[dim]{plain(note)}[/]", markup=True, highlight=False)
     est = ov.get("estimate")
     if est and est.get("total") is not None and not ov["withheld"]:
         lo, hi = est["interval"]
@@ -221,7 +221,7 @@ def _print_hub(summary: dict[str, Any]) -> None:
                       highlight=False)
         console.print(f"model: {est['model']}\nwhy: {est['reason']}", highlight=False)
         for note in est["notes"]:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            console.print(f"[yellow]note:[/] {plain(note)}", markup=True, highlight=False)
         if est.get("model_choice", {}).get("summary"):
             console.print(f"model choice: {est['model_choice']['summary']}", highlight=False)
         if est.get("latent_class"):
@@ -232,9 +232,9 @@ def _print_hub(summary: dict[str, Any]) -> None:
         console.print(f"people seen: {_num(ov['seen'])}; no estimate: {ov['withheld']}",
                       highlight=False)
         if est:
-            console.print(f"[dim]reason: {est['reason']}[/]", highlight=False)
+            console.print(f"[dim]reason: {plain(est['reason'])}[/]", markup=True, highlight=False)
     for why in (est or {}).get("distrust", []):
-        console.print(f"[bold yellow]cannot be trusted:[/] {why}", highlight=False)
+        console.print(f"[bold yellow]cannot be trusted:[/] {plain(why)}", markup=True, highlight=False)
     if summary["strata"]:
         by = summary["parameters"]["by"]
         t = Table(title="By stratum", title_justify="left")
@@ -254,7 +254,7 @@ def _print_hub(summary: dict[str, Any]) -> None:
             t.add_row(*cells)
         console.print(t)
     for c in summary["caveats"]:
-        console.print(f"[dim]- {c}[/]", highlight=False)
+        console.print(f"[dim]- {plain(c)}[/]", markup=True, highlight=False)
 
 
 @app.callback()

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    console,
+    plain,
+    print_json,
+    require_hub,
+    user_errors,
+)
 from accord.store import add_contribution, open_store
 
 app = typer.Typer(help="Load contributions into the hub store and show what it holds.",
@@ -167,7 +176,7 @@ def verify(
             for note in report.notes:
                 console.print(f"  note: {note}", highlight=False)
             for problem in report.problems:
-                console.print(f"  [bold red]broken:[/] {problem}", highlight=False)
+                console.print(f"  [bold red]broken:[/] {plain(problem)}", markup=True, highlight=False)
             if report.ok:
                 console.print("intact: every audit, release and ledger entry is on the chain",
                               highlight=False)

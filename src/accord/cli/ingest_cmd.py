@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
+from accord.cli.common import JsonOption, console, make_progress, plain, print_json, user_errors
 from accord.protect.job import build_contribution
 from accord.protect.keys import load_partner_key
 
@@ -101,7 +101,8 @@ def ingest(
     if as_json:
         print_json(summary)
         return
-    console.print(f"[bold]{export.name}[/] -> [bold]{out}[/]  (partner {partner})")
+    console.print(f"[bold]{plain(export.name)}[/] -> [bold]{plain(out)}[/]  (partner {plain(partner)})",
+                  markup=True)
     console.print(f"rows in {m.rows_in:,} = accepted {m.accepted:,} + quarantined {m.quarantined:,}"
                   + (f" + withheld {m.withheld:,} (no consent to share)" if m.withheld else "")
                   + (f"   ({m.blank_rows} blank rows skipped)" if m.blank_rows else ""))
@@ -109,8 +110,8 @@ def ingest(
         console.print(f"consent: {m.consent.get('no_linkage_consent', 0):,} shared without linkage, "
                       f"{m.consent.get('no_research_consent', 0):,} kept out of research releases")
     for notice, n in result.notices.items():
-        console.print(f"[yellow]note:[/] {n:,} x {notice}" if n > 1 else f"[yellow]note:[/] {notice}",
-                      highlight=False)
+        console.print(f"[yellow]note:[/] {n:,} x {plain(notice)}" if n > 1 else f"[yellow]note:[/] {plain(notice)}",
+                      markup=True, highlight=False)
     if reasons:
         t = Table(title="quarantined, by reason", show_edge=False)
         t.add_column("reason")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import console, user_errors
+from accord.cli.common import console, plain, user_errors
 from accord.protect.keys import create_partner_key, key_file_path
 
 DEFAULT_LINKAGE_FILE = Path("accord-keys") / "linkage.secret"
@@ -32,13 +32,15 @@ def init(
         path = key_file or DEFAULT_LINKAGE_FILE
         with user_errors():
             secret = new_linkage_secret(path, force=force)
-        console.print(f"created linkage secret [bold]{path}[/] (id {secret.secret_id}, owner-only permissions)")
+        console.print(f"created linkage secret [bold]{plain(path)}[/] (id {plain(secret.secret_id)}, "
+                      "owner-only permissions)", markup=True)
         console.print("Give a copy to every partner of the collaborative by a channel the hub does not see; "
                       "ingest with --linkage-secret so that the hub can link people across partners.")
         return
     path = key_file_path(key_file)
     with user_errors():
         key = create_partner_key(path, force=force)
-    console.print(f"created pseudonym key [bold]{path}[/] (key id {key.key_id}, owner-only permissions)")
+    console.print(f"created pseudonym key [bold]{plain(path)}[/] (key id {plain(key.key_id)}, "
+                  "owner-only permissions)", markup=True)
     console.print("Back it up somewhere safe: without it, re-submissions cannot be matched to "
                   "earlier ones. Never send it to the hub.")

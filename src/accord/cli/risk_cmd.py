@@ -7,7 +7,6 @@ from typing import Annotated
 
 import pyarrow as pa
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from accord.cli.common import HubOption, JsonOption, console, print_json, require_hub, user_errors
@@ -61,11 +60,11 @@ def read_hub_records(hub: Path) -> tuple[pa.Table, list[str]]:
 
 
 def _print(report: RiskReport) -> None:
-    # Column names and the riskiest classes' values are the user's text: escaped, not read as
+    # Column names and the riskiest classes' values are the user's text: the console reads no
     # markup (a '[/b]' crashed the command, a '[age]' vanished).
     s = report.summary()
     t = Table(title=f"Disclosure risk of {report.records} records, {report.people} people "
-              f"({escape(', '.join(report.qi))})")
+              f"({', '.join(report.qi)})")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("equivalence classes", str(report.classes))
@@ -83,16 +82,16 @@ def _print(report: RiskReport) -> None:
     t.add_row("global risk", f"{report.global_risk:.2%}")
     for ld in report.l_diversity:
         name = ld.field if ld.flag is None else f"{ld.field} (flag)"
-        t.add_row(f"l-diversity of {escape(name)} (distinct / entropy)",
+        t.add_row(f"l-diversity of {name} (distinct / entropy)",
                   f"{ld.distinct_min} / {ld.entropy_min:.2f}")
     console.print(t)
     r = Table(title="Riskiest combinations")
     for q in report.qi:
-        r.add_column(escape(q))
+        r.add_column(q)
     r.add_column("records", justify="right")
     r.add_column("risk", justify="right")
     for c in report.riskiest:
-        r.add_row(*[escape(str(c.values[q])) for q in report.qi], str(c.size), f"{c.risk:.3f}")
+        r.add_row(*[str(c.values[q]) for q in report.qi], str(c.size), f"{c.risk:.3f}")
     console.print(r)
 
 
@@ -154,6 +153,6 @@ def risk_command(
     if as_json:
         print_json(report.summary())
     else:
-        console.print(f"quasi-identifiers used ({len(report.qi)}): {escape(', '.join(report.qi))}",
+        console.print(f"quasi-identifiers used ({len(report.qi)}): {', '.join(report.qi)}",
                       highlight=False)
         _print(report)

@@ -9,7 +9,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
+from accord.cli.common import JsonOption, console, make_progress, plain, print_json, user_errors
 from accord.simulate import SimulationConfig
 from accord.simulate import simulate as run_simulation
 
@@ -83,4 +83,4 @@ def simulate(
         console.print(f"full population (true total, for checking estimates): "
                       f"{result.population}")
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {plain(note)}", markup=True)

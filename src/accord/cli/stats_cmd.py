@@ -14,6 +14,7 @@ from accord.cli.common import (
     HubOption,
     JsonOption,
     console,
+    plain,
     print_json,
     require_hub,
     user_errors,
@@ -121,7 +122,7 @@ def _print_table(table: StatTable, mark: str) -> None:
     for label, value in table.extra_rows:
         console.print(f"  {label}: {cell_text(value)}")
     for note in table.notes:
-        console.print(f"  [dim]{note}[/]", highlight=False)
+        console.print(f"  [dim]{plain(note)}[/]", markup=True, highlight=False)
 
 
 def _natural_width(t: Table) -> int:
@@ -194,7 +195,7 @@ def stats(
         _print_table(table, mark)
     what = ("a noisy count below the threshold" if result.method == "dp"
             else "suppressed to protect small counts")
-    console.print(f"[bold]{mark}[/] = {what}. Data version {result.data_version}.",
-                  highlight=False)
+    console.print(f"[bold]{plain(mark)}[/] = {plain(what)}. Data version {plain(result.data_version)}.",
+                  markup=True, highlight=False)
     for line in result.notes:
         console.print(f"  {line}", highlight=False)
