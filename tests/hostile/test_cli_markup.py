@@ -148,6 +148,14 @@ def test_bracketed_column_names(here: Path) -> None:
     said(res, "quasi-identifiers used (2): sex[/b], age[final]")
 
 
+def test_demo_out_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = run("demo", "--people", "120", "--partners", "2", "--out", "d[final]")
+    assert res.exit_code == 0, res.output
+    said(res, "report: d[final]/report.html")
+    assert (tmp_path / "d[final]/report.html").is_file()
+
+
 # --- the rule in the sources -------------------------------------------------------------------
 
 TAG = re.compile(r"\[/?[a-z][a-z .]*\]|\[/\]")

@@ -12,16 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from accord.cli.common import (
-    DEFAULT_HUB,
-    HubOption,
-    JsonOption,
-    console,
-    plain,
-    print_json,
-    require_hub,
-    user_errors,
-)
+from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, plain, print_json, require_hub, user_errors
 from accord.cli.remote import ServerOption, TokenFileOption, call_json
 from accord.errors import AccordError, StoreError
 from accord.release.dp import ledger

@@ -8,16 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import (
-    DEFAULT_HUB,
-    HubOption,
-    JsonOption,
-    console,
-    plain,
-    print_json,
-    require_hub,
-    user_errors,
-)
+from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, plain, print_json, require_hub, user_errors
 from accord.store import add_contribution, open_store
 
 app = typer.Typer(help="Load contributions into the hub store and show what it holds.",
