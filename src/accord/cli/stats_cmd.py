@@ -9,7 +9,16 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, plain, print_json, require_hub, user_errors
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    console,
+    plain,
+    print_json,
+    require_hub,
+    user_errors,
+)
 from accord.cli.engine_opts import (
     EngineOption,
     SparkConfOption,
