@@ -46,7 +46,6 @@ import accord.link.match as match_mod  # noqa: E402
 from accord.link.evaluate import pair_scores  # noqa: E402
 from accord.link.hub import link_hub  # noqa: E402
 from accord.protect.encoding import LinkageSecret  # noqa: E402
-from accord.protect.encoding import bloom as bloom_mod  # noqa: E402
 from accord.store import open_store  # noqa: E402
 from linkage import accord_encode, accord_link, febrl_data  # noqa: E402
 from linkage_hub import build_hub, evaluate  # noqa: E402
@@ -54,6 +53,7 @@ from tests.linkage_data import FIELDS as MIGRANT_FIELDS  # noqa: E402
 from tests.linkage_data import generate  # noqa: E402
 
 Variant = dict[str, Any]
+SECRET = LinkageSecret(b"benchmark-linkage-fit-secret-32b")
 
 
 def parse_variants(text: str) -> list[tuple[str, Variant]]:
@@ -77,29 +77,12 @@ def variant(kw: Variant) -> Iterator[None]:
         match_mod.fit = orig
 
 
-@contextmanager
-def seeded_flips(seed: int) -> Iterator[None]:
-    """The encoder's randomised response from ``seed`` instead of the OS (for reproducible
-    builds: a benchmark, never the product, whose flips must be unpredictable)."""
-    class Seeded:
-        @staticmethod
-        def randbits(_n: int) -> int:
-            return seed
-
-    orig = bloom_mod._secrets
-    bloom_mod._secrets = Seeded  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        bloom_mod._secrets = orig
-
-
 def report(label: str, variants: list[tuple[str, Variant]],
-           run: Callable[[Variant], dict[str, float]]) -> None:
+           run: Callable[[], dict[str, float]]) -> None:
     for name, kw in variants:
         t0, c0 = time.perf_counter(), time.process_time()
         with variant(kw):
-            s = run(kw)
+            s = run()
         print(f"{label:28s} {name:32s} P {s['precision']:.4f}  R {s['recall']:.4f}  "
               f"F1 {s['f1']:.4f}  ({time.perf_counter() - t0:.1f} s, "
               f"CPU {time.process_time() - c0:.1f} s)", flush=True)
@@ -110,18 +93,17 @@ def hub_section(people: int, overlap: float, seeds: list[int],
     f1: dict[str, list[float]] = {name: [] for name, _ in variants}
     prec: dict[str, list[float]] = {name: [] for name, _ in variants}
     for seed in seeds:
-        with tempfile.TemporaryDirectory() as tmp, seeded_flips(seed):
+        with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            truth = build_hub_fixed(out, people, overlap, seed)
-
-            def run(_kw: Variant, out: Path = out, truth: Path = truth) -> dict[str, float]:
-                with open_store(out / "hub.duckdb") as store:
-                    link_hub(store, allow_unsafe=True)
-                return evaluate(out, truth)
-
+            # A fixed secret and flips seeded per build: each build reproducible. The population
+            # is the simulator's seed 4 (test_link_hub's hub) at 600 people, else ``seed``.
+            truth = build_hub(out, people, 3, overlap, 4 if people == 600 else seed,
+                              secret=SECRET, flips=np.random.default_rng(seed))
             for name, kw in variants:
                 with variant(kw):
-                    s = run(kw)
+                    with open_store(out / "hub.duckdb") as store:
+                        link_hub(store, allow_unsafe=True)
+                    s = evaluate(out, truth)
                 f1[name].append(s["f1"])
                 prec[name].append(s["precision"])
             print(f"hub{people} seed {seed}: " + "  ".join(
@@ -131,21 +113,6 @@ def hub_section(people: int, overlap: float, seeds: list[int],
         print(f"hub{people} ({len(seeds)} builds) {name:32s} F1 mean {np.mean(f1[name]):.4f} "
               f"min {np.min(f1[name]):.4f} max {np.max(f1[name]):.4f}; precision "
               f"{np.min(prec[name]):.3f}-{np.max(prec[name]):.3f}", flush=True)
-
-
-def build_hub_fixed(out: Path, people: int, overlap: float, seed: int) -> Path:
-    """`linkage_hub.build_hub` with a fixed linkage secret (the flips are seeded by the caller):
-    the simulated population comes from the simulator's seed 4 (as test_link_hub's hub) when
-    ``people`` is 600, else from ``seed``."""
-    import linkage_hub
-
-    orig = linkage_hub.new_linkage_secret
-    linkage_hub.new_linkage_secret = lambda _path: LinkageSecret(  # type: ignore[assignment]
-        b"benchmark-linkage-fit-secret-32b")
-    try:
-        return build_hub(out, people, 3, overlap, 4 if people == 600 else seed)
-    finally:
-        linkage_hub.new_linkage_secret = orig
 
 
 def main() -> None:
@@ -175,7 +142,7 @@ def main() -> None:
             ea, _ = accord_encode(a, FEBRL_FIELDS, seed=1)
             eb, _ = accord_encode(b, FEBRL_FIELDS, seed=2)
             report("FEBRL4 (blocked)", variants,
-                   lambda _kw, ea=ea, eb=eb, t=truth: pair_scores(
+                   lambda ea=ea, eb=eb, t=truth: pair_scores(
                        accord_link(ea, eb)[0], t).as_dict())
         elif sec == "migrant":
             for n in (int(x) for x in args.migrant_n.split(",")):
@@ -186,7 +153,7 @@ def main() -> None:
                 ea, _ = accord_encode(a, MIGRANT_FIELDS, seed=1)
                 eb, _ = accord_encode(b, MIGRANT_FIELDS, seed=2)
                 report(f"migrant-like {n:,}", variants,
-                       lambda _kw, ea=ea, eb=eb, t=mtruth: pair_scores(
+                       lambda ea=ea, eb=eb, t=mtruth: pair_scores(
                            accord_link(ea, eb)[0], t).as_dict())
         else:
             raise SystemExit(f"unknown section {sec!r}: use hub600, hub3000, febrl, migrant")

@@ -24,6 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
@@ -34,7 +35,7 @@ from accord.link.evaluate import pair_scores, pairs_from_clusters  # noqa: E402
 from accord.link.hub import link_hub  # noqa: E402
 from accord.link.hub_evaluate import find_partner_key  # noqa: E402
 from accord.link.match import MatchConfig  # noqa: E402
-from accord.protect.encoding import new_linkage_secret  # noqa: E402
+from accord.protect.encoding import LinkageSecret, new_linkage_secret  # noqa: E402
 from accord.protect.encoding.pipeline import pipeline_encoder  # noqa: E402
 from accord.protect.keys import create_partner_key  # noqa: E402
 from accord.protect.normalise import normalise_codes  # noqa: E402
@@ -54,12 +55,16 @@ def _contribute(*args: Any, **kwargs: Any) -> Any:
 
 
 def build_hub(out: Path, people: int, partners: int, overlap: float, seed: int,
-              unit: bool = False) -> Path:
+              unit: bool = False, secret: LinkageSecret | None = None,
+              flips: np.random.Generator | None = None) -> Path:
     """Simulated exports -> contributions with encodings -> hub; returns the truth file.
-    ``unit``: the linkage-unit layout (encodings in unit files under out/unit, not at the hub)."""
+    ``unit``: the linkage-unit layout (encodings in unit files under out/unit, not at the hub).
+    ``secret`` and ``flips`` (the randomised response): fixed for reproducible builds; by
+    default a new secret and flips from the OS, as partners make them."""
     sim = simulate(SimulationConfig(people=people, partners=partners, overlap=overlap,
                                     seed=seed, out=out / "exports", format_a="csv"))
-    enc = pipeline_encoder(new_linkage_secret(out / "linkage.key"), unit=unit)
+    enc = pipeline_encoder(secret or new_linkage_secret(out / "linkage.key"), unit=unit,
+                           rng=flips)
     with open_store(out / "hub.duckdb") as store:
         for files in sim.partners:
             home = out / "partners" / files.partner

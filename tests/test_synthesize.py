@@ -325,9 +325,9 @@ def test_model_cliques_triangulate_the_measured_sets_within_the_caps(
     model._cliques.cache_clear()
 
 
-def test_fit_holds_a_cycle_of_pairs_the_junction_tree_could_not() -> None:
-    # Three pairwise-dependent columns measured as three 2-way tables (a cycle): the model
-    # carries one 3-column clique raked to all three, and reproduces each pair.
+def cycle_measured() -> tuple[np.ndarray, tuple[int, int, int], model.Measured]:
+    """Three pairwise-dependent columns (codes, sizes) measured as their one-way tables and three
+    2-way tables around a cycle, with the noise scale on record but exact counts."""
     rng = np.random.default_rng(5)
     n = 20_000
     a = rng.integers(0, 3, n)
@@ -343,6 +343,14 @@ def test_fit_holds_a_cycle_of_pairs_the_junction_tree_could_not() -> None:
     lv = tuple(tuple(str(i) for i in range(3)) for _ in range(3))
     measured = model.Measured(("a", "b", "c"), lv, tuple(np.arange(3) for _ in range(3)), one,
                               pairs, 1.0, ())
+    return codes, sizes, measured
+
+
+def test_fit_holds_a_cycle_of_pairs_the_junction_tree_could_not() -> None:
+    # Three pairwise-dependent columns measured as three 2-way tables (a cycle): the model
+    # carries one 3-column clique raked to all three, and reproduces each pair.
+    codes, sizes, measured = cycle_measured()
+    n = len(codes)
     fitted = model.fit(measured)
     assert fitted.cliques == ((0, 1, 2),)
     joint = fitted.tables[0]

@@ -6,9 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from accord.release.dp.mechanism import calibrate, rho_from_epsilon_delta
+from accord.release.dp.mechanism import rho_from_epsilon_delta
 from accord.release.synthesize import api, data, joint, model
 from accord.release.synthesize.aim import measure_adaptive, model_marginal
+from tests.test_synthesize import cycle_measured
 
 
 def _people(n: int, k: int = 8, seed: int = 0) -> pa.Table:
@@ -71,21 +72,8 @@ def test_joint_fit_tables_agree_on_their_separators() -> None:
 def test_joint_fit_recovers_exact_measurements_of_a_cycle() -> None:
     """Noise-free measurements of three pairs around a cycle (one 3-column clique): the least-
     squares optimum is the truth on every measured pair, and the fit gets there."""
-    rng = np.random.default_rng(5)
-    n = 20_000
-    a = rng.integers(0, 3, n)
-    b = np.where(rng.random(n) < 0.7, a, rng.integers(0, 3, n))
-    c = np.where(rng.random(n) < 0.5, (a + b) % 3, rng.integers(0, 3, n))
-    codes = np.stack([a, b, c], axis=1)
-    sizes = (3, 3, 3)
-    spec = calibrate("gaussian", 1, 6, 50.0)
-    one = tuple(model.Measurement((j,), model.marginal(codes, sizes, (j,)), spec)
-                for j in range(3))
-    pairs = tuple(model.Measurement(p, model.marginal(codes, sizes, p), spec)
-                  for p in ((0, 1), (1, 2), (0, 2)))
-    lv = tuple(tuple(str(i) for i in range(3)) for _ in range(3))
-    measured = model.Measured(("a", "b", "c"), lv, tuple(np.arange(3) for _ in range(3)), one,
-                              pairs, 1.0, ())
+    codes, sizes, measured = cycle_measured()
+    n = len(codes)
     fitted = joint.estimate(measured)
     for p in ((0, 1), (1, 2), (0, 2)):
         true = model.marginal(codes, sizes, p) / n

@@ -41,7 +41,7 @@ class DuckDBStore(Store):
             raise StoreError(f"cannot open the hub {path}: {msg}", hint=_HUB_HINT) from None
         except duckdb.Error as exc:
             raise StoreError(f"{path} is not a usable DuckDB hub file ({type(exc).__name__})",
-                             hint="point --hub at an Accord hub file, or at a new path") from None
+                             hint=_HUB_HINT) from None
         if self.path is not None and self._con.execute(
                 "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
         ).fetchall() in ([], [(None,)]):

@@ -180,7 +180,10 @@ class Shipment:
     def __init__(self, session: Any, rows_per_part: int = 1 << 20) -> None:
         self.session, self.rows_per_part = session, rows_per_part
         self.ship_dir = _context_dir(session.sparkContext)
-        self.dir = self.ship_dir.path
+
+    @property
+    def dir(self) -> Path:
+        return self.ship_dir.path
 
     def table(self, table: pa.Table) -> Any:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
