@@ -33,10 +33,22 @@ import numpy as np
 
 # Lower bounds of the look-alike buckets (0, 1, 2-3, 4-7, 8+).
 BUCKETS = (0, 1, 2, 4, 8)
-# Name levels whose candidates count as look-alikes (1-based, best first): the two closest bands.
+# Name levels whose candidates count as look-alikes (1-based, best first): the two closest bands
+# of the default levels (0.85, 0.7, 0.6), i.e. those at Dice 0.7 or more (`name_levels`).
 COUNTED = (1, 2)
-# Name levels whose Bayes factor is adjusted by the pair's look-alikes.
+# Name levels whose Bayes factor is adjusted by the pair's look-alikes (Dice 0.6 or more).
 SPLIT = (1, 2, 3)
+COUNTED_DICE = 0.7
+SPLIT_DICE = 0.6
+
+
+def name_levels(thresholds: tuple[float, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(counted, split) levels of a name field with these Dice thresholds (best first): the
+    levels at `COUNTED_DICE` and `SPLIT_DICE` or above, so that finer bands (levels between
+    the default ones) keep the look-alikes and the split the default levels define."""
+    counted = tuple(i + 1 for i, t in enumerate(thresholds) if t >= COUNTED_DICE - 1e-9)
+    split = tuple(i + 1 for i, t in enumerate(thresholds) if t >= SPLIT_DICE - 1e-9)
+    return counted, split
 
 
 def _bucket_label(k: int) -> str:
@@ -57,12 +69,14 @@ class FrequencySplit:
     codes: tuple[int, ...]  # columns of the code fields (they must not disagree)
     counts_a: np.ndarray
     counts_b: np.ndarray
-    log_ratio: np.ndarray  # (len(SPLIT), len(BUCKETS))
+    log_ratio: np.ndarray  # (len(split), len(BUCKETS))
+    counted: tuple[int, ...] = COUNTED
+    split: tuple[int, ...] = SPLIT
 
     def buckets(self, gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                 is_candidate: np.ndarray | bool) -> np.ndarray:
         c = look_alike_counts(gamma, ia, ib, self.field, self.codes, self.counts_a,
-                              self.counts_b, is_candidate)
+                              self.counts_b, is_candidate, self.counted)
         return np.searchsorted(np.asarray(BUCKETS), c, side="right") - 1
 
     def adjustment(self, gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray,
@@ -71,20 +85,20 @@ class FrequencySplit:
         names are not in a split level). ``is_candidate``: whether each pair is among the
         candidates the counts come from (its own closeness is then not a look-alike)."""
         out = np.zeros(len(gamma))
-        close = close_pairs(gamma, self.field, self.codes, SPLIT)
+        close = close_pairs(gamma, self.field, self.codes, self.split)
         if not close.any():
             return out
         idx = np.flatnonzero(close)
         cand = is_candidate if isinstance(is_candidate, bool) else is_candidate[idx]
         k = self.buckets(gamma[idx], ia[idx], ib[idx], cand)
-        row = np.searchsorted(np.asarray(SPLIT), gamma[idx, self.field])
+        row = np.searchsorted(np.asarray(self.split), gamma[idx, self.field])
         out[idx] = self.log_ratio[row, k]
         return out
 
     def summary(self) -> dict[str, object]:
         return {"look_alike_buckets": [_bucket_label(k) for k in range(len(BUCKETS))],
                 "log2_factor": {f"level {lv}": [round(float(x) / np.log(2), 3) for x in row]
-                                for lv, row in zip(SPLIT, self.log_ratio, strict=True)}}
+                                for lv, row in zip(self.split, self.log_ratio, strict=True)}}
 
 
 def close_pairs(gamma: np.ndarray, name: int, codes: tuple[int, ...],
@@ -98,9 +112,10 @@ def close_pairs(gamma: np.ndarray, name: int, codes: tuple[int, ...],
 
 def look_alike_counts(gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray, name: int,
                       codes: tuple[int, ...], counts_a: np.ndarray, counts_b: np.ndarray,
-                      is_candidate: np.ndarray | bool) -> np.ndarray:
+                      is_candidate: np.ndarray | bool,
+                      counted: tuple[int, ...] = COUNTED) -> np.ndarray:
     """Look-alikes of each pair: close candidates of either record, the pair itself excluded."""
-    own = close_pairs(gamma, name, codes) & is_candidate
+    own = close_pairs(gamma, name, codes, counted) & is_candidate
     return (counts_a[ia] + counts_b[ib] - 2 * own.astype(np.int64)).clip(0)
 
 
@@ -108,7 +123,9 @@ def frequency_split(gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray, match_pro
                     random_gamma: np.ndarray, ra: np.ndarray, rb: np.ndarray,
                     random_candidate: np.ndarray | bool, random_match_prob: np.ndarray,
                     sizes: tuple[int, int], name: int, codes: tuple[int, ...],
-                    pseudo: float = 1.0, clear: float = 0.9) -> FrequencySplit:
+                    pseudo: float = 1.0, clear: float = 0.9,
+                    counted: tuple[int, ...] = COUNTED,
+                    split: tuple[int, ...] = SPLIT) -> FrequencySplit:
     """The split from the candidates (``gamma`` of pairs ``ia``, ``ib``, with the fitted
     model's match probabilities) and the random pairs (with theirs). P(bucket | match) comes
     from the candidates the model finds matches with probability at least ``clear``,
@@ -118,23 +135,25 @@ def frequency_split(gamma: np.ndarray, ia: np.ndarray, ib: np.ndarray, match_pro
     up (migrant-like 3k: precision 0.990 -> 0.972). Among matches and among non-matches the
     look-alikes do not depend on the other fields, so clear pairs are a fair sample.
     ``pseudo``: pseudo-pairs per bucket on either side, so a rare bucket gets a ratio near 1."""
-    close = close_pairs(gamma, name, codes)
+    close = close_pairs(gamma, name, codes, counted)
     counts_a = np.bincount(ia[close], minlength=sizes[0]).astype(np.int64)
     counts_b = np.bincount(ib[close], minlength=sizes[1]).astype(np.int64)
     nb = len(BUCKETS)
 
     def table(g: np.ndarray, xa: np.ndarray, xb: np.ndarray, cand: np.ndarray | bool,
               weight: np.ndarray) -> np.ndarray:
-        sel = close_pairs(g, name, codes, SPLIT)
+        sel = close_pairs(g, name, codes, split)
         c = cand if isinstance(cand, bool) else cand[sel]
         k = np.searchsorted(np.asarray(BUCKETS), look_alike_counts(
-            g[sel], xa[sel], xb[sel], name, codes, counts_a, counts_b, c), side="right") - 1
-        row = np.searchsorted(np.asarray(SPLIT), g[sel, name])
-        t = np.bincount(row * nb + k, weights=weight[sel], minlength=len(SPLIT) * nb)
-        counts = t.reshape(len(SPLIT), nb).astype(np.float64) + pseudo
+            g[sel], xa[sel], xb[sel], name, codes, counts_a, counts_b, c, counted),
+            side="right") - 1
+        row = np.searchsorted(np.asarray(split), g[sel, name])
+        t = np.bincount(row * nb + k, weights=weight[sel], minlength=len(split) * nb)
+        counts = t.reshape(len(split), nb).astype(np.float64) + pseudo
         return np.asarray(counts / counts.sum(axis=1, keepdims=True), dtype=np.float64)
 
     matched = table(gamma, ia, ib, True, (match_prob >= clear).astype(np.float64))
     unmatched = table(random_gamma, ra, rb, random_candidate,
                       (random_match_prob <= 1.0 - clear).astype(np.float64))
-    return FrequencySplit(name, codes, counts_a, counts_b, np.log(matched / unmatched))
+    return FrequencySplit(name, codes, counts_a, counts_b, np.log(matched / unmatched),
+                          counted, split)

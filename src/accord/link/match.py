@@ -24,7 +24,7 @@ from accord.link.fellegi_sunter import (
     pair_log_odds,
     probability,
 )
-from accord.link.frequency import frequency_split
+from accord.link.frequency import frequency_split, name_levels
 from accord.protect.encoding.files import check_compatible
 from accord.protect.encoding.schema import EncodingSchema, FieldKind
 
@@ -91,13 +91,16 @@ def _random_pairs(na: int, nb: int, k: int, seed: int) -> tuple[np.ndarray, np.n
     return (rng.integers(0, na, k, dtype=np.int64), rng.integers(0, nb, k, dtype=np.int64))
 
 
-def _name_codes(schema: EncodingSchema,
-                config: MatchConfig) -> tuple[int, tuple[int, ...]] | None:
-    """The name field and code fields the look-alike adjustment uses (one name field only)."""
+def _name_codes(schema: EncodingSchema, config: MatchConfig,
+                ) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
+    """The name field and code fields the look-alike adjustment uses (one name field only),
+    and the name levels it counts and splits (`frequency.name_levels`)."""
     names = [j for j, f in enumerate(schema.fields) if f.kind is FieldKind.NAME]
     if not config.name_frequency or len(names) != 1:
         return None
-    return names[0], tuple(j for j, f in enumerate(schema.fields) if f.kind is FieldKind.CODE)
+    counted, split = name_levels(schema.fields[names[0]].dice_levels)
+    return (names[0], tuple(j for j, f in enumerate(schema.fields) if f.kind is FieldKind.CODE),
+            counted, split)
 
 
 def _independent(schema: EncodingSchema) -> tuple[int, ...]:
@@ -170,8 +173,9 @@ def score_pairs(a: EncodedSet, b: EncodedSet, ia: np.ndarray, ib: np.ndarray,
         lam = model.matches / max(float(len(a)) * len(b), 1.0)
         lo = np.log(max(lam, 1e-300)) + log_bf - np.log1p(-min(lam, 0.5))
         prob = 1.0 / (1.0 + np.exp(-np.clip(lo, -700.0, 700.0)))
+        name, codes, counted, levels = fields
         split = frequency_split(gamma, ia, ib, prob, gamma, ia, ib, True, prob,
-                                (len(a), len(b)), *fields)
+                                (len(a), len(b)), name, codes, counted=counted, split=levels)
         model = replace(model, frequency=split)
         log_bf = model.pair_log_bayes_factor(gamma, ia, ib)
     log_odds = pair_log_odds(log_bf, ia, ib, len(a), len(b), model.matches,
