@@ -22,8 +22,8 @@ def _chain(seed: int = 0) -> model.Model:
     d = rng.dirichlet(np.ones(sizes[3]))
     e = rng.dirichlet(np.ones(sizes[4]))
     # Column 4: compressed level 2 merges original levels 2, 3 and 4 (weights 0.5, 0.3, 0.2).
-    groups = tuple(np.arange(s) for s in sizes[:4]) + (np.array([0, 1, 2, 2, 2]),)
-    within = tuple(np.ones(s) for s in sizes[:4]) + (np.array([1.0, 1.0, 0.5, 0.3, 0.2]),)
+    groups = (*(np.arange(s) for s in sizes[:4]), np.array([0, 1, 2, 2, 2]))
+    within = (*(np.ones(s) for s in sizes[:4]), np.array([1.0, 1.0, 0.5, 0.3, 0.2]))
     levels = tuple(tuple(str(i) for i in range(len(g))) for g in groups)
     return model.Model(("a", "b", "c", "d", "e"), levels, groups, within,
                        ((0, 1), (1, 2), (3,), (4,)), (ab, bc, d, e), 1.0)

@@ -23,7 +23,9 @@ simulated hub data, benchmarks/results/aim.md).
 Fitting details: a measured table is projected onto the non-negative tables with the estimated
 total (Euclidean projection onto the simplex, which zeroes the cells that noise alone lifted).
 Sampling draws each record from the model's conditionals clique by clique, so no rounding
-artefacts arise (mbi 1.1's ``method="round"`` invents correlations: see docs).
+artefacts arise (mbi 1.1's ``method="round"`` invents correlations: see docs); each draw's
+counts are the expected ones rounded, and its rows are stratified on the columns drawn before
+(:func:`sample`), so the marginals no clique holds carry less sampling error.
 """
 
 from __future__ import annotations
