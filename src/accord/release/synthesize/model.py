@@ -473,12 +473,18 @@ def _strata(group: np.ndarray, columns: Sequence[np.ndarray], sizes: Sequence[in
     order = sorted(range(len(columns)), key=lambda i: (-sizes[i], rng.random()))
     chosen, combo = [], group
     for i in order:
-        _, inv, counts = np.unique(combo * sizes[i] + columns[i], return_inverse=True,
-                                   return_counts=True)
-        if counts[inv].mean() < STRATIFY_MIN_BLOCK:
+        trial = combo * sizes[i] + columns[i]
+        if (int(combo.max(initial=0)) + 1) * sizes[i] <= 8 * len(trial) + 1_000_000:
+            counts = np.bincount(trial)  # blocks numbered densely below: no sort needed
+            dense = (np.cumsum(counts > 0) - 1)[trial]
+            counts = counts[counts > 0]
+        else:
+            _, dense, counts = np.unique(trial, return_inverse=True, return_counts=True)
+        # The mean over rows of the size of a row's block: sum of squared sizes over rows.
+        if float((counts.astype(float) ** 2).sum()) < STRATIFY_MIN_BLOCK * len(trial):
             break
         chosen.append(columns[i])
-        combo = inv.reshape(-1)
+        combo = dense.reshape(-1)
     return chosen
 
 
