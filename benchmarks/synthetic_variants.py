@@ -5,7 +5,8 @@ Tuning aid, Accord only (no peer): each variant runs the same seeded releases (`
 sampled rows and of the model's own marginals. A variant patches one module constant
 (``aim.ONE_WAY_SHARE=0.3``, ``aim.ROUNDS_PER_COLUMN=8``, ``model.MERGE_SDS=5.0``: the rare-level
 merge threshold, in noise standard deviations; ``joint.ITERATIONS=0``: the raked model without
-the joint fit, as before it). Variants run in separate processes (they patch modules). The
+the joint fit, as before it; ``model.STRATIFY_MIN_BLOCK=0``: the shuffled, unstratified sampler
+of before the eighth pass, same model). Variants run in separate processes (they patch modules). The
 fourth argument is the number of simulated rows (100,000) or ``adult`` (ARX's adult file):
 
     .venv/bin/python benchmarks/synthetic_variants.py 0.5 'aim.ONE_WAY_SHARE=0.3' 1,2,3,4,5

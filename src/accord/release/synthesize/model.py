@@ -23,7 +23,9 @@ simulated hub data, benchmarks/results/aim.md).
 Fitting details: a measured table is projected onto the non-negative tables with the estimated
 total (Euclidean projection onto the simplex, which zeroes the cells that noise alone lifted).
 Sampling draws each record from the model's conditionals clique by clique, so no rounding
-artefacts arise (mbi 1.1's ``method="round"`` invents correlations: see docs).
+artefacts arise (mbi 1.1's ``method="round"`` invents correlations: see docs); each draw's
+counts are the expected ones rounded, and its rows are stratified on the columns drawn before
+(:func:`sample`), so the marginals no clique holds carry less sampling error.
 """
 
 from __future__ import annotations
@@ -412,12 +414,27 @@ def fit(measured: Measured, cache: FitCache | None = None, sweeps: int = RAKE_IT
                  tuple(fitted[c] / fitted[c].sum() for c in order), total)
 
 
+# Stratified sampling (issue 19, eighth pass): each draw's rows are laid out in an order sorted
+# by columns drawn before (the most levels first), and each cell's rows are spread evenly along
+# it, so the pairs and triples of columns that no clique holds together match the model's
+# marginals more closely than independent draws would (on the 100k simulated data at epsilon 1,
+# rows TVD2 0.0103 -> 0.0090 with every drawn column sorted on). Sorting on every column puts
+# rows alike in all of them side by side, and spreading then gives them different values: ten
+# times fewer duplicate rows than independent draws from the same model (350 against 3,500;
+# the real data hold 3,800). So a column is sorted on only while the blocks it leaves hold at
+# least STRATIFY_MIN_BLOCK rows (mean over rows): 30 kept 0.0087 of the 0.0090 at about 3/4 of
+# the duplicates (100: 0.0088, 0.8). 0 turns stratification off: independent, shuffled draws
+# (the sampler before it, kept for the benchmark's paired comparison).
+STRATIFY_MIN_BLOCK = 30
+CHUNK_CELLS = 1_000_000  # rounding works on this many (separator value x cell) entries at once
+
+
 def _draw(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` cell indices whose counts are ``n p`` rounded (as mbi's sampler does), in random order.
 
     Each cell gets the integer part of its expected count and the rows left over go to cells
     drawn in proportion to the fractional parts, without replacement: the counts are within one
-    of ``n p`` instead of carrying multinomial sampling error.
+    of ``n p`` instead of carrying multinomial sampling error. (The unstratified sampler.)
     """
     p = probs.ravel() / probs.sum()
     expected = p * n
@@ -431,8 +448,138 @@ def _draw(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.repeat(np.arange(p.size), counts))
 
 
+def _round(n: np.ndarray, probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``n[i] * probs[i]`` rounded to integers summing to ``n[i]`` (rows of ``probs`` sum to 1).
+
+    Each cell gets its integer part plus one with probability its fractional part, chosen by
+    systematic sampling along the row (one uniform offset a row): exactly the rows left over are
+    added, and consecutive cells (the leading axes' margins) stay within one of their expectation.
+    """
+    expected = n[:, None] * probs
+    counts = np.floor(expected)
+    left = n - counts.sum(axis=1)
+    cum = np.cumsum(expected - counts, axis=1)
+    cum[:, -1] = left  # the fractions add up to this integer; float residue must not move it
+    cum = np.minimum(cum, left[:, None])
+    marks = np.floor(cum - rng.random((len(n), 1)))
+    return (counts + np.diff(marks, axis=1, prepend=-1.0)).astype(np.int64)
+
+
+def _strata(group: np.ndarray, columns: Sequence[np.ndarray], sizes: Sequence[int],
+            rng: np.random.Generator) -> list[np.ndarray]:
+    """The drawn columns to sort a draw's rows on: the most levels first (their pairs carry the
+    most sampling error), while the blocks they cut each ``group`` into keep at least
+    :data:`STRATIFY_MIN_BLOCK` rows on average over rows."""
+    order = sorted(range(len(columns)), key=lambda i: (-sizes[i], rng.random()))
+    chosen, combo = [], group
+    for i in order:
+        trial = combo * sizes[i] + columns[i]
+        if (int(combo.max(initial=0)) + 1) * sizes[i] <= 8 * len(trial) + 1_000_000:
+            counts = np.bincount(trial)  # blocks numbered densely below: no sort needed
+            dense = (np.cumsum(counts > 0) - 1)[trial]
+            counts = counts[counts > 0]
+        else:
+            _, dense, counts = np.unique(trial, return_inverse=True, return_counts=True)
+        # The mean over rows of the size of a row's block: sum of squared sizes over rows.
+        if float((counts.astype(float) ** 2).sum()) < STRATIFY_MIN_BLOCK * len(trial):
+            break
+        chosen.append(columns[i])
+        combo = dense.reshape(-1)
+    return chosen
+
+
+def _assign(key: np.ndarray, probs: np.ndarray, columns: Sequence[np.ndarray],
+            sizes: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """A cell of ``probs`` for every row: the rows with ``key`` k take the cells of row k of
+    ``probs`` (conditional probabilities, any scale) with counts rounded from their expectation
+    (:func:`_round`), each cell's rows spread evenly along the rows sorted on the already-drawn
+    ``columns`` (:func:`_strata`; ties in random order): systematic sampling, which stratifies
+    the new cells on those columns."""
+    rows = key.shape[0]
+    uniq, inv = np.unique(key, return_inverse=True)
+    inv = inv.reshape(-1)
+    n = np.bincount(inv).astype(float)
+    groups, cells, counts = [], [], []
+    step = max(1, CHUNK_CELLS // probs.shape[1])
+    for lo in range(0, len(uniq), step):
+        p = probs[uniq[lo: lo + step]].astype(float)
+        total = p.sum(axis=1, keepdims=True)
+        p = np.divide(p, total, out=np.full_like(p, 1.0 / p.shape[1]), where=total > 0)
+        got = _round(n[lo: lo + step], p, rng)
+        g, c = np.nonzero(got)  # row-major: by group, then cell
+        groups.append(g + lo)
+        cells.append(c)
+        counts.append(got[g, c])
+    m = np.concatenate(counts)
+    # The j-th of a cell's m rows in its group sits at (j + u) / m along the group: spread evenly.
+    j = np.arange(rows) - np.repeat(np.cumsum(m) - m, m)
+    spot = (j + np.repeat(rng.random(m.size), m)) / np.repeat(m, m)
+    sequence = np.repeat(np.concatenate(cells), m)[np.lexsort((spot, np.repeat(
+        np.concatenate(groups), m)))]
+    strata = _strata(inv, columns, sizes, rng)
+    placed = np.lexsort((rng.random(rows), *reversed(strata), inv))
+    out = np.empty(rows, dtype=np.int64)
+    out[placed] = sequence
+    return out
+
+
 def sample(model: Model, rows: int, rng: np.random.Generator) -> np.ndarray:
-    """``rows`` records as original level codes, one column per model column."""
+    """``rows`` records as original level codes, one column per model column.
+
+    Clique by clique in the junction tree's order, each clique's new columns conditional on its
+    separator (drawn before), stratified on the other drawn columns (:func:`_assign`), then each
+    merged level expanded to an original one in proportion to the noisy one-way counts.
+    """
+    if not STRATIFY_MIN_BLOCK:
+        return _sample_independent(model, rows, rng)
+    d = len(model.columns)
+    if rows == 0:
+        return np.empty((0, d), dtype=np.int64)
+    csizes = tuple(int(g.max()) + 1 for g in model.groups)
+    comp = np.full((rows, d), -1, dtype=np.int64)
+    drawn: list[int] = []
+    for clique, table in zip(model.cliques, model.tables, strict=True):
+        known = [i for i, a in enumerate(clique) if a in drawn]
+        # New columns with the most levels lead the rounding order (their margins stay closest).
+        new = sorted((i for i in range(len(clique)) if i not in known),
+                     key=lambda i: (-table.shape[i], i))
+        if not new or rows == 0:
+            drawn.extend(clique[i] for i in new)
+            continue
+        moved = np.moveaxis(table, known + new, range(len(clique)))
+        sep_shape, new_shape = moved.shape[: len(known)], moved.shape[len(known):]
+        cond = moved.reshape(math.prod(sep_shape), math.prod(new_shape))
+        key = (np.ravel_multi_index(tuple(comp[:, clique[i]] for i in known), sep_shape)
+               if known else np.zeros(rows, dtype=np.int64))
+        others = [a for a in drawn if a not in clique]
+        out = _assign(key, cond, [comp[:, a] for a in others], [csizes[a] for a in others], rng)
+        for pos, idx in zip(new, np.unravel_index(out, new_shape), strict=True):
+            comp[:, clique[pos]] = idx
+        drawn.extend(clique[i] for i in new)
+    result = np.empty_like(comp)
+    for j in range(d):
+        g, w = model.groups[j], model.within[j]
+        members = [np.flatnonzero(g == c) for c in range(csizes[j])]
+        if max(len(m) for m in members) == 1:  # no level merged
+            result[:, j] = np.concatenate(members)[comp[:, j]]
+            continue
+        # Expand each merged level to an original one in proportion to the noisy one-way counts
+        # of the levels it merged (padded: a level with fewer members gives 0 to the rest).
+        width = max(len(m) for m in members)
+        probs = np.zeros((csizes[j], width))
+        table = np.zeros((csizes[j], width), dtype=np.int64)
+        for c, m in enumerate(members):
+            probs[c, : len(m)] = w[m] if w[m].sum() > 0 else 1.0
+            table[c, : len(m)] = m
+        others = [a for a in range(d) if a != j]
+        out = _assign(comp[:, j], probs, [comp[:, a] for a in others],
+                      [csizes[a] for a in others], rng)
+        result[:, j] = table[comp[:, j], out]
+    return result
+
+
+def _sample_independent(model: Model, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """The sampler before stratification: each draw rounded by :func:`_draw` and shuffled."""
     d = len(model.columns)
     comp = np.full((rows, d), -1, dtype=np.int64)
     for clique, table in zip(model.cliques, model.tables, strict=True):
