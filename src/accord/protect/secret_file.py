@@ -18,12 +18,18 @@ from accord.errors import KeyMissingError
 MIN_SECRET_BYTES = 16
 
 
-def refuse_directory(path: Path, example: str) -> None:
+def refuse_directory(path: Path, example: str, option: str | None = None) -> None:
     """A directory where a secret file is to be made: said as such (it was 'a key already
-    exists at DIR', and with --force an OSError), before the exists check."""
+    exists at DIR', and with --force an OSError), before the exists check. ``option`` is the
+    command-line option that gave the path; a library caller (None) is told of its argument."""
     if path.is_dir():
-        raise KeyMissingError(f"{path} is a directory, not a secret file",
-                              hint=f"give --key-file the file to create, e.g. {path / example}")
+        what = f"give {option} the file to create" if option else "pass the path of the file to create"
+        raise KeyMissingError(f"{path} is a directory, not a secret file", hint=f"{what}, e.g. {path / example}")
+
+
+def replace_flag(option: str | None) -> str:
+    """How the caller asks to replace an existing secret: `--force` on the command line."""
+    return "--force" if option else "force=True"
 
 
 def write_secret_file(path: Path, doc: dict[str, Any], header: str) -> None:
