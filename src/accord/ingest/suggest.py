@@ -247,7 +247,7 @@ def _nothing_matched(export: Path, columns: int, with_form: bool) -> MappingErro
     it (ingest would refuse every row), so none is written and the user is told what to try."""
     form = "" if with_form else "give --form with the XLSForm the export came from (its labels are matched too), or "
     return MappingError(f"no column of {export} matched a field of the standard by name, form label or values "
-                        f"({columns} columns read); no mapping written",
+                        f"({columns} column{'' if columns == 1 else 's'} read); no mapping written",
                         hint=f"{form}write the mapping by hand (docs/mapping.md; `accord standard dictionary` "
                         "lists the fields)")
 
