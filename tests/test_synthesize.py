@@ -77,7 +77,7 @@ def test_cli_writes_synthetic_data_and_reports(tmp_path: Path) -> None:
     assert kept["utility_vs_real_data"]["orders"][1]["mean_tvd"] < 0.08
     assert sum(kept["distance_to_closest_record"]["synthetic_to_real"]) == 1000
     inside = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "4",
-                                      "--out", str(out), "--steward-report",
+                                      "--out", str(out), "--overwrite", "--steward-report",
                                       str(out.parent / "real.json")])
     assert inside.exit_code == 2 and "release folder" in inside.output
     assert not (out.parent / "real.json").exists()

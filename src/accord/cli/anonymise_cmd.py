@@ -14,12 +14,14 @@ from rich.table import Table
 
 from accord.cli.common import (
     JsonOption,
+    OverwriteOption,
     check_separator,
     console,
     err_console,
     make_progress,
     plain,
     print_json,
+    refuse_existing,
     user_errors,
 )
 from accord.cli.engine_opts import (
@@ -173,9 +175,11 @@ def anonymise_command(
     engine: EngineOption = "embedded",
     spark_master: SparkMasterOption = "local[*]",
     spark_conf: SparkConfOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Generalise and suppress a table until it is k-anonymous (and l-diverse), losing least."""
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         check_engine(engine, spark_master, spark_conf)  # before any data is read
         if l_kind not in ("distinct", "entropy") or metric not in ("entropy", "loss") or \
                 suppression not in ("cells", "records"):

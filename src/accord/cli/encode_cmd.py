@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
+from accord.cli.common import (
+    JsonOption,
+    OverwriteOption,
+    console,
+    make_progress,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.errors import InputFileError
 
 if TYPE_CHECKING:
@@ -47,6 +55,7 @@ def encode(
         "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
         "(e.g. name parts encoded on their own, no diffusion); the output records it.")] = False,
     as_json: JsonOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the file)."""
     # The encoder (pyarrow, numpy, pydantic, yaml) loads here, not at the top: `accord encode
@@ -63,6 +72,7 @@ def encode(
     )
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         if (fields is None) == (schema_file is None):
             raise EncodingSchemaError("give exactly one of --fields and --schema",
                                       hint="e.g. --fields given:name,surname:name,dob:date")
