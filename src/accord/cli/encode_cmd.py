@@ -65,8 +65,10 @@ def encode(
         EncodingInfo,
         EncodingSchemaError,
         check_safe,
+        input_gaps,
         load_linkage_secret,
         load_schema,
+        repeated_ids,
         schema_from_fields,
         write_encodings,
     )
@@ -86,6 +88,12 @@ def encode(
         if missing:
             raise InputFileError(f"{identifiers} lacks column(s) {', '.join(missing)}",
                                  hint=f"columns present: {', '.join(table.column_names)}")
+        repeated, no_id = repeated_ids(table[id_column])
+        if repeated or no_id:  # the pairs `accord match` writes could not say which record linked
+            raise InputFileError(f"{repeated:,} record(s) of {identifiers} share their id (--id {id_column}) with "
+                                 f"another record, {no_id:,} have none",
+                                 hint="give each record its own id: `accord match` names the records it links by it")
+        gaps = input_gaps(schema, table)
         start = time.perf_counter()
         with make_progress(transient=True) as bar:
             bar.add_task("encoding", total=None)
@@ -101,11 +109,17 @@ def encode(
         "diffusion": schema.hardening.diffusion,
         "unsafe_encoding": unsafe,
         "seconds": round(seconds, 3), "out": str(out),
+        "gaps": gaps,
     }
     if as_json:
         print_json(summary)
         return
     t = Table(title=f"encoded {identifiers.name}", show_header=False)
     for k, v in summary.items():
-        t.add_row(k, "; ".join(v) if isinstance(v, list) else str(v))
+        if k != "gaps":
+            t.add_row(k, "; ".join(v) if isinstance(v, list) else str(v))
     console.print(t)
+    for name, counts in gaps.items():  # said, not silent: these records link on their other fields
+        console.print(f"note: {name}: " + ", ".join(f"{n:,} {what}" for what, n in counts.items())
+                      + " (encoded as unknown" + (", or as the year alone" if "year only" in counts else "")
+                      + ": those records link on their other fields)", highlight=False)
