@@ -101,9 +101,15 @@ def read_aggregates(path: Path, standard: Standard, country_overrides: dict[str,
         glotip = all(c in header for c in GLOTIP)
         lower = {h.strip().casefold(): h for h in header}
         if not glotip and not all(c in lower for c in SIMPLE):
+            # One header cell holding the others: the file is not comma-separated (a spreadsheet
+            # saved with ';' or tabs), which is said, not left to "needs the columns".
+            other = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
             raise InputFileError(
                 f"{path.name} is not an aggregate table: it needs the columns {', '.join(SIMPLE)} "
-                "(or a UNODC GLOTIP export)", hint="see docs/aggregates.md")
+                "(or a UNODC GLOTIP export)"
+                + (f"; its header is one column holding {other!r}: it is not comma-separated" if other else ""),
+                hint=("save it as CSV with commas between the columns; " if other else "")
+                + "docs/interop.md (aggregate tables) describes both shapes")
         col = ({"country": "Iso3_code", "year": "Year", "sex": "Sex", "age": "Age", "form": "Category",
                 "count": "txtVALUE"} if glotip else
                {"country": lower["country"], "year": lower["year"], "sex": lower["sex"],
