@@ -33,7 +33,7 @@ from accord.cli.engine_opts import (
 )
 from accord.errors import AccordError, InputFileError
 from accord.release.anonymise import AnonymisationResult, anonymise, load_hierarchies
-from accord.release.anonymise.inputs import count_columns, identifier_columns
+from accord.release.anonymise.inputs import count_columns, identifier_columns, refuse_repeated_columns
 from accord.safe_csv import write_arrow_csv
 
 
@@ -47,6 +47,7 @@ def read_csv_as_strings(path: Path, sep: str) -> pa.Table:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh, delimiter=sep))
+        refuse_repeated_columns((h.lstrip("\ufeff") for h in header), path.name)
         return pcsv.read_csv(
             path, read_options=pcsv.ReadOptions(encoding="utf8"),
             parse_options=pcsv.ParseOptions(delimiter=sep),
