@@ -32,6 +32,7 @@ from accord.cli.engine_opts import (
     group_engine,
 )
 from accord.errors import AccordError, InputFileError
+from accord.input_files import refuse_special_file
 from accord.release.anonymise import AnonymisationResult, anonymise, load_hierarchies
 from accord.release.anonymise.inputs import count_columns, identifier_columns, refuse_repeated_columns
 from accord.safe_csv import write_arrow_csv
@@ -44,6 +45,7 @@ def _split(value: str | None) -> list[str]:
 def read_csv_as_strings(path: Path, sep: str) -> pa.Table:
     """Read every column as text: codes like ``01`` must not become numbers."""
     check_separator(sep)
+    refuse_special_file(path, "table")
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh, delimiter=sep))

@@ -19,6 +19,7 @@ from accord.cli.common import (
     user_errors,
 )
 from accord.errors import InputFileError
+from accord.input_files import refuse_special_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,6 +29,7 @@ def read_identifiers(path: Path, sep: str) -> pa.Table:
     """Every column as text: postcodes, ids and dates must keep their exact spelling."""
     if not path.exists():
         raise InputFileError(f"no file at {path}", hint="check the path")
+    refuse_special_file(path, "identifiers file")
     import duckdb  # here, not at the top: `accord encode --help` starts without it
 
     con = duckdb.connect()

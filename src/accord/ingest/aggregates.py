@@ -20,6 +20,7 @@ import pyarrow as pa
 import pycountry
 
 from accord.errors import InputFileError
+from accord.input_files import refuse_special_file
 from accord.standard import Standard
 
 TOTAL = "_T"
@@ -91,6 +92,7 @@ def read_aggregates(path: Path, standard: Standard, country_overrides: dict[str,
     for name, code in overrides.items():
         if pycountry.countries.get(alpha_2=code) is None:
             raise InputFileError(f"--country {name}={code}: {code} is not an ISO 3166 alpha-2 code")
+    refuse_special_file(path, "aggregate table")
     try:
         fh = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from accord.errors import KeyMissingError
+from accord.input_files import refuse_special_file
 
 MIN_SECRET_BYTES = 16
 
@@ -49,6 +50,7 @@ def read_secret_file(path: Path, kind: str, *, missing: str, what: str, short: s
 
     if not path.exists():
         raise KeyMissingError(missing, hint=hint)
+    refuse_special_file(path, what)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(doc, dict) or doc.get("kind") != kind:
