@@ -54,7 +54,7 @@ def _anonymise(tmp_path: Path, data: Path, *extra: str) -> tuple[int, str, Path]
     res = CliRunner().invoke(app, ["anonymise", str(data), "--qi", "age,sex,region",
                                    "--hierarchies", str(_hierarchies(tmp_path / "h")),
                                    "--k", "5", "--max-suppression", "0.05", "--out", str(out),
-                                   *extra])
+                                   "--overwrite", *extra])  # each call of a test replaces the last one's
     return res.exit_code, res.output, out
 
 
