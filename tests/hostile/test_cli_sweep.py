@@ -421,8 +421,13 @@ def test_every_hostile_value_of_every_option(world: World, tmp_path: Path, monke
 # ------------------------------------------------------------------------------ existing outputs
 
 # Options naming what a command writes; base invocations for writers BASE runs without one.
-OUTPUT_OPTIONS = ("--out", "--mapping-out", "--quarantine", "--persons-out", "--linkage-unit-out")
-MORE_OUTPUTS: dict[str, list[str]] = {"stats": ["--hub", "{hub}", "--out", "{out}"]}
+OUTPUT_OPTIONS = ("--out", "--mapping-out", "--quarantine", "--persons-out", "--linkage-unit-out",
+                  "--steward-report")
+MORE_OUTPUTS: dict[str, list[str]] = {
+    "stats": ["--hub", "{hub}", "--out", "{out}"],
+    "synthesize --steward-report": ["{micro}", "--epsilon", "1", "--rows", "50", "--out", "{out}",
+                                    "--steward-report", "{out2}"],
+}
 # Replaced by nothing, not even --overwrite: a contribution, a secret made for one user, a
 # download (each refused in its own words). `demo --out` has its own rule (--fresh clears only a
 # folder the demo made).
@@ -461,7 +466,7 @@ def test_no_output_is_replaced_without_overwrite(world: World, tmp_path: Path,
             if option not in OUTPUT_OPTIONS:
                 continue
             replaceable = (name, option) not in NEVER_REPLACED
-            if replaceable and not any("--overwrite" in p.opts for p in commands[name].params):
+            if replaceable and not any("--overwrite" in p.opts for p in commands[name.split(" --")[0]].params):
                 failures.append(f"{name}: writes {option} but has no --overwrite")
             for shape in ("file", "folder"):
                 tmp = tmp_path / f"{name.replace(' ', '-')}{option}-{shape}"
@@ -472,7 +477,8 @@ def test_no_output_is_replaced_without_overwrite(world: World, tmp_path: Path,
                 else:
                     target.mkdir()
                     (target / "keep.txt").write_text("keep\n", encoding="utf-8")
-                args = _hub_copy(world, [*name.split(), *(world.fill(a, tmp / "out") for a in base)], tmp)
+                args = _hub_copy(world, [*name.split(" --")[0].split(), *(world.fill(a, tmp / "out") for a in base)],
+                                 tmp)
                 spent = _spent(tmp / "hub.duckdb") if name.startswith("release") else None
                 result = _invoke(world, args, tmp, monkeypatch)
                 checked += 1

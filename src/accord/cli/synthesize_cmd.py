@@ -58,6 +58,7 @@ def synthesize(
     """Differentially private synthetic data (AIM-like: adaptive marginals, graphical model)."""
     with user_errors():
         refuse_existing(out, *(out.with_suffix(f".{r}") for r in REPORTS), overwrite=overwrite)
+        refuse_existing(steward, overwrite=overwrite, option="--steward-report")
         check_epsilon(epsilon)  # before the file is read
         check_delta(delta)
         if steward is not None:  # refuse a steward path inside the release folder before any work
