@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any, Literal
 
 from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.protect.encoding import new_linkage_secret
 from accord.simulate import SimulationConfig, simulate
+
+
+def run_cli(*args: str, code: int = 0,
+            read: Literal["output", "stdout", "squeezed", "json"] = "output") -> Any:
+    """`accord ARGS` in-process (the CLI's click tree, as `accord` runs it). Asserts the exit code
+    and that no exception escaped but the CLI's own exit (a traceback is a bug even with the
+    expected code). Returns what it printed: ``output`` (stdout and stderr), ``stdout``,
+    ``squeezed`` (the output with each run of whitespace one space: messages wrap at the
+    terminal's width) or ``json`` (stdout parsed)."""
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == code, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    if read == "json":
+        return json.loads(res.stdout)
+    if read == "squeezed":
+        return " ".join(res.output.split())
+    return res.stdout if read == "stdout" else res.output
 
 
 def hub_from_export(tmp_path: Path, export: Path, mapping: Path, partner: str = "ngo_a") -> Path:

@@ -62,6 +62,22 @@ def test_bad_aggregates_are_refused_naming_row_and_column(tmp_path: Path, runner
     assert not hub.exists()  # nothing stored
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_table_not_separated_by_commas_is_said_so(tmp_path: Path, runner: CliRunner, sep: str) -> None:
+    """A spreadsheet saved with ';' was 'not an aggregate table: it needs the columns ...' (which
+    it has) with a hint naming a page that does not exist."""
+    src = tmp_path / "semi.csv"
+    src.write_text(sep.join(["country", "year", "sex", "age_group", "form_of_exploitation", "count"]) + "\n"
+                   + sep.join(["THA", "2020", "Total", "Total", "Total", "210"]) + "\n", encoding="utf-8")
+    hub = tmp_path / "hub.duckdb"
+    result = runner.invoke(app, ["tables", "ingest", str(src), "--source", "nr", "--hub", str(hub)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert f"its header is one column holding {sep!r}: it is not comma-separated" in said
+    assert "what to do: save it as CSV with commas between the columns; docs/interop.md" in said
+    assert "210" not in said and not hub.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not GLOTIP.exists(), reason=f"UNODC's GLOTIP export is not at {GLOTIP}")
 def test_glotip_export_loads_and_every_row_is_accounted_for(tmp_path: Path, runner: CliRunner) -> None:

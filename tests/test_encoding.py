@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import json
 import os
 import random
 import stat
@@ -247,6 +248,36 @@ def test_cli_encode_reports_missing_columns(tmp_path: Path) -> None:
                                    "--out", str(tmp_path / "o.parquet")])
     assert res.exit_code == 2
     assert "surname" in res.output and "Secretname" not in res.output
+
+
+def test_cli_encode_refuses_shared_ids_and_says_what_it_could_not_read(tmp_path: Path) -> None:
+    """Two records with one id were encoded silently (the pairs `accord match` writes name records
+    by id, so a link to either could not be told apart), as were blank names and dates that are no
+    dates (encoded as unknown: weaker evidence). Now shared or missing ids are refused, and the
+    gaps are counted, per field, never shown."""
+    key = tmp_path / "link.key"
+    new_linkage_secret(key)
+    src, out = tmp_path / "ids.csv", tmp_path / "o.parquet"
+    args = ["encode", str(src), "--id", "case", "--fields", "given:name,dob:date", "--secret-file", str(key),
+            "--out", str(out)]
+    rows = [{"case": "c1", "given": "Secretname", "dob": "1988-03-09"},
+            {"case": "c1", "given": "Othername", "dob": "31/31/1990"},
+            {"case": "", "given": "", "dob": "not a date"}]
+    _write_csv(src, rows)
+    res = CliRunner().invoke(app, args)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2, said
+    assert "2 record(s) of" in said and "share their id (--id case) with another record, 1 have none" in said
+    assert not out.exists() and "Secretname" not in said
+    _write_csv(src, [{**r, "case": f"c{i}"} for i, r in enumerate(rows)])
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["gaps"] == {"given": {"blank": 1}, "dob": {"unread": 1, "year only": 1}}
+    res = CliRunner().invoke(app, [*args, "--overwrite"])
+    said = " ".join(res.output.split())
+    assert "note: given: 1 blank (encoded as unknown" in said
+    assert "note: dob: 1 unread, 1 year only (encoded as unknown, or as the year alone" in said
+    assert "1990" not in said and "not a date" not in said
 
 
 # ------------------------------------------------------------------ frequency attack

@@ -14,11 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from accord.cli.main import app
 from accord.protect.encoding import new_linkage_secret
 from accord.simulate import SimulationConfig, simulate
+from tests.hubs import run_cli
 
 UNORDERED = "bf_date_of_birth__unordered"
 
@@ -31,22 +30,15 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     secret = tmp / "linkage.key"
     new_linkage_secret(secret)
     key = tmp / "partner.key"
-    _run("keys", "init", "--key-file", str(key))
+    run_cli("keys", "init", "--key-file", str(key))
     return {"partners": sim.partners, "secret": secret, "key": key}
-
-
-def _run(*args: str, code: int = 0) -> str:
-    res = CliRunner().invoke(app, list(args))
-    assert res.exit_code == code, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
-    return res.output
 
 
 def _ingest(exports: dict[str, Any], i: int, out: Path) -> Path:
     files = exports["partners"][i]
-    _run("ingest", str(files.export), "--mapping", str(files.mapping), "--partner",
-         files.partner.replace("_", "-"), "--key-file", str(exports["key"]), "--out", str(out),
-         "--linkage-secret", str(exports["secret"]))
+    run_cli("ingest", str(files.export), "--mapping", str(files.mapping), "--partner",
+            files.partner.replace("_", "-"), "--key-file", str(exports["key"]), "--out", str(out),
+            "--linkage-secret", str(exports["secret"]))
     return out
 
 
@@ -67,37 +59,37 @@ def _as_format_3(contribution: Path) -> None:
 
 
 def _batches(hub: str) -> list[dict[str, Any]]:
-    return list(json.loads(_run("hub", "status", "--hub", hub, "--json"))["batches"])
+    return list(json.loads(run_cli("hub", "status", "--hub", hub, "--json"))["batches"])
 
 
 def test_a_format_3_hub_refuses_format_4_until_the_old_batches_are_withdrawn(
         hub: str, exports: dict[str, Any], tmp_path: Path) -> None:
     old = _ingest(exports, 0, tmp_path / "a")
     _as_format_3(old)
-    _run("hub", "add", str(old), "--hub", hub)  # what an older Accord held
+    run_cli("hub", "add", str(old), "--hub", hub)  # what an older Accord held
     new = _ingest(exports, 1, tmp_path / "b")
 
-    out = _run("hub", "add", str(new), "--hub", hub, code=2)
+    out = run_cli("hub", "add", str(new), "--hub", hub, code=2)
     assert "older format" in out and "withdraw" in out and "nothing was added" in out
     assert len(_batches(hub)) == 1
-    out = _run("link", "--hub", hub, code=2)
+    out = run_cli("link", "--hub", hub, code=2)
     assert "older encoding format" in out and "withdraw" in out
 
     [batch] = _batches(hub)
-    _run("hub", "withdraw", "--partner", batch["partner"], "--batch", batch["batch_id"],
-         "--hub", hub)
-    _run("hub", "add", str(new), "--hub", hub)
-    _run("hub", "add", str(_ingest(exports, 0, tmp_path / "a2")), "--hub", hub)  # protected again
-    linked = json.loads(_run("link", "--hub", hub, "--json"))
+    run_cli("hub", "withdraw", "--partner", batch["partner"], "--batch", batch["batch_id"],
+            "--hub", hub)
+    run_cli("hub", "add", str(new), "--hub", hub)
+    run_cli("hub", "add", str(_ingest(exports, 0, tmp_path / "a2")), "--hub", hub)  # protected again
+    linked = json.loads(run_cli("link", "--hub", hub, "--json"))
     assert linked["encoded_records"] == linked["records"] > 0
 
 
 def test_a_format_4_hub_refuses_a_format_3_contribution(
         hub: str, exports: dict[str, Any], tmp_path: Path) -> None:
-    _run("hub", "add", str(_ingest(exports, 0, tmp_path / "a")), "--hub", hub)
+    run_cli("hub", "add", str(_ingest(exports, 0, tmp_path / "a")), "--hub", hub)
     old = _ingest(exports, 1, tmp_path / "b")
     _as_format_3(old)
-    out = _run("hub", "add", str(old), "--hub", hub, code=2)
+    out = run_cli("hub", "add", str(old), "--hub", hub, code=2)
     assert "older encoding format" in out and "protect the records again" in out
     assert len(_batches(hub)) == 1
-    _run("link", "--hub", hub)
+    run_cli("link", "--hub", hub)

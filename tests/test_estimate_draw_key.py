@@ -18,19 +18,13 @@ from accord.cli.main import app
 from accord.research.estimate.noisy import draw_key
 from accord.research.estimate.pipeline import hub_draw_key, person_lists
 from accord.store import open_store
-from tests.hubs import simulated_contributions
+from tests.hubs import run_cli, simulated_contributions
 
 
 @pytest.fixture(scope="module")
 def contributions(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return simulated_contributions(tmp_path_factory.mktemp("drawkey"),
                                    people=90, partners=3, overlap=0.4, seed=11)
-
-
-def _run(*args: str, code: int = 0) -> str:
-    res = CliRunner().invoke(app, list(args))
-    assert res.exit_code == code, res.output
-    return res.stdout
 
 
 def _keys(hub: str) -> tuple[str, str, list[str]]:
@@ -49,41 +43,41 @@ def _stored_keys(hub: str) -> list[str]:
 
 
 def _spent(hub: str) -> float:
-    return float(json.loads(_run("budget", "--hub", hub, "--json"))["budget"]["spent_rho"])
+    return float(json.loads(run_cli("budget", "--hub", hub, "--json", read="stdout"))["budget"]["spent_rho"])
 
 
 def _batches(hub: str) -> list[dict[str, Any]]:
-    return list(json.loads(_run("hub", "status", "--hub", hub, "--json"))["batches"])
+    return list(json.loads(run_cli("hub", "status", "--hub", hub, "--json", read="stdout"))["batches"])
 
 
 def test_the_draw_is_looked_up_under_the_key_it_was_made_under(
         hub: str, contributions: list[Path]) -> None:
     for c in contributions[:2]:
-        _run("hub", "add", str(c), "--hub", hub)
-    _run("link", "--hub", hub)
+        run_cli("hub", "add", str(c), "--hub", hub)
+    run_cli("link", "--hub", hub)
     linked = {b["batch_id"] for b in _batches(hub)}
-    _run("hub", "add", str(contributions[2]), "--hub", hub)  # not linked: each record a person
+    run_cli("hub", "add", str(contributions[2]), "--hub", hub)  # not linked: each record a person
     late = next(b for b in _batches(hub) if b["batch_id"] not in linked)
     checked, drawn, partners = _keys(hub)
     assert len(partners) == 3 and late["partner"] in partners
     assert checked == drawn
 
     # Budget for the stats and estimates draws of one data version (rho 0.015), not for more.
-    _run("budget", "set", "--epsilon", "0.83", "--hub", hub)
-    _run("budget", "grant", "--epsilon", "0.65", "--reason", "one version", "--hub", hub)
-    _run("stats", "--hub", hub)
+    run_cli("budget", "set", "--epsilon", "0.83", "--hub", hub)
+    run_cli("budget", "grant", "--epsilon", "0.65", "--reason", "one version", "--hub", hub)
+    run_cli("stats", "--hub", hub)
     assert _stored_keys(hub).count(checked) == 1
     spent = _spent(hub)
     assert spent == pytest.approx(0.015)
     # Less budget left than a draw costs: the draws the hub holds are served again (the checks
     # before reading find them under the key they were stored under), at no cost.
-    _run("estimate", "--hub", hub)
-    _run("stats", "--hub", hub)
+    run_cli("estimate", "--hub", hub)
+    run_cli("stats", "--hub", hub)
     assert _spent(hub) == spent
 
     # The late partner withdraws its batch after the draw: a new data version without it.
-    _run("hub", "withdraw", "--partner", late["partner"], "--batch", late["batch_id"],
-         "--hub", hub)
+    run_cli("hub", "withdraw", "--partner", late["partner"], "--batch", late["batch_id"],
+            "--hub", hub)
     checked, drawn, partners = _keys(hub)
     assert late["partner"] not in partners and len(partners) == 2
     assert checked == drawn
@@ -94,8 +88,8 @@ def test_the_draw_is_looked_up_under_the_key_it_was_made_under(
     assert res.exit_code == 3 and "use the default --privacy dp" in res.output, res.output
     out = " ".join(CliRunner().invoke(app, ["estimate", "--hub", hub]).output.split())
     assert "needs rho 0.005" in out  # a new version's draw is not free: the check found none
-    _run("budget", "grant", "--epsilon", "0.65", "--reason", "next version", "--hub", hub)
-    _run("estimate", "--hub", hub)
+    run_cli("budget", "grant", "--epsilon", "0.65", "--reason", "next version", "--hub", hub)
+    run_cli("estimate", "--hub", hub)
     assert _stored_keys(hub) == [checked]
-    _run("estimate", "--hub", hub)
+    run_cli("estimate", "--hub", hub)
     assert _spent(hub) == pytest.approx(spent + 0.005)

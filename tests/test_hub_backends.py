@@ -4,20 +4,18 @@ report, audit, the tamper-evident chain)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from accord.cli.main import app
 from accord.protect.encoding import new_linkage_secret
 from accord.protect.encoding.pipeline import pipeline_encoder
 from accord.protect.job import build_contribution
 from accord.protect.keys import create_partner_key
 from accord.simulate import SimulationConfig, simulate
 from accord.store import open_store
+from tests.hubs import run_cli
 
 # Simulates and ingests three partners once, then runs the pipeline per engine: about 30 s.
 pytestmark = pytest.mark.slow
@@ -41,33 +39,27 @@ def contributions(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
-def _cli(*args: str) -> Any:
-    res = CliRunner().invoke(app, list(args))
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout) if "--json" in args else res.stdout
-
-
 def _pipeline(hub: str, contributions: list[Path], out: Path) -> dict[str, Any]:
     """Every hub command once; returns what must not depend on the engine."""
-    added = [_cli("hub", "add", str(c), "--hub", hub, "--actor", "steward", "--json")[0]
+    added = [run_cli("hub", "add", str(c), "--hub", hub, "--actor", "steward", "--json", read="json")[0]
              for c in contributions]
-    again = _cli("hub", "add", str(contributions[0]), "--hub", hub, "--json")[0]
-    status = _cli("hub", "status", "--hub", hub, "--json")
-    link = _cli("link", "--hub", hub, "--json")
+    again = run_cli("hub", "add", str(contributions[0]), "--hub", hub, "--json", read="json")[0]
+    status = run_cli("hub", "status", "--hub", hub, "--json", read="json")
+    link = run_cli("link", "--hub", hub, "--json", read="json")
     # Exact-count mode: the default DP draw is random, so two engines would publish different
     # noise; the engines must agree on the counts the noise is added to.
-    stats = _cli("stats", "--hub", hub, "--actor", "analyst", "--privacy", "suppression", "--json")
-    stats_records = _cli("stats", "--hub", hub, "--privacy", "suppression", "--unit", "records",
-                         "--json")
-    risk = _cli("risk", "--hub", hub, "--json")
-    estimate = _cli("estimate", "--hub", hub, "--privacy", "suppression", "--json")
-    dp = _cli("release", "tables", "--hub", hub, "--epsilon", "0.5", "--tables", "case_type_by_sex",
-              "--out", str(out / "dp"), "--actor", "analyst", "--json")
-    budget = _cli("budget", "--hub", hub, "--json")
-    _cli("report", "--hub", hub, "--out", str(out / "report.html"))
-    releases = _cli("hub", "releases", "--hub", hub, "--json")
-    audit = _cli("hub", "audit", "--hub", hub, "--json")
-    verify = _cli("hub", "verify", "--hub", hub, "--json")
+    stats = run_cli("stats", "--hub", hub, "--actor", "analyst", "--privacy", "suppression", "--json", read="json")
+    stats_records = run_cli("stats", "--hub", hub, "--privacy", "suppression", "--unit", "records",
+                            "--json", read="json")
+    risk = run_cli("risk", "--hub", hub, "--json", read="json")
+    estimate = run_cli("estimate", "--hub", hub, "--privacy", "suppression", "--json", read="json")
+    dp = run_cli("release", "tables", "--hub", hub, "--epsilon", "0.5", "--tables", "case_type_by_sex",
+                 "--out", str(out / "dp"), "--actor", "analyst", "--json", read="json")
+    budget = run_cli("budget", "--hub", hub, "--json", read="json")
+    run_cli("report", "--hub", hub, "--out", str(out / "report.html"))
+    releases = run_cli("hub", "releases", "--hub", hub, "--json", read="json")
+    audit = run_cli("hub", "audit", "--hub", hub, "--json", read="json")
+    verify = run_cli("hub", "verify", "--hub", hub, "--json", read="json")
     with open_store(hub, read_only=True) as store:
         persons = store.query("SELECT person_id, partner, record_key FROM persons "
                               "ORDER BY partner, record_key").to_pylist()

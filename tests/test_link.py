@@ -157,7 +157,7 @@ def test_cli_encode_and_match(tmp_path: Path) -> None:
     assert all(0.5 <= float(r["score"]) <= 1 for r in got)
     s = pair_scores([(r["id_a"], r["id_b"]) for r in got], [(x, y) for x, y, _ in truth])
     assert s.f1 > 0.85
-    res = runner.invoke(app, ["match", str(outs[0]), str(outs[2]), "--out", str(pairs)])
+    res = runner.invoke(app, ["match", str(outs[0]), str(outs[2]), "--out", str(pairs), "--overwrite"])
     assert res.exit_code == 2
     assert "different linkage secrets" in res.output
 

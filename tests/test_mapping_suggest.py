@@ -94,3 +94,28 @@ def test_xlsform_labelled_export_round_trips_with_a_suggested_mapping(tmp_path: 
     assert rec["countries_of_transit"] == ["LA", "MM"] and rec["referred_to"] == ["shelter", "legal"]
     assert rec["registration_date_quality"] == "month_only" and rec["disability_wg"] == "yes"
     assert rec["consent_research"] == "no" and out.manifest.consent["no_research_consent"] == 1
+
+
+@pytest.mark.parametrize("form", [False, True])
+def test_an_export_nothing_in_which_matches_is_said_so(tmp_path: Path, runner: CliRunner,
+                                                        form: bool) -> None:
+    """It printed `fields: {}` and exited 0 (a mapping that maps nothing): now exit 2, no file,
+    and what to try next; a constant given with --set does not make it a mapping of the export.
+    No cell value in the message."""
+    export = tmp_path / "e.csv"
+    export.write_text("foo,bar\nqq1,zz9\nqq1,zz9\n", encoding="utf-8")  # no column unique: no case_id guess
+    extra = []
+    if form:
+        extra = ["--form", str(tmp_path / "intake.xlsx")]
+        assert runner.invoke(app, ["standard", "xlsform", "--out", extra[1]]).exit_code == 0
+    out = tmp_path / "m.yaml"
+    result = runner.invoke(app, ["mapping", "suggest", str(export), "--out", str(out),
+                                 "--set", "country_of_registration=TH", *extra])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "no column of" in said and "matched a field of the standard" in said
+    assert "(2 columns read); no mapping written" in said
+    assert "write the mapping by hand (docs/mapping.md" in said
+    assert ("give --form" in said) is not form  # not suggested when it was given
+    assert "qq1" not in said and "zz9" not in said
+    assert not out.exists()

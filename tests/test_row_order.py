@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -17,6 +16,7 @@ from accord.serve import requests as rq
 from accord.serve.accounts import Role, User
 from accord.store import open_store
 from accord.store.base import META_TABLES_SQL
+from tests.hubs import run_cli
 
 SECOND = "2026-03-01T12:00:00+00:00"
 ANA = User("ana", "agency", Role.ANALYST)
@@ -31,12 +31,6 @@ def one_second(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(f"{module}.now_iso", lambda: SECOND)
 
 
-def _cli(*args: str) -> Any:
-    res = CliRunner().invoke(app, list(args))
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout) if "--json" in args else res.stdout
-
-
 def _request(hub: str, rows: int) -> str:
     with open_store(hub) as store:
         made = rq.create_request(store, ANA, "synthetic", {"epsilon": 1.0, "rows": rows})
@@ -46,21 +40,21 @@ def _request(hub: str, rows: int) -> str:
 def test_rows_of_one_second_list_in_written_order(hub: str, one_second: None,
                                                   tmp_path: Path) -> None:
     made = [_request(hub, 100 + i) for i in range(N)]
-    listed = _cli("hub", "requests", "list", "--hub", hub, "--json")
+    listed = run_cli("hub", "requests", "list", "--hub", hub, "--json", read="json")
     assert [r["request_id"] for r in listed] == made
     assert {r["requested_at"] for r in listed} == {SECOND}
 
-    _cli("hub", "org", "add", "agency", "--hub", hub)
+    run_cli("hub", "org", "add", "agency", "--hub", hub)
     (tmp_path / "pw").write_text("a long enough password\n")
-    _cli("hub", "user", "add", "ana", "--org", "agency", "--role", "analyst", "--hub", hub,
-         "--password-file", str(tmp_path / "pw"))
+    run_cli("hub", "user", "add", "ana", "--org", "agency", "--role", "analyst", "--hub", hub,
+            "--password-file", str(tmp_path / "pw"))
     for i in range(N):
-        _cli("hub", "token", "create", "ana", "--out", str(tmp_path / f"t{i}"), "--hub", hub)
+        run_cli("hub", "token", "create", "ana", "--out", str(tmp_path / f"t{i}"), "--hub", hub)
     tokens = [t.read_text().split("_")[1] for t in sorted(tmp_path.glob("t?"))]
-    assert [r["token_id"] for r in _cli("hub", "token", "list", "--hub", hub, "--json")] == tokens
+    assert [r["token_id"] for r in run_cli("hub", "token", "list", "--hub", hub, "--json", read="json")] == tokens
 
     # The audit trail (CLI and the web pages' reader) in the order it was written.
-    audit = _cli("hub", "audit", "--hub", hub, "--json")
+    audit = run_cli("hub", "audit", "--hub", hub, "--json", read="json")
     asked = [json.loads(r["detail"])["request_id"] for r in audit if r["action"] == "hub.request"]
     assert asked == made
     created = [json.loads(r["detail"])["token_id"] for r in audit
@@ -74,18 +68,18 @@ def test_rows_of_one_second_list_in_written_order(hub: str, one_second: None,
     assert [json.loads(r["detail"])["token_id"] for r in newest] == tokens[::-1][:3]
 
     # Budget events of one second, too.
-    _cli("budget", "set", "--epsilon", "5", "--hub", hub)
-    _cli("budget", "grant", "--epsilon", "1", "--reason", "more", "--hub", hub)
-    _cli("budget", "grant", "--epsilon", "2", "--reason", "more again", "--hub", hub)
-    events = _cli("budget", "--hub", hub, "--json")["events"]
+    run_cli("budget", "set", "--epsilon", "5", "--hub", hub)
+    run_cli("budget", "grant", "--epsilon", "1", "--reason", "more", "--hub", hub)
+    run_cli("budget", "grant", "--epsilon", "2", "--reason", "more again", "--hub", hub)
+    events = run_cli("budget", "--hub", hub, "--json", read="json")["events"]
     assert [(e["event"], e["epsilon"]) for e in events] == [("set", 5.0), ("grant", 1.0),
                                                             ("grant", 2.0)]
-    assert _cli("hub", "verify", "--hub", hub, "--json")["ok"] is True
+    assert run_cli("hub", "verify", "--hub", hub, "--json", read="json")["ok"] is True
 
 
 def test_an_edit_of_the_order_is_seen(hub: str, one_second: None) -> None:
     made = [_request(hub, 100 + i) for i in range(3)]
-    assert _cli("hub", "verify", "--hub", hub, "--json")["ok"] is True  # negative control
+    assert run_cli("hub", "verify", "--hub", hub, "--json", read="json")["ok"] is True  # negative control
     with open_store(hub) as store:  # outside Accord: the first request's audit row moved last
         store.execute("UPDATE audit SET row_order = row_order + 1000 WHERE detail LIKE ?",
                       [f"%{made[0]}%"])
@@ -105,16 +99,16 @@ def test_an_older_hub_lists_its_rows_first(hub: str, one_second: None) -> None:
             store.execute("INSERT INTO hub_requests (request_id, kind, requester, org, parameters, "
                           "purpose, status, requested_at) VALUES (?, 'synthetic', 'ana', 'agency', "
                           "'{}', '', 'pending', ?)", [f"rq-old{i}", at])
-    old = _cli("hub", "audit", "--hub", hub, "--json")
+    old = run_cli("hub", "audit", "--hub", hub, "--json", read="json")
     assert [r["occurred_at"][:10] for r in old] == ["2026-01-01", "2026-01-02"]
     made = [_request(hub, 100 + i) for i in range(4)]
-    listed = [r["request_id"] for r in _cli("hub", "requests", "list", "--hub", hub, "--json")]
+    listed = [r["request_id"] for r in run_cli("hub", "requests", "list", "--hub", hub, "--json", read="json")]
     assert listed == ["rq-old1", "rq-old0", *made]
-    audit = _cli("hub", "audit", "--hub", hub, "--json")
+    audit = run_cli("hub", "audit", "--hub", hub, "--json", read="json")
     assert [r["action"] for r in audit[:2]] == ["hub.old", "hub.old"]
     asked = [json.loads(r["detail"])["request_id"] for r in audit if r["action"] == "hub.request"]
     assert asked == made
-    assert _cli("hub", "verify", "--hub", hub, "--json")["ok"] is True
+    assert run_cli("hub", "verify", "--hub", hub, "--json", read="json")["ok"] is True
 
 
 def test_rows_the_sql_listed_in_order_are_kept_and_others_sorted(hub: str) -> None:

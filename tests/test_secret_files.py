@@ -73,3 +73,33 @@ def test_keys_init_on_a_directory_says_it_is_one(tmp_path: Path, linkage: bool) 
         assert "--key-file the file to create, e.g." in said
         assert ("linkage.secret" if linkage else "partner.key") in said
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["keep"]
+
+
+@pytest.mark.parametrize("make", [create_partner_key, new_linkage_secret])
+def test_a_library_caller_is_told_of_its_arguments_not_of_cli_options(
+        tmp_path: Path, make: Callable[..., Any]) -> None:
+    """The hints named --key-file and --force whoever called: a program calling the library has
+    neither; it is told of its path and of force=True. The CLI's own words are checked above."""
+    with pytest.raises(KeyMissingError) as caught:
+        make(tmp_path)
+    hint = caught.value.hint or ""
+    assert hint.startswith("pass the path of the file to create, e.g. ") and "--" not in hint
+    made = tmp_path / "secret.key"
+    make(made)
+    with pytest.raises(KeyMissingError) as caught:
+        make(made)
+    hint = caught.value.hint or ""
+    assert "force=True" in hint and "--" not in hint
+
+
+def test_keys_init_names_the_variable_its_default_came_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from accord.cli.main import app
+
+    monkeypatch.setenv("ACCORD_KEY_FILE", str(tmp_path))
+    res = CliRunner().invoke(app, ["keys", "init"])
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())
+    assert "give --key-file (or $ACCORD_KEY_FILE) the file to create" in said, said

@@ -23,6 +23,7 @@ from accord.protect.keys import PartnerKey
 from accord.serve.app import ServerConfig
 from accord.store import open_store
 from tests.conftest import EXPECTED_ACCEPTED
+from tests.hubs import run_cli
 from tests.serving import accord_serve, accounts_with_tokens, serving
 
 PRINCIPALS = ("sub_b", "sub_c", "analyst", "steward", "auditor")
@@ -32,12 +33,6 @@ PRINCIPALS = ("sub_b", "sub_c", "analyst", "steward", "auditor")
 def server(hub: str) -> Iterator[str]:
     with serving(ServerConfig(hub, max_upload_bytes=5_000_000)) as url:
         yield url
-
-
-def _cli(*args: str) -> str:
-    res = CliRunner().invoke(app, list(args))
-    assert res.exit_code == 0, res.output
-    return res.stdout
 
 
 @pytest.fixture
@@ -171,8 +166,8 @@ def test_push_is_verified_as_hub_add(server: str, accounts: dict[str, Path], hub
     with open_store(hub) as store:
         assert not store.table_exists("records") or store.scalar("SELECT count(*) FROM records") == 0
     good = _contribution(tmp_path, case_export, partner_key, "good")
-    first = json.loads(_cli("push", str(good), "--server", server, "--token-file", token, "--json"))
-    again = json.loads(_cli("push", str(good), "--server", server, "--token-file", token, "--json"))
+    first = json.loads(run_cli("push", str(good), "--server", server, "--token-file", token, "--json", read="stdout"))
+    again = json.loads(run_cli("push", str(good), "--server", server, "--token-file", token, "--json", read="stdout"))
     assert first["added"] == EXPECTED_ACCEPTED and not first["duplicate"] and again["duplicate"]
     with open_store(hub) as store:
         assert store.scalar("SELECT count(*) FROM records") == EXPECTED_ACCEPTED
@@ -210,13 +205,13 @@ def test_unsafe_uploads_are_refused(server: str, accounts: dict[str, Path], hub:
 def test_user_add_without_a_terminal_says_what_to_pass(hub: str) -> None:
     """No --password-file and no terminal to ask at (a script, CI): a clear error naming the option
     (exit 2), not the prompt's bare "Aborted." (exit 1); no user is added."""
-    _cli("hub", "org", "add", "ngo-a", "--hub", hub)
+    run_cli("hub", "org", "add", "ngo-a", "--hub", hub)
     for extra in ([], ["--one-time"]):
         r = CliRunner().invoke(app, ["hub", "user", "add", "u", "--org", "ngo-a", "--role", "analyst",
                                      "--hub", hub, *extra])
         assert r.exit_code == 2, r.output
         assert "--password-file" in r.output and "Aborted" not in r.output
-    assert "u " not in _cli("hub", "user", "list", "--hub", hub)
+    assert "u " not in run_cli("hub", "user", "list", "--hub", hub, read="stdout")
 
 
 def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
@@ -226,7 +221,7 @@ def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
     long_pw = tmp_path / "long"
     long_pw.write_text("a long enough password\n")
     assert runner.invoke(app, ["hub", "org", "add", "Bad Name!", "--hub", hub]).exit_code == 2
-    _cli("hub", "org", "add", "ngo-a", "--hub", hub)
+    run_cli("hub", "org", "add", "ngo-a", "--hub", hub)
     assert runner.invoke(app, ["hub", "org", "add", "ngo-a", "--hub", hub]).exit_code == 2
     r = runner.invoke(app, ["hub", "user", "add", "u", "--org", "ngo-a", "--role", "king",
                             "--password-file", str(short), "--hub", hub])
@@ -246,21 +241,21 @@ def test_accounts_refuse_bad_input(hub: str, tmp_path: Path) -> None:
         assert check_password(store, "alice", "a long enough password") is not None
         assert check_password(store, "alice", "wrong password!!") is None
         assert check_password(store, "nobody", "a long enough password") is None
-    _cli("hub", "user", "add", "bob", "--org", "ngo-a", "--role", "submitter", "--password-file",
-         str(long_pw), "--hub", hub)
+    run_cli("hub", "user", "add", "bob", "--org", "ngo-a", "--role", "submitter", "--password-file",
+            str(long_pw), "--hub", hub)
     out = tmp_path / "alice.token"
-    _cli("hub", "token", "create", "alice", "--out", str(out), "--hub", hub)
+    run_cli("hub", "token", "create", "alice", "--out", str(out), "--hub", hub)
     assert out.stat().st_mode & 0o777 == 0o600
     assert CliRunner().invoke(app, ["hub", "token", "create", "alice", "--out", str(out), "--hub", hub]).exit_code == 2
     from accord.serve.accounts import user_of_token
 
     with open_store(hub) as store:
         assert user_of_token(store, out.read_text().strip()).org == "ngo-a"  # type: ignore[union-attr]
-    _cli("hub", "token", "revoke", out.read_text().split("_")[1], "--hub", hub)
+    run_cli("hub", "token", "revoke", out.read_text().split("_")[1], "--hub", hub)
     with open_store(hub) as store:
         assert user_of_token(store, out.read_text().strip()) is None
     secret = out.read_text().strip().split("_", 2)[2]
-    listed = _cli("hub", "token", "list", "--hub", hub, "--json")
+    listed = run_cli("hub", "token", "list", "--hub", hub, "--json", read="stdout")
     assert secret not in listed
     with open_store(hub) as store:
         dump = json.dumps(store.query("SELECT * FROM hub_tokens").to_pylist())

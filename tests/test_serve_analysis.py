@@ -11,27 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from accord.cli.main import app
 from accord.store import open_store
+from tests.hubs import run_cli
 from tests.test_hub_backends import contributions  # noqa: F401  (a module fixture)
 from tests.test_serve import _request, accounts, server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow  # a server and a linked hub per engine
 
 
-def _run(*args: str, code: int = 0) -> str:
-    res = CliRunner().invoke(app, list(args))
-    assert res.exit_code == code, res.output
-    return res.output
-
-
 @pytest.fixture
 def linked(hub: str, contributions: list[Path]) -> str:  # noqa: F811
     for c in contributions:
-        _run("hub", "add", str(c), "--hub", hub, "--actor", "steward")
-    _run("link", "--hub", hub)
+        run_cli("hub", "add", str(c), "--hub", hub, "--actor", "steward")
+    run_cli("link", "--hub", hub)
     return hub
 
 
@@ -41,21 +34,21 @@ def test_analyst_commands_through_the_server_match_local(
     remote = ("--server", server, "--token-file", str(accounts["analyst"]))
     # DP tables (the data version's one draw, so the same figures) and exact tables: same output
     for extra in ((), ("--privacy", "suppression"), ("--json",)):
-        local = _run("stats", "--hub", hub, *extra)
-        assert _run("stats", *remote, *extra) == local, extra
-    assert _run("estimate", "--hub", hub) == _run("estimate", *remote)
-    est = json.loads(_run("estimate", *remote, "--json"))
+        local = run_cli("stats", "--hub", hub, *extra)
+        assert run_cli("stats", *remote, *extra) == local, extra
+    assert run_cli("estimate", "--hub", hub) == run_cli("estimate", *remote)
+    est = json.loads(run_cli("estimate", *remote, "--json"))
     assert est["release_id"].startswith("estimate-") and est["partners"]
     # the report is rendered by the server and written here
-    out = _run("report", *remote, "--out", str(tmp_path / "r.html"))
+    out = run_cli("report", *remote, "--out", str(tmp_path / "r.html"))
     assert "wrote" in out and "release" in out
     assert (tmp_path / "r.html").read_text().startswith("<!") and (tmp_path / "r.html").stat().st_size > 10_000
     # a DP release paid from the hub's ledger, in the analyst's name, files as a local release writes
-    rel = json.loads(_run("release", "tables", *remote, "--epsilon", "0.5", "--tables",
-                          "case_type_by_sex", "--out", str(tmp_path / "dp"), "--json"))
+    rel = json.loads(run_cli("release", "tables", *remote, "--epsilon", "0.5", "--tables",
+                             "case_type_by_sex", "--out", str(tmp_path / "dp"), "--json"))
     assert sorted(p.name for p in (tmp_path / "dp").iterdir()) == [
         "case_type_by_sex.csv", "case_type_by_sex.schema.json", "datapackage.json", "release.json"]
-    budget = json.loads(_run("budget", *remote, "--json"))
+    budget = json.loads(run_cli("budget", *remote, "--json"))
     # one ledger: the tables' and estimates' DP draws (local or remote) and this release
     assert budget["budget"]["spent_rho"] == pytest.approx(sum(s["rho"] for s in budget["spends"]))
     assert [(s["actor"], s["release_id"], s["rho"]) for s in budget["spends"]
@@ -64,28 +57,28 @@ def test_analyst_commands_through_the_server_match_local(
         local_budget = store.query("SELECT count(*) AS n FROM dp_ledger WHERE event = 'spend'").to_pylist()
         actors = {r["actor"] for r in store.releases()}
     assert local_budget[0]["n"] == budget["budget"]["spends"] and "analyst" in actors
-    text = _run("release", "tables", *remote, "--epsilon", "0.2", "--tables", "case_type_by_sex",
-                "--out", str(tmp_path / "dp2"))
+    text = run_cli("release", "tables", *remote, "--epsilon", "0.2", "--tables", "case_type_by_sex",
+                   "--out", str(tmp_path / "dp2"))
     assert "spent: asked for epsilon 0.2" in text and "left:" in text
     # the steward sets the budget over the API; an analyst may not; a release beyond it is refused (3)
     steward = ("--server", server, "--token-file", str(accounts["steward"]))
-    denied = _run("budget", "set", "--epsilon", "50", *remote, code=2)
+    denied = run_cli("budget", "set", "--epsilon", "50", *remote, code=2)
     assert "(403)" in denied
-    spent_eps = json.loads(_run("budget", *remote, "--json"))["budget"]["spent_epsilon"]
-    _run("budget", "set", "--epsilon", f"{spent_eps + 0.3:.4f}", *steward)
-    refused = _run("release", "tables", *remote, "--epsilon", "5", "--out", str(tmp_path / "no"), code=3)
+    spent_eps = json.loads(run_cli("budget", *remote, "--json"))["budget"]["spent_epsilon"]
+    run_cli("budget", "set", "--epsilon", f"{spent_eps + 0.3:.4f}", *steward)
+    refused = run_cli("release", "tables", *remote, "--epsilon", "5", "--out", str(tmp_path / "no"), code=3)
     assert "(409)" in refused and "budget" in refused and not (tmp_path / "no").exists()
-    granted = _run("budget", "grant", "--epsilon", "5", "--reason", "2027 allowance", *steward)
+    granted = run_cli("budget", "grant", "--epsilon", "5", "--reason", "2027 allowance", *steward)
     assert "granted epsilon 5" in granted
-    _run("release", "tables", *remote, "--epsilon", "1", "--tables", "case_type_by_sex",
-         "--out", str(tmp_path / "dp3"))
+    run_cli("release", "tables", *remote, "--epsilon", "1", "--tables", "case_type_by_sex",
+            "--out", str(tmp_path / "dp3"))
     # the CLI's own checks come first; an unknown table is refused by the server as locally
-    assert "--epsilon" in _run("release", "tables", *remote, "--epsilon", "0", code=2)
-    unknown = _run("release", "tables", *remote, "--epsilon", "0.1", "--tables", "nope", code=3)
+    assert "--epsilon" in run_cli("release", "tables", *remote, "--epsilon", "0", code=2)
+    unknown = run_cli("release", "tables", *remote, "--epsilon", "0.1", "--tables", "nope", code=3)
     assert "unknown table" in unknown
-    assert "--token-file" in _run("stats", "--server", server, code=2)
+    assert "--token-file" in run_cli("stats", "--server", server, code=2)
     # the chain is intact after all of it
-    assert json.loads(_run("hub", "verify", "--hub", hub, "--json"))["ok"]
+    assert json.loads(run_cli("hub", "verify", "--hub", hub, "--json"))["ok"]
 
 
 def test_malformed_requests_name_the_field_never_the_value(

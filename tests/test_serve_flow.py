@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from accord.cli.main import app
 from accord.serve.accounts import Role, User
 from accord.store import add_contribution, open_store
+from tests.hubs import run_cli
 from tests.serving import accounts_with_tokens
 from tests.test_hub_backends import contributions  # noqa: F401  (module fixture: 3 partners)
 from tests.test_serve import _request, _zip, server  # noqa: F401  (uvicorn on loopback)
@@ -25,12 +26,6 @@ from tests.test_serve import _request, _zip, server  # noqa: F401  (uvicorn on l
 pytestmark = pytest.mark.slow  # simulated partners, linkage and two releases per engine
 
 ANALYST = User("ana", "agency", Role.ANALYST)
-
-
-def _cli(*args: str) -> Any:
-    res = CliRunner().invoke(app, list(args))
-    assert res.exit_code == 0, res.output
-    return json.loads(res.stdout) if "--json" in args else res.stdout
 
 
 def _counts(store: Any) -> dict[str, int]:
@@ -55,8 +50,8 @@ def test_withdrawal_in_the_store(hub: str, contributions: list[Path], tmp_path: 
         before = _counts(store)
         version0 = store.data_version()
     # a DP release spends from the budget; a withdrawal must not give it back
-    _cli("release", "tables", "--hub", hub, "--epsilon", "0.5", "--tables", "case_type_by_sex",
-         "--out", str(tmp_path / "dp"), "--json")
+    run_cli("release", "tables", "--hub", hub, "--epsilon", "0.5", "--tables", "case_type_by_sex",
+            "--out", str(tmp_path / "dp"), "--json", read="json")
     keys_a = _keys(a)[:5]
     with open_store(hub) as store:
         spent = ledger.current_budget(store).spent_rho
@@ -92,7 +87,7 @@ def test_withdrawal_in_the_store(hub: str, contributions: list[Path], tmp_path: 
         # withdrawing again what is gone: refused, nothing changes
         with pytest.raises(WithdrawalError):
             withdraw(store, "partner-a", "x", record_keys=keys_a)
-    assert _cli("hub", "verify", "--hub", hub, "--json")["ok"]
+    assert run_cli("hub", "verify", "--hub", hub, "--json", read="json")["ok"]
     empty = tmp_path / "empty.txt"
     empty.write_text("record_key\n\n")
     for args, says in ((["--batch", "x", "--records", str(empty)], "either"), ([], "either"),
@@ -275,8 +270,8 @@ def test_api_and_cli(server: str, flow_accounts: dict[str, Path], hub: str, tmp_
     keys = _keys(a)[:3]
     listing = tmp_path / "withdraw.csv"
     listing.write_text("record_key\n" + "\n".join(keys) + "\n")
-    out = _cli("withdraw", "--server", server, "--token-file", str(flow_accounts["part_a"]),
-               "--records", str(listing), "--json")
+    out = run_cli("withdraw", "--server", server, "--token-file", str(flow_accounts["part_a"]),
+                  "--records", str(listing), "--json", read="json")
     assert out["withdrawn"] == 3 and out["partner"] == "partner-a"
     refused = CliRunner().invoke(app, ["withdraw", "--server", server, "--token-file",
                                        str(flow_accounts["part_a"]), "--records", str(listing)])
@@ -286,8 +281,8 @@ def test_api_and_cli(server: str, flow_accounts: dict[str, Path], hub: str, tmp_
     assert other.exit_code == 2 and "(403)" in other.output
 
     # -- the analyst's CLI requests, the steward decides over the API and on the store
-    syn = _cli("request", "synthetic", "--server", server, "--token-file", str(flow_accounts["analyst"]),
-               "--epsilon", "1", "--rows", "40", "--purpose", "training", "--json")
+    syn = run_cli("request", "synthetic", "--server", server, "--token-file", str(flow_accounts["analyst"]),
+                  "--epsilon", "1", "--rows", "40", "--purpose", "training", "--json", read="json")
     assert syn["status"] == "pending"
     status, payload, _ = _request(server + f"/api/requests/{rid}/approve", tokens["steward"], "POST")
     assert status == 200 and payload["status"] == "approved", payload
@@ -299,15 +294,15 @@ def test_api_and_cli(server: str, flow_accounts: dict[str, Path], hub: str, tmp_
     status, payload, _ = _request(server + f"/api/requests/{rid2}/reject", tokens["steward"], "POST",
                                   _json({"reason": "k too small for this hub"}))
     assert status == 200 and payload["status"] == "rejected"
-    pending = _cli("hub", "requests", "list", "--hub", hub, "--status", "pending", "--json")
+    pending = run_cli("hub", "requests", "list", "--hub", hub, "--status", "pending", "--json", read="json")
     assert [r["request_id"] for r in pending] == [syn["request_id"]]
-    _cli("hub", "requests", "approve", syn["request_id"], "--hub", hub, "--actor", "steward")
+    run_cli("hub", "requests", "approve", syn["request_id"], "--hub", hub, "--actor", "steward")
     # downloads: the requester only, approved only
-    got = _cli("download", rid, "--server", server, "--token-file", str(flow_accounts["analyst"]),
-               "--out", str(tmp_path / "md"), "--json")
+    got = run_cli("download", rid, "--server", server, "--token-file", str(flow_accounts["analyst"]),
+                  "--out", str(tmp_path / "md"), "--json", read="json")
     assert "microdata.csv" in got["files"] and (tmp_path / "md" / "release.json").exists()
-    _cli("download", syn["request_id"], "--server", server, "--token-file", str(flow_accounts["analyst"]),
-         "--out", str(tmp_path / "syn"))
+    run_cli("download", syn["request_id"], "--server", server, "--token-file", str(flow_accounts["analyst"]),
+            "--out", str(tmp_path / "syn"))
     assert (tmp_path / "syn" / "synthetic.csv").exists()
     assert _request(server + f"/api/requests/{rid}/output", tokens["analyst2"])[0] == 403
     assert _request(server + f"/api/requests/{rid2}/output", tokens["analyst2"])[0] == 409
@@ -315,16 +310,17 @@ def test_api_and_cli(server: str, flow_accounts: dict[str, Path], hub: str, tmp_
     nope = CliRunner().invoke(app, ["download", rid2, "--server", server, "--token-file",
                                     str(flow_accounts["analyst2"]), "--out", str(tmp_path / "no")])
     assert nope.exit_code == 2 and "(409)" in nope.output
-    listed = _cli("request", "list", "--server", server, "--token-file", str(flow_accounts["analyst"]), "--json")
+    listed = run_cli("request", "list", "--server", server, "--token-file", str(flow_accounts["analyst"]), "--json",
+                     read="json")
     assert {r["status"] for r in listed} == {"approved"}
     # the local steward commands: withdraw and a rejected CLI path
-    _cli("hub", "withdraw", "--hub", hub, "--partner", "partner-a", "--batch", pushed["part_a"]["batch_id"])
+    run_cli("hub", "withdraw", "--hub", hub, "--partner", "partner-a", "--batch", pushed["part_a"]["batch_id"])
     with open_store(hub) as store:
         assert _counts(store)["records"] == 0
         actions = {r["action"] for r in store.query("SELECT action FROM audit").to_pylist()}
     assert {"hub.withdraw", "hub.request", "hub.request_approve", "hub.request_reject",
             "hub.request_download"} <= actions
-    assert _cli("hub", "verify", "--hub", hub, "--json")["ok"]
+    assert run_cli("hub", "verify", "--hub", hub, "--json", read="json")["ok"]
     bad = CliRunner().invoke(app, ["hub", "requests", "reject", rid, "--reason", "x", "--hub", hub])
     assert bad.exit_code == 2 and "already" in bad.output
 

@@ -13,11 +13,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from accord.errors import AccordError
-from accord.store.spark_ship import PREFIX, ShipDir, ShipDirError, remove_stale, ship_dir_in
+from accord.store.spark_ship import (
+    PREFIX,
+    LocalDirs,
+    ShipDir,
+    ShipDirError,
+    configured_local_dirs,
+    remove_stale,
+    ship_dir_in,
+)
 from tests.hostile.harness import run_accord
 from tests.test_spark import REQUIRED, _spark_missing
 
@@ -142,18 +151,50 @@ def test_the_cli_ships_to_a_local_dir_spark_can_use_or_says_which_setting_to_fix
                                       cwd=tmp_path)
     assert code == 0, err
     assert json.loads(out)["records"] == 15
-    # Spark started (SPARK_LOCAL_DIRS, which Spark prefers, is usable) but spark.local.dir is not.
-    code, _, err, _, _ = run_accord([*risk, "--spark-conf", f"spark.local.dir={bad}"],
-                                    cwd=tmp_path, env={"SPARK_LOCAL_DIRS": str(good)})
-    assert code == 2, err
-    assert "cannot make a directory for the files shipped to Spark under spark.local.dir" in err
-    assert "what to do:" in err and "Traceback" not in err and "unexpected" not in err
+    # SPARK_LOCAL_DIRS comes before spark.local.dir, in Spark and in the shipment: Spark runs in
+    # it and so do the shipped files (they were put under spark.local.dir, which Spark did not
+    # use: here one that cannot be made, and the run failed). Removed at the end as ever.
+    code, out, err, _, _ = run_accord([*risk, "--spark-conf", f"spark.local.dir={bad}"],
+                                      cwd=tmp_path, env={"SPARK_LOCAL_DIRS": str(good)})
+    assert code == 0, err
+    assert json.loads(out)["records"] == 15
     assert not [p for p in good.iterdir() if p.name.startswith(PREFIX)]
     # No usable directory at all: Spark itself stops; the hint points at the settings, not only
     # at installing Java and pyspark (both are here).
-    code, _, err, _, _ = run_accord([*risk, "--spark-conf", f"spark.local.dir={bad}"],
-                                    cwd=tmp_path)
-    assert code == 2, err
-    said = " ".join(err.split())
-    assert "Spark could not start" in said, err
-    assert "a spark.local.dir that cannot be created stops Spark" in said, err
+    for setting, env in (([f"spark.local.dir={bad}"], None), ([f"spark.local.dir={good}"],
+                                                              {"SPARK_LOCAL_DIRS": str(bad)})):
+        code, _, err, _, _ = run_accord([*risk, "--spark-conf", *setting], cwd=tmp_path, env=env)
+        assert code == 2, err
+        said = " ".join(err.split())
+        assert "Spark could not start" in said, err
+        assert ("a local directory that cannot be created, in SPARK_LOCAL_DIRS or else in "
+                "spark.local.dir, stops Spark") in said, err
+        assert "Traceback" not in err and "unexpected" not in err
+
+
+def test_local_dirs_follow_sparks_order(tmp_path: Path) -> None:
+    """Spark's Utils.getConfiguredLocalDirs: a YARN container's LOCAL_DIRS, SPARK_EXECUTOR_DIRS
+    (path-separated), SPARK_LOCAL_DIRS, and only then spark.local.dir; the shipment follows it
+    and names the setting in force when none of its directories can hold the files."""
+    def env(**values: str) -> Any:
+        return values.get
+
+    assert configured_local_dirs(env(), "/a, /b") == LocalDirs(("/a", "/b"), "spark.local.dir")
+    assert configured_local_dirs(env(), None) == LocalDirs((), "spark.local.dir")
+    local = configured_local_dirs(env(SPARK_LOCAL_DIRS="/s1,/s2"), "/a")
+    assert local == LocalDirs(("/s1", "/s2"), "SPARK_LOCAL_DIRS")
+    assert configured_local_dirs(env(SPARK_LOCAL_DIRS="/s", SPARK_EXECUTOR_DIRS=f"/e1{os.pathsep}/e2"),
+                                 "/a").dirs == ("/e1", "/e2")
+    yarn = env(CONTAINER_ID="c1", LOCAL_DIRS="/y", SPARK_LOCAL_DIRS="/s")
+    assert configured_local_dirs(yarn, "/a").dirs == ("/y",)
+    assert configured_local_dirs(env(LOCAL_DIRS="/y"), "/a").dirs == ("/a",)  # not in YARN
+    (tmp_path / "a-file").write_bytes(b"")
+    bad, good = tmp_path / "a-file" / "spark", tmp_path / "ok"
+    good.mkdir()
+    ship = ship_dir_in(configured_local_dirs(env(SPARK_LOCAL_DIRS=str(good)), str(bad)))
+    assert ship.path.parent == good
+    ship.close()
+    with pytest.raises(ShipDirError) as err:
+        ship_dir_in(configured_local_dirs(env(SPARK_LOCAL_DIRS=str(bad)), str(good)))
+    assert f"under SPARK_LOCAL_DIRS {bad}: Not a directory" in err.value.message
+    assert err.value.hint and err.value.hint.startswith("set SPARK_LOCAL_DIRS to existing directories")

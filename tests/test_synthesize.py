@@ -77,7 +77,7 @@ def test_cli_writes_synthetic_data_and_reports(tmp_path: Path) -> None:
     assert kept["utility_vs_real_data"]["orders"][1]["mean_tvd"] < 0.08
     assert sum(kept["distance_to_closest_record"]["synthetic_to_real"]) == 1000
     inside = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "4",
-                                      "--out", str(out), "--steward-report",
+                                      "--out", str(out), "--overwrite", "--steward-report",
                                       str(out.parent / "real.json")])
     assert inside.exit_code == 2 and "release folder" in inside.output
     assert not (out.parent / "real.json").exists()
@@ -91,6 +91,21 @@ def test_cli_refuses_bad_input(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "1",
                                    "--bin", "age=oops", "--out", str(tmp_path / "x.csv")])
     assert res.exit_code != 0 and "LOW:HIGH:WIDTH" in res.output
+
+
+@pytest.mark.parametrize("text", ["sex;age\n", "sex\n"])
+def test_a_table_without_rows_is_bad_input_not_a_refused_release(tmp_path: Path, text: str) -> None:
+    """A header without rows ended in exit 3, the code of a release refused for privacy (users
+    went after --epsilon): nothing to model is bad input, exit 2, with what to do next."""
+    src = tmp_path / "empty.csv"
+    src.write_text(text, encoding="utf-8")
+    out = tmp_path / "x.csv"
+    res = CliRunner().invoke(app, ["synthesize", str(src), "--sep", ";", "--epsilon", "1", "--rows", "10",
+                                   "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())
+    assert "nothing to synthesise" in said and "what to do: give a table with data rows" in said
+    assert not out.exists()
 
 
 def test_required_marginals_are_always_measured() -> None:

@@ -66,3 +66,32 @@ def test_ingest_paths_that_cannot_be_used(tmp_path: Path) -> None:
         code, _, err, _, _ = run_accord([*base, *extra, "--out", "c"], cwd=tmp_path)
         assert code == 2, (extra, err)
         assert "Traceback" not in err and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["risk", "--data", "{p}", "--qi", "a"],
+    ["anonymise", "{p}", "--qi", "a", "--hierarchies", ".", "--k", "2", "--out", "o.csv"],
+    ["synthesize", "{p}", "--epsilon", "1", "--rows", "5", "--out", "o.csv"],
+    ["estimate", "mse", "{p}"],
+    ["tables", "ingest", "{p}", "--source", "s", "--hub", "h.duckdb"],
+    ["standard", "validate", "{p}"],
+    ["ingest", "in.csv", "--mapping", "{p}", "--partner", "p", "--out", "c", "--key-file", "k.key"],
+    ["ingest", "in.csv", "--mapping", "m.yaml", "--partner", "p", "--out", "c", "--key-file", "{p}"],
+], ids=lambda c: " ".join(a for a in c if not a.startswith(("{", "-")))[:40])
+def test_a_pipe_or_device_as_an_input_file_is_refused(command: list[str], tmp_path: Path) -> None:
+    """A named pipe given as a data, counts, aggregate, standard, mapping or key file blocked for
+    ever (nothing writes to it); /dev/zero was read until memory ran out (exit 70 after about
+    3.5 GB; not run here on purpose). Now refused before it is opened."""
+    import os
+
+    from accord.protect.keys import create_partner_key
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "in.csv").write_text("a\n1\n", encoding="utf-8")
+    (tmp_path / "m.yaml").write_text("fields: {}\n", encoding="utf-8")
+    create_partner_key(tmp_path / "k.key")
+    args = [a.replace("{p}", "pipe") for a in command]
+    code, _, err, _, _ = run_accord(args, cwd=tmp_path, timeout=90)
+    said = " ".join(err.split())
+    assert code == 2, err
+    assert "pipe is not a regular file (a device or a pipe)" in said, err

@@ -199,3 +199,44 @@ def test_markup_is_asked_for_and_its_values_are_escaped() -> None:
         if path.name != "common.py" and "rich.markup" in path.read_text(encoding="utf-8"):
             problems.append(f"{path.name}: use common.plain inside markup=True calls, not rich.markup")
     assert not problems, "\n".join(problems)
+
+
+def _help_texts(cmd: object, path: list[str]) -> Iterator[tuple[list[str], str]]:
+    """Every command's path and each help text it shows (its own first paragraph, its options')."""
+    yield path, str(getattr(cmd, "help", "") or "").split("\n\n")[0]
+    for p in getattr(cmd, "params", []):
+        if getattr(p, "help", None) and not getattr(p, "hidden", False):
+            yield path, str(p.help)
+    for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+        if not getattr(sub, "hidden", False):
+            yield from _help_texts(sub, [*path, name])
+
+
+def test_every_help_shows_its_brackets() -> None:
+    """Help is text, not markup: `accord risk --help` said "needs accord and Java 17" for
+    "needs accord[spark] and Java 17" (typer read [spark] as a style). Every help text holding a
+    bracket, of every command and of `accord --help`'s list, is shown whole (whitespace aside:
+    click wraps it)."""
+    import typer
+
+    from accord.cli.main import index_app
+
+    def squeezed(text: str) -> str:
+        return re.sub(r"\s+", "", text)
+
+    apps = [([], index_app()), ([], make_app())]
+    checked, missing = 0, []
+    for _, app in apps:
+        shown: dict[tuple[str, ...], str] = {}
+        for path, text in _help_texts(typer.main.get_command(app), []):
+            if "[" not in text:
+                continue
+            if tuple(path) not in shown:
+                res = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+                assert res.exit_code == 0, (path, res.output)
+                shown[tuple(path)] = squeezed(res.output)
+            checked += 1
+            if squeezed(text) not in shown[tuple(path)]:
+                missing.append(f"accord {' '.join(path)}: {text}")
+    assert checked >= 5  # the extras ('accord[spark]'), defaults and examples with brackets
+    assert not missing, "\n".join(missing)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -415,3 +416,106 @@ def test_every_hostile_value_of_every_option(world: World, tmp_path: Path, monke
     cases = [c for c in all_cases(every_value=True) if c.command != "demo" or c.option != "--people"]
     _run_cases(world, cases, tmp_path, monkeypatch)
 
+
+
+# ------------------------------------------------------------------------------ existing outputs
+
+# Options naming what a command writes; base invocations for writers BASE runs without one.
+OUTPUT_OPTIONS = ("--out", "--mapping-out", "--quarantine", "--persons-out", "--linkage-unit-out",
+                  "--steward-report")
+MORE_OUTPUTS: dict[str, list[str]] = {
+    "stats": ["--hub", "{hub}", "--out", "{out}"],
+    "synthesize --steward-report": ["{micro}", "--epsilon", "1", "--rows", "50", "--out", "{out}",
+                                    "--steward-report", "{out2}"],
+}
+# Replaced by nothing, not even --overwrite: a contribution, a secret made for one user, a
+# download (each refused in its own words). `demo --out` has its own rule (--fresh clears only a
+# folder the demo made).
+NEVER_REPLACED = {("ingest", "--out"), ("hub user reset-password", "--out"), ("hub token create", "--out"),
+                  ("download", "--out")}
+
+
+def _hub_copy(world: World, args: list[str], tmp: Path) -> list[str]:
+    hub = str(world.root / "demo/hub/accord-hub.duckdb")
+    if hub not in args:
+        return args
+    for suffix in ("", ".key", ".key.head"):
+        if Path(hub + suffix).exists():
+            shutil.copy(hub + suffix, str(tmp / "hub.duckdb") + suffix)
+    return [str(tmp / "hub.duckdb") if a == hub else a for a in args]
+
+
+def _spent(hub: Path) -> object:
+    result = CliRunner().invoke(make_app("budget"), ["budget", "--hub", str(hub), "--json"])
+    return result.output if result.exit_code else json.loads(result.stdout)["budget"]
+
+
+def test_no_output_is_replaced_without_overwrite(world: World, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`simulate --out` onto an earlier run's folder overwrote it silently, as did report, match,
+    anonymise, synthesize, the releases, ... Now every output that exists (a file, or a folder
+    holding anything) is refused with exit 2 before any work (a release spends no budget), left as
+    it was, and the message names it and --overwrite; every writer has --overwrite."""
+    commands = dict(leaf_commands())
+    failures: list[str] = []
+    checked = 0
+    for name, base in sorted({**BASE, **MORE_OUTPUTS}.items()):
+        if name == "demo":
+            continue
+        for i, option in enumerate(base[:-1]):
+            if option not in OUTPUT_OPTIONS:
+                continue
+            replaceable = (name, option) not in NEVER_REPLACED
+            if replaceable and not any("--overwrite" in p.opts for p in commands[name.split(" --")[0]].params):
+                failures.append(f"{name}: writes {option} but has no --overwrite")
+            for shape in ("file", "folder"):
+                tmp = tmp_path / f"{name.replace(' ', '-')}{option}-{shape}"
+                tmp.mkdir()
+                target = Path(world.fill(base[i + 1], tmp / "out"))
+                if shape == "file":
+                    target.write_text("keep\n", encoding="utf-8")
+                else:
+                    target.mkdir()
+                    (target / "keep.txt").write_text("keep\n", encoding="utf-8")
+                args = _hub_copy(world, [*name.split(" --")[0].split(), *(world.fill(a, tmp / "out") for a in base)],
+                                 tmp)
+                spent = _spent(tmp / "hub.duckdb") if name.startswith("release") else None
+                result = _invoke(world, args, tmp, monkeypatch)
+                checked += 1
+                said = "".join(result.output.split())
+                kept = (target.read_text(encoding="utf-8") if shape == "file" else
+                        sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+                        and (target / "keep.txt").read_text(encoding="utf-8")) == "keep\n"
+                case = f"{name} {option} (an existing {shape})"
+                if result.exit_code != 2 or not kept:
+                    failures.append(f"{case}: exit {result.exit_code}, left as it was: {kept}")
+                elif result.exception is not None and not isinstance(result.exception, SystemExit):
+                    failures.append(f"{case}: {type(result.exception).__name__}")
+                elif replaceable and not (str(target).replace(" ", "") in said and "--overwrite" in said):
+                    failures.append(f"{case}: does not name the output and --overwrite: {result.output[-300:]}")
+                elif spent is not None and _spent(tmp / "hub.duckdb") != spent:
+                    failures.append(f"{case}: budget spent before the refusal")
+    assert checked >= 40
+    assert not failures, "\n".join(failures)
+
+
+def test_overwrite_replaces_only_what_the_command_writes(world: World, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --overwrite a file is replaced, and a folder's other files are left (nothing removed
+    that the command did not write)."""
+    out = tmp_path / "sim"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep\n", encoding="utf-8")
+    args = ["simulate", "--people", "60", "--partners", "2", "--out", str(out), "--format-a", "csv"]
+    assert _invoke(world, args, tmp_path, monkeypatch).exit_code == 2
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    result = _invoke(world, [*args, "--overwrite"], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert (out / "mine.txt").read_text(encoding="utf-8") == "keep\n" and len(list(out.iterdir())) > 1
+    report = tmp_path / "r.html"
+    report.write_text("old\n", encoding="utf-8")
+    args = _hub_copy(world, ["report", "--out", str(report), "--hub", str(world.root / "demo/hub/accord-hub.duckdb"),
+                             "--overwrite"], tmp_path)
+    result = _invoke(world, args, tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")

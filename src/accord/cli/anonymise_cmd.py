@@ -14,12 +14,14 @@ from rich.table import Table
 
 from accord.cli.common import (
     JsonOption,
+    OverwriteOption,
     check_separator,
     console,
     err_console,
     make_progress,
     plain,
     print_json,
+    refuse_existing,
     user_errors,
 )
 from accord.cli.engine_opts import (
@@ -30,8 +32,9 @@ from accord.cli.engine_opts import (
     group_engine,
 )
 from accord.errors import AccordError, InputFileError
+from accord.input_files import refuse_special_file
 from accord.release.anonymise import AnonymisationResult, anonymise, load_hierarchies
-from accord.release.anonymise.inputs import count_columns, identifier_columns
+from accord.release.anonymise.inputs import count_columns, identifier_columns, refuse_repeated_columns
 from accord.safe_csv import write_arrow_csv
 
 
@@ -42,9 +45,11 @@ def _split(value: str | None) -> list[str]:
 def read_csv_as_strings(path: Path, sep: str) -> pa.Table:
     """Read every column as text: codes like ``01`` must not become numbers."""
     check_separator(sep)
+    refuse_special_file(path, "table")
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh, delimiter=sep))
+        refuse_repeated_columns((h.lstrip("\ufeff") for h in header), path.name)
         return pcsv.read_csv(
             path, read_options=pcsv.ReadOptions(encoding="utf8"),
             parse_options=pcsv.ParseOptions(delimiter=sep),
@@ -173,9 +178,11 @@ def anonymise_command(
     engine: EngineOption = "embedded",
     spark_master: SparkMasterOption = "local[*]",
     spark_conf: SparkConfOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Generalise and suppress a table until it is k-anonymous (and l-diverse), losing least."""
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         check_engine(engine, spark_master, spark_conf)  # before any data is read
         if l_kind not in ("distinct", "entropy") or metric not in ("entropy", "loss") or \
                 suppression not in ("cells", "records"):

@@ -149,6 +149,28 @@ def user_errors() -> Iterator[None]:
                          "permissions and the free disk space"))
 
 
+OverwriteOption = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace outputs that exist (files of the same names; nothing else in a folder is removed).")]
+
+
+def refuse_existing(*paths: Path | None, overwrite: bool, option: str = "--out") -> None:
+    """No command replaces an output silently: an existing file, or a folder holding anything, is
+    refused before any work (a release would spend budget first) unless --overwrite was given. An
+    empty folder is fine: it was made for the output."""
+    for path in paths:
+        if path is None or overwrite or not path.exists():
+            continue
+        if path.is_dir():
+            try:
+                if not any(path.iterdir()):
+                    continue
+            except OSError:
+                continue  # unreadable: writing into it says why
+        what = "is a folder that is not empty" if path.is_dir() else "exists"
+        raise AccordError(f"{option} {path} {what}; nothing was written",
+                          hint=f"choose another {option}, or pass --overwrite to replace what is there")
+
+
 def check_separator(sep: str, option: str = "--sep") -> str:
     """A CSV separator is one character (the readers fail deep inside on anything else)."""
     if len(sep) != 1 or sep in "\r\n\"":
@@ -173,12 +195,14 @@ MAX_SYNTHETIC_ROWS = 5_000_000
 PageSizeOption = Annotated[int, typer.Option("--page-size", min=1, max=30000, help="Submissions per request.")]
 
 
-def pull_to_export(fetch: Callable[[str], list[dict[str, Any]]], token_file: Path, out: Path) -> None:
+def pull_to_export(fetch: Callable[[str], list[dict[str, Any]]], token_file: Path, out: Path,
+                   overwrite: bool) -> None:
     """What `accord kobo pull` and `accord odk pull` share: read the token, fetch every submission,
     write the export `accord ingest` reads, say how many."""
     from accord.ingest.pull import read_token, write_export
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         rows = fetch(read_token(token_file))
         write_export(rows, out)
     console.print(f"wrote {out}: {len(rows):,} submissions")

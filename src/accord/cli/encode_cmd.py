@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
+from accord.cli.common import (
+    JsonOption,
+    OverwriteOption,
+    console,
+    make_progress,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.errors import InputFileError
+from accord.input_files import refuse_special_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -20,6 +29,7 @@ def read_identifiers(path: Path, sep: str) -> pa.Table:
     """Every column as text: postcodes, ids and dates must keep their exact spelling."""
     if not path.exists():
         raise InputFileError(f"no file at {path}", hint="check the path")
+    refuse_special_file(path, "identifiers file")
     import duckdb  # here, not at the top: `accord encode --help` starts without it
 
     con = duckdb.connect()
@@ -47,6 +57,7 @@ def encode(
         "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
         "(e.g. name parts encoded on their own, no diffusion); the output records it.")] = False,
     as_json: JsonOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Encode identifiers into keyed, hardened Bloom filters (nothing else leaves the file)."""
     # The encoder (pyarrow, numpy, pydantic, yaml) loads here, not at the top: `accord encode
@@ -56,13 +67,16 @@ def encode(
         EncodingInfo,
         EncodingSchemaError,
         check_safe,
+        input_gaps,
         load_linkage_secret,
         load_schema,
+        repeated_ids,
         schema_from_fields,
         write_encodings,
     )
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         if (fields is None) == (schema_file is None):
             raise EncodingSchemaError("give exactly one of --fields and --schema",
                                       hint="e.g. --fields given:name,surname:name,dob:date")
@@ -76,6 +90,12 @@ def encode(
         if missing:
             raise InputFileError(f"{identifiers} lacks column(s) {', '.join(missing)}",
                                  hint=f"columns present: {', '.join(table.column_names)}")
+        repeated, no_id = repeated_ids(table[id_column])
+        if repeated or no_id:  # the pairs `accord match` writes could not say which record linked
+            raise InputFileError(f"{repeated:,} record(s) of {identifiers} share their id (--id {id_column}) with "
+                                 f"another record, {no_id:,} have none",
+                                 hint="give each record its own id: `accord match` names the records it links by it")
+        gaps = input_gaps(schema, table)
         start = time.perf_counter()
         with make_progress(transient=True) as bar:
             bar.add_task("encoding", total=None)
@@ -91,11 +111,17 @@ def encode(
         "diffusion": schema.hardening.diffusion,
         "unsafe_encoding": unsafe,
         "seconds": round(seconds, 3), "out": str(out),
+        "gaps": gaps,
     }
     if as_json:
         print_json(summary)
         return
     t = Table(title=f"encoded {identifiers.name}", show_header=False)
     for k, v in summary.items():
-        t.add_row(k, "; ".join(v) if isinstance(v, list) else str(v))
+        if k != "gaps":
+            t.add_row(k, "; ".join(v) if isinstance(v, list) else str(v))
     console.print(t)
+    for name, counts in gaps.items():  # said, not silent: these records link on their other fields
+        console.print(f"note: {name}: " + ", ".join(f"{n:,} {what}" for what, n in counts.items())
+                      + " (encoded as unknown" + (", or as the year alone" if "year only" in counts else "")
+                      + ": those records link on their other fields)", highlight=False)

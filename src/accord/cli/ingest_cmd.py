@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, plain, print_json, user_errors
+from accord.cli.common import JsonOption, console, make_progress, plain, print_json, refuse_existing, user_errors
 from accord.protect.job import build_contribution
 from accord.protect.keys import load_partner_key
 
@@ -57,12 +57,16 @@ def ingest(
         "the collaborative's linkage unit instead of into the contribution (the hub then never "
         "holds them; default schema without citizenship).")] = None,
     as_json: JsonOption = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing quarantine report (a contribution is never replaced).")] = False,
 ) -> None:
     """Map, validate and protect one export: writes a contribution and a quarantine report."""
     with user_errors():
         from accord.protect.job import quarantine_path
 
-        _check_writable(quarantine or quarantine_path(out), "--quarantine")
+        report = quarantine or quarantine_path(out)
+        refuse_existing(report, overwrite=overwrite, option="--quarantine")
+        _check_writable(report, "--quarantine")
         key = load_partner_key(key_file)
         encoder = None
         from accord.errors import AccordError

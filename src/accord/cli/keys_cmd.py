@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,12 @@ DEFAULT_LINKAGE_FILE = Path("accord-keys") / "linkage.secret"
 
 app = typer.Typer(help="Create the secrets a partner needs (pseudonym key, shared linkage secret).",
                   no_args_is_help=True)
+
+
+def _option(key_file: Path | None) -> str:
+    """What named the path, for the hints: the option, or also the variable behind the key's default."""
+    return "--key-file" if key_file is not None or not os.environ.get("ACCORD_KEY_FILE") \
+        else "--key-file (or $ACCORD_KEY_FILE)"
 
 
 @app.command("init")
@@ -31,7 +38,7 @@ def init(
 
         path = key_file or DEFAULT_LINKAGE_FILE
         with user_errors():
-            secret = new_linkage_secret(path, force=force)
+            secret = new_linkage_secret(path, force=force, option="--key-file")
         console.print(f"created linkage secret [bold]{plain(path)}[/] (id {plain(secret.secret_id)}, "
                       "owner-only permissions)", markup=True)
         console.print("Give a copy to every partner of the collaborative by a channel the hub does not see; "
@@ -39,7 +46,7 @@ def init(
         return
     path = key_file_path(key_file)
     with user_errors():
-        key = create_partner_key(path, force=force)
+        key = create_partner_key(path, force=force, option=_option(key_file))
     console.print(f"created pseudonym key [bold]{plain(path)}[/] (key id {plain(key.key_id)}, "
                   "owner-only permissions)", markup=True)
     console.print("Back it up somewhere safe: without it, re-submissions cannot be matched to "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import PageSizeOption, pull_to_export
+from accord.cli.common import OverwriteOption, PageSizeOption, pull_to_export
 
 app = typer.Typer(help="KoboToolbox: pull a form's submissions (API v2).", no_args_is_help=True)
 
@@ -19,10 +19,11 @@ def pull(
     form: Annotated[str, typer.Option("--form", help="The form's asset uid.")],
     out: Annotated[Path, typer.Option("--out", help="Export file to write (JSON).")] = Path("kobo-export.json"),
     page_size: PageSizeOption = 1000,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Page through the form's submissions and write them as JSON for `accord ingest`.
 
     Repeat groups become space-separated answers plus a count; attachments are not downloaded."""
     from accord.ingest.pull import kobo_pull
 
-    pull_to_export(lambda token: kobo_pull(server, token, form, page_size), token_file, out)
+    pull_to_export(lambda token: kobo_pull(server, token, form, page_size), token_file, out, overwrite)

@@ -18,6 +18,11 @@ import typer
 from accord import __version__
 
 HELP = "Accord: joint, privacy-preserving data collection and research on migrant protection."
+# Help is plain text (click's layout): read as rich markup, "needs accord[spark]" showed as
+# "needs accord". Up to 120 columns wide where the terminal is (every subcommand inherits it).
+TYPER_SETTINGS: dict[str, Any] = {"no_args_is_help": True, "add_completion": False,
+                                  "pretty_exceptions_enable": False, "rich_markup_mode": None,
+                                  "context_settings": {"max_content_width": 120}}
 
 
 def _version(value: bool) -> None:
@@ -150,8 +155,7 @@ def _listed() -> None:  # pragma: no cover - never run: the index only lists com
 
 def index_app() -> typer.Typer:
     """The CLI as `accord --help` shows it: every command's name and summary, none loaded."""
-    app = typer.Typer(name="accord", help=HELP, no_args_is_help=True, add_completion=False,
-                      pretty_exceptions_enable=False)
+    app = typer.Typer(name="accord", help=HELP, **TYPER_SETTINGS)
     app.callback()(_root)
     for name in COMMANDS:
         app.command(name, help=SUMMARIES[name], context_settings={
@@ -161,8 +165,7 @@ def index_app() -> typer.Typer:
 
 def make_app(only: str | None = None) -> typer.Typer:
     """The CLI with every command, or with just `only`."""
-    app = typer.Typer(name="accord", help=HELP, no_args_is_help=True, add_completion=False,
-                      pretty_exceptions_enable=False)
+    app = typer.Typer(name="accord", help=HELP, **TYPER_SETTINGS)
     app.callback()(_root)
     for name, register in COMMANDS.items():
         if only is None or name == only:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import console, user_errors
+from accord.cli.common import OverwriteOption, console, refuse_existing, user_errors
 from accord.errors import MappingError
 from accord.standard import load_standard
 
@@ -33,6 +33,7 @@ def suggest(
         "--form", help="The XLSForm the export came from: its labels are matched too.")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="FIELD=VALUE: a constant the export does not hold (country, consent basis); repeatable.")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Propose a mapping by header names, form labels and values, to review and edit.
 
@@ -42,6 +43,7 @@ def suggest(
     from accord.ingest.suggest import suggest_mapping, suggestion_yaml
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         if not export.exists():
             raise MappingError(f"no such export: {export}")
         s = suggest_mapping(export, load_standard(), form=form, constants=_constants(set_ or []))

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, print_json, user_errors
+from accord.cli.common import (
+    JsonOption,
+    OverwriteOption,
+    console,
+    make_progress,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.errors import AccordError
 
 # Every pair is held in memory (about 60 bytes each while scoring): 100 million is ~6 GB.
@@ -29,6 +37,7 @@ def match(
         "--unsafe-encoding", help="Accept an encoding schema the attack harness shows to be unsafe "
         "(e.g. name parts encoded on their own, no diffusion); the summary records it.")] = False,
     as_json: JsonOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Link two encoding files: Fellegi-Sunter scores with EM weights, one-to-one."""
     # The linker and the encodings' reader (numpy, pyarrow, pydantic) load here, not at the top:
@@ -39,6 +48,7 @@ def match(
     from accord.safe_csv import write_arrow_csv
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         ta, ia = read_encodings(enc_a)
         tb, ib = read_encodings(enc_b)
         check_compatible(ia, ib)

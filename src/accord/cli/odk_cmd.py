@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import PageSizeOption, pull_to_export
+from accord.cli.common import OverwriteOption, PageSizeOption, pull_to_export
 
 app = typer.Typer(help="ODK Central: pull a form's submissions (OData).", no_args_is_help=True)
 
@@ -20,9 +20,10 @@ def pull(
     form: Annotated[str, typer.Option("--form", help="The form's xmlFormId.")],
     out: Annotated[Path, typer.Option("--out", help="Export file to write (JSON).")] = Path("odk-export.json"),
     page_size: PageSizeOption = 1000,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Page through the form's submissions (and repeat tables) and write them as JSON for
     `accord ingest`. Groups become `group/question`; attachments are not downloaded."""
     from accord.ingest.pull import odk_pull
 
-    pull_to_export(lambda token: odk_pull(server, token, project, form, page_size), token_file, out)
+    pull_to_export(lambda token: odk_pull(server, token, project, form, page_size), token_file, out, overwrite)

@@ -14,8 +14,10 @@ from accord.cli.common import (
     MAX_SYNTHETIC_ROWS,
     HubOption,
     JsonOption,
+    OverwriteOption,
     console,
     print_json,
+    refuse_existing,
     user_errors,
 )
 from accord.cli.engine_opts import (
@@ -108,10 +110,12 @@ def tables(
     engine: EngineOption = "embedded",
     spark_master: SparkMasterOption = "local[*]",
     spark_conf: SparkConfOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """The standard's tables with DP noise, consistent totals and 95 % margins of error."""
     names = [n for item in table_names or [] for n in item.split(",") if n]
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
         check_delta(delta)
         check_engine(engine, spark_master, spark_conf)
@@ -173,9 +177,11 @@ def synthetic(
     purpose: PurposeOption = "",
     as_json: JsonOption = False,
     wait: WaitOption = 60.0,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """DP synthetic microdata over the standard's categorical fields, with utility/privacy reports."""
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
         check_delta(delta)
         store = open_hub_waiting(hub, wait)

@@ -12,7 +12,17 @@ import typer
 from rich.table import Table
 
 from accord.cli.anonymise_cmd import parse_weights, print_loss
-from accord.cli.common import HubOption, JsonOption, console, make_progress, print_json, require_hub, user_errors
+from accord.cli.common import (
+    HubOption,
+    JsonOption,
+    OverwriteOption,
+    console,
+    make_progress,
+    print_json,
+    refuse_existing,
+    require_hub,
+    user_errors,
+)
 from accord.cli.engine_opts import (
     EngineOption,
     SparkConfOption,
@@ -69,10 +79,12 @@ def microdata(
     engine: EngineOption = "embedded",
     spark_master: SparkMasterOption = "local[*]",
     spark_conf: SparkConfOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Generalise and suppress the hub's records until k-anonymous and l-diverse, losing least;
     write Parquet, CSV and a data dictionary; record the release in the hub."""
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         if l_kind not in ("distinct", "entropy") or suppression not in ("cells", "records"):
             raise StoreError("--l-kind must be distinct or entropy; --suppression cells or "
                              "records", hint="--l-kind distinct --suppression cells")

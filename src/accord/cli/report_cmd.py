@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import DEFAULT_HUB, HubOption, console, user_errors
+from accord.cli.common import DEFAULT_HUB, HubOption, OverwriteOption, console, refuse_existing, user_errors
 from accord.cli.remote import ServerOption, TokenFileOption, call
 from accord.cli.stats_cmd import (
     ActorOption,
@@ -39,9 +39,11 @@ def report(
     actor: ActorOption = "hub-steward",
     server: ServerOption = None,
     token_file: TokenFileOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write the report: one HTML file with tables, charts and how the data were protected."""
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         check_privacy_options(method, protection, rho)
         if server:  # the shared hub's server renders it (publish_report) as the token's user
             html, headers = call(server, token_file, "POST", "/api/report", {

@@ -9,7 +9,16 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, plain, print_json, user_errors
+from accord.cli.common import (
+    JsonOption,
+    OverwriteOption,
+    console,
+    make_progress,
+    plain,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.simulate import SimulationConfig
 from accord.simulate import simulate as run_simulation
 
@@ -43,12 +52,14 @@ def simulate(
                             "catching people partner a caught (1 = independent lists).")
     ] = 1.0,
     json_out: JsonOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Simulate partner exports (Kobo XLSX/JSON, case-management CSV) with mappings and truth."""
     config = SimulationConfig(people=people, partners=partners, overlap=overlap, seed=seed,
                               out=out, format_a=format_a.lower(), bad_share=bad_share,
                               capture=capture, heterogeneity=heterogeneity, dependence=dependence)
     with user_errors(), make_progress(transient=True) as bar:
+        refuse_existing(out, overwrite=overwrite)
         tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

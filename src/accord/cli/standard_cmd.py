@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import console, user_errors
+from accord.cli.common import OverwriteOption, console, refuse_existing, user_errors
 from accord.errors import AccordError
 from accord.standard import load_standard
 from accord.standard.dictionary import dictionary_markdown
@@ -22,9 +22,11 @@ def dictionary(
         Path | None, typer.Option("--standard", help="A custom standard file.")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write to a file instead.")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Print the data dictionary as Markdown."""
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         text = dictionary_markdown(load_standard(standard))
         if out:
             out.write_text(text, encoding="utf-8")
@@ -40,11 +42,14 @@ def xlsform(
     mapping_out: Annotated[Path | None, typer.Option(
         "--mapping-out", help="Also write the mapping that reads this form's Kobo/ODK exports.")] = None,
     standard: Annotated[Path | None, typer.Option("--standard", help="A custom standard file.")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write the standard as an XLSForm for Kobo/ODK (checked with pyxform)."""
     from accord.standard.xlsform import write_kobo_mapping, write_xlsform
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
+        refuse_existing(mapping_out, overwrite=overwrite, option="--mapping-out")
         if out.suffix.lower() != ".xlsx":
             raise AccordError(f"--out {out} must name an .xlsx file", hint="for example --out intake.xlsx")
         s = load_standard(standard)

@@ -13,9 +13,11 @@ from accord.cli.common import (
     DEFAULT_HUB,
     HubOption,
     JsonOption,
+    OverwriteOption,
     console,
     plain,
     print_json,
+    refuse_existing,
     require_hub,
     user_errors,
 )
@@ -163,9 +165,11 @@ def stats(
     engine: EngineOption = "embedded",
     spark_master: SparkMasterOption = "local[*]",
     spark_conf: SparkConfOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Print the disaggregated tables, with small counts hidden (noisy by default)."""
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         if hxl and out is None:
             raise AccordError("--hxl needs --out", hint="give --out DIR to write the tables")
         check_privacy_options(method, protection, rho)

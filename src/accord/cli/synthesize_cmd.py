@@ -15,9 +15,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import MAX_SYNTHETIC_ROWS, JsonOption, check_separator, console, print_json, user_errors
+from accord.cli.common import (
+    MAX_SYNTHETIC_ROWS,
+    JsonOption,
+    OverwriteOption,
+    check_separator,
+    console,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.release.dp.params import check_delta, check_epsilon
 from accord.release.synthesize import api, data
+
+# The public reports `write_outputs` puts beside the CSV: replaced only with --overwrite as well.
+REPORTS = ("utility.json", "utility.md", "utility.svg", "privacy.json")
 
 
 def synthesize(
@@ -41,9 +53,12 @@ def synthesize(
         "--workload", help="A marginal to target: COL1,COL2[,COL3] (repeatable; default: all 2- "
         "and 3-way marginals). Adaptive mode only.")] = None,
     as_json: JsonOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Differentially private synthetic data (AIM-like: adaptive marginals, graphical model)."""
     with user_errors():
+        refuse_existing(out, *(out.with_suffix(f".{r}") for r in REPORTS), overwrite=overwrite)
+        refuse_existing(steward, overwrite=overwrite, option="--steward-report")
         check_epsilon(epsilon)  # before the file is read
         check_delta(delta)
         if steward is not None:  # refuse a steward path inside the release folder before any work

@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from accord.cli.budget_cmd import default_actor
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, user_errors
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    OverwriteOption,
+    console,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.errors import AccordError
 
 app = typer.Typer(help="Tables of counts: import (GLOTIP), rates per 100,000, export (SDMX-CSV, HXL, data package).",
@@ -23,6 +32,7 @@ def export(
     period: Annotated[str, typer.Option("--period", help="Reporting period the data cover (2023 or 2023-06).")],
     ref_area: Annotated[str, typer.Option(
         "--ref-area", help="Reference area (ISO 3166 alpha-3), or _T for all areas of the collaborative.")] = "_T",
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write SDMX-CSV with its SDMX-ML structure (UNODC trafficking-in-persons dimensions), an
     HXL-tagged CSV, a JSON Schema and a Frictionless datapackage.json. Only published values are
@@ -30,6 +40,7 @@ def export(
     from accord.release.interop import build_export, export_tables
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         try:
             data = json.loads(published.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -87,6 +98,7 @@ def rates_command(
     hub: HubOption = DEFAULT_HUB,
     source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the rates as CSV here.")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Detected victims per 100,000 population, by country and year, from the aggregate tables
     (World Bank population totals shipped with Accord)."""
@@ -94,6 +106,7 @@ def rates_command(
     from accord.store import open_store
 
     with user_errors(), open_store(hub, read_only=True) as store:
+        refuse_existing(out, overwrite=overwrite)
         got = rates(store, source)
     header = ["source", "country", "year", "count", "mark", "population", "rate_per_100k", "upper_bound_per_100k"]
     rows = [[r.source, r.country, r.year, "" if r.count is None else r.count, r.mark or "", r.population or "",
@@ -130,6 +143,7 @@ def combine_command(
     threshold: Annotated[int, typer.Option("--threshold", help="Counts from 1 to this minus 1 are hidden.")] = 10,
     out: Annotated[Path | None, typer.Option("--out", help="Write the combined indicators as CSV here.")] = None,
     as_json: JsonOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Detected victims (and per 100,000 population) by country and year, from the hub's records
     and the aggregate tables together. Each country-year comes from exactly one source; a
@@ -139,6 +153,7 @@ def combine_command(
     from accord.store import open_store
 
     with user_errors():
+        refuse_existing(out, overwrite=overwrite)
         if out is not None and out.is_dir():  # checked before the release is put on record
             raise AccordError(f"--out {out} is a directory; give the CSV file to write",
                               hint="for example --out combined.csv")

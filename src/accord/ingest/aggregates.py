@@ -20,6 +20,7 @@ import pyarrow as pa
 import pycountry
 
 from accord.errors import InputFileError
+from accord.input_files import refuse_special_file
 from accord.standard import Standard
 
 TOTAL = "_T"
@@ -91,6 +92,7 @@ def read_aggregates(path: Path, standard: Standard, country_overrides: dict[str,
     for name, code in overrides.items():
         if pycountry.countries.get(alpha_2=code) is None:
             raise InputFileError(f"--country {name}={code}: {code} is not an ISO 3166 alpha-2 code")
+    refuse_special_file(path, "aggregate table")
     try:
         fh = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -101,9 +103,15 @@ def read_aggregates(path: Path, standard: Standard, country_overrides: dict[str,
         glotip = all(c in header for c in GLOTIP)
         lower = {h.strip().casefold(): h for h in header}
         if not glotip and not all(c in lower for c in SIMPLE):
+            # One header cell holding the others: the file is not comma-separated (a spreadsheet
+            # saved with ';' or tabs), which is said, not left to "needs the columns".
+            other = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
             raise InputFileError(
                 f"{path.name} is not an aggregate table: it needs the columns {', '.join(SIMPLE)} "
-                "(or a UNODC GLOTIP export)", hint="see docs/aggregates.md")
+                "(or a UNODC GLOTIP export)"
+                + (f"; its header is one column holding {other!r}: it is not comma-separated" if other else ""),
+                hint=("save it as CSV with commas between the columns; " if other else "")
+                + "docs/interop.md (aggregate tables) describes both shapes")
         col = ({"country": "Iso3_code", "year": "Year", "sex": "Sex", "age": "Age", "form": "Category",
                 "count": "txtVALUE"} if glotip else
                {"country": lower["country"], "year": lower["year"], "sex": lower["sex"],

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from accord.errors import MappingError
 from accord.ingest.identifiers import identifier_kind
 from accord.ingest.raw import first_row_is_data, folded, header_missing_error, visible
+from accord.input_files import refuse_special_file
 from accord.standard import FieldType, Standard
 from accord.yamlio import load_yaml
 
@@ -212,6 +213,7 @@ def check_against_header(mapping: Mapping, columns: list[str], source: str) -> N
 
 
 def load_mapping(path: Path, standard: Standard) -> Mapping:
+    refuse_special_file(path, "mapping")
     try:
         raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -235,9 +235,21 @@ def suggest_mapping(export: Path, standard: Standard, form: Path | None = None,
     if missing:
         out.notes.append("REQUIRED and not found: " + ", ".join(missing)
                          + " (map a column, or pass --set FIELD=VALUE for a constant)")
+    if not used:
+        raise _nothing_matched(export, len(columns), form is not None)
     order = {n: i for i, n in enumerate(standard.field_names)}
     out.fields = dict(sorted(out.fields.items(), key=lambda kv: order[kv[0]]))
     return out
+
+
+def _nothing_matched(export: Path, columns: int, with_form: bool) -> MappingError:
+    """No column of the export fits a field: a mapping of `--set` constants alone maps nothing of
+    it (ingest would refuse every row), so none is written and the user is told what to try."""
+    form = "" if with_form else "give --form with the XLSForm the export came from (its labels are matched too), or "
+    return MappingError(f"no column of {export} matched a field of the standard by name, form label or values "
+                        f"({columns} column{'' if columns == 1 else 's'} read); no mapping written",
+                        hint=f"{form}write the mapping by hand (docs/mapping.md; `accord standard dictionary` "
+                        "lists the fields)")
 
 
 def suggestion_yaml(s: Suggestion) -> str:

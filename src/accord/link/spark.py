@@ -47,7 +47,8 @@ INSTALL_HINT = ("install the Spark extra and Java 17: pip install 'accord[spark]
 # Java and pyspark were found, yet the JVM stopped: most often a setting (its log, above the
 # error, says which), not the install; the install hint alone sent users the wrong way.
 START_HINT = ("Spark's log above says why: check the --spark-conf settings and the master (a "
-              "spark.local.dir that cannot be created stops Spark); if Java or pyspark is the "
+              "local directory that cannot be created, in SPARK_LOCAL_DIRS or else in spark.local.dir, "
+              "stops Spark); if Java or pyspark is the "
               "cause, " + INSTALL_HINT)
 MIN_JAVA = 17
 _SECRET_WORDS = re.compile(r"linkage[-_.]?secret|partner[-_.]?key|ACCORD_KEY_FILE", re.I)

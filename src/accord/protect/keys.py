@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from accord.errors import KeyMissingError
-from accord.protect.secret_file import read_secret_file, refuse_directory, write_secret_file
+from accord.protect.secret_file import read_secret_file, refuse_directory, replace_flag, write_secret_file
 
 KEY_KIND = "accord-pseudonym-key"
 KEY_BYTES = 32
@@ -39,12 +39,15 @@ def key_file_path(path: Path | None) -> Path:
     return Path(env) if env else DEFAULT_KEY_FILE
 
 
-def create_partner_key(path: Path, *, force: bool = False) -> PartnerKey:
-    refuse_directory(path, "partner.key")
+def create_partner_key(path: Path, *, force: bool = False, option: str | None = None) -> PartnerKey:
+    """A new key at ``path``; ``option`` is the command-line option that named it (the hints
+    name it and --force; a library caller's name its arguments)."""
+    refuse_directory(path, "partner.key", option)
     if path.exists() and not force:
         raise KeyMissingError(
             f"a key already exists at {path}",
-            hint="keep using it (a new key changes every pseudonym); pass --force only to rotate it",
+            hint=f"keep using it (a new key changes every pseudonym); pass {replace_flag(option)} only to "
+                 "rotate it",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = PartnerKey(secret=secrets.token_bytes(KEY_BYTES), created=datetime.now(UTC).isoformat())

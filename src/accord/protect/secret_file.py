@@ -14,16 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from accord.errors import KeyMissingError
+from accord.input_files import refuse_special_file
 
 MIN_SECRET_BYTES = 16
 
 
-def refuse_directory(path: Path, example: str) -> None:
+def refuse_directory(path: Path, example: str, option: str | None = None) -> None:
     """A directory where a secret file is to be made: said as such (it was 'a key already
-    exists at DIR', and with --force an OSError), before the exists check."""
+    exists at DIR', and with --force an OSError), before the exists check. ``option`` is the
+    command-line option that gave the path; a library caller (None) is told of its argument."""
     if path.is_dir():
-        raise KeyMissingError(f"{path} is a directory, not a secret file",
-                              hint=f"give --key-file the file to create, e.g. {path / example}")
+        what = f"give {option} the file to create" if option else "pass the path of the file to create"
+        raise KeyMissingError(f"{path} is a directory, not a secret file", hint=f"{what}, e.g. {path / example}")
+
+
+def replace_flag(option: str | None) -> str:
+    """How the caller asks to replace an existing secret: `--force` on the command line."""
+    return "--force" if option else "force=True"
 
 
 def write_secret_file(path: Path, doc: dict[str, Any], header: str) -> None:
@@ -43,6 +50,7 @@ def read_secret_file(path: Path, kind: str, *, missing: str, what: str, short: s
 
     if not path.exists():
         raise KeyMissingError(missing, hint=hint)
+    refuse_special_file(path, what)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(doc, dict) or doc.get("kind") != kind:

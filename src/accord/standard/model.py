@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from accord.errors import StandardError
+from accord.input_files import refuse_special_file
 from accord.yamlio import load_yaml
 
 DEFAULT_STANDARD = "standard.yaml"
@@ -253,6 +254,7 @@ def load_standard(path: Path | str | None = None) -> Standard:
     if path is None:
         return _load_packaged(DEFAULT_STANDARD)
     p = Path(path)
+    refuse_special_file(p, "standard file")
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:

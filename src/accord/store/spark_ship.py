@@ -23,6 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,22 +98,56 @@ class ShipDirError(AccordError):
     """The shipment directory cannot be made, locked or written under Spark's local directory."""
 
 
-_SHIP_HINT = ("set spark.local.dir (--spark-conf spark.local.dir=DIR; of several, comma-separated, "
-              "the first that works is used) to an existing directory this user can write, with "
-              "room for the shipped encodings; without it the system's temporary directory "
-              "(TMPDIR) is used")
+SPARK_LOCAL_DIR = "spark.local.dir"
 
 
-def _where(base: Path, given: bool) -> str:
+@dataclass(frozen=True)
+class LocalDirs:
+    """Spark's local (scratch) directories on the driver and the setting that named them."""
+
+    dirs: tuple[str, ...]
+    setting: str = SPARK_LOCAL_DIR
+
+    @classmethod
+    def of(cls, listed: str | None, setting: str = SPARK_LOCAL_DIR, sep: str = ",") -> LocalDirs:
+        return cls(tuple(d.strip() for d in (listed or "").split(sep) if d.strip()), setting)
+
+
+def configured_local_dirs(getenv: Callable[[str], str | None], local_dir: str | None) -> LocalDirs:
+    """The directories Spark itself uses, in Spark's order (``Utils.getConfiguredLocalDirs``):
+    a YARN container's LOCAL_DIRS, then SPARK_EXECUTOR_DIRS, then SPARK_LOCAL_DIRS, and only then
+    ``spark.local.dir``. Following only the setting put the shipped encodings outside Spark's
+    scratch (or failed on a spark.local.dir Spark never used) whenever the environment set one."""
+    if getenv("CONTAINER_ID") and getenv("LOCAL_DIRS"):
+        return LocalDirs.of(getenv("LOCAL_DIRS"), "LOCAL_DIRS (of the YARN container)")
+    if getenv("SPARK_EXECUTOR_DIRS"):
+        return LocalDirs.of(getenv("SPARK_EXECUTOR_DIRS"), "SPARK_EXECUTOR_DIRS", os.pathsep)
+    if getenv("SPARK_LOCAL_DIRS"):
+        return LocalDirs.of(getenv("SPARK_LOCAL_DIRS"), "SPARK_LOCAL_DIRS")
+    return LocalDirs.of(local_dir)
+
+
+def _ship_hint(setting: str) -> str:
+    if setting != SPARK_LOCAL_DIR:  # an environment variable, which Spark reads before the setting
+        return (f"set {setting.split()[0]} to existing directories this user can write (comma-separated; "
+                "the first that works is used), with room for the shipped encodings: Spark uses it "
+                "before spark.local.dir")
+    return ("set spark.local.dir (--spark-conf spark.local.dir=DIR; of several, comma-separated, "
+            "the first that works is used) to an existing directory this user can write, with "
+            "room for the shipped encodings; without it the system's temporary directory "
+            "(TMPDIR) is used (SPARK_LOCAL_DIRS, when set, comes before both, as in Spark)")
+
+
+def _where(base: Path, setting: str | None) -> str:
     """The directory setting a message names (the user's own setting, never a record)."""
-    return (f"spark.local.dir {base}" if given
+    return (f"{setting} {base}" if setting
             else f"the system's temporary directory {base} (spark.local.dir is not set)")
 
 
-def _ship_error(what: str, base: Path, given: bool, exc: OSError | None) -> ShipDirError:
+def _ship_error(what: str, base: Path, setting: str | None, exc: OSError | None) -> ShipDirError:
     why = f": {exc.strerror or type(exc).__name__}" if exc is not None else ""
-    return ShipDirError(f"cannot {what} the files shipped to Spark under {_where(base, given)}"
-                        f"{why}", hint=_SHIP_HINT)
+    return ShipDirError(f"cannot {what} the files shipped to Spark under {_where(base, setting)}"
+                        f"{why}", hint=_ship_hint(setting or SPARK_LOCAL_DIR))
 
 
 class ShipDir:
@@ -121,9 +156,9 @@ class ShipDir:
     hold it is a ``ShipDirError`` naming the setting, not an OSError on a path the user never
     gave."""
 
-    def __init__(self, base: Path | str | None = None) -> None:
+    def __init__(self, base: Path | str | None = None, setting: str = SPARK_LOCAL_DIR) -> None:
         self.base = Path(base) if base else Path(tempfile.gettempdir())
-        given = bool(base)
+        given = setting if base else None  # what the messages name
         self.removed_stale = remove_stale(self.base)
         try:
             claim = Path(tempfile.mkdtemp(prefix=_CLAIMING, dir=self.base))
@@ -139,13 +174,13 @@ class ShipDir:
         except OSError as exc:
             _release(claim, fd)
             raise _ship_error("make a directory for", self.base, given, exc) from exc
-        self.given = given
+        self.setting = given
         # Removed on close, or when this object is collected or the interpreter exits.
         self._finalizer = weakref.finalize(self, _release, self.path, fd)
 
     def write_error(self, exc: OSError) -> ShipDirError:
         """What a shipped file that cannot be written (a full disk) is said as."""
-        return _ship_error("write", self.base, self.given, exc)
+        return _ship_error("write", self.base, self.setting, exc)
 
     def close(self) -> None:
         self._finalizer()
@@ -223,28 +258,41 @@ def _context_dir(sc: Any) -> ShipDir:
     it cannot create, and starts if any one works)."""
     held: ShipDir | None = getattr(sc, _HELD, None)
     if held is None or held.closed:
-        held = ship_dir_in(sc.getConf().get("spark.local.dir"))
+        held = ship_dir_in(configured_local_dirs(_driver_env(sc), sc.getConf().get(SPARK_LOCAL_DIR)))
         setattr(sc, _HELD, held)
     return held
 
 
-def ship_dir_in(local_dir: str | None) -> ShipDir:
-    """A ``ShipDir`` in the first directory of ``local_dir`` (a ``spark.local.dir`` setting:
-    comma-separated) that can hold one; the system's temporary directory if it is not set.
+def _driver_env(sc: Any) -> Callable[[str], str | None]:
+    """The driver JVM's environment, which Spark reads (its launcher may have set SPARK_LOCAL_DIRS
+    from spark-env.sh); this process's where the JVM cannot be asked."""
+    def getenv(name: str) -> str | None:
+        try:
+            value = sc._jvm.System.getenv(name)
+        except Exception:  # no JVM gateway here (a remote session): the same variables as ours
+            return os.environ.get(name)
+        return None if value is None else str(value)
+
+    return getenv
+
+
+def ship_dir_in(local_dirs: LocalDirs | str | None) -> ShipDir:
+    """A ``ShipDir`` in the first of ``local_dirs`` (or of a ``spark.local.dir`` setting:
+    comma-separated) that can hold one; the system's temporary directory if none is set.
     None can: a ``ShipDirError`` naming the first."""
-    bases = [b.strip() for b in (local_dir or "").split(",") if b.strip()]
-    if not bases:
+    local = local_dirs if isinstance(local_dirs, LocalDirs) else LocalDirs.of(local_dirs)
+    if not local.dirs:
         return ShipDir(None)
     failed: list[ShipDirError] = []
-    for base in bases:
+    for base in local.dirs:
         try:
-            return ShipDir(base)
+            return ShipDir(base, local.setting)
         except ShipDirError as exc:
             failed.append(exc)
     if len(failed) == 1:
         raise failed[0]
     raise ShipDirError(f"{failed[0].message}; nor under the other {len(failed) - 1} "
-                       "directories of spark.local.dir", hint=_SHIP_HINT)
+                       f"directories of {local.setting}", hint=_ship_hint(local.setting))
 
 
 def release_shipped(sc: Any) -> int:

@@ -12,6 +12,7 @@ from accord.protect.encoding.files import (
     read_encodings,
     write_encodings,
 )
+from accord.protect.encoding.gaps import input_gaps, repeated_ids
 from accord.protect.encoding.normalise import DateQuality, normalise_name, parse_date
 from accord.protect.encoding.schema import (
     EncodingSchema,
@@ -43,6 +44,7 @@ __all__ = [
     "check_compatible",
     "check_safe",
     "default_schema",
+    "input_gaps",
     "load_linkage_secret",
     "load_schema",
     "make_linkage_encoder",
@@ -50,6 +52,7 @@ __all__ = [
     "normalise_name",
     "parse_date",
     "read_encodings",
+    "repeated_ids",
     "scale_note",
     "schema_from_fields",
     "write_encodings",

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from accord.errors import KeyMissingError
-from accord.protect.secret_file import read_secret_file, refuse_directory, write_secret_file
+from accord.protect.secret_file import read_secret_file, refuse_directory, replace_flag, write_secret_file
 
 SECRET_KIND = "accord-linkage-secret"
 SECRET_BYTES = 32
@@ -45,14 +45,15 @@ class LinkageSecret:
         return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()[:32]
 
 
-def new_linkage_secret(path: Path, *, force: bool = False) -> LinkageSecret:
-    """Create a linkage secret file (owner-only). What `accord keys init --linkage` calls."""
-    refuse_directory(path, "linkage.secret")
+def new_linkage_secret(path: Path, *, force: bool = False, option: str | None = None) -> LinkageSecret:
+    """Create a linkage secret file (owner-only). What `accord keys init --linkage` calls, with
+    ``option`` the command-line option that named the path (the hints name it and --force)."""
+    refuse_directory(path, "linkage.secret", option)
     if path.exists() and not force:
         raise KeyMissingError(
             f"a linkage secret already exists at {path}",
             hint="keep using it (a new secret makes old encodings unlinkable); "
-                 "pass --force to replace it",
+                 f"pass {replace_flag(option)} to replace it",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = LinkageSecret(secret=_secrets.token_bytes(SECRET_BYTES),

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from accord.errors import InputFileError
+
 SAMPLE = 2000
 _SHARE = 0.5  # share of the sampled non-empty values that must match a content pattern
 
@@ -118,3 +120,16 @@ def count_columns(table: pa.Table, exclude: Iterable[str] = ()) -> list[str]:
                 values, re.compile(r"^(?:counts?|number|persons|people|victims)$", re.I)) >= 0.5):
             found.append(name)
     return found
+
+
+def refuse_repeated_columns(names: Iterable[str], path: object) -> None:
+    """A header naming one column twice: refused before anything reads it by name (Arrow's
+    "Field exists 2 times" was exit 70 in anonymise, risk and synthesize). Said by position, as
+    ingest says it: a file without a header row has a record where the names should be."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            raise InputFileError(
+                f"{path} has duplicate column names (columns {first[name] + 1} and {i + 1} have the same name)",
+                hint="rename the columns so that each name appears once (is the first row really the header?)")
+        first[name] = i

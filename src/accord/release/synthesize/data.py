@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from accord.errors import InputFileError
-from accord.release.anonymise.inputs import count_columns
+from accord.input_files import refuse_special_file
+from accord.release.anonymise.inputs import count_columns, refuse_repeated_columns
 from accord.release.synthesize.model import Encoded, column_label
 from accord.safe_csv import write_csv as safe_write_csv
 
@@ -70,9 +71,11 @@ def read_csv(path: Path, sep: str = ",") -> pa.Table:
     """Read every column as text (so codes like '01' keep their form)."""
     if not path.exists():
         raise InputFileError(f"no such file: {path}")
+    refuse_special_file(path, "table")
     try:
         header = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
                                 parse_options=pacsv.ParseOptions(delimiter=sep)).schema.names
+        refuse_repeated_columns(header, path)
         return pacsv.read_csv(
             path, parse_options=pacsv.ParseOptions(delimiter=sep),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),

@@ -39,7 +39,7 @@ from functools import lru_cache
 import networkx as nx
 import numpy as np
 
-from accord.errors import ReleaseRefused
+from accord.errors import AccordError, ReleaseRefused
 from accord.release.dp.mechanism import NoiseSpec, noise_variance
 from accord.release.dp.tables import project_to_simplex
 
@@ -135,7 +135,11 @@ def seeder(test_seed: int | None) -> Seeds:
 def check_columns(data: Encoded) -> None:
     """Refuse, before anything is measured, a table with nothing to model or an identifier."""
     if len(data.columns) == 0 or data.codes.shape[0] == 0:
-        raise ReleaseRefused("nothing to synthesise: the table has no rows or no columns")
+        # Nothing to model is bad input (exit 2), as an empty table is to every other command;
+        # exit 3 says a release was refused for privacy, which sent users after --epsilon.
+        raise AccordError("nothing to synthesise: the table has no rows or no columns",
+                          hint="give a table with data rows under its header (on a hub: add and link "
+                               "contributions first)")
     wide = [column_label(c, j) for j, (c, n) in enumerate(zip(data.columns, data.sizes, strict=True))
             if n > MAX_LEVELS]
     if wide:

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from accord.errors import AccordError
+from accord.input_files import refuse_special_file
 
 
 class CaptureTableError(AccordError):
@@ -135,6 +136,7 @@ def from_rows(
 
 def read_counts_csv(path: Path) -> CaptureTable:
     """Read a CSV whose columns are 0/1 per list and whose last column is the count."""
+    refuse_special_file(path, "table of counts")
     if not path.is_file():
         raise CaptureTableError(f"no such file: {path.name}", hint="check the path")
     try:
