@@ -207,6 +207,11 @@ class SparkCandidates:
             self._counted = (patterns, t.column("n").to_numpy()[order].astype(np.float64))
         return self._counted
 
+    def pattern_codes(self) -> np.ndarray:
+        """The codes of the candidates' level patterns, ascending (counted on every pair)."""
+        self._count()
+        return self._table.copy()
+
     def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from pyspark.sql import functions as F
 
@@ -228,8 +233,12 @@ class SparkCandidates:
         from pyspark.sql import functions as F
 
         keep = np.flatnonzero(number >= 0)
-        numbers = self.df.sparkSession.createDataFrame(
-            pa.table({"ia": pa.array(keep.astype(np.int64)), "new": pa.array(number[keep])}))
+        # Shipped as a file, not createDataFrame: a local table travels inside every task of
+        # the jobs that read it (EM's sample of 50,000 records made tasks of ~1 MB, over
+        # Spark's advice, whatever N).
+        numbers = Shipment(self.df.sparkSession).table(
+            pa.table({"ia": pa.array(keep.astype(np.int64)),
+                      "new": pa.array(number[keep].astype(np.int64))}))
         df = (self.df.join(F.broadcast(numbers), "ia")
               .select("code", F.col("new").alias("ia"), "ib", "pcode"))
         return SparkCandidates(df, self.n_levels)
@@ -355,20 +364,20 @@ def _final_fn(rounds: int, table: Any, prior_model: FSModel, threshold: float,
     return final
 
 
-def pattern_odds(cands: SparkCandidates, model: FSModel, sizes: tuple[int, int],
-                 compete: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per level pattern of the candidates (codes ascending): the natural log odds the scores
+def pattern_odds(pcodes: np.ndarray, n_levels: list[int], model: FSModel,
+                 sizes: tuple[int, int], compete: bool,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per level pattern (``pcodes``, ascending `_codes`): the natural log odds the scores
     start from (`pair_odds`'s log x with competing candidates, else `alone_log_odds`) and x.
     A pair's Bayes factor and odds depend on its pattern alone, and every step is elementwise,
     so a pair's values are its pattern's, bit for bit; the passes look them up instead of
     carrying two columns (and the model) through every shuffle."""
-    patterns, _ = cands.patterns(cands.n_levels)
-    log_bf = model.log_bayes_factor(patterns)
+    log_bf = model.log_bayes_factor(pattern_levels(pcodes, n_levels))
     if compete:
         log_x, x = pair_odds(log_bf, *sizes, model.matches)
-        return cands._table.copy(), log_x, x
+        return pcodes, log_x, x
     lo = alone_log_odds(log_bf, *sizes, model.matches)
-    return cands._table.copy(), lo, np.exp(np.clip(lo, -700.0, 650.0))
+    return pcodes, lo, np.exp(np.clip(lo, -700.0, 650.0))
 
 
 def _levels_of(session: Any, ship: Shipment, layout: _Layout, a: EncodedSet, b: EncodedSet,
@@ -433,7 +442,8 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
             # The per-pattern odds go to the executors once, as a broadcast, not inside every
             # task's closure (the model with its joint patterns made each pass's tasks ~1 MB);
             # weights_of reads only the model's prior.
-            table = sc.broadcast(pattern_odds(cands, model, sizes, compete))
+            table = sc.broadcast(pattern_odds(cands.pattern_codes(), n_levels, model, sizes,
+                                              compete))
             prior_model = replace(model, m=[], u=[], joint_patterns=None, joint_log_u=None,
                                   frequency=None, labels=[])
             if not compete:
