@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/spark.py [--n 100000,1000000] [--master local[2]]
         [--engines embedded,spark] [--work /tmp/accord-spark-bench] [--driver-memory 4g]
+        [--before-src /path/to/an/older/src]
 
 For each N (records per side, simulated migrant-like people, half shared): simulates and encodes
 both sides once, as partners would (the secret stays in this script, never in the Spark
@@ -15,11 +16,19 @@ workers) and the shuffle volume of every stage, read from Spark's REST status AP
 stopped early still leaves its finished stages), F1 against the true pairs, and whether the two
 engines' pairs and scores are identical. Prints the load average: the machine is shared, so
 wall times are inflated.
+
+Per phase (blocking; levels and EM; scores and the competing-candidate passes; the one-to-one
+assignment) it gives the CPU seconds of the whole process tree, the peak RSS of the driver, the
+JVM and the Python workers (sampled every second from /proc) and the shuffle written by the
+phase's stages. ``--before-src`` runs the Spark engine a second time with another source tree
+first on PYTHONPATH (e.g. ``git archive main src``), so a change is measured before and after
+on the same data in the same run, beside the embedded engine.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pickle
@@ -122,22 +131,125 @@ def _tree_cpu() -> float:
     return total
 
 
+def _pss(pid: int) -> float:
+    """Proportional set size GB of a process: its pages, shared ones divided among their users.
+    The Python workers are forks of one daemon and share its libraries (numpy, pyarrow, numba),
+    so summing their RSS (as Spark's process-tree metric does) counts those pages once a worker;
+    a container's memory limit (cgroup) counts them once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return 0.0
+
+
+def _tree_rss() -> dict[str, float]:
+    """RSS GB of this process, its JVM descendants and its other (Python) descendants, and the
+    descendants' PSS (shared pages counted once)."""
+    parent: dict[int, int] = {}
+    rss: dict[int, float] = {}
+    java: set[int] = set()
+    page = os.sysconf("SC_PAGE_SIZE")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat.split("(", 1)[1].rsplit(")", 1)
+        f = fields.split()
+        parent[int(proc.name)] = int(f[1])
+        rss[int(proc.name)] = int(f[21]) * page / 1e9
+        if name == "java":
+            java.add(int(proc.name))
+    me = os.getpid()
+    out = {"driver": rss.get(me, 0.0), "jvm": 0.0, "workers": 0.0, "pss": 0.0}
+    for pid in rss:
+        p = pid
+        while p in parent and p not in (0, 1, me):
+            p = parent[p]
+        if p == me and pid != me:
+            out["jvm" if pid in java else "workers"] += rss[pid]
+            out["pss"] += _pss(pid)
+    return out
+
+
+class Phases:
+    """Phase boundaries: wall, CPU of the process tree, the last Spark stage begun, and the peak
+    RSS within each phase (a sampling thread)."""
+
+    def __init__(self) -> None:
+        self.t0, self.ui = time.perf_counter(), None
+        self.marks: list[dict[str, Any]] = []
+        self.peak = {"driver": 0.0, "jvm": 0.0, "workers": 0.0, "tree": 0.0, "pss": 0.0}
+        self.stop = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+        self.mark("start")
+
+    def _sample(self) -> None:
+        while not self.stop.wait(1.0):
+            r = _tree_rss()
+            r["tree"] = r["jvm"] + r["workers"]
+            for k, v in r.items():
+                self.peak[k] = max(self.peak[k], v)
+
+    def _last_stage(self) -> int:
+        if self.ui is None:
+            return -1
+        try:
+            app = _rest(self.ui, "applications")[0]["id"]
+            return max((s["stageId"] for s in _rest(self.ui, f"applications/{app}/stages")),
+                       default=-1)
+        except Exception:
+            return -1
+
+    def mark(self, name: str) -> None:
+        self.marks.append({"phase": name, "wall": time.perf_counter() - self.t0,
+                           "cpu": time.process_time() + _tree_cpu(),
+                           "stage": self._last_stage(), "peak": dict(self.peak)})
+        self.peak = dict.fromkeys(self.peak, 0.0)
+
+
 def child(engine: str, d: Path, master: str, partitions: int | None, driver_memory: str) -> None:
     """One engine's linkage of the prepared data; results and metrics into d."""
+    import accord.link.match as match_mod
+
+    phases = Phases()
     a, b = _load(d, "a"), _load(d, "b")
     steps: dict[str, float] = {}
     t = time.perf_counter()
     c0 = time.process_time()
+    phases.mark("load")
+    names = {"scoring": "blocking", "one-to-one": "scoring"}
 
     def note(msg: str) -> None:
         steps.setdefault(msg.split(" ")[0], round(time.perf_counter() - t, 1))
+        if msg.split(" ")[0] in names:
+            phases.mark(names[msg.split(" ")[0]])
         print(f"  [{engine}] {time.perf_counter() - t:7.1f} s  {msg}", flush=True)
 
+    # The end of EM splits scoring into "levels and EM" and "scores and passes" (the levels
+    # are computed lazily, by EM's first pattern count).
+    fit_model = match_mod.fit_model
+
+    def timed_fit(*args: Any, **kwargs: Any) -> Any:
+        model = fit_model(*args, **kwargs)
+        phases.mark("levels+EM")
+        return model
+
+    match_mod.fit_model = timed_fit  # type: ignore[assignment]
+    names["one-to-one"] = "scores+passes"
     metrics: dict[str, Any] = {}
     if engine == "embedded":
         res = match_sets(a, b, MatchConfig(exhaustive_below=0), note)
     else:
+        import accord
         from accord.link.spark import SparkEngine, SparkSettings, start_session
+
+        print(f"  [{engine}] accord from {Path(accord.__file__).parent}", flush=True)
 
         session = start_session(SparkSettings(master, (
             ("spark.executor.processTreeMetrics.enabled", "true"),
@@ -148,11 +260,14 @@ def child(engine: str, d: Path, master: str, partitions: int | None, driver_memo
         poller = threading.Thread(target=_poll, args=(session.sparkContext.uiWebUrl, live, stop),
                                   daemon=True)
         poller.start()
+        phases.ui = session.sparkContext.uiWebUrl
+        phases.mark("session")
         try:
             # The executors read the partners' Parquet themselves for the scoring join.
             engine_ = SparkEngine(session, partitions,
                                   sources=(str(d / "a.parquet"), str(d / "b.parquet")))
             res = match_sets(a, b, MatchConfig(exhaustive_below=0, engine=engine_), note)
+            phases.mark("assignment")
             ui = session.sparkContext.uiWebUrl
             app = _rest(ui, "applications")[0]["id"]
             metrics = {"stages": _rest(ui, f"applications/{app}/stages"),
@@ -161,6 +276,9 @@ def child(engine: str, d: Path, master: str, partitions: int | None, driver_memo
         finally:
             stop.set()
             session.stop()
+    if engine == "embedded":
+        phases.mark("assignment")
+    phases.stop.set()
     wall = time.perf_counter() - t
     np.savez(d / f"{engine}.npz", ia=res.ia, ib=res.ib, score=res.score, weight=res.weight)
     truth = pq.read_table(d / "truth.parquet")
@@ -173,20 +291,27 @@ def child(engine: str, d: Path, master: str, partitions: int | None, driver_memo
         "above_threshold": res.diagnostics.get("above_threshold"),
         "blocking": res.diagnostics.get("blocking"), "f1": f1.as_dict(),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
-        **metrics}, default=str))
+        "phases": phases.marks, **metrics}, default=str))
 
 
 def run(n: int, engines: list[str], work: Path, master: str, partitions: int | None,
-        driver_memory: str, report_only: bool = False) -> None:
+        driver_memory: str, report_only: bool = False, before_src: str | None = None,
+        reuse: tuple[str, ...] = ()) -> None:
     d = prepare(n, work)
     print(f"## {n:,} x {n:,}\n\nload average {os.getloadavg()[0]:.1f} at the start "
           f"(nproc {os.cpu_count()})\n")
+    if before_src and "spark" in engines and BEFORE not in engines:
+        engines = [*engines, BEFORE]
     for engine in engines:
-        if not report_only:
+        if not report_only and engine not in reuse:
+            env = dict(os.environ)
+            if engine == BEFORE:  # the older source first on the path (driver and workers)
+                env["PYTHONPATH"] = os.pathsep.join(
+                    [str(before_src), *filter(None, [env.get("PYTHONPATH")])])
             subprocess.run([sys.executable, __file__, "--child", engine, "--data", str(d),
                             "--master", master, "--driver-memory", driver_memory,
                             *(["--partitions", str(partitions)] if partitions else [])],
-                           check=True)
+                           check=True, env=env)
     got = {e: json.loads((d / f"{e}.json").read_text()) for e in engines}
     # CPU: the driver process's own, plus its descendants' (the JVM and the Python workers,
     # read from /proc before the session stops); Spark's task CPU (JVM threads) beside it.
@@ -199,12 +324,16 @@ def run(n: int, engines: list[str], work: Path, master: str, partitions: int | N
         print(f"| {e} | {r['wall']:.1f} | {cpu[e]:.0f} | {r['peak_rss_gb']:.2f} | "
               f"{r['candidates']:,} | {r['above_threshold']:,} | {r['linked']:,} | "
               f"{f['precision']:.4f} | {f['recall']:.4f} | {f['f1']:.4f} |")
-    if len(got) == 2:
-        one, two = (np.load(d / f"{e}.npz") for e in engines)
-        same = all(np.array_equal(one[k], two[k]) for k in ("ia", "ib", "score", "weight"))
-        print(f"\nidentical pairs, scores and weights: **{same}**")
+    if len(got) >= 2:
+        first, *rest = engines
+        one = np.load(d / f"{first}.npz")
+        for e in rest:
+            two = np.load(d / f"{e}.npz")
+            same = all(np.array_equal(one[k], two[k]) for k in ("ia", "ib", "score", "weight"))
+            print(f"\nidentical pairs, scores and weights ({first} and {e}): **{same}**")
     for e, r in got.items():
         print(f"\n{e} steps (s from start): {r['steps']}; blocking: {r['blocking']}")
+        _phase_table(r)
         for ex in r.get("executors", []):
             pm = ex.get("peakMemoryMetrics") or {}
             print(f"\nexecutor {ex['id']}: peak JVM heap {pm.get('JVMHeapMemory', 0) / 1e9:.2f} GB, "
@@ -222,6 +351,27 @@ def run(n: int, engines: list[str], work: Path, master: str, partitions: int | N
     print(f"\nload average after: {os.getloadavg()[0]:.1f}\n", flush=True)
 
 
+BEFORE = "spark-before"
+
+
+def _phase_table(r: dict[str, Any]) -> None:
+    """Per phase: wall, CPU of the process tree, peak RSS, Spark stages and shuffle written."""
+    marks = r.get("phases") or []
+    stages = {s["stageId"]: s for s in r.get("stages", [])}
+    print("\n| phase | wall s | CPU s (tree) | peak RSS GB driver / JVM / Python workers | "
+          "peak PSS GB JVM + workers | stages | shuffle write MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for before, m in itertools.pairwise(marks):
+        ids = range(before["stage"] + 1, m["stage"] + 1)
+        shuffle = sum(stages[i]["shuffleWriteBytes"] for i in ids if i in stages) / 1e6
+        pk = m["peak"]
+        span = f"{ids.start}-{ids.stop - 1}" if len(ids) else ""
+        print(f"| {m['phase']} | {m['wall'] - before['wall']:.1f} | {m['cpu'] - before['cpu']:.1f} | "
+              f"{pk['driver']:.2f} / {pk['jvm']:.2f} / {pk['workers']:.2f} | "
+              f"{pk.get('pss', 0.0):.2f} | {span} | "
+              f"{shuffle:,.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", default="100000")
@@ -232,6 +382,10 @@ def main() -> None:
     ap.add_argument("--driver-memory", default="4g")
     ap.add_argument("--child", default=None)
     ap.add_argument("--data", default=None)
+    ap.add_argument("--before-src", default=None,
+                    help="also run the Spark engine with this source tree first on PYTHONPATH")
+    ap.add_argument("--reuse", default="",
+                    help="engines whose results under --work are reported, not run again")
     ap.add_argument("--report-only", action="store_true",
                     help="print the tables from the last run's files under --work")
     args = ap.parse_args()
@@ -240,7 +394,8 @@ def main() -> None:
         return
     for n in (int(x) for x in args.n.split(",")):
         run(n, args.engines.split(","), Path(args.work), args.master, args.partitions,
-            args.driver_memory, args.report_only)
+            args.driver_memory, args.report_only, args.before_src,
+            tuple(filter(None, args.reuse.split(","))))
 
 
 if __name__ == "__main__":

@@ -482,7 +482,7 @@ def test_em_on_spark_candidates_with_a_sample_is_em_on_arrays(spark: object) -> 
     the first step on a sample of A (the path of more than `sample_records` A records, which
     the linkage tests' small sets do not take)."""
     from accord.link.fellegi_sunter import _codes, fit, fit_on
-    from accord.link.spark_score import SparkCandidates, _binary
+    from accord.link.spark_score import SparkCandidates, pattern_levels
 
     rng = np.random.default_rng(3)
     n = 400
@@ -497,8 +497,10 @@ def test_em_on_spark_candidates_with_a_sample_is_em_on_arrays(spark: object) -> 
               sample_records=150)
     df = spark.createDataFrame(pa.table({  # type: ignore[attr-defined]
         "code": pa.array(codes), "ia": pa.array(ia), "ib": pa.array(ib),
-        "pcode": pa.array(_codes(gamma, levels)), "gamma": _binary(gamma)}))
-    cands = SparkCandidates(df, 5)
+        "pcode": pa.array(_codes(gamma, levels))}))
+    cands = SparkCandidates(df, levels)
+    # A pattern's levels are decoded from its code (the persisted levels keep only the code).
+    assert np.array_equal(pattern_levels(_codes(gamma, levels), levels), gamma)
     assert len(cands) == len(codes)
     two = fit_on(cands, random_gamma, levels, sizes=(n, n), independent=(4,),
                  sample_records=150)

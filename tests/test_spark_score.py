@@ -94,3 +94,81 @@ def test_em_on_candidates_is_em_on_arrays() -> None:
     assert all(np.array_equal(x, y) for x, y in zip(one.m, two.m, strict=True))
     assert cands.fetched  # EM weighed some patterns pair by pair ...
     assert len(cands.fetched) < len(np.unique(gamma, axis=0))  # ... not all of them
+
+
+class _Shared:
+    """What a partition reads of a broadcast: its ``value``."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 11), st.integers(0, 2**32 - 1), st.integers(6, 40), st.booleans())
+def test_pattern_table_and_passes_give_the_embedded_scores_exactly(
+        rounds: int, seed: int, n_rec: int, compete: bool) -> None:
+    """The Spark engine's own pass functions, fed partitions by record in a shuffled row order
+    and split into batches, with each pair's odds looked up from its pattern (not carried),
+    give `pair_log_odds` and `weights_of` to the last bit (and the levels decode from their
+    pattern codes)."""
+    from dataclasses import replace
+
+    import pyarrow as pa
+
+    from accord.link.fellegi_sunter import FSModel, _codes
+    from accord.link.match import weights_of
+    from accord.link.spark_score import (
+        _alone_fn,
+        _final_fn,
+        _pass_fn,
+        pattern_levels,
+        pattern_odds,
+    )
+
+    rng = np.random.default_rng(seed)
+    n_a, n_b = n_rec, n_rec + 3
+    codes = np.unique(rng.integers(0, n_a * n_b, 4 * n_rec))
+    ia, ib = codes // n_b, codes % n_b
+    n_levels = [3, 4, 2, 5]
+    gamma = np.stack([rng.integers(0, k, len(codes)) for k in n_levels], axis=1).astype(np.int8)
+    m = [rng.dirichlet(np.ones(k)) for k in n_levels]
+    u = [rng.dirichlet(np.ones(k)) for k in n_levels]
+    model = FSModel(m, u, prior=0.01, iterations=1, converged=True, matches=n_rec / 3,
+                    independent=tuple(range(len(n_levels))))
+    log_bf = model.log_bayes_factor(gamma)
+    want = weights_of(pair_log_odds(log_bf, ia, ib, n_a, n_b, model.matches, compete=compete,
+                                    rounds=rounds), model)
+
+    pcode = _codes(gamma, n_levels)
+    pcodes = np.unique(pcode)
+    assert np.array_equal(pattern_levels(pcode, n_levels), gamma)
+    table = _Shared(pattern_odds(pcodes, n_levels, model, (n_a, n_b), compete))
+    light = replace(model, m=[], u=[], labels=[])
+    rows = pa.table({"code": pa.array(codes), "pcode": pa.array(pcode)})
+
+    def partitions(t: pa.Table, key: np.ndarray) -> list[list[pa.RecordBatch]]:
+        out = []
+        for part in range(3):  # whole records a partition, rows in any order, 2 batches
+            pos = rng.permutation(np.flatnonzero(key % 3 == part))
+            half = len(pos) // 2
+            out.append([t.take(pa.array(p)).to_batches()[0] if len(p) else
+                        t.slice(0, 0).to_batches()[0] for p in (pos[:half], pos[half:])
+                        if len(p)])
+        return out
+
+    if compete:
+        plan = competition_plan(rounds)
+        for (side, outs), kept in zip(plan, _kept_after(plan, rounds), strict=True):
+            c = rows.column("code").to_numpy()
+            fn = _pass_fn(side, outs, ["code", "pcode", *kept], (n_a, n_b), table)
+            got = [b for part in partitions(rows, c // n_b if side == "a" else c % n_b)
+                   for b in fn(iter(part))]
+            rows = pa.Table.from_batches(got)
+        final = _final_fn(rounds, table, light, 0.0, weights_of)
+    else:
+        final = _alone_fn(table, light, 0.0, weights_of)
+    out = pa.Table.from_batches(list(final(iter(rows.to_batches()))))
+    order = np.argsort(out.column("code").to_numpy())
+    assert np.array_equal(out.column("code").to_numpy()[order], codes)
+    assert np.array_equal(out.column("weight").to_numpy()[order], want[0])
+    assert np.array_equal(out.column("prob").to_numpy()[order], want[1])

@@ -177,8 +177,12 @@ def _words(col: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
     return data.view(np.uint64).reshape(n, width).copy()
 
 
-_KEYED = pa.schema([("band", pa.int32()), ("prefix", pa.int64()), ("key", pa.int64()),
-                    ("side", pa.int8()), ("idx", pa.int64()), ("words", pa.binary())])
+# A band row: the band, the record's key in it, the record (index * 2 + side: one column, as
+# every fixed-width column is 8 bytes in Spark's rows) and its pass filters. The key's prefix
+# (the top-level bucket the rows are partitioned by) is computed by Spark from the key rather
+# than carried: each band row is shuffled once per band, so each column costs N x bands.
+_KEYED = pa.schema([("band", pa.int32()), ("key", pa.int64()), ("rec", pa.int64()),
+                    ("words", pa.binary())])
 _PAIRS = pa.schema([("ia", pa.int64()), ("ib", pa.int64())])
 
 
@@ -199,8 +203,6 @@ def task_threads() -> None:
 
 
 def _keys_fn(job: BandJob, width: int) -> Any:
-    drop = np.uint64(64 - job.rows)
-
     def keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             words = _words(batch.column("words"), width)
@@ -208,10 +210,8 @@ def _keys_fn(job: BandJob, width: int) -> Any:
             for band, (word, shift) in enumerate(job.bits):
                 k = kernels.band_keys(words, word, shift)
                 yield pa.RecordBatch.from_arrays([
-                    pa.array(np.full(n, band, dtype=np.int32)),
-                    pa.array((k >> drop).view(np.int64)), pa.array(k.view(np.int64)),
-                    batch.column("side"), batch.column("idx"), batch.column("words")],
-                    schema=_KEYED)
+                    pa.array(np.full(n, band, dtype=np.int32)), pa.array(k.view(np.int64)),
+                    batch.column("rec"), batch.column("words")], schema=_KEYED)
 
     return keys
 
@@ -224,9 +224,9 @@ def _join_fn(job: BandJob, width: int) -> Any:
             return
         t = pa.Table.from_batches(parts)
         band = t.column("band").to_numpy()
-        side = t.column("side").to_numpy()
+        rec = t.column("rec").to_numpy()
+        side, idx = rec & 1, rec >> 1
         key = t.column("key").to_numpy().view(np.uint64)
-        idx = t.column("idx").to_numpy()
         words = _words(t.column("words"), width)
         for b in np.unique(band):
             sa = np.flatnonzero((band == b) & (side == 0))
@@ -255,13 +255,15 @@ class SparkEngine:
     sources: tuple[str, str] | None = None
 
     def band_pairs(self, job: BandJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        from pyspark.sql import functions as F
+
         width = job.fa.shape[1]
         nb = len(job.fb)
         if not len(job.fa) or not nb or not job.bits:
             return
         records = pa.table({
-            "side": pa.array(np.r_[np.zeros(len(job.fa)), np.ones(nb)].astype(np.int8)),
-            "idx": pa.array(np.r_[np.arange(len(job.fa)), np.arange(nb)].astype(np.int64)),
+            "rec": pa.array(np.r_[np.arange(len(job.fa)) * 2, np.arange(nb) * 2 + 1]
+                            .astype(np.int64)),
             "words": pa.concat_arrays([_words_array(job.fa), _words_array(job.fb)]),
         })
         # Ship the plan, not the filters: the records travel in the DataFrame.
@@ -275,7 +277,10 @@ class SparkEngine:
         n_parts = self.partitions or max(4 * sc.defaultParallelism, -(-rows // 2_000_000))
         with shipment(self.session) as ship:
             keyed = ship.table(records).mapInArrow(_keys_fn(light, width), _spark_schema(_KEYED))
-            pairs = (keyed.repartition(n_parts, "band", "prefix")
+            # By (band, key prefix): a partition holds whole top-level buckets. The prefix is
+            # the key's top `rows` bits (unsigned), as `kernels.shared_buckets` cuts it.
+            prefix = F.shiftrightunsigned(F.col("key"), 64 - job.rows)
+            pairs = (keyed.repartition(n_parts, F.col("band"), prefix)
                      .mapInArrow(_join_fn(light, width), _spark_schema(_PAIRS)))
             codes = pairs.selectExpr(f"ia * {nb} + ib AS code").distinct()
             got = codes.toArrow().column("code").to_numpy()

@@ -31,6 +31,7 @@ pairs are, with the same functions:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -153,19 +154,32 @@ def _levels_fn(layout: _Layout, n_levels: list[int]) -> Callable[..., Iterator[p
             pos = np.arange(n, dtype=np.int64)
             gamma = comparison_levels(layout.side(batch, "a_"), layout.side(batch, "b_"),
                                       pos, pos)
+            # A pair's pattern code is all the later steps read (its levels are the code's
+            # digits; its records, the candidate code's quotient and remainder), so the
+            # persisted levels are two integers a pair, not five columns and the levels.
             yield pa.RecordBatch.from_arrays(
-                [batch.column("code"), batch.column("ia"), batch.column("ib"),
-                 pa.array(_codes(gamma, n_levels)), _binary(gamma.astype(np.int8))],
-                names=[*_BASE, "pcode", "gamma"])
+                [batch.column("code"), pa.array(_codes(gamma, n_levels))],
+                names=["code", "pcode"])
 
     return levels
 
 
-class SparkCandidates:
-    """Candidates in a Spark DataFrame (code, ia, ib, pcode, gamma) for `fit_on`."""
+def pattern_levels(pcode: np.ndarray, n_levels: list[int]) -> np.ndarray:
+    """The level patterns (rows of gamma, int8) whose `_codes` are ``pcode`` (integer codes)."""
+    out = np.empty((len(pcode), len(n_levels)), dtype=np.int8)
+    rest = np.asarray(pcode, dtype=np.int64).copy()
+    for j in range(len(n_levels) - 1, -1, -1):
+        out[:, j] = rest % n_levels[j]
+        rest //= n_levels[j]
+    return out
 
-    def __init__(self, df: Any, n_fields: int) -> None:
-        self.df, self.n_fields = df, n_fields
+
+class SparkCandidates:
+    """Candidates in a Spark DataFrame (code, ia, ib, pcode) for `fit_on`; a pattern's levels
+    are decoded from its code (`pattern_levels`)."""
+
+    def __init__(self, df: Any, n_levels: list[int]) -> None:
+        self.df, self.n_levels = df, list(n_levels)
         self._table = np.empty(0, dtype=np.int64)  # pattern codes, ascending
         self._have = np.empty(0, dtype=np.int64)  # patterns whose pairs were fetched
         self._pairs = (np.empty(0, np.int64),) * 4  # code, ia, ib, pcode, in code order
@@ -186,13 +200,17 @@ class SparkCandidates:
         # Counted once: `fit_on` runs EM on the same candidates twice (its first step's sample
         # is all of them below `sample_records` A records), and each count scans every pair.
         if self._counted is None:
-            t = (self.df.groupBy("pcode")
-                 .agg(F.count("*").alias("n"), F.first("gamma").alias("g")).toArrow())
+            t = self.df.groupBy("pcode").agg(F.count("*").alias("n")).toArrow()
             order = np.argsort(t.column("pcode").to_numpy())
             self._table = t.column("pcode").to_numpy()[order]
-            patterns = _matrix(t.column("g"), np.int8, self.n_fields)[order]
+            patterns = pattern_levels(self._table, self.n_levels)
             self._counted = (patterns, t.column("n").to_numpy()[order].astype(np.float64))
         return self._counted
+
+    def pattern_codes(self) -> np.ndarray:
+        """The codes of the candidates' level patterns, ascending (counted on every pair)."""
+        self._count()
+        return self._table.copy()
 
     def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from pyspark.sql import functions as F
@@ -215,11 +233,15 @@ class SparkCandidates:
         from pyspark.sql import functions as F
 
         keep = np.flatnonzero(number >= 0)
-        numbers = self.df.sparkSession.createDataFrame(
-            pa.table({"ia": pa.array(keep.astype(np.int64)), "new": pa.array(number[keep])}))
+        # Shipped as a file, not createDataFrame: a local table travels inside every task of
+        # the jobs that read it (EM's sample of 50,000 records made tasks of ~1 MB, over
+        # Spark's advice, whatever N).
+        numbers = Shipment(self.df.sparkSession).table(
+            pa.table({"ia": pa.array(keep.astype(np.int64)),
+                      "new": pa.array(number[keep].astype(np.int64))}))
         df = (self.df.join(F.broadcast(numbers), "ia")
-              .select("code", F.col("new").alias("ia"), "ib", "pcode", "gamma"))
-        return SparkCandidates(df, self.n_fields)
+              .select("code", F.col("new").alias("ia"), "ib", "pcode"))
+        return SparkCandidates(df, self.n_levels)
 
 
 def competition_plan(rounds: int) -> Plan:
@@ -261,75 +283,101 @@ def _kept_after(plan: Plan, rounds: int) -> list[list[str]]:
 
 
 def _ddl(cols: list[str]) -> str:
-    return ", ".join(f"{c} {'bigint' if c in _BASE else 'double'}" for c in cols)
+    return ", ".join(f"{c} {'bigint' if c in ('code', 'pcode') else 'double'}" for c in cols)
 
 
-def _odds_fn(model: FSModel, sizes: tuple[int, int], compete: bool, threshold: float,
-             finish: Callable[[np.ndarray, FSModel], tuple[np.ndarray, np.ndarray]],
-             n_fields: int) -> Callable[..., Iterator[pa.RecordBatch]]:
-    def odds(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _lookup(table: Any, pcode: np.ndarray, column: int) -> np.ndarray:
+    """Per pair, a per-pattern value of the broadcast table (pattern codes ascending, then the
+    values): every pair's pattern is in it (the patterns were counted on every pair)."""
+    pcodes = table.value[0]
+    return table.value[column][np.searchsorted(pcodes, pcode)]
+
+
+def _alone_fn(table: Any, prior_model: FSModel, threshold: float,
+              finish: Callable[[np.ndarray, FSModel], tuple[np.ndarray, np.ndarray]],
+              ) -> Callable[..., Iterator[pa.RecordBatch]]:
+    def alone(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             if not batch.num_rows:
                 continue
-            gamma = _matrix(batch.column("gamma"), np.int8, n_fields)
-            log_bf = model.log_bayes_factor(gamma)
-            base = [batch.column(c) for c in _BASE]
-            if not compete:
-                weight, prob = finish(alone_log_odds(log_bf, *sizes, model.matches), model)
-                keep = np.flatnonzero(prob >= threshold)
-                yield pa.RecordBatch.from_arrays(
-                    [base[0].take(pa.array(keep)), pa.array(weight[keep]), pa.array(prob[keep])],
-                    names=["code", "weight", "prob"])
-                continue
-            log_x, x = pair_odds(log_bf, *sizes, model.matches)
-            yield pa.RecordBatch.from_arrays([*base, pa.array(log_x), pa.array(x)],
-                                             names=[*_BASE, "log_x", "x"])
+            weight, prob = finish(_lookup(table, batch.column("pcode").to_numpy(), 1),
+                                  prior_model)
+            keep = np.flatnonzero(prob >= threshold)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("code").take(pa.array(keep)), pa.array(weight[keep]),
+                 pa.array(prob[keep])], names=["code", "weight", "prob"])
 
-    return odds
+    return alone
 
 
-def _pass_fn(key: str, outs: list[tuple[str, str | None]],
-             cols: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
+def _pass_fn(side: str, outs: list[tuple[str, str | None]], cols: list[str],
+             sizes: tuple[int, int], table: Any) -> Callable[..., Iterator[pa.RecordBatch]]:
+    n_a, n_b = sizes
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         parts = [b for b in batches if b.num_rows]
         if not parts:
             return
         t = pa.Table.from_batches(parts)
-        # A record's pairs in candidate order, as `pair_log_odds` adds them (a sort by code,
-        # here rather than a Spark sort of the rows before the hand-off: the order of the
-        # records themselves does not matter).
-        t = t.take(pa.array(np.argsort(t.column("code").to_numpy(), kind="stable")))
-        _, local = np.unique(t.column(key).to_numpy(), return_inverse=True)
-        local = local.ravel().astype(np.int64)
-        n = int(local.max()) + 1
-        x = t.column("x").to_numpy()
+        code = t.column("code").to_numpy()
+        ia, ib = np.divmod(code, n_b)
+        # A record's pairs in candidate order, as `pair_log_odds` adds them: one sort by
+        # (record, other record), so that the records come in runs (numbered here, instead of
+        # a second sort by np.unique) and each run is in code order.
+        rec = ia if side == "a" else ib
+        order = np.argsort(code if side == "a" else ib * n_a + ia)
+        rec = rec[order]
+        local = np.zeros(len(rec), dtype=np.int64)
+        np.cumsum(rec[1:] != rec[:-1], out=local[1:])
+        pcode = t.column("pcode").to_numpy()[order]
+        # x of each pair from its pattern (`pair_odds` is elementwise, so the table's value
+        # is the pair's own to the bit), rather than a column carried through every pass.
+        x = _lookup(table, pcode, 2)
         made = {}
         for out, src in outs:
-            v = x if src is None else x / (1.0 + t.column(src).to_numpy())
-            made[out] = pa.array(_others(v, local, n))
-        arrays = [made[c] if c in made else t.column(c).combine_chunks() for c in cols]
-        yield from pa.Table.from_arrays(arrays, names=cols).to_batches()
+            v = x if src is None else x / (1.0 + t.column(src).to_numpy()[order])
+            made[out] = _others(v, local, int(local[-1]) + 1)
+        arrays = [code[order], pcode, *(made[c] if c in made else t.column(c).to_numpy()[order]
+                                        for c in cols[2:])]
+        yield from pa.Table.from_arrays([pa.array(x) for x in arrays],
+                                        names=cols).to_batches()
 
     return run
 
 
-def _final_fn(rounds: int, model: FSModel, threshold: float,
+def _final_fn(rounds: int, table: Any, prior_model: FSModel, threshold: float,
               finish: Callable[[np.ndarray, FSModel], tuple[np.ndarray, np.ndarray]],
               ) -> Callable[..., Iterator[pa.RecordBatch]]:
     def final(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             if not batch.num_rows:
                 continue
-            log_odds = (batch.column("log_x").to_numpy()
+            log_odds = (_lookup(table, batch.column("pcode").to_numpy(), 1)
                         - np.log1p(batch.column(f"r{rounds}").to_numpy())
                         - np.log1p(batch.column(f"c{rounds}").to_numpy()))
-            weight, prob = finish(log_odds, model)
+            weight, prob = finish(log_odds, prior_model)
             keep = np.flatnonzero(prob >= threshold)
             yield pa.RecordBatch.from_arrays(
                 [batch.column("code").take(pa.array(keep)), pa.array(weight[keep]),
                  pa.array(prob[keep])], names=["code", "weight", "prob"])
 
     return final
+
+
+def pattern_odds(pcodes: np.ndarray, n_levels: list[int], model: FSModel,
+                 sizes: tuple[int, int], compete: bool,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per level pattern (``pcodes``, ascending `_codes`): the natural log odds the scores
+    start from (`pair_odds`'s log x with competing candidates, else `alone_log_odds`) and x.
+    A pair's Bayes factor and odds depend on its pattern alone, and every step is elementwise,
+    so a pair's values are its pattern's, bit for bit; the passes look them up instead of
+    carrying two columns (and the model) through every shuffle."""
+    log_bf = model.log_bayes_factor(pattern_levels(pcodes, n_levels))
+    if compete:
+        log_x, x = pair_odds(log_bf, *sizes, model.matches)
+        return pcodes, log_x, x
+    lo = alone_log_odds(log_bf, *sizes, model.matches)
+    return pcodes, lo, np.exp(np.clip(lo, -700.0, 650.0))
 
 
 def _levels_of(session: Any, ship: Shipment, layout: _Layout, a: EncodedSet, b: EncodedSet,
@@ -351,8 +399,7 @@ def _levels_of(session: Any, ship: Shipment, layout: _Layout, a: EncodedSet, b: 
     # there shuffled every pair with both records' filters once more (0.97 GB at 100k).
     joined = (pairs.hint("merge").join(rec_a, pairs.ia == rec_a.a_idx)
               .hint("merge").join(rec_b, pairs.ib == rec_b.b_idx))
-    return joined.mapInArrow(_levels_fn(layout, n_levels),
-                             "code bigint, ia bigint, ib bigint, pcode bigint, gamma binary")
+    return joined.mapInArrow(_levels_fn(layout, n_levels), "code bigint, pcode bigint")
 
 
 def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray,
@@ -363,6 +410,7 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
     """Codes, weights and probabilities of the candidates reaching ``threshold`` (code order),
     and the model: `match.CandidateScorer` on Spark (see the module doc)."""
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     from accord.link.match import weights_of
 
@@ -370,7 +418,6 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
     if float(np.prod(np.asarray(n_levels, dtype=np.float64))) >= 2.0**62:
         raise AccordError("the Spark engine cannot score a schema with this many comparison "
                           "levels", hint="link with the embedded engine (no --engine spark)")
-    n_fields = len(n_levels)
     nb = len(b)
     sc = session.sparkContext
     n_parts = max(partitions or 4 * sc.defaultParallelism, -(-len(codes) // 2_000_000))
@@ -382,32 +429,46 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
         # ran 200 tasks. Set while the levels are planned and first computed, then restored.
         given = session.conf.get("spark.sql.shuffle.partitions")
         session.conf.set("spark.sql.shuffle.partitions", str(n_parts))
-        levels = None
+        levels = table = None
         try:
             levels = _levels_of(session, ship, layout, a, b, codes, sources,
                                 n_levels).persist(StorageLevel.MEMORY_AND_DISK)
-            cands = SparkCandidates(levels, n_fields)
+            cands = SparkCandidates(
+                levels.selectExpr("code", f"code div {nb} AS ia", f"code % {nb} AS ib", "pcode"),
+                n_levels)
             model = fit(cands)
             sizes = (len(a), nb)
             compete = config.competing_candidates
-            odds = levels.mapInArrow(
-                _odds_fn(model, sizes, compete, threshold, weights_of, n_fields),
-                "code bigint, weight double, prob double" if not compete
-                else _ddl([*_BASE, "log_x", "x"]))
-            if compete:
+            # The per-pattern odds go to the executors once, as a broadcast, not inside every
+            # task's closure (the model with its joint patterns made each pass's tasks ~1 MB);
+            # weights_of reads only the model's prior.
+            table = sc.broadcast(pattern_odds(cands.pattern_codes(), n_levels, model, sizes,
+                                              compete))
+            prior_model = replace(model, m=[], u=[], joint_patterns=None, joint_log_u=None,
+                                  frequency=None, labels=[])
+            if not compete:
+                odds = levels.mapInArrow(_alone_fn(table, prior_model, threshold, weights_of),
+                                         "code bigint, weight double, prob double")
+            else:
                 rounds = config.competition_rounds
                 plan = competition_plan(rounds)
+                # Each pass shuffles a pair as its code (both records) and pattern code (its
+                # odds) and the two sums the next passes need: 4 columns, not 7.
+                odds = levels
                 for (side, outs), kept in zip(plan, _kept_after(plan, rounds), strict=True):
-                    key = "ia" if side == "a" else "ib"
-                    cols = [*_BASE, "log_x", "x", *kept]
+                    key = F.expr(f"code div {nb}") if side == "a" else F.expr(f"code % {nb}")
+                    cols = ["code", "pcode", *kept]
                     odds = (odds.repartition(n_parts, key)
-                            .mapInArrow(_pass_fn(key, outs, cols), _ddl(cols)))
-                odds = odds.mapInArrow(_final_fn(rounds, model, threshold, weights_of),
+                            .mapInArrow(_pass_fn(side, outs, cols, sizes, table), _ddl(cols)))
+                odds = odds.mapInArrow(_final_fn(rounds, table, prior_model, threshold,
+                                                 weights_of),
                                        "code bigint, weight double, prob double")
             # Few pairs reach the threshold (about one a record): sorted into candidate order
             # on the driver (a Spark orderBy would run the last pass twice, to sample ranges).
             got = odds.toArrow()
         finally:
+            if table is not None:
+                table.destroy()
             if levels is not None:
                 levels.unpersist()
             session.conf.set("spark.sql.shuffle.partitions", given)
