@@ -59,6 +59,9 @@ from accord.protect.encoding import (  # noqa: E402
 )
 from tests.linkage_data import FIELDS, generate  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _measure import tree_cpu  # noqa: E402
+
 
 def _rest(ui: str, path: str) -> Any:
     with urllib.request.urlopen(f"{ui}/api/v1/{path}", timeout=30) as r:
@@ -103,32 +106,6 @@ def _poll(ui: str, out: Path, stop: threading.Event) -> None:
                                        "executors": _rest(ui, f"applications/{app}/allexecutors")}))
         except Exception:  # the UI may be busy or gone: keep the last snapshot
             continue
-
-
-def _tree_cpu() -> float:
-    """CPU seconds of this process's live descendants (the JVM, the Python workers), from
-    /proc (Linux): Spark's own metrics count only the JVM's task threads."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(proc.name)] = int(fields[1])
-        cpu[int(proc.name)] = (int(fields[11]) + int(fields[12]) + int(fields[13])
-                               + int(fields[14])) / tick  # utime stime cutime cstime
-    me, total = os.getpid(), 0.0
-    for pid in cpu:
-        p = pid
-        while p in parent and p not in (0, 1, me):
-            p = parent[p]
-        if p == me and pid != me:
-            total += cpu[pid]
-    return total
 
 
 def _pss(pid: int) -> float:
@@ -208,7 +185,7 @@ class Phases:
 
     def mark(self, name: str) -> None:
         self.marks.append({"phase": name, "wall": time.perf_counter() - self.t0,
-                           "cpu": time.process_time() + _tree_cpu(),
+                           "cpu": time.process_time() + tree_cpu(),
                            "stage": self._last_stage(), "peak": dict(self.peak)})
         self.peak = dict.fromkeys(self.peak, 0.0)
 
@@ -272,7 +249,7 @@ def child(engine: str, d: Path, master: str, partitions: int | None, driver_memo
             app = _rest(ui, "applications")[0]["id"]
             metrics = {"stages": _rest(ui, f"applications/{app}/stages"),
                        "executors": _rest(ui, f"applications/{app}/allexecutors"),
-                       "cpu_tree": _tree_cpu()}
+                       "cpu_tree": tree_cpu()}
         finally:
             stop.set()
             session.stop()
