@@ -180,7 +180,7 @@ def test_a_link_above_the_measured_size_says_so(tmp_path: Path,
                               "given+family:name", "--out", str(tmp_path / "a.parquet")])
     assert enc.exit_code == 0, enc.output
     match = ["match", str(tmp_path / "a.parquet"), str(tmp_path / "a.parquet"), "--all-pairs",
-             "--threshold", "0", "--json", "--out", str(tmp_path / "p.csv")]
+             "--threshold", "0", "--json", "--out", str(tmp_path / "p.csv"), "--overwrite"]
     below = runner.invoke(app, match)
     assert below.exit_code == 0, below.output
     assert "privacy_note" not in below.output

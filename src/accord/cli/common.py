@@ -171,6 +171,15 @@ def refuse_existing(*paths: Path | None, overwrite: bool, option: str = "--out")
                           hint=f"choose another {option}, or pass --overwrite to replace what is there")
 
 
+def check_file_name(path: Path, option: str = "--out") -> Path:
+    """An output that names a file (its reports are named after it) needs a file name: '' or '.'
+    would otherwise fail deep inside pathlib."""
+    if not path.name:
+        raise AccordError(f"{option} needs a file name, not an empty path or a folder's '.'",
+                          hint=f"give {option} a file name, e.g. {option} synthetic.csv")
+    return path
+
+
 def check_separator(sep: str, option: str = "--sep") -> str:
     """A CSV separator is one character (the readers fail deep inside on anything else)."""
     if len(sep) != 1 or sep in "\r\n\"":

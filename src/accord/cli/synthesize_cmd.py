@@ -19,6 +19,7 @@ from accord.cli.common import (
     MAX_SYNTHETIC_ROWS,
     JsonOption,
     OverwriteOption,
+    check_file_name,
     check_separator,
     console,
     print_json,
@@ -57,6 +58,7 @@ def synthesize(
 ) -> None:
     """Differentially private synthetic data (AIM-like: adaptive marginals, graphical model)."""
     with user_errors():
+        check_file_name(out)
         refuse_existing(out, *(out.with_suffix(f".{r}") for r in REPORTS), overwrite=overwrite)
         refuse_existing(steward, overwrite=overwrite, option="--steward-report")
         check_epsilon(epsilon)  # before the file is read
