@@ -49,20 +49,20 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                             "new one twice.")
             name = session.user.username
             where = request.client.host if request.client else "unknown"
-            if kit.limiter.locked(name, where):
+            if kit.limiter.locked(s, name, where):
                 s.audit(name, "hub.password_change_refused", {"reason": "too many wrong passwords"})
                 return show(s, session, 429, f"Too many wrong passwords. Wait {kit.lockout_minutes} "
                             "minutes and try again.")
             def refused(err: AccordError) -> Response:  # audited without what was typed
                 if err.message == WRONG_CURRENT:
-                    kit.limiter.failed(name, where)
+                    kit.limiter.failed(s, name, where)
                 s.audit(name, "hub.password_change_refused", {"reason": err.message})
                 return show(s, session, 400, f"The password was not changed: {err.message}.", err.hint)
 
             user = attempt(lambda: change_password(s, name, old[:1024], new[:1025]), refused)
             if isinstance(user, Response):
                 return user
-            kit.limiter.succeeded(name)
+            kit.limiter.succeeded(s, name)
             cookie, _ = create_session(s, user, kit.session_minutes)
             response = RedirectResponse(HOMES[user.role], status_code=303)
             response.set_cookie(SESSION_COOKIE, cookie, max_age=60 * kit.session_minutes, path="/",

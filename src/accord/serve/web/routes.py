@@ -224,17 +224,17 @@ def ui_router(config: ServerConfig, store_lock: AbstractContextManager[object],
             # name field must not end up on the audit log.
             known = bool(s.query("SELECT username FROM hub_users WHERE username = ?", [username]).num_rows)
             who = {"user": username if known else "(no such user)", "address": where}
-            if limiter.locked(username, where):
+            if limiter.locked(s, username, where):
                 s.audit("anonymous", "hub.login_locked", who)
                 return login_page(request, 429, lockout, username)
             user = check_password(s, username, password)
             if user is None:
-                limiter.failed(username, where)
+                limiter.failed(s, username, where)
                 s.audit("anonymous", "hub.login_failed", who)
-                if limiter.locked(username, where):
+                if limiter.locked(s, username, where):
                     return login_page(request, 429, lockout, username)
                 return login_page(request, 401, "The user name or the password is not right.", username)
-            limiter.succeeded(username)
+            limiter.succeeded(s, username)
             cookie, _ = create_session(s, user, settings.session_minutes)
             s.audit(user.username, "hub.login", {"address": where})
             first = PASSWORD_PAGE if must_change_password(s, user.username) else HOME[user.role]

@@ -6,9 +6,12 @@ the user, a per-session CSRF token and an absolute expiry. Logging out deletes t
 cookie dies with it, which a signed cookie cannot do; and every server process sharing the hub
 sees the same sessions. SQL is portable (DuckDB and PostgreSQL).
 
-The sign-in limit is kept in the server process's memory (a restart clears it; one process serves
-a hub): starlette and FastAPI have no limiter, and a library for a sliding window of failures
-would be larger than this class.
+The sign-in limit is kept in the hub's store too (`hub_login_failures`: the SHA-256 of the user
+name or address and the time of each failure within the window), so a restart does not clear it
+and every server process sharing a hub counts the same failures; only failures still inside the
+window are kept (swept at each failure), so the table stays as small as the limit allows.
+Starlette and FastAPI have no limiter, and a library for a sliding window of failures would be
+larger than this class.
 """
 
 from __future__ import annotations
@@ -16,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from accord.store.base import now_iso
 SESSIONS_SQL = """CREATE TABLE IF NOT EXISTS hub_web_sessions (
     session_sha256 VARCHAR PRIMARY KEY, username VARCHAR NOT NULL, csrf VARCHAR NOT NULL,
     created_at VARCHAR NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"""
+LOGIN_FAILURES_SQL = """CREATE TABLE IF NOT EXISTS hub_login_failures (
+    kind VARCHAR NOT NULL, key_sha256 VARCHAR NOT NULL, failed_at DOUBLE PRECISION NOT NULL)"""
 
 
 @dataclass(frozen=True)
@@ -96,39 +99,41 @@ def same_token(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
+@dataclass(frozen=True)
 class LoginLimiter:
-    """Failed sign-ins in a sliding window, per user name and per client address.
+    """Failed sign-ins in a sliding window, per user name and per client address, in the hub's store.
 
-    A key with ``limit`` failures within the last ``window`` seconds is locked until the oldest of
-    them leaves the window. A successful sign-in clears the user name's failures (not the
-    address's: one address guessing many accounts stays limited)."""
+    A key with ``per_user`` (``per_address``) failures within the last ``window_s`` seconds is
+    locked until the oldest of them leaves the window. A successful sign-in clears the user name's
+    failures (not the address's: one address guessing many accounts stays limited). The clock is
+    wall time (``time.time``), the one clock every server process of a hub shares."""
 
-    def __init__(self, per_user: int, per_address: int, window_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._limits = {"user": per_user, "address": per_address}
-        self._window = window_s
-        self._clock = clock
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+    per_user: int
+    per_address: int
+    window_s: float
+    clock: Callable[[], float] = time.time
 
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        q = self._failures[key]
-        cutoff = self._clock() - self._window
-        while q and q[0] <= cutoff:
-            q.popleft()
-        return q
+    def _keys(self, username: str, address: str) -> tuple[tuple[str, str, int], ...]:
+        return (("user", _sha256(username), self.per_user),
+                ("address", _sha256(address), self.per_address))
 
-    def locked(self, username: str, address: str) -> bool:
-        with self._lock:
-            return any(len(self._recent(k)) >= self._limits[k[0]]
-                       for k in (("user", username), ("address", address)))
+    def locked(self, store: Store, username: str, address: str) -> bool:
+        if not store.table_exists("hub_login_failures"):
+            return False
+        cutoff = self.clock() - self.window_s
+        return any(int(store.scalar("SELECT count(*) FROM hub_login_failures WHERE kind = ? AND "
+                                    "key_sha256 = ? AND failed_at > ?", [kind, key, cutoff]) or 0) >= limit
+                   for kind, key, limit in self._keys(username, address))
 
-    def failed(self, username: str, address: str) -> None:
-        with self._lock:
-            now = self._clock()
-            for key in (("user", username), ("address", address)):
-                self._recent(key).append(now)
+    def failed(self, store: Store, username: str, address: str) -> None:
+        now = self.clock()
+        with store.transaction():
+            store.execute(LOGIN_FAILURES_SQL)
+            store.execute("DELETE FROM hub_login_failures WHERE failed_at <= ?", [now - self.window_s])
+            for kind, key, _ in self._keys(username, address):
+                store.execute("INSERT INTO hub_login_failures VALUES (?, ?, ?)", [kind, key, now])
 
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(("user", username), None)
+    def succeeded(self, store: Store, username: str) -> None:
+        if store.table_exists("hub_login_failures"):
+            store.execute("DELETE FROM hub_login_failures WHERE kind = 'user' AND key_sha256 = ?",
+                          [_sha256(username)])
