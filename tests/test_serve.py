@@ -305,6 +305,7 @@ ANALYSIS: dict[str, tuple[dict[str, Any], dict[str, int]]] = {
     "/api/estimate": ({}, {**ANALYST_OK, "analyst": 422, "steward": 422}),
     "/api/budget/set": ({"epsilon": 20}, STEWARD_OK),
     "/api/budget/grant": ({"epsilon": 1, "reason": "matrix test"}, STEWARD_OK),
+    "/api/budget/quota": ({"org": "ngo-b", "epsilon": 1, "reason": "matrix test"}, STEWARD_OK),
 }
 
 
@@ -353,11 +354,13 @@ UI_ROUTES = {
     ("GET", "/ui/steward/budget"): {"steward": 200},
     ("POST", "/ui/steward/budget/set"): {"steward": 400},
     ("POST", "/ui/steward/budget/grant"): {"steward": 400},
+    ("POST", "/ui/steward/budget/quota"): {"steward": 400},
     ("GET", "/ui/steward/accounts"): {"steward": 200},
     ("POST", "/ui/steward/accounts/org"): {"steward": 400},
     ("POST", "/ui/steward/accounts/user"): {"steward": 400},
     ("POST", "/ui/steward/accounts/disable"): {"steward": 400},
     ("POST", "/ui/steward/accounts/reset"): {"steward": 400},
+    ("POST", "/ui/steward/accounts/reopen"): {"steward": 400},
     ("POST", "/ui/steward/tokens/create"): {"steward": 400},
     ("POST", "/ui/steward/tokens/revoke"): {"steward": 400},
     ("GET", "/ui/analyst/requests"): {"analyst": 200},

@@ -30,6 +30,7 @@ from accord.serve.accounts import (
     list_tokens,
     list_users,
     must_change_password,
+    reopen_user,
     reset_password,
     user_of_token,
 )
@@ -119,13 +120,22 @@ def test_one_time_passwords_resets_and_disabled_accounts(hub: str) -> None:
             with pytest.raises(AccountError):
                 act()
         assert {u["username"]: bool(u["disabled_at"]) for u in list_users(store)} == {"ana": True, "sam": False}
+        # reopened: a new one-time password; the old one and the revoked token stay dead
+        with pytest.raises(AccountError, match="not closed"):
+            reopen_user(store, "sam", "sam")
+        reopened = reopen_user(store, "ana", "sam")
+        assert reopened != one_time and check_password(store, "ana", reopened) is not None
+        assert check_password(store, "ana", one_time) is None and must_change_password(store, "ana")
+        assert user_of_token(store, token) is None
+        assert {u["username"]: bool(u["disabled_at"]) for u in list_users(store)} == {"ana": False, "sam": False}
         log = store.query("SELECT actor, action, detail FROM audit WHERE action LIKE 'hub.%' "
                           "ORDER BY occurred_at").to_pylist()
     actions = [r["action"] for r in log]
-    for action in ("hub.password_change", "hub.password_reset", "hub.user_disable"):
+    for action in ("hub.password_change", "hub.password_reset", "hub.user_disable", "hub.user_reopen"):
         assert action in actions
     text = json.dumps(log)
     assert PASSWORD not in text and one_time not in text and "a brand new password" not in text
+    assert reopened not in text
 
 
 # ---------------------------------------------------------------- in the browser
@@ -339,6 +349,55 @@ def test_steward_sets_and_grants_budget(hub: str, site: str, people: dict[str, A
 
 
 @DUCKDB
+def test_steward_gives_an_organisation_a_share(hub: str, site: str, people: dict[str, Any], browser: Any) -> None:
+    """A quota for one organisation, after a confirmation page; its analysts' spends show against
+    it; a quota below what they spent, or without a reason, is refused with nothing changed."""
+    from accord.release.dp import ledger
+
+    _sign_in(browser, site, "sam")
+    _click(browser, "nav.pages a[href='/ui/steward/budget']")
+    assert "No organisation has a quota" in _text(browser)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "quota-org")).select_by_value("agency")
+    _fill(browser, "quota-epsilon", "2")
+    _fill(browser, "quota-reason", "agreed share for 2027")
+    _click(browser, "form[action='/ui/steward/budget/quota'] button")
+    text = _text(browser)
+    assert "Change agency's share of the budget?" in text and "Gives agency a quota of epsilon 2" in text
+    _check_accessible(browser)
+    _click(browser, "form[action='/ui/steward/budget/quota'] button")
+    assert "The organisation's share was changed" in _text(browser)
+    with open_store(hub) as store, store.transaction():  # an agency analyst's release and a ngo-b submitter's
+        for who in ("ana", "maria"):
+            ledger.spend(store, 0.002, kind="test", actor=who, purpose="test", mechanism="gaussian",
+                         epsilon=None, delta=None, detail={})
+    browser.refresh()
+    text = _text(browser)
+    assert "Organisations' shares" in text and "changed a share" in text and "no quota" in text
+    _check_accessible(browser)
+    _shot(browser, "steward-budget-quota")
+    cookie = "accord_session=" + _http_sign_in(site, "sam")
+    csrf = _csrf_of(_http(site, "GET", "/ui/steward/budget", headers={"Cookie": cookie})[2])
+    for body, status, words in ((f"csrf={csrf}&org=agency&epsilon=0.01&reason=x&confirm=yes", 409, b"already spent"),
+                                (f"csrf={csrf}&org=agency&epsilon=1&reason=&confirm=yes", 400, b"needs a reason"),
+                                (f"csrf={csrf}&org=nobody&epsilon=1&reason=x&confirm=yes", 400, b"organisations")):
+        got, _, page = _http(site, "POST", "/ui/steward/budget/quota", body.encode(),
+                             {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        assert got == status and words in page, (body, page[-600:])
+    extra = f"csrf={csrf}&org=agency&epsilon=1&reason=x&confirm=yes&more=1&more=2".encode()
+    got, _, page = _http(site, "POST", "/ui/steward/budget/quota", extra,
+                         {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    assert got == 413 and b"sent more than this page takes" in page and b'"detail"' not in page
+    with open_store(hub) as store:
+        shares = {q.org: q for q in ledger.quotas(store)}
+    assert shares["agency"].quota_rho and shares["agency"].spent_rho == 0.002
+    assert shares["ngo-b"].quota_rho is None and shares["ngo-b"].spent_rho == 0.002
+    assert [r["actor"] for r in _audit(hub, "dp_quota_set")] == ["sam"]
+
+
+@DUCKDB
 def test_accounts_and_forced_password_change(hub: str, site: str, people: dict[str, Any], browser: Any) -> None:
     """The steward adds an organisation and a person (a one-time password, shown once), makes an
     API token (shown once; it works on the API), resets a password and closes an account. The new
@@ -431,13 +490,26 @@ def test_accounts_and_forced_password_change(hub: str, site: str, people: dict[s
     _sign_out(browser)
     _sign_in(browser, site, "dana", again)
     assert "The user name or the password is not right" in _text(browser)
+    _sign_in(browser, site, "sam")
+    browser.get(site + "/ui/steward/accounts")
+    _click(browser, "form[action='/ui/steward/accounts/reopen']:has(input[value='dana']) button")
+    assert "Reopen the account dana?" in _text(browser)
+    _check_accessible(browser)
+    _click(browser, "form[action='/ui/steward/accounts/reopen'] button")
+    reopened = browser.find_element(By.ID, "secret").get_attribute("value")
+    assert reopened and reopened != again
+    with open_store(hub) as store:
+        assert check_password(store, "dana", reopened) is not None and check_password(store, "dana", again) is None
+    _sign_out(browser)
     actions = {r["action"] for r in (_audit(hub, "hub.org_add") + _audit(hub, "hub.user_add")
                                      + _audit(hub, "hub.token_create") + _audit(hub, "hub.password_change")
-                                     + _audit(hub, "hub.password_reset") + _audit(hub, "hub.user_disable"))}
-    assert len(actions) == 6
+                                     + _audit(hub, "hub.password_reset") + _audit(hub, "hub.user_disable")
+                                     + _audit(hub, "hub.user_reopen"))}
+    assert len(actions) == 7
     with open_store(hub) as store:
         log = json.dumps(store.query("SELECT * FROM audit").to_pylist())
     assert one_time not in log and again not in log and token not in log and "own long" not in log
+    assert reopened not in log
 
 
 def test_cli_user_commands(tmp_path: Path) -> None:
@@ -469,6 +541,13 @@ def test_cli_user_commands(tmp_path: Path) -> None:
     cli("hub", "user", "disable", "ana", code=2)
     rows = json.loads(cli("hub", "user", "list", "--json"))
     assert rows[0]["username"] == "ana" and rows[0]["disabled_at"] and "password_hash" not in rows[0]
+    printed = cli("hub", "user", "reopen", "ana", "--out", str(tmp_path / "ana2.pw"))
+    reopened = (tmp_path / "ana2.pw").read_text().strip()
+    assert reopened not in printed and (tmp_path / "ana2.pw").stat().st_mode & 0o777 == 0o600
+    cli("hub", "user", "reopen", "ana", "--out", str(tmp_path / "ana3.pw"), code=2)  # not closed now
+    assert not (tmp_path / "ana3.pw").exists()
+    with open_store(hub) as store:
+        assert check_password(store, "ana", reopened) is not None and check_password(store, "ana", secret) is None
 
 
 @DUCKDB

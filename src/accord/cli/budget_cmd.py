@@ -1,4 +1,4 @@
-"""``accord budget``: the hub's lifetime privacy-budget ledger (show, set, grant)."""
+"""``accord budget``: the hub's lifetime privacy-budget ledger (show, set, grant, quota)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ WaitOption = Annotated[float, typer.Option(
 
 
 def _show(current: ledger.Budget, rows: list[dict[str, Any]], events: list[dict[str, Any]],
-          chain_ok: bool) -> None:
+          chain_ok: bool, quotas: list[dict[str, Any]]) -> None:
     at = current.delta
     console.print("lifetime budget of this hub's people (one ledger for the hub, whatever data are "
                   "added or re-added), accounted in rho (zCDP); every epsilon below is at the "
@@ -81,8 +81,17 @@ def _show(current: ledger.Budget, rows: list[dict[str, Any]], events: list[dict[
         console.print("[bold red]  the hub's chain is broken: every release is refused; run "
                       "`accord hub verify`[/]", markup=True, highlight=False)
     console.print(f"[dim]{plain(ledger.COMPOSITION)}[/]", markup=True, highlight=False)
+    if quotas:
+        def eps(value: float | None) -> str:
+            return "no quota" if value is None else f"{value:.3g}"
+
+        console.print(_table(f"Organisations' shares (epsilon at delta {at:g})",
+                             ("organisation", "quota", "spent", "left of quota"),
+                             ((q["org"], eps(q["quota_epsilon"]), f"{q['spent_epsilon']:.3g}",
+                               "" if q["quota_epsilon"] is None else eps(q["remaining_epsilon"]))
+                              for q in quotas)))
     if events:
-        console.print(_table("Budget changes (set, grant, migration)",
+        console.print(_table("Budget changes (set, grant, quota, migration)",
                              ("when", "who", "event", "figure", "rho", "reason / note"),
                              ((e["recorded_at"], e["actor"], e["event"],
                                ledger.loss_text(e["epsilon"], e["delta"]) if e["epsilon"] is not None else "",
@@ -117,15 +126,18 @@ def budget(ctx: typer.Context, hub: HubOption = DEFAULT_HUB, as_json: JsonOption
             if as_json:
                 print_json(doc)
             else:
-                _show(_budget_of(doc["budget"]), doc["spends"], doc["events"], doc["chain"]["ok"])
+                _show(_budget_of(doc["budget"]), doc["spends"], doc["events"], doc["chain"]["ok"],
+                      doc.get("quotas", []))
             return
-        current, rows, events, report = _on_hub(hub, wait, lambda store: (
-            ledger.current_budget(store), ledger.spends(store), ledger.events(store), ledger.verify(store)))
+        current, rows, events, report, shares = _on_hub(hub, wait, lambda store: (
+            ledger.current_budget(store), ledger.spends(store), ledger.events(store), ledger.verify(store),
+            ledger.quotas(store)))
+    quotas = [q.to_dict(current.delta) for q in shares]
     if as_json:
         print_json({"budget": current.to_dict(), "spends": rows, "events": events,
-                    "chain": report.to_dict()})
+                    "chain": report.to_dict(), "quotas": quotas})
         return
-    _show(current, rows, events, report.ok)
+    _show(current, rows, events, report.ok, quotas)
 
 
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who does it (recorded).")]
@@ -171,6 +183,51 @@ def grant(
         result = _change(server, token_file, "/api/budget/grant", {"epsilon": epsilon, "reason": reason}, hub, wait,
                          lambda store: ledger.grant(store, epsilon, actor or default_actor(), reason))
     _print_result(result, as_json, f"granted epsilon {epsilon:g}")
+
+
+@app.command("quota")
+def quota(
+    org: Annotated[str, typer.Argument(help="The organisation (as `accord hub org list` shows it).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. 'agreed share for 2027'); recorded.")],
+    epsilon: Annotated[float | None, typer.Option(
+        "--epsilon", help=f"Its quota: epsilon at the budget's delta (0 < E <= {MAX_EPSILON:g}).")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove its quota (the hub's budget "
+                                                          "alone limits it again).")] = False,
+    hub: HubOption = DEFAULT_HUB,
+    actor: ActorOpt = None,
+    as_json: JsonOption = False,
+    wait: WaitOption = 30.0,
+    server: ServerOption = None,
+    token_file: TokenFileOption = None,
+) -> None:
+    """Give an organisation a share of the hub's budget: its users' releases draw from the hub's
+    budget and from this quota (never below what they have spent); recorded and audited."""
+    with user_errors():
+        if remove == (epsilon is not None):
+            raise AccordError("give either --epsilon E or --remove",
+                              hint="for example: accord budget quota ngo-b --epsilon 2 --reason 'share for 2027'")
+        if epsilon is not None:
+            check_epsilon(epsilon)
+        if server:
+            doc = call_json(server, token_file, "POST", "/api/budget/quota",
+                            {"org": org, "epsilon": epsilon, "reason": reason})
+        else:
+            def local(store: Store) -> dict[str, Any]:
+                share = ledger.set_quota(store, org, epsilon, actor or default_actor(), reason)
+                return share.to_dict(ledger.current_budget(store).delta)
+
+            doc = _on_hub(hub, wait, local)
+    if as_json:
+        print_json(doc)
+        return
+    at = doc["epsilon_delta"]
+    if doc["quota_rho"] is None:
+        console.print(f"{plain(org)} has no quota now: the hub's budget alone limits its releases "
+                      f"(spent so far {ledger.rho_text(doc['spent_rho'], at)})", highlight=False)
+    else:
+        console.print(f"{plain(org)}'s quota is {ledger.rho_text(doc['quota_rho'], at)}; spent "
+                      f"{ledger.rho_text(doc['spent_rho'], at)}; left "
+                      f"{ledger.rho_text(doc['remaining_rho'], at)}", highlight=False)
 
 
 def _change(server: str | None, token_file: Path | None, route: str, body: dict[str, Any], hub: Path,

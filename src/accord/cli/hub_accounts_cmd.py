@@ -143,6 +143,25 @@ def user_disable(username: Annotated[str, typer.Argument(help="Whose account.")]
     console.print(f"user {username} disabled")
 
 
+@user_app.command("reopen")
+def user_reopen(
+    username: Annotated[str, typer.Argument(help="Whose closed account.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write the one-time password to (created "
+                                                    "0600; it is shown nowhere else).")],
+    hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
+) -> None:
+    """Open a closed account again with a one-time password (to change at the first web sign-in);
+    the tokens revoked when it closed stay revoked."""
+    from accord.serve.accounts import reopen_user
+    from accord.store import open_store
+
+    with user_errors():
+        require_hub(hub)
+        with _private_file(out) as f, open_store(hub) as store:
+            f.write(reopen_user(store, username, actor) + "\n")
+    console.print(f"user {username} reopened; one-time password written to {out}")
+
+
 @user_app.command("list")
 def user_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List users, their organisations, roles and state (never a password)."""

@@ -194,7 +194,8 @@ def reset_password(store: Store, username: str, actor: str) -> str:
     with store.transaction():
         ensure_accounts(store)
         if _existing(store, username)["disabled_at"] is not None:
-            raise AccountError(f"user {username} is disabled", hint="a disabled account stays closed")
+            raise AccountError(f"user {username} is disabled",
+                               hint="reopen it with `accord hub user reopen` (a new one-time password)")
         store.execute("UPDATE hub_users SET password_hash = ? WHERE username = ?", [digest, username])
         _set_state(store, username, actor, must_change=True)
         ended = _end_web_sessions(store, username)
@@ -239,6 +240,22 @@ def disable_user(store: Store, username: str, actor: str) -> None:
         ended = _end_web_sessions(store, username)
         store.audit(actor, "hub.user_disable", {"user": username, "tokens_revoked": revoked,
                                                 "sessions_ended": ended})
+
+
+def reopen_user(store: Store, username: str, actor: str) -> str:
+    """Open a closed account again, with a new one-time password (returned, shown once) to be
+    changed at the first web sign-in: the old password does not come back, nor do the tokens that
+    were revoked when it closed (the steward makes new ones). Audited as ``hub.user_reopen``."""
+    password = one_time_password()
+    digest = _hasher().hash(password)
+    with store.transaction():
+        ensure_accounts(store)
+        if _existing(store, username)["disabled_at"] is None:
+            raise AccountError(f"user {username} is not closed", hint="only a closed account can be reopened")
+        store.execute("UPDATE hub_users SET password_hash = ? WHERE username = ?", [digest, username])
+        _set_state(store, username, actor, must_change=True, disabled=False)
+        store.audit(actor, "hub.user_reopen", {"user": username})
+    return password
 
 
 def list_users(store: Store) -> list[dict[str, object]]:

@@ -14,6 +14,7 @@ Who may do what (rows of the matrix in accord.serve.app; tests/test_serve.py che
 | GET  /api/budget           | 403       | yes     | yes     | yes     |
 | POST /api/budget/set       | 403       | 403     | yes     | 403     |
 | POST /api/budget/grant     | 403       | 403     | yes     | 403     |
+| POST /api/budget/quota     | 403       | 403     | yes     | 403     |
 
 Who made a release is the token's user, never a name the client sends. Answers:
 400 a malformed body (the message names the field, never echoes its value); 409 a release refused
@@ -102,6 +103,12 @@ class BudgetSetBody(_Body):
 
 class BudgetGrantBody(_Body):
     epsilon: float = Field(gt=0, le=MAX_EPSILON, allow_inf_nan=False)
+    reason: str = Field(max_length=500)
+
+
+class BudgetQuotaBody(_Body):
+    org: str = Field(min_length=1, max_length=64)
+    epsilon: float | None = Field(gt=0, le=MAX_EPSILON, allow_inf_nan=False)  # null removes it
     reason: str = Field(max_length=500)
 
 
@@ -247,7 +254,7 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
             from accord.release.dp.release import tables_cost
 
             ledger.require_affordable(s, tables_cost(body.epsilon, body.delta, body.mechanism,
-                                                     body.tables or None))
+                                                     body.tables or None), actor=user.username)
 
         return await run(request, ANALYSTS, work, affordable)
 
@@ -290,8 +297,10 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
         def work(s: Store, user: User) -> Any:
             from accord.release.dp import ledger
 
-            return {"budget": ledger.current_budget(s).to_dict(), "spends": ledger.spends(s),
-                    "events": ledger.events(s), "chain": ledger.verify(s).to_dict()}
+            current = ledger.current_budget(s)
+            return {"budget": current.to_dict(), "spends": ledger.spends(s),
+                    "events": ledger.events(s), "chain": ledger.verify(s).to_dict(),
+                    "quotas": [q.to_dict(current.delta) for q in ledger.quotas(s)]}
 
         return await run(request, {Role.ANALYST, Role.STEWARD, Role.AUDITOR}, work)
 
@@ -314,6 +323,18 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
             from accord.release.dp import ledger
 
             return ledger.grant(s, body.epsilon, user.username, body.reason).to_dict()
+
+        return await run(request, {Role.STEWARD}, work)
+
+    @router.post("/api/budget/quota")
+    async def budget_quota(request: Request) -> Any:
+        body = await _parse(request, BudgetQuotaBody)
+
+        def work(s: Store, user: User) -> Any:
+            from accord.release.dp import ledger
+
+            quota = ledger.set_quota(s, body.org, body.epsilon, user.username, body.reason)
+            return quota.to_dict(ledger.current_budget(s).delta)
 
         return await run(request, {Role.STEWARD}, work)
 

@@ -26,6 +26,7 @@ unknown or revoked token gives 401 everywhere but /api/health):
 | GET  /api/budget           | 403            | yes     | yes     | yes     |
 | POST /api/budget/set       | 403            | 403     | yes     | 403     |
 | POST /api/budget/grant     | 403            | 403     | yes     | 403     |
+| POST /api/budget/quota     | 403            | 403     | yes     | 403     |
 
 The analyst's routes (accord.serve.analysis) run the local commands' library calls; their bodies
 are the commands' options as JSON, and a malformed body is 400 naming the field, never its value.

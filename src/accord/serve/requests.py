@@ -307,7 +307,7 @@ def require_request_affordable(store: Store, request_id: str) -> dict[str, Any]:
 
         params = row["parameters"]
         ledger.require_affordable(store, rho_from_epsilon_delta(params["epsilon"], params["delta"]),
-                                  f"request {request_id}")
+                                  f"request {request_id}", actor=str(row["requester"]))
     return row
 
 

@@ -17,6 +17,16 @@ the same rho reads as a smaller epsilon at a larger delta (a release asked for a
 and every amount of the ledger (budget, spent, left, each spend) is also shown at one delta, the
 budget's, next to what the release asked for.
 
+Shares of organisations: a steward may give an organisation of a shared hub a quota (epsilon at
+the budget's delta, kept in rho) so that one partner's analysts cannot spend what the others
+need. A release by a hub user draws from the hub's budget *and* from their organisation's quota
+when it has one; what each organisation has spent is counted whether it has a quota or not (a
+quota set later counts past spends). Quotas change nothing about privacy (the hub's budget alone
+bounds what the people lose); they divide it. The organisation of a spend is read from the hub's
+accounts (``hub_users``) inside the spend's transaction, not taken from the caller, so a caller
+cannot charge another organisation; an actor who is not a hub user (the steward's terminal)
+draws from the hub's budget only.
+
 Append-only and tamper-evident: ``dp_ledger`` rows are only ever inserted, each chained (see
 :mod:`accord.store.chain`) with the ledger's state after it (set figure, granted, spent) under the
 chain's MAC. The budget is read from that authenticated state; a spend or budget change is refused
@@ -114,7 +124,8 @@ def rho_text(rho: float, delta: float) -> str:
 def _default_state() -> dict[str, Any]:
     return {"set_epsilon": DEFAULT_TOTAL_EPSILON, "delta": DEFAULT_TOTAL_DELTA,
             "set_rho": rho_from_epsilon_delta(DEFAULT_TOTAL_EPSILON, DEFAULT_TOTAL_DELTA),
-            "granted_rho": 0.0, "spent_rho": 0.0, "spends": 0, "explicit": False}
+            "granted_rho": 0.0, "spent_rho": 0.0, "spends": 0, "explicit": False,
+            "quota_rho": {}, "org_spent_rho": {}}
 
 
 def _state(store: Store) -> dict[str, Any]:
@@ -253,6 +264,102 @@ def grant(store: Store, epsilon: float, actor: str, reason: str) -> Budget:
     return current_budget(store)
 
 
+@dataclass(frozen=True)
+class Quota:
+    """An organisation's share: its quota (None: no quota, only the hub's budget limits it), what
+    its users have spent, and what is left of the quota, all in rho."""
+
+    org: str
+    quota_rho: float | None
+    spent_rho: float
+
+    @property
+    def remaining_rho(self) -> float | None:
+        return None if self.quota_rho is None else max(self.quota_rho - self.spent_rho, 0.0)
+
+    def to_dict(self, delta: float) -> dict[str, Any]:
+        def eps(rho: float | None) -> float | None:
+            return None if rho is None else epsilon_from_rho(rho, delta)
+
+        return {"org": self.org, "quota_rho": self.quota_rho, "spent_rho": self.spent_rho,
+                "remaining_rho": self.remaining_rho, "quota_epsilon": eps(self.quota_rho),
+                "spent_epsilon": eps(self.spent_rho), "remaining_epsilon": eps(self.remaining_rho),
+                "epsilon_delta": delta}
+
+
+def org_of(store: Store, actor: str) -> str | None:
+    """The organisation of a hub user (None for an actor who is not one, e.g. the steward's
+    terminal). Read here, in the spend's transaction, rather than passed by the caller: the hub's
+    accounts decide who pays, so no caller can charge another organisation."""
+    if not store.table_exists("hub_users"):
+        return None
+    rows = store.query("SELECT org FROM hub_users WHERE username = ?", [actor]).to_pylist()
+    return str(rows[0]["org"]) if rows else None
+
+
+def quotas(store: Store) -> list[Quota]:
+    """Every organisation with a quota or a spend, by name."""
+    ensure_ledger(store)
+    st = _state(store)
+    given, spent = dict(st.get("quota_rho") or {}), dict(st.get("org_spent_rho") or {})
+    return [Quota(org, None if given.get(org) is None else float(given[org]), float(spent.get(org, 0.0)))
+            for org in sorted(set(given) | set(spent))]
+
+
+def set_quota(store: Store, org: str, epsilon: float | None, actor: str, reason: str) -> Quota:
+    """Give ``org`` a quota of ``epsilon`` at the budget's delta (None removes it): never below
+    what its users have already spent. On the ledger (chained) and the audit log."""
+    if epsilon is not None:
+        epsilon = check_epsilon(epsilon)
+    if not reason.strip():
+        raise ParameterError("a quota needs a reason (e.g. 'agreed share for 2027')",
+                             hint="give --reason TEXT")
+    with store.transaction():
+        store.lock_chain()
+        ensure_ledger(store)
+        store.require_intact()
+        if not store.table_exists("hub_orgs") or not store.query(
+                "SELECT org FROM hub_orgs WHERE org = ?", [org]).num_rows:
+            raise ParameterError(f"no organisation {org} on this hub",
+                                 hint="`accord hub org list` shows them; add one with `accord hub org add`")
+        st = _state(store)
+        given = dict(st.get("quota_rho") or {})
+        spent = float(dict(st.get("org_spent_rho") or {}).get(org, 0.0))
+        rho = None if epsilon is None else rho_from_epsilon_delta(epsilon, st["delta"])
+        if rho is not None and rho + _SLACK < spent:
+            raise ReleaseRefused(
+                f"the quota is smaller than what {org}'s users have already spent "
+                f"({rho_text(spent, st['delta'])})",
+                hint="a quota can be set at or above what is spent, or removed")
+        before = given.get(org)
+        if rho is None:
+            given.pop(org, None)
+        else:
+            given[org] = rho
+        st["quota_rho"] = given
+        st.setdefault("org_spent_rho", {})
+        _write(store, "quota", rho or 0.0, dict(st), actor=actor, purpose=reason, epsilon=epsilon,
+               delta=st["delta"], detail={"org": org, "before_rho": before, "removed": rho is None})
+        store.audit(actor, "dp_quota_set", {"org": org, "epsilon": epsilon, "rho": rho,
+                                            "reason": reason})
+    return Quota(org, rho, spent)
+
+
+def _quota_refusal(st: dict[str, Any], org: str | None, rho: float, what: str) -> str | None:
+    """Why ``org``'s quota cannot pay ``rho`` (None when it can, or has no quota)."""
+    if org is None:
+        return None
+    cap = dict(st.get("quota_rho") or {}).get(org)
+    if cap is None:
+        return None
+    spent = float(dict(st.get("org_spent_rho") or {}).get(org, 0.0))
+    if spent + rho <= float(cap) + _SLACK:
+        return None
+    left = max(float(cap) - spent, 0.0)
+    return (f"{what} needs {rho_text(rho, st['delta'])} but only {rho_text(left, st['delta'])} "
+            f"of {org}'s quota of the hub's budget is left")
+
+
 def spend(store: Store, rho: float, *, kind: str, actor: str, purpose: str, mechanism: str,
           epsilon: float | None, delta: float | None, detail: dict[str, Any],
           release_id: str | None = None) -> Budget:
@@ -276,11 +383,20 @@ def spend(store: Store, rho: float, *, kind: str, actor: str, purpose: str, mech
                 f"this release needs rho {rho:.6g} but only {left:.6g} of the hub's lifetime "
                 "budget is left",
                 hint="lower --epsilon, or (data steward) grant more with `accord budget grant`")
+        org = org_of(store, actor)
+        refusal = _quota_refusal(st, org, rho, "this release")
+        if refusal:
+            raise ReleaseRefused(refusal, hint="lower --epsilon, or (data steward) raise the "
+                                 "organisation's quota with `accord budget quota`")
         st["spent_rho"] += rho
         st["spends"] += 1
+        if org is not None:
+            by_org = dict(st.get("org_spent_rho") or {})
+            by_org[org] = float(by_org.get(org, 0.0)) + rho
+            st["org_spent_rho"] = by_org
         _write(store, "spend", rho, dict(st), actor=actor, purpose=purpose, epsilon=epsilon,
                delta=delta, release_id=release_id, kind=kind, mechanism=mechanism,
-               detail=detail)
+               detail={**detail, "org": org} if org is not None else detail)
     return _budget(store, _state(store))
 
 
@@ -291,7 +407,7 @@ _PLANNED_SLACK = 1e-6
 
 
 def require_affordable(store: Store, rho: float, what: str = "this release",
-                       option: str = "--epsilon") -> Budget:
+                       option: str = "--epsilon", actor: str | None = None) -> Budget:
     """Refuse (ReleaseRefused, exit 3) a release whose planned cost ``rho`` is more than the hub's
     lifetime budget has left, before any record is read or any work waits for its turn: nothing is
     computed or spent. The spend inside the release still makes the exact check, with the chain's.
@@ -305,6 +421,13 @@ def require_affordable(store: Store, rho: float, what: str = "this release",
             f"{rho_text(budget.remaining_rho, budget.delta)} of the hub's lifetime budget is left; "
             "nothing was computed or spent",
             hint=f"lower {option}, or (data steward) grant more with `accord budget grant`")
+    if actor is not None:
+        st = _state(store)
+        refusal = _quota_refusal(st, org_of(store, actor), rho * (1 - _PLANNED_SLACK), what)
+        if refusal:
+            raise ReleaseRefused(refusal + "; nothing was computed or spent",
+                                 hint=f"lower {option}, or (data steward) raise the organisation's "
+                                 "quota with `accord budget quota`")
     return budget
 
 

@@ -69,7 +69,7 @@ def release_tables(store: Store, epsilon: float, *, delta: float = DEFAULT_DELTA
     standard = standard or load_standard()
     chosen = select_tables(names, standard)
     # A release the budget cannot pay is refused before the people are read (exit 3).
-    ledger.require_affordable(store, _planned_rho(chosen, epsilon, delta, mechanism))
+    ledger.require_affordable(store, _planned_rho(chosen, epsilon, delta, mechanism), actor=actor)
     columns = needed_columns(chosen)
     budget = epsilon if mechanism == "laplace" else rho_from_epsilon_delta(epsilon, delta)
     spend_delta = None if mechanism == "laplace" else delta

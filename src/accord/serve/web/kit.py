@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Message
 
@@ -46,7 +47,14 @@ async def read_form(request: Request, limit: int, max_files: int, max_fields: in
             raise TooLarge
         return message
 
-    return await Request(request.scope, receive).form(max_files=max_files, max_fields=max_fields)
+    try:
+        return await Request(request.scope, receive).form(max_files=max_files, max_fields=max_fields)
+    except HTTPException as err:
+        # starlette's answer to more fields or files than allowed is a JSON 400 for an API
+        # client; a browser gets the page that says the form sent more than the page takes
+        if str(err.detail).startswith("Too many"):
+            raise TooLarge from None
+        raise
 
 
 def text_field(form: FormData, name: str, limit: int = 1000) -> str:

@@ -17,11 +17,13 @@ shown by its parameters and summary only: no page shows a record.
 | GET  /ui/steward/budget             | yes     | 403             |
 | POST /ui/steward/budget/set         | yes     | 403             |
 | POST /ui/steward/budget/grant       | yes     | 403             |
+| POST /ui/steward/budget/quota       | yes     | 403             |
 | GET  /ui/steward/accounts           | yes     | 403             |
 | POST /ui/steward/accounts/org       | yes     | 403             |
 | POST /ui/steward/accounts/user      | yes     | 403             |
 | POST /ui/steward/accounts/disable   | yes     | 403             |
 | POST /ui/steward/accounts/reset     | yes     | 403             |
+| POST /ui/steward/accounts/reopen    | yes     | 403             |
 | POST /ui/steward/tokens/create      | yes     | 403             |
 | POST /ui/steward/tokens/revoke      | yes     | 403             |
 """
@@ -55,6 +57,7 @@ DONE = {
     "rejected": "Request {id} was rejected. Its requester sees the reason.",
     "budget_set": "The privacy budget was changed. The change is on the ledger and the audit log.",
     "budget_grant": "The grant was added to the privacy budget. It is on the ledger and the audit log.",
+    "budget_quota": "The organisation's share was changed. It is on the ledger and the audit log.",
     "org": "Organisation {id} was added.",
     "disabled": "The account {id} was closed: it cannot sign in and its API tokens no longer work.",
     "revoked": "API token {id} was revoked. It stopped working at once.",
@@ -239,7 +242,11 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
         history = list(reversed(ledger.events(s)))
         for e in history:
             e["eps_at"] = ledger.epsilon_from_rho(float(e["rho"]), budget.delta)
+        quotas = [q.to_dict(budget.delta) for q in ledger.quotas(s)]
+        orgs = [r["org"] for r in s.query("SELECT org FROM hub_orgs ORDER BY org").to_pylist()] \
+            if s.table_exists("hub_orgs") else []
         return kit.page("steward_budget.html.j2", status, session, title="Privacy budget", budget=budget,
+                        quotas=quotas, orgs=orgs,
                         total_epsilon=ledger.epsilon_from_rho(budget.total_rho, budget.delta),
                         granted_epsilon=ledger.epsilon_from_rho(budget.granted_rho, budget.delta),
                         spends=spends, history=history, chain=ledger.verify(s), error=error, hint=hint,
@@ -318,6 +325,49 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
     async def budget_grant(request: Request) -> Response:
         return await kit.post(request, STEWARD, 4, lambda s, session, form: budget_action(s, session, form, True))
 
+    def quota_action(s: Store, session: Session, form: FormData) -> Response:
+        from accord.release.dp import ledger
+        from accord.release.dp.params import check_epsilon
+
+        budget = ledger.current_budget(s)
+        org = text_field(form, "org", 64)
+        reason = text_field(form, "reason", 500)
+        given = text_field(form, "epsilon", 40)
+        try:
+            epsilon = None if not given else check_epsilon(number(form, "epsilon", "epsilon"), "epsilon")
+            if not reason:
+                raise ParameterError("a quota needs a reason, e.g. 'agreed share for 2027'")
+            known = {r["org"] for r in s.query("SELECT org FROM hub_orgs").to_pylist()} \
+                if s.table_exists("hub_orgs") else set()
+            if org not in known:
+                raise ParameterError("choose one of the hub's organisations")
+        except ParameterError as err:
+            return budget_page(s, session, 400, f"Nothing was changed: {err.message}.", err.hint)
+        if form.get("confirm") != "yes":
+            now = {q.org: q for q in ledger.quotas(s)}.get(org)
+            spent = ledger.epsilon_from_rho(now.spent_rho if now else 0.0, budget.delta)
+            before = ("no quota (the hub's budget alone limits it)" if now is None or now.quota_rho is None
+                      else f"epsilon {ledger.epsilon_from_rho(now.quota_rho, budget.delta):.3g}")
+            lines = [(f"Gives {org} a quota of epsilon {epsilon:.3g} (at delta {budget.delta:g}) of the "
+                      "hub's budget." if epsilon is not None else
+                      f"Removes {org}'s quota: the hub's budget alone will limit its releases."),
+                     f"Now: {before}. Its users have spent epsilon {spent:.3g}.",
+                     f"Reason: {reason}.",
+                     "A quota divides the hub's one budget among organisations; it does not add to it."]
+            fields = {"org": org, "epsilon": "" if epsilon is None else repr(epsilon), "reason": reason}
+            return confirm(session, f"Change {org}'s share of the budget?", "/ui/steward/budget/quota",
+                           fields, lines, "Change the share", "/ui/steward/budget")
+        refusal = attempt(lambda: ledger.set_quota(s, org, epsilon, session.user.username, reason),
+                          lambda err: budget_page(s, session, 409 if isinstance(err, ReleaseRefused) else 400,
+                                                  f"Nothing was changed: {err.message}.", err.hint))
+        if isinstance(refusal, Response):
+            return refusal
+        return RedirectResponse("/ui/steward/budget?done=budget_quota", status_code=303)
+
+    @router.post("/ui/steward/budget/quota")
+    async def budget_quota(request: Request) -> Response:
+        return await kit.post(request, STEWARD, 5, quota_action)  # csrf, org, epsilon, reason, confirm
+
     # ------------------------------------------------------------ accounts and tokens
     def accounts_page(s: Store, session: Session, status: int = 200, error: str | None = None,
                       hint: str | None = None, notice: str | None = None) -> Response:
@@ -376,6 +426,33 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
                            "the password."], "/ui/steward/accounts")
         return await kit.post(request, STEWARD, 5, act)
 
+    def reopen_action(s: Store, session: Session, form: FormData) -> Response:
+        from accord.serve.accounts import reopen_user
+
+        username = text_field(form, "username", 64)
+        if not username:
+            return accounts_page(s, session, 400, "Choose an account.")
+        if form.get("confirm") != "yes":
+            return confirm(session, f"Reopen the account {username}?", "/ui/steward/accounts/reopen",
+                           {"username": username},
+                           [f"{username} can sign in again, with a one-time password you give them; they "
+                            "choose their own at the first sign-in.",
+                            "Their old password does not come back, nor do the API tokens revoked when the "
+                            "account was closed: make new ones if they need them."],
+                           "Reopen the account", "/ui/steward/accounts")
+        password = attempt(lambda: reopen_user(s, username, session.user.username),
+                           lambda err: account_error(s, session, err))
+        if isinstance(password, Response):
+            return password
+        return secret(session, f"Account {username} reopened", f"One-time password of {username}", password,
+                      ["Give it to them in person or by another safe channel. They must choose their own "
+                       "password when they sign in with it.",
+                       "It is shown only now: the hub keeps only a hash of it."], "/ui/steward/accounts")
+
+    @router.post("/ui/steward/accounts/reopen")
+    async def user_reopen(request: Request) -> Response:
+        return await kit.post(request, STEWARD, 3, reopen_action)  # csrf, username, confirm
+
     def user_action(s: Store, session: Session, form: FormData, reset: bool) -> Response:
         from accord.serve.accounts import disable_user, reset_password
 
@@ -391,8 +468,8 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             else:
                 lines = [f"{username} can no longer sign in, is signed out everywhere, and every API "
                          "token of theirs is revoked.",
-                         "The account stays on the audit log under its name. It cannot be opened again: "
-                         "add a new account if they come back."]
+                         "The account stays on the audit log under its name. You can reopen it later "
+                         "with a new one-time password; its tokens stay revoked."]
             return confirm(session, f"Reset the password of {username}?" if reset else f"Close the account {username}?",
                            f"/ui/steward/accounts/{'reset' if reset else 'disable'}", {"username": username},
                            lines, "Reset the password" if reset else "Close the account",
