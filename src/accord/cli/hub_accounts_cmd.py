@@ -113,6 +113,17 @@ def _private_file(out: Path) -> Iterator[TextIO]:
         raise
 
 
+def _secret_to_file(hub: Path, out: Path, make: Callable[[Store], str]) -> None:
+    """The secret ``make`` creates at the hub, written to a new 0600 file made first (see
+    _private_file): a one-time password or a token, shown nowhere else."""
+    from accord.store import open_store
+
+    with user_errors():
+        require_hub(hub)
+        with _private_file(out) as f, open_store(hub) as store:
+            f.write(make(store) + "\n")
+
+
 @user_app.command("reset-password")
 def user_reset_password(
     username: Annotated[str, typer.Argument(help="Whose password.")],
@@ -123,12 +134,8 @@ def user_reset_password(
     """Give a user a new one-time password (to change at the next web sign-in); their web sessions
     end, their API tokens keep working."""
     from accord.serve.accounts import reset_password
-    from accord.store import open_store
 
-    with user_errors():
-        require_hub(hub)
-        with _private_file(out) as f, open_store(hub) as store:
-            f.write(reset_password(store, username, actor) + "\n")
+    _secret_to_file(hub, out, lambda store: reset_password(store, username, actor))
     console.print(f"one-time password for {username} written to {out}")
 
 
@@ -153,12 +160,8 @@ def user_reopen(
     """Open a closed account again with a one-time password (to change at the first web sign-in);
     the tokens revoked when it closed stay revoked."""
     from accord.serve.accounts import reopen_user
-    from accord.store import open_store
 
-    with user_errors():
-        require_hub(hub)
-        with _private_file(out) as f, open_store(hub) as store:
-            f.write(reopen_user(store, username, actor) + "\n")
+    _secret_to_file(hub, out, lambda store: reopen_user(store, username, actor))
     console.print(f"user {username} reopened; one-time password written to {out}")
 
 
@@ -187,14 +190,16 @@ def token_create(
 ) -> None:
     """Create an API token; the hub keeps only its hash."""
     from accord.serve.accounts import create_token
-    from accord.store import open_store
 
-    with user_errors():
-        require_hub(hub)
-        with _private_file(out) as f, open_store(hub) as store:
-            token_id, token = create_token(store, username, actor)
-            f.write(token + "\n")
-    console.print(f"token {token_id} for {username} written to {out}")
+    made: list[str] = []
+
+    def make(store: Store) -> str:
+        token_id, token = create_token(store, username, actor)
+        made.append(token_id)
+        return token
+
+    _secret_to_file(hub, out, make)
+    console.print(f"token {made[0]} for {username} written to {out}")
 
 
 @token_app.command("revoke")
