@@ -98,8 +98,8 @@ def _print(report: RiskReport, show_values: bool) -> None:
         d.add_column("quasi-identifier")
         d.add_column("expected re-identifications without it", justify="right")
         d.add_column("records with risk > 0.1 without it", justify="right")
-        for q in sorted(report.drivers, key=lambda q: q.expected_reidentifications_without):
-            d.add_row(q.qi, f"{q.expected_reidentifications_without:.2f}", str(q.records_above_01_without))
+        for drv in sorted(report.drivers, key=lambda x: x.expected_reidentifications_without):
+            d.add_row(drv.qi, f"{drv.expected_reidentifications_without:.2f}", str(drv.records_above_01_without))
         console.print(d)
     if not report.riskiest:
         return
