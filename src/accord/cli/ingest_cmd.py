@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, plain, print_json, refuse_existing, user_errors
+from accord.cli.common import (
+    JsonOption,
+    check_file_name,
+    console,
+    make_progress,
+    plain,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.protect.job import build_contribution
 from accord.protect.keys import load_partner_key
 
@@ -71,6 +80,8 @@ def ingest(
         encoder = None
         from accord.errors import AccordError
 
+        if linkage_unit_out is not None:
+            check_file_name(linkage_unit_out, "--linkage-unit-out")
         if linkage_unit_out is not None and linkage_secret is None:
             raise AccordError("--linkage-unit-out needs --linkage-secret",
                               hint="pass the collaborative's linkage secret file")
