@@ -503,9 +503,11 @@ def test_no_output_is_replaced_without_overwrite(world: World, tmp_path: Path,
 # Outputs that are folders: there '' (typer reads it as '.') and '.' name the working folder, which
 # refuse_existing already refuses unless it is empty or --overwrite is given. Every other output
 # option of a writer is a file.
-FOLDER_OUTPUTS = {("simulate", "--out"), ("ingest", "--out"), ("tables export", "--out"), ("stats", "--out"),
+FOLDER_OUTPUTS = {("simulate", "--out"), ("tables export", "--out"), ("stats", "--out"),
                   ("release tables", "--out"), ("release synthetic", "--out"), ("release microdata", "--out"),
                   ("download", "--out"), ("demo", "--out")}
+# Outputs that are a new folder: named, as a file is (`ingest --out ''` was a ValueError, exit 70).
+NEW_FOLDER_OUTPUTS = {("ingest", "--out")}
 # File outputs no base invocation above names; the name is checked before the other inputs are read.
 NAMED_FILE_OUTPUTS: dict[str, list[str]] = {
     "link --persons-out": ["--unit-file", "{enc}", "--persons-out", "{out}"],
@@ -539,7 +541,8 @@ def test_every_file_output_needs_a_file_name(world: World, tmp_path: Path, monke
                 result = _invoke(world, args, tmp, monkeypatch)
                 checked += 1
                 said = " ".join(result.output.split())
-                if result.exit_code != 2 or f"{option} needs a file name" not in said:
+                what = "folder" if (command, option) in NEW_FOLDER_OUTPUTS else "file"
+                if result.exit_code != 2 or f"{option} needs a {what} name" not in said:
                     failures.append(f"{name} {option} {value!r}: exit {result.exit_code}: {said[-200:]}")
     assert checked >= 40
     assert not failures, "\n".join(failures)

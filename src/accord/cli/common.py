@@ -176,13 +176,13 @@ def refuse_existing(*paths: Path | None, overwrite: bool, option: str = "--out",
                           hint=f"choose another {option}, or pass --overwrite to replace what is there")
 
 
-def check_file_name(path: Path, option: str = "--out") -> Path:
-    """An output that names a file needs a file name: '' (an unset variable in a script) or '.'
-    or '/' would otherwise fail deep inside pathlib (a report named after it) or in the writer
-    (a folder opened as a file), or, with --overwrite, go to the working folder."""
+def check_file_name(path: Path, option: str = "--out", what: str = "file") -> Path:
+    """An output that names a file (or a new folder: ``what``) needs a name: '' (an unset variable
+    in a script) or '.' or '/' would otherwise fail deep inside pathlib (a report named after it)
+    or in the writer (a folder opened as a file), or, with --overwrite, go to the working folder."""
     if not path.name:
-        raise AccordError(f"{option} needs a file name, not an empty path, '.' or a folder",
-                          hint=f"give {option} the name of the file to write")
+        raise AccordError(f"{option} needs a {what} name, not an empty path or '.'",
+                          hint=f"give {option} the name of the {what} to write")
     return path
 
 

@@ -73,6 +73,7 @@ def ingest(
     with user_errors():
         from accord.protect.job import quarantine_path
 
+        check_file_name(out, what="folder")  # a new folder: '' or '.' was a ValueError (exit 70)
         report = quarantine or quarantine_path(out)
         refuse_existing(report, overwrite=overwrite, option="--quarantine")
         _check_writable(report, "--quarantine")
