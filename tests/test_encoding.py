@@ -280,6 +280,25 @@ def test_cli_encode_refuses_shared_ids_and_says_what_it_could_not_read(tmp_path:
     assert "1990" not in said and "not a date" not in said
 
 
+
+@pytest.mark.parametrize("header", ["case,given,given,dob", "case,given,Given,dob", "case,given, GIVEN ,dob"])
+def test_cli_encode_refuses_a_repeated_header(tmp_path: Path, header: str) -> None:
+    """DuckDB renamed the second 'given' (also 'Given': it ignores case) to 'given_1' without a
+    word, so --fields given encoded whichever column kept the name. Now refused, as ingest refuses
+    it, by position (ingest's own check: a header row may be a record), with nothing written."""
+    key = tmp_path / "link.key"
+    new_linkage_secret(key)
+    src, out = tmp_path / "ids.csv", tmp_path / "o.parquet"
+    src.write_text(header + "\nc1,Maria,Lopez,1988-03-09\nc2,José,Pérez,1990-01-02\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["encode", str(src), "--id", "case", "--fields", "given:name,dob:date",
+                                   "--secret-file", str(key), "--out", str(out)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2, said
+    assert "ids.csv has duplicate column names (columns 2 and 3 have the same name" in said
+    assert "rename the columns so that each name appears once" in said
+    assert not out.exists() and "Traceback" not in said
+
+
 # ------------------------------------------------------------------ frequency attack
 def _skewed_names(n: int, seed: int) -> tuple[list[str], list[str]]:
     """A Zipf-like name list: the attacker knows the public frequency ranking of the names."""

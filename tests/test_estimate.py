@@ -211,6 +211,8 @@ def test_cli_mse_non_existent_model(mse_dir: Path) -> None:
         ("A,n\n1,5\n", "at least 2"),
         ("A,B,n\n1,0,5\n1,x,3\n", "non-numeric"),
         ("A,B,n\n0,0,5\n1,1,3\n", "no list marked"),
+        # Was added up into 10 people seen only on A: a pasted duplicate counted twice, unsaid.
+        ("A,B,n\n1,0,5\n0,1,4\n1,1,3\n1,0,5\n", "data rows 1 and 4 have the same capture history"),
     ],
 )
 def test_cli_mse_bad_input(tmp_path: Path, content: str, message: str) -> None:

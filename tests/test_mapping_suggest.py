@@ -14,6 +14,7 @@ from accord.ingest.suggest import suggest_mapping
 from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
 from accord.standard import load_standard
+from tests.conftest import planted_in
 from tests.data_paths import SHARED_DATA
 
 CTDC = SHARED_DATA / "ctdc" / "ctdc_2020_derived.csv"
@@ -119,3 +120,25 @@ def test_an_export_nothing_in_which_matches_is_said_so(tmp_path: Path, runner: C
     assert ("give --form" in said) is not form  # not suggested when it was given
     assert "qq1" not in said and "zz9" not in said
     assert not out.exists()
+
+
+def test_notes_on_an_unmapped_column_give_counts_not_values(tmp_path: Path, runner: CliRunner) -> None:
+    """A column named like a field whose values do not fit was noted with up to six of its values
+    quoted (names typed into a date column went to the terminal and the mapping file). The note
+    now says how many values fail and which code lists take them, and quotes none."""
+    export = tmp_path / "e.csv"
+    export.write_text("Case Number,Sex,Registration date,Type of exploitation\n"
+                      "A1,trafficking_victim,Maria,forced_labour Lopez\n"
+                      "A2,gbv_survivor,José,forced_labour\n"
+                      "A3,gbv_survivor,2024-01-02,Pérez sexual_exploitation\n", encoding="utf-8")
+    result = runner.invoke(app, ["mapping", "suggest", str(export)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert planted_in(said) == [], said
+    assert ("sex: 'Sex' matches by name but 2 of the 2 distinct values sampled are not a code of sex "
+            "(every value is a code of case_type); not mapped") in said
+    assert ("registration_date: 'Registration date' matches by name but 2 of the 3 distinct values sampled "
+            "are not a date YYYY-MM-DD, YYYY-MM or YYYY; not mapped (map the column by hand with a "
+            "`date_format`)") in said
+    assert ("type_of_exploitation: 'Type of exploitation' matches by name but 2 list items (in the 3 distinct "
+            "values sampled) are not a code of type_of_exploitation (nor a code of any other field)") in said

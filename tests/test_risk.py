@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from accord.cli.main import app
 from accord.release.risk import RiskInputError, assess_risk, individual_risk
+from tests.conftest import planted_in
 from tests.data_paths import SHARED_DATA
 
 SDC = SHARED_DATA / "sdcmicro"
@@ -87,7 +88,7 @@ def test_cli_shows_bracketed_names_and_values_as_written(tmp_path: Path) -> None
     data = tmp_path / "in.csv"
     data.write_text("[/b],[age]\n[/x],x\n2,y\n[/x],y\n[/x],x\n", encoding="utf-8")
     res = CliRunner().invoke(app, ["risk", "--data", str(data), "--qi", "[/b],[age]",
-                                   "--sensitive", "[age]"])
+                                   "--sensitive", "[age]", "--show-values"])
     assert res.exit_code == 0, res.output
     assert "quasi-identifiers used (2): [/b], [age]" in res.output
     assert "l-diversity of [age]" in res.output and "│ [/x] │ x" in res.output
@@ -96,6 +97,37 @@ def test_cli_shows_bracketed_names_and_values_as_written(tmp_path: Path) -> None
     assert res.exit_code == 2, res.output
     assert "not in the data: [/c]" in res.output
     assert "columns present: [/b], [age]" in res.output  # the file's, not the standard's
+
+
+
+def test_cli_risk_shows_no_quasi_identifier_value_unless_asked(tmp_path: Path) -> None:
+    """The riskiest classes were listed with their quasi-identifier values: in a terminal's
+    scrollback or a CI log, that points at the people most at risk. By default (terminal and
+    --json) they are now described by size, risk and their rarest fields, with what each
+    quasi-identifier adds to the risk; --show-values lists the values, with a warning."""
+    data = tmp_path / "in.csv"
+    data.write_text("age,sex,region\n30,f,Maria\n30,f,Maria\n31,m,Lopez\n30,f,Lopez\n40,m,Maria\n"
+                    "40,m,Maria\n", encoding="utf-8")
+    args = ["risk", "--data", str(data), "--qi", "age,sex,region", "--top", "3"]
+    res = CliRunner().invoke(app, args)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, said
+    assert planted_in(said) == [] and "--show-values" in said
+    # Without region, (30, f) holds 3 records, (31, m) 1 and (40, m) 2: 3 expected
+    # re-identifications instead of 4; age or sex alone changes nothing.
+    assert "│ region │ 3.00 │ 6 │" in said and "│ age │ 4.00 │ 6 │" in said
+    # The unique record (31, m, Lopez): its age is held by 1 record, its region by 2, its sex by 3.
+    assert "age (1), region (2), sex (3) │ 1 │ 1.000" in said
+    out = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
+    assert planted_in(json.dumps(out)) == [] and all("values" not in c for c in out["riskiest"])
+    assert out["riskiest"][1]["rarest"][0] == {"qi": "age", "records_with_value": 1}
+    assert {d["qi"]: d["expected_reidentifications_without"] for d in out["drivers"]} == {
+        "age": 4.0, "sex": 4.0, "region": 3.0}
+    shown = CliRunner().invoke(app, [*args, "--show-values"])
+    assert shown.exit_code == 0 and planted_in(shown.stdout) == ["Maria", "Lopez"]
+    assert "warning: --show-values" in " ".join(shown.stderr.split())
+    out = json.loads(CliRunner().invoke(app, [*args, "--json", "--show-values"]).stdout)
+    assert out["riskiest"][1]["values"] == {"age": "31", "sex": "m", "region": "Lopez"}
 
 
 def test_cli_risk_of_a_file_without_rows_says_so(tmp_path: Path) -> None:

@@ -283,6 +283,28 @@ def test_config_is_checked() -> None:
         SimulationConfig(people=10, format_a="ods").check()
 
 
+
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("--partners", "30", "--partners must be between 1 and 26"),
+    ("--partners", "0", "--partners must be between 1 and 26"),
+    ("--format-a", "ods", "--format-a must be xlsx or csv"),
+    ("--bad-share", "0.9", "--bad-share is a share of rows from 0 to below 0.5"),
+    ("--bad-share", "-1", "--bad-share is a share of rows from 0 to below 0.5"),
+    ("--overlap", "2", "--overlap is a share between 0 and 1"),
+    ("--seed", "-1", "--seed must be a whole number"),
+    ("--capture", "2", "--capture is a probability"),
+])
+def test_cli_refusals_say_what_to_do(tmp_path: Path, option: str, value: str, said: str) -> None:
+    """--partners, --format-a and --bad-share were refused with no hint (the bad-share message
+    did not even name its option): every refusal now says what to do, with exit 2 and nothing written."""
+    out = tmp_path / "sim"
+    res = CliRunner().invoke(app, ["simulate", "--people", "50", "--out", str(out), option, value])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, text
+    assert said in text and "what to do:" in text, text
+    assert not out.exists()
+
+
 def _has_command(name: str) -> bool:
     commands = {c.name for c in app.registered_commands}
     groups = {g.name for g in app.registered_groups}

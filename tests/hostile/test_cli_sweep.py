@@ -499,6 +499,55 @@ def test_no_output_is_replaced_without_overwrite(world: World, tmp_path: Path,
     assert not failures, "\n".join(failures)
 
 
+
+# Outputs that are folders: there '' (typer reads it as '.') and '.' name the working folder, which
+# refuse_existing already refuses unless it is empty or --overwrite is given. Every other output
+# option of a writer is a file.
+FOLDER_OUTPUTS = {("simulate", "--out"), ("tables export", "--out"), ("stats", "--out"),
+                  ("release tables", "--out"), ("release synthetic", "--out"), ("release microdata", "--out"),
+                  ("download", "--out"), ("demo", "--out")}
+# Outputs that are a new folder: named, as a file is (`ingest --out ''` was a ValueError, exit 70).
+NEW_FOLDER_OUTPUTS = {("ingest", "--out")}
+# File outputs no base invocation above names; the name is checked before the other inputs are read.
+NAMED_FILE_OUTPUTS: dict[str, list[str]] = {
+    "link --persons-out": ["--unit-file", "{enc}", "--persons-out", "{out}"],
+    "ingest --linkage-unit-out": ["{export}", "--mapping", "{mapping}", "--partner", "p", "--out", "{out2}",
+                                  "--key-file", "{key}", "--linkage-secret", "{secret}",
+                                  "--linkage-unit-out", "{out}"],
+}
+
+
+def test_every_file_output_needs_a_file_name(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`synthesize --out ''` (or '.') failed inside pathlib (exit 70 for a user); only synthesize
+    was then guarded. Every output that is a file now refuses '' and '.' with exit 2 naming the
+    option, with --overwrite too (which would otherwise send it to the working folder). An output
+    not listed in FOLDER_OUTPUTS is taken as a file: a new writer without the guard fails here."""
+    commands = dict(leaf_commands())
+    failures: list[str] = []
+    checked = 0
+    for name, base in sorted({**BASE, **MORE_OUTPUTS, **NAMED_FILE_OUTPUTS}.items()):
+        command = name.split(" --")[0]
+        overwrite = ["--overwrite"] if any("--overwrite" in p.opts for p in commands[command].params) else []
+        for i, option in enumerate(base[:-1]):
+            written = option in OUTPUT_OPTIONS or (command, option) == ("keys init", "--key-file")
+            if not written or (command, option) in FOLDER_OUTPUTS:
+                continue
+            for value in ("", "."):
+                tmp = tmp_path / f"{name.replace(' ', '-')}{option}-{len(value)}"
+                tmp.mkdir()
+                hostile_files(tmp)  # the working folder holds files, as a real one does
+                args = [*base[:i + 1], value, *base[i + 2:], *overwrite]
+                args = _hub_copy(world, [*command.split(), *(world.fill(a, tmp / "out") for a in args)], tmp)
+                result = _invoke(world, args, tmp, monkeypatch)
+                checked += 1
+                said = " ".join(result.output.split())
+                what = "folder" if (command, option) in NEW_FOLDER_OUTPUTS else "file"
+                if result.exit_code != 2 or f"{option} needs a {what} name" not in said:
+                    failures.append(f"{name} {option} {value!r}: exit {result.exit_code}: {said[-200:]}")
+    assert checked >= 40
+    assert not failures, "\n".join(failures)
+
+
 def test_overwrite_replaces_only_what_the_command_writes(world: World, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """With --overwrite a file is replaced, and a folder's other files are left (nothing removed

@@ -153,12 +153,17 @@ OverwriteOption = Annotated[bool, typer.Option(
     "--overwrite", help="Replace outputs that exist (files of the same names; nothing else in a folder is removed).")]
 
 
-def refuse_existing(*paths: Path | None, overwrite: bool, option: str = "--out") -> None:
+def refuse_existing(*paths: Path | None, overwrite: bool, option: str = "--out", folder: bool = False) -> None:
     """No command replaces an output silently: an existing file, or a folder holding anything, is
     refused before any work (a release would spend budget first) unless --overwrite was given. An
-    empty folder is fine: it was made for the output."""
+    empty folder is fine: it was made for the output. An output that is a file (``folder`` False)
+    needs a file name, whatever --overwrite says (check_file_name): every writer calls this first."""
     for path in paths:
-        if path is None or overwrite or not path.exists():
+        if path is None:
+            continue
+        if not folder:
+            check_file_name(path, option)
+        if overwrite or not path.exists():
             continue
         if path.is_dir():
             try:
@@ -171,12 +176,13 @@ def refuse_existing(*paths: Path | None, overwrite: bool, option: str = "--out")
                           hint=f"choose another {option}, or pass --overwrite to replace what is there")
 
 
-def check_file_name(path: Path, option: str = "--out") -> Path:
-    """An output that names a file (its reports are named after it) needs a file name: '' or '.'
-    would otherwise fail deep inside pathlib."""
+def check_file_name(path: Path, option: str = "--out", what: str = "file") -> Path:
+    """An output that names a file (or a new folder: ``what``) needs a name: '' (an unset variable
+    in a script) or '.' or '/' would otherwise fail deep inside pathlib (a report named after it)
+    or in the writer (a folder opened as a file), or, with --overwrite, go to the working folder."""
     if not path.name:
-        raise AccordError(f"{option} needs a file name, not an empty path or a folder's '.'",
-                          hint=f"give {option} a file name, e.g. {option} synthetic.csv")
+        raise AccordError(f"{option} needs a {what} name, not an empty path or '.'",
+                          hint=f"give {option} the name of the {what} to write")
     return path
 
 

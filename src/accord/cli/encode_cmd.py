@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -25,21 +26,42 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+def _header_cells(path: Path, sep: str) -> list[str]:
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        if len(sep) == 1:
+            return next(csv.reader(fh, delimiter=sep), [])
+        return fh.readline().rstrip("\r\n").split(sep)  # DuckDB takes longer separators; csv does not
+
+
 def read_identifiers(path: Path, sep: str) -> pa.Table:
-    """Every column as text: postcodes, ids and dates must keep their exact spelling."""
+    """Every column as text: postcodes, ids and dates must keep their exact spelling.
+
+    A repeated header is refused by ingest's own check, before DuckDB reads the file: DuckDB
+    renames the second 'name' (ignoring case) to 'name_1' without a word, and --fields name would
+    then encode whichever column kept the name."""
     if not path.exists():
         raise InputFileError(f"no file at {path}", hint="check the path")
     refuse_special_file(path, "identifiers file")
+    from accord.ingest.raw import check_header
+
+    header = check_header(_header_cells(path, sep), path.name, fold_case=True)
     import duckdb  # here, not at the top: `accord encode --help` starts without it
 
     con = duckdb.connect()
     try:
-        return con.read_csv(str(path), sep=sep, header=True, all_varchar=True).to_arrow_table()
+        table = con.read_csv(str(path), sep=sep, header=True, all_varchar=True).to_arrow_table()
     except duckdb.Error:
         raise InputFileError(f"{path} cannot be read as a CSV file with separator {sep!r}",
                              hint="check --sep and the file's encoding (UTF-8)") from None
     finally:
         con.close()
+    renamed = [i for i, (ours, theirs) in enumerate(zip(header, table.column_names, strict=False), start=1)
+               if not ours.startswith("_unnamed_") and ours != theirs]
+    if renamed or len(header) != table.num_columns:  # any other renaming: refused, not guessed at
+        raise InputFileError(f"{path} reads with other column names than its header (column(s) "
+                             f"{', '.join(map(str, renamed[:10])) or 'count'} differ)",
+                             hint="give each column a plain, distinct name in the first row (and check --sep)")
+    return table
 
 
 def encode(

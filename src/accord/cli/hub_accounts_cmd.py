@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, TextIO, TypeVar
 
 import typer
 
-from accord.cli.common import DEFAULT_HUB, HubOption, JsonOption, console, print_json, require_hub, user_errors
+from accord.cli.common import (
+    DEFAULT_HUB,
+    HubOption,
+    JsonOption,
+    check_file_name,
+    console,
+    print_json,
+    require_hub,
+    user_errors,
+)
 from accord.errors import AccordError
 
 if TYPE_CHECKING:
@@ -98,6 +107,7 @@ def _private_file(out: Path) -> Iterator[TextIO]:
     making the secret fails (so no secret is stored at the hub that nobody was given)."""
     import os
 
+    check_file_name(out)
     if out.exists():
         raise AccordError(f"{out} exists; refusing to overwrite it", hint="choose a new file")
     try:

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from accord.cli.common import JsonOption, console, make_progress, plain, print_json, refuse_existing, user_errors
+from accord.cli.common import (
+    JsonOption,
+    check_file_name,
+    console,
+    make_progress,
+    plain,
+    print_json,
+    refuse_existing,
+    user_errors,
+)
 from accord.protect.job import build_contribution
 from accord.protect.keys import load_partner_key
 
@@ -64,6 +73,7 @@ def ingest(
     with user_errors():
         from accord.protect.job import quarantine_path
 
+        check_file_name(out, what="folder")  # a new folder: '' or '.' was a ValueError (exit 70)
         report = quarantine or quarantine_path(out)
         refuse_existing(report, overwrite=overwrite, option="--quarantine")
         _check_writable(report, "--quarantine")
@@ -71,6 +81,8 @@ def ingest(
         encoder = None
         from accord.errors import AccordError
 
+        if linkage_unit_out is not None:
+            check_file_name(linkage_unit_out, "--linkage-unit-out")
         if linkage_unit_out is not None and linkage_secret is None:
             raise AccordError("--linkage-unit-out needs --linkage-secret",
                               hint="pass the collaborative's linkage secret file")

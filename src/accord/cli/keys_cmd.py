@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from accord.cli.common import console, plain, user_errors
+from accord.cli.common import check_file_name, console, plain, user_errors
 from accord.protect.keys import create_partner_key, key_file_path
 
 DEFAULT_LINKAGE_FILE = Path("accord-keys") / "linkage.secret"
@@ -38,7 +38,7 @@ def init(
 
         path = key_file or DEFAULT_LINKAGE_FILE
         with user_errors():
-            secret = new_linkage_secret(path, force=force, option="--key-file")
+            secret = new_linkage_secret(check_file_name(path, "--key-file"), force=force, option="--key-file")
         console.print(f"created linkage secret [bold]{plain(path)}[/] (id {plain(secret.secret_id)}, "
                       "owner-only permissions)", markup=True)
         console.print("Give a copy to every partner of the collaborative by a channel the hub does not see; "
@@ -46,7 +46,7 @@ def init(
         return
     path = key_file_path(key_file)
     with user_errors():
-        key = create_partner_key(path, force=force, option=_option(key_file))
+        key = create_partner_key(check_file_name(path, _option(key_file)), force=force, option=_option(key_file))
     console.print(f"created pseudonym key [bold]{plain(path)}[/] (key id {plain(key.key_id)}, "
                   "owner-only permissions)", markup=True)
     console.print("Back it up somewhere safe: without it, re-submissions cannot be matched to "

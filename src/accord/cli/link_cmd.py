@@ -13,6 +13,7 @@ from accord.cli.common import (
     DEFAULT_HUB,
     HubOption,
     JsonOption,
+    check_file_name,
     console,
     make_progress,
     print_json,
@@ -134,6 +135,7 @@ def _unit_layout(hub: Path, unit_files: list[Path], persons_out: Path | None,
             if persons_out is None:
                 raise AccordError("--unit-file needs --persons-out",
                                   hint="name the persons file to send to the hub")
+            check_file_name(persons_out, "--persons-out")
             if persons_out.exists():
                 raise AccordError(f"{persons_out} already exists",
                                   hint="choose a new --persons-out file")

@@ -129,7 +129,7 @@ SUMMARIES: dict[str, str] = {
             "partner joined unless they share a pseudonym).",
     "stats": "Print the disaggregated tables, with small counts hidden (noisy by default).",
     "risk": "Equivalence classes, k-anonymity, l-diversity, individual and global "
-            "re-identification risk.",
+            "re-identification risk, and what each quasi-identifier adds to it.",
     "anonymise": "Generalise and suppress a table until it is k-anonymous (and l-diverse), "
                  "losing least.",
     "synthesize": "Differentially private synthetic data (AIM-like: adaptive marginals, "

@@ -22,6 +22,8 @@ CONVENTIONS = [
     "  else. A contribution (`ingest --out`), a linkage unit's files, a password or token file",
     "  (`hub user reset-password`, `hub token create`) and a download folder are never replaced;",
     "  `keys init --force` replaces a key (rotation); `demo` clears its own folder (`--fresh`).",
+    "- An output that is a file needs a file name: '' (an unset variable in a script) or '.' is",
+    "  refused (exit 2, before any work), also with `--overwrite`.",
 ]
 
 

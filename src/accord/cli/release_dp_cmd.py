@@ -115,7 +115,7 @@ def tables(
     """The standard's tables with DP noise, consistent totals and 95 % margins of error."""
     names = [n for item in table_names or [] for n in item.split(",") if n]
     with user_errors():
-        refuse_existing(out, overwrite=overwrite)
+        refuse_existing(out, overwrite=overwrite, folder=True)
         check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
         check_delta(delta)
         check_engine(engine, spark_master, spark_conf)
@@ -181,7 +181,7 @@ def synthetic(
 ) -> None:
     """DP synthetic microdata over the standard's categorical fields, with utility/privacy reports."""
     with user_errors():
-        refuse_existing(out, overwrite=overwrite)
+        refuse_existing(out, overwrite=overwrite, folder=True)
         check_epsilon(epsilon)  # before the hub is opened: a refused release reads nothing
         check_delta(delta)
         store = open_hub_waiting(hub, wait)

@@ -84,7 +84,7 @@ def microdata(
     """Generalise and suppress the hub's records until k-anonymous and l-diverse, losing least;
     write Parquet, CSV and a data dictionary; record the release in the hub."""
     with user_errors():
-        refuse_existing(out, overwrite=overwrite)
+        refuse_existing(out, overwrite=overwrite, folder=True)
         if l_kind not in ("distinct", "entropy") or suppression not in ("cells", "records"):
             raise StoreError("--l-kind must be distinct or entropy; --suppression cells or "
                              "records", hint="--l-kind distinct --suppression cells")

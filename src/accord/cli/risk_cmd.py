@@ -9,7 +9,15 @@ import pyarrow as pa
 import typer
 from rich.table import Table
 
-from accord.cli.common import HubOption, JsonOption, console, print_json, require_hub, user_errors
+from accord.cli.common import (
+    HubOption,
+    JsonOption,
+    console,
+    err_console,
+    print_json,
+    require_hub,
+    user_errors,
+)
 from accord.cli.engine_opts import (
     EngineOption,
     SparkConfOption,
@@ -59,9 +67,9 @@ def read_hub_records(hub: Path) -> tuple[pa.Table, list[str]]:
         store.close()
 
 
-def _print(report: RiskReport) -> None:
-    # Column names and the riskiest classes' values are the user's text: the console reads no
-    # markup (a '[/b]' crashed the command, a '[age]' vanished).
+def _print(report: RiskReport, show_values: bool) -> None:
+    # Column names (and the riskiest classes' values with --show-values) are the user's text: the
+    # console reads no markup (a '[/b]' crashed the command, a '[age]' vanished).
     s = report.summary()
     t = Table(title=f"Disclosure risk of {report.records} records, {report.people} people "
               f"({', '.join(report.qi)})")
@@ -85,15 +93,35 @@ def _print(report: RiskReport) -> None:
         t.add_row(f"l-diversity of {name} (distinct / entropy)",
                   f"{ld.distinct_min} / {ld.entropy_min:.2f}")
     console.print(t)
-    r = Table(title="Riskiest combinations")
-    for q in report.qi:
-        r.add_column(q)
+    if report.drivers:
+        d = Table(title="What each quasi-identifier adds (the measures again without it)")
+        d.add_column("quasi-identifier")
+        d.add_column("expected re-identifications without it", justify="right")
+        d.add_column("records with risk > 0.1 without it", justify="right")
+        for drv in sorted(report.drivers, key=lambda x: x.expected_reidentifications_without):
+            d.add_row(drv.qi, f"{drv.expected_reidentifications_without:.2f}", str(drv.records_above_01_without))
+        console.print(d)
+    if not report.riskiest:
+        return
+    r = Table(title="Riskiest combinations" + ("" if show_values else " (values not shown: --show-values)"))
+    if show_values:
+        for q in report.qi:
+            r.add_column(q)
+    else:
+        r.add_column("#", justify="right")
+        r.add_column("rarest quasi-identifiers (records in the table holding the class's value)")
     r.add_column("records", justify="right")
     r.add_column("risk", justify="right")
-    for c in report.riskiest:
-        r.add_row(*[str(c.values[q]) for q in report.qi], str(c.size), f"{c.risk:.3f}")
+    for i, c in enumerate(report.riskiest, start=1):
+        shown = ([str(c.values[q]) for q in report.qi] if show_values else
+                 [str(i), ", ".join(f"{q} ({n:,})" for q, n in c.rarest[:3])])
+        r.add_row(*shown, str(c.size), f"{c.risk:.3f}")
     console.print(r)
 
+
+# Said on stderr, so it also reaches a terminal that pipes --json into a file.
+VALUES_WARNING = ("warning: --show-values: the riskiest classes' quasi-identifier values are shown; they point "
+                  "at the people most at risk: keep this output out of logs, tickets and shared screens")
 
 def risk_command(
     hub: HubOption = Path("accord-hub.duckdb"),
@@ -113,13 +141,21 @@ def risk_command(
         "--weight", help="Sampling-weight column: use sdcMicro's sample risk model.")] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Riskiest combinations to list.")
                    ] = 10,
+    show_values: Annotated[bool, typer.Option(
+        "--show-values", help="List the riskiest combinations with their quasi-identifier values "
+        "(they point at the people most at risk; by default only sizes, risks and the rarest fields, "
+        "with a warning when shown).")] = False,
     as_json: JsonOption = False,
     engine: EngineOption = "embedded",
     spark_master: SparkMasterOption = "local[*]",
     spark_conf: SparkConfOption = None,
 ) -> None:
     """Equivalence classes, k-anonymity, l-diversity, individual and global re-identification
-    risk."""
+    risk, and what each quasi-identifier adds to it.
+
+    The riskiest combinations are listed by size, risk and their rarest fields, not their values
+    (those point at the people most at risk): --show-values lists the values, with a warning.
+    """
     with user_errors():
         check_engine(engine, spark_master, spark_conf)  # before any data is read
         if data is not None:
@@ -149,10 +185,12 @@ def risk_command(
         with group_engine(engine, spark_master, spark_conf) as groups:
             report = assess_risk(table, qi_cols, sens_cols, weight=weight, top=top,
                                  multi_valued=_split(multi_valued), people=people,
-                                 groups=groups)
+                                 groups=groups, drivers=True)
+    if show_values and report.riskiest:
+        err_console.print(VALUES_WARNING, highlight=False)
     if as_json:
-        print_json(report.summary())
+        print_json(report.summary(show_values=show_values))
     else:
         console.print(f"quasi-identifiers used ({len(report.qi)}): {', '.join(report.qi)}",
                       highlight=False)
-        _print(report)
+        _print(report, show_values)

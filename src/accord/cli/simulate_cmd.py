@@ -59,7 +59,7 @@ def simulate(
                               out=out, format_a=format_a.lower(), bad_share=bad_share,
                               capture=capture, heterogeneity=heterogeneity, dependence=dependence)
     with user_errors(), make_progress(transient=True) as bar:
-        refuse_existing(out, overwrite=overwrite)
+        refuse_existing(out, overwrite=overwrite, folder=True)
         tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -169,7 +169,7 @@ def stats(
 ) -> None:
     """Print the disaggregated tables, with small counts hidden (noisy by default)."""
     with user_errors():
-        refuse_existing(out, overwrite=overwrite)
+        refuse_existing(out, overwrite=overwrite, folder=True)
         if hxl and out is None:
             raise AccordError("--hxl needs --out", hint="give --out DIR to write the tables")
         check_privacy_options(method, protection, rho)

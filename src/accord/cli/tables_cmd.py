@@ -40,7 +40,7 @@ def export(
     from accord.release.interop import build_export, export_tables
 
     with user_errors():
-        refuse_existing(out, overwrite=overwrite)
+        refuse_existing(out, overwrite=overwrite, folder=True)
         try:
             data = json.loads(published.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -133,20 +133,21 @@ def read_aggregates(path: Path, standard: Standard, country_overrides: dict[str,
             country = _country(country_text, overrides)
             if country is None:
                 problems.append(f"{where}, column {col['country']}: not an ISO 3166 country"
+                                # UNODC's public export names the country: that name is what --country maps
                                 + (f" ({row.get('Country')}; map it with --country NAME=CODE)" if glotip else ""))
             year_text = (row[col["year"]] or "").strip()
             if not re.fullmatch(r"(19|20)\d\d", year_text):
                 problems.append(f"{where}, column {col['year']}: not a year")
             sex = sexes.get(_norm(row[col["sex"]] or ""))
             if sex is None:
-                problems.append(f"{where}, column {col['sex']}: '{row[col['sex']]}' is not a sex code of the standard")
+                problems.append(f"{where}, column {col['sex']}: not a sex code of the standard")
             age = ages.get(_norm(row[col["age"]] or ""))
             if age is None:
-                problems.append(f"{where}, column {col['age']}: '{row[col['age']]}' is not an age group "
+                problems.append(f"{where}, column {col['age']}: not an age group "
                                 "(minor / adult / unknown / total)")
             form = TOTAL if glotip and row["Dimension"] == "Total" else forms.get(_norm(row[col["form"]] or ""))
             if form is None:
-                problems.append(f"{where}, column {col['form']}: '{row[col['form']]}' is not a form of "
+                problems.append(f"{where}, column {col['form']}: not a form of "
                                 "exploitation of the standard")
             count, mark, ok = _count(row[col["count"]] or "")
             if not ok:

@@ -116,14 +116,17 @@ def header_missing_error(cells: list[str], source: str) -> InputFileError:
              "program (the names the mapping reads are its fields' `column:` entries), then ingest again")
 
 
-def check_header(columns: list[str], source: str) -> list[str]:
+def check_header(columns: list[str], source: str, fold_case: bool = False) -> list[str]:
+    """The header's names, refused when it has none, repeats one or looks like a record.
+    ``fold_case``: names that differ only in case are the same (for a reader such as DuckDB that
+    does not tell them apart and would rename the second one silently)."""
     cleaned = [c.strip().lstrip("\ufeff") for c in columns]
     if not cleaned or all(c == "" for c in cleaned):
         raise InputFileError(f"{source} has no header row", hint="the first row must name the columns")
     positions: dict[str, list[int]] = {}
     for i, c in enumerate(cleaned, start=1):
         if c:
-            positions.setdefault(c, []).append(i)
+            positions.setdefault(c.casefold() if fold_case else c, []).append(i)
     dupes = [p for p in positions.values() if len(p) > 1]
     if dupes and first_row_is_data(cleaned):
         raise header_missing_error(cleaned, source)
@@ -132,7 +135,8 @@ def check_header(columns: list[str], source: str) -> list[str]:
         # e.g. two equal dates), and a message may never quote a record.
         where = "; ".join(" and ".join(str(i) for i in p) for p in dupes[:10])
         raise InputFileError(
-            f"{source} has duplicate column names (columns {where} have the same name)",
+            f"{source} has duplicate column names (columns {where} have the same name"
+            + (", ignoring case)" if fold_case else ")"),
             hint="rename the columns so that each name appears once, then export again "
             "(is the first row really the header?)",
         )

@@ -36,6 +36,7 @@ from accord.ingest.raw import (
     visible,
 )
 from accord.ingest.xlsx_reader import iter_xlsx, read_xlsx_header
+from accord.input_files import refuse_special_file
 
 __all__ = ["RawTable", "StructuralError", "check_header", "detect_format", "iter_table", "read_header",
            "read_table", "visible"]
@@ -59,8 +60,7 @@ def check_export_path(path: Path) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise InputFileError(f"{path} is a directory, not an export file",
                              hint="give the path of the CSV, XLSX or JSON file inside it")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputFileError(f"{path} is not a regular file", hint="copy the export to a file and ingest that")
+    refuse_special_file(path, "export")  # a device or a pipe: the rule of every input read whole
     if not os.access(path, os.R_OK):
         raise InputFileError(f"cannot read {path}: permission denied", hint="check the file's permissions")
 

@@ -122,11 +122,36 @@ def _fit(f: Field, values: Counter[str]) -> tuple[bool, dict[str, Any], list[str
     if f.type == FieldType.DATE:
         unmatched = [v for v in present if not (re.match(r"^\d{4}-\d{2}-\d{2}", v) or _YEAR_ONLY.match(v)
                                                 or _month_only(v))]
-        return not unmatched, {}, sorted(unmatched)[:5]
+        return not unmatched, {}, sorted(unmatched)
     if f.type == FieldType.INTEGER:
         unmatched = [v for v in present if not re.fullmatch(r"-?\d+(\.0+)?", v)]
-        return not unmatched, {}, sorted(unmatched)[:5]
+        return not unmatched, {}, sorted(unmatched)
     return True, {}, []
+
+
+_NEEDS = {FieldType.DATE: "a date YYYY-MM-DD, YYYY-MM or YYYY", FieldType.INTEGER: "a whole number",
+          FieldType.COUNTRY: "an ISO 3166 country", FieldType.COUNTRIES: "an ISO 3166 country"}
+_FIX = {FieldType.DATE: "with a `date_format`", FieldType.INTEGER: "once its values are whole numbers"}
+
+
+def _unfit_note(f: Field, column: str, values: Counter[str], unmatched: int, standard: Standard) -> str:
+    """Why a column named like ``f`` is not mapped, by counts and shape only: the notes are printed
+    and kept in the mapping file, and a column's values are record values (a name typed into the
+    wrong column, a date), so none is quoted. The fields whose codes do take every value are named,
+    which is usually what the reviewer needs (a sex column holding the case type's codes)."""
+    present = sum(1 for v in values if v.casefold() not in MISSING)
+    of = f"{present}{'+' if len(values) >= MAX_DISTINCT else ''} distinct values sampled"
+    if f.type.is_multi:
+        what = f"{unmatched} list item{'' if unmatched == 1 else 's'} (in the {of})"
+    else:
+        what = f"{unmatched} of the {of}"
+    others = [g.name for g in standard.fields if g.type.is_coded and g is not f
+              and g.role != FieldRole.IDENTIFIER and _fit(g, values)[0]]
+    fit = (f" (every value is a code of {', '.join(others)})" if others
+           else " (nor a code of any other field)" if f.type.is_coded else "")
+    fix = _FIX.get(f.type, "with a `codes` block for the values the standard lacks")
+    return (f"{f.name}: '{column}' matches by name but {what} {'is' if unmatched == 1 else 'are'} not "
+            f"{_NEEDS.get(f.type, f'a code of {f.name}')}{fit}; not mapped (map the column by hand {fix})")
 
 
 def _header_matches(f: Field, header: str, label: str | None) -> str | None:
@@ -194,8 +219,7 @@ def suggest_mapping(export: Path, standard: Standard, form: Path | None = None,
                 used.add(c)
                 out.notes.append(f"{f.name} <- '{c}' ({reason})")
                 break
-            out.notes.append(f"{f.name}: '{c}' matches by name but its values {unmatched[:6]} are not "
-                             "in the standard; not mapped (add them to `codes` by hand)")
+            out.notes.append(_unfit_note(f, c, values[c], len(unmatched), standard))
     # 3. 0/1 flag columns that a crosswalk names as one code of a multi-valued field.
     for f in standard.fields:
         if not f.type.is_multi or f.name in out.fields or f.name in constants:

@@ -58,9 +58,20 @@ class LDiversity:
 
 @dataclass(frozen=True)
 class RiskyCombination:
-    values: dict[str, str]
+    values: dict[str, str]  # the class's quasi-identifier values: shown only on request (--show-values)
     size: int
     risk: float
+    # The class's quasi-identifiers, rarest value first, each with the records of the whole table
+    # that hold its value: what makes the class small, said without the values.
+    rarest: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class QIDriver:
+    """What one quasi-identifier adds to the risk: the measures again without it."""
+    qi: str
+    expected_reidentifications_without: float
+    records_above_01_without: int  # records with individual risk > 0.1 without it
 
 
 @dataclass(frozen=True)
@@ -79,9 +90,15 @@ class RiskReport:
     people: int = 0  # distinct people (= records when not known)
     smallest_class_people: int = 0  # the smallest class in people (= smallest_class if unknown)
     counted: str = "records"  # what classes count: "people" (linked persons) or "records"
+    drivers: tuple[QIDriver, ...] = ()  # per quasi-identifier, when asked for
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, show_values: bool = False) -> dict[str, Any]:
+        """The report as JSON. The riskiest classes' values point at the people most at risk, so
+        they are left out unless ``show_values``; sizes, risks and the rarest fields stay."""
         r = self.individual_risk
+        riskiest = [{"size": c.size, "risk": c.risk,
+                     "rarest": [{"qi": q, "records_with_value": n} for q, n in c.rarest],
+                     **({"values": c.values} if show_values else {})} for c in self.riskiest]
         return {
             "records": self.records, "people": self.people, "counted": self.counted,
             "smallest_class_people": self.smallest_class_people,
@@ -97,7 +114,9 @@ class RiskReport:
                 "records_above_0.2": int((r > 0.2).sum())},
             "expected_reidentifications": self.expected_reidentifications,
             "global_risk": self.global_risk,
-            "riskiest": [c.__dict__ for c in self.riskiest],
+            "riskiest": riskiest,
+            "drivers": [{"qi": d.qi, "expected_reidentifications_without": d.expected_reidentifications_without,
+                         "records_above_0.1_without": d.records_above_01_without} for d in self.drivers],
         }
 
 
@@ -222,13 +241,14 @@ def _l_diversity(name: str, column: pa.ChunkedArray, cls: npt.NDArray[np.int64],
 def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (),
                 weight: str | None = None, top: int = 10, sdcmicro_offset: float = 0.0,
                 multi_valued: Sequence[str] = (), people: Sequence[str] | None = None,
-                groups: GroupEngine = EMBEDDED) -> RiskReport:
+                groups: GroupEngine = EMBEDDED, drivers: bool = False) -> RiskReport:
     """Measure the disclosure risk of a table for the given quasi-identifiers.
 
     Sensitive list columns, and string columns named in ``multi_valued`` ('a|b'), are assessed
     per flag. ``people`` (the person of each record, linked across partners): without weights,
     classes are counted in distinct people (a person seen by two partners is one person), the
     risk of a record is 1 / people in its class and the global risk is over people.
+    ``drivers``: measure the risk again without each quasi-identifier in turn (one more pass each).
     """
     missing = [c for c in [*qi, *sensitive, *([weight] if weight else [])]
                if c not in table.column_names]
@@ -244,22 +264,75 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
         raise RiskInputError("the table has no records",
                              hint="give a file with data rows under its header (--data), or add "
                                   "contributions to the hub first (accord hub add)")
+    w: FloatArray | None = None
+    if weight:
+        w = pc.cast(table.column(weight), pa.float64()).to_numpy(zero_copy_only=False)
+        if np.isnan(w).any() or (w <= 0).any():
+            raise RiskInputError(f"weight column '{weight}' has missing or non-positive values",
+                                 hint="Sampling weights must be positive numbers.")
+    pid = None
+    if people is not None and not weight:
+        pid = pc.dictionary_encode(pa.array(list(people), pa.string())).indices.to_numpy(
+            zero_copy_only=False).astype(np.int64)
+    full = _classes(table, qi, w, pid, sdcmicro_offset, groups)
+    cls, first, dicts, codes, sizes, psizes = (full.cls, full.first, full.dicts, full.codes, full.sizes,
+                                               full.psizes)
+    risk, n_classes, n_people, er = full.risk, len(first), full.people, full.expected
+    violations = {k: int(sizes[psizes < k].sum()) for k in K_LEVELS}
+    ldiv = tuple(ld for s in sensitive for ld in _l_diversity(
+        s, table.column(s), cls, n_classes, sizes, s in multi_valued, groups))
+    class_risk = np.zeros(n_classes)
+    class_risk[cls] = risk
+    order = np.lexsort((np.arange(n_classes), sizes, -class_risk))[:top]
+    held = [np.bincount(codes[j], minlength=len(dicts[j])) for j in range(len(qi))]
+
+    def rarest(c: int) -> tuple[tuple[str, int], ...]:
+        counts = [(q, int(held[j][codes[j][first[c]]])) for j, q in enumerate(qi)]
+        return tuple(sorted(counts, key=lambda qn: qn[1]))  # stable: ties keep the --qi order
+
+    riskiest = tuple(
+        RiskyCombination(values={q: str(dicts[j][int(codes[j][first[c]])].as_py())
+                                 for j, q in enumerate(qi)},
+                         size=int(sizes[c]), risk=float(class_risk[c]), rarest=rarest(c))
+        for c in order)
+    qi_drivers = tuple(QIDriver(q, o.expected, int((o.risk > 0.1).sum())) for q, o in (
+        (q, _classes(table, [x for x in qi if x != q], w, pid, sdcmicro_offset, groups))
+        for q in (qi if drivers else ())))
+    return RiskReport(records=n, qi=tuple(qi), weighted=weight is not None, classes=n_classes,
+                      smallest_class=int(sizes.min()), k_violations=violations,
+                      l_diversity=ldiv, individual_risk=risk, expected_reidentifications=er,
+                      global_risk=er / n_people, riskiest=riskiest, people=n_people,
+                      smallest_class_people=int(psizes.min()),
+                      counted="people" if psizes is not sizes else "records", drivers=qi_drivers)
+
+
+@dataclass(frozen=True)
+class _Classes:
+    cls: npt.NDArray[np.int64]
+    first: npt.NDArray[np.int64]
+    dicts: list[pa.Array]
+    codes: list[npt.NDArray[np.int64]]
+    sizes: npt.NDArray[np.int64]  # records per class
+    psizes: npt.NDArray[np.int64]  # people per class (``sizes`` itself when people are not known)
+    risk: FloatArray  # per record
+    people: int
+    expected: float  # expected re-identifications
+
+
+def _classes(table: pa.Table, qi: Sequence[str], w: FloatArray | None, pid: npt.NDArray[np.int64] | None,
+             sdcmicro_offset: float, groups: GroupEngine) -> _Classes:
+    """Classes and risks for one set of quasi-identifiers (the report's, or it less one field)."""
+    n = table.num_rows
     cls, first, dicts, codes = equivalence_classes(table, qi, groups)
     n_classes = len(first)
     # Records per class: counted by the engine (the same numbers as bincount of the classes).
     sizes = groups.bincount(cls, n_classes)
     fk = sizes[cls].astype(float)
     Fk: FloatArray | None = None
-    if weight:
-        w = pc.cast(table.column(weight), pa.float64()).to_numpy(zero_copy_only=False)
-        if np.isnan(w).any() or (w <= 0).any():
-            raise RiskInputError(f"weight column '{weight}' has missing or non-positive values",
-                                 hint="Sampling weights must be positive numbers.")
+    if w is not None:
         Fk = np.asarray(np.bincount(cls, weights=w, minlength=n_classes)[cls], dtype=float)
     n_people, psizes = n, sizes
-    if people is not None and not weight:
-        pid = pc.dictionary_encode(pa.array(list(people), pa.string())).indices.to_numpy(
-            zero_copy_only=False).astype(np.int64)
+    if pid is not None:
         pairs = groups.unique(cls * (int(pid.max(initial=0)) + 1) + pid).values
         psizes = np.bincount(pairs // (int(pid.max(initial=0)) + 1),
                              minlength=n_classes).astype(np.int64)
@@ -268,20 +341,4 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     risk = individual_risk(fk, Fk, sdcmicro_offset)
     # Expected re-identifications are of people: each (class, person) once.
     er = float(risk.sum()) if psizes is sizes else float(n_classes)
-    violations = {k: int(sizes[psizes < k].sum()) for k in K_LEVELS}
-    ldiv = tuple(ld for s in sensitive for ld in _l_diversity(
-        s, table.column(s), cls, n_classes, sizes, s in multi_valued, groups))
-    class_risk = np.zeros(n_classes)
-    class_risk[cls] = risk
-    order = np.lexsort((np.arange(n_classes), sizes, -class_risk))[:top]
-    riskiest = tuple(
-        RiskyCombination(values={q: str(dicts[j][int(codes[j][first[c]])].as_py())
-                                 for j, q in enumerate(qi)},
-                         size=int(sizes[c]), risk=float(class_risk[c]))
-        for c in order)
-    return RiskReport(records=n, qi=tuple(qi), weighted=weight is not None, classes=n_classes,
-                      smallest_class=int(sizes.min()), k_violations=violations,
-                      l_diversity=ldiv, individual_risk=risk, expected_reidentifications=er,
-                      global_risk=er / n_people, riskiest=riskiest, people=n_people,
-                      smallest_class_people=int(psizes.min()),
-                      counted="people" if psizes is not sizes else "records")
+    return _Classes(cls, first, dicts, codes, sizes, psizes, risk, n_people, er)

@@ -81,7 +81,8 @@ class SimulationConfig:
         if not 0 <= self.seed < 2**63:  # numpy's generators take a non-negative seed
             raise SimulationError("--seed must be a whole number from 0 to 2^63-1", hint="e.g. --seed 7")
         if not 1 <= self.partners <= 26:
-            raise SimulationError("--partners must be between 1 and 26")
+            raise SimulationError("--partners must be between 1 and 26",
+                                  hint="e.g. --partners 2 (one export each, named partner_a to partner_z)")
         if not 0.0 <= self.overlap <= 1.0:
             raise SimulationError("--overlap is a share between 0 and 1", hint="e.g. 0.15")
         design = CaptureDesign(self.capture, self.heterogeneity, self.dependence)
@@ -92,12 +93,15 @@ class SimulationConfig:
             raise SimulationError("an overlap needs at least two partners",
                                   hint="use --partners 2 or more, or --overlap 0")
         if self.format_a not in ("xlsx", "csv"):
-            raise SimulationError("--format-a must be xlsx or csv")
+            raise SimulationError("--format-a must be xlsx or csv",
+                                  hint=f"use --format-a xlsx or --format-a csv (above {XLSX_MAX_ROWS:,} rows, "
+                                  "xlsx is written as CSV)")
         if not 0.0 <= self.reopened <= 1.0:
             raise SimulationError("the share of reopened cases is between 0 and 1",
                                   hint="e.g. 0.01")
         if not 0.0 <= self.bad_share < 0.5:
-            raise SimulationError("the share of bad rows must be between 0 and 0.5")
+            raise SimulationError("--bad-share is a share of rows from 0 to below 0.5",
+                                  hint="e.g. --bad-share 0.005 (the default), or 0 for exports without bad rows")
 
 
 @dataclass(frozen=True)

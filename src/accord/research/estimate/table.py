@@ -173,7 +173,25 @@ def read_counts_csv(path: Path) -> CaptureTable:
                     f"the {what} has a non-numeric value (data row {r + 1})",
                     hint="list columns hold 0 or 1 and the last column a whole number",
                 ) from None
-    return from_rows(header[:-1], values[:, :-1], values[:, -1])
+    table = from_rows(header[:-1], values[:, :-1], values[:, -1])
+    _refuse_repeated_histories(values[:, :-1], path.name)
+    return table
+
+
+def _refuse_repeated_histories(patterns: npt.NDArray[np.float64], name: str) -> None:
+    """A table of counts has one row per history. ``from_rows`` adds repeated rows up (right for
+    lists merged or strata pooled in code), but in a file the second row is as likely a pasted
+    duplicate, or two tables run together, as a stratum: added up, its people would be counted
+    twice and the estimate inflated with nothing said. Refused; the user adds strata up on purpose."""
+    first: dict[bytes, int] = {}
+    for r, row in enumerate(patterns.astype(np.int8)):
+        earlier = first.setdefault(row.tobytes(), r)
+        if earlier != r:
+            raise CaptureTableError(
+                f"{name}: data rows {earlier + 1} and {r + 1} have the same capture history "
+                "(its people would be counted twice)",
+                hint="give one row per history: remove a duplicated row, or add up the counts of rows "
+                "that are strata (e.g. one per sex) into one row")
 
 
 def from_memberships(
