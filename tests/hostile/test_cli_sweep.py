@@ -123,6 +123,7 @@ BASE: dict[str, list[str]] = {
     "hub user list": ["--hub", "{hub}"],
     "hub user reset-password": ["ana", "--out", "{out}", "--hub", "{hub}"],
     "hub user disable": ["ana", "--hub", "{hub}"],
+    "hub user reopen": ["ana", "--out", "{out}", "--hub", "{hub}"],
     "hub token create": ["ana", "--out", "{out}", "--hub", "{hub}"],
     "hub token revoke": ["3f9c0a1b2c4d", "--hub", "{hub}"],
     "hub token list": ["--hub", "{hub}"],
@@ -140,6 +141,7 @@ BASE: dict[str, list[str]] = {
     "release microdata": ["--hub", "{hub}", "--out", "{out}", "--force"],
     "budget set": ["--epsilon", "5", "--hub", "{hub}"],
     "budget grant": ["--epsilon", "0.1", "--reason", "sweep", "--hub", "{hub}"],
+    "budget quota": ["ngo-x", "--epsilon", "1", "--reason", "sweep", "--hub", "{hub}"],
     "estimate mse": ["{counts}"],
     "report": ["--out", "{out}", "--hub", "{hub}"],
     "demo": ["--people", "120", "--partners", "2", "--out", "{out}"],
@@ -372,7 +374,8 @@ def test_base_invocations_succeed(world: World, tmp_path: Path, monkeypatch: pyt
     # no server / no such token, request or batch
     expected_refusals = {"kobo pull", "odk pull", "push", "hub token revoke", "download", "request list",
                          "request microdata", "request synthetic", "withdraw", "hub requests approve",
-                         "hub requests reject", "hub withdraw"}
+                         "hub requests reject", "hub withdraw",
+                         "hub user reopen"}  # ana's account is open: only a closed one reopens
     for name in sorted(BASE):
         if name == "demo":
             continue  # the world itself was made by it
@@ -432,6 +435,7 @@ MORE_OUTPUTS: dict[str, list[str]] = {
 # download (each refused in its own words). `demo --out` has its own rule (--fresh clears only a
 # folder the demo made).
 NEVER_REPLACED = {("ingest", "--out"), ("hub user reset-password", "--out"), ("hub token create", "--out"),
+                  ("hub user reopen", "--out"),
                   ("download", "--out")}
 
 

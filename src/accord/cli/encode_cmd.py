@@ -39,6 +39,9 @@ def read_identifiers(path: Path, sep: str) -> pa.Table:
     A repeated header is refused by ingest's own check, before DuckDB reads the file: DuckDB
     renames the second 'name' (ignoring case) to 'name_1' without a word, and --fields name would
     then encode whichever column kept the name."""
+    if not sep or "\n" in sep or "\r" in sep or '"' in sep:
+        raise InputFileError("--sep must be the columns' separator: not empty, not a line break "
+                             "or a quote", hint="for example --sep ';' or --sep '|'")
     if not path.exists():
         raise InputFileError(f"no file at {path}", hint="check the path")
     refuse_special_file(path, "identifiers file")
