@@ -565,7 +565,7 @@ a_rows, b_rows, _ = generate(1500, seed=11)
 secret = LinkageSecret(b"s" * 32)
 a, b = encode_rows(a_rows, secret, 1), encode_rows(b_rows, secret, 2)
 session = start_session(SparkSettings("local[2]", (("spark.local.dir", str(local)),)))
-match_sets(a, b, MatchConfig(engine=SparkEngine(session, 2)))
+match_sets(a, b, MatchConfig(exhaustive_below=0, engine=SparkEngine(session, 2)))
 deadline = time.monotonic() + 60
 while files() and time.monotonic() < deadline:
     time.sleep(1)

@@ -344,8 +344,12 @@ class SparkEngine:
         """Levels, EM's pairs and scores in partitions (`accord.link.spark_score`)."""
         from accord.link.spark_score import score_on_spark
 
-        return score_on_spark(self.session, a, b, codes, fit, config, threshold,
-                              self.partitions, self.sources)
+        got = score_on_spark(self.session, a, b, codes, fit, config, threshold,
+                             self.partitions, self.sources)
+        # Once more now that scoring's frames are gone: the last passes' shuffles and the
+        # checkpoints were still held while it returned (seen in tests: 20 files left).
+        release_finished(self.session.sparkContext)
+        return got
 
 
 def _spark_schema(schema: pa.Schema) -> str:

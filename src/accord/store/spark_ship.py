@@ -15,6 +15,7 @@ whose lock can be taken is stale, one whose lock is held is a live run's and is 
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import shutil
 import tempfile
@@ -333,7 +334,9 @@ def release_finished(sc: Any) -> None:
     (and a dropped checkpoint's blocks) only once the JVM has collected the plan objects that
     referenced them, by default on a periodic collection every 30 minutes: at 10M a side the
     finished passes' files would fill the disk before that. A remote driver (no gateway here)
-    is left to its own collections."""
+    is left to its own collections. Python's collection first: pyspark's DataFrames sit in
+    reference cycles, and the JVM keeps the plans of Python objects not yet collected."""
+    gc.collect()
     with suppress(Exception):
         sc._jvm.System.gc()
 
