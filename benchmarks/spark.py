@@ -122,6 +122,32 @@ def _pss(pid: int) -> float:
     return 0.0
 
 
+def _anon_file(pid: int) -> dict[str, float]:
+    """The driver's RSS split (GB): anonymous pages (heap, arrays: what an out-of-memory kill
+    counts) and file-backed ones (libraries, memory-mapped files: reclaimable when clean)."""
+    out = {"driver_anon": 0.0, "driver_file": 0.0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key = {"RssAnon:": "driver_anon", "RssFile:": "driver_file"}.get(line.split(":")[0] + ":")
+            if key:
+                out[key] = int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return out
+
+
+def _dir_bytes(path: Path) -> float:
+    """GB on disk under ``path`` (Spark's local dir: shuffles, checkpoints, shipped files)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total / 1e9
+
+
 def _tree_rss() -> dict[str, float]:
     """RSS GB of this process, its JVM descendants and its other (Python) descendants, and the
     descendants' PSS (shared pages counted once)."""
@@ -143,7 +169,8 @@ def _tree_rss() -> dict[str, float]:
         if name == "java":
             java.add(int(proc.name))
     me = os.getpid()
-    out = {"driver": rss.get(me, 0.0), "jvm": 0.0, "workers": 0.0, "pss": 0.0}
+    out = {"driver": rss.get(me, 0.0), "jvm": 0.0, "workers": 0.0, "pss": 0.0,
+           **_anon_file(me)}
     for pid in rss:
         p = pid
         while p in parent and p not in (0, 1, me):
@@ -161,7 +188,9 @@ class Phases:
     def __init__(self) -> None:
         self.t0, self.ui = time.perf_counter(), None
         self.marks: list[dict[str, Any]] = []
-        self.peak = {"driver": 0.0, "jvm": 0.0, "workers": 0.0, "tree": 0.0, "pss": 0.0}
+        self.peak = {"driver": 0.0, "jvm": 0.0, "workers": 0.0, "tree": 0.0, "pss": 0.0,
+                     "driver_anon": 0.0, "driver_file": 0.0, "local": 0.0}
+        self.local: Path | None = None  # Spark's local dir, whose bytes are sampled
         self.stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
         self.mark("start")
@@ -170,6 +199,8 @@ class Phases:
         while not self.stop.wait(1.0):
             r = _tree_rss()
             r["tree"] = r["jvm"] + r["workers"]
+            if self.local is not None:
+                r["local"] = _dir_bytes(self.local)
             for k, v in r.items():
                 self.peak[k] = max(self.peak[k], v)
 
@@ -231,13 +262,14 @@ def child(engine: str, d: Path, master: str, partitions: int | None, driver_memo
         session = start_session(SparkSettings(master, (
             ("spark.executor.processTreeMetrics.enabled", "true"),
             ("spark.driver.memory", driver_memory),
-            ("spark.local.dir", str(d / "spark-local")))))
+            ("spark.local.dir", str(d / f"spark-local-{engine}")))))
         stop = threading.Event()
         live = d / "spark-metrics.json"
         poller = threading.Thread(target=_poll, args=(session.sparkContext.uiWebUrl, live, stop),
                                   daemon=True)
         poller.start()
         phases.ui = session.sparkContext.uiWebUrl
+        phases.local = d / f"spark-local-{engine}"  # one an engine: runs may overlap
         phases.mark("session")
         try:
             # The executors read the partners' Parquet themselves for the scoring join.
@@ -336,8 +368,9 @@ def _phase_table(r: dict[str, Any]) -> None:
     marks = r.get("phases") or []
     stages = {s["stageId"]: s for s in r.get("stages", [])}
     print("\n| phase | wall s | CPU s (tree) | peak RSS GB driver / JVM / Python workers | "
-          "peak PSS GB JVM + workers | stages | shuffle write MB |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "driver anon / file GB | peak PSS GB JVM + workers | local dir GB | stages | "
+          "shuffle write MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for before, m in itertools.pairwise(marks):
         ids = range(before["stage"] + 1, m["stage"] + 1)
         shuffle = sum(stages[i]["shuffleWriteBytes"] for i in ids if i in stages) / 1e6
@@ -345,7 +378,8 @@ def _phase_table(r: dict[str, Any]) -> None:
         span = f"{ids.start}-{ids.stop - 1}" if len(ids) else ""
         print(f"| {m['phase']} | {m['wall'] - before['wall']:.1f} | {m['cpu'] - before['cpu']:.1f} | "
               f"{pk['driver']:.2f} / {pk['jvm']:.2f} / {pk['workers']:.2f} | "
-              f"{pk.get('pss', 0.0):.2f} | {span} | "
+              f"{pk.get('driver_anon', 0.0):.2f} / {pk.get('driver_file', 0.0):.2f} | "
+              f"{pk.get('pss', 0.0):.2f} | {pk.get('local', 0.0):.2f} | {span} | "
               f"{shuffle:,.1f} |")
 
 

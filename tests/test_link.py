@@ -233,3 +233,30 @@ def test_pair_scores_and_cluster_pairs() -> None:
     assert s.f1 == pytest.approx(0.5)
     assert pairs_from_clusters({"1": ["x", "y", "z"], "2": ["w"]}) == {
         ("x", "y"), ("x", "z"), ("y", "z")}
+
+
+
+def test_date_qualities_load_as_one_str_per_value() -> None:
+    """A date quality repeats a handful of codes: loaded as one Python str per distinct value
+    (not one a record, ~54 bytes each), equal to the file's values with nulls as unknown."""
+    import pyarrow.compute as pc
+
+    from accord.link.encodings import EncodedSet
+    from accord.protect.encoding import Encoder, EncodingInfo, LinkageSecret, schema_from_fields
+    from accord.protect.encoding.bloom import QUALITY_SUFFIX
+    from tests.linkage_data import FIELDS, generate
+
+    rows, _, _ = generate(300, seed=5)
+    for r in rows[::7]:
+        r["dob"] = ""  # missing dates: no quality, loaded as unknown
+    schema = schema_from_fields(FIELDS)
+    enc = Encoder(schema, LinkageSecret(b"q" * 32), np.random.default_rng(1))
+    t = pa.Table.from_pylist(rows)
+    out = enc.encode(t).append_column("id", t["id"])
+    s = EncodedSet.from_table(out, EncodingInfo(schema, enc.fingerprint, enc.check_value))
+    assert s.quality
+    for name, q in s.quality.items():
+        want = pc.fill_null(out[name + QUALITY_SUFFIX], "unknown").to_pylist()
+        assert q.dtype == object and q.tolist() == want
+        assert len({id(v) for v in q}) == len(set(want)) < len(q)
+        assert "unknown" in want and all(isinstance(v, str) for v in q)

@@ -24,6 +24,7 @@ from accord.link.blocking import (
     candidate_codes,
     candidate_pairs,
     plan,
+    sorted_unique,
 )
 from accord.link.encodings import EncodedSet
 from accord.protect.encoding import LinkageSecret
@@ -204,3 +205,16 @@ def test_others_sum_matches_numpy(pairs: list[tuple[int, float]]) -> None:
     idx = np.array([p[0] for p in pairs], dtype=np.int64)
     x = np.array([p[1] for p in pairs], dtype=np.float64)
     np.testing.assert_allclose(others_sum(x, idx, 7), _others_reference(x, idx, 7), rtol=1e-9, atol=1e-9)
+
+
+@given(st.lists(st.lists(st.integers(0, 50), max_size=40), max_size=5))
+@settings(max_examples=60, deadline=None)
+def test_sorted_unique_is_numpys_unique_of_the_parts(parts: list[list[int]]) -> None:
+    """The deduplication of the candidate codes (in place, one full-size copy) gives
+    np.unique's result, and lets go of the parts it was given."""
+    arrays = [np.asarray(p, dtype=np.int64) for p in parts]
+    want = np.unique(np.concatenate(arrays)) if arrays else np.empty(0, dtype=np.int64)
+    given_parts = list(arrays)
+    got = sorted_unique(given_parts)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert given_parts == []

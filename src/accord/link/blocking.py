@@ -319,6 +319,21 @@ def _note(report: dict[str, object] | None, key: str, value: object) -> None:
         report[key] = value
 
 
+def sorted_unique(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.unique(np.concatenate(parts))`` (int64 codes) with one array of the result's size
+    besides the inputs: np.unique's copy, mask and result made four at once, ~9 GB of the
+    candidates at 10M a side. ``parts`` is emptied, so pieces no one else holds go as soon as
+    they are joined."""
+    from accord.link import kernels
+
+    x = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    parts.clear()
+    x.sort()
+    # Shrunk in place (realloc): x owns its data and nothing else views it.
+    x.resize(kernels.compact_sorted(x), refcheck=False)
+    return x
+
+
 def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None = None,
                     report: dict[str, object] | None = None,
                     flush: int = 1 << 24, engine: BandEngine | None = None) -> np.ndarray:
@@ -356,8 +371,8 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
             pending.append(xa * len(b) + xb)
             held += len(xa)
             if held > flush:  # a true pair collides in many bands: deduplicate as we go
-                done = np.unique(np.concatenate([done, *pending]))
-                pending, held = [], 0
+                parts, pending, held = [done, *pending], [], 0
+                done = sorted_unique(parts)
     if not used and fallback is not None:  # no pass is selective enough: run the best one
         kinds = fallback[1]
         (fa, bounds), (fb, _) = blocking_filter(a, kinds), blocking_filter(b, kinds)
@@ -367,7 +382,9 @@ def candidate_codes(a: EncodedSet, b: EncodedSet, config: BlockingConfig | None 
                    _pass_pairs(fa, fb, bounds, pl, cfg, rng, _thresholds(a, kinds, cfg),
                                engine)]
     undated = _undated_pairs(a, b, cfg, rng, report, engine)
-    return np.unique(np.concatenate([done, *pending, undated]))
+    parts = [done, *pending, undated]
+    del done, pending, undated
+    return sorted_unique(parts)
 
 
 def _undated(s: EncodedSet) -> np.ndarray:

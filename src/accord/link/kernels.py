@@ -276,3 +276,18 @@ def others_sum(x: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
         i = idx[k]
         out[k] = rest[i] if top[i] == k else max(total[i] - x[k], 0.0)
     return out
+
+
+@jit(nogil=True)
+def compact_sorted(x: np.ndarray) -> int:
+    """Move the distinct values of the sorted array ``x`` to its front, in place; returns how
+    many there are (``np.unique`` of a sorted array without its mask and its copy)."""
+    n = len(x)
+    if n == 0:
+        return 0
+    k = 1
+    for i in range(1, n):
+        if x[i] != x[k - 1]:
+            x[k] = x[i]
+            k += 1
+    return k

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from accord.link.assign import greedy_one_to_one
-from accord.link.blocking import BlockingConfig, all_pairs, candidate_codes
+from accord.link.blocking import BlockingConfig, all_pairs, candidate_codes, sorted_unique
 from accord.link.comparisons import comparison_levels, comparisons
 from accord.link.encodings import EncodedSet
 from accord.link.engine import BandEngine
@@ -201,7 +201,9 @@ def match_sets(a: EncodedSet, b: EncodedSet, config: MatchConfig | None = None,
         report["blocked_pairs"] = len(codes)
         extra = int(min(cfg.random_candidates * max(len(a), len(b)), cfg.max_random_candidates))
         rng = np.random.default_rng(cfg.seed + 1)
-        codes = np.union1d(codes, rng.integers(0, len(a) * len(b), extra, dtype=np.int64))
+        parts = [codes, rng.integers(0, len(a) * len(b), extra, dtype=np.int64)]
+        del codes  # np.union1d's copies: one full-size array here, not three
+        codes = sorted_unique(parts)
         if isinstance(cfg.engine, CandidateScorer):
             # Levels, EM's pairs and scores in the engine's partitions; only the pairs that
             # reach the threshold come back for the one-to-one assignment.

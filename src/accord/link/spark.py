@@ -33,7 +33,7 @@ from accord.link import kernels
 from accord.link.engine import BandJob, join_band
 from accord.protect.encoding.secrets import SECRET_KIND
 from accord.protect.keys import KEY_KIND
-from accord.store.spark_ship import release_shipped, shipment
+from accord.store.spark_ship import release_finished, release_shipped, shipment
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -52,6 +52,13 @@ START_HINT = ("Spark's log above says why: check the --spark-conf settings and t
               "cause, " + INSTALL_HINT)
 MIN_JAVA = 17
 _SECRET_WORDS = re.compile(r"linkage[-_.]?secret|partner[-_.]?key|ACCORD_KEY_FILE", re.I)
+
+
+# Settings a long linkage needs on one machine's disk (each overridden by --spark-conf):
+# finished shuffles are removed when the driver JVM collects garbage (`release_finished` asks
+# after each pass; the periodic collection, 30 min by default, is the fallback), and the
+# checkpoints of the scoring passes are compressed as shuffles are.
+RUN_DEFAULTS = (("spark.cleaner.periodicGC.interval", "5min"), ("spark.rdd.compress", "true"))
 
 
 class SparkUnavailableError(AccordError):
@@ -150,7 +157,7 @@ def start_session(settings: SparkSettings) -> SparkSession:
         # PySpark reads the worker interpreter from PYSPARK_PYTHON in the driver's environment
         # (spark.pyspark.python only through spark-submit); an explicit setting is kept.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    for key, value in settings.conf:
+    for key, value in (*RUN_DEFAULTS, *settings.conf):  # the user's settings win
         builder = builder.config(key, value)
     try:
         return builder.getOrCreate()
@@ -243,6 +250,45 @@ def _join_fn(job: BandJob, width: int) -> Any:
     return join
 
 
+_RECORDS = pa.schema([("rec", pa.int64()), ("words", pa.binary())])
+
+
+def _record_rows(fa: np.ndarray, fb: np.ndarray) -> Callable[[int, int], pa.Table]:
+    """Rows [start, stop) of both sides' records (A's, then B's) as a `_RECORDS` table: the
+    record (index * 2 + side) and its filter."""
+    na = len(fa)
+
+    def part(start: int, stop: int) -> pa.Table:
+        a0, a1 = min(start, na), min(stop, na)
+        b0, b1 = max(start, na) - na, max(stop, na) - na
+        rec = np.r_[np.arange(a0, a1) * 2, np.arange(b0, b1) * 2 + 1].astype(np.int64)
+        words = pa.concat_arrays([_words_array(fa[a0:a1]), _words_array(fb[b0:b1])])
+        return pa.table([pa.array(rec), words], schema=_RECORDS)
+
+    return part
+
+
+def _fetch_codes(codes: Any, nb: int, most: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A pass's distinct candidate codes (a DataFrame) as (ia, ib) slices of about ``most``
+    codes each, in no order (blocking deduplicates and sorts): the codes are written once to
+    the executors' disks, then fetched a slice at a time by code modulo the slice count, so the
+    driver (its JVM's collect and the Python arrays) never holds a whole pass."""
+    from pyspark import StorageLevel
+
+    held = codes.persist(StorageLevel.DISK_ONLY)
+    try:
+        total = held.count()
+        slices = max(1, -(-total // max(1, most)))
+        for k in range(slices):
+            part = held if slices == 1 else held.filter(f"code % {slices} = {k}")
+            got = part.toArrow().column("code")
+            code = got.to_numpy() if got.num_chunks == 1 else got.combine_chunks().to_numpy()
+            del got
+            yield code // nb, code % nb
+    finally:
+        held.unpersist()
+
+
 @dataclass(frozen=True)
 class SparkEngine:
     """Band work in Spark partitions; the pairs are the embedded engine's (see module doc)."""
@@ -253,6 +299,10 @@ class SparkEngine:
     # The partners' Parquet encodings the two sets were read from (A, B): the executors then
     # read the records for scoring themselves instead of the driver shipping them.
     sources: tuple[str, str] | None = None
+    # The most candidate codes the driver fetches at once (`_fetch_codes`): a pass's codes
+    # come back in slices of about this many, not as one array (at 10M a side a pass holds
+    # ~100 M codes: 0.8 GB an array, and the fetch made five).
+    fetch_rows: int = 1 << 24
 
     def band_pairs(self, job: BandJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         from pyspark.sql import functions as F
@@ -261,12 +311,9 @@ class SparkEngine:
         nb = len(job.fb)
         if not len(job.fa) or not nb or not job.bits:
             return
-        records = pa.table({
-            "rec": pa.array(np.r_[np.arange(len(job.fa)) * 2, np.arange(nb) * 2 + 1]
-                            .astype(np.int64)),
-            "words": pa.concat_arrays([_words_array(job.fa), _words_array(job.fb)]),
-        })
-        # Ship the plan, not the filters: the records travel in the DataFrame.
+        # Ship the plan, not the filters: the records travel in the DataFrame, written to the
+        # shipped files a slice at a time (`_record_rows`), never as one Arrow copy of both
+        # sides' filters on the driver (three full-size copies before: bytes, binary, concat).
         light = replace(job, fa=job.fa[:0], fb=job.fb[:0])
         sc = self.session.sparkContext
         # A partition's band rows are all in one Python worker at once (the bucket join needs
@@ -276,16 +323,19 @@ class SparkEngine:
         rows = (len(job.fa) + nb) * len(job.bits)
         n_parts = self.partitions or max(4 * sc.defaultParallelism, -(-rows // 2_000_000))
         with shipment(self.session) as ship:
-            keyed = ship.table(records).mapInArrow(_keys_fn(light, width), _spark_schema(_KEYED))
+            records = ship.rows(_RECORDS, len(job.fa) + nb, _record_rows(job.fa, job.fb))
+            keyed = records.mapInArrow(_keys_fn(light, width), _spark_schema(_KEYED))
             # By (band, key prefix): a partition holds whole top-level buckets. The prefix is
             # the key's top `rows` bits (unsigned), as `kernels.shared_buckets` cuts it.
             prefix = F.shiftrightunsigned(F.col("key"), 64 - job.rows)
             pairs = (keyed.repartition(n_parts, F.col("band"), prefix)
                      .mapInArrow(_join_fn(light, width), _spark_schema(_PAIRS)))
             codes = pairs.selectExpr(f"ia * {nb} + ib AS code").distinct()
-            got = codes.toArrow().column("code").to_numpy()
-        got = np.sort(got)
-        yield got // nb, got % nb
+            yield from _fetch_codes(codes, nb, self.fetch_rows)
+            # The pass's plan dropped, so that its shuffle (the band rows: 3.8 GB for the
+            # first pass at 1M a side) is removed now, not at the end of the run.
+            del records, keyed, pairs, codes
+            release_finished(sc)
 
     def score_candidates(self, a: EncodedSet, b: EncodedSet, codes: np.ndarray,
                          fit: Callable[[Candidates], FSModel], config: MatchConfig,
@@ -294,8 +344,12 @@ class SparkEngine:
         """Levels, EM's pairs and scores in partitions (`accord.link.spark_score`)."""
         from accord.link.spark_score import score_on_spark
 
-        return score_on_spark(self.session, a, b, codes, fit, config, threshold,
-                              self.partitions, self.sources)
+        got = score_on_spark(self.session, a, b, codes, fit, config, threshold,
+                             self.partitions, self.sources)
+        # Once more now that scoring's frames are gone: the last passes' shuffles and the
+        # checkpoints were still held while it returned (seen in tests: 20 files left).
+        release_finished(self.session.sparkContext)
+        return got
 
 
 def _spark_schema(schema: pa.Schema) -> str:

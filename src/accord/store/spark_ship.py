@@ -15,6 +15,7 @@ whose lock can be taken is stale, one whose lock is held is a live run's and is 
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import shutil
 import tempfile
@@ -221,26 +222,36 @@ class Shipment:
         return self.ship_dir.path
 
     def table(self, table: pa.Table) -> Any:
+        return self.rows(table.schema, table.num_rows, lambda start, stop:
+                         table.slice(start, stop - start))
+
+    def rows(self, schema: pa.Schema, num_rows: int,
+             part: Callable[[int, int], pa.Table]) -> Any:
+        """A DataFrame of ``num_rows`` rows that ``part(start, stop)`` makes a slice at a time
+        (of ``schema``): each file is written from its own slice, so the driver never holds
+        the whole table (blocking's records at 10M a side would be gigabytes)."""
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
         sc = self.session.sparkContext
-        spark_schema = from_arrow_schema(table.schema)
+        spark_schema = from_arrow_schema(schema)
         # The Arrow types Spark expects back from a partition (large or dictionary strings
         # become plain strings, as createDataFrame would make them).
-        table = table.cast(to_arrow_schema(spark_schema))
+        target = to_arrow_schema(spark_schema)
         tag = uuid.uuid4().hex
         # At least two parts a core, so that the stage reading them keeps every core busy.
-        parts = max(2 * sc.defaultParallelism, -(-table.num_rows // self.rows_per_part))
-        rows = max(1, -(-table.num_rows // parts))
+        parts = max(2 * sc.defaultParallelism, -(-num_rows // self.rows_per_part))
+        rows = max(1, -(-num_rows // parts))
         names = []
-        for k, start in enumerate(range(0, max(table.num_rows, 1), rows)):
+        for k, start in enumerate(range(0, max(num_rows, 1), rows)):
             name = f"accord-{tag}-{k}.arrow"
+            piece = part(start, min(start + rows, num_rows)).cast(target)
             try:
                 with pa.OSFile(str(self.dir / name), "wb") as sink, \
-                        pa.ipc.new_file(sink, table.schema) as writer:
-                    writer.write_table(table.slice(start, rows))
+                        pa.ipc.new_file(sink, target) as writer:
+                    writer.write_table(piece)
             except OSError as exc:
                 raise self.ship_dir.write_error(exc) from exc
+            del piece
             sc.addFile(str(self.dir / name))
             names.append(name)
         return (self.session.range(0, len(names), 1, len(names))
@@ -316,6 +327,18 @@ def _read_parts(names: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
                 yield from t.combine_chunks().to_batches(max_chunksize=1 << 16)
 
     return read
+
+
+def release_finished(sc: Any) -> None:
+    """Collect the driver JVM's garbage now. Spark's ContextCleaner removes a shuffle's files
+    (and a dropped checkpoint's blocks) only once the JVM has collected the plan objects that
+    referenced them, by default on a periodic collection every 30 minutes: at 10M a side the
+    finished passes' files would fill the disk before that. A remote driver (no gateway here)
+    is left to its own collections. Python's collection first: pyspark's DataFrames sit in
+    reference cycles, and the JVM keeps the plans of Python objects not yet collected."""
+    gc.collect()
+    with suppress(Exception):
+        sc._jvm.System.gc()
 
 
 @contextmanager
