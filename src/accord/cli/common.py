@@ -189,7 +189,8 @@ def check_file_name(path: Path, option: str = "--out", what: str = "file") -> Pa
 def check_separator(sep: str, option: str = "--sep") -> str:
     """A CSV separator is one character (the readers fail deep inside on anything else)."""
     if len(sep) != 1 or sep in "\r\n\"":
-        raise AccordError(f"{option} must be one character (e.g. ',' or ';' or a tab), not {len(sep)} characters",
+        raise AccordError(f"{option} must be one character other than a quote or a line break (e.g. ',' or "
+                          f"';' or a tab), not {len(sep)} character(s)",
                           hint=f"give {option} ';' for a semicolon-separated file")
     return sep
 

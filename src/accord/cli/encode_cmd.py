@@ -13,6 +13,7 @@ from rich.table import Table
 from accord.cli.common import (
     JsonOption,
     OverwriteOption,
+    check_separator,
     console,
     make_progress,
     print_json,
@@ -28,9 +29,7 @@ if TYPE_CHECKING:
 
 def _header_cells(path: Path, sep: str) -> list[str]:
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-        if len(sep) == 1:
-            return next(csv.reader(fh, delimiter=sep), [])
-        return fh.readline().rstrip("\r\n").split(sep)  # DuckDB takes longer separators; csv does not
+        return next(csv.reader(fh, delimiter=sep), [])
 
 
 def read_identifiers(path: Path, sep: str) -> pa.Table:
@@ -39,9 +38,7 @@ def read_identifiers(path: Path, sep: str) -> pa.Table:
     A repeated header is refused by ingest's own check, before DuckDB reads the file: DuckDB
     renames the second 'name' (ignoring case) to 'name_1' without a word, and --fields name would
     then encode whichever column kept the name."""
-    if not sep or "\n" in sep or "\r" in sep or '"' in sep:
-        raise InputFileError("--sep must be the columns' separator: not empty, not a line break "
-                             "or a quote", hint="for example --sep ';' or --sep '|'")
+    check_separator(sep)
     if not path.exists():
         raise InputFileError(f"no file at {path}", hint="check the path")
     refuse_special_file(path, "identifiers file")

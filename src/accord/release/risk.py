@@ -284,7 +284,8 @@ def assess_risk(table: pa.Table, qi: Sequence[str], sensitive: Sequence[str] = (
     class_risk = np.zeros(n_classes)
     class_risk[cls] = risk
     order = np.lexsort((np.arange(n_classes), sizes, -class_risk))[:top]
-    held = [np.bincount(codes[j], minlength=len(dicts[j])) for j in range(len(qi))]
+    # records holding each value of each field: only for the classes listed (top=0 lists none)
+    held = [np.bincount(codes[j], minlength=len(dicts[j])) for j in range(len(qi))] if len(order) else []
 
     def rarest(c: int) -> tuple[tuple[str, int], ...]:
         counts = [(q, int(held[j][codes[j][first[c]]])) for j, q in enumerate(qi)]

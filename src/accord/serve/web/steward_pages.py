@@ -64,6 +64,13 @@ DONE = {
 }
 
 
+def org_names(s: Store) -> list[str]:
+    """The hub's organisations, by name ([] before the first one is added)."""
+    if not s.table_exists("hub_orgs"):
+        return []
+    return [r["org"] for r in s.query("SELECT org FROM hub_orgs ORDER BY org").to_pylist()]
+
+
 def number(form: FormData, name: str, label: str, default: float | None = None) -> float:
     raw = text_field(form, name, 40)
     if not raw and default is not None:
@@ -243,8 +250,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
         for e in history:
             e["eps_at"] = ledger.epsilon_from_rho(float(e["rho"]), budget.delta)
         quotas = [q.to_dict(budget.delta) for q in ledger.quotas(s)]
-        orgs = [r["org"] for r in s.query("SELECT org FROM hub_orgs ORDER BY org").to_pylist()] \
-            if s.table_exists("hub_orgs") else []
+        orgs = org_names(s)
         return kit.page("steward_budget.html.j2", status, session, title="Privacy budget", budget=budget,
                         quotas=quotas, orgs=orgs,
                         total_epsilon=ledger.epsilon_from_rho(budget.total_rho, budget.delta),
@@ -337,9 +343,7 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             epsilon = None if not given else check_epsilon(number(form, "epsilon", "epsilon"), "epsilon")
             if not reason:
                 raise ParameterError("a quota needs a reason, e.g. 'agreed share for 2027'")
-            known = {r["org"] for r in s.query("SELECT org FROM hub_orgs").to_pylist()} \
-                if s.table_exists("hub_orgs") else set()
-            if org not in known:
+            if org not in org_names(s):
                 raise ParameterError("choose one of the hub's organisations")
         except ParameterError as err:
             return budget_page(s, session, 400, f"Nothing was changed: {err.message}.", err.hint)
