@@ -69,6 +69,28 @@ def test_a_quota_limits_its_organisation_only(hub: str, loaded: dict[str, Path])
     assert total < budget.spent_rho  # the terminal's spend is the hub's only
 
 
+def test_research_draws_are_refused_early_by_a_quota(hub: str, loaded: dict[str, Path]) -> None:
+    """DP tables' and estimates' draws check the organisation's quota before any record is read
+    (they checked only the hub's budget there; the spend refused them later, after the work)."""
+    from accord.research.noisy import DEFAULT_RHO, require_draws_affordable
+    from accord.research.stats import compute_dp_tables, require_dp_tables_affordable
+
+    with open_store(hub) as store:
+        ledger.set_quota(store, "agency", 0.05, "steward", "small share")
+        assert ledger.quotas(store)[0].quota_rho < DEFAULT_RHO
+        with pytest.raises(ReleaseRefused, match=r"agency's quota.*nothing was computed"):
+            require_dp_tables_affordable(store, actor="ana")
+        with pytest.raises(ReleaseRefused, match=r"agency's quota.*nothing was computed"):
+            compute_dp_tables(store, actor="ana")
+        with pytest.raises(ReleaseRefused, match=r"agency's quota.*nothing was computed"):
+            require_draws_affordable(store, [("estimate-draw", DEFAULT_RHO)], "this estimate", "ana")
+        assert ledger.current_budget(store).spends == 0
+        require_dp_tables_affordable(store, actor="bo")  # control: ngo-b has no quota
+        require_dp_tables_affordable(store)  # the steward's terminal: the hub's budget only
+        compute_dp_tables(store, actor="bo")
+        assert ledger.current_budget(store).spends == 1
+
+
 def test_quota_from_the_cli(hub: str, loaded: dict[str, Path]) -> None:
     out = run_cli("budget", "quota", "agency", "--epsilon", "2", "--reason", "share 2027", "--hub", hub,
                   read="squeezed")
@@ -104,6 +126,8 @@ def test_quota_over_the_api(hub: str, loaded: dict[str, Path]) -> None:
         assert status == 200 and doc["org"] == "agency"
         status, doc = call("/api/release/tables", "ana", {"epsilon": 1, "tables": TABLE})
         assert status == 409 and "agency's quota" in json.dumps(doc)
+        status, doc = call("/api/stats", "ana", {"privacy": "dp"})  # a research draw, refused early
+        assert status == 409 and "nothing was computed" in json.dumps(doc)
         assert call("/api/release/tables", "bo", {"epsilon": 1, "tables": TABLE})[0] == 200  # control
         with urllib.request.urlopen(urllib.request.Request(
                 site + "/api/budget", headers={"Authorization": f"Bearer {loaded['ana'].read_text()}"})) as r:

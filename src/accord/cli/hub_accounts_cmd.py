@@ -175,6 +175,20 @@ def user_reopen(
     console.print(f"user {username} reopened; one-time password written to {out}")
 
 
+@user_app.command("unlock")
+def user_unlock(username: Annotated[str, typer.Argument(help="Whose sign-in lockout to lift.")],
+                hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward") -> None:
+    """Lift a web sign-in lockout before it runs out, once you know the failures were the user's
+    own: the failed sign-ins counted against the name are forgotten (not those of an address, and
+    the password is unchanged: reset it if it may have leaked)."""
+    from accord.serve.accounts import unlock_user
+
+    with user_errors():
+        cleared = _on_existing_hub(hub, lambda store: unlock_user(store, username, actor))
+    console.print(f"user {username} unlocked ({cleared} failed sign-in{'s' if cleared != 1 else ''} "
+                  "forgotten)")
+
+
 @user_app.command("list")
 def user_list(hub: HubOption = DEFAULT_HUB, as_json: JsonOption = False) -> None:
     """List users, their organisations, roles and state (never a password)."""

@@ -85,13 +85,14 @@ def draw_stored(store: Store, draw_key: str, rho: float) -> bool:
 
 
 def require_draws_affordable(store: Store, draws: Sequence[tuple[str, float]],
-                             what: str) -> None:
+                             what: str, actor: str | None = None) -> None:
     """Refuse (ReleaseRefused, exit 3), before a record is read, a release whose draws (key, rho)
-    the hub does not hold yet and the budget left cannot pay for together: nothing computed, and
-    no draw paid for while a later one of the same release is refused."""
+    the hub does not hold yet and the budget left cannot pay for together, or (for a hub user,
+    ``actor``) their organisation's quota cannot: nothing computed, and no draw paid for while a
+    later one of the same release is refused."""
     cost = sum(rho for key, rho in draws if not draw_stored(store, key, rho))
     if cost > 0:
-        ledger.require_affordable(store, cost, what, option="--rho")
+        ledger.require_affordable(store, cost, what, option="--rho", actor=actor)
 
 
 def stats_draw_key(standard: Standard, years: tuple[int, int] | None) -> str:

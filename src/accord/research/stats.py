@@ -453,10 +453,12 @@ def record_tables_release(store: Store, result: StatsResult, kind: str, actor: s
 
 def require_dp_tables_affordable(store: Store, rho: float | None = None,
                                  standard: Standard | None = None,
-                                 years: tuple[int, int] | None = None) -> None:
+                                 years: tuple[int, int] | None = None,
+                                 actor: str | None = None) -> None:
     """Refuse (exit 3), before any record is read, DP tables whose draws (the tables', and the
     estimates' for the partner overlap once people are linked) are not in the hub yet and cost
-    more than the budget has left together; nothing is computed or spent."""
+    more than the budget (or the quota of ``actor``'s organisation) has left together; nothing
+    is computed or spent."""
     from accord.research.noisy import (
         DEFAULT_RHO,
         ESTIMATE_RHO,
@@ -473,7 +475,7 @@ def require_dp_tables_affordable(store: Store, rho: float | None = None,
         from accord.research.estimate.pipeline import hub_draw_key
 
         draws.append((hub_draw_key(store), ESTIMATE_RHO))
-    require_draws_affordable(store, draws, "this release of DP tables")
+    require_draws_affordable(store, draws, "this release of DP tables", actor)
 
 
 def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = None,
@@ -492,7 +494,7 @@ def compute_dp_tables(store: Store, threshold: int = 10, rho: float | None = Non
     if not store.table_exists("records"):
         raise StatsError("the hub holds no records yet",
                          hint="add a contribution with `accord hub add`")
-    require_dp_tables_affordable(store, rho, standard, years)
+    require_dp_tables_affordable(store, rho, standard, years, actor)
     version = store.data_version()
     payload, reused, how = load_and_draw(store, standard, rho, years, actor, purpose,
                                            test_seed, groups)

@@ -171,6 +171,33 @@ def _end_web_sessions(store: Store, username: str) -> int:
     return n
 
 
+def clear_sign_in_failures(store: Store, username: str) -> int:
+    """Forget the failed sign-ins counted against ``username`` (the web UI's limit,
+    accord.serve.web.sessions, keyed by the name's SHA-256); returns how many. The failures
+    counted against a client address stay: one address guessing many accounts stays limited."""
+    if not store.table_exists("hub_login_failures"):
+        return 0
+    key = [_sha256(username)]
+    n = int(store.scalar("SELECT count(*) FROM hub_login_failures WHERE kind = 'user' AND "
+                         "key_sha256 = ?", key) or 0)
+    store.execute("DELETE FROM hub_login_failures WHERE kind = 'user' AND key_sha256 = ?", key)
+    return n
+
+
+def unlock_user(store: Store, username: str, actor: str) -> int:
+    """Lift a sign-in lockout before it runs out (the user proved who they are to the steward by
+    another channel): the failed sign-ins counted against the name are forgotten; returns how
+    many. Audited as ``hub.user_unlock``; the password is unchanged (reset it if it leaked)."""
+    with store.transaction():
+        ensure_accounts(store)
+        if _existing(store, username)["disabled_at"] is not None:
+            raise AccountError(f"user {username} is disabled",
+                               hint="reopen it with `accord hub user reopen` (a new one-time password)")
+        cleared = clear_sign_in_failures(store, username)
+        store.audit(actor, "hub.user_unlock", {"user": username, "failures_cleared": cleared})
+    return cleared
+
+
 def _existing(store: Store, username: str) -> dict[str, object]:
     rows = store.query("SELECT u.username, u.org, u.role, st.disabled_at FROM hub_users u "
                        "LEFT JOIN hub_user_state st ON st.username = u.username WHERE u.username = ?",
@@ -199,7 +226,10 @@ def reset_password(store: Store, username: str, actor: str) -> str:
         store.execute("UPDATE hub_users SET password_hash = ? WHERE username = ?", [digest, username])
         _set_state(store, username, actor, must_change=True)
         ended = _end_web_sessions(store, username)
-        store.audit(actor, "hub.password_reset", {"user": username, "sessions_ended": ended})
+        # The new password is the steward's: a lockout from guesses at the old one ends with it.
+        cleared = clear_sign_in_failures(store, username)
+        store.audit(actor, "hub.password_reset", {"user": username, "sessions_ended": ended,
+                                                   "failures_cleared": cleared})
     return password
 
 
@@ -254,7 +284,8 @@ def reopen_user(store: Store, username: str, actor: str) -> str:
             raise AccountError(f"user {username} is not closed", hint="only a closed account can be reopened")
         store.execute("UPDATE hub_users SET password_hash = ? WHERE username = ?", [digest, username])
         _set_state(store, username, actor, must_change=True, disabled=False)
-        store.audit(actor, "hub.user_reopen", {"user": username})
+        cleared = clear_sign_in_failures(store, username)
+        store.audit(actor, "hub.user_reopen", {"user": username, "failures_cleared": cleared})
     return password
 
 

@@ -197,7 +197,7 @@ def analysis_router(hub: Path | str, guard: AbstractContextManager[object],
         def check(s: Store, user: User) -> None:
             from accord.research.stats import require_dp_tables_affordable
 
-            require_dp_tables_affordable(s, body.rho)
+            require_dp_tables_affordable(s, body.rho, actor=user.username)
 
         return check
 

@@ -288,7 +288,8 @@ def require_estimate_affordable(store: Store, opts: PipelineOptions) -> None:
         return
     rho = opts.resolved_rho()
     if store.table_exists("persons") and store.table_exists("records"):
-        require_draws_affordable(store, [(hub_draw_key(store), rho)], "this estimate")
+        require_draws_affordable(store, [(hub_draw_key(store), rho)], "this estimate",
+                                 opts.actor)
 
 
 def noisy_draw(store: Store, rho: float, actor: str,

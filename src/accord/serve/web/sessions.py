@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accord.serve.accounts import Role, User, ensure_accounts
+from accord.serve.accounts import Role, User, clear_sign_in_failures, ensure_accounts
 from accord.store import Store
 from accord.store.base import now_iso
 
@@ -134,6 +134,15 @@ class LoginLimiter:
                 store.execute("INSERT INTO hub_login_failures VALUES (?, ?, ?)", [kind, key, now])
 
     def succeeded(self, store: Store, username: str) -> None:
-        if store.table_exists("hub_login_failures"):
-            store.execute("DELETE FROM hub_login_failures WHERE kind = 'user' AND key_sha256 = ?",
-                          [_sha256(username)])
+        clear_sign_in_failures(store, username)
+
+    def locked_names(self, store: Store, usernames: list[str]) -> set[str]:
+        """Which of ``usernames`` are locked by their own failures now (for the steward's page;
+        an address's lock is not a user's)."""
+        if not store.table_exists("hub_login_failures") or not usernames:
+            return set()
+        cutoff = self.clock() - self.window_s
+        counts = {r["key_sha256"]: int(r["n"]) for r in store.query(
+            "SELECT key_sha256, count(*) AS n FROM hub_login_failures WHERE kind = 'user' AND "
+            "failed_at > ? GROUP BY key_sha256", [cutoff]).to_pylist()}
+        return {u for u in usernames if counts.get(_sha256(u), 0) >= self.per_user}

@@ -24,6 +24,7 @@ shown by its parameters and summary only: no page shows a record.
 | POST /ui/steward/accounts/disable   | yes     | 403             |
 | POST /ui/steward/accounts/reset     | yes     | 403             |
 | POST /ui/steward/accounts/reopen    | yes     | 403             |
+| POST /ui/steward/accounts/unlock    | yes     | 403             |
 | POST /ui/steward/tokens/create      | yes     | 403             |
 | POST /ui/steward/tokens/revoke      | yes     | 403             |
 """
@@ -61,6 +62,8 @@ DONE = {
     "org": "Organisation {id} was added.",
     "disabled": "The account {id} was closed: it cannot sign in and its API tokens no longer work.",
     "revoked": "API token {id} was revoked. It stopped working at once.",
+    "unlocked": "{id} can sign in again: the failed sign-ins counted against the name were forgotten. "
+                "Their password is unchanged.",
 }
 
 
@@ -378,8 +381,10 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
         from accord.serve.accounts import list_tokens, list_users
 
         orgs = s.query("SELECT org, created_at, created_by FROM hub_orgs ORDER BY org").to_pylist()
+        users = list_users(s)
+        locked = kit.limiter.locked_names(s, [str(u["username"]) for u in users])
         return kit.page("steward_accounts.html.j2", status, session, title="Accounts and tokens", orgs=orgs,
-                        users=list_users(s), tokens=list(reversed(list_tokens(s))), roles=ROLE_CHOICES,
+                        users=users, locked=locked, tokens=list(reversed(list_tokens(s))), roles=ROLE_CHOICES,
                         error=error, hint=hint, notice=notice, path="/ui/steward/accounts")
 
     @router.get("/ui/steward/accounts")
@@ -456,6 +461,24 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
     @router.post("/ui/steward/accounts/reopen")
     async def user_reopen(request: Request) -> Response:
         return await kit.post(request, STEWARD, 3, reopen_action)  # csrf, username, confirm
+
+    def unlock_action(s: Store, session: Session, form: FormData) -> Response:
+        from accord.serve.accounts import unlock_user
+
+        # No confirmation page: lifting a lockout gives back what the limit took, nothing more
+        # (the password is unchanged), and the page says so.
+        username = text_field(form, "username", 64)
+        if not username:
+            return accounts_page(s, session, 400, "Choose an account.")
+        cleared = attempt(lambda: unlock_user(s, username, session.user.username),
+                          lambda err: account_error(s, session, err))
+        if isinstance(cleared, Response):
+            return cleared
+        return RedirectResponse(f"/ui/steward/accounts?done=unlocked&id={username}", status_code=303)
+
+    @router.post("/ui/steward/accounts/unlock")
+    async def user_unlock(request: Request) -> Response:
+        return await kit.post(request, STEWARD, 2, unlock_action)  # csrf, username
 
     def user_action(s: Store, session: Session, form: FormData, reset: bool) -> Response:
         from accord.serve.accounts import disable_user, reset_password
