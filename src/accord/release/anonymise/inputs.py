@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accord.errors import InputFileError
+from accord.ingest.raw import check_header
 
 SAMPLE = 2000
 _SHARE = 0.5  # share of the sampled non-empty values that must match a content pattern
@@ -124,12 +124,7 @@ def count_columns(table: pa.Table, exclude: Iterable[str] = ()) -> list[str]:
 
 def refuse_repeated_columns(names: Iterable[str], path: object) -> None:
     """A header naming one column twice: refused before anything reads it by name (Arrow's
-    "Field exists 2 times" was exit 70 in anonymise, risk and synthesize). Said by position, as
-    ingest says it: a file without a header row has a record where the names should be."""
-    first: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name in first:
-            raise InputFileError(
-                f"{path} has duplicate column names (columns {first[name] + 1} and {i + 1} have the same name)",
-                hint="rename the columns so that each name appears once (is the first row really the header?)")
-        first[name] = i
+    "Field exists 2 times" was exit 70 in anonymise, risk and synthesize). Ingest's one check
+    (`check_header`): said by position, since a file without a header row has a record where the
+    names should be, and refused as such when the first row looks like one."""
+    check_header(list(names), str(path))
