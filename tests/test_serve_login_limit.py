@@ -23,10 +23,10 @@ from tests.serving import serving
 from tests.test_serve_web import (  # noqa: F401  (fixtures)
     PASSWORD,
     _audit,
+    _click,
     _cookie,
     _csrf_of,
     _http,
-    _click,
     _http_sign_in,
     _shot,
     _sign_in,

@@ -94,6 +94,24 @@ def test_spark_gives_the_same_candidates_and_links(spark: object, sets: tuple) -
     assert spark.conf.get("spark.sql.shuffle.partitions") == "4"  # type: ignore[attr-defined]
 
 
+def test_local_mode_reads_the_shipped_files_where_the_driver_wrote_them(spark: object) -> None:
+    """One copy on disk: no second copy under Spark's userFiles directory (addFile's), which at
+    10M a side was ~7 GB more of the local disk; the rows read back are the table shipped."""
+    import pyarrow as pa
+    from pyspark import SparkFiles
+
+    from accord.store.spark_ship import Shipment
+
+    table = pa.table({"code": pa.array(np.arange(50_000, dtype=np.int64) * 7)})
+    ship = Shipment(spark)
+    got = ship.table(table).toArrow()
+    assert np.array_equal(np.sort(got.column("code").to_numpy()), table.column("code").to_numpy())
+    written = list(ship.dir.glob("accord-*.arrow"))
+    assert written  # the files are in the shipment's directory...
+    copies = list(Path(SparkFiles.getRootDirectory()).rglob("accord-*.arrow"))
+    assert not copies  # ...and nowhere else
+
+
 @pytest.mark.slow
 def test_spark_scores_without_competing_candidates_too(spark: object, sets: tuple) -> None:
     a, b = sets

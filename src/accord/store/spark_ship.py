@@ -193,7 +193,8 @@ class ShipDir:
 
 class Shipment:
     """Driver-side Arrow tables made into DataFrames whose partitions read them from files the
-    driver serves (``SparkContext.addFile``), removed from the driver's disk on ``close``.
+    driver serves (``SparkContext.addFile``; in local mode the executors read the driver's own
+    files, which they can reach, instead of copies), removed from the driver's disk on ``close``.
 
     ``createDataFrame`` of a local table keeps it as rows in the driver JVM and sends them inside
     the tasks: the 4.2 M candidate codes of 100k x 100k became two tasks of 100 MB each, and
@@ -238,6 +239,11 @@ class Shipment:
         # become plain strings, as createDataFrame would make them).
         target = to_arrow_schema(spark_schema)
         tag = uuid.uuid4().hex
+        # In local mode the executors share the driver's file system: they read the files where
+        # the driver wrote them. addFile would copy each into Spark's userFiles directory first
+        # (at addFile and at the executor's next task), the same bytes twice on one disk (~7 GB
+        # at 10M a side: codes and every blocking pass's records).
+        direct = str(self.dir) if str(sc.master).startswith("local") else None
         # At least two parts a core, so that the stage reading them keeps every core busy.
         parts = max(2 * sc.defaultParallelism, -(-num_rows // self.rows_per_part))
         rows = max(1, -(-num_rows // parts))
@@ -252,10 +258,11 @@ class Shipment:
             except OSError as exc:
                 raise self.ship_dir.write_error(exc) from exc
             del piece
-            sc.addFile(str(self.dir / name))
+            if direct is None:
+                sc.addFile(str(self.dir / name))
             names.append(name)
         return (self.session.range(0, len(names), 1, len(names))
-                .mapInArrow(_read_parts(names), spark_schema))
+                .mapInArrow(_read_parts(names, direct), spark_schema))
 
 
 # The context's Python object carries the one directory of all its shipments (an attribute, not
@@ -316,13 +323,16 @@ def release_shipped(sc: Any) -> int:
     return 1
 
 
-def _read_parts(names: list[str]) -> Callable[..., Iterator[pa.RecordBatch]]:
+def _read_parts(names: list[str], folder: str | None) -> Callable[..., Iterator[pa.RecordBatch]]:
+    """A partition's reader of its shipped files: from ``folder`` (local mode: the driver's own
+    directory) or from the executor's copies (``SparkFiles``)."""
     def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import SparkFiles
 
         for batch in batches:
             for part in batch.column("id").to_pylist():
-                with pa.OSFile(SparkFiles.get(names[part]), "rb") as source:
+                path = os.path.join(folder, names[part]) if folder else SparkFiles.get(names[part])
+                with pa.OSFile(path, "rb") as source:
                     t = pa.ipc.open_file(source).read_all()
                 yield from t.combine_chunks().to_batches(max_chunksize=1 << 16)
 
