@@ -539,22 +539,37 @@ def test_candidate_codes_fetched_in_slices_are_all_there(spark: object, sets: tu
     assert np.array_equal(candidate_codes(a, b, cfg, engine=small), embedded)
 
 
-def test_blocking_records_are_shipped_slice_by_slice_row_for_row(spark: object) -> None:
-    """Both sides' records reach Spark as files written a slice at a time (slices that end
-    inside A, straddle A and B, and lie in B), row for row."""
-    from accord.link.spark import _RECORDS, _record_rows, _words
+def test_band_rows_read_their_filters_from_the_shipped_files(spark: object) -> None:
+    """The band rows carry no filter (the largest shuffle of blocking): each task maps the
+    pass's filter files and keys its range of records (A's, then B's: ranges that end inside
+    A, straddle A and B, and lie in B) as the embedded engine does, record for record."""
+    import pyarrow.compute as pc
+
+    from accord.link import kernels
+    from accord.link.engine import BandJob
+    from accord.link.spark import _KEYED, _keys_fn, _spark_schema
     from accord.store.spark_ship import Shipment
 
     rng = np.random.default_rng(3)
     fa = rng.integers(0, 2**62, (23, 3), dtype=np.int64).view(np.uint64)
     fb = rng.integers(0, 2**62, (17, 3), dtype=np.int64).view(np.uint64)
-    df = Shipment(spark, rows_per_part=6).rows(_RECORDS, 40, _record_rows(fa, fb))
-    assert df.rdd.getNumPartitions() == 7  # type: ignore[attr-defined]
-    got = df.toArrow().sort_by("rec")  # type: ignore[attr-defined]
-    rec = got.column("rec").to_numpy()
-    assert np.array_equal(rec, np.sort(np.r_[np.arange(23) * 2, np.arange(17) * 2 + 1]))
-    words = _words(got.column("words"), 3)
-    assert np.array_equal(words[rec % 2 == 0], fa) and np.array_equal(words[rec % 2 == 1], fb)
+    bits = [(np.array([0, 2, 1]), np.array([5, 0, 63])), (np.array([1, 1]), np.array([7, 8]))]
+    job = BandJob(fa[:0], fb[:0], np.array([0, 3]), 3, bits, [np.array([0.5])] * 2, 0, 0)
+    ship = Shipment(spark)
+    files = (ship.array(fa), ship.array(fb))
+    assert np.array_equal(files[0].open(), fa) and files[1].shape == (17, 3)
+    assert "words" not in _KEYED.names
+    df = spark.range(0, 40, 1, 7).mapInArrow(  # type: ignore[attr-defined]
+        _keys_fn(job, files), _spark_schema(_KEYED))
+    got = df.toArrow().sort_by([("band", "ascending"), ("rec", "ascending")])
+    rec = np.sort(np.r_[np.arange(23) * 2, np.arange(17) * 2 + 1])
+    for band, (word, shift) in enumerate(bits):
+        mine = got.filter(pc.equal(got.column("band"), band))
+        assert np.array_equal(mine.column("rec").to_numpy(), rec)
+        words = np.where((rec % 2 == 0)[:, None], fa[np.minimum(rec // 2, 22)],
+                         fb[np.minimum(rec // 2, 16)])
+        assert np.array_equal(mine.column("key").to_numpy().view(np.uint64),
+                              kernels.band_keys(words, word, shift))
 
 
 _LEFT_ON_DISK = """

@@ -33,7 +33,7 @@ from accord.link import kernels
 from accord.link.engine import BandJob, join_band
 from accord.protect.encoding.secrets import SECRET_KIND
 from accord.protect.keys import KEY_KIND
-from accord.store.spark_ship import release_finished, release_shipped, shipment
+from accord.store.spark_ship import ShippedArray, release_finished, release_shipped, shipment
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -184,12 +184,14 @@ def _words(col: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
     return data.view(np.uint64).reshape(n, width).copy()
 
 
-# A band row: the band, the record's key in it, the record (index * 2 + side: one column, as
-# every fixed-width column is 8 bytes in Spark's rows) and its pass filters. The key's prefix
-# (the top-level bucket the rows are partitioned by) is computed by Spark from the key rather
-# than carried: each band row is shuffled once per band, so each column costs N x bands.
-_KEYED = pa.schema([("band", pa.int32()), ("key", pa.int64()), ("rec", pa.int64()),
-                    ("words", pa.binary())])
+# A band row: the band, the record's key in it and the record (index * 2 + side: one column, as
+# every fixed-width column is 8 bytes in Spark's rows). Not its filter: the band rows are the
+# blocking's largest shuffle (each record once per band), and a filter is 8 bytes a word (~16
+# words) where the rest is 20; the join reads the filters of its partition's records from the
+# pass's shipped filter files instead (`ShippedArray`, memory-mapped). The key's prefix (the
+# top-level bucket the rows are partitioned by) is computed by Spark from the key rather than
+# carried.
+_KEYED = pa.schema([("band", pa.int32()), ("key", pa.int64()), ("rec", pa.int64())])
 _PAIRS = pa.schema([("ia", pa.int64()), ("ib", pa.int64())])
 
 
@@ -209,21 +211,39 @@ def task_threads() -> None:
     numba.set_num_threads(max(1, min(int(cpus), most)))
 
 
-def _keys_fn(job: BandJob, width: int) -> Any:
+def _filters_of(rec: np.ndarray, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """The filters of records ``rec`` (index * 2 + side), in that order, from the two sides'
+    (memory-mapped) filter arrays."""
+    side, idx = rec & 1, rec >> 1
+    out = np.empty((len(rec), fa.shape[1]), dtype=np.uint64)
+    on_a = side == 0
+    out[on_a] = fa[idx[on_a]]
+    out[~on_a] = fb[idx[~on_a]]
+    return out
+
+
+def _keys_fn(job: BandJob, files: tuple[ShippedArray, ShippedArray]) -> Any:
     def keys(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fa, fb = files[0].open(), files[1].open()
+        na = len(fa)
         for batch in batches:
-            words = _words(batch.column("words"), width)
+            # Positions in A then B (a range of them per partition, read in order).
+            pos = batch.column("id").to_numpy()
+            on_b = pos >= na
+            rec = np.where(on_b, (pos - na) * 2 + 1, pos * 2).astype(np.int64)
+            words = _filters_of(rec, fa, fb)
             n = len(words)
+            rec_col = pa.array(rec)
             for band, (word, shift) in enumerate(job.bits):
                 k = kernels.band_keys(words, word, shift)
                 yield pa.RecordBatch.from_arrays([
                     pa.array(np.full(n, band, dtype=np.int32)), pa.array(k.view(np.int64)),
-                    batch.column("rec"), batch.column("words")], schema=_KEYED)
+                    rec_col], schema=_KEYED)
 
     return keys
 
 
-def _join_fn(job: BandJob, width: int) -> Any:
+def _join_fn(job: BandJob, files: tuple[ShippedArray, ShippedArray]) -> Any:
     def join(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         task_threads()
         parts = [b for b in batches if b.num_rows]
@@ -234,7 +254,7 @@ def _join_fn(job: BandJob, width: int) -> Any:
         rec = t.column("rec").to_numpy()
         side, idx = rec & 1, rec >> 1
         key = t.column("key").to_numpy().view(np.uint64)
-        words = _words(t.column("words"), width)
+        words = _filters_of(rec, files[0].open(), files[1].open())
         for b in np.unique(band):
             sa = np.flatnonzero((band == b) & (side == 0))
             sb = np.flatnonzero((band == b) & (side == 1))
@@ -248,24 +268,6 @@ def _join_fn(job: BandJob, width: int) -> Any:
                                                  schema=_PAIRS)
 
     return join
-
-
-_RECORDS = pa.schema([("rec", pa.int64()), ("words", pa.binary())])
-
-
-def _record_rows(fa: np.ndarray, fb: np.ndarray) -> Callable[[int, int], pa.Table]:
-    """Rows [start, stop) of both sides' records (A's, then B's) as a `_RECORDS` table: the
-    record (index * 2 + side) and its filter."""
-    na = len(fa)
-
-    def part(start: int, stop: int) -> pa.Table:
-        a0, a1 = min(start, na), min(stop, na)
-        b0, b1 = max(start, na) - na, max(stop, na) - na
-        rec = np.r_[np.arange(a0, a1) * 2, np.arange(b0, b1) * 2 + 1].astype(np.int64)
-        words = pa.concat_arrays([_words_array(fa[a0:a1]), _words_array(fb[b0:b1])])
-        return pa.table([pa.array(rec), words], schema=_RECORDS)
-
-    return part
 
 
 def _fetch_codes(codes: Any, nb: int, most: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -307,13 +309,11 @@ class SparkEngine:
     def band_pairs(self, job: BandJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         from pyspark.sql import functions as F
 
-        width = job.fa.shape[1]
         nb = len(job.fb)
         if not len(job.fa) or not nb or not job.bits:
             return
-        # Ship the plan, not the filters: the records travel in the DataFrame, written to the
-        # shipped files a slice at a time (`_record_rows`), never as one Arrow copy of both
-        # sides' filters on the driver (three full-size copies before: bytes, binary, concat).
+        # Ship the plan, not the filters: those go as two files (one write of each side's
+        # array, no Arrow copy on the driver) that the tasks memory-map.
         light = replace(job, fa=job.fa[:0], fb=job.fb[:0])
         sc = self.session.sparkContext
         # A partition's band rows are all in one Python worker at once (the bucket join needs
@@ -323,18 +323,23 @@ class SparkEngine:
         rows = (len(job.fa) + nb) * len(job.bits)
         n_parts = self.partitions or max(4 * sc.defaultParallelism, -(-rows // 2_000_000))
         with shipment(self.session) as ship:
-            records = ship.rows(_RECORDS, len(job.fa) + nb, _record_rows(job.fa, job.fb))
-            keyed = records.mapInArrow(_keys_fn(light, width), _spark_schema(_KEYED))
+            files = (ship.array(job.fa), ship.array(job.fb))
+            total = len(job.fa) + nb
+            # The records' positions, 1 M a partition and two a core at least (as shipped
+            # tables are cut), each partition reading its range of the filter files in order.
+            n_read = max(2 * sc.defaultParallelism, -(-total // (1 << 20)))
+            positions = self.session.range(0, total, 1, n_read)
+            keyed = positions.mapInArrow(_keys_fn(light, files), _spark_schema(_KEYED))
             # By (band, key prefix): a partition holds whole top-level buckets. The prefix is
             # the key's top `rows` bits (unsigned), as `kernels.shared_buckets` cuts it.
             prefix = F.shiftrightunsigned(F.col("key"), 64 - job.rows)
             pairs = (keyed.repartition(n_parts, F.col("band"), prefix)
-                     .mapInArrow(_join_fn(light, width), _spark_schema(_PAIRS)))
+                     .mapInArrow(_join_fn(light, files), _spark_schema(_PAIRS)))
             codes = pairs.selectExpr(f"ia * {nb} + ib AS code").distinct()
             yield from _fetch_codes(codes, nb, self.fetch_rows)
             # The pass's plan dropped, so that its shuffle (the band rows: 3.8 GB for the
             # first pass at 1M a side) is removed now, not at the end of the run.
-            del records, keyed, pairs, codes
+            del positions, keyed, pairs, codes
             release_finished(sc)
 
     def score_candidates(self, a: EncodedSet, b: EncodedSet, codes: np.ndarray,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from accord.errors import AccordError
@@ -222,6 +223,29 @@ class Shipment:
     def dir(self) -> Path:
         return self.ship_dir.path
 
+    @property
+    def direct(self) -> str | None:
+        """The directory tasks read the shipped files from themselves (local mode: the
+        executors share the driver's disk), or None: the executors fetch copies (`addFile`).
+        In local mode addFile copied each file into Spark's userFiles directory first (at
+        addFile and at the executor's next task): the same bytes twice on one disk (~7 GB at
+        10M a side: codes and every blocking pass's records)."""
+        return str(self.dir) if str(self.session.sparkContext.master).startswith("local") else None
+
+    def _publish(self, name: str) -> None:
+        if self.direct is None:
+            self.session.sparkContext.addFile(str(self.dir / name))
+
+    def array(self, values: np.ndarray) -> ShippedArray:
+        """``values`` as a file every task can memory-map (`ShippedArray`)."""
+        name = f"accord-{uuid.uuid4().hex}.npy"
+        try:
+            np.save(self.dir / name, np.ascontiguousarray(values), allow_pickle=False)
+        except OSError as exc:
+            raise self.ship_dir.write_error(exc) from exc
+        self._publish(name)
+        return ShippedArray(name, self.direct, tuple(values.shape))
+
     def table(self, table: pa.Table) -> Any:
         return self.rows(table.schema, table.num_rows, lambda start, stop:
                          table.slice(start, stop - start))
@@ -239,11 +263,6 @@ class Shipment:
         # become plain strings, as createDataFrame would make them).
         target = to_arrow_schema(spark_schema)
         tag = uuid.uuid4().hex
-        # In local mode the executors share the driver's file system: they read the files where
-        # the driver wrote them. addFile would copy each into Spark's userFiles directory first
-        # (at addFile and at the executor's next task), the same bytes twice on one disk (~7 GB
-        # at 10M a side: codes and every blocking pass's records).
-        direct = str(self.dir) if str(sc.master).startswith("local") else None
         # At least two parts a core, so that the stage reading them keeps every core busy.
         parts = max(2 * sc.defaultParallelism, -(-num_rows // self.rows_per_part))
         rows = max(1, -(-num_rows // parts))
@@ -258,11 +277,10 @@ class Shipment:
             except OSError as exc:
                 raise self.ship_dir.write_error(exc) from exc
             del piece
-            if direct is None:
-                sc.addFile(str(self.dir / name))
+            self._publish(name)
             names.append(name)
         return (self.session.range(0, len(names), 1, len(names))
-                .mapInArrow(_read_parts(names, direct), spark_schema))
+                .mapInArrow(_read_parts(names, self.direct), spark_schema))
 
 
 # The context's Python object carries the one directory of all its shipments (an attribute, not
@@ -323,16 +341,36 @@ def release_shipped(sc: Any) -> int:
     return 1
 
 
-def _read_parts(names: list[str], folder: str | None) -> Callable[..., Iterator[pa.RecordBatch]]:
-    """A partition's reader of its shipped files: from ``folder`` (local mode: the driver's own
-    directory) or from the executor's copies (``SparkFiles``)."""
-    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import SparkFiles
+def _shipped_path(name: str, folder: str | None) -> str:
+    """Where a task finds a shipped file: in ``folder`` (local mode: the driver's own
+    directory) or among the executor's copies (``SparkFiles``)."""
+    if folder:
+        return os.path.join(folder, name)
+    from pyspark import SparkFiles
 
+    return str(SparkFiles.get(name))
+
+
+@dataclass(frozen=True)
+class ShippedArray:
+    """A numpy array shipped as one ``.npy`` file, which a task opens memory-mapped and reads
+    the rows it needs from (`Shipment.array`): the pages are the operating system's, shared by
+    every worker on a machine, and no row travels in a shuffle."""
+
+    name: str
+    folder: str | None
+    shape: tuple[int, ...]
+
+    def open(self) -> np.ndarray:
+        return np.load(_shipped_path(self.name, self.folder), mmap_mode="r")
+
+
+def _read_parts(names: list[str], folder: str | None) -> Callable[..., Iterator[pa.RecordBatch]]:
+    """A partition's reader of its shipped files (see `_shipped_path`)."""
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for part in batch.column("id").to_pylist():
-                path = os.path.join(folder, names[part]) if folder else SparkFiles.get(names[part])
-                with pa.OSFile(path, "rb") as source:
+                with pa.OSFile(_shipped_path(names[part], folder), "rb") as source:
                     t = pa.ipc.open_file(source).read_all()
                 yield from t.combine_chunks().to_batches(max_chunksize=1 << 16)
 
