@@ -125,6 +125,7 @@ BASE: dict[str, list[str]] = {
     "hub user disable": ["ana", "--hub", "{hub}"],
     "hub user reopen": ["ana", "--out", "{out}", "--hub", "{hub}"],
     "hub user unlock": ["ana", "--hub", "{hub}"],
+    "hub user role": ["ana", "--role", "auditor", "--hub", "{hub}"],
     "hub token create": ["ana", "--out", "{out}", "--hub", "{hub}"],
     "hub token revoke": ["3f9c0a1b2c4d", "--hub", "{hub}"],
     "hub token list": ["--hub", "{hub}"],

@@ -22,6 +22,7 @@ from accord.cli.common import (
 from accord.errors import AccordError
 
 if TYPE_CHECKING:
+    from accord.serve.accounts import Role
     from accord.store import Store
 
 T = TypeVar("T")
@@ -58,15 +59,11 @@ def user_add(
     hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
 ) -> None:
     """Add a user with one role in one organisation (password stored as an argon2 hash)."""
-    from accord.serve.accounts import Role, add_user
+    from accord.serve.accounts import add_user
     from accord.store import open_store
 
     with user_errors():
-        try:
-            chosen = Role(role)
-        except ValueError:
-            raise AccordError(f"unknown role {role}",
-                              hint="use submitter, analyst, steward or auditor") from None
+        chosen = _role(role)
         if password_file is not None:
             try:
                 password = password_file.read_text(encoding="utf-8").strip()
@@ -77,6 +74,32 @@ def user_add(
         with open_store(hub) as store:
             add_user(store, username, org, chosen, password, actor, one_time=one_time)
     console.print(f"user {username} ({chosen.value}, {org}) added")
+
+
+def _role(given: str) -> Role:
+    from accord.serve.accounts import Role
+
+    try:
+        return Role(given)
+    except ValueError:
+        raise AccordError(f"unknown role {given}",
+                          hint="use submitter, analyst, steward or auditor") from None
+
+
+@user_app.command("role")
+def user_role(
+    username: Annotated[str, typer.Argument(help="Whose role.")],
+    role: Annotated[str, typer.Option("--role", help="submitter, analyst, steward or auditor.")],
+    hub: HubOption = DEFAULT_HUB, actor: ActorOption = "hub-steward",
+) -> None:
+    """Give a user another role, from their next request on (web sessions and API tokens alike);
+    not one's own, not a closed account, never the hub's only steward."""
+    from accord.serve.accounts import set_role
+
+    with user_errors():
+        chosen = _role(role)
+        old = _on_existing_hub(hub, lambda store: set_role(store, username, chosen, actor))
+    console.print(f"user {username}'s role is now {chosen.value} (was {old.value})")
 
 
 def _ask_password() -> str:

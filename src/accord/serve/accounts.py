@@ -289,6 +289,35 @@ def reopen_user(store: Store, username: str, actor: str) -> str:
     return password
 
 
+def set_role(store: Store, username: str, role: Role, actor: str) -> Role:
+    """Give ``username`` another role (returns the old one). It applies at their next request:
+    the role is read from the hub at each one, for web sessions and API tokens alike. Not one's
+    own (another steward changes it), not a closed account, and never the hub's last steward
+    (a hub must keep one). Audited as ``hub.user_role``."""
+    if username == actor:
+        raise AccountError("you cannot change your own role", hint="another steward can")
+    with store.transaction():
+        ensure_accounts(store)
+        row = _existing(store, username)
+        if row["disabled_at"] is not None:
+            raise AccountError(f"user {username} is disabled",
+                               hint="reopen it first with `accord hub user reopen`")
+        old = Role(str(row["role"]))
+        if old == role:
+            raise AccountError(f"user {username} is a {role.value} already")
+        if old == Role.STEWARD:
+            others = int(store.scalar(
+                "SELECT count(*) FROM hub_users u LEFT JOIN hub_user_state st ON st.username = "
+                "u.username WHERE u.role = ? AND u.username <> ? AND st.disabled_at IS NULL",
+                [Role.STEWARD.value, username]) or 0)
+            if not others:
+                raise AccountError(f"user {username} is the hub's only open steward account",
+                                   hint="give another person the steward role first")
+        store.execute("UPDATE hub_users SET role = ? WHERE username = ?", [role.value, username])
+        store.audit(actor, "hub.user_role", {"user": username, "from": old.value, "to": role.value})
+    return old
+
+
 def list_users(store: Store) -> list[dict[str, object]]:
     """Every account with its state (never a password hash)."""
     ensure_accounts(store)

@@ -73,6 +73,10 @@ class AlreadyDecided(RequestError):
     """The request was approved or rejected already."""
 
 
+class OwnRequest(RequestError):
+    """A steward asked to approve a request they made themselves (four eyes: another decides)."""
+
+
 @dataclass(frozen=True)
 class Output:
     filename: str
@@ -312,7 +316,12 @@ def require_request_affordable(store: Store, request_id: str) -> dict[str, Any]:
 
 
 def approve_request(store: Store, request_id: str, actor: str) -> dict[str, Any]:
-    """Run the requested release and keep its output for the analyst, all in one transaction."""
+    """Run the requested release and keep its output for the analyst, all in one transaction.
+    Never by the requester (a user whose role changed from analyst to steward since asking):
+    a record-level release is decided by a second person."""
+    if get_request(store, request_id)["requester"] == actor:
+        raise OwnRequest(f"request {request_id} is your own; another steward decides it",
+                         hint="ask another data steward to approve or reject it")
     require_request_affordable(store, request_id)
     with store.transaction():
         row = _claim(store, request_id)

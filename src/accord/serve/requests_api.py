@@ -33,6 +33,8 @@ def _fail(err: AccordError) -> Exception:
         return error(400, err.message, err.hint)
     if isinstance(err, rq.NoSuchRequest):
         return error(404, err.message, err.hint)
+    if isinstance(err, rq.OwnRequest):
+        return error(403, err.message, err.hint)
     if isinstance(err, rq.AlreadyDecided | rq.NotApproved):
         return error(409, err.message, err.hint)
     if isinstance(err, ReleaseRefused):

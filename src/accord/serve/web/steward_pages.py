@@ -25,6 +25,7 @@ shown by its parameters and summary only: no page shows a record.
 | POST /ui/steward/accounts/reset     | yes     | 403             |
 | POST /ui/steward/accounts/reopen    | yes     | 403             |
 | POST /ui/steward/accounts/unlock    | yes     | 403             |
+| POST /ui/steward/accounts/role      | yes     | 403             |
 | POST /ui/steward/tokens/create      | yes     | 403             |
 | POST /ui/steward/tokens/revoke      | yes     | 403             |
 """
@@ -62,6 +63,7 @@ DONE = {
     "org": "Organisation {id} was added.",
     "disabled": "The account {id} was closed: it cannot sign in and its API tokens no longer work.",
     "revoked": "API token {id} was revoked. It stopped working at once.",
+    "role": "{id}'s role was changed. It applies from their next page or API call on.",
     "unlocked": "{id} can sign in again: the failed sign-ins counted against the name were forgotten. "
                 "Their password is unchanged.",
 }
@@ -180,6 +182,9 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             if row["status"] != rq.PENDING:
                 return requests_page(s, session, 409, f"Request {request_id} is {row['status']} already; "
                                      "only a pending request is decided.")
+            if row["requester"] == session.user.username:  # before the confirmation page
+                return requests_page(s, session, 403, f"Request {request_id} is your own; another steward "
+                                     "decides it.")
             if form.get("confirm") != "yes":
                 budget = ledger.current_budget(s)
                 what = ("k-anonymous microdata: record-level rows, generalised so that no one stands out"
@@ -475,6 +480,36 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
         if isinstance(cleared, Response):
             return cleared
         return RedirectResponse(f"/ui/steward/accounts?done=unlocked&id={username}", status_code=303)
+
+    def role_action(s: Store, session: Session, form: FormData) -> Response:
+        from accord.serve.accounts import AccountError, set_role
+
+        username = text_field(form, "username", 64)
+        given = text_field(form, "role", 20)
+        if not username:
+            return accounts_page(s, session, 400, "Choose an account.")
+        try:
+            role = Role(given)
+        except ValueError:
+            return account_error(s, session, AccountError("choose a role"))
+        if form.get("confirm") != "yes":
+            label = dict(ROLE_CHOICES)[role.value]
+            return confirm(session, f"Change {username}'s role to {label.split(' (')[0]}?", "/ui/steward/accounts/role",
+                           {"username": username, "role": role.value},
+                           [f"{username}'s role will be {label} from their next page or API call on, "
+                            "with their current password and tokens.",
+                            "The change is on the audit log. A steward cannot approve a request they "
+                            "made themselves, whatever their role was when they made it."],
+                           "Change the role", "/ui/steward/accounts")
+        old = attempt(lambda: set_role(s, username, role, session.user.username),
+                      lambda err: account_error(s, session, err))
+        if isinstance(old, Response):
+            return old
+        return RedirectResponse(f"/ui/steward/accounts?done=role&id={username}", status_code=303)
+
+    @router.post("/ui/steward/accounts/role")
+    async def user_role(request: Request) -> Response:
+        return await kit.post(request, STEWARD, 4, role_action)  # csrf, username, role, confirm
 
     @router.post("/ui/steward/accounts/unlock")
     async def user_unlock(request: Request) -> Response:
