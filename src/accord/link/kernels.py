@@ -291,3 +291,99 @@ def compact_sorted(x: np.ndarray) -> int:
             x[k] = x[i]
             k += 1
     return k
+
+
+# EM's competing-candidate step streamed over the pairs (fellegi_sunter.pattern_posteriors):
+# `others_sum` of a pair is its record's total, top pair and rest with the pair's own value, so
+# per-record state (``f``: rows total and best-then-rest of each level; ``t``: the top pair of
+# each level, by its position in the stream) replaces every pair-sized intermediate. Each scan
+# adds up in pair order, as `others_sum` does, so the sums are its sums to the bit.
+
+
+@jit(inline="always")
+def _other(f: np.ndarray, t: np.ndarray, level: int, i: int, g: int, v: float) -> float:
+    """`others_sum`'s value for pair ``g`` (value ``v``) of record ``i`` at ``level``."""
+    if t[level, i] == g:
+        return f[2 * level + 1, i]
+    return max(f[2 * level, i] - v, 0.0)
+
+
+@jit(inline="always")
+def _values(x: float, level: int, i: int, j: int, g: int, fa: np.ndarray, ta: np.ndarray,
+            fb: np.ndarray, tb: np.ndarray) -> tuple[float, float]:
+    """A pair's value on its A record's side and on its B record's side at ``level``: x at 0;
+    at 1, x / (1 + the other side's level-0 sum), as `pair_log_odds` feeds its second sums."""
+    if level == 0:
+        return x, x
+    return x / (1.0 + _other(fb, tb, 0, j, g, x)), x / (1.0 + _other(fa, ta, 0, i, g, x))
+
+
+@jit(nogil=True)
+def compete_scan(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
+                 x_pat: np.ndarray, g0: int, level: int, rest: bool, fa: np.ndarray,
+                 ta: np.ndarray, fb: np.ndarray, tb: np.ndarray) -> bool:
+    """One chunk of a scan (pairs g0, g0 + 1, ... of the stream; those of unwanted patterns
+    skipped): the records' totals and first maxima at ``level``, or with ``rest`` (after every
+    chunk's totals) the sums of their pairs other than the top one. False if a record index is
+    out of range (nothing is then written)."""
+    if level == 0 and not rest:  # the first scan: later ones read the same pairs
+        n_a = fa.shape[1]
+        n_b = fb.shape[1]
+        for k in range(len(pid)):
+            if wanted[pid[k]] and not (0 <= ia[k] < n_a and 0 <= ib[k] < n_b):
+                return False
+    row = 2 * level
+    for k in range(len(pid)):
+        p = pid[k]
+        if not wanted[p]:
+            continue
+        i = ia[k]
+        j = ib[k]
+        g = g0 + k
+        va, vb = _values(x_pat[p], level, i, j, g, fa, ta, fb, tb)
+        if rest:
+            if ta[level, i] != g:
+                fa[row + 1, i] += va
+            if tb[level, j] != g:
+                fb[row + 1, j] += vb
+            continue
+        fa[row, i] += va
+        if va > fa[row + 1, i]:
+            fa[row + 1, i] = va
+            ta[level, i] = g
+        fb[row, j] += vb
+        if vb > fb[row + 1, j]:
+            fb[row + 1, j] = vb
+            tb[level, j] = g
+    return True
+
+
+@jit(nogil=True)
+def compete_sums(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
+                 x_pat: np.ndarray, g0: int, fa: np.ndarray, ta: np.ndarray, fb: np.ndarray,
+                 tb: np.ndarray, out_pid: np.ndarray, out_row: np.ndarray,
+                 out_col: np.ndarray) -> int:
+    """The chunk's wanted pairs' pattern numbers and their two competing sums (`pair_log_odds`'s
+    row and col, one round), written to the front of the out arrays; returns how many."""
+    n = 0
+    for k in range(len(pid)):
+        p = pid[k]
+        if not wanted[p]:
+            continue
+        i = ia[k]
+        j = ib[k]
+        g = g0 + k
+        va, vb = _values(x_pat[p], 1, i, j, g, fa, ta, fb, tb)
+        out_pid[n] = p
+        out_row[n] = _other(fa, ta, 1, i, g, va)
+        out_col[n] = _other(fb, tb, 1, j, g, vb)
+        n += 1
+    return n
+
+
+@jit(nogil=True)
+def add_at(acc: np.ndarray, idx: np.ndarray, w: np.ndarray) -> None:
+    """acc[idx[k]] += w[k] in order: `np.bincount` with weights, added to a running sum chunk
+    by chunk (one bincount per chunk and their sum would add in another order)."""
+    for k in range(len(idx)):
+        acc[idx[k]] += w[k]
