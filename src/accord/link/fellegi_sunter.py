@@ -268,23 +268,23 @@ def pattern_posteriors(pairs: Iterable[Chunk], wanted: np.ndarray, log_bf: np.nd
 
     log_x, x = pair_odds(log_bf, n_a, n_b, matches)
     acc = np.zeros(len(log_bf))
-    # Rows: level 0's total and best-then-rest, level 1's the same; the top pairs apart.
-    fa, fb = np.zeros((4, n_a)), np.zeros((4, n_b))
-    ta, tb = np.full((2, n_a), -1, dtype=np.int64), np.full((2, n_b), -1, dtype=np.int64)
+    # A record's row: per level, its total, best-then-rest and top pair (`kernels.STATE`).
+    sa, sb = np.zeros((n_a, kernels.STATE)), np.zeros((n_b, kernels.STATE))
     for level in (0, 1):
         for rest in (False, True):
-            fa[2 * level + 1] = 0.0 if rest else -np.inf
-            fb[2 * level + 1] = 0.0 if rest else -np.inf
+            c = 3 * level
+            sa[:, c + 1] = sb[:, c + 1] = 0.0 if rest else -np.inf
+            if not rest:
+                sa[:, c + 2] = sb[:, c + 2] = -1.0
             g = 0
             for pid, ia, ib in pairs:
-                if not kernels.compete_scan(pid, ia, ib, wanted, x, g, level, rest,
-                                            fa, ta, fb, tb):
+                if not kernels.compete_scan(pid, ia, ib, wanted, x, g, level, rest, sa, sb):
                     raise ValueError("record index out of range")
                 g += len(pid)
     g = 0
     for pid, ia, ib in pairs:
         got, row, col = np.empty(len(pid), dtype=np.int64), np.empty(len(pid)), np.empty(len(pid))
-        n = kernels.compete_sums(pid, ia, ib, wanted, x, g, fa, ta, fb, tb, got, row, col)
+        n = kernels.compete_sums(pid, ia, ib, wanted, x, g, sa, sb, got, row, col)
         got, row, col = got[:n], row[:n], col[:n]
         kernels.add_at(acc, got, _sigmoid(log_x[got] - np.log1p(row) - np.log1p(col)))
         g += len(pid)

@@ -295,44 +295,48 @@ def compact_sorted(x: np.ndarray) -> int:
 
 # EM's competing-candidate step streamed over the pairs (fellegi_sunter.pattern_posteriors):
 # `others_sum` of a pair is its record's total, top pair and rest with the pair's own value, so
-# per-record state (``f``: rows total and best-then-rest of each level; ``t``: the top pair of
-# each level, by its position in the stream) replaces every pair-sized intermediate. Each scan
-# adds up in pair order, as `others_sum` does, so the sums are its sums to the bit.
+# per-record state replaces every pair-sized intermediate. Each scan adds up in pair order, as
+# `others_sum` does, so the sums are its sums to the bit. A record's state is one row of ``s``
+# (columns: level 0's total, best-then-rest and top pair, then level 1's), so that the random
+# accesses of a scan (to B's records: the pairs are in A's order) touch one or two cache lines
+# a pair, not six; the top pair's position is held as a float64 (exact below 2**53).
+STATE = 6
 
 
 @jit(inline="always")
-def _other(f: np.ndarray, t: np.ndarray, level: int, i: int, g: int, v: float) -> float:
+def _other(s: np.ndarray, level: int, i: int, g: int, v: float) -> float:
     """`others_sum`'s value for pair ``g`` (value ``v``) of record ``i`` at ``level``."""
-    if t[level, i] == g:
-        return f[2 * level + 1, i]
-    return max(f[2 * level, i] - v, 0.0)
+    c = 3 * level
+    if s[i, c + 2] == g:
+        return s[i, c + 1]
+    return max(s[i, c] - v, 0.0)
 
 
 @jit(inline="always")
-def _values(x: float, level: int, i: int, j: int, g: int, fa: np.ndarray, ta: np.ndarray,
-            fb: np.ndarray, tb: np.ndarray) -> tuple[float, float]:
+def _values(x: float, level: int, i: int, j: int, g: int, sa: np.ndarray,
+            sb: np.ndarray) -> tuple[float, float]:
     """A pair's value on its A record's side and on its B record's side at ``level``: x at 0;
     at 1, x / (1 + the other side's level-0 sum), as `pair_log_odds` feeds its second sums."""
     if level == 0:
         return x, x
-    return x / (1.0 + _other(fb, tb, 0, j, g, x)), x / (1.0 + _other(fa, ta, 0, i, g, x))
+    return x / (1.0 + _other(sb, 0, j, g, x)), x / (1.0 + _other(sa, 0, i, g, x))
 
 
 @jit(nogil=True)
 def compete_scan(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
-                 x_pat: np.ndarray, g0: int, level: int, rest: bool, fa: np.ndarray,
-                 ta: np.ndarray, fb: np.ndarray, tb: np.ndarray) -> bool:
+                 x_pat: np.ndarray, g0: int, level: int, rest: bool, sa: np.ndarray,
+                 sb: np.ndarray) -> bool:
     """One chunk of a scan (pairs g0, g0 + 1, ... of the stream; those of unwanted patterns
     skipped): the records' totals and first maxima at ``level``, or with ``rest`` (after every
     chunk's totals) the sums of their pairs other than the top one. False if a record index is
     out of range (nothing is then written)."""
     if level == 0 and not rest:  # the first scan: later ones read the same pairs
-        n_a = fa.shape[1]
-        n_b = fb.shape[1]
+        n_a = sa.shape[0]
+        n_b = sb.shape[0]
         for k in range(len(pid)):
             if wanted[pid[k]] and not (0 <= ia[k] < n_a and 0 <= ib[k] < n_b):
                 return False
-    row = 2 * level
+    c = 3 * level
     for k in range(len(pid)):
         p = pid[k]
         if not wanted[p]:
@@ -340,29 +344,28 @@ def compete_scan(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.nda
         i = ia[k]
         j = ib[k]
         g = g0 + k
-        va, vb = _values(x_pat[p], level, i, j, g, fa, ta, fb, tb)
+        va, vb = _values(x_pat[p], level, i, j, g, sa, sb)
         if rest:
-            if ta[level, i] != g:
-                fa[row + 1, i] += va
-            if tb[level, j] != g:
-                fb[row + 1, j] += vb
+            if sa[i, c + 2] != g:
+                sa[i, c + 1] += va
+            if sb[j, c + 2] != g:
+                sb[j, c + 1] += vb
             continue
-        fa[row, i] += va
-        if va > fa[row + 1, i]:
-            fa[row + 1, i] = va
-            ta[level, i] = g
-        fb[row, j] += vb
-        if vb > fb[row + 1, j]:
-            fb[row + 1, j] = vb
-            tb[level, j] = g
+        sa[i, c] += va
+        if va > sa[i, c + 1]:
+            sa[i, c + 1] = va
+            sa[i, c + 2] = g
+        sb[j, c] += vb
+        if vb > sb[j, c + 1]:
+            sb[j, c + 1] = vb
+            sb[j, c + 2] = g
     return True
 
 
 @jit(nogil=True)
 def compete_sums(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
-                 x_pat: np.ndarray, g0: int, fa: np.ndarray, ta: np.ndarray, fb: np.ndarray,
-                 tb: np.ndarray, out_pid: np.ndarray, out_row: np.ndarray,
-                 out_col: np.ndarray) -> int:
+                 x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray,
+                 out_pid: np.ndarray, out_row: np.ndarray, out_col: np.ndarray) -> int:
     """The chunk's wanted pairs' pattern numbers and their two competing sums (`pair_log_odds`'s
     row and col, one round), written to the front of the out arrays; returns how many."""
     n = 0
@@ -373,10 +376,10 @@ def compete_sums(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.nda
         i = ia[k]
         j = ib[k]
         g = g0 + k
-        va, vb = _values(x_pat[p], 1, i, j, g, fa, ta, fb, tb)
+        va, vb = _values(x_pat[p], 1, i, j, g, sa, sb)
         out_pid[n] = p
-        out_row[n] = _other(fa, ta, 1, i, g, va)
-        out_col[n] = _other(fb, tb, 1, j, g, vb)
+        out_row[n] = _other(sa, 1, i, g, va)
+        out_col[n] = _other(sb, 1, j, g, vb)
         n += 1
     return n
 
