@@ -238,7 +238,7 @@ CHUNK_PAIRS = 1 << 22
 @dataclass(frozen=True)
 class PairChunks:
     """``count`` pairs in candidate order, read as chunks of at most ``size`` pairs by
-    ``read(start, stop)``, as often as needed (`pattern_posteriors` reads them five times)."""
+    ``read(start, stop)``, as often as needed (`pattern_posteriors` reads them three times)."""
 
     count: int
     read: Callable[[int, int], Chunk]
@@ -249,38 +249,49 @@ class PairChunks:
             yield self.read(start, min(start + self.size, self.count))
 
 
+def _record_state(n: int) -> np.ndarray:
+    """Zeroed (n, `kernels.STATE`) float64 rows starting on 64-byte boundaries (a row is one
+    cache line), best values -inf and top pairs -1 (`kernels.compete_first`)."""
+    from accord.link import kernels
+
+    width = kernels.STATE
+    buf = np.zeros(n * width + 8)
+    skip = (-buf.ctypes.data % 64) // 8
+    s = buf[skip:skip + n * width].reshape(n, width)
+    s[:, 3::4] = -np.inf
+    s[:, 2::4] = -1.0
+    return s
+
+
 def pattern_posteriors(pairs: Iterable[Chunk], wanted: np.ndarray, log_bf: np.ndarray,
                        n_a: int, n_b: int, matches: float) -> np.ndarray:
     """Per level pattern (``log_bf``: its log Bayes factor), the sum of the match probabilities
     of its pairs with one round of competing candidates, over the pairs of the ``wanted``
-    patterns in ``pairs`` (read five times; pairs of other patterns are skipped).
+    patterns in ``pairs`` (read three times; pairs of other patterns are skipped).
 
     Equal to the bit to ``np.bincount(pid, weights=_sigmoid(pair_log_odds(log_bf[pid], ia, ib,
     n_a, n_b, matches)), minlength=len(log_bf))`` over those pairs, without an array of them:
     each `_others` sum of a pair is its record's total, first maximum and rest with the pair's
-    own value, so the scans (in pair order, as `_others` and bincount add) keep only those per
-    record, and the last one turns a chunk at a time into probabilities. A pair's odds x are
-    its pattern's (`pair_odds` is elementwise). At 10M a side EM's pairs were ~150 bytes each
-    at the driver's peak (~19 GB); this holds the records' state (48 bytes a record a side)
-    and one chunk.
+    own value, so a scan per sum level (in pair order, as `_others` and bincount add) keeps
+    only those per record (`kernels.compete_first`, `compete_second`), and the third turns a chunk at a time into
+    probabilities. A pair's odds x are its pattern's (`pair_odds` is elementwise). At 10M a
+    side EM's pairs were ~150 bytes each at the driver's peak (~19 GB); this holds the
+    records' state (64 bytes a record a side) and one chunk.
     """
     from accord.link import kernels  # numba: loaded when first needed
 
     log_x, x = pair_odds(log_bf, n_a, n_b, matches)
     acc = np.zeros(len(log_bf))
-    # A record's row: per level, its total, best-then-rest and top pair (`kernels.STATE`).
-    sa, sb = np.zeros((n_a, kernels.STATE)), np.zeros((n_b, kernels.STATE))
-    for level in (0, 1):
-        for rest in (False, True):
-            c = 3 * level
-            sa[:, c + 1] = sb[:, c + 1] = 0.0 if rest else -np.inf
-            if not rest:
-                sa[:, c + 2] = sb[:, c + 2] = -1.0
-            g = 0
-            for pid, ia, ib in pairs:
-                if not kernels.compete_scan(pid, ia, ib, wanted, x, g, level, rest, sa, sb):
-                    raise ValueError("record index out of range")
-                g += len(pid)
+    sa, sb = _record_state(n_a), _record_state(n_b)
+    g = 0
+    for pid, ia, ib in pairs:
+        if not kernels.compete_first(pid, ia, ib, wanted, x, g, sa, sb):
+            raise ValueError("record index out of range")
+        g += len(pid)
+    g = 0
+    for pid, ia, ib in pairs:
+        kernels.compete_second(pid, ia, ib, wanted, x, g, sa, sb)
+        g += len(pid)
     g = 0
     for pid, ia, ib in pairs:
         got, row, col = np.empty(len(pid), dtype=np.int64), np.empty(len(pid)), np.empty(len(pid))
