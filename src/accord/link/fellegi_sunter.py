@@ -230,9 +230,9 @@ def _sigmoid(lo: np.ndarray) -> np.ndarray:
 
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # pattern number, ia, ib of some pairs
 
-# Pairs in a chunk of EM's streamed step (`pattern_posteriors`): its own arrays (~40 bytes a
+# Pairs in a chunk of EM's streamed step (`pattern_posteriors`): its own arrays (~60 bytes a
 # pair) are all it holds per pair, beside the records' state and the stored pairs.
-CHUNK_PAIRS = 1 << 22
+CHUNK_PAIRS = 1 << 20
 
 
 @dataclass(frozen=True)

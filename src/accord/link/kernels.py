@@ -342,17 +342,16 @@ def compete_first(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.nd
                   x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray) -> bool:
     """One chunk of the first scan (pairs g0, g0 + 1, ... of the stream; those of unwanted
     patterns skipped) into the records' level-0 state (of x). False if a record index is out
-    of range (nothing is then written). One kernel a level, not one with the level as an
+    of range (the state is then partly written: the caller drops it). One kernel a level, not one with the level as an
     argument: the branch between them cost a third of the scan's time."""
     n_a = sa.shape[0]
     n_b = sb.shape[0]
     for k in range(len(pid)):
-        if wanted[pid[k]] and not (0 <= ia[k] < n_a and 0 <= ib[k] < n_b):
-            return False
-    for k in range(len(pid)):
         p = pid[k]
         if not wanted[p]:
             continue
+        if not (0 <= ia[k] < n_a and 0 <= ib[k] < n_b):
+            return False
         x = x_pat[p]
         _add(sa, 0, ia[k], g0 + k, x)
         _add(sb, 0, ib[k], g0 + k, x)
