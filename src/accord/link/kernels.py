@@ -342,8 +342,9 @@ def compete_first(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.nd
                   x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray) -> bool:
     """One chunk of the first scan (pairs g0, g0 + 1, ... of the stream; those of unwanted
     patterns skipped) into the records' level-0 state (of x). False if a record index is out
-    of range (the state is then partly written: the caller drops it). One kernel a level, not one with the level as an
-    argument: the branch between them cost a third of the scan's time."""
+    of range (the state is then partly written: the caller drops it). One kernel a level, not
+    one with the level as an argument: the branch between them cost a third of a scan's time
+    (and the loop is shared in shape only: each body is its level's)."""
     n_a = sa.shape[0]
     n_b = sb.shape[0]
     for k in range(len(pid)):

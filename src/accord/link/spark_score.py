@@ -12,8 +12,10 @@ pairs are, with the same functions:
    through `SparkCandidates`: the count of each level pattern (a ``groupBy``) and, for the
    patterns whose pairs EM weighs one by one against their competing candidates (those with
    odds above ``negligible`` in some iteration), those pairs only, fetched once per pattern
-   as (code, records, pattern): not few (about half the candidates at 20k), but 32 bytes a
-   pair instead of the whole scoring state. The sample of A records of EM's first step is
+   in slices and kept as one int64 a pair (code and pattern number, `_FetchedPairs`): not few
+   (about half the candidates at 20k), but 8 bytes a pair; each EM iteration streams over
+   them in chunks with per-record state (`fellegi_sunter.pattern_posteriors`, as the embedded
+   engine does over its arrays). The sample of A records of EM's first step is
    drawn on the driver by the same function and seed.
 3. **Scores.** The model goes to the partitions; each pair's Bayes factor and odds are computed
    there (`FSModel.log_bayes_factor`, `fellegi_sunter.pair_odds`). The competing candidates'
@@ -551,7 +553,7 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
             # weights_of reads only the model's prior.
             table = sc.broadcast(pattern_odds(cands.pattern_codes(), n_levels, model, sizes,
                                               compete))
-            del cands  # EM's one-by-one pairs (32 bytes a pair on the driver) go before the passes
+            del cands  # EM's one-by-one pairs (8 bytes a pair on the driver) go before the passes
             prior_model = replace(model, m=[], u=[], joint_patterns=None, joint_log_u=None,
                                   frequency=None, labels=[])
             if not compete:
