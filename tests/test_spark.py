@@ -516,7 +516,9 @@ def test_em_on_spark_candidates_with_a_sample_is_em_on_arrays(spark: object) -> 
     df = spark.createDataFrame(pa.table({  # type: ignore[attr-defined]
         "code": pa.array(codes), "ia": pa.array(ia), "ib": pa.array(ib),
         "pcode": pa.array(_codes(gamma, levels))}))
-    cands = SparkCandidates(df, levels, n)  # records from the codes; the sample: fetched
+    # Records from the codes, pairs packed in one int64 and fetched in slices of at most 997;
+    # the sample's (renumbered A records) as arrays.
+    cands = SparkCandidates(df, levels, n, n, fetch_rows=997)
     # A pattern's levels are decoded from its code (the persisted levels keep only the code).
     assert np.array_equal(pattern_levels(_codes(gamma, levels), levels), gamma)
     assert len(cands) == len(codes)
@@ -525,6 +527,7 @@ def test_em_on_spark_candidates_with_a_sample_is_em_on_arrays(spark: object) -> 
     assert one.matches == two.matches and one.iterations == two.iterations
     assert all(np.array_equal(x, y) for x, y in zip(one.m, two.m, strict=True))
     assert all(np.array_equal(x, y) for x, y in zip(one.u, two.u, strict=True))
+    assert cands._pairs is not None and cands._pairs.packed and cands._pairs.n > 3 * 997
 
 
 @pytest.mark.slow

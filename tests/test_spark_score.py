@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accord.link.fellegi_sunter import (
+    PairChunks,
     PairLevels,
     _others,
     fit,
@@ -67,10 +68,9 @@ class _Fetched(PairLevels):
 
     fetched: set[int]
 
-    def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pid, ia, ib = super().pairs_of(wanted)
+    def pairs_of(self, wanted: np.ndarray) -> PairChunks:
         self.fetched = getattr(self, "fetched", set()) | set(np.flatnonzero(wanted).tolist())
-        return pid, ia, ib
+        return super().pairs_of(wanted)
 
 
 def test_em_on_candidates_is_em_on_arrays() -> None:

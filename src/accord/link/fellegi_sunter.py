@@ -25,6 +25,7 @@ one-to-one idea, in a closed-form approximation) is a few vectorised lines.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -227,6 +228,80 @@ def _sigmoid(lo: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(lo, -700.0, 700.0)))
 
 
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # pattern number, ia, ib of some pairs
+
+# Pairs in a chunk of EM's streamed step (`pattern_posteriors`): its own arrays (~60 bytes a
+# pair) are all it holds per pair, beside the records' state and the stored pairs.
+CHUNK_PAIRS = 1 << 20
+
+
+@dataclass(frozen=True)
+class PairChunks:
+    """``count`` pairs in candidate order, read as chunks of at most ``size`` pairs by
+    ``read(start, stop)``, as often as needed (`pattern_posteriors` reads them three times)."""
+
+    count: int
+    read: Callable[[int, int], Chunk]
+    size: int = CHUNK_PAIRS
+
+    def __iter__(self) -> Iterator[Chunk]:
+        for start in range(0, self.count, self.size):
+            yield self.read(start, min(start + self.size, self.count))
+
+
+def _record_state(n: int) -> np.ndarray:
+    """Zeroed (n, `kernels.STATE`) float64 rows starting on 64-byte boundaries (a row is one
+    cache line), best values -inf and top pairs -1 (`kernels.compete_first`)."""
+    from accord.link import kernels
+
+    width = kernels.STATE
+    buf = np.zeros(n * width + 8)
+    skip = (-buf.ctypes.data % 64) // 8
+    s = buf[skip:skip + n * width].reshape(n, width)
+    s[:, 3::4] = -np.inf
+    s[:, 2::4] = -1.0
+    return s
+
+
+def pattern_posteriors(pairs: Iterable[Chunk], wanted: np.ndarray, log_bf: np.ndarray,
+                       n_a: int, n_b: int, matches: float) -> np.ndarray:
+    """Per level pattern (``log_bf``: its log Bayes factor), the sum of the match probabilities
+    of its pairs with one round of competing candidates, over the pairs of the ``wanted``
+    patterns in ``pairs`` (read three times; pairs of other patterns are skipped).
+
+    Equal to the bit to ``np.bincount(pid, weights=_sigmoid(pair_log_odds(log_bf[pid], ia, ib,
+    n_a, n_b, matches)), minlength=len(log_bf))`` over those pairs, without an array of them:
+    each `_others` sum of a pair is its record's total, first maximum and rest with the pair's
+    own value, so a scan per sum level (in pair order, as `_others` and bincount add) keeps
+    only those per record (`kernels.compete_first`, `compete_second`), and the third turns a chunk at a time into
+    probabilities. A pair's odds x are its pattern's (`pair_odds` is elementwise). At 10M a
+    side EM's pairs were ~150 bytes each at the driver's peak (~19 GB); this holds the
+    records' state (64 bytes a record a side) and one chunk.
+    """
+    from accord.link import kernels  # numba: loaded when first needed
+
+    log_x, x = pair_odds(log_bf, n_a, n_b, matches)
+    acc = np.zeros(len(log_bf))
+    sa, sb = _record_state(n_a), _record_state(n_b)
+    g = 0
+    for pid, ia, ib in pairs:
+        if not kernels.compete_first(pid, ia, ib, wanted, x, g, sa, sb):
+            raise ValueError("record index out of range")
+        g += len(pid)
+    g = 0
+    for pid, ia, ib in pairs:
+        kernels.compete_second(pid, ia, ib, wanted, x, g, sa, sb)
+        g += len(pid)
+    g = 0
+    for pid, ia, ib in pairs:
+        got, row, col = np.empty(len(pid), dtype=np.int64), np.empty(len(pid)), np.empty(len(pid))
+        n = kernels.compete_sums(pid, ia, ib, wanted, x, g, sa, sb, got, row, col)
+        got, row, col = got[:n], row[:n], col[:n]
+        kernels.add_at(acc, got, _sigmoid(log_x[got] - np.log1p(row) - np.log1p(col)))
+        g += len(pid)
+    return acc
+
+
 def _pattern_ids(gamma: np.ndarray, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Distinct level patterns of the pairs and each pair's pattern number."""
     _, first, inverse = np.unique(_codes(gamma, n_levels), return_index=True,
@@ -310,9 +385,10 @@ class Candidates(Protocol):
         """Distinct level patterns (ascending `_codes`) and how many pairs have each."""
         ...
 
-    def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs_of(self, wanted: np.ndarray) -> PairChunks:
         """(pattern number, ia, ib) of the pairs whose pattern is ``wanted`` (a mask over
-        `patterns`), in candidate order."""
+        `patterns`), in candidate order, in chunks; pairs of other patterns may be among them
+        (the reader skips them, so that no pair-sized selection is made)."""
         ...
 
     def sample(self, number: np.ndarray) -> Candidates:
@@ -334,10 +410,11 @@ class PairLevels:
         patterns, self._pid = _pattern_ids(self.gamma, n_levels)
         return patterns, np.bincount(self._pid, minlength=len(patterns)).astype(np.float64)
 
-    def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs_of(self, wanted: np.ndarray) -> PairChunks:
         assert self._pid is not None, "patterns() first"
-        sel = np.flatnonzero(wanted[self._pid])
-        return self._pid[sel], self.ia[sel], self.ib[sel]
+        pid, ia, ib = self._pid, self.ia, self.ib  # every pair, as views: nothing copied
+        return PairChunks(len(pid), lambda start, stop: (pid[start:stop], ia[start:stop],
+                                                         ib[start:stop]))
 
     def sample(self, number: np.ndarray) -> PairLevels:
         pos = np.flatnonzero(number[self.ia] >= 0)
@@ -403,10 +480,9 @@ def fit_em_on(cands: Candidates, random_gamma: np.ndarray, n_levels: list[int], 
         x_pat = np.exp(np.clip(np.log(lam) + log_bf, -700.0, 650.0)) / base
         live = x_pat > negligible
         post_pat = np.where(live, 0.0, per_pattern * x_pat / (1.0 + x_pat))
-        pid, ia, ib = cands.pairs_of(live)
-        if len(pid):
-            lo = pair_log_odds(log_bf[pid], ia, ib, n_a, n_b, matches)
-            post_pat += np.bincount(pid, weights=_sigmoid(lo), minlength=len(patterns))
+        if live.any():
+            post_pat += pattern_posteriors(cands.pairs_of(live), live, log_bf, n_a, n_b,
+                                           matches)
         new_matches = float(post_pat.sum())
         # A small floor on every level: one level never seen among the estimated matches must
         # not veto a pair outright (EM's m of a rare level is noisy).

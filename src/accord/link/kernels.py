@@ -291,3 +291,116 @@ def compact_sorted(x: np.ndarray) -> int:
             x[k] = x[i]
             k += 1
     return k
+
+
+# EM's competing-candidate step streamed over the pairs (fellegi_sunter.pattern_posteriors):
+# `others_sum` of a pair is its record's total, top pair and rest with the pair's own value, so
+# per-record state replaces every pair-sized intermediate. A record's state is one row of ``s``,
+# per level its total, rest, top pair (its position in the stream, as a float64: exact below
+# 2**53) and best value: 64 bytes, one cache line where the rows are aligned, so that a scan's
+# random accesses (to B's records: the pairs are in A's order) touch one line a record.
+STATE = 8
+
+
+@jit(inline="always")
+def _other(s: np.ndarray, level: int, i: int, g: int, v: float) -> float:
+    """`others_sum`'s value for pair ``g`` (value ``v``) of record ``i`` at ``level``. Both
+    values, then a select: whether a pair is its record's top is unpredictable, and a
+    mispredicted branch cost more than the two loads from the one cache line."""
+    c = 4 * level
+    top = s[i, c + 1]
+    other = max(s[i, c] - v, 0.0)
+    return top if s[i, c + 2] == g else other
+
+
+@jit(inline="always")
+def _second(x: float, i: int, j: int, g: int, sa: np.ndarray,
+            sb: np.ndarray) -> tuple[float, float]:
+    """A pair's values for the second sums on its A record's side and on its B record's side:
+    x / (1 + the other side's first sum), as `pair_log_odds` feeds them."""
+    return x / (1.0 + _other(sb, 0, j, g, x)), x / (1.0 + _other(sa, 0, i, g, x))
+
+
+@jit(inline="always")
+def _add(s: np.ndarray, c: int, i: int, g: int, v: float) -> None:
+    """Pair ``g`` with value ``v`` into record ``i``'s total, first maximum and rest.
+
+    The rest (the sum of the pairs other than the top one, in pair order, as `others_sum`'s
+    second loop adds them) in the same scan: when a pair becomes the best, the pairs before
+    it are all not the top, and their sum in order is the total before it, to the bit; later
+    pairs that are not the best add to it in order. Selects, not branches (see `_other`)."""
+    total = s[i, c]
+    best = v > s[i, c + 3]
+    s[i, c + 1] = total if best else s[i, c + 1] + v
+    s[i, c + 2] = g if best else s[i, c + 2]
+    s[i, c + 3] = v if best else s[i, c + 3]
+    s[i, c] = total + v
+
+
+@jit(nogil=True)
+def compete_first(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
+                  x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray) -> bool:
+    """One chunk of the first scan (pairs g0, g0 + 1, ... of the stream; those of unwanted
+    patterns skipped) into the records' level-0 state (of x). False if a record index is out
+    of range (the state is then partly written: the caller drops it). One kernel a level, not
+    one with the level as an argument: the branch between them cost a third of a scan's time
+    (and the loop is shared in shape only: each body is its level's)."""
+    n_a = sa.shape[0]
+    n_b = sb.shape[0]
+    for k in range(len(pid)):
+        p = pid[k]
+        if not wanted[p]:
+            continue
+        if not (0 <= ia[k] < n_a and 0 <= ib[k] < n_b):
+            return False
+        x = x_pat[p]
+        _add(sa, 0, ia[k], g0 + k, x)
+        _add(sb, 0, ib[k], g0 + k, x)
+    return True
+
+
+@jit(nogil=True)
+def compete_second(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
+                   x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray) -> None:
+    """One chunk of the second scan, after every chunk's first: the records' level-1 state
+    (of x / (1 + the other side's first sum))."""
+    for k in range(len(pid)):
+        p = pid[k]
+        if not wanted[p]:
+            continue
+        i = ia[k]
+        j = ib[k]
+        g = g0 + k
+        va, vb = _second(x_pat[p], i, j, g, sa, sb)
+        _add(sa, 4, i, g, va)
+        _add(sb, 4, j, g, vb)
+
+
+@jit(nogil=True)
+def compete_sums(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
+                 x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray,
+                 out_pid: np.ndarray, out_row: np.ndarray, out_col: np.ndarray) -> int:
+    """The chunk's wanted pairs' pattern numbers and their two competing sums (`pair_log_odds`'s
+    row and col, one round), written to the front of the out arrays; returns how many."""
+    n = 0
+    for k in range(len(pid)):
+        p = pid[k]
+        if not wanted[p]:
+            continue
+        i = ia[k]
+        j = ib[k]
+        g = g0 + k
+        va, vb = _second(x_pat[p], i, j, g, sa, sb)
+        out_pid[n] = p
+        out_row[n] = _other(sa, 1, i, g, va)
+        out_col[n] = _other(sb, 1, j, g, vb)
+        n += 1
+    return n
+
+
+@jit(nogil=True)
+def add_at(acc: np.ndarray, idx: np.ndarray, w: np.ndarray) -> None:
+    """acc[idx[k]] += w[k] in order: `np.bincount` with weights, added to a running sum chunk
+    by chunk (one bincount per chunk and their sum would add in another order)."""
+    for k in range(len(idx)):
+        acc[idx[k]] += w[k]

@@ -12,8 +12,10 @@ pairs are, with the same functions:
    through `SparkCandidates`: the count of each level pattern (a ``groupBy``) and, for the
    patterns whose pairs EM weighs one by one against their competing candidates (those with
    odds above ``negligible`` in some iteration), those pairs only, fetched once per pattern
-   as (code, records, pattern): not few (about half the candidates at 20k), but 32 bytes a
-   pair instead of the whole scoring state. The sample of A records of EM's first step is
+   in slices and kept as one int64 a pair (code and pattern number, `_FetchedPairs`): not few
+   (about half the candidates at 20k), but 8 bytes a pair; each EM iteration streams over
+   them in chunks with per-record state (`fellegi_sunter.pattern_posteriors`, as the embedded
+   engine does over its arrays). The sample of A records of EM's first step is
    drawn on the driver by the same function and seed.
 3. **Scores.** The model goes to the partitions; each pair's Bayes factor and odds are computed
    there (`FSModel.log_bayes_factor`, `fellegi_sunter.pair_odds`). The competing candidates'
@@ -41,7 +43,9 @@ from accord.errors import AccordError
 from accord.link.comparisons import comparison_levels, comparisons, linkage_fill
 from accord.link.encodings import BitField, EncodedSet
 from accord.link.fellegi_sunter import (
+    Chunk,
     FSModel,
+    PairChunks,
     _codes,
     _others,
     alone_log_odds,
@@ -174,19 +178,84 @@ def pattern_levels(pcode: np.ndarray, n_levels: list[int]) -> np.ndarray:
     return out
 
 
+class _FetchedPairs:
+    """EM's one-by-one pairs on the driver, in code (candidate) order, read in chunks.
+
+    With the sizes of both sides and room in 63 bits, a pair is one int64, its code shifted
+    left by the bits of a pattern number, or'ed with its pattern number: 8 bytes a pair, grown
+    in place (``resize``: realloc, which moves a large block's pages, not its bytes) and sorted
+    in place, so a fetch holds the pairs once plus a slice. Otherwise (a sample, whose A
+    records are renumbered; or too many patterns for the bits) code, pattern number and (a
+    sample) records as arrays, merged by a sort as before."""
+
+    def __init__(self, n_patterns: int, nb: int | None, na: int | None) -> None:
+        self.nb = nb
+        self.bits = max(1, (n_patterns - 1).bit_length())
+        self.packed = (nb is not None and na is not None
+                       and (max(na * nb - 1, 0).bit_length() + self.bits) <= 63)
+        self.n = 0
+        self.pairs = np.empty(0, dtype=np.int64)  # packed
+        self.cols: dict[str, np.ndarray] = {}  # not packed
+
+    def add(self, slices: Iterator[dict[str, np.ndarray]], count: int) -> None:
+        """The pairs of newly wanted patterns (``count`` of them, in slices, in no order)."""
+        if not self.packed:
+            got = list(slices)
+            if self.cols:
+                got.insert(0, self.cols)
+            self.cols = {}
+            merged = {c: np.concatenate([g[c] for g in got]) for c in got[0]}
+            del got
+            order = np.argsort(merged["code"], kind="stable")
+            self.cols = {c: v[order] for c, v in merged.items()}
+            self.n = len(self.cols["code"])
+            return
+        end = self.n + count
+        self.pairs.resize(end, refcheck=True)  # no view of it is kept between calls
+        pos = self.n
+        for part in slices:
+            m = len(part["code"])
+            if pos + m > end:
+                raise AccordError("the candidates changed while EM read them",
+                                  hint="run the linkage again")
+            out = self.pairs[pos:pos + m]
+            np.left_shift(part["code"], self.bits, out=out)
+            out |= part["pid"]
+            pos += m
+        if pos != end:
+            raise AccordError("the candidates changed while EM read them",
+                              hint="run the linkage again")
+        self.pairs.sort()  # in place: codes are distinct, so this is code order
+        self.n = end
+
+    def read(self, start: int, stop: int) -> Chunk:
+        if self.packed:
+            v = self.pairs[start:stop]
+            assert self.nb is not None
+            ia, ib = np.divmod(v >> self.bits, self.nb)
+            return v & ((1 << self.bits) - 1), ia, ib
+        pid = self.cols["pid"][start:stop]
+        if self.nb is None:
+            return pid, self.cols["ia"][start:stop], self.cols["ib"][start:stop]
+        ia, ib = np.divmod(self.cols["code"][start:stop], self.nb)
+        return pid, ia, ib
+
+
 class SparkCandidates:
     """Candidates in a Spark DataFrame (code, ia, ib, pcode) for `fit_on`; a pattern's levels
     are decoded from its code (`pattern_levels`). With ``nb`` (B's size), a pair's records are
     its code's quotient and remainder, so EM's one-by-one pairs are kept on the driver as code
-    and pattern number, 12 bytes a pair (not 32: ~2.7 GB less at 10M a side); without it (a
-    sample, whose A records are renumbered) as code, records and pattern number."""
+    and pattern number, with ``na`` too in one int64 (`_FetchedPairs`: 8 bytes a pair, not 32:
+    ~3 GB less at 10M a side); without it (a sample, whose A records are renumbered) as code,
+    records and pattern number. They are fetched in slices of at most ``fetch_rows`` pairs."""
 
-    def __init__(self, df: Any, n_levels: list[int], nb: int | None = None) -> None:
-        self.df, self.n_levels, self.nb = df, list(n_levels), nb
+    def __init__(self, df: Any, n_levels: list[int], nb: int | None = None,
+                 na: int | None = None, fetch_rows: int = 1 << 24) -> None:
+        self.df, self.n_levels, self.nb, self.na = df, list(n_levels), nb, na
+        self.fetch_rows = fetch_rows
         self._table = np.empty(0, dtype=np.int64)  # pattern codes, ascending
         self._have = np.zeros(0, dtype=bool)  # patterns whose pairs were fetched
-        # The fetched pairs in code order: code, pattern number, and (without nb) ia, ib.
-        self._pairs: dict[str, np.ndarray] = {}
+        self._pairs: _FetchedPairs | None = None
         self._counted: tuple[np.ndarray, np.ndarray] | None = None  # patterns' result
 
     def __len__(self) -> int:
@@ -216,38 +285,45 @@ class SparkCandidates:
         self._count()
         return self._table.copy()
 
-    def pairs_of(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _slices(self, new: np.ndarray, count: int) -> Iterator[dict[str, np.ndarray]]:
+        """The pairs of patterns ``new`` (``count`` of them) as arrays, a slice of at most
+        `fetch_rows` at a time (by code modulo the slice count, from a copy on the executors'
+        disks when there are several), so that neither the driver's JVM nor Python holds
+        them all as Arrow."""
+        from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
-        self._count()
+        cols = ["code", "pcode"] if self.nb is not None else ["code", "ia", "ib", "pcode"]
+        chosen = (self.df.filter(F.col("pcode").isin([int(c) for c in self._table[new]]))
+                  .select(*cols))
+        slices = max(1, -(-count // max(1, self.fetch_rows)))
+        held = chosen if slices == 1 else chosen.persist(StorageLevel.DISK_ONLY)
+        try:
+            for k in range(slices):
+                part = held if slices == 1 else held.filter(f"code % {slices} = {k}")
+                t = part.toArrow()
+                got = {c: t.column(c).to_numpy() for c in cols if c != "pcode"}
+                # The pattern's number (int32: at most a few thousand patterns), not its code.
+                got["pid"] = np.searchsorted(self._table, t.column("pcode").to_numpy()).astype(
+                    np.int32)
+                del t
+                yield got
+        finally:
+            if slices > 1:
+                held.unpersist()
+
+    def pairs_of(self, wanted: np.ndarray) -> PairChunks:
+        counts = self._count()[1]
         if len(self._have) != len(self._table):
             self._have = np.zeros(len(self._table), dtype=bool)
+        if self._pairs is None:
+            self._pairs = _FetchedPairs(len(self._table), self.nb, self.na)
         new = np.flatnonzero(wanted & ~self._have)
         if len(new):
-            cols = ["code", "pcode"] if self.nb is not None else ["code", "ia", "ib", "pcode"]
-            t = (self.df.filter(F.col("pcode").isin([int(c) for c in self._table[new]]))
-                 .select(*cols).toArrow())
-            got = {c: t.column(c).to_numpy() for c in cols if c != "pcode"}
-            # The pattern's number (int32: at most a few thousand patterns), not its code.
-            got["pid"] = np.searchsorted(self._table, t.column("pcode").to_numpy()).astype(
-                np.int32)
-            del t
-            if self._pairs:
-                got = {c: np.r_[self._pairs[c], v] for c, v in got.items()}
-            self._pairs = {}
-            order = np.argsort(got["code"], kind="stable")
-            self._pairs = {c: v[order] for c, v in got.items()}
-            del got, order
+            count = int(counts[new].sum())
+            self._pairs.add(self._slices(new, count), count)
             self._have[new] = True
-        if not self._pairs:
-            none = np.empty(0, dtype=np.int64)
-            return none, none, none
-        pid = self._pairs["pid"]
-        sel = np.flatnonzero(wanted[pid])
-        if self.nb is None:
-            return pid[sel], self._pairs["ia"][sel], self._pairs["ib"][sel]
-        code = self._pairs["code"][sel]
-        return pid[sel], code // self.nb, code % self.nb
+        return PairChunks(self._pairs.n, self._pairs.read)
 
     def sample(self, number: np.ndarray) -> SparkCandidates:
         from pyspark.sql import functions as F
@@ -261,7 +337,7 @@ class SparkCandidates:
                       "new": pa.array(number[keep].astype(np.int64))}))
         df = (self.df.join(F.broadcast(numbers), "ia")
               .select("code", F.col("new").alias("ia"), "ib", "pcode"))
-        return SparkCandidates(df, self.n_levels)
+        return SparkCandidates(df, self.n_levels, fetch_rows=self.fetch_rows)
 
 
 def competition_plan(rounds: int) -> Plan:
@@ -468,7 +544,7 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
             release_finished(sc)
             cands = SparkCandidates(
                 levels.selectExpr("code", f"code div {nb} AS ia", f"code % {nb} AS ib", "pcode"),
-                n_levels, nb)
+                n_levels, nb, len(a))
             model = fit(cands)
             sizes = (len(a), nb)
             compete = config.competing_candidates
@@ -477,7 +553,7 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
             # weights_of reads only the model's prior.
             table = sc.broadcast(pattern_odds(cands.pattern_codes(), n_levels, model, sizes,
                                               compete))
-            del cands  # EM's one-by-one pairs (32 bytes a pair on the driver) go before the passes
+            del cands  # EM's one-by-one pairs (8 bytes a pair on the driver) go before the passes
             prior_model = replace(model, m=[], u=[], joint_patterns=None, joint_log_u=None,
                                   frequency=None, labels=[])
             if not compete:
