@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from accord.protect.keys import PartnerKey
 from accord.serve.accounts import Role, add_org, add_user, create_token, revoke_token
 from accord.serve.app import ServerConfig, create_app
 from accord.store import open_store
@@ -92,3 +93,17 @@ def accord_serve(*args: str) -> Iterator[str]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def partner_hub_with_tokens(hub: str | Path, tmp_path: Path, export: tuple[Path, Path], key: PartnerKey,
+                            orgs: Iterable[str], users: Mapping[str, tuple[str, Role]]) -> dict[str, Path]:
+    """A hub holding partner ngo-b's records of ``export`` (its CSV and mapping, protected with
+    ``key``), then `accounts_with_tokens` for ``orgs`` and ``users``."""
+    from accord.protect.job import build_contribution
+    from accord.store import add_contribution
+
+    contribution = tmp_path / "contribution"
+    build_contribution(export[0], export[1], "ngo-b", contribution, key)
+    with open_store(hub) as store:
+        add_contribution(store, contribution)
+    return accounts_with_tokens(hub, tmp_path / "tokens", orgs, users)

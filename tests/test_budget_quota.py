@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 
 from accord.errors import ParameterError, ReleaseRefused
-from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
 from accord.release.dp import ledger
 from accord.release.dp.release import release_tables
 from accord.serve.accounts import Role
 from accord.serve.app import ServerConfig
-from accord.store import add_contribution, open_store
+from accord.store import open_store
 from tests.hubs import run_cli
-from tests.serving import accounts_with_tokens, serving
+from tests.serving import partner_hub_with_tokens, serving
 
 TABLE = ["case_type_by_sex"]
 
@@ -31,13 +30,9 @@ TABLE = ["case_type_by_sex"]
 @pytest.fixture
 def loaded(hub: str, tmp_path: Path, case_export: tuple[Path, Path], partner_key: PartnerKey) -> dict[str, Path]:
     """A hub holding one partner's records, with an analyst at the agency and one at ngo-b."""
-    contribution = tmp_path / "contribution"
-    build_contribution(case_export[0], case_export[1], "ngo-b", contribution, partner_key)
-    with open_store(hub) as store:
-        add_contribution(store, contribution)
-    return accounts_with_tokens(hub, tmp_path / "tokens", ("agency", "ngo-b"),
-                                {"ana": ("agency", Role.ANALYST), "bo": ("ngo-b", Role.ANALYST),
-                                 "steward": ("agency", Role.STEWARD)})
+    return partner_hub_with_tokens(hub, tmp_path, case_export, partner_key, ("agency", "ngo-b"),
+                                   {"ana": ("agency", Role.ANALYST), "bo": ("ngo-b", Role.ANALYST),
+                                    "steward": ("agency", Role.STEWARD)})
 
 
 def _shares(hub: str) -> dict[str, ledger.Quota]:

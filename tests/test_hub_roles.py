@@ -14,27 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from accord.protect.job import build_contribution
 from accord.protect.keys import PartnerKey
 from accord.serve import requests as rq
 from accord.serve.accounts import AccountError, Role, User, set_role, user_of_token
 from accord.serve.app import ServerConfig
-from accord.store import add_contribution, open_store
+from accord.store import open_store
 from tests.hubs import run_cli
-from tests.serving import accounts_with_tokens, serving
+from tests.serving import partner_hub_with_tokens, serving
 from tests.test_serve_web import PASSWORD, _csrf_of, _http, _http_sign_in
 
 
 @pytest.fixture
 def loaded(hub: str, tmp_path: Path, case_export: tuple[Path, Path], partner_key: PartnerKey) -> dict[str, Path]:
     """A hub with one partner's records, an analyst (ana), two stewards (steward, tess) and an auditor."""
-    contribution = tmp_path / "contribution"
-    build_contribution(case_export[0], case_export[1], "ngo-b", contribution, partner_key)
-    with open_store(hub) as store:
-        add_contribution(store, contribution)
-    return accounts_with_tokens(hub, tmp_path / "tokens", ("agency", "ngo-b"),
-                                {"ana": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
-                                 "tess": ("agency", Role.STEWARD), "olu": ("ngo-b", Role.AUDITOR)})
+    return partner_hub_with_tokens(hub, tmp_path, case_export, partner_key, ("agency", "ngo-b"),
+                                   {"ana": ("agency", Role.ANALYST), "steward": ("agency", Role.STEWARD),
+                                    "tess": ("agency", Role.STEWARD), "olu": ("ngo-b", Role.AUDITOR)})
 
 
 def _audit(hub: str, action: str) -> list[dict[str, object]]:

@@ -32,9 +32,10 @@ from accord.cli.engine_opts import (
     group_engine,
 )
 from accord.errors import AccordError, InputFileError
+from accord.ingest.raw import check_header
 from accord.input_files import refuse_special_file
 from accord.release.anonymise import AnonymisationResult, anonymise, load_hierarchies
-from accord.release.anonymise.inputs import count_columns, identifier_columns, refuse_repeated_columns
+from accord.release.anonymise.inputs import count_columns, identifier_columns
 from accord.safe_csv import write_arrow_csv
 
 
@@ -49,7 +50,7 @@ def read_csv_as_strings(path: Path, sep: str) -> pa.Table:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh, delimiter=sep))
-        refuse_repeated_columns((h.lstrip("\ufeff") for h in header), path.name)
+        check_header(header, path.name)  # a repeated name (Arrow's exit 70): ingest's one check
         return pcsv.read_csv(
             path, read_options=pcsv.ReadOptions(encoding="utf8"),
             parse_options=pcsv.ParseOptions(delimiter=sep),

@@ -166,24 +166,6 @@ def start_session(settings: SparkSettings) -> SparkSession:
                                     hint=START_HINT) from exc
 
 
-def _words_array(words: np.ndarray) -> pa.Array:
-    n, w = words.shape
-    fixed = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(w * 8), n, [None, pa.py_buffer(np.ascontiguousarray(words).tobytes())])
-    return fixed.cast(pa.binary())
-
-
-def _words(col: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
-    """(n, width) uint64 back from a binary column of equal-length values."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    n = len(arr)
-    if n == 0:
-        return np.zeros((0, width), dtype=np.uint64)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    return data.view(np.uint64).reshape(n, width).copy()
-
-
 # A band row: the band, the record's key in it and the record (index * 2 + side: one column, as
 # every fixed-width column is 8 bytes in Spark's rows). Not its filter: the band rows are the
 # blocking's largest shuffle (each record once per band), and a filter is 8 bytes a word (~16

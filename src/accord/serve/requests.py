@@ -315,13 +315,18 @@ def require_request_affordable(store: Store, request_id: str) -> dict[str, Any]:
     return row
 
 
+def require_other_decider(row: dict[str, Any], actor: str) -> None:
+    """Refuse (OwnRequest) ``actor`` deciding the request ``row`` they made themselves."""
+    if row["requester"] == actor:
+        raise OwnRequest(f"request {row['request_id']} is your own; another steward decides it",
+                         hint="ask another data steward to approve or reject it")
+
+
 def approve_request(store: Store, request_id: str, actor: str) -> dict[str, Any]:
     """Run the requested release and keep its output for the analyst, all in one transaction.
     Never by the requester (a user whose role changed from analyst to steward since asking):
     a record-level release is decided by a second person."""
-    if get_request(store, request_id)["requester"] == actor:
-        raise OwnRequest(f"request {request_id} is your own; another steward decides it",
-                         hint="ask another data steward to approve or reject it")
+    require_other_decider(get_request(store, request_id), actor)
     require_request_affordable(store, request_id)
     with store.transaction():
         row = _claim(store, request_id)

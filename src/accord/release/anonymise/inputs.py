@@ -23,8 +23,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accord.ingest.raw import check_header
-
 SAMPLE = 2000
 _SHARE = 0.5  # share of the sampled non-empty values that must match a content pattern
 
@@ -120,11 +118,3 @@ def count_columns(table: pa.Table, exclude: Iterable[str] = ()) -> list[str]:
                 values, re.compile(r"^(?:counts?|number|persons|people|victims)$", re.I)) >= 0.5):
             found.append(name)
     return found
-
-
-def refuse_repeated_columns(names: Iterable[str], path: object) -> None:
-    """A header naming one column twice: refused before anything reads it by name (Arrow's
-    "Field exists 2 times" was exit 70 in anonymise, risk and synthesize). Ingest's one check
-    (`check_header`): said by position, since a file without a header row has a record where the
-    names should be, and refused as such when the first row looks like one."""
-    check_header(list(names), str(path))

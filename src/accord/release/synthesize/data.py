@@ -22,8 +22,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from accord.errors import InputFileError
+from accord.ingest.raw import check_header
 from accord.input_files import refuse_special_file
-from accord.release.anonymise.inputs import count_columns, refuse_repeated_columns
+from accord.release.anonymise.inputs import count_columns
 from accord.release.synthesize.model import Encoded, column_label
 from accord.safe_csv import write_csv as safe_write_csv
 
@@ -75,7 +76,8 @@ def read_csv(path: Path, sep: str = ",") -> pa.Table:
     try:
         header = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
                                 parse_options=pacsv.ParseOptions(delimiter=sep)).schema.names
-        refuse_repeated_columns(header, path)
+        # A repeated name: Arrow's "Field exists 2 times" was exit 70 (ingest's one check).
+        check_header(header, str(path))
         return pacsv.read_csv(
             path, parse_options=pacsv.ParseOptions(delimiter=sep),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),

@@ -182,9 +182,10 @@ def add_routes(router: APIRouter, kit: Kit) -> None:
             if row["status"] != rq.PENDING:
                 return requests_page(s, session, 409, f"Request {request_id} is {row['status']} already; "
                                      "only a pending request is decided.")
-            if row["requester"] == session.user.username:  # before the confirmation page
-                return requests_page(s, session, 403, f"Request {request_id} is your own; another steward "
-                                     "decides it.")
+            try:  # before the confirmation page
+                rq.require_other_decider(row, session.user.username)
+            except rq.OwnRequest as err:
+                return requests_page(s, session, 403, f"{err.message[0].upper()}{err.message[1:]}.", err.hint)
             if form.get("confirm") != "yes":
                 budget = ledger.current_budget(s)
                 what = ("k-anonymous microdata: record-level rows, generalised so that no one stands out"
