@@ -78,6 +78,21 @@ def test_a_promoted_analyst_cannot_approve_their_own_request(hub: str, loaded: d
         assert rq.get_request(store, made[1])["status"] == "pending"
 
 
+def test_the_last_open_steward_account_cannot_be_closed(hub: str, loaded: dict[str, Path]) -> None:
+    """Closing an account takes its role away as surely as a role change: the server's CLI acts
+    as `hub-steward`, not an account, so it could close every steward of the hub."""
+    from accord.serve.accounts import disable_user
+
+    with open_store(hub) as store:
+        disable_user(store, "tess", "steward")  # control: steward is still open
+        with pytest.raises(AccountError, match="only open steward"):
+            disable_user(store, "steward", "hub-steward")
+    out = run_cli("hub", "user", "disable", "steward", "--hub", hub, code=2)
+    assert "only open steward" in " ".join(out.split())
+    rows = {r["username"]: r for r in run_cli("hub", "user", "list", "--json", "--hub", hub, read="json")}
+    assert rows["steward"]["disabled_at"] is None and rows["tess"]["disabled_at"] is not None
+
+
 def test_role_from_the_cli(hub: str, loaded: dict[str, Path]) -> None:
     out = run_cli("hub", "user", "role", "ana", "--role", "auditor", "--hub", hub, read="squeezed")
     assert "user ana's role is now auditor (was analyst)" in out

@@ -177,7 +177,7 @@ def clear_sign_in_failures(store: Store, username: str) -> int:
     counted against a client address stay: one address guessing many accounts stays limited."""
     if not store.table_exists("hub_login_failures"):
         return 0
-    key = [_sha256(username)]
+    key = [secret_digest(username)]
     n = int(store.scalar("SELECT count(*) FROM hub_login_failures WHERE kind = 'user' AND "
                          "key_sha256 = ?", key) or 0)
     store.execute("DELETE FROM hub_login_failures WHERE kind = 'user' AND key_sha256 = ?", key)
@@ -260,8 +260,11 @@ def disable_user(store: Store, username: str, actor: str) -> None:
                            hint="another steward can, if it must be closed")
     with store.transaction():
         ensure_accounts(store)
-        if _existing(store, username)["disabled_at"] is not None:
+        row = _existing(store, username)
+        if row["disabled_at"] is not None:
             raise AccountError(f"user {username} is disabled already")
+        if Role(str(row["role"])) == Role.STEWARD:
+            _keep_a_steward(store, username)
         _set_state(store, username, actor, disabled=True)
         revoked = int(store.scalar("SELECT count(*) FROM hub_tokens WHERE username = ? AND revoked_at IS NULL",
                                    [username]) or 0)
@@ -306,16 +309,23 @@ def set_role(store: Store, username: str, role: Role, actor: str) -> Role:
         if old == role:
             raise AccountError(f"user {username} is a {role.value} already")
         if old == Role.STEWARD:
-            others = int(store.scalar(
-                "SELECT count(*) FROM hub_users u LEFT JOIN hub_user_state st ON st.username = "
-                "u.username WHERE u.role = ? AND u.username <> ? AND st.disabled_at IS NULL",
-                [Role.STEWARD.value, username]) or 0)
-            if not others:
-                raise AccountError(f"user {username} is the hub's only open steward account",
-                                   hint="give another person the steward role first")
+            _keep_a_steward(store, username)
         store.execute("UPDATE hub_users SET role = ? WHERE username = ?", [role.value, username])
         store.audit(actor, "hub.user_role", {"user": username, "from": old.value, "to": role.value})
     return old
+
+
+def _keep_a_steward(store: Store, username: str) -> None:
+    """Refuse to take the steward role from ``username`` (by a role change or by closing the
+    account) when no other open account holds it: a hub without one cannot approve, reopen or
+    unlock anything, and only the server's command line could mend it."""
+    others = int(store.scalar(
+        "SELECT count(*) FROM hub_users u LEFT JOIN hub_user_state st ON st.username = "
+        "u.username WHERE u.role = ? AND u.username <> ? AND st.disabled_at IS NULL",
+        [Role.STEWARD.value, username]) or 0)
+    if not others:
+        raise AccountError(f"user {username} is the hub's only open steward account",
+                           hint="give another person the steward role first")
 
 
 def list_users(store: Store) -> list[dict[str, object]]:
@@ -329,7 +339,10 @@ def list_users(store: Store) -> list[dict[str, object]]:
     return rows
 
 
-def _sha256(secret: str) -> str:
+def secret_digest(secret: str) -> str:
+    """How the hub stores a token, a session cookie or a sign-in name it counts failures
+    against: a SHA-256 digest, never the value (these are long random secrets, or names
+    looked up by equality, so a slow password hash buys nothing)."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -345,7 +358,7 @@ def create_token(store: Store, username: str, actor: str) -> tuple[str, str]:
             raise AccountError(f"user {username} is disabled", hint="a disabled account gets no token")
         store.execute("INSERT INTO hub_tokens (token_id, username, token_sha256, created_at) "
                       "VALUES (?, ?, ?, ?)",
-                      [token_id, username, _sha256(secret), now_iso()])
+                      [token_id, username, secret_digest(secret), now_iso()])
         store.audit(actor, "hub.token_create", {"token_id": token_id, "user": username})
     return token_id, f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
@@ -383,6 +396,6 @@ def user_of_token(store: Store, token: str) -> User | None:
     if not rows:
         return None
     row = rows[0]
-    if not hmac.compare_digest(row["token_sha256"], _sha256(parts[2])) or row["revoked_at"] is not None:
+    if not hmac.compare_digest(row["token_sha256"], secret_digest(parts[2])) or row["revoked_at"] is not None:
         return None
     return User(row["username"], row["org"], Role(row["role"]))

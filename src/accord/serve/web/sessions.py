@@ -16,14 +16,19 @@ larger than this class.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accord.serve.accounts import Role, User, clear_sign_in_failures, ensure_accounts
+from accord.serve.accounts import (
+    Role,
+    User,
+    clear_sign_in_failures,
+    ensure_accounts,
+    secret_digest,
+)
 from accord.store import Store
 from accord.store.base import now_iso
 
@@ -56,10 +61,6 @@ class Session:
     must_change_password: bool = False  # a one-time password: only the change-password page opens
 
 
-def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def create_session(store: Store, user: User, minutes: int) -> tuple[str, str]:
     """A new session for ``user``: (the cookie value, its CSRF token). Expired rows are swept."""
     secret = secrets.token_urlsafe(32)
@@ -69,7 +70,7 @@ def create_session(store: Store, user: User, minutes: int) -> tuple[str, str]:
         store.execute(SESSIONS_SQL)
         store.execute("DELETE FROM hub_web_sessions WHERE expires_at <= ?", [now])
         store.execute("INSERT INTO hub_web_sessions VALUES (?, ?, ?, ?, ?)",
-                      [_sha256(secret), user.username, csrf, now_iso(), now + 60 * minutes])
+                      [secret_digest(secret), user.username, csrf, now_iso(), now + 60 * minutes])
     return secret, csrf
 
 
@@ -83,7 +84,7 @@ def session_of(store: Store, cookie: str | None) -> Session | None:
                        "st.must_change_password, st.disabled_at "
                        "FROM hub_web_sessions s JOIN hub_users u ON u.username = s.username "
                        "LEFT JOIN hub_user_state st ON st.username = u.username "
-                       "WHERE s.session_sha256 = ?", [_sha256(cookie)]).to_pylist()
+                       "WHERE s.session_sha256 = ?", [secret_digest(cookie)]).to_pylist()
     if not rows or float(rows[0]["expires_at"]) <= time.time() or rows[0]["disabled_at"] is not None:
         return None
     row = rows[0]
@@ -114,8 +115,8 @@ class LoginLimiter:
     clock: Callable[[], float] = time.time
 
     def _keys(self, username: str, address: str) -> tuple[tuple[str, str, int], ...]:
-        return (("user", _sha256(username), self.per_user),
-                ("address", _sha256(address), self.per_address))
+        return (("user", secret_digest(username), self.per_user),
+                ("address", secret_digest(address), self.per_address))
 
     def locked(self, store: Store, username: str, address: str) -> bool:
         if not store.table_exists("hub_login_failures"):
@@ -145,4 +146,4 @@ class LoginLimiter:
         counts = {r["key_sha256"]: int(r["n"]) for r in store.query(
             "SELECT key_sha256, count(*) AS n FROM hub_login_failures WHERE kind = 'user' AND "
             "failed_at > ? GROUP BY key_sha256", [cutoff]).to_pylist()}
-        return {u for u in usernames if counts.get(_sha256(u), 0) >= self.per_user}
+        return {u for u in usernames if counts.get(secret_digest(u), 0) >= self.per_user}
