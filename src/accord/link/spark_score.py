@@ -52,7 +52,7 @@ from accord.link.fellegi_sunter import (
     pair_odds,
 )
 from accord.protect.encoding.bloom import QUALITY_SUFFIX
-from accord.store.spark_ship import Shipment, release_finished, shipment
+from accord.store.spark_ship import Shipment, drop_checkpoint, release_finished, shipment
 
 if TYPE_CHECKING:  # pragma: no cover
     from accord.link.match import MatchConfig
@@ -499,11 +499,13 @@ def _levels_of(session: Any, ship: Shipment, layout: _Layout, a: EncodedSet, b: 
 
 
 # Competing-candidate passes between checkpoints: each checkpoint writes the pairs once more
-# (compressed) and lets the shuffles before it go. Measured at 1M a side: every third pass,
-# the local dir peaked at 7.04 GB and scoring took 489 CPU s; every pass, 4.90 GB and 653 s,
-# but then the last two checkpoints and passes' shuffles stayed referenced after scoring
-# returned (tests/test_spark.py's disk test: 15-17 files left), not yet understood.
-CHECKPOINT_PASSES = 3
+# (compressed) and lets the shuffles before it go. Every pass, because the local disk is what
+# bounds a large run on few machines (at 10M a side on this project's 2-core test machine),
+# while CPU grows with executors: at 100k a side, with each checkpoint dropped once the next
+# is written, every pass peaked at 0.39 GB of local dir for 78 CPU s of scoring, every third
+# pass at 0.69 GB for 61 s (the whole run +12 % CPU). At 1M before the drops: 4.90 against
+# 7.04 GB.
+CHECKPOINT_PASSES = 1
 
 
 def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray,
@@ -536,11 +538,13 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
         levels: Any = None
         odds: Any = None
         table = None
+        checkpoints: list[Any] = []  # written and still read by what is planned after them
         try:
             # Checkpointed (on the executors' disks), not persisted: a persisted plan keeps
             # the two joins' shuffles (~16 GB at 10M a side) referenced to the end of the run.
             levels = _levels_of(session, ship, layout, a, b, codes, sources,
                                 n_levels).localCheckpoint(True, StorageLevel.DISK_ONLY)
+            checkpoints.append(levels)
             release_finished(sc)
             cands = SparkCandidates(
                 levels.selectExpr("code", f"code div {nb} AS ia", f"code % {nb} AS ib", "pcode"),
@@ -577,6 +581,11 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
                         # of 12 passes kept every pass's shuffle (~6.7 GB each at 10M a side)
                         # on disk until the end, more than this machine's 64 GB.
                         odds = odds.localCheckpoint(True, StorageLevel.DISK_ONLY)
+                        # The earlier checkpoints (the levels' too) are no longer read:
+                        # this one is written and its plan starts from its own blocks.
+                        for done in checkpoints:
+                            drop_checkpoint(done)
+                        checkpoints[:] = [odds]
                         release_finished(sc)
                 odds = odds.mapInArrow(_final_fn(rounds, table, prior_model, threshold,
                                                  weights_of),
@@ -587,8 +596,11 @@ def score_on_spark(session: Any, a: EncodedSet, b: EncodedSet, codes: np.ndarray
         finally:
             if table is not None:
                 table.destroy()
+            for done in checkpoints:
+                drop_checkpoint(done)
             levels = odds = None
-            release_finished(sc)  # the checkpoints' blocks and the last passes' shuffles
+            checkpoints.clear()
+            release_finished(sc)  # the last passes' shuffles
             session.conf.set("spark.sql.shuffle.partitions", given)
     order = np.argsort(got.column("code").to_numpy(), kind="stable")
     return (got.column("code").to_numpy()[order], got.column("weight").to_numpy()[order],

@@ -389,6 +389,30 @@ def release_finished(sc: Any) -> None:
         sc._jvm.System.gc()
 
 
+def drop_checkpoint(frame: Any) -> None:
+    """Remove a locally checkpointed DataFrame's blocks now; the frame, and anything planned
+    from it and not itself checkpointed since, can no longer be read. Not left to Spark's
+    ContextCleaner: the driver JVM was seen to keep the levels' checkpoint and the last two
+    checkpoints of a run of passes referenced after scoring returned (no Python object held
+    them; the cause inside the JVM was not found), which at 10M a side is ~5 GB of the local
+    disk each. A frame whose plan is not a checkpoint, or a remote driver's, is left alone."""
+    jdf = getattr(frame, "_jdf", None)
+    if jdf is None:
+        return
+    plan = jdf.queryExecution().analyzed()
+    if plan.getClass().getSimpleName() != "LogicalRDD":
+        return
+    from py4j.protocol import Py4JError
+
+    rdd = plan.rdd()
+    try:
+        # The context's removal, not RDD.unpersist: the same blocks go, without the warning
+        # (meant for lineage that might be recomputed) that a user would read as a fault.
+        rdd.context().unpersistRDD(rdd.id(), False)
+    except Py4JError:  # a Spark without it (the method is Spark-internal)
+        rdd.unpersist(False)
+
+
 @contextmanager
 def shipment(session: Any) -> Iterator[Shipment]:
     """A shipment for the work in the block; its files stay with the context (see
