@@ -3,6 +3,7 @@ refuses what it must: no Java or pyspark (a clear message), a linkage secret in 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -641,3 +642,32 @@ def test_finished_passes_leave_no_shuffle_or_checkpoint_on_disk(spark: object,
     # after scoring returned with a checkpoint every pass).
     assert int(checkpoints) == 0
     assert 0 < int(most_checkpoints) <= 2
+
+
+def _listening(pid: int) -> list[str]:
+    """The local addresses (hex, as /proc shows them) the process listens on over TCP."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                out.append(cols[1].split(":")[0])
+    return out
+
+
+def test_a_local_session_listens_on_loopback_only(spark: object) -> None:
+    """The driver's web UI, RPC and block manager of a local run are not reachable from other
+    machines (Spark's UI listened on every interface, its RPC on the host's address)."""
+    if not Path("/proc/self/net/tcp").exists():
+        pytest.skip("needs Linux's /proc")
+    pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[attr-defined]
+    addresses = _listening(pid)
+    assert len(addresses) >= 2  # the UI and the driver's RPC at least
+    loopback = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+    assert set(addresses) <= loopback, addresses

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -139,6 +140,10 @@ def check_java(java: str | None = None) -> None:
                                     f"{version}", hint=INSTALL_HINT)
 
 
+_PANDAS_MESSAGE = "PySpark does not yet fully support pandas"
+_PANDAS_WARNING = f"ignore:{_PANDAS_MESSAGE}:FutureWarning"
+
+
 def start_session(settings: SparkSettings) -> SparkSession:
     """A SparkSession for the settings, or a clear error saying what to install."""
     refuse_secrets(settings)
@@ -157,6 +162,17 @@ def start_session(settings: SparkSettings) -> SparkSession:
         # PySpark reads the worker interpreter from PYSPARK_PYTHON in the driver's environment
         # (spark.pyspark.python only through spark-submit); an explicit setting is kept.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # The driver's RPC, block manager and web UI on loopback: a local run talks to no other
+        # machine, and Spark's UI (jobs, plans, settings) listened on every interface. Spark
+        # reads this from the JVM's environment only; a user's own value is kept.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # PySpark warns in the driver and in every worker that it does not yet fully support
+        # pandas 3: the engine hands Arrow batches only (mapInArrow), never pandas frames, so
+        # the warning, repeated by each worker on the terminal, says nothing about this run.
+        given = os.environ.get("PYTHONWARNINGS", "")
+        if _PANDAS_WARNING not in given:
+            os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (given, _PANDAS_WARNING)))
+    warnings.filterwarnings("ignore", message=_PANDAS_MESSAGE, category=FutureWarning)
     for key, value in (*RUN_DEFAULTS, *settings.conf):  # the user's settings win
         builder = builder.config(key, value)
     try:
