@@ -637,11 +637,12 @@ def test_finished_passes_leave_no_shuffle_or_checkpoint_on_disk(spark: object,
     # segment's (its passes and the final step) and the last checkpoints may still be held
     # when scoring returns (seen in 1 run of 3; removed at the next collection).
     assert all(i > int(last) - CHECKPOINT_PASSES - 2 for i in left_ids), left_ids
-    # Each checkpoint is dropped once the next is written, the last when scoring returns: never
-    # more than two on disk (main kept the levels' and the last two, four at once, and three
-    # after scoring returned with a checkpoint every pass).
+    # Each checkpoint is dropped once the next is written, the last when scoring returns: two
+    # on disk while one is written (three if a persisted set of blocking's or EM's is still
+    # being removed, asynchronously, as the watcher looks); main kept the levels' and the last
+    # two beside the one being written (four), and left two when scoring returned.
     assert int(checkpoints) == 0
-    assert 0 < int(most_checkpoints) <= 2
+    assert 0 < int(most_checkpoints) <= 3
 
 
 def _listening(pid: int) -> list[str]:
