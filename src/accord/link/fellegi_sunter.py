@@ -26,6 +26,7 @@ one-to-one idea, in a closed-form approximation) is a few vectorised lines.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -251,7 +252,7 @@ class PairChunks:
 
 def _record_state(n: int) -> np.ndarray:
     """Zeroed (n, `kernels.STATE`) float64 rows starting on 64-byte boundaries (a row is one
-    cache line), best values -inf and top pairs -1 (`kernels.compete_first`)."""
+    cache line), best values -inf and top pairs -1 (`kernels.compete_first_side`)."""
     from accord.link import kernels
 
     width = kernels.STATE
@@ -273,33 +274,60 @@ def pattern_posteriors(pairs: Iterable[Chunk], wanted: np.ndarray, log_bf: np.nd
     n_a, n_b, matches)), minlength=len(log_bf))`` over those pairs, without an array of them:
     each `_others` sum of a pair is its record's total, first maximum and rest with the pair's
     own value, so a scan per sum level (in pair order, as `_others` and bincount add) keeps
-    only those per record (`kernels.compete_first`, `compete_second`), and the third turns a chunk at a time into
-    probabilities. A pair's odds x are its pattern's (`pair_odds` is elementwise). At 10M a
-    side EM's pairs were ~150 bytes each at the driver's peak (~19 GB); this holds the
-    records' state (64 bytes a record a side) and one chunk.
+    only those per record (`kernels.compete_first_side`, `compete_second_side`: one thread a
+    side), and the third turns a chunk at a time into probabilities. A pair's odds x are its
+    pattern's (`pair_odds` is elementwise). At 10M a side EM's pairs were ~150 bytes each at
+    the driver's peak (~19 GB); this holds the records' state (64 bytes a record a side) and
+    one chunk.
     """
     from accord.link import kernels  # numba: loaded when first needed
 
     log_x, x = pair_odds(log_bf, n_a, n_b, matches)
     acc = np.zeros(len(log_bf))
     sa, sb = _record_state(n_a), _record_state(n_b)
-    g = 0
-    for pid, ia, ib in pairs:
-        if not kernels.compete_first(pid, ia, ib, wanted, x, g, sa, sb):
-            raise ValueError("record index out of range")
-        g += len(pid)
-    g = 0
-    for pid, ia, ib in pairs:
-        kernels.compete_second(pid, ia, ib, wanted, x, g, sa, sb)
-        g += len(pid)
-    g = 0
-    for pid, ia, ib in pairs:
-        got, row, col = np.empty(len(pid), dtype=np.int64), np.empty(len(pid)), np.empty(len(pid))
-        n = kernels.compete_sums(pid, ia, ib, wanted, x, g, sa, sb, got, row, col)
-        got, row, col = got[:n], row[:n], col[:n]
-        kernels.add_at(acc, got, _sigmoid(log_x[got] - np.log1p(row) - np.log1p(col)))
-        g += len(pid)
+    # The scans are serial kernels (each record's sums in pair order) bound by random reads
+    # of B's records; the driver is otherwise idle while EM runs (on Spark too), so a second
+    # thread (the kernels release the GIL) takes one side's records in the first two scans
+    # and half of each chunk in the third. Each state gets the same additions in the same
+    # order as in one thread, so the model is the same to the bit.
+    with ThreadPoolExecutor(1) as other:
+        g = 0
+        for pid, ia, ib in pairs:
+            on_b = other.submit(kernels.compete_first_side, pid, ib, wanted, x, g, sb)
+            ok_a = kernels.compete_first_side(pid, ia, wanted, x, g, sa)
+            if not (ok_a and on_b.result()):
+                raise ValueError("record index out of range")
+            g += len(pid)
+        g = 0
+        for pid, ia, ib in pairs:
+            done = other.submit(kernels.compete_second_side, pid, ib, ia, wanted, x, g, sb, sa)
+            kernels.compete_second_side(pid, ia, ib, wanted, x, g, sa, sb)
+            done.result()
+            g += len(pid)
+        g = 0
+        for pid, ia, ib in pairs:
+            half = len(pid) // 2
+            later = other.submit(_competing_sums, pid[half:], ia[half:], ib[half:], wanted, x,
+                                 g + half, sa, sb)
+            got, row, col = _competing_sums(pid[:half], ia[:half], ib[:half], wanted, x, g,
+                                            sa, sb)
+            got2, row2, col2 = later.result()
+            got = np.concatenate([got, got2])
+            lo = log_x[got] - np.log1p(np.concatenate([row, row2]))
+            kernels.add_at(acc, got, _sigmoid(lo - np.log1p(np.concatenate([col, col2]))))
+            g += len(pid)
     return acc
+
+
+def _competing_sums(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
+                    x: np.ndarray, g0: int, sa: np.ndarray,
+                    sb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The wanted pairs' pattern numbers and two competing sums (`kernels.compete_sums`)."""
+    from accord.link import kernels
+
+    got, row, col = np.empty(len(pid), dtype=np.int64), np.empty(len(pid)), np.empty(len(pid))
+    n = kernels.compete_sums(pid, ia, ib, wanted, x, g0, sa, sb, got, row, col)
+    return got[:n], row[:n], col[:n]
 
 
 def _pattern_ids(gamma: np.ndarray, n_levels: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -338,42 +338,41 @@ def _add(s: np.ndarray, c: int, i: int, g: int, v: float) -> None:
 
 
 @jit(nogil=True)
-def compete_first(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
-                  x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray) -> bool:
+def compete_first_side(pid: np.ndarray, rec: np.ndarray, wanted: np.ndarray,
+                       x_pat: np.ndarray, g0: int, s: np.ndarray) -> bool:
     """One chunk of the first scan (pairs g0, g0 + 1, ... of the stream; those of unwanted
-    patterns skipped) into the records' level-0 state (of x). False if a record index is out
-    of range (the state is then partly written: the caller drops it). One kernel a level, not
-    one with the level as an argument: the branch between them cost a third of a scan's time
-    (and the loop is shared in shape only: each body is its level's)."""
-    n_a = sa.shape[0]
-    n_b = sb.shape[0]
+    patterns skipped) into one side's records' level-0 state (of x): ``rec`` holds the pairs'
+    records on that side, ``s`` its state. The two sides are written by two threads at once,
+    each adding its records' values in pair order. False if a record index is out of range
+    (the state is then partly written: the caller drops it). One kernel a level, not one with
+    the level as an argument: the branch between them cost a third of a scan's time."""
+    n = s.shape[0]
     for k in range(len(pid)):
         p = pid[k]
         if not wanted[p]:
             continue
-        if not (0 <= ia[k] < n_a and 0 <= ib[k] < n_b):
+        i = rec[k]
+        if not 0 <= i < n:
             return False
-        x = x_pat[p]
-        _add(sa, 0, ia[k], g0 + k, x)
-        _add(sb, 0, ib[k], g0 + k, x)
+        _add(s, 0, i, g0 + k, x_pat[p])
     return True
 
 
 @jit(nogil=True)
-def compete_second(pid: np.ndarray, ia: np.ndarray, ib: np.ndarray, wanted: np.ndarray,
-                   x_pat: np.ndarray, g0: int, sa: np.ndarray, sb: np.ndarray) -> None:
-    """One chunk of the second scan, after every chunk's first: the records' level-1 state
-    (of x / (1 + the other side's first sum))."""
+def compete_second_side(pid: np.ndarray, mine: np.ndarray, theirs: np.ndarray,
+                        wanted: np.ndarray, x_pat: np.ndarray, g0: int, s_mine: np.ndarray,
+                        s_theirs: np.ndarray) -> None:
+    """One chunk of the second scan, after every chunk's first, for one side (``mine``,
+    ``s_mine``): x / (1 + the other side's first sum) into this side's level-1 state. The
+    other side's level 0 is only read (the other thread writes its level 1), so the two sides
+    run at once."""
     for k in range(len(pid)):
         p = pid[k]
         if not wanted[p]:
             continue
-        i = ia[k]
-        j = ib[k]
         g = g0 + k
-        va, vb = _second(x_pat[p], i, j, g, sa, sb)
-        _add(sa, 4, i, g, va)
-        _add(sb, 4, j, g, vb)
+        x = x_pat[p]
+        _add(s_mine, 4, mine[k], g, x / (1.0 + _other(s_theirs, 0, theirs[k], g, x)))
 
 
 @jit(nogil=True)
